@@ -1,0 +1,571 @@
+//! Vigil's configuration file (`vigil.toml`): its types, embedded defaults and validation.
+//!
+//! The file holds what an installation needs before its database is open: where data lives,
+//! how storage and ingest behave, and which ports each role listens on. Cameras, users and
+//! everything else an operator changes at runtime live in the database instead, so that the
+//! CLI and a running server agree without rewriting this file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a configuration could not be loaded. Every variant names the file and says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "cannot read config file {path}: {source}. Create one with `vigil init --data-dir DIR`."
+    )]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where recordings, the database and keys are stored. Relative paths are resolved
+    /// against the directory holding the config file.
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
+    #[serde(default)]
+    pub management: ManagementConfig,
+    #[serde(default)]
+    pub recording: RecordingConfig,
+    #[serde(default)]
+    pub events: EventsConfig,
+    #[serde(default)]
+    pub siem: SiemConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// How video is laid out on disk.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// A segment file is closed at the first keyframe after this many seconds.
+    pub segment_seconds: u32,
+    /// Free space (bytes) that retention keeps available on the recording volume; when less is
+    /// free, the oldest unlocked video of any camera is deleted first.
+    pub min_free_bytes: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            segment_seconds: 60,
+            min_free_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// How camera streams are pulled.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// A stream that delivers no frame for this long is treated as stalled and reconnected.
+    #[serde(with = "humantime_serde_compat")]
+    pub inactivity_timeout: Duration,
+    /// Upper bound of the exponential reconnect back-off.
+    #[serde(with = "humantime_serde_compat")]
+    pub max_backoff: Duration,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            inactivity_timeout: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Retention defaults for cameras that set none of their own.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Video older than this is deleted (oldest first). None keeps video until space runs out.
+    #[serde(with = "humantime_serde_compat::option")]
+    pub max_age: Option<Duration>,
+    /// Per camera byte budget. None means no budget beyond the volume's free space.
+    pub max_bytes: Option<u64>,
+}
+
+/// One listening socket of a role.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    pub bind: SocketAddr,
+    /// Free text for the port manifest, e.g. "LAN" or "Internet".
+    #[serde(default)]
+    pub label: String,
+}
+
+/// The management role: REST API, web client, configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ManagementConfig {
+    pub enabled: bool,
+    /// HTTPS listeners (a LAN port and, optionally, an Internet port).
+    pub https: Vec<Listener>,
+    /// Plaintext HTTP listeners. Empty by default; when set, pages redirect to HTTPS and every
+    /// credential-bearing endpoint answers 403.
+    pub http: Vec<Listener>,
+    /// Host names and addresses placed in the server certificate's SANs.
+    pub hostnames: Vec<String>,
+}
+
+impl Default for ManagementConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            https: vec![Listener {
+                bind: "0.0.0.0:8443".parse().expect("static address"),
+                label: "LAN".into(),
+            }],
+            http: Vec::new(),
+            hostnames: vec!["localhost".into(), "127.0.0.1".into()],
+        }
+    }
+}
+
+/// The recording role: pulls cameras, stores and serves video.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    pub enabled: bool,
+    /// Inter-server API (mutual TLS).
+    pub api: Listener,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            api: Listener {
+                bind: "0.0.0.0:9443".parse().expect("static address"),
+                label: String::new(),
+            },
+        }
+    }
+}
+
+/// The events role: generic events, syslog in, analytics events.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    pub enabled: bool,
+    /// Generic events over TLS.
+    pub tcp: Listener,
+    /// Generic events over UDP: plaintext, so off unless an admin enables it.
+    pub udp: Option<Listener>,
+    /// Syslog over TLS (RFC 5425).
+    pub syslog_tls: Listener,
+    /// Source addresses (CIDR) allowed to send events.
+    pub allowed_sources: Vec<String>,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            tcp: Listener {
+                bind: "0.0.0.0:1234".parse().expect("static address"),
+                label: String::new(),
+            },
+            udp: None,
+            syslog_tls: Listener {
+                bind: "0.0.0.0:6514".parse().expect("static address"),
+                label: String::new(),
+            },
+            allowed_sources: Vec::new(),
+        }
+    }
+}
+
+/// Outbound forwarding of security events to a SIEM.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SiemConfig {
+    /// `host:port` of an RFC 5425 syslog-over-TLS receiver; None disables forwarding.
+    pub target: Option<String>,
+    /// Send ArcSight CEF instead of RFC 5424 structured data.
+    pub cef: bool,
+}
+
+/// Prometheus metrics: local only.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    pub bind: SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            bind: "127.0.0.1:9464".parse().expect("static address"),
+        }
+    }
+}
+
+impl Config {
+    /// The embedded defaults for a data directory.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            storage: StorageConfig::default(),
+            ingest: IngestConfig::default(),
+            retention: RetentionConfig::default(),
+            management: ManagementConfig::default(),
+            recording: RecordingConfig::default(),
+            events: EventsConfig::default(),
+            siem: SiemConfig::default(),
+            metrics: MetricsConfig::default(),
+        }
+    }
+
+    /// Reads, parses and validates a config file. A relative `data_dir` is made absolute
+    /// against the file's directory so the server does not depend on its working directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Self::parse(&text, path)?;
+        if config.data_dir.is_relative() {
+            let base = path.parent().unwrap_or(Path::new("."));
+            config.data_dir = base.join(&config.data_dir);
+        }
+        Ok(config)
+    }
+
+    /// Parses and validates config text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: ranges and combinations that would leave the server broken.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err("data_dir is empty; set it to the directory for recordings".into());
+        }
+        if !(2..=3600).contains(&self.storage.segment_seconds) {
+            return Err(format!(
+                "storage.segment_seconds = {} is out of range; use 2 to 3600 (default 60)",
+                self.storage.segment_seconds
+            ));
+        }
+        if self.ingest.inactivity_timeout < Duration::from_secs(1) {
+            return Err("ingest.inactivity_timeout must be at least 1s".into());
+        }
+        if self.ingest.max_backoff < Duration::from_secs(1) {
+            return Err("ingest.max_backoff must be at least 1s".into());
+        }
+        if self.management.enabled
+            && self.management.https.is_empty()
+            && self.management.http.is_empty()
+        {
+            return Err(
+                "management is enabled but has neither an HTTPS nor an HTTP listener; \
+                        add a [[management.https]] entry so the server is reachable"
+                    .into(),
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (role, addr, proto) in self.listeners() {
+            if addr.port() == 0 {
+                return Err(format!(
+                    "{role}: port 0 is not allowed; choose a fixed port"
+                ));
+            }
+            if !seen.insert((addr, proto)) {
+                return Err(format!(
+                    "{role}: {addr}/{proto} is used by another listener; give each listener its own port"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every socket this configuration listens on, as (role, address, "tcp"|"udp").
+    pub fn listeners(&self) -> Vec<(&'static str, SocketAddr, &'static str)> {
+        let mut out = Vec::new();
+        if self.management.enabled {
+            out.extend(
+                self.management
+                    .https
+                    .iter()
+                    .map(|l| ("management https", l.bind, "tcp")),
+            );
+            out.extend(
+                self.management
+                    .http
+                    .iter()
+                    .map(|l| ("management http", l.bind, "tcp")),
+            );
+        }
+        if self.recording.enabled {
+            out.push(("recording api", self.recording.api.bind, "tcp"));
+        }
+        if self.events.enabled {
+            out.push(("events tcp", self.events.tcp.bind, "tcp"));
+            if let Some(udp) = &self.events.udp {
+                out.push(("events udp", udp.bind, "udp"));
+            }
+            out.push(("events syslog", self.events.syslog_tls.bind, "tcp"));
+        }
+        if self.metrics.enabled {
+            out.push(("metrics", self.metrics.bind, "tcp"));
+        }
+        out
+    }
+
+    /// The commented TOML written by `vigil init`.
+    pub fn to_commented_toml(&self) -> String {
+        let d = |d: Duration| humantime::format_duration(d).to_string();
+        let retention_age = match self.retention.max_age {
+            Some(a) => format!("max_age = \"{}\"", d(a)),
+            None => "# max_age = \"30d\"".into(),
+        };
+        let retention_bytes = match self.retention.max_bytes {
+            Some(b) => format!("max_bytes = {b}"),
+            None => "# max_bytes = 500_000_000_000".into(),
+        };
+        format!(
+            r#"# Vigil configuration. Cameras, users and permissions live in the database
+# (data_dir/vigil.db) and are managed with `vigil camera ...` or the API.
+
+# Recordings, the database and keys. Relative to this file's directory if not absolute.
+data_dir = {data_dir}
+
+[storage]
+# A segment file is closed at the first keyframe after this many seconds.
+segment_seconds = {segment_seconds}
+# When less than this many bytes are free on the volume, the oldest unlocked video is deleted
+# so that new video keeps recording.
+min_free_bytes = {min_free_bytes}
+
+[ingest]
+# A camera that sends no frame for this long is reconnected.
+inactivity_timeout = "{inactivity}"
+# Reconnect back-off doubles from 1s up to this cap.
+max_backoff = "{backoff}"
+
+[retention]
+# Defaults for cameras without their own limits (`vigil camera add --max-age/--max-bytes`).
+{retention_age}
+{retention_bytes}
+
+[management]
+enabled = {mgmt_enabled}
+# Host names and addresses for the server certificate.
+hostnames = {hostnames:?}
+# HTTPS listeners; add a second one for an Internet-facing port.
+{https}
+# Plaintext HTTP is off. Enabling it only redirects to HTTPS; credential-bearing endpoints
+# answer 403 over HTTP.
+# [[management.http]]
+# bind = "0.0.0.0:8080"
+
+[recording]
+enabled = {rec_enabled}
+# Inter-server API, mutual TLS with certificates from the system CA.
+api = {{ bind = "{rec_bind}" }}
+
+[events]
+enabled = {ev_enabled}
+tcp = {{ bind = "{ev_tcp}" }}
+syslog_tls = {{ bind = "{ev_syslog}" }}
+# Plaintext UDP events are off unless enabled here:
+# udp = {{ bind = "0.0.0.0:1234" }}
+allowed_sources = {allowed:?}
+
+[siem]
+# target = "siem.example.net:6514"
+cef = {cef}
+
+[metrics]
+# Prometheus text; keep it on loopback.
+enabled = {metrics_enabled}
+bind = "{metrics_bind}"
+"#,
+            data_dir = toml::Value::String(self.data_dir.display().to_string()),
+            segment_seconds = self.storage.segment_seconds,
+            min_free_bytes = self.storage.min_free_bytes,
+            inactivity = d(self.ingest.inactivity_timeout),
+            backoff = d(self.ingest.max_backoff),
+            mgmt_enabled = self.management.enabled,
+            hostnames = self.management.hostnames,
+            https = self
+                .management
+                .https
+                .iter()
+                .map(|l| format!(
+                    "[[management.https]]\nbind = \"{}\"\nlabel = {}\n",
+                    l.bind,
+                    toml::Value::String(l.label.clone())
+                ))
+                .collect::<String>(),
+            rec_enabled = self.recording.enabled,
+            rec_bind = self.recording.api.bind,
+            ev_enabled = self.events.enabled,
+            ev_tcp = self.events.tcp.bind,
+            ev_syslog = self.events.syslog_tls.bind,
+            allowed = self.events.allowed_sources,
+            cef = self.siem.cef,
+            metrics_enabled = self.metrics.enabled,
+            metrics_bind = self.metrics.bind,
+        )
+    }
+}
+
+/// Parses a duration such as "90s", "15m" or "30d" (humantime syntax).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim())
+        .map_err(|e| format!("`{text}` is not a duration ({e}); use forms like 90s, 15m, 12h, 30d"))
+}
+
+/// Serde adapters so durations read as "10s" / "30d" in TOML.
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => super::serialize(d, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            let text = Option::<String>::deserialize(d)?;
+            text.map(|t| super::super::parse_duration(&t).map_err(serde::de::Error::custom))
+                .transpose()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commented_defaults_round_trip() {
+        let c = Config::with_data_dir("/var/lib/vigil");
+        let text = c.to_commented_toml();
+        let back = Config::parse(&text, Path::new("vigil.toml")).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn minimal_file_uses_defaults() {
+        let c = Config::parse("data_dir = \"d\"\n", Path::new("x.toml")).unwrap();
+        assert_eq!(c.storage.segment_seconds, 60);
+        assert_eq!(c.management.https[0].bind.port(), 8443);
+        assert!(
+            c.management.http.is_empty(),
+            "plaintext HTTP must be off by default"
+        );
+        assert!(
+            c.events.udp.is_none(),
+            "plaintext UDP events must be off by default"
+        );
+        assert!(c.metrics.bind.ip().is_loopback());
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let err = Config::parse(
+            "data_dir = \"d\"\n[storage]\nsegmnt_seconds = 5\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("segmnt_seconds"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn bad_duration_says_what_to_use() {
+        let err = Config::parse(
+            "data_dir = \"d\"\n[ingest]\ninactivity_timeout = \"soon\"\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("15m"), "{err}");
+    }
+
+    #[test]
+    fn unreachable_management_is_refused() {
+        let err = Config::parse(
+            "data_dir = \"d\"\n[management]\nhttps = []\nhttp = []\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("neither an HTTPS nor an HTTP listener"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn duplicate_port_is_refused() {
+        let err = Config::parse(
+            "data_dir = \"d\"\n[recording]\napi = { bind = \"0.0.0.0:8443\" }\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("used by another listener"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        for text in [
+            "data_dir = \"d\"\n[storage]\nsegment_seconds = 0\n",
+            "data_dir = \"d\"\n[metrics]\nbind = \"127.0.0.1:0\"\n",
+            "data_dir = \"\"\n",
+            "data_dir = \"d\"\n[storage]\nsegment_seconds = -1\n",
+            "not toml at all",
+        ] {
+            assert!(Config::parse(text, Path::new("x.toml")).is_err(), "{text}");
+        }
+    }
+}

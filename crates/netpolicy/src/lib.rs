@@ -1,0 +1,1 @@
+//! vigil-netpolicy (work in progress)

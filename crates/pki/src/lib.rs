@@ -1,0 +1,1 @@
+//! vigil-pki (work in progress)

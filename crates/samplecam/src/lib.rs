@@ -1,0 +1,1 @@
+//! vigil-samplecam (work in progress)

@@ -1,0 +1,1 @@
+//! vigil-signing (work in progress)
