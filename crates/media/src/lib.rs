@@ -1,1 +1,19 @@
+//! vigil-media: everything between a camera and the disk.
+//!
+//! - [`ingest`] pulls RTSP streams (retina) and turns them into frames with wall-clock times.
+//! - [`gop`] groups frames into GOPs and rebuilds decode times for B-frame sources.
+//! - [`fmp4`] writes fragmented MP4 (mp4-atom): one init per parameter set, one fragment per GOP.
+//! - [`store`] owns the data directory: segment files, the SQLite index, crash recovery.
+//! - [`retention`] deletes old video by age, bytes and free space.
+//! - [`recorder`] runs one camera end to end and reports its status.
+//! - [`export`] writes a time range as one standard MP4.
 
+pub mod export;
+pub mod fmp4;
+pub mod gop;
+pub mod ingest;
+pub mod recorder;
+pub mod retention;
+pub mod secrets;
+pub mod store;
+pub mod time;

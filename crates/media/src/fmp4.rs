@@ -1,0 +1,422 @@
+//! Fragmented MP4 (ISO BMFF) building blocks: the init segment (`ftyp`+`moov`) for one video
+//! track, one `moof`+`mdat` fragment per GOP, and a top-level box scanner used by recovery and
+//! export.
+//!
+//! Every fragment carries an absolute decode time (`tfdt`, 90 kHz since the camera's time
+//! origin) and a per-camera increasing `mfhd` sequence number, so fragments from consecutive
+//! segment files can be concatenated verbatim after one init segment. That is what makes
+//! exports byte-identical to what was recorded and hashed.
+
+use mp4_atom::{
+    Codec, Decode, Dinf, Dref, DrefEntry, Encode, FourCC, Ftyp, Hdlr, Mdhd, Mdia, Mfhd, Minf, Moof,
+    Moov, Mvex, Mvhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun,
+    TrunEntry, TrunSamples, Url, Vmhd,
+};
+
+/// The only timescale Vigil writes: RTP video clocks are 90 kHz.
+pub const TIMESCALE: u32 = 90_000;
+const TRACK_ID: u32 = 1;
+
+/// ISO BMFF sample flags for a sync sample and for a non-sync sample that depends on others.
+const FLAGS_SYNC: u32 = 0x0200_0000;
+const FLAGS_NON_SYNC: u32 = 0x0101_0000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Mp4Error {
+    #[error("cannot build the MP4 sample entry: {0}")]
+    SampleEntry(String),
+    #[error("MP4 encoding failed: {0}")]
+    Encode(#[from] mp4_atom::Error),
+    #[error("malformed MP4 data at byte {offset}: {reason}")]
+    Malformed { offset: u64, reason: String },
+}
+
+/// What the init segment describes: the codec's sample entry and the picture size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackParams {
+    /// A complete `avc1`/`hvc1` box as produced by retina's `mp4_sample_entry()`.
+    pub sample_entry: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    /// RFC 6381 codec string, e.g. `avc1.4d401e`, for browsers and status output.
+    pub rfc6381: String,
+}
+
+/// Builds `ftyp` + `moov` for one fragmented video track.
+pub fn init_segment(params: &TrackParams) -> Result<Vec<u8>, Mp4Error> {
+    let codec = Codec::decode(&mut params.sample_entry.as_slice())
+        .map_err(|e| Mp4Error::SampleEntry(e.to_string()))?;
+    let ftyp = Ftyp {
+        major_brand: b"isom".into(),
+        minor_version: 0x200,
+        compatible_brands: vec![b"isom".into(), b"iso6".into(), b"mp41".into()],
+    };
+    let width = u16::try_from(params.width).unwrap_or(u16::MAX);
+    let height = u16::try_from(params.height).unwrap_or(u16::MAX);
+    let moov = Moov {
+        mvhd: Mvhd {
+            timescale: TIMESCALE,
+            rate: 1.into(),
+            volume: 1.into(),
+            next_track_id: TRACK_ID + 1,
+            ..Default::default()
+        },
+        mvex: Some(Mvex {
+            mehd: None,
+            trex: vec![Trex {
+                track_id: TRACK_ID,
+                default_sample_description_index: 1,
+                default_sample_duration: 0,
+                default_sample_size: 0,
+                default_sample_flags: 0,
+            }],
+        }),
+        trak: vec![Trak {
+            tkhd: Tkhd {
+                track_id: TRACK_ID,
+                enabled: true,
+                in_movie: true,
+                width: width.into(),
+                height: height.into(),
+                ..Default::default()
+            },
+            mdia: Mdia {
+                mdhd: Mdhd {
+                    timescale: TIMESCALE,
+                    language: "und".into(),
+                    ..Default::default()
+                },
+                hdlr: Hdlr {
+                    handler: FourCC::new(b"vide"),
+                    name: "Vigil video".into(),
+                },
+                minf: Minf {
+                    vmhd: Some(Vmhd::default()),
+                    dinf: Dinf {
+                        dref: Dref {
+                            entries: vec![DrefEntry::Url(Url {
+                                location: String::new(),
+                            })],
+                        },
+                    },
+                    stbl: Stbl {
+                        stsd: Stsd {
+                            codecs: vec![codec],
+                        },
+                        stts: Stts::default(),
+                        stsc: Stsc::default(),
+                        stsz: Stsz::default(),
+                        stco: Some(Stco::default()),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+            },
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let mut buf = Vec::new();
+    ftyp.encode(&mut buf)?;
+    moov.encode(&mut buf)?;
+    Ok(buf)
+}
+
+/// One sample of a fragment, in decode order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampleInfo {
+    pub duration: u32,
+    pub size: u32,
+    pub is_sync: bool,
+    /// Presentation minus decode time; negative values need `trun` version 1.
+    pub composition_offset: i32,
+}
+
+/// Builds `moof` + `mdat` for one GOP. `data` holds the samples back to back in decode order.
+pub fn fragment(
+    sequence_number: u32,
+    base_decode_time: u64,
+    samples: &[SampleInfo],
+    data: &[u8],
+) -> Result<Vec<u8>, Mp4Error> {
+    let has_cts = samples.iter().any(|s| s.composition_offset != 0);
+    let entries: Vec<TrunEntry> = samples
+        .iter()
+        .map(|s| TrunEntry {
+            duration: Some(s.duration),
+            size: Some(s.size),
+            flags: Some(if s.is_sync {
+                FLAGS_SYNC
+            } else {
+                FLAGS_NON_SYNC
+            }),
+            cts: has_cts.then_some(i64::from(s.composition_offset)),
+        })
+        .collect();
+    let mut moof = Moof {
+        mfhd: Mfhd { sequence_number },
+        traf: vec![Traf {
+            tfhd: Tfhd {
+                track_id: TRACK_ID,
+                default_base_is_moof: true,
+                ..Default::default()
+            },
+            tfdt: Some(Tfdt {
+                base_media_decode_time: base_decode_time,
+            }),
+            trun: vec![Trun {
+                data_offset: Some(0),
+                samples: TrunSamples::Explicit(entries),
+            }],
+            ..Default::default()
+        }],
+    };
+    // The data offset counts from the start of the moof to the first sample byte, which sits
+    // after the mdat header; encode once to learn the moof size, then fix the offset.
+    let mut probe = Vec::new();
+    moof.encode(&mut probe)?;
+    let mdat_header = 8u64;
+    let offset = probe.len() as u64 + mdat_header;
+    moof.traf[0].trun[0].data_offset =
+        Some(i32::try_from(offset).map_err(|_| Mp4Error::Malformed {
+            offset: 0,
+            reason: "moof too large".into(),
+        })?);
+    let mut out = Vec::with_capacity(probe.len() + 8 + data.len());
+    moof.encode(&mut out)?;
+    let mdat_len = u32::try_from(data.len() + 8).map_err(|_| Mp4Error::Malformed {
+        offset: 0,
+        reason: "GOP larger than 4 GiB".into(),
+    })?;
+    out.extend_from_slice(&mdat_len.to_be_bytes());
+    out.extend_from_slice(b"mdat");
+    out.extend_from_slice(data);
+    Ok(out)
+}
+
+/// A top-level box: its type and where it lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoxSpan {
+    pub kind: [u8; 4],
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// Where the parts of a segment file lie, as found by [`scan_segment`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentLayout {
+    /// Length of `ftyp`+`moov`.
+    pub init_len: u64,
+    /// Complete `moof`+`mdat` pairs: (offset, length).
+    pub fragments: Vec<(u64, u64)>,
+    /// Bytes after the last complete fragment (a torn write), if any.
+    pub torn_tail: u64,
+}
+
+/// Reads a top-level box header at `offset`, or None if fewer than a whole box remain.
+fn box_at(data: &[u8], offset: u64) -> Result<Option<BoxSpan>, Mp4Error> {
+    let rest = &data[offset as usize..];
+    if rest.len() < 8 {
+        return Ok(None);
+    }
+    let size32 = u32::from_be_bytes(rest[0..4].try_into().expect("4 bytes"));
+    let kind: [u8; 4] = rest[4..8].try_into().expect("4 bytes");
+    let len = match size32 {
+        0 => rest.len() as u64,
+        1 => {
+            if rest.len() < 16 {
+                return Ok(None);
+            }
+            u64::from_be_bytes(rest[8..16].try_into().expect("8 bytes"))
+        }
+        n => u64::from(n),
+    };
+    if len < 8 || (size32 == 1 && len < 16) {
+        return Err(Mp4Error::Malformed {
+            offset,
+            reason: format!("box size {len} is smaller than its header"),
+        });
+    }
+    if len > rest.len() as u64 {
+        return Ok(None);
+    }
+    Ok(Some(BoxSpan { kind, offset, len }))
+}
+
+/// Splits a segment file into its init and complete fragments. Anything after the last
+/// complete `moof`+`mdat` pair is reported as a torn tail, never as an error, because that is
+/// what a crash mid-write leaves behind.
+pub fn scan_segment(data: &[u8]) -> Result<SegmentLayout, Mp4Error> {
+    let mut offset = 0u64;
+    let expect = |kind: &[u8; 4], offset: u64| -> Result<BoxSpan, Mp4Error> {
+        match box_at(data, offset)? {
+            Some(b) if &b.kind == kind => Ok(b),
+            Some(b) => Err(Mp4Error::Malformed {
+                offset,
+                reason: format!(
+                    "expected box '{}', found '{}'",
+                    String::from_utf8_lossy(kind),
+                    String::from_utf8_lossy(&b.kind)
+                ),
+            }),
+            None => Err(Mp4Error::Malformed {
+                offset,
+                reason: format!(
+                    "file ends before the '{}' box",
+                    String::from_utf8_lossy(kind)
+                ),
+            }),
+        }
+    };
+    let ftyp = expect(b"ftyp", offset)?;
+    offset += ftyp.len;
+    let moov = expect(b"moov", offset)?;
+    offset += moov.len;
+    let init_len = offset;
+    let mut fragments = Vec::new();
+    loop {
+        let Some(moof) = box_at(data, offset)? else {
+            break;
+        };
+        if &moof.kind != b"moof" {
+            return Err(Mp4Error::Malformed {
+                offset,
+                reason: format!(
+                    "expected 'moof', found '{}'",
+                    String::from_utf8_lossy(&moof.kind)
+                ),
+            });
+        }
+        let Some(mdat) = box_at(data, offset + moof.len)? else {
+            break;
+        };
+        if &mdat.kind != b"mdat" {
+            return Err(Mp4Error::Malformed {
+                offset: offset + moof.len,
+                reason: format!(
+                    "expected 'mdat', found '{}'",
+                    String::from_utf8_lossy(&mdat.kind)
+                ),
+            });
+        }
+        fragments.push((offset, moof.len + mdat.len));
+        offset += moof.len + mdat.len;
+    }
+    Ok(SegmentLayout {
+        init_len,
+        fragments,
+        torn_tail: data.len() as u64 - offset,
+    })
+}
+
+/// What a stored fragment says about itself: enough to rebuild its index row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FragmentInfo {
+    pub sequence_number: u32,
+    pub base_decode_time: u64,
+    pub duration: u64,
+    pub samples: u32,
+    pub starts_with_sync: bool,
+}
+
+/// Parses the `moof` of one fragment (the bytes of `moof`+`mdat`).
+pub fn parse_fragment(bytes: &[u8]) -> Result<FragmentInfo, Mp4Error> {
+    let moof = Moof::decode(&mut &bytes[..]).map_err(|e| Mp4Error::Malformed {
+        offset: 0,
+        reason: format!("unreadable moof: {e}"),
+    })?;
+    let traf = moof.traf.first().ok_or_else(|| Mp4Error::Malformed {
+        offset: 0,
+        reason: "moof without traf".into(),
+    })?;
+    let base_decode_time = traf
+        .tfdt
+        .as_ref()
+        .map(|t| t.base_media_decode_time)
+        .unwrap_or(0);
+    let mut duration = 0u64;
+    let mut samples = 0u32;
+    let mut first_flags = None;
+    for trun in &traf.trun {
+        for e in trun.samples.iter() {
+            if first_flags.is_none() {
+                first_flags = Some(e.flags.unwrap_or(0));
+            }
+            duration += u64::from(
+                e.duration
+                    .or(traf.tfhd.default_sample_duration)
+                    .unwrap_or(0),
+            );
+            samples += 1;
+        }
+    }
+    Ok(FragmentInfo {
+        sequence_number: moof.mfhd.sequence_number,
+        base_decode_time,
+        duration,
+        samples,
+        starts_with_sync: first_flags.is_some_and(|f| f & 0x0001_0000 == 0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fragment_round_trips_its_timing() {
+        let samples = [
+            SampleInfo {
+                duration: 3000,
+                size: 4,
+                is_sync: true,
+                composition_offset: 0,
+            },
+            SampleInfo {
+                duration: 3000,
+                size: 3,
+                is_sync: false,
+                composition_offset: -3000,
+            },
+        ];
+        let frag = fragment(7, 123_456_789_000, &samples, b"abcdxyz").unwrap();
+        let info = parse_fragment(&frag).unwrap();
+        assert_eq!(info.sequence_number, 7);
+        assert_eq!(info.base_decode_time, 123_456_789_000);
+        assert_eq!(info.duration, 6000);
+        assert_eq!(info.samples, 2);
+        assert!(info.starts_with_sync);
+        assert!(frag.ends_with(b"mdatabcdxyz"));
+    }
+
+    #[test]
+    fn scan_reports_torn_tail_and_rejects_garbage() {
+        let mut file = Vec::new();
+        file.extend_from_slice(&[0, 0, 0, 16]);
+        file.extend_from_slice(b"ftypisom\0\0\0\0");
+        file.extend_from_slice(&[0, 0, 0, 8]);
+        file.extend_from_slice(b"moov");
+        let s = [SampleInfo {
+            duration: 1,
+            size: 1,
+            is_sync: true,
+            composition_offset: 0,
+        }];
+        let f = fragment(1, 0, &s, b"x").unwrap();
+        file.extend_from_slice(&f);
+        file.extend_from_slice(&f[..f.len() - 3]);
+        let layout = scan_segment(&file).unwrap();
+        assert_eq!(layout.init_len, 24);
+        assert_eq!(layout.fragments, vec![(24, f.len() as u64)]);
+        assert_eq!(layout.torn_tail, f.len() as u64 - 3);
+
+        assert!(scan_segment(b"garbage garbage garbage").is_err());
+        assert!(scan_segment(&[]).is_err());
+        let mut bad = file[..24].to_vec();
+        bad.extend_from_slice(&[0, 0, 0, 4]);
+        bad.extend_from_slice(b"moof");
+        assert!(scan_segment(&bad).is_err(), "box smaller than its header");
+        assert!(parse_fragment(b"\0\0\0\x08moof").is_err());
+        assert!(parse_fragment(b"junk").is_err());
+    }
+}

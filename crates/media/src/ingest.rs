@@ -1,0 +1,307 @@
+//! Pulling one camera's RTSP stream with retina (TCP interleaved) and turning it into frames
+//! with absolute times.
+//!
+//! Credentials travel as retina `Credentials`, never inside the URL, so they cannot leak into
+//! logs or status output. A stream that stops delivering frames is detected by an inactivity
+//! timeout, since retina itself just waits.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use retina::client::{Credentials, PlayOptions, Session, SessionOptions, SetupOptions, Transport};
+use retina::codec::{CodecItem, FrameFormat, ParametersRef};
+use url::Url;
+
+use crate::fmp4::TrackParams;
+use crate::gop::Frame;
+
+/// Why a session ended; every variant reads as a camera status.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("invalid camera URL: {0}")]
+    BadUrl(String),
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error(
+        "the camera refused the credentials (401 Unauthorized); check --username and the password file"
+    )]
+    Unauthorized,
+    #[error("the camera offers no video stream (streams: {0})")]
+    NoVideo(String),
+    #[error("unsupported video codec '{0}'; Vigil records H.264 and H.265")]
+    UnsupportedCodec(String),
+    #[error("stream stalled: no frame for {0:?}")]
+    Stalled(Duration),
+    #[error("the camera closed the stream")]
+    Ended,
+    #[error("RTSP error: {0}")]
+    Rtsp(String),
+    #[error("{0}")]
+    Timeout(String),
+}
+
+impl IngestError {
+    fn from_retina(e: retina::Error) -> Self {
+        let text = e.to_string();
+        if text.contains("401") || text.contains("Unauthorized") {
+            IngestError::Unauthorized
+        } else if text.contains("Connection refused")
+            || text.contains("connect")
+            || text.contains("No route")
+            || text.contains("resolve")
+        {
+            IngestError::Connect(text)
+        } else {
+            IngestError::Rtsp(text)
+        }
+    }
+}
+
+/// Checks a camera URL the way `camera add` must: `rtsp://host[:port]/path`, no credentials.
+pub fn validate_url(url: &str) -> Result<Url, String> {
+    let parsed = Url::parse(url)
+        .map_err(|e| format!("'{url}' is not a URL ({e}); use rtsp://host:port/path"))?;
+    match parsed.scheme() {
+        "rtsp" => {}
+        "rtsps" => {
+            return Err(
+                "rtsps:// is not supported by the RTSP client yet; use rtsp:// on a trusted camera network".into(),
+            );
+        }
+        other => {
+            return Err(format!(
+                "scheme '{other}' is not supported; use rtsp://host:port/path"
+            ));
+        }
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("'{url}' has no host; use rtsp://host:port/path"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(
+            "credentials must not be part of the URL (they would end up in logs); use --username and --password-file".into(),
+        );
+    }
+    Ok(parsed)
+}
+
+/// What the recorder receives from a running session.
+#[derive(Debug)]
+pub enum IngestEvent {
+    /// Parameters for the frames that follow (first time, and whenever they change).
+    Params(TrackParams),
+    Frame(Frame),
+}
+
+/// Connection settings for one camera.
+#[derive(Clone)]
+pub struct Source {
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub inactivity_timeout: Duration,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// Maps a session's RTP times onto the camera's 90 kHz timeline.
+struct Clock {
+    /// Ticks since the camera origin of this session's first frame.
+    base_ticks: i64,
+    first_elapsed: Option<i64>,
+    clock_rate: i64,
+}
+
+impl Clock {
+    fn ticks(&mut self, elapsed: i64) -> i64 {
+        let first = *self.first_elapsed.get_or_insert(elapsed);
+        self.base_ticks + (elapsed - first) * 90_000 / self.clock_rate
+    }
+}
+
+fn track_params(p: &retina::codec::VideoParameters) -> Result<TrackParams, IngestError> {
+    let entry = p
+        .mp4_sample_entry()
+        .build()
+        .map_err(|e| IngestError::Rtsp(format!("cannot describe the video track: {e}")))?;
+    let (w, h) = p.pixel_dimensions();
+    Ok(TrackParams {
+        sample_entry: entry,
+        width: w,
+        height: h,
+        rfc6381: p.rfc6381_codec().to_owned(),
+    })
+}
+
+/// Runs one RTSP session until it fails or `stop` resolves. `start_ticks` is where this
+/// session's first frame lands on the camera timeline (the recorder keeps it monotonic).
+pub async fn run_session(
+    source: &Source,
+    start_ticks: impl Fn() -> i64,
+    tx: &tokio::sync::mpsc::Sender<IngestEvent>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), IngestError> {
+    let url = validate_url(&source.url).map_err(IngestError::BadUrl)?;
+    let creds = source.username.as_ref().map(|u| Credentials {
+        username: u.clone(),
+        password: source.password.clone().unwrap_or_default(),
+    });
+    let options = SessionOptions::default()
+        .creds(creds)
+        .user_agent(format!("Vigil/{}", env!("CARGO_PKG_VERSION")));
+    let setup_timeout = Duration::from_secs(15);
+    let mut session = tokio::time::timeout(setup_timeout, Session::describe(url, options))
+        .await
+        .map_err(|_| IngestError::Timeout("no answer to DESCRIBE within 15 s".into()))?
+        .map_err(IngestError::from_retina)?;
+    let streams = session.streams();
+    let video = streams.iter().position(|s| s.media() == "video");
+    let Some(video) = video else {
+        let names: Vec<String> = streams
+            .iter()
+            .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
+            .collect();
+        return Err(IngestError::NoVideo(if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(", ")
+        }));
+    };
+    let encoding = streams[video].encoding_name().to_ascii_lowercase();
+    if encoding != "h264" && encoding != "h265" {
+        return Err(IngestError::UnsupportedCodec(encoding));
+    }
+    let clock_rate = i64::from(streams[video].clock_rate_hz().max(1));
+    tokio::time::timeout(
+        setup_timeout,
+        session.setup(
+            video,
+            SetupOptions::default()
+                .transport(Transport::Tcp(Default::default()))
+                .frame_format(FrameFormat::MP4),
+        ),
+    )
+    .await
+    .map_err(|_| IngestError::Timeout("no answer to SETUP within 15 s".into()))?
+    .map_err(IngestError::from_retina)?;
+    let playing = tokio::time::timeout(setup_timeout, session.play(PlayOptions::default()))
+        .await
+        .map_err(|_| IngestError::Timeout("no answer to PLAY within 15 s".into()))?
+        .map_err(IngestError::from_retina)?;
+    let mut demuxed = playing.demuxed().map_err(IngestError::from_retina)?;
+
+    let mut clock = Clock {
+        base_ticks: 0,
+        first_elapsed: None,
+        clock_rate,
+    };
+    let mut sent_params = false;
+    let mut seen_key = false;
+    loop {
+        let item = tokio::select! {
+            _ = stop.changed() => return Ok(()),
+            item = tokio::time::timeout(source.inactivity_timeout, demuxed.next()) => item,
+        };
+        let item = match item {
+            Err(_) => return Err(IngestError::Stalled(source.inactivity_timeout)),
+            Ok(None) => return Err(IngestError::Ended),
+            Ok(Some(Err(e))) => return Err(IngestError::from_retina(e)),
+            Ok(Some(Ok(item))) => item,
+        };
+        let CodecItem::VideoFrame(frame) = item else {
+            continue;
+        };
+        if frame.stream_id() != video {
+            continue;
+        }
+        if !seen_key {
+            if !frame.is_random_access_point() {
+                continue;
+            }
+            seen_key = true;
+        }
+        if !sent_params || frame.has_new_parameters() {
+            let Some(ParametersRef::Video(p)) = demuxed.streams()[video].parameters() else {
+                return Err(IngestError::Rtsp(
+                    "video frame without codec parameters".into(),
+                ));
+            };
+            let params = track_params(p)?;
+            if tx.send(IngestEvent::Params(params)).await.is_err() {
+                return Ok(());
+            }
+            sent_params = true;
+        }
+        if clock.first_elapsed.is_none() {
+            clock.base_ticks = start_ticks();
+        }
+        let pts = clock.ticks(frame.timestamp().elapsed());
+        let is_key = frame.is_random_access_point();
+        let ev = IngestEvent::Frame(Frame {
+            pts,
+            is_key,
+            data: frame.into_data(),
+        });
+        if tx.send(ev).await.is_err() {
+            return Ok(());
+        }
+    }
+}
+
+/// Exponential back-off: 1 s, 2 s, 4 s … capped.
+pub fn backoff(attempt: u32, cap: Duration) -> Duration {
+    let secs = 1u64.checked_shl(attempt.min(16)).unwrap_or(u64::MAX);
+    Duration::from_secs(secs).min(cap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_and_credentials_refused() {
+        assert!(validate_url("rtsp://127.0.0.1:8554/cam").is_ok());
+        for bad in [
+            "http://x/y",
+            "rtsp://user:pw@host/x",
+            "rtsp://user@host/x",
+            "not a url",
+            "rtsp:///path",
+            "",
+        ] {
+            assert!(validate_url(bad).is_err(), "{bad}");
+        }
+        assert!(
+            validate_url("rtsps://h/x")
+                .unwrap_err()
+                .contains("not supported")
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_to_cap() {
+        let cap = Duration::from_secs(30);
+        let v: Vec<u64> = (0..7).map(|a| backoff(a, cap).as_secs()).collect();
+        assert_eq!(v, vec![1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(backoff(100, cap), cap);
+    }
+
+    #[test]
+    fn debug_never_shows_password() {
+        let s = Source {
+            url: "rtsp://h/x".into(),
+            username: Some("u".into()),
+            password: Some("s3cret-pw".into()),
+            inactivity_timeout: Duration::from_secs(1),
+        };
+        assert!(!format!("{s:?}").contains("s3cret"));
+    }
+}

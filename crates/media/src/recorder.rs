@@ -1,0 +1,492 @@
+//! One camera end to end: a supervisor that (re)connects with back-off, a writer thread that
+//! assembles GOPs into fragments and segment files, and the status the CLI shows.
+//!
+//! Network and disk are decoupled by a bounded channel so a slow fsync never stalls RTSP
+//! reading for long, and one camera's failure never touches another's task or thread.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use crate::fmp4::{self, TrackParams};
+use crate::gop::{Frame, gop_samples};
+use crate::ingest::{self, IngestError, IngestEvent, Source};
+use crate::store::{Camera, CameraStatus, SegmentWriter, Store, StoreError, now_us, ticks_to_us};
+
+/// Hooks for what happens to stored video; the evidence ledger implements this.
+pub trait SegmentObserver: Send {
+    fn segment_opened(&mut self, _seg: &SegmentWriter, _init: &[u8]) {}
+    fn fragment_written(&mut self, _row: &crate::store::GopRow) {}
+    fn segment_closed(&mut self, _seg_seq: i64, _len: u64) {}
+    fn gap(&mut self, _start_us: i64, _end_us: i64, _reason: &str) {}
+    fn tick(&mut self) {}
+}
+
+/// Settings that apply to every recorder.
+#[derive(Debug, Clone)]
+pub struct RecorderSettings {
+    pub segment_duration: Duration,
+    pub inactivity_timeout: Duration,
+    pub max_backoff: Duration,
+}
+
+/// A running recorder; dropping it does not stop it, call [`RecorderHandle::stop`].
+pub struct RecorderHandle {
+    pub camera_id: String,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RecorderHandle {
+    /// Stops ingest, writes the GOP in progress and closes the segment cleanly.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Shared status, flushed to the database by the writer thread.
+#[derive(Default)]
+struct Live {
+    status: CameraStatus,
+    window_start: Option<Instant>,
+    window_bytes: u64,
+    window_frames: u64,
+}
+
+/// Starts recording a camera.
+pub fn start(
+    store: Arc<Store>,
+    camera: Camera,
+    settings: RecorderSettings,
+    observer: Option<Box<dyn SegmentObserver>>,
+    space: Arc<dyn Fn(&Store, u64) -> u64 + Send + Sync>,
+) -> Result<RecorderHandle, StoreError> {
+    let password = store.camera_password(&camera.id)?;
+    let source = Source {
+        url: camera.url.clone(),
+        username: camera.username.clone(),
+        password,
+        inactivity_timeout: settings.inactivity_timeout,
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let live = Arc::new(Mutex::new(Live::default()));
+    let task = tokio::spawn(supervise(
+        store,
+        camera.clone(),
+        settings,
+        source,
+        stop_rx,
+        live,
+        observer,
+        space,
+    ));
+    Ok(RecorderHandle {
+        camera_id: camera.id,
+        stop: stop_tx,
+        task,
+    })
+}
+
+fn set_state(live: &Mutex<Live>, state: &str, error: Option<String>) {
+    let mut l = live.lock().unwrap_or_else(|p| p.into_inner());
+    l.status.state = state.into();
+    if error.is_some() || state == "recording" {
+        l.status.last_error = error;
+    }
+    if state != "recording" {
+        l.status.bitrate_bps = 0.0;
+        l.status.fps = 0.0;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn supervise(
+    store: Arc<Store>,
+    camera: Camera,
+    settings: RecorderSettings,
+    source: Source,
+    stop: watch::Receiver<bool>,
+    live: Arc<Mutex<Live>>,
+    observer: Option<Box<dyn SegmentObserver>>,
+    space: Arc<dyn Fn(&Store, u64) -> u64 + Send + Sync>,
+) {
+    let (tx, rx) = mpsc::channel::<WriterMsg>(512);
+    // The last tick written, shared with the session so a new session continues the timeline.
+    let timeline = Arc::new(Mutex::new(TimelineState::default()));
+    let writer = {
+        let store = store.clone();
+        let camera = camera.clone();
+        let live = live.clone();
+        let timeline = timeline.clone();
+        let seg = settings.segment_duration;
+        std::thread::Builder::new()
+            .name(format!("writer-{}", camera.name))
+            .spawn(move || writer_loop(store, camera, seg, rx, live, timeline, observer, space))
+            .expect("spawn writer thread")
+    };
+    let mut attempt = 0u32;
+    set_state(&live, "connecting", None);
+    flush_status(&store, &camera.id, &live);
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let (ev_tx, mut ev_rx) = mpsc::channel::<IngestEvent>(256);
+        let forward = {
+            let tx = tx.clone();
+            let live = live.clone();
+            tokio::spawn(async move {
+                let mut got_frame = false;
+                while let Some(ev) = ev_rx.recv().await {
+                    if !got_frame && matches!(ev, IngestEvent::Frame(_)) {
+                        got_frame = true;
+                        set_state(&live, "recording", None);
+                    }
+                    if tx.send(WriterMsg::Event(ev)).await.is_err() {
+                        break;
+                    }
+                }
+                got_frame
+            })
+        };
+        let origin = camera.time_origin_us;
+        let tl = timeline.clone();
+        let start_ticks = move || {
+            let now_ticks = (now_us() - origin).max(0) * 90 / 1000;
+            let last = tl.lock().unwrap_or_else(|p| p.into_inner()).last_end_ticks;
+            now_ticks.max(last)
+        };
+        let result = ingest::run_session(&source, start_ticks, &ev_tx, stop.clone()).await;
+        drop(ev_tx);
+        let got_frame = forward.await.unwrap_or(false);
+        let _ = tx.send(WriterMsg::SessionEnded).await;
+        let err = match result {
+            Ok(()) => break,
+            Err(e) => e,
+        };
+        if got_frame {
+            attempt = 0;
+        }
+        let delay = ingest::backoff(attempt, settings.max_backoff);
+        attempt = attempt.saturating_add(1);
+        let permanent = matches!(err, IngestError::BadUrl(_));
+        tracing::warn!(camera = %camera.name, error = %err, retry_in = ?delay, "camera session ended");
+        set_state(
+            &live,
+            if permanent { "failed" } else { "reconnecting" },
+            Some(err.to_string()),
+        );
+        flush_status(&store, &camera.id, &live);
+        let mut stop2 = stop.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(if permanent { Duration::from_secs(3600) } else { delay }) => {}
+            _ = stop2.changed() => break,
+        }
+    }
+    let _ = tx.send(WriterMsg::Shutdown).await;
+    drop(tx);
+    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    set_state(&live, "stopped", None);
+    flush_status(&store, &camera.id, &live);
+}
+
+fn flush_status(store: &Store, camera_id: &str, live: &Mutex<Live>) {
+    let mut status = live
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .status
+        .clone();
+    status.updated_us = now_us();
+    if let Err(e) = store.put_status(camera_id, &status) {
+        tracing::warn!(error = %e, "cannot store camera status");
+    }
+}
+
+#[derive(Default)]
+struct TimelineState {
+    last_end_ticks: i64,
+}
+
+enum WriterMsg {
+    Event(IngestEvent),
+    SessionEnded,
+    Shutdown,
+}
+
+struct WriterState {
+    store: Arc<Store>,
+    camera: Camera,
+    segment_duration: Duration,
+    params: Option<TrackParams>,
+    init: Option<Vec<u8>>,
+    segment: Option<SegmentWriter>,
+    segment_opened: Option<Instant>,
+    pending: Vec<Frame>,
+    /// Wall time (µs) of the end of the last written GOP, for gap records.
+    last_end_us: Option<i64>,
+    gap_open: Option<(i64, String)>,
+    observer: Option<Box<dyn SegmentObserver>>,
+    space: Arc<dyn Fn(&Store, u64) -> u64 + Send + Sync>,
+    timeline: Arc<Mutex<TimelineState>>,
+    live: Arc<Mutex<Live>>,
+    last_frame_dur: u32,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn writer_loop(
+    store: Arc<Store>,
+    camera: Camera,
+    segment_duration: Duration,
+    mut rx: mpsc::Receiver<WriterMsg>,
+    live: Arc<Mutex<Live>>,
+    timeline: Arc<Mutex<TimelineState>>,
+    observer: Option<Box<dyn SegmentObserver>>,
+    space: Arc<dyn Fn(&Store, u64) -> u64 + Send + Sync>,
+) {
+    let mut w = WriterState {
+        store,
+        camera,
+        segment_duration,
+        params: None,
+        init: None,
+        segment: None,
+        segment_opened: None,
+        pending: Vec::new(),
+        last_end_us: None,
+        gap_open: None,
+        observer,
+        space,
+        timeline,
+        live,
+        last_frame_dur: 3000,
+    };
+    let mut last_flush = Instant::now();
+    let mut last_tick = Instant::now();
+    loop {
+        let msg = match rx.try_recv() {
+            Ok(m) => Some(m),
+            Err(mpsc::error::TryRecvError::Empty) => {
+                // Wake at least once a second for status and the signing tick.
+                std::thread::sleep(Duration::from_millis(20));
+                None
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => break,
+        };
+        match msg {
+            Some(WriterMsg::Event(IngestEvent::Params(p))) => w.on_params(p),
+            Some(WriterMsg::Event(IngestEvent::Frame(f))) => w.on_frame(f),
+            Some(WriterMsg::SessionEnded) => w.on_session_end(),
+            Some(WriterMsg::Shutdown) => {
+                w.on_session_end();
+                break;
+            }
+            None => {}
+        }
+        if last_flush.elapsed() >= Duration::from_secs(1) {
+            w.update_rates();
+            flush_status(&w.store, &w.camera.id, &w.live);
+            last_flush = Instant::now();
+        }
+        if last_tick.elapsed() >= Duration::from_secs(5) {
+            if let Some(o) = w.observer.as_mut() {
+                o.tick();
+            }
+            last_tick = Instant::now();
+        }
+    }
+    w.on_session_end();
+}
+
+impl WriterState {
+    fn on_params(&mut self, p: TrackParams) {
+        if self.params.as_ref() == Some(&p) {
+            return;
+        }
+        // New parameters apply from the next keyframe; the GOP in progress keeps the old ones.
+        self.flush_gop(None);
+        self.close_segment();
+        match fmp4::init_segment(&p) {
+            Ok(init) => {
+                let mut l = self.live.lock().unwrap_or_else(|e| e.into_inner());
+                l.status.codec = Some(p.rfc6381.clone());
+                l.status.resolution = Some(format!("{}x{}", p.width, p.height));
+                drop(l);
+                self.init = Some(init);
+                self.params = Some(p);
+            }
+            Err(e) => {
+                tracing::error!(camera = %self.camera.name, error = %e, "cannot build init segment");
+                self.init = None;
+                self.params = None;
+            }
+        }
+    }
+
+    fn on_frame(&mut self, f: Frame) {
+        {
+            let mut l = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            l.window_start.get_or_insert_with(Instant::now);
+            l.window_bytes += f.data.len() as u64;
+            l.window_frames += 1;
+            l.status.last_frame_us =
+                Some(self.camera.time_origin_us + ticks_to_us(f.pts.max(0) as u64));
+        }
+        if f.is_key && !self.pending.is_empty() {
+            self.flush_gop(Some(f.pts));
+        }
+        if self.pending.is_empty() && !f.is_key {
+            return;
+        }
+        self.pending.push(f);
+    }
+
+    fn on_session_end(&mut self) {
+        self.flush_gop(None);
+        self.close_segment();
+        if let Some(end) = self.last_end_us {
+            self.gap_open
+                .get_or_insert((end, "camera disconnected".into()));
+        }
+        self.params = None;
+        self.init = None;
+    }
+
+    fn update_rates(&mut self) {
+        let mut l = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(start) = l.window_start {
+            let secs = start.elapsed().as_secs_f64();
+            if secs >= 1.0 {
+                l.status.bitrate_bps = l.window_bytes as f64 * 8.0 / secs;
+                l.status.fps = l.window_frames as f64 / secs;
+                l.window_start = Some(Instant::now());
+                l.window_bytes = 0;
+                l.window_frames = 0;
+            }
+        }
+    }
+
+    fn close_segment(&mut self) {
+        if let Some(seg) = self.segment.take() {
+            let (seq, len) = (seg.seq, seg.len());
+            if let Err(e) = seg.close(&self.store) {
+                tracing::error!(camera = %self.camera.name, error = %e, "cannot close segment");
+            }
+            if let Some(o) = self.observer.as_mut() {
+                o.segment_closed(seq, len);
+            }
+        }
+        self.segment_opened = None;
+    }
+
+    fn ensure_segment(&mut self, start_us: i64) -> Result<(), StoreError> {
+        let rotate = self
+            .segment_opened
+            .is_some_and(|t| t.elapsed() >= self.segment_duration);
+        if rotate {
+            self.close_segment();
+        }
+        if self.segment.is_some() {
+            return Ok(());
+        }
+        let (Some(init), Some(params)) = (self.init.clone(), self.params.as_ref()) else {
+            return Err(StoreError::InvalidCamera("no codec parameters yet".into()));
+        };
+        let codec = params.rfc6381.clone();
+        let seg =
+            self.with_space(|s| s.store.begin_segment(&s.camera.id, &init, &codec, start_us))?;
+        if let Some(o) = self.observer.as_mut() {
+            o.segment_opened(&seg, &init);
+        }
+        self.segment = Some(seg);
+        self.segment_opened = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Runs a write, and when the disk is full frees space by retention and tries once more.
+    fn with_space<T>(
+        &mut self,
+        mut op: impl FnMut(&mut Self) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match op(self) {
+            Err(StoreError::DiskFull { path }) => {
+                let freed = (self.space)(&self.store, 64 * 1024 * 1024);
+                tracing::warn!(camera = %self.camera.name, path = %path.display(), freed, "disk full; freed space by deleting the oldest video");
+                let mut l = self.live.lock().unwrap_or_else(|e| e.into_inner());
+                l.status.last_error = Some(format!(
+                    "disk full: freed {freed} bytes of the oldest video to keep recording"
+                ));
+                drop(l);
+                op(self)
+            }
+            r => r,
+        }
+    }
+
+    fn flush_gop(&mut self, next_pts: Option<i64>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let frames = std::mem::take(&mut self.pending);
+        let g = gop_samples(&frames, next_pts, self.last_frame_dur);
+        if let Some(last) = g.samples.last() {
+            self.last_frame_dur = last.duration;
+        }
+        let start_us = self.camera.time_origin_us + ticks_to_us(g.base_decode_time);
+        let duration_us = ticks_to_us(g.duration);
+        if let Some((gap_start, reason)) = self.gap_open.take()
+            && start_us > gap_start
+        {
+            if let Err(e) = self
+                .store
+                .record_gap(&self.camera.id, gap_start, start_us, &reason)
+            {
+                tracing::error!(error = %e, "cannot record gap");
+            }
+            if let Some(o) = self.observer.as_mut() {
+                o.gap(gap_start, start_us, &reason);
+            }
+        }
+        let result = (|| -> Result<crate::store::GopRow, StoreError> {
+            self.ensure_segment(start_us)?;
+            let gop_no = self.store.next_gop_no(&self.camera.id)?;
+            let fragment = fmp4::fragment(gop_no as u32, g.base_decode_time, &g.samples, &g.data)?;
+            self.with_space(|s| {
+                let seg = s.segment.as_mut().expect("segment ensured");
+                seg.append(
+                    &s.store,
+                    &fragment,
+                    gop_no,
+                    start_us,
+                    duration_us,
+                    frames.len() as i64,
+                )
+            })
+        })();
+        match result {
+            Ok(row) => {
+                self.last_end_us = Some(start_us + duration_us);
+                self.timeline
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .last_end_ticks = (g.base_decode_time + g.duration) as i64;
+                if let Some(o) = self.observer.as_mut() {
+                    o.fragment_written(&row);
+                }
+            }
+            Err(e) => {
+                tracing::error!(camera = %self.camera.name, error = %e, "GOP lost");
+                let mut l = self.live.lock().unwrap_or_else(|e| e.into_inner());
+                l.status.last_error = Some(format!("GOP lost: {e}"));
+                drop(l);
+                // The file may be unusable now; start a fresh segment with the next GOP.
+                self.close_segment();
+                if let Some(end) = self.last_end_us {
+                    self.gap_open
+                        .get_or_insert((end, format!("write failed: {e}")));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Times as users type and read them: RFC 3339 (`2026-11-21T10:00:00Z`), relative forms
+//! (`-10m`, `-2h`, `now`), and plain Unix seconds.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot read time '{input}': {reason}. Use RFC 3339 (2026-11-21T10:00:00Z), a relative time (-10m, -2h, now) or Unix seconds"
+)]
+pub struct TimeError {
+    input: String,
+    reason: String,
+}
+
+/// Parses a user time into Unix microseconds, relative forms counting back from `now_us`.
+pub fn parse_time(input: &str, now_us: i64) -> Result<i64, TimeError> {
+    let s = input.trim();
+    let err = |reason: &str| TimeError {
+        input: input.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if s == "now" {
+        return Ok(now_us);
+    }
+    if let Some(rel) = s.strip_prefix('-') {
+        let d: Duration = humantime::parse_duration(rel).map_err(|e| err(&e.to_string()))?;
+        return Ok(now_us - d.as_micros() as i64);
+    }
+    if let Some(rel) = s.strip_prefix('+') {
+        let d: Duration = humantime::parse_duration(rel).map_err(|e| err(&e.to_string()))?;
+        return Ok(now_us + d.as_micros() as i64);
+    }
+    if s.chars().all(|c| c.is_ascii_digit()) && !s.is_empty() {
+        let secs: i64 = s.parse().map_err(|_| err("number too large"))?;
+        return Ok(secs.saturating_mul(1_000_000));
+    }
+    let t = humantime::parse_rfc3339_weak(s).map_err(|e| err(&e.to_string()))?;
+    let d = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| err("before 1970"))?;
+    Ok(d.as_micros() as i64)
+}
+
+/// RFC 3339 with milliseconds, UTC.
+pub fn format_us(us: i64) -> String {
+    let t = std::time::UNIX_EPOCH + Duration::from_micros(us.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        let now = 1_800_000_000_000_000;
+        assert_eq!(parse_time("now", now).unwrap(), now);
+        assert_eq!(parse_time("-10m", now).unwrap(), now - 600_000_000);
+        assert_eq!(
+            parse_time("1700000000", now).unwrap(),
+            1_700_000_000_000_000
+        );
+        assert_eq!(
+            parse_time("2023-11-14T22:13:20Z", now).unwrap(),
+            1_700_000_000_000_000
+        );
+        assert_eq!(format_us(1_700_000_000_000_000), "2023-11-14T22:13:20.000Z");
+        for bad in [
+            "",
+            "yesterday",
+            "-ten minutes",
+            "2023-13-40T00:00:00Z",
+            "99999999999999999999",
+        ] {
+            let e = parse_time(bad, now).unwrap_err().to_string();
+            assert!(e.contains("RFC 3339"), "{e}");
+        }
+    }
+}

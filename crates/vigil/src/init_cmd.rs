@@ -1,0 +1,60 @@
+//! `vigil init`: a new data directory with its commented configuration file.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+
+#[derive(clap::Args)]
+pub struct InitArgs {
+    /// Directory for recordings, database and keys (created if missing).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Overwrite an existing configuration file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Creates the data directory and writes the config. `config` is where the file goes unless
+/// it was left at its default, in which case it goes into the data directory.
+pub fn run(args: &InitArgs, config: &Path) -> anyhow::Result<()> {
+    let config_path = if config == Path::new("vigil.toml") {
+        args.data_dir.join("vigil.toml")
+    } else {
+        config.to_owned()
+    };
+    init(&args.data_dir, &config_path, args.force)?;
+    println!("Initialised {}", args.data_dir.display());
+    println!("Configuration: {}", config_path.display());
+    println!(
+        "Next: vigil --config {} camera add NAME --url rtsp://HOST:554/PATH, then vigil --config {} serve",
+        config_path.display(),
+        config_path.display()
+    );
+    Ok(())
+}
+
+pub fn init(
+    data_dir: &Path,
+    config_path: &Path,
+    force: bool,
+) -> anyhow::Result<vigil_config::Config> {
+    if config_path.exists() && !force {
+        bail!(
+            "{} already exists; use --force to overwrite it (the database and recordings are kept)",
+            config_path.display()
+        );
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let data_dir = data_dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", data_dir.display()))?;
+    vigil_media::store::Store::init(&data_dir)?;
+    let cfg = vigil_config::Config::with_data_dir(&data_dir);
+    if let Some(parent) = config_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(config_path, cfg.to_commented_toml())
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
+    Ok(cfg)
+}

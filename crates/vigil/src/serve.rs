@@ -1,0 +1,244 @@
+//! `vigil serve` and `vigil demo`: the recording runtime. It keeps one recorder per enabled
+//! camera in step with the database (cameras added or removed while running are picked up),
+//! runs retention, and shuts down cleanly on SIGINT/SIGTERM.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use vigil_config::Config;
+use vigil_media::recorder::{self, RecorderHandle, RecorderSettings};
+use vigil_media::retention::{self, RetentionPolicy};
+use vigil_media::store::{Camera, NewCamera, Store};
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// Keep the demo's data here instead of a fresh temporary directory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Stop by itself after this long (e.g. 30s); default: run until Ctrl-C.
+    #[arg(long, value_parser = vigil_config::parse_duration)]
+    pub duration: Option<Duration>,
+}
+
+pub fn run_serve(config: &Path) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let store = Arc::new(Store::open(&cfg.data_dir)?);
+        serve(cfg, store, shutdown_signal()).await
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn settings(cfg: &Config) -> RecorderSettings {
+    RecorderSettings {
+        segment_duration: Duration::from_secs(u64::from(cfg.storage.segment_seconds)),
+        inactivity_timeout: cfg.ingest.inactivity_timeout,
+        max_backoff: cfg.ingest.max_backoff,
+    }
+}
+
+fn policy(cfg: &Config) -> RetentionPolicy {
+    RetentionPolicy {
+        max_age_secs: cfg.retention.max_age.map(|d| d.as_secs() as i64),
+        max_bytes: cfg.retention.max_bytes.map(|b| b as i64),
+        min_free_bytes: cfg.storage.min_free_bytes,
+    }
+}
+
+/// Runs recorders until `shutdown` resolves.
+pub async fn serve(
+    cfg: Config,
+    store: Arc<Store>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let report = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.recover()).await??
+    };
+    tracing::info!(?report, "start-up recovery done");
+    println!(
+        "Recovery: {} segments checked, {} GOPs re-indexed, {} bytes of torn data truncated, {} orphan files removed, {} adopted",
+        report.segments_checked,
+        report.gops_reindexed,
+        report.bytes_truncated,
+        report.orphans_removed,
+        report.orphans_adopted
+    );
+    let settings = settings(&cfg);
+    let policy = policy(&cfg);
+    let space: Arc<dyn Fn(&Store, u64) -> u64 + Send + Sync> =
+        Arc::new(|store: &Store, needed: u64| {
+            retention::free_space(store, needed)
+                .map(|r| r.bytes_freed)
+                .unwrap_or(0)
+        });
+    let mut running: HashMap<String, (Camera, RecorderHandle)> = HashMap::new();
+    tokio::pin!(shutdown);
+    let mut reconcile = tokio::time::interval(Duration::from_secs(2));
+    let mut retention_tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = reconcile.tick() => {
+                let cameras = match store.cameras() {
+                    Ok(c) => c,
+                    Err(e) => { tracing::error!(error = %e, "cannot read cameras"); continue; }
+                };
+                // Stop recorders whose camera is gone, disabled or changed.
+                let wanted: HashMap<&str, &Camera> = cameras.iter().filter(|c| c.enabled).map(|c| (c.id.as_str(), c)).collect();
+                let stale: Vec<String> = running
+                    .iter()
+                    .filter(|(id, (cam, _))| wanted.get(id.as_str()).is_none_or(|w| *w != cam))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in stale {
+                    if let Some((cam, handle)) = running.remove(&id) {
+                        println!("Stopping camera {}", cam.name);
+                        handle.stop().await;
+                    }
+                }
+                for cam in cameras.iter().filter(|c| c.enabled) {
+                    if running.contains_key(&cam.id) { continue; }
+                    match recorder::start(store.clone(), cam.clone(), settings.clone(), None, space.clone()) {
+                        Ok(h) => {
+                            println!("Recording camera {} from {}", cam.name, cam.url);
+                            running.insert(cam.id.clone(), (cam.clone(), h));
+                        }
+                        Err(e) => tracing::error!(camera = %cam.name, error = %e, "cannot start recorder"),
+                    }
+                }
+            }
+            _ = retention_tick.tick() => {
+                let store = store.clone();
+                match tokio::task::spawn_blocking(move || retention::enforce(&store, &policy)).await {
+                    Ok(Ok(r)) if r.segments_deleted > 0 => {
+                        tracing::info!(deleted = r.segments_deleted, bytes = r.bytes_freed, "retention pass");
+                    }
+                    Ok(Err(e)) => tracing::error!(error = %e, "retention failed"),
+                    _ => {}
+                }
+            }
+        }
+    }
+    println!("Shutting down: finishing current GOPs and closing files");
+    for (_, (_, handle)) in running.drain() {
+        handle.stop().await;
+    }
+    println!("Stopped cleanly");
+    Ok(())
+}
+
+pub fn run_demo(args: &DemoArgs) -> anyhow::Result<()> {
+    let (_tmp, data_dir) = match &args.data_dir {
+        Some(d) => (None, d.clone()),
+        None => {
+            let t = tempfile::Builder::new().prefix("vigil-demo-").tempdir()?;
+            let p = t.path().to_owned();
+            (Some(t), p)
+        }
+    };
+    let config_path = data_dir.join("vigil.toml");
+    let mut cfg = if config_path.exists() {
+        Config::load(&config_path)?
+    } else {
+        crate::init_cmd::init(&data_dir, &config_path, false)?
+    };
+    // The demo records only; keep its segments short so a short run shows rotation.
+    cfg.storage.segment_seconds = 10;
+    println!("Vigil demo");
+    println!("  data directory: {}", cfg.data_dir.display());
+    println!("  configuration:  {}", config_path.display());
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let camera = vigil_samplecam::SampleCamera::start(
+            "127.0.0.1:0".parse().expect("static address"),
+            vigil_samplecam::SampleCameraOptions::default(),
+        )
+        .await
+        .context("cannot start the built-in sample camera")?;
+        let url = camera.url();
+        println!("  sample camera:  {url} (built-in H.264 clip, looped)");
+        let store = Arc::new(Store::open(&cfg.data_dir)?);
+        // A previous demo run in the same directory left a camera whose port is gone.
+        for old in store.cameras()? {
+            if old.name == "sample" {
+                store.remove_camera(&old.name, false)?;
+            }
+        }
+        store.add_camera(&NewCamera {
+            name: "sample".into(),
+            url: url.clone(),
+            ..Default::default()
+        })?;
+        let status_store = store.clone();
+        let reporter = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Ok(cam) = status_store.camera("sample") else {
+                    continue;
+                };
+                let status = status_store.status(&cam.id).ok().flatten();
+                let recorded: f64 = status_store
+                    .ranges(&cam.id, 0, i64::MAX / 2)
+                    .map(|r| r.iter().map(|(s, e)| (e - s) as f64 / 1e6).sum())
+                    .unwrap_or(0.0);
+                if let Some(s) = status {
+                    println!(
+                        "  camera sample: {} {:.0} kbit/s {:.1} fps, {:.0} s recorded{}",
+                        s.state,
+                        s.bitrate_bps / 1000.0,
+                        s.fps,
+                        recorded,
+                        s.last_error.map(|e| format!(" ({e})")).unwrap_or_default()
+                    );
+                }
+            }
+        });
+        println!("Recording. Try, in another shell:");
+        println!("  vigil --config {} camera status", config_path.display());
+        println!(
+            "  vigil --config {} export sample --from -30s --to now -o demo.mp4",
+            config_path.display()
+        );
+        let duration = args.duration;
+        let stop = async move {
+            match duration {
+                Some(d) => {
+                    tokio::select! { _ = tokio::time::sleep(d) => {}, _ = shutdown_signal() => {} }
+                }
+                None => shutdown_signal().await,
+            }
+        };
+        let result = serve(cfg.clone(), store.clone(), stop).await;
+        reporter.abort();
+        camera.shutdown().await;
+        let cam = store.camera("sample")?;
+        let ranges = store.ranges(&cam.id, 0, i64::MAX / 2)?;
+        let secs: f64 = ranges.iter().map(|(s, e)| (e - s) as f64 / 1e6).sum();
+        let frames: i64 = store.segments(&cam.id)?.iter().map(|s| s.frames).sum();
+        println!(
+            "Demo recorded {secs:.1} s ({frames} frames) in {} range(s)",
+            ranges.len()
+        );
+        result
+    })?;
+    if args.data_dir.is_none() {
+        println!("The temporary data directory is removed now; pass --data-dir to keep it.");
+    }
+    Ok(())
+}
