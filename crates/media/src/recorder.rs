@@ -410,9 +410,9 @@ impl WriterState {
         mut op: impl FnMut(&mut Self) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         match op(self) {
-            Err(StoreError::DiskFull { path }) => {
+            Err(e) if e.is_disk_full() => {
                 let freed = (self.space)(&self.store, 64 * 1024 * 1024);
-                tracing::warn!(camera = %self.camera.name, path = %path.display(), freed, "disk full; freed space by deleting the oldest video");
+                tracing::warn!(camera = %self.camera.name, error = %e, freed, "disk full; freed space by deleting the oldest video");
                 let mut l = self.live.lock().unwrap_or_else(|e| e.into_inner());
                 l.status.last_error = Some(format!(
                     "disk full: freed {freed} bytes of the oldest video to keep recording"
@@ -448,22 +448,14 @@ impl WriterState {
                 o.gap(gap_start, start_us, &reason);
             }
         }
-        let result = (|| -> Result<crate::store::GopRow, StoreError> {
-            self.ensure_segment(start_us)?;
-            let gop_no = self.store.next_gop_no(&self.camera.id)?;
+        let frame_count = frames.len() as i64;
+        let result = self.with_space(|s| {
+            s.ensure_segment(start_us)?;
+            let gop_no = s.store.next_gop_no(&s.camera.id)?;
             let fragment = fmp4::fragment(gop_no as u32, g.base_decode_time, &g.samples, &g.data)?;
-            self.with_space(|s| {
-                let seg = s.segment.as_mut().expect("segment ensured");
-                seg.append(
-                    &s.store,
-                    &fragment,
-                    gop_no,
-                    start_us,
-                    duration_us,
-                    frames.len() as i64,
-                )
-            })
-        })();
+            let seg = s.segment.as_mut().expect("segment ensured");
+            seg.append(&s.store, &fragment, gop_no, start_us, duration_us, frame_count)
+        });
         match result {
             Ok(row) => {
                 self.last_end_us = Some(start_us + duration_us);

@@ -1,0 +1,29 @@
+//! Real peers for Vigil's integration tests.
+//!
+//! This crate owns everything a test needs to talk to real software instead of mocks:
+//! - [`Clip`]: H.264/H.265 test clips made by ffmpeg, cached on disk and shared between tests;
+//! - [`RtspPeer`]: a GStreamer RTSP server (`tests/peers/rtsp_server.py`) that loops clips as
+//!   live camera streams, with Basic/Digest auth and RTSPS, and counts the frames it sends;
+//! - [`ffprobe_count`] and [`ffprobe_packets`]: what a recorded or exported file really holds;
+//!   [`ffmpeg_pull`]: record a stream with an independent RTSP client;
+//! - [`require_tool`], [`free_port`], [`repo_root`].
+//!
+//! Missing peers make tests fail with an install hint, never skip: CI installs them
+//! (`scripts/test-all.sh`), so a silent skip would only hide a broken setup.
+//!
+//! Constructors named like `start`/`h264` panic with the full diagnostic (tests want that);
+//! each has a `try_` variant returning [`Error`].
+
+mod clip;
+mod error;
+mod probe;
+mod rtsp;
+mod tools;
+
+pub use clip::{Clip, ClipSpec, Codec};
+pub use error::Error;
+pub use probe::{Packet, Probe, ffmpeg_pull, ffprobe_count, ffprobe_packets};
+pub use rtsp::{Auth, MountStats, PeerOptions, PeerStats, RtspPeer, Transport};
+pub use tools::{
+    GST_PYTHON, free_port, repo_root, require_gst_rtsp_server, require_tool, try_require_tool,
+};
