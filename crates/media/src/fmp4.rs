@@ -274,10 +274,7 @@ pub fn scan_segment(data: &[u8]) -> Result<SegmentLayout, Mp4Error> {
     offset += moov.len;
     let init_len = offset;
     let mut fragments = Vec::new();
-    loop {
-        let Some(moof) = box_at(data, offset)? else {
-            break;
-        };
+    while let Some(moof) = box_at(data, offset)? {
         if &moof.kind != b"moof" {
             return Err(Mp4Error::Malformed {
                 offset,

@@ -23,6 +23,9 @@ pub trait SegmentObserver: Send {
     fn tick(&mut self) {}
 }
 
+/// Frees at least the given number of bytes of old video and returns how much it freed.
+pub type FreeSpace = Arc<dyn Fn(&Store, u64) -> u64 + Send + Sync>;
+
 /// Settings that apply to every recorder.
 #[derive(Debug, Clone)]
 pub struct RecorderSettings {
@@ -61,7 +64,7 @@ pub fn start(
     camera: Camera,
     settings: RecorderSettings,
     observer: Option<Box<dyn SegmentObserver>>,
-    space: Arc<dyn Fn(&Store, u64) -> u64 + Send + Sync>,
+    space: FreeSpace,
 ) -> Result<RecorderHandle, StoreError> {
     let password = store.camera_password(&camera.id)?;
     let source = Source {
@@ -110,7 +113,7 @@ async fn supervise(
     stop: watch::Receiver<bool>,
     live: Arc<Mutex<Live>>,
     observer: Option<Box<dyn SegmentObserver>>,
-    space: Arc<dyn Fn(&Store, u64) -> u64 + Send + Sync>,
+    space: FreeSpace,
 ) {
     let (tx, rx) = mpsc::channel::<WriterMsg>(512);
     // The last tick written, shared with the session so a new session continues the timeline.
@@ -228,7 +231,7 @@ struct WriterState {
     last_end_us: Option<i64>,
     gap_open: Option<(i64, String)>,
     observer: Option<Box<dyn SegmentObserver>>,
-    space: Arc<dyn Fn(&Store, u64) -> u64 + Send + Sync>,
+    space: FreeSpace,
     timeline: Arc<Mutex<TimelineState>>,
     live: Arc<Mutex<Live>>,
     last_frame_dur: u32,
@@ -243,7 +246,7 @@ fn writer_loop(
     live: Arc<Mutex<Live>>,
     timeline: Arc<Mutex<TimelineState>>,
     observer: Option<Box<dyn SegmentObserver>>,
-    space: Arc<dyn Fn(&Store, u64) -> u64 + Send + Sync>,
+    space: FreeSpace,
 ) {
     let mut w = WriterState {
         store,
@@ -404,6 +407,28 @@ impl WriterState {
         Ok(())
     }
 
+    /// Keeps room on the volume for the next GOPs and the index before writing, so the
+    /// database never starves behind the media: a full volume costs the oldest video, not
+    /// the newest or the index.
+    fn ensure_headroom(&mut self, gop_bytes: u64) {
+        let Some(free) = crate::retention::free_bytes(self.store.root()) else {
+            return;
+        };
+        let floor = gop_bytes * 2 + 512 * 1024;
+        if free >= floor {
+            return;
+        }
+        let freed = (self.space)(
+            &self.store,
+            floor - free + crate::retention::emergency_amount(self.store.root()) / 2,
+        );
+        tracing::warn!(camera = %self.camera.name, free, freed, "disk nearly full; deleted the oldest video");
+        let mut l = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        l.status.last_error = Some(format!(
+            "disk full: only {free} bytes free; deleted {freed} bytes of the oldest video to keep recording"
+        ));
+    }
+
     /// Runs a write, and when the disk is full frees space by retention and tries once more.
     fn with_space<T>(
         &mut self,
@@ -411,7 +436,14 @@ impl WriterState {
     ) -> Result<T, StoreError> {
         match op(self) {
             Err(e) if e.is_disk_full() => {
-                let freed = (self.space)(&self.store, 64 * 1024 * 1024);
+                let needed = crate::retention::emergency_amount(self.store.root());
+                let mut freed = (self.space)(&self.store, needed);
+                if freed == 0 && self.segment.as_ref().is_some_and(|s| !s.is_empty()) {
+                    // Only the open segment is left: close it so the next pass may delete it,
+                    // keeping newer video recording rather than stopping.
+                    self.close_segment();
+                    freed = (self.space)(&self.store, needed);
+                }
                 tracing::warn!(camera = %self.camera.name, error = %e, freed, "disk full; freed space by deleting the oldest video");
                 let mut l = self.live.lock().unwrap_or_else(|e| e.into_inner());
                 l.status.last_error = Some(format!(
@@ -449,12 +481,20 @@ impl WriterState {
             }
         }
         let frame_count = frames.len() as i64;
+        self.ensure_headroom(g.data.len() as u64);
         let result = self.with_space(|s| {
             s.ensure_segment(start_us)?;
             let gop_no = s.store.next_gop_no(&s.camera.id)?;
             let fragment = fmp4::fragment(gop_no as u32, g.base_decode_time, &g.samples, &g.data)?;
             let seg = s.segment.as_mut().expect("segment ensured");
-            seg.append(&s.store, &fragment, gop_no, start_us, duration_us, frame_count)
+            seg.append(
+                &s.store,
+                &fragment,
+                gop_no,
+                start_us,
+                duration_us,
+                frame_count,
+            )
         });
         match result {
             Ok(row) => {

@@ -28,6 +28,22 @@ pub fn free_bytes(path: &Path) -> Option<u64> {
         .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
 }
 
+/// Size of the volume holding `path`.
+pub fn volume_bytes(path: &Path) -> Option<u64> {
+    rustix::fs::statvfs(path)
+        .ok()
+        .map(|s| s.f_blocks.saturating_mul(s.f_frsize))
+}
+
+/// How much to free when a write meets a full disk: enough for several GOPs, but never more
+/// than a tenth of the volume, so a small volume keeps most of its video.
+pub fn emergency_amount(path: &Path) -> u64 {
+    let cap = 64 * 1024 * 1024;
+    volume_bytes(path)
+        .map(|v| (v / 10).clamp(1, cap))
+        .unwrap_or(cap)
+}
+
 /// Applies age and byte limits to every camera, then the free-space floor.
 pub fn enforce(store: &Store, policy: &RetentionPolicy) -> Result<RetentionReport, StoreError> {
     let mut report = RetentionReport::default();

@@ -100,7 +100,11 @@ fn table_format(f: TableFormat) -> Format {
     }
 }
 
-pub fn run_ports(args: &PortsArgs, config: &vigil_config::Config, cameras: &[Endpoint]) -> anyhow::Result<i32> {
+pub fn run_ports(
+    args: &PortsArgs,
+    config: &vigil_config::Config,
+    cameras: &[Endpoint],
+) -> anyhow::Result<i32> {
     let rows = manifest::vigil_manifest(config, cameras);
     print!("{}", manifest::render(&rows, table_format(args.format)));
     Ok(0)
@@ -120,7 +124,8 @@ pub fn run_firewall(args: &FirewallArgs, config: &vigil_config::Config) -> anyho
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             for f in &files {
                 let path = dir.join(&f.file_name);
-                std::fs::write(&path, &f.text).with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, &f.text)
+                    .with_context(|| format!("writing {}", path.display()))?;
                 eprintln!("wrote {} ({})", path.display(), f.target);
             }
         }
@@ -136,11 +141,17 @@ pub fn run_catalog(args: &CatalogArgs, config: &vigil_config::Config) -> anyhow:
         CatalogCommand::Show { name, format } => {
             let Some(system) = catalog.system(name) else {
                 let names: Vec<&str> = catalog.systems.iter().map(|s| s.name.as_str()).collect();
-                bail!("no system `{name}` in the catalog; known: {}", names.join(", "));
+                bail!(
+                    "no system `{name}` in the catalog; known: {}",
+                    names.join(", ")
+                );
             };
             match format {
                 TableFormat::Table => print!("{}", catalog::show_text(system)),
-                f => print!("{}", manifest::render(&manifest::system_rows(system), table_format(*f))),
+                f => print!(
+                    "{}",
+                    manifest::render(&manifest::system_rows(system), table_format(*f))
+                ),
             }
         }
     }
@@ -148,7 +159,11 @@ pub fn run_catalog(args: &CatalogArgs, config: &vigil_config::Config) -> anyhow:
 }
 
 /// Returns 1 when a high-severity finding exists (for CI and cron).
-pub fn run_audit(args: &AuditArgs, config: &vigil_config::Config, cameras: Vec<Endpoint>) -> anyhow::Result<i32> {
+pub fn run_audit(
+    args: &AuditArgs,
+    config: &vigil_config::Config,
+    cameras: Vec<Endpoint>,
+) -> anyhow::Result<i32> {
     let mut opts = ProbeOptions::with_ca_files(!args.no_system_ca, &args.ca)?;
     opts.timeout = std::time::Duration::from_secs(args.timeout.max(1));
     opts.concurrency = args.concurrency.max(1);
@@ -161,7 +176,9 @@ pub fn run_audit(args: &AuditArgs, config: &vigil_config::Config, cameras: Vec<E
         endpoints.extend(audit::site_endpoints(&site, &catalog));
     }
     let expected = audit::listeners::expected_from_config(config);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let report = rt.block_on(audit::run(
         endpoints,
         (!args.no_listeners).then_some(expected.as_slice()),

@@ -79,12 +79,11 @@ pub async fn serve(
     );
     let settings = settings(&cfg);
     let policy = policy(&cfg);
-    let space: Arc<dyn Fn(&Store, u64) -> u64 + Send + Sync> =
-        Arc::new(|store: &Store, needed: u64| {
-            retention::free_space(store, needed)
-                .map(|r| r.bytes_freed)
-                .unwrap_or(0)
-        });
+    let space: recorder::FreeSpace = Arc::new(|store: &Store, needed: u64| {
+        retention::free_space(store, needed)
+            .map(|r| r.bytes_freed)
+            .unwrap_or(0)
+    });
     let mut running: HashMap<String, (Camera, RecorderHandle)> = HashMap::new();
     tokio::pin!(shutdown);
     let mut reconcile = tokio::time::interval(Duration::from_secs(2));

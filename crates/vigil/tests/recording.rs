@@ -50,7 +50,11 @@ fn record_and_check(clip: &Clip, secs: f64, codec: &str) {
     );
     assert!((probe.frames as f64 / f64::from(clip.fps()) - index_secs).abs() <= gop_secs);
     // Several segment files were written (rotation at keyframes every ~6 s).
-    assert!(v.segment_files().len() >= (secs / 6.0) as usize, "{:?}", v.segment_files());
+    assert!(
+        v.segment_files().len() >= (secs / 6.0) as usize,
+        "{:?}",
+        v.segment_files()
+    );
 }
 
 #[test]
@@ -77,14 +81,24 @@ fn wrong_password_is_a_clear_status_not_a_crash() {
     let server = v.serve();
     let s = v.wait_status(
         "cam1",
-        |s| s["last_error"].as_str().is_some_and(|e| e.contains("credentials")),
+        |s| {
+            s["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("credentials"))
+        },
         Duration::from_secs(30),
     );
     assert_eq!(s["state"], "reconnecting", "{s}");
     let out = server.output();
-    assert!(!out.contains("wrong-password-2"), "password leaked into logs: {out}");
+    assert!(
+        !out.contains("wrong-password-2"),
+        "password leaked into logs: {out}"
+    );
     server.stop();
-    assert!(!v.ok(&["camera", "list", "--json"]).contains("wrong-password-2"));
+    assert!(
+        !v.ok(&["camera", "list", "--json"])
+            .contains("wrong-password-2")
+    );
 
     // The right password (Digest) records.
     let v2 = Vigil::init(6);
@@ -103,7 +117,11 @@ fn reconnects_after_server_restart_and_stores_the_gap() {
     let server = v.serve();
     v.wait_recorded("cam1", 4.0, Duration::from_secs(60));
     peer.stop();
-    v.wait_status("cam1", |s| s["state"] == "reconnecting", Duration::from_secs(30));
+    v.wait_status(
+        "cam1",
+        |s| s["state"] == "reconnecting",
+        Duration::from_secs(30),
+    );
     std::thread::sleep(Duration::from_secs(3));
     peer.restart();
     let before = v.recorded_secs("cam1");
@@ -115,14 +133,21 @@ fn reconnects_after_server_restart_and_stores_the_gap() {
     assert!(ranges.len() >= 2, "{rec}");
     assert_eq!(gaps.len(), 1, "{rec}");
     let gap = &gaps[0];
-    let gap_secs = (gap["end_us"].as_i64().unwrap() - gap["start_us"].as_i64().unwrap()) as f64 / 1e6;
-    assert!(gap_secs >= 2.5, "gap of {gap_secs}s is shorter than the outage: {rec}");
+    let gap_secs =
+        (gap["end_us"].as_i64().unwrap() - gap["start_us"].as_i64().unwrap()) as f64 / 1e6;
+    assert!(
+        gap_secs >= 2.5,
+        "gap of {gap_secs}s is shorter than the outage: {rec}"
+    );
     // The gap lies exactly between the two recorded ranges.
     assert_eq!(gap["start_us"], ranges[0]["end_us"], "{rec}");
     assert_eq!(gap["end_us"], ranges[1]["start_us"], "{rec}");
     let out = v.dir.path().join("across.mp4");
     let said = v.export_all("cam1", &out);
-    assert!(said.contains("gap"), "export must say it spans a gap: {said}");
+    assert!(
+        said.contains("gap"),
+        "export must say it spans a gap: {said}"
+    );
     let p = ffprobe_count(&out).unwrap();
     assert!(p.frames > 200, "{p:?}");
 }
@@ -138,7 +163,11 @@ fn stalled_stream_is_detected_by_inactivity_timeout() {
     peer.stall();
     let s = v.wait_status(
         "cam1",
-        |s| s["last_error"].as_str().is_some_and(|e| e.contains("stalled")),
+        |s| {
+            s["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("stalled"))
+        },
         Duration::from_secs(30),
     );
     assert_ne!(s["state"], "recording");
@@ -167,7 +196,10 @@ fn kill_9_loses_at_most_the_unfinished_gop() {
     let out = server.stop();
     assert!(out.contains("Recovery:"), "{out}");
     let after = v.recorded_secs("cam1");
-    assert!(after >= recorded_before - 0.01, "lost indexed video: {recorded_before} -> {after}");
+    assert!(
+        after >= recorded_before - 0.01,
+        "lost indexed video: {recorded_before} -> {after}"
+    );
 
     // Every file parses into init + complete fragments, and the index sums to the files.
     for f in v.segment_files() {
@@ -179,7 +211,10 @@ fn kill_9_loses_at_most_the_unfinished_gop() {
     let out = v.dir.path().join("after-kill.mp4");
     v.export_all("cam1", &out);
     let p = ffprobe_count(&out).unwrap();
-    assert!(p.frames as f64 >= recorded_before * 30.0 - 1.0, "{p:?} vs {recorded_before}s");
+    assert!(
+        p.frames as f64 >= recorded_before * 30.0 - 1.0,
+        "{p:?} vs {recorded_before}s"
+    );
 }
 
 #[test]
@@ -191,13 +226,31 @@ fn two_cameras_one_broken() {
     // Nothing listens on this port.
     let dead = vigil_testkit::free_port();
     v.add_camera("broken", &format!("rtsp://127.0.0.1:{dead}/nothing"));
-    v.add_camera("wrongpath", &peer.url("cam").replace("/cam", "/no-such-mount"));
+    v.add_camera(
+        "wrongpath",
+        &peer.url("cam").replace("/cam", "/no-such-mount"),
+    );
     let server = v.serve();
     v.wait_recorded("good", 6.0, Duration::from_secs(60));
-    let b = v.wait_status("broken", |s| s["last_error"].is_string(), Duration::from_secs(20));
+    let b = v.wait_status(
+        "broken",
+        |s| s["last_error"].is_string(),
+        Duration::from_secs(20),
+    );
     assert_eq!(b["state"], "reconnecting", "{b}");
-    assert!(b["last_error"].as_str().unwrap().to_lowercase().contains("connect"), "{b}");
-    let w = v.wait_status("wrongpath", |s| s["last_error"].is_string(), Duration::from_secs(20));
+    assert!(
+        b["last_error"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("connect"),
+        "{b}"
+    );
+    let w = v.wait_status(
+        "wrongpath",
+        |s| s["last_error"].is_string(),
+        Duration::from_secs(20),
+    );
     assert_eq!(w["state"], "reconnecting", "{w}");
     let g = v.status("good");
     assert_eq!(g["state"], "recording", "{g}");
@@ -211,15 +264,39 @@ fn retention_by_bytes_and_by_age() {
     let peer = RtspPeer::start(&[("cam", &clip)], Auth::None);
     let v = Vigil::init(2);
     v.add_camera("small", &peer.url("cam"));
-    v.ok(&["camera", "add", "aged", "--url", &peer.url("cam"), "--max-age", "6s"]);
+    v.ok(&[
+        "camera",
+        "add",
+        "aged",
+        "--url",
+        &peer.url("cam"),
+        "--max-age",
+        "6s",
+    ]);
     let cap: u64 = 400_000;
-    v.ok(&["camera", "add", "capped", "--url", &peer.url("cam"), "--max-bytes", &cap.to_string()]);
+    v.ok(&[
+        "camera",
+        "add",
+        "capped",
+        "--url",
+        &peer.url("cam"),
+        "--max-bytes",
+        &cap.to_string(),
+    ]);
     let server = v.serve();
     v.wait_recorded("small", 30.0, Duration::from_secs(90));
     server.stop();
     let dir_bytes = |name: &str| -> (u64, usize) {
-        let id = serde_json::from_str::<serde_json::Value>(&v.ok(&["camera", "list", "--json"])).unwrap()
-            .as_array().unwrap().iter().find(|c| c["name"] == name).unwrap()["id"].as_str().unwrap().to_owned();
+        let id = serde_json::from_str::<serde_json::Value>(&v.ok(&["camera", "list", "--json"]))
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let mut total = 0;
         let mut n = 0;
         for f in std::fs::read_dir(v.data.join("video").join(id)).unwrap() {
@@ -231,13 +308,196 @@ fn retention_by_bytes_and_by_age() {
     let (small_bytes, _) = dir_bytes("small");
     let (capped_bytes, _) = dir_bytes("capped");
     // Retention runs every 10 s; the budget may be exceeded by what was written since.
-    assert!(capped_bytes < cap + small_bytes / 3, "capped camera holds {capped_bytes} bytes (cap {cap}, uncapped {small_bytes})");
+    assert!(
+        capped_bytes < cap + small_bytes / 3,
+        "capped camera holds {capped_bytes} bytes (cap {cap}, uncapped {small_bytes})"
+    );
     assert!(capped_bytes < small_bytes / 2);
     let aged = v.recorded_secs("aged");
     assert!(aged < 20.0, "camera with max-age 6s still holds {aged}s");
     // The newest video is what remains.
     let rec = v.recordings("aged");
-    let last_end = rec["ranges"].as_array().unwrap().last().unwrap()["end_us"].as_i64().unwrap();
-    let small_end = v.recordings("small")["ranges"].as_array().unwrap().last().unwrap()["end_us"].as_i64().unwrap();
+    let last_end = rec["ranges"].as_array().unwrap().last().unwrap()["end_us"]
+        .as_i64()
+        .unwrap();
+    let small_end = v.recordings("small")["ranges"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()["end_us"]
+        .as_i64()
+        .unwrap();
     assert!((small_end - last_end).abs() < 3_000_000);
+}
+
+#[test]
+fn full_disk_keeps_the_newest_video_recording() {
+    require_tool("mount");
+    let base = tempfile::tempdir().unwrap();
+    let mnt = base.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=5m", "vigil-test-full"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "mounting a 5 MiB tmpfs needs root (CI runs as root)"
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+
+    let clip = Clip::h264(10, 30, 30, 1280, 720, false);
+    let peer = RtspPeer::start(&[("cam", &clip)], Auth::None);
+    let dir = tempfile::Builder::new().tempdir_in(&mnt).unwrap();
+    let v = Vigil::init_in(dir, 2);
+    // No free-space floor: the recorder meets ENOSPC itself and must recover from it.
+    v.set_config("min_free_bytes = 268435456", "min_free_bytes = 0");
+    v.add_camera("cam1", &peer.url("cam"));
+    let server = v.serve();
+    // Write several times the volume's size.
+    let start = std::time::Instant::now();
+    let mut saw_full = false;
+    while start.elapsed() < Duration::from_secs(40) {
+        let s = v.status("cam1");
+        if s["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("disk full"))
+        {
+            saw_full = true;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let s = v.status("cam1");
+    assert_eq!(
+        s["state"],
+        "recording",
+        "{s}\n{}",
+        server
+            .output()
+            .lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let rec = v.recordings("cam1");
+    let last_end = rec["ranges"].as_array().unwrap().last().unwrap()["end_us"]
+        .as_i64()
+        .unwrap();
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    assert!(
+        now_us - last_end < 5_000_000,
+        "newest video is {}s old: {rec}",
+        (now_us - last_end) / 1_000_000
+    );
+    let first_start = rec["ranges"].as_array().unwrap()[0]["start_us"]
+        .as_i64()
+        .unwrap();
+    assert!(
+        now_us - first_start < 30_000_000,
+        "oldest video was not deleted: {rec}"
+    );
+    server.stop();
+    assert!(saw_full, "the status never reported the full disk");
+    // What is left is playable.
+    let out = base.path().join("after-full.mp4");
+    v.export_all("cam1", &out);
+    assert!(ffprobe_count(&out).unwrap().frames > 30);
+}
+
+#[test]
+fn codec_parameter_change_starts_a_new_init_without_losing_frames() {
+    require_tool("ffmpeg");
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("switch.h264");
+    let mut all = Vec::new();
+    for (i, size) in ["640x360", "320x240"].iter().enumerate() {
+        let part = dir.path().join(format!("p{i}.h264"));
+        let st = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+            .arg(format!("testsrc2=size={size}:rate=25"))
+            .args([
+                "-t", "4", "-c:v", "libx264", "-g", "25", "-bf", "0", "-pix_fmt", "yuv420p", "-f",
+                "h264",
+            ])
+            .arg(&part)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        all.extend(std::fs::read(&part).unwrap());
+    }
+    std::fs::write(&raw, all).unwrap();
+    let peer = RtspPeer::start(&[("cam", &raw)], Auth::None);
+    let v = Vigil::init(60);
+    v.add_camera("cam1", &peer.url("cam"));
+    let server = v.serve();
+    v.wait_recorded("cam1", 17.0, Duration::from_secs(60));
+    server.stop();
+    // Each parameter change opened a new segment with its own init.
+    assert!(v.segment_files().len() >= 3, "{:?}", v.segment_files());
+    let out = v.dir.path().join("switch.mp4");
+    let said = v.export_all("cam1", &out);
+    assert!(said.contains("split into"), "{said}");
+    let mut frames = 0;
+    let mut sizes = std::collections::BTreeSet::new();
+    for line in said.lines().filter(|l| l.starts_with("wrote ")) {
+        let path = line.trim_start_matches("wrote ").split(':').next().unwrap();
+        let p = ffprobe_count(path).unwrap();
+        frames += p.frames;
+        sizes.insert((p.width, p.height));
+    }
+    assert_eq!(sizes.len(), 2, "{said}");
+    let index_frames = (v.recorded_secs("cam1") * 25.0).round() as u64;
+    assert!(
+        frames.abs_diff(index_frames) <= 2,
+        "parts hold {frames} frames, index {index_frames}"
+    );
+}
+
+#[test]
+fn demo_records_the_built_in_camera() {
+    let out = std::process::Command::new(common::bin())
+        .args(["demo", "--duration", "12s"])
+        .env("VIGIL_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("sample camera:  rtsp://127.0.0.1:"),
+        "{stdout}"
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("Demo recorded"))
+        .expect(&stdout);
+    let secs: f64 = line.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(secs >= 9.0, "{line}");
+    let frames: u64 = line
+        .split('(')
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((frames as f64 - secs * 15.0).abs() <= 15.0, "{line}");
 }

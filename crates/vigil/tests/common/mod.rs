@@ -28,12 +28,22 @@ impl Vigil {
             .arg(&data)
             .output()
             .unwrap();
-        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let config = data.join("vigil.toml");
         let text = std::fs::read_to_string(&config).unwrap();
         let text = text
-            .replace("segment_seconds = 60", &format!("segment_seconds = {segment_seconds}"))
-            .replace("inactivity_timeout = \"10s\"", "inactivity_timeout = \"3s\"")
+            .replace(
+                "segment_seconds = 60",
+                &format!("segment_seconds = {segment_seconds}"),
+            )
+            .replace(
+                "inactivity_timeout = \"10s\"",
+                "inactivity_timeout = \"3s\"",
+            )
             .replace("max_backoff = \"30s\"", "max_backoff = \"2s\"");
         std::fs::write(&config, text).unwrap();
         Vigil { dir, data, config }
@@ -73,7 +83,17 @@ impl Vigil {
     pub fn add_camera_with_password(&self, name: &str, url: &str, user: &str, password: &str) {
         let pw = self.dir.path().join(format!("{name}.pw"));
         std::fs::write(&pw, format!("{password}\n")).unwrap();
-        self.ok(&["camera", "add", name, "--url", url, "--username", user, "--password-file", pw.to_str().unwrap()]);
+        self.ok(&[
+            "camera",
+            "add",
+            name,
+            "--url",
+            url,
+            "--username",
+            user,
+            "--password-file",
+            pw.to_str().unwrap(),
+        ]);
     }
 
     pub fn serve(&self) -> Server {
@@ -84,10 +104,15 @@ impl Vigil {
             .arg("serve")
             .env("VIGIL_LOG", "info")
             .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .stderr(Stdio::from(std::fs::File::create(log.with_extension("err")).unwrap()))
+            .stderr(Stdio::from(
+                std::fs::File::create(log.with_extension("err")).unwrap(),
+            ))
             .spawn()
             .unwrap();
-        Server { child: Some(child), log }
+        Server {
+            child: Some(child),
+            log,
+        }
     }
 
     pub fn recordings(&self, camera: &str) -> serde_json::Value {
@@ -120,7 +145,8 @@ impl Vigil {
     }
 
     pub fn status(&self, camera: &str) -> serde_json::Value {
-        let all: serde_json::Value = serde_json::from_str(&self.ok(&["camera", "status", "--json"])).unwrap();
+        let all: serde_json::Value =
+            serde_json::from_str(&self.ok(&["camera", "status", "--json"])).unwrap();
         all.as_array()
             .unwrap()
             .iter()
@@ -129,20 +155,37 @@ impl Vigil {
             .unwrap_or_else(|| panic!("no status for {camera}"))
     }
 
-    pub fn wait_status(&self, camera: &str, pred: impl Fn(&serde_json::Value) -> bool, timeout: Duration) -> serde_json::Value {
+    pub fn wait_status(
+        &self,
+        camera: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+        timeout: Duration,
+    ) -> serde_json::Value {
         let start = Instant::now();
         loop {
             let s = self.status(camera);
             if pred(&s) {
                 return s;
             }
-            assert!(start.elapsed() < timeout, "status of {camera} never matched: {s}");
+            assert!(
+                start.elapsed() < timeout,
+                "status of {camera} never matched: {s}"
+            );
             std::thread::sleep(Duration::from_millis(300));
         }
     }
 
     pub fn export_all(&self, camera: &str, out: &Path) -> String {
-        self.ok(&["export", camera, "--from", "-1h", "--to", "+1m", "-o", out.to_str().unwrap()])
+        self.ok(&[
+            "export",
+            camera,
+            "--from",
+            "-1h",
+            "--to",
+            "+1m",
+            "-o",
+            out.to_str().unwrap(),
+        ])
     }
 
     /// Frames per segment file as the index sees them, and file sizes on disk.
@@ -159,7 +202,12 @@ impl Vigil {
 }
 
 fn rand_suffix() -> u64 {
-    Instant::now().elapsed().as_nanos() as u64 ^ std::process::id() as u64 ^ (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64)
+    Instant::now().elapsed().as_nanos() as u64
+        ^ std::process::id() as u64
+        ^ (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64)
 }
 
 pub struct Server {

@@ -1,0 +1,1048 @@
+//! Signed export bundles (E3): a directory holding the exported MP4, a manifest that maps each
+//! fragment's byte range to its ledger record, the ledger excerpt whose signatures cover them,
+//! the certificates, and the exporter's own signature over all of it.
+//!
+//! [`verify`] needs nothing but the bundle and the CA (certificate or its SHA-256 fingerprint):
+//! no server, no database. The recording signatures and the export signature are checked and
+//! reported separately.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::chain::{ChainChecker, Mode};
+use crate::keys::{
+    CaCert, SigProblem, SigningIdentity, check_signing_cert, der_to_pem, pem_to_der,
+};
+use crate::mp4::{UnitStatus, scan_file};
+use crate::record::{Body, EXCERPT_MAGIC, FragmentRecord, Hash, LEDGER_MAGIC, RecordReader};
+use crate::report::{Checked, Failure, FailureKind, Report, UnsignedSpan};
+
+pub const VIDEO_FILE: &str = "video.mp4";
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const EXCERPT_FILE: &str = "ledger-excerpt.vgl";
+pub const STATEMENT_FILE: &str = "export.json";
+pub const SIGNATURE_FILE: &str = "export.sig";
+pub const CA_FILE: &str = "certs/ca.pem";
+pub const EXPORTER_CERT_FILE: &str = "certs/exporter.pem";
+pub const MANIFEST_FORMAT: &str = "vigil-export-manifest-v1";
+pub const STATEMENT_FORMAT: &str = "vigil-export-statement-v1";
+/// Domain-separation prefix of the export signature's message (followed by export.json's bytes).
+pub const EXPORT_SIGNATURE_CONTEXT: &[u8; 20] = b"VIGIL-EXPORT-SIG-V1\0";
+
+/// What is being exported (the lead's exporter knows it).
+#[derive(Debug, Clone)]
+pub struct ExportRange {
+    pub camera_id: String,
+    pub from_us: Option<i64>,
+    pub to_us: Option<i64>,
+}
+
+/// Who exported, from which server.
+#[derive(Debug, Clone)]
+pub struct ExporterIdentity {
+    pub user: String,
+    pub server: String,
+}
+
+/// How the verifier knows the installation CA.
+#[derive(Debug, Clone)]
+pub enum TrustAnchor {
+    /// The CA certificate itself (PEM).
+    CaCert(String),
+    /// SHA-256 of the CA certificate's DER (hex, colons and a `sha256:` prefix allowed); the
+    /// certificate is taken from the bundle.
+    Fingerprint(String),
+}
+
+/// Errors that prevent writing or verifying a bundle at all.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the bundle is incomplete: {file} is missing from {dir}")]
+    MissingFile { dir: PathBuf, file: String },
+    #[error("{file} in the bundle is not valid: {detail}")]
+    Invalid { file: String, detail: String },
+    #[error(
+        "the bundle's CA certificate has fingerprint {found}, not the trusted {expected}: this export was not made by the installation you trust"
+    )]
+    WrongFingerprint { expected: String, found: String },
+    #[error("trust anchor: {0}")]
+    Trust(String),
+    #[error("bundle directory {0} exists and is not empty; choose a new directory")]
+    NotEmpty(PathBuf),
+    #[error("cannot export: {0}")]
+    Export(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BundleError + '_ {
+    move |source| BundleError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The manifest: where each piece of the MP4 is in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format: String,
+    pub camera_id: String,
+    pub video_size: u64,
+    pub init: ManifestInit,
+    pub fragments: Vec<ManifestFragment>,
+    /// Certificates of the keys that signed the excerpt (paths inside the bundle).
+    pub signing_certificates: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestInit {
+    pub offset: u64,
+    pub length: u64,
+    pub sha256: String,
+    /// Seq of the segment-open record whose init hash this is.
+    pub record_seq: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestFragment {
+    pub offset: u64,
+    pub length: u64,
+    pub sha256: String,
+    pub record_seq: u64,
+    pub segment: u64,
+    pub gop: u32,
+    pub start_us: i64,
+    pub duration_us: u64,
+}
+
+/// The exporter's signed statement (export.json).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportStatement {
+    pub format: String,
+    pub camera_id: String,
+    pub exported_by: String,
+    pub server: String,
+    pub exported_at_us: i64,
+    pub exported_at: String,
+    pub range_from_us: Option<i64>,
+    pub range_to_us: Option<i64>,
+    pub files: Vec<FileDigest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDigest {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// A bundle-internal path: `name` or `certs/name`, ASCII letters, digits, `.-_` only.
+fn safe_path(p: &str) -> bool {
+    let name = p.strip_prefix("certs/").unwrap_or(p);
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.len() <= 100
+        && name
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b".-_".contains(&c))
+}
+
+fn parse_hash(s: &str, what: &str) -> Result<Hash, BundleError> {
+    let mut h = [0u8; 32];
+    hex::decode_to_slice(s, &mut h).map_err(|_| BundleError::Invalid {
+        file: MANIFEST_FILE.into(),
+        detail: format!("{what} is not 64 hex digits"),
+    })?;
+    Ok(h)
+}
+
+/// Parses and sanity-checks manifest.json (also the fuzz target's entry point).
+pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, BundleError> {
+    let invalid = |detail: String| BundleError::Invalid {
+        file: MANIFEST_FILE.into(),
+        detail,
+    };
+    let m: Manifest = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+    if m.format != MANIFEST_FORMAT {
+        return Err(invalid(format!(
+            "format is \"{}\", expected \"{MANIFEST_FORMAT}\"",
+            m.format
+        )));
+    }
+    parse_hash(&m.init.sha256, "init sha256")?;
+    let mut end = m
+        .init
+        .offset
+        .checked_add(m.init.length)
+        .ok_or_else(|| invalid("init range overflows".into()))?;
+    for (k, f) in m.fragments.iter().enumerate() {
+        parse_hash(&f.sha256, &format!("fragment {k} sha256"))?;
+        if f.offset != end {
+            return Err(invalid(format!(
+                "fragment {k} starts at byte {} but the previous piece ends at byte {end}",
+                f.offset
+            )));
+        }
+        end = f
+            .offset
+            .checked_add(f.length)
+            .ok_or_else(|| invalid(format!("fragment {k} range overflows")))?;
+    }
+    if end != m.video_size {
+        return Err(invalid(format!(
+            "pieces end at byte {end} but video_size is {}",
+            m.video_size
+        )));
+    }
+    for c in &m.signing_certificates {
+        if !c.starts_with("certs/") || !safe_path(c) {
+            return Err(invalid(format!(
+                "certificate path \"{c}\" is not a plain certs/ file name"
+            )));
+        }
+    }
+    Ok(m)
+}
+
+/// Parses export.json.
+pub fn parse_statement(bytes: &[u8]) -> Result<ExportStatement, BundleError> {
+    let invalid = |detail: String| BundleError::Invalid {
+        file: STATEMENT_FILE.into(),
+        detail,
+    };
+    let s: ExportStatement = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+    if s.format != STATEMENT_FORMAT {
+        return Err(invalid(format!(
+            "format is \"{}\", expected \"{STATEMENT_FORMAT}\"",
+            s.format
+        )));
+    }
+    for f in &s.files {
+        if !safe_path(&f.path) {
+            return Err(invalid(format!(
+                "file path \"{}\" is not a plain bundle file name",
+                f.path
+            )));
+        }
+    }
+    Ok(s)
+}
+
+fn hash_file(path: &Path) -> Result<(u64, Hash), BundleError> {
+    let mut f = File::open(path).map_err(io(path))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; crate::mp4::READ_BUFFER];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf).map_err(io(path))?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((n, h.finalize().into()))
+}
+
+/// What [`write`] produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteSummary {
+    pub fragments: u64,
+    pub video_bytes: u64,
+    pub excerpt_records: u64,
+    /// Fragments that no signature covered yet (the export verifies as "unsigned" there).
+    pub unsigned_fragments: u64,
+}
+
+/// Writes a bundle into `dir` (created; must be empty) from the exported MP4 (the first
+/// segment's init verbatim, then the selected fragments verbatim) and the camera's ledger.
+pub fn write(
+    dir: &Path,
+    mp4_path: &Path,
+    ledger_path: &Path,
+    range: &ExportRange,
+    exporter: &ExporterIdentity,
+    signer: &SigningIdentity,
+) -> Result<WriteSummary, BundleError> {
+    if dir.exists() && fs::read_dir(dir).map_err(io(dir))?.next().is_some() {
+        return Err(BundleError::NotEmpty(dir.to_path_buf()));
+    }
+    let scanned = scan_file(mp4_path, &mut |_| {}).map_err(io(mp4_path))?;
+    if scanned.fragments.is_empty() {
+        return Err(BundleError::Export(format!(
+            "{} holds no fragments",
+            mp4_path.display()
+        )));
+    }
+    if let Some(u) = std::iter::once(&scanned.init)
+        .chain(&scanned.fragments)
+        .find(|u| u.status != UnitStatus::Complete)
+    {
+        return Err(BundleError::Export(format!(
+            "{} is not a complete fragmented MP4 (bad box at byte {})",
+            mp4_path.display(),
+            u.offset
+        )));
+    }
+    let wanted: HashSet<Hash> = scanned.fragments.iter().map(|u| u.sha256).collect();
+
+    // One pass over the ledger: check its chain and collect what the export needs.
+    let ca = CaCert::from_der(signer.ca_cert_der().to_vec())
+        .map_err(|e| BundleError::Export(format!("the signer's CA certificate: {e}")))?;
+    let cas = [ca];
+    let lf = File::open(ledger_path).map_err(io(ledger_path))?;
+    let mut reader = RecordReader::new(BufReader::with_capacity(1 << 20, lf))
+        .map_err(|e| BundleError::Export(format!("{}: {e}", ledger_path.display())))?;
+    let mut chain = ChainChecker::new(Mode::Full, &cas);
+    let mut by_hash: HashMap<Hash, Vec<(u64, FragmentRecord)>> = HashMap::new();
+    let mut opens: HashMap<u64, (u64, Hash)> = HashMap::new();
+    let mut certs: HashMap<Hash, Vec<u8>> = HashMap::new();
+    let mut sigs: Vec<(u64, Hash)> = Vec::new();
+    let mut offsets: Vec<(u64, u64)> = Vec::new();
+    while let Some(rec) = reader.next_record().map_err(io(ledger_path))? {
+        if !chain.push(&rec) {
+            break;
+        }
+        offsets.push((rec.offset, rec.encoded_len));
+        match rec.body {
+            Body::Fragment(f) if wanted.contains(&f.sha256) => {
+                by_hash.entry(f.sha256).or_default().push((rec.seq, f));
+            }
+            Body::SegmentOpen {
+                segment,
+                init_sha256,
+                ..
+            } => {
+                opens.insert(segment, (rec.seq, init_sha256));
+            }
+            Body::Genesis { cert_der, .. }
+            | Body::KeyRotation {
+                new_cert_der: cert_der,
+                ..
+            } => {
+                if let Ok(id) = crate::keys::cert_key_id(&cert_der) {
+                    certs.insert(id, cert_der);
+                }
+            }
+            Body::Signature { key_id, .. } => sigs.push((rec.seq, key_id)),
+            _ => {}
+        }
+    }
+    chain.stop(reader.stop());
+    let outcome = chain.finish();
+    let camera = outcome.camera_id.clone().unwrap_or_default();
+    if camera != range.camera_id {
+        return Err(BundleError::Export(format!(
+            "the ledger is camera \"{camera}\"'s, not \"{}\"'s",
+            range.camera_id
+        )));
+    }
+
+    // Map every MP4 fragment to its record, in recorded order.
+    let mut mapped: Vec<(u64, FragmentRecord)> = Vec::with_capacity(scanned.fragments.len());
+    let mut after = None::<u64>;
+    for u in &scanned.fragments {
+        let cand = by_hash.get(&u.sha256).and_then(|v| {
+            v.iter()
+                .find(|(s, f)| after.is_none_or(|a| *s > a) && f.length == u.len)
+        });
+        let Some(&(seq, f)) = cand else {
+            return Err(BundleError::Export(format!(
+                "the fragment at byte {} of {} is not in the ledger (or out of recorded order); export recorded fragments verbatim",
+                u.offset,
+                mp4_path.display()
+            )));
+        };
+        if outcome.is_untrusted(seq) {
+            return Err(BundleError::Export(format!(
+                "the ledger does not verify at the exported data: {}",
+                outcome
+                    .failure
+                    .as_ref()
+                    .map(|f| f.failure.to_string())
+                    .unwrap_or_default()
+            )));
+        }
+        after = Some(seq);
+        mapped.push((seq, f));
+    }
+    let first_seg = mapped[0].1.segment;
+    let &(open_seq, init_hash) = opens.get(&first_seg).ok_or_else(|| {
+        BundleError::Export(format!(
+            "segment {first_seg:016x} has no segment-open record"
+        ))
+    })?;
+    if init_hash != scanned.init.sha256 {
+        return Err(BundleError::Export(format!(
+            "the MP4's init is not segment {first_seg:016x}'s init; write the first segment's init verbatim"
+        )));
+    }
+    let last_frag = mapped.last().expect("non-empty").0;
+    let end_seq = sigs
+        .iter()
+        .find(|(s, _)| *s > last_frag)
+        .map_or(offsets.len() as u64 - 1, |(s, _)| *s);
+    let unsigned_fragments = mapped
+        .iter()
+        .filter(|(s, _)| !outcome.is_signed(*s))
+        .count() as u64;
+
+    fs::create_dir_all(dir.join("certs")).map_err(io(dir))?;
+    // Excerpt: the records from the first segment's open to the signature after the last fragment.
+    let (start_off, _) = offsets[open_seq as usize];
+    let (end_off, end_len) = offsets[end_seq as usize];
+    let mut lf = File::open(ledger_path).map_err(io(ledger_path))?;
+    lf.seek(SeekFrom::Start(start_off))
+        .map_err(io(ledger_path))?;
+    let mut excerpt = EXCERPT_MAGIC.to_vec();
+    let n = (end_off + end_len - start_off) as usize;
+    let at = excerpt.len();
+    excerpt.resize(at + n, 0);
+    lf.read_exact(&mut excerpt[at..]).map_err(io(ledger_path))?;
+    debug_assert_eq!(LEDGER_MAGIC.len(), EXCERPT_MAGIC.len());
+    write_file(&dir.join(EXCERPT_FILE), &excerpt)?;
+
+    let mut cert_paths = Vec::new();
+    let mut key_ids: Vec<Hash> = sigs
+        .iter()
+        .filter(|(s, _)| *s >= open_seq && *s <= end_seq)
+        .map(|(_, k)| *k)
+        .collect();
+    key_ids.dedup();
+    let mut seen = HashSet::new();
+    for k in key_ids {
+        if !seen.insert(k) {
+            continue;
+        }
+        let der = certs.get(&k).ok_or_else(|| {
+            BundleError::Export(format!(
+                "no certificate in the ledger for signing key {}",
+                hex::encode(k)
+            ))
+        })?;
+        let p = format!("certs/key-{}.pem", hex::encode(&k[..8]));
+        write_file(&dir.join(&p), der_to_pem(der).as_bytes())?;
+        cert_paths.push(p);
+    }
+    write_file(&dir.join(CA_FILE), signer.ca_cert_pem().as_bytes())?;
+    write_file(&dir.join(EXPORTER_CERT_FILE), signer.cert_pem().as_bytes())?;
+
+    let video = dir.join(VIDEO_FILE);
+    fs::copy(mp4_path, &video).map_err(io(&video))?;
+    File::open(&video)
+        .and_then(|f| f.sync_all())
+        .map_err(io(&video))?;
+
+    let manifest = Manifest {
+        format: MANIFEST_FORMAT.into(),
+        camera_id: camera.clone(),
+        video_size: scanned.file_len,
+        init: ManifestInit {
+            offset: 0,
+            length: scanned.init.len,
+            sha256: hex::encode(scanned.init.sha256),
+            record_seq: open_seq,
+        },
+        fragments: scanned
+            .fragments
+            .iter()
+            .zip(&mapped)
+            .map(|(u, (seq, f))| ManifestFragment {
+                offset: u.offset,
+                length: u.len,
+                sha256: hex::encode(u.sha256),
+                record_seq: *seq,
+                segment: f.segment,
+                gop: f.gop,
+                start_us: f.start_us,
+                duration_us: f.duration_us,
+            })
+            .collect(),
+        signing_certificates: cert_paths.clone(),
+    };
+    let manifest_json = serde_json::to_vec_pretty(&manifest).expect("manifest serializes");
+    write_file(&dir.join(MANIFEST_FILE), &manifest_json)?;
+
+    let mut files = Vec::new();
+    for p in [
+        VIDEO_FILE,
+        MANIFEST_FILE,
+        EXCERPT_FILE,
+        CA_FILE,
+        EXPORTER_CERT_FILE,
+    ]
+    .into_iter()
+    .map(String::from)
+    .chain(cert_paths)
+    {
+        let (size, h) = hash_file(&dir.join(&p))?;
+        files.push(FileDigest {
+            path: p,
+            size,
+            sha256: hex::encode(h),
+        });
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0);
+    let statement = ExportStatement {
+        format: STATEMENT_FORMAT.into(),
+        camera_id: camera,
+        exported_by: exporter.user.clone(),
+        server: exporter.server.clone(),
+        exported_at_us: now,
+        exported_at: crate::fmt_time(now),
+        range_from_us: range.from_us,
+        range_to_us: range.to_us,
+        files,
+    };
+    let statement_json = serde_json::to_vec_pretty(&statement).expect("statement serializes");
+    write_file(&dir.join(STATEMENT_FILE), &statement_json)?;
+    let mut msg = EXPORT_SIGNATURE_CONTEXT.to_vec();
+    msg.extend_from_slice(&statement_json);
+    let sig = signer
+        .sign(&msg)
+        .map_err(|e| BundleError::Export(e.to_string()))?;
+    write_file(
+        &dir.join(SIGNATURE_FILE),
+        format!("{}\n", hex::encode(sig)).as_bytes(),
+    )?;
+
+    Ok(WriteSummary {
+        fragments: mapped.len() as u64,
+        video_bytes: scanned.file_len,
+        excerpt_records: end_seq - open_seq + 1,
+        unsigned_fragments,
+    })
+}
+
+fn write_file(path: &Path, data: &[u8]) -> Result<(), BundleError> {
+    let mut f = File::create(path).map_err(io(path))?;
+    f.write_all(data).map_err(io(path))?;
+    f.sync_all().map_err(io(path))
+}
+
+/// Result of checking the export signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExportCheck {
+    pub valid: bool,
+    /// Why it is not valid.
+    pub problem: Option<String>,
+    pub exported_by: String,
+    pub server: String,
+    pub exported_at_us: i64,
+    /// Subject of the exporter's certificate.
+    pub signer: Option<String>,
+}
+
+/// Result of verifying a bundle: recording signatures and export signature, separately.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BundleReport {
+    pub recording: Report,
+    pub export: ExportCheck,
+    /// Fingerprint of the CA everything was checked against.
+    pub ca_fingerprint: String,
+}
+
+impl BundleReport {
+    pub fn is_verified(&self) -> bool {
+        self.recording.is_verified() && self.export.valid
+    }
+    /// Two lines for people: recording result, then export result.
+    pub fn summary(&self) -> String {
+        let export = if self.export.valid {
+            format!(
+                "export signature valid: exported by {} from {} at {}",
+                self.export.exported_by,
+                self.export.server,
+                crate::fmt_time(self.export.exported_at_us)
+            )
+        } else {
+            format!(
+                "export signature INVALID: {}",
+                self.export.problem.as_deref().unwrap_or("unknown problem")
+            )
+        };
+        format!("recording: {}\n{export}", self.recording.summary())
+    }
+}
+
+fn normalize_fingerprint(s: &str) -> String {
+    let s = s.trim();
+    let s = s
+        .strip_prefix("sha256:")
+        .or_else(|| s.strip_prefix("SHA256:"))
+        .unwrap_or(s);
+    s.chars()
+        .filter(|c| !matches!(c, ':' | ' '))
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+fn read_required(dir: &Path, file: &str) -> Result<Vec<u8>, BundleError> {
+    let p = dir.join(file);
+    match fs::read(&p) {
+        Ok(b) => Ok(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(BundleError::MissingFile {
+            dir: dir.to_path_buf(),
+            file: file.to_string(),
+        }),
+        Err(e) => Err(BundleError::Io { path: p, source: e }),
+    }
+}
+
+fn pem_file(dir: &Path, file: &str) -> Result<Vec<u8>, BundleError> {
+    let b = read_required(dir, file)?;
+    let s = String::from_utf8(b).map_err(|_| BundleError::Invalid {
+        file: file.into(),
+        detail: "not a PEM text file".into(),
+    })?;
+    pem_to_der(&s, file).map_err(|e| BundleError::Invalid {
+        file: file.into(),
+        detail: e.to_string(),
+    })
+}
+
+/// Verifies a bundle offline. `progress(done, total)` reports video bytes hashed.
+pub fn verify(
+    dir: &Path,
+    trust: &TrustAnchor,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<BundleReport, BundleError> {
+    if !dir.is_dir() {
+        return Err(BundleError::Io {
+            path: dir.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a bundle directory"),
+        });
+    }
+    for f in [
+        VIDEO_FILE,
+        MANIFEST_FILE,
+        EXCERPT_FILE,
+        STATEMENT_FILE,
+        SIGNATURE_FILE,
+        CA_FILE,
+        EXPORTER_CERT_FILE,
+    ] {
+        if !dir.join(f).exists() {
+            return Err(BundleError::MissingFile {
+                dir: dir.to_path_buf(),
+                file: f.into(),
+            });
+        }
+    }
+    let ca = match trust {
+        TrustAnchor::CaCert(pem) => {
+            CaCert::from_pem(pem).map_err(|e| BundleError::Trust(e.to_string()))?
+        }
+        TrustAnchor::Fingerprint(fp) => {
+            let expected = normalize_fingerprint(fp);
+            if expected.len() != 64 || !expected.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return Err(BundleError::Trust(format!(
+                    "\"{fp}\" is not a SHA-256 fingerprint (64 hex digits)"
+                )));
+            }
+            let der = pem_file(dir, CA_FILE)?;
+            let found = crate::keys::fingerprint(&der);
+            if found != expected {
+                return Err(BundleError::WrongFingerprint { expected, found });
+            }
+            CaCert::from_der(der).map_err(|e| BundleError::Invalid {
+                file: CA_FILE.into(),
+                detail: e.to_string(),
+            })?
+        }
+    };
+    let ca_fingerprint = ca.fingerprint();
+    let cas = [ca];
+
+    let manifest = parse_manifest(&read_required(dir, MANIFEST_FILE)?)?;
+    let statement_bytes = read_required(dir, STATEMENT_FILE)?;
+    let statement = parse_statement(&statement_bytes)?;
+    let export = check_export(dir, &statement, &statement_bytes, &cas)?;
+    let recording = check_recording(dir, &manifest, &cas, progress)?;
+    Ok(BundleReport {
+        recording,
+        export,
+        ca_fingerprint,
+    })
+}
+
+fn check_export(
+    dir: &Path,
+    st: &ExportStatement,
+    st_bytes: &[u8],
+    cas: &[CaCert],
+) -> Result<ExportCheck, BundleError> {
+    let mut out = ExportCheck {
+        valid: false,
+        problem: None,
+        exported_by: st.exported_by.clone(),
+        server: st.server.clone(),
+        exported_at_us: st.exported_at_us,
+        signer: None,
+    };
+    let sig_text = read_required(dir, SIGNATURE_FILE)?;
+    let mut sig = [0u8; 64];
+    let sig_ok = std::str::from_utf8(&sig_text)
+        .ok()
+        .is_some_and(|t| hex::decode_to_slice(t.trim(), &mut sig).is_ok());
+    if !sig_ok {
+        out.problem = Some(format!(
+            "{SIGNATURE_FILE} is not a hex Ed25519 signature (128 hex digits)"
+        ));
+        return Ok(out);
+    }
+    let cert = pem_file(dir, EXPORTER_CERT_FILE)?;
+    let key = match check_signing_cert(&cert, cas) {
+        Ok(k) => k,
+        Err(p) => {
+            out.problem = Some(format!("exporter certificate: {p}"));
+            return Ok(out);
+        }
+    };
+    out.signer = Some(key.subject.clone());
+    let mut msg = EXPORT_SIGNATURE_CONTEXT.to_vec();
+    msg.extend_from_slice(st_bytes);
+    match key.verify_at(&msg, &sig, st.exported_at_us) {
+        Ok(()) => {}
+        Err(SigProblem::Mismatch) => {
+            out.problem = Some(format!(
+                "the export signature does not match {STATEMENT_FILE} (the statement or {SIGNATURE_FILE} was changed)"
+            ));
+            return Ok(out);
+        }
+        Err(SigProblem::CertNotValid(d)) => {
+            out.problem = Some(d);
+            return Ok(out);
+        }
+    }
+    for required in [
+        VIDEO_FILE,
+        MANIFEST_FILE,
+        EXCERPT_FILE,
+        CA_FILE,
+        EXPORTER_CERT_FILE,
+    ] {
+        if !st.files.iter().any(|f| f.path == required) {
+            out.problem = Some(format!("the export statement does not cover {required}"));
+            return Ok(out);
+        }
+    }
+    for f in &st.files {
+        let p = dir.join(&f.path);
+        if !p.exists() {
+            out.problem = Some(format!("{} (signed by the exporter) is missing", f.path));
+            return Ok(out);
+        }
+        let (size, h) = hash_file(&p)?;
+        if size != f.size || hex::encode(h) != f.sha256 {
+            out.problem = Some(format!(
+                "{} was changed after export (its SHA-256 differs from the signed statement)",
+                f.path
+            ));
+            return Ok(out);
+        }
+    }
+    out.valid = true;
+    Ok(out)
+}
+
+fn check_recording(
+    dir: &Path,
+    m: &Manifest,
+    cas: &[CaCert],
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Report, BundleError> {
+    let excerpt_path = dir.join(EXCERPT_FILE);
+    let f = File::open(&excerpt_path).map_err(io(&excerpt_path))?;
+    let mut reader = RecordReader::new(BufReader::new(f)).map_err(|e| BundleError::Invalid {
+        file: EXCERPT_FILE.into(),
+        detail: e.to_string(),
+    })?;
+    if !reader.is_excerpt {
+        return Err(BundleError::Invalid {
+            file: EXCERPT_FILE.into(),
+            detail: "this is a whole ledger, not an excerpt".into(),
+        });
+    }
+    let mut chain = ChainChecker::new(Mode::Excerpt, cas);
+    chain.camera_id = Some(m.camera_id.clone());
+    for c in &m.signing_certificates {
+        chain.add_cert(&pem_file(dir, c)?);
+    }
+    let mut frags: HashMap<u64, FragmentRecord> = HashMap::new();
+    let mut frag_seqs: Vec<u64> = Vec::new();
+    let mut opens: HashMap<u64, (u64, Hash, i64)> = HashMap::new();
+    let mut by_hash: HashMap<Hash, u64> = HashMap::new();
+    while let Some(rec) = reader.next_record().map_err(io(&excerpt_path))? {
+        if !chain.push(&rec) {
+            break;
+        }
+        match rec.body {
+            Body::Fragment(f) => {
+                frags.insert(rec.seq, f);
+                frag_seqs.push(rec.seq);
+                by_hash.insert(f.sha256, rec.seq);
+            }
+            Body::SegmentOpen {
+                init_len,
+                init_sha256,
+                start_us,
+                ..
+            } => {
+                opens.insert(rec.seq, (init_len, init_sha256, start_us));
+            }
+            _ => {}
+        }
+    }
+    chain.stop(reader.stop());
+    let outcome = chain.finish();
+
+    let mut checked = Checked {
+        ledger_records: outcome.records,
+        signatures: outcome.signatures,
+        ..Default::default()
+    };
+    let mut unsigned = Vec::new();
+    let mut failure: Option<Failure> = None;
+    let fail = |kind, at_us: Option<i64>, segment: Option<u64>, detail: String| {
+        Some(Failure {
+            kind,
+            at_us,
+            segment,
+            detail,
+        })
+    };
+
+    let video_path = dir.join(VIDEO_FILE);
+    let total = fs::metadata(&video_path).map_err(io(&video_path))?.len();
+    let mut done = 0u64;
+    let scanned = scan_file(&video_path, &mut |n| {
+        done += n;
+        progress(done, total);
+    })
+    .map_err(io(&video_path))?;
+
+    // The init must be the first segment's signed init.
+    match opens.get(&m.init.record_seq) {
+        None => {
+            failure = fail(
+                FailureKind::Modified,
+                None,
+                None,
+                format!(
+                    "manifest init refers to record {}, which is not a segment-open record of the excerpt",
+                    m.init.record_seq
+                ),
+            )
+        }
+        Some(&(len, h, start)) => {
+            if outcome.is_untrusted(m.init.record_seq) {
+            } else if scanned.init.len != len
+                || scanned.init.sha256 != h
+                || hex::encode(h) != m.init.sha256
+            {
+                failure = fail(
+                    FailureKind::Modified,
+                    Some(start),
+                    None,
+                    "the MP4's init (ftyp/moov) differs from the signed init".into(),
+                );
+            } else {
+                checked.bytes += len;
+                checked.segments = 1;
+            }
+        }
+    }
+
+    let mut prev_seq: Option<u64> = None;
+    let n = scanned.fragments.len().max(m.fragments.len());
+    for k in 0..n {
+        if failure.is_some() {
+            break;
+        }
+        let (u, mf) = (scanned.fragments.get(k), m.fragments.get(k));
+        let Some(mf) = mf else {
+            let u = u.expect("one of them exists");
+            failure = fail(
+                FailureKind::Inserted,
+                checked.last_us,
+                None,
+                format!(
+                    "{} bytes at byte {} of {VIDEO_FILE} are not in the manifest",
+                    total - u.offset,
+                    u.offset
+                ),
+            );
+            break;
+        };
+        let Some(rec) = frags.get(&mf.record_seq) else {
+            failure = fail(
+                FailureKind::Modified,
+                Some(mf.start_us),
+                Some(mf.segment),
+                format!(
+                    "manifest fragment {k} refers to record {}, which is not a fragment record of the excerpt",
+                    mf.record_seq
+                ),
+            );
+            break;
+        };
+        if outcome.is_untrusted(mf.record_seq) {
+            break;
+        }
+        if prev_seq.is_some_and(|p| mf.record_seq <= p) {
+            failure = fail(
+                FailureKind::Reordered,
+                Some(rec.start_us),
+                Some(rec.segment),
+                format!("manifest fragment {k} is out of recorded order"),
+            );
+            break;
+        }
+        prev_seq = Some(mf.record_seq);
+        if hex::encode(rec.sha256) != mf.sha256
+            || rec.length != mf.length
+            || rec.start_us != mf.start_us
+            || rec.segment != mf.segment
+            || rec.gop != mf.gop
+            || rec.duration_us != mf.duration_us
+        {
+            failure = fail(
+                FailureKind::Modified,
+                Some(rec.start_us),
+                Some(rec.segment),
+                format!(
+                    "manifest entry {k} differs from its signed ledger record {}",
+                    mf.record_seq
+                ),
+            );
+            break;
+        }
+        let Some(u) = u else {
+            failure = fail(
+                FailureKind::Truncated,
+                Some(rec.start_us),
+                Some(rec.segment),
+                format!(
+                    "{VIDEO_FILE} ends before GOP {} (manifest fragment {k})",
+                    rec.gop
+                ),
+            );
+            break;
+        };
+        if u.status == UnitStatus::Truncated {
+            failure = fail(
+                FailureKind::Truncated,
+                Some(rec.start_us),
+                Some(rec.segment),
+                format!("{VIDEO_FILE} ends inside GOP {}", rec.gop),
+            );
+            break;
+        }
+        if u.offset != mf.offset
+            || u.sha256 != rec.sha256
+            || u.len != rec.length
+            || u.status != UnitStatus::Complete
+        {
+            let detail = match by_hash.get(&u.sha256) {
+                Some(other) if *other != mf.record_seq => format!(
+                    "bytes at {} of {VIDEO_FILE} are GOP record {other}, recorded elsewhere",
+                    u.offset
+                ),
+                _ => format!(
+                    "GOP {} (bytes {}..{} of {VIDEO_FILE}) does not match its signed hash",
+                    rec.gop,
+                    u.offset,
+                    u.offset + u.len
+                ),
+            };
+            let kind = if by_hash.get(&u.sha256).is_some_and(|o| *o != mf.record_seq) {
+                FailureKind::Reordered
+            } else {
+                FailureKind::Modified
+            };
+            failure = fail(kind, Some(rec.start_us), Some(rec.segment), detail);
+            break;
+        }
+        if outcome.is_signed(mf.record_seq) {
+            checked.add_fragment(rec.start_us, rec.duration_us, u.len);
+        } else {
+            unsigned.push(UnsignedSpan {
+                segment: Some(rec.segment),
+                from_us: Some(rec.start_us),
+                to_us: Some(rec.start_us + rec.duration_us as i64),
+                bytes: u.len,
+                after_unclean_shutdown: outcome.before_unclean(mf.record_seq),
+                detail: format!("GOP {} is not covered by a signature", rec.gop),
+            });
+        }
+    }
+    // Every fragment record between the first and last exported one must be in the export.
+    if failure.is_none()
+        && let (Some(first), Some(last)) = (m.fragments.first(), m.fragments.last())
+    {
+        let referenced: HashSet<u64> = m.fragments.iter().map(|f| f.record_seq).collect();
+        if let Some(s) = frag_seqs
+            .iter()
+            .find(|s| **s > first.record_seq && **s < last.record_seq && !referenced.contains(s))
+        {
+            let r = &frags[s];
+            failure = fail(
+                FailureKind::Missing,
+                Some(r.start_us),
+                Some(r.segment),
+                format!(
+                    "GOP {} (ledger record {s}) was recorded within the exported range but is not in the export",
+                    r.gop
+                ),
+            );
+        }
+    }
+    if failure.is_none() {
+        failure = outcome.failure.as_ref().map(|f| f.failure.clone());
+    }
+    if failure.is_none()
+        && let Some(u) = unsigned.first()
+    {
+        failure = fail(
+            FailureKind::Unsigned,
+            u.from_us,
+            u.segment,
+            format!(
+                "{}; the export was made before the recording was signed",
+                u.detail
+            ),
+        );
+    }
+    let mut events: Vec<_> = outcome
+        .events
+        .iter()
+        .filter(|(s, _)| outcome.is_signed(*s))
+        .map(|(_, e)| e.clone())
+        .collect();
+    events.dedup();
+    Ok(Report {
+        camera_id: m.camera_id.clone(),
+        failure,
+        unsigned,
+        events,
+        checked,
+        signers: outcome.signers,
+    })
+}

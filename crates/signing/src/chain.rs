@@ -1,0 +1,449 @@
+//! Hash-chain and signature checking over a stream of ledger records.
+//!
+//! Shared by the server-side verifier (a full ledger from its genesis record, keys introduced
+//! by genesis and rotation records) and the export-bundle verifier (an excerpt starting at any
+//! record, keys from the certificates shipped in the bundle). It decides which records are
+//! covered by a valid signature, which are unsigned, and where the chain is first broken.
+
+use std::collections::HashMap;
+
+use crate::keys::{CaCert, CertProblem, CheckedKey, KeyId, SigProblem, check_signing_cert};
+use crate::record::{Body, Hash, NOTHING_SIGNED, Record, Stop, signature_message};
+use crate::report::{Event, Failure, FailureKind};
+
+pub(crate) enum Mode {
+    /// A whole ledger: must start with genesis at seq 0; keys come from genesis and rotations.
+    Full,
+    /// An excerpt: starts anywhere; any key with a valid certificate from the bundle may sign.
+    Excerpt,
+}
+
+/// A chain-level failure and the first record it makes untrustworthy.
+#[derive(Debug, Clone)]
+pub(crate) struct ChainFailure {
+    pub first_bad_seq: u64,
+    pub failure: Failure,
+}
+
+pub(crate) struct ChainChecker<'a> {
+    mode: Mode,
+    cas: &'a [CaCert],
+    keys: HashMap<KeyId, Result<CheckedKey, CertProblem>>,
+    active: Option<KeyId>,
+    pending_rotation: Option<KeyId>,
+    expected_seq: Option<u64>,
+    head: Hash,
+    last_good_sig: Option<u64>,
+    /// Time of the first record after the last good signature.
+    pending_time: Option<i64>,
+    last_time: Option<i64>,
+    first_seq: Option<u64>,
+    last_seq: Option<u64>,
+    unsigned: Vec<(u64, u64)>,
+    failure: Option<ChainFailure>,
+    pub camera_id: Option<String>,
+    pub events: Vec<(u64, Event)>,
+    pub signatures: u64,
+    pub records: u64,
+    pub signers: Vec<String>,
+    /// The ledger ended with a clean shutdown record (and its signature).
+    last_two: [u8; 2],
+}
+
+/// What the checker concluded.
+pub(crate) struct ChainOutcome {
+    pub last_good_sig: Option<u64>,
+    pub unsigned: Vec<(u64, u64)>,
+    pub failure: Option<ChainFailure>,
+    pub camera_id: Option<String>,
+    pub events: Vec<(u64, Event)>,
+    pub signatures: u64,
+    pub records: u64,
+    pub signers: Vec<String>,
+    pub ended_cleanly: bool,
+}
+
+impl ChainOutcome {
+    /// Covered by a valid signature and not in a span left unsigned by a crash.
+    pub fn is_signed(&self, seq: u64) -> bool {
+        self.last_good_sig.is_some_and(|s| seq < s)
+            && !self.unsigned.iter().any(|&(a, b)| a <= seq && seq <= b)
+            && self.failure.as_ref().is_none_or(|f| seq < f.first_bad_seq)
+    }
+    /// Made untrustworthy by a chain failure.
+    pub fn is_untrusted(&self, seq: u64) -> bool {
+        self.failure
+            .as_ref()
+            .is_some_and(|f| seq >= f.first_bad_seq)
+    }
+    /// Whether `seq` is in an unsigned span that ends in a recorded unclean shutdown (as opposed
+    /// to the unsigned tail of the ledger).
+    pub fn before_unclean(&self, seq: u64) -> bool {
+        self.unsigned.iter().any(|&(a, b)| a <= seq && seq <= b)
+    }
+}
+
+impl<'a> ChainChecker<'a> {
+    pub fn new(mode: Mode, cas: &'a [CaCert]) -> Self {
+        Self {
+            mode,
+            cas,
+            keys: HashMap::new(),
+            active: None,
+            pending_rotation: None,
+            expected_seq: None,
+            head: [0; 32],
+            last_good_sig: None,
+            pending_time: None,
+            last_time: None,
+            first_seq: None,
+            last_seq: None,
+            unsigned: Vec::new(),
+            failure: None,
+            camera_id: None,
+            events: Vec::new(),
+            signatures: 0,
+            records: 0,
+            signers: Vec::new(),
+            last_two: [0, 0],
+        }
+    }
+
+    /// Adds a certificate that may sign (excerpt mode: the bundle's certificates).
+    pub fn add_cert(&mut self, cert_der: &[u8]) {
+        let checked = check_signing_cert(cert_der, self.cas);
+        if let Ok(k) = &checked {
+            self.keys.insert(k.key_id, checked);
+        } else if let Ok(id) = crate::keys::cert_key_id(cert_der) {
+            self.keys.insert(id, checked);
+        }
+    }
+
+    fn fail(&mut self, kind: FailureKind, at_us: Option<i64>, detail: String) {
+        if self.failure.is_none() {
+            let first_bad_seq = self
+                .last_good_sig
+                .map_or(self.first_seq.unwrap_or(0), |s| s + 1);
+            self.failure = Some(ChainFailure {
+                first_bad_seq,
+                failure: Failure {
+                    kind,
+                    at_us,
+                    segment: None,
+                    detail,
+                },
+            });
+        }
+    }
+
+    /// Processes the next record. Returns false once the chain is broken.
+    pub fn push(&mut self, rec: &Record) -> bool {
+        if self.failure.is_some() {
+            return false;
+        }
+        self.records += 1;
+        if self.first_seq.is_none() {
+            self.first_seq = Some(rec.seq);
+            if matches!(self.mode, Mode::Full) && (rec.seq != 0 || rec.prev != [0; 32]) {
+                self.fail(
+                    FailureKind::Missing,
+                    rec.body.time_us(),
+                    format!(
+                        "the ledger starts at record {} instead of its genesis record",
+                        rec.seq
+                    ),
+                );
+                return false;
+            }
+        }
+        if let Some(exp) = self.expected_seq {
+            if rec.seq < exp {
+                self.fail(
+                    FailureKind::Reordered,
+                    self.last_time,
+                    format!("ledger record {} appears after record {}", rec.seq, exp - 1),
+                );
+                return false;
+            }
+            if rec.seq > exp {
+                self.fail(
+                    FailureKind::Missing,
+                    self.last_time,
+                    format!("ledger records {exp}..{} were removed", rec.seq - 1),
+                );
+                return false;
+            }
+            if rec.prev != self.head {
+                self.fail(
+                    FailureKind::Modified,
+                    self.last_time,
+                    format!(
+                        "ledger record {} does not link to record {} (records were replaced)",
+                        rec.seq,
+                        exp - 1
+                    ),
+                );
+                return false;
+            }
+        }
+        let t = rec.body.time_us();
+        if self.pending_time.is_none() && !matches!(rec.body, Body::Signature { .. }) {
+            self.pending_time = t.or(self.last_time);
+        }
+        match &rec.body {
+            Body::Genesis {
+                camera_id,
+                cert_der,
+                ..
+            } => {
+                if rec.seq != 0 {
+                    self.fail(
+                        FailureKind::Inserted,
+                        self.last_time,
+                        format!("a second genesis record at ledger record {}", rec.seq),
+                    );
+                    return false;
+                }
+                self.camera_id = Some(camera_id.clone());
+                match check_signing_cert(cert_der, self.cas) {
+                    Ok(k) => {
+                        self.active = Some(k.key_id);
+                        self.keys.insert(k.key_id, Ok(k));
+                    }
+                    Err(p) => {
+                        let (kind, d) = problem(p);
+                        self.fail(kind, t, format!("the ledger's genesis key: {d}"));
+                        return false;
+                    }
+                }
+            }
+            Body::KeyRotation {
+                new_key_id,
+                new_cert_der,
+                rotated_at_us,
+            } => {
+                let checked = check_signing_cert(new_cert_der, self.cas);
+                if let Ok(k) = &checked
+                    && &k.key_id != new_key_id
+                {
+                    self.fail(
+                        FailureKind::BadCertificate,
+                        self.last_time,
+                        "key rotation record names a key that its certificate does not hold".into(),
+                    );
+                    return false;
+                }
+                self.keys.insert(*new_key_id, checked);
+                self.pending_rotation = Some(*new_key_id);
+                self.events.push((
+                    rec.seq,
+                    Event::KeyRotation {
+                        rotated_at_us: *rotated_at_us,
+                        new_key_id: hex::encode(new_key_id),
+                    },
+                ));
+            }
+            Body::Signature {
+                signed_at_us,
+                key_id,
+                signature,
+            } => {
+                if !self.check_signature(rec.seq, &rec.prev, *signed_at_us, key_id, signature) {
+                    return false;
+                }
+            }
+            Body::UncleanShutdown {
+                detected_at_us,
+                torn_bytes,
+                last_signed_seq,
+            } => {
+                // Records the crashed run wrote after its last signature stay unsigned, even
+                // though the restarted run's next signature covers them: nobody vouched for
+                // them while the server was down.
+                let from = match self.last_good_sig {
+                    Some(s) => s + 1,
+                    None if *last_signed_seq != NOTHING_SIGNED => last_signed_seq.saturating_add(1),
+                    None => self.first_seq.unwrap_or(0),
+                };
+                if rec.seq > from {
+                    self.unsigned.push((from, rec.seq - 1));
+                }
+                self.events.push((
+                    rec.seq,
+                    Event::UncleanShutdown {
+                        detected_at_us: *detected_at_us,
+                        torn_bytes: *torn_bytes,
+                    },
+                ));
+            }
+            Body::Gap {
+                before_us,
+                after_us,
+                reason,
+            } => self.events.push((
+                rec.seq,
+                Event::Gap {
+                    before_us: *before_us,
+                    after_us: *after_us,
+                    reason: reason.clone(),
+                },
+            )),
+            Body::Prune {
+                segment,
+                pruned_at_us,
+            } => self.events.push((
+                rec.seq,
+                Event::Pruned {
+                    segment: *segment,
+                    pruned_at_us: *pruned_at_us,
+                },
+            )),
+            Body::SegmentOpen { .. }
+            | Body::Fragment(_)
+            | Body::SegmentClose { .. }
+            | Body::Shutdown { .. } => {}
+        }
+        if t.is_some() {
+            self.last_time = t;
+        }
+        self.expected_seq = Some(rec.seq + 1);
+        self.head = rec.hash;
+        self.last_seq = Some(rec.seq);
+        self.last_two = [self.last_two[1], rec.body.type_code()];
+        true
+    }
+
+    fn check_signature(
+        &mut self,
+        seq: u64,
+        head: &Hash,
+        signed_at_us: i64,
+        key_id: &KeyId,
+        signature: &[u8; 64],
+    ) -> bool {
+        if seq == 0 {
+            self.fail(
+                FailureKind::Modified,
+                None,
+                "a ledger cannot start with a signature".into(),
+            );
+            return false;
+        }
+        let at = self.pending_time.or(self.last_time);
+        let allowed = match self.mode {
+            Mode::Full => self.active.as_ref() == Some(key_id),
+            Mode::Excerpt => true,
+        };
+        let key = match (allowed, self.keys.get(key_id)) {
+            (true, Some(Ok(k))) => k.clone(),
+            (_, Some(Err(p))) => {
+                let (kind, d) = problem(p.clone());
+                self.fail(
+                    kind,
+                    at,
+                    format!("ledger record {seq} is signed with a key whose {d}"),
+                );
+                return false;
+            }
+            (false, Some(Ok(_))) => {
+                self.fail(
+                    FailureKind::UnknownKey,
+                    at,
+                    format!(
+                        "ledger record {seq} is signed with key {} which is not the active signing key of this ledger",
+                        short(key_id)
+                    ),
+                );
+                return false;
+            }
+            (_, None) => {
+                self.fail(
+                    FailureKind::UnknownKey,
+                    at,
+                    format!(
+                        "ledger record {seq} is signed with key {}, for which no trusted certificate exists",
+                        short(key_id)
+                    ),
+                );
+                return false;
+            }
+        };
+        let msg = signature_message(
+            self.camera_id.as_deref().unwrap_or(""),
+            seq - 1,
+            head,
+            signed_at_us,
+        );
+        match key.verify_at(&msg, signature, signed_at_us) {
+            Ok(()) => {}
+            Err(SigProblem::Mismatch) => {
+                self.fail(
+                    FailureKind::Modified,
+                    at,
+                    format!(
+                        "signature in ledger record {seq} does not match the chain it signs (records before it were modified)"
+                    ),
+                );
+                return false;
+            }
+            Err(SigProblem::CertNotValid(d)) => {
+                self.fail(FailureKind::BadCertificate, at, d);
+                return false;
+            }
+        }
+        if !self.signers.contains(&key.subject) {
+            self.signers.push(key.subject.clone());
+        }
+        self.signatures += 1;
+        self.last_good_sig = Some(seq);
+        self.pending_time = None;
+        if let Some(k) = self.pending_rotation.take() {
+            self.active = Some(k);
+        }
+        true
+    }
+
+    /// Accounts for why the record stream ended early.
+    pub fn stop(&mut self, stop: Option<&Stop>) {
+        if let Some(Stop::Corrupt { offset, error }) = stop {
+            let at = self.last_time;
+            self.fail(
+                FailureKind::Modified,
+                at,
+                format!(
+                    "ledger damaged at byte {offset} (after record {:?}): {error}",
+                    self.last_seq
+                ),
+            );
+        }
+    }
+
+    pub fn finish(self) -> ChainOutcome {
+        ChainOutcome {
+            last_good_sig: self.last_good_sig,
+            unsigned: self.unsigned,
+            failure: self.failure,
+            camera_id: self.camera_id,
+            events: self.events,
+            signatures: self.signatures,
+            records: self.records,
+            signers: self.signers,
+            ended_cleanly: self.last_two
+                == [
+                    crate::record::kind::SHUTDOWN,
+                    crate::record::kind::SIGNATURE,
+                ],
+        }
+    }
+}
+
+fn problem(p: CertProblem) -> (FailureKind, String) {
+    match p {
+        CertProblem::UnknownIssuer(d) => (FailureKind::UnknownKey, d),
+        CertProblem::Bad(d) => (FailureKind::BadCertificate, d),
+    }
+}
+
+fn short(k: &KeyId) -> String {
+    hex::encode(&k[..8])
+}

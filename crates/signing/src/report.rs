@@ -1,0 +1,180 @@
+//! Verification results shared by the server-side verifier and the export-bundle verifier.
+
+use std::fmt;
+
+/// Kinds of verification failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailureKind {
+    /// Content differs from what was hashed and signed.
+    Modified,
+    /// A fragment, segment or ledger records were removed.
+    Missing,
+    /// Data that the chain does not cover (foreign fragment or segment, extra bytes).
+    Inserted,
+    /// Data or records out of their recorded order.
+    Reordered,
+    /// A file ends before the signed data does.
+    Truncated,
+    /// Data after the last valid signature, e.g. the tail of an unclean shutdown. Not tampering.
+    Unsigned,
+    /// Signed with a key whose certificate no trusted CA issued.
+    UnknownKey,
+    /// A certificate that is malformed, of the wrong kind, or not valid at signing time.
+    BadCertificate,
+}
+
+impl FailureKind {
+    /// Everything but `Unsigned` indicates tampering or an untrusted origin.
+    pub fn is_tampering(self) -> bool {
+        self != FailureKind::Unsigned
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Modified => "modified",
+            FailureKind::Missing => "missing",
+            FailureKind::Inserted => "inserted",
+            FailureKind::Reordered => "reordered",
+            FailureKind::Truncated => "truncated",
+            FailureKind::Unsigned => "unsigned",
+            FailureKind::UnknownKey => "unknown key",
+            FailureKind::BadCertificate => "bad certificate",
+        }
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The first point of failure.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Failure {
+    pub kind: FailureKind,
+    /// Wall-clock time (unix micros) of the first affected recorded data, when known.
+    pub at_us: Option<i64>,
+    /// Segment file concerned, if any.
+    pub segment: Option<u64>,
+    /// What exactly was found, for people.
+    pub detail: String,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.kind)?;
+        if let Some(t) = self.at_us {
+            write!(f, " at {}", crate::fmt_time(t))?;
+        }
+        if let Some(s) = self.segment {
+            write!(f, " (segment {s:016x})")?;
+        }
+        write!(f, ": {}", self.detail)
+    }
+}
+
+/// Recorded data that no valid signature covers (not tampering by itself).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UnsignedSpan {
+    pub segment: Option<u64>,
+    pub from_us: Option<i64>,
+    pub to_us: Option<i64>,
+    pub bytes: u64,
+    /// The span ends in an unclean shutdown that a later run recorded.
+    pub after_unclean_shutdown: bool,
+    pub detail: String,
+}
+
+/// A signed fact found in the ledger: legitimate events, not failures.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    Gap {
+        before_us: i64,
+        after_us: i64,
+        reason: String,
+    },
+    Pruned {
+        segment: u64,
+        pruned_at_us: i64,
+    },
+    UncleanShutdown {
+        detected_at_us: i64,
+        torn_bytes: u64,
+    },
+    KeyRotation {
+        rotated_at_us: i64,
+        new_key_id: String,
+    },
+    CodecChange {
+        segment: u64,
+        at_us: i64,
+    },
+}
+
+/// How much was checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Checked {
+    pub segments: u64,
+    pub fragments: u64,
+    /// Media bytes hashed and matched against signed records.
+    pub bytes: u64,
+    pub first_us: Option<i64>,
+    pub last_us: Option<i64>,
+    pub ledger_records: u64,
+    pub signatures: u64,
+}
+
+impl Checked {
+    pub(crate) fn add_fragment(&mut self, start_us: i64, duration_us: u64, bytes: u64) {
+        self.fragments += 1;
+        self.bytes += bytes;
+        let end = start_us.saturating_add(duration_us as i64);
+        self.first_us = Some(self.first_us.map_or(start_us, |f| f.min(start_us)));
+        self.last_us = Some(self.last_us.map_or(end, |l| l.max(end)));
+    }
+}
+
+/// Result of verifying a recording (server side) or the recording part of an export bundle.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    pub camera_id: String,
+    /// First tampering failure; if there is none, the first unsigned span as an `Unsigned`
+    /// failure; `None` means verified.
+    pub failure: Option<Failure>,
+    pub unsigned: Vec<UnsignedSpan>,
+    pub events: Vec<Event>,
+    pub checked: Checked,
+    /// Subjects of the certificates whose signatures were checked.
+    pub signers: Vec<String>,
+}
+
+impl Report {
+    /// Everything in range is signed, intact, and no foreign data is present.
+    pub fn is_verified(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    /// Tampering (or untrusted origin) was found, as opposed to merely unsigned data.
+    pub fn is_tampered(&self) -> bool {
+        self.failure.as_ref().is_some_and(|f| f.kind.is_tampering())
+    }
+
+    /// One line for people: "verified: ..." or the failure.
+    pub fn summary(&self) -> String {
+        let c = &self.checked;
+        let span = match (c.first_us, c.last_us) {
+            (Some(a), Some(b)) => format!(" from {} to {}", crate::fmt_time(a), crate::fmt_time(b)),
+            _ => String::new(),
+        };
+        let what = format!(
+            "{} segments, {} fragments, {} bytes{span}",
+            c.segments, c.fragments, c.bytes
+        );
+        match &self.failure {
+            None => format!("verified: {what}"),
+            Some(f) => format!("{f} (checked {what})"),
+        }
+    }
+}

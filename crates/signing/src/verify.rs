@@ -1,0 +1,733 @@
+//! Server-side verification of one camera's recording: the ledger plus the segment files on
+//! disk, for a time range. Trusts nothing but the CA certificate(s): not the index database,
+//! not file names, not sizes.
+//!
+//! The ledger is checked first (hash chain, signatures, certificates) while a model of the
+//! expected segments is built; then every segment file in range is scanned (top-level boxes
+//! only), hashed, and aligned with the signed fragment records, so a difference can be named:
+//! modified, missing, inserted, reordered, truncated, or merely unsigned.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use crate::chain::{ChainChecker, ChainOutcome, Mode};
+use crate::keys::CaCert;
+use crate::mp4::{Scanned, UnitStatus, scan_file};
+use crate::record::{Body, FragmentRecord, Hash, ReadError, RecordReader};
+use crate::report::{Checked, Event, Failure, FailureKind, Report, UnsignedSpan};
+
+/// A time range in unix microseconds; `None` ends are open. Verification widens it to whole
+/// segments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub from_us: Option<i64>,
+    pub to_us: Option<i64>,
+}
+
+impl TimeRange {
+    pub fn all() -> Self {
+        Self::default()
+    }
+    pub fn new(from_us: i64, to_us: i64) -> Self {
+        Self {
+            from_us: Some(from_us),
+            to_us: Some(to_us),
+        }
+    }
+    /// Whether the span [a, b) (or the instant a, when a == b) intersects the range [from, to).
+    pub fn overlaps(&self, a: i64, b: i64) -> bool {
+        self.from_us.is_none_or(|f| b > f || a >= f) && self.to_us.is_none_or(|t| a < t)
+    }
+}
+
+/// Errors that prevent verification from running at all (as opposed to findings).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("cannot read ledger {path}: {source}")]
+    LedgerIo {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}; pass the camera's ledger file (data_dir/ledger/<camera>.ledger)")]
+    NotALedger { path: PathBuf, source: ReadError },
+    #[error("cannot read segment directory {path}: {source}")]
+    SegmentDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read segment file {path}: {source}")]
+    SegmentIo {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// File name of segment `seq` in a camera's video directory.
+pub fn segment_file_name(seq: u64) -> String {
+    format!("{seq:016x}.mp4")
+}
+
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let hex = name.strip_suffix(".mp4")?;
+    if hex.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+struct SegModel {
+    open_seq: u64,
+    start_us: i64,
+    init_len: u64,
+    init_hash: Hash,
+    frags: Vec<(u64, FragmentRecord)>,
+    end_us: i64,
+    close: Option<u64>,
+    pruned: bool,
+    /// An unclean shutdown (or a shutdown) happened while the segment was open.
+    interrupted: bool,
+}
+
+/// Verifies `camera_id`'s recording in `range`: the ledger at `ledger_path` and the segment
+/// files in `segment_dir` (data_dir/video/<camera>), trusting only `trust`.
+/// `progress(done, total)` is called with media bytes hashed so far.
+pub fn verify_recording(
+    camera_id: &str,
+    ledger_path: &Path,
+    segment_dir: &Path,
+    range: TimeRange,
+    trust: &[CaCert],
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Report, VerifyError> {
+    let file = File::open(ledger_path).map_err(|source| VerifyError::LedgerIo {
+        path: ledger_path.to_path_buf(),
+        source,
+    })?;
+    let mut reader =
+        RecordReader::new(BufReader::with_capacity(1 << 20, file)).map_err(|source| {
+            VerifyError::NotALedger {
+                path: ledger_path.to_path_buf(),
+                source,
+            }
+        })?;
+    if reader.is_excerpt {
+        return Err(VerifyError::NotALedger {
+            path: ledger_path.to_path_buf(),
+            source: ReadError::BadMagic {
+                found: crate::record::EXCERPT_MAGIC.to_vec(),
+            },
+        });
+    }
+
+    // Pass 1: the ledger.
+    let mut chain = ChainChecker::new(Mode::Full, trust);
+    let mut segs: BTreeMap<u64, SegModel> = BTreeMap::new();
+    let mut open: Option<u64> = None;
+    let mut last_opened: Option<u64> = None;
+    // Segments after which a crash happened before the next segment was opened.
+    let mut crash_after: BTreeSet<Option<u64>> = BTreeSet::new();
+    loop {
+        let rec = reader
+            .next_record()
+            .map_err(|source| VerifyError::LedgerIo {
+                path: ledger_path.to_path_buf(),
+                source,
+            })?;
+        let Some(rec) = rec else { break };
+        if !chain.push(&rec) {
+            break;
+        }
+        match rec.body {
+            Body::SegmentOpen {
+                segment,
+                start_us,
+                init_len,
+                init_sha256,
+            } => {
+                if let Some(prev) = open.and_then(|s| segs.get_mut(&s)) {
+                    prev.interrupted = true;
+                }
+                segs.insert(
+                    segment,
+                    SegModel {
+                        open_seq: rec.seq,
+                        start_us,
+                        init_len,
+                        init_hash: init_sha256,
+                        frags: Vec::new(),
+                        end_us: start_us,
+                        close: None,
+                        pruned: false,
+                        interrupted: false,
+                    },
+                );
+                open = Some(segment);
+                last_opened = Some(segment);
+            }
+            Body::Fragment(f) => {
+                if let Some(s) = segs.get_mut(&f.segment) {
+                    let end = f.start_us.saturating_add(f.duration_us as i64);
+                    s.end_us = s.end_us.max(end);
+                    // Fragments of segments that start after the range are never looked at.
+                    if range.to_us.is_none_or(|t| s.start_us < t) {
+                        s.frags.push((rec.seq, f));
+                    }
+                }
+            }
+            Body::SegmentClose { segment, .. } => {
+                if let Some(s) = segs.get_mut(&segment) {
+                    s.close = Some(rec.seq);
+                    // Keep memory bounded on long ledgers: drop what ends before the range.
+                    if range.from_us.is_some_and(|f| s.end_us < f) {
+                        s.frags = Vec::new();
+                    }
+                }
+                if open == Some(segment) {
+                    open = None;
+                }
+            }
+            Body::UncleanShutdown { .. } | Body::Shutdown { .. } => {
+                if let Some(s) = open.and_then(|s| segs.get_mut(&s)) {
+                    s.interrupted = true;
+                }
+                if matches!(rec.body, Body::UncleanShutdown { .. }) {
+                    crash_after.insert(last_opened);
+                }
+                open = None;
+            }
+            Body::Prune { segment, .. } => {
+                if let Some(s) = segs.get_mut(&segment) {
+                    s.pruned = true;
+                    s.frags = Vec::new();
+                }
+            }
+            _ => {}
+        }
+    }
+    chain.stop(reader.stop());
+    let outcome = chain.finish();
+
+    let mut ctx = Ctx {
+        outcome: &outcome,
+        checked: Checked::default(),
+        unsigned: Vec::new(),
+        done: 0,
+        total: 0,
+    };
+    ctx.checked.ledger_records = outcome.records;
+    ctx.checked.signatures = outcome.signatures;
+
+    let mut media_failure: Option<Failure> = None;
+    if let Some(found) = outcome.camera_id.as_deref()
+        && found != camera_id
+        && outcome.failure.is_none()
+    {
+        media_failure = Some(Failure {
+            kind: FailureKind::Inserted,
+            at_us: segs.values().next().map(|s| s.start_us),
+            segment: None,
+            detail: format!("the ledger is camera \"{found}\"'s, not \"{camera_id}\"'s"),
+        });
+    }
+
+    // Pass 2: the segment files.
+    let mut files: BTreeMap<u64, PathBuf> = BTreeMap::new();
+    match std::fs::read_dir(segment_dir) {
+        Ok(rd) => {
+            for e in rd {
+                let e = e.map_err(|source| VerifyError::SegmentDir {
+                    path: segment_dir.to_path_buf(),
+                    source,
+                })?;
+                if let Some(seq) = e.file_name().to_str().and_then(parse_segment_name) {
+                    files.insert(seq, e.path());
+                }
+            }
+        }
+        // No directory at all: every expected segment is missing, which pass 2 reports.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(VerifyError::SegmentDir {
+                path: segment_dir.to_path_buf(),
+                source,
+            });
+        }
+    }
+
+    let in_range: Vec<u64> = segs
+        .iter()
+        .filter(|(_, s)| !s.pruned && range.overlaps(s.start_us, s.end_us))
+        .map(|(k, _)| *k)
+        .collect();
+    let in_range_set: BTreeSet<u64> = in_range.iter().copied().collect();
+    let max_ledger_seg = segs.keys().next_back().copied();
+    let foreign: Vec<u64> = files
+        .keys()
+        .copied()
+        .filter(|f| !segs.contains_key(f))
+        .filter(|f| {
+            let prev = segs.range(..*f).next_back().map(|(k, _)| *k);
+            let next = segs.range(*f..).next().map(|(k, _)| *k);
+            match (prev, next) {
+                (None, None) => true,
+                (p, n) => {
+                    p.is_some_and(|p| in_range_set.contains(&p))
+                        || n.is_some_and(|n| in_range_set.contains(&n))
+                        || (n.is_none() && range.to_us.is_none())
+                }
+            }
+        })
+        .collect();
+
+    for seq in in_range.iter().chain(&foreign) {
+        if let Some(p) = files.get(seq) {
+            ctx.total += std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        }
+    }
+    progress(0, ctx.total);
+
+    // Where each in-range fragment and init belongs, to tell moved data from foreign data.
+    let mut global: HashMap<Hash, u64> = HashMap::new();
+    let mut inits: HashMap<Hash, u64> = HashMap::new();
+    for seq in &in_range {
+        let s = &segs[seq];
+        inits.entry(s.init_hash).or_insert(*seq);
+        for (_, f) in &s.frags {
+            global.insert(f.sha256, *seq);
+        }
+    }
+
+    let mut order: Vec<u64> = in_range.iter().chain(&foreign).copied().collect();
+    order.sort_unstable();
+    let chain_ended_open = !outcome.ended_cleanly;
+    let mut events_codec: Vec<Event> = Vec::new();
+    let mut prev_init: Option<Hash> = None;
+    let mut stopped_by_chain = false;
+    for seq in order {
+        if media_failure.is_some() {
+            break;
+        }
+        let Some(model) = segs.get(&seq) else {
+            // A segment file the ledger never mentioned.
+            let path = &files[&seq];
+            let scanned = scan(path, &mut ctx, progress)?;
+            let prev = segs.range(..seq).next_back();
+            let at = prev
+                .map(|(_, s)| s.end_us)
+                .or_else(|| segs.values().next().map(|s| s.start_us));
+            let first_hash = scanned.fragments.first().map(|f| f.sha256);
+            if let Some(other) = first_hash.and_then(|h| global.get(&h)) {
+                media_failure = Some(Failure {
+                    kind: FailureKind::Reordered,
+                    at_us: at,
+                    segment: Some(seq),
+                    detail: format!(
+                        "segment file {} holds the video of segment {other:016x}",
+                        segment_file_name(seq)
+                    ),
+                });
+                continue;
+            }
+            let crash_orphan = crash_after.contains(&prev.map(|(k, _)| *k));
+            let after_end = max_ledger_seg.is_none_or(|m| seq > m);
+            if crash_orphan || (after_end && chain_ended_open) {
+                ctx.unsigned.push(UnsignedSpan {
+                    segment: Some(seq),
+                    from_us: at,
+                    to_us: None,
+                    bytes: scanned.file_len,
+                    after_unclean_shutdown: crash_orphan,
+                    detail: format!(
+                        "segment file {} was written but never entered in the ledger (interrupted recording)",
+                        segment_file_name(seq)
+                    ),
+                });
+            } else {
+                media_failure = Some(Failure {
+                    kind: FailureKind::Inserted,
+                    at_us: at,
+                    segment: Some(seq),
+                    detail: format!(
+                        "segment file {} is not part of the signed recording",
+                        segment_file_name(seq)
+                    ),
+                });
+            }
+            continue;
+        };
+        if outcome.is_untrusted(model.open_seq) {
+            stopped_by_chain = true;
+            break;
+        }
+        let open_signed = outcome.is_signed(model.open_seq);
+        if open_signed {
+            if prev_init.is_some_and(|p| p != model.init_hash) {
+                events_codec.push(Event::CodecChange {
+                    segment: seq,
+                    at_us: model.start_us,
+                });
+            }
+            prev_init = Some(model.init_hash);
+        }
+        let Some(path) = files.get(&seq) else {
+            if open_signed {
+                media_failure = Some(Failure {
+                    kind: FailureKind::Missing,
+                    at_us: Some(model.start_us),
+                    segment: Some(seq),
+                    detail: format!(
+                        "segment file {} ({} signed fragments) is missing",
+                        segment_file_name(seq),
+                        model.frags.len()
+                    ),
+                });
+            } else {
+                ctx.unsigned.push(UnsignedSpan {
+                    segment: Some(seq),
+                    from_us: Some(model.start_us),
+                    to_us: Some(model.end_us),
+                    bytes: 0,
+                    after_unclean_shutdown: outcome.before_unclean(model.open_seq),
+                    detail: "unsigned segment whose file is absent".into(),
+                });
+            }
+            continue;
+        };
+        let scanned = scan(path, &mut ctx, progress)?;
+        match check_segment(seq, model, &scanned, &global, &inits, &mut ctx) {
+            SegResult::Ok => ctx.checked.segments += 1,
+            SegResult::Fail(f) => media_failure = Some(f),
+            SegResult::ChainStop => {
+                stopped_by_chain = true;
+                break;
+            }
+        }
+    }
+
+    // The first failure: media problems found before the chain breaks come first in time.
+    // A chain failure counts when data in range depends on it, or when it lies in the range.
+    let chain_failure = outcome
+        .failure
+        .as_ref()
+        .filter(|f| {
+            stopped_by_chain
+                || range
+                    .to_us
+                    .is_none_or(|t| f.failure.at_us.is_none_or(|a| a < t))
+        })
+        .map(|f| f.failure.clone());
+    let mut failure = media_failure.or(chain_failure);
+    if failure.is_none()
+        && let Some(u) = ctx.unsigned.first()
+    {
+        failure = Some(Failure {
+            kind: FailureKind::Unsigned,
+            at_us: u.from_us,
+            segment: u.segment,
+            detail: format!(
+                "{} ({} bytes{})",
+                u.detail,
+                u.bytes,
+                if u.after_unclean_shutdown {
+                    "; the recorder was not shut down cleanly"
+                } else {
+                    "; recording in progress or interrupted"
+                }
+            ),
+        });
+    }
+
+    let seg_span = |s: u64| segs.get(&s).map(|m| (m.start_us, m.end_us));
+    let mut events: Vec<Event> = outcome
+        .events
+        .iter()
+        .filter(|(seq, _)| outcome.is_signed(*seq))
+        .filter(|(_, e)| match e {
+            Event::Gap {
+                before_us,
+                after_us,
+                ..
+            } => range.overlaps(*before_us, *after_us),
+            Event::Pruned {
+                segment,
+                pruned_at_us,
+            } => match seg_span(*segment) {
+                Some((a, b)) => range.overlaps(a, b),
+                None => range.overlaps(*pruned_at_us, *pruned_at_us),
+            },
+            Event::UncleanShutdown {
+                detected_at_us: t, ..
+            }
+            | Event::KeyRotation {
+                rotated_at_us: t, ..
+            }
+            | Event::CodecChange { at_us: t, .. } => range.overlaps(*t, *t),
+        })
+        .map(|(_, e)| e.clone())
+        .collect();
+    events.extend(events_codec);
+
+    Ok(Report {
+        camera_id: outcome.camera_id.clone().unwrap_or_default(),
+        failure,
+        unsigned: ctx.unsigned,
+        events,
+        checked: ctx.checked,
+        signers: outcome.signers.clone(),
+    })
+}
+
+struct Ctx<'a> {
+    outcome: &'a ChainOutcome,
+    checked: Checked,
+    unsigned: Vec<UnsignedSpan>,
+    done: u64,
+    total: u64,
+}
+
+fn scan(
+    path: &Path,
+    ctx: &mut Ctx<'_>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Scanned, VerifyError> {
+    let total = ctx.total;
+    let mut done = ctx.done;
+    let r = scan_file(path, &mut |n| {
+        done += n;
+        progress(done.min(total), total);
+    })
+    .map_err(|source| VerifyError::SegmentIo {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    ctx.done = done;
+    Ok(r)
+}
+
+enum SegResult {
+    Ok,
+    Fail(Failure),
+    /// The ledger's chain is broken before this point; its failure is what counts.
+    ChainStop,
+}
+
+fn check_segment(
+    seq: u64,
+    model: &SegModel,
+    file: &Scanned,
+    global: &HashMap<Hash, u64>,
+    inits: &HashMap<Hash, u64>,
+    ctx: &mut Ctx<'_>,
+) -> SegResult {
+    let outcome = ctx.outcome;
+    let name = segment_file_name(seq);
+    let fail = |kind, at_us, detail: String| {
+        SegResult::Fail(Failure {
+            kind,
+            at_us: Some(at_us),
+            segment: Some(seq),
+            detail,
+        })
+    };
+    let unsigned_from = |ctx: &mut Ctx<'_>, rec_seq: u64, from_us: i64, offset: u64, why: &str| {
+        ctx.unsigned.push(UnsignedSpan {
+            segment: Some(seq),
+            from_us: Some(from_us),
+            to_us: Some(model.end_us),
+            bytes: file.file_len.saturating_sub(offset),
+            after_unclean_shutdown: outcome.before_unclean(rec_seq) || model.interrupted,
+            detail: format!("{name} from byte {offset}: {why}"),
+        });
+    };
+
+    if !outcome.is_signed(model.open_seq) {
+        unsigned_from(
+            ctx,
+            model.open_seq,
+            model.start_us,
+            0,
+            "segment not covered by a signature",
+        );
+        return SegResult::Ok;
+    }
+    let init = &file.init;
+    if init.status != UnitStatus::Complete
+        || init.len != model.init_len
+        || init.sha256 != model.init_hash
+    {
+        if let Some(other) = inits.get(&init.sha256).filter(|o| **o != seq) {
+            return fail(
+                FailureKind::Reordered,
+                model.start_us,
+                format!("{name} holds the init of segment {other:016x}"),
+            );
+        }
+        if init.len < model.init_len && file.fragments.is_empty() {
+            return fail(
+                FailureKind::Truncated,
+                model.start_us,
+                format!(
+                    "{name} is only {} bytes, shorter than its signed init",
+                    file.file_len
+                ),
+            );
+        }
+        return fail(
+            FailureKind::Modified,
+            model.start_us,
+            format!("{name}: the init (ftyp/moov) differs from the signed one"),
+        );
+    }
+    ctx.checked.bytes += init.len;
+
+    let exp = &model.frags;
+    let exp_idx: HashMap<Hash, usize> = exp
+        .iter()
+        .enumerate()
+        .map(|(i, (_, f))| (f.sha256, i))
+        .collect();
+    let file_idx: HashMap<Hash, usize> = file
+        .fragments
+        .iter()
+        .enumerate()
+        .map(|(j, u)| (u.sha256, j))
+        .collect();
+    let mut i = 0;
+    let mut j = 0;
+    while j < file.fragments.len() {
+        let u = &file.fragments[j];
+        let Some((rs, e)) = exp.get(i) else {
+            // Bytes after the last fragment the ledger knows of.
+            let close_signed = model.close.is_some_and(|c| outcome.is_signed(c));
+            if close_signed && !model.interrupted {
+                return fail(
+                    FailureKind::Inserted,
+                    model.end_us,
+                    format!(
+                        "{name} has {} bytes after its signed end (byte {})",
+                        file.file_len - u.offset,
+                        u.offset
+                    ),
+                );
+            }
+            if model.close.is_some_and(|c| outcome.is_untrusted(c)) {
+                return SegResult::ChainStop;
+            }
+            unsigned_from(
+                ctx,
+                model.open_seq,
+                model.end_us,
+                u.offset,
+                "fragments written after the last ledger record",
+            );
+            return SegResult::Ok;
+        };
+        if outcome.is_untrusted(*rs) {
+            return SegResult::ChainStop;
+        }
+        if !outcome.is_signed(*rs) {
+            unsigned_from(
+                ctx,
+                *rs,
+                e.start_us,
+                u.offset,
+                "fragments not covered by a signature",
+            );
+            return SegResult::Ok;
+        }
+        if u.status == UnitStatus::Complete && u.sha256 == e.sha256 && u.len == e.length {
+            ctx.checked.add_fragment(e.start_us, e.duration_us, u.len);
+            i += 1;
+            j += 1;
+            continue;
+        }
+        if u.status == UnitStatus::Truncated {
+            return fail(
+                FailureKind::Truncated,
+                e.start_us,
+                format!("{name} ends inside GOP {} (byte {})", e.gop, u.offset),
+            );
+        }
+        if let Some(&k) = exp_idx.get(&u.sha256) {
+            let expected_later = file_idx.get(&e.sha256).is_some_and(|&jj| jj > j);
+            if k > i && !expected_later {
+                return fail(
+                    FailureKind::Missing,
+                    e.start_us,
+                    format!(
+                        "{name}: {} GOP(s) starting with GOP {} (byte {}) were removed",
+                        k - i,
+                        e.gop,
+                        e.offset
+                    ),
+                );
+            }
+            return fail(
+                FailureKind::Reordered,
+                e.start_us,
+                format!(
+                    "{name}: GOP {} is not where it was recorded (byte {})",
+                    e.gop, u.offset
+                ),
+            );
+        }
+        if let Some(other) = global.get(&u.sha256).filter(|o| **o != seq) {
+            return fail(
+                FailureKind::Reordered,
+                e.start_us,
+                format!(
+                    "{name} at byte {} holds a GOP of segment {other:016x}",
+                    u.offset
+                ),
+            );
+        }
+        if file
+            .fragments
+            .get(j + 1)
+            .is_some_and(|n| n.sha256 == e.sha256)
+        {
+            return fail(
+                FailureKind::Inserted,
+                e.start_us,
+                format!(
+                    "{name}: {} bytes not in the recording were inserted at byte {}",
+                    u.len, u.offset
+                ),
+            );
+        }
+        return fail(
+            FailureKind::Modified,
+            e.start_us,
+            format!(
+                "{name}: GOP {} (bytes {}..{}) does not match its signed hash",
+                e.gop,
+                e.offset,
+                e.offset + e.length
+            ),
+        );
+    }
+    if let Some((rs, e)) = exp.get(i) {
+        if outcome.is_untrusted(*rs) {
+            return SegResult::ChainStop;
+        }
+        if outcome.is_signed(*rs) {
+            let last = file
+                .fragments
+                .last()
+                .map_or(file.init.len, |u| u.offset + u.len);
+            return fail(
+                FailureKind::Truncated,
+                e.start_us,
+                format!(
+                    "{name} ends at byte {last}, before signed GOP {} (byte {}); {} signed GOP(s) are gone",
+                    e.gop,
+                    e.offset,
+                    exp.len() - i
+                ),
+            );
+        }
+    }
+    SegResult::Ok
+}

@@ -1,0 +1,472 @@
+//! Export bundles: write, verify offline on a copy, and every kind of damage.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use vigil_signing::bundle::{self, BundleError, ExportRange, ExporterIdentity, TrustAnchor};
+use vigil_signing::record::{Body, RecordReader};
+use vigil_signing::{FailureKind, keys};
+
+/// Writes an MP4 the way the lead's exporter does: the first segment's init, then fragments.
+fn export_mp4(r: &Rec, frags: &[Frag], out: &Path) {
+    let first = fs::read(r.seg_path(frags[0].segment)).unwrap();
+    let init_len = r.frags_of(frags[0].segment)[0].offset as usize;
+    let mut v = first[..init_len].to_vec();
+    for f in frags {
+        let seg = fs::read(r.seg_path(f.segment)).unwrap();
+        v.extend_from_slice(&seg[f.offset as usize..(f.offset + f.len) as usize]);
+    }
+    fs::write(out, v).unwrap();
+}
+
+struct Fixture {
+    ca: TestCa,
+    rec: Rec,
+    tmp: tempfile::TempDir,
+    dir: PathBuf,
+    frags: Vec<Frag>,
+}
+
+/// Exports GOPs 3..=12 (spanning segments 0, 1 and 2) of the standard recording.
+fn fixture() -> Fixture {
+    let ca = TestCa::new("ca-a");
+    let rec = standard(&ca);
+    let tmp = tempfile::tempdir().unwrap();
+    let frags: Vec<Frag> = rec.frags[2..12].to_vec();
+    let mp4 = tmp.path().join("export.mp4");
+    export_mp4(&rec, &frags, &mp4);
+    let dir = tmp.path().join("bundle");
+    let signer = ca.identity("rec-1");
+    let summary = bundle::write(
+        &dir,
+        &mp4,
+        &rec.ledger(),
+        &ExportRange {
+            camera_id: CAMERA.into(),
+            from_us: Some(frags[0].start_us),
+            to_us: None,
+        },
+        &ExporterIdentity {
+            user: "alice".into(),
+            server: "rec-1.example".into(),
+        },
+        &signer,
+    )
+    .unwrap();
+    assert_eq!(summary.fragments, 10);
+    assert_eq!(summary.unsigned_fragments, 0);
+    Fixture {
+        ca,
+        rec,
+        tmp,
+        dir,
+        frags,
+    }
+}
+
+fn ca_trust(f: &Fixture) -> TrustAnchor {
+    TrustAnchor::CaCert(f.ca.cert_pem.clone())
+}
+
+fn verify(dir: &Path, t: &TrustAnchor) -> bundle::BundleReport {
+    bundle::verify(dir, t, &mut |_, _| {}).unwrap()
+}
+
+#[test]
+fn bundle_verifies_offline_on_a_copy_by_cert_and_by_fingerprint() {
+    let f = fixture();
+    let copy = f.tmp.path().join("elsewhere");
+    copy_dir(&f.dir, &copy);
+    // The recording and its server are gone; only the bundle and the CA remain.
+    fs::remove_dir_all(&f.rec.data).unwrap();
+    let mut last = (0, 0);
+    let rep = bundle::verify(&copy, &ca_trust(&f), &mut |d, t| last = (d, t)).unwrap();
+    assert!(rep.is_verified(), "{}", rep.summary());
+    assert_eq!(rep.recording.checked.fragments, 10);
+    assert_eq!(rep.recording.checked.first_us, Some(f.frags[0].start_us));
+    assert_eq!(rep.export.exported_by, "alice");
+    assert_eq!(rep.export.server, "rec-1.example");
+    let size = fs::metadata(copy.join("video.mp4")).unwrap().len();
+    assert_eq!(last, (size, size));
+
+    let fp = keys::fingerprint(&keys::pem_to_der(&f.ca.cert_pem, "ca").unwrap());
+    let colon: String = fp
+        .to_uppercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(":");
+    for anchor in [fp.clone(), format!("sha256:{fp}"), colon] {
+        let rep = verify(&copy, &TrustAnchor::Fingerprint(anchor));
+        assert!(rep.is_verified(), "{}", rep.summary());
+    }
+    assert!(
+        rep.summary()
+            .contains("export signature valid: exported by alice")
+    );
+}
+
+#[test]
+fn one_byte_changed_in_mp4_fails_both_checks() {
+    let f = fixture();
+    let p = f.dir.join("video.mp4");
+    let mut b = fs::read(&p).unwrap();
+    let at = b.len() - 500;
+    b[at] ^= 0x40;
+    fs::write(&p, b).unwrap();
+    let rep = verify(&f.dir, &ca_trust(&f));
+    let fail = rep.recording.failure.as_ref().unwrap();
+    assert_eq!(fail.kind, FailureKind::Modified, "{fail}");
+    assert_eq!(fail.at_us, Some(f.frags[9].start_us));
+    assert!(!rep.export.valid);
+    assert!(
+        rep.export
+            .problem
+            .as_ref()
+            .unwrap()
+            .contains("video.mp4 was changed after export")
+    );
+}
+
+#[test]
+fn one_byte_changed_in_manifest_fails() {
+    let f = fixture();
+    let p = f.dir.join("manifest.json");
+    let text = fs::read_to_string(&p).unwrap();
+    // Change one hex digit of the third fragment's hash.
+    let key = "\"sha256\": \"";
+    let idx = text.match_indices(key).nth(3).unwrap().0 + key.len();
+    let mut b = text.into_bytes();
+    b[idx] = if b[idx] == b'0' { b'1' } else { b'0' };
+    fs::write(&p, b).unwrap();
+    let rep = verify(&f.dir, &ca_trust(&f));
+    let fail = rep.recording.failure.as_ref().unwrap();
+    assert_eq!(fail.kind, FailureKind::Modified, "{fail}");
+    assert!(fail.detail.contains("manifest entry 2 differs"), "{fail}");
+    assert!(
+        rep.export
+            .problem
+            .as_ref()
+            .unwrap()
+            .contains("manifest.json was changed")
+    );
+}
+
+#[test]
+fn one_byte_changed_in_recording_signature_fails() {
+    let f = fixture();
+    let p = f.dir.join("ledger-excerpt.vgl");
+    let bytes = fs::read(&p).unwrap();
+    let mut r = RecordReader::new(&bytes[..]).unwrap();
+    let mut sig_at = None;
+    while let Some(rec) = r.next_record().unwrap() {
+        if matches!(rec.body, Body::Signature { .. }) {
+            // The last 32+64 bytes of a signature record are: signature, then record hash.
+            sig_at = Some((rec.offset + rec.encoded_len - 32 - 10) as usize);
+        }
+    }
+    let mut b = bytes.clone();
+    b[sig_at.unwrap()] ^= 1;
+    fs::write(&p, b).unwrap();
+    let rep = verify(&f.dir, &ca_trust(&f));
+    let fail = rep.recording.failure.as_ref().unwrap();
+    assert_eq!(fail.kind, FailureKind::Modified, "{fail}");
+    assert!(fail.detail.contains("ledger damaged"), "{fail}");
+    assert!(
+        rep.export
+            .problem
+            .as_ref()
+            .unwrap()
+            .contains("ledger-excerpt.vgl was changed")
+    );
+}
+
+#[test]
+fn one_byte_changed_in_export_signature_fails_export_only() {
+    let f = fixture();
+    let p = f.dir.join("export.sig");
+    let mut b = fs::read(&p).unwrap();
+    b[5] = if b[5] == b'a' { b'b' } else { b'a' };
+    fs::write(&p, b).unwrap();
+    let rep = verify(&f.dir, &ca_trust(&f));
+    assert!(rep.recording.is_verified(), "{}", rep.summary());
+    assert!(!rep.export.valid);
+    assert!(
+        rep.export
+            .problem
+            .as_ref()
+            .unwrap()
+            .contains("export signature does not match")
+    );
+    assert!(!rep.is_verified());
+}
+
+#[test]
+fn edited_statement_fails_export_signature() {
+    let f = fixture();
+    let p = f.dir.join("export.json");
+    let text = fs::read_to_string(&p).unwrap().replace("alice", "mallo");
+    fs::write(&p, text).unwrap();
+    let rep = verify(&f.dir, &ca_trust(&f));
+    assert!(!rep.export.valid);
+    assert!(rep.recording.is_verified());
+}
+
+#[test]
+fn gop_removed_from_mp4_and_manifest_is_missing() {
+    let f = fixture();
+    // A consistent edit: drop the 5th GOP from video and manifest and fix the offsets.
+    let mp4 = f.tmp.path().join("cut.mp4");
+    let mut frags = f.frags.clone();
+    let removed = frags.remove(4);
+    export_mp4(&f.rec, &frags, &mp4);
+    fs::copy(&mp4, f.dir.join("video.mp4")).unwrap();
+    let mpath = f.dir.join("manifest.json");
+    let mut m = bundle::parse_manifest(&fs::read(&mpath).unwrap()).unwrap();
+    let gone = m.fragments.remove(4);
+    for x in &mut m.fragments[4..] {
+        x.offset -= gone.length;
+    }
+    m.video_size -= gone.length;
+    fs::write(&mpath, serde_json::to_vec(&m).unwrap()).unwrap();
+    let rep = verify(&f.dir, &ca_trust(&f));
+    let fail = rep.recording.failure.as_ref().unwrap();
+    assert_eq!(fail.kind, FailureKind::Missing, "{fail}");
+    assert_eq!(fail.at_us, Some(removed.start_us));
+    assert!(!rep.export.valid);
+}
+
+#[test]
+fn truncated_mp4_is_truncated() {
+    let f = fixture();
+    let p = f.dir.join("video.mp4");
+    let b = fs::read(&p).unwrap();
+    fs::write(&p, &b[..b.len() - 1000]).unwrap();
+    let rep = verify(&f.dir, &ca_trust(&f));
+    let fail = rep.recording.failure.as_ref().unwrap();
+    assert_eq!(fail.kind, FailureKind::Truncated, "{fail}");
+    assert_eq!(fail.at_us, Some(f.frags[9].start_us));
+}
+
+#[test]
+fn missing_or_garbage_files_give_clear_errors() {
+    let f = fixture();
+    let t = ca_trust(&f);
+    let copy = f.tmp.path().join("c1");
+    copy_dir(&f.dir, &copy);
+    fs::remove_file(copy.join("ledger-excerpt.vgl")).unwrap();
+    let e = bundle::verify(&copy, &t, &mut |_, _| {}).unwrap_err();
+    assert!(matches!(e, BundleError::MissingFile { .. }));
+    assert!(
+        e.to_string()
+            .contains("incomplete: ledger-excerpt.vgl is missing"),
+        "{e}"
+    );
+
+    let copy = f.tmp.path().join("c2");
+    copy_dir(&f.dir, &copy);
+    let m = fs::read(copy.join("manifest.json")).unwrap();
+    fs::write(copy.join("manifest.json"), &m[..m.len() / 2]).unwrap();
+    let e = bundle::verify(&copy, &t, &mut |_, _| {}).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("manifest.json in the bundle is not valid"),
+        "{e}"
+    );
+
+    let copy = f.tmp.path().join("c3");
+    copy_dir(&f.dir, &copy);
+    fs::write(copy.join("ledger-excerpt.vgl"), b"garbage garbage").unwrap();
+    let e = bundle::verify(&copy, &t, &mut |_, _| {}).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("ledger-excerpt.vgl in the bundle is not valid"),
+        "{e}"
+    );
+
+    let copy = f.tmp.path().join("c4");
+    copy_dir(&f.dir, &copy);
+    fs::write(
+        copy.join("certs/ca.pem"),
+        b"-----BEGIN CERTIFICATE-----\nAAAA\n",
+    )
+    .unwrap();
+    let fp = "00".repeat(32);
+    let e = bundle::verify(&copy, &TrustAnchor::Fingerprint(fp), &mut |_, _| {}).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("certs/ca.pem in the bundle is not valid"),
+        "{e}"
+    );
+
+    let e = bundle::verify(&f.tmp.path().join("nothing"), &t, &mut |_, _| {}).unwrap_err();
+    assert!(e.to_string().contains("not a bundle directory"), "{e}");
+
+    let copy = f.tmp.path().join("c5");
+    copy_dir(&f.dir, &copy);
+    fs::write(copy.join("export.sig"), b"xyz").unwrap();
+    let rep = verify(&copy, &t);
+    assert!(
+        rep.export
+            .problem
+            .unwrap()
+            .contains("not a hex Ed25519 signature")
+    );
+}
+
+#[test]
+fn wrong_fingerprint_or_other_ca_is_refused() {
+    let f = fixture();
+    let other = TestCa::new("ca-b");
+    let other_fp = keys::fingerprint(&keys::pem_to_der(&other.cert_pem, "ca").unwrap());
+    let e = bundle::verify(
+        &f.dir,
+        &TrustAnchor::Fingerprint(other_fp.clone()),
+        &mut |_, _| {},
+    )
+    .unwrap_err();
+    assert!(matches!(e, BundleError::WrongFingerprint { .. }));
+    assert!(e.to_string().contains(&other_fp), "{e}");
+    let e = bundle::verify(
+        &f.dir,
+        &TrustAnchor::Fingerprint("abc".into()),
+        &mut |_, _| {},
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("not a SHA-256 fingerprint"), "{e}");
+    // Trusting another CA by certificate: the signatures are by an unknown key.
+    let rep = verify(&f.dir, &TrustAnchor::CaCert(other.cert_pem.clone()));
+    assert_eq!(
+        rep.recording.failure.as_ref().unwrap().kind,
+        FailureKind::UnknownKey
+    );
+    assert!(!rep.export.valid);
+    let problem = rep.export.problem.unwrap();
+    assert!(
+        problem.starts_with("exporter certificate: signing certificate"),
+        "{problem}"
+    );
+    assert!(problem.contains("not issued by a trusted CA"), "{problem}");
+    // Swapping in the other CA's certificate inside the bundle does not help either.
+    fs::write(f.dir.join("certs/ca.pem"), &other.cert_pem).unwrap();
+    let fp = keys::fingerprint(&keys::pem_to_der(&f.ca.cert_pem, "ca").unwrap());
+    assert!(matches!(
+        bundle::verify(&f.dir, &TrustAnchor::Fingerprint(fp), &mut |_, _| {}),
+        Err(BundleError::WrongFingerprint { .. })
+    ));
+}
+
+#[test]
+fn write_refuses_foreign_video_and_bad_inputs() {
+    let ca = TestCa::new("ca-a");
+    let rec = standard(&ca);
+    let tmp = tempfile::tempdir().unwrap();
+    let signer = ca.identity("rec-1");
+    let range = ExportRange {
+        camera_id: CAMERA.into(),
+        from_us: None,
+        to_us: None,
+    };
+    let who = ExporterIdentity {
+        user: "bob".into(),
+        server: "s".into(),
+    };
+    // A fragment that was never recorded.
+    let mp4 = tmp.path().join("x.mp4");
+    let mut v = init_bytes(0);
+    v.extend(gop_bytes(5000, 9, 100));
+    fs::write(&mp4, &v).unwrap();
+    let e = bundle::write(
+        &tmp.path().join("b1"),
+        &mp4,
+        &rec.ledger(),
+        &range,
+        &who,
+        &signer,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("is not in the ledger"), "{e}");
+    // Wrong camera.
+    export_mp4(&rec, &rec.frags[0..2], &mp4);
+    let other = ExportRange {
+        camera_id: "cam-9".into(),
+        ..range.clone()
+    };
+    let e = bundle::write(
+        &tmp.path().join("b2"),
+        &mp4,
+        &rec.ledger(),
+        &other,
+        &who,
+        &signer,
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("camera"), "{e}");
+    // Non-empty target directory.
+    fs::create_dir_all(tmp.path().join("b3")).unwrap();
+    fs::write(tmp.path().join("b3/file"), b"x").unwrap();
+    let e = bundle::write(
+        &tmp.path().join("b3"),
+        &mp4,
+        &rec.ledger(),
+        &range,
+        &who,
+        &signer,
+    )
+    .unwrap_err();
+    assert!(matches!(e, BundleError::NotEmpty(_)));
+}
+
+#[test]
+fn export_of_unsigned_tail_verifies_as_unsigned() {
+    let ca = TestCa::new("ca-a");
+    let mut rec = Rec::new(ca.identity("rec-1"));
+    rec.segment(0, 3, true);
+    rec.segment(1, 3, false);
+    let tmp = tempfile::tempdir().unwrap();
+    let mp4 = tmp.path().join("e.mp4");
+    export_mp4(&rec, &rec.frags[3..6], &mp4);
+    let dir = tmp.path().join("b");
+    let s = bundle::write(
+        &dir,
+        &mp4,
+        &rec.ledger(),
+        &ExportRange {
+            camera_id: CAMERA.into(),
+            from_us: None,
+            to_us: None,
+        },
+        &ExporterIdentity {
+            user: "u".into(),
+            server: "s".into(),
+        },
+        &ca.identity("rec-1"),
+    )
+    .unwrap();
+    assert_eq!(s.unsigned_fragments, 3);
+    let rep = verify(&dir, &TrustAnchor::CaCert(ca.cert_pem.clone()));
+    assert_eq!(
+        rep.recording.failure.as_ref().unwrap().kind,
+        FailureKind::Unsigned
+    );
+    assert!(rep.export.valid);
+}
+
+#[test]
+fn manifest_parser_rejects_bad_structure() {
+    for (bad, msg) in [
+        (&b"{}"[..], "missing field"),
+        (b"not json", "expected"),
+        (br#"{"format":"x","camera_id":"c","video_size":0,"init":{"offset":0,"length":0,"sha256":"","record_seq":0},"fragments":[],"signing_certificates":[]}"#, "format is"),
+        (br#"{"format":"vigil-export-manifest-v1","camera_id":"c","video_size":0,"init":{"offset":0,"length":0,"sha256":"zz","record_seq":0},"fragments":[],"signing_certificates":[]}"#, "64 hex digits"),
+        (br#"{"format":"vigil-export-manifest-v1","camera_id":"c","video_size":5,"init":{"offset":0,"length":0,"sha256":"0000000000000000000000000000000000000000000000000000000000000000","record_seq":0},"fragments":[],"signing_certificates":[]}"#, "video_size"),
+        (br#"{"format":"vigil-export-manifest-v1","camera_id":"c","video_size":0,"init":{"offset":0,"length":0,"sha256":"0000000000000000000000000000000000000000000000000000000000000000","record_seq":0},"fragments":[],"signing_certificates":["../../etc/passwd"]}"#, "not a plain"),
+    ] {
+        let e = bundle::parse_manifest(bad).unwrap_err().to_string();
+        assert!(e.contains(msg), "{e}");
+    }
+}
