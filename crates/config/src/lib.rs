@@ -124,6 +124,9 @@ pub struct ManagementConfig {
     /// Plaintext HTTP listeners. Empty by default; when set, pages redirect to HTTPS and every
     /// credential-bearing endpoint answers 403.
     pub http: Vec<Listener>,
+    /// Inter-server API (mutual TLS): recording servers register here and report status;
+    /// only recording servers may reach it.
+    pub inter_server: Listener,
     /// Host names and addresses placed in the server certificate's SANs.
     pub hostnames: Vec<String>,
 }
@@ -137,6 +140,10 @@ impl Default for ManagementConfig {
                 label: "LAN".into(),
             }],
             http: Vec::new(),
+            inter_server: Listener {
+                bind: "0.0.0.0:8444".parse().expect("static address"),
+                label: "inter-server".into(),
+            },
             hostnames: vec!["localhost".into(), "127.0.0.1".into()],
         }
     }
@@ -383,6 +390,9 @@ max_backoff = "{backoff}"
 enabled = {mgmt_enabled}
 # Host names and addresses for the server certificate.
 hostnames = {hostnames:?}
+# Inter-server API (mutual TLS): only recording servers holding a certificate from the
+# system CA connect here.
+inter_server = {{ bind = "{inter}", label = "inter-server" }}
 # HTTPS listeners; add a second one for an Internet-facing port.
 {https}
 # Plaintext HTTP is off. Enabling it only redirects to HTTPS; credential-bearing endpoints
@@ -419,6 +429,7 @@ bind = "{metrics_bind}"
             backoff = d(self.ingest.max_backoff),
             mgmt_enabled = self.management.enabled,
             hostnames = self.management.hostnames,
+            inter = self.management.inter_server.bind,
             https = self
                 .management
                 .https

@@ -8,6 +8,7 @@
 //! - [`recorder`] runs one camera end to end and reports its status.
 //! - [`export`] writes a time range as one standard MP4.
 
+pub mod evidence;
 pub mod export;
 pub mod fmp4;
 pub mod gop;

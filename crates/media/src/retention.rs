@@ -45,7 +45,15 @@ pub fn emergency_amount(path: &Path) -> u64 {
 }
 
 /// Applies age and byte limits to every camera, then the free-space floor.
-pub fn enforce(store: &Store, policy: &RetentionPolicy) -> Result<RetentionReport, StoreError> {
+/// `before_delete(camera_id, seq)` runs before each file is removed, so the evidence ledger
+/// records the prune as a signed fact first.
+pub type BeforeDelete<'a> = &'a dyn Fn(&str, i64);
+
+pub fn enforce(
+    store: &Store,
+    policy: &RetentionPolicy,
+    before_delete: BeforeDelete<'_>,
+) -> Result<RetentionReport, StoreError> {
     let mut report = RetentionReport::default();
     let now = now_us();
     for cam in store.cameras()? {
@@ -59,6 +67,7 @@ pub fn enforce(store: &Store, policy: &RetentionPolicy) -> Result<RetentionRepor
             if !too_old && !too_big {
                 break;
             }
+            before_delete(&cam.id, seg.seq);
             let freed = store.delete_segment(&cam.id, seg.seq)?;
             tracing::info!(camera = %cam.name, seq = seg.seq, too_old, too_big, "retention deleted segment");
             total -= seg.bytes;
@@ -69,7 +78,7 @@ pub fn enforce(store: &Store, policy: &RetentionPolicy) -> Result<RetentionRepor
     if let Some(free) = free_bytes(store.root())
         && free < policy.min_free_bytes
     {
-        let more = free_space(store, policy.min_free_bytes - free)?;
+        let more = free_space(store, policy.min_free_bytes - free, before_delete)?;
         report.segments_deleted += more.segments_deleted;
         report.bytes_freed += more.bytes_freed;
     }
@@ -78,7 +87,11 @@ pub fn enforce(store: &Store, policy: &RetentionPolicy) -> Result<RetentionRepor
 
 /// Deletes the oldest closed segments of any camera until `needed` bytes are freed or none
 /// is left to delete.
-pub fn free_space(store: &Store, needed: u64) -> Result<RetentionReport, StoreError> {
+pub fn free_space(
+    store: &Store,
+    needed: u64,
+    before_delete: BeforeDelete<'_>,
+) -> Result<RetentionReport, StoreError> {
     let mut report = RetentionReport::default();
     while report.bytes_freed < needed {
         let oldest = store.oldest_closed_segments(16)?;
@@ -86,6 +99,7 @@ pub fn free_space(store: &Store, needed: u64) -> Result<RetentionReport, StoreEr
             break;
         }
         for seg in oldest {
+            before_delete(&seg.camera_id, seg.seq);
             report.bytes_freed += store.delete_segment(&seg.camera_id, seg.seq)?;
             report.segments_deleted += 1;
             tracing::warn!(camera = %seg.camera_id, seq = seg.seq, "deleted oldest segment to free disk space");

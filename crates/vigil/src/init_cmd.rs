@@ -51,10 +51,53 @@ pub fn init(
         .with_context(|| format!("cannot resolve {}", data_dir.display()))?;
     vigil_media::store::Store::init(&data_dir)?;
     let cfg = vigil_config::Config::with_data_dir(&data_dir);
+    ensure_keys(&cfg)?;
     if let Some(parent) = config_path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
     std::fs::write(config_path, cfg.to_commented_toml())
         .with_context(|| format!("cannot write {}", config_path.display()))?;
     Ok(cfg)
+}
+
+/// The installation's CA (created once, never shared) and the recording server's signing key
+/// issued by it. Existing keys are kept.
+pub fn ensure_keys(cfg: &vigil_config::Config) -> anyhow::Result<()> {
+    let pki_dir = cfg.data_dir.join("pki");
+    let pki = if vigil_pki::Pki::exists(&pki_dir) {
+        vigil_pki::Pki::open(&pki_dir)?
+    } else {
+        let opts = vigil_pki::InitOptions {
+            hostnames: cfg.management.hostnames.clone(),
+            ..Default::default()
+        };
+        vigil_pki::Pki::init(&pki_dir, &opts)?
+    };
+    let signing = vigil_media::evidence::signing_dir(&cfg.data_dir);
+    if !signing.join(vigil_signing::keys::KEY_FILE).exists() {
+        let leaf = pki.issue_leaf(&vigil_pki::LeafRequest {
+            common_name: format!("vigil recording signing key {}", pki.installation_id()),
+            sans: Vec::new(),
+            validity_days: vigil_pki::MAX_LEAF_DAYS.min(825),
+            usage: vigil_pki::LeafUsage::Signing,
+            key_type: vigil_pki::LeafKeyType::Ed25519,
+        })?;
+        std::fs::create_dir_all(&signing)?;
+        std::fs::set_permissions(
+            &signing,
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )?;
+        vigil_pki::write_secret_file(
+            &signing.join(vigil_signing::keys::KEY_FILE),
+            leaf.key_pem.as_bytes(),
+        )?;
+        std::fs::write(signing.join(vigil_signing::keys::CERT_FILE), &leaf.cert_pem)?;
+        std::fs::write(
+            signing.join(vigil_signing::keys::CA_FILE),
+            pki.ca_cert_pem(),
+        )?;
+        // Refuse to finish with a key the recorder could not load.
+        vigil_signing::SigningIdentity::load(&signing)?;
+    }
+    Ok(())
 }

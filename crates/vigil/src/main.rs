@@ -3,8 +3,10 @@
 
 mod camera_cmd;
 mod init_cmd;
+mod network_cmd;
 mod recordings_cmd;
 mod serve;
+mod verify_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +47,16 @@ enum Command {
     Recordings(recordings_cmd::RecordingsArgs),
     /// Export a time range of a camera as MP4.
     Export(recordings_cmd::ExportArgs),
+    /// Verify a camera's signed recordings, or an exported evidence bundle offline.
+    Verify(verify_cmd::VerifyArgs),
+    /// Every port the configured deployment opens or connects to.
+    Ports(network_cmd::PortsArgs),
+    /// Least-privilege firewall rules for a site (nftables, iptables, PowerShell).
+    Firewall(network_cmd::FirewallArgs),
+    /// Port catalogs of Vigil and third-party VMS (XProtect, MxMC, MOBOTIX, Niagara).
+    Catalog(network_cmd::CatalogArgs),
+    /// Compare listening sockets with the manifest and probe cameras and servers.
+    Audit(network_cmd::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,9 +75,25 @@ fn main() -> ExitCode {
         Command::Camera(cmd) => camera_cmd::run(cmd, &cli.config),
         Command::Recordings(args) => recordings_cmd::recordings(&args, &cli.config),
         Command::Export(args) => recordings_cmd::export(&args, &cli.config),
+        Command::Verify(args) => with_exit_code(verify_cmd::run(&args, &cli.config)),
+        Command::Ports(args) => with_exit_code(network(&cli.config, |cfg, cams| {
+            network_cmd::run_ports(&args, cfg, &cams)
+        })),
+        Command::Firewall(args) => with_exit_code(
+            config_or_default(&cli.config).and_then(|cfg| network_cmd::run_firewall(&args, &cfg)),
+        ),
+        Command::Catalog(args) => with_exit_code(
+            config_or_default(&cli.config).and_then(|cfg| network_cmd::run_catalog(&args, &cfg)),
+        ),
+        Command::Audit(args) => with_exit_code(network(&cli.config, |cfg, cams| {
+            network_cmd::run_audit(&args, cfg, cams)
+        })),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<ExitWith>().is_some() => {
+            ExitCode::from(e.downcast_ref::<ExitWith>().map(|x| x.0).unwrap_or(1))
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -80,4 +108,49 @@ pub(crate) fn open_store(
     let cfg = vigil_config::Config::load(config)?;
     let store = vigil_media::store::Store::open(&cfg.data_dir)?;
     Ok((cfg, store))
+}
+
+/// A command's chosen non-zero exit code (e.g. `audit` with high findings), not an error.
+#[derive(Debug)]
+struct ExitWith(u8);
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit code {}", self.0)
+    }
+}
+
+impl std::error::Error for ExitWith {}
+
+fn with_exit_code(r: anyhow::Result<i32>) -> anyhow::Result<()> {
+    match r? {
+        0 => Ok(()),
+        n => Err(ExitWith(u8::try_from(n).unwrap_or(1)).into()),
+    }
+}
+
+/// The configuration if the file exists, else the embedded defaults (for commands that only
+/// read port data, such as `catalog` and `firewall`).
+fn config_or_default(path: &std::path::Path) -> anyhow::Result<vigil_config::Config> {
+    if path.exists() {
+        Ok(vigil_config::Config::load(path)?)
+    } else {
+        Ok(vigil_config::Config::with_data_dir("/var/lib/vigil"))
+    }
+}
+
+/// Runs a network command with the configuration and the cameras of its database.
+fn network(
+    path: &std::path::Path,
+    f: impl FnOnce(&vigil_config::Config, Vec<vigil_netpolicy::model::Endpoint>) -> anyhow::Result<i32>,
+) -> anyhow::Result<i32> {
+    let (cfg, store) = open_store(path)?;
+    let mut cams = Vec::new();
+    for c in store.cameras()? {
+        match vigil_netpolicy::model::Endpoint::from_url(c.name.clone(), &c.url) {
+            Ok(e) => cams.push(e),
+            Err(e) => eprintln!("warning: camera {}: {e}", c.name),
+        }
+    }
+    f(&cfg, cams)
 }

@@ -25,7 +25,8 @@ pub struct ExportArgs {
     pub from: String,
     #[arg(long, allow_hyphen_values = true)]
     pub to: String,
-    /// Output MP4 file.
+    /// Output: an MP4 file, or a directory (ending in `/`, or without `.mp4`) for a signed
+    /// evidence bundle that `vigil verify DIR` checks offline.
     #[arg(short, long)]
     pub output: PathBuf,
 }
@@ -83,9 +84,21 @@ pub fn recordings(args: &RecordingsArgs, config: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An output without `.mp4` (or ending in a slash) is an evidence bundle directory.
+fn is_bundle(output: &Path) -> bool {
+    output.to_string_lossy().ends_with('/')
+        || output.is_dir()
+        || !output
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("mp4"))
+}
+
 pub fn export(args: &ExportArgs, config: &Path) -> anyhow::Result<()> {
-    let (_cfg, store) = crate::open_store(config)?;
+    let (cfg, store) = crate::open_store(config)?;
     let (from, to) = range(Some(&args.from), Some(&args.to))?;
+    if is_bundle(&args.output) {
+        return export_bundle(args, &cfg, &store, from, to);
+    }
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template(
             "{spinner} exporting [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
@@ -130,5 +143,99 @@ pub fn export(args: &ExportArgs, config: &Path) -> anyhow::Result<()> {
             g.reason
         );
     }
+    Ok(())
+}
+
+fn export_bundle(
+    args: &ExportArgs,
+    cfg: &vigil_config::Config,
+    store: &vigil_media::store::Store,
+    from: i64,
+    to: i64,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let dir = &args.output;
+    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+        anyhow::bail!(
+            "{} is not empty; export a bundle into a new directory",
+            dir.display()
+        );
+    }
+    let cam = store.camera(&args.camera)?;
+    // The MP4 is written next to the bundle first, then moved in by the bundle writer's checks.
+    let staging = tempfile::Builder::new()
+        .prefix(".vigil-export-")
+        .tempdir_in(
+            dir.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        )?;
+    let mp4 = staging.path().join("video.mp4");
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template(
+            "{spinner} exporting [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )?
+        .progress_chars("=> "),
+    );
+    let report =
+        vigil_media::export::export(store, &args.camera, from, to, &mp4, &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })?;
+    bar.finish_and_clear();
+    anyhow::ensure!(
+        report.parts.len() == 1,
+        "the codec parameters change within this range; export the parts separately as bundles (ranges: {})",
+        report
+            .parts
+            .iter()
+            .map(|p| format!("{} .. {}", format_us(p.start_us), format_us(p.end_us)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let signer =
+        vigil_signing::SigningIdentity::load(&vigil_media::evidence::signing_dir(&cfg.data_dir))
+            .context("cannot load this server's signing key")?;
+    let user = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into());
+    let server = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "vigil".into());
+    let summary = vigil_signing::bundle::write(
+        dir,
+        &mp4,
+        &vigil_media::evidence::ledger_path(&cfg.data_dir, &cam.id),
+        &vigil_signing::bundle::ExportRange {
+            camera_id: cam.id.clone(),
+            from_us: Some(from),
+            to_us: Some(to),
+        },
+        &vigil_signing::bundle::ExporterIdentity {
+            user: format!("cli:{user}"),
+            server,
+        },
+        &signer,
+    )?;
+    let part = &report.parts[0];
+    println!(
+        "wrote evidence bundle {}: {} frames, {} .. {} ({:.1} s), {} fragments",
+        dir.display(),
+        part.frames,
+        format_us(part.start_us),
+        format_us(part.end_us),
+        (part.end_us - part.start_us) as f64 / 1e6,
+        summary.fragments
+    );
+    if summary.unsigned_fragments > 0 {
+        println!(
+            "note: {} fragment(s) at the end are not signed yet (signatures follow within 10 s); export again to cover them",
+            summary.unsigned_fragments
+        );
+    }
+    println!(
+        "verify anywhere with: vigil verify {} --fingerprint <CA SHA-256 from `vigil pki ca-cert`>",
+        dir.display()
+    );
     Ok(())
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use vigil_config::Config;
+use vigil_media::evidence::{Evidence, Signing};
 use vigil_media::recorder::{self, RecorderHandle, RecorderSettings};
 use vigil_media::retention::{self, RetentionPolicy};
 use vigil_media::store::{Camera, NewCamera, Store};
@@ -79,11 +80,24 @@ pub async fn serve(
     );
     let settings = settings(&cfg);
     let policy = policy(&cfg);
-    let space: recorder::FreeSpace = Arc::new(|store: &Store, needed: u64| {
-        retention::free_space(store, needed)
-            .map(|r| r.bytes_freed)
-            .unwrap_or(0)
-    });
+    crate::init_cmd::ensure_keys(&cfg)?;
+    let evidence = Arc::new(Evidence::new(&cfg.data_dir, signing_mode())?);
+    let prune_hook = {
+        let evidence = evidence.clone();
+        Arc::new(move |camera: &str, seq: i64| {
+            if let Err(e) = evidence.prune(camera, seq) {
+                tracing::error!(camera, seq, error = %e, "cannot record prune in the evidence ledger");
+            }
+        })
+    };
+    let space: recorder::FreeSpace = {
+        let prune_hook = prune_hook.clone();
+        Arc::new(move |store: &Store, needed: u64| {
+            retention::free_space(store, needed, &*prune_hook)
+                .map(|r| r.bytes_freed)
+                .unwrap_or(0)
+        })
+    };
     let mut running: HashMap<String, (Camera, RecorderHandle)> = HashMap::new();
     tokio::pin!(shutdown);
     let mut reconcile = tokio::time::interval(Duration::from_secs(2));
@@ -111,7 +125,14 @@ pub async fn serve(
                 }
                 for cam in cameras.iter().filter(|c| c.enabled) {
                     if running.contains_key(&cam.id) { continue; }
-                    match recorder::start(store.clone(), cam.clone(), settings.clone(), None, space.clone()) {
+                    let observer = match evidence.observer(&cam.id) {
+                        Ok(o) => o,
+                        Err(e) => {
+                            tracing::error!(camera = %cam.name, error = %e, "cannot open the evidence ledger; not recording unsigned video");
+                            continue;
+                        }
+                    };
+                    match recorder::start(store.clone(), cam.clone(), settings.clone(), Some(observer), space.clone()) {
                         Ok(h) => {
                             println!("Recording camera {} from {}", cam.name, cam.url);
                             running.insert(cam.id.clone(), (cam.clone(), h));
@@ -122,7 +143,8 @@ pub async fn serve(
             }
             _ = retention_tick.tick() => {
                 let store = store.clone();
-                match tokio::task::spawn_blocking(move || retention::enforce(&store, &policy)).await {
+                let prune_hook = prune_hook.clone();
+                match tokio::task::spawn_blocking(move || retention::enforce(&store, &policy, &*prune_hook)).await {
                     Ok(Ok(r)) if r.segments_deleted > 0 => {
                         tracing::info!(deleted = r.segments_deleted, bytes = r.bytes_freed, "retention pass");
                     }
@@ -136,8 +158,21 @@ pub async fn serve(
     for (_, (_, handle)) in running.drain() {
         handle.stop().await;
     }
+    evidence.close_all();
     println!("Stopped cleanly");
     Ok(())
+}
+
+/// `VIGIL_BENCH_UNSIGNED=1` turns signing off so `bench/signing` can measure its cost; it
+/// says so loudly because such recordings cannot be verified.
+fn signing_mode() -> Signing {
+    if std::env::var_os("VIGIL_BENCH_UNSIGNED").is_some_and(|v| v == "1") {
+        tracing::warn!("VIGIL_BENCH_UNSIGNED=1: recording WITHOUT signatures (benchmark only)");
+        eprintln!("WARNING: signing disabled by VIGIL_BENCH_UNSIGNED=1 (benchmark only)");
+        Signing::OffForBenchmark
+    } else {
+        Signing::On
+    }
 }
 
 pub fn run_demo(args: &DemoArgs) -> anyhow::Result<()> {

@@ -1,0 +1,848 @@
+//! Network probes of endpoints: TCP reachability, TLS handshake (recording the chain without
+//! validating it, so bad certificates can be judged rather than just refused), accepted TLS
+//! versions, and plaintext HTTP/RTSP. Every step has a timeout.
+//!
+//! Speed matters (the audit must be no slower than `nmap -sT` of the same ports), so the
+//! work is laid out to keep the waits short and overlapping: names are resolved once per
+//! host, every endpoint is probed at once (bounded by the open-file limit), TLS work starts
+//! only once the TCP connect succeeded, the version probes run on their own connections at
+//! the same time as the main handshake, and certificate analysis is done once per distinct
+//! chain with one shared trust verifier.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::cert::{self, CertInfo};
+use super::tlshello::{self, TLS11, TLS12};
+use super::{Finding, FindingKind, Severity};
+use crate::Endpoint;
+
+/// Settings of the probes.
+#[derive(Debug, Clone)]
+pub struct ProbeOptions {
+    /// Per step (connect, handshake, read).
+    pub timeout: Duration,
+    /// Endpoints probed at once; 0 (the default) probes every endpoint at once, up to
+    /// [`AUTO_CONCURRENCY`]. Always bounded by the open-file limit.
+    pub concurrency: usize,
+    /// CAs whose certificates count as trusted.
+    pub roots: Arc<rustls::RootCertStore>,
+    /// Certificates expiring within this time are reported.
+    pub expiry_warning: Duration,
+    /// SHA-256 fingerprints (hex) an admin pinned: self-signed/untrusted is then accepted.
+    pub pinned: Vec<String>,
+    /// Also ask which TLS versions besides the negotiated one are accepted.
+    pub check_versions: bool,
+    /// The audit's notion of now (tests set it; None is the clock).
+    pub now: Option<SystemTime>,
+}
+
+/// Most endpoints probed at once when [`ProbeOptions::concurrency`] is 0.
+pub const AUTO_CONCURRENCY: usize = 1024;
+
+/// File descriptors left for everything but probe sockets (CA files, /proc, stdio, runtime).
+const FD_RESERVE: u64 = 64;
+
+impl ProbeOptions {
+    pub fn new(roots: rustls::RootCertStore) -> Self {
+        Self {
+            timeout: Duration::from_secs(3),
+            concurrency: 0,
+            roots: Arc::new(roots),
+            expiry_warning: Duration::from_secs(30 * 86400),
+            pinned: Vec::new(),
+            check_versions: true,
+            now: None,
+        }
+    }
+
+    /// Trust the system CA bundle (if present) plus the PEM files in `ca_files`.
+    pub fn with_ca_files(system_store: bool, ca_files: &[PathBuf]) -> Result<Self, crate::Error> {
+        let mut roots = rustls::RootCertStore::empty();
+        let mut files: Vec<PathBuf> = ca_files.to_vec();
+        if system_store {
+            for f in [
+                "/etc/ssl/certs/ca-certificates.crt",
+                "/etc/pki/tls/certs/ca-bundle.crt",
+            ] {
+                if std::path::Path::new(f).exists() {
+                    files.push(f.into());
+                    break;
+                }
+            }
+        }
+        for f in &files {
+            let certs = load_pem_certs(f)?;
+            let explicit = ca_files.contains(f);
+            let (added, _ignored) = roots.add_parsable_certificates(certs);
+            if explicit && added == 0 {
+                return Err(crate::Error::Invalid(format!(
+                    "{} holds no usable CA certificate; give a PEM file with BEGIN CERTIFICATE blocks",
+                    f.display()
+                )));
+            }
+        }
+        Ok(Self::new(roots))
+    }
+
+    /// Sockets one probe holds at once: the main connection, plus the two version probes.
+    fn sockets_per_probe(&self) -> usize {
+        if self.check_versions { 3 } else { 1 }
+    }
+
+    /// Endpoints probed at once for `n` endpoints: the configured or automatic concurrency,
+    /// cut to what the open-file limit allows (raising the soft limit towards the hard one
+    /// when the probes need it, as scanners do).
+    pub fn effective_concurrency(&self, n: usize) -> usize {
+        let wanted = match self.concurrency {
+            0 => n.min(AUTO_CONCURRENCY),
+            c => c.min(n),
+        }
+        .max(1);
+        let per = self.sockets_per_probe();
+        let fds = fd_budget((wanted * per) as u64 + FD_RESERVE).saturating_sub(FD_RESERVE);
+        wanted.min((fds as usize / per).max(1))
+    }
+}
+
+/// The open-file soft limit after trying to raise it to `wanted` (never above the hard
+/// limit). Without a readable limit, assumes the common default of 1024.
+fn fd_budget(wanted: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass, which lives for the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    if lim.rlim_cur < wanted && lim.rlim_max > lim.rlim_cur {
+        let raised = libc::rlimit {
+            rlim_cur: wanted.min(lim.rlim_max),
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit only reads the struct we pass; raising the soft limit within the
+        // hard limit is always permitted and affects only this process.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            return raised.rlim_cur;
+        }
+    }
+    lim.rlim_cur
+}
+
+/// Reads every certificate of a PEM file.
+pub fn load_pem_certs(
+    path: &std::path::Path,
+) -> Result<Vec<CertificateDer<'static>>, crate::Error> {
+    use rustls::pki_types::pem::PemObject;
+    let data = std::fs::read(path).map_err(|source| crate::Error::Io {
+        what: "CA file",
+        path: path.to_owned(),
+        source,
+    })?;
+    CertificateDer::pem_slice_iter(&data)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            crate::Error::Invalid(format!(
+                "{}: not a PEM certificate file: {e}",
+                path.display()
+            ))
+        })
+}
+
+/// What a probe saw.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeResult {
+    pub endpoint: Endpoint,
+    pub reachable: bool,
+    pub error: Option<String>,
+    /// `HTTP` or `RTSP` when the port answered in plaintext.
+    pub plaintext: Option<String>,
+    pub tls: Option<TlsResult>,
+    /// Where the probe's time went (profiling; not part of the report).
+    #[serde(skip)]
+    pub timing: Timing,
+}
+
+/// Where a probe's time went, in microseconds. Marks are measured from the moment the probe
+/// got its concurrency slot; 0 means the step did not run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timing {
+    /// Waiting for a concurrency slot.
+    pub queued_us: u64,
+    /// TCP connect finished.
+    pub connect_us: u64,
+    /// rustls handshake finished.
+    pub handshake_us: u64,
+    /// Both version probes finished (they run alongside the handshake).
+    pub versions_us: u64,
+    /// Time spent parsing and judging the certificate chain (0 when another probe of the same
+    /// chain had already done it).
+    pub cert_us: u64,
+    /// The whole probe, slot to result.
+    pub total_us: u64,
+}
+
+/// TLS facts of an endpoint.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsResult {
+    pub negotiated: String,
+    /// Every version found to be accepted.
+    pub versions: Vec<String>,
+    pub legacy: Vec<String>,
+    pub leaf: Option<CertInfo>,
+    /// Why the chain is not trusted (None when trusted).
+    pub untrusted: Option<String>,
+    #[serde(skip)]
+    pub chain: Vec<CertificateDer<'static>>,
+}
+
+impl ProbeResult {
+    fn target(&self) -> String {
+        format!(
+            "{} ({}:{})",
+            self.endpoint.name, self.endpoint.host, self.endpoint.port
+        )
+    }
+
+    /// One line for the text report.
+    pub fn summary(&self) -> String {
+        let t = self.target();
+        if !self.reachable {
+            return format!(
+                "{t}: unreachable ({})",
+                self.error.clone().unwrap_or_default()
+            );
+        }
+        match (&self.tls, &self.plaintext) {
+            (Some(tls), _) => format!(
+                "{t}: TLS {} (accepts {}), certificate {}",
+                tls.negotiated,
+                tls.versions.join(", "),
+                tls.leaf
+                    .as_ref()
+                    .map(|l| format!(
+                        "{} issued by {} sha256 {}",
+                        l.subject,
+                        l.issuer,
+                        &l.sha256[..16]
+                    ))
+                    .unwrap_or_else(|| "unreadable".into())
+            ),
+            (None, Some(p)) => format!("{t}: PLAINTEXT {p}"),
+            (None, None) => format!(
+                "{t}: open, neither TLS nor HTTP/RTSP ({})",
+                self.error.clone().unwrap_or_default()
+            ),
+        }
+    }
+}
+
+/// Accepts any certificate: the audit must see and judge the chain, not refuse it. Nothing is
+/// ever sent over these connections.
+#[derive(Debug)]
+struct AcceptAll {
+    schemes: Vec<SignatureScheme>,
+}
+
+impl ServerCertVerifier for AcceptAll {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Ok(HandshakeSignatureValid::assertion())
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.schemes.clone()
+    }
+}
+
+fn client_config() -> Arc<rustls::ClientConfig> {
+    use rustls::crypto::aws_lc_rs::{self as provider_mod, kx_group};
+    let mut provider = provider_mod::default_provider();
+    // Classic groups first: the audit needs the server's certificate and versions, not
+    // post-quantum secrecy, and a 1.2 kB hybrid key share per endpoint costs time on both
+    // sides. The hybrid group stays offered for servers that accept nothing else.
+    provider.kx_groups = vec![
+        kx_group::X25519,
+        kx_group::SECP256R1,
+        kx_group::SECP384R1,
+        kx_group::X25519MLKEM768,
+    ];
+    let provider = Arc::new(provider);
+    let mut schemes = provider
+        .signature_verification_algorithms
+        .supported_schemes();
+    schemes.extend([
+        SignatureScheme::RSA_PKCS1_SHA1,
+        SignatureScheme::ECDSA_SHA1_Legacy,
+    ]);
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .expect("aws-lc-rs supports TLS 1.2 and 1.3")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAll { schemes }))
+        .with_no_client_auth();
+    // Every connection is a one-off to a different device: nothing to resume.
+    cfg.resumption = rustls::client::Resumption::disabled();
+    cfg.enable_early_data = false;
+    Arc::new(cfg)
+}
+
+async fn timed<T>(
+    d: Duration,
+    f: impl std::future::Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    tokio::time::timeout(d, f).await.unwrap_or_else(|_| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "timed out",
+        ))
+    })
+}
+
+/// Sends a request and reads the first bytes: `HTTP` or `RTSP` if the answer is one.
+async fn plaintext_probe(
+    mut s: TcpStream,
+    ep: &Endpoint,
+    timeout: Duration,
+) -> std::io::Result<Option<String>> {
+    let host = if ep.host.contains(':') {
+        format!("[{}]", ep.host)
+    } else {
+        ep.host.clone()
+    };
+    let req = if ep.scheme.starts_with("http") {
+        format!("HEAD / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+    } else {
+        // RTSP servers answer RTSP/1.0; HTTP servers answer an RTSP request with HTTP/1.x 400.
+        format!(
+            "OPTIONS rtsp://{host}:{}/ RTSP/1.0\r\nCSeq: 1\r\n\r\n",
+            ep.port
+        )
+    };
+    timed(timeout, async {
+        s.write_all(req.as_bytes()).await?;
+        let mut buf = [0u8; 16];
+        let mut got = 0;
+        while got < 5 {
+            let n = s.read(&mut buf[got..]).await?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        Ok(match &buf[..got.min(5)] {
+            b"HTTP/" => Some("HTTP".to_string()),
+            b"RTSP/" => Some("RTSP".to_string()),
+            _ => None,
+        })
+    })
+    .await
+}
+
+fn server_name(host: &str) -> ServerName<'static> {
+    let h = host.trim_matches(['[', ']']);
+    ServerName::try_from(h.to_string())
+        .unwrap_or_else(|_| ServerName::try_from("invalid.invalid").expect("static name"))
+}
+
+/// What is shared by every probe of one audit.
+struct Shared {
+    cfg: Arc<rustls::ClientConfig>,
+    opts: ProbeOptions,
+    trust: cert::TrustChecker,
+    /// Verdicts per distinct chain: devices sharing a (factory) certificate are judged once.
+    verdicts: Mutex<HashMap<[u8; 32], Arc<tokio::sync::OnceCell<Verdict>>>>,
+}
+
+/// The parsed leaf and why the chain is not trusted (None when trusted).
+type Verdict = (Option<CertInfo>, Option<String>);
+
+fn chain_key(chain: &[CertificateDer<'static>]) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for c in chain {
+        h.update((c.len() as u64).to_be_bytes());
+        h.update(c.as_ref());
+    }
+    h.finalize().into()
+}
+
+impl Shared {
+    fn judge(&self, chain: &[CertificateDer<'static>], host: &str) -> Verdict {
+        match chain.first().map(|c| cert::inspect(c)) {
+            Some(Ok(info)) => {
+                let untrusted = self.trust.check(chain, host, &info).err();
+                (Some(info), untrusted)
+            }
+            Some(Err(e)) => (None, Some(e)),
+            None => (None, Some("the server sent no certificate".into())),
+        }
+    }
+
+    /// The verdict on a chain, computed by the first probe that presents it.
+    async fn verdict(&self, chain: &[CertificateDer<'static>], host: &str) -> (Verdict, bool) {
+        let cell = self
+            .verdicts
+            .lock()
+            .expect("verdict map lock is never poisoned")
+            .entry(chain_key(chain))
+            .or_default()
+            .clone();
+        let mut computed = false;
+        let v = cell
+            .get_or_init(|| async {
+                computed = true;
+                self.judge(chain, host)
+            })
+            .await
+            .clone();
+        (v, computed)
+    }
+}
+
+fn micros(since: Instant) -> u64 {
+    since.elapsed().as_micros() as u64
+}
+
+async fn probe_one(ep: Endpoint, addr: Result<SocketAddr, String>, sh: &Shared) -> ProbeResult {
+    let start = Instant::now();
+    let opts = &sh.opts;
+    let mut res = ProbeResult {
+        endpoint: ep.clone(),
+        reachable: false,
+        error: None,
+        plaintext: None,
+        tls: None,
+        timing: Timing::default(),
+    };
+    let addr = match addr {
+        Ok(a) => a,
+        Err(e) => {
+            res.error = Some(e);
+            return res;
+        }
+    };
+    let connect = || timed(opts.timeout, TcpStream::connect(addr));
+    let stream = connect().await;
+    res.timing.connect_us = micros(start);
+    let stream = match stream {
+        Ok(s) => s,
+        Err(e) => {
+            // Closed or filtered: no TLS work at all.
+            res.error = Some(e.to_string());
+            res.timing.total_us = micros(start);
+            return res;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    res.reachable = true;
+    let plaintext_scheme = matches!(ep.scheme.as_str(), "http" | "rtsp");
+    if plaintext_scheme {
+        match plaintext_probe(stream, &ep, opts.timeout).await {
+            Ok(p) => res.plaintext = p,
+            Err(e) => res.error = Some(e.to_string()),
+        }
+        res.timing.total_us = micros(start);
+        return res;
+    }
+    let connector = tokio_rustls::TlsConnector::from(sh.cfg.clone());
+    let name = server_name(&ep.host);
+    let sni = matches!(name, ServerName::DnsName(_)).then(|| ep.host.clone());
+    let handshake = async {
+        let r = timed(opts.timeout, connector.connect(name, stream)).await;
+        let at = micros(start);
+        r.map(|tls| {
+            let (_, conn) = tls.get_ref();
+            let chain: Vec<CertificateDer<'static>> = conn
+                .peer_certificates()
+                .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+                .unwrap_or_default();
+            let negotiated = match conn.protocol_version() {
+                Some(rustls::ProtocolVersion::TLSv1_3) => 0x0304,
+                _ => TLS12,
+            };
+            (chain, negotiated, at)
+        })
+    };
+    // The version probes use their own connections, so they need not wait for the main
+    // handshake. TLS 1.2 is asked even though the handshake may turn out to be 1.2 already:
+    // waiting for that answer first would put a round trip back on the critical path.
+    let versions = async {
+        if !opts.check_versions {
+            return (None, None);
+        }
+        let (v12, legacy) = tokio::join!(
+            tlshello::accepted_version(addr, sni.as_deref(), TLS12, opts.timeout),
+            tlshello::accepted_version(addr, sni.as_deref(), TLS11, opts.timeout),
+        );
+        (v12.ok().flatten(), legacy.ok().flatten())
+    };
+    let (handshake, (v12, legacy_version)) = tokio::join!(handshake, versions);
+    if opts.check_versions {
+        res.timing.versions_us = micros(start);
+    }
+    match handshake {
+        Ok((chain, negotiated, at)) => {
+            res.timing.handshake_us = at;
+            let mut versions = BTreeSet::from([negotiated]);
+            let mut legacy = Vec::new();
+            if let Some(v) = v12 {
+                versions.insert(v);
+            }
+            if let Some(v) = legacy_version {
+                versions.insert(v);
+                legacy.push(tlshello::version_name(v).to_string());
+            }
+            let t = Instant::now();
+            let ((leaf, untrusted), computed) = sh.verdict(&chain, &ep.host).await;
+            if computed {
+                res.timing.cert_us = micros(t);
+            }
+            res.tls = Some(TlsResult {
+                negotiated: tlshello::version_name(negotiated).into(),
+                versions: versions
+                    .iter()
+                    .rev()
+                    .map(|v| tlshello::version_name(*v).to_string())
+                    .collect(),
+                legacy,
+                leaf,
+                untrusted,
+                chain,
+            });
+        }
+        Err(e) => {
+            res.error = Some(format!("no TLS: {e}"));
+            if let Ok(s) = connect().await {
+                match plaintext_probe(s, &ep, opts.timeout).await {
+                    Ok(p) => res.plaintext = p,
+                    Err(e2) => res.error = Some(format!("no TLS: {e}; plaintext probe: {e2}")),
+                }
+            }
+        }
+    }
+    res.timing.total_us = micros(start);
+    res
+}
+
+/// Resolves every distinct host once, concurrently; IP literals need no lookup.
+async fn resolve_all(
+    endpoints: &[Endpoint],
+    timeout: Duration,
+) -> HashMap<String, Result<IpAddr, String>> {
+    let mut out = HashMap::new();
+    let mut set = tokio::task::JoinSet::new();
+    for ep in endpoints {
+        if out.contains_key(&ep.host) {
+            continue;
+        }
+        let bare = ep.host.trim_matches(['[', ']']).to_string();
+        if let Ok(ip) = bare.parse::<IpAddr>() {
+            out.insert(ep.host.clone(), Ok(ip));
+            continue;
+        }
+        out.insert(ep.host.clone(), Err(String::new()));
+        let host = ep.host.clone();
+        set.spawn(async move {
+            let r = timed(timeout, async {
+                tokio::net::lookup_host((bare.as_str(), 0))
+                    .await?
+                    .next()
+                    .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))
+            })
+            .await
+            .map(|a| a.ip())
+            .map_err(|e| format!("cannot resolve {host}: {e}"));
+            (host, r)
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        let (host, r) = r.expect("lookup tasks do not panic");
+        out.insert(host, r);
+    }
+    out
+}
+
+/// Probes every endpoint, [`ProbeOptions::effective_concurrency`] at once; results keep the
+/// input order.
+pub async fn probe_all(endpoints: Vec<Endpoint>, opts: &ProbeOptions) -> Vec<ProbeResult> {
+    let n = endpoints.len();
+    let shared = Arc::new(Shared {
+        cfg: client_config(),
+        opts: opts.clone(),
+        trust: cert::TrustChecker::new(&opts.roots),
+        verdicts: Mutex::new(HashMap::new()),
+    });
+    let addrs = resolve_all(&endpoints, opts.timeout).await;
+    let sem = Arc::new(tokio::sync::Semaphore::new(opts.effective_concurrency(n)));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, ep) in endpoints.into_iter().enumerate() {
+        let sem = sem.clone();
+        let shared = shared.clone();
+        let addr = addrs[&ep.host]
+            .clone()
+            .map(|ip| SocketAddr::new(ip, ep.port));
+        set.spawn(async move {
+            let queued = Instant::now();
+            let _permit = sem
+                .acquire_owned()
+                .await
+                .expect("semaphore is never closed");
+            let queued_us = micros(queued);
+            let mut r = probe_one(ep, addr, &shared).await;
+            r.timing.queued_us = queued_us;
+            (i, r)
+        });
+    }
+    let mut out: Vec<Option<ProbeResult>> = vec![None; n];
+    while let Some(r) = set.join_next().await {
+        let (i, r) = r.expect("probe tasks do not panic");
+        out[i] = Some(r);
+    }
+    out.into_iter()
+        .map(|r| r.expect("every probe reports"))
+        .collect()
+}
+
+fn now_secs(opts: &ProbeOptions) -> i64 {
+    opts.now
+        .unwrap_or_else(SystemTime::now)
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn day(ts: i64) -> String {
+    // Days since the epoch to a civil date (Howard Hinnant's algorithm), for messages only.
+    let z = ts.div_euclid(86400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    format!("{:04}-{m:02}-{d:02}", if m <= 2 { y + 1 } else { y })
+}
+
+/// Turns probe results into findings, including certificates shared by several devices.
+pub fn analyze(results: &[ProbeResult], opts: &ProbeOptions) -> Vec<Finding> {
+    let now = now_secs(opts);
+    let warn = opts.expiry_warning.as_secs() as i64;
+    let mut out = Vec::new();
+    let mut by_cert: HashMap<&str, Vec<&ProbeResult>> = HashMap::new();
+    for r in results {
+        let target = r.target();
+        let mut f = |severity, kind, message: String| {
+            out.push(Finding {
+                severity,
+                kind,
+                target: target.clone(),
+                message,
+            })
+        };
+        if !r.reachable {
+            f(
+                Severity::Info,
+                FindingKind::Unreachable,
+                format!("not reachable: {}", r.error.clone().unwrap_or_default()),
+            );
+            continue;
+        }
+        match r.plaintext.as_deref() {
+            Some("HTTP") => f(
+                Severity::High,
+                FindingKind::PlaintextHttp,
+                "offers plaintext HTTP: passwords and video cross the network in clear; enable HTTPS and turn HTTP off".into(),
+            ),
+            Some("RTSP") => f(
+                Severity::High,
+                FindingKind::PlaintextRtsp,
+                "offers plaintext RTSP: stream credentials and video cross the network in clear; use RTSPS".into(),
+            ),
+            _ => {}
+        }
+        let wants_tls = matches!(r.endpoint.scheme.as_str(), "https" | "rtsps" | "tls");
+        let Some(tls) = &r.tls else {
+            if wants_tls && r.plaintext.is_none() {
+                f(
+                    Severity::High,
+                    FindingKind::NoTls,
+                    format!(
+                        "configured as {} but no TLS handshake succeeded ({})",
+                        r.endpoint.scheme,
+                        r.error.clone().unwrap_or_default()
+                    ),
+                );
+            }
+            continue;
+        };
+        if !tls.legacy.is_empty() {
+            f(
+                Severity::High,
+                FindingKind::LegacyTls,
+                format!(
+                    "accepts {}; allow TLS 1.2 and 1.3 only",
+                    tls.legacy.join(" and ")
+                ),
+            );
+        }
+        let Some(leaf) = &tls.leaf else {
+            f(
+                Severity::High,
+                FindingKind::UntrustedIssuer,
+                tls.untrusted
+                    .clone()
+                    .unwrap_or_else(|| "no certificate".into()),
+            );
+            continue;
+        };
+        by_cert.entry(leaf.sha256.as_str()).or_default().push(r);
+        if leaf.not_after < now {
+            f(
+                Severity::High,
+                FindingKind::CertExpired,
+                format!("certificate expired on {}; renew it", day(leaf.not_after)),
+            );
+        } else if leaf.not_after - now < warn {
+            f(
+                Severity::Medium,
+                FindingKind::CertExpiring,
+                format!(
+                    "certificate expires on {} (in {} days); renew it",
+                    day(leaf.not_after),
+                    (leaf.not_after - now) / 86400
+                ),
+            );
+        }
+        if leaf.not_before > now {
+            f(
+                Severity::High,
+                FindingKind::CertNotYetValid,
+                format!(
+                    "certificate is valid only from {}; check the device clock",
+                    day(leaf.not_before)
+                ),
+            );
+        }
+        let pinned = opts
+            .pinned
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(&leaf.sha256));
+        if !pinned {
+            if leaf.self_signed {
+                f(
+                    Severity::High,
+                    FindingKind::SelfSigned,
+                    format!(
+                        "self-signed certificate ({}): it cannot prove the device's identity; have the device's CSR signed by the system CA, or pin sha256 {}",
+                        leaf.subject, leaf.sha256
+                    ),
+                );
+            } else if let Some(why) = &tls.untrusted {
+                f(
+                    Severity::High,
+                    FindingKind::UntrustedIssuer,
+                    format!("certificate issued by {}: {why}", leaf.issuer),
+                );
+            }
+        }
+        if !leaf.matches_host(&r.endpoint.host) {
+            f(
+                Severity::High,
+                FindingKind::NameMismatch,
+                format!(
+                    "certificate names {} but the device is reached as {}",
+                    leaf.names_text(),
+                    r.endpoint.host
+                ),
+            );
+        }
+        if let Some(bits) = leaf.rsa_bits
+            && bits < 2048
+        {
+            f(
+                Severity::High,
+                FindingKind::WeakKey,
+                format!("RSA key of {bits} bits; use at least 2048 bits (or P-256)"),
+            );
+        }
+        if leaf.signature_algorithm.contains("SHA1")
+            || leaf.signature_algorithm.contains("md5")
+            || leaf.signature_algorithm.contains("sha1")
+        {
+            f(
+                Severity::Medium,
+                FindingKind::WeakSignature,
+                format!("certificate signed with {}", leaf.signature_algorithm),
+            );
+        }
+    }
+    for (fp, rs) in by_cert {
+        let distinct: BTreeSet<(&str, u16)> = rs
+            .iter()
+            .map(|r| (r.endpoint.host.as_str(), r.endpoint.port))
+            .collect();
+        if distinct.len() < 2 {
+            continue;
+        }
+        let names: Vec<String> = rs.iter().map(|r| r.target()).collect();
+        for r in &rs {
+            out.push(Finding {
+                severity: Severity::High,
+                kind: FindingKind::SharedCertificate,
+                target: r.target(),
+                message: format!(
+                    "{} devices present the same certificate (sha256 {fp}), e.g. a factory default: {}; give each device its own key and certificate",
+                    distinct.len(),
+                    names.join(", ")
+                ),
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(day(0), "1970-01-01");
+        assert_eq!(day(951_782_400), "2000-02-29");
+        assert_eq!(day(1_767_225_600), "2026-01-01");
+    }
+}

@@ -1,0 +1,438 @@
+//! The audit against real TLS servers (`openssl s_server`) with certificates crafted by the
+//! openssl CLI, plus a plaintext HTTP server. Every server must yield exactly its finding.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vigil_netpolicy::Endpoint;
+use vigil_netpolicy::audit::{self, FindingKind, ProbeOptions, Severity};
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed (apt-get install -y openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    /// A CA in `dir/name` usable with `openssl ca` (which can set arbitrary dates).
+    fn new(root: &Path, name: &str) -> Self {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        openssl(
+            &dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "3650",
+                "-subj",
+                &format!("/CN={name}"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        );
+        std::fs::write(dir.join("index.txt"), "").unwrap();
+        std::fs::write(dir.join("serial"), "1000\n").unwrap();
+        std::fs::write(
+            dir.join("ca.cnf"),
+            format!(
+                "[ca]\ndefault_ca = test\n[test]\ndir = {d}\ndatabase = {d}/index.txt\nnew_certs_dir = {d}\nserial = {d}/serial\ncertificate = {d}/ca.pem\nprivate_key = {d}/ca.key\ndefault_md = sha256\npolicy = any\nunique_subject = no\n[any]\ncommonName = supplied\n",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        Pki { dir }
+    }
+
+    /// A leaf key + certificate; `dates` is (days) or (startdate, enddate).
+    fn leaf(
+        &self,
+        name: &str,
+        bits: u32,
+        san: &str,
+        dates: Result<u32, (&str, &str)>,
+    ) -> (PathBuf, PathBuf) {
+        let d = &self.dir;
+        openssl(
+            d,
+            &[
+                "req",
+                "-new",
+                "-newkey",
+                &format!("rsa:{bits}"),
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN={name}"),
+            ],
+        );
+        std::fs::write(
+            d.join(format!("{name}.ext")),
+            format!("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName={san}\n"),
+        )
+        .unwrap();
+        let mut args: Vec<String> = ["ca", "-batch", "-notext", "-config", "ca.cnf", "-in"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.push(format!("{name}.csr"));
+        args.extend([
+            "-out".into(),
+            format!("{name}.pem"),
+            "-extfile".into(),
+            format!("{name}.ext"),
+        ]);
+        match dates {
+            Ok(days) => args.extend(["-days".into(), days.to_string()]),
+            Err((start, end)) => args.extend([
+                "-startdate".into(),
+                start.into(),
+                "-enddate".into(),
+                end.into(),
+            ]),
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        openssl(d, &args);
+        (d.join(format!("{name}.pem")), d.join(format!("{name}.key")))
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_open(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server on {port} did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `openssl s_server` on 127.0.0.1; `weak` lowers OpenSSL's security level, which allows
+/// 1024-bit keys and also TLS 1.0/1.1 unless `legacy` is false.
+fn s_server(cert: &Path, key: &Path, weak: bool, legacy: bool) -> (Server, u16) {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut cmd = Command::new("openssl");
+        cmd.args([
+            "s_server",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+            "-www",
+            "-quiet",
+        ])
+        .arg("-cert")
+        .arg(cert)
+        .arg("-key")
+        .arg(key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        if weak {
+            cmd.args(["-cipher", "DEFAULT:@SECLEVEL=0"]);
+            if !legacy {
+                cmd.args(["-no_tls1", "-no_tls1_1"]);
+            }
+        }
+        let mut child = Server(cmd.spawn().expect("openssl s_server"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return (child, port);
+            }
+            if child.0.try_wait().unwrap().is_some() || Instant::now() > deadline {
+                break; // port taken meanwhile: try another
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    panic!("openssl s_server did not start");
+}
+
+/// A plaintext HTTP server answering anything with a 200; stops after `max` connections.
+fn http_server(max: usize) -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(max) {
+            let Ok(mut s) = s else { continue };
+            s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut buf = [0u8; 1024];
+            if s.read(&mut buf).is_ok_and(|n| n > 0) {
+                let _ = s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            }
+        }
+    });
+    wait_open(port);
+    port
+}
+
+#[test]
+fn each_server_yields_exactly_its_finding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = Pki::new(tmp.path(), "Vigil Test CA");
+    let other = Pki::new(tmp.path(), "Unknown CA");
+    let ip = "IP:127.0.0.1";
+    let good = ca.leaf("good", 2048, ip, Ok(365));
+    let expired = ca.leaf(
+        "expired",
+        2048,
+        ip,
+        Err(("20200101000000Z", "20210101000000Z")),
+    );
+    let expiring = ca.leaf("expiring", 2048, ip, Ok(10));
+    let wrong_san = ca.leaf("wrongsan", 2048, "DNS:other.example,IP:10.9.9.9", Ok(365));
+    let weak = ca.leaf("weak", 1024, ip, Ok(365));
+    let shared = ca.leaf("factory", 2048, ip, Ok(365));
+    let untrusted = other.leaf("stranger", 2048, ip, Ok(365));
+    let d = tmp.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "self.key",
+            "-out",
+            "self.pem",
+            "-days",
+            "365",
+            "-subj",
+            "/CN=selfie",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+    );
+    let selfsigned = (d.join("self.pem"), d.join("self.key"));
+
+    let mut servers = Vec::new();
+    let mut endpoints = Vec::new();
+    let mut expect: Vec<(String, Vec<FindingKind>)> = Vec::new();
+    let legacy_cert = ca.leaf("legacy", 2048, ip, Ok(365));
+    // (name, certificate and key, lower security level, allow TLS 1.0/1.1, expected findings)
+    type Case<'a> = (
+        &'a str,
+        &'a (PathBuf, PathBuf),
+        bool,
+        bool,
+        Vec<FindingKind>,
+    );
+    let cases: Vec<Case> = vec![
+        ("good", &good, false, false, vec![]),
+        (
+            "expired",
+            &expired,
+            false,
+            false,
+            vec![FindingKind::CertExpired],
+        ),
+        (
+            "expiring",
+            &expiring,
+            false,
+            false,
+            vec![FindingKind::CertExpiring],
+        ),
+        (
+            "selfsigned",
+            &selfsigned,
+            false,
+            false,
+            vec![FindingKind::SelfSigned],
+        ),
+        (
+            "wrongsan",
+            &wrong_san,
+            false,
+            false,
+            vec![FindingKind::NameMismatch],
+        ),
+        ("weak", &weak, true, false, vec![FindingKind::WeakKey]),
+        (
+            "factory-a",
+            &shared,
+            false,
+            false,
+            vec![FindingKind::SharedCertificate],
+        ),
+        (
+            "factory-b",
+            &shared,
+            false,
+            false,
+            vec![FindingKind::SharedCertificate],
+        ),
+        (
+            "untrusted",
+            &untrusted,
+            false,
+            false,
+            vec![FindingKind::UntrustedIssuer],
+        ),
+        (
+            "legacy",
+            &legacy_cert,
+            true,
+            true,
+            vec![FindingKind::LegacyTls],
+        ),
+    ];
+    for (name, (cert, key), weak, legacy, kinds) in cases {
+        let (srv, port) = s_server(cert, key, weak, legacy);
+        servers.push(srv);
+        endpoints.push(Endpoint::new(name, "127.0.0.1", port, "https"));
+        expect.push((name.to_string(), kinds));
+    }
+    let http = http_server(10);
+    endpoints.push(Endpoint::new("plain", "127.0.0.1", http, ""));
+    expect.push(("plain".into(), vec![FindingKind::PlaintextHttp]));
+    let closed = free_port();
+    endpoints.push(Endpoint::new("gone", "127.0.0.1", closed, "https"));
+    expect.push(("gone".into(), vec![FindingKind::Unreachable]));
+
+    let opts = ProbeOptions::with_ca_files(false, &[ca.dir.join("ca.pem")]).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let report = rt.block_on(audit::run(endpoints, None, &opts)).unwrap();
+    for (name, kinds) in &expect {
+        let mut got: Vec<FindingKind> = report
+            .findings
+            .iter()
+            .filter(|f| f.target.starts_with(&format!("{name} (")))
+            .map(|f| f.kind)
+            .collect();
+        got.sort();
+        assert_eq!(
+            &got,
+            kinds,
+            "{name}: {:#?}",
+            report
+                .findings
+                .iter()
+                .filter(|f| f.target.starts_with(name.as_str()))
+                .collect::<Vec<_>>()
+        );
+    }
+    // TLS versions are reported: s_server offers 1.3 and 1.2, never 1.0/1.1.
+    let good_probe = &report.probes[0];
+    let tls = good_probe.tls.as_ref().unwrap();
+    assert_eq!(tls.negotiated, "TLS 1.3");
+    assert_eq!(tls.versions, ["TLS 1.3", "TLS 1.2"]);
+    assert!(tls.legacy.is_empty());
+    // The 1024-bit key was read even though rustls would never accept it.
+    let weak_leaf = report.probes[5]
+        .tls
+        .as_ref()
+        .unwrap()
+        .leaf
+        .as_ref()
+        .unwrap();
+    assert_eq!(weak_leaf.rsa_bits, Some(1024));
+    assert_eq!(report.exit_code(), 1);
+    assert!(report.findings.iter().any(|f| f.severity == Severity::High));
+    let text = report.to_text();
+    assert!(text.contains("FAIL"), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    let total: usize = expect.iter().map(|(_, k)| k.len()).sum();
+    assert_eq!(json["findings"].as_array().unwrap().len(), total);
+}
+
+#[test]
+fn pinned_self_signed_certificate_is_accepted_and_clean_audit_exits_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "k.pem",
+            "-out",
+            "c.pem",
+            "-days",
+            "365",
+            "-subj",
+            "/CN=cam",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+    );
+    let (_srv, port) = s_server(&d.join("c.pem"), &d.join("k.pem"), false, false);
+    let der = vigil_netpolicy::audit::probe::load_pem_certs(&d.join("c.pem")).unwrap();
+    let mut opts = ProbeOptions::with_ca_files(false, &[]).unwrap();
+    opts.pinned = vec![vigil_netpolicy::audit::cert::sha256_hex(&der[0]).to_uppercase()];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let report = rt
+        .block_on(audit::run(
+            vec![Endpoint::new("cam", "127.0.0.1", port, "https")],
+            None,
+            &opts,
+        ))
+        .unwrap();
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    assert_eq!(report.exit_code(), 0);
+}
+
+#[test]
+fn bad_ca_file_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("ca.pem");
+    std::fs::write(&f, "hello").unwrap();
+    let e = ProbeOptions::with_ca_files(false, &[f])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no usable CA certificate"), "{e}");
+    let e = ProbeOptions::with_ca_files(false, &[tmp.path().join("missing.pem")])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cannot read CA file"), "{e}");
+}
