@@ -115,7 +115,9 @@ async fn supervise(
     observer: Option<Box<dyn SegmentObserver>>,
     space: FreeSpace,
 ) {
-    let (tx, rx) = mpsc::channel::<WriterMsg>(512);
+    // A few GOPs of slack: a stalled disk back-pressures this camera's RTSP reading instead of
+    // growing memory without bound.
+    let (tx, rx) = mpsc::channel::<WriterMsg>(16);
     // The last tick written, shared with the session so a new session continues the timeline.
     let timeline = Arc::new(Mutex::new(TimelineState::default()));
     let writer = {
@@ -129,6 +131,19 @@ async fn supervise(
             .spawn(move || writer_loop(store, camera, seg, rx, live, timeline, observer, space))
             .expect("spawn writer thread")
     };
+    let ticker = {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                every.tick().await;
+                if tx.send(WriterMsg::Tick).await.is_err() {
+                    break;
+                }
+            }
+        })
+    };
     let mut attempt = 0u32;
     set_state(&live, "connecting", None);
     flush_status(&store, &camera.id, &live);
@@ -140,16 +155,63 @@ async fn supervise(
         let forward = {
             let tx = tx.clone();
             let live = live.clone();
+            let origin = camera.time_origin_us;
             tokio::spawn(async move {
                 let mut got_frame = false;
+                // Frames are grouped into GOPs here so the writer thread wakes once per GOP,
+                // not once per frame: at 64 cameras that is the difference between ~60 and
+                // ~2000 thread wake-ups a second.
+                let mut pending: Vec<Frame> = Vec::new();
                 while let Some(ev) = ev_rx.recv().await {
-                    if !got_frame && matches!(ev, IngestEvent::Frame(_)) {
-                        got_frame = true;
-                        set_state(&live, "recording", None);
-                    }
-                    if tx.send(WriterMsg::Event(ev)).await.is_err() {
+                    let msg = match ev {
+                        IngestEvent::Params(p) => {
+                            if !pending.is_empty() {
+                                let gop = std::mem::take(&mut pending);
+                                if tx
+                                    .send(WriterMsg::Gop {
+                                        frames: gop,
+                                        next_pts: None,
+                                    })
+                                    .await
+                                    .is_err()
+                                {
+                                    break;
+                                }
+                            }
+                            WriterMsg::Params(p)
+                        }
+                        IngestEvent::Frame(f) => {
+                            if !got_frame {
+                                got_frame = true;
+                                set_state(&live, "recording", None);
+                            }
+                            live_frame(&live, origin, &f);
+                            if !(f.is_key && !pending.is_empty()) {
+                                if pending.is_empty() && !f.is_key {
+                                    continue;
+                                }
+                                pending.push(f);
+                                continue;
+                            }
+                            let gop = std::mem::replace(&mut pending, vec![f]);
+                            let next_pts = pending[0].pts;
+                            WriterMsg::Gop {
+                                frames: gop,
+                                next_pts: Some(next_pts),
+                            }
+                        }
+                    };
+                    if tx.send(msg).await.is_err() {
                         break;
                     }
+                }
+                if !pending.is_empty() {
+                    let _ = tx
+                        .send(WriterMsg::Gop {
+                            frames: pending,
+                            next_pts: None,
+                        })
+                        .await;
                 }
                 got_frame
             })
@@ -188,6 +250,7 @@ async fn supervise(
             _ = stop2.changed() => break,
         }
     }
+    ticker.abort();
     let _ = tx.send(WriterMsg::Shutdown).await;
     drop(tx);
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
@@ -213,9 +276,25 @@ struct TimelineState {
 }
 
 enum WriterMsg {
-    Event(IngestEvent),
+    Params(TrackParams),
+    /// One GOP in decode order; `next_pts` is the next GOP's first time when known.
+    Gop {
+        frames: Vec<Frame>,
+        next_pts: Option<i64>,
+    },
+    /// Once a second: status to the database, signing tick.
+    Tick,
     SessionEnded,
     Shutdown,
+}
+
+/// Per-frame status bookkeeping, done on the ingest side.
+fn live_frame(live: &Mutex<Live>, origin_us: i64, f: &Frame) {
+    let mut l = live.lock().unwrap_or_else(|e| e.into_inner());
+    l.window_start.get_or_insert_with(Instant::now);
+    l.window_bytes += f.data.len() as u64;
+    l.window_frames += 1;
+    l.status.last_frame_us = Some(origin_us + ticks_to_us(f.pts.max(0) as u64));
 }
 
 struct WriterState {
@@ -265,38 +344,29 @@ fn writer_loop(
         live,
         last_frame_dur: 3000,
     };
-    let mut last_flush = Instant::now();
-    let mut last_tick = Instant::now();
-    loop {
-        let msg = match rx.try_recv() {
-            Ok(m) => Some(m),
-            Err(mpsc::error::TryRecvError::Empty) => {
-                // Wake at least once a second for status and the signing tick.
-                std::thread::sleep(Duration::from_millis(20));
-                None
-            }
-            Err(mpsc::error::TryRecvError::Disconnected) => break,
-        };
+    let mut ticks = 0u64;
+    while let Some(msg) = rx.blocking_recv() {
         match msg {
-            Some(WriterMsg::Event(IngestEvent::Params(p))) => w.on_params(p),
-            Some(WriterMsg::Event(IngestEvent::Frame(f))) => w.on_frame(f),
-            Some(WriterMsg::SessionEnded) => w.on_session_end(),
-            Some(WriterMsg::Shutdown) => {
+            WriterMsg::Params(p) => w.on_params(p),
+            WriterMsg::Gop { frames, next_pts } => {
+                w.pending = frames;
+                w.flush_gop(next_pts);
+            }
+            WriterMsg::Tick => {
+                ticks += 1;
+                w.update_rates();
+                flush_status(&w.store, &w.camera.id, &w.live);
+                if ticks % 5 == 0
+                    && let Some(o) = w.observer.as_mut()
+                {
+                    o.tick();
+                }
+            }
+            WriterMsg::SessionEnded => w.on_session_end(),
+            WriterMsg::Shutdown => {
                 w.on_session_end();
                 break;
             }
-            None => {}
-        }
-        if last_flush.elapsed() >= Duration::from_secs(1) {
-            w.update_rates();
-            flush_status(&w.store, &w.camera.id, &w.live);
-            last_flush = Instant::now();
-        }
-        if last_tick.elapsed() >= Duration::from_secs(5) {
-            if let Some(o) = w.observer.as_mut() {
-                o.tick();
-            }
-            last_tick = Instant::now();
         }
     }
     w.on_session_end();
@@ -325,24 +395,6 @@ impl WriterState {
                 self.params = None;
             }
         }
-    }
-
-    fn on_frame(&mut self, f: Frame) {
-        {
-            let mut l = self.live.lock().unwrap_or_else(|e| e.into_inner());
-            l.window_start.get_or_insert_with(Instant::now);
-            l.window_bytes += f.data.len() as u64;
-            l.window_frames += 1;
-            l.status.last_frame_us =
-                Some(self.camera.time_origin_us + ticks_to_us(f.pts.max(0) as u64));
-        }
-        if f.is_key && !self.pending.is_empty() {
-            self.flush_gop(Some(f.pts));
-        }
-        if self.pending.is_empty() && !f.is_key {
-            return;
-        }
-        self.pending.push(f);
     }
 
     fn on_session_end(&mut self) {

@@ -4,6 +4,7 @@
 mod camera_cmd;
 mod init_cmd;
 mod network_cmd;
+mod pki_cmd;
 mod recordings_cmd;
 mod serve;
 mod verify_cmd;
@@ -49,6 +50,9 @@ enum Command {
     Export(recordings_cmd::ExportArgs),
     /// Verify a camera's signed recordings, or an exported evidence bundle offline.
     Verify(verify_cmd::VerifyArgs),
+    /// The installation's CA and certificates: status, import, CSR, sign camera CSRs.
+    #[command(subcommand)]
+    Pki(pki_cmd::PkiCommand),
     /// Every port the configured deployment opens or connects to.
     Ports(network_cmd::PortsArgs),
     /// Least-privilege firewall rules for a site (nftables, iptables, PowerShell).
@@ -76,6 +80,9 @@ fn main() -> ExitCode {
         Command::Recordings(args) => recordings_cmd::recordings(&args, &cli.config),
         Command::Export(args) => recordings_cmd::export(&args, &cli.config),
         Command::Verify(args) => with_exit_code(verify_cmd::run(&args, &cli.config)),
+        Command::Pki(cmd) => vigil_config::Config::load(&cli.config)
+            .map_err(anyhow::Error::from)
+            .and_then(|cfg| pki_cmd::run(cmd, &cfg.data_dir.join("pki"))),
         Command::Ports(args) => with_exit_code(network(&cli.config, |cfg, cams| {
             network_cmd::run_ports(&args, cfg, &cams)
         })),

@@ -80,7 +80,10 @@ pub fn run(cmd: PkiCommand, pki_dir: &Path) -> anyhow::Result<()> {
         } => {
             let cert_pem = read(&cert)?;
             let key_pem = read(key.as_deref().unwrap_or(&cert))?;
-            let passphrase = passphrase_file.as_deref().map(read_passphrase).transpose()?;
+            let passphrase = passphrase_file
+                .as_deref()
+                .map(read_passphrase)
+                .transpose()?;
             let installed = match pki.import(&cert_pem, &key_pem, passphrase.as_deref()) {
                 Err(PkiError::Import(ImportError::PassphraseRequired)) => anyhow::bail!(
                     "the private key is encrypted: pass its passphrase with --passphrase-file FILE"
@@ -92,7 +95,10 @@ pub fn run(cmd: PkiCommand, pki_dir: &Path) -> anyhow::Result<()> {
                 installed.info.subject,
                 installed.key_format.expect("import reports the key format"),
             );
-            print!("{}", format_cert(&installed.info, OffsetDateTime::now_utc()));
+            print!(
+                "{}",
+                format_cert(&installed.info, OffsetDateTime::now_utc())
+            );
         }
         PkiCommand::Csr { cn, sans, output } => {
             let csr = pki.csr(&cn, &sans)?;
@@ -109,7 +115,10 @@ pub fn run(cmd: PkiCommand, pki_dir: &Path) -> anyhow::Result<()> {
                 "Installed '{}'; it is now the server certificate.\n{APPLY_NOTE}",
                 installed.info.subject
             );
-            print!("{}", format_cert(&installed.info, OffsetDateTime::now_utc()));
+            print!(
+                "{}",
+                format_cert(&installed.info, OffsetDateTime::now_utc())
+            );
         }
         PkiCommand::Reset => {
             let (removed, _) = pki.reset()?;
@@ -144,8 +153,9 @@ fn read_passphrase(path: &Path) -> anyhow::Result<Vec<u8>> {
 
 fn emit(output: Option<&Path>, text: &str) -> anyhow::Result<()> {
     match output {
-        Some(path) => std::fs::write(path, text)
-            .with_context(|| format!("cannot write {}", path.display())),
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+        }
         None => {
             print!("{text}");
             Ok(())
