@@ -186,10 +186,11 @@ async fn supervise(
                                 set_state(&live, "recording", None);
                             }
                             live_frame(&live, origin, &f);
-                            if !(f.is_key && !pending.is_empty()) {
-                                if pending.is_empty() && !f.is_key {
-                                    continue;
-                                }
+                            // Before the first keyframe nothing can be decoded: drop it.
+                            if pending.is_empty() && !f.is_key {
+                                continue;
+                            }
+                            if !f.is_key || pending.is_empty() {
                                 pending.push(f);
                                 continue;
                             }
@@ -356,7 +357,7 @@ fn writer_loop(
                 ticks += 1;
                 w.update_rates();
                 flush_status(&w.store, &w.camera.id, &w.live);
-                if ticks % 5 == 0
+                if ticks.is_multiple_of(5)
                     && let Some(o) = w.observer.as_mut()
                 {
                     o.tick();
