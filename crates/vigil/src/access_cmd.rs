@@ -25,8 +25,8 @@ pub enum AccessCommand {
     /// Intrusion detection: blocked addresses.
     #[command(subcommand)]
     Ids(IdsCommand),
-    /// The hash-chained audit log.
-    #[command(subcommand)]
+    /// The hash-chained audit log (`vigil audit` is the network security audit).
+    #[command(subcommand, name = "audit-log")]
     Audit(AuditCommand),
 }
 

@@ -12,6 +12,13 @@ pub struct InitArgs {
     /// Overwrite an existing configuration file.
     #[arg(long)]
     pub force: bool,
+    /// Name of the first administrator.
+    #[arg(long, default_value = "admin")]
+    pub admin: String,
+    /// Password of the first administrator (first line of the file); without it a strong
+    /// password is generated and printed once. There is no default password.
+    #[arg(long)]
+    pub admin_password_file: Option<PathBuf>,
 }
 
 /// Creates the data directory and writes the config. `config` is where the file goes unless
@@ -22,7 +29,26 @@ pub fn run(args: &InitArgs, config: &Path) -> anyhow::Result<()> {
     } else {
         config.to_owned()
     };
-    init(&args.data_dir, &config_path, args.force)?;
+    let password = args
+        .admin_password_file
+        .as_deref()
+        .map(crate::camera_cmd::read_password_file)
+        .transpose()?;
+    // Refuse a weak password before anything is created, so a failed init leaves nothing.
+    if let Some(pw) = &password {
+        vigil_access::password::check_password_policy(pw, &args.admin)
+            .map_err(|e| anyhow::anyhow!("--admin-password-file: {e}"))?;
+    }
+    let cfg = init(&args.data_dir, &config_path, args.force)?;
+    let access = vigil_access::Access::open(&cfg.data_dir.join("access.db"), Default::default())?;
+    match access.create_first_admin(&args.admin, password.as_deref()) {
+        Ok(Some(generated)) => {
+            println!("First administrator: {}", args.admin);
+            println!("Password (shown once, store it now): {generated}");
+        }
+        Ok(None) => println!("First administrator: {} (password from file)", args.admin),
+        Err(e) => anyhow::bail!("cannot create the first administrator: {e}"),
+    }
     println!("Initialised {}", args.data_dir.display());
     println!("Configuration: {}", config_path.display());
     println!(

@@ -1,6 +1,7 @@
 //! The `vigil` binary: parses the command line and hands each command to the crate that owns
 //! it. No business logic lives here.
 
+mod access_cmd;
 mod camera_cmd;
 mod init_cmd;
 mod network_cmd;
@@ -53,6 +54,8 @@ enum Command {
     /// The installation's CA and certificates: status, import, CSR, sign camera CSRs.
     #[command(subcommand)]
     Pki(pki_cmd::PkiCommand),
+    #[command(flatten)]
+    Access(access_cmd::AccessCommand),
     /// Every port the configured deployment opens or connects to.
     Ports(network_cmd::PortsArgs),
     /// Least-privilege firewall rules for a site (nftables, iptables, PowerShell).
@@ -83,6 +86,9 @@ fn main() -> ExitCode {
         Command::Pki(cmd) => vigil_config::Config::load(&cli.config)
             .map_err(anyhow::Error::from)
             .and_then(|cfg| pki_cmd::run(cmd, &cfg.data_dir.join("pki"))),
+        Command::Access(cmd) => vigil_config::Config::load(&cli.config)
+            .map_err(anyhow::Error::from)
+            .and_then(|cfg| access_cmd::run(cmd, &cfg.data_dir.join("access.db"))),
         Command::Ports(args) => with_exit_code(network(&cli.config, |cfg, cams| {
             network_cmd::run_ports(&args, cfg, &cams)
         })),

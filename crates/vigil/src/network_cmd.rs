@@ -87,8 +87,9 @@ pub struct AuditArgs {
     /// Seconds per connection step.
     #[arg(long, default_value_t = 3)]
     pub timeout: u64,
-    /// Endpoints probed at once.
-    #[arg(long, default_value_t = 64)]
+    /// Endpoints probed at once; 0 probes all at once (up to 1024), always bounded by the
+    /// open-file limit.
+    #[arg(long, default_value_t = 0)]
     pub concurrency: usize,
 }
 
@@ -166,7 +167,7 @@ pub fn run_audit(
 ) -> anyhow::Result<i32> {
     let mut opts = ProbeOptions::with_ca_files(!args.no_system_ca, &args.ca)?;
     opts.timeout = std::time::Duration::from_secs(args.timeout.max(1));
-    opts.concurrency = args.concurrency.max(1);
+    opts.concurrency = args.concurrency;
     opts.pinned = args.pin.clone();
     let mut endpoints = audit::config_endpoints(config);
     endpoints.extend(cameras);

@@ -1,0 +1,166 @@
+//! Exports play in a real browser: the real `vigil` binary records a GStreamer RTSP camera,
+//! exports the recording, and Debian's Chromium (driven by `tests/browser/play.mjs` through
+//! playwright-core) plays the file both as `<video src>` and through Media Source Extensions.
+//!
+//! ffprobe accepting a file says little about browsers (an earlier muxer wrote files ffprobe
+//! read and Chromium refused), so this is the check that exports work where users watch them.
+//! H.265 is not tested: Debian's Chromium has no HEVC decoder.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::Vigil;
+use serde_json::Value;
+use vigil_testkit::{Auth, Clip, RtspPeer, repo_root, require_tool};
+
+/// Seconds of video the browser must play; the export holds about 8.
+const MIN_PLAY_SECS: f64 = 2.0;
+
+fn player_dir() -> PathBuf {
+    repo_root().join("tests").join("browser")
+}
+
+/// Fails (never skips) when a piece of the browser setup is missing, with the fix.
+fn require_browser() {
+    require_tool("chromium");
+    require_tool("node");
+    let module = player_dir().join("node_modules").join("playwright-core");
+    assert!(
+        module.is_dir(),
+        "{} is missing: run: cd tests/browser && npm ci",
+        module.display()
+    );
+}
+
+/// Runs the player and returns its JSON report; panics with the reason when playback failed.
+fn play(file: &Path, mode: &str, screenshot: Option<&Path>) -> Value {
+    let mut cmd = Command::new("node");
+    cmd.current_dir(player_dir())
+        .arg("play.mjs")
+        .arg(file)
+        .args(["--mode", mode, "--timeout", "30"])
+        .args(["--min-play", &MIN_PLAY_SECS.to_string()]);
+    if let Some(png) = screenshot {
+        cmd.arg("--screenshot").arg(png);
+    }
+    let out = cmd.output().expect("cannot run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stdout.lines().last().unwrap_or_default();
+    let report: Value = serde_json::from_str(line).unwrap_or_else(|e| {
+        panic!("play.mjs printed no JSON report ({e}); stdout: {stdout}\nstderr: {stderr}")
+    });
+    assert!(
+        out.status.success() && report["ok"] == true,
+        "Chromium did not play {} in {mode} mode: {}\nfull report: {report}\nstderr: {stderr}",
+        file.display(),
+        report["reason"]
+    );
+    report
+}
+
+/// What every successful playback must show: real frames of the right size, no errors.
+fn check_played(report: &Value, clip: &Clip) {
+    let mode = report["mode"].as_str().unwrap();
+    let video = &report["video"];
+    let played = report["played_secs"].as_f64().unwrap();
+    assert!(
+        played >= MIN_PLAY_SECS,
+        "{mode}: played {played}s: {report}"
+    );
+    assert_eq!(
+        (video["videoWidth"].as_u64(), video["videoHeight"].as_u64()),
+        (
+            Some(u64::from(clip.width())),
+            Some(u64::from(clip.height()))
+        ),
+        "{mode}: picture size: {report}"
+    );
+    assert!(video["error"].is_null(), "{mode}: {report}");
+    assert!(video["mseError"].is_null(), "{mode}: {report}");
+    let quality = &video["quality"];
+    let total = quality["total"].as_u64().unwrap();
+    // At 30 fps, 2 s of playback is about 60 decoded frames; allow for a slow start.
+    assert!(
+        total as f64 >= MIN_PLAY_SECS * f64::from(clip.fps()) * 0.5,
+        "{mode}: only {total} frames decoded: {report}"
+    );
+    assert_eq!(
+        quality["corrupted"].as_u64(),
+        Some(0),
+        "{mode}: corrupted frames: {report}"
+    );
+    assert!(
+        video["presentedFrames"].as_u64().unwrap() > 0,
+        "{mode}: no frame reached the screen: {report}"
+    );
+    // testsrc2 is colourful; a black or single-colour picture means nothing was really shown.
+    let frame = &report["frame"];
+    assert!(
+        frame["colours"].as_u64().unwrap() >= 16 && frame["luma_stddev"].as_f64().unwrap() >= 20.0,
+        "{mode}: the picture does not look like testsrc2: {report}"
+    );
+}
+
+/// Records about 8 s of `clip`, exports it and returns the export's path.
+fn record_and_export(v: &Vigil, clip: &Clip) -> PathBuf {
+    let peer = RtspPeer::start(&[("cam", clip)], Auth::None);
+    v.add_camera("cam1", &peer.url("cam"));
+    let server = v.serve();
+    v.wait_recorded("cam1", 8.0, Duration::from_secs(90));
+    let out = server.stop();
+    assert!(out.contains("Stopped cleanly"), "{out}");
+    let export = v.dir.path().join("export.mp4");
+    v.export_all("cam1", &export);
+    export
+}
+
+fn export_plays_in_both_modes(clip: &Clip) {
+    require_browser();
+    let v = Vigil::init(6);
+    let export = record_and_export(&v, clip);
+
+    let shot = v.dir.path().join("playing.png");
+    let src = play(&export, "src", Some(&shot));
+    check_played(&src, clip);
+    let png = std::fs::read(&shot).expect("no screenshot written");
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "screenshot is not a PNG"
+    );
+
+    let mse = play(&export, "mse", None);
+    check_played(&mse, clip);
+    // Vigil's fragments carry absolute times; the player shifts them so the timeline starts
+    // at 0. The file's first decode time must be what the player used.
+    let first = mse["mp4"]["first_tfdt_secs"].as_f64().unwrap();
+    assert!(first > 0.0, "first tfdt is absolute, not 0: {mse}");
+    let offset = mse["video"]["mse"]["timestampOffset"].as_f64().unwrap();
+    assert!((offset + first).abs() < 1e-6, "{mse}");
+    let buffered = &mse["video"]["mse"]["bufferedBeforePlay"];
+    let ranges = buffered.as_array().unwrap();
+    assert_eq!(
+        ranges.len(),
+        1,
+        "a continuous recording buffers as one range: {mse}"
+    );
+    let (start, end) = (
+        ranges[0][0].as_f64().unwrap(),
+        ranges[0][1].as_f64().unwrap(),
+    );
+    assert!(start < 0.5, "buffered starts at {start}: {mse}");
+    assert!(end >= 7.0, "buffered ends at {end}, export is ~8 s: {mse}");
+}
+
+#[test]
+fn h264_export_plays_in_chromium() {
+    export_plays_in_both_modes(&Clip::h264(10, 30, 30, 640, 360, false));
+}
+
+#[test]
+fn h264_export_with_b_frames_plays_in_chromium() {
+    export_plays_in_both_modes(&Clip::h264(10, 30, 30, 640, 360, true));
+}
