@@ -139,6 +139,25 @@ pub fn fragment(
     samples: &[SampleInfo],
     data: &[u8],
 ) -> Result<Vec<u8>, Mp4Error> {
+    let mut out = fragment_header(
+        sequence_number,
+        base_decode_time,
+        samples,
+        data.len() as u64,
+    )?;
+    out.extend_from_slice(data);
+    Ok(out)
+}
+
+/// Builds `moof` and the `mdat` header for one GOP whose samples (`data_len` bytes in all)
+/// follow directly. The recorder writes this header and then the frames' own buffers, so a
+/// GOP is never copied into one contiguous buffer first.
+pub fn fragment_header(
+    sequence_number: u32,
+    base_decode_time: u64,
+    samples: &[SampleInfo],
+    data_len: u64,
+) -> Result<Vec<u8>, Mp4Error> {
     let has_cts = samples.iter().any(|s| s.composition_offset != 0);
     let entries: Vec<TrunEntry> = samples
         .iter()
@@ -182,15 +201,14 @@ pub fn fragment(
             offset: 0,
             reason: "moof too large".into(),
         })?);
-    let mut out = Vec::with_capacity(probe.len() + 8 + data.len());
+    let mut out = Vec::with_capacity(probe.len() + 8);
     moof.encode(&mut out)?;
-    let mdat_len = u32::try_from(data.len() + 8).map_err(|_| Mp4Error::Malformed {
+    let mdat_len = u32::try_from(data_len + 8).map_err(|_| Mp4Error::Malformed {
         offset: 0,
         reason: "GOP larger than 4 GiB".into(),
     })?;
     out.extend_from_slice(&mdat_len.to_be_bytes());
     out.extend_from_slice(b"mdat");
-    out.extend_from_slice(data);
     Ok(out)
 }
 

@@ -17,13 +17,14 @@ pub struct Frame {
     pub data: Vec<u8>,
 }
 
-/// The samples and payload of one GOP, ready for [`crate::fmp4::fragment`].
+/// The sample table of one GOP, ready for [`crate::fmp4::fragment_header`]; the payload is
+/// the frames' data in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GopSamples {
     pub base_decode_time: u64,
     pub duration: u64,
     pub samples: Vec<SampleInfo>,
-    pub data: Vec<u8>,
+    pub data_len: u64,
 }
 
 /// Builds fragment samples for `frames` (decode order, first one a keyframe).
@@ -35,7 +36,6 @@ pub fn gop_samples(frames: &[Frame], end: Option<i64>, fallback_duration: u32) -
     sorted.sort_unstable();
     let n = frames.len();
     let mut samples = Vec::with_capacity(n);
-    let mut data = Vec::with_capacity(frames.iter().map(|f| f.data.len()).sum());
     for (i, frame) in frames.iter().enumerate() {
         let dts = sorted[i];
         let next = match sorted.get(i + 1) {
@@ -55,14 +55,13 @@ pub fn gop_samples(frames: &[Frame], end: Option<i64>, fallback_duration: u32) -
             is_sync: frame.is_key,
             composition_offset: offset,
         });
-        data.extend_from_slice(&frame.data);
     }
     let base = sorted.first().copied().unwrap_or(0).max(0) as u64;
     GopSamples {
         base_decode_time: base,
         duration: samples.iter().map(|s| u64::from(s.duration)).sum(),
+        data_len: frames.iter().map(|f| f.data.len() as u64).sum(),
         samples,
-        data,
     }
 }
 

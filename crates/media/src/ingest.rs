@@ -8,7 +8,10 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use retina::client::{Credentials, PlayOptions, Session, SessionOptions, SetupOptions, Transport};
+use retina::client::{
+    Credentials, InitialSequenceNumberPolicy, PlayOptions, Session, SessionOptions, SetupOptions,
+    Transport,
+};
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use url::Url;
 
@@ -85,6 +88,9 @@ pub fn validate_url(url: &str) -> Result<Url, String> {
     Ok(parsed)
 }
 
+/// Concurrent RTSP session set-ups across all cameras of this process.
+static SETUP_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
+
 /// What the recorder receives from a running session.
 #[derive(Debug)]
 pub enum IngestEvent {
@@ -158,9 +164,19 @@ pub async fn run_session(
         .creds(creds)
         .user_agent(format!("Vigil/{}", env!("CARGO_PKG_VERSION")));
     let setup_timeout = Duration::from_secs(15);
+    // At start-up every camera connects at once; cheap RTSP servers (and some cameras behind
+    // one NVR) have tiny accept queues, so only a few sessions are set up at a time.
+    let _permit = SETUP_SLOTS
+        .acquire()
+        .await
+        .map_err(|_| IngestError::Ended)?;
     let mut session = tokio::time::timeout(setup_timeout, Session::describe(url, options))
         .await
-        .map_err(|_| IngestError::Timeout("no answer to DESCRIBE within 15 s".into()))?
+        .map_err(|_| {
+            IngestError::Timeout(
+                "no answer within 15 s to connect + DESCRIBE (is the camera reachable?)".into(),
+            )
+        })?
         .map_err(IngestError::from_retina)?;
     let streams = session.streams();
     let video = streams.iter().position(|s| s.media() == "video");
@@ -192,11 +208,15 @@ pub async fn run_session(
     .await
     .map_err(|_| IngestError::Timeout("no answer to SETUP within 15 s".into()))?
     .map_err(IngestError::from_retina)?;
-    let playing = tokio::time::timeout(setup_timeout, session.play(PlayOptions::default()))
+    // Shared camera streams (and multi-client RTSP servers) may start a new client behind the
+    // sequence number announced in RTP-Info; that is not loss, so do not fail on it.
+    let play = PlayOptions::default().initial_seq(InitialSequenceNumberPolicy::Ignore);
+    let playing = tokio::time::timeout(setup_timeout, session.play(play))
         .await
         .map_err(|_| IngestError::Timeout("no answer to PLAY within 15 s".into()))?
         .map_err(IngestError::from_retina)?;
     let mut demuxed = playing.demuxed().map_err(IngestError::from_retina)?;
+    drop(_permit);
 
     let mut clock = Clock {
         base_ticks: 0,

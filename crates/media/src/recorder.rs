@@ -315,6 +315,8 @@ struct WriterState {
     timeline: Arc<Mutex<TimelineState>>,
     live: Arc<Mutex<Live>>,
     last_frame_dur: u32,
+    /// Next GOP number, loaded from the index once.
+    next_gop: Option<i64>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -344,6 +346,7 @@ fn writer_loop(
         timeline,
         live,
         last_frame_dur: 3000,
+        next_gop: None,
     };
     let mut ticks = 0u64;
     while let Some(msg) = rx.blocking_recv() {
@@ -355,8 +358,12 @@ fn writer_loop(
             }
             WriterMsg::Tick => {
                 ticks += 1;
-                w.update_rates();
-                flush_status(&w.store, &w.camera.id, &w.live);
+                // Status is for humans and the CLI (stale after 10 s): every 3 s is enough
+                // and keeps database writes per camera low.
+                if ticks.is_multiple_of(3) {
+                    w.update_rates();
+                    flush_status(&w.store, &w.camera.id, &w.live);
+                }
                 if ticks.is_multiple_of(5)
                     && let Some(o) = w.observer.as_mut()
                 {
@@ -534,15 +541,22 @@ impl WriterState {
             }
         }
         let frame_count = frames.len() as i64;
-        self.ensure_headroom(g.data.len() as u64);
+        self.ensure_headroom(g.data_len);
         let result = self.with_space(|s| {
             s.ensure_segment(start_us)?;
-            let gop_no = s.store.next_gop_no(&s.camera.id)?;
-            let fragment = fmp4::fragment(gop_no as u32, g.base_decode_time, &g.samples, &g.data)?;
+            let gop_no = match s.next_gop {
+                Some(n) => n,
+                None => s.store.next_gop_no(&s.camera.id)?,
+            };
+            let header =
+                fmp4::fragment_header(gop_no as u32, g.base_decode_time, &g.samples, g.data_len)?;
+            let mut pieces: Vec<&[u8]> = Vec::with_capacity(frames.len() + 1);
+            pieces.push(&header);
+            pieces.extend(frames.iter().map(|f| f.data.as_slice()));
             let seg = s.segment.as_mut().expect("segment ensured");
             seg.append(
                 &s.store,
-                &fragment,
+                &pieces,
                 gop_no,
                 start_us,
                 duration_us,
@@ -551,6 +565,7 @@ impl WriterState {
         });
         match result {
             Ok(row) => {
+                self.next_gop = Some(row.gop_no + 1);
                 self.last_end_us = Some(start_us + duration_us);
                 self.timeline
                     .lock()

@@ -485,10 +485,12 @@ impl Store {
         Ok(seq)
     }
 
-    /// Next per-camera GOP number (the fragment's `mfhd` sequence number).
+    /// The next unused per-camera GOP number (the fragment's `mfhd` sequence number). Only the
+    /// camera's one writer allocates numbers, so it keeps the counter in memory and each indexed
+    /// GOP advances the stored value in the same transaction.
     pub fn next_gop_no(&self, camera_id: &str) -> Result<i64> {
         Ok(self.db().query_row(
-            "UPDATE cameras SET next_gop = next_gop + 1 WHERE id = ?1 RETURNING next_gop - 1",
+            "SELECT next_gop FROM cameras WHERE id = ?1",
             [camera_id],
             |r| r.get(0),
         )?)
@@ -550,6 +552,10 @@ impl Store {
             "UPDATE segments SET end_us = max(end_us, ?3), bytes = ?4, frames = frames + ?5
              WHERE camera_id = ?1 AND seq = ?2",
             params![g.camera_id, g.seq, seg_end_us, seg_len, g.frames],
+        )?;
+        tx.execute(
+            "UPDATE cameras SET next_gop = max(next_gop, ?2 + 1) WHERE id = ?1",
+            params![g.camera_id, g.gop_no],
         )?;
         tx.commit()?;
         Ok(())
@@ -909,28 +915,34 @@ impl SegmentWriter {
         &self.path
     }
 
-    /// Appends one fragment, syncs it, then indexes it. A failed write is rolled back to the
-    /// previous length so the file never holds a partial fragment that the index skips.
+    /// Appends one fragment (given as consecutive pieces: header, then frame data), syncs it,
+    /// then indexes it. A failed write is rolled back to the previous length so the file never
+    /// holds a partial fragment that the index skips.
     pub fn append(
         &mut self,
         store: &Store,
-        fragment: &[u8],
+        pieces: &[&[u8]],
         gop_no: i64,
         start_us: i64,
         duration_us: i64,
         frames: i64,
     ) -> Result<GopRow> {
         let offset = self.len;
+        let total: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+        let mut hasher = Sha256::new();
+        for p in pieces {
+            hasher.update(p);
+        }
         let write = self
             .file
             .seek(SeekFrom::Start(offset))
-            .and_then(|_| self.file.write_all(fragment))
+            .and_then(|_| write_all_vectored(&mut self.file, pieces))
             .and_then(|_| self.file.sync_data());
         if let Err(e) = write {
             let _ = self.file.set_len(offset);
             return Err(io_err(&self.path)(e));
         }
-        self.len += fragment.len() as u64;
+        self.len += total;
         self.end_us = self.end_us.max(start_us + duration_us);
         let row = GopRow {
             camera_id: self.camera_id.clone(),
@@ -939,9 +951,9 @@ impl SegmentWriter {
             start_us,
             duration_us,
             offset: offset as i64,
-            len: fragment.len() as i64,
+            len: total as i64,
             frames,
-            sha256: Sha256::digest(fragment).to_vec(),
+            sha256: hasher.finalize().to_vec(),
         };
         store.insert_gop(&row, self.end_us, self.len as i64)?;
         Ok(row)
@@ -960,6 +972,24 @@ impl SegmentWriter {
             store.delete_segment(&self.camera_id, self.seq).map(|_| ())
         }
     }
+}
+
+/// Writes every piece with as few system calls as the kernel allows (`writev`).
+fn write_all_vectored(file: &mut File, pieces: &[&[u8]]) -> std::io::Result<()> {
+    let mut bufs: Vec<std::io::IoSlice<'_>> =
+        pieces.iter().map(|p| std::io::IoSlice::new(p)).collect();
+    let mut bufs = bufs.as_mut_slice();
+    // Skip empty slices so a zero-length write is never mistaken for a stalled device.
+    std::io::IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match file.write_vectored(bufs) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => std::io::IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {

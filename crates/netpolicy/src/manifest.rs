@@ -122,7 +122,7 @@ pub fn system_rows(system: &System) -> Vec<ManifestRow> {
 pub fn vigil_manifest(config: &vigil_config::Config, cameras: &[Endpoint]) -> Vec<ManifestRow> {
     let system = crate::vigil::system(config);
     let mut rows = system_rows(&system);
-    let listeners = config.listeners();
+    let listeners = crate::vigil::listeners(config);
     for r in rows
         .iter_mut()
         .filter(|r| r.direction == Direction::Inbound)

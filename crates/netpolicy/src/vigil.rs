@@ -85,6 +85,29 @@ pub fn system(config: &Config) -> System {
             r.ports.push(local(p, l.bind.ip()));
         }
         {
+            // The management inter-server API: recording servers connect to it (register,
+            // report status and events, fetch their configuration). Only they may reach it.
+            let l = &config.management.inter_server;
+            let mut p = spec(
+                l.bind.port(),
+                Protocol::Tcp,
+                "HTTPS (mutual TLS)",
+                "vigil management",
+            );
+            p.peers = vec![Selector::Role {
+                system: "vigil".into(),
+                role: "recording".into(),
+            }];
+            p.peers_text = "recording servers only (certificate from the system CA)".into();
+            p.purpose = "management inter-server API: recording servers register, report \
+                         status and events, fetch configuration"
+                .into();
+            if !l.label.is_empty() {
+                p.notes = format!("listener label: {}", l.label);
+            }
+            r.ports.push(local(p, l.bind.ip()));
+        }
+        {
             // Remote recording servers exist even when this host records nothing itself.
             let mut o = spec(
                 config.recording.api.bind.port(),
@@ -97,7 +120,8 @@ pub fn system(config: &Config) -> System {
                 role: "recording".into(),
             }];
             o.peers_text = "recording servers".into();
-            o.purpose = "inter-server API: cameras, playback, status".into();
+            o.purpose =
+                "recording inter-server API: cameras, live and recorded video, status".into();
             r.outbound.push(o);
         }
         roles.push(r);
@@ -123,8 +147,27 @@ pub fn system(config: &Config) -> System {
             role: "management".into(),
         }];
         p.peers_text = "management server (certificate from the system CA)".into();
-        p.purpose = "inter-server API".into();
+        p.purpose = "recording inter-server API: the management server pulls video and \
+                     manages cameras"
+            .into();
         r.ports.push(local(p, l.bind.ip()));
+        {
+            // Management servers exist even when this host runs no management role itself.
+            let mut o = spec(
+                config.management.inter_server.bind.port(),
+                Protocol::Tcp,
+                "HTTPS (mutual TLS)",
+                "vigil recording",
+            );
+            o.peers = vec![Selector::Role {
+                system: "vigil".into(),
+                role: "management".into(),
+            }];
+            o.peers_text = "management servers".into();
+            o.purpose =
+                "management inter-server API: register, status, events, configuration".into();
+            r.outbound.push(o);
+        }
         for (port, app, enc, purpose) in [
             (554, "RTSP", false, "camera video streams"),
             (RTSPS_PORT, "RTSPS", true, "camera video streams over TLS"),
@@ -260,6 +303,21 @@ pub fn system(config: &Config) -> System {
         notes: vec!["Nothing listens in plaintext unless an admin turns it on.".into()],
         roles,
     }
+}
+
+/// Every listener of `config` as (component, address, protocol): the configuration's own list
+/// plus the management inter-server API when the configuration does not list it.
+pub fn listeners(config: &Config) -> Vec<(&'static str, std::net::SocketAddr, &'static str)> {
+    let mut out = config.listeners();
+    let inter = config.management.inter_server.bind;
+    if config.management.enabled && !out.iter().any(|(_, a, p)| *a == inter && *p == "tcp") {
+        let at = out
+            .iter()
+            .rposition(|(c, _, _)| c.starts_with("management"))
+            .map_or(0, |i| i + 1);
+        out.insert(at, ("management inter-server", inter, "tcp"));
+    }
+    out
 }
 
 /// Splits `host:port`, `[v6]:port` or a bare host (then `default` is the port).

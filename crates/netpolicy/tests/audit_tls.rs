@@ -380,6 +380,90 @@ fn each_server_yields_exactly_its_finding() {
     assert_eq!(json["findings"].as_array().unwrap().len(), total);
 }
 
+/// `openssl s_server` restricted by `flags` (e.g. `-tls1_3`), with the security level lowered
+/// so TLS 1.0/1.1 can be offered at all.
+fn s_server_only(cert: &Path, key: &Path, flags: &[&str]) -> (Server, u16) {
+    let port = free_port();
+    let child = Server(
+        Command::new("openssl")
+            .args([
+                "s_server",
+                "-accept",
+                &format!("127.0.0.1:{port}"),
+                "-www",
+                "-quiet",
+            ])
+            .arg("-cert")
+            .arg(cert)
+            .arg("-key")
+            .arg(key)
+            .args(["-cipher", "DEFAULT:@SECLEVEL=0"])
+            .args(flags)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl s_server"),
+    );
+    wait_open(port);
+    (child, port)
+}
+
+#[test]
+fn servers_with_one_version_range_are_fully_audited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = Pki::new(tmp.path(), "Vigil Test CA");
+    let (cert13, key13) = ca.leaf("new", 2048, "IP:127.0.0.1", Ok(365));
+    let (cert_old, key_old) = ca.leaf("old", 2048, "IP:127.0.0.1", Ok(365));
+    // TLS 1.3 only: the certificate is encrypted, so the audit completes a real handshake.
+    let (_a, only13) = s_server_only(&cert13, &key13, &["-tls1_3"]);
+    // TLS 1.0/1.1 only: rustls cannot talk to it, yet its certificate is read in clear.
+    let (_b, only_old) = s_server_only(&cert_old, &key_old, &["-no_tls1_2", "-no_tls1_3"]);
+    let opts = ProbeOptions::with_ca_files(false, &[ca.dir.join("ca.pem")]).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let report = rt
+        .block_on(audit::run(
+            vec![
+                Endpoint::new("only13", "127.0.0.1", only13, "https"),
+                Endpoint::new("oldonly", "127.0.0.1", only_old, "https"),
+            ],
+            None,
+            &opts,
+        ))
+        .unwrap();
+    let t13 = report.probes[0]
+        .tls
+        .as_ref()
+        .expect("TLS 1.3 server speaks TLS");
+    assert_eq!(t13.versions, ["TLS 1.3"]);
+    assert_eq!(t13.negotiated, "TLS 1.3");
+    assert_eq!(
+        t13.leaf.as_ref().unwrap().common_name.as_deref(),
+        Some("new")
+    );
+    let old = report.probes[1]
+        .tls
+        .as_ref()
+        .expect("TLS 1.1 server speaks TLS");
+    assert_eq!(old.negotiated, "TLS 1.1");
+    assert_eq!(old.legacy, ["TLS 1.1"]);
+    assert_eq!(
+        old.leaf.as_ref().unwrap().common_name.as_deref(),
+        Some("old")
+    );
+    let kinds: Vec<(&str, FindingKind)> = report
+        .findings
+        .iter()
+        .map(|f| (f.target.split(' ').next().unwrap(), f.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("oldonly", FindingKind::LegacyTls)],
+        "{:#?}",
+        report.findings
+    );
+}
+
 #[test]
 fn pinned_self_signed_certificate_is_accepted_and_clean_audit_exits_zero() {
     let tmp = tempfile::tempdir().unwrap();

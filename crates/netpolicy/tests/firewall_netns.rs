@@ -458,7 +458,7 @@ fn vigil_case() -> Case<'static> {
             ("sw1", "10.62.7.10"),
             ("siem", "10.62.7.20"),
         ],
-        tcp: &[8443, 9444, 9443, 1234, 6514, 9464, 554, 322, 80, 443],
+        tcp: &[8443, 9444, 8444, 9443, 1234, 6514, 9464, 554, 322, 80, 443],
         udp: &[1234],
         allowed: flows(&[
             // Recording servers reach cameras on the camera ports, and only them.
@@ -466,6 +466,10 @@ fn vigil_case() -> Case<'static> {
             // The recording inter-server API (mutual TLS): management servers only.
             ("mgmt1", "rec1", &[9443], Tcp),
             ("web1", "rec1", &[9443], Tcp),
+            // The management inter-server API (mutual TLS): recording servers only; clients,
+            // cameras, the DMZ web server and the Internet are refused (not listed here).
+            ("rec1", "mgmt1", &[8444], Tcp),
+            ("rec1", "web1", &[8444], Tcp),
             // Clients reach the client-facing HTTPS ports.
             ("client", "mgmt1", &[8443, 9444], Tcp),
             ("client", "web1", &[8443, 9444], Tcp),

@@ -34,7 +34,7 @@ pub struct ExpectedListener {
 pub fn expected_from_config(config: &vigil_config::Config) -> Vec<ExpectedListener> {
     let system = crate::vigil::system(config);
     let mut out = Vec::new();
-    for (component, addr, proto) in config.listeners() {
+    for (component, addr, proto) in crate::vigil::listeners(config) {
         let proto = if proto == "udp" {
             Protocol::Udp
         } else {
@@ -111,9 +111,13 @@ pub fn parse_proc_net(text: &str, protocol: Protocol, v6: bool) -> Result<Vec<So
     Ok(out)
 }
 
-/// Socket inode → `name[pid]`, for the processes this user may inspect.
-fn process_names() -> HashMap<u64, String> {
+/// Socket inode → `name[pid]` for the `wanted` inodes, for the processes this user may
+/// inspect. The walk stops once every wanted inode is found.
+fn process_names(wanted: &std::collections::HashSet<u64>) -> HashMap<u64, String> {
     let mut map = HashMap::new();
+    if wanted.is_empty() {
+        return map;
+    }
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return map;
     };
@@ -124,9 +128,11 @@ fn process_names() -> HashMap<u64, String> {
         let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
             continue;
         };
-        let name = std::fs::read_to_string(p.path().join("comm"))
-            .map(|s| s.trim().to_string())
-            .unwrap_or_default();
+        let name = || {
+            std::fs::read_to_string(p.path().join("comm"))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
         for fd in fds.flatten() {
             if let Ok(target) = std::fs::read_link(fd.path())
                 && let Some(inode) = target
@@ -134,16 +140,37 @@ fn process_names() -> HashMap<u64, String> {
                     .and_then(|t| t.strip_prefix("socket:["))
                     .and_then(|t| t.strip_suffix(']'))
                     .and_then(|t| t.parse().ok())
+                && wanted.contains(&inode)
             {
-                map.insert(inode, format!("{name}[{pid}]"));
+                map.insert(inode, format!("{}[{pid}]", name()));
             }
+        }
+        if map.len() == wanted.len() {
+            break;
         }
     }
     map
 }
 
-/// Every listening socket of this network namespace.
+/// Every listening socket of this network namespace: from netlink sock_diag, or from
+/// `/proc/net/*` where netlink is not available.
 pub fn read_listening() -> Result<Vec<Socket>, crate::Error> {
+    let mut out = match super::sockdiag::listening() {
+        Ok(sockets) => sockets,
+        Err(_) => read_proc_net()?,
+    };
+    let wanted: std::collections::HashSet<u64> = out.iter().map(|s| s.inode).collect();
+    let names = process_names(&wanted);
+    for s in &mut out {
+        s.process = names.get(&s.inode).cloned();
+    }
+    out.sort_by_key(|s| (s.protocol, s.addr.port(), s.addr));
+    out.dedup_by_key(|s| (s.protocol, s.addr));
+    Ok(out)
+}
+
+/// Listening sockets from the `/proc/net/{tcp,tcp6,udp,udp6}` tables.
+pub fn read_proc_net() -> Result<Vec<Socket>, crate::Error> {
     let mut out = Vec::new();
     for (file, proto, v6) in [
         ("/proc/net/tcp", Protocol::Tcp, false),
@@ -168,12 +195,6 @@ pub fn read_listening() -> Result<Vec<Socket>, crate::Error> {
                 .map_err(|m| crate::Error::Invalid(format!("{file}: {m}")))?,
         );
     }
-    let names = process_names();
-    for s in &mut out {
-        s.process = names.get(&s.inode).cloned();
-    }
-    out.sort_by_key(|s| (s.protocol, s.addr.port(), s.addr));
-    out.dedup_by_key(|s| (s.protocol, s.addr));
     Ok(out)
 }
 

@@ -7,6 +7,8 @@
 pub mod cert;
 pub mod listeners;
 pub mod probe;
+pub mod sockdiag;
+pub mod tlsclient;
 pub mod tlshello;
 
 use std::fmt::Write as _;
@@ -243,7 +245,11 @@ mod tests {
         let c = vigil_config::Config::with_data_dir("/d");
         let eps = config_endpoints(&c);
         let ports: Vec<u16> = eps.iter().map(|e| e.port).collect();
-        assert_eq!(ports, [8443, 9443, 1234, 6514], "metrics is local-only");
+        assert_eq!(
+            ports,
+            [8443, 8444, 9443, 1234, 6514],
+            "metrics is local-only"
+        );
         assert!(
             eps.iter()
                 .all(|e| e.host == "127.0.0.1" && e.scheme == "tls")

@@ -1,13 +1,14 @@
-//! Network probes of endpoints: TCP reachability, TLS handshake (recording the chain without
-//! validating it, so bad certificates can be judged rather than just refused), accepted TLS
-//! versions, and plaintext HTTP/RTSP. Every step has a timeout.
+//! Network probes of endpoints: TCP reachability, accepted TLS versions, the certificate
+//! chain (recorded without validating it, so bad certificates can be judged rather than just
+//! refused), and plaintext HTTP/RTSP. Every step has a timeout.
 //!
 //! Speed matters (the audit must be no slower than `nmap -sT` of the same ports), so the
-//! work is laid out to keep the waits short and overlapping: names are resolved once per
-//! host, every endpoint is probed at once (bounded by the open-file limit), TLS work starts
-//! only once the TCP connect succeeded, the version probes run on their own connections at
-//! the same time as the main handshake, and certificate analysis is done once per distinct
-//! chain with one shared trust verifier.
+//! work is laid out to keep waits short and overlapping and to spend little CPU on either
+//! side: names are resolved once per host, every endpoint is probed at once (bounded by the
+//! open-file limit), TLS work starts only once the TCP connect succeeded, versions and the
+//! chain come from hand-built ClientHellos on parallel connections (see [`super::tlshello`];
+//! a full rustls handshake only for TLS 1.3-only servers), and certificate analysis is done
+//! once per distinct chain with one shared trust verifier.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -15,15 +16,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::{CertificateDer, ServerName};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::cert::{self, CertInfo};
-use super::tlshello::{self, TLS11, TLS12};
+use super::tlshello::{self, Flight, TLS11, TLS12};
 use super::{Finding, FindingKind, Severity};
 use crate::Endpoint;
 
@@ -182,10 +181,11 @@ pub struct Timing {
     pub queued_us: u64,
     /// TCP connect finished.
     pub connect_us: u64,
-    /// rustls handshake finished.
-    pub handshake_us: u64,
-    /// Both version probes finished (they run alongside the handshake).
+    /// The ClientHello probes (TLS up to 1.2 with the chain, 1.3, up to 1.1) all answered.
     pub versions_us: u64,
+    /// The certificate chain was in hand (from the probes, or a rustls handshake for
+    /// TLS 1.3-only servers and when version probes are off).
+    pub chain_us: u64,
     /// Time spent parsing and judging the certificate chain (0 when another probe of the same
     /// chain had already done it).
     pub cert_us: u64,
@@ -246,77 +246,6 @@ impl ProbeResult {
             ),
         }
     }
-}
-
-/// Accepts any certificate: the audit must see and judge the chain, not refuse it. Nothing is
-/// ever sent over these connections.
-#[derive(Debug)]
-struct AcceptAll {
-    schemes: Vec<SignatureScheme>,
-}
-
-impl ServerCertVerifier for AcceptAll {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.schemes.clone()
-    }
-}
-
-fn client_config() -> Arc<rustls::ClientConfig> {
-    use rustls::crypto::aws_lc_rs::{self as provider_mod, kx_group};
-    let mut provider = provider_mod::default_provider();
-    // Classic groups first: the audit needs the server's certificate and versions, not
-    // post-quantum secrecy, and a 1.2 kB hybrid key share per endpoint costs time on both
-    // sides. The hybrid group stays offered for servers that accept nothing else.
-    provider.kx_groups = vec![
-        kx_group::X25519,
-        kx_group::SECP256R1,
-        kx_group::SECP384R1,
-        kx_group::X25519MLKEM768,
-    ];
-    let provider = Arc::new(provider);
-    let mut schemes = provider
-        .signature_verification_algorithms
-        .supported_schemes();
-    schemes.extend([
-        SignatureScheme::RSA_PKCS1_SHA1,
-        SignatureScheme::ECDSA_SHA1_Legacy,
-    ]);
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .expect("aws-lc-rs supports TLS 1.2 and 1.3")
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAll { schemes }))
-        .with_no_client_auth();
-    // Every connection is a one-off to a different device: nothing to resume.
-    cfg.resumption = rustls::client::Resumption::disabled();
-    cfg.enable_early_data = false;
-    Arc::new(cfg)
 }
 
 async fn timed<T>(
@@ -432,6 +361,13 @@ impl Shared {
     }
 }
 
+/// Probe connections end with a reset rather than a FIN exchange: nothing is lost (the probe
+/// has read what it needs), neither side keeps a TIME_WAIT socket, and the kernel does half
+/// the work per connection.
+pub(crate) fn no_linger(s: &TcpStream) {
+    let _ = s.set_zero_linger();
+}
+
 fn micros(since: Instant) -> u64 {
     since.elapsed().as_micros() as u64
 }
@@ -466,7 +402,7 @@ async fn probe_one(ep: Endpoint, addr: Result<SocketAddr, String>, sh: &Shared) 
             return res;
         }
     };
-    let _ = stream.set_nodelay(true);
+    no_linger(&stream);
     res.reachable = true;
     let plaintext_scheme = matches!(ep.scheme.as_str(), "http" | "rtsp");
     if plaintext_scheme {
@@ -477,84 +413,170 @@ async fn probe_one(ep: Endpoint, addr: Result<SocketAddr, String>, sh: &Shared) 
         res.timing.total_us = micros(start);
         return res;
     }
-    let connector = tokio_rustls::TlsConnector::from(sh.cfg.clone());
     let name = server_name(&ep.host);
     let sni = matches!(name, ServerName::DnsName(_)).then(|| ep.host.clone());
-    let handshake = async {
-        let r = timed(opts.timeout, connector.connect(name, stream)).await;
-        let at = micros(start);
-        r.map(|tls| {
-            let (_, conn) = tls.get_ref();
-            let chain: Vec<CertificateDer<'static>> = conn
-                .peer_certificates()
-                .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
-                .unwrap_or_default();
-            let negotiated = match conn.protocol_version() {
-                Some(rustls::ProtocolVersion::TLSv1_3) => 0x0304,
-                _ => TLS12,
-            };
-            (chain, negotiated, at)
-        })
-    };
-    // The version probes use their own connections, so they need not wait for the main
-    // handshake. TLS 1.2 is asked even though the handshake may turn out to be 1.2 already:
-    // waiting for that answer first would put a round trip back on the critical path.
-    let versions = async {
-        if !opts.check_versions {
-            return (None, None);
-        }
-        let (v12, legacy) = tokio::join!(
-            tlshello::accepted_version(addr, sni.as_deref(), TLS12, opts.timeout),
-            tlshello::accepted_version(addr, sni.as_deref(), TLS11, opts.timeout),
-        );
-        (v12.ok().flatten(), legacy.ok().flatten())
-    };
-    let (handshake, (v12, legacy_version)) = tokio::join!(handshake, versions);
+    let sni = sni.as_deref();
+    let mut versions = BTreeSet::new();
+    let mut legacy = Vec::new();
+    let mut chain: Option<Vec<CertificateDer<'static>>> = None;
+    let mut failure = None;
     if opts.check_versions {
+        // Hand-built ClientHellos, none completing a handshake, on two connections at once:
+        // TLS up to 1.2 on the connection already open (its answer carries the certificate
+        // chain in clear, and a TLS 1.3 server marks it with the RFC 8446 downgrade
+        // sentinel), and TLS up to 1.1. Only a server that answers up to 1.2 without the
+        // sentinel is asked about TLS 1.3 separately (answered by a HelloRetryRequest).
+        // Each connection closes as soon as its answer is read: many devices serve one
+        // connection at a time, and the next probe waits behind it.
+        let classic = async move {
+            let mut stream = stream;
+            let hello = tlshello::client_hello(TLS12, sni);
+            let flight = tlshello::exchange(&mut stream, &hello, true, opts.timeout).await;
+            drop(stream);
+            let tls13 = match &flight {
+                Ok(Flight::Hello {
+                    tls13_too: true, ..
+                }) => Some(true),
+                Ok(Flight::Hello { .. }) => Some(matches!(
+                    tlshello::accepts_tls13(addr, sni, opts.timeout).await,
+                    Ok(true)
+                )),
+                // Nothing up to 1.2: a full handshake below tells whether 1.3 is spoken.
+                _ => None,
+            };
+            (flight, tls13)
+        };
+        let ((classic, tls13), old) = tokio::join!(
+            classic,
+            tlshello::offer(addr, sni, TLS11, true, opts.timeout),
+        );
         res.timing.versions_us = micros(start);
-    }
-    match handshake {
-        Ok((chain, negotiated, at)) => {
-            res.timing.handshake_us = at;
-            let mut versions = BTreeSet::from([negotiated]);
-            let mut legacy = Vec::new();
-            if let Some(v) = v12 {
-                versions.insert(v);
+        let mut take = |flight: std::io::Result<Flight>, max: u16| match flight {
+            Ok(Flight::Hello {
+                version, chain: c, ..
+            }) if (0x0300..=max).contains(&version) => {
+                versions.insert(version);
+                if version < TLS12 {
+                    legacy.push(tlshello::version_name(version).to_string());
+                }
+                if chain.as_ref().is_none_or(Vec::is_empty)
+                    && let Some(c) = c
+                {
+                    chain = Some(c.into_iter().map(CertificateDer::from).collect());
+                }
             }
-            if let Some(v) = legacy_version {
-                versions.insert(v);
-                legacy.push(tlshello::version_name(v).to_string());
+            Ok(Flight::Hello { version, .. }) => {
+                failure = Some(format!(
+                    "server chose {:#06x}, which was not offered",
+                    version
+                ));
             }
-            let t = Instant::now();
-            let ((leaf, untrusted), computed) = sh.verdict(&chain, &ep.host).await;
-            if computed {
-                res.timing.cert_us = micros(t);
-            }
-            res.tls = Some(TlsResult {
-                negotiated: tlshello::version_name(negotiated).into(),
-                versions: versions
-                    .iter()
-                    .rev()
-                    .map(|v| tlshello::version_name(*v).to_string())
-                    .collect(),
-                legacy,
-                leaf,
-                untrusted,
-                chain,
-            });
+            Ok(Flight::Alert(a)) => failure = Some(format!("TLS alert {a}")),
+            Ok(Flight::NotTls(why)) => failure = Some(why),
+            Ok(Flight::Partial) => {}
+            Err(e) => failure = Some(e.to_string()),
+        };
+        take(classic, TLS12);
+        take(old, TLS11);
+        legacy.sort();
+        legacy.dedup();
+        if tls13 == Some(true) {
+            versions.insert(0x0304);
         }
-        Err(e) => {
-            res.error = Some(format!("no TLS: {e}"));
-            if let Ok(s) = connect().await {
-                match plaintext_probe(s, &ep, opts.timeout).await {
-                    Ok(p) => res.plaintext = p,
-                    Err(e2) => res.error = Some(format!("no TLS: {e}; plaintext probe: {e2}")),
+        if chain.is_none() && (tls13.is_none() || !versions.is_empty()) {
+            // No answer up to TLS 1.2 (a TLS 1.3-only server, whose certificate travels
+            // encrypted, or no TLS at all), or a flight without a certificate in clear:
+            // complete a real handshake to get the chain.
+            match timed(opts.timeout, TcpStream::connect(addr)).await {
+                Ok(s) => {
+                    no_linger(&s);
+                    match rustls_chain(s, name, sh, opts.timeout).await {
+                        Ok((c, v)) => {
+                            versions.insert(v);
+                            chain = Some(c);
+                        }
+                        Err(e) => {
+                            if versions.is_empty() {
+                                failure = Some(e.to_string());
+                            }
+                        }
+                    }
+                }
+                Err(e) => failure = Some(e.to_string()),
+            }
+        }
+    } else {
+        match rustls_chain(stream, name, sh, opts.timeout).await {
+            Ok((c, v)) => {
+                versions.insert(v);
+                chain = Some(c);
+            }
+            Err(e) => failure = Some(e.to_string()),
+        }
+    }
+    if versions.is_empty() {
+        res.error = Some(format!(
+            "no TLS: {}",
+            failure.unwrap_or_else(|| "no answer".into())
+        ));
+        if let Ok(s) = connect().await {
+            no_linger(&s);
+            match plaintext_probe(s, &ep, opts.timeout).await {
+                Ok(p) => res.plaintext = p,
+                Err(e2) => {
+                    res.error = Some(format!(
+                        "{}; plaintext probe: {e2}",
+                        res.error.take().unwrap_or_default()
+                    ))
                 }
             }
         }
+        res.timing.total_us = micros(start);
+        return res;
     }
+    let chain = chain.unwrap_or_default();
+    res.timing.chain_us = micros(start);
+    let negotiated = *versions.last().expect("not empty");
+    let t = Instant::now();
+    let ((leaf, untrusted), computed) = sh.verdict(&chain, &ep.host).await;
+    if computed {
+        res.timing.cert_us = micros(t);
+    }
+    res.tls = Some(TlsResult {
+        negotiated: tlshello::version_name(negotiated).into(),
+        versions: versions
+            .iter()
+            .rev()
+            .map(|v| tlshello::version_name(*v).to_string())
+            .collect(),
+        legacy,
+        leaf,
+        untrusted,
+        chain,
+    });
     res.timing.total_us = micros(start);
     res
+}
+
+/// Completes a rustls handshake (TLS 1.3 or 1.2) and returns the chain and the version.
+async fn rustls_chain(
+    stream: TcpStream,
+    name: ServerName<'static>,
+    sh: &Shared,
+    timeout: Duration,
+) -> std::io::Result<(Vec<CertificateDer<'static>>, u16)> {
+    let connector = tokio_rustls::TlsConnector::from(sh.cfg.clone());
+    let tls = timed(timeout, connector.connect(name, stream)).await?;
+    let (_, conn) = tls.get_ref();
+    let chain = conn
+        .peer_certificates()
+        .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+        .unwrap_or_default();
+    let version = match conn.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => 0x0304,
+        _ => TLS12,
+    };
+    Ok((chain, version))
 }
 
 /// Resolves every distinct host once, concurrently; IP literals need no lookup.
@@ -600,7 +622,7 @@ async fn resolve_all(
 pub async fn probe_all(endpoints: Vec<Endpoint>, opts: &ProbeOptions) -> Vec<ProbeResult> {
     let n = endpoints.len();
     let shared = Arc::new(Shared {
-        cfg: client_config(),
+        cfg: super::tlsclient::client_config(),
         opts: opts.clone(),
         trust: cert::TrustChecker::new(&opts.roots),
         verdicts: Mutex::new(HashMap::new()),

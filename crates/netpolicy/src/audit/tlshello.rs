@@ -1,8 +1,13 @@
-//! A hand-built TLS ClientHello to learn which protocol versions a server accepts.
+//! Hand-built TLS ClientHellos and a reader of the server's first flight: which protocol
+//! versions a server accepts, and its certificate chain as sent in clear up to TLS 1.2.
 //!
 //! rustls cannot speak TLS 1.0/1.1 at all, yet an audit must say whether a device still
-//! accepts them. A ClientHello capped at a given version and the first bytes of the answer
-//! (ServerHello or alert) are enough; no handshake is completed and no key is used.
+//! accepts them. A ClientHello capped at a given version and the answer (ServerHello and, up
+//! to TLS 1.2, the Certificate message; or an alert) are enough: no handshake is completed
+//! and no key is used, so the probe costs the client no cryptography and the server less
+//! than a handshake. TLS 1.3 acceptance is learnt from a HelloRetryRequest
+//! ([`client_hello13`]). Everything read here is untrusted input: lengths are checked
+//! against the bytes present and the total is capped ([`MAX_FLIGHT`]).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -76,8 +81,51 @@ pub fn client_hello(max: u16, sni: Option<&str>) -> Vec<u8> {
     ext(&mut exts, 0x0017, &[]);
     ext(&mut exts, 0xff01, &[0]);
 
+    hello_record(max, suites, &exts)
+}
+
+/// SHA-256("HelloRetryRequest"): the random of a ServerHello that is really a
+/// HelloRetryRequest (RFC 8446 4.1.3).
+const HRR_RANDOM: [u8; 32] = [
+    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
+    0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+];
+
+/// A TLS 1.3-only ClientHello with an empty key_share list. A TLS 1.3 server must answer
+/// with a HelloRetryRequest naming a group (RFC 8446 4.1.1), which costs it no key exchange
+/// and no signature; anything else refuses. This learns whether TLS 1.3 is accepted at a
+/// fraction of a handshake's cost on both sides.
+pub fn client_hello13(sni: Option<&str>) -> Vec<u8> {
+    let mut exts = Vec::new();
+    if let Some(name) = sni {
+        let mut b = Vec::new();
+        b.extend_from_slice(&u16be(name.len() + 3));
+        b.push(0);
+        b.extend_from_slice(&u16be(name.len()));
+        b.extend_from_slice(name.as_bytes());
+        ext(&mut exts, 0x0000, &b);
+    }
+    ext(&mut exts, 0x002b, &[2, 0x03, 0x04]);
+    ext(
+        &mut exts,
+        0x000a,
+        &[0, 6, 0x00, 0x1d, 0x00, 0x17, 0x00, 0x18],
+    );
+    let algs: [u16; 9] = [
+        0x0403, 0x0804, 0x0503, 0x0805, 0x0603, 0x0806, 0x0807, 0x0401, 0x0501,
+    ];
+    let mut b = u16be(algs.len() * 2).to_vec();
+    for a in algs {
+        b.extend_from_slice(&a.to_be_bytes());
+    }
+    ext(&mut exts, 0x000d, &b);
+    ext(&mut exts, 0x0033, &[0, 0]);
+    hello_record(TLS12, &[0x1301, 0x1302, 0x1303], &exts)
+}
+
+fn hello_record(legacy_version: u16, suites: &[u16], exts: &[u8]) -> Vec<u8> {
     let mut body = Vec::new();
-    body.extend_from_slice(&max.to_be_bytes());
+    body.extend_from_slice(&legacy_version.to_be_bytes());
     // The random only has to be unpredictable for a real handshake; this one is never finished.
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -90,8 +138,7 @@ pub fn client_hello(max: u16, sni: Option<&str>) -> Vec<u8> {
     }
     body.extend_from_slice(&[1, 0]);
     body.extend_from_slice(&u16be(exts.len()));
-    body.extend_from_slice(&exts);
-
+    body.extend_from_slice(exts);
     let mut hs = vec![1u8];
     hs.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
     hs.extend_from_slice(&body);
@@ -112,26 +159,237 @@ pub fn server_hello_version(first: &[u8]) -> Option<u16> {
     Some(u16::from_be_bytes([first[9], first[10]]))
 }
 
-/// Offers TLS up to `max` and returns the version the server picked, if it picked one.
-pub async fn accepted_version(
-    addr: SocketAddr,
-    sni: Option<&str>,
-    max: u16,
-    timeout: Duration,
-) -> std::io::Result<Option<u16>> {
-    let work = async {
-        let mut s = TcpStream::connect(addr).await?;
-        s.write_all(&client_hello(max, sni)).await?;
-        let mut buf = [0u8; 11];
-        let mut got = 0;
-        while got < buf.len() {
-            let n = s.read(&mut buf[got..]).await?;
-            if n == 0 {
-                break;
+/// What the server's first flight said, as far as it has arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Flight {
+    /// More bytes are needed.
+    Partial,
+    /// The server refused with this alert description.
+    Alert(u8),
+    /// The bytes are not a TLS server's answer.
+    NotTls(String),
+    /// The server chose `version`. `hello_retry` marks a HelloRetryRequest; `tls13_too`
+    /// marks a server that chose 1.2 or below but signalled (by the RFC 8446 downgrade
+    /// sentinel) that it also speaks TLS 1.3. `chain` is the certificate chain (DER, leaf
+    /// first) when it was asked for and travels in clear (up to TLS 1.2); `Some(empty)` when
+    /// the server finished its flight without a certificate.
+    Hello {
+        version: u16,
+        hello_retry: bool,
+        tls13_too: bool,
+        chain: Option<Vec<Vec<u8>>>,
+    },
+}
+
+/// Most bytes of a first flight the probe reads (a chain of several large RSA certificates
+/// fits many times over).
+pub const MAX_FLIGHT: usize = 256 * 1024;
+
+fn u24(b: &[u8]) -> usize {
+    (usize::from(b[0]) << 16) | (usize::from(b[1]) << 8) | usize::from(b[2])
+}
+
+/// The version a ServerHello body selects (its supported_versions extension when present)
+/// and whether it is a HelloRetryRequest.
+fn parse_server_hello(body: &[u8]) -> Result<(u16, bool, bool), String> {
+    let short = || "ServerHello is truncated".to_string();
+    if body.len() < 2 + 32 + 1 {
+        return Err(short());
+    }
+    let legacy = u16::from_be_bytes([body[0], body[1]]);
+    let hrr = body[2..34] == HRR_RANDOM;
+    // RFC 8446 4.1.3: a TLS 1.3 server that negotiates 1.2 or below must end its random
+    // with "DOWNGRD" and 0x01 (for 1.2) or 0x00 (below).
+    let downgrade = body[26..33] == *b"DOWNGRD" && body[33] <= 1;
+    let sid = usize::from(body[34]);
+    let mut at = 35 + sid + 2 + 1;
+    if body.len() < at {
+        return Err(short());
+    }
+    let mut version = legacy;
+    if body.len() >= at + 2 {
+        let len = usize::from(u16::from_be_bytes([body[at], body[at + 1]]));
+        at += 2;
+        let exts = body
+            .get(at..at + len)
+            .ok_or_else(|| "ServerHello extensions are truncated".to_string())?;
+        let mut e = exts;
+        while e.len() >= 4 {
+            let kind = u16::from_be_bytes([e[0], e[1]]);
+            let elen = usize::from(u16::from_be_bytes([e[2], e[3]]));
+            let data = e
+                .get(4..4 + elen)
+                .ok_or_else(|| "ServerHello extension is truncated".to_string())?;
+            if kind == 0x002b {
+                if data.len() != 2 {
+                    return Err("supported_versions in ServerHello is not 2 bytes".into());
+                }
+                version = u16::from_be_bytes([data[0], data[1]]);
             }
-            got += n;
+            e = &e[4 + elen..];
         }
-        Ok(server_hello_version(&buf[..got]).filter(|v| *v <= max && *v >= 0x0300))
+        if !e.is_empty() {
+            return Err("ServerHello extensions are malformed".into());
+        }
+    }
+    Ok((version, hrr, downgrade))
+}
+
+/// Parses a TLS 1.0-1.2 Certificate message body into DER certificates.
+fn parse_certificates(body: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    if body.len() < 3 || u24(body) != body.len() - 3 {
+        return Err("Certificate message has a wrong length".into());
+    }
+    let mut rest = &body[3..];
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        if rest.len() < 3 {
+            return Err("Certificate entry is truncated".into());
+        }
+        let len = u24(rest);
+        let der = rest
+            .get(3..3 + len)
+            .ok_or_else(|| "Certificate entry is truncated".to_string())?;
+        if der.is_empty() {
+            return Err("Certificate entry is empty".into());
+        }
+        out.push(der.to_vec());
+        rest = &rest[3 + len..];
+    }
+    Ok(out)
+}
+
+/// Reads a server's answer to a ClientHello from the raw bytes received so far: records are
+/// reassembled into handshake messages; parsing stops at the ServerHello (unless
+/// `want_chain`), at the Certificate, or at the end of the flight.
+pub fn parse_flight(data: &[u8], want_chain: bool) -> Flight {
+    let mut hs = Vec::new();
+    let mut rest = data;
+    let mut server_hello: Option<(u16, bool, bool)> = None;
+    loop {
+        // Handshake messages complete so far.
+        let mut at = 0;
+        while hs.len() >= at + 4 {
+            let kind = hs[at];
+            let len = u24(&hs[at + 1..]);
+            let Some(body) = hs.get(at + 4..at + 4 + len) else {
+                break;
+            };
+            match (kind, server_hello) {
+                (2, None) => match parse_server_hello(body) {
+                    Ok((version, hello_retry, tls13_too)) => {
+                        server_hello = Some((version, hello_retry, tls13_too));
+                        // Past TLS 1.2 the certificate is encrypted; an HRR ends the flight.
+                        if !want_chain || version > TLS12 || hello_retry {
+                            return Flight::Hello {
+                                version,
+                                hello_retry,
+                                tls13_too,
+                                chain: None,
+                            };
+                        }
+                    }
+                    Err(e) => return Flight::NotTls(e),
+                },
+                (_, None) => {
+                    return Flight::NotTls(format!(
+                        "handshake message {kind} before the ServerHello"
+                    ));
+                }
+                (11, Some((version, _, tls13_too))) => {
+                    return match parse_certificates(body) {
+                        Ok(chain) => Flight::Hello {
+                            version,
+                            hello_retry: false,
+                            tls13_too,
+                            chain: Some(chain),
+                        },
+                        Err(e) => Flight::NotTls(e),
+                    };
+                }
+                (14, Some((version, _, tls13_too))) => {
+                    return Flight::Hello {
+                        version,
+                        hello_retry: false,
+                        tls13_too,
+                        chain: Some(Vec::new()),
+                    };
+                }
+                _ => {}
+            }
+            at += 4 + len;
+        }
+        hs.drain(..at);
+        if hs.len() > MAX_FLIGHT {
+            return Flight::NotTls("handshake message is too large".into());
+        }
+        if rest.len() < 5 {
+            return Flight::Partial;
+        }
+        let (kind, major, len) = (
+            rest[0],
+            rest[1],
+            usize::from(u16::from_be_bytes([rest[3], rest[4]])),
+        );
+        if major != 3 || !(20..=23).contains(&kind) || len > 16384 + 2048 {
+            return Flight::NotTls(format!(
+                "not a TLS record (first bytes {:02x?})",
+                &rest[..5]
+            ));
+        }
+        let Some(payload) = rest.get(5..5 + len) else {
+            return Flight::Partial;
+        };
+        match kind {
+            21 if server_hello.is_none() => {
+                return Flight::Alert(payload.get(1).copied().unwrap_or(0));
+            }
+            22 => hs.extend_from_slice(payload),
+            _ => {
+                // Anything else after the ServerHello ends what can be read in clear.
+                return match server_hello {
+                    Some((version, hello_retry, tls13_too)) => Flight::Hello {
+                        version,
+                        hello_retry,
+                        tls13_too,
+                        chain: None,
+                    },
+                    None => Flight::NotTls(format!("record type {kind} before the ServerHello")),
+                };
+            }
+        }
+        rest = &rest[5 + len..];
+    }
+}
+
+/// Sends `hello` on `s` and reads the answer until [`parse_flight`] decides.
+pub async fn exchange(
+    s: &mut TcpStream,
+    hello: &[u8],
+    want_chain: bool,
+    timeout: Duration,
+) -> std::io::Result<Flight> {
+    let work = async {
+        s.write_all(hello).await?;
+        let mut buf = Vec::with_capacity(4096);
+        loop {
+            match parse_flight(&buf, want_chain) {
+                Flight::Partial if buf.len() < MAX_FLIGHT => {}
+                Flight::Partial => return Ok(Flight::NotTls("first flight is too large".into())),
+                done => return Ok(done),
+            }
+            // Read straight into the heap buffer: a stack chunk held across the await would
+            // make every probe future (three per endpoint) tens of kilobytes to move around.
+            buf.reserve(16384);
+            let n = s.read_buf(&mut buf).await?;
+            if n == 0 {
+                return Ok(if buf.is_empty() {
+                    Flight::NotTls("the server closed the connection".into())
+                } else {
+                    Flight::NotTls("the server closed the connection mid-answer".into())
+                });
+            }
+        }
     };
     tokio::time::timeout(timeout, work)
         .await
@@ -141,6 +399,61 @@ pub async fn accepted_version(
                 "no answer",
             ))
         })
+}
+
+async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    let s = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "connect timed out",
+            ))
+        })?;
+    super::probe::no_linger(&s);
+    Ok(s)
+}
+
+/// Offers TLS up to `max` (at most 1.2) on a new connection and returns the version the
+/// server picked, with its certificate chain when `want_chain`.
+pub async fn offer(
+    addr: SocketAddr,
+    sni: Option<&str>,
+    max: u16,
+    want_chain: bool,
+    timeout: Duration,
+) -> std::io::Result<Flight> {
+    let mut s = connect(addr, timeout).await?;
+    exchange(&mut s, &client_hello(max, sni), want_chain, timeout).await
+}
+
+/// Whether the server accepts TLS 1.3 (see [`client_hello13`]).
+pub async fn accepts_tls13(
+    addr: SocketAddr,
+    sni: Option<&str>,
+    timeout: Duration,
+) -> std::io::Result<bool> {
+    let mut s = connect(addr, timeout).await?;
+    Ok(matches!(
+        exchange(&mut s, &client_hello13(sni), false, timeout).await?,
+        Flight::Hello {
+            version: 0x0304,
+            ..
+        }
+    ))
+}
+
+/// Offers TLS up to `max` and returns the version the server picked, if it picked one.
+pub async fn accepted_version(
+    addr: SocketAddr,
+    sni: Option<&str>,
+    max: u16,
+    timeout: Duration,
+) -> std::io::Result<Option<u16>> {
+    Ok(match offer(addr, sni, max, false, timeout).await? {
+        Flight::Hello { version, .. } if (0x0300..=max).contains(&version) => Some(version),
+        _ => None,
+    })
 }
 
 #[cfg(test)]
@@ -169,5 +482,199 @@ mod tests {
         assert_eq!(server_hello_version(&[0x15, 3, 3, 0, 2, 2, 70]), None);
         assert_eq!(server_hello_version(b"HTTP/1.1 400"), None);
         assert_eq!(server_hello_version(&[]), None);
+    }
+
+    fn record(kind: u8, payload: &[u8]) -> Vec<u8> {
+        let mut r = vec![kind, 3, 3];
+        r.extend_from_slice(&u16be(payload.len()));
+        r.extend_from_slice(payload);
+        r
+    }
+
+    fn handshake(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut h = vec![kind];
+        h.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
+        h.extend_from_slice(body);
+        h
+    }
+
+    fn server_hello(version: u16, random: [u8; 32], exts: &[u8]) -> Vec<u8> {
+        let mut b = version.to_be_bytes().to_vec();
+        b.extend_from_slice(&random);
+        b.push(0);
+        b.extend_from_slice(&[0xc0, 0x2b, 0]);
+        if !exts.is_empty() {
+            b.extend_from_slice(&u16be(exts.len()));
+            b.extend_from_slice(exts);
+        }
+        handshake(2, &b)
+    }
+
+    fn certificates(ders: &[&[u8]]) -> Vec<u8> {
+        let mut list = Vec::new();
+        for d in ders {
+            list.extend_from_slice(&(d.len() as u32).to_be_bytes()[1..]);
+            list.extend_from_slice(d);
+        }
+        let mut b = (list.len() as u32).to_be_bytes()[1..].to_vec();
+        b.extend_from_slice(&list);
+        handshake(11, &b)
+    }
+
+    #[test]
+    fn tls12_flight_yields_version_and_chain_across_records() {
+        let mut hs = server_hello(TLS12, [7; 32], &[]);
+        hs.extend(certificates(&[b"leaf-der", b"ca-der"]));
+        hs.extend(handshake(12, &[1, 2, 3]));
+        hs.extend(handshake(14, &[]));
+        // Split the handshake bytes over three records, cutting messages in the middle.
+        let mut data = Vec::new();
+        for part in hs.chunks(hs.len() / 3 + 1) {
+            data.extend(record(22, part));
+        }
+        let want = Flight::Hello {
+            version: TLS12,
+            hello_retry: false,
+            tls13_too: false,
+            chain: Some(vec![b"leaf-der".to_vec(), b"ca-der".to_vec()]),
+        };
+        assert_eq!(parse_flight(&data, true), want);
+        // Every prefix is either still partial or already the full answer.
+        for n in 0..data.len() {
+            let got = parse_flight(&data[..n], true);
+            assert!(got == Flight::Partial || got == want, "{n}: {got:?}");
+        }
+        // Without the chain, the ServerHello is enough.
+        assert!(matches!(
+            parse_flight(&data[..20], false),
+            Flight::Partial | Flight::Hello { chain: None, .. }
+        ));
+        let without = record(22, &hs[..hs.len() - 4 - 4 - 3]);
+        assert_eq!(
+            parse_flight(&without, false),
+            Flight::Hello {
+                version: TLS12,
+                hello_retry: false,
+                tls13_too: false,
+                chain: None,
+            }
+        );
+    }
+
+    #[test]
+    fn flight_without_certificate_and_tls13_answers() {
+        let mut hs = server_hello(TLS12, [1; 32], &[]);
+        hs.extend(handshake(14, &[]));
+        assert_eq!(
+            parse_flight(&record(22, &hs), true),
+            Flight::Hello {
+                version: TLS12,
+                hello_retry: false,
+                tls13_too: false,
+                chain: Some(Vec::new())
+            }
+        );
+        // A TLS 1.3 server choosing 1.2 marks its random with the downgrade sentinel.
+        let mut random = [9u8; 32];
+        random[24..].copy_from_slice(b"DOWNGRD\x01");
+        let sh = server_hello(TLS12, random, &[]);
+        assert!(matches!(
+            parse_flight(&record(22, &sh), false),
+            Flight::Hello {
+                tls13_too: true,
+                version: TLS12,
+                ..
+            }
+        ));
+        random[31] = 7;
+        let sh = server_hello(TLS12, random, &[]);
+        assert!(matches!(
+            parse_flight(&record(22, &sh), false),
+            Flight::Hello {
+                tls13_too: false,
+                ..
+            }
+        ));
+        // A HelloRetryRequest selecting TLS 1.3 through supported_versions.
+        let hrr = server_hello(
+            TLS12,
+            HRR_RANDOM,
+            &[0x00, 0x2b, 0, 2, 3, 4, 0x00, 0x33, 0, 2, 0, 0x1d],
+        );
+        assert_eq!(
+            parse_flight(&record(22, &hrr), true),
+            Flight::Hello {
+                version: 0x0304,
+                hello_retry: true,
+                tls13_too: false,
+                chain: None
+            }
+        );
+    }
+
+    #[test]
+    fn refusals_and_garbage_are_classified() {
+        assert_eq!(parse_flight(&[], true), Flight::Partial);
+        assert_eq!(parse_flight(&record(21, &[2, 70]), true), Flight::Alert(70));
+        assert!(
+            matches!(parse_flight(b"HTTP/1.1 400 Bad Request\r\n", true), Flight::NotTls(m) if m.contains("not a TLS record"))
+        );
+        assert!(matches!(
+            parse_flight(b"RTSP/1.0 200 OK", false),
+            Flight::NotTls(_)
+        ));
+        // A record claiming more than TLS allows.
+        assert!(matches!(
+            parse_flight(&[22, 3, 3, 0xff, 0xff], true),
+            Flight::NotTls(_)
+        ));
+        // A Certificate before any ServerHello.
+        let c = certificates(&[b"x"]);
+        assert!(
+            matches!(parse_flight(&record(22, &c), true), Flight::NotTls(m) if m.contains("before the ServerHello"))
+        );
+        // Truncated ServerHello body.
+        assert!(
+            matches!(parse_flight(&record(22, &handshake(2, &[3, 3, 1])), true), Flight::NotTls(m) if m.contains("truncated"))
+        );
+        // Bad supported_versions length.
+        let sh = server_hello(TLS12, [0; 32], &[0x00, 0x2b, 0, 1, 3]);
+        assert!(matches!(
+            parse_flight(&record(22, &sh), true),
+            Flight::NotTls(_)
+        ));
+        // Certificate list whose length disagrees with the message.
+        let mut hs = server_hello(TLS12, [0; 32], &[]);
+        hs.extend(handshake(11, &[0, 0, 9, 0, 0, 1, 0xaa]));
+        assert!(
+            matches!(parse_flight(&record(22, &hs), true), Flight::NotTls(m) if m.contains("wrong length"))
+        );
+        // An empty certificate entry.
+        let mut hs = server_hello(TLS12, [0; 32], &[]);
+        hs.extend(handshake(11, &[0, 0, 3, 0, 0, 0]));
+        assert!(
+            matches!(parse_flight(&record(22, &hs), true), Flight::NotTls(m) if m.contains("empty"))
+        );
+        // Application data before any ServerHello.
+        assert!(matches!(
+            parse_flight(&record(23, &[1, 2]), true),
+            Flight::NotTls(_)
+        ));
+    }
+
+    #[test]
+    fn tls13_hello_is_well_formed() {
+        let h = client_hello13(Some("nvr.example"));
+        let rec_len = u16::from_be_bytes([h[3], h[4]]) as usize;
+        assert_eq!(rec_len + 5, h.len());
+        assert!(
+            h.windows(5).any(|w| w == [0x00, 0x2b, 0, 3, 2]),
+            "supported_versions"
+        );
+        assert!(
+            h.windows(6).any(|w| w == [0x00, 0x33, 0, 2, 0, 0]),
+            "empty key_share"
+        );
+        assert!(h.windows(11).any(|w| w == b"nvr.example"));
     }
 }
