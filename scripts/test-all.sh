@@ -35,6 +35,8 @@ APT_PACKAGES=(
     openssl
     ca-certificates
     nmap
+    # plays exports in a real browser (crates/vigil/tests/browser.rs, tests/browser/play.mjs)
+    chromium
 )
 
 # Directories whose package.json holds test dependencies (e.g. playwright-core).

@@ -59,6 +59,8 @@ fn play(file: &Path, mode: &str, screenshot: Option<&Path>) -> Value {
         file.display(),
         report["reason"]
     );
+    // Shown with --nocapture: the numbers behind a pass (start time, frames, offsets).
+    eprintln!("{mode} {}: {report}", file.display());
     report
 }
 
@@ -158,6 +160,49 @@ fn export_plays_in_both_modes(clip: &Clip) {
 #[test]
 fn h264_export_plays_in_chromium() {
     export_plays_in_both_modes(&Clip::h264(10, 30, 30, 640, 360, false));
+}
+
+/// An export that starts in the middle of a recording (the usual case: a few minutes out of
+/// a day) begins seconds or days after the camera's time origin. `<video src>` must still
+/// start on its own at the first frame, without the page seeking there.
+#[test]
+fn export_of_a_later_range_plays_from_its_first_frame() {
+    require_browser();
+    let clip = Clip::h264(10, 30, 30, 640, 360, false);
+    let v = Vigil::init(6);
+    record_and_export(&v, &clip);
+    let start_us = v.recordings("cam1")["ranges"][0]["start_us"]
+        .as_i64()
+        .unwrap();
+    let from = (start_us / 1_000_000 + 5).to_string();
+    let later = v.dir.path().join("later.mp4");
+    v.ok(&[
+        "export",
+        "cam1",
+        "--from",
+        &from,
+        "--to",
+        "+1m",
+        "-o",
+        later.to_str().unwrap(),
+    ]);
+
+    let src = play(&later, "src", None);
+    check_played(&src, &clip);
+    let first = src["mp4"]["first_tfdt_secs"].as_f64().unwrap();
+    assert!(first >= 3.0, "the export should start seconds in: {src}");
+    assert!(
+        src["video"]["seekedToStart"].is_null(),
+        "Chromium needed a seek to reach the first frame: {src}"
+    );
+    let playing_at = src["video"]["playingAt"].as_f64().unwrap();
+    assert!(
+        playing_at <= first + 0.5,
+        "playback began at {playing_at}, after the first frame at {first}: {src}"
+    );
+
+    let mse = play(&later, "mse", None);
+    check_played(&mse, &clip);
 }
 
 #[test]
