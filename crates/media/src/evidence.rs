@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use vigil_signing::writer::RecoveredSegment;
 use vigil_signing::{FragmentRecord, LedgerOptions, LedgerWriter, SigningIdentity, SigningMode};
 
 use crate::recorder::SegmentObserver;
-use crate::store::{GopRow, SegmentWriter};
+use crate::store::{GopRow, InterruptedSegment, SegmentWriter};
 
 /// Where signing identities and ledgers live inside the data directory.
 pub fn signing_dir(data_dir: &Path) -> PathBuf {
@@ -55,6 +56,8 @@ pub struct Evidence {
     data_dir: PathBuf,
     signing: Signing,
     writers: Mutex<HashMap<String, Arc<Mutex<LedgerWriter>>>>,
+    /// What start-up recovery kept of segments a crashed run left open, by camera.
+    recovered: Mutex<HashMap<String, Vec<InterruptedSegment>>>,
 }
 
 impl Evidence {
@@ -74,7 +77,16 @@ impl Evidence {
             data_dir: data_dir.to_owned(),
             signing,
             writers: Mutex::new(HashMap::new()),
+            recovered: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Hands over start-up recovery's findings; used when each camera's ledger is opened.
+    pub fn set_recovered(&self, segments: Vec<InterruptedSegment>) {
+        let mut map = self.recovered.lock().unwrap_or_else(|p| p.into_inner());
+        for s in segments {
+            map.entry(s.camera_id.clone()).or_default().push(s);
+        }
     }
 
     /// The camera's ledger writer, opened on first use.
@@ -94,11 +106,16 @@ impl Evidence {
             }
             Signing::OffForBenchmark => SigningMode::Disabled,
         };
-        let (writer, report) = LedgerWriter::open(&path, camera_id, mode, LedgerOptions::default())
-            .map_err(|source| EvidenceError::Ledger {
-                path: path.clone(),
-                source,
-            })?;
+        let (mut writer, report) =
+            LedgerWriter::open(&path, camera_id, mode, LedgerOptions::default()).map_err(
+                |source| EvidenceError::Ledger {
+                    path: path.clone(),
+                    source,
+                },
+            )?;
+        if let Some(seq) = report.interrupted_segment {
+            self.vouch_for_recovered(&mut writer, camera_id, seq);
+        }
         if !report.clean {
             tracing::warn!(
                 camera = camera_id,
@@ -110,6 +127,44 @@ impl Evidence {
         let w = Arc::new(Mutex::new(writer));
         writers.insert(camera_id.to_owned(), w.clone());
         Ok(w)
+    }
+
+    /// The segment the crashed run had open: the restarted server signs what recovery kept of
+    /// it (GOPs written but never entered in the ledger included), after the ledger's signed
+    /// unclean-shutdown record, so verification can tell the crash from tampering.
+    fn vouch_for_recovered(&self, writer: &mut LedgerWriter, camera_id: &str, seq: u64) {
+        let found = self
+            .recovered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(camera_id)
+            .and_then(|list| list.iter().find(|s| s.seq as u64 == seq).cloned());
+        let Some(seg) = found else {
+            tracing::warn!(
+                camera = camera_id,
+                seq,
+                "ledger names an interrupted segment that recovery did not report"
+            );
+            return;
+        };
+        let fragments: Vec<FragmentRecord> = seg.gops.iter().map(fragment_record).collect();
+        let r = RecoveredSegment {
+            segment: seq,
+            fragments: &fragments,
+            final_len: seg.final_len,
+            truncated_bytes: seg.truncated_bytes,
+        };
+        match writer.recover_segment(&r) {
+            Ok(added) => tracing::info!(
+                camera = camera_id,
+                seq,
+                added,
+                "ledger: signed the segment recovered after the crash"
+            ),
+            Err(e) => {
+                tracing::error!(camera = camera_id, seq, error = %e, "ledger: cannot record the recovered segment")
+            }
+        }
     }
 
     /// A recorder hook that appends to the camera's ledger.
@@ -185,18 +240,7 @@ impl SegmentObserver for LedgerObserver {
     }
 
     fn fragment_written(&mut self, row: &GopRow) {
-        let mut sha = [0u8; 32];
-        sha.copy_from_slice(&row.sha256);
-        let rec = FragmentRecord {
-            segment: row.seq as u64,
-            gop: row.gop_no as u32,
-            offset: row.offset as u64,
-            length: row.len as u64,
-            sha256: sha,
-            start_us: row.start_us,
-            duration_us: row.duration_us.max(0) as u64,
-            frames: row.frames as u32,
-        };
+        let rec = fragment_record(row);
         self.with("fragment", |w| w.fragment(&rec));
     }
 
@@ -210,5 +254,21 @@ impl SegmentObserver for LedgerObserver {
 
     fn tick(&mut self) {
         self.with("signature", |w| w.tick().map(|_| ()));
+    }
+}
+
+/// The ledger's view of an indexed GOP.
+fn fragment_record(row: &GopRow) -> FragmentRecord {
+    FragmentRecord {
+        segment: row.seq as u64,
+        gop: row.gop_no as u32,
+        offset: row.offset as u64,
+        length: row.len as u64,
+        // Rows are written by this process from a SHA-256; a malformed one hashes to zeros and
+        // verification then reports the GOP as modified.
+        sha256: row.sha256.as_slice().try_into().unwrap_or([0; 32]),
+        start_us: row.start_us,
+        duration_us: row.duration_us.max(0) as u64,
+        frames: row.frames as u32,
     }
 }

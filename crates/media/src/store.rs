@@ -160,9 +160,24 @@ pub struct GapRow {
     pub reason: String,
 }
 
+/// A segment a previous run left open (or never indexed): what recovery kept of it, so the
+/// evidence ledger can vouch for GOPs the crashed run wrote but never entered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InterruptedSegment {
+    pub camera_id: String,
+    pub seq: i64,
+    /// File length after recovery; 0 when the file was removed (no complete GOP).
+    pub final_len: u64,
+    /// Bytes of a torn GOP cut off at the crash point.
+    pub truncated_bytes: u64,
+    /// The complete GOPs kept, in file order.
+    pub gops: Vec<GopRow>,
+}
+
 /// What start-up recovery found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
+    pub interrupted: Vec<InterruptedSegment>,
     pub segments_checked: usize,
     pub gops_reindexed: usize,
     pub bytes_truncated: u64,
@@ -800,6 +815,12 @@ impl Store {
                 tracing::warn!(camera = %cam.name, seq, error = %e, "removing unreadable segment file");
                 self.delete_segment(&cam.id, seq)?;
                 report.orphans_removed += 1;
+                report.interrupted.push(InterruptedSegment {
+                    camera_id: cam.id.clone(),
+                    seq,
+                    truncated_bytes: data.len() as u64,
+                    ..Default::default()
+                });
                 return Ok(0);
             }
         };
@@ -807,6 +828,12 @@ impl Store {
             tracing::info!(camera = %cam.name, seq, "removing segment without a complete GOP");
             self.delete_segment(&cam.id, seq)?;
             report.orphans_removed += 1;
+            report.interrupted.push(InterruptedSegment {
+                camera_id: cam.id.clone(),
+                seq,
+                truncated_bytes: layout.torn_tail,
+                ..Default::default()
+            });
             return Ok(0);
         }
         if layout.torn_tail > 0 {
@@ -876,7 +903,15 @@ impl Store {
             report.orphans_adopted += 1;
         }
         report.gops_reindexed += rows.len().saturating_sub(before as usize);
-        Ok(rows.iter().map(|g| g.gop_no).max().unwrap_or(0))
+        let max_gop = rows.iter().map(|g| g.gop_no).max().unwrap_or(0);
+        report.interrupted.push(InterruptedSegment {
+            camera_id: cam.id.clone(),
+            seq,
+            final_len: bytes as u64,
+            truncated_bytes: layout.torn_tail,
+            gops: rows,
+        });
+        Ok(max_gop)
     }
 }
 

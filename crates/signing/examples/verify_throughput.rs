@@ -5,11 +5,14 @@
 //! are left in place with `--keep` so `sha256sum` / `openssl dgst -sha256` can be timed on the
 //! same bytes.
 //!
-//! usage: verify_throughput [--gib N] [--dir PATH] [--keep] [--runs R]
+//! `--verify-only` re-verifies what an earlier `--dir PATH --keep` run left there (its CA is
+//! kept as PATH/ca.pem), so a benchmark can interleave verification with baseline tools.
+//!
+//! usage: verify_throughput [--gib N] [--dir PATH] [--keep] [--runs R] [--verify-only]
 
 use std::fs::{self, File};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
@@ -42,6 +45,7 @@ fn main() {
     let mut dir: Option<PathBuf> = None;
     let mut keep = false;
     let mut runs = 3;
+    let mut verify_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -54,9 +58,10 @@ fn main() {
             "--dir" => dir = Some(args.next().expect("--dir PATH").into()),
             "--keep" => keep = true,
             "--runs" => runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
+            "--verify-only" => verify_only = true,
             other => {
                 eprintln!(
-                    "unknown argument {other}\nusage: verify_throughput [--gib N] [--dir PATH] [--keep] [--runs R]"
+                    "unknown argument {other}\nusage: verify_throughput [--gib N] [--dir PATH] [--keep] [--runs R] [--verify-only]"
                 );
                 std::process::exit(2);
             }
@@ -68,6 +73,15 @@ fn main() {
         None
     };
     let data = dir.unwrap_or_else(|| tmp.as_ref().expect("temp dir").path().to_path_buf());
+    let camera = "cam-bench";
+    let video = data.join("video").join(camera);
+    let ledger = data.join("ledger").join(format!("{camera}.ledger"));
+    if verify_only {
+        let ca_pem = fs::read_to_string(data.join("ca.pem"))
+            .expect("--verify-only needs the ca.pem of an earlier --dir PATH --keep run");
+        verify_runs(camera, &ledger, &video, &ca_pem, runs);
+        return;
+    }
 
     // CA and signing key, as the installation would have them.
     let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
@@ -76,6 +90,8 @@ fn main() {
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
     let ca_pem = p.self_signed(&ca_key).unwrap().pem();
+    fs::create_dir_all(&data).unwrap();
+    fs::write(data.join("ca.pem"), &ca_pem).unwrap();
     let id = SigningIdentity::issue(
         &ca_pem,
         &ca_key.serialize_pem(),
@@ -84,9 +100,6 @@ fn main() {
     )
     .unwrap();
 
-    let camera = "cam-bench";
-    let video = data.join("video").join(camera);
-    let ledger = data.join("ledger").join(format!("{camera}.ledger"));
     fs::create_dir_all(&video).unwrap();
     let total_gops = ((gib * (1u64 << 30) as f64) / GOP as f64).ceil() as usize;
     let (mut w, _) = LedgerWriter::open(
@@ -156,7 +169,18 @@ fn main() {
         gop as f64 * GOP as f64 / (1u64 << 30) as f64
     );
 
-    let trust = [CaCert::from_pem(&ca_pem).unwrap()];
+    verify_runs(camera, &ledger, &video, &ca_pem, runs);
+    println!("segments: {}", video.display());
+    if keep {
+        if let Some(t) = tmp {
+            let _ = t.keep();
+        }
+        println!("kept {}", data.display());
+    }
+}
+
+fn verify_runs(camera: &str, ledger: &Path, video: &Path, ca_pem: &str, runs: u32) {
+    let trust = [CaCert::from_pem(ca_pem).unwrap()];
     let mut best = f64::MAX;
     let mut bytes = 0;
     for run in 1..=runs {
@@ -164,8 +188,8 @@ fn main() {
         let cpu0 = cpu_seconds();
         let rep = verify_recording(
             camera,
-            &ledger,
-            &video,
+            ledger,
+            video,
             TimeRange::all(),
             &trust,
             &mut |_, _| {},
@@ -183,15 +207,7 @@ fn main() {
         );
     }
     println!(
-        "best: {:.2} GB/s ({bytes} bytes, {} fragments)",
-        bytes as f64 / best / 1e9,
-        gop
+        "best: {:.2} GB/s ({bytes} bytes)",
+        bytes as f64 / best / 1e9
     );
-    println!("segments: {}", video.display());
-    if keep {
-        if let Some(t) = tmp {
-            let _ = t.keep();
-        }
-        println!("kept {}", data.display());
-    }
 }

@@ -988,7 +988,7 @@ fn check_recording(
                 from_us: Some(rec.start_us),
                 to_us: Some(rec.start_us + rec.duration_us as i64),
                 bytes: u.len,
-                after_unclean_shutdown: outcome.before_unclean(mf.record_seq),
+                after_unclean_shutdown: false,
                 detail: format!("GOP {} is not covered by a signature", rec.gop),
             });
         }

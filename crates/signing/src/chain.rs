@@ -39,7 +39,6 @@ pub(crate) struct ChainChecker<'a> {
     last_time: Option<i64>,
     first_seq: Option<u64>,
     last_seq: Option<u64>,
-    unsigned: Vec<(u64, u64)>,
     failure: Option<ChainFailure>,
     pub camera_id: Option<String>,
     pub events: Vec<(u64, Event)>,
@@ -53,7 +52,6 @@ pub(crate) struct ChainChecker<'a> {
 /// What the checker concluded.
 pub(crate) struct ChainOutcome {
     pub last_good_sig: Option<u64>,
-    pub unsigned: Vec<(u64, u64)>,
     pub failure: Option<ChainFailure>,
     pub camera_id: Option<String>,
     pub events: Vec<(u64, Event)>,
@@ -64,10 +62,11 @@ pub(crate) struct ChainOutcome {
 }
 
 impl ChainOutcome {
-    /// Covered by a valid signature and not in a span left unsigned by a crash.
+    /// Covered by a valid signature. Records a crashed run wrote after its last signature are
+    /// covered by the restarted run's first signature, which follows its unclean-shutdown
+    /// record: the restarted server vouches for them (reported as an event, not a failure).
     pub fn is_signed(&self, seq: u64) -> bool {
         self.last_good_sig.is_some_and(|s| seq < s)
-            && !self.unsigned.iter().any(|&(a, b)| a <= seq && seq <= b)
             && self.failure.as_ref().is_none_or(|f| seq < f.first_bad_seq)
     }
     /// Made untrustworthy by a chain failure.
@@ -75,11 +74,6 @@ impl ChainOutcome {
         self.failure
             .as_ref()
             .is_some_and(|f| seq >= f.first_bad_seq)
-    }
-    /// Whether `seq` is in an unsigned span that ends in a recorded unclean shutdown (as opposed
-    /// to the unsigned tail of the ledger).
-    pub fn before_unclean(&self, seq: u64) -> bool {
-        self.unsigned.iter().any(|&(a, b)| a <= seq && seq <= b)
     }
 }
 
@@ -98,7 +92,6 @@ impl<'a> ChainChecker<'a> {
             last_time: None,
             first_seq: None,
             last_seq: None,
-            unsigned: Vec::new(),
             failure: None,
             camera_id: None,
             events: Vec::new(),
@@ -187,6 +180,7 @@ impl<'a> ChainChecker<'a> {
             }
         }
         let t = rec.body.time_us();
+        let tail_time = self.pending_time;
         if self.pending_time.is_none() && !matches!(rec.body, Body::Signature { .. }) {
             self.pending_time = t.or(self.last_time);
         }
@@ -257,22 +251,26 @@ impl<'a> ChainChecker<'a> {
                 torn_bytes,
                 last_signed_seq,
             } => {
-                // Records the crashed run wrote after its last signature stay unsigned, even
-                // though the restarted run's next signature covers them: nobody vouched for
-                // them while the server was down.
+                // Records the crashed run wrote after its last signature are covered by the
+                // restarted run's next signature: having found the crash (this record), the
+                // restarted server vouches for what the crashed run left. The event says so.
                 let from = match self.last_good_sig {
                     Some(s) => s + 1,
                     None if *last_signed_seq != NOTHING_SIGNED => last_signed_seq.saturating_add(1),
                     None => self.first_seq.unwrap_or(0),
                 };
-                if rec.seq > from {
-                    self.unsigned.push((from, rec.seq - 1));
-                }
+                let recovered_records = rec.seq.saturating_sub(from);
                 self.events.push((
                     rec.seq,
                     Event::UncleanShutdown {
                         detected_at_us: *detected_at_us,
                         torn_bytes: *torn_bytes,
+                        recovered_records,
+                        recovered_from_us: if recovered_records > 0 {
+                            tail_time
+                        } else {
+                            None
+                        },
                     },
                 ));
             }
@@ -296,6 +294,20 @@ impl<'a> ChainChecker<'a> {
                 Event::Pruned {
                     segment: *segment,
                     pruned_at_us: *pruned_at_us,
+                },
+            )),
+            Body::SegmentRecovered {
+                segment,
+                final_len,
+                truncated_bytes,
+                recovered_at_us,
+            } => self.events.push((
+                rec.seq,
+                Event::SegmentRecovered {
+                    segment: *segment,
+                    final_len: *final_len,
+                    truncated_bytes: *truncated_bytes,
+                    recovered_at_us: *recovered_at_us,
                 },
             )),
             Body::SegmentOpen { .. }
@@ -421,7 +433,6 @@ impl<'a> ChainChecker<'a> {
     pub fn finish(self) -> ChainOutcome {
         ChainOutcome {
             last_good_sig: self.last_good_sig,
-            unsigned: self.unsigned,
             failure: self.failure,
             camera_id: self.camera_id,
             events: self.events,

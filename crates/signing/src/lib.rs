@@ -6,7 +6,8 @@
 //! * [`keys::SigningIdentity`]: the recording server's signing key, issued by the installation
 //!   CA, stored 0600.
 //! * [`verify::verify_recording`]: server-side verification of a camera's ledger and segment
-//!   files for a time range, naming the first failure and its kind.
+//!   files for a time range, naming the first failure and its kind;
+//!   [`verify::verify_recording_with_index`] also checks the (untrusted) index database.
 //! * [`bundle`]: signed export bundles, verifiable offline with only the CA certificate.
 //!
 //! The byte formats are specified in `docs/signing-format.md`.
@@ -23,8 +24,12 @@ pub mod writer;
 pub use keys::{CaCert, KeyError, SigningIdentity};
 pub use record::{FragmentRecord, Hash};
 pub use report::{Checked, Event, Failure, FailureKind, Report, UnsignedSpan};
-pub use verify::{TimeRange, VerifyError, verify_recording};
-pub use writer::{LedgerError, LedgerOptions, LedgerWriter, OpenReport, SigningMode, sha256};
+pub use verify::{
+    IndexedGop, TimeRange, VerifyError, verify_recording, verify_recording_with_index,
+};
+pub use writer::{
+    LedgerError, LedgerOptions, LedgerWriter, OpenReport, RecoveredSegment, SigningMode, sha256,
+};
 
 /// Formats unix microseconds as RFC 3339 UTC (e.g. `2024-05-01T12:00:00.250000Z`).
 pub fn fmt_time(us: i64) -> String {

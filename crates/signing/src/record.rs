@@ -39,6 +39,7 @@ pub mod kind {
     pub const UNCLEAN_SHUTDOWN: u8 = 0x08;
     pub const KEY_ROTATION: u8 = 0x09;
     pub const SHUTDOWN: u8 = 0x0A;
+    pub const SEGMENT_RECOVERED: u8 = 0x0B;
 }
 
 /// One recorded GOP fragment as the recorder reports it (and as the ledger stores it).
@@ -118,6 +119,17 @@ pub enum Body {
     Shutdown {
         at_us: i64,
     },
+    /// Written by the run after an unclean shutdown: start-up recovery found the segment that
+    /// was open at the crash ending at `final_len` (0: the file held no complete GOP and was
+    /// removed), after cutting `truncated_bytes` of a torn fragment at the crash point. Any
+    /// fragment records for GOPs the crashed run completed but never entered precede it. Like a
+    /// segment-close, nothing may follow `final_len` in the file.
+    SegmentRecovered {
+        segment: u64,
+        final_len: u64,
+        truncated_bytes: u64,
+        recovered_at_us: i64,
+    },
 }
 
 impl Body {
@@ -133,6 +145,7 @@ impl Body {
             Body::UncleanShutdown { .. } => kind::UNCLEAN_SHUTDOWN,
             Body::KeyRotation { .. } => kind::KEY_ROTATION,
             Body::Shutdown { .. } => kind::SHUTDOWN,
+            Body::SegmentRecovered { .. } => kind::SEGMENT_RECOVERED,
         }
     }
 
@@ -154,6 +167,7 @@ impl Body {
             Body::UncleanShutdown { .. } => None,
             Body::KeyRotation { .. } => None,
             Body::Shutdown { .. } => None,
+            Body::SegmentRecovered { .. } => None,
         }
     }
 }
@@ -170,6 +184,7 @@ pub fn type_name(code: u8) -> &'static str {
         kind::UNCLEAN_SHUTDOWN => "unclean-shutdown",
         kind::KEY_ROTATION => "key-rotation",
         kind::SHUTDOWN => "shutdown",
+        kind::SEGMENT_RECOVERED => "segment-recovered",
         _ => "unknown",
     }
 }
@@ -281,6 +296,17 @@ fn encode_payload(body: &Body, out: &mut Vec<u8>) {
             blob(out, new_cert_der);
         }
         Body::Shutdown { at_us } => out.extend_from_slice(&at_us.to_be_bytes()),
+        Body::SegmentRecovered {
+            segment,
+            final_len,
+            truncated_bytes,
+            recovered_at_us,
+        } => {
+            out.extend_from_slice(&segment.to_be_bytes());
+            out.extend_from_slice(&final_len.to_be_bytes());
+            out.extend_from_slice(&truncated_bytes.to_be_bytes());
+            out.extend_from_slice(&recovered_at_us.to_be_bytes());
+        }
     }
 }
 
@@ -466,6 +492,12 @@ pub fn decode_body(body: &[u8], stored_hash: &Hash) -> Result<(u64, Hash, Body),
         },
         kind::SHUTDOWN => Body::Shutdown {
             at_us: c.i64("shutdown time")?,
+        },
+        kind::SEGMENT_RECOVERED => Body::SegmentRecovered {
+            segment: c.u64("segment")?,
+            final_len: c.u64("final length")?,
+            truncated_bytes: c.u64("truncated bytes")?,
+            recovered_at_us: c.i64("recovery time")?,
         },
         other => return Err(DecodeError::UnknownType(other)),
     };
@@ -686,6 +718,12 @@ mod tests {
                 new_cert_der: vec![9; 40],
             },
             Body::Shutdown { at_us: 77 },
+            Body::SegmentRecovered {
+                segment: 1,
+                final_len: 1700,
+                truncated_bytes: 345,
+                recovered_at_us: 88,
+            },
         ]
     }
 

@@ -99,9 +99,25 @@ pub enum Event {
         segment: u64,
         pruned_at_us: i64,
     },
+    /// "Recovered after unclean shutdown": the previous run ended without a clean shutdown; the
+    /// restarted server recorded that fact and its first signature vouches for the
+    /// `recovered_records` records the crashed run wrote after its last signature.
     UncleanShutdown {
         detected_at_us: i64,
+        /// Bytes of a torn ledger record cut off at start-up.
         torn_bytes: u64,
+        recovered_records: u64,
+        /// Recorded time of the first of those records (where the crash tail begins).
+        recovered_from_us: Option<i64>,
+    },
+    /// Start-up recovery after an unclean shutdown found the segment that was open at the crash
+    /// ending at `final_len` (0: removed, it held no complete GOP), after cutting
+    /// `truncated_bytes` of a GOP that was being written at the crash point. Not tampering.
+    SegmentRecovered {
+        segment: u64,
+        final_len: u64,
+        truncated_bytes: u64,
+        recovered_at_us: i64,
     },
     KeyRotation {
         rotated_at_us: i64,

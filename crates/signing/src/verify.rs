@@ -7,7 +7,7 @@
 //! only), hashed, and aligned with the signed fragment records, so a difference can be named:
 //! modified, missing, inserted, reordered, truncated, or merely unsigned.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -64,6 +64,20 @@ pub enum VerifyError {
     },
 }
 
+/// One GOP as the index database lists it (what exports and playback rely on). The index is
+/// not trusted: [`verify_recording_with_index`] checks it against the signed ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedGop {
+    pub segment: u64,
+    /// moof/mfhd sequence number (the per-camera GOP counter).
+    pub gop: u32,
+    pub offset: u64,
+    pub length: u64,
+    pub start_us: i64,
+    pub duration_us: u64,
+    pub sha256: Hash,
+}
+
 /// File name of segment `seq` in a camera's video directory.
 pub fn segment_file_name(seq: u64) -> String {
     format!("{seq:016x}.mp4")
@@ -88,6 +102,15 @@ struct SegModel {
     pruned: bool,
     /// An unclean shutdown (or a shutdown) happened while the segment was open.
     interrupted: bool,
+    /// A segment-recovered record (written after the restart) sealed the interrupted segment.
+    recovered: bool,
+}
+
+impl SegModel {
+    /// Nothing may follow the signed end of the file: closed normally, or sealed by recovery.
+    fn sealed(&self, outcome: &ChainOutcome) -> bool {
+        self.close.is_some_and(|c| outcome.is_signed(c)) && (!self.interrupted || self.recovered)
+    }
 }
 
 /// Verifies `camera_id`'s recording in `range`: the ledger at `ledger_path` and the segment
@@ -99,6 +122,52 @@ pub fn verify_recording(
     segment_dir: &Path,
     range: TimeRange,
     trust: &[CaCert],
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Report, VerifyError> {
+    verify(
+        camera_id,
+        ledger_path,
+        segment_dir,
+        range,
+        trust,
+        None,
+        progress,
+    )
+}
+
+/// [`verify_recording`], and also checks the index database's GOP rows against the signed
+/// ledger: a row whose time, position, length or hash differs is `modified`, a row for a GOP the
+/// signed recording does not hold is `inserted`, a signed GOP without a row (while later GOPs
+/// have rows) is `missing`. Pass every GOP row of the camera (any order), read *before* this
+/// call, so GOPs recorded meanwhile are not mistaken for missing rows. Index findings rank
+/// after media and ledger findings, since the index only points at the evidence.
+pub fn verify_recording_with_index(
+    camera_id: &str,
+    ledger_path: &Path,
+    segment_dir: &Path,
+    range: TimeRange,
+    trust: &[CaCert],
+    index: &[IndexedGop],
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Report, VerifyError> {
+    verify(
+        camera_id,
+        ledger_path,
+        segment_dir,
+        range,
+        trust,
+        Some(index),
+        progress,
+    )
+}
+
+fn verify(
+    camera_id: &str,
+    ledger_path: &Path,
+    segment_dir: &Path,
+    range: TimeRange,
+    trust: &[CaCert],
+    index: Option<&[IndexedGop]>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Report, VerifyError> {
     let file = File::open(ledger_path).map_err(|source| VerifyError::LedgerIo {
@@ -161,6 +230,7 @@ pub fn verify_recording(
                         close: None,
                         pruned: false,
                         interrupted: false,
+                        recovered: false,
                     },
                 );
                 open = Some(segment);
@@ -186,6 +256,15 @@ pub fn verify_recording(
                 }
                 if open == Some(segment) {
                     open = None;
+                }
+            }
+            Body::SegmentRecovered { segment, .. } => {
+                if let Some(s) = segs.get_mut(&segment) {
+                    s.close = Some(rec.seq);
+                    s.recovered = true;
+                    if range.from_us.is_some_and(|f| s.end_us < f) {
+                        s.frags = Vec::new();
+                    }
                 }
             }
             Body::UncleanShutdown { .. } | Body::Shutdown { .. } => {
@@ -372,6 +451,10 @@ pub fn verify_recording(
             prev_init = Some(model.init_hash);
         }
         let Some(path) = files.get(&seq) else {
+            if model.interrupted && model.frags.is_empty() {
+                // Start-up recovery removes a segment file that holds no complete GOP.
+                continue;
+            }
             if open_signed {
                 media_failure = Some(Failure {
                     kind: FailureKind::Missing,
@@ -389,7 +472,7 @@ pub fn verify_recording(
                     from_us: Some(model.start_us),
                     to_us: Some(model.end_us),
                     bytes: 0,
-                    after_unclean_shutdown: outcome.before_unclean(model.open_seq),
+                    after_unclean_shutdown: model.interrupted,
                     detail: "unsigned segment whose file is absent".into(),
                 });
             }
@@ -418,7 +501,13 @@ pub fn verify_recording(
                     .is_none_or(|t| f.failure.at_us.is_none_or(|a| a < t))
         })
         .map(|f| f.failure.clone());
-    let mut failure = media_failure.or(chain_failure);
+    let index_failure = match index {
+        Some(rows) if media_failure.is_none() && chain_failure.is_none() => {
+            check_index(rows, &segs, &in_range_set, &outcome)
+        }
+        _ => None,
+    };
+    let mut failure = media_failure.or(chain_failure).or(index_failure);
     if failure.is_none()
         && let Some(u) = ctx.unsigned.first()
     {
@@ -458,9 +547,22 @@ pub fn verify_recording(
                 None => range.overlaps(*pruned_at_us, *pruned_at_us),
             },
             Event::UncleanShutdown {
-                detected_at_us: t, ..
-            }
-            | Event::KeyRotation {
+                detected_at_us,
+                recovered_from_us,
+                ..
+            } => range.overlaps(
+                recovered_from_us.unwrap_or(*detected_at_us),
+                *detected_at_us,
+            ),
+            Event::SegmentRecovered {
+                segment,
+                recovered_at_us,
+                ..
+            } => match seg_span(*segment) {
+                Some((a, b)) => range.overlaps(a, b),
+                None => range.overlaps(*recovered_at_us, *recovered_at_us),
+            },
+            Event::KeyRotation {
                 rotated_at_us: t, ..
             }
             | Event::CodecChange { at_us: t, .. } => range.overlaps(*t, *t),
@@ -531,25 +633,19 @@ fn check_segment(
             detail,
         })
     };
-    let unsigned_from = |ctx: &mut Ctx<'_>, rec_seq: u64, from_us: i64, offset: u64, why: &str| {
+    let unsigned_from = |ctx: &mut Ctx<'_>, from_us: i64, offset: u64, why: &str| {
         ctx.unsigned.push(UnsignedSpan {
             segment: Some(seq),
             from_us: Some(from_us),
             to_us: Some(model.end_us),
             bytes: file.file_len.saturating_sub(offset),
-            after_unclean_shutdown: outcome.before_unclean(rec_seq) || model.interrupted,
+            after_unclean_shutdown: model.interrupted,
             detail: format!("{name} from byte {offset}: {why}"),
         });
     };
 
     if !outcome.is_signed(model.open_seq) {
-        unsigned_from(
-            ctx,
-            model.open_seq,
-            model.start_us,
-            0,
-            "segment not covered by a signature",
-        );
+        unsigned_from(ctx, model.start_us, 0, "segment not covered by a signature");
         return SegResult::Ok;
     }
     let init = &file.init;
@@ -600,8 +696,7 @@ fn check_segment(
         let u = &file.fragments[j];
         let Some((rs, e)) = exp.get(i) else {
             // Bytes after the last fragment the ledger knows of.
-            let close_signed = model.close.is_some_and(|c| outcome.is_signed(c));
-            if close_signed && !model.interrupted {
+            if model.sealed(outcome) {
                 return fail(
                     FailureKind::Inserted,
                     model.end_us,
@@ -617,7 +712,6 @@ fn check_segment(
             }
             unsigned_from(
                 ctx,
-                model.open_seq,
                 model.end_us,
                 u.offset,
                 "fragments written after the last ledger record",
@@ -630,7 +724,6 @@ fn check_segment(
         if !outcome.is_signed(*rs) {
             unsigned_from(
                 ctx,
-                *rs,
                 e.start_us,
                 u.offset,
                 "fragments not covered by a signature",
@@ -730,4 +823,100 @@ fn check_segment(
         }
     }
     SegResult::Ok
+}
+
+/// Checks the index database's GOP rows against the signed fragment records of the segments in
+/// range; returns the earliest disagreement.
+fn check_index(
+    rows: &[IndexedGop],
+    segs: &BTreeMap<u64, SegModel>,
+    in_range: &BTreeSet<u64>,
+    outcome: &ChainOutcome,
+) -> Option<Failure> {
+    let mut signed: HashMap<(u64, u32), &FragmentRecord> = HashMap::new();
+    for seq in in_range {
+        for (rs, f) in &segs[seq].frags {
+            if outcome.is_signed(*rs) {
+                signed.insert((f.segment, f.gop), f);
+            }
+        }
+    }
+    let mut found: Vec<Failure> = Vec::new();
+    let mut seen: HashSet<(u64, u32)> = HashSet::new();
+    let newest_row = rows.iter().map(|r| r.gop).max();
+    for row in rows {
+        let key = (row.segment, row.gop);
+        let what = format!("GOP {} of segment {:016x}", row.gop, row.segment);
+        if let Some(f) = signed.get(&key) {
+            seen.insert(key);
+            let mut diffs = Vec::new();
+            if row.start_us != f.start_us {
+                diffs.push(format!(
+                    "start {} instead of {}",
+                    crate::fmt_time(row.start_us),
+                    crate::fmt_time(f.start_us)
+                ));
+            }
+            if row.duration_us != f.duration_us {
+                diffs.push(format!(
+                    "duration {} us instead of {} us",
+                    row.duration_us, f.duration_us
+                ));
+            }
+            if row.offset != f.offset || row.length != f.length {
+                diffs.push(format!(
+                    "bytes {}+{} instead of {}+{}",
+                    row.offset, row.length, f.offset, f.length
+                ));
+            }
+            if row.sha256 != f.sha256 {
+                diffs.push("a different SHA-256".into());
+            }
+            if !diffs.is_empty() {
+                found.push(Failure {
+                    kind: FailureKind::Modified,
+                    at_us: Some(f.start_us),
+                    segment: Some(row.segment),
+                    detail: format!(
+                        "the index database was edited: it gives {what} {}; exports and playback follow the index",
+                        diffs.join(", ")
+                    ),
+                });
+            }
+            continue;
+        }
+        // Rows of segments out of range, pruned, or still unsigned are not judged.
+        let Some(m) = segs.get(&row.segment) else {
+            continue;
+        };
+        if !in_range.contains(&row.segment) || m.pruned || !m.sealed(outcome) {
+            continue;
+        }
+        if m.frags.iter().any(|(_, f)| f.gop == row.gop) {
+            continue;
+        }
+        found.push(Failure {
+            kind: FailureKind::Inserted,
+            at_us: Some(row.start_us),
+            segment: Some(row.segment),
+            detail: format!(
+                "the index database lists {what}, which the signed recording does not contain"
+            ),
+        });
+    }
+    for (key, f) in &signed {
+        // Rows are read before the ledger: GOPs newer than the newest row may just be new.
+        if !seen.contains(key) && newest_row.is_some_and(|n| f.gop < n) {
+            found.push(Failure {
+                kind: FailureKind::Missing,
+                at_us: Some(f.start_us),
+                segment: Some(f.segment),
+                detail: format!(
+                    "the index database has no entry for signed GOP {} of segment {:016x}; exports and playback skip it",
+                    f.gop, f.segment
+                ),
+            });
+        }
+    }
+    found.into_iter().min_by_key(|f| f.at_us)
 }

@@ -56,10 +56,27 @@ pub struct OpenReport {
     pub clean: bool,
     /// Bytes of a torn last record that were cut off.
     pub torn_bytes: u64,
-    /// Records the previous run wrote after its last signature (they stay unsigned for good).
+    /// Records the previous run wrote after its last signature. The unclean-shutdown record and
+    /// the signature that follows it vouch for them.
     pub unsigned_records: u64,
     /// Number of records in the ledger after opening.
     pub records: u64,
+    /// After an unclean shutdown: the segment that was open at the crash. Pass what start-up
+    /// recovery found in it to [`LedgerWriter::recover_segment`].
+    pub interrupted_segment: Option<u64>,
+}
+
+/// What start-up recovery found in the segment that was open when the previous run crashed.
+#[derive(Debug, Clone, Copy)]
+pub struct RecoveredSegment<'a> {
+    pub segment: u64,
+    /// Every complete GOP recovery kept in the file, in file order. Those the crashed run had
+    /// already entered in the ledger are skipped (verification checks them against the file).
+    pub fragments: &'a [FragmentRecord],
+    /// The file's length after recovery; 0 when recovery removed a file without a complete GOP.
+    pub final_len: u64,
+    /// Bytes of a torn GOP that recovery cut off at the crash point.
+    pub truncated_bytes: u64,
 }
 
 /// Errors of the ledger writer.
@@ -133,6 +150,9 @@ struct Inner {
     interval: Duration,
     /// Open segment and the offset its next fragment must start at.
     open_segment: Option<(u64, u64)>,
+    /// The segment the crashed previous run left open, where its ledger records end, and
+    /// whether it has fragment records; cleared once recovered or when a new segment opens.
+    crashed_segment: Option<(u64, u64, bool)>,
     last_segment: Option<u64>,
     buf: Vec<u8>,
 }
@@ -161,6 +181,9 @@ struct Replay {
     pending_key: Option<Hash>,
     last_two: [Option<u8>; 2],
     last_segment: Option<u64>,
+    /// Segment open at the end of the ledger, the offset its next fragment would start at, and
+    /// whether it has fragment records.
+    open_segment: Option<(u64, u64, bool)>,
     good_len: u64,
     torn_bytes: u64,
 }
@@ -182,6 +205,7 @@ fn replay(path: &Path, file: &File) -> Result<Replay, LedgerError> {
         pending_key: None,
         last_two: [None, None],
         last_segment: None,
+        open_segment: None,
         good_len: 8,
         torn_bytes: 0,
     };
@@ -213,7 +237,21 @@ fn replay(path: &Path, file: &File) -> Result<Replay, LedgerError> {
                 st.camera_id = Some(camera_id.clone());
                 st.active_key = Some(cert_key_id(cert_der).map_err(corrupt)?);
             }
-            Body::SegmentOpen { segment, .. } => st.last_segment = Some(*segment),
+            Body::SegmentOpen {
+                segment, init_len, ..
+            } => {
+                st.last_segment = Some(*segment);
+                st.open_segment = Some((*segment, *init_len, false));
+            }
+            Body::Fragment(f) => {
+                if st.open_segment.is_some_and(|(s, _, _)| s == f.segment) {
+                    st.open_segment = Some((f.segment, f.offset + f.length, true));
+                }
+            }
+            Body::SegmentClose { .. }
+            | Body::SegmentRecovered { .. }
+            | Body::UncleanShutdown { .. }
+            | Body::Shutdown { .. } => st.open_segment = None,
             Body::KeyRotation { new_key_id, .. } => st.pending_key = Some(*new_key_id),
             Body::Signature { .. } => {
                 st.last_signed_seq = Some(rec.seq);
@@ -221,12 +259,7 @@ fn replay(path: &Path, file: &File) -> Result<Replay, LedgerError> {
                     st.active_key = Some(k);
                 }
             }
-            Body::Fragment(_)
-            | Body::SegmentClose { .. }
-            | Body::UncleanShutdown { .. }
-            | Body::Gap { .. }
-            | Body::Prune { .. }
-            | Body::Shutdown { .. } => {}
+            Body::Gap { .. } | Body::Prune { .. } => {}
         }
         if rec.seq == 0 && !matches!(rec.body, Body::Genesis { .. }) {
             return Err(corrupt("the first record is not a genesis record".into()));
@@ -272,6 +305,7 @@ impl LedgerWriter {
                     torn_bytes: 0,
                     unsigned_records: 0,
                     records: 0,
+                    interrupted_segment: None,
                 };
                 return Ok((Self { inner: None }, report));
             }
@@ -310,6 +344,7 @@ impl LedgerWriter {
             last_sign: Instant::now(),
             interval: options.sign_interval,
             open_segment: None,
+            crashed_segment: None,
             last_segment: None,
             buf: Vec::with_capacity(256),
         };
@@ -330,6 +365,7 @@ impl LedgerWriter {
                 torn_bytes: len,
                 unsigned_records: 0,
                 records: inner.next_seq,
+                interrupted_segment: None,
             };
             return Ok((Self { inner: Some(inner) }, report));
         }
@@ -354,6 +390,7 @@ impl LedgerWriter {
                 torn_bytes: st.torn_bytes,
                 unsigned_records: 0,
                 records: inner.next_seq,
+                interrupted_segment: None,
             };
             return Ok((Self { inner: Some(inner) }, report));
         }
@@ -387,9 +424,11 @@ impl LedgerWriter {
         inner.head = st.head;
         inner.last_signed_seq = st.last_signed_seq;
         inner.last_segment = st.last_segment;
-        // A segment left open by the previous run is never appended to again.
+        // A segment left open by the previous run is never appended to again; after a crash
+        // only recover_segment may seal it.
         inner.open_segment = None;
         if !clean {
+            inner.crashed_segment = st.open_segment;
             inner.append(Body::UncleanShutdown {
                 detected_at_us: now_us(),
                 torn_bytes: st.torn_bytes,
@@ -403,6 +442,7 @@ impl LedgerWriter {
             torn_bytes: st.torn_bytes,
             unsigned_records: if clean { 0 } else { unsigned_records },
             records: inner.next_seq,
+            interrupted_segment: inner.crashed_segment.map(|(s, _, _)| s),
         };
         Ok((Self { inner: Some(inner) }, report))
     }
@@ -434,6 +474,7 @@ impl LedgerWriter {
                 "segment numbers must increase: {segment} after {last}"
             )));
         }
+        i.crashed_segment = None;
         i.append(Body::SegmentOpen {
             segment,
             start_us,
@@ -495,6 +536,78 @@ impl LedgerWriter {
         i.append(Body::SegmentClose { segment, final_len })?;
         i.open_segment = None;
         i.sign()
+    }
+
+    /// After an unclean shutdown, seals the segment the crashed run left open with what
+    /// start-up recovery found in it: fragment records for complete GOPs the crashed run wrote
+    /// but never entered, then a segment-recovered record (final length, torn bytes cut at the
+    /// crash point), then a signature. Call it right after [`LedgerWriter::open`] reported
+    /// `interrupted_segment`, before the next segment opens. Returns the number of fragment
+    /// records added. Refuses anything that contradicts the ledger (a file now shorter than
+    /// the recorded fragments, a gap, another segment): the writer never vouches for a loss.
+    pub fn recover_segment(&mut self, r: &RecoveredSegment<'_>) -> Result<u64, LedgerError> {
+        let Some(i) = self.inner.as_mut() else {
+            return Ok(0);
+        };
+        let Some((seg, next, had_fragments)) = i.crashed_segment else {
+            return Err(LedgerError::InvalidCall(format!(
+                "segment {} cannot be recovered: no segment was left open by a crash (or a new segment was opened since)",
+                r.segment
+            )));
+        };
+        if seg != r.segment {
+            return Err(LedgerError::InvalidCall(format!(
+                "segment {} cannot be recovered: the crashed run left segment {seg} open",
+                r.segment
+            )));
+        }
+        let removed = r.final_len == 0;
+        let last_recorded = next;
+        let mut end = next;
+        let mut new = Vec::new();
+        for f in r.fragments {
+            if f.segment != seg {
+                return Err(LedgerError::InvalidCall(format!(
+                    "recovered fragment of segment {} given for segment {seg}",
+                    f.segment
+                )));
+            }
+            if f.offset < last_recorded {
+                continue;
+            }
+            if f.offset != end {
+                return Err(LedgerError::InvalidCall(format!(
+                    "recovered fragment of segment {seg} at byte {} but the previous one ended at byte {end}",
+                    f.offset
+                )));
+            }
+            end = f.offset + f.length;
+            new.push(*f);
+        }
+        if removed {
+            if had_fragments || !new.is_empty() {
+                return Err(LedgerError::InvalidCall(format!(
+                    "segment {seg} holds recorded GOPs, but recovery reports its file removed"
+                )));
+            }
+        } else if r.final_len != end {
+            return Err(LedgerError::InvalidCall(format!(
+                "segment {seg} ends at byte {} after recovery, but its fragments end at byte {end}",
+                r.final_len
+            )));
+        }
+        for f in &new {
+            i.append(Body::Fragment(*f))?;
+        }
+        i.append(Body::SegmentRecovered {
+            segment: seg,
+            final_len: r.final_len,
+            truncated_bytes: r.truncated_bytes,
+            recovered_at_us: now_us(),
+        })?;
+        i.crashed_segment = None;
+        i.sign()?;
+        Ok(new.len() as u64)
     }
 
     /// No video between the two instants (unix micros).

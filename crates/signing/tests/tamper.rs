@@ -445,19 +445,28 @@ fn torn_record_is_cut_and_unclean_shutdown_recorded() {
     assert!(!open.clean);
     assert_eq!(open.torn_bytes, 7);
     assert_eq!(open.unsigned_records, 4); // segment-open + 3 fragments
+    assert_eq!(open.interrupted_segment, Some(1));
     r.writer = Some(w);
     r.segment(2, 2, true);
     r.close();
     let rep = r.verify(&ca);
+    // The restarted server vouched for the 4 records of the crashed run: only the GOP that
+    // reached the file but never the ledger (nobody called recover_segment) stays unsigned.
     let f = rep.failure.as_ref().unwrap();
     assert_eq!(f.kind, FailureKind::Unsigned, "{f}");
-    assert_eq!(f.at_us, Some(T0 + 4 * GOP_US));
+    assert_eq!(f.at_us, Some(T0 + 7 * GOP_US));
     assert!(rep.unsigned[0].after_unclean_shutdown);
-    assert!(
-        rep.events
-            .iter()
-            .any(|e| matches!(e, Event::UncleanShutdown { torn_bytes: 7, .. }))
-    );
+    assert_eq!(rep.unsigned.len(), 1);
+    assert!(rep.events.iter().any(|e| matches!(
+        e,
+        Event::UncleanShutdown {
+            torn_bytes: 7,
+            recovered_records: 4,
+            recovered_from_us: Some(t),
+            ..
+        } if *t == T0 + 4 * GOP_US
+    )));
+    assert_eq!(rep.checked.fragments, 4 + 3 + 2);
     // Segment 2, recorded after the restart, verifies on its own.
     let rep = r.verify_range(&ca, TimeRange::new(T0 + 8 * GOP_US, T0 + 100 * GOP_US));
     assert!(rep.is_verified(), "{}", rep.summary());

@@ -95,6 +95,7 @@ pub async fn serve(
     let policy = policy(&cfg);
     crate::init_cmd::ensure_keys(&cfg)?;
     let evidence = Arc::new(Evidence::new(&cfg.data_dir, signing_mode())?);
+    evidence.set_recovered(report.interrupted.clone());
     let prune_hook = {
         let evidence = evidence.clone();
         Arc::new(move |camera: &str, seq: i64| {

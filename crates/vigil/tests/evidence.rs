@@ -347,7 +347,6 @@ fn truncated_last_segment_is_truncated() {
     let v = ours();
     let segs = by_segment(&gops(&v));
     let (&last, g) = segs.iter().next_back().unwrap();
-    assert!(g.len() >= 2, "{g:?}");
     let victim = &g[g.len() - 1];
     let path = seg_path(&v, last);
     let original = fs::read(&path).unwrap();
@@ -397,14 +396,23 @@ fn deleted_ledger_records_are_missing() {
     let v = ours();
     let path = ledger_path(&v);
     let recs = ledger_records(&path);
-    let (seq, _) = middle_segment(&v, 3);
-    // Two adjacent fragment records of the middle segment, after another fragment record.
-    let i = (1..recs.len() - 1)
+    let segs = by_segment(&gops(&v));
+    let (first, last) = (
+        *segs.keys().next().unwrap(),
+        *segs.keys().next_back().unwrap(),
+    );
+    // Two adjacent fragment records after a third one, all of one inner segment.
+    let frag_of = |r: &Record| match &r.body {
+        Body::Fragment(f) if f.segment != first && f.segment != last => Some(f.segment),
+        _ => None,
+    };
+    let i = (recs.len() / 3..recs.len() - 1)
+        .chain(1..recs.len() / 3)
         .find(|&i| {
-            let frag_of = |r: &Record| matches!(&r.body, Body::Fragment(f) if f.segment == seq);
-            frag_of(&recs[i - 1]) && frag_of(&recs[i]) && frag_of(&recs[i + 1])
+            let s = frag_of(&recs[i]);
+            s.is_some() && frag_of(&recs[i - 1]) == s && frag_of(&recs[i + 1]) == s
         })
-        .expect("three adjacent fragment records in the middle segment");
+        .expect("three adjacent fragment records in an inner segment");
     let Body::Fragment(before) = &recs[i - 1].body else {
         unreachable!()
     };
@@ -423,8 +431,47 @@ fn deleted_ledger_records_are_missing() {
     );
 }
 
-/// Ed25519-signs `msg` with a PKCS#8 PEM key using the openssl command line (the attacker's
-/// own tool).
+/// Vigil's key file is PKCS#8 v2 (with the public key), which OpenSSL 3.0 does not load; the
+/// attacker rewrites it as PKCS#8 v1 (RFC 8410) around the same 32-byte seed.
+fn openssl_readable_key(vigil_key: &Path, out: &Path) {
+    let b64: String = fs::read_to_string(vigil_key)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let b64_path = out.with_extension("b64");
+    fs::write(&b64_path, b64).unwrap();
+    let r = Command::new("openssl")
+        .args(["base64", "-d", "-in"])
+        .arg(&b64_path)
+        .output()
+        .unwrap();
+    assert!(r.status.success());
+    let der = r.stdout;
+    // PrivateKey OCTET STRING wrapping the CurvePrivateKey OCTET STRING: 04 22 04 20 <seed>.
+    let at = der
+        .windows(4)
+        .position(|w| w == [0x04, 0x22, 0x04, 0x20])
+        .expect("an Ed25519 PKCS#8 key");
+    let mut v1 = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    v1.extend_from_slice(&der[at + 4..at + 36]);
+    let der_path = out.with_extension("der");
+    fs::write(&der_path, v1).unwrap();
+    let r = Command::new("openssl")
+        .args(["pkey", "-inform", "DER", "-in"])
+        .arg(&der_path)
+        .arg("-out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+}
+
+/// Ed25519-signs `msg` with a PEM key using the openssl command line (the attacker's own tool).
 fn openssl_sign(key: &Path, msg: &[u8], tmp: &Path) -> [u8; 64] {
     let m = tmp.join("msg");
     let s = tmp.join("sig");
@@ -464,7 +511,8 @@ fn modified_ledger_resigned_with_an_untrusted_key_is_unknown_key() {
 
     let evil_dir = pristine().theirs.join("data/keys/signing");
     let evil = vigil_signing::SigningIdentity::load(&evil_dir).unwrap();
-    let evil_key = evil_dir.join(vigil_signing::keys::KEY_FILE);
+    let evil_key = v.dir.path().join("evil.pem");
+    openssl_readable_key(&evil_dir.join(vigil_signing::keys::KEY_FILE), &evil_key);
     let cam = camera_id(&v);
     let path = ledger_path(&v);
     let mut out = LEDGER_MAGIC.to_vec();
@@ -847,8 +895,8 @@ fn bundle_with_a_changed_signature_byte_fails() {
     let b = bundle();
     // The export signature: the recording still verifies, the export does not.
     let sig_path = b.dir.join("export.sig");
-    let sig = fs::read_to_string(&sig_path).unwrap();
-    let mut s = sig.into_bytes();
+    let original_sig = fs::read(&sig_path).unwrap();
+    let mut s = original_sig.clone();
     s[5] = if s[5] == b'a' { b'b' } else { b'a' };
     fs::write(&sig_path, &s).unwrap();
     let (code, rep) = verify_bundle_json(&b);
@@ -868,8 +916,7 @@ fn bundle_with_a_changed_signature_byte_fails() {
     assert!(text.contains("export signature INVALID"), "{text}");
 
     // A recording signature inside the ledger excerpt.
-    s[5] = if s[5] == b'a' { b'b' } else { b'a' };
-    fs::write(&sig_path, &s).unwrap();
+    fs::write(&sig_path, &original_sig).unwrap();
     let ex = b.dir.join("ledger-excerpt.vgl");
     let bytes = fs::read(&ex).unwrap();
     let mut r = RecordReader::new(&bytes[..]).unwrap();

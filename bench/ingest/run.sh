@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Ingest benchmark: Vigil vs `ffmpeg -c copy -f segment` recording N RTSP streams at once from
+# one GStreamer RTSP server. Writes docs/BENCHMARKS-ingest.md and exits 0 even when the goals
+# are missed (it is a benchmark, not a test).
+#
+# Environment:
+#   COUNTS="1 16 64"   stream counts to run
+#   DURATION=60        measured seconds per run (each N runs Vigil and ffmpeg once)
+#   SETTLE=3           seconds after the last client's PLAY before measuring
+#   GOP=60             keyframe interval of the 1080p30 clip (frames)
+#   KBPS=4000          clip bit rate
+#   VIGIL_BIN=path     use this vigil binary instead of building one
+#   CARGO_TARGET_DIR   where the release build goes (default <repo>/target)
+#   OUT=path           markdown output (default docs/BENCHMARKS-ingest.md)
+#   KEEP=1             keep the recorded video under $CARGO_TARGET_DIR/bench-ingest
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+for tool in ffmpeg ffprobe; do
+  command -v "$tool" >/dev/null || { echo "$tool is missing: apt-get install -y ffmpeg" >&2; exit 1; }
+done
+/usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0")' 2>/dev/null || {
+  echo "GStreamer RTSP server bindings are missing: apt-get install -y python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad" >&2
+  exit 1
+}
+target="${CARGO_TARGET_DIR:-$root/target}"
+if [[ -z "${VIGIL_BIN:-}" ]]; then
+  cargo build --release -q -p vigil
+  VIGIL_BIN="$target/release/vigil"
+fi
+workdir="$target/bench-ingest"
+mkdir -p "$workdir"
+
+# The Python driver kills its own children on exit; this trap covers the driver itself.
+driver=""
+cleanup() { [[ -n "$driver" ]] && kill "$driver" 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+/usr/bin/python3 "$root/bench/ingest/ingest_bench.py" \
+  --root "$root" --vigil "$VIGIL_BIN" --workdir "$workdir" \
+  --counts "${COUNTS:-1 16 64}" --duration "${DURATION:-60}" --settle "${SETTLE:-3}" \
+  --gop "${GOP:-60}" --kbps "${KBPS:-4000}" \
+  --out "${OUT:-$root/docs/BENCHMARKS-ingest.md}" ${KEEP:+--keep} &
+driver=$!
+wait "$driver" || echo "ingest benchmark driver exited with status $?" >&2
+driver=""
+exit 0

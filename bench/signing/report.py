@@ -1,0 +1,40 @@
+"""Shared by bench/signing and bench/verify: machine description and the markdown file that
+both write (docs/BENCHMARKS-evidence.md), one marked section each, so running one benchmark
+keeps the other's latest results."""
+
+import os
+import platform
+
+HEADER = """# Evidence benchmarks (signing cost, verification throughput)
+
+Written by `bench/signing/run.sh` and `bench/verify/run.sh`; each run replaces its own section.
+Numbers come from a shared 2-core build machine where other jobs run at the same time, so
+every comparison is made within one invocation against a baseline measured alongside it.
+"""
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def replace_section(path, key, title, body):
+    start, end = f"<!-- section:{key} -->", f"<!-- end:{key} -->"
+    text = open(path).read() if os.path.exists(path) else HEADER
+    block = f"{start}\n## {title}\n\n{body.rstrip()}\n{end}"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
+        text = head + block + tail
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
