@@ -264,8 +264,8 @@ CREATE INDEX IF NOT EXISTS gaps_by_time ON gaps (camera_id, start_us);
 const DB_FILE: &str = "vigil.db";
 
 impl Store {
-    /// Creates the data directory layout and the database. Idempotent.
-    pub fn create(root: &Path) -> Result<Self> {
+    /// Creates the directory layout and the secrets key, then opens the database. Idempotent.
+    fn create_layout(root: &Path) -> Result<Self> {
         for dir in [root.to_path_buf(), root.join("video"), root.join("keys")] {
             fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         }
@@ -295,15 +295,15 @@ impl Store {
         })
     }
 
-    /// Creates the database file itself (used by `create`, kept separate so `open` refuses an
-    /// uninitialised directory instead of silently creating one).
+    /// Initialises a data directory (what `vigil init` does). Only this creates the database
+    /// file, so `open` refuses an uninitialised directory instead of silently creating one.
     pub fn init(root: &Path) -> Result<Self> {
         fs::create_dir_all(root).map_err(io_err(root))?;
         let db_path = root.join(DB_FILE);
         if !db_path.exists() {
             Connection::open(&db_path)?;
         }
-        Self::create(root)
+        Self::create_layout(root)
     }
 
     pub fn root(&self) -> &Path {
@@ -760,15 +760,7 @@ impl Store {
         for seg in &indexed {
             if on_disk.binary_search(&seg.seq).is_err() {
                 tracing::warn!(camera = %cam.name, seq = seg.seq, "segment file missing; dropping its index rows");
-                let db = self.db();
-                db.execute(
-                    "DELETE FROM gops WHERE camera_id = ?1 AND seq = ?2",
-                    params![cam.id, seg.seq],
-                )?;
-                db.execute(
-                    "DELETE FROM segments WHERE camera_id = ?1 AND seq = ?2",
-                    params![cam.id, seg.seq],
-                )?;
+                self.delete_segment(&cam.id, seg.seq)?;
                 report.missing_files += 1;
             }
         }
