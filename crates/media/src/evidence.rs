@@ -272,3 +272,18 @@ fn fragment_record(row: &GopRow) -> FragmentRecord {
         frames: row.frames as u32,
     }
 }
+
+/// The verifier's view of an indexed GOP, so `vigil verify` can check the index against the
+/// signed ledger with the same field mapping the ledger records use.
+pub fn indexed_gop(row: &GopRow) -> vigil_signing::IndexedGop {
+    let f = fragment_record(row);
+    vigil_signing::IndexedGop {
+        segment: f.segment,
+        gop: f.gop,
+        offset: f.offset,
+        length: f.length,
+        start_us: f.start_us,
+        duration_us: f.duration_us,
+        sha256: f.sha256,
+    }
+}

@@ -67,17 +67,8 @@ pub fn run(args: &VerifyArgs, config: &Path) -> anyhow::Result<i32> {
     // database is tampering even when the media is intact.
     let index: Vec<vigil_signing::IndexedGop> = store
         .gops_in_range(&cam.id, i64::MIN / 2, i64::MAX / 2)?
-        .into_iter()
-        .map(|g| vigil_signing::IndexedGop {
-            segment: g.seq as u64,
-            gop: g.gop_no as u32,
-            offset: g.offset as u64,
-            length: g.len as u64,
-            start_us: g.start_us,
-            duration_us: g.duration_us.max(0) as u64,
-            // A hash of the wrong size is reported as modified rather than silently dropped.
-            sha256: g.sha256.as_slice().try_into().unwrap_or([0; 32]),
-        })
+        .iter()
+        .map(vigil_media::evidence::indexed_gop)
         .collect();
     let bar = bar();
     let report = vigil_signing::verify_recording_with_index(
