@@ -50,6 +50,8 @@ pub struct Config {
     pub siem: SiemConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub access: AccessSettings,
 }
 
 /// How video is laid out on disk.
@@ -230,6 +232,124 @@ impl Default for MetricsConfig {
     }
 }
 
+/// Sessions, intrusion detection and alert delivery (`[access]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessSettings {
+    /// A session unused this long ends (D2). Default 15 minutes.
+    #[serde(with = "humantime_serde_compat")]
+    pub session_idle_timeout: Duration,
+    /// A session ends this long after login however active. Default 12 hours.
+    #[serde(with = "humantime_serde_compat")]
+    pub session_absolute_lifetime: Duration,
+    pub ids: IdsSettings,
+    /// Where intrusion alerts are POSTed as JSON, besides the log.
+    pub webhook: Option<WebhookSettings>,
+}
+
+impl Default for AccessSettings {
+    fn default() -> Self {
+        Self {
+            session_idle_timeout: Duration::from_secs(15 * 60),
+            session_absolute_lifetime: Duration::from_secs(12 * 3600),
+            ids: IdsSettings::default(),
+            webhook: None,
+        }
+    }
+}
+
+/// Intrusion detection with the semantics of the MOBOTIX camera web server (seed 004).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdsSettings {
+    /// Failed logins from one address that raise an alert and block it. At least 5.
+    pub notification_threshold: u32,
+    /// Attempts closer together than this are aggregated into one access-log entry.
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    /// Minimum time between two alerts for one address; "0s" alerts on every attempt.
+    #[serde(with = "humantime_serde_compat")]
+    pub deadtime: Duration,
+    /// "until_restart", "off" (alert only) or a duration such as "30m".
+    pub block: BlockSetting,
+    /// Addresses or CIDR ranges that are never blocked (still counted and alerted).
+    pub allow_list: Vec<String>,
+}
+
+impl Default for IdsSettings {
+    fn default() -> Self {
+        Self {
+            notification_threshold: 10,
+            timeout: Duration::from_secs(3600),
+            deadtime: Duration::from_secs(3600),
+            block: BlockSetting::UntilRestart,
+            allow_list: Vec::new(),
+        }
+    }
+}
+
+/// What happens to an address that reaches the notification threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockSetting {
+    Off,
+    UntilRestart,
+    For(Duration),
+}
+
+impl std::fmt::Display for BlockSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BlockSetting::Off => f.write_str("off"),
+            BlockSetting::UntilRestart => f.write_str("until_restart"),
+            BlockSetting::For(d) => write!(f, "{}", humantime::format_duration(*d)),
+        }
+    }
+}
+
+impl std::str::FromStr for BlockSetting {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "off" => Ok(BlockSetting::Off),
+            "until_restart" => Ok(BlockSetting::UntilRestart),
+            other => match parse_duration(other) {
+                Ok(d) if d >= Duration::from_secs(1) => Ok(BlockSetting::For(d)),
+                _ => Err(format!(
+                    "access.ids.block = {other:?} is not valid; use \"until_restart\", \"off\" or a duration such as \"30m\""
+                )),
+            },
+        }
+    }
+}
+
+impl Serialize for BlockSetting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for BlockSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// An HTTPS endpoint that receives intrusion alerts.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSettings {
+    /// `https://...`; credentials in the URL are refused (secrets never in URLs).
+    pub url: String,
+    /// File holding the HMAC-SHA256 key for the `X-Vigil-Signature` header (kept out of this
+    /// file so the config can be shared without the secret).
+    pub secret_file: Option<PathBuf>,
+    /// Extra CA certificate(s) in PEM to trust for the receiver.
+    pub ca_file: Option<PathBuf>,
+    /// Allows `http://` receivers; off because alerts name users and addresses.
+    pub allow_plaintext_http: bool,
+}
+
 impl Config {
     /// The embedded defaults for a data directory.
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
@@ -243,6 +363,7 @@ impl Config {
             events: EventsConfig::default(),
             siem: SiemConfig::default(),
             metrics: MetricsConfig::default(),
+            access: AccessSettings::default(),
         }
     }
 
@@ -298,6 +419,33 @@ impl Config {
             return Err(
                 "management is enabled but has neither an HTTPS nor an HTTP listener; \
                         add a [[management.https]] entry so the server is reachable"
+                    .into(),
+            );
+        }
+        let a = &self.access;
+        if a.session_idle_timeout < Duration::from_secs(60) {
+            return Err("access.session_idle_timeout must be at least 1m (default 15m)".into());
+        }
+        if a.session_absolute_lifetime < a.session_idle_timeout {
+            return Err(
+                "access.session_absolute_lifetime must not be shorter than session_idle_timeout"
+                    .into(),
+            );
+        }
+        if a.ids.notification_threshold < 5 {
+            return Err(format!(
+                "access.ids.notification_threshold = {} is too low; use at least 5 (default 10)",
+                a.ids.notification_threshold
+            ));
+        }
+        if a.ids.timeout < Duration::from_secs(1) {
+            return Err("access.ids.timeout must be at least 1s (default 60m)".into());
+        }
+        if let Some(w) = &a.webhook
+            && w.url.trim().is_empty()
+        {
+            return Err(
+                "access.webhook.url is empty; set an https:// URL or remove [access.webhook]"
                     .into(),
             );
         }
@@ -421,7 +569,23 @@ cef = {cef}
 # Prometheus text; keep it on loopback.
 enabled = {metrics_enabled}
 bind = "{metrics_bind}"
-"#,
+
+[access]
+# Sessions end after this long unused, and at the latest this long after login.
+session_idle_timeout = "{idle}"
+session_absolute_lifetime = "{absolute}"
+
+[access.ids]
+# Intrusion detection per source address: after notification_threshold failed logins
+# (aggregated within timeout) an alert is raised (at most one per deadtime; "0s" = every
+# attempt) and the address is blocked: "until_restart", "off" or a duration like "30m".
+notification_threshold = {threshold}
+timeout = "{ids_timeout}"
+deadtime = "{deadtime}"
+block = "{block}"
+# Addresses or CIDRs never blocked, e.g. ["10.0.0.0/24"].
+allow_list = {allow_list:?}
+{webhook}"#,
             data_dir = toml::Value::String(self.data_dir.display().to_string()),
             segment_seconds = self.storage.segment_seconds,
             min_free_bytes = self.storage.min_free_bytes,
@@ -449,6 +613,20 @@ bind = "{metrics_bind}"
             cef = self.siem.cef,
             metrics_enabled = self.metrics.enabled,
             metrics_bind = self.metrics.bind,
+            idle = d(self.access.session_idle_timeout),
+            absolute = d(self.access.session_absolute_lifetime),
+            threshold = self.access.ids.notification_threshold,
+            ids_timeout = d(self.access.ids.timeout),
+            deadtime = d(self.access.ids.deadtime),
+            block = self.access.ids.block,
+            allow_list = self.access.ids.allow_list,
+            webhook = match &self.access.webhook {
+                Some(w) => format!(
+                    "\n[access.webhook]\n{}",
+                    toml::to_string(w).expect("webhook settings serialize")
+                ),
+                None => "\n# Intrusion alerts can also be POSTed to an HTTPS webhook:\n# [access.webhook]\n# url = \"https://alerts.example.net/vigil\"\n# secret_file = \"/etc/vigil/webhook.key\"\n".into(),
+            },
         )
     }
 }
@@ -577,6 +755,40 @@ mod tests {
             "not toml at all",
         ] {
             assert!(Config::parse(text, Path::new("x.toml")).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn access_settings_round_trip_with_webhook() {
+        let mut c = Config::with_data_dir("/var/lib/vigil");
+        c.access.ids.block = BlockSetting::For(Duration::from_secs(1800));
+        c.access.ids.allow_list = vec!["10.0.0.0/24".into()];
+        c.access.webhook = Some(WebhookSettings {
+            url: "https://alerts.example.net/vigil".into(),
+            secret_file: Some("/etc/vigil/webhook.key".into()),
+            ca_file: None,
+            allow_plaintext_http: false,
+        });
+        let back = Config::parse(&c.to_commented_toml(), Path::new("vigil.toml")).unwrap();
+        assert_eq!(back, c);
+    }
+
+    #[test]
+    fn bad_access_settings_say_what_to_use() {
+        for (text, want) in [
+            ("[access.ids]\nnotification_threshold = 3\n", "at least 5"),
+            ("[access.ids]\nblock = \"forever\"\n", "until_restart"),
+            ("[access]\nsession_idle_timeout = \"5s\"\n", "at least 1m"),
+            (
+                "[access]\nsession_idle_timeout = \"2h\"\nsession_absolute_lifetime = \"1h\"\n",
+                "shorter",
+            ),
+            ("[access.webhook]\nurl = \"\"\n", "https://"),
+        ] {
+            let err = Config::parse(&format!("data_dir = \"d\"\n{text}"), Path::new("x.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{text}: {err}");
         }
     }
 }

@@ -1,0 +1,429 @@
+//! The management listeners: HTTPS sockets serving the API, and optional plaintext HTTP
+//! sockets that only redirect to HTTPS and refuse every credential-bearing endpoint (seed 004).
+//!
+//! A blocked address is dropped right after `accept`, before the TLS handshake, so an attacker
+//! that has been blocked costs neither a key exchange nor a password hash. Listeners are bound
+//! all-or-nothing: a new plan binds every new socket first and only then retires old ones, so
+//! a settings change that cannot bind leaves the server reachable as it was.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Mutex, Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
+use vigil_access::Access;
+use vigil_pki::LiveTls;
+
+use crate::auth::ConnInfo;
+use crate::error::ApiError;
+
+/// Connections served at once per listener; beyond it new connections wait in the kernel's
+/// backlog instead of exhausting memory or file descriptors.
+const MAX_CONNECTIONS: usize = 4096;
+/// A client must finish the TLS handshake within this time.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client must send a request's headers within this time (slow-loris protection).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
+/// Connections of a retired listener get this long to finish their requests.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Plaintext or TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    Https,
+    Http,
+}
+
+/// The sockets the management role should listen on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListenerPlan {
+    pub https: Vec<SocketAddr>,
+    pub http: Vec<SocketAddr>,
+}
+
+impl ListenerPlan {
+    pub fn from_config(cfg: &vigil_config::Config) -> Self {
+        if !cfg.management.enabled {
+            return ListenerPlan::default();
+        }
+        ListenerPlan {
+            https: cfg.management.https.iter().map(|l| l.bind).collect(),
+            http: cfg.management.http.iter().map(|l| l.bind).collect(),
+        }
+    }
+
+    fn entries(&self) -> impl Iterator<Item = (SocketAddr, Scheme)> + '_ {
+        self.https
+            .iter()
+            .map(|a| (*a, Scheme::Https))
+            .chain(self.http.iter().map(|a| (*a, Scheme::Http)))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error(
+        "the management role would have no listener; keep at least one HTTPS (or HTTP) listener so the server stays reachable"
+    )]
+    Unreachable,
+    #[error(
+        "cannot listen on {addr} ({scheme:?}): {source}; choose a free port or stop the program using it (nothing was changed)"
+    )]
+    Bind {
+        addr: SocketAddr,
+        scheme: Scheme,
+        source: std::io::Error,
+    },
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] vigil_pki::PkiError),
+    #[error("the API router is not installed yet")]
+    NoRouter,
+}
+
+/// One running listener.
+struct Running {
+    local: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// What [`Listeners::apply`] changed.
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct ApplyReport {
+    /// Listeners started, as "https://addr" / "http://addr".
+    pub started: Vec<String>,
+    /// Listeners stopped.
+    pub stopped: Vec<String>,
+    /// Listeners left running untouched.
+    pub kept: Vec<String>,
+}
+
+/// The management role's running listeners.
+pub struct Listeners {
+    running: Mutex<HashMap<(SocketAddr, Scheme), Running>>,
+    app: OnceLock<Router>,
+    access: Arc<Access>,
+    tls: LiveTls,
+    /// Port HTTP redirects point at: the first HTTPS listener's.
+    https_port: Arc<AtomicU16>,
+}
+
+fn label(addr: SocketAddr, scheme: Scheme) -> String {
+    match scheme {
+        Scheme::Https => format!("https://{addr}"),
+        Scheme::Http => format!("http://{addr}"),
+    }
+}
+
+impl Listeners {
+    pub fn new(access: Arc<Access>, tls: LiveTls) -> Self {
+        Listeners {
+            running: Mutex::new(HashMap::new()),
+            app: OnceLock::new(),
+            access,
+            tls,
+            https_port: Arc::new(AtomicU16::new(443)),
+        }
+    }
+
+    /// Installs the API router (built after the state that holds these listeners).
+    pub fn install_router(&self, app: Router) {
+        let _ = self.app.set(app);
+    }
+
+    /// The addresses actually bound (useful when a plan asks for port 0).
+    pub async fn local_addrs(&self) -> Vec<(Scheme, SocketAddr)> {
+        let mut v: Vec<_> = self
+            .running
+            .lock()
+            .await
+            .iter()
+            .map(|((_, s), r)| (*s, r.local))
+            .collect();
+        v.sort_by_key(|(s, a)| (*s == Scheme::Http, *a));
+        v
+    }
+
+    /// Makes the running listeners match `plan`: binds every new socket first (any failure
+    /// changes nothing), then stops the ones no longer wanted.
+    pub async fn apply(&self, plan: &ListenerPlan) -> Result<ApplyReport, ListenError> {
+        if plan.https.is_empty() && plan.http.is_empty() {
+            return Err(ListenError::Unreachable);
+        }
+        let app = self.app.get().ok_or(ListenError::NoRouter)?.clone();
+        let mut running = self.running.lock().await;
+        let mut report = ApplyReport::default();
+        let mut bound = Vec::new();
+        for (addr, scheme) in plan.entries() {
+            if running.contains_key(&(addr, scheme)) {
+                report.kept.push(label(addr, scheme));
+                continue;
+            }
+            let listener = bind(addr).map_err(|source| ListenError::Bind {
+                addr,
+                scheme,
+                source,
+            })?;
+            bound.push((addr, scheme, listener));
+        }
+        let mut tls_config = self.tls.server_config()?;
+        tls_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = TlsAcceptor::from(Arc::new(tls_config));
+        for (addr, scheme, listener) in bound {
+            let local = listener.local_addr().unwrap_or(addr);
+            let (stop, stop_rx) = watch::channel(false);
+            let service = match scheme {
+                Scheme::Https => app.clone(),
+                Scheme::Http => redirect_router(self.https_port.clone()),
+            };
+            let acceptor = (scheme == Scheme::Https).then(|| acceptor.clone());
+            let task = tokio::spawn(accept_loop(
+                listener,
+                acceptor,
+                service,
+                self.access.clone(),
+                stop_rx,
+            ));
+            tracing::info!(listener = %label(local, scheme), "management listener started");
+            report.started.push(label(local, scheme));
+            running.insert((addr, scheme), Running { local, stop, task });
+        }
+        let wanted: Vec<(SocketAddr, Scheme)> = plan.entries().collect();
+        let retired: Vec<_> = running
+            .keys()
+            .filter(|k| !wanted.contains(k))
+            .copied()
+            .collect();
+        for key in retired {
+            if let Some(r) = running.remove(&key) {
+                let _ = r.stop.send(true);
+                let _ = tokio::time::timeout(DRAIN_TIMEOUT + Duration::from_secs(1), r.task).await;
+                tracing::info!(listener = %label(r.local, key.1), "management listener stopped");
+                report.stopped.push(label(r.local, key.1));
+            }
+        }
+        if let Some((_, r)) = running
+            .iter()
+            .filter(|((_, s), _)| *s == Scheme::Https)
+            .min_by_key(|((a, _), _)| plan.https.iter().position(|p| p == a))
+        {
+            self.https_port.store(r.local.port(), Ordering::Relaxed);
+        }
+        Ok(report)
+    }
+
+    /// Stops every listener, letting open requests finish for a few seconds.
+    pub async fn shutdown(&self) {
+        let mut running = self.running.lock().await;
+        for (_, r) in running.drain() {
+            let _ = r.stop.send(true);
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT + Duration::from_secs(1), r.task).await;
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // Rebinding right after a listener change must not fail on TIME_WAIT sockets.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: Option<TlsAcceptor>,
+    app: Router,
+    access: Arc<Access>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let local = listener.local_addr().ok();
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+    loop {
+        let permit = tokio::select! {
+            _ = stop.changed() => break,
+            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let (tcp, peer) = tokio::select! {
+            _ = stop.changed() => break,
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        // Before any TLS or password work: a blocked address gets a closed socket.
+        if access.check(peer.ip()).is_err() {
+            drop(tcp);
+            continue;
+        }
+        let _ = tcp.set_nodelay(true);
+        let info = ConnInfo {
+            peer,
+            local: local.unwrap_or(peer),
+        };
+        let app = app.clone();
+        let acceptor = acceptor.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let _permit = permit;
+            serve_connection(tcp, info, acceptor, app, builder, watcher).await;
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+}
+
+async fn serve_connection(
+    tcp: TcpStream,
+    info: ConnInfo,
+    acceptor: Option<TlsAcceptor>,
+    app: Router,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let service = app.map_request(move |mut req: Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(info);
+        req
+    });
+    let service = TowerToHyperService::new(service);
+    match acceptor {
+        Some(acceptor) => {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %info.peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %info.peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
+            }
+        }
+        None => {
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
+            }
+        }
+    }
+}
+
+/// What plaintext HTTP serves: API paths answer 403 (no login, session or video in clear),
+/// anything else is redirected to the same path over HTTPS.
+fn redirect_router(https_port: Arc<AtomicU16>) -> Router {
+    Router::new().fallback(move |req: Request| {
+        let port = https_port.load(Ordering::Relaxed);
+        async move { plaintext_answer(req, port) }
+    })
+}
+
+fn plaintext_answer(req: Request, https_port: u16) -> Response {
+    let path = req.uri().path();
+    if path == "/api"
+        || path.starts_with("/api/")
+        || req.headers().contains_key(header::AUTHORIZATION)
+        || req.headers().contains_key(header::COOKIE)
+    {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "https_required",
+            format!(
+                "this endpoint carries credentials or video and is served over HTTPS only; use https://<host>:{https_port}{path}"
+            ),
+        )
+        .into_response();
+    }
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(host_without_port)
+        .unwrap_or("localhost");
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let target = if https_port == 443 {
+        format!("https://{host}{path_and_query}")
+    } else {
+        format!("https://{host}:{https_port}{path_and_query}")
+    };
+    match target.parse::<Uri>() {
+        Ok(_) => Redirect::permanent(&target).into_response(),
+        Err(_) => ApiError::bad_request("the request's Host header is not a valid host name")
+            .into_response(),
+    }
+}
+
+/// The host part of a `Host` header, if it is a plain name or address (anything with
+/// characters a host name cannot have is refused rather than echoed into a redirect).
+fn host_without_port(host: &str) -> Option<&str> {
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // [v6]:port
+        let end = rest.find(']')?;
+        &host[..end + 2]
+    } else {
+        host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
+    };
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'));
+    ok.then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_header_is_sanitized() {
+        assert_eq!(
+            host_without_port("cam.example.net:8080"),
+            Some("cam.example.net")
+        );
+        assert_eq!(host_without_port("10.0.0.5"), Some("10.0.0.5"));
+        assert_eq!(host_without_port("[::1]:8080"), Some("[::1]"));
+        assert_eq!(host_without_port("evil.com/x?"), None);
+        assert_eq!(host_without_port(""), None);
+        assert_eq!(host_without_port("a b"), None);
+    }
+}

@@ -1,0 +1,67 @@
+//! What every request handler shares: the access store, the recording index, the PKI, the
+//! live TLS certificate and the settings in effect.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use vigil_access::Access;
+use vigil_config::Config;
+use vigil_media::store::Store;
+use vigil_pki::{LiveTls, Pki};
+
+use crate::listen::Listeners;
+
+/// Shared by all handlers through axum's `State`.
+pub struct AppState {
+    pub access: Arc<Access>,
+    pub store: Arc<Store>,
+    /// Certificate operations are rare and touch files; one at a time.
+    pub pki: Arc<Mutex<Pki>>,
+    /// The certificate new handshakes get; swapped by renewals, imports and resets.
+    pub tls: LiveTls,
+    /// The file the settings API persists to.
+    pub config_path: PathBuf,
+    /// The configuration in effect (saved to `config_path`).
+    pub config: RwLock<Config>,
+    /// Staged settings not yet saved ("restore" discards them).
+    pub pending: Mutex<Option<Config>>,
+    /// The running listeners; the settings API rebinds them without a process restart.
+    pub listeners: Listeners,
+}
+
+impl AppState {
+    pub fn data_dir(&self) -> PathBuf {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .data_dir
+            .clone()
+    }
+}
+
+/// The handle axum passes around.
+pub type SharedState = Arc<AppState>;
+
+impl AppState {
+    /// Assembles the state from the opened stores; the TLS certificate comes from `pki`.
+    pub fn new(
+        config_path: PathBuf,
+        config: Config,
+        access: Arc<Access>,
+        store: Arc<Store>,
+        pki: Pki,
+    ) -> Result<SharedState, vigil_pki::PkiError> {
+        let tls = pki.live_tls()?;
+        let listeners = Listeners::new(access.clone(), tls.clone());
+        Ok(Arc::new(AppState {
+            access,
+            store,
+            pki: Arc::new(Mutex::new(pki)),
+            tls,
+            config_path,
+            config: RwLock::new(config),
+            pending: Mutex::new(None),
+            listeners,
+        }))
+    }
+}
