@@ -239,8 +239,8 @@ pub struct IdsStatus {
     pub watched: Vec<WatchInfo>,
 }
 
-/// An intrusion alert, as sent to every [`AlertSink`]. Its JSON form (serde) is the webhook
-/// payload.
+/// An intrusion alert, as sent to every [`AlertSink`]. The webhook payload is built from it by
+/// [`crate::webhook::alert_payload`] (RFC 3339 times, a `type` and `version`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alert {
     /// The address of the last failed attempt.

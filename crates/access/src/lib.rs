@@ -18,6 +18,11 @@
 //! 3. For state-changing requests with a session: [`SessionInfo::check_csrf`] on the header.
 //! 4. [`authorize`] the principal for the permission (and camera).
 //! 5. [`Access::audit`] what was done (playback, export, configuration...).
+//!
+//! Intrusion alerts go to an [`AlertSink`] given to [`Access::open_with`]: [`TracingSink`]
+//! (the log), [`WebhookSink`] (HTTPS POST of signed JSON from a background thread, see
+//! [`webhook`]), or both through [`MultiSink`]. Sinks only queue; no network I/O happens on the
+//! login path.
 
 mod audit;
 mod clock;
@@ -28,6 +33,7 @@ mod roles;
 mod sessions;
 mod tokens;
 mod users;
+pub mod webhook;
 
 #[cfg(test)]
 mod tests;
@@ -57,6 +63,7 @@ pub use roles::{CameraScope, Denied, Permission, Principal, Role, UnknownRole, a
 pub use sessions::{Credentials, LoginError, NewSession, SessionError, SessionInfo};
 pub use tokens::{CreatedToken, NewToken, TokenError, TokenFormatError, TokenInfo, parse_token};
 pub use users::{NewUser, TotpEnrollment, UserInfo, validate_username};
+pub use webhook::{WebhookConfig, WebhookError, WebhookSink, WebhookStats};
 
 /// Session lifetimes (D2).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,7 @@ mod audit_tests;
 mod ids_tests;
 mod password_tests;
 mod roles_tests;
+mod webhook_tests;
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
