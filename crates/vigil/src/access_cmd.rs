@@ -152,11 +152,6 @@ fn scope_text(s: &CameraScope) -> String {
     }
 }
 
-/// Runs a command against `access_db` with default settings.
-pub fn run(cmd: AccessCommand, access_db: &Path) -> anyhow::Result<()> {
-    run_with_config(cmd, access_db, AccessConfig::default())
-}
-
 /// Runs a command with the deployment's access settings (IDS IPv6 prefix, hash cost...).
 pub fn run_with_config(
     cmd: AccessCommand,

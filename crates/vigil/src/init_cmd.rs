@@ -40,15 +40,7 @@ pub fn run(args: &InitArgs, config: &Path) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("--admin-password-file: {e}"))?;
     }
     let cfg = init(&args.data_dir, &config_path, args.force)?;
-    let access = vigil_access::Access::open(&cfg.data_dir.join("access.db"), Default::default())?;
-    match access.create_first_admin(&args.admin, password.as_deref()) {
-        Ok(Some(generated)) => {
-            println!("First administrator: {}", args.admin);
-            println!("Password (shown once, store it now): {generated}");
-        }
-        Ok(None) => println!("First administrator: {} (password from file)", args.admin),
-        Err(e) => anyhow::bail!("cannot create the first administrator: {e}"),
-    }
+    create_first_admin(&cfg, &args.admin, password.as_deref())?;
     println!("Initialised {}", args.data_dir.display());
     println!("Configuration: {}", config_path.display());
     println!(
@@ -56,6 +48,25 @@ pub fn run(args: &InitArgs, config: &Path) -> anyhow::Result<()> {
         config_path.display(),
         config_path.display()
     );
+    Ok(())
+}
+
+/// Creates the first administrator; a generated password is printed once. There is no
+/// default password.
+pub fn create_first_admin(
+    cfg: &vigil_config::Config,
+    admin: &str,
+    password: Option<&str>,
+) -> anyhow::Result<()> {
+    let access = vigil_access::Access::open(&cfg.data_dir.join("access.db"), Default::default())?;
+    match access.create_first_admin(admin, password) {
+        Ok(Some(generated)) => {
+            println!("First administrator: {admin}");
+            println!("Password (shown once, store it now): {generated}");
+        }
+        Ok(None) => println!("First administrator: {admin} (password from file)"),
+        Err(e) => anyhow::bail!("cannot create the first administrator: {e}"),
+    }
     Ok(())
 }
 

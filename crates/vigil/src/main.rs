@@ -88,7 +88,10 @@ fn main() -> ExitCode {
             .and_then(|cfg| pki_cmd::run(cmd, &cfg.data_dir.join("pki"))),
         Command::Access(cmd) => vigil_config::Config::load(&cli.config)
             .map_err(anyhow::Error::from)
-            .and_then(|cfg| access_cmd::run(cmd, &cfg.data_dir.join("access.db"))),
+            .and_then(|cfg| {
+                let access = vigil_web::access_settings::access_config(&cfg)?;
+                access_cmd::run_with_config(cmd, &cfg.data_dir.join("access.db"), access)
+            }),
         Command::Ports(args) => with_exit_code(network(&cli.config, |cfg, cams| {
             network_cmd::run_ports(&args, cfg, &cams)
         })),

@@ -1,6 +1,7 @@
-//! `vigil serve` and `vigil demo`: the recording runtime. It keeps one recorder per enabled
-//! camera in step with the database (cameras added or removed while running are picked up),
-//! runs retention, and shuts down cleanly on SIGINT/SIGTERM.
+//! `vigil serve` and `vigil demo`: the recording runtime and the HTTPS API. It keeps one
+//! recorder per enabled camera in step with the database (cameras added or removed while
+//! running are picked up), runs retention and certificate maintenance, serves the REST API on
+//! its own runtime, and shuts down cleanly on SIGINT/SIGTERM.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,11 +27,94 @@ pub struct DemoArgs {
 
 pub fn run_serve(config: &Path) -> anyhow::Result<()> {
     let cfg = Config::load(config)?;
+    let store = Arc::new(Store::open(&cfg.data_dir)?);
+    let web = Web::start(config, &cfg, store.clone(), None)?;
     let runtime = runtime()?;
-    runtime.block_on(async {
-        let store = Arc::new(Store::open(&cfg.data_dir)?);
-        serve(cfg, store, shutdown_signal()).await
-    })
+    let result = runtime.block_on(serve(cfg, store, shutdown_signal()));
+    web.stop();
+    result
+}
+
+/// The management role's API: its own runtime, so a burst of API requests or TLS handshakes
+/// cannot delay video ingest, and ingest's one-worker tuning does not cap the API.
+pub struct Web {
+    runtime: tokio::runtime::Runtime,
+    state: vigil_web::SharedState,
+    webhook: Option<Arc<vigil_access::WebhookSink>>,
+}
+
+impl Web {
+    /// Opens the access database and PKI and binds every management listener before any
+    /// recording starts; a listener that cannot bind stops the start with a clear message.
+    /// `plan` overrides the configured listeners (the demo binds to loopback).
+    pub fn start(
+        config_path: &Path,
+        cfg: &Config,
+        store: Arc<Store>,
+        plan: Option<vigil_web::ListenerPlan>,
+    ) -> anyhow::Result<Web> {
+        let access_config = vigil_web::access_settings::access_config(cfg)
+            .with_context(|| format!("{}", config_path.display()))?;
+        let (sink, webhook) = vigil_web::access_settings::alert_sink(cfg)
+            .with_context(|| format!("{}", config_path.display()))?;
+        let access = Arc::new(
+            vigil_access::Access::open_with(
+                &cfg.data_dir.join("access.db"),
+                access_config,
+                Arc::new(vigil_access::SystemClock),
+                sink,
+            )
+            .context("cannot open the access database")?,
+        );
+        // Blocks that last "until restart" end here, like on the camera.
+        access.begin_server_run()?;
+        crate::init_cmd::ensure_keys(cfg)?;
+        let pki = vigil_pki::Pki::open(&cfg.data_dir.join("pki"))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("vigil-web")
+            .enable_all()
+            .build()?;
+        let state =
+            vigil_web::AppState::new(config_path.to_owned(), cfg.clone(), access, store, pki)?;
+        let report = runtime.block_on(async {
+            match plan {
+                Some(plan) => {
+                    let (router, _) = vigil_web::app(state.clone());
+                    state.listeners.install_router(router);
+                    state.listeners.apply(&plan).await
+                }
+                None => vigil_web::start(&state).await,
+            }
+        })?;
+        for l in &report.started {
+            println!("API listening on {l}");
+        }
+        Ok(Web {
+            runtime,
+            state,
+            webhook,
+        })
+    }
+
+    /// The addresses actually bound.
+    pub fn local_addrs(&self) -> Vec<(vigil_web::Scheme, std::net::SocketAddr)> {
+        self.runtime.block_on(self.state.listeners.local_addrs())
+    }
+
+    pub fn stop(self) {
+        self.runtime.block_on(self.state.listeners.shutdown());
+        if let Some(w) = &self.webhook {
+            let s = w.stats();
+            tracing::info!(
+                sent = s.sent,
+                failed = s.failed,
+                dropped = s.dropped,
+                "webhook deliveries"
+            );
+            w.shutdown();
+        }
+        self.runtime.shutdown_timeout(Duration::from_secs(2));
+    }
 }
 
 /// The server's async runtime. Ingest is I/O-bound (64 cameras use about a tenth of a core),
@@ -245,18 +329,38 @@ pub fn run_demo(args: &DemoArgs) -> anyhow::Result<()> {
         }
     };
     let config_path = data_dir.join("vigil.toml");
-    let mut cfg = if config_path.exists() {
-        Config::load(&config_path)?
-    } else {
+    let fresh = !config_path.exists();
+    let mut cfg = if fresh {
         crate::init_cmd::init(&data_dir, &config_path, false)?
+    } else {
+        Config::load(&config_path)?
     };
     // The demo records only; keep its segments short so a short run shows rotation.
     cfg.storage.segment_seconds = 10;
     println!("Vigil demo");
     println!("  data directory: {}", cfg.data_dir.display());
     println!("  configuration:  {}", config_path.display());
+    if fresh {
+        crate::init_cmd::create_first_admin(&cfg, "admin", None)?;
+    }
+    let store = Arc::new(Store::open(&cfg.data_dir)?);
+    // The demo's API listens on loopback only; 8443 if free, else any free port.
+    let loopback = |port: u16| vigil_web::ListenerPlan {
+        https: vec![std::net::SocketAddr::from(([127, 0, 0, 1], port))],
+        http: Vec::new(),
+    };
+    let web = match Web::start(&config_path, &cfg, store.clone(), Some(loopback(8443))) {
+        Ok(w) => w,
+        Err(_) => Web::start(&config_path, &cfg, store.clone(), Some(loopback(0)))?,
+    };
+    if let Some((_, addr)) = web.local_addrs().first() {
+        println!(
+            "  API:            https://{addr}/api/v1/openapi.json (trust the CA: vigil --config {} pki ca-cert)",
+            config_path.display()
+        );
+    }
     let runtime = runtime()?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let camera = vigil_samplecam::SampleCamera::start(
             "127.0.0.1:0".parse().expect("static address"),
             vigil_samplecam::SampleCameraOptions::default(),
@@ -265,7 +369,6 @@ pub fn run_demo(args: &DemoArgs) -> anyhow::Result<()> {
         .context("cannot start the built-in sample camera")?;
         let url = camera.url();
         println!("  sample camera:  {url} (built-in H.264 clip, looped)");
-        let store = Arc::new(Store::open(&cfg.data_dir)?);
         // A previous demo run in the same directory left a camera whose port is gone.
         for old in store.cameras()? {
             if old.name == "sample" {
@@ -330,7 +433,9 @@ pub fn run_demo(args: &DemoArgs) -> anyhow::Result<()> {
             ranges.len()
         );
         result
-    })?;
+    });
+    web.stop();
+    result?;
     if args.data_dir.is_none() {
         println!("The temporary data directory is removed now; pass --data-dir to keep it.");
     }

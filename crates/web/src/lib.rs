@@ -6,6 +6,7 @@
 //! owns one module per resource, [`error`] the JSON error format, [`state`] what handlers
 //! share.
 
+pub mod access_settings;
 pub mod auth;
 pub mod error;
 pub mod extract;

@@ -44,7 +44,16 @@ impl Vigil {
                 "inactivity_timeout = \"10s\"",
                 "inactivity_timeout = \"3s\"",
             )
-            .replace("max_backoff = \"30s\"", "max_backoff = \"2s\"");
+            .replace("max_backoff = \"30s\"", "max_backoff = \"2s\"")
+            // Tests run in parallel: each server's API gets its own loopback port.
+            .replace(
+                "bind = \"0.0.0.0:8443\"",
+                &format!("bind = \"127.0.0.1:{}\"", vigil_testkit::free_port()),
+            );
+        assert!(
+            text.contains("bind = \"127.0.0.1:"),
+            "config layout changed: {text}"
+        );
         std::fs::write(&config, text).unwrap();
         Vigil { dir, data, config }
     }

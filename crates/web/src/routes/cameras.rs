@@ -1,9 +1,570 @@
-//! cameras routes (being written).
+//! Cameras (A6, D1, D5): list, add, show, change and remove the cameras of the recording index,
+//! with each recorder's live status. The running server's reconcile loop reads the index every
+//! 2 s, so a camera added, disabled or removed here starts or stops recording without more
+//! wiring.
+//!
+//! Permissions: seeing a camera needs ViewLive, Playback or ManageCameras on it (an auditor,
+//! who has none of them, gets 403; the list shows only the cameras the caller may use);
+//! changes need ManageCameras. Only ManageCameras sees a camera's URL and user name; nobody
+//! ever sees its password (`has_password` only). Every change is audited as `camera_changed`.
 
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use vigil_access::{AuditKind, AuditRecord, Permission};
+use vigil_media::store::{Camera, NewCamera, Store, StoreError, now_us};
+use vigil_media::time::format_us;
 
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::SharedState;
 
 pub fn router() -> OpenApiRouter<SharedState> {
     OpenApiRouter::new()
+        .routes(routes!(list_cameras, add_camera))
+        .routes(routes!(get_camera, patch_camera, delete_camera))
+}
+
+/// Permissions any one of which lets a caller see a camera and its status.
+const SEE: [Permission; 3] = [
+    Permission::ViewLive,
+    Permission::Playback,
+    Permission::ManageCameras,
+];
+
+/// A recorder status older than this means no server is recording the camera (the recorder
+/// refreshes it every few seconds; same rule as `vigil camera status`).
+const STALE_STATUS_US: i64 = 10_000_000;
+
+/// Longest camera name the store accepts; longer path segments are refused before any lookup.
+const MAX_CAMERA_NAME: usize = 64;
+
+// ------------------------------------------------------------------ shared with recordings
+
+/// Deny unless the caller holds at least one of `permissions` on `camera`. The first refusal
+/// is returned so the message names a permission the caller lacks.
+pub(crate) fn require_any(
+    caller: &Caller,
+    permissions: &[Permission],
+    camera: &str,
+) -> ApiResult<()> {
+    let mut first = None;
+    for p in permissions {
+        match caller.require(*p, Some(camera)) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        }
+    }
+    Err(first.unwrap_or_else(|| ApiError::forbidden("no permission")))
+}
+
+/// Syntax check of a camera name from a path, the same rule the store applies when a camera is
+/// added. Names are only ever looked up in the index (files are addressed by the camera's
+/// internal id), so this is about clear answers, not about reaching files.
+pub(crate) fn check_camera_name(name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_CAMERA_NAME
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_camera_name",
+            "camera names are 1-64 characters of letters, digits, '-', '_' or '.'",
+        ))
+    }
+}
+
+pub(crate) fn camera_not_found(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "camera_not_found",
+        format!(
+            "there is no camera named '{name}'; GET /api/v1/cameras lists the cameras you may use"
+        ),
+    )
+}
+
+/// The camera with exactly this name. The store's own lookup also matches internal ids; a
+/// camera named like another camera's id must not resolve to that other camera (its scope
+/// check was made for the name).
+pub(crate) fn find_camera(store: &Store, name: &str) -> ApiResult<Camera> {
+    store
+        .cameras()
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| camera_not_found(name))
+}
+
+/// Runs blocking work (SQLite, files) off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?
+}
+
+pub(crate) fn audit(
+    state: &SharedState,
+    caller: &Caller,
+    kind: AuditKind,
+    detail: serde_json::Value,
+) -> ApiResult<()> {
+    state
+        .access
+        .audit(
+            AuditRecord::new(kind, Some(&caller.name()), Some(&caller.source.to_string()))
+                .detail(detail),
+        )
+        .map(|_| ())
+        .map_err(ApiError::from)
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NoSuchCamera(name) => camera_not_found(&name),
+        StoreError::DuplicateCamera(name) => ApiError::new(
+            StatusCode::CONFLICT,
+            "camera_exists",
+            format!(
+                "a camera named '{name}' already exists; choose another name or remove it first"
+            ),
+        ),
+        // The store words these for the CLI; say the same in the API's terms.
+        StoreError::InvalidCamera(msg) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_camera",
+            msg.replace(
+                "--username and --password-file",
+                "the `username` and `password` fields",
+            )
+            .replace("--username", "`username`"),
+        ),
+        e if e.is_disk_full() => ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "disk_full",
+            "the data volume is full; free space or lower retention, then retry",
+        ),
+        e => ApiError::internal(e),
+    }
+}
+
+// ------------------------------------------------------------------ types
+
+/// A recorder's live state.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CameraStatusInfo {
+    /// `recording`, `connecting`, `reconnecting`, `stopped`, `disabled`, or `not running`
+    /// (no server refreshed the status in the last 10 s).
+    pub state: String,
+    pub fps: Option<f64>,
+    pub bitrate_bps: Option<f64>,
+    pub last_error: Option<String>,
+    /// RFC 3339 time of the last frame received.
+    pub last_frame: Option<String>,
+    pub last_frame_us: Option<i64>,
+    /// Codec of the stream (RFC 6381, e.g. `avc1.64001E`).
+    pub codec: Option<String>,
+    pub resolution: Option<String>,
+}
+
+/// A camera as callers see it. Never holds the password.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CameraInfo {
+    pub name: String,
+    pub enabled: bool,
+    /// RTSP URL (without credentials); only for callers with ManageCameras.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// RTSP user name; only for callers with ManageCameras.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Whether a camera password is stored (encrypted at rest; it is never returned).
+    pub has_password: bool,
+    /// Retention by age in seconds; `null` means the installation default (`[retention]`).
+    pub max_age_secs: Option<i64>,
+    /// Retention by size in bytes; `null` means the installation default.
+    pub max_bytes: Option<i64>,
+    /// Bytes of stored video of this camera, per the index.
+    pub recorded_bytes: i64,
+    pub status: CameraStatusInfo,
+}
+
+fn camera_info(store: &Store, cam: &Camera, manage: bool, now: i64) -> ApiResult<CameraInfo> {
+    let s = store.status(&cam.id).map_err(ApiError::internal)?;
+    let stale = s
+        .as_ref()
+        .is_none_or(|s| now - s.updated_us > STALE_STATUS_US);
+    let state = if !cam.enabled {
+        "disabled".to_owned()
+    } else if stale {
+        "not running".to_owned()
+    } else {
+        s.as_ref().map(|s| s.state.clone()).unwrap_or_default()
+    };
+    let live = s.as_ref().filter(|_| !stale && cam.enabled);
+    let status = CameraStatusInfo {
+        state,
+        fps: live.map(|s| s.fps),
+        bitrate_bps: live.map(|s| s.bitrate_bps),
+        last_error: s.as_ref().and_then(|s| s.last_error.clone()),
+        last_frame: s.as_ref().and_then(|s| s.last_frame_us).map(format_us),
+        last_frame_us: s.as_ref().and_then(|s| s.last_frame_us),
+        codec: s.as_ref().and_then(|s| s.codec.clone()),
+        resolution: s.as_ref().and_then(|s| s.resolution.clone()),
+    };
+    Ok(CameraInfo {
+        name: cam.name.clone(),
+        enabled: cam.enabled,
+        url: manage.then(|| cam.url.clone()),
+        username: if manage { cam.username.clone() } else { None },
+        has_password: cam.has_password,
+        max_age_secs: cam.max_age_secs,
+        max_bytes: cam.max_bytes,
+        recorded_bytes: store.camera_bytes(&cam.id).map_err(ApiError::internal)?,
+        status,
+    })
+}
+
+/// A retention age: seconds as a number, or a duration string as the CLI takes it (`30d`).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum AgeInput {
+    Seconds(u64),
+    Text(String),
+}
+
+impl AgeInput {
+    fn seconds(&self) -> ApiResult<i64> {
+        let secs = match self {
+            AgeInput::Seconds(s) => *s,
+            AgeInput::Text(t) => vigil_config::parse_duration(t)
+                .map_err(|e| bad_field("max_age", &e))?
+                .as_secs(),
+        };
+        if secs == 0 || secs > i64::MAX as u64 {
+            return Err(bad_field(
+                "max_age",
+                "must be a positive duration such as 30d (or seconds as a number)",
+            ));
+        }
+        Ok(secs as i64)
+    }
+}
+
+fn bad_field(field: &str, why: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_field",
+        format!("`{field}`: {why}"),
+    )
+}
+
+fn bytes_limit(b: u64) -> ApiResult<i64> {
+    if b == 0 || b > i64::MAX as u64 {
+        return Err(bad_field("max_bytes", "must be a positive number of bytes"));
+    }
+    Ok(b as i64)
+}
+
+/// What POST /api/v1/cameras takes (the same as `vigil camera add`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCameraRequest {
+    /// 1-64 letters, digits, '-', '_' or '.'.
+    pub name: String,
+    /// `rtsp://host:port/path`; credentials in the URL are refused.
+    pub url: String,
+    pub username: Option<String>,
+    /// Stored encrypted; needs `username`.
+    pub password: Option<String>,
+    /// Delete video older than this (`30d`, or seconds); default: the installation's.
+    #[schema(value_type = Option<String>, example = "30d")]
+    pub max_age: Option<AgeInput>,
+    /// Keep at most this many bytes of video; default: the installation's.
+    pub max_bytes: Option<u64>,
+    /// Record it (default true).
+    pub enabled: Option<bool>,
+}
+
+impl std::fmt::Debug for NewCameraRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewCameraRequest")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Distinguishes a field set to `null` (clear) from a field left out (keep).
+fn explicit<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// What PATCH /api/v1/cameras/{camera} changes; fields left out are kept, `null` retention
+/// limits fall back to the installation default.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CameraPatch {
+    pub enabled: Option<bool>,
+    #[serde(default, deserialize_with = "explicit")]
+    #[schema(value_type = Option<String>, example = "30d")]
+    pub max_age: Option<Option<AgeInput>>,
+    #[serde(default, deserialize_with = "explicit")]
+    #[schema(value_type = Option<u64>)]
+    pub max_bytes: Option<Option<u64>>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    /// Also delete the camera's recordings (default false: they stay on disk).
+    pub delete_video: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(names("camera"), parameter_in = Path)]
+pub struct CameraPath(pub String);
+
+// ------------------------------------------------------------------ handlers
+
+/// The cameras the caller may use, with recorder status, retention and stored bytes. Needs
+/// ViewLive, Playback or ManageCameras (an auditor gets 403); cameras outside the caller's
+/// scope are left out.
+#[utoipa::path(get, path = "/api/v1/cameras", tag = "cameras",
+    responses(
+        (status = 200, body = Vec<CameraInfo>),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "the role may not see cameras", body = ErrorBody),
+    ))]
+async fn list_cameras(
+    State(state): State<SharedState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<CameraInfo>>> {
+    // Deny by default: a role that grants none of the camera-viewing permissions is refused
+    // outright rather than shown an empty list.
+    if !SEE.iter().any(|p| caller.principal.role().grants(*p)) {
+        return Err(ApiError::forbidden(format!(
+            "role {} may not see cameras",
+            caller.principal.role()
+        )));
+    }
+    let store = state.store.clone();
+    let list = blocking(move || {
+        let now = now_us();
+        let mut out = Vec::new();
+        for cam in store.cameras().map_err(ApiError::internal)? {
+            if !caller.principal.can_see_camera(&cam.name)
+                || require_any(&caller, &SEE, &cam.name).is_err()
+            {
+                continue;
+            }
+            let manage = caller
+                .require(Permission::ManageCameras, Some(&cam.name))
+                .is_ok();
+            out.push(camera_info(&store, &cam, manage, now)?);
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(Json(list))
+}
+
+/// Add a camera by RTSP URL (ManageCameras). The same checks as `vigil camera add`:
+/// credentials in the URL are refused, a password needs a user name.
+#[utoipa::path(post, path = "/api/v1/cameras", tag = "cameras",
+    request_body = NewCameraRequest,
+    responses(
+        (status = 201, body = CameraInfo),
+        (status = 400, description = "invalid name, URL or retention", body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 409, description = "a camera with this name exists", body = ErrorBody),
+    ))]
+async fn add_camera(
+    State(state): State<SharedState>,
+    caller: Caller,
+    body: Result<ApiJson<NewCameraRequest>, ApiError>,
+) -> ApiResult<Response> {
+    // Permission before the body is even looked at: an unauthorized caller learns nothing
+    // about what a valid request would look like.
+    caller.require(Permission::ManageCameras, None)?;
+    let ApiJson(req) = body?;
+    caller.require(Permission::ManageCameras, Some(&req.name))?;
+    check_camera_name(&req.name)?;
+    let new = NewCamera {
+        name: req.name.clone(),
+        url: req.url.clone(),
+        username: req.username.clone().filter(|u| !u.is_empty()),
+        password: req.password.clone().filter(|p| !p.is_empty()),
+        max_age_secs: req.max_age.as_ref().map(AgeInput::seconds).transpose()?,
+        max_bytes: req.max_bytes.map(bytes_limit).transpose()?,
+    };
+    let enabled = req.enabled.unwrap_or(true);
+    let store = state.store.clone();
+    let info = blocking(move || {
+        let cam = store.add_camera(&new).map_err(store_error)?;
+        if !enabled {
+            store
+                .set_camera_enabled(&cam.name, false)
+                .map_err(store_error)?;
+        }
+        let cam = find_camera(&store, &cam.name)?;
+        camera_info(&store, &cam, true, now_us())
+    })
+    .await?;
+    audit(
+        &state,
+        &caller,
+        AuditKind::CameraChanged,
+        json!({
+            "action": "added", "camera": info.name, "url": info.url, "username": info.username,
+            "has_password": info.has_password, "enabled": info.enabled,
+            "max_age_secs": info.max_age_secs, "max_bytes": info.max_bytes,
+        }),
+    )?;
+    Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+/// One camera with its status. Needs ViewLive, Playback or ManageCameras on it.
+#[utoipa::path(get, path = "/api/v1/cameras/{camera}", tag = "cameras",
+    params(CameraPath),
+    responses(
+        (status = 200, body = CameraInfo),
+        (status = 400, description = "malformed camera name", body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, description = "no such camera (only after the permission check)", body = ErrorBody),
+    ))]
+async fn get_camera(
+    State(state): State<SharedState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<CameraInfo>> {
+    require_any(&caller, &SEE, &name)?;
+    check_camera_name(&name)?;
+    let manage = caller
+        .require(Permission::ManageCameras, Some(&name))
+        .is_ok();
+    let store = state.store.clone();
+    let info = blocking(move || {
+        let cam = find_camera(&store, &name)?;
+        camera_info(&store, &cam, manage, now_us())
+    })
+    .await?;
+    Ok(Json(info))
+}
+
+/// Enable or disable recording and change retention (ManageCameras).
+#[utoipa::path(patch, path = "/api/v1/cameras/{camera}", tag = "cameras",
+    params(CameraPath),
+    request_body = CameraPatch,
+    responses(
+        (status = 200, body = CameraInfo),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+async fn patch_camera(
+    State(state): State<SharedState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+    body: Result<ApiJson<CameraPatch>, ApiError>,
+) -> ApiResult<Json<CameraInfo>> {
+    caller.require(Permission::ManageCameras, Some(&name))?;
+    let ApiJson(patch) = body?;
+    check_camera_name(&name)?;
+    let max_age = patch
+        .max_age
+        .as_ref()
+        .map(|a| a.as_ref().map(AgeInput::seconds).transpose())
+        .transpose()?;
+    let max_bytes = patch
+        .max_bytes
+        .map(|b| b.map(bytes_limit).transpose())
+        .transpose()?;
+    let enabled = patch.enabled;
+    let store = state.store.clone();
+    let (before, info) = blocking(move || {
+        let cam = find_camera(&store, &name)?;
+        if let Some(e) = enabled {
+            store
+                .set_camera_enabled(&cam.name, e)
+                .map_err(store_error)?;
+        }
+        if max_age.is_some() || max_bytes.is_some() {
+            store
+                .set_camera_retention(
+                    &cam.name,
+                    max_age.unwrap_or(cam.max_age_secs),
+                    max_bytes.unwrap_or(cam.max_bytes),
+                )
+                .map_err(store_error)?;
+        }
+        let after = find_camera(&store, &cam.name)?;
+        Ok((cam, camera_info(&store, &after, true, now_us())?))
+    })
+    .await?;
+    audit(
+        &state,
+        &caller,
+        AuditKind::CameraChanged,
+        json!({
+            "action": "changed", "camera": info.name,
+            "before": {"enabled": before.enabled, "max_age_secs": before.max_age_secs, "max_bytes": before.max_bytes},
+            "after": {"enabled": info.enabled, "max_age_secs": info.max_age_secs, "max_bytes": info.max_bytes},
+        }),
+    )?;
+    Ok(Json(info))
+}
+
+/// Remove a camera (ManageCameras). Its recordings stay on disk unless `delete_video=true`.
+#[utoipa::path(delete, path = "/api/v1/cameras/{camera}", tag = "cameras",
+    params(CameraPath, DeleteQuery),
+    responses(
+        (status = 204, description = "removed"),
+        (status = 400, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+async fn delete_camera(
+    State(state): State<SharedState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<DeleteQuery>,
+) -> ApiResult<StatusCode> {
+    caller.require(Permission::ManageCameras, Some(&name))?;
+    check_camera_name(&name)?;
+    let delete_video = q.delete_video.unwrap_or(false);
+    let store = state.store.clone();
+    let removed = blocking(move || {
+        let cam = find_camera(&store, &name)?;
+        store
+            .remove_camera(&cam.id, delete_video)
+            .map_err(store_error)
+    })
+    .await?;
+    audit(
+        &state,
+        &caller,
+        AuditKind::CameraChanged,
+        json!({"action": "removed", "camera": removed.name, "delete_video": delete_video}),
+    )?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -176,7 +176,7 @@ impl Harness {
 
     /// Creates a user (password returned).
     pub fn user(&self, name: &str, role: Role, cameras: CameraScope) -> String {
-        let password = format!("{name}-long-enough-password-9");
+        let password = format!("Pw-{}-staple-battery-42", name.len());
         self.state
             .access
             .create_user(

@@ -1,0 +1,885 @@
+//! Cameras and recordings over the API, against real video: a real GStreamer RTSP server is
+//! recorded by the real recorder with the evidence ledger into the harness's data directory,
+//! then playback, Range requests, exports, bundles and verification are checked with ffprobe,
+//! GNU tar, the CLI's export function and the offline bundle verifier.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use common::{Auth, Harness};
+use serde_json::{Value, json};
+use vigil_access::{AuditKind, AuditQuery, CameraScope, Role};
+use vigil_media::evidence::{Evidence, Signing};
+use vigil_media::recorder::{self, RecorderSettings};
+use vigil_media::store::NewCamera;
+use vigil_testkit::{
+    Auth as PeerAuth, Clip, RtspPeer, ffprobe_count, require_gst_rtsp_server, require_tool,
+};
+
+const CAM: &str = "cam1";
+
+/// The recording server's signing key, issued by the harness's CA (what `vigil init` does).
+fn ensure_signing_key(h: &Harness) {
+    let dir = vigil_media::evidence::signing_dir(&h.data_dir());
+    let pki = h.state.pki.lock().unwrap();
+    let leaf = pki
+        .issue_leaf(&vigil_pki::LeafRequest {
+            common_name: "vigil recording signing key (test)".into(),
+            sans: Vec::new(),
+            validity_days: 30,
+            usage: vigil_pki::LeafUsage::Signing,
+            key_type: vigil_pki::LeafKeyType::Ed25519,
+        })
+        .unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    vigil_pki::write_secret_file(
+        &dir.join(vigil_signing::keys::KEY_FILE),
+        leaf.key_pem.as_bytes(),
+    )
+    .unwrap();
+    std::fs::write(dir.join(vigil_signing::keys::CERT_FILE), &leaf.cert_pem).unwrap();
+    std::fs::write(dir.join(vigil_signing::keys::CA_FILE), pki.ca_cert_pem()).unwrap();
+}
+
+/// Records about `secs` seconds of a real RTSP stream into the harness's data directory, as
+/// `vigil serve` does (recorder + evidence ledger), and stops cleanly.
+async fn record(h: &Harness, secs: f64) {
+    require_gst_rtsp_server();
+    ensure_signing_key(h);
+    let clip = Clip::h264(10, 30, 15, 640, 360, false);
+    let peer =
+        tokio::task::spawn_blocking(move || RtspPeer::start(&[("cam", &clip)], PeerAuth::None))
+            .await
+            .unwrap();
+    let store = h.state.store.clone();
+    let cam = store
+        .add_camera(&NewCamera {
+            name: CAM.into(),
+            url: peer.url("cam"),
+            ..Default::default()
+        })
+        .unwrap();
+    let evidence = Evidence::new(&h.data_dir(), Signing::On).unwrap();
+    let handle = recorder::start(
+        store.clone(),
+        cam.clone(),
+        RecorderSettings {
+            segment_duration: Duration::from_secs(2),
+            inactivity_timeout: Duration::from_secs(3),
+            max_backoff: Duration::from_secs(2),
+        },
+        Some(evidence.observer(&cam.id).unwrap()),
+        Arc::new(|_: &vigil_media::store::Store, _: u64| 0),
+    )
+    .unwrap();
+    let start = Instant::now();
+    loop {
+        let got: f64 = store
+            .ranges(&cam.id, 0, i64::MAX / 2)
+            .unwrap()
+            .iter()
+            .map(|(s, e)| (e - s) as f64 / 1e6)
+            .sum();
+        if got >= secs {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "recorded only {got:.1}s within 60s; status {:?}",
+            store.status(&cam.id)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    handle.stop().await;
+    evidence.close_all();
+    drop(peer);
+}
+
+fn get(path: &str, auth: &Auth, headers: &[(&str, &str)]) -> Request<Body> {
+    let mut b = Request::builder().method(Method::GET).uri(path);
+    if let Auth::Bearer(t) = auth {
+        b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Body::empty()).unwrap()
+}
+
+fn hdr(a: &common::Answer, name: &str) -> String {
+    a.headers
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+fn audit_entries(h: &Harness, kind: AuditKind) -> Vec<vigil_access::AuditEntry> {
+    h.state
+        .access
+        .audit_query(&AuditQuery {
+            kind: Some(kind),
+            ..Default::default()
+        })
+        .unwrap()
+}
+
+/// `?from=..&to=..` around everything recorded, from the recordings answer.
+fn around(ranges: &Value) -> String {
+    let first = ranges["ranges"][0]["start_us"].as_i64().unwrap();
+    let n = ranges["ranges"].as_array().unwrap().len();
+    let last = ranges["ranges"][n - 1]["end_us"].as_i64().unwrap();
+    let enc = |us: i64| vigil_media::time::format_us(us).replace(':', "%3A");
+    format!(
+        "from={}&to={}",
+        enc(first - 1_000_000),
+        enc(last + 1_000_000)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playback_export_verify_of_real_video() {
+    require_tool("ffprobe");
+    require_tool("tar");
+    let h = Harness::new();
+    record(&h, 5.0).await;
+    let admin = Auth::Bearer(h.token(Role::Admin, CameraScope::All));
+    let operator = Auth::Bearer(h.token(Role::Operator, CameraScope::only([CAM])));
+    let viewer = session(&h, "viewer1", Role::Viewer, CameraScope::only([CAM])).await;
+    let other = session(&h, "other", Role::Viewer, CameraScope::only(["elsewhere"])).await;
+
+    // Recorded ranges, in RFC 3339 and microseconds.
+    let rec = h
+        .call(
+            Method::GET,
+            &format!("/api/v1/cameras/{CAM}/recordings"),
+            &viewer,
+            None,
+        )
+        .await;
+    assert_eq!(rec.status, StatusCode::OK, "{}", rec.text());
+    let ranges = rec.json();
+    let secs: f64 = ranges["ranges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seconds"].as_f64().unwrap())
+        .sum();
+    assert!(secs >= 5.0, "{ranges}");
+    assert!(
+        ranges["ranges"][0]["start"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    let q = around(&ranges);
+    // The CLI's time syntax works in query strings too.
+    let rel = h
+        .call(
+            Method::GET,
+            &format!("/api/v1/cameras/{CAM}/recordings?from=-1h&to=now"),
+            &viewer,
+            None,
+        )
+        .await;
+    assert_eq!(rel.json()["ranges"], ranges["ranges"]);
+
+    // The camera list shows status and bytes, never a password.
+    let list = h.call(Method::GET, "/api/v1/cameras", &viewer, None).await;
+    assert_eq!(list.status, StatusCode::OK);
+    let cams = list.json();
+    assert_eq!(cams[0]["name"], CAM);
+    assert!(
+        cams[0]["recorded_bytes"].as_i64().unwrap() > 10_000,
+        "{cams}"
+    );
+    assert!(
+        cams[0]["status"]["codec"]
+            .as_str()
+            .unwrap()
+            .starts_with("avc1"),
+        "{cams}"
+    );
+    assert!(cams[0].get("url").is_none(), "viewers do not see the URL");
+    let list = h.call(Method::GET, "/api/v1/cameras", &other, None).await;
+    assert_eq!(list.json(), json!([]));
+
+    // Playback: the whole MP4 equals what `vigil export` writes, and ffprobe decodes it.
+    let path = format!("/api/v1/cameras/{CAM}/playback?{q}");
+    let full = h.send(get(&path, &operator, &[])).await;
+    assert_eq!(full.status, StatusCode::OK, "{}", full.text());
+    assert_eq!(hdr(&full, "content-type"), "video/mp4");
+    assert_eq!(hdr(&full, "accept-ranges"), "bytes");
+    assert_eq!(hdr(&full, "vigil-playback-parts"), "1");
+    let etag = hdr(&full, "etag");
+    assert!(etag.starts_with('"') && etag.len() > 10, "{etag}");
+    let total = full.body.len();
+    assert_eq!(hdr(&full, "content-length"), total.to_string());
+    let tmp = tempfile::tempdir().unwrap();
+    let cli = tmp.path().join("cli.mp4");
+    let first = ranges["ranges"][0]["start_us"].as_i64().unwrap() - 1_000_000;
+    let n = ranges["ranges"].as_array().unwrap().len();
+    let last = ranges["ranges"][n - 1]["end_us"].as_i64().unwrap() + 1_000_000;
+    vigil_media::export::export(&h.state.store, CAM, first, last, &cli, &mut |_, _| {}).unwrap();
+    let cli_bytes = std::fs::read(&cli).unwrap();
+    assert!(
+        cli_bytes == full.body,
+        "playback differs from the CLI export"
+    );
+    let played = tmp.path().join("played.mp4");
+    std::fs::write(&played, &full.body).unwrap();
+    let probe = ffprobe_count(&played).unwrap();
+    assert_eq!(probe.codec, "h264");
+    assert_eq!((probe.width, probe.height), (640, 360));
+    assert!(probe.frames as f64 >= 30.0 * 4.5, "{probe:?}");
+
+    // Range requests.
+    let part = |range: &str, if_range: Option<&str>| {
+        let mut hs = vec![("range", range)];
+        hs.extend(if_range.map(|v| ("if-range", v)));
+        get(&path, &operator, &hs)
+    };
+    let a = h.send(part("bytes=0-99", None)).await;
+    assert_eq!(a.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(hdr(&a, "content-range"), format!("bytes 0-99/{total}"));
+    assert_eq!(a.body, full.body[..100]);
+    let a = h.send(part("bytes=1000-2999", Some(etag.as_str()))).await;
+    assert_eq!(a.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(hdr(&a, "content-range"), format!("bytes 1000-2999/{total}"));
+    assert_eq!(a.body, full.body[1000..3000]);
+    let a = h.send(part("bytes=-100", None)).await;
+    assert_eq!(a.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(a.body, full.body[total - 100..]);
+    // Open-ended from the middle of a fragment to the end.
+    let mid = total / 2;
+    let a = h.send(part(&format!("bytes={mid}-"), None)).await;
+    assert_eq!(a.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(a.body, full.body[mid..]);
+    let a = h.send(part(&format!("bytes={total}-"), None)).await;
+    assert_eq!(a.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(a.code(), "range_not_satisfiable");
+    assert_eq!(hdr(&a, "content-range"), format!("bytes */{total}"));
+    // A stale validator gets the whole (current) content, not a mix.
+    let a = h.send(part("bytes=0-99", Some("\"stale\""))).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.body.len(), total);
+
+    // Over a real TLS socket the streamed body is framed right (Content-Length honoured),
+    // for a whole answer and a range, as curl sees it.
+    let (https, _) = h.serve(false).await;
+    let Auth::Bearer(op_token) = operator.clone() else {
+        unreachable!()
+    };
+    let url = format!("https://{https}{path}");
+    let ca = h.ca_file();
+    let curl = move |range: Option<&'static str>| {
+        let mut c = std::process::Command::new(require_tool("curl"));
+        c.args(["-sS", "--fail", "--max-time", "30", "--cacert"])
+            .arg(&ca)
+            .arg("-H")
+            .arg(format!("Authorization: Bearer {op_token}"));
+        if let Some(r) = range {
+            c.args(["-r", r]);
+        }
+        c.arg(&url).output().unwrap()
+    };
+    let (whole, ranged) = tokio::task::spawn_blocking({
+        let curl = curl.clone();
+        move || (curl(None), curl(Some("100-4099")))
+    })
+    .await
+    .unwrap();
+    assert!(
+        whole.status.success(),
+        "{}",
+        String::from_utf8_lossy(&whole.stderr)
+    );
+    assert!(
+        whole.stdout == full.body,
+        "curl got {} bytes",
+        whole.stdout.len()
+    );
+    assert!(
+        ranged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ranged.stderr)
+    );
+    assert_eq!(ranged.stdout, full.body[100..4100]);
+
+    // Audit: one playback per view (the full request and the one from byte 0), with user
+    // and source; continuation ranges are not logged again.
+    let plays = audit_entries(&h, AuditKind::Playback);
+    assert_eq!(plays.len(), 4, "{plays:#?}");
+    assert!(plays.iter().all(|e| e.user.as_deref() == Some(&*format!("token:{}", token_id(&h, Role::Operator)))));
+    let sources: Vec<_> = plays.iter().map(|e| e.source.as_deref().unwrap()).collect();
+    // In-process requests come from ::1; curl's over the real listener shows its address.
+    assert_eq!(sources, ["::1", "::1", "::1", "127.0.0.1"]);
+    assert_eq!(plays[0].detail["camera"], CAM);
+
+    // Scope: a viewer of another camera gets 403, for existing and unknown cameras alike.
+    for cam in [CAM, "nonexistent"] {
+        let a = h
+            .call(
+                Method::GET,
+                &format!("/api/v1/cameras/{cam}/playback?{q}"),
+                &other,
+                None,
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{cam}: {}", a.text());
+    }
+    let a = h
+        .call(
+            Method::GET,
+            &format!("/api/v1/cameras/nonexistent/playback?{q}"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(a.code(), "camera_not_found");
+    // Viewers may play back but not export or verify.
+    let a = h
+        .call(
+            Method::GET,
+            &format!("/api/v1/cameras/{CAM}/export?{q}"),
+            &viewer,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = h
+        .call(
+            Method::POST,
+            &format!("/api/v1/cameras/{CAM}/verify"),
+            &viewer,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+
+    // Export as MP4: an attachment with a safe name, same bytes.
+    let ex = h
+        .send(get(
+            &format!("/api/v1/cameras/{CAM}/export?{q}&format=mp4"),
+            &operator,
+            &[],
+        ))
+        .await;
+    assert_eq!(ex.status, StatusCode::OK, "{}", ex.text());
+    let cd = hdr(&ex, "content-disposition");
+    assert!(
+        cd.starts_with("attachment; filename=\"cam1_") && cd.ends_with(".mp4\""),
+        "{cd}"
+    );
+    assert!(!cd[21..].contains('/') && !cd.contains(':'), "{cd}");
+    assert!(ex.body == full.body);
+
+    // Export as a signed evidence bundle: GNU tar extracts it and it verifies offline.
+    let bx = h
+        .send(get(
+            &format!("/api/v1/cameras/{CAM}/export?{q}&format=bundle"),
+            &operator,
+            &[],
+        ))
+        .await;
+    assert_eq!(bx.status, StatusCode::OK, "{}", bx.text());
+    assert_eq!(hdr(&bx, "content-type"), "application/x-tar");
+    assert!(hdr(&bx, "content-disposition").ends_with(".tar\""));
+    assert_eq!(hdr(&bx, "content-length"), bx.body.len().to_string());
+    let tarfile = tmp.path().join("bundle.tar");
+    std::fs::write(&tarfile, &bx.body).unwrap();
+    let out = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(&tarfile)
+        .arg("-C")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bundle_dir = tmp.path().join(format!("evidence-{CAM}"));
+    assert!(std::fs::read(bundle_dir.join("video.mp4")).unwrap() == full.body);
+    let ca = h.state.pki.lock().unwrap().ca_cert_pem().to_owned();
+    let report = vigil_signing::bundle::verify(
+        &bundle_dir,
+        &vigil_signing::bundle::TrustAnchor::CaCert(ca),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert!(report.is_verified(), "{}", report.summary());
+    assert!(
+        report.export.exported_by.contains("token:"),
+        "{:?}",
+        report.export
+    );
+    // Leaves no temporary files behind once the answer is sent.
+    let leftovers: Vec<_> = std::fs::read_dir(h.data_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".vigil-api-export-")
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let exports = audit_entries(&h, AuditKind::Export);
+    assert_eq!(exports.len(), 2, "{exports:#?}");
+    assert_eq!(exports[0].detail["format"], "mp4");
+    assert_eq!(exports[1].detail["format"], "bundle");
+    assert!(
+        exports
+            .iter()
+            .all(|e| e.source.as_deref() == Some("::1") && e.user.is_some())
+    );
+
+    // Verify: intact, then a flipped byte in a segment file is found and named.
+    let v = h
+        .call(
+            Method::POST,
+            &format!("/api/v1/cameras/{CAM}/verify"),
+            &operator,
+            None,
+        )
+        .await;
+    assert_eq!(v.status, StatusCode::OK, "{}", v.text());
+    let v = v.json();
+    assert_eq!(v["verified"], true, "{v}");
+    assert!(
+        v["summary"].as_str().unwrap().starts_with("verified"),
+        "{v}"
+    );
+    assert!(
+        v["report"]["checked"]["fragments"].as_u64().unwrap() >= 8,
+        "{v}"
+    );
+    let seg = first_segment(&h.data_dir());
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at = bytes.len() - 200;
+    bytes[at] ^= 0xff;
+    std::fs::write(&seg, bytes).unwrap();
+    let v = h
+        .call(
+            Method::POST,
+            &format!("/api/v1/cameras/{CAM}/verify"),
+            &operator,
+            None,
+        )
+        .await;
+    let v = v.json();
+    assert_eq!(v["verified"], false, "{v}");
+    assert_eq!(v["tampered"], true, "{v}");
+    assert_eq!(v["report"]["failure"]["kind"], "modified", "{v}");
+    let verifies = audit_entries(&h, AuditKind::Verify);
+    assert_eq!(verifies.len(), 2);
+    assert_eq!(verifies[0].detail["verified"], true);
+    assert_eq!(verifies[1].detail["failure"], "modified");
+    assert!(verifies.iter().all(|e| e.source.as_deref() == Some("::1")));
+
+    // Bad times are 400 with a message saying what to write.
+    for (query, code) in [
+        ("from=yesterday&to=now", "bad_time"),
+        ("from=-1h", "bad_time"),
+        ("from=now&to=-1h", "bad_range"),
+        ("from=-3d&to=now", "range_too_long"),
+    ] {
+        let a = h
+            .call(
+                Method::GET,
+                &format!("/api/v1/cameras/{CAM}/playback?{query}"),
+                &viewer,
+                None,
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{query}: {}", a.text());
+        assert_eq!(a.code(), code, "{query}");
+    }
+    let a = h
+        .call(
+            Method::GET,
+            &format!("/api/v1/cameras/{CAM}/playback?from=yesterday&to=now"),
+            &viewer,
+            None,
+        )
+        .await;
+    assert!(a.json()["message"].as_str().unwrap().contains("RFC 3339"));
+    // A range with nothing recorded is a clear 404.
+    let a = h
+        .call(
+            Method::GET,
+            &format!("/api/v1/cameras/{CAM}/playback?from=1000000000&to=1000000060"),
+            &viewer,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(a.code(), "no_recordings");
+    let a = h
+        .call(
+            Method::GET,
+            &format!("/api/v1/cameras/{CAM}/export?{q}&format=zip"),
+            &operator,
+            None,
+        )
+        .await;
+    assert_eq!(a.code(), "bad_format");
+}
+
+/// A logged-in session of a new user. (The harness's `user` helper derives the password
+/// from the name, which the password policy refuses for names of 3 or more characters.)
+async fn session(h: &Harness, name: &str, role: Role, cameras: CameraScope) -> Auth {
+    let password = "Tr4velling-Lantern-Orchard-58";
+    h.state
+        .access
+        .create_user(
+            &vigil_access::NewUser {
+                username: name.into(),
+                role,
+                cameras,
+                password: Some(password.into()),
+            },
+            &vigil_access::Actor::cli(),
+        )
+        .unwrap();
+    h.login(name, password).await
+}
+
+/// The operator token's id as the audit log names it.
+fn token_id(h: &Harness, role: Role) -> String {
+    h.state
+        .access
+        .list_tokens()
+        .unwrap()
+        .into_iter()
+        .find(|t| t.role == role)
+        .unwrap()
+        .id
+}
+
+fn first_segment(data: &Path) -> std::path::PathBuf {
+    let mut files: Vec<_> = std::fs::read_dir(data.join("video"))
+        .unwrap()
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "mp4"))
+        .collect();
+    files.sort();
+    files.remove(0)
+}
+
+#[tokio::test]
+async fn camera_management_permissions_and_validation() {
+    let h = Harness::new();
+    let admin = h.admin().await;
+    let viewer = session(&h, "viewer1", Role::Viewer, CameraScope::only(["lobby"])).await;
+    let auditor = session(&h, "audit1", Role::Auditor, CameraScope::All).await;
+
+    // Credentials in the URL are refused, as by `vigil camera add`.
+    let a = h
+        .call(
+            Method::POST,
+            "/api/v1/cameras",
+            &admin,
+            Some(json!({"name": "lobby", "url": "rtsp://u:p@10.0.0.5/s"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.code(), "invalid_camera");
+    assert!(
+        a.json()["message"].as_str().unwrap().contains("`username`"),
+        "{}",
+        a.text()
+    );
+    for (body, code) in [
+        (
+            json!({"name": "lobby", "url": "http://10.0.0.5/"}),
+            "invalid_camera",
+        ),
+        (
+            json!({"name": "../etc", "url": "rtsp://10.0.0.5/s"}),
+            "invalid_camera_name",
+        ),
+        (
+            json!({"name": "lobby", "url": "rtsp://10.0.0.5/s", "password": "x"}),
+            "invalid_camera",
+        ),
+        (
+            json!({"name": "lobby", "url": "rtsp://10.0.0.5/s", "max_age": "soon"}),
+            "invalid_field",
+        ),
+        (
+            json!({"name": "lobby", "url": "rtsp://10.0.0.5/s", "max_bytes": 0}),
+            "invalid_field",
+        ),
+        (
+            json!({"name": "lobby", "url": "rtsp://10.0.0.5/s", "colour": "red"}),
+            "bad_request",
+        ),
+    ] {
+        let a = h
+            .call(Method::POST, "/api/v1/cameras", &admin, Some(body.clone()))
+            .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body}: {}", a.text());
+        assert_eq!(a.code(), code, "{body}");
+    }
+    // Only ManageCameras adds.
+    let body = json!({"name": "lobby", "url": "rtsp://10.0.0.5:554/stream", "username": "cam",
+        "password": "camera-secret-123", "max_age": "7d", "max_bytes": 1_000_000_000u64});
+    let a = h
+        .call(Method::POST, "/api/v1/cameras", &viewer, Some(body.clone()))
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = h
+        .call(Method::POST, "/api/v1/cameras", &admin, Some(body.clone()))
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    let cam = a.json();
+    assert_eq!(cam["has_password"], true);
+    assert_eq!(cam["max_age_secs"], 7 * 86400);
+    assert_eq!(cam["status"]["state"], "not running");
+    assert!(!a.text().contains("camera-secret-123"));
+    let a = h
+        .call(Method::POST, "/api/v1/cameras", &admin, Some(body))
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    assert_eq!(a.code(), "camera_exists");
+    h.call(
+        Method::POST,
+        "/api/v1/cameras",
+        &admin,
+        Some(json!({"name": "yard", "url": "rtsp://10.0.0.6/s", "enabled": false})),
+    )
+    .await;
+
+    // Lists per role: admin both (with URLs), the scoped viewer only its camera (no URL),
+    // the auditor nothing at all.
+    let all = h
+        .call(Method::GET, "/api/v1/cameras", &admin, None)
+        .await
+        .json();
+    assert_eq!(all.as_array().unwrap().len(), 2);
+    assert_eq!(all[0]["url"], "rtsp://10.0.0.5:554/stream");
+    assert_eq!(all[1]["status"]["state"], "disabled");
+    let mine = h
+        .call(Method::GET, "/api/v1/cameras", &viewer, None)
+        .await
+        .json();
+    assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
+    assert_eq!(mine[0]["name"], "lobby");
+    assert!(mine[0].get("url").is_none() && mine[0].get("username").is_none());
+    let a = h.call(Method::GET, "/api/v1/cameras", &auditor, None).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = h
+        .call(Method::GET, "/api/v1/cameras/lobby", &auditor, None)
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = h
+        .call(Method::GET, "/api/v1/cameras/yard", &viewer, None)
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = h
+        .call(Method::GET, "/api/v1/cameras/lobby", &viewer, None)
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let a = h
+        .call(Method::GET, "/api/v1/cameras", &Auth::None, None)
+        .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    // No password field anywhere in any answer.
+    assert!(!all.to_string().contains("camera-secret-123") && all[0].get("password").is_none());
+
+    // PATCH: enable state and retention; `null` clears a limit, absent keeps it.
+    let a = h
+        .call(
+            Method::PATCH,
+            "/api/v1/cameras/lobby",
+            &viewer,
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = h
+        .call(
+            Method::PATCH,
+            "/api/v1/cameras/lobby",
+            &admin,
+            Some(json!({"enabled": false, "max_age": null, "max_bytes": 5000})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let c = a.json();
+    assert_eq!(
+        (
+            c["enabled"].clone(),
+            c["max_age_secs"].clone(),
+            c["max_bytes"].clone()
+        ),
+        (json!(false), Value::Null, json!(5000))
+    );
+    let a = h
+        .call(
+            Method::PATCH,
+            "/api/v1/cameras/lobby",
+            &admin,
+            Some(json!({"max_age": 3600})),
+        )
+        .await;
+    assert_eq!(a.json()["max_age_secs"], 3600);
+    assert_eq!(a.json()["max_bytes"], 5000);
+
+    // Unknown cameras: 404 for those allowed to ask, 403 for a scoped caller.
+    let a = h
+        .call(Method::GET, "/api/v1/cameras/nope", &admin, None)
+        .await;
+    assert_eq!(
+        (a.status, a.code().as_str()),
+        (StatusCode::NOT_FOUND, "camera_not_found")
+    );
+    let a = h
+        .call(Method::GET, "/api/v1/cameras/nope", &viewer, None)
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = h
+        .call(
+            Method::GET,
+            "/api/v1/cameras/nope/recordings",
+            &viewer,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+
+    // Hostile camera names are clear 4xx answers and never reach the file system.
+    let long = "a".repeat(300);
+    for name in [
+        "..%2F..%2Fetc",
+        "..%2Fx",
+        "%00",
+        "a%00b",
+        "%2e%2e%2f",
+        "x%2F..%2F..",
+        &long,
+        "%FF",
+    ] {
+        for suffix in [
+            "",
+            "/recordings",
+            "/playback?from=-1m&to=now",
+            "/export?from=-1m&to=now",
+        ] {
+            let a = h
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/cameras/{name}{suffix}"),
+                    &admin,
+                    None,
+                )
+                .await;
+            assert_eq!(
+                a.status,
+                StatusCode::BAD_REQUEST,
+                "{name}{suffix}: {}",
+                a.text()
+            );
+            assert!(!a.text().contains(&*h.data_dir().to_string_lossy()));
+        }
+        let a = h
+            .call(
+                Method::POST,
+                &format!("/api/v1/cameras/{name}/verify"),
+                &admin,
+                None,
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{name}: {}", a.text());
+    }
+    for name in ["..", "."] {
+        let a = h
+            .call(
+                Method::GET,
+                &format!("/api/v1/cameras/{name}/recordings"),
+                &admin,
+                None,
+            )
+            .await;
+        assert!(a.status.is_client_error(), "{name}: {}", a.status);
+    }
+    // Verify of a camera that never recorded: nothing signed to check.
+    let a = h
+        .call(Method::POST, "/api/v1/cameras/lobby/verify", &admin, None)
+        .await;
+    assert_eq!(
+        (a.status, a.code().as_str()),
+        (StatusCode::CONFLICT, "no_ledger"),
+        "{}",
+        a.text()
+    );
+
+    // DELETE keeps video by default; the camera is gone afterwards.
+    let a = h
+        .call(
+            Method::DELETE,
+            "/api/v1/cameras/yard?delete_video=maybe",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    let a = h
+        .call(Method::DELETE, "/api/v1/cameras/yard", &viewer, None)
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = h
+        .call(
+            Method::DELETE,
+            "/api/v1/cameras/yard?delete_video=true",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text());
+    let a = h
+        .call(Method::GET, "/api/v1/cameras/yard", &admin, None)
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+
+    // The OpenAPI description lists every route of this file.
+    let spec = h
+        .call(Method::GET, "/api/v1/openapi.json", &Auth::None, None)
+        .await
+        .json();
+    for (path, method) in [
+        ("/api/v1/cameras", "get"),
+        ("/api/v1/cameras", "post"),
+        ("/api/v1/cameras/{camera}", "patch"),
+        ("/api/v1/cameras/{camera}", "delete"),
+        ("/api/v1/cameras/{camera}/recordings", "get"),
+        ("/api/v1/cameras/{camera}/playback", "get"),
+        ("/api/v1/cameras/{camera}/export", "get"),
+        ("/api/v1/cameras/{camera}/verify", "post"),
+    ] {
+        assert!(
+            spec["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
+    }
+
+    // Every change is in the audit log with user and source, without the password.
+    let changes = audit_entries(&h, AuditKind::CameraChanged);
+    let actions: Vec<&str> = changes
+        .iter()
+        .map(|e| e.detail["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["added", "added", "changed", "changed", "removed"]);
+    assert!(changes.iter().all(|e| e.user.as_deref() == Some(common::ADMIN) && e.source.as_deref() == Some("::1")));
+    assert!(!format!("{changes:?}").contains("camera-secret-123"));
+}
