@@ -38,6 +38,77 @@ pub fn sha256_hex(der: &[u8]) -> String {
         .collect()
 }
 
+/// Where `needle` first occurs in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let first = *needle.first()?;
+    let mut from = 0;
+    while let Some(i) = hay[from..].iter().position(|&b| b == first) {
+        let at = from + i;
+        if hay[at..].starts_with(needle) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
+}
+
+/// Every `CERTIFICATE` section of a PEM text (RFC 7468), in order. Other sections (keys,
+/// parameters) and any text around the sections are skipped.
+///
+/// Certificates are public, so they are decoded with a fast base64 decoder rather than the
+/// constant-time one rustls keeps for private keys: the system CA bundle holds about 150
+/// certificates, and reading it is on the audit's path before the first probe starts.
+pub fn pem_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    use base64::Engine as _;
+    const BEGIN: &[u8] = b"-----BEGIN ";
+    let mut out = Vec::new();
+    let mut b64 = Vec::new();
+    let mut rest = pem;
+    while let Some(at) = find(rest, BEGIN) {
+        let after = &rest[at + BEGIN.len()..];
+        let eol = after
+            .iter()
+            .position(|&b| b == b'\n')
+            .unwrap_or(after.len());
+        let label = after[..eol]
+            .trim_ascii_end()
+            .strip_suffix(b"-----")
+            .filter(|l| !l.is_empty() && !l.contains(&b'-'))
+            .ok_or_else(|| {
+                format!(
+                    "malformed BEGIN line `-----BEGIN {}`; expected `-----BEGIN LABEL-----`",
+                    String::from_utf8_lossy(&after[..eol.min(40)]).trim_end()
+                )
+            })?;
+        let label_text = String::from_utf8_lossy(label);
+        let end_line = format!("-----END {label_text}-----");
+        let body = &after[eol..];
+        let end = find(body, end_line.as_bytes())
+            .ok_or_else(|| format!("the {label_text} section has no `{end_line}` line"))?;
+        if label == b"CERTIFICATE" {
+            b64.clear();
+            for line in body[..end].split(|&b| b == b'\n') {
+                let line = line.trim_ascii();
+                if line.iter().any(u8::is_ascii_whitespace) {
+                    // Whitespace inside a line: rare, so the slow path is fine.
+                    b64.extend(line.iter().filter(|b| !b.is_ascii_whitespace()));
+                } else {
+                    b64.extend_from_slice(line);
+                }
+            }
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(&b64)
+                .map_err(|e| format!("certificate {} is not valid base64: {e}", out.len() + 1))?;
+            if der.is_empty() {
+                return Err(format!("certificate {} is empty", out.len() + 1));
+            }
+            out.push(CertificateDer::from(der));
+        }
+        rest = &body[end + end_line.len()..];
+    }
+    Ok(out)
+}
+
 /// Parses a DER certificate.
 pub fn inspect(der: &[u8]) -> Result<CertInfo, String> {
     let (_, cert) = parse_x509_certificate(der)
@@ -258,5 +329,63 @@ mod tests {
     #[test]
     fn garbage_is_an_error() {
         assert!(inspect(b"not a certificate").is_err());
+    }
+
+    const CERT_B64: &str = "MIIBfzCCASWgAwIBAgIUQ3NpZXJ0IGZvciB0ZXN0cyBvbmx5MAoGCCqGSM49BAMC";
+
+    #[test]
+    fn pem_sections_are_read_and_others_skipped() {
+        let pem = format!(
+            "Subject: some text openssl prints\r\n-----BEGIN CERTIFICATE-----\r\n{}\r\n{}\r\n-----END CERTIFICATE-----\r\n\
+             -----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n\
+             -----BEGIN CERTIFICATE-----\n  {CERT_B64}\n-----END CERTIFICATE-----\n\
+             -----BEGIN CERTIFICATE-----\n{} \t{}\n-----END CERTIFICATE-----\n",
+            &CERT_B64[..32],
+            &CERT_B64[32..],
+            &CERT_B64[..10],
+            &CERT_B64[10..]
+        );
+        let certs = pem_certificates(pem.as_bytes()).unwrap();
+        assert_eq!(certs.len(), 3);
+        use base64::Engine as _;
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(CERT_B64)
+            .unwrap();
+        assert!(certs.iter().all(|c| c.as_ref() == der.as_slice()));
+        assert!(pem_certificates(b"no PEM here").unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_pem_is_an_error_that_says_what_is_wrong() {
+        let e = pem_certificates(b"-----BEGIN CERTIFICATE-----\nAAAA\n").unwrap_err();
+        assert!(e.contains("no `-----END CERTIFICATE-----` line"), "{e}");
+        let e = pem_certificates(b"-----BEGIN CERTIFICATE-----\nA*AA\n-----END CERTIFICATE-----")
+            .unwrap_err();
+        assert!(e.contains("certificate 1 is not valid base64"), "{e}");
+        let e = pem_certificates(b"-----BEGIN CERTIFICATE\nAAAA\n-----END CERTIFICATE-----")
+            .unwrap_err();
+        assert!(e.contains("malformed BEGIN line"), "{e}");
+        let e = pem_certificates(b"-----BEGIN CERTIFICATE-----\n\n-----END CERTIFICATE-----")
+            .unwrap_err();
+        assert!(e.contains("certificate 1 is empty"), "{e}");
+        // An END line of another section does not close this one.
+        let e = pem_certificates(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END X509 CRL-----")
+            .unwrap_err();
+        assert!(e.contains("no `-----END CERTIFICATE-----`"), "{e}");
+    }
+
+    #[test]
+    fn pem_reader_agrees_with_rustls_on_the_system_bundle() {
+        use rustls::pki_types::pem::PemObject;
+        let Ok(data) = std::fs::read("/etc/ssl/certs/ca-certificates.crt") else {
+            // No bundle on this system: the other tests cover the reader.
+            return;
+        };
+        let ours = pem_certificates(&data).unwrap();
+        let theirs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&data)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(!ours.is_empty());
+        assert_eq!(ours, theirs);
     }
 }

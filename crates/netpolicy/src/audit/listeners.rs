@@ -111,11 +111,104 @@ pub fn parse_proc_net(text: &str, protocol: Protocol, v6: bool) -> Result<Vec<So
     Ok(out)
 }
 
+/// Calls `each` with the inode of every socket a process holds, read from its open
+/// `/proc/PID/fd` directory. Links are read relative to the directory (readlinkat), so the
+/// kernel resolves one name per descriptor instead of the whole `/proc/PID/fd/N` path, and
+/// nothing is allocated per descriptor: a busy server holds thousands.
+fn socket_inodes(fd_dir: &std::path::Path, mut each: impl FnMut(u64)) {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let (Ok(dir), Ok(entries)) = (std::fs::File::open(fd_dir), std::fs::read_dir(fd_dir)) else {
+        // The process ended, or belongs to someone this user may not inspect.
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.as_bytes();
+        // Descriptor numbers have at most 10 digits; anything else is not a descriptor.
+        let mut cname = [0u8; 16];
+        if name.is_empty() || name.len() >= cname.len() {
+            continue;
+        }
+        cname[..name.len()].copy_from_slice(name);
+        let mut link = [0u8; 40];
+        // SAFETY: cname is NUL-terminated and outlives the call; link's length is passed
+        // with it and readlinkat writes at most that many bytes.
+        let n = unsafe {
+            libc::readlinkat(
+                dir.as_raw_fd(),
+                cname.as_ptr().cast(),
+                link.as_mut_ptr().cast(),
+                link.len(),
+            )
+        };
+        if n <= 0 {
+            continue;
+        }
+        if let Some(inode) = link[..n as usize]
+            .strip_prefix(b"socket:[")
+            .and_then(|t| t.strip_suffix(b"]"))
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .and_then(|t| t.parse().ok())
+        {
+            each(inode);
+        }
+    }
+}
+
+/// `name[pid]` of a process.
+fn process_label(pid: u32) -> String {
+    let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    format!("{name}[{pid}]")
+}
+
+/// The sockets this process holds, recorded before the audit's probes open theirs: the walk
+/// of `/proc` can then skip this process, whose descriptor table is full of probe sockets
+/// (none of them listening) while it runs.
+#[derive(Debug, Clone)]
+pub struct OwnSockets {
+    pid: u32,
+    inodes: std::collections::HashSet<u64>,
+}
+
+impl OwnSockets {
+    /// Records this process's sockets now.
+    pub fn now() -> Self {
+        let mut inodes = std::collections::HashSet::new();
+        socket_inodes(std::path::Path::new("/proc/self/fd"), |i| {
+            inodes.insert(i);
+        });
+        Self {
+            pid: std::process::id(),
+            inodes,
+        }
+    }
+}
+
 /// Socket inode → `name[pid]` for the `wanted` inodes, for the processes this user may
-/// inspect. The walk stops once every wanted inode is found.
-fn process_names(wanted: &std::collections::HashSet<u64>) -> HashMap<u64, String> {
+/// inspect; this process's sockets come from `own`. The walk stops once every wanted inode
+/// is found.
+fn process_names(
+    wanted: &std::collections::HashSet<u64>,
+    own: &OwnSockets,
+) -> HashMap<u64, String> {
     let mut map = HashMap::new();
     if wanted.is_empty() {
+        return map;
+    }
+    let mine: Vec<u64> = own
+        .inodes
+        .iter()
+        .copied()
+        .filter(|i| wanted.contains(i))
+        .collect();
+    if !mine.is_empty() {
+        let label = process_label(own.pid);
+        map.extend(mine.into_iter().map(|i| (i, label.clone())));
+    }
+    if map.len() == wanted.len() {
         return map;
     }
     let Ok(procs) = std::fs::read_dir("/proc") else {
@@ -125,26 +218,16 @@ fn process_names(wanted: &std::collections::HashSet<u64>) -> HashMap<u64, String
         let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+        if pid == own.pid {
             continue;
-        };
-        let name = || {
-            std::fs::read_to_string(p.path().join("comm"))
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default()
-        };
-        for fd in fds.flatten() {
-            if let Ok(target) = std::fs::read_link(fd.path())
-                && let Some(inode) = target
-                    .to_str()
-                    .and_then(|t| t.strip_prefix("socket:["))
-                    .and_then(|t| t.strip_suffix(']'))
-                    .and_then(|t| t.parse().ok())
-                && wanted.contains(&inode)
-            {
-                map.insert(inode, format!("{}[{pid}]", name()));
-            }
         }
+        let mut label = None;
+        socket_inodes(&p.path().join("fd"), |inode| {
+            if wanted.contains(&inode) {
+                let label = label.get_or_insert_with(|| process_label(pid));
+                map.insert(inode, label.clone());
+            }
+        });
         if map.len() == wanted.len() {
             break;
         }
@@ -152,15 +235,21 @@ fn process_names(wanted: &std::collections::HashSet<u64>) -> HashMap<u64, String
     map
 }
 
-/// Every listening socket of this network namespace: from netlink sock_diag, or from
-/// `/proc/net/*` where netlink is not available.
+/// Every listening socket of this network namespace (from netlink sock_diag, or from
+/// `/proc/net/*` where netlink is not available) with its owning process.
 pub fn read_listening() -> Result<Vec<Socket>, crate::Error> {
+    read_listening_with(&OwnSockets::now())
+}
+
+/// [`read_listening`], with this process's own sockets recorded earlier (see
+/// [`OwnSockets`]).
+pub fn read_listening_with(own: &OwnSockets) -> Result<Vec<Socket>, crate::Error> {
     let mut out = match super::sockdiag::listening() {
         Ok(sockets) => sockets,
         Err(_) => read_proc_net()?,
     };
     let wanted: std::collections::HashSet<u64> = out.iter().map(|s| s.inode).collect();
-    let names = process_names(&wanted);
+    let names = process_names(&wanted, own);
     for s in &mut out {
         s.process = names.get(&s.inode).cloned();
     }

@@ -144,8 +144,12 @@ pub async fn run(
     opts: &ProbeOptions,
 ) -> Result<Report, crate::Error> {
     // The /proc walk is blocking file I/O with nothing to wait for on the network: it runs on
-    // one blocking thread while the probes wait on their peers.
-    let sockets = expected.map(|_| tokio::task::spawn_blocking(listeners::read_listening));
+    // one blocking thread while the probes wait on their peers. This process's own sockets
+    // are read first, while it holds no probe sockets yet.
+    let sockets = expected.map(|_| {
+        let own = listeners::OwnSockets::now();
+        tokio::task::spawn_blocking(move || listeners::read_listening_with(&own))
+    });
     let probes = probe::probe_all(endpoints, opts).await;
     let mut report = Report::default();
     if let (Some(expected), Some(sockets)) = (expected, sockets) {

@@ -6,9 +6,11 @@
 //! work is laid out to keep waits short and overlapping and to spend little CPU on either
 //! side: names are resolved once per host, every endpoint is probed at once (bounded by the
 //! open-file limit), TLS work starts only once the TCP connect succeeded, versions and the
-//! chain come from hand-built ClientHellos on parallel connections (see [`super::tlshello`];
-//! a full rustls handshake only for TLS 1.3-only servers), and certificate analysis is done
-//! once per distinct chain with one shared trust verifier.
+//! chain come from hand-built ClientHellos on parallel connections, each sent as soon as its
+//! connection is up (see [`super::tlshello`]; a full rustls handshake only for TLS 1.3-only
+//! servers), certificate checks wait until every probe has sent its ClientHellos
+//! (`StartGate`), and certificate analysis is done once per distinct chain with one shared
+//! trust verifier.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use super::cert::{self, CertInfo};
@@ -143,20 +145,17 @@ fn fd_budget(wanted: u64) -> u64 {
 pub fn load_pem_certs(
     path: &std::path::Path,
 ) -> Result<Vec<CertificateDer<'static>>, crate::Error> {
-    use rustls::pki_types::pem::PemObject;
     let data = std::fs::read(path).map_err(|source| crate::Error::Io {
         what: "CA file",
         path: path.to_owned(),
         source,
     })?;
-    CertificateDer::pem_slice_iter(&data)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            crate::Error::Invalid(format!(
-                "{}: not a PEM certificate file: {e}",
-                path.display()
-            ))
-        })
+    cert::pem_certificates(&data).map_err(|e| {
+        crate::Error::Invalid(format!(
+            "{}: not a PEM certificate file: {e}",
+            path.display()
+        ))
+    })
 }
 
 /// What a probe saw.
@@ -179,7 +178,8 @@ pub struct ProbeResult {
 pub struct Timing {
     /// Waiting for a concurrency slot.
     pub queued_us: u64,
-    /// TCP connect finished.
+    /// TCP connect finished (with the first request or ClientHello sent, see
+    /// [`super::tlshello::connect_send`]).
     pub connect_us: u64,
     /// The ClientHello probes (TLS up to 1.2 with the chain, 1.3, up to 1.1) all answered.
     pub versions_us: u64,
@@ -260,18 +260,14 @@ async fn timed<T>(
     })
 }
 
-/// Sends a request and reads the first bytes: `HTTP` or `RTSP` if the answer is one.
-async fn plaintext_probe(
-    mut s: TcpStream,
-    ep: &Endpoint,
-    timeout: Duration,
-) -> std::io::Result<Option<String>> {
+/// The request of the plaintext probe: HTTP for `http*` endpoints, else RTSP.
+fn plaintext_request(ep: &Endpoint) -> String {
     let host = if ep.host.contains(':') {
         format!("[{}]", ep.host)
     } else {
         ep.host.clone()
     };
-    let req = if ep.scheme.starts_with("http") {
+    if ep.scheme.starts_with("http") {
         format!("HEAD / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
     } else {
         // RTSP servers answer RTSP/1.0; HTTP servers answer an RTSP request with HTTP/1.x 400.
@@ -279,9 +275,13 @@ async fn plaintext_probe(
             "OPTIONS rtsp://{host}:{}/ RTSP/1.0\r\nCSeq: 1\r\n\r\n",
             ep.port
         )
-    };
+    }
+}
+
+/// Reads the first bytes of the answer to [`plaintext_request`]: `HTTP` or `RTSP` if it is
+/// one.
+async fn plaintext_answer(mut s: TcpStream, timeout: Duration) -> std::io::Result<Option<String>> {
     timed(timeout, async {
-        s.write_all(req.as_bytes()).await?;
         let mut buf = [0u8; 16];
         let mut got = 0;
         while got < 5 {
@@ -313,6 +313,68 @@ struct Shared {
     trust: cert::TrustChecker,
     /// Verdicts per distinct chain: devices sharing a (factory) certificate are judged once.
     verdicts: Mutex<HashMap<[u8; 32], Arc<tokio::sync::OnceCell<Verdict>>>>,
+    gate: StartGate,
+}
+
+/// Holds certificate checks back until every probe that may run at once has sent its first
+/// packets.
+///
+/// A check costs CPU only (an ECDSA or RSA verification) and can wait; a connection and its
+/// ClientHello cannot without delaying the peer's answer. Left alone, the runtime polls the
+/// tasks woken by early answers (and so runs their checks) before probes not yet started,
+/// whose peers then answer late. Opening connections first keeps every peer busy while the
+/// checks run.
+struct StartGate {
+    /// Probes yet to send their first packets.
+    left: std::sync::atomic::AtomicUsize,
+    open: tokio::sync::Notify,
+}
+
+struct Arrival<'a>(&'a StartGate);
+
+impl Drop for Arrival<'_> {
+    fn drop(&mut self) {
+        self.0.arrive();
+    }
+}
+
+impl StartGate {
+    fn new(probes: usize) -> Self {
+        Self {
+            left: std::sync::atomic::AtomicUsize::new(probes),
+            open: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// A probe has sent its first packets (or finished). Probes started once the gate is
+    /// open change nothing.
+    fn arrive(&self) {
+        use std::sync::atomic::Ordering;
+        if self
+            .left
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| v.checked_sub(1))
+            == Ok(1)
+        {
+            self.open.notify_waiters();
+        }
+    }
+
+    /// A probe's place at the gate: it arrives when this is dropped, which a panicking probe
+    /// does too (the other probes would otherwise wait for it forever).
+    fn place(&self) -> Arrival<'_> {
+        Arrival(self)
+    }
+
+    async fn wait(&self) {
+        let opened = self.open.notified();
+        let mut opened = std::pin::pin!(opened);
+        // Registered before the check, so an opening in between is not missed.
+        opened.as_mut().enable();
+        if self.left.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            return;
+        }
+        opened.await;
+    }
 }
 
 /// The parsed leaf and why the chain is not trusted (None when trusted).
@@ -361,13 +423,6 @@ impl Shared {
     }
 }
 
-/// Probe connections end with a reset rather than a FIN exchange: nothing is lost (the probe
-/// has read what it needs), neither side keeps a TIME_WAIT socket, and the kernel does half
-/// the work per connection.
-pub(crate) fn no_linger(s: &TcpStream) {
-    let _ = s.set_zero_linger();
-}
-
 fn micros(since: Instant) -> u64 {
     since.elapsed().as_micros() as u64
 }
@@ -390,11 +445,23 @@ async fn probe_one(ep: Endpoint, addr: Result<SocketAddr, String>, sh: &Shared) 
             return res;
         }
     };
-    let connect = || timed(opts.timeout, TcpStream::connect(addr));
-    let stream = connect().await;
+    let plaintext_scheme = matches!(ep.scheme.as_str(), "http" | "rtsp");
+    let name = server_name(&ep.host);
+    let sni = matches!(name, ServerName::DnsName(_)).then(|| ep.host.clone());
+    let sni = sni.as_deref();
+    // The first bytes go out with the connection: the plaintext request, or the ClientHello
+    // offering up to TLS 1.2 (nothing for a rustls handshake, which writes its own).
+    let first = if plaintext_scheme {
+        plaintext_request(&ep).into_bytes()
+    } else if opts.check_versions {
+        tlshello::client_hello(TLS12, sni)
+    } else {
+        Vec::new()
+    };
+    let conn = tlshello::connect_send(addr, &first, opts.timeout).await;
     res.timing.connect_us = micros(start);
-    let stream = match stream {
-        Ok(s) => s,
+    let (stream, sent) = match conn {
+        Ok(c) => c,
         Err(e) => {
             // Closed or filtered: no TLS work at all.
             res.error = Some(e.to_string());
@@ -402,20 +469,18 @@ async fn probe_one(ep: Endpoint, addr: Result<SocketAddr, String>, sh: &Shared) 
             return res;
         }
     };
-    no_linger(&stream);
     res.reachable = true;
-    let plaintext_scheme = matches!(ep.scheme.as_str(), "http" | "rtsp");
     if plaintext_scheme {
-        match plaintext_probe(stream, &ep, opts.timeout).await {
-            Ok(p) => res.plaintext = p,
+        match sent {
+            Ok(()) => match plaintext_answer(stream, opts.timeout).await {
+                Ok(p) => res.plaintext = p,
+                Err(e) => res.error = Some(e.to_string()),
+            },
             Err(e) => res.error = Some(e.to_string()),
         }
         res.timing.total_us = micros(start);
         return res;
     }
-    let name = server_name(&ep.host);
-    let sni = matches!(name, ServerName::DnsName(_)).then(|| ep.host.clone());
-    let sni = sni.as_deref();
     let mut versions = BTreeSet::new();
     let mut legacy = Vec::new();
     let mut chain: Option<Vec<CertificateDer<'static>>> = None;
@@ -430,8 +495,10 @@ async fn probe_one(ep: Endpoint, addr: Result<SocketAddr, String>, sh: &Shared) 
         // connection at a time, and the next probe waits behind it.
         let classic = async move {
             let mut stream = stream;
-            let hello = tlshello::client_hello(TLS12, sni);
-            let flight = tlshello::exchange(&mut stream, &hello, true, opts.timeout).await;
+            let flight = match sent {
+                Ok(()) => tlshello::answer(&mut stream, true, opts.timeout).await,
+                Err(e) => Err(e),
+            };
             drop(stream);
             let tls13 = match &flight {
                 Ok(Flight::Hello {
@@ -487,21 +554,18 @@ async fn probe_one(ep: Endpoint, addr: Result<SocketAddr, String>, sh: &Shared) 
             // No answer up to TLS 1.2 (a TLS 1.3-only server, whose certificate travels
             // encrypted, or no TLS at all), or a flight without a certificate in clear:
             // complete a real handshake to get the chain.
-            match timed(opts.timeout, TcpStream::connect(addr)).await {
-                Ok(s) => {
-                    no_linger(&s);
-                    match rustls_chain(s, name, sh, opts.timeout).await {
-                        Ok((c, v)) => {
-                            versions.insert(v);
-                            chain = Some(c);
-                        }
-                        Err(e) => {
-                            if versions.is_empty() {
-                                failure = Some(e.to_string());
-                            }
+            match tlshello::connect_send(addr, &[], opts.timeout).await {
+                Ok((s, _)) => match rustls_chain(s, name, sh, opts.timeout).await {
+                    Ok((c, v)) => {
+                        versions.insert(v);
+                        chain = Some(c);
+                    }
+                    Err(e) => {
+                        if versions.is_empty() {
+                            failure = Some(e.to_string());
                         }
                     }
-                }
+                },
                 Err(e) => failure = Some(e.to_string()),
             }
         }
@@ -519,9 +583,14 @@ async fn probe_one(ep: Endpoint, addr: Result<SocketAddr, String>, sh: &Shared) 
             "no TLS: {}",
             failure.unwrap_or_else(|| "no answer".into())
         ));
-        if let Ok(s) = connect().await {
-            no_linger(&s);
-            match plaintext_probe(s, &ep, opts.timeout).await {
+        let request = plaintext_request(&ep);
+        if let Ok((s, sent)) = tlshello::connect_send(addr, request.as_bytes(), opts.timeout).await
+        {
+            let answer = match sent {
+                Ok(()) => plaintext_answer(s, opts.timeout).await,
+                Err(e) => Err(e),
+            };
+            match answer {
                 Ok(p) => res.plaintext = p,
                 Err(e2) => {
                     res.error = Some(format!(
@@ -537,6 +606,7 @@ async fn probe_one(ep: Endpoint, addr: Result<SocketAddr, String>, sh: &Shared) 
     let chain = chain.unwrap_or_default();
     res.timing.chain_us = micros(start);
     let negotiated = *versions.last().expect("not empty");
+    sh.gate.wait().await;
     let t = Instant::now();
     let ((leaf, untrusted), computed) = sh.verdict(&chain, &ep.host).await;
     if computed {
@@ -617,44 +687,151 @@ async fn resolve_all(
     out
 }
 
+/// Results of the probes, filled in by the probe tasks as they finish.
+struct Collected {
+    slots: Mutex<Vec<Option<ProbeResult>>>,
+    /// Probes still running; the last one to finish wakes the collector.
+    left: std::sync::atomic::AtomicUsize,
+    done: tokio::sync::Notify,
+}
+
+/// Counts a probe task as finished when dropped, so that a panicking probe still wakes the
+/// collector (which then reports the missing result) instead of leaving it waiting forever.
+struct Finished(Arc<Collected>);
+
+impl Drop for Finished {
+    fn drop(&mut self) {
+        if self
+            .0
+            .left
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            self.0.done.notify_one();
+        }
+    }
+}
+
+/// Aborts the probe tasks (and the task spawning them) when the audit is dropped before they
+/// finish, as a JoinSet would. A task registered after that is aborted at once.
+#[derive(Clone, Default)]
+struct AbortOnDrop(Arc<Mutex<(bool, Vec<tokio::task::AbortHandle>)>>);
+
+impl AbortOnDrop {
+    fn push(&self, h: tokio::task::AbortHandle) {
+        let mut list = self.0.lock().expect("abort list lock is never poisoned");
+        if list.0 {
+            h.abort();
+        } else {
+            list.1.push(h);
+        }
+    }
+
+    /// Every task finished: nothing to abort.
+    fn disarm(&self) {
+        self.0
+            .lock()
+            .expect("abort list lock is never poisoned")
+            .1
+            .clear();
+    }
+}
+
+/// Held by `probe_all` only: the launcher's clone must not abort anything when it ends.
+struct AbortGuard(AbortOnDrop);
+
+impl Drop for AbortGuard {
+    fn drop(&mut self) {
+        let mut list = self.0.0.lock().expect("abort list lock is never poisoned");
+        list.0 = true;
+        for h in list.1.drain(..) {
+            h.abort();
+        }
+    }
+}
+
 /// Probes every endpoint, [`ProbeOptions::effective_concurrency`] at once; results keep the
 /// input order.
 pub async fn probe_all(endpoints: Vec<Endpoint>, opts: &ProbeOptions) -> Vec<ProbeResult> {
     let n = endpoints.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let concurrency = opts.effective_concurrency(n);
     let shared = Arc::new(Shared {
         cfg: super::tlsclient::client_config(),
         opts: opts.clone(),
         trust: cert::TrustChecker::new(&opts.roots),
         verdicts: Mutex::new(HashMap::new()),
+        gate: StartGate::new(concurrency),
     });
     let addrs = resolve_all(&endpoints, opts.timeout).await;
-    let sem = Arc::new(tokio::sync::Semaphore::new(opts.effective_concurrency(n)));
-    let mut set = tokio::task::JoinSet::new();
-    for (i, ep) in endpoints.into_iter().enumerate() {
-        let sem = sem.clone();
-        let shared = shared.clone();
-        let addr = addrs[&ep.host]
-            .clone()
-            .map(|ip| SocketAddr::new(ip, ep.port));
-        set.spawn(async move {
-            let queued = Instant::now();
-            let _permit = sem
-                .acquire_owned()
-                .await
-                .expect("semaphore is never closed");
-            let queued_us = micros(queued);
-            let mut r = probe_one(ep, addr, &shared).await;
-            r.timing.queued_us = queued_us;
-            (i, r)
-        });
-    }
-    let mut out: Vec<Option<ProbeResult>> = vec![None; n];
-    while let Some(r) = set.join_next().await {
-        let (i, r) = r.expect("probe tasks do not panic");
-        out[i] = Some(r);
-    }
-    out.into_iter()
-        .map(|r| r.expect("every probe reports"))
+    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    // Each probe stores its result and only the last one wakes this task: waking the
+    // collector per probe (as a JoinSet does) costs a thread wake-up and a context switch
+    // each when the caller is a `block_on` thread, hundreds per audit.
+    let collected = Arc::new(Collected {
+        slots: Mutex::new(vec![None; n]),
+        left: std::sync::atomic::AtomicUsize::new(n),
+        done: tokio::sync::Notify::new(),
+    });
+    let launch_collected = collected.clone();
+    let tasks = AbortGuard(AbortOnDrop::default());
+    let launched = tasks.0.clone();
+    // The probe tasks are spawned from a task of the runtime rather than from this future,
+    // whose caller may be a `block_on` thread: a spawn from outside wakes a sleeping worker
+    // each time, one from a worker goes to its local queue.
+    let launcher = tokio::spawn(async move {
+        for (i, ep) in endpoints.into_iter().enumerate() {
+            let sem = sem.clone();
+            let shared = shared.clone();
+            let finished = Finished(launch_collected.clone());
+            let addr = addrs[&ep.host]
+                .clone()
+                .map(|ip| SocketAddr::new(ip, ep.port));
+            let probe = async move {
+                let queued = Instant::now();
+                let permit = sem
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore is never closed");
+                let queued_us = micros(queued);
+                // The probe's first poll opens its connections (to a nearby peer it also
+                // sends the ClientHellos): then it has arrived at the gate.
+                let mut arrival = Some(shared.gate.place());
+                let mut probe = std::pin::pin!(probe_one(ep, addr, &shared));
+                let mut r = std::future::poll_fn(|cx| {
+                    let p = probe.as_mut().poll(cx);
+                    arrival.take();
+                    p
+                })
+                .await;
+                drop(permit);
+                r.timing.queued_us = queued_us;
+                finished
+                    .0
+                    .slots
+                    .lock()
+                    .expect("result slots lock is never poisoned")[i] = Some(r);
+                drop(finished);
+            };
+            launched.push(tokio::spawn(probe).abort_handle());
+        }
+    });
+    tasks.0.push(launcher.abort_handle());
+    launcher.await.expect("the launcher does not panic");
+    // notify_one stores a permit when nobody waits yet, so a wake-up is never lost.
+    collected.done.notified().await;
+    tasks.0.disarm();
+    let slots = std::mem::take(
+        &mut *collected
+            .slots
+            .lock()
+            .expect("result slots lock is never poisoned"),
+    );
+    slots
+        .into_iter()
+        .map(|r| r.expect("a probe task panicked"))
         .collect()
 }
 
@@ -860,6 +1037,57 @@ pub fn analyze(results: &[ProbeResult], opts: &ProbeOptions) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn start_gate_opens_once_every_probe_arrived() {
+        let gate = Arc::new(StartGate::new(2));
+        let waiter = {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.wait().await })
+        };
+        tokio::task::yield_now().await;
+        drop(gate.place());
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "one of two probes has not arrived");
+        drop(gate.place());
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("the gate opens")
+            .unwrap();
+        // Probes started after the gate opened neither close it nor wait.
+        drop(gate.place());
+        tokio::time::timeout(Duration::from_secs(5), gate.wait())
+            .await
+            .expect("an open gate does not block");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropping_the_audit_aborts_its_probes() {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut opts = ProbeOptions::new(rustls::RootCertStore::empty());
+        opts.timeout = Duration::from_secs(60);
+        let eps = vec![Endpoint::new("silent", "127.0.0.1", port, "https")];
+        // The peer never answers: the audit is given up long before its timeout.
+        let r = tokio::time::timeout(Duration::from_millis(300), probe_all(eps, &opts)).await;
+        assert!(r.is_err());
+        // The aborted probe drops its connection (a reset) now, not after 60 s.
+        let (mut peer, _) = listener.accept().unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut buf = [0u8; 1024];
+        loop {
+            match peer.read(&mut buf) {
+                Ok(0) => panic!("expected a reset, got a FIN"),
+                Ok(_) => continue,
+                Err(e) => {
+                    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
+                    break;
+                }
+            }
+        }
+    }
 
     #[test]
     fn civil_dates() {
