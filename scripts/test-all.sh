@@ -31,10 +31,13 @@ APT_PACKAGES=(
     nftables
     iproute2
     iptables
-    # PKI interoperability, TLS audits, port scans
+    # PKI interoperability, TLS audits, port scans, HTTPS API clients
     openssl
     ca-certificates
     nmap
+    testssl.sh
+    curl
+    tar
     # plays exports in a real browser (crates/vigil/tests/browser.rs, tests/browser/play.mjs)
     chromium
 )
