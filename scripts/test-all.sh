@@ -38,6 +38,8 @@ APT_PACKAGES=(
     testssl.sh
     curl
     tar
+    # tampering tests edit the audit database directly
+    sqlite3
     # plays exports in a real browser (crates/vigil/tests/browser.rs, tests/browser/play.mjs)
     chromium
 )

@@ -350,7 +350,9 @@ pub struct FailureOutcome {
 /// In-memory per-address failure counters and the block table.
 #[derive(Debug)]
 pub struct IntrusionDetector {
-    config: IdsConfig,
+    /// Swapped whole by [`IntrusionDetector::set_config`]; readers clone the `Arc` and never
+    /// hold this lock while taking another.
+    config: RwLock<Arc<IdsConfig>>,
     blocks: RwLock<HashMap<IpAddr, BlockInfo>>,
     counters: Mutex<HashMap<IpAddr, Counter>>,
 }
@@ -359,20 +361,49 @@ impl IntrusionDetector {
     pub fn new(config: IdsConfig) -> Result<Self, IdsConfigError> {
         config.validate()?;
         Ok(IntrusionDetector {
-            config,
+            config: RwLock::new(Arc::new(config)),
             blocks: RwLock::new(HashMap::new()),
             counters: Mutex::new(HashMap::new()),
         })
     }
 
-    pub fn config(&self) -> &IdsConfig {
-        &self.config
+    /// The settings in effect.
+    pub fn config(&self) -> Arc<IdsConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the settings at runtime (no restart). Counting, alerts and blocking use the
+    /// new values from the next attempt on; blocks already in force keep their end time,
+    /// except that addresses now on the allow-list are unblocked at once. When the IPv6
+    /// prefix length changes, blocks are re-keyed and the failure counters start afresh.
+    pub fn set_config(&self, config: IdsConfig) -> Result<(), IdsConfigError> {
+        config.validate()?;
+        // Lock order everywhere: counters, then blocks; the config lock is innermost.
+        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        let mut blocks = self.blocks.write().unwrap_or_else(|e| e.into_inner());
+        let mut current = self.config.write().unwrap_or_else(|e| e.into_inner());
+        if current.ipv6_prefix_len != config.ipv6_prefix_len {
+            counters.clear();
+            *blocks = blocks
+                .drain()
+                .map(|(_, b)| {
+                    let key = tracking_key(b.addr, config.ipv6_prefix_len);
+                    (key, BlockInfo { addr: key, ..b })
+                })
+                .collect();
+        }
+        blocks.retain(|_, b| !config.is_allow_listed(b.addr));
+        *current = Arc::new(config);
+        Ok(())
     }
 
     /// Refuses a blocked address. One hash-map lookup under a read lock: call it before any
     /// password hashing or database work.
     pub fn check(&self, ip: IpAddr, now: Timestamp) -> Result<(), Blocked> {
-        let key = tracking_key(ip, self.config.ipv6_prefix_len);
+        let key = tracking_key(ip, self.config().ipv6_prefix_len);
         let blocks = self.blocks.read().unwrap_or_else(|e| e.into_inner());
         match blocks.get(&key) {
             Some(b) if b.until.is_none_or(|u| now < u) => Err(Blocked {
@@ -385,7 +416,7 @@ impl IntrusionDetector {
 
     /// Counts a failed attempt from `ip` for `username` and decides on alert and block.
     pub fn record_failure(&self, ip: IpAddr, username: &str, now: Timestamp) -> FailureOutcome {
-        let cfg = &self.config;
+        let cfg = self.config();
         let key = tracking_key(ip, cfg.ipv6_prefix_len);
         let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         {
@@ -481,7 +512,7 @@ impl IntrusionDetector {
     /// Lifts the block on `ip` (or its IPv6 prefix) and forgets its failures. Returns the
     /// block that was lifted, if any.
     pub fn unblock(&self, ip: IpAddr) -> Option<BlockInfo> {
-        let key = tracking_key(ip, self.config.ipv6_prefix_len);
+        let key = tracking_key(ip, self.config().ipv6_prefix_len);
         let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         counters.remove(&key);
         self.blocks
@@ -493,8 +524,9 @@ impl IntrusionDetector {
     /// Puts a block back in place (used when timed blocks are reloaded at start-up and when
     /// blocks are synchronised from the database).
     pub fn restore_block(&self, info: BlockInfo) {
-        let key = tracking_key(info.addr, self.config.ipv6_prefix_len);
-        if self.config.is_allow_listed(info.addr) {
+        let cfg = self.config();
+        let key = tracking_key(info.addr, cfg.ipv6_prefix_len);
+        if cfg.is_allow_listed(info.addr) {
             return;
         }
         self.blocks
@@ -506,12 +538,13 @@ impl IntrusionDetector {
     /// Replaces the block table (after the database changed under us, e.g. `vigil ids unblock`
     /// from another process).
     pub(crate) fn replace_blocks(&self, infos: Vec<BlockInfo>) {
+        let cfg = self.config();
         let mut map = HashMap::with_capacity(infos.len());
         for info in infos {
-            if self.config.is_allow_listed(info.addr) {
+            if cfg.is_allow_listed(info.addr) {
                 continue;
             }
-            let key = tracking_key(info.addr, self.config.ipv6_prefix_len);
+            let key = tracking_key(info.addr, cfg.ipv6_prefix_len);
             map.insert(key, BlockInfo { addr: key, ..info });
         }
         // Lock order everywhere: counters, then blocks.
@@ -528,6 +561,7 @@ impl IntrusionDetector {
 
     /// Blocks in force and addresses with failures in their current window.
     pub fn status(&self, now: Timestamp) -> IdsStatus {
+        let timeout = self.config().timeout;
         let mut blocked: Vec<BlockInfo> = self
             .blocks
             .read()
@@ -542,7 +576,7 @@ impl IntrusionDetector {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .filter(|(_, c)| now.since(c.last) <= self.config.timeout)
+            .filter(|(_, c)| now.since(c.last) <= timeout)
             .map(|(addr, c)| WatchInfo {
                 addr: *addr,
                 failures: c.failures,

@@ -40,7 +40,7 @@ mod tests;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use rusqlite::{Connection, params};
@@ -74,6 +74,24 @@ pub struct SessionConfig {
     pub absolute_lifetime: Duration,
     /// [`SessionInfo::warn`] turns true when less idle time than this remains. Default 2 minutes.
     pub warn_before: Duration,
+}
+
+impl SessionConfig {
+    /// Refuses lifetimes that would log users out constantly or outlive the idle limit.
+    pub fn validate(&self) -> Result<(), AccessError> {
+        if self.idle_timeout < Duration::from_secs(60) {
+            return Err(AccessError::SessionConfig(
+                "idle timeout must be at least 1 minute (default 15 minutes)".into(),
+            ));
+        }
+        if self.absolute_lifetime < self.idle_timeout {
+            return Err(AccessError::SessionConfig(
+                "absolute lifetime must not be shorter than the idle timeout (default 12 hours)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for SessionConfig {
@@ -198,8 +216,10 @@ pub struct Access {
     db: Mutex<Connection>,
     clock: Arc<dyn Clock>,
     ids: IntrusionDetector,
-    sink: Arc<dyn AlertSink>,
-    config: AccessConfig,
+    sink: RwLock<Arc<dyn AlertSink>>,
+    /// Session and hash settings; the IDS part mirrors the detector's and is replaced together
+    /// with it. Changed at runtime by the setters, so read it through [`Access::cfg`].
+    config: RwLock<AccessConfig>,
     /// `PRAGMA data_version` at the last block sync, to skip reloads when nothing changed.
     blocks_version: Mutex<i64>,
 }
@@ -207,7 +227,7 @@ pub struct Access {
 impl std::fmt::Debug for Access {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Access")
-            .field("config", &self.config)
+            .field("config", &*self.cfg())
             .finish_non_exhaustive()
     }
 }
@@ -225,26 +245,15 @@ impl Access {
         clock: Arc<dyn Clock>,
         sink: Arc<dyn AlertSink>,
     ) -> Result<Self, AccessError> {
-        let s = &config.session;
-        if s.idle_timeout < Duration::from_secs(60) {
-            return Err(AccessError::SessionConfig(
-                "idle timeout must be at least 1 minute (default 15 minutes)".into(),
-            ));
-        }
-        if s.absolute_lifetime < s.idle_timeout {
-            return Err(AccessError::SessionConfig(
-                "absolute lifetime must not be shorter than the idle timeout (default 12 hours)"
-                    .into(),
-            ));
-        }
+        config.session.validate()?;
         let ids = IntrusionDetector::new(config.ids.clone())?;
         let conn = db::open(path)?;
         let access = Access {
             db: Mutex::new(conn),
             clock,
             ids,
-            sink,
-            config,
+            sink: RwLock::new(sink),
+            config: RwLock::new(config),
             blocks_version: Mutex::new(-1),
         };
         access.sync_blocks()?;
@@ -265,8 +274,58 @@ impl Access {
         Ok(n)
     }
 
-    pub fn config(&self) -> &AccessConfig {
-        &self.config
+    /// A copy of the settings in effect.
+    pub fn config(&self) -> AccessConfig {
+        self.cfg().clone()
+    }
+
+    /// Read access to the settings; never hold the guard across other locks or I/O.
+    pub(crate) fn cfg(&self) -> RwLockReadGuard<'_, AccessConfig> {
+        self.config.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The Argon2id cost (a copy, so no lock is held while hashing).
+    pub(crate) fn hash_params(&self) -> HashParams {
+        self.cfg().hash
+    }
+
+    /// Changes session lifetimes at runtime (no restart). Expiry is computed from a
+    /// session's login and last-activity times whenever it is used, so the new limits apply
+    /// to every session, including those already open, from the next request on.
+    pub fn set_session_config(&self, session: SessionConfig) -> Result<(), AccessError> {
+        session.validate()?;
+        self.config
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .session = session;
+        Ok(())
+    }
+
+    /// Replaces where intrusion alerts go (e.g. a new webhook) without a restart; alerts
+    /// raised from now on use the new sink.
+    pub fn set_alert_sink(&self, sink: Arc<dyn AlertSink>) {
+        *self.sink.write().unwrap_or_else(|e| e.into_inner()) = sink;
+    }
+
+    /// Changes intrusion detection at runtime (no restart); see
+    /// [`IntrusionDetector::set_config`]. Stored blocks of addresses now on the allow-list
+    /// are deleted too, so they do not come back when the block table is reloaded.
+    pub fn set_ids_config(&self, ids: IdsConfig) -> Result<(), AccessError> {
+        self.ids.set_config(ids.clone())?;
+        {
+            let conn = self.conn();
+            let mut stmt = conn.prepare("SELECT addr FROM ids_blocks")?;
+            let addrs = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            for addr in addrs {
+                if addr.parse::<IpAddr>().is_ok_and(|a| ids.is_allow_listed(a)) {
+                    conn.execute("DELETE FROM ids_blocks WHERE addr = ?1", [&addr])?;
+                }
+            }
+        }
+        self.config.write().unwrap_or_else(|e| e.into_inner()).ids = ids;
+        Ok(())
     }
 
     pub fn now(&self) -> Timestamp {
@@ -297,7 +356,7 @@ impl Access {
     /// Lifts a block (and forgets the address's failures); audited. Returns whether a block
     /// was in force.
     pub fn unblock(&self, addr: IpAddr, actor: &Actor) -> Result<bool, AccessError> {
-        let key = ids::tracking_key(addr, self.config.ids.ipv6_prefix_len);
+        let key = ids::tracking_key(addr, self.ids.config().ipv6_prefix_len);
         let mem = self.ids.unblock(addr).is_some();
         let db = {
             let conn = self.conn();
@@ -421,7 +480,8 @@ impl Access {
                         "allow_listed": alert.allow_listed,
                     })),
             )?;
-            self.sink.send(alert);
+            let sink = self.sink.read().unwrap_or_else(|e| e.into_inner()).clone();
+            sink.send(alert);
         }
         Ok(())
     }
@@ -435,7 +495,7 @@ impl Access {
         now: Timestamp,
     ) -> Result<(), AccessError> {
         let outcome = if success { "success" } else { "failure" };
-        let window_start = now.unix_ms() - clock::duration_ms(self.config.ids.timeout);
+        let window_start = now.unix_ms() - clock::duration_ms(self.ids.config().timeout);
         let username: String = username.chars().take(64).collect();
         let conn = self.conn();
         let updated = conn.execute(

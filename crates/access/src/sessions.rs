@@ -208,7 +208,7 @@ impl Access {
         let password_ok = match &row {
             Some((_, hash, ..)) => verify_password(creds.password, hash),
             None => {
-                verify_password(creds.password, dummy_hash(self.config.hash));
+                verify_password(creds.password, dummy_hash(self.hash_params()));
                 false
             }
         };
@@ -255,10 +255,10 @@ impl Access {
                 }
             }
         }
-        if !hash_is_current(&hash, self.config.hash) {
+        if !hash_is_current(&hash, self.hash_params()) {
             // Upgrade hashes made with older or weaker parameters while we know the password.
             let new_hash =
-                hash_password(creds.password, self.config.hash).map_err(AccessError::from)?;
+                hash_password(creds.password, self.hash_params()).map_err(AccessError::from)?;
             self.conn()
                 .execute(
                     "UPDATE users SET password_hash = ?2 WHERE id = ?1",
@@ -296,7 +296,7 @@ impl Access {
         let row = load_session(&conn, &hash)?
             .ok_or_else(|| AccessError::Corrupt("session vanished right after creation".into()))?;
         let principal = principal_of(&conn, &row)?;
-        let cfg = &self.config.session;
+        let cfg = self.cfg().session.clone();
         Ok(NewSession {
             session_id,
             csrf_token,
@@ -326,7 +326,7 @@ impl Access {
     fn session_lookup(&self, session_id: &str, touch: bool) -> Result<SessionInfo, SessionError> {
         let hash = session_hash(session_id).ok_or(SessionError::Unknown)?;
         let now = self.clock.now();
-        let cfg = &self.config.session;
+        let cfg = self.cfg().session.clone();
         let (row, principal) = {
             let conn = self.conn();
             let row = load_session(&conn, &hash)?.ok_or(SessionError::Unknown)?;
@@ -429,7 +429,7 @@ impl Access {
     /// Run it every minute or so, so that expiry is audited even when the client is gone.
     pub fn purge_expired_sessions(&self) -> Result<usize, AccessError> {
         let now = self.clock.now().unix_ms();
-        let cfg = &self.config.session;
+        let cfg = self.cfg().session.clone();
         let idle = duration_ms(cfg.idle_timeout);
         let abs = duration_ms(cfg.absolute_lifetime);
         let expired: Vec<(Vec<u8>, String, String, &'static str)> = {

@@ -194,7 +194,7 @@ impl Access {
             set.iter().try_for_each(|c| validate_camera(c))?;
         }
         // Hash before taking the database lock: it takes tens of milliseconds.
-        let hash = hash_password(&password, self.config.hash)?;
+        let hash = hash_password(&password, self.hash_params())?;
         let now = self.clock.now();
         {
             let mut conn = self.conn();
@@ -485,7 +485,7 @@ impl Access {
         password: &str,
         keep: Option<[u8; 32]>,
     ) -> Result<usize, AccessError> {
-        let hash = hash_password(password, self.config.hash)?;
+        let hash = hash_password(password, self.hash_params())?;
         let now = self.clock.now();
         let mut conn = self.conn();
         let tx = conn.transaction()?;

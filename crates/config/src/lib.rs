@@ -543,10 +543,9 @@ hostnames = {hostnames:?}
 inter_server = {{ bind = "{inter}", label = "inter-server" }}
 # HTTPS listeners; add a second one for an Internet-facing port.
 {https}
-# Plaintext HTTP is off. Enabling it only redirects to HTTPS; credential-bearing endpoints
-# answer 403 over HTTP.
-# [[management.http]]
-# bind = "0.0.0.0:8080"
+# Plaintext HTTP is off unless listed here. It only redirects to HTTPS; credential-bearing
+# endpoints answer 403 over HTTP.
+{http}
 
 [recording]
 enabled = {rec_enabled}
@@ -594,16 +593,12 @@ allow_list = {allow_list:?}
             mgmt_enabled = self.management.enabled,
             hostnames = self.management.hostnames,
             inter = self.management.inter_server.bind,
-            https = self
-                .management
-                .https
-                .iter()
-                .map(|l| format!(
-                    "[[management.https]]\nbind = \"{}\"\nlabel = {}\n",
-                    l.bind,
-                    toml::Value::String(l.label.clone())
-                ))
-                .collect::<String>(),
+            https = listener_tables("https", &self.management.https, None),
+            http = listener_tables(
+                "http",
+                &self.management.http,
+                Some("# [[management.http]]\n# bind = \"0.0.0.0:8080\"\n")
+            ),
             rec_enabled = self.recording.enabled,
             rec_bind = self.recording.api.bind,
             ev_enabled = self.events.enabled,
@@ -629,6 +624,34 @@ allow_list = {allow_list:?}
             },
         )
     }
+}
+
+/// `[[management.<kind>]]` tables for `listeners`. An empty list is written as `example`
+/// when its default is empty too, else as `<kind> = []` so that it does not fall back to the
+/// default listener on reload (this must then come before any `[[...]]` table).
+fn listener_tables(kind: &str, listeners: &[Listener], example: Option<&str>) -> String {
+    if listeners.is_empty() {
+        return match example {
+            Some(example) => example.to_owned(),
+            None => format!("{kind} = []\n"),
+        };
+    }
+    listeners
+        .iter()
+        .map(|l| {
+            format!(
+                "[[management.{kind}]]\nbind = \"{}\"\nlabel = {}\n",
+                l.bind,
+                toml::Value::String(l.label.clone())
+            )
+        })
+        .collect()
+}
+
+/// Formats a duration the way the config file writes it ("15m", "1h 30m"); the inverse of
+/// [`parse_duration`].
+pub fn format_duration(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
 }
 
 /// Parses a duration such as "90s", "15m" or "30d" (humantime syntax).
@@ -756,6 +779,23 @@ mod tests {
         ] {
             assert!(Config::parse(text, Path::new("x.toml")).is_err(), "{text}");
         }
+    }
+
+    #[test]
+    fn listeners_round_trip() {
+        let mut c = Config::with_data_dir("/var/lib/vigil");
+        let l = |bind: &str, label: &str| Listener {
+            bind: bind.parse().unwrap(),
+            label: label.into(),
+        };
+        c.management.https = vec![l("10.0.0.2:8443", "LAN"), l("[::]:443", "Internet \"A\"")];
+        c.management.http = vec![l("0.0.0.0:8080", "redirect")];
+        let back = Config::parse(&c.to_commented_toml(), Path::new("vigil.toml")).unwrap();
+        assert_eq!(back, c);
+        // HTTP only: an empty HTTPS list must stay empty, not fall back to the default port.
+        c.management.https.clear();
+        let back = Config::parse(&c.to_commented_toml(), Path::new("vigil.toml")).unwrap();
+        assert_eq!(back, c);
     }
 
     #[test]

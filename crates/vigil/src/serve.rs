@@ -30,7 +30,8 @@ pub fn run_serve(config: &Path) -> anyhow::Result<()> {
     let store = Arc::new(Store::open(&cfg.data_dir)?);
     let web = Web::start(config, &cfg, store.clone(), None)?;
     let runtime = runtime()?;
-    let result = runtime.block_on(serve(cfg, store, shutdown_signal()));
+    let live = web.live_config();
+    let result = runtime.block_on(serve(cfg, store, shutdown_signal(), Some(live)));
     web.stop();
     result
 }
@@ -96,6 +97,18 @@ impl Web {
         })
     }
 
+    /// The configuration in effect, as changed at runtime through the settings API.
+    pub fn live_config(&self) -> LiveConfig {
+        let state = self.state.clone();
+        Arc::new(move || {
+            state
+                .config
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        })
+    }
+
     /// The addresses actually bound.
     pub fn local_addrs(&self) -> Vec<(vigil_web::Scheme, std::net::SocketAddr)> {
         self.runtime.block_on(self.state.listeners.local_addrs())
@@ -148,7 +161,7 @@ fn settings(cfg: &Config) -> RecorderSettings {
     }
 }
 
-fn policy(cfg: &Config) -> RetentionPolicy {
+fn policy_of(cfg: &Config) -> RetentionPolicy {
     RetentionPolicy {
         max_age_secs: cfg.retention.max_age.map(|d| d.as_secs() as i64),
         max_bytes: cfg.retention.max_bytes.map(|b| b as i64),
@@ -156,11 +169,16 @@ fn policy(cfg: &Config) -> RetentionPolicy {
     }
 }
 
-/// Runs recorders until `shutdown` resolves.
+/// Reads the configuration in effect (the settings API changes it without a restart).
+pub type LiveConfig = Arc<dyn Fn() -> Config + Send + Sync>;
+
+/// Runs recorders until `shutdown` resolves. With `live`, retention follows settings changed
+/// at runtime.
 pub async fn serve(
     cfg: Config,
     store: Arc<Store>,
     shutdown: impl std::future::Future<Output = ()>,
+    live: Option<LiveConfig>,
 ) -> anyhow::Result<()> {
     let report = {
         let store = store.clone();
@@ -176,7 +194,7 @@ pub async fn serve(
         report.orphans_adopted
     );
     let settings = settings(&cfg);
-    let policy = policy(&cfg);
+    let policy = policy_of(&cfg);
     crate::init_cmd::ensure_keys(&cfg)?;
     let evidence = Arc::new(Evidence::new(&cfg.data_dir, signing_mode())?);
     evidence.set_recovered(report.interrupted.clone());
@@ -250,6 +268,7 @@ pub async fn serve(
             _ = retention_tick.tick() => {
                 let store = store.clone();
                 let prune_hook = prune_hook.clone();
+                let policy = live.as_ref().map(|l| policy_of(&l())).unwrap_or(policy);
                 match tokio::task::spawn_blocking(move || retention::enforce(&store, &policy, &*prune_hook)).await {
                     Ok(Ok(r)) if r.segments_deleted > 0 => {
                         tracing::info!(deleted = r.segments_deleted, bytes = r.bytes_freed, "retention pass");
@@ -359,6 +378,7 @@ pub fn run_demo(args: &DemoArgs) -> anyhow::Result<()> {
             config_path.display()
         );
     }
+    let live = web.live_config();
     let runtime = runtime()?;
     let result = runtime.block_on(async {
         let camera = vigil_samplecam::SampleCamera::start(
@@ -421,7 +441,7 @@ pub fn run_demo(args: &DemoArgs) -> anyhow::Result<()> {
                 None => shutdown_signal().await,
             }
         };
-        let result = serve(cfg.clone(), store.clone(), stop).await;
+        let result = serve(cfg.clone(), store.clone(), stop, Some(live)).await;
         reporter.abort();
         camera.shutdown().await;
         let cam = store.camera("sample")?;

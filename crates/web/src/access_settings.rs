@@ -27,29 +27,39 @@ pub enum AccessSettingsError {
     },
 }
 
-/// Session and intrusion-detection settings from the configuration.
-pub fn access_config(cfg: &Config) -> Result<AccessConfig, AccessSettingsError> {
-    let a = &cfg.access;
+/// Session lifetimes from the configuration.
+pub fn session_config(cfg: &Config) -> SessionConfig {
+    SessionConfig {
+        idle_timeout: cfg.access.session_idle_timeout,
+        absolute_lifetime: cfg.access.session_absolute_lifetime,
+        ..SessionConfig::default()
+    }
+}
+
+/// Intrusion-detection settings from the configuration.
+pub fn ids_config(cfg: &Config) -> Result<IdsConfig, AccessSettingsError> {
+    let s = &cfg.access.ids;
     let ids = IdsConfig {
-        notification_threshold: a.ids.notification_threshold,
-        timeout: a.ids.timeout,
-        deadtime: a.ids.deadtime,
-        block: match a.ids.block {
+        notification_threshold: s.notification_threshold,
+        timeout: s.timeout,
+        deadtime: s.deadtime,
+        block: match s.block {
             BlockSetting::Off => BlockPolicy::Off,
             BlockSetting::UntilRestart => BlockPolicy::UntilRestart,
             BlockSetting::For(d) => BlockPolicy::For(d),
         },
-        allow_list: vigil_access::parse_allow_list(&a.ids.allow_list)?,
+        allow_list: vigil_access::parse_allow_list(&s.allow_list)?,
         ..IdsConfig::default()
     };
     ids.validate()?;
+    Ok(ids)
+}
+
+/// Session and intrusion-detection settings from the configuration.
+pub fn access_config(cfg: &Config) -> Result<AccessConfig, AccessSettingsError> {
     Ok(AccessConfig {
-        session: SessionConfig {
-            idle_timeout: a.session_idle_timeout,
-            absolute_lifetime: a.session_absolute_lifetime,
-            ..SessionConfig::default()
-        },
-        ids,
+        session: session_config(cfg),
+        ids: ids_config(cfg)?,
         ..AccessConfig::default()
     })
 }

@@ -98,6 +98,8 @@ struct Running {
     local: SocketAddr,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    /// Fires once the listening socket is closed (before open connections have drained).
+    closed: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// What [`Listeners::apply`] changed.
@@ -185,6 +187,7 @@ impl Listeners {
         for (addr, scheme, listener) in bound {
             let local = listener.local_addr().unwrap_or(addr);
             let (stop, stop_rx) = watch::channel(false);
+            let (closed_tx, closed) = tokio::sync::oneshot::channel();
             let service = match scheme {
                 Scheme::Https => app.clone(),
                 Scheme::Http => redirect_router(self.https_port.clone()),
@@ -196,10 +199,19 @@ impl Listeners {
                 service,
                 self.access.clone(),
                 stop_rx,
+                closed_tx,
             ));
             tracing::info!(listener = %label(local, scheme), "management listener started");
             report.started.push(label(local, scheme));
-            running.insert((addr, scheme), Running { local, stop, task });
+            running.insert(
+                (addr, scheme),
+                Running {
+                    local,
+                    stop,
+                    task,
+                    closed,
+                },
+            );
         }
         let wanted: Vec<(SocketAddr, Scheme)> = plan.entries().collect();
         let retired: Vec<_> = running
@@ -210,7 +222,16 @@ impl Listeners {
         for key in retired {
             if let Some(r) = running.remove(&key) {
                 let _ = r.stop.send(true);
-                let _ = tokio::time::timeout(DRAIN_TIMEOUT + Duration::from_secs(1), r.task).await;
+                // Wait only until the socket is closed (new connections are refused), not for
+                // open connections to drain: the request asking for this change may itself be
+                // one of them, and its answer must still go out.
+                let _ = tokio::time::timeout(Duration::from_secs(1), r.closed).await;
+                let name = label(r.local, key.1);
+                tokio::spawn(async move {
+                    let _ =
+                        tokio::time::timeout(DRAIN_TIMEOUT + Duration::from_secs(1), r.task).await;
+                    tracing::info!(listener = %name, "management listener drained");
+                });
                 tracing::info!(listener = %label(r.local, key.1), "management listener stopped");
                 report.stopped.push(label(r.local, key.1));
             }
@@ -252,6 +273,7 @@ async fn accept_loop(
     app: Router,
     access: Arc<Access>,
     mut stop: watch::Receiver<bool>,
+    closed: tokio::sync::oneshot::Sender<()>,
 ) {
     let local = listener.local_addr().ok();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -300,6 +322,7 @@ async fn accept_loop(
         });
     }
     drop(listener);
+    let _ = closed.send(());
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
 }
 

@@ -792,3 +792,44 @@ fn concurrent_logins_keep_the_audit_chain_intact() {
     }
     assert_eq!(access.list_users().unwrap()[0].active_sessions, 12);
 }
+
+#[test]
+fn session_lifetimes_change_at_runtime() {
+    let f = admin_fixture();
+    let s = f.login("alice", IP).unwrap();
+    f.access
+        .set_session_config(SessionConfig {
+            idle_timeout: mins(5),
+            ..SessionConfig::default()
+        })
+        .unwrap();
+    assert_eq!(f.access.config().session.idle_timeout, mins(5));
+    // Open sessions follow the new limit from their next request on.
+    f.advance(mins(5));
+    assert!(matches!(
+        f.access.validate_session(&s.session_id),
+        Err(SessionError::IdleExpired(5))
+    ));
+    let s = f.login("alice", IP).unwrap();
+    assert_eq!(s.idle_expires, f.access.now().plus(mins(5)));
+}
+
+#[test]
+fn bad_runtime_session_lifetimes_are_refused_and_change_nothing() {
+    let f = admin_fixture();
+    for bad in [
+        SessionConfig {
+            idle_timeout: Duration::from_secs(59),
+            ..SessionConfig::default()
+        },
+        SessionConfig {
+            idle_timeout: mins(60),
+            absolute_lifetime: mins(30),
+            ..SessionConfig::default()
+        },
+    ] {
+        let err = f.access.set_session_config(bad).unwrap_err().to_string();
+        assert!(err.contains("idle timeout"), "{err}");
+    }
+    assert_eq!(f.access.config().session, SessionConfig::default());
+}

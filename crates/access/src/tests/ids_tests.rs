@@ -396,3 +396,76 @@ fn access_log_can_be_pruned_and_bounds_user_names() {
     assert_eq!(f.access.prune_access_log(T0.plus(mins(60))).unwrap(), 1);
     assert_eq!(f.access.access_log(10).unwrap()[0].username, "bob");
 }
+
+#[test]
+fn ids_settings_change_at_runtime() {
+    let f = Fixture::with_ids(ids(10, mins(60), BlockPolicy::UntilRestart));
+    for _ in 0..5 {
+        f.fail_login("root", "203.0.113.5");
+    }
+    assert!(
+        f.access.check(ip("203.0.113.5")).is_ok(),
+        "5 < threshold 10"
+    );
+    f.access
+        .set_ids_config(ids(5, mins(60), BlockPolicy::UntilRestart))
+        .unwrap();
+    assert_eq!(f.access.config().ids.notification_threshold, 5);
+    assert_eq!(f.access.ids().config().notification_threshold, 5);
+    f.fail_login("root", "203.0.113.5");
+    assert!(
+        f.access.check(ip("203.0.113.5")).is_err(),
+        "the lowered threshold applies to the next attempt"
+    );
+}
+
+#[test]
+fn allow_listing_a_blocked_address_at_runtime_unblocks_it_for_good() {
+    let f = Fixture::with_ids(ids(5, mins(60), BlockPolicy::For(mins(60))));
+    for _ in 0..5 {
+        f.fail_login("root", "203.0.113.5");
+    }
+    assert!(f.access.check(ip("203.0.113.5")).is_err());
+    let mut cfg = ids(5, mins(60), BlockPolicy::For(mins(60)));
+    cfg.allow_list = parse_allow_list(&["203.0.113.0/24"]).unwrap();
+    f.access.set_ids_config(cfg).unwrap();
+    assert!(f.access.check(ip("203.0.113.5")).is_ok());
+    // A reload of the block table (a timed block survives restarts) must not bring it back.
+    f.access.begin_server_run().unwrap();
+    assert!(f.access.check(ip("203.0.113.5")).is_ok());
+    let n: i64 = f
+        .raw()
+        .query_row("SELECT count(*) FROM ids_blocks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn bad_runtime_ids_settings_are_refused_and_change_nothing() {
+    let f = Fixture::with_ids(ids(7, mins(60), BlockPolicy::UntilRestart));
+    let err = f
+        .access
+        .set_ids_config(ids(3, mins(60), BlockPolicy::UntilRestart))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("minimum of 5"), "{err}");
+    assert_eq!(f.access.ids().config().notification_threshold, 7);
+    assert_eq!(f.access.config().ids.notification_threshold, 7);
+}
+
+#[test]
+fn changing_the_ipv6_prefix_rekeys_blocks() {
+    let f = Fixture::with_ids(ids(5, mins(60), BlockPolicy::UntilRestart));
+    for _ in 0..5 {
+        f.fail_login("root", "2001:db8:1:2::5");
+    }
+    assert!(f.access.check(ip("2001:db8:1:2::99")).is_err(), "same /64");
+    let mut cfg = ids(5, mins(60), BlockPolicy::UntilRestart);
+    cfg.ipv6_prefix_len = 48;
+    f.access.set_ids_config(cfg).unwrap();
+    assert!(
+        f.access.check(ip("2001:db8:1:ffff::1")).is_err(),
+        "same /48"
+    );
+    assert!(f.access.check(ip("2001:db8:2::1")).is_ok());
+}

@@ -81,6 +81,16 @@ impl Harness {
 
     /// A harness whose configuration is adjusted by `f` before anything opens.
     pub fn with_config(f: impl FnOnce(&mut Config)) -> Self {
+        Self::with_config_and_access(f, AccessConfig::default())
+    }
+
+    /// A harness whose access store uses `access` (IDS allow-list, thresholds, sessions).
+    pub fn with_access(access: AccessConfig) -> Self {
+        Self::with_config_and_access(|_| {}, access)
+    }
+
+    /// Both: configuration adjusted by `f`, access store opened with `access`.
+    pub fn with_config_and_access(f: impl FnOnce(&mut Config), access: AccessConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
@@ -93,7 +103,7 @@ impl Harness {
         let access = Arc::new(
             Access::open_with(
                 &data.join("access.db"),
-                AccessConfig::default(),
+                access,
                 clock.clone(),
                 Arc::new(TracingSink),
             )
@@ -176,7 +186,9 @@ impl Harness {
 
     /// Creates a user (password returned).
     pub fn user(&self, name: &str, role: Role, cameras: CameraScope) -> String {
-        let password = format!("Pw-{}-staple-battery-42", name.len());
+        // The policy refuses passwords containing the user name: derive one that cannot.
+        let hex: String = name.bytes().map(|b| format!("{b:02x}")).collect();
+        let password = format!("zq{hex}x-v9-kt7-w3m");
         self.state
             .access
             .create_user(
