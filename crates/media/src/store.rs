@@ -373,7 +373,8 @@ impl Store {
         let db = self.db();
         db.query_row(
             "SELECT id, name, url, username, password_enc IS NOT NULL, enabled, max_age_secs, max_bytes, time_origin_us
-             FROM cameras WHERE name = ?1 OR id = ?1",
+             FROM cameras WHERE name = ?1 OR id = ?1
+             ORDER BY name = ?1 DESC LIMIT 1",
             [name],
             camera_from_row,
         )
@@ -399,10 +400,13 @@ impl Store {
         .transpose()
     }
 
+    /// The camera's name wins over another camera's id (`camera` resolves the same way), so
+    /// a name that happens to equal some id can never change two cameras.
     pub fn set_camera_enabled(&self, name: &str, enabled: bool) -> Result<()> {
+        let id = self.camera(name)?.id;
         let n = self.db().execute(
-            "UPDATE cameras SET enabled = ?2 WHERE name = ?1 OR id = ?1",
-            params![name, enabled],
+            "UPDATE cameras SET enabled = ?2 WHERE id = ?1",
+            params![id, enabled],
         )?;
         if n == 0 {
             return Err(StoreError::NoSuchCamera(name.to_owned()));
@@ -416,9 +420,10 @@ impl Store {
         max_age_secs: Option<i64>,
         max_bytes: Option<i64>,
     ) -> Result<()> {
+        let id = self.camera(name)?.id;
         let n = self.db().execute(
-            "UPDATE cameras SET max_age_secs = ?2, max_bytes = ?3 WHERE name = ?1 OR id = ?1",
-            params![name, max_age_secs, max_bytes],
+            "UPDATE cameras SET max_age_secs = ?2, max_bytes = ?3 WHERE id = ?1",
+            params![id, max_age_secs, max_bytes],
         )?;
         if n == 0 {
             return Err(StoreError::NoSuchCamera(name.to_owned()));
