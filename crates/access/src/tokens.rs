@@ -119,7 +119,7 @@ fn load_token_cameras(
     if all {
         return Ok(CameraScope::All);
     }
-    let mut stmt = conn.prepare("SELECT camera FROM token_cameras WHERE token_id = ?1")?;
+    let mut stmt = conn.prepare_cached("SELECT camera FROM token_cameras WHERE token_id = ?1")?;
     let cams = stmt
         .query_map([id], |r| r.get::<_, String>(0))?
         .collect::<Result<_, _>>()?;
@@ -255,7 +255,8 @@ impl Access {
             self.record_failure(source, "token:(malformed)", "malformed_token")?;
             return Err(TokenError::Invalid);
         };
-        let label = format!("token:{id}");
+        // Only failures name the token in the IDS log; the success path does not allocate it.
+        let fail = |reason: &str| self.record_failure(source, &format!("token:{id}"), reason);
         let now = self.clock.now();
         type Row = (
             String,
@@ -266,13 +267,17 @@ impl Access {
             Option<i64>,
             Option<i64>,
         );
-        let row: Option<Row> = self
-            .conn()
-            .query_row(
+        // One lock for the lookup, the last-used stamp and the camera scope. The statements
+        // are cached on the connection: this runs on every API request, and parsing the SQL
+        // again each time cost more than the lookup itself.
+        let conn = self.conn();
+        let row: Option<Row> = conn
+            .prepare_cached(
                 "SELECT name, secret_hash, role, all_cameras, expires_ms, revoked_ms, last_used_ms
                  FROM api_tokens WHERE id = ?1",
-                [id],
-                |r| {
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row([id], |r| {
                     Ok((
                         r.get(0)?,
                         r.get(1)?,
@@ -282,40 +287,43 @@ impl Access {
                         r.get(5)?,
                         r.get(6)?,
                     ))
-                },
-            )
-            .optional()
+                })
+                .optional()
+            })
             .map_err(AccessError::from)?;
         let Some((name, stored, role, all, expires, revoked, last_used)) = row else {
-            self.record_failure(source, &label, "unknown_token")?;
+            drop(conn);
+            fail("unknown_token")?;
             return Err(TokenError::Invalid);
         };
         if !bool::from(token_hash(token).as_slice().ct_eq(stored.as_slice())) {
-            self.record_failure(source, &label, "wrong_token_secret")?;
+            drop(conn);
+            fail("wrong_token_secret")?;
             return Err(TokenError::Invalid);
         }
         if revoked.is_some() {
-            self.record_failure(source, &label, "token_revoked")?;
+            drop(conn);
+            fail("token_revoked")?;
             return Err(TokenError::Revoked(id.to_owned()));
         }
         if expires.is_some_and(|e| now.unix_ms() >= e) {
-            self.record_failure(source, &label, "token_expired")?;
+            drop(conn);
+            fail("token_expired")?;
             return Err(TokenError::Expired(id.to_owned()));
         }
-        let conn = self.conn();
         // Recording every use would be a disk write per request; a minute is precise enough.
         if last_used.is_none_or(|t| now.unix_ms() - t >= 60_000) {
-            conn.execute(
-                "UPDATE api_tokens SET last_used_ms = ?2 WHERE id = ?1",
-                params![id, now.unix_ms()],
-            )
-            .map_err(AccessError::from)?;
+            conn.prepare_cached("UPDATE api_tokens SET last_used_ms = ?2 WHERE id = ?1")
+                .and_then(|mut stmt| stmt.execute(params![id, now.unix_ms()]))
+                .map_err(AccessError::from)?;
         }
+        let cameras = load_token_cameras(&conn, id, all)?;
+        drop(conn);
         Ok(Principal::Token {
             token_id: id.to_owned(),
             name,
             role: parse_role(&role)?,
-            cameras: load_token_cameras(&conn, id, all)?,
+            cameras,
         })
     }
 }

@@ -90,6 +90,15 @@ impl Web {
         for l in &report.started {
             println!("API listening on {l}");
         }
+        // Renew the generated server certificate 30 days ahead (swapped in live) and alert
+        // at 30/14/7/1 days for every certificate in use.
+        {
+            let _guard = runtime.enter();
+            vigil_web::maintenance::spawn_certificate_maintenance(
+                state.clone(),
+                Duration::from_secs(6 * 3600),
+            );
+        }
         Ok(Web {
             runtime,
             state,
@@ -218,8 +227,6 @@ pub async fn serve(
     tokio::pin!(shutdown);
     let mut reconcile = tokio::time::interval(Duration::from_secs(2));
     let mut retention_tick = tokio::time::interval(Duration::from_secs(10));
-    // Certificates: renew generated ones 30 days ahead, alert at 30/14/7/1 days for all.
-    let mut certificate_tick = tokio::time::interval(Duration::from_secs(6 * 3600));
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
@@ -259,12 +266,6 @@ pub async fn serve(
                     }
                 }
             }
-            _ = certificate_tick.tick() => {
-                let pki_dir = cfg.data_dir.join("pki");
-                if let Err(e) = tokio::task::spawn_blocking(move || certificate_maintenance(&pki_dir)).await {
-                    tracing::error!(error = %e, "certificate maintenance failed");
-                }
-            }
             _ = retention_tick.tick() => {
                 let store = store.clone();
                 let prune_hook = prune_hook.clone();
@@ -286,44 +287,6 @@ pub async fn serve(
     evidence.close_all();
     println!("Stopped cleanly");
     Ok(())
-}
-
-/// Renews the generated server certificate when it is due and raises expiry alerts (each
-/// threshold once, remembered across restarts), since browsers and clients warn nobody.
-fn certificate_maintenance(pki_dir: &Path) {
-    let now = time::OffsetDateTime::now_utc();
-    let mut pki = match vigil_pki::Pki::open(pki_dir) {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot open the PKI for certificate maintenance");
-            return;
-        }
-    };
-    match pki.renew_if_due(now) {
-        Ok(Some(_)) => {
-            tracing::warn!("renewed the server certificate (it was within 30 days of expiry)")
-        }
-        Ok(None) => {}
-        Err(e) => tracing::error!(error = %e, "cannot renew the server certificate"),
-    }
-    let alerts = pki
-        .certs_in_use()
-        .and_then(|certs| pki.due_expiry_alerts(now, &certs));
-    match alerts {
-        Ok(alerts) => {
-            for a in alerts {
-                tracing::warn!(
-                    subject = %a.subject,
-                    fingerprint = %a.fingerprint_sha256,
-                    days_left = a.days_left,
-                    renewable = a.renewable,
-                    "certificate expiry alert: {}",
-                    a.message
-                );
-            }
-        }
-        Err(e) => tracing::error!(error = %e, "cannot check certificate expiry"),
-    }
 }
 
 /// `VIGIL_BENCH_UNSIGNED=1` turns signing off so `bench/signing` can measure its cost; it

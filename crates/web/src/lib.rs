@@ -11,6 +11,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod listen;
+pub mod maintenance;
 pub mod routes;
 pub mod state;
 

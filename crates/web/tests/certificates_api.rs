@@ -898,3 +898,63 @@ async fn renew_replaces_a_soon_expiring_certificate_without_restart() {
         new["fingerprint_sha256"]
     );
 }
+
+#[tokio::test]
+async fn the_server_renews_a_due_certificate_by_itself_without_restart() {
+    let h = Harness::new();
+    let admin = h.admin().await;
+    let d = h.dir.path().to_path_buf();
+    let (addr, _) = h.serve(false).await;
+    // A certificate issued 340 days ago has 25 days left: inside the 30-day renewal window.
+    {
+        let pki = h.state.pki.clone();
+        let tls = h.state.tls.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut pki = pki.lock().unwrap();
+            let ck = pki
+                .renew_server_cert(OffsetDateTime::now_utc() - TimeDuration::days(340))
+                .unwrap();
+            tls.rotate(ck, SessionPolicy::Invalidate).unwrap();
+        })
+        .await
+        .unwrap();
+    }
+    let old = server_cert(&status(&h, &admin).await)["fingerprint_sha256"].clone();
+    assert_eq!(served_fingerprint(&d, addr.port(), None).await, old);
+
+    let state = h.state.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        vigil_web::maintenance::certificate_maintenance(&state, OffsetDateTime::now_utc())
+    })
+    .await
+    .unwrap();
+    assert!(report.renewed, "{report:?}");
+    let new = server_cert(&status(&h, &admin).await);
+    assert_ne!(new["fingerprint_sha256"], old);
+    assert!(
+        (364..=365).contains(&new["days_left"].as_i64().unwrap()),
+        "{new}"
+    );
+    // A fresh handshake on the same listener gets the new certificate: no restart.
+    assert_eq!(
+        served_fingerprint(&d, addr.port(), None).await,
+        new["fingerprint_sha256"]
+    );
+    // Nothing is due any more.
+    let state = h.state.clone();
+    let again = tokio::task::spawn_blocking(move || {
+        vigil_web::maintenance::certificate_maintenance(&state, OffsetDateTime::now_utc())
+    })
+    .await
+    .unwrap();
+    assert!(!again.renewed);
+    let ops: Vec<_> = h
+        .state
+        .access
+        .audit_query(&Default::default())
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| e.detail["operation"].as_str().map(str::to_owned))
+        .collect();
+    assert!(ops.iter().any(|o| o == "automatic_renewal"), "{ops:?}");
+}
