@@ -26,7 +26,8 @@ fn assert_near(what: &str, got: u64, want: u64, slack: u64) {
 }
 
 /// DTS must strictly increase, with no jump larger than `max_step` seconds (a loop seam or a
-/// restart of the media would show up as a jump back or a gap).
+/// restart of the media would show up as a jump back or a gap). Callers allow 2.5 frame
+/// periods: on a loaded 2-core machine GStreamer may drop a single frame, which is not a seam.
 fn assert_continuous(packets: &[vigil_testkit::Packet], max_step: f64) {
     // ffmpeg's first packet may be a pre-roll one flagged for discard; start at the first key.
     let start = packets.iter().position(|p| p.keyframe).expect("a keyframe");
@@ -57,7 +58,7 @@ fn h264_clip_loops_with_continuous_timestamps() {
         ("h264", 640, 360)
     );
     assert_near("frames in 3 s at 25 fps", frames, 75, 5);
-    assert_continuous(&packets, 1.5 / 25.0);
+    assert_continuous(&packets, 2.5 / 25.0);
 
     let stats = peer.stop();
     let cam = &stats.mounts["/cam"];
@@ -82,7 +83,7 @@ fn bframe_clip_keeps_its_reordering() {
     let out = dir.path().join("out.mp4");
     let (frames, packets) = pull(&peer.url("cam"), 3.0, &out);
     assert_near("frames in 3 s at 30 fps", frames, 90, 6);
-    assert_continuous(&packets, 1.5 / 30.0);
+    assert_continuous(&packets, 2.5 / 30.0);
     // With B-frames, presentation order differs from decode order: some packet has a PTS
     // lower than the one before it.
     let reordered = packets
@@ -113,7 +114,7 @@ fn h265_clips_stream_with_and_without_bframes() {
         assert_eq!(probe.codec, "hevc");
         assert_eq!((probe.width, probe.height), (640, 360));
         assert_near("frames in 3 s at 25 fps", frames, 75, 5);
-        assert_continuous(&packets, 1.5 / 25.0);
+        assert_continuous(&packets, 2.5 / 25.0);
         assert!(peer.frames_sent("cam") > 0);
     }
 }
@@ -127,7 +128,7 @@ fn raw_elementary_stream_is_served() {
     let out = dir.path().join("out.mp4");
     let (frames, packets) = pull(&peer.url("sample"), 2.0, &out);
     assert_near("frames in 2 s at 15 fps", frames, 30, 4);
-    assert_continuous(&packets, 1.5 / 15.0);
+    assert_continuous(&packets, 2.5 / 15.0);
 }
 
 #[test]
