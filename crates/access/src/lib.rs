@@ -220,6 +220,8 @@ pub struct Access {
     /// Session and hash settings; the IDS part mirrors the detector's and is replaced together
     /// with it. Changed at runtime by the setters, so read it through [`Access::cfg`].
     config: RwLock<AccessConfig>,
+    /// Recent successful API-token lookups (see the `tokens` module).
+    token_cache: tokens::TokenCache,
     /// `PRAGMA data_version` at the last block sync, to skip reloads when nothing changed.
     blocks_version: Mutex<i64>,
 }
@@ -253,6 +255,7 @@ impl Access {
             clock,
             ids,
             sink: RwLock::new(sink),
+            token_cache: tokens::TokenCache::default(),
             config: RwLock::new(config),
             blocks_version: Mutex::new(-1),
         };
