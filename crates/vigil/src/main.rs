@@ -1,6 +1,11 @@
 //! The `vigil` binary: parses the command line and hands each command to the crate that owns
 //! it. No business logic lives here.
 
+/// The API answers many small requests on several threads; mimalloc's per-thread free lists
+/// cost less per request than glibc malloc there (bench/https).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod access_cmd;
 mod camera_cmd;
 mod init_cmd;
