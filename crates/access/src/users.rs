@@ -437,12 +437,13 @@ impl Access {
     /// A user changes their own password: the current one must be right (a wrong one counts
     /// as a failed login for intrusion detection). Every other session of the user ends;
     /// `current_session` (the one making the request) stays.
-    pub fn change_password(
+    /// Re-checks an enabled user's current password before a sensitive change to their own
+    /// account, without creating a session. A blocked address is refused before hashing; a
+    /// wrong password counts as a failed login for intrusion detection.
+    pub fn confirm_password(
         &self,
         username: &str,
-        current_password: &str,
-        new_password: &str,
-        current_session: Option<&str>,
+        password: &str,
         source: std::net::IpAddr,
     ) -> Result<(), crate::LoginError> {
         self.check(source)?;
@@ -455,11 +456,22 @@ impl Access {
             )
             .optional()
             .map_err(AccessError::from)?;
-        let ok = hash.is_some_and(|h| crate::password::verify_password(current_password, &h));
-        if !ok {
-            self.record_failure(source, username, "wrong_current_password")?;
-            return Err(crate::LoginError::InvalidCredentials);
+        if hash.is_some_and(|h| crate::password::verify_password(password, &h)) {
+            return Ok(());
         }
+        self.record_failure(source, username, "wrong_current_password")?;
+        Err(crate::LoginError::InvalidCredentials)
+    }
+
+    pub fn change_password(
+        &self,
+        username: &str,
+        current_password: &str,
+        new_password: &str,
+        current_session: Option<&str>,
+        source: std::net::IpAddr,
+    ) -> Result<(), crate::LoginError> {
+        self.confirm_password(username, current_password, source)?;
         check_password_policy(new_password, username).map_err(AccessError::from)?;
         let keep = current_session.and_then(crate::sessions::session_hash);
         let ended = self.store_password(username, new_password, keep)?;

@@ -841,26 +841,29 @@ async fn csr_flow_with_an_external_ca_keeps_the_key_on_the_server() {
     assert_eq!(ops, ["install", "csr"], "newest first");
 }
 
+/// Serves a generated certificate issued 340 days ago: 25 days left, inside the 30-day
+/// renewal window.
+async fn age_server_certificate(h: &Harness) {
+    let pki = h.state.pki.clone();
+    let tls = h.state.tls.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut pki = pki.lock().unwrap();
+        let ck = pki
+            .renew_server_cert(OffsetDateTime::now_utc() - TimeDuration::days(340))
+            .unwrap();
+        tls.rotate(ck, SessionPolicy::Invalidate).unwrap();
+    })
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn renew_replaces_a_soon_expiring_certificate_without_restart() {
     let h = Harness::new();
     let admin = h.admin().await;
     let d = h.dir.path().to_path_buf();
     let (addr, _) = h.serve(false).await;
-    // Age the generated certificate: issue it as if 340 days ago and serve it.
-    {
-        let pki = h.state.pki.clone();
-        let tls = h.state.tls.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut pki = pki.lock().unwrap();
-            let ck = pki
-                .renew_server_cert(OffsetDateTime::now_utc() - TimeDuration::days(340))
-                .unwrap();
-            tls.rotate(ck, SessionPolicy::Invalidate).unwrap();
-        })
-        .await
-        .unwrap();
-    }
+    age_server_certificate(&h).await;
     let old = server_cert(&status(&h, &admin).await);
     let left = old["days_left"].as_i64().unwrap();
     assert!(
@@ -899,35 +902,26 @@ async fn renew_replaces_a_soon_expiring_certificate_without_restart() {
     );
 }
 
+async fn maintenance_pass(h: &Harness) -> vigil_web::maintenance::MaintenanceReport {
+    let state = h.state.clone();
+    tokio::task::spawn_blocking(move || {
+        vigil_web::maintenance::certificate_maintenance(&state, OffsetDateTime::now_utc())
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn the_server_renews_a_due_certificate_by_itself_without_restart() {
     let h = Harness::new();
     let admin = h.admin().await;
     let d = h.dir.path().to_path_buf();
     let (addr, _) = h.serve(false).await;
-    // A certificate issued 340 days ago has 25 days left: inside the 30-day renewal window.
-    {
-        let pki = h.state.pki.clone();
-        let tls = h.state.tls.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut pki = pki.lock().unwrap();
-            let ck = pki
-                .renew_server_cert(OffsetDateTime::now_utc() - TimeDuration::days(340))
-                .unwrap();
-            tls.rotate(ck, SessionPolicy::Invalidate).unwrap();
-        })
-        .await
-        .unwrap();
-    }
+    age_server_certificate(&h).await;
     let old = server_cert(&status(&h, &admin).await)["fingerprint_sha256"].clone();
     assert_eq!(served_fingerprint(&d, addr.port(), None).await, old);
 
-    let state = h.state.clone();
-    let report = tokio::task::spawn_blocking(move || {
-        vigil_web::maintenance::certificate_maintenance(&state, OffsetDateTime::now_utc())
-    })
-    .await
-    .unwrap();
+    let report = maintenance_pass(&h).await;
     assert!(report.renewed, "{report:?}");
     let new = server_cert(&status(&h, &admin).await);
     assert_ne!(new["fingerprint_sha256"], old);
@@ -941,12 +935,7 @@ async fn the_server_renews_a_due_certificate_by_itself_without_restart() {
         new["fingerprint_sha256"]
     );
     // Nothing is due any more.
-    let state = h.state.clone();
-    let again = tokio::task::spawn_blocking(move || {
-        vigil_web::maintenance::certificate_maintenance(&state, OffsetDateTime::now_utc())
-    })
-    .await
-    .unwrap();
+    let again = maintenance_pass(&h).await;
     assert!(!again.renewed);
     let ops: Vec<_> = h
         .state

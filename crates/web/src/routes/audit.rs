@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vigil_access::{AuditEntry, AuditKind, AuditQuery, ChainReport, Permission, Timestamp};
 
-use super::users::blocking;
+use super::blocking;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiQuery;

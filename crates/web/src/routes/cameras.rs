@@ -17,13 +17,14 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use vigil_access::{AuditKind, AuditRecord, Permission};
+use vigil_access::{AuditKind, Permission};
 use vigil_media::store::{Camera, NewCamera, Store, StoreError, now_us};
 use vigil_media::time::format_us;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::routes::{audit, blocking};
 use crate::state::SharedState;
 
 pub fn router() -> OpenApiRouter<SharedState> {
@@ -107,31 +108,6 @@ pub(crate) fn find_camera(store: &Store, name: &str) -> ApiResult<Camera> {
         .into_iter()
         .find(|c| c.name == name)
         .ok_or_else(|| camera_not_found(name))
-}
-
-/// Runs blocking work (SQLite, files) off the async workers.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
-) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(ApiError::internal)?
-}
-
-pub(crate) fn audit(
-    state: &SharedState,
-    caller: &Caller,
-    kind: AuditKind,
-    detail: serde_json::Value,
-) -> ApiResult<()> {
-    state
-        .access
-        .audit(
-            AuditRecord::new(kind, Some(&caller.name()), Some(&caller.source.to_string()))
-                .detail(detail),
-        )
-        .map(|_| ())
-        .map_err(ApiError::from)
 }
 
 fn store_error(e: StoreError) -> ApiError {
@@ -382,9 +358,9 @@ async fn list_cameras(
                 .is_ok();
             out.push(camera_info(&store, &cam, manage, now)?);
         }
-        Ok(out)
+        Ok::<_, ApiError>(out)
     })
-    .await?;
+    .await??;
     Ok(Json(list))
 }
 
@@ -429,7 +405,7 @@ async fn add_camera(
         let cam = find_camera(&store, &cam.name)?;
         camera_info(&store, &cam, true, now_us())
     })
-    .await?;
+    .await??;
     audit(
         &state,
         &caller,
@@ -439,7 +415,8 @@ async fn add_camera(
             "has_password": info.has_password, "enabled": info.enabled,
             "max_age_secs": info.max_age_secs, "max_bytes": info.max_bytes,
         }),
-    )?;
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
@@ -467,7 +444,7 @@ async fn get_camera(
         let cam = find_camera(&store, &name)?;
         camera_info(&store, &cam, manage, now_us())
     })
-    .await?;
+    .await??;
     Ok(Json(info))
 }
 
@@ -518,9 +495,9 @@ async fn patch_camera(
                 .map_err(store_error)?;
         }
         let after = find_camera(&store, &cam.name)?;
-        Ok((cam, camera_info(&store, &after, true, now_us())?))
+        Ok::<_, ApiError>((cam, camera_info(&store, &after, true, now_us())?))
     })
-    .await?;
+    .await??;
     audit(
         &state,
         &caller,
@@ -530,7 +507,7 @@ async fn patch_camera(
             "before": {"enabled": before.enabled, "max_age_secs": before.max_age_secs, "max_bytes": before.max_bytes},
             "after": {"enabled": info.enabled, "max_age_secs": info.max_age_secs, "max_bytes": info.max_bytes},
         }),
-    )?;
+    ).await?;
     Ok(Json(info))
 }
 
@@ -559,12 +536,13 @@ async fn delete_camera(
             .remove_camera(&cam.id, delete_video)
             .map_err(store_error)
     })
-    .await?;
+    .await??;
     audit(
         &state,
         &caller,
         AuditKind::CameraChanged,
         json!({"action": "removed", "camera": removed.name, "delete_video": delete_video}),
-    )?;
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

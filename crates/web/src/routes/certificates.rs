@@ -22,14 +22,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use vigil_access::{AuditKind, AuditRecord, Permission};
+use vigil_access::{AuditKind, Permission};
 use vigil_pki::time::OffsetDateTime;
 use vigil_pki::{CertInfo, CsrError, ImportError, PendingCsr, Pki, PkiError, SessionPolicy};
 
-use super::users::blocking;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
+use crate::routes::{audit, blocking};
 use crate::state::SharedState;
 
 /// Validity of a signed device certificate when the request names none.
@@ -184,18 +184,6 @@ async fn with_pki<T: Send + 'static>(
 
 /// Records a certificate operation. The detail names certificates by subject and fingerprint
 /// only: never key material or passphrases.
-async fn audit(state: &SharedState, caller: &Caller, detail: serde_json::Value) -> ApiResult<()> {
-    let record = AuditRecord::new(
-        AuditKind::CertificateOperation,
-        Some(&caller.name()),
-        Some(&caller.source.to_string()),
-    )
-    .detail(detail);
-    let access = state.access.clone();
-    blocking(move || access.audit(record)).await??;
-    Ok(())
-}
-
 /// Every certificate of the installation: CA, generated server certificate, imported chain,
 /// and the pending CSR.
 #[utoipa::path(get, path = "/api/v1/certificates", tag = "certificates",
@@ -297,6 +285,7 @@ async fn import(
     audit(
         &state,
         &caller,
+        AuditKind::CertificateOperation,
         serde_json::json!({
             "operation": "import",
             "subject": installed.info.subject,
@@ -357,6 +346,7 @@ async fn create_csr(
     audit(
         &state,
         &caller,
+        AuditKind::CertificateOperation,
         serde_json::json!({
             "operation": "csr",
             "common_name": pending.common_name,
@@ -430,6 +420,7 @@ async fn install(
     audit(
         &state,
         &caller,
+        AuditKind::CertificateOperation,
         serde_json::json!({
             "operation": "install",
             "subject": installed.info.subject,
@@ -477,6 +468,7 @@ async fn reset(State(state): State<SharedState>, caller: Caller) -> ApiResult<Js
         audit(
             &state,
             &caller,
+            AuditKind::CertificateOperation,
             serde_json::json!({ "operation": "reset", "removed": removed }),
         )
         .await?;
@@ -515,6 +507,7 @@ async fn renew(State(state): State<SharedState>, caller: Caller) -> ApiResult<Js
     audit(
         &state,
         &caller,
+        AuditKind::CertificateOperation,
         serde_json::json!({
             "operation": "renew",
             "fingerprint_sha256": renewed.map(|c| c.fingerprint_sha256.clone()),
@@ -585,6 +578,7 @@ async fn sign_csr(
     audit(
         &state,
         &caller,
+        AuditKind::CertificateOperation,
         serde_json::json!({
             "operation": "sign_csr",
             "subject": info.subject,

@@ -3,7 +3,10 @@
 //! drift from them.
 
 use utoipa_axum::router::OpenApiRouter;
+use vigil_access::{AuditKind, AuditRecord};
 
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
 use crate::state::SharedState;
 
 pub mod audit;
@@ -28,4 +31,28 @@ pub fn all() -> OpenApiRouter<SharedState> {
         .merge(audit::router())
         .merge(certificates::router())
         .merge(settings::router())
+}
+
+/// Runs blocking work (SQLite, files, Argon2, PKI) off the async workers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// Writes an audit entry for what `caller` did (the library audits its own operations; this
+/// is for the ones it does not see: playback, export, cameras, settings, certificates).
+pub(crate) async fn audit(
+    state: &SharedState,
+    caller: &Caller,
+    kind: AuditKind,
+    detail: serde_json::Value,
+) -> ApiResult<()> {
+    let record = AuditRecord::new(kind, Some(&caller.name()), Some(&caller.source.to_string()))
+        .detail(detail);
+    let access = state.access.clone();
+    blocking(move || access.audit(record)).await??;
+    Ok(())
 }

@@ -38,7 +38,8 @@ use vigil_media::time::{format_us, parse_time};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery};
-use crate::routes::cameras::{audit, blocking, check_camera_name, find_camera};
+use crate::routes::cameras::{check_camera_name, find_camera};
+use crate::routes::{audit, blocking};
 use crate::state::SharedState;
 
 pub fn router() -> OpenApiRouter<SharedState> {
@@ -210,7 +211,7 @@ async fn recordings(
             .ranges(&cam.id, from, to)
             .map_err(ApiError::internal)?;
         let gaps = store.gaps(&cam.id, from, to).map_err(ApiError::internal)?;
-        Ok(RecordingsAnswer {
+        Ok::<_, ApiError>(RecordingsAnswer {
             camera: cam.name,
             ranges: ranges
                 .into_iter()
@@ -222,7 +223,7 @@ async fn recordings(
                 .collect(),
         })
     })
-    .await?;
+    .await??;
     Ok(Json(answer))
 }
 
@@ -597,7 +598,7 @@ async fn playback(
     check_camera_name(&name)?;
     let (from, to) = time_range(q.from.as_deref(), q.to.as_deref(), true)?;
     let store = state.store.clone();
-    let layout = blocking(move || mp4_layout(&store, &name, from, to)).await?;
+    let layout = blocking(move || mp4_layout(&store, &name, from, to)).await??;
     let detail = json!({
         "camera": layout.camera.name, "from": format_us(from), "to": format_us(to),
         "media_start": format_us(layout.start_us), "media_end": format_us(layout.end_us),
@@ -605,7 +606,7 @@ async fn playback(
     });
     let (resp, new_view) = mp4_response(layout, &method, &headers, None);
     if new_view {
-        audit(&state, &caller, AuditKind::Playback, detail)?;
+        audit(&state, &caller, AuditKind::Playback, detail).await?;
     }
     Ok(resp)
 }
@@ -694,7 +695,7 @@ async fn export(
     };
     let (from, to) = time_range(q.from.as_deref(), q.to.as_deref(), true)?;
     let store = state.store.clone();
-    let layout = blocking(move || mp4_layout(&store, &name, from, to)).await?;
+    let layout = blocking(move || mp4_layout(&store, &name, from, to)).await??;
     if layout.parts.len() > 1 {
         return Err(codec_change_conflict(&layout));
     }
@@ -710,7 +711,7 @@ async fn export(
         let (resp, new_download) =
             mp4_response(layout, &method, &headers, Some(format!("{stem}.mp4")));
         if new_download {
-            audit(&state, &caller, AuditKind::Export, detail)?;
+            audit(&state, &caller, AuditKind::Export, detail).await?;
         }
         return Ok(resp);
     }
@@ -724,7 +725,7 @@ async fn export(
     let top = format!("evidence-{}", layout.camera.name);
     let (tar, summary, keep) =
         blocking(move || build_bundle(&store, &data_dir, &camera, from, to, &exporter, &top))
-            .await?;
+            .await??;
     detail["format"] = json!("bundle");
     detail["bytes"] = json!(tar.total);
     detail["fragments"] = json!(summary.fragments);
@@ -758,7 +759,7 @@ async fn export(
         HeaderValue::from(summary.unsigned_fragments),
     );
     if method != Method::HEAD {
-        audit(&state, &caller, AuditKind::Export, detail)?;
+        audit(&state, &caller, AuditKind::Export, detail).await?;
     }
     Ok(resp)
 }
@@ -1034,9 +1035,9 @@ async fn verify(
             }
             e => ApiError::internal(e),
         })?;
-        Ok((cam, report))
+        Ok::<_, ApiError>((cam, report))
     })
-    .await?;
+    .await??;
     let answer = VerifyAnswer {
         camera: camera.name.clone(),
         verified: report.is_verified(),
@@ -1054,7 +1055,8 @@ async fn verify(
             "verified": answer.verified, "tampered": answer.tampered,
             "failure": report.failure.as_ref().map(|f| f.kind.as_str()),
         }),
-    )?;
+    )
+    .await?;
     Ok(Json(answer))
 }
 

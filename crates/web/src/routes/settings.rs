@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use vigil_access::{AuditKind, AuditRecord, Permission};
+use vigil_access::{AuditKind, Permission};
 use vigil_config::{BlockSetting, Config, Listener, WebhookSettings};
 
 use crate::access_settings::{ids_config, session_config};
@@ -28,6 +28,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
 use crate::listen::{ApplyReport, ListenError, ListenerPlan};
+use crate::routes::audit;
 use crate::state::SharedState;
 
 pub fn router() -> OpenApiRouter<SharedState> {
@@ -575,20 +576,6 @@ fn set_pending(state: &SharedState, cfg: Option<Config>) {
     *state.pending.lock().unwrap_or_else(|e| e.into_inner()) = cfg;
 }
 
-async fn audit(state: &SharedState, caller: &Caller, detail: Value) -> ApiResult<()> {
-    let record = AuditRecord::new(
-        AuditKind::ConfigChanged,
-        Some(&caller.name()),
-        Some(&caller.source.to_string()),
-    )
-    .detail(detail);
-    let access = state.access.clone();
-    tokio::task::spawn_blocking(move || access.audit(record))
-        .await
-        .map_err(ApiError::internal)??;
-    Ok(())
-}
-
 /// The settings in effect and the staged (unsaved) ones, if any.
 #[utoipa::path(get, path = "/api/v1/settings", tag = "settings",
     responses(
@@ -636,6 +623,7 @@ async fn patch_settings(
     audit(
         &state,
         &caller,
+        AuditKind::ConfigChanged,
         json!({ "action": "stage", "changes": audit_summary(&step) }),
     )
     .await?;
@@ -669,6 +657,7 @@ async fn restore_settings(
     audit(
         &state,
         &caller,
+        AuditKind::ConfigChanged,
         json!({ "action": "restore", "discarded": audit_summary(&discarded) }),
     )
     .await?;
@@ -709,6 +698,7 @@ async fn factory_settings(
     audit(
         &state,
         &caller,
+        AuditKind::ConfigChanged,
         json!({ "action": "factory", "changes": audit_summary(&step) }),
     )
     .await?;
@@ -868,6 +858,7 @@ async fn apply_settings(
     audit(
         &state,
         &caller,
+        AuditKind::ConfigChanged,
         json!({
             "action": "apply",
             "changes": audit_summary(&changes),

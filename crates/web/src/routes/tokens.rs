@@ -15,7 +15,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vigil_access::{NewToken, Permission, TokenInfo};
 
-use super::users::{blocking, parse_role, scope_from, scope_view};
+use super::blocking;
+use super::users::{parse_role, scope_from, scope_view};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};

@@ -28,6 +28,7 @@ use vigil_access::{
 use crate::auth::{Caller, blocked};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
+use crate::routes::blocking;
 use crate::state::SharedState;
 
 pub fn router() -> OpenApiRouter<SharedState> {
@@ -39,16 +40,6 @@ pub fn router() -> OpenApiRouter<SharedState> {
         .routes(routes!(change_own_password))
         .routes(routes!(begin_totp))
         .routes(routes!(confirm_totp))
-}
-
-/// Runs blocking work (SQLite, Argon2, PKI files) off the async workers. Shared by the
-/// administration modules.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(ApiError::internal)
 }
 
 /// Parses a role name from a request.
@@ -507,36 +498,6 @@ async fn change_own_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Checks the caller's current password the way a login does (counted by intrusion detection
-/// when wrong) without creating a session.
-fn verify_current_password(
-    state: &SharedState,
-    username: &str,
-    password: &str,
-    source: std::net::IpAddr,
-) -> Result<(), LoginError> {
-    // Re-setting the same password through change_password would end the other sessions;
-    // a login attempt checks the password and records failures, and its session is ended at
-    // once.
-    let session = state.access.login(
-        &vigil_access::Credentials {
-            username,
-            password,
-            totp: None,
-        },
-        source,
-    );
-    match session {
-        Ok(s) => {
-            state.access.logout(&s.session_id)?;
-            Ok(())
-        }
-        // The password was right; the user already has a second factor.
-        Err(LoginError::TotpRequired) => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
 /// Starts TOTP enrolment for the caller's own account (re-checks the password). Returns the
 /// secret to put into an authenticator app; it is active only after confirmation.
 #[utoipa::path(post, path = "/api/v1/account/totp", tag = "users",
@@ -556,7 +517,8 @@ async fn begin_totp(
     let st = state.clone();
     let source = caller.source;
     let enrollment = blocking(move || {
-        verify_current_password(&st, &username, &req.current_password, source)
+        st.access
+            .confirm_password(&username, &req.current_password, source)
             .map_err(reauth_error)?;
         st.access
             .begin_totp_enrollment(&username)
