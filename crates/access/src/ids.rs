@@ -10,7 +10,8 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -353,8 +354,55 @@ pub struct IntrusionDetector {
     /// Swapped whole by [`IntrusionDetector::set_config`]; readers clone the `Arc` and never
     /// hold this lock while taking another.
     config: RwLock<Arc<IdsConfig>>,
-    blocks: RwLock<HashMap<IpAddr, BlockInfo>>,
+    blocks: BlockTable,
     counters: Mutex<HashMap<IpAddr, Counter>>,
+}
+
+/// The blocks in force, with a flag readers can test without touching the lock: every
+/// request checks its address, and almost always no address is blocked at all.
+#[derive(Debug, Default)]
+struct BlockTable {
+    map: RwLock<HashMap<IpAddr, BlockInfo>>,
+    any: AtomicBool,
+}
+
+/// Write access to the block table; keeps [`BlockTable::any`] true to the map when dropped.
+struct BlocksWrite<'a> {
+    map: RwLockWriteGuard<'a, HashMap<IpAddr, BlockInfo>>,
+    any: &'a AtomicBool,
+}
+
+impl std::ops::Deref for BlocksWrite<'_> {
+    type Target = HashMap<IpAddr, BlockInfo>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl std::ops::DerefMut for BlocksWrite<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.map
+    }
+}
+
+impl Drop for BlocksWrite<'_> {
+    fn drop(&mut self) {
+        // Still under the write lock, so no other writer can interleave.
+        self.any.store(!self.map.is_empty(), Ordering::Release);
+    }
+}
+
+impl BlockTable {
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<IpAddr, BlockInfo>> {
+        self.map.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> BlocksWrite<'_> {
+        BlocksWrite {
+            map: self.map.write().unwrap_or_else(|e| e.into_inner()),
+            any: &self.any,
+        }
+    }
 }
 
 impl IntrusionDetector {
@@ -362,7 +410,7 @@ impl IntrusionDetector {
         config.validate()?;
         Ok(IntrusionDetector {
             config: RwLock::new(Arc::new(config)),
-            blocks: RwLock::new(HashMap::new()),
+            blocks: BlockTable::default(),
             counters: Mutex::new(HashMap::new()),
         })
     }
@@ -383,7 +431,7 @@ impl IntrusionDetector {
         config.validate()?;
         // Lock order everywhere: counters, then blocks; the config lock is innermost.
         let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        let mut blocks = self.blocks.write().unwrap_or_else(|e| e.into_inner());
+        let mut blocks = self.blocks.write();
         let mut current = self.config.write().unwrap_or_else(|e| e.into_inner());
         if current.ipv6_prefix_len != config.ipv6_prefix_len {
             counters.clear();
@@ -403,8 +451,13 @@ impl IntrusionDetector {
     /// Refuses a blocked address. One hash-map lookup under a read lock: call it before any
     /// password hashing or database work.
     pub fn check(&self, ip: IpAddr, now: Timestamp) -> Result<(), Blocked> {
+        // A block is published under the write lock before the flag is set, so a check that
+        // starts after `record_failure` returned sees it.
+        if !self.blocks.any.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let key = tracking_key(ip, self.config().ipv6_prefix_len);
-        let blocks = self.blocks.read().unwrap_or_else(|e| e.into_inner());
+        let blocks = self.blocks.read();
         match blocks.get(&key) {
             Some(b) if b.until.is_none_or(|u| now < u) => Err(Blocked {
                 addr: ip,
@@ -422,7 +475,7 @@ impl IntrusionDetector {
         {
             // A block that ran out starts the address afresh: it needs a full threshold of
             // new failures to be blocked again.
-            let mut blocks = self.blocks.write().unwrap_or_else(|e| e.into_inner());
+            let mut blocks = self.blocks.write();
             if blocks
                 .get(&key)
                 .is_some_and(|b| b.until.is_some_and(|u| now >= u))
@@ -467,7 +520,7 @@ impl IntrusionDetector {
                 BlockPolicy::For(d) => Some(Some(now.plus(d))),
             };
             if let Some(until) = until {
-                let mut blocks = self.blocks.write().unwrap_or_else(|e| e.into_inner());
+                let mut blocks = self.blocks.write();
                 if let std::collections::hash_map::Entry::Vacant(slot) = blocks.entry(key) {
                     let info = BlockInfo {
                         addr: key,
@@ -515,10 +568,7 @@ impl IntrusionDetector {
         let key = tracking_key(ip, self.config().ipv6_prefix_len);
         let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         counters.remove(&key);
-        self.blocks
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key)
+        self.blocks.write().remove(&key)
     }
 
     /// Puts a block back in place (used when timed blocks are reloaded at start-up and when
@@ -531,7 +581,6 @@ impl IntrusionDetector {
         }
         self.blocks
             .write()
-            .unwrap_or_else(|e| e.into_inner())
             .insert(key, BlockInfo { addr: key, ..info });
     }
 
@@ -549,7 +598,7 @@ impl IntrusionDetector {
         }
         // Lock order everywhere: counters, then blocks.
         let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-        let mut blocks = self.blocks.write().unwrap_or_else(|e| e.into_inner());
+        let mut blocks = self.blocks.write();
         // An address unblocked elsewhere starts afresh here too.
         for k in blocks.keys() {
             if !map.contains_key(k) {
@@ -565,7 +614,6 @@ impl IntrusionDetector {
         let mut blocked: Vec<BlockInfo> = self
             .blocks
             .read()
-            .unwrap_or_else(|e| e.into_inner())
             .values()
             .filter(|b| b.until.is_none_or(|u| now < u))
             .cloned()

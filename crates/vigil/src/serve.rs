@@ -71,8 +71,11 @@ impl Web {
         access.begin_server_run()?;
         crate::init_cmd::ensure_keys(cfg)?;
         let pki = vigil_pki::Pki::open(&cfg.data_dir.join("pki"))?;
+        // Accept loops, certificate maintenance and settings changes; connections are served
+        // by the per-core workers of `vigil_web::workers`.
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .thread_name("vigil-web")
+            .worker_threads(1)
+            .thread_name("vigil-web-control")
             .enable_all()
             .build()?;
         let state =

@@ -2,7 +2,7 @@
 //! stable machine-readable code (clients switch on it) and a human message that says what is
 //! wrong and what to do. Internal details (paths, SQL) are logged, never sent.
 
-use axum::Json;
+use crate::json::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;

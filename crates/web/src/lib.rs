@@ -10,18 +10,19 @@ pub mod access_settings;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod json;
 pub mod listen;
 pub mod maintenance;
 pub mod routes;
 pub mod state;
+pub mod workers;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use utoipa::OpenApi as _;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
@@ -106,15 +107,18 @@ pub fn app(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
         })
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(security_headers));
+        .layer(tower::util::MapResponseLayer::new(
+            security_headers as fn(Response) -> Response,
+        ));
     (router, openapi)
 }
 
 /// Headers every answer carries: HSTS (we are HTTPS-only), no MIME sniffing, no framing, no
 /// caching of API answers (they carry personal and security data), no referrer leaks.
-async fn security_headers(req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await.into_response();
+/// A plain response map (no boxed middleware future): it runs on every request.
+fn security_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
+    h.reserve(6);
     h.insert(
         header::STRICT_TRANSPORT_SECURITY,
         HeaderValue::from_static("max-age=31536000"),

@@ -17,7 +17,6 @@ use axum::extract::Request;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Mutex, Semaphore, watch};
@@ -28,6 +27,7 @@ use vigil_pki::LiveTls;
 
 use crate::auth::ConnInfo;
 use crate::error::ApiError;
+use crate::workers::Workers;
 
 /// Connections served at once per listener; beyond it new connections wait in the kernel's
 /// backlog instead of exhausting memory or file descriptors.
@@ -91,15 +91,30 @@ pub enum ListenError {
     Tls(#[from] vigil_pki::PkiError),
     #[error("the API router is not installed yet")]
     NoRouter,
+    #[error("cannot start the connection worker threads: {0}")]
+    Workers(std::io::Error),
 }
 
 /// One running listener.
 struct Running {
     local: SocketAddr,
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    /// One accept loop per worker thread, all on the same listening socket.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
     /// Fires once the listening socket is closed (before open connections have drained).
     closed: tokio::sync::oneshot::Receiver<()>,
+}
+
+/// Sends on drop; every accept loop of a listener holds one clone, so the last loop to let
+/// go of its copy of the socket tells [`Listeners::apply`] that the port is free.
+struct ClosedSignal(Option<tokio::sync::oneshot::Sender<()>>);
+
+impl Drop for ClosedSignal {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            let _ = tx.send(());
+        }
+    }
 }
 
 /// What [`Listeners::apply`] changed.
@@ -121,6 +136,9 @@ pub struct Listeners {
     tls: LiveTls,
     /// Port HTTP redirects point at: the first HTTPS listener's.
     https_port: Arc<AtomicU16>,
+    /// The threads that serve connections; started with the first listener, stopped by
+    /// [`Listeners::shutdown`].
+    workers: std::sync::Mutex<Option<Arc<Workers>>>,
 }
 
 fn label(addr: SocketAddr, scheme: Scheme) -> String {
@@ -138,7 +156,18 @@ impl Listeners {
             access,
             tls,
             https_port: Arc::new(AtomicU16::new(443)),
+            workers: std::sync::Mutex::new(None),
         }
+    }
+
+    fn workers(&self) -> Result<Arc<Workers>, ListenError> {
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = workers.as_ref() {
+            return Ok(w.clone());
+        }
+        let w = Arc::new(Workers::per_core().map_err(ListenError::Workers)?);
+        *workers = Some(w.clone());
+        Ok(w)
     }
 
     /// Installs the API router (built after the state that holds these listeners).
@@ -166,6 +195,7 @@ impl Listeners {
             return Err(ListenError::Unreachable);
         }
         let app = self.app.get().ok_or(ListenError::NoRouter)?.clone();
+        let workers = self.workers()?;
         let mut running = self.running.lock().await;
         let mut report = ApplyReport::default();
         let mut bound = Vec::new();
@@ -174,33 +204,48 @@ impl Listeners {
                 report.kept.push(label(addr, scheme));
                 continue;
             }
-            let listener = bind(addr).map_err(|source| ListenError::Bind {
+            let sockets = bind(addr, workers.len()).map_err(|source| ListenError::Bind {
                 addr,
                 scheme,
                 source,
             })?;
-            bound.push((addr, scheme, listener));
+            bound.push((addr, scheme, sockets));
         }
         let mut tls_config = self.tls.server_config()?;
         tls_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let acceptor = TlsAcceptor::from(Arc::new(tls_config));
-        for (addr, scheme, listener) in bound {
-            let local = listener.local_addr().unwrap_or(addr);
+        for (addr, scheme, sockets) in bound {
+            let local = sockets
+                .first()
+                .and_then(|s| s.local_addr().ok())
+                .unwrap_or(addr);
             let (stop, stop_rx) = watch::channel(false);
             let (closed_tx, closed) = tokio::sync::oneshot::channel();
+            let closed_tx = Arc::new(ClosedSignal(Some(closed_tx)));
             let service = match scheme {
                 Scheme::Https => app.clone(),
                 Scheme::Http => redirect_router(self.https_port.clone()),
             };
             let acceptor = (scheme == Scheme::Https).then(|| acceptor.clone());
-            let task = tokio::spawn(accept_loop(
-                listener,
-                acceptor,
-                service,
-                self.access.clone(),
-                stop_rx,
-                closed_tx,
-            ));
+            let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+            // Every worker accepts on its own copy of the socket and serves what it accepted
+            // itself, like nginx's workers: no connection is handed between threads.
+            let tasks = sockets
+                .into_iter()
+                .zip(workers.handles())
+                .map(|(socket, worker)| {
+                    worker.spawn(accept_loop(
+                        socket,
+                        acceptor.clone(),
+                        service.clone(),
+                        self.access.clone(),
+                        limit.clone(),
+                        stop_rx.clone(),
+                        closed_tx.clone(),
+                    ))
+                })
+                .collect();
+            drop(closed_tx);
             tracing::info!(listener = %label(local, scheme), "management listener started");
             report.started.push(label(local, scheme));
             running.insert(
@@ -208,7 +253,7 @@ impl Listeners {
                 Running {
                     local,
                     stop,
-                    task,
+                    tasks,
                     closed,
                 },
             );
@@ -228,8 +273,9 @@ impl Listeners {
                 let _ = tokio::time::timeout(Duration::from_secs(1), r.closed).await;
                 let name = label(r.local, key.1);
                 tokio::spawn(async move {
+                    let drained = futures_util::future::join_all(r.tasks);
                     let _ =
-                        tokio::time::timeout(DRAIN_TIMEOUT + Duration::from_secs(1), r.task).await;
+                        tokio::time::timeout(DRAIN_TIMEOUT + Duration::from_secs(1), drained).await;
                     tracing::info!(listener = %name, "management listener drained");
                 });
                 tracing::info!(listener = %label(r.local, key.1), "management listener stopped");
@@ -251,12 +297,21 @@ impl Listeners {
         let mut running = self.running.lock().await;
         for (_, r) in running.drain() {
             let _ = r.stop.send(true);
-            let _ = tokio::time::timeout(DRAIN_TIMEOUT + Duration::from_secs(1), r.task).await;
+            let drained = futures_util::future::join_all(r.tasks);
+            let _ = tokio::time::timeout(DRAIN_TIMEOUT + Duration::from_secs(1), drained).await;
         }
+        drop(running);
+        // The last reference (accept loops hold the others and have ended) stops the threads.
+        self.workers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
     }
 }
 
-fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// Binds `addr` and returns `copies` handles of the listening socket (one per worker), not
+/// yet registered with any event loop.
+fn bind(addr: SocketAddr, copies: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
     let socket = match addr {
         SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
         SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
@@ -264,27 +319,35 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     // Rebinding right after a listener change must not fail on TIME_WAIT sockets.
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
-    socket.listen(1024)
+    let first = socket.listen(1024)?.into_std()?;
+    let mut sockets = Vec::with_capacity(copies.max(1));
+    for _ in 1..copies.max(1) {
+        sockets.push(first.try_clone()?);
+    }
+    sockets.push(first);
+    Ok(sockets)
 }
 
 async fn accept_loop(
-    listener: TcpListener,
+    socket: std::net::TcpListener,
     acceptor: Option<TlsAcceptor>,
     app: Router,
     access: Arc<Access>,
+    limit: Arc<Semaphore>,
     mut stop: watch::Receiver<bool>,
-    closed: tokio::sync::oneshot::Sender<()>,
+    closed: Arc<ClosedSignal>,
 ) {
+    // Registered here, with the event loop of the worker this loop runs on.
+    let listener = match TcpListener::from_std(socket) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "a worker cannot watch the listening socket");
+            return;
+        }
+    };
     let local = listener.local_addr().ok();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
-    builder.http2().timer(TokioTimer::new());
-    let builder = Arc::new(builder);
+    let protocols = Arc::new(Protocols::new());
     loop {
         let permit = tokio::select! {
             _ = stop.changed() => break,
@@ -314,16 +377,35 @@ async fn accept_loop(
         };
         let app = app.clone();
         let acceptor = acceptor.clone();
-        let builder = builder.clone();
+        let protocols = protocols.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
-            serve_connection(tcp, info, acceptor, app, builder, watcher).await;
+            serve_connection(tcp, info, acceptor, app, protocols, watcher).await;
         });
     }
     drop(listener);
-    let _ = closed.send(());
+    drop(closed);
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
+}
+
+/// The HTTP settings of every connection: slow-loris protection on HTTP/1.1, timers on
+/// both protocols.
+struct Protocols {
+    http1: hyper::server::conn::http1::Builder,
+    http2: hyper::server::conn::http2::Builder<TokioExecutor>,
+}
+
+impl Protocols {
+    fn new() -> Self {
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT);
+        let mut http2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        http2.timer(TokioTimer::new());
+        Protocols { http1, http2 }
+    }
 }
 
 async fn serve_connection(
@@ -331,7 +413,7 @@ async fn serve_connection(
     info: ConnInfo,
     acceptor: Option<TlsAcceptor>,
     app: Router,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    protocols: Arc<Protocols>,
     watcher: hyper_util::server::graceful::Watcher,
 ) {
     let service = app.map_request(move |mut req: Request<hyper::body::Incoming>| {
@@ -339,7 +421,7 @@ async fn serve_connection(
         req
     });
     let service = TowerToHyperService::new(service);
-    match acceptor {
+    let result = match acceptor {
         Some(acceptor) => {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
@@ -352,17 +434,25 @@ async fn serve_connection(
                     return;
                 }
             };
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
+            // HTTP/2 over TLS is chosen by ALPN (RFC 9113 section 3.2); without it a client
+            // speaks HTTP/1.1. Knowing the protocol up front spares every request the
+            // protocol-sniffing wrapper.
+            if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                let conn = protocols.http2.serve_connection(TokioIo::new(tls), service);
+                watcher.watch(conn).await
+            } else {
+                let conn = protocols.http1.serve_connection(TokioIo::new(tls), service);
+                watcher.watch(conn).await
             }
         }
+        // Plaintext only redirects (HTTP/1.x clients; h2c is not offered).
         None => {
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
-            }
+            let conn = protocols.http1.serve_connection(TokioIo::new(tcp), service);
+            watcher.watch(conn).await
         }
+    };
+    if let Err(e) = result {
+        tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
     }
 }
 

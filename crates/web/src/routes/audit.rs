@@ -2,7 +2,7 @@
 //! archive, and verification of the chain. Every route needs `ViewAudit` (admins and
 //! auditors). The log itself (append-only, chained, verified) is vigil-access's.
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};

@@ -8,7 +8,7 @@
 //! changes need ManageCameras. Only ManageCameras sees a camera's URL and user name; nobody
 //! ever sees its password (`has_password` only). Every change is audited as `camera_changed`.
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};

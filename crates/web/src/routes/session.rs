@@ -1,6 +1,6 @@
 //! Login, the current session, logout (D2).
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

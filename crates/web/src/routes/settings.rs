@@ -587,7 +587,7 @@ fn set_pending(state: &SharedState, cfg: Option<Config>) {
 async fn get_settings(
     State(state): State<SharedState>,
     caller: Caller,
-) -> ApiResult<axum::Json<SettingsAnswer>> {
+) -> ApiResult<crate::json::Json<SettingsAnswer>> {
     caller.require(Permission::ManageSettings, None)?;
     let saved = saved_config(&state);
     let pending = pending_config(&state);
@@ -595,7 +595,7 @@ async fn get_settings(
         Some(_) => "staged settings are not saved yet: POST /api/v1/settings/apply to save and apply them, /restore to discard them".into(),
         None => "no staged changes".into(),
     };
-    Ok(axum::Json(answer(&saved, pending.as_ref(), message)))
+    Ok(crate::json::Json(answer(&saved, pending.as_ref(), message)))
 }
 
 /// Stage a change: a JSON merge patch (RFC 7396) of the editable settings, merged into the
@@ -613,7 +613,7 @@ async fn patch_settings(
     State(state): State<SharedState>,
     caller: Caller,
     ApiJson(patch): ApiJson<Value>,
-) -> ApiResult<axum::Json<SettingsAnswer>> {
+) -> ApiResult<crate::json::Json<SettingsAnswer>> {
     caller.require(Permission::ManageSettings, None)?;
     let _serial = SETTINGS_LOCK.lock().await;
     let saved = saved_config(&state);
@@ -633,7 +633,7 @@ async fn patch_settings(
         "staged, not saved: POST /api/v1/settings/apply to save and apply (no process restart needed), /restore to discard".into(),
     );
     set_pending(&state, Some(staged));
-    Ok(axum::Json(ans))
+    Ok(crate::json::Json(ans))
 }
 
 /// "Restore": discard the staged settings.
@@ -647,7 +647,7 @@ async fn patch_settings(
 async fn restore_settings(
     State(state): State<SharedState>,
     caller: Caller,
-) -> ApiResult<axum::Json<SettingsAnswer>> {
+) -> ApiResult<crate::json::Json<SettingsAnswer>> {
     caller.require(Permission::ManageSettings, None)?;
     let _serial = SETTINGS_LOCK.lock().await;
     let saved = saved_config(&state);
@@ -670,7 +670,7 @@ async fn restore_settings(
             discarded.len()
         )
     };
-    Ok(axum::Json(answer(&saved, None, message)))
+    Ok(crate::json::Json(answer(&saved, None, message)))
 }
 
 /// "Factory": stage the built-in defaults of the editable settings (applied only by apply).
@@ -685,7 +685,7 @@ async fn restore_settings(
 async fn factory_settings(
     State(state): State<SharedState>,
     caller: Caller,
-) -> ApiResult<axum::Json<SettingsAnswer>> {
+) -> ApiResult<crate::json::Json<SettingsAnswer>> {
     caller.require(Permission::ManageSettings, None)?;
     let _serial = SETTINGS_LOCK.lock().await;
     let saved = saved_config(&state);
@@ -708,7 +708,7 @@ async fn factory_settings(
         "factory defaults staged, not saved: POST /api/v1/settings/apply to save and apply them, /restore to discard".into(),
     );
     set_pending(&state, Some(staged));
-    Ok(axum::Json(ans))
+    Ok(crate::json::Json(ans))
 }
 
 /// What apply did.
@@ -741,7 +741,7 @@ pub struct ApplyAnswer {
 async fn apply_settings(
     State(state): State<SharedState>,
     caller: Caller,
-) -> ApiResult<axum::Json<ApplyAnswer>> {
+) -> ApiResult<crate::json::Json<ApplyAnswer>> {
     caller.require(Permission::ManageSettings, None)?;
     let _serial = SETTINGS_LOCK.lock().await;
     let saved = saved_config(&state);
@@ -755,7 +755,7 @@ async fn apply_settings(
     let changes = changes(&saved, &pending);
     if changes.is_empty() {
         set_pending(&state, None);
-        return Ok(axum::Json(ApplyAnswer {
+        return Ok(crate::json::Json(ApplyAnswer {
             settings: EditableSettings::of(&saved),
             changes,
             listeners: None,
@@ -876,7 +876,7 @@ async fn apply_settings(
             "; an imported certificate is in use, so the new host names take effect when it is removed or replaced",
         );
     }
-    Ok(axum::Json(ApplyAnswer {
+    Ok(crate::json::Json(ApplyAnswer {
         settings: EditableSettings::of(&pending),
         changes,
         listeners,

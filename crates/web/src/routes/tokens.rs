@@ -5,7 +5,7 @@
 //! Handlers take their JSON body as `Result<ApiJson<_>, ApiError>` and unwrap it only after
 //! the permission check, so a caller without the permission gets 403 whatever it sent.
 
-use axum::Json;
+use crate::json::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
