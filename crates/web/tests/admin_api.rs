@@ -941,6 +941,15 @@ async fn audit_filters_export_and_chain_verification() {
             .status,
         StatusCode::BAD_REQUEST
     );
+    // Each export of the log is on record (the refused one is not: nothing left the server).
+    let exports = get(&h, &q("kind=export"), &admin).await.json();
+    let exports = exports["entries"].as_array().unwrap();
+    assert_eq!(exports.len(), 2, "{exports:?}");
+    assert_eq!(exports[0]["detail"]["audit_log"], true);
+    assert_eq!(exports[0]["detail"]["kind"], "user_created");
+    assert_eq!(exports[0]["detail"]["entries"], 2);
+    assert_eq!(exports[1]["detail"]["entries"], total);
+    assert_eq!(exports[1]["user"], "admin");
 
     let v = get(&h, "/api/v1/audit/verify", &admin).await.json();
     assert_eq!(v["status"], "intact", "{v}");

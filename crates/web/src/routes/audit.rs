@@ -204,6 +204,17 @@ async fn export(
         )));
     }
     entries.sort_by_key(|e| e.seq);
+    // Taking the log out of the server is itself on record (after the read, so the export
+    // does not contain its own entry).
+    let detail = serde_json::json!({
+        "audit_log": true,
+        "entries": entries.len(),
+        "first_seq": entries.first().map(|e| e.seq),
+        "last_seq": entries.last().map(|e| e.seq),
+        "kind": filter.kind, "user": filter.user, "source": filter.source,
+        "from": filter.from, "to": filter.to, "limit": filter.limit,
+    });
+    super::audit(&state, &caller, AuditKind::Export, detail).await?;
     let mut body = Vec::with_capacity(entries.len() * 256);
     for e in &entries {
         serde_json::to_writer(&mut body, e).map_err(ApiError::internal)?;
