@@ -1,7 +1,7 @@
 //! `vigil serve` and `vigil demo`: the recording runtime and the HTTPS API. It keeps one
 //! recorder per enabled camera in step with the database (cameras added or removed while
 //! running are picked up), runs retention and certificate maintenance, serves the REST API on
-//! its own runtime, and shuts down cleanly on SIGINT/SIGTERM.
+//! threads of its own (`vigil_web::workers`), and shuts down cleanly on SIGINT/SIGTERM.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -71,8 +71,8 @@ impl Web {
         access.begin_server_run()?;
         crate::init_cmd::ensure_keys(cfg)?;
         let pki = vigil_pki::Pki::open(&cfg.data_dir.join("pki"))?;
-        // Accept loops, certificate maintenance and settings changes; connections are served
-        // by the per-core workers of `vigil_web::workers`.
+        // Starts the listeners and runs certificate maintenance; accepting and serving
+        // connections (settings changes included) happens on `vigil_web::workers`' threads.
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("vigil-web-control")

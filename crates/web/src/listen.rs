@@ -93,6 +93,8 @@ pub enum ListenError {
     NoRouter,
     #[error("cannot start the connection worker threads: {0}")]
     Workers(std::io::Error),
+    #[error("the server is shutting down; listeners can no longer be changed")]
+    ShutDown,
 }
 
 /// One running listener.
@@ -138,7 +140,9 @@ pub struct Listeners {
     https_port: Arc<AtomicU16>,
     /// The threads that serve connections; started with the first listener, stopped by
     /// [`Listeners::shutdown`].
-    workers: std::sync::Mutex<Option<Arc<Workers>>>,
+    workers: std::sync::Mutex<Option<Workers>>,
+    /// Set by [`Listeners::shutdown`] (under the `running` lock): no listener starts after it.
+    shut_down: std::sync::atomic::AtomicBool,
 }
 
 fn label(addr: SocketAddr, scheme: Scheme) -> String {
@@ -157,17 +161,28 @@ impl Listeners {
             tls,
             https_port: Arc::new(AtomicU16::new(443)),
             workers: std::sync::Mutex::new(None),
+            shut_down: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
-    fn workers(&self) -> Result<Arc<Workers>, ListenError> {
+    /// How many workers serve (or will serve) connections.
+    fn worker_count(&self) -> usize {
+        let workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        workers
+            .as_ref()
+            .map_or_else(crate::workers::cores, Workers::len)
+    }
+
+    /// The workers' runtimes, starting the pool on first use.
+    fn worker_handles(&self) -> Result<Vec<tokio::runtime::Handle>, ListenError> {
         let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(w) = workers.as_ref() {
-            return Ok(w.clone());
+        if workers.is_none() {
+            *workers = Some(Workers::per_core().map_err(ListenError::Workers)?);
         }
-        let w = Arc::new(Workers::per_core().map_err(ListenError::Workers)?);
-        *workers = Some(w.clone());
-        Ok(w)
+        Ok(workers
+            .as_ref()
+            .map(|w| w.handles().cloned().collect())
+            .unwrap_or_default())
     }
 
     /// Installs the API router (built after the state that holds these listeners).
@@ -195,16 +210,19 @@ impl Listeners {
             return Err(ListenError::Unreachable);
         }
         let app = self.app.get().ok_or(ListenError::NoRouter)?.clone();
-        let workers = self.workers()?;
         let mut running = self.running.lock().await;
+        if self.shut_down.load(Ordering::Acquire) {
+            return Err(ListenError::ShutDown);
+        }
         let mut report = ApplyReport::default();
         let mut bound = Vec::new();
+        let copies = self.worker_count();
         for (addr, scheme) in plan.entries() {
             if running.contains_key(&(addr, scheme)) {
                 report.kept.push(label(addr, scheme));
                 continue;
             }
-            let sockets = bind(addr, workers.len()).map_err(|source| ListenError::Bind {
+            let sockets = bind(addr, copies).map_err(|source| ListenError::Bind {
                 addr,
                 scheme,
                 source,
@@ -214,10 +232,29 @@ impl Listeners {
         let mut tls_config = self.tls.server_config()?;
         tls_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let acceptor = TlsAcceptor::from(Arc::new(tls_config));
+        // Only now that every socket is bound: a plan that cannot bind starts no threads.
+        let workers = self.worker_handles()?;
+        // Each copy is registered with its worker's event loop here, so a failure is still
+        // this call's error and nothing has started yet.
+        let mut registered = Vec::with_capacity(bound.len());
         for (addr, scheme, sockets) in bound {
-            let local = sockets
+            let mut listeners = Vec::with_capacity(sockets.len());
+            for (socket, worker) in sockets.into_iter().zip(&workers) {
+                let _in_worker = worker.enter();
+                let listener =
+                    TcpListener::from_std(socket).map_err(|source| ListenError::Bind {
+                        addr,
+                        scheme,
+                        source,
+                    })?;
+                listeners.push((worker.clone(), listener));
+            }
+            registered.push((addr, scheme, listeners));
+        }
+        for (addr, scheme, listeners) in registered {
+            let local = listeners
                 .first()
-                .and_then(|s| s.local_addr().ok())
+                .and_then(|(_, l)| l.local_addr().ok())
                 .unwrap_or(addr);
             let (stop, stop_rx) = watch::channel(false);
             let (closed_tx, closed) = tokio::sync::oneshot::channel();
@@ -230,12 +267,11 @@ impl Listeners {
             let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
             // Every worker accepts on its own copy of the socket and serves what it accepted
             // itself, like nginx's workers: no connection is handed between threads.
-            let tasks = sockets
+            let tasks = listeners
                 .into_iter()
-                .zip(workers.handles())
-                .map(|(socket, worker)| {
+                .map(|(worker, listener)| {
                     worker.spawn(accept_loop(
-                        socket,
+                        listener,
                         acceptor.clone(),
                         service.clone(),
                         self.access.clone(),
@@ -295,22 +331,27 @@ impl Listeners {
     /// Stops every listener, letting open requests finish for a few seconds.
     pub async fn shutdown(&self) {
         let mut running = self.running.lock().await;
+        self.shut_down.store(true, Ordering::Release);
         for (_, r) in running.drain() {
             let _ = r.stop.send(true);
             let drained = futures_util::future::join_all(r.tasks);
             let _ = tokio::time::timeout(DRAIN_TIMEOUT + Duration::from_secs(1), drained).await;
         }
         drop(running);
-        // The last reference (accept loops hold the others and have ended) stops the threads.
-        self.workers
+        let workers = self
+            .workers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
+        if let Some(workers) = workers {
+            // Joining waits for the threads' last blocking work (a database write, say).
+            let _ = tokio::task::spawn_blocking(move || workers.stop()).await;
+        }
     }
 }
 
 /// Binds `addr` and returns `copies` handles of the listening socket (one per worker), not
-/// yet registered with any event loop.
+/// yet registered with any event loop (each worker registers its own).
 fn bind(addr: SocketAddr, copies: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
     let socket = match addr {
         SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
@@ -329,7 +370,7 @@ fn bind(addr: SocketAddr, copies: usize) -> std::io::Result<Vec<std::net::TcpLis
 }
 
 async fn accept_loop(
-    socket: std::net::TcpListener,
+    listener: TcpListener,
     acceptor: Option<TlsAcceptor>,
     app: Router,
     access: Arc<Access>,
@@ -337,14 +378,6 @@ async fn accept_loop(
     mut stop: watch::Receiver<bool>,
     closed: Arc<ClosedSignal>,
 ) {
-    // Registered here, with the event loop of the worker this loop runs on.
-    let listener = match TcpListener::from_std(socket) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, "a worker cannot watch the listening socket");
-            return;
-        }
-    };
     let local = listener.local_addr().ok();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let protocols = Arc::new(Protocols::new());

@@ -16,25 +16,32 @@ use tokio::sync::oneshot;
 /// Blocking work left on a worker's pool when it stops gets this long to finish.
 const STOP_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The pool of connection workers. Dropping it stops them (their open connections end).
+/// The pool of connection workers. [`Workers::stop`] ends them and waits; dropping the pool
+/// only tells them to end.
 pub struct Workers {
     handles: Vec<Handle>,
     stops: Vec<oneshot::Sender<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// How many workers [`Workers::per_core`] starts.
+pub fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 impl Workers {
     /// One worker per core.
     pub fn per_core() -> std::io::Result<Self> {
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        Self::start(cores)
+        Self::start(cores())
     }
 
     /// Starts `n` (at least one) worker threads.
     pub fn start(n: usize) -> std::io::Result<Self> {
         let mut handles = Vec::with_capacity(n.max(1));
         let mut stops = Vec::with_capacity(n.max(1));
+        let mut threads = Vec::with_capacity(n.max(1));
         for i in 0..n.max(1) {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -42,15 +49,35 @@ impl Workers {
             handles.push(runtime.handle().clone());
             let (stop, stopped) = oneshot::channel::<()>();
             stops.push(stop);
-            std::thread::Builder::new()
+            let thread = std::thread::Builder::new()
                 .name(format!("vigil-web-{i}"))
                 .spawn(move || {
-                    // Runs every task spawned onto this worker until the pool is dropped.
+                    // Runs every task spawned onto this worker until the pool is stopped.
                     let _ = runtime.block_on(stopped);
                     runtime.shutdown_timeout(STOP_TIMEOUT);
                 })?;
+            threads.push(thread);
         }
-        Ok(Workers { handles, stops })
+        Ok(Workers {
+            handles,
+            stops,
+            threads,
+        })
+    }
+
+    /// Ends every worker (their remaining tasks are dropped; blocking work such as a database
+    /// write gets a moment to finish) and waits for the threads. Blocks: call it off the
+    /// async threads. Called on a worker thread, it does not wait for that thread itself.
+    pub fn stop(mut self) {
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
+        }
+        let me = std::thread::current().id();
+        for t in self.threads.drain(..) {
+            if t.thread().id() != me {
+                let _ = t.join();
+            }
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -99,7 +126,9 @@ mod tests {
         let mut names: Vec<String> = (0..2).map(|_| rx.recv().unwrap()).collect();
         names.sort();
         assert_eq!(names, ["vigil-web-0", "vigil-web-1"]);
-        drop(pool);
+        let t = std::time::Instant::now();
+        pool.stop();
+        assert!(t.elapsed() < STOP_TIMEOUT, "idle workers stop at once");
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -108,5 +137,21 @@ mod tests {
             let r = rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), t).await });
             assert!(r.expect("worker stopped").unwrap_err().is_cancelled());
         }
+    }
+
+    #[test]
+    fn dropping_the_pool_ends_the_threads_too() {
+        let pool = Workers::start(1).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        pool.handles().next().unwrap().spawn(async move {
+            // Dropped (and the channel closed) when the worker's runtime shuts down.
+            let _tx = tx;
+            std::future::pending::<()>().await;
+        });
+        drop(pool);
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected)
+        );
     }
 }

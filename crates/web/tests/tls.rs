@@ -195,6 +195,79 @@ async fn curl_trusts_the_ca_and_gets_openapi_31() {
 }
 
 /// testssl.sh findings by id.
+/// HTTP/2 is chosen by ALPN, HTTP/1.1 without it; both answer the same API.
+#[tokio::test]
+async fn alpn_picks_http2_or_http11_and_no_alpn_means_http11() {
+    let h = Harness::new();
+    let (addr, _) = h.serve(false).await;
+    let ca = h.ca_file();
+    let curl = vigil_testkit::require_tool("curl");
+    let url = format!("https://{addr}/api/v1/openapi.json");
+    for (flag, expected) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let out = run(
+            &curl,
+            vec![
+                "-sS".into(),
+                "--fail".into(),
+                "--max-time".into(),
+                "15".into(),
+                flag.into(),
+                "--cacert".into(),
+                ca.to_str().unwrap().into(),
+                "-o".into(),
+                "/dev/null".into(),
+                "-w".into(),
+                "%{http_version} %{http_code}".into(),
+                url.clone(),
+            ],
+            Duration::from_secs(30),
+        )
+        .await;
+        assert!(
+            out.status.success(),
+            "curl {flag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{expected} 200"),
+            "curl {flag}"
+        );
+    }
+
+    // A client that offers no ALPN at all (s_client offers none without -alpn) speaks
+    // HTTP/1.1 and is answered in HTTP/1.1; the server closes after the answer, which ends
+    // s_client (stdin's end is ignored with -quiet).
+    let openssl = vigil_testkit::require_tool("openssl");
+    let timeout = vigil_testkit::require_tool("timeout");
+    let mut cmd = Command::new(timeout);
+    cmd.args(["--kill-after=5", "30"])
+        .arg(openssl)
+        .args(["s_client", "-connect", &addr.to_string(), "-quiet"])
+        .args(["-CAfile", ca.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let out = tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let mut child = cmd.spawn()?;
+        child.stdin.take().unwrap().write_all(
+            b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )?;
+        child.wait_with_output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("HTTP/1.1 200"),
+        "{}\n{}",
+        &text[..text.len().min(300)],
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn findings(json: &Value) -> Vec<(String, String, String)> {
     json.as_array()
         .expect("testssl JSON is an array")

@@ -736,6 +736,7 @@ pub struct ApplyAnswer {
         (status = 401, description = "not logged in", body = ErrorBody),
         (status = 403, description = "needs the ManageSettings permission (admin)", body = ErrorBody),
         (status = 409, description = "nothing staged (`nothing_pending`) or a listener cannot be bound (`bind_failed`); nothing changed", body = ErrorBody),
+        (status = 503, description = "the server is shutting down (`shutting_down`); nothing changed", body = ErrorBody),
     ),
     security(("session" = []), ("token" = [])))]
 async fn apply_settings(
@@ -792,6 +793,13 @@ async fn apply_settings(
             }
             Err(ListenError::Unreachable) => {
                 return Err(noting(unreachable_error(), "nothing was changed"));
+            }
+            Err(e @ ListenError::ShutDown) => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "shutting_down",
+                    e.to_string(),
+                ));
             }
             Err(e) => return Err(ApiError::internal(e)),
         }
