@@ -60,6 +60,25 @@ async fn s_client(addr: SocketAddr, ca: &Path, extra: &[&str]) -> Handshake {
     Handshake { ok, text }
 }
 
+/// curl trusting only the CA, which must succeed (bounded to 15 s per request).
+async fn curl_ok(ca: &Path, extra: &[&str], url: &str) -> Output {
+    let curl = vigil_testkit::require_tool("curl");
+    let mut args: Vec<String> = ["-sS", "--fail", "--max-time", "15", "--cacert"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.push(ca.to_str().unwrap().into());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(url.into());
+    let out = run(&curl, args, Duration::from_secs(30)).await;
+    assert!(
+        out.status.success(),
+        "curl {extra:?} {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 #[tokio::test]
 async fn tls12_and_tls13_handshake_and_verify_against_the_ca() {
     let h = Harness::new();
@@ -154,25 +173,7 @@ async fn curl_trusts_the_ca_and_gets_openapi_31() {
     let ca = h.ca_file();
     let curl = vigil_testkit::require_tool("curl");
     let url = format!("https://{addr}/api/v1/openapi.json");
-    let out = run(
-        &curl,
-        vec![
-            "-sS".into(),
-            "--fail".into(),
-            "--max-time".into(),
-            "15".into(),
-            "--cacert".into(),
-            ca.to_str().unwrap().into(),
-            url.clone(),
-        ],
-        Duration::from_secs(30),
-    )
-    .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = curl_ok(&ca, &[], &url).await;
     let spec: Value = serde_json::from_slice(&out.stdout).unwrap();
     let version = spec["openapi"].as_str().unwrap();
     assert!(version.starts_with("3.1."), "OpenAPI {version}");
@@ -201,33 +202,20 @@ async fn alpn_picks_http2_or_http11_and_no_alpn_means_http11() {
     let h = Harness::new();
     let (addr, _) = h.serve(false).await;
     let ca = h.ca_file();
-    let curl = vigil_testkit::require_tool("curl");
     let url = format!("https://{addr}/api/v1/openapi.json");
     for (flag, expected) in [("--http2", "2"), ("--http1.1", "1.1")] {
-        let out = run(
-            &curl,
-            vec![
-                "-sS".into(),
-                "--fail".into(),
-                "--max-time".into(),
-                "15".into(),
-                flag.into(),
-                "--cacert".into(),
-                ca.to_str().unwrap().into(),
-                "-o".into(),
-                "/dev/null".into(),
-                "-w".into(),
-                "%{http_version} %{http_code}".into(),
-                url.clone(),
+        let out = curl_ok(
+            &ca,
+            &[
+                flag,
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_version} %{http_code}",
             ],
-            Duration::from_secs(30),
+            &url,
         )
         .await;
-        assert!(
-            out.status.success(),
-            "curl {flag}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
             format!("{expected} 200"),
