@@ -118,7 +118,6 @@ pub fn app(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
 /// A plain response map (no boxed middleware future): it runs on every request.
 fn security_headers(mut resp: Response) -> Response {
     let h = resp.headers_mut();
-    h.reserve(6);
     h.insert(
         header::STRICT_TRANSPORT_SECURITY,
         HeaderValue::from_static("max-age=31536000"),

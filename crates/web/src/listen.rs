@@ -176,13 +176,11 @@ impl Listeners {
     /// The workers' runtimes, starting the pool on first use.
     fn worker_handles(&self) -> Result<Vec<tokio::runtime::Handle>, ListenError> {
         let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
-        if workers.is_none() {
-            *workers = Some(Workers::per_core().map_err(ListenError::Workers)?);
-        }
-        Ok(workers
-            .as_ref()
-            .map(|w| w.handles().cloned().collect())
-            .unwrap_or_default())
+        let pool = match &mut *workers {
+            Some(pool) => pool,
+            None => workers.insert(Workers::per_core().map_err(ListenError::Workers)?),
+        };
+        Ok(pool.handles().cloned().collect())
     }
 
     /// Installs the API router (built after the state that holds these listeners).
