@@ -44,6 +44,19 @@ pub enum IngestError {
 }
 
 impl IngestError {
+    /// How the recording gap that follows this ending is described in the index and the
+    /// evidence ledger. A stall is told apart from a lost connection: the camera (or the
+    /// network path) kept the session open but sent nothing.
+    pub fn gap_reason(&self) -> String {
+        match self {
+            IngestError::Stalled(after) => format!(
+                "stalled: no data for {}",
+                humantime::format_duration(*after)
+            ),
+            _ => "camera disconnected".into(),
+        }
+    }
+
     fn from_retina(e: retina::Error) -> Self {
         let text = e.to_string();
         if text.contains("401") || text.contains("Unauthorized") {
@@ -312,6 +325,20 @@ mod tests {
         let v: Vec<u64> = (0..7).map(|a| backoff(a, cap).as_secs()).collect();
         assert_eq!(v, vec![1, 2, 4, 8, 16, 30, 30]);
         assert_eq!(backoff(100, cap), cap);
+    }
+
+    #[test]
+    fn a_stall_is_not_called_a_disconnect() {
+        assert_eq!(
+            IngestError::Stalled(Duration::from_secs(10)).gap_reason(),
+            "stalled: no data for 10s"
+        );
+        for e in [
+            IngestError::Ended,
+            IngestError::Rtsp("connection reset".into()),
+        ] {
+            assert_eq!(e.gap_reason(), "camera disconnected", "{e}");
+        }
     }
 
     #[test]

@@ -4,10 +4,12 @@
 //! - [`gop`] groups frames into GOPs and rebuilds decode times for B-frame sources.
 //! - [`fmp4`] writes fragmented MP4 (mp4-atom): one init per parameter set, one fragment per GOP.
 //! - [`store`] owns the data directory: segment files, the SQLite index, crash recovery.
+//! - [`datadir_lock`] keeps a second process from recording into a data directory in use.
 //! - [`retention`] deletes old video by age, bytes and free space.
 //! - [`recorder`] runs one camera end to end and reports its status.
 //! - [`export`] writes a time range as one standard MP4.
 
+pub mod datadir_lock;
 pub mod evidence;
 pub mod export;
 pub mod fmp4;

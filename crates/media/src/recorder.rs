@@ -227,7 +227,8 @@ async fn supervise(
         let result = ingest::run_session(&source, start_ticks, &ev_tx, stop.clone()).await;
         drop(ev_tx);
         let got_frame = forward.await.unwrap_or(false);
-        let _ = tx.send(WriterMsg::SessionEnded).await;
+        let gap_reason = result.as_ref().err().map(IngestError::gap_reason);
+        let _ = tx.send(WriterMsg::SessionEnded(gap_reason)).await;
         let err = match result {
             Ok(()) => break,
             Err(e) => e,
@@ -285,7 +286,8 @@ enum WriterMsg {
     },
     /// Once a second: status to the database, signing tick.
     Tick,
-    SessionEnded,
+    /// With the reason of the gap the ending opens; `None` when recording was asked to stop.
+    SessionEnded(Option<String>),
     Shutdown,
 }
 
@@ -330,6 +332,15 @@ fn writer_loop(
     observer: Option<Box<dyn SegmentObserver>>,
     space: FreeSpace,
 ) {
+    // Until this run's first GOP, the camera has been unrecorded since its last stored video;
+    // that GOP closes the gap, with how the previous run ended as the reason.
+    let gap_open = match store.begin_recorder_run(&camera.id) {
+        Ok(interruption) => interruption.map(|i| (i.since_us, i.reason)),
+        Err(e) => {
+            tracing::error!(camera = %camera.name, error = %e, "cannot tell how the previous recording ended; its gap is not stored");
+            None
+        }
+    };
     let mut w = WriterState {
         store,
         camera,
@@ -340,7 +351,7 @@ fn writer_loop(
         segment_opened: None,
         pending: Vec::new(),
         last_end_us: None,
-        gap_open: None,
+        gap_open,
         observer,
         space,
         timeline,
@@ -370,14 +381,15 @@ fn writer_loop(
                     o.tick();
                 }
             }
-            WriterMsg::SessionEnded => w.on_session_end(),
+            WriterMsg::SessionEnded(reason) => w.on_session_end(reason),
             WriterMsg::Shutdown => {
-                w.on_session_end();
+                w.on_session_end(None);
                 break;
             }
         }
     }
-    w.on_session_end();
+    w.on_session_end(None);
+    w.end_run();
 }
 
 impl WriterState {
@@ -405,15 +417,38 @@ impl WriterState {
         }
     }
 
-    fn on_session_end(&mut self) {
+    /// `gap_reason` is why the camera's session ended (`None`: recording was asked to stop,
+    /// which opens no gap of its own; the next run stores it).
+    fn on_session_end(&mut self, gap_reason: Option<String>) {
         self.flush_gop(None);
         self.close_segment();
-        if let Some(end) = self.last_end_us {
-            self.gap_open
-                .get_or_insert((end, "camera disconnected".into()));
+        if let (Some(end), Some(reason)) = (self.last_end_us, gap_reason) {
+            // The first reason stands: reconnect attempts that fail afterwards are part of
+            // the same outage.
+            self.gap_open.get_or_insert((end, reason));
         }
         self.params = None;
         self.init = None;
+    }
+
+    /// A clean end of the run: a gap still open (camera offline, or nothing recorded since
+    /// the start) is stored up to now, and the run is marked stopped so the next one knows
+    /// the interval after this is a stop, not a crash.
+    fn end_run(&mut self) {
+        let end = now_us();
+        if let Some((start, reason)) = self.gap_open.take()
+            && end > start
+        {
+            if let Err(e) = self.store.record_gap(&self.camera.id, start, end, &reason) {
+                tracing::error!(error = %e, "cannot record gap");
+            }
+            if let Some(o) = self.observer.as_mut() {
+                o.gap(start, end, &reason);
+            }
+        }
+        if let Err(e) = self.store.end_recorder_run(&self.camera.id) {
+            tracing::error!(camera = %self.camera.name, error = %e, "cannot mark the recording stopped; the next start will call this an unclean shutdown");
+        }
     }
 
     fn update_rates(&mut self) {

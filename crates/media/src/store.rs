@@ -160,6 +160,23 @@ pub struct GapRow {
     pub reason: String,
 }
 
+/// Gap reason: the previous recorder run ended without stopping cleanly (crash, `kill -9`,
+/// power cut).
+pub const GAP_UNCLEAN_SHUTDOWN: &str = "unclean shutdown";
+/// Gap reason: the recorder was stopped (server stop, camera disabled or changed) and started
+/// again.
+pub const GAP_RECORDING_STOPPED: &str = "recording stopped";
+/// Gap reason: video from before runs were tracked; how that recording ended is unknown.
+pub const GAP_RECORDER_RESTARTED: &str = "recorder restarted";
+
+/// How a camera's recording was interrupted before the current recorder run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interruption {
+    /// End of the last stored video (or the clean stop, if later), in Unix microseconds.
+    pub since_us: i64,
+    pub reason: String,
+}
+
 /// A segment a previous run left open (or never indexed): what recovery kept of it, so the
 /// evidence ledger can vouch for GOPs the crashed run wrote but never entered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -259,6 +276,11 @@ CREATE TABLE IF NOT EXISTS gaps (
     reason TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS gaps_by_time ON gaps (camera_id, start_us);
+CREATE TABLE IF NOT EXISTS recorder_runs (
+    camera_id TEXT PRIMARY KEY,
+    started_us INTEGER NOT NULL,
+    stopped_us INTEGER
+);
 "#;
 
 const DB_FILE: &str = "vigil.db";
@@ -444,6 +466,7 @@ impl Store {
                 tx.execute("DELETE FROM segments WHERE camera_id = ?1", [&cam.id])?;
                 tx.execute("DELETE FROM gaps WHERE camera_id = ?1", [&cam.id])?;
             }
+            tx.execute("DELETE FROM recorder_runs WHERE camera_id = ?1", [&cam.id])?;
             tx.commit()?;
         }
         if delete_video {
@@ -599,6 +622,62 @@ impl Store {
         self.db().execute(
             "INSERT INTO gaps (camera_id, start_us, end_us, reason) VALUES (?1, ?2, ?3, ?4)",
             params![camera_id, start_us, end_us, reason],
+        )?;
+        Ok(())
+    }
+
+    /// Marks the start of a recorder run for a camera and says how the recording since its
+    /// last stored GOP was interrupted: by the previous run's clean stop or by its death (a
+    /// run never marked stopped). The recorder stores this as the gap before its first GOP.
+    /// `None` when the camera has no recorded video yet.
+    pub fn begin_recorder_run(&self, camera_id: &str) -> Result<Option<Interruption>> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let last_end: Option<i64> = tx.query_row(
+            "SELECT max(start_us + duration_us) FROM gops WHERE camera_id = ?1",
+            [camera_id],
+            |r| r.get(0),
+        )?;
+        let previous: Option<Option<i64>> = tx
+            .query_row(
+                "SELECT stopped_us FROM recorder_runs WHERE camera_id = ?1",
+                [camera_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        tx.execute(
+            "INSERT INTO recorder_runs (camera_id, started_us, stopped_us) VALUES (?1, ?2, NULL)
+             ON CONFLICT(camera_id) DO UPDATE SET started_us = excluded.started_us, stopped_us = NULL",
+            params![camera_id, now_us()],
+        )?;
+        tx.commit()?;
+        let Some(last_end) = last_end else {
+            return Ok(None);
+        };
+        Ok(Some(match previous {
+            // A clean stop already stored any gap still open at that moment, up to the stop.
+            Some(Some(stopped_us)) => Interruption {
+                since_us: last_end.max(stopped_us),
+                reason: GAP_RECORDING_STOPPED.into(),
+            },
+            Some(None) => Interruption {
+                since_us: last_end,
+                reason: GAP_UNCLEAN_SHUTDOWN.into(),
+            },
+            // Video recorded by a version that did not keep runs: how it stopped is unknown.
+            None => Interruption {
+                since_us: last_end,
+                reason: GAP_RECORDER_RESTARTED.into(),
+            },
+        }))
+    }
+
+    /// Marks the camera's recorder run as stopped cleanly: its last GOP, segment and gaps are
+    /// stored.
+    pub fn end_recorder_run(&self, camera_id: &str) -> Result<()> {
+        self.db().execute(
+            "UPDATE recorder_runs SET stopped_us = ?2 WHERE camera_id = ?1",
+            params![camera_id, now_us()],
         )?;
         Ok(())
     }

@@ -84,7 +84,7 @@ fn main() -> ExitCode {
         Command::Init(args) => init_cmd::run(&args, &cli.config),
         Command::Serve => serve::run_serve(&cli.config),
         Command::Demo(args) => serve::run_demo(&args),
-        Command::Camera(cmd) => camera_cmd::run(cmd, &cli.config),
+        Command::Camera(cmd) => camera(cmd, &cli.config),
         Command::Recordings(args) => recordings_cmd::recordings(&args, &cli.config),
         Command::Export(args) => recordings_cmd::export(&args, &cli.config),
         Command::Verify(args) => with_exit_code(verify_cmd::run(&args, &cli.config)),
@@ -120,6 +120,32 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `camera` commands only edit the database, which a running server follows within 2 s, except
+/// deleting a camera's recordings: that removes video files a running recorder may still be
+/// appending to (leaving index rows of a removed camera behind), so it needs the data
+/// directory to itself.
+fn camera(cmd: camera_cmd::CameraCommand, config: &std::path::Path) -> anyhow::Result<()> {
+    use vigil_media::datadir_lock::{DataDirLock, LockError};
+    let _lock = match &cmd {
+        camera_cmd::CameraCommand::Remove {
+            name,
+            delete_recordings: true,
+        } => {
+            let cfg = vigil_config::Config::load(config)?;
+            match DataDirLock::acquire(&cfg.data_dir, "camera remove") {
+                Ok(lock) => Some(lock),
+                Err(LockError::InUse { dir, holder }) => anyhow::bail!(
+                    "cannot delete the recordings of camera {name}: the data directory {} is in use by {holder}; stop it first, or remove the camera without --delete-recordings",
+                    dir.display()
+                ),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        _ => None,
+    };
+    camera_cmd::run(cmd, config)
 }
 
 /// Loads the configuration and opens the data directory it names.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use vigil_config::Config;
+use vigil_media::datadir_lock::DataDirLock;
 use vigil_media::evidence::{Evidence, Signing};
 use vigil_media::recorder::{self, RecorderHandle, RecorderSettings};
 use vigil_media::retention::{self, RetentionPolicy};
@@ -28,12 +29,24 @@ pub struct DemoArgs {
 pub fn run_serve(config: &Path) -> anyhow::Result<()> {
     let cfg = Config::load(config)?;
     let store = Arc::new(Store::open(&cfg.data_dir)?);
+    let _lock = lock_data_dir(&cfg.data_dir, "serve")?;
     let web = Web::start(config, &cfg, store.clone(), None)?;
     let runtime = runtime()?;
     let live = web.live_config();
     let result = runtime.block_on(serve(cfg, store, shutdown_signal(), Some(live)));
     web.stop();
     result
+}
+
+/// Takes the data directory for this process until it exits, before anything binds or
+/// records: a second recorder would interleave its records with ours in every camera's
+/// evidence ledger.
+pub fn lock_data_dir(data_dir: &Path, command: &str) -> anyhow::Result<DataDirLock> {
+    let lock = DataDirLock::acquire(data_dir, command)?;
+    if let Some(previous) = lock.previous_holder() {
+        tracing::warn!(%previous, "the previous process on this data directory did not shut down cleanly; recovering");
+    }
+    Ok(lock)
 }
 
 /// The management role's API: its own runtime, so a burst of API requests or TLS handshakes
@@ -313,6 +326,11 @@ pub fn run_demo(args: &DemoArgs) -> anyhow::Result<()> {
             (Some(t), p)
         }
     };
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    // Before anything else: a demo on a directory in use would otherwise pick another port
+    // and record into the same ledgers.
+    let _lock = lock_data_dir(&data_dir, "demo")?;
     let config_path = data_dir.join("vigil.toml");
     let fresh = !config_path.exists();
     let mut cfg = if fresh {

@@ -727,6 +727,15 @@ fn kill_9_leaves_only_an_unsigned_tail_which_a_restart_covers() {
             .any(|e| e["event"] == "unclean-shutdown"),
         "{rep:#}"
     );
+    // The time the crash cost is a signed gap, not a failure.
+    assert!(
+        rep["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "gap" && e["reason"] == "unclean shutdown"),
+        "{rep:#}"
+    );
     assert!(rep["unsigned"].as_array().unwrap().is_empty(), "{rep:#}");
     assert_eq!(
         rep["checked"]["fragments"].as_u64(),

@@ -175,6 +175,78 @@ fn stalled_stream_is_detected_by_inactivity_timeout() {
     let before = v.recorded_secs("cam1");
     v.wait_recorded("cam1", before + 3.0, Duration::from_secs(60));
     server.stop();
+    // The gap says what happened: the session stayed open but nothing came (the test
+    // configuration's inactivity timeout is 3 s).
+    let rec = v.recordings("cam1");
+    let gaps = rec["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{rec}");
+    assert_eq!(gaps[0]["reason"], "stalled: no data for 3s", "{rec}");
+}
+
+/// The time between the last GOP before a `kill -9` and the first after the restart is a
+/// gap ("unclean shutdown"), and so is a clean stop and start ("recording stopped"); both are
+/// signed facts in the ledger, so the recording still verifies.
+#[test]
+fn kill_9_and_restarts_are_stored_as_gaps() {
+    let clip = clip_h264();
+    let peer = RtspPeer::start(&[("cam", &clip)], Auth::None);
+    let v = Vigil::init(4);
+    v.add_camera("cam1", &peer.url("cam"));
+    let server = v.serve();
+    v.wait_recorded("cam1", 4.0, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(500));
+    server.kill9();
+    let server = v.serve();
+    let recorded = v.recorded_secs("cam1");
+    v.wait_recorded("cam1", recorded + 3.0, Duration::from_secs(60));
+    assert!(server.stop().contains("Stopped cleanly"));
+    // A restart can be quick enough for the index to merge both runs into one range; wait so
+    // each run's video is a range of its own.
+    std::thread::sleep(Duration::from_millis(1500));
+    let server = v.serve();
+    let recorded = v.recorded_secs("cam1");
+    v.wait_recorded("cam1", recorded + 3.0, Duration::from_secs(60));
+    assert!(server.stop().contains("Stopped cleanly"));
+
+    let rec = v.recordings("cam1");
+    let ranges = rec["ranges"].as_array().unwrap();
+    let gaps = rec["gaps"].as_array().unwrap();
+    assert_eq!(ranges.len(), 3, "{rec}");
+    assert_eq!(gaps.len(), 2, "{rec}");
+    let us = |v: &serde_json::Value| v.as_i64().unwrap();
+    assert_eq!(gaps[0]["reason"], "unclean shutdown", "{rec}");
+    // The crash gap spans exactly the missing time between the two runs' video.
+    assert_eq!(gaps[0]["start_us"], ranges[0]["end_us"], "{rec}");
+    assert_eq!(gaps[0]["end_us"], ranges[1]["start_us"], "{rec}");
+    assert!(
+        us(&gaps[0]["end_us"]) - us(&gaps[0]["start_us"]) >= 500_000,
+        "{rec}"
+    );
+    assert_eq!(gaps[1]["reason"], "recording stopped", "{rec}");
+    // A clean stop's gap starts when the stop finished, right after the last GOP.
+    let stop_lag = us(&gaps[1]["start_us"]) - us(&ranges[1]["end_us"]);
+    assert!((0..2_000_000).contains(&stop_lag), "{rec}");
+    assert_eq!(gaps[1]["end_us"], ranges[2]["start_us"], "{rec}");
+    assert!(
+        us(&gaps[1]["end_us"]) - us(&gaps[1]["start_us"]) >= 1_500_000,
+        "{rec}"
+    );
+
+    let out = v.cmd(&["verify", "cam1", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let signed: Vec<&str> = report["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "gap")
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        signed,
+        ["unclean shutdown", "recording stopped"],
+        "{report:#}"
+    );
 }
 
 #[test]
