@@ -121,7 +121,10 @@ pub struct Listener {
 #[serde(deny_unknown_fields, default)]
 pub struct ManagementConfig {
     pub enabled: bool,
-    /// HTTPS listeners (a LAN port and, optionally, an Internet port).
+    /// HTTPS listeners (a LAN port and, optionally, an Internet port). Not taken from
+    /// [`ManagementConfig::default`] when a written `[management]` table leaves it out: see
+    /// `Config::check_management_reachable`.
+    #[serde(default)]
     pub https: Vec<Listener>,
     /// Plaintext HTTP listeners. Empty by default; when set, pages redirect to HTTPS and every
     /// credential-bearing endpoint answers 403.
@@ -386,114 +389,235 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
-            message: e.to_string(),
+            message: parse_message(text, &e),
         })?;
-        config.validate().map_err(|message| ConfigError::Invalid {
-            path: path.to_owned(),
-            message,
-        })?;
+        // Serde keeps no positions once the values are typed; the span tree of the same text
+        // lets a range or combination error point at the line an admin has to edit.
+        let written = Written::parse(text);
+        config
+            .check(written.as_ref())
+            .map_err(|message| ConfigError::Invalid {
+                path: path.to_owned(),
+                message,
+            })?;
         Ok(config)
     }
 
     /// Checks what serde cannot: ranges and combinations that would leave the server broken.
+    /// Messages name the key; [`Config::parse`] adds the line it was written on.
     pub fn validate(&self) -> Result<(), String> {
+        self.check(None)
+    }
+
+    fn check(&self, file: Option<&Written<'_>>) -> Result<(), String> {
+        let at = |key: &str| match file {
+            Some(file) => file.describe(key),
+            None => String::new(),
+        };
+        let d = format_duration;
         if self.data_dir.as_os_str().is_empty() {
-            return Err("data_dir is empty; set it to the directory for recordings".into());
-        }
-        if !(2..=3600).contains(&self.storage.segment_seconds) {
             return Err(format!(
-                "storage.segment_seconds = {} is out of range; use 2 to 3600 (default 60)",
-                self.storage.segment_seconds
+                "`data_dir`{} is empty: set it to the directory for recordings, e.g. \"/var/lib/vigil\"",
+                at("data_dir")
             ));
         }
-        if self.ingest.inactivity_timeout < Duration::from_secs(1) {
-            return Err("ingest.inactivity_timeout must be at least 1s".into());
+        let seconds = self.storage.segment_seconds;
+        if !(2..=3600).contains(&seconds) {
+            return Err(format!(
+                "`storage.segment_seconds` = {seconds}{} is too {}: use 2..=3600 (default 60)",
+                at("storage.segment_seconds"),
+                if seconds < 2 { "small" } else { "large" },
+            ));
         }
-        if self.ingest.max_backoff < Duration::from_secs(1) {
-            return Err("ingest.max_backoff must be at least 1s".into());
+        for (key, value, default) in [
+            (
+                "ingest.inactivity_timeout",
+                self.ingest.inactivity_timeout,
+                "10s",
+            ),
+            ("ingest.max_backoff", self.ingest.max_backoff, "30s"),
+        ] {
+            if value < Duration::from_secs(1) {
+                return Err(format!(
+                    "`{key}` = \"{}\"{} is too short: use at least 1s (default {default})",
+                    d(value),
+                    at(key)
+                ));
+            }
         }
-        if self.management.enabled
-            && self.management.https.is_empty()
-            && self.management.http.is_empty()
-        {
-            return Err(
-                "management is enabled but has neither an HTTPS nor an HTTP listener; \
-                        add a [[management.https]] entry so the server is reachable"
-                    .into(),
-            );
-        }
+        self.check_management_reachable(file)?;
         let a = &self.access;
         if a.session_idle_timeout < Duration::from_secs(60) {
-            return Err("access.session_idle_timeout must be at least 1m (default 15m)".into());
+            return Err(format!(
+                "`access.session_idle_timeout` = \"{}\"{} is too short: use at least 1m (default 15m)",
+                d(a.session_idle_timeout),
+                at("access.session_idle_timeout")
+            ));
         }
         if a.session_absolute_lifetime < a.session_idle_timeout {
-            return Err(
-                "access.session_absolute_lifetime must not be shorter than session_idle_timeout"
-                    .into(),
-            );
+            return Err(format!(
+                "`access.session_absolute_lifetime` = \"{}\"{} is shorter than \
+                 `access.session_idle_timeout` = \"{}\"{}: make the lifetime at least as long \
+                 as the idle timeout (defaults 12h and 15m)",
+                d(a.session_absolute_lifetime),
+                at("access.session_absolute_lifetime"),
+                d(a.session_idle_timeout),
+                at("access.session_idle_timeout"),
+            ));
         }
         if a.ids.notification_threshold < 5 {
             return Err(format!(
-                "access.ids.notification_threshold = {} is too low; use at least 5 (default 10)",
-                a.ids.notification_threshold
+                "`access.ids.notification_threshold` = {}{} is too low: use at least 5 (default 10)",
+                a.ids.notification_threshold,
+                at("access.ids.notification_threshold")
             ));
         }
         if a.ids.timeout < Duration::from_secs(1) {
-            return Err("access.ids.timeout must be at least 1s (default 60m)".into());
+            return Err(format!(
+                "`access.ids.timeout` = \"{}\"{} is too short: use at least 1s (default 1h)",
+                d(a.ids.timeout),
+                at("access.ids.timeout")
+            ));
         }
         if let Some(w) = &a.webhook
             && w.url.trim().is_empty()
         {
-            return Err(
-                "access.webhook.url is empty; set an https:// URL or remove [access.webhook]"
-                    .into(),
-            );
+            return Err(format!(
+                "`access.webhook.url`{} is empty: set an https:// URL or remove [access.webhook]",
+                at("access.webhook.url")
+            ));
         }
-        let mut seen = std::collections::HashSet::new();
-        for (role, addr, proto) in self.listeners() {
-            if addr.port() == 0 {
+        let sockets = self.sockets();
+        for (i, s) in sockets.iter().enumerate() {
+            if s.addr.port() == 0 {
                 return Err(format!(
-                    "{role}: port 0 is not allowed; choose a fixed port"
+                    "`{}` = \"{}\"{} uses port 0, which the system replaces by a random port: \
+                     choose a fixed port that clients and firewall rules can name",
+                    s.key,
+                    s.addr,
+                    at(&s.key)
                 ));
             }
-            if !seen.insert((addr, proto)) {
-                return Err(format!(
-                    "{role}: {addr}/{proto} is used by another listener; give each listener its own port"
-                ));
-            }
+            let Some(first) = sockets[..i].iter().find(|o| o.conflicts_with(s)) else {
+                continue;
+            };
+            let why = if first.addr == s.addr {
+                String::new()
+            } else {
+                format!(
+                    " (a wildcard address takes {}/{} on every interface)",
+                    s.addr.port(),
+                    s.proto
+                )
+            };
+            return Err(format!(
+                "`{}` = \"{}\"{} is also used by another listener, `{}` = \"{}\"{}{why}: \
+                 give each listener its own port",
+                s.key,
+                s.addr,
+                at(&s.key),
+                first.key,
+                first.addr,
+                at(&first.key),
+            ));
         }
         Ok(())
     }
 
+    /// An enabled management role needs somewhere to listen. The built-in `0.0.0.0:8443`
+    /// listener belongs to the built-in `[management]` table: a file without that table (an
+    /// empty config, or one that only sets `data_dir`) gets it, while a written
+    /// `[management]` table lists its listeners itself, an absent `https` key meaning none.
+    /// Otherwise an admin who wrote `[management]` with no listener would get a port opened
+    /// on every interface that the file never mentions; `vigil init` and the settings API
+    /// always write the `https` key, so their files are unaffected.
+    fn check_management_reachable(&self, file: Option<&Written<'_>>) -> Result<(), String> {
+        let m = &self.management;
+        if !m.enabled || !m.https.is_empty() || !m.http.is_empty() {
+            return Ok(());
+        }
+        let what = match file {
+            Some(file) => match (file.line("management.https"), file.line("management")) {
+                (Some(line), _) => format!(" (`management.https` on line {line} is empty)"),
+                (None, Some(line)) => format!(
+                    " (the `management` table on line {line} lists no `https` listener; the \
+                     built-in 0.0.0.0:8443 applies only to a file without a `management` table)"
+                ),
+                (None, None) => String::new(),
+            },
+            None => String::new(),
+        };
+        Err(format!(
+            "management is enabled but has neither an HTTPS nor an HTTP listener{what}, so \
+             nothing could reach it: add a [[management.https]] table with a bind such as \
+             \"0.0.0.0:8443\", or set management.enabled = false"
+        ))
+    }
+
     /// Every socket this configuration listens on, as (role, address, "tcp"|"udp").
     pub fn listeners(&self) -> Vec<(&'static str, SocketAddr, &'static str)> {
+        self.sockets()
+            .into_iter()
+            .map(|s| (s.role, s.addr, s.proto))
+            .collect()
+    }
+
+    /// The listening sockets with the config key that sets each one, for messages.
+    fn sockets(&self) -> Vec<Socket> {
         let mut out = Vec::new();
+        let mut push = |role, key: String, addr, proto| {
+            out.push(Socket {
+                role,
+                key,
+                addr,
+                proto,
+            })
+        };
         if self.management.enabled {
-            out.extend(
-                self.management
-                    .https
-                    .iter()
-                    .map(|l| ("management https", l.bind, "tcp")),
-            );
-            out.extend(
-                self.management
-                    .http
-                    .iter()
-                    .map(|l| ("management http", l.bind, "tcp")),
-            );
+            for (i, l) in self.management.https.iter().enumerate() {
+                push(
+                    "management https",
+                    format!("management.https[{i}].bind"),
+                    l.bind,
+                    "tcp",
+                );
+            }
+            for (i, l) in self.management.http.iter().enumerate() {
+                push(
+                    "management http",
+                    format!("management.http[{i}].bind"),
+                    l.bind,
+                    "tcp",
+                );
+            }
         }
         if self.recording.enabled {
-            out.push(("recording api", self.recording.api.bind, "tcp"));
+            push(
+                "recording api",
+                "recording.api.bind".into(),
+                self.recording.api.bind,
+                "tcp",
+            );
         }
         if self.events.enabled {
-            out.push(("events tcp", self.events.tcp.bind, "tcp"));
+            push(
+                "events tcp",
+                "events.tcp.bind".into(),
+                self.events.tcp.bind,
+                "tcp",
+            );
             if let Some(udp) = &self.events.udp {
-                out.push(("events udp", udp.bind, "udp"));
+                push("events udp", "events.udp.bind".into(), udp.bind, "udp");
             }
-            out.push(("events syslog", self.events.syslog_tls.bind, "tcp"));
+            push(
+                "events syslog",
+                "events.syslog_tls.bind".into(),
+                self.events.syslog_tls.bind,
+                "tcp",
+            );
         }
         if self.metrics.enabled {
-            out.push(("metrics", self.metrics.bind, "tcp"));
+            push("metrics", "metrics.bind".into(), self.metrics.bind, "tcp");
         }
         out
     }
@@ -646,6 +770,194 @@ fn listener_tables(kind: &str, listeners: &[Listener], example: Option<&str>) ->
             )
         })
         .collect()
+}
+
+/// One listening socket and the key that configures it.
+struct Socket {
+    role: &'static str,
+    key: String,
+    addr: SocketAddr,
+    proto: &'static str,
+}
+
+impl Socket {
+    /// Whether both cannot be bound at once. A wildcard address of one family takes the port on
+    /// every address of that family, so binding a specific address as well fails at start-up.
+    /// IPv4 against IPv6 is left alone: whether `[::]` also covers IPv4 is a system setting.
+    fn conflicts_with(&self, other: &Socket) -> bool {
+        let (a, b) = (self.addr.ip(), other.addr.ip());
+        self.proto == other.proto
+            && self.addr.port() == other.addr.port()
+            && (a == b
+                || (a.is_ipv4() == b.is_ipv4() && (a.is_unspecified() || b.is_unspecified())))
+    }
+}
+
+/// The span tree of a config file, to find the line a key was written on.
+struct Written<'a> {
+    text: &'a str,
+    root: toml::de::DeTable<'a>,
+}
+
+/// How far a key path was found in the file: the deepest written key or array element.
+struct Found<'k> {
+    /// The written part of the path, e.g. `access` for `access.webhook.url` when the file
+    /// only has `[access]`.
+    prefix: &'k str,
+    /// Byte offset of that part's key (or array element) in the text.
+    offset: usize,
+    complete: bool,
+}
+
+impl<'a> Written<'a> {
+    /// None when the text is not TOML; callers parse it with serde first, so that does not
+    /// happen in practice, and messages then simply carry no line.
+    fn parse(text: &'a str) -> Option<Self> {
+        let root = toml::de::DeTable::parse(text).ok()?.into_inner();
+        Some(Self { text, root })
+    }
+
+    /// Follows a key path such as `management.https[1].bind` as far as the file has it.
+    fn find<'k>(&self, path: &'k str) -> Option<Found<'k>> {
+        let mut found: Option<Found<'k>> = None;
+        let mut table = Some(&self.root);
+        let mut start = 0;
+        for part in path.split('.') {
+            let (name, index) = match part.split_once('[') {
+                Some((name, rest)) => (name, rest.strip_suffix(']').and_then(|i| i.parse().ok())),
+                None => (part, None),
+            };
+            let Some((key, mut value)) = table.and_then(|t| t.get_key_value(name)) else {
+                break;
+            };
+            found = Some(Found {
+                prefix: &path[..start + name.len()],
+                offset: key.span().start,
+                complete: false,
+            });
+            if let Some(i) = index {
+                let array = value.get_ref().as_array();
+                let Some(element) = array.and_then(|a| a.get::<usize>(i)) else {
+                    break;
+                };
+                found = Some(Found {
+                    prefix: &path[..start + part.len()],
+                    offset: element.span().start,
+                    complete: false,
+                });
+                value = element;
+            }
+            table = value.get_ref().as_table();
+            start += part.len() + 1;
+        }
+        found.map(|f| Found {
+            complete: f.prefix.len() == path.len(),
+            ..f
+        })
+    }
+
+    /// The line `path` was written on, if it was.
+    fn line(&self, path: &str) -> Option<usize> {
+        self.find(path)
+            .filter(|f| f.complete)
+            .map(|f| self.line_at(f.offset))
+    }
+
+    /// " on line N", or where the default came from, to follow a key and value in a message.
+    fn describe(&self, path: &str) -> String {
+        match self.find(path) {
+            Some(f) if f.complete => format!(" on line {}", self.line_at(f.offset)),
+            Some(f) => format!(
+                " (not set under `{}` on line {}, so the default applies)",
+                f.prefix,
+                self.line_at(f.offset)
+            ),
+            None => " (not in the file, so the default applies)".into(),
+        }
+    }
+
+    /// The key path whose key or value encloses `offset` most tightly, e.g.
+    /// `management.https[0].bind`.
+    fn key_at(&self, offset: usize) -> Option<String> {
+        use toml::de::{DeTable, DeValue};
+        type Span = std::ops::Range<usize>;
+        // Serde stops at the first unknown key, and known keys nest at most four levels, so a
+        // deeper search cannot find more; the bound keeps hostile input (`a.a.a...` a thousand
+        // levels deep) from costing quadratic path building.
+        const MAX_DEPTH: usize = 8;
+        // (path, span length) of the tightest match so far; a tie goes to the deeper entry,
+        // visited later, because a table's header is also the span of its array element.
+        fn visit_value(
+            path: String,
+            span: Span,
+            value: &DeValue<'_>,
+            offset: usize,
+            depth: usize,
+            best: &mut Option<(String, usize)>,
+        ) {
+            if span.contains(&offset) && best.as_ref().is_none_or(|(_, len)| span.len() <= *len) {
+                *best = Some((path.clone(), span.len()));
+            }
+            if depth >= MAX_DEPTH {
+                return;
+            }
+            match value {
+                DeValue::Table(t) => visit_table(&path, t, offset, depth + 1, best),
+                DeValue::Array(a) => {
+                    for (i, e) in a.iter().enumerate() {
+                        let path = format!("{path}[{i}]");
+                        visit_value(path, e.span(), e.get_ref(), offset, depth + 1, best);
+                    }
+                }
+                _ => {}
+            }
+        }
+        fn visit_table(
+            prefix: &str,
+            t: &DeTable<'_>,
+            offset: usize,
+            depth: usize,
+            best: &mut Option<(String, usize)>,
+        ) {
+            for (k, v) in t.iter() {
+                let path = if prefix.is_empty() {
+                    k.get_ref().to_string()
+                } else {
+                    format!("{prefix}.{}", k.get_ref())
+                };
+                let key = k.span();
+                if key.contains(&offset) && best.as_ref().is_none_or(|(_, len)| key.len() <= *len) {
+                    *best = Some((path.clone(), key.len()));
+                }
+                visit_value(path, v.span(), v.get_ref(), offset, depth, best);
+            }
+        }
+        let mut best = None;
+        visit_table("", &self.root, offset, 0, &mut best);
+        best.map(|(path, _)| path)
+    }
+
+    fn line_at(&self, offset: usize) -> usize {
+        let before = &self.text.as_bytes()[..offset.min(self.text.len())];
+        before.iter().filter(|&&b| b == b'\n').count() + 1
+    }
+}
+
+/// A serde error as "`key` on line N: what is wrong", like the validation messages. toml's
+/// own text gives line and column but not the key path (only the line's text), which is
+/// ambiguous for keys such as `bind` or `timeout` that several tables have. Syntax errors and
+/// missing keys have no key to name and keep toml's text.
+fn parse_message(text: &str, e: &toml::de::Error) -> String {
+    let located = e.span().filter(|s| !s.is_empty()).and_then(|span| {
+        let file = Written::parse(text)?;
+        let key = file.key_at(span.start)?;
+        Some(format!(
+            "`{key}` on line {}: {}",
+            file.line_at(span.start),
+            e.message().trim_end()
+        ))
+    });
+    located.unwrap_or_else(|| e.to_string())
 }
 
 /// Formats a duration the way the config file writes it ("15m", "1h 30m"); the inverse of

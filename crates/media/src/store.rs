@@ -1115,13 +1115,21 @@ fn validate_camera_name(name: &str) -> Result<()> {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::InvalidCamera(format!(
+    if !ok {
+        return Err(StoreError::InvalidCamera(format!(
             "camera name '{name}' must be 1-64 characters of letters, digits, '-', '_' or '.'"
-        )))
+        )));
     }
+    // Names become path segments (`/api/v1/cameras/{name}`, export file names). The allowed
+    // characters keep a name one inert segment, except these two, which URL and file-system
+    // path resolution replace by the current or the parent directory.
+    if name == "." || name == ".." {
+        return Err(StoreError::InvalidCamera(format!(
+            "camera name '{name}' is not allowed: '.' and '..' mean the current and parent \
+             directory when the name is used in a path; include a letter or digit"
+        )));
+    }
+    Ok(())
 }
 
 fn camera_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Camera> {

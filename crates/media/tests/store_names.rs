@@ -42,3 +42,38 @@ fn a_name_equal_to_another_cameras_id_changes_only_the_named_camera() {
         "removing by name kept the other camera"
     );
 }
+
+#[test]
+fn dot_and_dot_dot_are_refused_as_camera_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::init(dir.path()).unwrap();
+    for name in [".", ".."] {
+        let err = store
+            .add_camera(&NewCamera {
+                name: name.into(),
+                url: "rtsp://127.0.0.1:8554/a".into(),
+                ..Default::default()
+            })
+            .expect_err(name)
+            .to_string();
+        assert!(
+            err.contains(&format!("camera name '{name}' is not allowed"))
+                && err.contains("parent directory"),
+            "{name}: {err}"
+        );
+        assert!(
+            store.camera(name).is_err(),
+            "{name} was stored despite the error"
+        );
+    }
+    // Dots inside a name stay allowed: only the two directory names are special.
+    for name in ["...", ".a", "cam.1", "a..b"] {
+        store
+            .add_camera(&NewCamera {
+                name: name.into(),
+                url: "rtsp://127.0.0.1:8554/a".into(),
+                ..Default::default()
+            })
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
