@@ -113,6 +113,26 @@ impl Evidence {
                     source,
                 },
             )?;
+        if let Some(r) = &report.retired {
+            // The operator must look: the old file may have been tampered with, or the disk
+            // or the signing key changed under the recorder. Recording goes on in a new file.
+            tracing::error!(
+                camera = camera_id,
+                ledger = %path.display(),
+                retired = %r.path.display(),
+                generation = r.generation,
+                reason = %r.reason,
+                detail = %r.detail,
+                "ALARM: the evidence ledger could not be continued; moved it aside and started a new ledger linked to it. Run `vigil verify` on this camera"
+            );
+        }
+        if report.interrupted_write_bytes > 0 {
+            tracing::warn!(
+                camera = camera_id,
+                bytes = report.interrupted_write_bytes,
+                "the evidence ledger holds records that earlier failed writes left incomplete; skipped, the chain is intact"
+            );
+        }
         if let Some(seq) = report.interrupted_segment {
             self.vouch_for_recovered(&mut writer, camera_id, seq);
         }

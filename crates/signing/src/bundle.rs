@@ -298,6 +298,12 @@ pub fn write(
         )));
     }
     let wanted: HashSet<Hash> = scanned.fragments.iter().map(|u| u.sha256).collect();
+    // Video recorded before the server had to start a new ledger is in a retired generation.
+    let first_hash = scanned.fragments[0].sha256;
+    let last_hash = scanned.fragments[scanned.fragments.len() - 1].sha256;
+    let holding = crate::generation::ledger_holding(ledger_path, &first_hash, &last_hash)
+        .map_err(BundleError::Export)?;
+    let ledger_path = holding.as_path();
 
     // One pass over the ledger: check its chain and collect what the export needs.
     let ca = CaCert::from_der(signer.ca_cert_der().to_vec())

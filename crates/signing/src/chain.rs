@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use crate::keys::{CaCert, CertProblem, CheckedKey, KeyId, SigProblem, check_signing_cert};
-use crate::record::{Body, Hash, NOTHING_SIGNED, Record, Stop, signature_message};
+use crate::record::{Body, Hash, NOTHING_SIGNED, Predecessor, Record, Stop, signature_message};
 use crate::report::{Event, Failure, FailureKind};
 
 pub(crate) enum Mode {
@@ -22,6 +22,9 @@ pub(crate) enum Mode {
 #[derive(Debug, Clone)]
 pub(crate) struct ChainFailure {
     pub first_bad_seq: u64,
+    /// The record whose check failed (for a damaged or torn-off record, the seq it would
+    /// have had).
+    pub failed_seq: u64,
     pub failure: Failure,
 }
 
@@ -40,6 +43,9 @@ pub(crate) struct ChainChecker<'a> {
     first_seq: Option<u64>,
     last_seq: Option<u64>,
     failure: Option<ChainFailure>,
+    /// Seq of the record being checked.
+    current_seq: u64,
+    predecessor: Option<(u64, Predecessor)>,
     pub camera_id: Option<String>,
     pub events: Vec<(u64, Event)>,
     pub signatures: u64,
@@ -52,7 +58,16 @@ pub(crate) struct ChainChecker<'a> {
 /// What the checker concluded.
 pub(crate) struct ChainOutcome {
     pub last_good_sig: Option<u64>,
+    /// Records up to this seq are vouched for by the next generation's predecessor record,
+    /// which names this record's hash.
+    pub vouched_through: Option<u64>,
     pub failure: Option<ChainFailure>,
+    /// Seq of the last record that passed the checks.
+    pub last_seq: Option<u64>,
+    /// Recorded time of the last record that carries one.
+    pub last_time: Option<i64>,
+    /// The predecessor record (after genesis) and its seq.
+    pub predecessor: Option<(u64, Predecessor)>,
     pub camera_id: Option<String>,
     pub events: Vec<(u64, Event)>,
     pub signatures: u64,
@@ -66,8 +81,24 @@ impl ChainOutcome {
     /// covered by the restarted run's first signature, which follows its unclean-shutdown
     /// record: the restarted server vouches for them (reported as an event, not a failure).
     pub fn is_signed(&self, seq: u64) -> bool {
-        self.last_good_sig.is_some_and(|s| seq < s)
+        (self.last_good_sig.is_some_and(|s| seq < s)
+            || self.vouched_through.is_some_and(|v| seq <= v))
             && self.failure.as_ref().is_none_or(|f| seq < f.first_bad_seq)
+    }
+    /// The next generation's signed predecessor record names record `seq` (whose hash the
+    /// caller compared): the server that retired this ledger vouches for every record up to
+    /// it, as a restarted server does for a crash tail. A record at or after a failed check
+    /// is not whitewashed: then nothing is vouched for.
+    pub fn vouch(&mut self, seq: u64) {
+        if self.failure.as_ref().is_some_and(|f| f.failed_seq <= seq)
+            || self.last_seq.is_none_or(|l| seq > l)
+        {
+            return;
+        }
+        self.vouched_through = Some(seq);
+        if let Some(f) = &mut self.failure {
+            f.first_bad_seq = f.first_bad_seq.max(seq + 1);
+        }
     }
     /// Made untrustworthy by a chain failure.
     pub fn is_untrusted(&self, seq: u64) -> bool {
@@ -93,6 +124,8 @@ impl<'a> ChainChecker<'a> {
             first_seq: None,
             last_seq: None,
             failure: None,
+            current_seq: 0,
+            predecessor: None,
             camera_id: None,
             events: Vec::new(),
             signatures: 0,
@@ -119,6 +152,7 @@ impl<'a> ChainChecker<'a> {
                 .map_or(self.first_seq.unwrap_or(0), |s| s + 1);
             self.failure = Some(ChainFailure {
                 first_bad_seq,
+                failed_seq: self.current_seq,
                 failure: Failure {
                     kind,
                     at_us,
@@ -135,6 +169,7 @@ impl<'a> ChainChecker<'a> {
             return false;
         }
         self.records += 1;
+        self.current_seq = rec.seq;
         if self.first_seq.is_none() {
             self.first_seq = Some(rec.seq);
             if matches!(self.mode, Mode::Full) && (rec.seq != 0 || rec.prev != [0; 32]) {
@@ -310,6 +345,22 @@ impl<'a> ChainChecker<'a> {
                     recovered_at_us: *recovered_at_us,
                 },
             )),
+            Body::Predecessor(p) => {
+                // Only the record right after genesis may continue another ledger: anywhere
+                // else it would let a ledger vouch for a file mid-way through its own chain.
+                if rec.seq != 1 {
+                    self.fail(
+                        FailureKind::Inserted,
+                        self.last_time,
+                        format!(
+                            "a predecessor record at ledger record {} (only record 1 may name a retired ledger)",
+                            rec.seq
+                        ),
+                    );
+                    return false;
+                }
+                self.predecessor = Some((rec.seq, p.clone()));
+            }
             Body::SegmentOpen { .. }
             | Body::Fragment(_)
             | Body::SegmentClose { .. }
@@ -419,6 +470,7 @@ impl<'a> ChainChecker<'a> {
     pub fn stop(&mut self, stop: Option<&Stop>) {
         if let Some(Stop::Corrupt { offset, error }) = stop {
             let at = self.last_time;
+            self.current_seq = self.expected_seq.or(self.first_seq).unwrap_or(0);
             self.fail(
                 FailureKind::Modified,
                 at,
@@ -433,7 +485,11 @@ impl<'a> ChainChecker<'a> {
     pub fn finish(self) -> ChainOutcome {
         ChainOutcome {
             last_good_sig: self.last_good_sig,
+            vouched_through: None,
             failure: self.failure,
+            last_seq: self.last_seq,
+            last_time: self.last_time,
+            predecessor: self.predecessor,
             camera_id: self.camera_id,
             events: self.events,
             signatures: self.signatures,

@@ -14,6 +14,7 @@
 
 pub mod bundle;
 mod chain;
+pub mod generation;
 pub mod keys;
 pub mod mp4;
 pub mod record;

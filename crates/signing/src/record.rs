@@ -24,8 +24,14 @@ pub const MAX_BODY_LEN: usize = 1 << 20;
 /// Domain-separation prefix of the message an Ed25519 ledger signature covers.
 pub const SIGNATURE_CONTEXT: &[u8; 20] = b"VIGIL-LEDGER-SIG-V1\0";
 
-/// `last_signed_seq` value in an unclean-shutdown record when nothing had been signed yet.
+/// `last_signed_seq` value in an unclean-shutdown record when nothing had been signed yet, and
+/// `last_seq` in a predecessor record when no record of the retired ledger replayed.
 pub const NOTHING_SIGNED: u64 = u64::MAX;
+
+/// How far past a record that does not decode a reader looks for the record that continues
+/// the chain after an interrupted write. A failed write leaves at most a strict prefix of one
+/// record per attempt, and a volume that refuses writes usually takes no bytes at all.
+const RESYNC_WINDOW: usize = 4 * (MAX_BODY_LEN + 36);
 
 /// Record type codes (the first body byte).
 pub mod kind {
@@ -40,6 +46,78 @@ pub mod kind {
     pub const KEY_ROTATION: u8 = 0x09;
     pub const SHUTDOWN: u8 = 0x0A;
     pub const SEGMENT_RECOVERED: u8 = 0x0B;
+    pub const PREDECESSOR: u8 = 0x0C;
+}
+
+/// Why a writer could not continue a camera's ledger and started a new one (the `reason`
+/// byte of a predecessor record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RetireReason {
+    /// A record in the middle does not decode, or the chain does not continue.
+    Damaged = 1,
+    /// The ledger's active key is not the server's signing key (the key was replaced).
+    KeyReplaced = 2,
+    /// The ledger's genesis record names another camera.
+    OtherCamera = 3,
+    /// The file could not be opened or read, or is not a ledger at all.
+    Unreadable = 4,
+}
+
+impl RetireReason {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+    pub fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            1 => RetireReason::Damaged,
+            2 => RetireReason::KeyReplaced,
+            3 => RetireReason::OtherCamera,
+            4 => RetireReason::Unreadable,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetireReason::Damaged => "damaged",
+            RetireReason::KeyReplaced => "key-replaced",
+            RetireReason::OtherCamera => "other-camera",
+            RetireReason::Unreadable => "unreadable",
+        }
+    }
+}
+
+impl std::fmt::Display for RetireReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The second record of a ledger that continues a retired one: which file the writer moved
+/// aside, what it held at that moment, and why it could not be continued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Predecessor {
+    pub retired_at_us: i64,
+    pub reason: RetireReason,
+    /// File name of the retired ledger in the same directory (`<camera>.ledger.<n>`).
+    pub file: String,
+    /// Its length when it was retired.
+    pub file_len: u64,
+    /// SHA-256 of its bytes when it was retired; all zeros if they could not be read.
+    pub file_sha256: Hash,
+    /// Seq of the last record that replayed cleanly ([`NOTHING_SIGNED`] if none did).
+    pub last_seq: u64,
+    /// That record's hash (zeros if none).
+    pub last_hash: Hash,
+    /// What exactly the writer found, for people.
+    pub detail: String,
+}
+
+impl Predecessor {
+    /// The last record of the retired ledger this record vouches for.
+    pub fn last(&self) -> Option<(u64, Hash)> {
+        (self.last_seq != NOTHING_SIGNED).then_some((self.last_seq, self.last_hash))
+    }
 }
 
 /// One recorded GOP fragment as the recorder reports it (and as the ledger stores it).
@@ -130,6 +208,8 @@ pub enum Body {
         truncated_bytes: u64,
         recovered_at_us: i64,
     },
+    /// Right after the genesis record: this ledger continues a retired one (see [`Predecessor`]).
+    Predecessor(Predecessor),
 }
 
 impl Body {
@@ -146,6 +226,7 @@ impl Body {
             Body::KeyRotation { .. } => kind::KEY_ROTATION,
             Body::Shutdown { .. } => kind::SHUTDOWN,
             Body::SegmentRecovered { .. } => kind::SEGMENT_RECOVERED,
+            Body::Predecessor(_) => kind::PREDECESSOR,
         }
     }
 
@@ -168,6 +249,7 @@ impl Body {
             Body::KeyRotation { .. } => None,
             Body::Shutdown { .. } => None,
             Body::SegmentRecovered { .. } => None,
+            Body::Predecessor(_) => None,
         }
     }
 }
@@ -185,6 +267,7 @@ pub fn type_name(code: u8) -> &'static str {
         kind::KEY_ROTATION => "key-rotation",
         kind::SHUTDOWN => "shutdown",
         kind::SEGMENT_RECOVERED => "segment-recovered",
+        kind::PREDECESSOR => "predecessor",
         _ => "unknown",
     }
 }
@@ -307,6 +390,16 @@ fn encode_payload(body: &Body, out: &mut Vec<u8>) {
             out.extend_from_slice(&truncated_bytes.to_be_bytes());
             out.extend_from_slice(&recovered_at_us.to_be_bytes());
         }
+        Body::Predecessor(p) => {
+            out.extend_from_slice(&p.retired_at_us.to_be_bytes());
+            out.push(p.reason.code());
+            string(out, &p.file);
+            out.extend_from_slice(&p.file_len.to_be_bytes());
+            out.extend_from_slice(&p.file_sha256);
+            out.extend_from_slice(&p.last_seq.to_be_bytes());
+            out.extend_from_slice(&p.last_hash);
+            string(out, &p.detail);
+        }
     }
 }
 
@@ -377,6 +470,9 @@ impl<'a> Cursor<'a> {
         let (h, t) = self.b.split_at(n);
         self.b = t;
         Ok(h)
+    }
+    fn u8(&mut self, what: &'static str) -> Result<u8, DecodeError> {
+        Ok(self.take(1, what)?[0])
     }
     fn u16(&mut self, what: &'static str) -> Result<u16, DecodeError> {
         Ok(u16::from_be_bytes(
@@ -499,6 +595,19 @@ pub fn decode_body(body: &[u8], stored_hash: &Hash) -> Result<(u64, Hash, Body),
             truncated_bytes: c.u64("truncated bytes")?,
             recovered_at_us: c.i64("recovery time")?,
         },
+        kind::PREDECESSOR => Body::Predecessor(Predecessor {
+            retired_at_us: c.i64("retirement time")?,
+            reason: RetireReason::from_code(c.u8("reason")?).ok_or(DecodeError::Malformed {
+                kind: "predecessor",
+                what: "unknown reason code",
+            })?,
+            file: c.string("file name")?,
+            file_len: c.u64("file length")?,
+            file_sha256: c.hash("file hash")?,
+            last_seq: c.u64("last seq")?,
+            last_hash: c.hash("last hash")?,
+            detail: c.string("detail")?,
+        }),
         other => return Err(DecodeError::UnknownType(other)),
     };
     c.end()?;
@@ -523,15 +632,56 @@ pub enum ReadError {
     Io(#[from] io::Error),
 }
 
-/// Streams records from a ledger or excerpt. Stops at the first torn or corrupt record and
-/// remembers why in [`RecordReader::stop`].
-pub struct RecordReader<R: Read> {
+/// Bytes between two records that an interrupted write left behind and a reader skipped: a
+/// failed append wrote part of a record, and a later append wrote the record that continues
+/// the chain after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InterruptedWrite {
+    /// Where the skipped bytes start (just after the record `after_seq`).
+    pub offset: u64,
+    pub bytes: u64,
+    /// The record before them (`None`: they follow the magic).
+    pub after_seq: Option<u64>,
+}
+
+/// The input, with bytes read ahead while looking past an interrupted write served first.
+struct Source<R: Read> {
     r: R,
+    ahead: Vec<u8>,
+    at: usize,
+}
+
+impl<R: Read> Read for Source<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.at < self.ahead.len() {
+            let n = buf.len().min(self.ahead.len() - self.at);
+            buf[..n].copy_from_slice(&self.ahead[self.at..self.at + n]);
+            self.at += n;
+            if self.at == self.ahead.len() {
+                self.ahead = Vec::new();
+                self.at = 0;
+            }
+            return Ok(n);
+        }
+        self.r.read(buf)
+    }
+}
+
+/// Streams records from a ledger or excerpt. Stops at the first torn or corrupt record and
+/// remembers why in [`RecordReader::stop`], except where an interrupted write is recognised:
+/// bytes that are only the beginnings of records with the expected seq and previous hash,
+/// followed by a complete record with that seq and previous hash. Those bytes are skipped and
+/// listed in [`RecordReader::interrupted_writes`]; the chain is unbroken across them.
+pub struct RecordReader<R: Read> {
+    src: Source<R>,
     pos: u64,
     body: Vec<u8>,
     stop: Option<Stop>,
     done: bool,
     pub is_excerpt: bool,
+    /// Seq and hash of the last record returned: what the next one has to continue.
+    last: Option<(u64, Hash)>,
+    skipped: Vec<InterruptedWrite>,
 }
 
 impl<R: Read> RecordReader<R> {
@@ -549,12 +699,18 @@ impl<R: Read> RecordReader<R> {
             });
         };
         Ok(Self {
-            r,
+            src: Source {
+                r,
+                ahead: Vec::new(),
+                at: 0,
+            },
             pos: 8,
             body: Vec::with_capacity(256),
             stop: None,
             done: false,
             is_excerpt,
+            last: None,
+            skipped: Vec::new(),
         })
     }
 
@@ -568,67 +724,218 @@ impl<R: Read> RecordReader<R> {
         self.pos
     }
 
+    /// Interrupted writes skipped so far, in file order.
+    pub fn interrupted_writes(&self) -> &[InterruptedWrite] {
+        &self.skipped
+    }
+
     /// Next record, `Ok(None)` at the end or at a stop.
     pub fn next_record(&mut self) -> Result<Option<Record>, io::Error> {
-        if self.done {
-            return Ok(None);
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            let start = self.pos;
+            let mut len_buf = [0u8; 4];
+            let got = read_full(&mut self.src, &mut len_buf)?;
+            if got == 0 {
+                self.done = true;
+                return Ok(None);
+            }
+            let mut consumed = len_buf[..got].to_vec();
+            let stop = if got < 4 {
+                Stop::Torn {
+                    offset: start,
+                    bytes: got as u64,
+                }
+            } else {
+                let body_len = u32::from_be_bytes(len_buf) as usize;
+                if !(BODY_HEADER_LEN..=MAX_BODY_LEN).contains(&body_len) {
+                    if body_len == 0 {
+                        // A zero length followed only by zeros is what a crash leaves on some
+                        // filesystems (size extended, data never written): a torn tail.
+                        let eof = self.read_ahead(&mut consumed)?;
+                        if consumed.iter().all(|&b| b == 0) {
+                            let rest = if eof {
+                                Some(0)
+                            } else {
+                                drain_is_zero(&mut self.src)?
+                            };
+                            if let Some(n) = rest {
+                                self.done = true;
+                                self.stop = Some(Stop::Torn {
+                                    offset: start,
+                                    bytes: consumed.len() as u64 + n,
+                                });
+                                return Ok(None);
+                            }
+                            return self.stop_at(Stop::Corrupt {
+                                offset: start,
+                                error: DecodeError::BadLength(body_len),
+                            });
+                        }
+                    }
+                    Stop::Corrupt {
+                        offset: start,
+                        error: DecodeError::BadLength(body_len),
+                    }
+                } else {
+                    self.body.resize(body_len + 32, 0);
+                    let got = read_full(&mut self.src, &mut self.body)?;
+                    if got < body_len + 32 {
+                        consumed.extend_from_slice(&self.body[..got]);
+                        Stop::Torn {
+                            offset: start,
+                            bytes: 4 + got as u64,
+                        }
+                    } else {
+                        let stored: Hash = self.body[body_len..].try_into().expect("32 bytes");
+                        match decode_body(&self.body[..body_len], &stored) {
+                            Ok((seq, prev, body)) => {
+                                let encoded_len = 4 + body_len as u64 + 32;
+                                self.pos += encoded_len;
+                                self.last = Some((seq, stored));
+                                return Ok(Some(Record {
+                                    seq,
+                                    prev,
+                                    body,
+                                    hash: stored,
+                                    offset: start,
+                                    encoded_len,
+                                }));
+                            }
+                            Err(error) => {
+                                consumed.extend_from_slice(&self.body);
+                                Stop::Corrupt {
+                                    offset: start,
+                                    error,
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+            if self.skip_interrupted_write(start, consumed)? {
+                continue;
+            }
+            return self.stop_at(stop);
         }
-        let start = self.pos;
-        let mut len_buf = [0u8; 4];
-        let got = read_full(&mut self.r, &mut len_buf)?;
-        if got == 0 {
-            self.done = true;
-            return Ok(None);
+    }
+
+    fn stop_at(&mut self, stop: Stop) -> Result<Option<Record>, io::Error> {
+        self.done = true;
+        self.stop = Some(stop);
+        Ok(None)
+    }
+
+    /// Appends input to `buf` until it holds enough to look past an interrupted write; returns
+    /// whether the input ended.
+    fn read_ahead(&mut self, buf: &mut Vec<u8>) -> io::Result<bool> {
+        const LOOKAHEAD: usize = RESYNC_WINDOW + 4 + MAX_BODY_LEN + 32;
+        let mut chunk = vec![0u8; 64 * 1024];
+        while buf.len() < LOOKAHEAD {
+            let want = chunk.len().min(LOOKAHEAD - buf.len());
+            let n = read_full(&mut self.src, &mut chunk[..want])?;
+            buf.extend_from_slice(&chunk[..n]);
+            if n < want {
+                return Ok(true);
+            }
         }
-        if got < 4 {
-            return self.torn(start, got as u64);
-        }
-        let body_len = u32::from_be_bytes(len_buf) as usize;
-        if !(BODY_HEADER_LEN..=MAX_BODY_LEN).contains(&body_len) {
-            // A zero length followed only by zeros is what a crash leaves on some filesystems
-            // (size extended, data never written): a torn tail, not tampering.
-            if body_len == 0 {
-                let rest = drain_is_zero(&mut self.r)?;
-                if let Some(n) = rest {
-                    return self.torn(start, 4 + n);
+        Ok(false)
+    }
+
+    /// `buf` holds the bytes from `start` that did not decode as a record. If they and what
+    /// follows are an interrupted write, positions the reader on the record after it.
+    fn skip_interrupted_write(&mut self, start: u64, mut buf: Vec<u8>) -> io::Result<bool> {
+        let (seq, prev) = match self.last {
+            Some((s, h)) => (s + 1, h),
+            // An excerpt starts at any record: what its first record continues is unknown.
+            None if self.is_excerpt => return Ok(false),
+            None => (0, [0; 32]),
+        };
+        let seq_be = seq.to_be_bytes();
+        self.read_ahead(&mut buf)?;
+        // Positions up to `reach` can start another attempt: every byte before them belongs
+        // to the beginning of some record with the expected seq and previous hash.
+        let mut reach = 0usize;
+        let mut found = None;
+        for q in 0..buf.len() {
+            if q > 0 {
+                if q > reach {
+                    break;
+                }
+                if continues_chain(&buf[q..], &seq_be, &prev) {
+                    found = Some(q);
+                    break;
                 }
             }
-            return self.corrupt(start, DecodeError::BadLength(body_len));
-        }
-        self.body.resize(body_len + 32, 0);
-        let got = read_full(&mut self.r, &mut self.body)?;
-        if got < body_len + 32 {
-            return self.torn(start, 4 + got as u64);
-        }
-        let stored: Hash = self.body[body_len..].try_into().expect("32 bytes");
-        match decode_body(&self.body[..body_len], &stored) {
-            Ok((seq, prev, body)) => {
-                let encoded_len = 4 + body_len as u64 + 32;
-                self.pos += encoded_len;
-                Ok(Some(Record {
-                    seq,
-                    prev,
-                    body,
-                    hash: stored,
-                    offset: start,
-                    encoded_len,
-                }))
+            if q >= RESYNC_WINDOW {
+                break;
             }
-            Err(e) => self.corrupt(start, e),
+            reach = reach.max(q + attempt_prefix_len(&buf[q..], &seq_be, &prev));
+        }
+        let Some(q) = found else {
+            return Ok(false);
+        };
+        let mut ahead = buf.split_off(q);
+        ahead.extend_from_slice(&self.src.ahead[self.src.at..]);
+        self.src.ahead = ahead;
+        self.src.at = 0;
+        self.skipped.push(InterruptedWrite {
+            offset: start,
+            bytes: q as u64,
+            after_seq: self.last.map(|(s, _)| s),
+        });
+        self.pos = start + q as u64;
+        Ok(true)
+    }
+}
+
+/// How many leading bytes of `b` can be the beginning of an encoded record with sequence
+/// number `seq_be` and previous hash `prev` that is cut short (never the whole record).
+fn attempt_prefix_len(b: &[u8], seq_be: &[u8; 8], prev: &Hash) -> usize {
+    let n = b.len().min(4 + BODY_HEADER_LEN);
+    for k in 1..=n.min(4) {
+        let (mut lo, mut hi) = ([0u8; 4], [0xffu8; 4]);
+        lo[..k].copy_from_slice(&b[..k]);
+        hi[..k].copy_from_slice(&b[..k]);
+        if (u32::from_be_bytes(hi) as usize) < BODY_HEADER_LEN
+            || u32::from_be_bytes(lo) as usize > MAX_BODY_LEN
+        {
+            return k - 1;
         }
     }
-
-    fn torn(&mut self, offset: u64, bytes: u64) -> Result<Option<Record>, io::Error> {
-        self.done = true;
-        self.stop = Some(Stop::Torn { offset, bytes });
-        Ok(None)
+    if n <= 4 {
+        return n;
     }
-
-    fn corrupt(&mut self, offset: u64, error: DecodeError) -> Result<Option<Record>, io::Error> {
-        self.done = true;
-        self.stop = Some(Stop::Corrupt { offset, error });
-        Ok(None)
+    if type_name(b[4]) == "unknown" {
+        return 4;
     }
+    for i in 5..n {
+        let want = if i < 13 { seq_be[i - 5] } else { prev[i - 13] };
+        if b[i] != want {
+            return i;
+        }
+    }
+    if n < 4 + BODY_HEADER_LEN {
+        return n;
+    }
+    let full = 4 + u32::from_be_bytes(b[..4].try_into().expect("4 bytes")) as usize + 32;
+    (full - 1).min(b.len())
+}
+
+/// Whether `b` starts with a complete, intact record with sequence number `seq_be` and
+/// previous hash `prev`.
+fn continues_chain(b: &[u8], seq_be: &[u8; 8], prev: &Hash) -> bool {
+    if b.len() < 4 + BODY_HEADER_LEN + 32 || b[5..13] != seq_be[..] || b[13..45] != prev[..] {
+        return false;
+    }
+    let len = u32::from_be_bytes(b[..4].try_into().expect("4 bytes")) as usize;
+    if !(BODY_HEADER_LEN..=MAX_BODY_LEN).contains(&len) || b.len() < 4 + len + 32 {
+        return false;
+    }
+    let stored: Hash = b[4 + len..4 + len + 32].try_into().expect("32 bytes");
+    decode_body(&b[4..4 + len], &stored).is_ok()
 }
 
 /// Reads until `buf` is full or EOF; returns the number of bytes read.
@@ -724,7 +1031,166 @@ mod tests {
                 truncated_bytes: 345,
                 recovered_at_us: 88,
             },
+            Body::Predecessor(Predecessor {
+                retired_at_us: 99,
+                reason: RetireReason::KeyReplaced,
+                file: "cam-1.ledger.1".into(),
+                file_len: 12345,
+                file_sha256: [6; 32],
+                last_seq: 41,
+                last_hash: [8; 32],
+                detail: "the ledger is signed with key 0102".into(),
+            }),
         ]
+    }
+
+    /// One encoded record and the hash it links to.
+    struct Encoded {
+        prev: Hash,
+        bytes: Vec<u8>,
+    }
+
+    /// A ledger of `n` shutdown records (any record type will do for the framing).
+    fn chain(n: u64) -> (Vec<u8>, Vec<Encoded>) {
+        let mut file = LEDGER_MAGIC.to_vec();
+        let mut prev = [0u8; 32];
+        let mut recs = Vec::new();
+        let mut buf = Vec::new();
+        for i in 0..n {
+            let h = encode_record(i, &prev, &Body::Shutdown { at_us: i as i64 }, &mut buf);
+            recs.push(Encoded {
+                prev,
+                bytes: buf.clone(),
+            });
+            file.extend_from_slice(&buf);
+            prev = h;
+        }
+        (file, recs)
+    }
+
+    fn read_all(file: &[u8]) -> (Vec<Record>, Option<Stop>, Vec<InterruptedWrite>) {
+        let mut r = RecordReader::new(file).unwrap();
+        let mut v = Vec::new();
+        while let Some(rec) = r.next_record().unwrap() {
+            v.push(rec);
+        }
+        (v, r.stop().cloned(), r.interrupted_writes().to_vec())
+    }
+
+    #[test]
+    fn an_interrupted_write_before_the_record_that_continues_the_chain_is_skipped() {
+        let (file, recs) = chain(4);
+        // What a failed append left: the start of record 2 (a different body than the one
+        // written later succeeds: a signature retried at another time), then record 2 itself.
+        let mut attempt = Vec::new();
+        encode_record(
+            2,
+            &recs[2].prev,
+            &Body::Shutdown { at_us: -5 },
+            &mut attempt,
+        );
+        let at = 8 + recs[0].bytes.len() + recs[1].bytes.len();
+        for cut in [1, 3, 4, 5, 20, 45, 60, attempt.len() - 1] {
+            let mut damaged = file[..at].to_vec();
+            damaged.extend_from_slice(&attempt[..cut]);
+            // A second attempt that wrote even less.
+            damaged.extend_from_slice(&attempt[..cut.min(7)]);
+            damaged.extend_from_slice(&file[at..]);
+            let (got, stop, skipped) = read_all(&damaged);
+            assert_eq!(stop, None, "cut {cut}");
+            assert_eq!(got.len(), 4, "cut {cut}");
+            assert_eq!(got[2].offset, (at + cut + cut.min(7)) as u64);
+            assert_eq!(
+                skipped,
+                vec![InterruptedWrite {
+                    offset: at as u64,
+                    bytes: (cut + cut.min(7)) as u64,
+                    after_seq: Some(1),
+                }]
+            );
+        }
+    }
+
+    #[test]
+    fn bytes_that_are_not_an_interrupted_write_of_the_next_record_are_corrupt() {
+        let (file, recs) = chain(4);
+        let at = 8 + recs[0].bytes.len() + recs[1].bytes.len();
+        let corrupt = |d: &[u8]| {
+            let (got, stop, skipped) = read_all(d);
+            assert!(skipped.is_empty());
+            assert!(matches!(stop, Some(Stop::Corrupt { .. })), "{stop:?}");
+            got.len()
+        };
+        // A partial record with the wrong seq (another record's beginning).
+        let mut d = file[..at].to_vec();
+        d.extend_from_slice(&recs[3].bytes[..50]);
+        d.extend_from_slice(&file[at..]);
+        assert_eq!(corrupt(&d), 2);
+        // Garbage before the next record.
+        let mut d = file[..at].to_vec();
+        d.extend_from_slice(&[0xa5; 30]);
+        d.extend_from_slice(&file[at..]);
+        assert_eq!(corrupt(&d), 2);
+        // A modified record: nothing after it continues the chain from record 1.
+        let mut d = file.clone();
+        d[at + 50] ^= 1;
+        assert_eq!(corrupt(&d), 2);
+        // A partial record 2 followed by record 3 (record 2 itself is gone).
+        let mut d = file[..at].to_vec();
+        d.extend_from_slice(&recs[2].bytes[..30]);
+        d.extend_from_slice(&file[at + recs[2].bytes.len()..]);
+        assert_eq!(corrupt(&d), 2);
+    }
+
+    #[test]
+    fn a_partial_record_at_the_end_is_still_a_torn_tail() {
+        let (file, recs) = chain(3);
+        let mut d = file.clone();
+        let mut next = Vec::new();
+        encode_record(3, &[1; 32], &Body::Shutdown { at_us: 3 }, &mut next);
+        d.extend_from_slice(&next[..30]);
+        let (got, stop, skipped) = read_all(&d);
+        assert_eq!(got.len(), 3);
+        assert!(skipped.is_empty());
+        assert_eq!(
+            stop,
+            Some(Stop::Torn {
+                offset: file.len() as u64,
+                bytes: 30
+            })
+        );
+        assert_eq!(recs.len(), 3);
+    }
+
+    #[test]
+    fn predecessor_with_an_unknown_reason_is_malformed() {
+        let mut buf = Vec::new();
+        encode_record(
+            1,
+            &[0; 32],
+            &Body::Predecessor(Predecessor {
+                retired_at_us: 1,
+                reason: RetireReason::Damaged,
+                file: "x.ledger.1".into(),
+                file_len: 1,
+                file_sha256: [0; 32],
+                last_seq: NOTHING_SIGNED,
+                last_hash: [0; 32],
+                detail: String::new(),
+            }),
+            &mut buf,
+        );
+        let n = buf.len();
+        let mut body = buf[4..n - 32].to_vec();
+        body[BODY_HEADER_LEN + 8] = 9;
+        let h: Hash = Sha256::digest(&body).into();
+        assert!(matches!(
+            decode_body(&body, &h),
+            Err(DecodeError::Malformed {
+                what: "unknown reason code",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -123,6 +123,34 @@ pub enum Event {
         rotated_at_us: i64,
         new_key_id: String,
     },
+    /// The server could not continue the camera's ledger file (`reason`, `detail`), moved it
+    /// aside as `retired_file` and continued the recording in `continued_in`, whose signed
+    /// predecessor record pins the retired file's length and SHA-256 and its last intact
+    /// record. That record vouches for the `vouched_records` records the retired ledger holds
+    /// after its last signature. Not tampering by itself; damage inside the retired file is
+    /// reported as a failure.
+    LedgerContinued {
+        retired_file: String,
+        continued_in: String,
+        retired_at_us: i64,
+        reason: crate::record::RetireReason,
+        detail: String,
+        retired_len: u64,
+        retired_sha256: String,
+        /// Seq of the retired ledger's last intact record (`None`: none was).
+        last_seq: Option<u64>,
+        vouched_records: u64,
+    },
+    /// A write that failed part-way left `bytes` bytes of an incomplete record after record
+    /// `after_seq` of `ledger`; the next record continues the chain after them.
+    InterruptedWrite {
+        ledger: String,
+        offset: u64,
+        bytes: u64,
+        after_seq: Option<u64>,
+        /// Recorded time of the last record before them.
+        at_us: Option<i64>,
+    },
     CodecChange {
         segment: u64,
         at_us: i64,

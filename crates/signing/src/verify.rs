@@ -15,7 +15,10 @@ use std::path::{Path, PathBuf};
 use crate::chain::{ChainChecker, ChainOutcome, Mode};
 use crate::keys::CaCert;
 use crate::mp4::{Scanned, UnitStatus, scan_file};
-use crate::record::{Body, FragmentRecord, Hash, ReadError, RecordReader};
+use crate::record::{
+    Body, FragmentRecord, Hash, InterruptedWrite, Predecessor, ReadError, RecordReader,
+    RetireReason,
+};
 use crate::report::{Checked, Event, Failure, FailureKind, Report, UnsignedSpan};
 
 /// A time range in unix microseconds; `None` ends are open. Verification widens it to whole
@@ -161,52 +164,143 @@ pub fn verify_recording_with_index(
     )
 }
 
-fn verify(
-    camera_id: &str,
-    ledger_path: &Path,
-    segment_dir: &Path,
-    range: TimeRange,
-    trust: &[CaCert],
-    index: Option<&[IndexedGop]>,
-    progress: &mut dyn FnMut(u64, u64),
-) -> Result<Report, VerifyError> {
-    let file = File::open(ledger_path).map_err(|source| VerifyError::LedgerIo {
-        path: ledger_path.to_path_buf(),
-        source,
-    })?;
-    let mut reader =
-        RecordReader::new(BufReader::with_capacity(1 << 20, file)).map_err(|source| {
-            VerifyError::NotALedger {
-                path: ledger_path.to_path_buf(),
-                source,
-            }
-        })?;
-    if reader.is_excerpt {
-        return Err(VerifyError::NotALedger {
-            path: ledger_path.to_path_buf(),
-            source: ReadError::BadMagic {
-                found: crate::record::EXCERPT_MAGIC.to_vec(),
-            },
-        });
+/// One ledger file of the camera: the current ledger or a retired generation it continues.
+struct Gen {
+    /// File name, for reports.
+    name: String,
+    outcome: ChainOutcome,
+    segs: BTreeMap<u64, SegModel>,
+    /// Segments after which a crash happened before the next segment was opened.
+    crash_after: BTreeSet<Option<u64>>,
+    /// How the next generation's predecessor record describes this one's retirement.
+    retired: Option<Retirement>,
+    /// The ledger names another camera.
+    other_camera: Option<String>,
+    /// Its segments are not this camera's recording: a retired ledger of another camera.
+    not_ours: bool,
+    /// A finding about the file as a whole (changed after retirement, missing, not a ledger).
+    file_failure: Option<Failure>,
+    /// Interrupted writes the reader skipped, with the recorded time before each.
+    interrupted: Vec<(InterruptedWrite, Option<i64>)>,
+    /// A retired file that does not start like a ledger.
+    not_a_ledger: bool,
+}
+
+struct Retirement {
+    pred: Predecessor,
+    continued_in: String,
+    /// The predecessor record is covered by a valid signature of the next generation.
+    signed: bool,
+    /// Records of the retired ledger after its last signature that the record vouches for.
+    vouched: u64,
+}
+
+impl Gen {
+    /// A generation without a readable ledger: nothing in it is part of the recording.
+    fn empty(name: String, trust: &[CaCert]) -> Self {
+        Self {
+            name,
+            outcome: ChainChecker::new(Mode::Full, trust).finish(),
+            segs: BTreeMap::new(),
+            crash_after: BTreeSet::new(),
+            retired: None,
+            other_camera: None,
+            not_ours: false,
+            file_failure: None,
+            interrupted: Vec::new(),
+            not_a_ledger: false,
+        }
     }
 
-    // Pass 1: the ledger.
+    /// When the server stopped writing to this generation (`None`: still the current one).
+    fn end_us(&self) -> Option<i64> {
+        self.retired.as_ref().map(|r| r.pred.retired_at_us)
+    }
+
+    /// Says in a failure inside a retired generation when and why the server retired it.
+    fn with_context(&self, mut f: Failure) -> Failure {
+        if let Some(r) = self.retired.as_ref().filter(|r| r.signed) {
+            f.detail.push_str(&format!(
+                " [in ledger file {}, which the server retired at {} ({}: {}) and continued in {}]",
+                self.name,
+                crate::fmt_time(r.pred.retired_at_us),
+                r.pred.reason,
+                r.pred.detail,
+                r.continued_in
+            ));
+        }
+        f
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map_or_else(
+        || p.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+/// Pass 1 over one ledger file: checks its chain and builds its model of the segments.
+/// `vouch` is the last record a signed predecessor record of the next generation names.
+fn read_generation(
+    path: &Path,
+    retired: bool,
+    range: TimeRange,
+    trust: &[CaCert],
+    vouch: Option<(u64, Hash)>,
+) -> Result<Gen, VerifyError> {
+    let name = file_name(path);
+    let ledger_io = |source| VerifyError::LedgerIo {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = File::open(path).map_err(ledger_io)?;
+    let mut reader = match RecordReader::new(BufReader::with_capacity(1 << 20, file)) {
+        Ok(r) if !r.is_excerpt => r,
+        Ok(_) if !retired => {
+            return Err(VerifyError::NotALedger {
+                path: path.to_path_buf(),
+                source: ReadError::BadMagic {
+                    found: crate::record::EXCERPT_MAGIC.to_vec(),
+                },
+            });
+        }
+        Err(ReadError::Io(e)) => return Err(ledger_io(e)),
+        Err(source) if !retired => {
+            return Err(VerifyError::NotALedger {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+        // A retired file that is not a ledger holds no records; the caller judges the file.
+        _ => {
+            let mut g = Gen::empty(name, trust);
+            g.not_a_ledger = true;
+            return Ok(g);
+        }
+    };
     let mut chain = ChainChecker::new(Mode::Full, trust);
     let mut segs: BTreeMap<u64, SegModel> = BTreeMap::new();
     let mut open: Option<u64> = None;
     let mut last_opened: Option<u64> = None;
-    // Segments after which a crash happened before the next segment was opened.
     let mut crash_after: BTreeSet<Option<u64>> = BTreeSet::new();
+    let mut interrupted = Vec::new();
+    let mut last_time: Option<i64> = None;
+    let mut vouch_matches = false;
     loop {
-        let rec = reader
-            .next_record()
-            .map_err(|source| VerifyError::LedgerIo {
-                path: ledger_path.to_path_buf(),
-                source,
-            })?;
+        let rec = reader.next_record().map_err(ledger_io)?;
         let Some(rec) = rec else { break };
+        for w in &reader.interrupted_writes()[interrupted.len()..] {
+            interrupted.push((*w, last_time));
+        }
         if !chain.push(&rec) {
             break;
+        }
+        if let Some(t) = rec.body.time_us() {
+            last_time = Some(t);
+        }
+        if vouch.is_some_and(|(s, _)| s == rec.seq) {
+            vouch_matches = vouch.is_some_and(|(_, h)| h == rec.hash);
         }
         match rec.body {
             Body::SegmentOpen {
@@ -285,31 +379,263 @@ fn verify(
             _ => {}
         }
     }
+    // A retired ledger ends where its writer stopped: the segment it had open was interrupted.
+    if retired && let Some(s) = open.and_then(|s| segs.get_mut(&s)) {
+        s.interrupted = true;
+    }
     chain.stop(reader.stop());
-    let outcome = chain.finish();
+    let mut outcome = chain.finish();
+    let mut g = Gen::empty(name, trust);
+    if let Some((seq, _)) = vouch {
+        if vouch_matches {
+            outcome.vouch(seq);
+        } else if outcome.failure.is_none() {
+            g.file_failure = Some(Failure {
+                kind: FailureKind::Modified,
+                at_us: outcome.last_time,
+                segment: None,
+                detail: format!(
+                    "ledger record {seq} of {} is not the record the server found there when it retired the file",
+                    g.name
+                ),
+            });
+        }
+    }
+    g.other_camera = outcome.camera_id.clone();
+    g.outcome = outcome;
+    g.segs = segs;
+    g.crash_after = crash_after;
+    g.interrupted = interrupted;
+    Ok(g)
+}
+
+/// Whether the file holds nothing but zero bytes.
+fn only_zeros(path: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut f = File::open(path)?;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return Ok(true);
+        }
+        if buf[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+    }
+}
+
+/// Reads the camera's current ledger and, following predecessor records, every generation it
+/// continues; oldest first. Also returns findings about retired files no ledger names.
+fn read_generations(
+    camera_id: &str,
+    ledger_path: &Path,
+    range: TimeRange,
+    trust: &[CaCert],
+) -> Result<(Vec<Gen>, Vec<Failure>), VerifyError> {
+    let retired_files = crate::generation::retired_ledgers(ledger_path).map_err(|source| {
+        VerifyError::LedgerIo {
+            path: ledger_path.to_path_buf(),
+            source,
+        }
+    })?;
+    let by_name: HashMap<String, PathBuf> = retired_files
+        .iter()
+        .map(|(_, p)| (file_name(p), p.clone()))
+        .collect();
+    let mut current = read_generation(ledger_path, false, range, trust, None)?;
+    // A broken chain says more than the camera id it may have been forged with.
+    current.other_camera = current
+        .other_camera
+        .take()
+        .filter(|c| c != camera_id && current.outcome.failure.is_none());
+    if let Some(found) = &current.other_camera {
+        current.file_failure = Some(Failure {
+            kind: FailureKind::Inserted,
+            at_us: current.segs.values().next().map(|s| s.start_us),
+            segment: None,
+            detail: format!("the ledger is camera \"{found}\"'s, not \"{camera_id}\"'s"),
+        });
+    }
+    let mut gens = vec![current];
+    let mut named: HashSet<String> = HashSet::new();
+    loop {
+        let next = gens.last().expect("the current ledger");
+        let Some((pseq, pred)) = next.outcome.predecessor.clone() else {
+            break;
+        };
+        let signed = next.outcome.is_signed(pseq);
+        let continued_in = next.name.clone();
+        let retirement = Retirement {
+            vouched: 0,
+            signed,
+            continued_in,
+            pred,
+        };
+        let pred = &retirement.pred;
+        let Some(path) = by_name
+            .get(&pred.file)
+            .filter(|_| named.insert(pred.file.clone()))
+        else {
+            // Its video can no longer be checked against anything.
+            let mut missing = Gen::empty(pred.file.clone(), trust);
+            missing.file_failure = Some(Failure {
+                kind: FailureKind::Missing,
+                at_us: Some(pred.retired_at_us),
+                segment: None,
+                detail: format!(
+                    "ledger file {}, which {} continues, is missing",
+                    pred.file, retirement.continued_in
+                ),
+            });
+            missing.retired = Some(retirement);
+            gens.push(missing);
+            break;
+        };
+        let vouch = pred.last().filter(|_| retirement.signed);
+        let mut g = read_generation(path, true, range, trust, vouch)?;
+        let (len, sha) =
+            crate::generation::hash_file(path).map_err(|source| VerifyError::LedgerIo {
+                path: path.clone(),
+                source,
+            })?;
+        let unread = pred.file_sha256 == [0; 32];
+        if len != pred.file_len || (!unread && sha != pred.file_sha256) {
+            g.file_failure = Some(Failure {
+                kind: FailureKind::Modified,
+                at_us: g.outcome.last_time.or(Some(pred.retired_at_us)),
+                segment: None,
+                detail: format!(
+                    "ledger file {} was changed after the server retired it ({len} bytes, SHA-256 {}; the signed predecessor record in {} gives {} bytes, SHA-256 {})",
+                    pred.file,
+                    hex::encode(&sha[..8]),
+                    retirement.continued_in,
+                    pred.file_len,
+                    hex::encode(&pred.file_sha256[..8]),
+                ),
+            });
+        } else if g.not_a_ledger {
+            // Not a ledger at all. Zero bytes are what an interrupted creation leaves.
+            let zeros = only_zeros(path).map_err(|source| VerifyError::LedgerIo {
+                path: path.clone(),
+                source,
+            })?;
+            if !zeros {
+                g.file_failure = Some(Failure {
+                    kind: FailureKind::Modified,
+                    at_us: Some(pred.retired_at_us),
+                    segment: None,
+                    detail: format!("ledger file {} is not a vigil ledger", pred.file),
+                });
+            }
+        }
+        match g.other_camera.take() {
+            Some(c) if c != camera_id => {
+                if retirement.signed && pred.reason == RetireReason::OtherCamera {
+                    // Moved aside because it was never this camera's: none of it is ours.
+                    g.not_ours = true;
+                } else if g.file_failure.is_none() {
+                    g.file_failure = Some(Failure {
+                        kind: FailureKind::Inserted,
+                        at_us: g.segs.values().next().map(|s| s.start_us),
+                        segment: None,
+                        detail: format!("ledger file {} is camera \"{c}\"'s", pred.file),
+                    });
+                }
+            }
+            _ => {}
+        }
+        let mut retirement = retirement;
+        if let Some(v) = g.outcome.vouched_through {
+            retirement.vouched = g
+                .outcome
+                .last_good_sig
+                .map_or(v + 1, |s| v.saturating_sub(s));
+        }
+        g.retired = Some(retirement);
+        gens.push(g);
+    }
+    let unnamed = retired_files
+        .iter()
+        .map(|(_, p)| file_name(p))
+        .filter(|n| !named.contains(n))
+        .map(|n| Failure {
+            kind: FailureKind::Inserted,
+            at_us: None,
+            segment: None,
+            detail: format!(
+                "ledger file {n} is named like a retired generation of this camera's ledger, but no ledger continues it"
+            ),
+        })
+        .collect();
+    gens.reverse();
+    Ok((gens, unnamed))
+}
+
+fn verify(
+    camera_id: &str,
+    ledger_path: &Path,
+    segment_dir: &Path,
+    range: TimeRange,
+    trust: &[CaCert],
+    index: Option<&[IndexedGop]>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Report, VerifyError> {
+    // Pass 1: the ledgers.
+    let (gens, unnamed) = read_generations(camera_id, ledger_path, range, trust)?;
+    let current = gens.last().expect("the current ledger");
 
     let mut ctx = Ctx {
-        outcome: &outcome,
         checked: Checked::default(),
         unsigned: Vec::new(),
         done: 0,
         total: 0,
     };
-    ctx.checked.ledger_records = outcome.records;
-    ctx.checked.signatures = outcome.signatures;
-
-    let mut media_failure: Option<Failure> = None;
-    if let Some(found) = outcome.camera_id.as_deref()
-        && found != camera_id
-        && outcome.failure.is_none()
-    {
-        media_failure = Some(Failure {
-            kind: FailureKind::Inserted,
-            at_us: segs.values().next().map(|s| s.start_us),
-            segment: None,
-            detail: format!("the ledger is camera \"{found}\"'s, not \"{camera_id}\"'s"),
-        });
+    let mut signers: Vec<String> = Vec::new();
+    for g in &gens {
+        ctx.checked.ledger_records += g.outcome.records;
+        ctx.checked.signatures += g.outcome.signatures;
+        for s in &g.outcome.signers {
+            if !signers.contains(s) {
+                signers.push(s.clone());
+            }
+        }
     }
+
+    // Which generation each segment belongs to. Segments of a generation whose ledger is
+    // another camera's (the current one) are kept, so the mismatch is what gets reported.
+    let mut owner: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut duplicate: Option<(usize, Failure)> = None;
+    for (gi, g) in gens.iter().enumerate() {
+        if g.not_ours {
+            continue;
+        }
+        for (seq, m) in &g.segs {
+            if let Some(first) = owner.get(seq) {
+                duplicate.get_or_insert((
+                    gi,
+                    Failure {
+                        kind: FailureKind::Inserted,
+                        at_us: Some(m.start_us),
+                        segment: Some(*seq),
+                        detail: format!(
+                            "segment {} is recorded in ledger file {} and again in {}",
+                            segment_file_name(*seq),
+                            gens[*first].name,
+                            g.name
+                        ),
+                    },
+                ));
+                continue;
+            }
+            owner.insert(*seq, gi);
+        }
+    }
+    let seg_model = |seq: u64| owner.get(&seq).map(|gi| (*gi, &gens[*gi].segs[&seq]));
 
     // Pass 2: the segment files.
     let mut files: BTreeMap<u64, PathBuf> = BTreeMap::new();
@@ -335,20 +661,23 @@ fn verify(
         }
     }
 
-    let in_range: Vec<u64> = segs
-        .iter()
-        .filter(|(_, s)| !s.pruned && range.overlaps(s.start_us, s.end_us))
-        .map(|(k, _)| *k)
+    let in_range: Vec<u64> = owner
+        .keys()
+        .copied()
+        .filter(|seq| {
+            let (_, s) = seg_model(*seq).expect("owned");
+            !s.pruned && range.overlaps(s.start_us, s.end_us)
+        })
         .collect();
     let in_range_set: BTreeSet<u64> = in_range.iter().copied().collect();
-    let max_ledger_seg = segs.keys().next_back().copied();
+    let max_ledger_seg = owner.keys().next_back().copied();
     let foreign: Vec<u64> = files
         .keys()
         .copied()
-        .filter(|f| !segs.contains_key(f))
+        .filter(|f| !owner.contains_key(f))
         .filter(|f| {
-            let prev = segs.range(..*f).next_back().map(|(k, _)| *k);
-            let next = segs.range(*f..).next().map(|(k, _)| *k);
+            let prev = owner.range(..*f).next_back().map(|(k, _)| *k);
+            let next = owner.range(*f..).next().map(|(k, _)| *k);
             match (prev, next) {
                 (None, None) => true,
                 (p, n) => {
@@ -371,7 +700,7 @@ fn verify(
     let mut global: HashMap<Hash, u64> = HashMap::new();
     let mut inits: HashMap<Hash, u64> = HashMap::new();
     for seq in &in_range {
-        let s = &segs[seq];
+        let (_, s) = seg_model(*seq).expect("owned");
         inits.entry(s.init_hash).or_insert(*seq);
         for (_, f) in &s.frags {
             global.insert(f.sha256, *seq);
@@ -380,36 +709,61 @@ fn verify(
 
     let mut order: Vec<u64> = in_range.iter().chain(&foreign).copied().collect();
     order.sort_unstable();
-    let chain_ended_open = !outcome.ended_cleanly;
+    let chain_ended_open = !current.outcome.ended_cleanly;
     let mut events_codec: Vec<Event> = Vec::new();
     let mut prev_init: Option<Hash> = None;
-    let mut stopped_by_chain = false;
+    // Generations whose chain is broken before the next segment to check.
+    let mut stopped = vec![false; gens.len()];
+    let mut media_failure: Option<(usize, Failure)> = None;
     for seq in order {
         if media_failure.is_some() {
             break;
         }
-        let Some(model) = segs.get(&seq) else {
-            // A segment file the ledger never mentioned.
+        let Some((gi, model)) = seg_model(seq) else {
+            // A segment file no ledger mentions.
             let path = &files[&seq];
             let scanned = scan(path, &mut ctx, progress)?;
-            let prev = segs.range(..seq).next_back();
-            let at = prev
-                .map(|(_, s)| s.end_us)
-                .or_else(|| segs.values().next().map(|s| s.start_us));
-            let first_hash = scanned.fragments.first().map(|f| f.sha256);
-            if let Some(other) = first_hash.and_then(|h| global.get(&h)) {
-                media_failure = Some(Failure {
-                    kind: FailureKind::Reordered,
-                    at_us: at,
-                    segment: Some(seq),
-                    detail: format!(
-                        "segment file {} holds the video of segment {other:016x}",
-                        segment_file_name(seq)
-                    ),
-                });
+            let prev = owner.range(..seq).next_back().map(|(k, gi)| (*k, *gi));
+            let gi = prev.map_or(0, |(_, gi)| gi);
+            // After the chain of its generation broke, that break is the finding.
+            if stopped[gi] {
                 continue;
             }
-            let crash_orphan = crash_after.contains(&prev.map(|(k, _)| *k));
+            let at = prev.map(|(k, gi)| gens[gi].segs[&k].end_us).or_else(|| {
+                owner
+                    .keys()
+                    .next()
+                    .and_then(|k| seg_model(*k))
+                    .map(|(_, s)| s.start_us)
+            });
+            let first_hash = scanned.fragments.first().map(|f| f.sha256);
+            if let Some(other) = first_hash.and_then(|h| global.get(&h)) {
+                media_failure = Some((
+                    gi,
+                    Failure {
+                        kind: FailureKind::Reordered,
+                        at_us: at,
+                        segment: Some(seq),
+                        detail: format!(
+                            "segment file {} holds the video of segment {other:016x}",
+                            segment_file_name(seq)
+                        ),
+                    },
+                ));
+                continue;
+            }
+            // Written after the last ledger record of a run that crashed, or of a ledger the
+            // server could not continue, before the next run or generation started.
+            let crash_orphan = match prev {
+                Some((k, gi)) => {
+                    let g = &gens[gi];
+                    g.crash_after.contains(&Some(k))
+                        || (gi + 1 < gens.len()
+                            && g.segs.keys().next_back() == Some(&k)
+                            && !g.outcome.ended_cleanly)
+                }
+                None => gens.iter().any(|g| g.crash_after.contains(&None)),
+            };
             let after_end = max_ledger_seg.is_none_or(|m| seq > m);
             if crash_orphan || (after_end && chain_ended_open) {
                 ctx.unsigned.push(UnsignedSpan {
@@ -424,21 +778,30 @@ fn verify(
                     ),
                 });
             } else {
-                media_failure = Some(Failure {
-                    kind: FailureKind::Inserted,
-                    at_us: at,
-                    segment: Some(seq),
-                    detail: format!(
-                        "segment file {} is not part of the signed recording",
-                        segment_file_name(seq)
-                    ),
-                });
+                media_failure = Some((
+                    gi,
+                    Failure {
+                        kind: FailureKind::Inserted,
+                        at_us: at,
+                        segment: Some(seq),
+                        detail: format!(
+                            "segment file {} is not part of the signed recording",
+                            segment_file_name(seq)
+                        ),
+                    },
+                ));
             }
             continue;
         };
+        let g = &gens[gi];
+        // Another camera's current ledger: the mismatch itself is the finding.
+        if stopped[gi] || g.other_camera.is_some() {
+            continue;
+        }
+        let outcome = &g.outcome;
         if outcome.is_untrusted(model.open_seq) {
-            stopped_by_chain = true;
-            break;
+            stopped[gi] = true;
+            continue;
         }
         let open_signed = outcome.is_signed(model.open_seq);
         if open_signed {
@@ -456,16 +819,19 @@ fn verify(
                 continue;
             }
             if open_signed {
-                media_failure = Some(Failure {
-                    kind: FailureKind::Missing,
-                    at_us: Some(model.start_us),
-                    segment: Some(seq),
-                    detail: format!(
-                        "segment file {} ({} signed fragments) is missing",
-                        segment_file_name(seq),
-                        model.frags.len()
-                    ),
-                });
+                media_failure = Some((
+                    gi,
+                    Failure {
+                        kind: FailureKind::Missing,
+                        at_us: Some(model.start_us),
+                        segment: Some(seq),
+                        detail: format!(
+                            "segment file {} ({} signed fragments) is missing",
+                            segment_file_name(seq),
+                            model.frags.len()
+                        ),
+                    },
+                ));
             } else {
                 ctx.unsigned.push(UnsignedSpan {
                     segment: Some(seq),
@@ -479,35 +845,69 @@ fn verify(
             continue;
         };
         let scanned = scan(path, &mut ctx, progress)?;
-        match check_segment(seq, model, &scanned, &global, &inits, &mut ctx) {
+        match check_segment(seq, model, &scanned, &global, &inits, outcome, &mut ctx) {
             SegResult::Ok => ctx.checked.segments += 1,
-            SegResult::Fail(f) => media_failure = Some(f),
-            SegResult::ChainStop => {
-                stopped_by_chain = true;
-                break;
-            }
+            SegResult::Fail(f) => media_failure = Some((gi, f)),
+            SegResult::ChainStop => stopped[gi] = true,
         }
     }
 
-    // The first failure: media problems found before the chain breaks come first in time.
-    // A chain failure counts when data in range depends on it, or when it lies in the range.
-    let chain_failure = outcome
-        .failure
-        .as_ref()
-        .filter(|f| {
-            stopped_by_chain
-                || range
-                    .to_us
-                    .is_none_or(|t| f.failure.at_us.is_none_or(|a| a < t))
-        })
-        .map(|f| f.failure.clone());
-    let index_failure = match index {
-        Some(rows) if media_failure.is_none() && chain_failure.is_none() => {
-            check_index(rows, &segs, &in_range_set, &outcome)
+    // The first failure, generation by generation (oldest first). Within one, media problems
+    // found before its chain breaks come first in time. A chain failure counts when data in
+    // range depends on it, or when it lies in the range; data of a generation depends on its
+    // own chain only.
+    let mut failure: Option<Failure> = None;
+    for (gi, g) in gens.iter().enumerate() {
+        // A retired generation's video ends before the next generation's begins, and before
+        // the server retired it.
+        let next_start = gens
+            .get(gi + 1)
+            .and_then(|n| n.segs.values().map(|s| s.start_us).min());
+        let end = match (g.end_us(), next_start) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b.filter(|_| g.retired.is_some())),
+        };
+        let relevant = |f: &Failure| {
+            range.to_us.is_none_or(|t| f.at_us.is_none_or(|a| a < t))
+                && range
+                    .from_us
+                    .is_none_or(|from| end.is_none_or(|e| e > from))
+        };
+        let media = media_failure
+            .as_ref()
+            .filter(|(mgi, _)| *mgi == gi)
+            .map(|(_, f)| f.clone());
+        let dup = duplicate
+            .as_ref()
+            .filter(|(dgi, _)| *dgi == gi)
+            .map(|(_, f)| f.clone());
+        let chain = g
+            .outcome
+            .failure
+            .as_ref()
+            .map(|f| f.failure.clone())
+            .filter(|f| stopped[gi] || relevant(f));
+        let file = g.file_failure.clone().filter(|f| relevant(f));
+        // Without a readable ledger of this camera (missing, not a ledger, another camera's),
+        // its video is unexplained because of the file: say that first.
+        let found = if g.outcome.records == 0 || g.other_camera.is_some() {
+            file.or(media).or(dup).or(chain)
+        } else {
+            media.or(dup).or(chain).or(file)
+        };
+        if let Some(f) = found {
+            failure = Some(g.with_context(f));
+            break;
         }
-        _ => None,
-    };
-    let mut failure = media_failure.or(chain_failure).or(index_failure);
+    }
+    if failure.is_none() {
+        failure = unnamed.into_iter().next();
+    }
+    if failure.is_none()
+        && let Some(rows) = index
+    {
+        failure = check_index(rows, &gens, &owner, &in_range_set);
+    }
     if failure.is_none()
         && let Some(u) = ctx.unsigned.first()
     {
@@ -528,7 +928,26 @@ fn verify(
         });
     }
 
-    let seg_span = |s: u64| segs.get(&s).map(|m| (m.start_us, m.end_us));
+    let mut events: Vec<Event> = Vec::new();
+    for g in &gens {
+        events.extend(generation_events(g, range));
+    }
+    events.extend(events_codec);
+
+    Ok(Report {
+        camera_id: current.outcome.camera_id.clone().unwrap_or_default(),
+        failure,
+        unsigned: ctx.unsigned,
+        events,
+        checked: ctx.checked,
+        signers,
+    })
+}
+
+/// The signed events of one generation in range, its retirement and interrupted writes.
+fn generation_events(g: &Gen, range: TimeRange) -> Vec<Event> {
+    let outcome = &g.outcome;
+    let seg_span = |s: u64| g.segs.get(&s).map(|m| (m.start_us, m.end_us));
     let mut events: Vec<Event> = outcome
         .events
         .iter()
@@ -566,23 +985,48 @@ fn verify(
                 rotated_at_us: t, ..
             }
             | Event::CodecChange { at_us: t, .. } => range.overlaps(*t, *t),
+            Event::LedgerContinued { retired_at_us, .. } => {
+                range.overlaps(*retired_at_us, *retired_at_us)
+            }
+            Event::InterruptedWrite { at_us, .. } => at_us.is_none_or(|t| range.overlaps(t, t)),
         })
         .map(|(_, e)| e.clone())
         .collect();
-    events.extend(events_codec);
-
-    Ok(Report {
-        camera_id: outcome.camera_id.clone().unwrap_or_default(),
-        failure,
-        unsigned: ctx.unsigned,
-        events,
-        checked: ctx.checked,
-        signers: outcome.signers.clone(),
-    })
+    for (w, at_us) in &g.interrupted {
+        if w.after_seq.is_some_and(|s| outcome.is_untrusted(s))
+            || at_us.is_some_and(|t| !range.overlaps(t, t))
+        {
+            continue;
+        }
+        events.push(Event::InterruptedWrite {
+            ledger: g.name.clone(),
+            offset: w.offset,
+            bytes: w.bytes,
+            after_seq: w.after_seq,
+            at_us: *at_us,
+        });
+    }
+    if let Some(r) = g.retired.as_ref().filter(|r| r.signed) {
+        // From the retired ledger's last recorded instant to the retirement.
+        let from = outcome.last_time.unwrap_or(r.pred.retired_at_us);
+        if range.overlaps(from.min(r.pred.retired_at_us), r.pred.retired_at_us) {
+            events.push(Event::LedgerContinued {
+                retired_file: r.pred.file.clone(),
+                continued_in: r.continued_in.clone(),
+                retired_at_us: r.pred.retired_at_us,
+                reason: r.pred.reason,
+                detail: r.pred.detail.clone(),
+                retired_len: r.pred.file_len,
+                retired_sha256: hex::encode(r.pred.file_sha256),
+                last_seq: r.pred.last().map(|(s, _)| s),
+                vouched_records: r.vouched,
+            });
+        }
+    }
+    events
 }
 
-struct Ctx<'a> {
-    outcome: &'a ChainOutcome,
+struct Ctx {
     checked: Checked,
     unsigned: Vec<UnsignedSpan>,
     done: u64,
@@ -591,7 +1035,7 @@ struct Ctx<'a> {
 
 fn scan(
     path: &Path,
-    ctx: &mut Ctx<'_>,
+    ctx: &mut Ctx,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Scanned, VerifyError> {
     let total = ctx.total;
@@ -621,9 +1065,9 @@ fn check_segment(
     file: &Scanned,
     global: &HashMap<Hash, u64>,
     inits: &HashMap<Hash, u64>,
-    ctx: &mut Ctx<'_>,
+    outcome: &ChainOutcome,
+    ctx: &mut Ctx,
 ) -> SegResult {
-    let outcome = ctx.outcome;
     let name = segment_file_name(seq);
     let fail = |kind, at_us, detail: String| {
         SegResult::Fail(Failure {
@@ -633,7 +1077,7 @@ fn check_segment(
             detail,
         })
     };
-    let unsigned_from = |ctx: &mut Ctx<'_>, from_us: i64, offset: u64, why: &str| {
+    let unsigned_from = |ctx: &mut Ctx, from_us: i64, offset: u64, why: &str| {
         ctx.unsigned.push(UnsignedSpan {
             segment: Some(seq),
             from_us: Some(from_us),
@@ -829,14 +1273,16 @@ fn check_segment(
 /// range; returns the earliest disagreement.
 fn check_index(
     rows: &[IndexedGop],
-    segs: &BTreeMap<u64, SegModel>,
+    gens: &[Gen],
+    owner: &BTreeMap<u64, usize>,
     in_range: &BTreeSet<u64>,
-    outcome: &ChainOutcome,
 ) -> Option<Failure> {
+    let gen_of = |seq: &u64| owner.get(seq).map(|gi| &gens[*gi]);
     let mut signed: HashMap<(u64, u32), &FragmentRecord> = HashMap::new();
     for seq in in_range {
-        for (rs, f) in &segs[seq].frags {
-            if outcome.is_signed(*rs) {
+        let g = gen_of(seq).expect("owned");
+        for (rs, f) in &g.segs[seq].frags {
+            if g.outcome.is_signed(*rs) {
                 signed.insert((f.segment, f.gop), f);
             }
         }
@@ -886,10 +1332,11 @@ fn check_index(
             continue;
         }
         // Rows of segments out of range, pruned, or still unsigned are not judged.
-        let Some(m) = segs.get(&row.segment) else {
+        let Some(g) = gen_of(&row.segment) else {
             continue;
         };
-        if !in_range.contains(&row.segment) || m.pruned || !m.sealed(outcome) {
+        let m = &g.segs[&row.segment];
+        if !in_range.contains(&row.segment) || m.pruned || !m.sealed(&g.outcome) {
             continue;
         }
         if m.frags.iter().any(|(_, f)| f.gop == row.gop) {

@@ -3,7 +3,9 @@
 //! Every record is written to the file as soon as it is made (one `write` call, so a process
 //! crash loses nothing the kernel has), and the file is fsynced at every signature. Opening an
 //! existing ledger replays and checks its chain, cuts a torn tail, and records an unclean
-//! shutdown when the previous run did not close it.
+//! shutdown when the previous run did not close it. A ledger that cannot be continued
+//! (damaged, another key or camera, unreadable) is moved aside as a retired generation and a
+//! new ledger is started whose signed predecessor record names it (see [`crate::generation`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufReader, Seek, SeekFrom, Write};
@@ -11,10 +13,11 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::generation::{hash_file, retired_file_name, retired_ledgers, staging_path, sync_dir};
 use crate::keys::{KeyError, SigningIdentity, cert_key_id};
 use crate::record::{
-    Body, FragmentRecord, Hash, LEDGER_MAGIC, NOTHING_SIGNED, ReadError, RecordReader, Stop,
-    encode_record, signature_message,
+    Body, FragmentRecord, Hash, LEDGER_MAGIC, NOTHING_SIGNED, Predecessor, ReadError, RecordReader,
+    RetireReason, Stop, encode_record, signature_message,
 };
 
 /// Ledger format version written into the genesis record.
@@ -64,6 +67,28 @@ pub struct OpenReport {
     /// After an unclean shutdown: the segment that was open at the crash. Pass what start-up
     /// recovery found in it to [`LedgerWriter::recover_segment`].
     pub interrupted_segment: Option<u64>,
+    /// The ledger could not be continued: it was moved aside and this run started a new one.
+    /// An alarm for the operator; the recording itself goes on.
+    pub retired: Option<RetiredLedger>,
+    /// Bytes of records that earlier failed writes left incomplete between intact records
+    /// (skipped; the chain is unbroken across them).
+    pub interrupted_write_bytes: u64,
+}
+
+/// A ledger file [`LedgerWriter::open`] could not continue and moved aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetiredLedger {
+    /// Where the file is now (`<ledger>.<generation>`, next to the new ledger).
+    pub path: PathBuf,
+    pub generation: u64,
+    pub reason: RetireReason,
+    /// What exactly was found, for people.
+    pub detail: String,
+    /// Length and SHA-256 of the file as retired (SHA-256 all zeros if it could not be read).
+    pub len: u64,
+    pub sha256: Hash,
+    /// Its last record that replayed cleanly, which the new ledger vouches for.
+    pub last_seq: Option<u64>,
 }
 
 /// What start-up recovery found in the segment that was open when the previous run crashed.
@@ -89,9 +114,7 @@ pub enum LedgerError {
     },
     #[error("ledger {path}: {source}")]
     Read { path: PathBuf, source: ReadError },
-    #[error(
-        "ledger {path} is damaged at byte {offset}: {detail}. It may have been tampered with: run `vigil verify` on this camera, then move the file aside so a new ledger is started"
-    )]
+    #[error("ledger {path} is damaged at byte {offset}: {detail}")]
     Corrupt {
         path: PathBuf,
         offset: u64,
@@ -110,6 +133,14 @@ pub enum LedgerError {
         path: PathBuf,
         ledger_key: String,
         server_key: String,
+    },
+    #[error(
+        "ledger {path} cannot be continued ({reason}) and cannot be moved aside to start a new one: {source}"
+    )]
+    Retire {
+        path: PathBuf,
+        reason: RetireReason,
+        source: std::io::Error,
     },
     #[error("invalid ledger call: {0}")]
     InvalidCall(String),
@@ -186,6 +217,16 @@ struct Replay {
     open_segment: Option<(u64, u64, bool)>,
     good_len: u64,
     torn_bytes: u64,
+    /// Where and how the chain stops being intact: the ledger cannot be continued.
+    damage: Option<(u64, String)>,
+    interrupted_write_bytes: u64,
+}
+
+impl Replay {
+    /// The last record that replayed cleanly.
+    fn last(&self) -> Option<(u64, Hash)> {
+        self.next_seq.checked_sub(1).map(|s| (s, self.head))
+    }
 }
 
 fn replay(path: &Path, file: &File) -> Result<Replay, LedgerError> {
@@ -208,22 +249,21 @@ fn replay(path: &Path, file: &File) -> Result<Replay, LedgerError> {
         open_segment: None,
         good_len: 8,
         torn_bytes: 0,
+        damage: None,
+        interrupted_write_bytes: 0,
     };
     let io = |source| LedgerError::Io {
         path: path.to_path_buf(),
         source,
     };
     while let Some(rec) = reader.next_record().map_err(io)? {
-        let corrupt = |detail: String| LedgerError::Corrupt {
-            path: path.to_path_buf(),
-            offset: rec.offset,
-            detail,
-        };
+        let damaged = |detail: String| Some((rec.offset, detail));
         if rec.seq != st.next_seq || rec.prev != st.head {
-            return Err(corrupt(format!(
+            st.damage = damaged(format!(
                 "record {} does not continue the chain (expected seq {})",
                 rec.seq, st.next_seq
-            )));
+            ));
+            break;
         }
         match &rec.body {
             Body::Genesis {
@@ -232,10 +272,17 @@ fn replay(path: &Path, file: &File) -> Result<Replay, LedgerError> {
                 ..
             } => {
                 if rec.seq != 0 {
-                    return Err(corrupt("genesis record in the middle of the ledger".into()));
+                    st.damage = damaged("genesis record in the middle of the ledger".into());
+                    break;
+                }
+                match cert_key_id(cert_der) {
+                    Ok(k) => st.active_key = Some(k),
+                    Err(e) => {
+                        st.damage = damaged(format!("genesis certificate: {e}"));
+                        break;
+                    }
                 }
                 st.camera_id = Some(camera_id.clone());
-                st.active_key = Some(cert_key_id(cert_der).map_err(corrupt)?);
             }
             Body::SegmentOpen {
                 segment, init_len, ..
@@ -259,25 +306,23 @@ fn replay(path: &Path, file: &File) -> Result<Replay, LedgerError> {
                     st.active_key = Some(k);
                 }
             }
-            Body::Gap { .. } | Body::Prune { .. } => {}
+            Body::Gap { .. } | Body::Prune { .. } | Body::Predecessor(_) => {}
         }
         if rec.seq == 0 && !matches!(rec.body, Body::Genesis { .. }) {
-            return Err(corrupt("the first record is not a genesis record".into()));
+            st.damage = damaged("the first record is not a genesis record".into());
+            break;
         }
         st.last_two = [st.last_two[1], Some(rec.body.type_code())];
         st.next_seq = rec.seq + 1;
         st.head = rec.hash;
     }
     st.good_len = reader.good_len();
-    match reader.stop() {
-        None => {}
-        Some(Stop::Torn { bytes, .. }) => st.torn_bytes = *bytes,
-        Some(Stop::Corrupt { offset, error }) => {
-            return Err(LedgerError::Corrupt {
-                path: path.to_path_buf(),
-                offset: *offset,
-                detail: error.to_string(),
-            });
+    st.interrupted_write_bytes = reader.interrupted_writes().iter().map(|w| w.bytes).sum();
+    if st.damage.is_none() {
+        match reader.stop() {
+            None => {}
+            Some(Stop::Torn { bytes, .. }) => st.torn_bytes = *bytes,
+            Some(Stop::Corrupt { offset, error }) => st.damage = Some((*offset, error.to_string())),
         }
     }
     // A rotation that the old key never signed did not take effect.
@@ -290,7 +335,10 @@ impl LedgerWriter {
     ///
     /// A new ledger starts with a signed genesis record. An existing one is replayed and checked;
     /// a torn last record is cut off and, if the previous run did not close the ledger, a signed
-    /// unclean-shutdown record is appended. With [`SigningMode::Disabled`] nothing is touched.
+    /// unclean-shutdown record is appended. A ledger that cannot be continued (damaged before
+    /// its end, signed with another key, another camera's, unreadable) is renamed to its next
+    /// retired generation and a new ledger is started after a signed predecessor record naming
+    /// it; [`OpenReport::retired`] says so. With [`SigningMode::Disabled`] nothing is touched.
     pub fn open(
         path: &Path,
         camera_id: &str,
@@ -306,6 +354,8 @@ impl LedgerWriter {
                     unsigned_records: 0,
                     records: 0,
                     interrupted_segment: None,
+                    retired: None,
+                    interrupted_write_bytes: 0,
                 };
                 return Ok((Self { inner: None }, report));
             }
@@ -317,6 +367,18 @@ impl LedgerWriter {
                 camera_id.len()
             )));
         }
+        Self::open_enabled(path, camera_id, signer, options, true)
+    }
+
+    /// [`LedgerWriter::open`] with signing on. `may_retire` is false for the ledger a
+    /// retirement just wrote: if even that cannot be continued, the error is returned.
+    fn open_enabled(
+        path: &Path,
+        camera_id: &str,
+        signer: SigningIdentity,
+        options: LedgerOptions,
+        may_retire: bool,
+    ) -> Result<(Self, OpenReport), LedgerError> {
         let io = |source| LedgerError::Io {
             path: path.to_path_buf(),
             source,
@@ -324,13 +386,27 @@ impl LedgerWriter {
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(io)?;
         }
-        let mut file = OpenOptions::new()
+        finish_interrupted_retirement(path).map_err(io)?;
+        let opened = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .mode(0o644)
-            .open(path)
-            .map_err(io)?;
+            .open(path);
+        let mut file = match opened {
+            Ok(f) => f,
+            // A file that exists but cannot be opened (permissions, I/O errors) is moved aside
+            // like any other ledger that cannot be continued.
+            Err(e) if may_retire && fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) => {
+                let unusable = Unusable {
+                    reason: RetireReason::Unreadable,
+                    detail: format!("the file cannot be opened: {e}"),
+                    last: None,
+                };
+                return Self::retire_and_open(path, camera_id, signer, options, unusable);
+            }
+            Err(e) => return Err(io(e)),
+        };
         let len = file.metadata().map_err(io)?.len();
         let mut inner = Inner {
             file: file.try_clone().map_err(io)?,
@@ -366,11 +442,50 @@ impl LedgerWriter {
                 unsigned_records: 0,
                 records: inner.next_seq,
                 interrupted_segment: None,
+                retired: None,
+                interrupted_write_bytes: 0,
             };
             return Ok((Self { inner: Some(inner) }, report));
         }
         file.seek(SeekFrom::Start(0)).map_err(io)?;
-        let st = replay(path, &file)?;
+        let replayed = replay(path, &file);
+        // Decided before a torn tail is cut: a retired ledger is never written again.
+        let problem = match &replayed {
+            Err(e @ (LedgerError::Read { .. } | LedgerError::Io { .. })) => Some(Unusable {
+                reason: RetireReason::Unreadable,
+                detail: unreadable_detail(e),
+                last: None,
+            }),
+            Err(_) => None,
+            Ok(st) => continuation_problem(st, camera_id, &inner.signer),
+        };
+        if let Some(unusable) = problem {
+            if !may_retire {
+                let path = path.to_path_buf();
+                return Err(match (replayed, unusable.reason) {
+                    (Err(e), _) => e,
+                    (Ok(st), RetireReason::OtherCamera) => LedgerError::CameraMismatch {
+                        path,
+                        found: st.camera_id.unwrap_or_default(),
+                        expected: camera_id.to_string(),
+                    },
+                    (Ok(st), RetireReason::KeyReplaced) => LedgerError::KeyMismatch {
+                        path,
+                        ledger_key: hex::encode(st.active_key.unwrap_or([0; 32])),
+                        server_key: hex::encode(inner.signer.key_id()),
+                    },
+                    (Ok(st), _) => LedgerError::Corrupt {
+                        path,
+                        offset: st.damage.map_or(0, |d| d.0),
+                        detail: unusable.detail,
+                    },
+                });
+            }
+            drop(file);
+            let signer = inner.signer;
+            return Self::retire_and_open(path, camera_id, signer, options, unusable);
+        }
+        let st = replayed?;
         if st.torn_bytes > 0 {
             file.set_len(st.good_len).map_err(io)?;
             file.sync_all().map_err(io)?;
@@ -391,31 +506,17 @@ impl LedgerWriter {
                 unsigned_records: 0,
                 records: inner.next_seq,
                 interrupted_segment: None,
+                retired: None,
+                interrupted_write_bytes: st.interrupted_write_bytes,
             };
             return Ok((Self { inner: Some(inner) }, report));
         }
-        let found = st.camera_id.clone().unwrap_or_default();
-        if found != camera_id {
-            return Err(LedgerError::CameraMismatch {
-                path: path.to_path_buf(),
-                found,
-                expected: camera_id.to_string(),
-            });
-        }
-        let ledger_key = st.active_key.unwrap_or([0; 32]);
-        if ledger_key != inner.signer.key_id() {
-            return Err(LedgerError::KeyMismatch {
-                path: path.to_path_buf(),
-                ledger_key: hex::encode(ledger_key),
-                server_key: hex::encode(inner.signer.key_id()),
-            });
-        }
+        use crate::record::kind::{PREDECESSOR, SHUTDOWN, SIGNATURE};
+        // A ledger that only holds genesis, predecessor and signature was started by a
+        // retirement and has recorded nothing since: nothing to vouch for.
         let clean = st.torn_bytes == 0
-            && st.last_two
-                == [
-                    Some(crate::record::kind::SHUTDOWN),
-                    Some(crate::record::kind::SIGNATURE),
-                ];
+            && (st.last_two == [Some(SHUTDOWN), Some(SIGNATURE)]
+                || (st.next_seq == 3 && st.last_two == [Some(PREDECESSOR), Some(SIGNATURE)]));
         let unsigned_records = match st.last_signed_seq {
             Some(s) => st.next_seq - 1 - s,
             None => st.next_seq,
@@ -443,8 +544,90 @@ impl LedgerWriter {
             unsigned_records: if clean { 0 } else { unsigned_records },
             records: inner.next_seq,
             interrupted_segment: inner.crashed_segment.map(|(s, _, _)| s),
+            retired: None,
+            interrupted_write_bytes: st.interrupted_write_bytes,
         };
         Ok((Self { inner: Some(inner) }, report))
+    }
+
+    /// Moves the ledger at `path` aside as its next retired generation and opens a new ledger
+    /// in its place that starts with genesis, a predecessor record naming the retired file
+    /// (its length, SHA-256, last intact record and why), and a signature.
+    ///
+    /// The new ledger is written and synced under a staging name first, so a crash leaves
+    /// either the old ledger in place (and the staging file, which the next open discards) or
+    /// the retired file and a complete new ledger (which the next open renames into place).
+    fn retire_and_open(
+        path: &Path,
+        camera_id: &str,
+        signer: SigningIdentity,
+        options: LedgerOptions,
+        unusable: Unusable,
+    ) -> Result<(Self, OpenReport), LedgerError> {
+        let Unusable {
+            reason,
+            detail,
+            last,
+        } = unusable;
+        let fail = |source| LedgerError::Retire {
+            path: path.to_path_buf(),
+            reason,
+            source,
+        };
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let generation = retired_ledgers(path)
+            .map_err(fail)?
+            .last()
+            .map_or(1, |(n, _)| n + 1);
+        let file = retired_file_name(path, generation);
+        let retired_path = dir.join(&file);
+        if fs::symlink_metadata(&retired_path).is_ok() {
+            return Err(fail(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("{} already exists", retired_path.display()),
+            )));
+        }
+        let mut detail = detail;
+        let (len, sha256) = match hash_file(path) {
+            Ok(h) => h,
+            Err(e) => {
+                detail.push_str(&format!("; its bytes could not be read to hash them: {e}"));
+                (fs::metadata(path).map_or(0, |m| m.len()), [0; 32])
+            }
+        };
+        let detail = detail[..floor_char_boundary(&detail, 1024)].to_string();
+        let predecessor = Predecessor {
+            retired_at_us: now_us(),
+            reason,
+            file,
+            file_len: len,
+            file_sha256: sha256,
+            last_seq: last.map_or(NOTHING_SIGNED, |(s, _)| s),
+            last_hash: last.map_or([0; 32], |(_, h)| h),
+            detail: detail.clone(),
+        };
+        let staging = staging_path(path);
+        write_continuation(&staging, camera_id, &signer, predecessor).map_err(|e| match e {
+            LedgerError::Io { source, .. } => fail(source),
+            other => other,
+        })?;
+        fs::rename(path, &retired_path).map_err(fail)?;
+        fs::rename(&staging, path).map_err(fail)?;
+        sync_dir(dir).map_err(fail)?;
+        let (writer, mut report) = Self::open_enabled(path, camera_id, signer, options, false)?;
+        report.retired = Some(RetiredLedger {
+            path: retired_path,
+            generation,
+            reason,
+            detail,
+            len,
+            sha256,
+            last_seq: last.map(|(s, _)| s),
+        });
+        Ok((writer, report))
     }
 
     /// True when signing is disabled (benchmark mode).
@@ -697,6 +880,130 @@ impl LedgerWriter {
     pub fn path(&self) -> Option<&Path> {
         self.inner.as_ref().map(|i| i.path.as_path())
     }
+}
+
+/// Why a ledger cannot be continued, and its last record that replayed cleanly.
+struct Unusable {
+    reason: RetireReason,
+    detail: String,
+    last: Option<(u64, Hash)>,
+}
+
+/// Why the replayed ledger cannot be continued, if it cannot.
+fn continuation_problem(
+    st: &Replay,
+    camera_id: &str,
+    signer: &SigningIdentity,
+) -> Option<Unusable> {
+    let unusable = |reason, detail| {
+        Some(Unusable {
+            reason,
+            detail,
+            last: st.last(),
+        })
+    };
+    if let Some((offset, detail)) = &st.damage {
+        return unusable(
+            RetireReason::Damaged,
+            format!("damaged at byte {offset}: {detail}"),
+        );
+    }
+    // Only the magic (and perhaps a torn first record): a creation that never completed,
+    // continued in place.
+    if st.next_seq == 0 {
+        return None;
+    }
+    let found = st.camera_id.as_deref().unwrap_or_default();
+    if found != camera_id {
+        return unusable(
+            RetireReason::OtherCamera,
+            format!("the ledger belongs to camera \"{found}\""),
+        );
+    }
+    let ledger_key = st.active_key.unwrap_or([0; 32]);
+    if ledger_key != signer.key_id() {
+        return unusable(
+            RetireReason::KeyReplaced,
+            format!(
+                "the ledger is signed with key {}, the server's signing key is now {}",
+                hex::encode(&ledger_key[..8]),
+                hex::encode(&signer.key_id()[..8])
+            ),
+        );
+    }
+    None
+}
+
+/// The reason text of a ledger that could not be read, without the server's paths.
+fn unreadable_detail(e: &LedgerError) -> String {
+    match e {
+        LedgerError::Read { source, .. } => source.to_string(),
+        LedgerError::Io { source, .. } => format!("reading the ledger failed: {source}"),
+        other => other.to_string(),
+    }
+}
+
+/// Completes or discards a retirement a crash interrupted (see [`LedgerWriter::open`]).
+fn finish_interrupted_retirement(path: &Path) -> std::io::Result<()> {
+    let staging = staging_path(path);
+    if fs::symlink_metadata(&staging).is_err() {
+        return Ok(());
+    }
+    if fs::symlink_metadata(path).is_ok() {
+        // The old ledger was not moved yet: the staged one never recorded anything.
+        fs::remove_file(&staging)
+    } else {
+        fs::rename(&staging, path)?;
+        sync_dir(
+            path.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        )
+    }
+}
+
+/// Writes a complete new ledger to `staging`: magic, genesis, `predecessor`, a signature over
+/// both, synced.
+fn write_continuation(
+    staging: &Path,
+    camera_id: &str,
+    signer: &SigningIdentity,
+    predecessor: Predecessor,
+) -> Result<(), LedgerError> {
+    let io = |source| LedgerError::Io {
+        path: staging.to_path_buf(),
+        source,
+    };
+    let mut out = LEDGER_MAGIC.to_vec();
+    let mut buf = Vec::new();
+    let genesis = Body::Genesis {
+        format_version: FORMAT_VERSION,
+        camera_id: camera_id.to_string(),
+        created_us: now_us(),
+        cert_der: signer.cert_der().to_vec(),
+    };
+    let h0 = encode_record(0, &[0; 32], &genesis, &mut buf);
+    out.extend_from_slice(&buf);
+    let h1 = encode_record(1, &h0, &Body::Predecessor(predecessor), &mut buf);
+    out.extend_from_slice(&buf);
+    let at = now_us();
+    let signature = signer.sign(&signature_message(camera_id, 1, &h1, at))?;
+    let sig = Body::Signature {
+        signed_at_us: at,
+        key_id: signer.key_id(),
+        signature,
+    };
+    encode_record(2, &h1, &sig, &mut buf);
+    out.extend_from_slice(&buf);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(staging)
+        .map_err(io)?;
+    f.write_all(&out).map_err(io)?;
+    f.sync_all().map_err(io)
 }
 
 fn floor_char_boundary(s: &str, max: usize) -> usize {

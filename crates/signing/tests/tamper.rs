@@ -7,7 +7,9 @@ use std::io::Write;
 
 use common::*;
 use rcgen::SigningKey as _;
-use vigil_signing::record::{Body, LEDGER_MAGIC, RecordReader, encode_record, signature_message};
+use vigil_signing::record::{
+    Body, LEDGER_MAGIC, RecordReader, RetireReason, encode_record, signature_message,
+};
 use vigil_signing::{Event, FailureKind, LedgerOptions, LedgerWriter, SigningMode, TimeRange};
 
 fn records(path: &std::path::Path) -> Vec<vigil_signing::record::Record> {
@@ -489,15 +491,16 @@ fn key_rotation_is_signed_by_old_key_and_verifies() {
             .iter()
             .any(|e| matches!(e, Event::KeyRotation { .. }))
     );
-    // Reopening needs the new key.
-    let err = LedgerWriter::open(
+    // The ledger continues only with the rotated key; another key starts a new generation.
+    let (_, open) = LedgerWriter::open(
         &r.ledger(),
         CAMERA,
         SigningMode::Enabled(ca.identity("x")),
         LedgerOptions::default(),
     )
-    .unwrap_err();
-    assert!(err.to_string().contains("rotate"), "{err}");
+    .unwrap();
+    let retired = open.retired.unwrap();
+    assert_eq!(retired.reason, RetireReason::KeyReplaced);
 }
 
 #[test]
@@ -682,16 +685,18 @@ fn writer_rejects_inconsistent_calls() {
             .to_string()
             .contains("must increase")
     );
-    // A different camera's ledger is refused.
+    // A different camera's ledger is never continued: it is moved aside.
     r.close();
-    let err = LedgerWriter::open(
+    let (_, open) = LedgerWriter::open(
         &r.ledger(),
         "cam-x",
         SigningMode::Enabled(ca.identity("r")),
         LedgerOptions::default(),
     )
-    .unwrap_err();
-    assert!(err.to_string().contains("belongs to camera"), "{err}");
+    .unwrap();
+    let retired = open.retired.unwrap();
+    assert_eq!(retired.reason, RetireReason::OtherCamera);
+    assert!(retired.detail.contains("belongs to camera"), "{retired:?}");
 }
 
 #[test]
@@ -724,7 +729,7 @@ fn clean_reopen_appends_without_unclean_record() {
 }
 
 #[test]
-fn corrupt_ledger_refuses_to_open_for_writing() {
+fn corrupt_ledger_is_never_continued() {
     let ca = TestCa::new("ca-a");
     let id = ca.identity("r");
     let dir = tempfile::tempdir().unwrap();
@@ -734,14 +739,17 @@ fn corrupt_ledger_refuses_to_open_for_writing() {
     let mut bytes = fs::read(r.ledger()).unwrap();
     bytes[(recs[5].offset + 20) as usize] ^= 1;
     fs::write(r.ledger(), bytes).unwrap();
-    let err = LedgerWriter::open(
+    let (_, open) = LedgerWriter::open(
         &r.ledger(),
         CAMERA,
         SigningMode::Enabled(vigil_signing::SigningIdentity::load(dir.path()).unwrap()),
         LedgerOptions::default(),
     )
-    .unwrap_err();
-    assert!(err.to_string().contains("is damaged at byte"), "{err}");
+    .unwrap();
+    let retired = open.retired.unwrap();
+    assert_eq!(retired.reason, RetireReason::Damaged);
+    assert!(retired.detail.contains("damaged at byte"), "{retired:?}");
+    assert_eq!(retired.last_seq, Some(4));
 }
 
 #[test]
