@@ -8,9 +8,9 @@
 //! exports byte-identical to what was recorded and hashed.
 
 use mp4_atom::{
-    Codec, Decode, Dinf, Dref, DrefEntry, Encode, FourCC, Ftyp, Hdlr, Mdhd, Mdia, Mfhd, Minf, Moof,
-    Moov, Mvex, Mvhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex, Trun,
-    TrunEntry, TrunSamples, Url, Vmhd,
+    Atom, Codec, Decode, Dinf, Dref, DrefEntry, Encode, FourCC, Ftyp, Hdlr, Mdhd, Mdia, Mfhd, Minf,
+    Moof, Moov, Mvex, Mvhd, Stbl, Stco, Stsc, Stsd, Stsz, Stts, Tfdt, Tfhd, Tkhd, Traf, Trak, Trex,
+    Trun, TrunEntry, TrunSamples, Url, Vmhd,
 };
 
 /// The only timescale Vigil writes: RTP video clocks are 90 kHz.
@@ -334,39 +334,128 @@ pub struct FragmentInfo {
     pub starts_with_sync: bool,
 }
 
+/// The body of a whole box (its bytes after the 8- or 16-byte header).
+fn box_body(whole: &[u8]) -> &[u8] {
+    let header = if whole[..4] == [0, 0, 0, 1] { 16 } else { 8 };
+    &whole[header..]
+}
+
+/// The child boxes of a container body, each whole (type at bytes 4..8). Fewer than 8 bytes
+/// left at the end are padding (as mp4-atom also tolerates); a child running past the end is an
+/// error.
+fn child_boxes(body: &[u8]) -> Result<Vec<&[u8]>, Mp4Error> {
+    let mut children = Vec::new();
+    let mut offset = 0u64;
+    while body.len() as u64 - offset >= 8 {
+        let b = box_at(body, offset)?.ok_or_else(|| Mp4Error::Malformed {
+            offset,
+            reason: "unreadable moof: a box runs past its container".into(),
+        })?;
+        children.push(&body[offset as usize..(offset + b.len) as usize]);
+        offset += b.len;
+    }
+    Ok(children)
+}
+
 /// Parses the `moof` of one fragment (the bytes of `moof`+`mdat`).
+///
+/// Only the boxes read here (`mfhd`, and `tfhd`, `tfdt`, `trun` of the first `traf`) go
+/// through mp4-atom: decoding the whole `Moof` would also decode every other box mp4-atom
+/// knows, and mp4-atom 0.17 decodes a version-0 `sgpd` of an unknown grouping type with zero
+/// bytes per entry after the first, so a damaged file's entry count of 4 billion became a
+/// loop that ran out of memory. Vigil writes none of those other boxes.
 pub fn parse_fragment(bytes: &[u8]) -> Result<FragmentInfo, Mp4Error> {
-    let moof = Moof::decode(&mut &bytes[..]).map_err(|e| Mp4Error::Malformed {
+    let unreadable = |e: mp4_atom::Error| Mp4Error::Malformed {
         offset: 0,
         reason: format!("unreadable moof: {e}"),
-    })?;
-    let traf = moof.traf.first().ok_or_else(|| Mp4Error::Malformed {
+    };
+    let moof = match box_at(bytes, 0)? {
+        Some(b) if &b.kind == b"moof" => &bytes[..b.len as usize],
+        _ => {
+            return Err(Mp4Error::Malformed {
+                offset: 0,
+                reason: "unreadable moof: the fragment does not start with a whole moof box".into(),
+            });
+        }
+    };
+    let mut mfhd = None;
+    let mut traf = None;
+    for whole in child_boxes(box_body(moof))? {
+        match &whole[4..8] {
+            b"mfhd" if mfhd.is_some() => {
+                return Err(unreadable(mp4_atom::Error::DuplicateBox(Mfhd::KIND)));
+            }
+            b"mfhd" => mfhd = Some(Mfhd::decode(&mut &whole[..]).map_err(unreadable)?),
+            b"traf" if traf.is_none() => traf = Some(whole),
+            _ => {}
+        }
+    }
+    let mfhd = mfhd.ok_or(unreadable(mp4_atom::Error::MissingBox(Mfhd::KIND)))?;
+    let traf = traf.ok_or_else(|| Mp4Error::Malformed {
         offset: 0,
         reason: "moof without traf".into(),
     })?;
-    let base_decode_time = traf
-        .tfdt
-        .as_ref()
-        .map(|t| t.base_media_decode_time)
-        .unwrap_or(0);
+    let mut tfhd = None;
+    let mut tfdt = None;
+    let mut truns = Vec::new();
+    for whole in child_boxes(box_body(traf))? {
+        match &whole[4..8] {
+            b"tfhd" if tfhd.is_some() => {
+                return Err(unreadable(mp4_atom::Error::DuplicateBox(Tfhd::KIND)));
+            }
+            b"tfdt" if tfdt.is_some() => {
+                return Err(unreadable(mp4_atom::Error::DuplicateBox(Tfdt::KIND)));
+            }
+            b"tfhd" => tfhd = Some(Tfhd::decode(&mut &whole[..]).map_err(unreadable)?),
+            b"tfdt" => tfdt = Some(Tfdt::decode(&mut &whole[..]).map_err(unreadable)?),
+            b"trun" => truns.push(Trun::decode(&mut &whole[..]).map_err(unreadable)?),
+            _ => {}
+        }
+    }
+    let tfhd = tfhd.ok_or(unreadable(mp4_atom::Error::MissingBox(Tfhd::KIND)))?;
+    let base_decode_time = tfdt.map(|t| t.base_media_decode_time).unwrap_or(0);
+    let default_duration = u64::from(tfhd.default_sample_duration.unwrap_or(0));
+    let too_many = || Mp4Error::Malformed {
+        offset: 0,
+        reason: "moof holds more than 2^32 samples or 2^64 ticks".into(),
+    };
     let mut duration = 0u64;
     let mut samples = 0u32;
     let mut first_flags = None;
-    for trun in &traf.trun {
-        for e in trun.samples.iter() {
-            if first_flags.is_none() {
-                first_flags = Some(e.flags.unwrap_or(0));
+    for trun in &truns {
+        match &trun.samples {
+            // A run without per-sample fields costs no bytes per sample, so its count (up to
+            // 2^32) is added up rather than walked sample by sample.
+            TrunSamples::Inherited {
+                count,
+                first_flags: flags,
+            } => {
+                if *count > 0 && first_flags.is_none() {
+                    first_flags = Some(flags.unwrap_or(0));
+                }
+                duration = default_duration
+                    .checked_mul(u64::from(*count))
+                    .and_then(|d| duration.checked_add(d))
+                    .ok_or_else(too_many)?;
+                samples = samples.checked_add(*count).ok_or_else(too_many)?;
             }
-            duration += u64::from(
-                e.duration
-                    .or(traf.tfhd.default_sample_duration)
-                    .unwrap_or(0),
-            );
-            samples += 1;
+            TrunSamples::Explicit(entries) => {
+                for e in entries {
+                    if first_flags.is_none() {
+                        first_flags = Some(e.flags.unwrap_or(0));
+                    }
+                    duration = e
+                        .duration
+                        .map_or(default_duration, u64::from)
+                        .checked_add(duration)
+                        .ok_or_else(too_many)?;
+                    samples = samples.checked_add(1).ok_or_else(too_many)?;
+                }
+            }
         }
     }
     Ok(FragmentInfo {
-        sequence_number: moof.mfhd.sequence_number,
+        sequence_number: mfhd.sequence_number,
         base_decode_time,
         duration,
         samples,
@@ -433,5 +522,53 @@ mod tests {
         assert!(scan_segment(&bad).is_err(), "box smaller than its header");
         assert!(parse_fragment(b"\0\0\0\x08moof").is_err());
         assert!(parse_fragment(b"junk").is_err());
+    }
+
+    fn mp4_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut b = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(kind);
+        b.extend_from_slice(body);
+        b
+    }
+
+    /// A moof whose traf holds `extra` after a tfhd (default duration 3000) and a tfdt.
+    fn moof_with(extra: &[u8]) -> Vec<u8> {
+        let mfhd = mp4_box(b"mfhd", &[0, 0, 0, 0, 0, 0, 0, 9]);
+        // tfhd version 0, flags 0x20008 (default-base-is-moof, default sample duration).
+        let tfhd = mp4_box(b"tfhd", &[0, 2, 0, 8, 0, 0, 0, 1, 0, 0, 0x0b, 0xb8]);
+        let tfdt = mp4_box(b"tfdt", &[1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x30, 0x39]);
+        let traf = mp4_box(b"traf", &[tfhd, tfdt, extra.to_vec()].concat());
+        mp4_box(b"moof", &[mfhd, traf].concat())
+    }
+
+    #[test]
+    fn sample_group_boxes_cannot_make_the_parser_loop() {
+        // Found by the media_segment fuzz target: a version-0 sgpd of an unknown grouping type
+        // claiming 0xff000000 (and, below, 0x616b0000) entries, which mp4-atom decodes as
+        // empty entries one by one until memory runs out.
+        let sgpd = mp4_box(b"sgpd", b"\0\0\0\0abcd\xff\0\0\0xyz");
+        let trun = mp4_box(b"trun", &[0, 0, 0, 0, 0, 0, 0, 4]);
+        let info = parse_fragment(&moof_with(&[sgpd, trun].concat())).unwrap();
+        assert_eq!(info.sequence_number, 9);
+        assert_eq!(info.base_decode_time, 12_345);
+        assert_eq!((info.samples, info.duration), (4, 12_000));
+
+        let timeout_input = b"\x00\x00\x00|moof\x00\x00\x00\x10mfld\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00dtraf\x00\x00\x00\x1csgpd\x00\x03fm\x00\x00\x00\x00\xff\x00\x00\x00\x00\x00]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\x0e\xd5\x012\x00\x14tfdt\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00%tn\x00\x00\x8b\xfd\xf8-\xff\xff\xff\xff\xff\x84\x06\x00\x04\x00\x00\x00\x06\x00\xf6\xff\xff\xff\x00\x00,trn\x00\x00u\x02\x00-\xff\xff\xff\xff\xff\xff\xff\x07";
+        assert!(parse_fragment(timeout_input).is_err(), "no mfhd");
+        let oom_input = b"\x00\x00\x00|moof\x00\x00\x00\x00sgpd\x00\x1ctf\x00dtrak\x00\x00\x00\x1ctfhd\x00\x02\x008\x00\x00\x00\x01\x00\x00\x08\x00\x00\x00\x06\xd5\x01\x01\x00\x00\x00\x00\x00\x14tfdt\x01\x00\x07\x00\x00\x1ctfho\xd3f\x00\x00\x00\x10\x00\x01\x00\x00\x08\x00\x00\x00\x06\xd5\x00\xd5\x00\x00\x0b\x00\x00\x00\x00pt\x00\xc5:\xff\x01\x00*\x08\xc3\xb2(\xc3\xb7\x00\x00+\x00\xb9\xe9dsts\xbd|m";
+        assert!(parse_fragment(oom_input).is_err(), "no mfhd");
+    }
+
+    #[test]
+    fn runs_without_per_sample_fields_are_counted_not_walked() {
+        // trun flags 0: no per-sample fields, so 2^32-1 samples cost no bytes.
+        let huge = mp4_box(b"trun", &[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+        let info = parse_fragment(&moof_with(&huge)).unwrap();
+        assert_eq!(info.samples, u32::MAX);
+        assert_eq!(info.duration, u64::from(u32::MAX) * 3000);
+        assert!(info.starts_with_sync);
+        // Two such runs exceed the u32 sample count: an error, not an overflow.
+        let e = parse_fragment(&moof_with(&[huge.clone(), huge].concat())).unwrap_err();
+        assert!(e.to_string().contains("more than 2^32 samples"), "{e}");
     }
 }
