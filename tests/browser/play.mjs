@@ -8,9 +8,11 @@
 // Modes:
 //   src  <video src> over HTTP with Range support (Chromium's own demuxer, like a download link)
 //   mse  Media Source Extensions: init segment, then each moof+mdat appended separately (like a
-//        live/timeline player). Vigil's fragments carry absolute decode times, so by default
-//        `timestampOffset` is set to minus the first fragment's start, which makes the timeline
-//        begin at 0; --no-offset keeps the absolute times and seeks to the buffered start.
+//        live/timeline player). Vigil's fragments carry absolute decode times; an export's init
+//        carries an edit list that starts its presentation at the first fragment, which the
+//        browser applies itself. By default `timestampOffset` is set to minus what remains of
+//        the first fragment's start after that edit (0 for an export), which makes the timeline
+//        begin at 0; --no-offset keeps the file's times and seeks to the buffered start.
 //
 // Exit status: 0 when the video played at least --min-play seconds with frames decoded and no
 // media error, 1 when playback failed (the JSON says why in "reason"), 2 for bad usage or a
@@ -201,6 +203,15 @@ function inspect(buf) {
   let codec = null;
   if (avcC) codec = avcCodec(entry.type, avcC, buf);
   else if (hvcC) codec = hevcCodec(entry.type, hvcC, buf);
+  // An edit list (edts/elst) shifts the presentation by its first entry's media time.
+  let editMediaTime = 0;
+  const elst = path(buf, trak, ["edts", "elst"]);
+  if (elst) {
+    const v = buf[elst.body];
+    if (buf.readUInt32BE(elst.body + 4) > 0) {
+      editMediaTime = v === 1 ? Number(buf.readBigInt64BE(elst.body + 16)) : buf.readInt32BE(elst.body + 12);
+    }
+  }
   const width = buf.readUInt16BE(entry.body + 24);
   const height = buf.readUInt16BE(entry.body + 26);
 
@@ -233,6 +244,10 @@ function inspect(buf) {
     fragments: segments.length,
     first_tfdt: firstTfdt,
     first_tfdt_secs: firstTfdt === null ? null : firstTfdt / timescale,
+    edit_media_time: editMediaTime,
+    edit_media_time_secs: editMediaTime / timescale,
+    // Where the first fragment lands on the timeline the browser builds from the file.
+    first_start_secs: firstTfdt === null ? null : (firstTfdt - editMediaTime) / timescale,
     segments,
   };
 }
@@ -423,8 +438,8 @@ function pageSetup(o) {
         });
       await append(data.subarray(0, o.initBytes));
       mse.appended++;
-      if (o.offset && o.firstTfdtSecs) {
-        sb.timestampOffset = -o.firstTfdtSecs;
+      if (o.offset && o.firstStartSecs) {
+        sb.timestampOffset = -o.firstStartSecs;
       }
       mse.timestampOffset = sb.timestampOffset;
       for (const [i, seg] of o.segments.entries()) {
@@ -594,7 +609,7 @@ async function main() {
       codec: mime,
       initBytes: info.init_bytes,
       segments,
-      firstTfdtSecs: info.first_tfdt_secs,
+      firstStartSecs: info.first_start_secs,
       offset: opts.offset,
     });
 

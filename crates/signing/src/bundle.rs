@@ -5,6 +5,14 @@
 //! [`verify`] needs nothing but the bundle and the CA (certificate or its SHA-256 fingerprint):
 //! no server, no database. The recording signatures and the export signature are checked and
 //! reported separately.
+//!
+//! `video.mp4` starts with the export's own init ([`presentation`]: the recorded init with an
+//! edit list, so players start the clip at 0, and its wall-clock start as metadata); the
+//! recorded init travels beside it as `recorded-init.mp4`, whose hash the ledger signed. The
+//! verifier rebuilds the export's init from the recorded one and compares bytes, so nothing
+//! in `video.mp4` escapes the recording check.
+
+pub mod presentation;
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
@@ -29,7 +37,12 @@ pub const STATEMENT_FILE: &str = "export.json";
 pub const SIGNATURE_FILE: &str = "export.sig";
 pub const CA_FILE: &str = "certs/ca.pem";
 pub const EXPORTER_CERT_FILE: &str = "certs/exporter.pem";
-pub const MANIFEST_FORMAT: &str = "vigil-export-manifest-v1";
+/// The first segment's init verbatim (format v2): what the ledger's segment-open record hashes.
+pub const RECORDED_INIT_FILE: &str = "recorded-init.mp4";
+/// Bundles written now: `video.mp4` starts with the presentation init.
+pub const MANIFEST_FORMAT: &str = "vigil-export-manifest-v2";
+/// Earlier bundles: `video.mp4` starts with the recorded init; still verified.
+pub const MANIFEST_FORMAT_V1: &str = "vigil-export-manifest-v1";
 pub const STATEMENT_FORMAT: &str = "vigil-export-statement-v1";
 /// Domain-separation prefix of the export signature's message (followed by export.json's bytes).
 pub const EXPORT_SIGNATURE_CONTEXT: &[u8; 20] = b"VIGIL-EXPORT-SIG-V1\0";
@@ -109,8 +122,29 @@ pub struct ManifestInit {
     pub offset: u64,
     pub length: u64,
     pub sha256: String,
-    /// Seq of the segment-open record whose init hash this is.
+    /// Seq of the segment-open record that signed the recorded init.
     pub record_seq: u64,
+    /// Format v2: the recorded init, kept in `recorded-init.mp4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<RecordedInit>,
+    /// Format v2: the edit that turns the recorded init into `video.mp4`'s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<presentation::Timeline>,
+}
+
+/// Size and hash of `recorded-init.mp4`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordedInit {
+    pub length: u64,
+    pub sha256: String,
+}
+
+impl Manifest {
+    /// Whether `video.mp4` carries the presentation init (format v2).
+    pub fn has_presentation_init(&self) -> bool {
+        self.format == MANIFEST_FORMAT
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,13 +210,26 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, BundleError> {
         detail,
     };
     let m: Manifest = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
-    if m.format != MANIFEST_FORMAT {
+    let v2 = match m.format.as_str() {
+        MANIFEST_FORMAT => true,
+        MANIFEST_FORMAT_V1 => false,
+        other => {
+            return Err(invalid(format!(
+                "format is \"{other}\", expected \"{MANIFEST_FORMAT}\" or \"{MANIFEST_FORMAT_V1}\""
+            )));
+        }
+    };
+    if v2 != m.init.recorded.is_some() || v2 != m.init.timeline.is_some() {
         return Err(invalid(format!(
-            "format is \"{}\", expected \"{MANIFEST_FORMAT}\"",
-            m.format
+            "{} has init.recorded and init.timeline {}",
+            m.format,
+            if v2 { "required" } else { "not allowed" }
         )));
     }
     parse_hash(&m.init.sha256, "init sha256")?;
+    if let Some(r) = &m.init.recorded {
+        parse_hash(&r.sha256, "recorded init sha256")?;
+    }
     let mut end = m
         .init
         .offset
@@ -267,8 +314,10 @@ pub struct WriteSummary {
     pub unsigned_fragments: u64,
 }
 
-/// Writes a bundle into `dir` (created; must be empty) from the exported MP4 (the first
-/// segment's init verbatim, then the selected fragments verbatim) and the camera's ledger.
+/// Writes a bundle into `dir` (created; must be empty) from the recorded bytes of an export
+/// (`mp4_path`: the first segment's init verbatim, then the selected fragments verbatim) and
+/// the camera's ledger. `video.mp4` gets the presentation init in place of the recorded one,
+/// which is kept as `recorded-init.mp4`.
 pub fn write(
     dir: &Path,
     mp4_path: &Path,
@@ -396,6 +445,21 @@ pub fn write(
             "the MP4's init is not segment {first_seg:016x}'s init; write the first segment's init verbatim"
         )));
     }
+    let recorded_init = read_range(mp4_path, 0, scanned.init.len)?;
+    let first_moof = read_moof(mp4_path, scanned.fragments[0].offset)?;
+    let last = mapped.last().expect("non-empty").1;
+    let timeline = presentation::timeline(
+        &recorded_init,
+        &first_moof,
+        mapped[0].1.start_us,
+        last.start_us.saturating_add(last.duration_us as i64),
+    )
+    .map_err(|e| BundleError::Export(e.to_string()))?;
+    let export_init = presentation::presentation_init(&recorded_init, &timeline)
+        .map_err(|e| BundleError::Export(e.to_string()))?;
+    let init_len = export_init.len() as u64;
+    // Pieces of video.mp4 sit where they sat in the input, moved by the init's growth.
+    let moved = |offset: u64| offset - scanned.init.len + init_len;
     let last_frag = mapped.last().expect("non-empty").0;
     let end_seq = sigs
         .iter()
@@ -447,27 +511,30 @@ pub fn write(
     write_file(&dir.join(EXPORTER_CERT_FILE), signer.cert_pem().as_bytes())?;
 
     let video = dir.join(VIDEO_FILE);
-    fs::copy(mp4_path, &video).map_err(io(&video))?;
-    File::open(&video)
-        .and_then(|f| f.sync_all())
-        .map_err(io(&video))?;
+    write_video(&video, &export_init, mp4_path, scanned.init.len)?;
+    write_file(&dir.join(RECORDED_INIT_FILE), &recorded_init)?;
 
     let manifest = Manifest {
         format: MANIFEST_FORMAT.into(),
         camera_id: camera.clone(),
-        video_size: scanned.file_len,
+        video_size: moved(scanned.file_len),
         init: ManifestInit {
             offset: 0,
-            length: scanned.init.len,
-            sha256: hex::encode(scanned.init.sha256),
+            length: init_len,
+            sha256: hex::encode(crate::sha256(&export_init)),
             record_seq: open_seq,
+            recorded: Some(RecordedInit {
+                length: scanned.init.len,
+                sha256: hex::encode(scanned.init.sha256),
+            }),
+            timeline: Some(timeline),
         },
         fragments: scanned
             .fragments
             .iter()
             .zip(&mapped)
             .map(|(u, (seq, f))| ManifestFragment {
-                offset: u.offset,
+                offset: moved(u.offset),
                 length: u.len,
                 sha256: hex::encode(u.sha256),
                 record_seq: *seq,
@@ -485,6 +552,7 @@ pub fn write(
     let mut files = Vec::new();
     for p in [
         VIDEO_FILE,
+        RECORDED_INIT_FILE,
         MANIFEST_FILE,
         EXCERPT_FILE,
         CA_FILE,
@@ -530,16 +598,126 @@ pub fn write(
 
     Ok(WriteSummary {
         fragments: mapped.len() as u64,
-        video_bytes: scanned.file_len,
+        video_bytes: moved(scanned.file_len),
         excerpt_records: end_seq - open_seq + 1,
         unsigned_fragments,
     })
+}
+
+/// `len` bytes at `offset` of a file.
+fn read_range(path: &Path, offset: u64, len: u64) -> Result<Vec<u8>, BundleError> {
+    let mut f = File::open(path).map_err(io(path))?;
+    f.seek(SeekFrom::Start(offset)).map_err(io(path))?;
+    let mut buf = Vec::new();
+    f.take(len).read_to_end(&mut buf).map_err(io(path))?;
+    if buf.len() as u64 != len {
+        return Err(BundleError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("{len} bytes at {offset} are not all there"),
+            ),
+        });
+    }
+    Ok(buf)
+}
+
+/// The `moof` box at `offset` (a fragment's header: sample table and decode time), without
+/// its media data. A moof larger than this is not something the recorder writes.
+fn read_moof(path: &Path, offset: u64) -> Result<Vec<u8>, BundleError> {
+    const MAX_MOOF: u64 = 16 << 20;
+    let head = read_range(path, offset, 8)?;
+    let size = u64::from(u32::from_be_bytes(head[..4].try_into().expect("4 bytes")));
+    read_range(path, offset, size.clamp(8, MAX_MOOF))
+}
+
+/// video.mp4: the export's init, then everything after the recorded init of `mp4_path`.
+fn write_video(
+    video: &Path,
+    export_init: &[u8],
+    mp4_path: &Path,
+    recorded_init_len: u64,
+) -> Result<(), BundleError> {
+    let mut out = File::create(video).map_err(io(video))?;
+    out.write_all(export_init).map_err(io(video))?;
+    let mut src = File::open(mp4_path).map_err(io(mp4_path))?;
+    src.seek(SeekFrom::Start(recorded_init_len))
+        .map_err(io(mp4_path))?;
+    std::io::copy(&mut src, &mut out).map_err(io(video))?;
+    out.sync_all().map_err(io(video))
 }
 
 fn write_file(path: &Path, data: &[u8]) -> Result<(), BundleError> {
     let mut f = File::create(path).map_err(io(path))?;
     f.write_all(data).map_err(io(path))?;
     f.sync_all().map_err(io(path))
+}
+
+/// How far the ledger vouches for one fragment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FragmentSigning {
+    /// The ledger has no record of the fragment yet.
+    NotInLedger,
+    /// Recorded, but no signature follows its record yet.
+    Unsigned,
+    /// A signature record follows the fragment's record.
+    Signed,
+}
+
+/// Follows a ledger that another process appends to, until a signature follows one fragment's
+/// record. Each poll reads only what was appended since the previous one (from the fragment's
+/// record once it was found), so waiting on a large ledger stays cheap. The chain itself is
+/// not checked here: the bundle writer does that.
+pub struct SignatureWatch {
+    ledger: PathBuf,
+    segment: u64,
+    gop: u32,
+    /// Byte offset of a record boundary to read from (0: the start, magic included).
+    resume: u64,
+    found: bool,
+}
+
+impl SignatureWatch {
+    pub fn new(ledger: &Path, segment: u64, gop: u32) -> Self {
+        Self {
+            ledger: ledger.to_path_buf(),
+            segment,
+            gop,
+            resume: 0,
+            found: false,
+        }
+    }
+
+    pub fn poll(&mut self) -> Result<FragmentSigning, BundleError> {
+        let path = self.ledger.clone();
+        let mut f = File::open(&path).map_err(io(&path))?;
+        f.seek(SeekFrom::Start(self.resume)).map_err(io(&path))?;
+        let base = self.resume;
+        let input: Box<dyn Read> = if base == 0 {
+            Box::new(BufReader::new(f))
+        } else {
+            Box::new(std::io::Cursor::new(LEDGER_MAGIC).chain(BufReader::new(f)))
+        };
+        let mut reader = RecordReader::new(input)
+            .map_err(|e| BundleError::Export(format!("{}: {e}", path.display())))?;
+        // Offsets of a resumed read count from the magic put in front of it.
+        let absolute = |offset: u64| if base == 0 { offset } else { base + offset - 8 };
+        while let Some(rec) = reader.next_record().map_err(io(&path))? {
+            match rec.body {
+                Body::Fragment(fr) if fr.segment == self.segment && fr.gop == self.gop => {
+                    self.found = true;
+                    self.resume = absolute(rec.offset);
+                }
+                Body::Signature { .. } if self.found => return Ok(FragmentSigning::Signed),
+                _ => {}
+            }
+        }
+        if self.found {
+            return Ok(FragmentSigning::Unsigned);
+        }
+        self.resume = absolute(reader.good_len());
+        Ok(FragmentSigning::NotInLedger)
+    }
 }
 
 /// Result of checking the export signature.
@@ -679,7 +857,13 @@ pub fn verify(
     let manifest = parse_manifest(&read_required(dir, MANIFEST_FILE)?)?;
     let statement_bytes = read_required(dir, STATEMENT_FILE)?;
     let statement = parse_statement(&statement_bytes)?;
-    let export = check_export(dir, &statement, &statement_bytes, &cas)?;
+    let export = check_export(
+        dir,
+        &statement,
+        &statement_bytes,
+        &cas,
+        manifest.has_presentation_init(),
+    )?;
     let recording = check_recording(dir, &manifest, &cas, progress)?;
     Ok(BundleReport {
         recording,
@@ -693,6 +877,7 @@ fn check_export(
     st: &ExportStatement,
     st_bytes: &[u8],
     cas: &[CaCert],
+    presentation_init: bool,
 ) -> Result<ExportCheck, BundleError> {
     let mut out = ExportCheck {
         valid: false,
@@ -704,12 +889,15 @@ fn check_export(
     };
     let sig_text = read_required(dir, SIGNATURE_FILE)?;
     let mut sig = [0u8; 64];
-    let sig_ok = std::str::from_utf8(&sig_text)
-        .ok()
-        .is_some_and(|t| hex::decode_to_slice(t.trim(), &mut sig).is_ok());
+    // Exactly the bytes the exporter writes: a file that differs in any byte (case, spacing)
+    // is not the exporter's, even when it decodes to the same signature.
+    let sig_ok = sig_text
+        .strip_suffix(b"\n")
+        .filter(|h| h.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
+        .is_some_and(|h| hex::decode_to_slice(h, &mut sig).is_ok());
     if !sig_ok {
         out.problem = Some(format!(
-            "{SIGNATURE_FILE} is not a hex Ed25519 signature (128 hex digits)"
+            "{SIGNATURE_FILE} is not a hex Ed25519 signature (128 lowercase hex digits, then a newline)"
         ));
         return Ok(out);
     }
@@ -743,7 +931,10 @@ fn check_export(
         EXCERPT_FILE,
         CA_FILE,
         EXPORTER_CERT_FILE,
-    ] {
+    ]
+    .into_iter()
+    .chain(presentation_init.then_some(RECORDED_INIT_FILE))
+    {
         if !st.files.iter().any(|f| f.path == required) {
             out.problem = Some(format!("the export statement does not cover {required}"));
             return Ok(out);
@@ -766,6 +957,85 @@ fn check_export(
     }
     out.valid = true;
     Ok(out)
+}
+
+/// What is wrong with the init of `video.mp4` (and `recorded-init.mp4`), given the signed
+/// init's length and hash; `None` when it is what the recording and the export's timeline
+/// edit make it.
+fn init_problem(
+    dir: &Path,
+    m: &Manifest,
+    scanned: &crate::mp4::Scanned,
+    video_path: &Path,
+    (signed_len, signed_hash): (u64, Hash),
+    frags: &HashMap<u64, FragmentRecord>,
+) -> Result<Option<String>, BundleError> {
+    let Some(recorded) = &m.init.recorded else {
+        // Format v1: video.mp4 starts with the recorded init itself.
+        let same = scanned.init.len == signed_len
+            && scanned.init.sha256 == signed_hash
+            && hex::encode(signed_hash) == m.init.sha256;
+        return Ok(
+            (!same).then(|| "the MP4's init (ftyp/moov) differs from the signed init".into())
+        );
+    };
+    let bytes = read_required(dir, RECORDED_INIT_FILE)?;
+    if bytes.len() as u64 != signed_len
+        || crate::sha256(&bytes) != signed_hash
+        || recorded.length != signed_len
+        || recorded.sha256 != hex::encode(signed_hash)
+    {
+        return Ok(Some(format!(
+            "{RECORDED_INIT_FILE} differs from the signed init"
+        )));
+    }
+    // The timeline follows from signed data only: the first and last exported fragment records
+    // and the first fragment's decode time. When those are not the signed ones, the fragment
+    // check names the damage more precisely than a mismatching init would.
+    let record = |f: Option<&ManifestFragment>| f.and_then(|f| frags.get(&f.record_seq));
+    let (Some(first), Some(last), Some(unit)) = (
+        record(m.fragments.first()),
+        record(m.fragments.last()),
+        scanned.fragments.first(),
+    ) else {
+        return Ok(None);
+    };
+    if unit.sha256 != first.sha256 || unit.status != UnitStatus::Complete {
+        return Ok(None);
+    }
+    let moof = read_moof(video_path, unit.offset)?;
+    let end_us = last.start_us.saturating_add(last.duration_us as i64);
+    let expected = match presentation::timeline(&bytes, &moof, first.start_us, end_us) {
+        Ok(t) => t,
+        Err(e) => {
+            return Ok(Some(format!(
+                "the signed init and fragments give no timeline: {e}"
+            )));
+        }
+    };
+    if m.init.timeline != Some(expected) {
+        return Ok(Some(
+            "the manifest's timeline differs from the one the signed fragments give".into(),
+        ));
+    }
+    let init = match presentation::presentation_init(&bytes, &expected) {
+        Ok(i) => i,
+        Err(e) => {
+            return Ok(Some(format!(
+                "the signed init cannot carry the timeline: {e}"
+            )));
+        }
+    };
+    let hash = crate::sha256(&init);
+    if scanned.init.len != init.len() as u64
+        || scanned.init.sha256 != hash
+        || m.init.sha256 != hex::encode(hash)
+    {
+        return Ok(Some(format!(
+            "the init of {VIDEO_FILE} is not the signed init with the export's timeline edit"
+        )));
+    }
+    Ok(None)
 }
 
 fn check_recording(
@@ -859,16 +1129,10 @@ fn check_recording(
         }
         Some(&(len, h, start)) => {
             if outcome.is_untrusted(m.init.record_seq) {
-            } else if scanned.init.len != len
-                || scanned.init.sha256 != h
-                || hex::encode(h) != m.init.sha256
+            } else if let Some(problem) =
+                init_problem(dir, m, &scanned, &video_path, (len, h), &frags)?
             {
-                failure = fail(
-                    FailureKind::Modified,
-                    Some(start),
-                    None,
-                    "the MP4's init (ftyp/moov) differs from the signed init".into(),
-                );
+                failure = fail(FailureKind::Modified, Some(start), None, problem);
             } else {
                 checked.bytes += len;
                 checked.segments = 1;

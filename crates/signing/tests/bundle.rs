@@ -137,9 +137,9 @@ fn one_byte_changed_in_manifest_fails() {
     let f = fixture();
     let p = f.dir.join("manifest.json");
     let text = fs::read_to_string(&p).unwrap();
-    // Change one hex digit of the third fragment's hash.
+    // Change one hex digit of the third fragment's hash (after the two of the init).
     let key = "\"sha256\": \"";
-    let idx = text.match_indices(key).nth(3).unwrap().0 + key.len();
+    let idx = text.match_indices(key).nth(4).unwrap().0 + key.len();
     let mut b = text.into_bytes();
     b[idx] = if b[idx] == b'0' { b'1' } else { b'0' };
     fs::write(&p, b).unwrap();
@@ -220,14 +220,14 @@ fn edited_statement_fails_export_signature() {
 fn gop_removed_from_mp4_and_manifest_is_missing() {
     let f = fixture();
     // A consistent edit: drop the 5th GOP from video and manifest and fix the offsets.
-    let mp4 = f.tmp.path().join("cut.mp4");
-    let mut frags = f.frags.clone();
-    let removed = frags.remove(4);
-    export_mp4(&f.rec, &frags, &mp4);
-    fs::copy(&mp4, f.dir.join("video.mp4")).unwrap();
+    let removed = f.frags[4].clone();
     let mpath = f.dir.join("manifest.json");
     let mut m = bundle::parse_manifest(&fs::read(&mpath).unwrap()).unwrap();
     let gone = m.fragments.remove(4);
+    let vpath = f.dir.join("video.mp4");
+    let mut video = fs::read(&vpath).unwrap();
+    video.drain(gone.offset as usize..(gone.offset + gone.length) as usize);
+    fs::write(&vpath, video).unwrap();
     for x in &mut m.fragments[4..] {
         x.offset -= gone.length;
     }
@@ -469,4 +469,191 @@ fn manifest_parser_rejects_bad_structure() {
         let e = bundle::parse_manifest(bad).unwrap_err().to_string();
         assert!(e.contains(msg), "{e}");
     }
+}
+
+fn manifest(dir: &Path) -> bundle::Manifest {
+    bundle::parse_manifest(&fs::read(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn video_starts_at_zero_and_the_recorded_init_travels_beside_it() {
+    let f = fixture();
+    let m = manifest(&f.dir);
+    assert_eq!(m.format, bundle::MANIFEST_FORMAT);
+    // recorded-init.mp4 is the first segment's init as recorded (what the ledger signed).
+    let seg = fs::read(f.rec.seg_path(f.frags[0].segment)).unwrap();
+    let recorded = &seg[..f.rec.frags_of(f.frags[0].segment)[0].offset as usize];
+    assert_eq!(fs::read(f.dir.join("recorded-init.mp4")).unwrap(), recorded);
+    let r = m.init.recorded.as_ref().unwrap();
+    assert_eq!(r.length, recorded.len() as u64);
+    assert_eq!(r.sha256, hex::encode(vigil_signing::sha256(recorded)));
+    // The edit starts at the first exported GOP's decode time and lasts the 10 GOPs.
+    let t = m.init.timeline.unwrap();
+    assert_eq!(t.media_time, u64::from(f.frags[0].gop) * 180_000);
+    assert_eq!(t.duration, 10 * 2 * 90_000);
+    assert_eq!(t.start_us, f.frags[0].start_us);
+    let video = fs::read(f.dir.join("video.mp4")).unwrap();
+    let init = bundle::presentation::presentation_init(recorded, &t).unwrap();
+    assert_eq!(&video[..init.len()], &init[..]);
+    assert_eq!(m.init.length, init.len() as u64);
+    // Every fragment is byte for byte what was recorded.
+    for (mf, fr) in m.fragments.iter().zip(&f.frags) {
+        let seg = fs::read(f.rec.seg_path(fr.segment)).unwrap();
+        assert_eq!(
+            &video[mf.offset as usize..(mf.offset + mf.length) as usize],
+            &seg[fr.offset as usize..(fr.offset + fr.len) as usize]
+        );
+    }
+    assert_eq!(m.video_size, video.len() as u64);
+    let st: bundle::ExportStatement =
+        serde_json::from_slice(&fs::read(f.dir.join("export.json")).unwrap()).unwrap();
+    assert!(st.files.iter().any(|x| x.path == "recorded-init.mp4"));
+}
+
+/// Rewrites the init of video.mp4 (and, with `fix_manifest`, the manifest's hash, length,
+/// offsets and timeline to match), as an exporter hiding part of the clip would.
+fn replace_export_init(dir: &Path, t: bundle::presentation::Timeline, fix_manifest: bool) {
+    let recorded = fs::read(dir.join("recorded-init.mp4")).unwrap();
+    let init = bundle::presentation::presentation_init(&recorded, &t).unwrap();
+    let mut m = manifest(dir);
+    let video = fs::read(dir.join("video.mp4")).unwrap();
+    let mut v = init.clone();
+    v.extend_from_slice(&video[m.init.length as usize..]);
+    fs::write(dir.join("video.mp4"), v).unwrap();
+    if fix_manifest {
+        let shift = init.len() as i64 - m.init.length as i64;
+        m.init.length = init.len() as u64;
+        m.init.sha256 = hex::encode(vigil_signing::sha256(&init));
+        m.init.timeline = Some(t);
+        for x in &mut m.fragments {
+            x.offset = (x.offset as i64 + shift) as u64;
+        }
+        m.video_size = (m.video_size as i64 + shift) as u64;
+        fs::write(
+            dir.join("manifest.json"),
+            serde_json::to_vec_pretty(&m).unwrap(),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn an_edit_that_hides_part_of_the_clip_or_another_recorded_init_is_modified() {
+    let f = fixture();
+    let t = manifest(&f.dir).init.timeline.unwrap();
+    let trust = ca_trust(&f);
+    let init_failure = |dir: &Path| {
+        let rep = verify(dir, &trust);
+        let fail = rep.recording.failure.clone().unwrap();
+        assert_eq!(fail.kind, FailureKind::Modified, "{fail}");
+        assert_eq!(fail.at_us, Some(f.rec.segments[0].1), "{fail}");
+        fail.detail
+    };
+    // Players would skip the first GOP; the manifest says so consistently.
+    let c1 = f.tmp.path().join("c1");
+    copy_dir(&f.dir, &c1);
+    let later = bundle::presentation::Timeline {
+        media_time: t.media_time + 180_000,
+        ..t
+    };
+    replace_export_init(&c1, later, true);
+    let d = init_failure(&c1);
+    assert!(d.contains("timeline differs"), "{d}");
+    // Or the last seconds, with the manifest left as written.
+    let c2 = f.tmp.path().join("c2");
+    copy_dir(&f.dir, &c2);
+    let shorter = bundle::presentation::Timeline {
+        duration: t.duration - 180_000,
+        ..t
+    };
+    replace_export_init(&c2, shorter, false);
+    let d = init_failure(&c2);
+    assert!(
+        d.contains("is not the signed init with the export's timeline edit"),
+        "{d}"
+    );
+    // The recorded init beside it is what the ledger signed.
+    let c3 = f.tmp.path().join("c3");
+    copy_dir(&f.dir, &c3);
+    let mut r = fs::read(c3.join("recorded-init.mp4")).unwrap();
+    let at = r.len() - 3;
+    r[at] ^= 1;
+    fs::write(c3.join("recorded-init.mp4"), r).unwrap();
+    let d = init_failure(&c3);
+    assert!(
+        d.contains("recorded-init.mp4 differs from the signed init"),
+        "{d}"
+    );
+    // And it must be there.
+    let c4 = f.tmp.path().join("c4");
+    copy_dir(&f.dir, &c4);
+    fs::remove_file(c4.join("recorded-init.mp4")).unwrap();
+    let e = bundle::verify(&c4, &trust, &mut |_, _| {}).unwrap_err();
+    assert!(
+        e.to_string().contains("recorded-init.mp4 is missing"),
+        "{e}"
+    );
+}
+
+#[test]
+fn format_v1_bundles_still_verify_their_recording() {
+    let f = fixture();
+    // A v1 bundle: video.mp4 starts with the recorded init, no recorded-init.mp4.
+    let m = manifest(&f.dir);
+    let recorded = fs::read(f.dir.join("recorded-init.mp4")).unwrap();
+    let video = fs::read(f.dir.join("video.mp4")).unwrap();
+    let mut v = recorded.clone();
+    v.extend_from_slice(&video[m.init.length as usize..]);
+    fs::write(f.dir.join("video.mp4"), &v).unwrap();
+    fs::remove_file(f.dir.join("recorded-init.mp4")).unwrap();
+    let shift = m.init.length - recorded.len() as u64;
+    let mut old = m.clone();
+    old.format = bundle::MANIFEST_FORMAT_V1.into();
+    old.init.length = recorded.len() as u64;
+    old.init.sha256 = old.init.recorded.take().unwrap().sha256;
+    old.init.timeline = None;
+    old.video_size -= shift;
+    for x in &mut old.fragments {
+        x.offset -= shift;
+    }
+    fs::write(
+        f.dir.join("manifest.json"),
+        serde_json::to_vec_pretty(&old).unwrap(),
+    )
+    .unwrap();
+    let rep = verify(&f.dir, &ca_trust(&f));
+    assert!(rep.recording.is_verified(), "{}", rep.summary());
+    assert_eq!(rep.recording.checked.fragments, 10);
+    // The statement signed the v2 files, so the export check says what changed.
+    assert!(!rep.export.valid);
+    // A v1 manifest may not carry v2 fields, nor the other way round.
+    let mut mixed = old.clone();
+    mixed.init.timeline = m.init.timeline;
+    let e = bundle::parse_manifest(&serde_json::to_vec(&mixed).unwrap()).unwrap_err();
+    assert!(e.to_string().contains("not allowed"), "{e}");
+    let mut bare = m.clone();
+    bare.init.recorded = None;
+    let e = bundle::parse_manifest(&serde_json::to_vec(&bare).unwrap()).unwrap_err();
+    assert!(e.to_string().contains("required"), "{e}");
+}
+
+#[test]
+fn signature_watch_follows_a_growing_ledger() {
+    let ca = TestCa::new("ca-a");
+    let mut rec = Rec::new(ca.identity("rec-1"));
+    rec.segment(0, 3, false);
+    let last = rec.frags.last().unwrap().clone();
+    let mut watch = bundle::SignatureWatch::new(&rec.ledger(), last.segment, last.gop);
+    assert_eq!(watch.poll().unwrap(), bundle::FragmentSigning::Unsigned);
+    let mut next = bundle::SignatureWatch::new(&rec.ledger(), 1, last.gop + 1);
+    assert_eq!(next.poll().unwrap(), bundle::FragmentSigning::NotInLedger);
+    rec.w().sign_now().unwrap();
+    assert_eq!(watch.poll().unwrap(), bundle::FragmentSigning::Signed);
+    // The second watch resumes after what it read; the GOP then arrives unsigned.
+    assert_eq!(next.poll().unwrap(), bundle::FragmentSigning::NotInLedger);
+    rec.w().segment_close(0, last.offset + last.len).unwrap();
+    rec.segment(1, 2, false);
+    assert_eq!(next.poll().unwrap(), bundle::FragmentSigning::Unsigned);
+    rec.w().sign_now().unwrap();
+    assert_eq!(next.poll().unwrap(), bundle::FragmentSigning::Signed);
 }

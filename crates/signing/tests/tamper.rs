@@ -282,7 +282,8 @@ fn foreign_segment_file_is_inserted() {
     let r = standard(&ca);
     let other = standard(&TestCa::new("ca-b"));
     let mut other_bytes = fs::read(other.seg_path(1)).unwrap();
-    other_bytes[200] ^= 1; // not identical to any of ours either
+    // Not identical to any of ours either: one byte of its first GOP differs.
+    other_bytes[other.frags_of(1)[0].offset as usize + 200] ^= 1;
     fs::write(r.seg_path(5), other_bytes).unwrap();
     let rep = r.verify(&ca);
     let end_of_2 = r.frags_of(2).last().unwrap().start_us + GOP_US;

@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use vigil_app::export::{
+    BundleRequest, ExporterIdentity, Output, TailSigning, TailWait, server_name,
+};
 use vigil_media::store::now_us;
 use vigil_media::time::{format_us, parse_time};
 
@@ -25,10 +28,16 @@ pub struct ExportArgs {
     pub from: String,
     #[arg(long, allow_hyphen_values = true)]
     pub to: String,
-    /// Output: an MP4 file, or a directory (ending in `/`, or without `.mp4`) for a signed
-    /// evidence bundle that `vigil verify DIR` checks offline.
+    /// Output: `NAME.mp4` for a video, or a directory with a trailing `/` (or `--bundle`) for
+    /// a signed evidence bundle that `vigil verify DIR` checks offline.
     #[arg(short, long)]
     pub output: PathBuf,
+    /// Write a signed evidence bundle into the directory OUTPUT.
+    #[arg(long)]
+    pub bundle: bool,
+    /// Overwrite existing MP4 files (a bundle always needs a new or empty directory).
+    #[arg(long)]
+    pub force: bool,
 }
 
 fn range(from: Option<&str>, to: Option<&str>) -> anyhow::Result<(i64, i64)> {
@@ -84,33 +93,43 @@ pub fn recordings(args: &RecordingsArgs, config: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// An output without `.mp4` (or ending in a slash) is an evidence bundle directory.
-fn is_bundle(output: &Path) -> bool {
-    output.to_string_lossy().ends_with('/')
-        || output.is_dir()
-        || !output
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("mp4"))
-}
-
-pub fn export(args: &ExportArgs, config: &Path) -> anyhow::Result<()> {
-    let (cfg, store) = crate::open_store(config)?;
-    let (from, to) = range(Some(&args.from), Some(&args.to))?;
-    if is_bundle(&args.output) {
-        return export_bundle(args, &cfg, &store, from, to);
-    }
-    let bar = ProgressBar::new(0).with_style(
+fn progress_bar() -> anyhow::Result<ProgressBar> {
+    Ok(ProgressBar::new(0).with_style(
         ProgressStyle::with_template(
             "{spinner} exporting [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
         )?
         .progress_chars("=> "),
-    );
-    let report = vigil_media::export::export(
+    ))
+}
+
+fn print_gaps(gaps: &[vigil_media::store::GapRow]) {
+    for g in gaps {
+        println!(
+            "note: the range contains a recording gap {} .. {} ({:.1} s, {}); the file's timeline skips it",
+            format_us(g.start_us),
+            format_us(g.end_us),
+            (g.end_us - g.start_us) as f64 / 1e6,
+            g.reason
+        );
+    }
+}
+
+pub fn export(args: &ExportArgs, config: &Path) -> anyhow::Result<()> {
+    let output = Output::choose(&args.output, args.bundle)?;
+    let (cfg, store) = crate::open_store(config)?;
+    let (from, to) = range(Some(&args.from), Some(&args.to))?;
+    let path = match output {
+        Output::Bundle(dir) => return export_bundle(args, &dir, &cfg, &store, from, to),
+        Output::Mp4(path) => path,
+    };
+    let bar = progress_bar()?;
+    let report = vigil_app::export::export_mp4(
         &store,
         &args.camera,
         from,
         to,
-        &args.output,
+        &path,
+        args.force,
         &mut |done, total| {
             bar.set_length(total);
             bar.set_position(done);
@@ -134,105 +153,84 @@ pub fn export(args: &ExportArgs, config: &Path) -> anyhow::Result<()> {
             report.parts.len()
         );
     }
-    for g in &report.gaps {
-        println!(
-            "note: the range contains a recording gap {} .. {} ({:.1} s, {}); the file's timeline skips it",
-            format_us(g.start_us),
-            format_us(g.end_us),
-            (g.end_us - g.start_us) as f64 / 1e6,
-            g.reason
-        );
-    }
+    print_gaps(&report.gaps);
     Ok(())
 }
 
 fn export_bundle(
     args: &ExportArgs,
+    dir: &Path,
     cfg: &vigil_config::Config,
     store: &vigil_media::store::Store,
     from: i64,
     to: i64,
 ) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let dir = &args.output;
-    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
-        anyhow::bail!(
-            "{} is not empty; export a bundle into a new directory",
-            dir.display()
-        );
-    }
-    let cam = store.camera(&args.camera)?;
-    // The MP4 is written next to the bundle first, then moved in by the bundle writer's checks.
-    let staging = tempfile::Builder::new()
-        .prefix(".vigil-export-")
-        .tempdir_in(
-            dir.parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new(".")),
-        )?;
-    let mp4 = staging.path().join("video.mp4");
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template(
-            "{spinner} exporting [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )?
-        .progress_chars("=> "),
-    );
-    let report =
-        vigil_media::export::export(store, &args.camera, from, to, &mp4, &mut |done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-        })?;
-    bar.finish_and_clear();
-    anyhow::ensure!(
-        report.parts.len() == 1,
-        "the codec parameters change within this range; export the parts separately as bundles (ranges: {})",
-        report
-            .parts
-            .iter()
-            .map(|p| format!("{} .. {}", format_us(p.start_us), format_us(p.end_us)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let signer =
-        vigil_signing::SigningIdentity::load(&vigil_media::evidence::signing_dir(&cfg.data_dir))
-            .context("cannot load this server's signing key")?;
     let user = std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_else(|_| "unknown".into());
-    let server = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "vigil".into());
-    let summary = vigil_signing::bundle::write(
-        dir,
-        &mp4,
-        &vigil_media::evidence::ledger_path(&cfg.data_dir, &cam.id),
-        &vigil_signing::bundle::ExportRange {
-            camera_id: cam.id.clone(),
-            from_us: Some(from),
-            to_us: Some(to),
-        },
-        &vigil_signing::bundle::ExporterIdentity {
+    let req = BundleRequest {
+        store,
+        data_dir: &cfg.data_dir,
+        camera: &args.camera,
+        from_us: from,
+        to_us: to,
+        exporter: ExporterIdentity {
             user: format!("cli:{user}"),
-            server,
+            server: server_name(&cfg.management.hostnames),
         },
-        &signer,
-    )?;
-    let part = &report.parts[0];
+    };
+    // The staging copy goes next to the bundle: same volume, so nothing lands in a shared /tmp.
+    let staging = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let bar = progress_bar()?;
+    // A running server owns the ledger: this process only reads it, and waits for the
+    // server's next signature so that video recorded a moment ago is covered.
+    let mut notify = |w: &TailWait| match w {
+        TailWait::Waiting {
+            segment,
+            gop,
+            recorded_at_us,
+            timeout,
+        } => println!(
+            "waiting up to {} s for the recording server to sign the newest exported GOP ({gop} of segment {segment}, recorded at {})",
+            timeout.as_secs(),
+            format_us(*recorded_at_us)
+        ),
+        TailWait::Signed { after } => {
+            println!("signed after {:.1} s", after.as_secs_f64())
+        }
+        TailWait::GaveUp { after } => println!(
+            "nothing signed it within {:.0} s (no recording server running, or it stopped uncleanly): exporting anyway",
+            after.as_secs_f64()
+        ),
+    };
+    let tail = TailSigning::Wait {
+        timeout: vigil_app::export::SIGNATURE_WAIT,
+        notify: &mut notify,
+    };
+    let report = vigil_app::export::export_bundle(&req, dir, staging, tail, &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
     println!(
         "wrote evidence bundle {}: {} frames, {} .. {} ({:.1} s), {} fragments",
         dir.display(),
-        part.frames,
-        format_us(part.start_us),
-        format_us(part.end_us),
-        (part.end_us - part.start_us) as f64 / 1e6,
-        summary.fragments
+        report.frames,
+        format_us(report.start_us),
+        format_us(report.end_us),
+        (report.end_us - report.start_us) as f64 / 1e6,
+        report.summary.fragments
     );
-    if summary.unsigned_fragments > 0 {
+    if report.summary.unsigned_fragments > 0 {
         println!(
-            "note: {} fragment(s) at the end are not signed yet (signatures follow within 10 s); export again to cover them",
-            summary.unsigned_fragments
+            "note: the last {} fragment(s) are not signed: verification reports them as unsigned (not as tampering)",
+            report.summary.unsigned_fragments
         );
     }
+    print_gaps(&report.gaps);
     println!(
         "verify anywhere with: vigil verify {} --fingerprint <CA SHA-256 from `vigil pki ca-cert`>",
         dir.display()

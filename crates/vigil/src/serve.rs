@@ -33,7 +33,13 @@ pub fn run_serve(config: &Path) -> anyhow::Result<()> {
     let web = Web::start(config, &cfg, store.clone(), None)?;
     let runtime = runtime()?;
     let live = web.live_config();
-    let result = runtime.block_on(serve(cfg, store, shutdown_signal(), Some(live)));
+    let result = runtime.block_on(serve(
+        cfg,
+        store,
+        shutdown_signal(),
+        Some(live),
+        Some(web.state.clone()),
+    ));
     web.stop();
     result
 }
@@ -198,12 +204,13 @@ fn policy_of(cfg: &Config) -> RetentionPolicy {
 pub type LiveConfig = Arc<dyn Fn() -> Config + Send + Sync>;
 
 /// Runs recorders until `shutdown` resolves. With `live`, retention follows settings changed
-/// at runtime.
+/// at runtime; with `api`, the API's exports sign through the recorders' ledgers.
 pub async fn serve(
     cfg: Config,
     store: Arc<Store>,
     shutdown: impl std::future::Future<Output = ()>,
     live: Option<LiveConfig>,
+    api: Option<vigil_web::SharedState>,
 ) -> anyhow::Result<()> {
     let report = {
         let store = store.clone();
@@ -223,6 +230,10 @@ pub async fn serve(
     crate::init_cmd::ensure_keys(&cfg)?;
     let evidence = Arc::new(Evidence::new(&cfg.data_dir, signing_mode())?);
     evidence.set_recovered(report.interrupted.clone());
+    if let Some(api) = &api {
+        // One ledger writer per camera and process: the API signs through the recorders'.
+        let _ = api.evidence.set(evidence.clone());
+    }
     let prune_hook = {
         let evidence = evidence.clone();
         Arc::new(move |camera: &str, seq: i64| {
@@ -425,7 +436,14 @@ pub fn run_demo(args: &DemoArgs) -> anyhow::Result<()> {
                 None => shutdown_signal().await,
             }
         };
-        let result = serve(cfg.clone(), store.clone(), stop, Some(live)).await;
+        let result = serve(
+            cfg.clone(),
+            store.clone(),
+            stop,
+            Some(live),
+            Some(web.state.clone()),
+        )
+        .await;
         reporter.abort();
         camera.shutdown().await;
         let cam = store.camera("sample")?;

@@ -1060,3 +1060,353 @@ fn truncated_garbage_or_untrusted_bundles_give_clear_errors() {
         stderr(&out)
     );
 }
+
+// ---------------------------------------------------------------- export choices and timeline
+
+#[test]
+fn export_output_must_say_what_it_is_and_never_silently_overwrites() {
+    let v = ours();
+    let d = v.dir.path();
+    let export = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "export",
+            CAM,
+            "--from",
+            "-1d",
+            "--to",
+            "+1m",
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        v.cmd(&args)
+    };
+    // An existing MP4 is refused, then replaced with --force.
+    let clip = d.join("clip.mp4");
+    fs::write(&clip, b"an older export").unwrap();
+    let out = export(&clip, &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("exists; give --force to overwrite it"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(fs::read(&clip).unwrap(), b"an older export");
+    let out = export(&clip, &["--force"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(fs::read(&clip).unwrap().len() > 10_000);
+    // A name that is neither an MP4 nor a directory is refused, saying what to write.
+    for name in ["clip.mov", "clip"] {
+        let path = d.join(name);
+        let out = export(&path, &[]);
+        assert!(!out.status.success(), "{name} was accepted");
+        let err = stderr(&out);
+        assert!(err.contains(".mp4") && err.contains("--bundle"), "{err}");
+        assert!(!path.exists(), "{name} was written");
+    }
+    // --bundle (or a trailing slash) asks for a bundle; a non-empty directory is refused.
+    let case = d.join("case");
+    let out = export(&case, &["--bundle"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(case.join("manifest.json").is_file());
+    let out = export(&case, &["--bundle"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("is not empty"), "{}", stderr(&out));
+    let out = export(&d.join("x.mp4"), &["--bundle"]);
+    assert!(
+        stderr(&out).contains("--bundle writes a directory"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// ffprobe's format start time and tags of a file.
+fn probe_format(path: &Path) -> Value {
+    let out = Command::new(require_tool("ffprobe"))
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=start_time:format_tags=creation_time,date",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice::<Value>(&out.stdout).unwrap()["format"].clone()
+}
+
+#[test]
+fn exported_clip_starts_at_zero_and_carries_its_wall_clock_start() {
+    let v = ours();
+    let all = gops(&v);
+    // A range starting seconds into the recording, as most exports do.
+    let from = all[0].start_us + 4_000_000;
+    let to = from + 3_000_000;
+    let clip = v.dir.path().join("later.mp4");
+    v.ok(&[
+        "export",
+        CAM,
+        "--from",
+        &vigil_signing::fmt_time(from),
+        "--to",
+        &vigil_signing::fmt_time(to),
+        "-o",
+        clip.to_str().unwrap(),
+    ]);
+    let first = all.iter().rev().find(|g| g.start_us <= from).unwrap();
+    let last = all.iter().rev().find(|g| g.start_us < to).unwrap();
+    let clip_secs = (last.start_us + last.duration_us - first.start_us) as f64 / 1e6;
+    let f = probe_format(&clip);
+    assert_eq!(f["start_time"], "0.000000", "{f}");
+    let packets = vigil_testkit::ffprobe_packets(&clip).unwrap();
+    let pts: Vec<f64> = packets.iter().filter_map(|p| p.pts_secs).collect();
+    let (lo, hi) = pts
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+    assert_eq!(lo, 0.0);
+    let end = hi + 1.0 / 30.0;
+    assert!(
+        (end - clip_secs).abs() < 0.05,
+        "frames span 0 .. {end} s, the clip is {clip_secs} s"
+    );
+    // The true start, as metadata: to the second in the movie header, exactly in ©day.
+    assert_eq!(
+        f["tags"]["date"],
+        vigil_signing::fmt_time(first.start_us),
+        "{f}"
+    );
+    let secs = vigil_signing::fmt_time(first.start_us / 1_000_000 * 1_000_000);
+    assert_eq!(f["tags"]["creation_time"], secs, "{f}");
+    // The bundle of the same range carries the same file.
+    let dir = v.dir.path().join("later/");
+    v.ok(&[
+        "export",
+        CAM,
+        "--from",
+        &vigil_signing::fmt_time(from),
+        "--to",
+        &vigil_signing::fmt_time(to),
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(fs::read(dir.join("video.mp4")).unwrap() == fs::read(&clip).unwrap());
+}
+
+// ---------------------------------------------------------------- exports beside a running server
+
+/// The newest complete ledger record.
+fn last_record(path: &Path) -> Option<Body> {
+    let bytes = fs::read(path).ok()?;
+    let mut r = RecordReader::new(&bytes[..]).ok()?;
+    let mut last = None;
+    while let Ok(Some(rec)) = r.next_record() {
+        last = Some(rec.body);
+    }
+    last
+}
+
+/// Waits until the ledger ends with a fragment no signature covers yet.
+fn wait_unsigned_tail(ledger: &Path) {
+    let start = Instant::now();
+    while !matches!(last_record(ledger), Some(Body::Fragment(_))) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the ledger never ended with an unsigned fragment"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A recording server running on a real camera.
+fn live(segment_seconds: u32) -> (Vigil, common::Server, RtspPeer) {
+    require_tool("openssl");
+    let peer = RtspPeer::start(&[("cam", &clip())], Auth::None);
+    let v = Vigil::init(segment_seconds);
+    v.add_camera(CAM, &peer.url("cam"));
+    let server = v.serve();
+    v.wait_recorded(CAM, 3.0, Duration::from_secs(60));
+    (v, server, peer)
+}
+
+#[test]
+fn bundle_of_video_recorded_a_moment_ago_verifies_completely() {
+    let (v, server, _peer) = live(60);
+    let ledger = ledger_path(&v);
+    wait_unsigned_tail(&ledger);
+    let dir = v.dir.path().join("now/");
+    let said = v.ok(&[
+        "export",
+        CAM,
+        "--from",
+        "-1m",
+        "--to",
+        "+1m",
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(!said.contains("not signed"), "{said}");
+    let fp = ca_fingerprint(&v);
+    let (code, rep) = parse_report(&verify_bundle(&dir, &["--fingerprint", &fp, "--json"]));
+    assert_eq!(code, 0, "{said}\n{rep:#}");
+    assert!(
+        rep["recording"]["unsigned"].as_array().unwrap().is_empty(),
+        "{rep:#}"
+    );
+    assert!(server.stop().contains("Stopped cleanly"));
+}
+
+#[test]
+fn bundle_after_a_crash_waits_for_a_signature_then_says_the_tail_is_unsigned() {
+    let (v, server, _peer) = live(60);
+    let ledger = ledger_path(&v);
+    wait_unsigned_tail(&ledger);
+    server.kill9();
+    let ledger_before = fs::read(&ledger).unwrap();
+    let dir = v.dir.path().join("crash/");
+    let start = Instant::now();
+    let said = v.ok(&[
+        "export",
+        CAM,
+        "--from",
+        "-1m",
+        "--to",
+        "+1m",
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
+    let waited = start.elapsed();
+    assert!(said.contains("waiting up to 15 s"), "{said}");
+    assert!(said.contains("exporting anyway"), "{said}");
+    assert!(said.contains("are not signed"), "{said}");
+    assert!(
+        waited >= Duration::from_secs(15) && waited < Duration::from_secs(25),
+        "waited {waited:?}"
+    );
+    // The CLI only reads the ledger: the crashed server's restart vouches for its tail.
+    assert!(fs::read(&ledger).unwrap() == ledger_before);
+    let fp = ca_fingerprint(&v);
+    let (code, rep) = parse_report(&verify_bundle(&dir, &["--fingerprint", &fp, "--json"]));
+    assert_eq!(rep["recording"]["failure"]["kind"], "unsigned", "{rep:#}");
+    assert_eq!(code, 2, "unsigned is not tampering: {rep:#}");
+    assert_eq!(rep["export"]["valid"], true, "{rep:#}");
+}
+
+/// The acceptance check of the one export implementation: the same range exported as a
+/// bundle by the CLI and over the API is the same evidence; only the export's own statement
+/// (who, when) differs.
+#[test]
+fn cli_and_api_bundles_of_the_same_range_hold_the_same_evidence() {
+    require_tool("curl");
+    require_tool("tar");
+    let (v, server, _peer) = live(4);
+    let first = gops(&v)[0].start_us / 1_000_000 - 1;
+    let to = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()) as i64;
+    let (from, to) = (first.to_string(), to.to_string());
+    let cli = v.dir.path().join("cli/");
+    v.ok(&[
+        "export",
+        CAM,
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "-o",
+        cli.to_str().unwrap(),
+    ]);
+    let said = v.ok(&["token", "create", "export-check", "--role", "operator"]);
+    let token = said
+        .lines()
+        .find_map(|l| l.strip_prefix("token (shown once, store it now): "))
+        .unwrap_or_else(|| panic!("{said}"))
+        .trim()
+        .to_owned();
+    let config = fs::read_to_string(&v.config).unwrap();
+    let bind = config
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("bind = \"127.0.0.1:"))
+        .unwrap()
+        .trim_end_matches('"');
+    let tarfile = v.dir.path().join("api.tar");
+    let out = Command::new("curl")
+        .args(["-sS", "--fail-with-body", "--max-time", "60", "--cacert"])
+        .arg(v.data.join("pki/ca.crt"))
+        .arg("-H")
+        .arg(format!("Authorization: Bearer {token}"))
+        .arg("-o")
+        .arg(&tarfile)
+        .arg(format!(
+            "https://127.0.0.1:{bind}/api/v1/cameras/{CAM}/export?from={from}&to={to}&format=bundle"
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        stderr(&out),
+        fs::read_to_string(&tarfile).unwrap_or_default()
+    );
+    assert!(server.stop().contains("Stopped cleanly"));
+    let st = Command::new("tar")
+        .arg("-xf")
+        .arg(&tarfile)
+        .arg("-C")
+        .arg(v.dir.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let api = v.dir.path().join(format!("evidence-{CAM}"));
+
+    let fp = ca_fingerprint(&v);
+    for dir in [&cli, &api] {
+        let (code, rep) = parse_report(&verify_bundle(dir, &["--fingerprint", &fp, "--json"]));
+        assert_eq!(code, 0, "{}: {rep:#}", dir.display());
+    }
+    let names = |dir: &Path| {
+        let mut v: Vec<String> = fs::read_dir(dir.join("certs"))
+            .unwrap()
+            .map(|e| format!("certs/{}", e.unwrap().file_name().to_string_lossy()))
+            .collect();
+        v.extend(
+            fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap())
+                .filter(|e| e.file_type().unwrap().is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned()),
+        );
+        v.sort();
+        v
+    };
+    assert_eq!(names(&cli), names(&api));
+    // The recording part: manifest, ledger excerpt with its signatures, video, recorded init,
+    // the signers' certificates; the exporter is the same server with the same key.
+    for f in names(&cli)
+        .iter()
+        .filter(|f| *f != "export.json" && *f != "export.sig")
+    {
+        assert!(
+            fs::read(cli.join(f)).unwrap() == fs::read(api.join(f)).unwrap(),
+            "{f} differs between the CLI and the API bundle"
+        );
+    }
+    let statement = |dir: &Path| -> Value {
+        serde_json::from_slice(&fs::read(dir.join("export.json")).unwrap()).unwrap()
+    };
+    let (a, b) = (statement(&cli), statement(&api));
+    for k in [
+        "camera_id",
+        "server",
+        "range_from_us",
+        "range_to_us",
+        "files",
+    ] {
+        assert_eq!(a[k], b[k], "{k}");
+    }
+    assert!(a["exported_by"].as_str().unwrap().starts_with("cli:"));
+    assert!(b["exported_by"].as_str().unwrap().starts_with("api:token:"));
+}

@@ -2,10 +2,11 @@
 //! live TLS certificate and the settings in effect.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use vigil_access::Access;
 use vigil_config::Config;
+use vigil_media::evidence::Evidence;
 use vigil_media::store::Store;
 use vigil_pki::{LiveTls, Pki};
 
@@ -27,6 +28,9 @@ pub struct AppState {
     pub pending: Mutex<Option<Config>>,
     /// The running listeners; the settings API rebinds them without a process restart.
     pub listeners: Listeners,
+    /// The recorder's evidence ledgers, once recording runs in this process: an export signs
+    /// the chain head through them, so video recorded a moment ago is covered.
+    pub evidence: OnceLock<Arc<Evidence>>,
 }
 
 impl AppState {
@@ -62,6 +66,7 @@ impl AppState {
             config: RwLock::new(config),
             pending: Mutex::new(None),
             listeners,
+            evidence: OnceLock::new(),
         }))
     }
 }

@@ -46,9 +46,16 @@ fn ensure_signing_key(h: &Harness) {
     std::fs::write(dir.join(vigil_signing::keys::CA_FILE), pki.ca_cert_pem()).unwrap();
 }
 
-/// Records about `secs` seconds of a real RTSP stream into the harness's data directory, as
-/// `vigil serve` does (recorder + evidence ledger), and stops cleanly.
-async fn record(h: &Harness, secs: f64) {
+/// A camera being recorded into the harness's data directory, as `vigil serve` does
+/// (recorder + evidence ledger, the ledgers attached to the API).
+struct Recording {
+    handle: recorder::RecorderHandle,
+    evidence: Arc<Evidence>,
+    camera_id: String,
+    _peer: RtspPeer,
+}
+
+async fn start_recording(h: &Harness, segment: Duration) -> Recording {
     require_gst_rtsp_server();
     ensure_signing_key(h);
     let clip = Clip::h264(10, 30, 15, 640, 360, false);
@@ -64,12 +71,13 @@ async fn record(h: &Harness, secs: f64) {
             ..Default::default()
         })
         .unwrap();
-    let evidence = Evidence::new(&h.data_dir(), Signing::On).unwrap();
+    let evidence = Arc::new(Evidence::new(&h.data_dir(), Signing::On).unwrap());
+    assert!(h.state.evidence.set(evidence.clone()).is_ok());
     let handle = recorder::start(
         store.clone(),
         cam.clone(),
         RecorderSettings {
-            segment_duration: Duration::from_secs(2),
+            segment_duration: segment,
             inactivity_timeout: Duration::from_secs(3),
             max_backoff: Duration::from_secs(2),
         },
@@ -77,10 +85,21 @@ async fn record(h: &Harness, secs: f64) {
         Arc::new(|_: &vigil_media::store::Store, _: u64| 0),
     )
     .unwrap();
+    Recording {
+        handle,
+        evidence,
+        camera_id: cam.id,
+        _peer: peer,
+    }
+}
+
+/// Waits until `secs` seconds are recorded.
+async fn wait_recorded(h: &Harness, camera_id: &str, secs: f64) {
+    let store = h.state.store.clone();
     let start = Instant::now();
     loop {
         let got: f64 = store
-            .ranges(&cam.id, 0, i64::MAX / 2)
+            .ranges(camera_id, 0, i64::MAX / 2)
             .unwrap()
             .iter()
             .map(|(s, e)| (e - s) as f64 / 1e6)
@@ -91,13 +110,47 @@ async fn record(h: &Harness, secs: f64) {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "recorded only {got:.1}s within 60s; status {:?}",
-            store.status(&cam.id)
+            store.status(camera_id)
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    handle.stop().await;
-    evidence.close_all();
-    drop(peer);
+}
+
+/// Records about `secs` seconds of a real RTSP stream and stops cleanly.
+async fn record(h: &Harness, secs: f64) {
+    let r = start_recording(h, Duration::from_secs(2)).await;
+    wait_recorded(h, &r.camera_id, secs).await;
+    r.handle.stop().await;
+    r.evidence.close_all();
+}
+
+/// ffprobe's view of an MP4's timeline: (format start_time, first packet pts, end of the last
+/// packet), in seconds.
+fn probe_timeline(path: &Path) -> (f64, f64, f64) {
+    let out = std::process::Command::new(require_tool("ffprobe"))
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=start_time",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let start: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let packets = vigil_testkit::ffprobe_packets(path).unwrap();
+    let pts: Vec<f64> = packets.iter().filter_map(|p| p.pts_secs).collect();
+    let first = pts.iter().cloned().fold(f64::MAX, f64::min);
+    let last = pts.iter().cloned().fold(f64::MIN, f64::max);
+    // One frame at 30 fps after the last presentation time.
+    (start, first, last + 1.0 / 30.0)
 }
 
 fn get(path: &str, auth: &Auth, headers: &[(&str, &str)]) -> Request<Body> {
@@ -224,7 +277,16 @@ async fn playback_export_verify_of_real_video() {
     let first = ranges["ranges"][0]["start_us"].as_i64().unwrap() - 1_000_000;
     let n = ranges["ranges"].as_array().unwrap().len();
     let last = ranges["ranges"][n - 1]["end_us"].as_i64().unwrap() + 1_000_000;
-    vigil_media::export::export(&h.state.store, CAM, first, last, &cli, &mut |_, _| {}).unwrap();
+    vigil_app::export::export_mp4(
+        &h.state.store,
+        CAM,
+        first,
+        last,
+        &cli,
+        false,
+        &mut |_, _| {},
+    )
+    .unwrap();
     let cli_bytes = std::fs::read(&cli).unwrap();
     assert!(
         cli_bytes == full.body,
@@ -236,6 +298,13 @@ async fn playback_export_verify_of_real_video() {
     assert_eq!(probe.codec, "h264");
     assert_eq!((probe.width, probe.height), (640, 360));
     assert!(probe.frames as f64 >= 30.0 * 4.5, "{probe:?}");
+    // Players start the clip at 0, and it lasts what was recorded.
+    let (start, first_pts, end) = probe_timeline(&played);
+    assert_eq!((start, first_pts), (0.0, 0.0), "{played:?}");
+    assert!(
+        (end - secs).abs() < 1.0,
+        "clip ends at {end} s, {secs} s recorded"
+    );
 
     // Range requests.
     let part = |range: &str, if_range: Option<&str>| {
@@ -882,4 +951,86 @@ async fn camera_management_permissions_and_validation() {
     assert_eq!(actions, ["added", "added", "changed", "changed", "removed"]);
     assert!(changes.iter().all(|e| e.user.as_deref() == Some(common::ADMIN) && e.source.as_deref() == Some("::1")));
     assert!(!format!("{changes:?}").contains("camera-secret-123"));
+}
+
+/// The type of the last complete record of a ledger.
+fn last_record(ledger: &Path) -> Option<vigil_signing::record::Body> {
+    let bytes = std::fs::read(ledger).ok()?;
+    let mut r = vigil_signing::record::RecordReader::new(&bytes[..]).ok()?;
+    let mut last = None;
+    while let Ok(Some(rec)) = r.next_record() {
+        last = Some(rec.body);
+    }
+    last
+}
+
+/// Waits until the newest ledger record is a fragment that no signature covers yet.
+async fn wait_unsigned_tail(ledger: &Path) {
+    let start = Instant::now();
+    while !matches!(
+        last_record(ledger),
+        Some(vigil_signing::record::Body::Fragment(_))
+    ) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the ledger never ended with an unsigned fragment"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bundle_of_video_recorded_a_moment_ago_verifies_completely() {
+    require_tool("tar");
+    let h = Harness::new();
+    // Long segments: no segment close signs the newest GOPs for us.
+    let r = start_recording(&h, Duration::from_secs(60)).await;
+    wait_recorded(&h, &r.camera_id, 3.0).await;
+    let operator = Auth::Bearer(h.token(Role::Operator, CameraScope::only([CAM])));
+    let ledger = vigil_media::evidence::ledger_path(&h.data_dir(), &r.camera_id);
+    wait_unsigned_tail(&ledger).await;
+    let bx = h
+        .send(get(
+            &format!("/api/v1/cameras/{CAM}/export?from=-1m&to=%2B1m&format=bundle"),
+            &operator,
+            &[],
+        ))
+        .await;
+    assert_eq!(bx.status, StatusCode::OK, "{}", bx.text());
+    assert_eq!(hdr(&bx, "vigil-unsigned-fragments"), "0");
+    r.handle.stop().await;
+    r.evidence.close_all();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let tarfile = tmp.path().join("bundle.tar");
+    std::fs::write(&tarfile, &bx.body).unwrap();
+    let out = std::process::Command::new("tar")
+        .arg("-xf")
+        .arg(&tarfile)
+        .arg("-C")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = tmp.path().join(format!("evidence-{CAM}"));
+    let ca = h.state.pki.lock().unwrap().ca_cert_pem().to_owned();
+    let report = vigil_signing::bundle::verify(
+        &dir,
+        &vigil_signing::bundle::TrustAnchor::CaCert(ca),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert!(report.is_verified(), "{}", report.summary());
+    assert!(report.recording.unsigned.is_empty(), "{}", report.summary());
+    let m = bundle_manifest(&dir);
+    assert!(report.recording.checked.fragments as usize == m.fragments.len());
+}
+
+fn bundle_manifest(dir: &Path) -> vigil_signing::bundle::Manifest {
+    vigil_signing::bundle::parse_manifest(&std::fs::read(dir.join("manifest.json")).unwrap())
+        .unwrap()
 }

@@ -67,20 +67,49 @@ pub fn mp4_box(t: &[u8; 4], payload: &[u8]) -> Vec<u8> {
     v
 }
 
+/// A full box: version, flags, payload.
+pub fn full_box(t: &[u8; 4], version: u8, payload: &[u8]) -> Vec<u8> {
+    let mut p = vec![version, 0, 0, 0];
+    p.extend_from_slice(payload);
+    mp4_box(t, &p)
+}
+
+/// An init segment shaped like the recorder's (ftyp, moov with mvhd, mvex and one trak at a
+/// 90 kHz timescale), so the export's timeline edit applies; `variant` stands for the codec
+/// parameters inside the sample description.
 pub fn init_bytes(variant: u8) -> Vec<u8> {
     let mut v = mp4_box(b"ftyp", b"isom\0\0\x02\0isomiso6mp41");
-    let mut moov = vec![variant; 64];
-    moov[..8].copy_from_slice(b"avcC-sps");
+    let mut mvhd = vec![0u8; 8];
+    mvhd.extend_from_slice(&90_000u32.to_be_bytes());
+    mvhd.extend_from_slice(&[0u8; 4]);
+    mvhd.extend_from_slice(&[0u8; 76]);
+    mvhd.extend_from_slice(&2u32.to_be_bytes());
+    let mut tkhd = vec![0u8; 8];
+    tkhd.extend_from_slice(&1u32.to_be_bytes());
+    tkhd.extend_from_slice(&[0u8; 68]);
+    let mut stsd = b"avcC-sps".to_vec();
+    stsd.extend_from_slice(&[variant; 56]);
+    let mut trak = full_box(b"tkhd", 0, &tkhd);
+    trak.extend(mp4_box(b"mdia", &mp4_box(b"stsd", &stsd)));
+    let mut moov = full_box(b"mvhd", 0, &mvhd);
+    moov.extend(mp4_box(b"mvex", &full_box(b"trex", 0, &[0u8; 20])));
+    moov.extend(mp4_box(b"trak", &trak));
     v.extend(mp4_box(b"moov", &moov));
     v
 }
 
-/// One GOP: a moof naming the GOP counter, an mdat of deterministic pseudo-random bytes.
+/// One GOP: a moof naming the GOP counter and its decode time (2 s per GOP at 90 kHz), an mdat
+/// of deterministic pseudo-random bytes.
 pub fn gop_bytes(gop: u32, salt: u64, size: usize) -> Vec<u8> {
-    let mut moof = Vec::new();
-    moof.extend_from_slice(&gop.to_be_bytes());
-    moof.extend_from_slice(&salt.to_be_bytes());
-    moof.extend_from_slice(&[0u8; 20]);
+    let mut traf = full_box(b"tfhd", 0, &1u32.to_be_bytes());
+    traf.extend(full_box(
+        b"tfdt",
+        1,
+        &(u64::from(gop) * 180_000).to_be_bytes(),
+    ));
+    traf.extend(mp4_box(b"free", &salt.to_be_bytes()));
+    let mut moof = full_box(b"mfhd", 0, &gop.to_be_bytes());
+    moof.extend(mp4_box(b"traf", &traf));
     let mut x = (gop as u64) << 32 ^ salt ^ 0x9e37_79b9_7f4a_7c15;
     let data: Vec<u8> = (0..size)
         .map(|_| {

@@ -3,11 +3,12 @@
 //! export downloads (MP4, or the signed evidence bundle as a tar stream), and signature
 //! verification.
 //!
-//! Playback and export never assemble the video in memory: the answer is laid out as a list
-//! of pieces (the init segment, then each GOP fragment, byte for byte as recorded, exactly what
-//! `vigil export` writes), and only the requested bytes are read from the segment files and
-//! streamed. Files are addressed by the camera's internal id from the index and a segment
-//! number, never by anything from the request.
+//! Playback and export never assemble the video in memory: `vigil_app::export` lays the
+//! answer out as pieces (the export's init, then each GOP fragment byte for byte as recorded,
+//! exactly what `vigil export` writes), and only the requested bytes are read from the segment
+//! files and streamed. Files are addressed by the camera's internal id from the index and a
+//! segment number, never by anything from the request. This module only parses requests,
+//! checks permissions, calls the use case and maps its errors and results onto HTTP.
 //!
 //! Permissions (on the camera in the path, checked before anything else; an unknown camera is
 //! a 404 only after that check): ranges and playback need Playback, export needs Export,
@@ -17,7 +18,7 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::json::Json;
 use axum::body::Body;
@@ -27,12 +28,15 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vigil_access::{AuditKind, Permission};
-use vigil_media::store::{Camera, GapRow, GopRow, Store, now_us};
+use vigil_app::ErrorKind;
+use vigil_app::export::{
+    BundleRequest, ExportError, ExporterIdentity, Mp4Layout, Mp4Part, Piece, TailSigning,
+};
+use vigil_media::store::{Camera, now_us};
 use vigil_media::time::{format_us, parse_time};
 
 use crate::auth::Caller;
@@ -100,8 +104,9 @@ pub struct ExportQuery {
     pub from: Option<String>,
     /// End, exclusive.
     pub to: Option<String>,
-    /// `mp4` (default): the video as recorded; `bundle`: the signed evidence bundle as a tar
-    /// archive that `vigil verify DIR` checks offline.
+    /// `mp4` (default): the video (the recorded fragments after an init that starts the clip
+    /// at 0); `bundle`: the signed evidence bundle as a tar archive that `vigil verify DIR`
+    /// checks offline.
     pub format: Option<String>,
 }
 
@@ -227,131 +232,33 @@ async fn recordings(
     Ok(Json(answer))
 }
 
-// ------------------------------------------------------------------ MP4 layout
+// ------------------------------------------------------------------ export use case
 
-/// A piece of an answer body.
-#[derive(Debug, Clone)]
-enum Piece {
-    /// `len` bytes at `offset` of a file.
-    File {
-        path: PathBuf,
-        offset: u64,
-        len: u64,
-    },
-    /// Bytes made here (tar headers and padding).
-    Bytes(Bytes),
+/// The one place export errors become HTTP answers: the error's kind decides the status, its
+/// code and message go to the client (internal faults are logged, not shown).
+fn export_error(e: ExportError) -> ApiError {
+    let status = match e.kind() {
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Internal => return ApiError::internal(e),
+    };
+    ApiError::new(status, e.code(), e.to_string())
 }
 
-impl Piece {
-    fn len(&self) -> u64 {
-        match self {
-            Piece::File { len, .. } => *len,
-            Piece::Bytes(b) => b.len() as u64,
-        }
-    }
-}
-
-/// The byte layout of a playback or MP4 export: the init segment of the first GOP's segment,
-/// then the fragments of that GOP and every following GOP that shares its init (a codec
-/// parameter change starts a new part, which cannot share the file).
-struct Mp4Layout {
-    camera: Camera,
-    pieces: Vec<Piece>,
-    total: u64,
-    /// Strong validator: changes whenever the bytes could (other GOPs, other files).
-    etag: String,
-    start_us: i64,
-    end_us: i64,
-    frames: i64,
-    /// Start times of every part; `parts.len() > 1` after a codec change.
-    parts: Vec<i64>,
-    gaps: Vec<GapRow>,
-}
-
-fn nothing_recorded(cam: &str, from: i64, to: i64) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "no_recordings",
-        format!(
-            "nothing was recorded for camera '{cam}' between {} and {}; GET /api/v1/cameras/{cam}/recordings lists what exists",
-            format_us(from),
-            format_us(to)
-        ),
-    )
-}
-
-fn mp4_layout(store: &Store, name: &str, from: i64, to: i64) -> ApiResult<Mp4Layout> {
+/// The MP4 layout of a camera's range; the camera is resolved first so that an unknown
+/// camera answers like every other route.
+fn mp4_layout(
+    store: &vigil_media::store::Store,
+    name: &str,
+    from: i64,
+    to: i64,
+) -> ApiResult<Mp4Layout> {
     let camera = find_camera(store, name)?;
-    let gops = store
-        .gops_in_range(&camera.id, from, to)
-        .map_err(ApiError::internal)?;
-    if gops.is_empty() {
-        return Err(nothing_recorded(&camera.name, from, to));
-    }
-    let segments = store.segments(&camera.id).map_err(ApiError::internal)?;
-    let init_of = |seq: i64| segments.iter().find(|s| s.seq == seq);
-    // Group GOPs into runs sharing one init, as vigil_media::export does.
-    let mut runs: Vec<(i64, Vec<u8>, Vec<GopRow>)> = Vec::new();
-    for g in gops {
-        let hash = init_of(g.seq)
-            .map(|s| s.init_sha256.clone())
-            .unwrap_or_default();
-        match runs.last_mut() {
-            Some((_, h, list)) if *h == hash => list.push(g),
-            _ => runs.push((g.seq, hash, vec![g])),
-        }
-    }
-    let parts: Vec<i64> = runs.iter().map(|(_, _, g)| g[0].start_us).collect();
-    let (init_seq, init_hash, gops) = runs.swap_remove(0);
-    let init_len = init_of(init_seq).map(|s| s.init_len).unwrap_or(0);
-    if init_len <= 0 {
-        return Err(ApiError::internal(format!(
-            "camera {} segment {init_seq} has no init segment in the index",
-            camera.name
-        )));
-    }
-    let mut etag = Sha256::new();
-    etag.update(camera.id.as_bytes());
-    etag.update(init_seq.to_le_bytes());
-    etag.update(&init_hash);
-    let mut pieces = Vec::with_capacity(gops.len() + 1);
-    pieces.push(Piece::File {
-        path: store.segment_path(&camera.id, init_seq),
-        offset: 0,
-        len: init_len as u64,
-    });
-    for g in &gops {
-        etag.update(g.seq.to_le_bytes());
-        etag.update(g.offset.to_le_bytes());
-        etag.update(g.len.to_le_bytes());
-        etag.update(&g.sha256);
-        pieces.push(Piece::File {
-            path: store.segment_path(&camera.id, g.seq),
-            offset: g.offset as u64,
-            len: g.len as u64,
-        });
-    }
-    let total = pieces.iter().map(Piece::len).sum();
-    let start_us = gops[0].start_us;
-    let end_us = gops
-        .iter()
-        .map(|g| g.start_us + g.duration_us)
-        .max()
-        .unwrap_or(start_us);
-    let gaps = store
-        .gaps(&camera.id, start_us, end_us)
-        .map_err(ApiError::internal)?;
-    Ok(Mp4Layout {
-        pieces,
-        total,
-        etag: format!("\"{}\"", hex::encode(&etag.finalize()[..16])),
-        start_us,
-        end_us,
-        frames: gops.iter().map(|g| g.frames).sum(),
-        parts,
-        gaps,
-        camera,
-    })
+    vigil_app::export::mp4_layout(store, &camera.id, from, to).map_err(export_error)
 }
 
 // ------------------------------------------------------------------ HTTP ranges
@@ -416,11 +323,10 @@ fn byte_range(headers: &HeaderMap, total: u64, etag: &str) -> ByteRange {
 
 /// Streams bytes `[first, last]` of the concatenated pieces. A blocking task reads the files
 /// chunk by chunk into a small channel, so memory stays bounded and a client that goes away
-/// stops the reading. `keep` lives as long as the stream (temporary files).
-fn stream_pieces<K: Send + 'static>(pieces: Vec<Piece>, first: u64, last: u64, keep: K) -> Body {
+/// stops the reading.
+fn stream_pieces(pieces: Vec<Piece>, first: u64, last: u64) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
-        let _keep = keep;
         let mut pos = 0u64;
         for piece in pieces {
             let (start, end) = (pos, pos + piece.len());
@@ -491,16 +397,18 @@ fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
 }
 
-/// The MP4 answer for `layout`: 200 with the whole body, 206 with the requested range, or 416.
-/// Returns the response and whether it starts at byte 0 (a new playback, for the audit log).
+/// The MP4 answer for `part` (the first of `starts.len()` parts): 200 with the whole body,
+/// 206 with the requested range, or 416. Returns the response and whether it starts at byte 0
+/// (a new playback, for the audit log).
 fn mp4_response(
-    layout: Mp4Layout,
+    part: Mp4Part,
+    starts: &[i64],
     method: &Method,
     headers: &HeaderMap,
     attachment: Option<String>,
 ) -> (Response, bool) {
-    let total = layout.total;
-    let range = byte_range(headers, total, &layout.etag);
+    let total = part.total;
+    let range = byte_range(headers, total, &part.etag);
     let (status, first, last) = match range {
         ByteRange::Full => (StatusCode::OK, 0, total.saturating_sub(1)),
         ByteRange::Part(a, b) => (StatusCode::PARTIAL_CONTENT, a, b),
@@ -517,7 +425,7 @@ fn mp4_response(
                 header_value(&format!("bytes */{total}")),
             );
             h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-            h.insert(header::ETAG, header_value(&layout.etag));
+            h.insert(header::ETAG, header_value(&part.etag));
             return (resp, false);
         }
     };
@@ -525,7 +433,7 @@ fn mp4_response(
     let body = if *method == Method::HEAD || total == 0 {
         Body::empty()
     } else {
-        stream_pieces(layout.pieces, first, last, ())
+        stream_pieces(part.pieces, first, last)
     };
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
@@ -533,7 +441,7 @@ fn mp4_response(
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::ETAG, header_value(&layout.etag));
+    h.insert(header::ETAG, header_value(&part.etag));
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-store"),
@@ -544,13 +452,10 @@ fn mp4_response(
             header_value(&format!("bytes {first}-{last}/{total}")),
         );
     }
-    h.insert(
-        MEDIA_START_HEADER,
-        header_value(&format_us(layout.start_us)),
-    );
-    h.insert(MEDIA_END_HEADER, header_value(&format_us(layout.end_us)));
-    h.insert(PARTS_HEADER, HeaderValue::from(layout.parts.len()));
-    if let Some(next) = layout.parts.get(1) {
+    h.insert(MEDIA_START_HEADER, header_value(&format_us(part.start_us)));
+    h.insert(MEDIA_END_HEADER, header_value(&format_us(part.end_us)));
+    h.insert(PARTS_HEADER, HeaderValue::from(starts.len()));
+    if let Some(next) = starts.get(1) {
         h.insert(NEXT_PART_HEADER, header_value(&format_us(*next)));
     }
     if let Some(name) = attachment {
@@ -599,12 +504,19 @@ async fn playback(
     let (from, to) = time_range(q.from.as_deref(), q.to.as_deref(), true)?;
     let store = state.store.clone();
     let layout = blocking(move || mp4_layout(&store, &name, from, to)).await??;
+    let starts = layout.part_starts();
+    let camera = layout.camera.name;
+    let part = layout
+        .parts
+        .into_iter()
+        .next()
+        .expect("a layout has a part");
     let detail = json!({
-        "camera": layout.camera.name, "from": format_us(from), "to": format_us(to),
-        "media_start": format_us(layout.start_us), "media_end": format_us(layout.end_us),
-        "bytes": layout.total, "parts": layout.parts.len(),
+        "camera": camera, "from": format_us(from), "to": format_us(to),
+        "media_start": format_us(part.start_us), "media_end": format_us(part.end_us),
+        "bytes": part.total, "parts": starts.len(),
     });
-    let (resp, new_view) = mp4_response(layout, &method, &headers, None);
+    let (resp, new_view) = mp4_response(part, &starts, &method, &headers, None);
     if new_view {
         audit(&state, &caller, AuditKind::Playback, detail).await?;
     }
@@ -635,26 +547,15 @@ fn file_stem(camera: &str, start_us: i64, end_us: i64) -> String {
     format!("{cam}_{}_{}", t(start_us), t(end_us))
 }
 
-fn codec_change_conflict(layout: &Mp4Layout) -> ApiError {
-    ApiError::new(
-        StatusCode::CONFLICT,
-        "codec_change",
-        format!(
-            "the camera's codec parameters change within this range, so it cannot be one MP4; export the parts separately, starting at {}",
-            layout
-                .parts
-                .iter()
-                .map(|p| format_us(*p))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    )
-}
-
 /// Download `[from, to)` as a file (Export). `format=mp4` (default) is the same MP4 as
 /// playback and `vigil export`, as an attachment, with Range support for resuming.
 /// `format=bundle` is the signed evidence bundle (as `vigil export -o DIR/` writes it) in a
-/// tar archive; `vigil verify DIR --ca ca.pem` checks it offline after `tar -xf`.
+/// tar archive; `vigil verify DIR --ca ca.pem` checks it offline after `tar -xf`. The
+/// camera's ledger is signed before the bundle is made, so video recorded a moment ago is
+/// covered by a signature.
+///
+/// Both start the clip at 0 for players (an edit list in the export's init) and carry its
+/// wall-clock start as metadata; the fragments are byte for byte as recorded and signed.
 ///
 /// Unlike playback, an export never silently stops at a codec change: such a range is a 409
 /// `codec_change` naming where the parts start.
@@ -694,58 +595,90 @@ async fn export(
         }
     };
     let (from, to) = time_range(q.from.as_deref(), q.to.as_deref(), true)?;
+    if bundle {
+        return export_bundle(state, caller, method, name, from, to).await;
+    }
     let store = state.store.clone();
     let layout = blocking(move || mp4_layout(&store, &name, from, to)).await??;
-    if layout.parts.len() > 1 {
-        return Err(codec_change_conflict(&layout));
-    }
-    let stem = file_stem(&layout.camera.name, layout.start_us, layout.end_us);
-    let mut detail = json!({
-        "camera": layout.camera.name, "from": format_us(from), "to": format_us(to),
-        "media_start": format_us(layout.start_us), "media_end": format_us(layout.end_us),
-        "frames": layout.frames, "gaps": layout.gaps.len(),
+    let (camera, part, gaps) = layout.single().map_err(export_error)?;
+    let stem = file_stem(&camera.name, part.start_us, part.end_us);
+    let detail = json!({
+        "camera": camera.name, "from": format_us(from), "to": format_us(to),
+        "media_start": format_us(part.start_us), "media_end": format_us(part.end_us),
+        "frames": part.frames, "gaps": gaps.len(), "format": "mp4", "bytes": part.total,
     });
-    if !bundle {
-        detail["format"] = json!("mp4");
-        detail["bytes"] = json!(layout.total);
-        let (resp, new_download) =
-            mp4_response(layout, &method, &headers, Some(format!("{stem}.mp4")));
-        if new_download {
-            audit(&state, &caller, AuditKind::Export, detail).await?;
-        }
-        return Ok(resp);
+    let starts = [part.start_us];
+    let (resp, new_download) = mp4_response(
+        part,
+        &starts,
+        &method,
+        &headers,
+        Some(format!("{stem}.mp4")),
+    );
+    if new_download {
+        audit(&state, &caller, AuditKind::Export, detail).await?;
     }
-    let exporter = vigil_signing::bundle::ExporterIdentity {
+    Ok(resp)
+}
+
+/// The signed evidence bundle of `[from, to)` as a tar download. The camera's ledger is
+/// signed first (when recording runs in this process), so the newest video is covered.
+async fn export_bundle(
+    state: SharedState,
+    caller: Caller,
+    method: Method,
+    name: String,
+    from: i64,
+    to: i64,
+) -> ApiResult<Response> {
+    let exporter = ExporterIdentity {
         user: format!("api:{}", caller.name()),
-        server: server_name(&state),
+        server: vigil_app::export::server_name(&hostnames(&state)),
     };
     let data_dir = state.data_dir();
     let store = state.store.clone();
-    let camera = layout.camera.clone();
-    let top = format!("evidence-{}", layout.camera.name);
-    let (tar, summary, keep) =
-        blocking(move || build_bundle(&store, &data_dir, &camera, from, to, &exporter, &top))
-            .await??;
-    detail["format"] = json!("bundle");
-    detail["bytes"] = json!(tar.total);
-    detail["fragments"] = json!(summary.fragments);
-    detail["unsigned_fragments"] = json!(summary.unsigned_fragments);
+    let evidence = state.evidence.get().cloned();
+    let tar = blocking(move || {
+        let camera: Camera = find_camera(&store, &name)?;
+        let sign = move |camera_id: &str| -> Result<(), String> {
+            let Some(evidence) = &evidence else {
+                return Ok(());
+            };
+            let w = evidence.writer(camera_id).map_err(|e| e.to_string())?;
+            let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
+            w.sign_now().map_err(|e| e.to_string())
+        };
+        let req = BundleRequest {
+            store: &store,
+            data_dir: &data_dir,
+            camera: &camera.id,
+            from_us: from,
+            to_us: to,
+            exporter,
+        };
+        vigil_app::export::bundle_tar(&req, TailSigning::SignNow(&sign)).map_err(export_error)
+    })
+    .await??;
+    let e = &tar.export;
+    let detail = json!({
+        "camera": e.camera, "from": format_us(from), "to": format_us(to),
+        "media_start": format_us(e.start_us), "media_end": format_us(e.end_us),
+        "frames": e.frames, "gaps": e.gaps.len(), "format": "bundle", "bytes": tar.len,
+        "fragments": e.summary.fragments, "unsigned_fragments": e.summary.unsigned_fragments,
+    });
+    let stem = file_stem(&e.camera, e.start_us, e.end_us);
+    let (len, unsigned) = (tar.len, e.summary.unsigned_fragments);
     let mut resp = if method == Method::HEAD {
         Response::new(Body::empty())
     } else {
-        Response::new(stream_pieces(
-            tar.pieces,
-            0,
-            tar.total.saturating_sub(1),
-            keep,
-        ))
+        Response::new(stream_tar(tar))
     };
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-tar"),
     );
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(tar.total));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-store"),
@@ -754,190 +687,77 @@ async fn export(
         header::CONTENT_DISPOSITION,
         header_value(&format!("attachment; filename=\"{stem}.tar\"")),
     );
-    h.insert(
-        "vigil-unsigned-fragments",
-        HeaderValue::from(summary.unsigned_fragments),
-    );
+    h.insert("vigil-unsigned-fragments", HeaderValue::from(unsigned));
     if method != Method::HEAD {
         audit(&state, &caller, AuditKind::Export, detail).await?;
     }
     Ok(resp)
 }
 
-/// The name the exporter's statement gives for this server.
-fn server_name(state: &SharedState) -> String {
-    std::fs::read_to_string("/etc/hostname")
-        .ok()
-        .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty())
-        .or_else(|| {
-            state
-                .config
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .management
-                .hostnames
-                .first()
-                .cloned()
-        })
-        .unwrap_or_else(|| "vigil".into())
+fn hostnames(state: &SharedState) -> Vec<String> {
+    state
+        .config
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .management
+        .hostnames
+        .clone()
 }
 
-/// Writes the MP4 and the signed bundle into a temporary directory inside the data directory
-/// (same volume as the recordings, never a shared /tmp) and lays out a tar of it. The
-/// directory lives as long as the returned guard.
-fn build_bundle(
-    store: &Store,
-    data_dir: &Path,
-    camera: &Camera,
-    from: i64,
-    to: i64,
-    exporter: &vigil_signing::bundle::ExporterIdentity,
-    top: &str,
-) -> ApiResult<(
-    TarLayout,
-    vigil_signing::bundle::WriteSummary,
-    tempfile::TempDir,
-)> {
-    let signer = vigil_signing::SigningIdentity::load(&vigil_media::evidence::signing_dir(
-        data_dir,
-    ))
-    .map_err(|e| {
-        tracing::error!(error = %e, "cannot load the signing key for an evidence export");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "signing_unavailable",
-            "this server cannot sign evidence bundles (its signing key does not load); the server log says why",
-        )
-    })?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".vigil-api-export-")
-        .tempdir_in(data_dir)
-        .map_err(ApiError::internal)?;
-    let mp4 = tmp.path().join("video.mp4");
-    let report = vigil_media::export::export(store, &camera.id, from, to, &mp4, &mut |_, _| {})
-        .map_err(|e| match e {
-            vigil_media::export::ExportError::Empty { .. } => {
-                nothing_recorded(&camera.name, from, to)
-            }
-            e => ApiError::internal(e),
-        })?;
-    if report.parts.len() > 1 {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "codec_change",
-            "the camera's codec parameters changed within this range; export the parts separately",
-        ));
-    }
-    let dir = tmp.path().join("bundle");
-    let summary = vigil_signing::bundle::write(
-        &dir,
-        &mp4,
-        &vigil_media::evidence::ledger_path(data_dir, &camera.id),
-        &vigil_signing::bundle::ExportRange {
-            camera_id: camera.id.clone(),
-            from_us: Some(from),
-            to_us: Some(to),
-        },
-        exporter,
-        &signer,
-    )
-    .map_err(ApiError::internal)?;
-    let tar = tar_layout(&dir, top).map_err(ApiError::internal)?;
-    Ok((tar, summary, tmp))
-}
-
-// ------------------------------------------------------------------ tar (ustar)
-
-struct TarLayout {
-    pieces: Vec<Piece>,
-    total: u64,
-}
-
-const BLOCK: u64 = 512;
-
-/// A POSIX ustar archive of the regular files below `dir` (one level of subdirectories, as a
-/// bundle has), every entry under `top/`. Sizes of 8 GiB and more use the GNU base-256 size
-/// field, which GNU tar and bsdtar read.
-fn tar_layout(dir: &Path, top: &str) -> std::io::Result<TarLayout> {
-    let mut entries: Vec<(String, Option<(PathBuf, u64)>)> = vec![(format!("{top}/"), None)];
-    collect(dir, top, &mut entries)?;
-    let mut pieces = Vec::new();
-    for (name, file) in entries {
-        let size = file.as_ref().map_or(0, |(_, s)| *s);
-        pieces.push(Piece::Bytes(Bytes::from(tar_header(
-            &name,
-            size,
-            file.is_none(),
-        )?)));
-        if let Some((path, size)) = file {
-            pieces.push(Piece::File {
-                path,
-                offset: 0,
-                len: size,
-            });
-            let pad = (BLOCK - size % BLOCK) % BLOCK;
-            if pad > 0 {
-                pieces.push(Piece::Bytes(Bytes::from(vec![0u8; pad as usize])));
-            }
+/// Streams the archive from a blocking task through a small channel; the bundle's temporary
+/// directory lives until the last byte is sent or the client goes away.
+fn stream_tar(tar: vigil_app::export::BundleTar) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut sink = ChannelWriter {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+        };
+        let written = tar.write_to(&mut sink);
+        // The temporary bundle is gone before the client has the last byte.
+        drop(tar);
+        if let Err(e) = written.and_then(|()| sink.send()) {
+            // The status line is gone already; the client sees a short body and the log says why.
+            tracing::error!(error = %e, "cannot stream an evidence bundle");
+            let _ = tx.blocking_send(Err(e));
         }
-    }
-    pieces.push(Piece::Bytes(Bytes::from(vec![0u8; 2 * BLOCK as usize])));
-    let total = pieces.iter().map(Piece::len).sum();
-    Ok(TarLayout { pieces, total })
+    });
+    Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
 }
 
-fn collect(
-    dir: &Path,
-    prefix: &str,
-    out: &mut Vec<(String, Option<(PathBuf, u64)>)>,
-) -> std::io::Result<()> {
-    let mut list: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-    list.sort_by_key(|e| e.file_name());
-    for e in list {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let meta = e.metadata()?;
-        if meta.is_dir() {
-            out.push((format!("{prefix}/{name}/"), None));
-            collect(&e.path(), &format!("{prefix}/{name}"), out)?;
-        } else if meta.is_file() {
-            out.push((format!("{prefix}/{name}"), Some((e.path(), meta.len()))));
+/// A `Write` that hands the response body chunks of about [`CHUNK`] bytes; the caller sends
+/// the rest with [`ChannelWriter::send`] when it is done.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
         }
+        let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))
     }
-    Ok(())
 }
 
-fn tar_header(name: &str, size: u64, is_dir: bool) -> std::io::Result<Vec<u8>> {
-    if name.len() > 99 || !name.is_ascii() {
-        return Err(std::io::Error::other(format!(
-            "tar entry name too long: {name}"
-        )));
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
     }
-    let mut h = vec![0u8; BLOCK as usize];
-    let octal = |h: &mut [u8], at: usize, width: usize, v: u64| {
-        let s = format!("{v:0w$o}", w = width - 1);
-        h[at..at + width - 1].copy_from_slice(s.as_bytes());
-    };
-    h[..name.len()].copy_from_slice(name.as_bytes());
-    octal(&mut h, 100, 8, if is_dir { 0o755 } else { 0o644 });
-    octal(&mut h, 108, 8, 0);
-    octal(&mut h, 116, 8, 0);
-    if size < 8u64.pow(11) {
-        octal(&mut h, 124, 12, size);
-    } else {
-        h[124] = 0x80;
-        h[124 + 4..136].copy_from_slice(&size.to_be_bytes());
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
-    let mtime = (now_us() / 1_000_000).max(0) as u64;
-    octal(&mut h, 136, 12, mtime);
-    h[156] = if is_dir { b'5' } else { b'0' };
-    h[257..263].copy_from_slice(b"ustar\0");
-    h[263..265].copy_from_slice(b"00");
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
-    let s = format!("{sum:06o}\0 ");
-    h[148..156].copy_from_slice(s.as_bytes());
-    Ok(h)
 }
 
 // ------------------------------------------------------------------ verify
@@ -1113,22 +933,6 @@ mod tests {
             ),
             ByteRange::Full
         );
-    }
-
-    #[test]
-    fn tar_headers_are_valid_ustar() {
-        let h = tar_header("evidence-cam1/video.mp4", 1234, false).unwrap();
-        assert_eq!(&h[257..263], b"ustar\0");
-        assert_eq!(&h[124..135], b"00000002322");
-        let stored: u32 =
-            u32::from_str_radix(std::str::from_utf8(&h[148..154]).unwrap(), 8).unwrap();
-        let mut blank = h.clone();
-        blank[148..156].copy_from_slice(b"        ");
-        assert_eq!(stored, blank.iter().map(|b| u32::from(*b)).sum::<u32>());
-        let big = tar_header("x", 10 << 30, false).unwrap();
-        assert_eq!(big[124], 0x80);
-        assert_eq!(&big[128..136], &(10u64 << 30).to_be_bytes());
-        assert!(tar_header(&"a".repeat(100), 1, false).is_err());
     }
 
     #[test]
