@@ -6,6 +6,7 @@
 //! - [`store`] owns the data directory: segment files, the SQLite index, crash recovery.
 //! - [`datadir_lock`] keeps a second process from recording into a data directory in use.
 //! - [`retention`] deletes old video by age, bytes and free space.
+//! - [`reserve`] keeps preallocated room so freeing space works on a full volume.
 //! - [`recorder`] runs one camera end to end and reports its status.
 //! - [`export`] writes a time range as one standard MP4.
 
@@ -16,6 +17,7 @@ pub mod fmp4;
 pub mod gop;
 pub mod ingest;
 pub mod recorder;
+pub mod reserve;
 pub mod retention;
 pub mod secrets;
 pub mod store;

@@ -319,6 +319,8 @@ struct WriterState {
     last_frame_dur: u32,
     /// Next GOP number, loaded from the index once.
     next_gop: Option<i64>,
+    /// Segments whose file is complete but whose index row could not be marked closed yet.
+    unclosed: Vec<i64>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -358,6 +360,7 @@ fn writer_loop(
         live,
         last_frame_dur: 3000,
         next_gop: None,
+        unclosed: Vec::new(),
     };
     let mut ticks = 0u64;
     while let Some(msg) = rx.blocking_recv() {
@@ -369,6 +372,9 @@ fn writer_loop(
             }
             WriterMsg::Tick => {
                 ticks += 1;
+                if !w.unclosed.is_empty() {
+                    w.retry_unclosed();
+                }
                 // Status is for humans and the CLI (stale after 10 s): every 3 s is enough
                 // and keeps database writes per camera low.
                 if ticks.is_multiple_of(3) {
@@ -390,6 +396,10 @@ fn writer_loop(
     }
     w.on_session_end(None);
     w.end_run();
+    w.retry_unclosed();
+    for seq in &w.unclosed {
+        tracing::error!(camera = %w.camera.name, seq, "segment left marked open in the index; start-up recovery will close it");
+    }
 }
 
 impl WriterState {
@@ -468,14 +478,27 @@ impl WriterState {
     fn close_segment(&mut self) {
         if let Some(seg) = self.segment.take() {
             let (seq, len) = (seg.seq, seg.len());
-            if let Err(e) = seg.close(&self.store) {
-                tracing::error!(camera = %self.camera.name, error = %e, "cannot close segment");
+            drop(seg);
+            let camera_id = self.camera.id.clone();
+            if let Err(e) = self.with_space(|s| s.store.close_segment(&camera_id, seq)) {
+                // The file is complete; only its index row still says "open". Retried on every
+                // tick so a full volume does not leave it open after a clean shutdown.
+                tracing::error!(camera = %self.camera.name, seq, error = %e, "cannot mark the segment closed yet; will retry");
+                self.unclosed.push(seq);
             }
             if let Some(o) = self.observer.as_mut() {
                 o.segment_closed(seq, len);
             }
         }
         self.segment_opened = None;
+    }
+
+    /// Retries closing segments whose index update failed earlier.
+    fn retry_unclosed(&mut self) {
+        let camera_id = self.camera.id.clone();
+        let store = self.store.clone();
+        self.unclosed
+            .retain(|&seq| store.close_segment(&camera_id, seq).is_err());
     }
 
     fn ensure_segment(&mut self, start_us: i64) -> Result<(), StoreError> {

@@ -4,6 +4,9 @@
 
 use std::path::Path;
 
+use std::collections::HashMap;
+
+use crate::reserve::SpaceReserve;
 use crate::store::{Store, StoreError, now_us};
 
 /// Defaults for cameras that set no limits of their own.
@@ -44,15 +47,45 @@ pub fn emergency_amount(path: &Path) -> u64 {
         .unwrap_or(cap)
 }
 
-/// Applies age and byte limits to every camera, then the free-space floor.
-/// `before_delete(camera_id, seq)` runs before each file is removed, so the evidence ledger
-/// records the prune as a signed fact first.
-pub type BeforeDelete<'a> = &'a dyn Fn(&str, i64);
+/// Runs before each file is removed: `before_delete(camera_id, seq)` records the prune in the
+/// evidence ledger durably. When it fails the file is kept: deleting a signed segment without
+/// a durable prune record would make verification call it missing.
+pub type BeforeDelete<'a> = &'a dyn Fn(&str, i64) -> Result<(), String>;
 
+/// Why space is being freed, which decides what may be deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Urgency {
+    /// The periodic free-space floor: keeps each camera's newest closed segment, so a floor
+    /// that the volume cannot reach never empties it of everything but the open segment.
+    Floor,
+    /// The next GOP cannot be written: any closed segment may go, oldest first.
+    Emergency,
+}
+
+/// The free-space floor to apply on a volume of `volume` bytes. A configured floor of half the
+/// volume or more can never be met and would make every retention pass delete all closed video,
+/// so a tenth of the volume is used instead, with a warning for the admin.
+pub fn effective_floor(configured: u64, volume: Option<u64>) -> (u64, Option<String>) {
+    match volume {
+        Some(v) if v > 0 && configured >= v / 2 => {
+            let floor = v / 10;
+            (
+                floor,
+                Some(format!(
+                    "storage.min_free_bytes ({configured} bytes) cannot be met on a volume of {v} bytes; keeping {floor} bytes free instead. Set storage.min_free_bytes below half the volume in vigil.toml"
+                )),
+            )
+        }
+        _ => (configured, None),
+    }
+}
+
+/// Applies age and byte limits to every camera, then the free-space floor.
 pub fn enforce(
     store: &Store,
     policy: &RetentionPolicy,
     before_delete: BeforeDelete<'_>,
+    reserve: Option<&SpaceReserve>,
 ) -> Result<RetentionReport, StoreError> {
     let mut report = RetentionReport::default();
     let now = now_us();
@@ -67,46 +100,101 @@ pub fn enforce(
             if !too_old && !too_big {
                 break;
             }
-            before_delete(&cam.id, seg.seq);
-            let freed = store.delete_segment(&cam.id, seg.seq)?;
+            let Some(freed) = delete_one(store, &cam.id, seg.seq, before_delete, reserve) else {
+                break;
+            };
             tracing::info!(camera = %cam.name, seq = seg.seq, too_old, too_big, "retention deleted segment");
             total -= seg.bytes;
             report.segments_deleted += 1;
             report.bytes_freed += freed;
         }
     }
+    let (floor, _) = effective_floor(policy.min_free_bytes, volume_bytes(store.root()));
     if let Some(free) = free_bytes(store.root())
-        && free < policy.min_free_bytes
+        && free < floor
     {
-        let more = free_space(store, policy.min_free_bytes - free, before_delete)?;
+        let more = free_space(store, floor - free, before_delete, reserve, Urgency::Floor)?;
         report.segments_deleted += more.segments_deleted;
         report.bytes_freed += more.bytes_freed;
+    }
+    if let Some(r) = reserve {
+        r.ensure();
     }
     Ok(report)
 }
 
 /// Deletes the oldest closed segments of any camera until `needed` bytes are freed or none
-/// is left to delete.
+/// is left to delete (see [`Urgency`] for which may go).
 pub fn free_space(
     store: &Store,
     needed: u64,
     before_delete: BeforeDelete<'_>,
+    reserve: Option<&SpaceReserve>,
+    urgency: Urgency,
 ) -> Result<RetentionReport, StoreError> {
     let mut report = RetentionReport::default();
+    let keep: HashMap<String, i64> = match urgency {
+        Urgency::Floor => store.newest_closed_segments()?,
+        Urgency::Emergency => HashMap::new(),
+    };
+    let mut skip = 0usize;
     while report.bytes_freed < needed {
-        let oldest = store.oldest_closed_segments(16)?;
-        if oldest.is_empty() {
+        let batch = store.oldest_closed_segments(skip + 16)?;
+        let candidates: Vec<_> = batch
+            .into_iter()
+            .filter(|s| keep.get(&s.camera_id) != Some(&s.seq))
+            .collect();
+        if candidates.is_empty() {
             break;
         }
-        for seg in oldest {
-            before_delete(&seg.camera_id, seg.seq);
-            report.bytes_freed += store.delete_segment(&seg.camera_id, seg.seq)?;
+        let before = report.segments_deleted;
+        for seg in candidates {
+            let Some(freed) = delete_one(store, &seg.camera_id, seg.seq, before_delete, reserve)
+            else {
+                // Neither the ledger nor the index can be written even with the reserve
+                // released; deleting more would only fail the same way.
+                return Ok(report);
+            };
+            report.bytes_freed += freed;
             report.segments_deleted += 1;
             tracing::warn!(camera = %seg.camera_id, seq = seg.seq, "deleted oldest segment to free disk space");
             if report.bytes_freed >= needed {
                 break;
             }
         }
+        if report.segments_deleted == before {
+            skip += 16;
+        }
     }
     Ok(report)
+}
+
+/// Records the prune and deletes one segment; on a full volume releases the reserve once and
+/// tries again. `None` when the segment could not be deleted.
+fn delete_one(
+    store: &Store,
+    camera_id: &str,
+    seq: i64,
+    before_delete: BeforeDelete<'_>,
+    reserve: Option<&SpaceReserve>,
+) -> Option<u64> {
+    let attempt = || -> Result<u64, String> {
+        before_delete(camera_id, seq)?;
+        store
+            .delete_segment(camera_id, seq)
+            .map_err(|e| e.to_string())
+    };
+    match attempt() {
+        Ok(n) => Some(n),
+        Err(first) => {
+            let released = reserve.map_or(0, |r| r.release());
+            if released > 0
+                && let Ok(n) = attempt()
+            {
+                return Some(n);
+            }
+            tracing::error!(camera = camera_id, seq, error = %first, released, "cannot delete the segment to free space");
+            None
+        }
+    }
 }

@@ -604,6 +604,20 @@ impl Store {
         Ok(())
     }
 
+    /// Marks a segment complete, or deletes it when it holds no GOP.
+    pub fn close_segment(&self, camera_id: &str, seq: i64) -> Result<()> {
+        let has_gop = self.db().query_row(
+            "SELECT count(*) FROM gops WHERE camera_id = ?1 AND seq = ?2",
+            params![camera_id, seq],
+            |r| r.get::<_, i64>(0),
+        )? > 0;
+        if has_gop {
+            self.finish_segment(camera_id, seq)
+        } else {
+            self.delete_segment(camera_id, seq).map(|_| ())
+        }
+    }
+
     fn finish_segment(&self, camera_id: &str, seq: i64) -> Result<()> {
         self.db().execute(
             "UPDATE segments SET open = 0 WHERE camera_id = ?1 AND seq = ?2",
@@ -809,6 +823,16 @@ impl Store {
              FROM segments WHERE open = 0 ORDER BY start_us LIMIT ?1",
         )?;
         let rows = stmt.query_map([limit as i64], segment_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Each camera's newest closed segment, which the free-space floor never deletes.
+    pub fn newest_closed_segments(&self) -> Result<std::collections::HashMap<String, i64>> {
+        let db = self.db();
+        let mut stmt = db.prepare(
+            "SELECT camera_id, max(seq) FROM segments WHERE open = 0 GROUP BY camera_id",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -1066,22 +1090,21 @@ impl SegmentWriter {
             frames,
             sha256: hasher.finalize().to_vec(),
         };
-        store.insert_gop(&row, self.end_us, self.len as i64)?;
+        if let Err(e) = store.insert_gop(&row, self.end_us, self.len as i64) {
+            // A GOP the index does not hold must not stay in the file either: the evidence
+            // ledger only hears of indexed GOPs, and unlisted bytes inside a segment would later
+            // look inserted.
+            self.len = offset;
+            let _ = self.file.set_len(offset);
+            return Err(e);
+        }
         Ok(row)
     }
 
-    /// Marks the segment complete; an empty segment (no GOP) is deleted instead.
+    /// Marks the segment complete; an empty segment (no GOP) is deleted instead. On failure
+    /// (a full volume) [`Store::close_segment`] may be retried with the same numbers.
     pub fn close(self, store: &Store) -> Result<()> {
-        let has_gop = store.db().query_row(
-            "SELECT count(*) FROM gops WHERE camera_id = ?1 AND seq = ?2",
-            params![self.camera_id, self.seq],
-            |r| r.get::<_, i64>(0),
-        )? > 0;
-        if has_gop {
-            store.finish_segment(&self.camera_id, self.seq)
-        } else {
-            store.delete_segment(&self.camera_id, self.seq).map(|_| ())
-        }
+        store.close_segment(&self.camera_id, self.seq)
     }
 }
 

@@ -818,6 +818,11 @@ fn verify(
                 // Start-up recovery removes a segment file that holds no complete GOP.
                 continue;
             }
+            if model.close.is_some() && model.frags.is_empty() && model.end_us == model.start_us {
+                // A segment closed without any GOP (the first write failed, e.g. on a full
+                // volume): the recorder deletes such a file, and no video was in it.
+                continue;
+            }
             if open_signed {
                 media_failure = Some((
                     gi,

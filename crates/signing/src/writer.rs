@@ -20,6 +20,10 @@ use crate::record::{
     RetireReason, Stop, encode_record, signature_message,
 };
 
+/// Most record bytes a writer keeps in memory while its volume refuses writes: about two days
+/// of one camera's records (a fragment record is ~150 bytes, one GOP every 1–2 s).
+const MAX_BACKLOG_BYTES: usize = 16 << 20;
+
 /// Ledger format version written into the genesis record.
 pub const FORMAT_VERSION: u16 = 1;
 
@@ -104,6 +108,16 @@ pub struct RecoveredSegment<'a> {
     pub truncated_bytes: u64,
 }
 
+/// Records a writer holds in memory while its volume refuses writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backlog {
+    pub records: u64,
+    pub bytes: u64,
+    pub since: Instant,
+    /// The last write error.
+    pub error: String,
+}
+
 /// Errors of the ledger writer.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -133,6 +147,14 @@ pub enum LedgerError {
         path: PathBuf,
         ledger_key: String,
         server_key: String,
+    },
+    #[error(
+        "ledger {path}: {bytes} bytes of records are waiting in memory because the volume has been failing for {since_secs} s; no more can be kept"
+    )]
+    BacklogFull {
+        path: PathBuf,
+        bytes: u64,
+        since_secs: u64,
     },
     #[error(
         "ledger {path} cannot be continued ({reason}) and cannot be moved aside to start a new one: {source}"
@@ -170,6 +192,20 @@ pub struct LedgerWriter {
 struct Inner {
     file: File,
     path: PathBuf,
+    /// Bytes of the file that hold complete records; a failed write is cut back to it.
+    durable_len: u64,
+    /// Encoded records accepted but not yet written (the volume was full or failing). The
+    /// chain state above already includes them, so signatures stay correct; they reach the
+    /// file, in order, as soon as a write succeeds again.
+    pending: Vec<u8>,
+    /// Records in `pending`.
+    pending_records: u64,
+    /// A failed write may have left bytes past `durable_len` that could not be cut yet.
+    needs_truncate: bool,
+    /// Written data whose `fdatasync` failed; retried before anything counts as durable.
+    needs_sync: bool,
+    /// Since when writes fail, and the last error, while they do.
+    outage: Option<(Instant, String)>,
     camera_id: String,
     signer: SigningIdentity,
     next_seq: u64,
@@ -411,6 +447,12 @@ impl LedgerWriter {
         let mut inner = Inner {
             file: file.try_clone().map_err(io)?,
             path: path.to_path_buf(),
+            durable_len: len,
+            pending: Vec::new(),
+            pending_records: 0,
+            needs_truncate: false,
+            needs_sync: false,
+            outage: None,
             camera_id: camera_id.to_string(),
             signer,
             next_seq: 0,
@@ -428,6 +470,7 @@ impl LedgerWriter {
         if len < LEDGER_MAGIC.len() as u64 {
             file.set_len(0).map_err(io)?;
             file.write_all(LEDGER_MAGIC).map_err(io)?;
+            inner.durable_len = LEDGER_MAGIC.len() as u64;
             inner.append(Body::Genesis {
                 format_version: FORMAT_VERSION,
                 camera_id: camera_id.to_string(),
@@ -489,6 +532,7 @@ impl LedgerWriter {
         if st.torn_bytes > 0 {
             file.set_len(st.good_len).map_err(io)?;
             file.sync_all().map_err(io)?;
+            inner.durable_len = st.good_len;
         }
         if st.next_seq == 0 {
             // Only the magic survived: write the genesis now.
@@ -812,7 +856,9 @@ impl LedgerWriter {
         let Some(i) = self.inner.as_mut() else {
             return Ok(());
         };
-        i.append(Body::Prune {
+        // Durable before the caller deletes the file: a prune that exists only in memory
+        // would, after a crash, leave a signed segment without its file ("missing").
+        i.append_durable(Body::Prune {
             segment,
             pruned_at_us: now_us(),
         })?;
@@ -828,6 +874,12 @@ impl LedgerWriter {
         if i.dirty {
             i.sign()?;
             return Ok(true);
+        }
+        if !i.pending.is_empty() || i.needs_truncate || i.needs_sync {
+            // Retry what a full volume refused earlier.
+            if i.flush().is_ok() {
+                let _ = i.sync();
+            }
         }
         Ok(false)
     }
@@ -859,7 +911,21 @@ impl LedgerWriter {
             return Ok(());
         };
         i.append(Body::Shutdown { at_us: now_us() })?;
-        i.sign()
+        i.sign()?;
+        i.flush()?;
+        i.sync()
+    }
+
+    /// Records accepted but not yet on disk because writes fail, with since when and why.
+    pub fn backlog(&self) -> Option<Backlog> {
+        let i = self.inner.as_ref()?;
+        let (since, error) = i.outage.as_ref()?;
+        Some(Backlog {
+            records: i.pending_records,
+            bytes: i.pending.len() as u64,
+            since: *since,
+            error: error.clone(),
+        })
     }
 
     /// Number of records written so far (the next record's seq).
@@ -1018,18 +1084,138 @@ fn floor_char_boundary(s: &str, max: usize) -> usize {
 }
 
 impl Inner {
+    /// Adds a record to the chain and writes it. A record that cannot be written (full or
+    /// failing volume) stays queued in memory and the file is cut back to its last complete
+    /// record, so a failed write never leaves a partial record that later ones would follow.
     fn append(&mut self, body: Body) -> Result<(), LedgerError> {
         let hash = encode_record(self.next_seq, &self.head, &body, &mut self.buf);
-        self.file
-            .write_all(&self.buf)
-            .map_err(|source| LedgerError::Io {
+        if self.pending.len() + self.buf.len() > MAX_BACKLOG_BYTES {
+            return Err(LedgerError::BacklogFull {
                 path: self.path.clone(),
-                source,
-            })?;
+                bytes: self.pending.len() as u64,
+                since_secs: self.outage.as_ref().map_or(0, |o| o.0.elapsed().as_secs()),
+            });
+        }
+        self.pending.extend_from_slice(&self.buf);
+        self.pending_records += 1;
         self.head = hash;
         self.next_seq += 1;
         self.dirty = true;
+        // A failure is remembered in `outage` and retried by the next call.
+        let _ = self.flush();
         Ok(())
+    }
+
+    /// Like [`Inner::append`], but returns only once the record is on stable storage; when it
+    /// cannot be, the record is taken back out of the chain and the error returned, so the
+    /// caller can refrain from the action the record would vouch for (deleting a file).
+    fn append_durable(&mut self, body: Body) -> Result<(), LedgerError> {
+        self.flush()?;
+        self.sync()?;
+        let saved = (self.next_seq, self.head, self.dirty, self.pending.len());
+        self.append(body)?;
+        if let Err(e) = self.flush().and_then(|_| self.sync()) {
+            (self.next_seq, self.head, self.dirty) = (saved.0, saved.1, saved.2);
+            if self.pending.len() > saved.3 {
+                self.pending.truncate(saved.3);
+                self.pending_records -= 1;
+            } else {
+                // The record reached the file but its sync failed: cut it off again.
+                self.needs_truncate = true;
+                self.durable_len -= self.buf.len() as u64;
+                self.repair();
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Writes queued records. On failure the file is cut back to its last complete record.
+    fn flush(&mut self) -> Result<(), LedgerError> {
+        if self.needs_truncate && !self.repair() {
+            return Err(self.outage_error());
+        }
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        // The file is opened for appending, so the write lands at `durable_len`.
+        match self.file.write_all(&self.pending) {
+            Ok(()) => {
+                self.durable_len += self.pending.len() as u64;
+                self.needs_sync = true;
+                if let Some((since, error)) = self.outage.take() {
+                    tracing::warn!(
+                        ledger = %self.path.display(),
+                        records = self.pending_records,
+                        seconds = since.elapsed().as_secs(),
+                        %error,
+                        "evidence ledger writable again; wrote the records kept in memory meanwhile"
+                    );
+                }
+                self.pending.clear();
+                self.pending_records = 0;
+                Ok(())
+            }
+            Err(source) => {
+                if self.outage.is_none() {
+                    tracing::error!(
+                        ledger = %self.path.display(),
+                        error = %source,
+                        "cannot write the evidence ledger; keeping its records in memory until the volume has room again"
+                    );
+                }
+                let since = self.outage.as_ref().map_or_else(Instant::now, |o| o.0);
+                self.outage = Some((since, source.to_string()));
+                self.needs_truncate = true;
+                self.repair();
+                Err(LedgerError::Io {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Cuts the file back to its last complete record. Shortening a file needs no free space,
+    /// so this normally succeeds even on a full volume.
+    fn repair(&mut self) -> bool {
+        let cut = self
+            .file
+            .set_len(self.durable_len)
+            .and_then(|_| self.file.sync_data());
+        match cut {
+            Ok(()) => {
+                self.needs_truncate = false;
+                true
+            }
+            Err(e) => {
+                tracing::error!(ledger = %self.path.display(), error = %e, "cannot cut a failed ledger write back");
+                false
+            }
+        }
+    }
+
+    fn sync(&mut self) -> Result<(), LedgerError> {
+        if !self.needs_sync {
+            return Ok(());
+        }
+        self.file.sync_data().map_err(|source| LedgerError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.needs_sync = false;
+        Ok(())
+    }
+
+    fn outage_error(&self) -> LedgerError {
+        LedgerError::Io {
+            path: self.path.clone(),
+            source: std::io::Error::other(
+                self.outage
+                    .as_ref()
+                    .map_or_else(|| "earlier write failed".to_string(), |o| o.1.clone()),
+            ),
+        }
     }
 
     fn sign_if_due(&mut self) -> Result<(), LedgerError> {
@@ -1050,13 +1236,14 @@ impl Inner {
             key_id: self.signer.key_id(),
             signature,
         })?;
-        self.file.sync_data().map_err(|source| LedgerError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
         self.last_signed_seq = Some(self.next_seq - 1);
         self.dirty = false;
         self.last_sign = Instant::now();
+        // The signature is part of the chain either way; it is durable once written and
+        // synced, which later calls retry while the volume is full (`outage` tracks it).
+        if self.flush().is_ok() {
+            let _ = self.sync();
+        }
         Ok(())
     }
 }

@@ -13,7 +13,8 @@ use vigil_config::Config;
 use vigil_media::datadir_lock::DataDirLock;
 use vigil_media::evidence::{Evidence, Signing};
 use vigil_media::recorder::{self, RecorderHandle, RecorderSettings};
-use vigil_media::retention::{self, RetentionPolicy};
+use vigil_media::reserve::SpaceReserve;
+use vigil_media::retention::{self, RetentionPolicy, Urgency};
 use vigil_media::store::{Camera, NewCamera, Store};
 
 #[derive(clap::Args)]
@@ -237,17 +238,39 @@ pub async fn serve(
     let prune_hook = {
         let evidence = evidence.clone();
         Arc::new(move |camera: &str, seq: i64| {
-            if let Err(e) = evidence.prune(camera, seq) {
-                tracing::error!(camera, seq, error = %e, "cannot record prune in the evidence ledger");
-            }
+            evidence.prune(camera, seq).map_err(|e| {
+                tracing::error!(camera, seq, error = %e, "cannot record the prune in the evidence ledger; keeping the segment");
+                e.to_string()
+            })
         })
     };
+    let reserve = Arc::new(SpaceReserve::for_data_dir(&cfg.data_dir));
+    if !reserve.ensure() {
+        tracing::warn!(
+            bytes = reserve.bytes(),
+            "not enough free space for the space reserve yet; taken once retention frees room"
+        );
+    }
+    if let (_, Some(warning)) = retention::effective_floor(
+        cfg.storage.min_free_bytes,
+        retention::volume_bytes(&cfg.data_dir),
+    ) {
+        tracing::warn!("{warning}");
+        eprintln!("warning: {warning}");
+    }
     let space: recorder::FreeSpace = {
         let prune_hook = prune_hook.clone();
+        let reserve = reserve.clone();
         Arc::new(move |store: &Store, needed: u64| {
-            retention::free_space(store, needed, &*prune_hook)
-                .map(|r| r.bytes_freed)
-                .unwrap_or(0)
+            retention::free_space(
+                store,
+                needed,
+                &*prune_hook,
+                Some(&reserve),
+                Urgency::Emergency,
+            )
+            .map(|r| r.bytes_freed)
+            .unwrap_or(0)
         })
     };
     let mut running: HashMap<String, (Camera, RecorderHandle)> = HashMap::new();
@@ -296,8 +319,9 @@ pub async fn serve(
             _ = retention_tick.tick() => {
                 let store = store.clone();
                 let prune_hook = prune_hook.clone();
+                let reserve = reserve.clone();
                 let policy = live.as_ref().map(|l| policy_of(&l())).unwrap_or(policy);
-                match tokio::task::spawn_blocking(move || retention::enforce(&store, &policy, &*prune_hook)).await {
+                match tokio::task::spawn_blocking(move || retention::enforce(&store, &policy, &*prune_hook, Some(&reserve))).await {
                     Ok(Ok(r)) if r.segments_deleted > 0 => {
                         tracing::info!(deleted = r.segments_deleted, bytes = r.bytes_freed, "retention pass");
                     }

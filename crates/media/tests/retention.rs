@@ -1,0 +1,120 @@
+//! Retention decisions on a real store (SQLite index and segment files), without cameras:
+//! which segments the free-space floor and the emergency path may delete, and that a segment
+//! whose prune the evidence ledger cannot record durably is kept.
+
+use std::cell::RefCell;
+
+use vigil_media::reserve::SpaceReserve;
+use vigil_media::retention::{Urgency, effective_floor, free_space};
+use vigil_media::store::{Camera, NewCamera, Store};
+
+fn store_with_cameras(names: &[&str]) -> (tempfile::TempDir, Store, Vec<Camera>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::init(dir.path()).unwrap();
+    let cams = names
+        .iter()
+        .map(|n| {
+            store
+                .add_camera(&NewCamera {
+                    name: (*n).into(),
+                    url: "rtsp://127.0.0.1:8554/a".into(),
+                    ..Default::default()
+                })
+                .unwrap()
+        })
+        .collect();
+    (dir, store, cams)
+}
+
+/// One closed segment holding one GOP of 10 KiB, starting at `start_us`.
+fn segment(store: &Store, cam: &Camera, gop_no: i64, start_us: i64) -> i64 {
+    let mut seg = store
+        .begin_segment(&cam.id, b"init", "avc1", start_us)
+        .unwrap();
+    let seq = seg.seq;
+    seg.append(store, &[&[7u8; 10_240]], gop_no, start_us, 1_000_000, 25)
+        .unwrap();
+    seg.close(store).unwrap();
+    seq
+}
+
+fn seqs(store: &Store, cam: &Camera) -> Vec<i64> {
+    store
+        .segments(&cam.id)
+        .unwrap()
+        .iter()
+        .map(|s| s.seq)
+        .collect()
+}
+
+#[test]
+fn the_floor_keeps_each_cameras_newest_segment_but_an_emergency_may_not() {
+    let (_dir, store, cams) = store_with_cameras(&["a", "b"]);
+    let (a, b) = (&cams[0], &cams[1]);
+    let a1 = segment(&store, a, 1, 1_000_000);
+    let b1 = segment(&store, b, 1, 2_000_000);
+    let a2 = segment(&store, a, 2, 3_000_000);
+    let pruned = RefCell::new(Vec::new());
+    let hook = |cam: &str, seq: i64| {
+        pruned.borrow_mut().push((cam.to_owned(), seq));
+        Ok(())
+    };
+    // Asked for far more than exists: the floor still leaves each camera's newest segment.
+    let r = free_space(&store, u64::MAX / 2, &hook, None, Urgency::Floor).unwrap();
+    assert_eq!(r.segments_deleted, 1);
+    assert_eq!(seqs(&store, a), vec![a2]);
+    assert_eq!(seqs(&store, b), vec![b1]);
+    assert_eq!(*pruned.borrow(), vec![(a.id.clone(), a1)]);
+    // The next GOP cannot be written: oldest first, anything closed.
+    let r = free_space(&store, 1, &hook, None, Urgency::Emergency).unwrap();
+    assert_eq!(r.segments_deleted, 1);
+    assert!(seqs(&store, b).is_empty(), "b's segment was the oldest");
+    assert_eq!(seqs(&store, a), vec![a2]);
+}
+
+#[test]
+fn a_segment_whose_prune_is_not_recorded_is_kept() {
+    let (dir, store, cams) = store_with_cameras(&["a"]);
+    let a = &cams[0];
+    let s1 = segment(&store, a, 1, 1_000_000);
+    segment(&store, a, 2, 2_000_000);
+    let refuse = |_: &str, _: i64| Err("ledger volume full".to_string());
+    let r = free_space(&store, 1, &refuse, None, Urgency::Emergency).unwrap();
+    assert_eq!(r.segments_deleted, 0);
+    assert!(store.segment_path(&a.id, s1).exists());
+    assert_eq!(seqs(&store, a).len(), 2);
+
+    // With a reserve, the first refusal releases it and the retry gets through.
+    let reserve = SpaceReserve::with_size(dir.path(), 64 * 1024);
+    assert!(reserve.ensure());
+    let calls = RefCell::new(0);
+    let once = |_: &str, _: i64| {
+        *calls.borrow_mut() += 1;
+        if reserve.is_held() {
+            Err("volume full".to_string())
+        } else {
+            Ok(())
+        }
+    };
+    let r = free_space(&store, 1, &once, Some(&reserve), Urgency::Emergency).unwrap();
+    assert_eq!(r.segments_deleted, 1);
+    assert!(!reserve.is_held(), "released under pressure");
+    assert!(!store.segment_path(&a.id, s1).exists());
+    assert_eq!(*calls.borrow(), 2);
+}
+
+#[test]
+fn an_unreachable_floor_is_replaced_and_explained() {
+    let (floor, warning) = effective_floor(256 << 20, Some(12 << 20));
+    assert_eq!(floor, (12 << 20) / 10);
+    let w = warning.unwrap();
+    assert!(
+        w.contains("storage.min_free_bytes") && w.contains("vigil.toml"),
+        "{w}"
+    );
+    assert_eq!(
+        effective_floor(256 << 20, Some(100 << 30)),
+        (256 << 20, None)
+    );
+    assert_eq!(effective_floor(256 << 20, None), (256 << 20, None));
+}
