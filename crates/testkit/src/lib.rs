@@ -6,6 +6,7 @@
 //!   live camera streams, with Basic/Digest auth and RTSPS, and counts the frames it sends;
 //! - [`ffprobe_count`] and [`ffprobe_packets`]: what a recorded or exported file really holds;
 //!   [`ffmpeg_pull`]: record a stream with an independent RTSP client;
+//! - [`Tmpfs`] and [`fill_volume`]: small real volumes for disk-full tests;
 //! - [`require_tool`], [`free_port`], [`repo_root`].
 //!
 //! Missing peers make tests fail with an install hint, never skip: CI installs them
@@ -19,6 +20,7 @@ mod error;
 mod probe;
 mod rtsp;
 mod tools;
+mod volume;
 
 pub use clip::{Clip, ClipSpec, Codec};
 pub use error::Error;
@@ -27,3 +29,4 @@ pub use rtsp::{Auth, MountStats, PeerOptions, PeerStats, RtspPeer, Transport};
 pub use tools::{
     GST_PYTHON, free_port, repo_root, require_gst_rtsp_server, require_tool, try_require_tool,
 };
+pub use volume::{Tmpfs, fill_volume};

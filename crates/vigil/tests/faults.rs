@@ -4,67 +4,23 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Vigil;
-use vigil_testkit::{Auth, Clip, RtspPeer, require_tool};
+use vigil_testkit::{Auth, Clip, RtspPeer, Tmpfs, fill_volume};
 
-/// A tmpfs of `size` mounted under a temporary directory, unmounted on drop.
-struct Volume {
-    _base: tempfile::TempDir,
-    path: PathBuf,
-}
-
-impl Volume {
-    fn mount(size: &str) -> Self {
-        require_tool("mount");
-        let base = tempfile::tempdir().unwrap();
-        let path = base.path().join("vol");
-        std::fs::create_dir(&path).unwrap();
-        let st = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size}"),
-                "vigil-test-faults",
-            ])
-            .arg(&path)
-            .status()
-            .unwrap();
-        assert!(
-            st.success(),
-            "mounting a tmpfs needs root (CI runs as root)"
-        );
-        Self { _base: base, path }
-    }
-}
-
-impl Drop for Volume {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
-    }
-}
-
-/// Fills the volume holding `dir` to the last byte, as another program would.
-fn fill(dir: &Path) -> PathBuf {
-    let path = dir.join("filler.bin");
-    let mut f = std::fs::File::create(&path).unwrap();
-    let chunk = vec![0x5au8; 64 * 1024];
-    loop {
-        match f.write(&chunk) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(28) => break,
-            Err(e) => panic!("filling the volume: {e}"),
-        }
-    }
-    // Byte-sized writes take the last partial block too.
-    while f.write(&[0]).is_ok_and(|n| n == 1) {}
-    path
+/// `vigil verify CAMERA` must say "verified" (exit 0).
+fn assert_verified(v: &Vigil, camera: &str, server_log: &str) {
+    let out = v.cmd(&["verify", camera]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}\nserver:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        tail(server_log)
+    );
 }
 
 fn tail(out: &str) -> String {
@@ -80,10 +36,10 @@ fn tail(out: &str) -> String {
 
 #[test]
 fn a_volume_filled_by_another_process_never_looks_like_tampering() {
-    let vol = Volume::mount("24m");
+    let vol = Tmpfs::mount("24m");
     let clip = Clip::h264(10, 25, 25, 640, 360, false);
     let peer = RtspPeer::start(&[("cam", &clip)], Auth::None);
-    let dir = tempfile::Builder::new().tempdir_in(&vol.path).unwrap();
+    let dir = tempfile::Builder::new().tempdir_in(vol.path()).unwrap();
     let v = Vigil::init_in(dir, 2);
     v.add_camera("cam1", &peer.url("cam"));
     let server = v.serve();
@@ -91,7 +47,7 @@ fn a_volume_filled_by_another_process_never_looks_like_tampering() {
 
     // Twice: another process takes every free byte for a while, then lets go.
     for round in 0..2 {
-        let filler = fill(&vol.path);
+        let filler = fill_volume(vol.path());
         std::thread::sleep(Duration::from_secs(12));
         std::fs::remove_file(&filler).unwrap();
         let before = v.recorded_secs("cam1");
@@ -126,15 +82,7 @@ fn a_volume_filled_by_another_process_never_looks_like_tampering() {
 
     // Verification: our own write failures are never tampering. The video recorded while the
     // volume was full is either signed (the ledger kept its records in memory) or lost.
-    let verify = v.cmd(&["verify", "cam1", "--json"]);
-    let text = String::from_utf8_lossy(&verify.stdout).to_string()
-        + &String::from_utf8_lossy(&verify.stderr);
-    assert_eq!(
-        verify.status.code(),
-        Some(0),
-        "verify after disk-full: {text}\nserver:\n{}",
-        tail(&out)
-    );
+    assert_verified(&v, "cam1", &out);
 
     // The camera records again after a restart: the ledger continues.
     let server = v.serve();
@@ -154,22 +102,15 @@ fn a_volume_filled_by_another_process_never_looks_like_tampering() {
         "{}",
         tail(&out)
     );
-    let verify = v.cmd(&["verify", "cam1"]);
-    assert_eq!(
-        verify.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&verify.stdout),
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    assert_verified(&v, "cam1", &out);
 }
 
 #[test]
 fn a_small_volume_keeps_most_of_its_video_with_default_settings() {
-    let vol = Volume::mount("12m");
+    let vol = Tmpfs::mount("12m");
     let clip = Clip::h264(10, 25, 25, 640, 360, false);
     let peer = RtspPeer::start(&[("cam", &clip)], Auth::None);
-    let dir = tempfile::Builder::new().tempdir_in(&vol.path).unwrap();
+    let dir = tempfile::Builder::new().tempdir_in(vol.path()).unwrap();
     // Default settings: the 256 MiB free-space floor cannot be met on 12 MiB.
     let v = Vigil::init_in(dir, 2);
     v.add_camera("cam1", &peer.url("cam"));
@@ -193,12 +134,5 @@ fn a_small_volume_keeps_most_of_its_video_with_default_settings() {
         "only {kept} s kept of ~35 s on a 12 MiB volume\n{}",
         tail(&out)
     );
-    let verify = v.cmd(&["verify", "cam1"]);
-    assert_eq!(
-        verify.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&verify.stdout),
-        String::from_utf8_lossy(&verify.stderr)
-    );
+    assert_verified(&v, "cam1", &out);
 }

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::Vigil;
-use vigil_testkit::{Auth, Clip, RtspPeer, ffprobe_count, require_tool};
+use vigil_testkit::{Auth, Clip, RtspPeer, Tmpfs, ffprobe_count, require_tool};
 
 fn clip_h264() -> Clip {
     Clip::h264(10, 30, 30, 640, 360, false)
@@ -404,29 +404,9 @@ fn retention_by_bytes_and_by_age() {
 
 #[test]
 fn full_disk_keeps_the_newest_video_recording() {
-    require_tool("mount");
     let base = tempfile::tempdir().unwrap();
-    let mnt = base.path().join("small");
-    std::fs::create_dir(&mnt).unwrap();
-    let st = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=5m", "vigil-test-full"])
-        .arg(&mnt)
-        .status()
-        .unwrap();
-    assert!(
-        st.success(),
-        "mounting a 5 MiB tmpfs needs root (CI runs as root)"
-    );
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
-    let _guard = Unmount(mnt.clone());
+    let vol = Tmpfs::mount("5m");
+    let mnt = vol.path().to_path_buf();
 
     let clip = Clip::h264(10, 30, 30, 1280, 720, false);
     let peer = RtspPeer::start(&[("cam", &clip)], Auth::None);
