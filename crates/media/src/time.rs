@@ -22,13 +22,20 @@ pub fn parse_time(input: &str, now_us: i64) -> Result<i64, TimeError> {
     if s == "now" {
         return Ok(now_us);
     }
+    // humantime accepts durations up to u64::MAX seconds, far more microseconds than an i64
+    // holds: such a time is refused, not wrapped into a wrong one (or an overflow panic).
+    let out_of_range = || err("too far from now");
     if let Some(rel) = s.strip_prefix('-') {
         let d: Duration = humantime::parse_duration(rel).map_err(|e| err(&e.to_string()))?;
-        return Ok(now_us - d.as_micros() as i64);
+        return micros(d)
+            .and_then(|us| now_us.checked_sub(us))
+            .ok_or_else(out_of_range);
     }
     if let Some(rel) = s.strip_prefix('+') {
         let d: Duration = humantime::parse_duration(rel).map_err(|e| err(&e.to_string()))?;
-        return Ok(now_us + d.as_micros() as i64);
+        return micros(d)
+            .and_then(|us| now_us.checked_add(us))
+            .ok_or_else(out_of_range);
     }
     if s.chars().all(|c| c.is_ascii_digit()) && !s.is_empty() {
         let secs: i64 = s.parse().map_err(|_| err("number too large"))?;
@@ -39,6 +46,11 @@ pub fn parse_time(input: &str, now_us: i64) -> Result<i64, TimeError> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_err(|_| err("before 1970"))?;
     Ok(d.as_micros() as i64)
+}
+
+/// `d` in microseconds, if that fits an i64.
+fn micros(d: Duration) -> Option<i64> {
+    i64::try_from(d.as_micros()).ok()
 }
 
 /// RFC 3339 with milliseconds, UTC.
@@ -75,5 +87,31 @@ mod tests {
             let e = parse_time(bad, now).unwrap_err().to_string();
             assert!(e.contains("RFC 3339"), "{e}");
         }
+    }
+
+    #[test]
+    fn relative_times_beyond_the_i64_range_are_refused() {
+        let now = 1_800_000_000_000_000;
+        // Found by the media_time fuzz target: 51381868398691 hours is about 1.8e23 us, which
+        // wrapped through `as i64` and then overflowed the subtraction.
+        for far in [
+            "-51381868398691h",
+            "+51381868398691h",
+            "+292270y",
+            "-300000y",
+        ] {
+            let e = parse_time(far, now).unwrap_err().to_string();
+            assert!(e.contains("too far from now"), "{far}: {e}");
+        }
+        // Up to the edge of the range the arithmetic stays exact.
+        let max_ahead = (i64::MAX - now) / 1_000_000;
+        assert_eq!(
+            parse_time(&format!("+{max_ahead}s"), now).unwrap(),
+            now + max_ahead * 1_000_000
+        );
+        assert_eq!(
+            parse_time(&format!("-{}s", now / 1_000_000 + 1), now).unwrap(),
+            -1_000_000
+        );
     }
 }
