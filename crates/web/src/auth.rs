@@ -117,6 +117,20 @@ impl FromRequestParts<SharedState> for PollingCaller {
 }
 
 fn authenticate(parts: &Parts, state: &SharedState, touch: bool) -> ApiResult<Caller> {
+    let caller = authenticate_caller(parts, state, touch)?;
+    connection_authenticated(parts);
+    Ok(caller)
+}
+
+/// The connection has carried a request with valid credentials: it stops counting against
+/// its address's unauthenticated connections.
+pub(crate) fn connection_authenticated(parts: &Parts) {
+    if let Some(pending) = parts.extensions.get::<crate::limits::Unauthenticated>() {
+        pending.authenticated();
+    }
+}
+
+fn authenticate_caller(parts: &Parts, state: &SharedState, touch: bool) -> ApiResult<Caller> {
     let source = source_of(parts);
     // A connection opened before its address was blocked can still send requests.
     if state.access.check(source).is_err() {

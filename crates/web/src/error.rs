@@ -58,6 +58,27 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "conflict", message)
     }
 
+    /// A body above [`crate::MAX_BODY_BYTES`], declared or received.
+    pub fn payload_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "the request body is larger than the {} KiB this server accepts",
+                crate::MAX_BODY_BYTES / 1024
+            ),
+        )
+    }
+
+    /// A body that did not arrive within the listener's body deadline.
+    pub fn request_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request body did not arrive in time; send it at once after the headers",
+        )
+    }
+
     /// A failure on our side. The detail goes to the log; the client gets a generic message
     /// so that paths and database errors do not leak.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
@@ -138,14 +159,12 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
                 "unsupported_media_type",
                 "send the body as JSON with `Content-Type: application/json`",
             ),
-            R::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                format!(
-                    "the request body is larger than the {} KiB this server accepts",
-                    crate::MAX_BODY_BYTES / 1024
-                ),
-            ),
+            R::BytesRejection(b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::payload_too_large()
+            }
+            R::BytesRejection(b) if crate::limits::caused_by_body_timeout(&b) => {
+                ApiError::request_timeout()
+            }
             other => {
                 ApiError::bad_request(format!("the JSON body is not valid: {}", other.body_text()))
             }

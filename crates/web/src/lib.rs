@@ -11,6 +11,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod json;
+pub mod limits;
 pub mod listen;
 pub mod maintenance;
 pub mod routes;
@@ -28,7 +29,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, ErrorBody};
-pub use listen::{ApplyReport, ListenError, ListenerPlan, Listeners, Scheme};
+pub use listen::{ApplyReport, ConnectionLimits, ListenError, ListenerPlan, Listeners, Scheme};
 pub use state::{AppState, SharedState};
 
 /// Largest request body accepted (certificate imports are the biggest legitimate ones).
@@ -107,6 +108,11 @@ pub fn app(state: SharedState) -> (Router, utoipa::openapi::OpenApi) {
         })
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Outside the body limit: a declared length above it is answered before the body is
+        // read, and inside the security headers, which the 413 gets like every answer.
+        .layer(limits::RefuseOversizedLayer {
+            max: MAX_BODY_BYTES,
+        })
         .layer(tower::util::MapResponseLayer::new(
             security_headers as fn(Response) -> Response,
         ));

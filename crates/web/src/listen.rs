@@ -2,13 +2,17 @@
 //! sockets that only redirect to HTTPS and refuse every credential-bearing endpoint (seed 004).
 //!
 //! A blocked address is dropped right after `accept`, before the TLS handshake, so an attacker
-//! that has been blocked costs neither a key exchange nor a password hash. Listeners are bound
-//! all-or-nothing: a new plan binds every new socket first and only then retires old ones, so
-//! a settings change that cannot bind leaves the server reachable as it was.
+//! that has been blocked costs neither a key exchange nor a password hash; so is a connection
+//! from an address that already holds its share of unauthenticated connections. Every request
+//! must arrive (headers, then body) within deadlines; the answer, a video download say, has
+//! none. Listeners are bound all-or-nothing: a new plan binds every new socket first and only
+//! then retires old ones, so a settings change that cannot bind leaves the server reachable as
+//! it was.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -16,8 +20,8 @@ use axum::Router;
 use axum::extract::Request;
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Mutex, Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
@@ -27,6 +31,7 @@ use vigil_pki::LiveTls;
 
 use crate::auth::ConnInfo;
 use crate::error::ApiError;
+use crate::limits::{DeadlineBody, PeerSlots, Unauthenticated};
 use crate::workers::Workers;
 
 /// Connections served at once per listener; beyond it new connections wait in the kernel's
@@ -34,10 +39,50 @@ use crate::workers::Workers;
 const MAX_CONNECTIONS: usize = 4096;
 /// A client must finish the TLS handshake within this time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// A client must send a request's headers within this time (slow-loris protection).
+/// A client must send a request's headers within this time (slow-loris protection). On
+/// HTTP/1.1 the time starts when the connection waits for a request, so it also closes idle
+/// keep-alive connections.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
+/// A request's body must have arrived completely this long after its headers; a body that
+/// trickles in or never comes is answered 408 and its connection closed. 30 s still lets the
+/// largest body accepted (1 MiB) through a link of about 35 KB/s.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connection's first request (TLS handshake, headers and body) must have arrived this long
+/// after `accept`. On HTTP/1.1 the handshake, header and body deadlines add up to less; hyper
+/// has no header deadline on HTTP/2, so there this is what closes a connection that never
+/// sends a complete request. Only receiving the request counts: its answer is never cut.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Connections per client address (per /64 for IPv6) that have not authenticated; beyond it a
+/// new connection from that address is closed right after `accept`. A connection counts from
+/// `accept` until a request on it authenticates (or it ends), so every client counts while it
+/// connects: the limit is generous because the wrk benchmarks open 32 to 64 keep-alive
+/// connections from one address at once, and many users behind one NAT may log in together.
+/// One address can still hold at most 1/32 of a listener's connections.
+const MAX_UNAUTHENTICATED_PER_ADDRESS: usize = 128;
 /// Connections of a retired listener get this long to finish their requests.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a client may make a connection wait for, and how many connections one address may
+/// hold before authenticating. The defaults are what `vigil serve` uses; tests shorten them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// From a request's headers to the end of its body.
+    pub body_timeout: Duration,
+    /// From `accept` to the end of the connection's first request.
+    pub request_timeout: Duration,
+    /// Connections that have not authenticated, per client address.
+    pub unauthenticated_per_address: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            body_timeout: BODY_TIMEOUT,
+            request_timeout: REQUEST_TIMEOUT,
+            unauthenticated_per_address: MAX_UNAUTHENTICATED_PER_ADDRESS,
+        }
+    }
+}
 
 /// Plaintext or TLS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -143,6 +188,10 @@ pub struct Listeners {
     workers: std::sync::Mutex<Option<Workers>>,
     /// Set by [`Listeners::shutdown`] (under the `running` lock): no listener starts after it.
     shut_down: std::sync::atomic::AtomicBool,
+    limits: std::sync::Mutex<ConnectionLimits>,
+    /// Unauthenticated connections per address, across all listeners: one host cannot fill
+    /// one listener, nor several.
+    peers: Arc<PeerSlots>,
 }
 
 fn label(addr: SocketAddr, scheme: Scheme) -> String {
@@ -162,7 +211,21 @@ impl Listeners {
             https_port: Arc::new(AtomicU16::new(443)),
             workers: std::sync::Mutex::new(None),
             shut_down: std::sync::atomic::AtomicBool::new(false),
+            limits: std::sync::Mutex::new(ConnectionLimits::default()),
+            peers: PeerSlots::new(MAX_UNAUTHENTICATED_PER_ADDRESS),
         }
+    }
+
+    /// Changes the connection limits: the per-address cap at once, the deadlines for
+    /// listeners started afterwards.
+    pub fn set_limits(&self, limits: ConnectionLimits) {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner()) = limits;
+        self.peers.set_cap(limits.unauthenticated_per_address);
+    }
+
+    /// The connection limits listeners start with.
+    pub fn limits(&self) -> ConnectionLimits {
+        *self.limits.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// How many workers serve (or will serve) connections.
@@ -230,6 +293,7 @@ impl Listeners {
         let mut tls_config = self.tls.server_config()?;
         tls_config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         let acceptor = TlsAcceptor::from(Arc::new(tls_config));
+        let limits = self.limits();
         // Only now that every socket is bound: a plan that cannot bind starts no threads.
         let workers = self.worker_handles()?;
         // Each copy is registered with its worker's event loop here, so a failure is still
@@ -272,8 +336,12 @@ impl Listeners {
                         listener,
                         acceptor.clone(),
                         service.clone(),
-                        self.access.clone(),
-                        limit.clone(),
+                        Admission {
+                            access: self.access.clone(),
+                            connections: limit.clone(),
+                            peers: self.peers.clone(),
+                            limits,
+                        },
                         stop_rx.clone(),
                         closed_tx.clone(),
                     ))
@@ -367,12 +435,20 @@ fn bind(addr: SocketAddr, copies: usize) -> std::io::Result<Vec<std::net::TcpLis
     Ok(sockets)
 }
 
+/// Who may connect to a listener, and what a connection may make it wait for.
+struct Admission {
+    access: Arc<Access>,
+    /// The listener's connections (all of its accept loops share it).
+    connections: Arc<Semaphore>,
+    peers: Arc<PeerSlots>,
+    limits: ConnectionLimits,
+}
+
 async fn accept_loop(
     listener: TcpListener,
     acceptor: Option<TlsAcceptor>,
     app: Router,
-    access: Arc<Access>,
-    limit: Arc<Semaphore>,
+    admission: Admission,
     mut stop: watch::Receiver<bool>,
     closed: Arc<ClosedSignal>,
 ) {
@@ -382,7 +458,7 @@ async fn accept_loop(
     loop {
         let permit = tokio::select! {
             _ = stop.changed() => break,
-            p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            p = admission.connections.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
         };
         let (tcp, peer) = tokio::select! {
             _ = stop.changed() => break,
@@ -396,23 +472,35 @@ async fn accept_loop(
                 }
             },
         };
-        // Before any TLS or password work: a blocked address gets a closed socket.
-        if access.check(peer.ip()).is_err() {
+        // Before any TLS or password work: a blocked address gets a closed socket, and so
+        // does one that holds its share of connections that have not authenticated.
+        if admission.access.check(peer.ip()).is_err() {
             drop(tcp);
             continue;
         }
-        let _ = tcp.set_nodelay(true);
-        let info = ConnInfo {
-            peer,
-            local: local.unwrap_or(peer),
+        let Some(pending) = admission.peers.take(peer.ip()) else {
+            tracing::debug!(%peer, "too many unauthenticated connections from this address");
+            drop(tcp);
+            continue;
         };
+        let _ = tcp.set_nodelay(true);
+        let conn = Arc::new(ConnState {
+            info: ConnInfo {
+                peer,
+                local: local.unwrap_or(peer),
+            },
+            pending,
+            first_request_by: tokio::time::Instant::now() + admission.limits.request_timeout,
+            head_seen: AtomicBool::new(false),
+            body_timeout: admission.limits.body_timeout,
+        });
         let app = app.clone();
         let acceptor = acceptor.clone();
         let protocols = protocols.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
-            serve_connection(tcp, info, acceptor, app, protocols, watcher).await;
+            serve_connection(tcp, conn, acceptor, app, protocols, watcher).await;
         });
     }
     drop(listener);
@@ -439,20 +527,90 @@ impl Protocols {
     }
 }
 
+/// One connection, shared by its requests.
+struct ConnState {
+    info: ConnInfo,
+    /// Its place among its address's unauthenticated connections, until a request
+    /// authenticates (the slot is given back when this is dropped, at the latest).
+    pending: Unauthenticated,
+    /// When the first request must have arrived completely.
+    first_request_by: tokio::time::Instant,
+    /// Set when the first request's headers arrive; from then on its body deadline (capped
+    /// at `first_request_by`) takes over from the connection's.
+    head_seen: AtomicBool,
+    body_timeout: Duration,
+}
+
+impl ConnState {
+    /// Resolves when the first request's headers have not arrived by `first_request_by`.
+    async fn first_request_missed(&self) {
+        tokio::time::sleep_until(self.first_request_by).await;
+        if self.head_seen.load(Ordering::Relaxed) {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// The router as one connection's service: attaches the connection to each request and puts
+/// a deadline on its body.
+struct ConnService {
+    app: Router,
+    conn: Arc<ConnState>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for ConnService {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = tower::util::Oneshot<Router, Request<DeadlineBody<Incoming>>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        let (mut parts, body) = req.into_parts();
+        let conn = &self.conn;
+        parts.extensions.insert(conn.info);
+        if conn.pending.is_held() {
+            parts.extensions.insert(conn.pending.clone());
+        }
+        let first = !conn.head_seen.load(Ordering::Relaxed)
+            && !conn.head_seen.swap(true, Ordering::Relaxed);
+        // Only a body still to come needs the clock (a GET's has ended already).
+        let deadline = (!hyper::body::Body::is_end_stream(&body)).then(|| {
+            let by = tokio::time::Instant::now() + conn.body_timeout;
+            if first {
+                by.min(conn.first_request_by)
+            } else {
+                by
+            }
+        });
+        let req = Request::from_parts(parts, DeadlineBody::new(body, deadline));
+        self.app.clone().oneshot(req)
+    }
+}
+
+/// `served`, unless the connection's first request has not arrived in time.
+async fn or_first_request_missed<F: std::future::Future>(
+    conn: &ConnState,
+    served: F,
+) -> Option<F::Output> {
+    tokio::select! {
+        out = served => Some(out),
+        () = conn.first_request_missed() => None,
+    }
+}
+
 async fn serve_connection(
     tcp: TcpStream,
-    info: ConnInfo,
+    conn: Arc<ConnState>,
     acceptor: Option<TlsAcceptor>,
     app: Router,
     protocols: Arc<Protocols>,
     watcher: hyper_util::server::graceful::Watcher,
 ) {
-    let service = app.map_request(move |mut req: Request<hyper::body::Incoming>| {
-        req.extensions_mut().insert(info);
-        req
-    });
-    let service = TowerToHyperService::new(service);
-    let result = match acceptor {
+    let info = conn.info;
+    let service = ConnService {
+        app,
+        conn: conn.clone(),
+    };
+    let served = match acceptor {
         Some(acceptor) => {
             let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
@@ -469,21 +627,25 @@ async fn serve_connection(
             // speaks HTTP/1.1. Knowing the protocol up front spares every request the
             // protocol-sniffing wrapper.
             if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-                let conn = protocols.http2.serve_connection(TokioIo::new(tls), service);
-                watcher.watch(conn).await
+                let http = protocols.http2.serve_connection(TokioIo::new(tls), service);
+                or_first_request_missed(&conn, watcher.watch(http)).await
             } else {
-                let conn = protocols.http1.serve_connection(TokioIo::new(tls), service);
-                watcher.watch(conn).await
+                let http = protocols.http1.serve_connection(TokioIo::new(tls), service);
+                or_first_request_missed(&conn, watcher.watch(http)).await
             }
         }
         // Plaintext only redirects (HTTP/1.x clients; h2c is not offered).
         None => {
-            let conn = protocols.http1.serve_connection(TokioIo::new(tcp), service);
-            watcher.watch(conn).await
+            let http = protocols.http1.serve_connection(TokioIo::new(tcp), service);
+            or_first_request_missed(&conn, watcher.watch(http)).await
         }
     };
-    if let Err(e) = result {
-        tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
+    match served {
+        Some(Ok(())) => {}
+        Some(Err(e)) => {
+            tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
+        }
+        None => tracing::debug!(peer = %info.peer, "closed: no complete request in time"),
     }
 }
 

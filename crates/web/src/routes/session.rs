@@ -13,6 +13,7 @@ use vigil_access::{Credentials, LoginError, Principal};
 use crate::auth::{Caller, ConnInfo, PollingCaller, SESSION_COOKIE, blocked, session_error};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiJson;
+use crate::limits::Unauthenticated;
 use crate::state::SharedState;
 
 pub fn router() -> OpenApiRouter<SharedState> {
@@ -91,6 +92,7 @@ fn session_cookie(value: &str, max_age_secs: u64) -> HeaderValue {
 async fn login(
     State(state): State<SharedState>,
     conn: Option<axum::Extension<ConnInfo>>,
+    pending: Option<axum::Extension<Unauthenticated>>,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
     let source = conn
@@ -134,6 +136,10 @@ async fn login(
         }
         Err(LoginError::Internal(e)) => return Err(e.into()),
     };
+    // A correct password authenticates the connection as a valid cookie or token would.
+    if let Some(axum::Extension(pending)) = pending {
+        pending.authenticated();
+    }
     let (kind, name, role, cameras) = describe(&session.principal);
     let now = state.access.now();
     let idle = session.idle_expires.since(now).as_secs();

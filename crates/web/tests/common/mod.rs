@@ -280,6 +280,40 @@ impl Harness {
         (https, http)
     }
 
+    /// Starts an HTTPS listener on 127.0.0.1 (port 0) serving `router` instead of the API
+    /// (a test route next to it, say) and returns its address.
+    pub async fn serve_router(&self, router: Router) -> SocketAddr {
+        self.state.listeners.install_router(router);
+        let plan = ListenerPlan {
+            https: vec!["127.0.0.1:0".parse().unwrap()],
+            http: vec![],
+        };
+        self.state.listeners.apply(&plan).await.unwrap();
+        self.state.listeners.local_addrs().await[0].1
+    }
+
+    /// A TLS connection to `addr` trusting only the installation CA, from the local address
+    /// `from` (any loopback address works on Linux), offering `alpn`.
+    pub async fn tls_connect(
+        &self,
+        addr: SocketAddr,
+        from: std::net::IpAddr,
+        alpn: &[&[u8]],
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        let mut config = self.state.pki.lock().unwrap().client_config(None).unwrap();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        let socket = match from {
+            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(from, 0))?;
+        let tcp = socket.connect(addr).await?;
+        let name = tokio_rustls::rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+    }
+
     /// The installation CA certificate, written to a file for curl/openssl.
     pub fn ca_file(&self) -> PathBuf {
         let path = self.dir.path().join("ca.pem");
@@ -291,4 +325,103 @@ impl Harness {
     pub fn advance(&self, d: Duration) {
         self.clock.advance(d);
     }
+}
+
+/// One HTTP/1.1 answer read off a raw connection: the status, the header block and a body
+/// framed by `Content-Length` (what every API answer and error has).
+pub struct RawAnswer {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl RawAnswer {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "{e}: {}\n{}",
+                self.head,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+/// Reads one answer (head and `Content-Length` body) from `stream`; an error when the
+/// connection ends first.
+pub async fn read_answer<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+) -> std::io::Result<RawAnswer> {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = Vec::new();
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "connection closed after {:?}",
+                    String::from_utf8_lossy(&buf)
+                ),
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let mut answer = RawAnswer {
+        status: head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP answer: {head}")),
+        head,
+        body: buf[end..].to_vec(),
+    };
+    let len: usize = answer
+        .header("content-length")
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(0);
+    while answer.body.len() < len {
+        let mut chunk = vec![0u8; len - answer.body.len()];
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        answer.body.extend_from_slice(&chunk[..n]);
+    }
+    answer.body.truncate(len);
+    Ok(answer)
+}
+
+/// Whether the peer closes `stream` within `limit` (a read that ends or fails), reading and
+/// dropping whatever else arrives meanwhile.
+pub async fn closed_within<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    limit: Duration,
+) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let mut sink = [0u8; 4096];
+    tokio::time::timeout(limit, async {
+        loop {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
 }
