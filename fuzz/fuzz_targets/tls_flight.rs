@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vigil_netpolicy::audit::tlshello::{Flight, parse_flight};
+use vigil_netaudit::tlshello::{Flight, parse_flight};
 
 fuzz_target!(|data: &[u8]| {
     for want_chain in [false, true] {

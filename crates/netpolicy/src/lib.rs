@@ -1,13 +1,11 @@
-//! vigil-netpolicy: Vigil's network hardening.
-//!
-//! It owns every statement Vigil makes about ports and network exposure:
+//! vigil-netpolicy: the network policy Vigil states, every statement it makes about ports
+//! and network exposure (what is actually exposed is checked by vigil-netaudit):
 //! - [`manifest`]: the port manifest of the configured deployment (`vigil ports`);
-//! - [`catalog`]: port catalogs of third-party systems from the seeds, plus Vigil itself;
+//! - [`catalog`]: port catalogs of third-party systems, plus Vigil itself ([`vigil`]);
 //! - [`site`]: the site file (zones, hosts, roles) with line-accurate errors;
 //! - [`firewall`]: least-privilege rules for nftables, iptables-restore and PowerShell;
-//! - [`audit`]: listening sockets vs the manifest, and TLS/plaintext probes of devices.
+//! - [`model`]: the shared vocabulary of systems, roles, ports and peer selectors.
 
-pub mod audit;
 pub mod catalog;
 pub mod firewall;
 pub mod manifest;

@@ -1,11 +1,12 @@
-//! CLI glue for network hardening: `vigil ports`, `vigil firewall`, `vigil catalog`,
-//! `vigil audit`. All logic lives in the vigil-netpolicy crate; this file only maps arguments.
+//! CLI glue for network hardening: `vigil ports`, `vigil firewall`, `vigil catalog` (the
+//! vigil-netpolicy crate) and `vigil audit` (the vigil-netaudit crate). All logic lives in
+//! those crates; this file only maps arguments and prints results.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand, ValueEnum};
-use vigil_netpolicy::audit::{self, ProbeOptions};
+use vigil_netaudit::{self as audit, ProbeOptions};
 use vigil_netpolicy::firewall::{self, FirewallFormat};
 use vigil_netpolicy::manifest::{self, Format};
 use vigil_netpolicy::{Catalog, Endpoint, Site, catalog};

@@ -9,8 +9,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::listeners::Socket;
-use crate::model::Protocol;
+use crate::listeners::Socket;
+use vigil_netpolicy::model::Protocol;
 
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
 const NLMSG_ERROR: u16 = 2;
@@ -291,8 +291,7 @@ mod tests {
                 .any(|s| s.protocol == Protocol::Udp && s.addr == uaddr)
         );
         let proc_tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
-        let from_proc =
-            super::super::listeners::parse_proc_net(&proc_tcp, Protocol::Tcp, false).unwrap();
+        let from_proc = crate::listeners::parse_proc_net(&proc_tcp, Protocol::Tcp, false).unwrap();
         let ours = from_proc.iter().find(|s| s.addr == addr).unwrap();
         let diag = got.iter().find(|s| s.addr == addr).unwrap();
         assert_eq!(ours.inode, diag.inode);

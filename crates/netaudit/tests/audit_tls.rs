@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use vigil_netaudit::{self as audit, FindingKind, ProbeOptions, Severity};
 use vigil_netpolicy::Endpoint;
-use vigil_netpolicy::audit::{self, FindingKind, ProbeOptions, Severity};
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
@@ -491,9 +491,9 @@ fn pinned_self_signed_certificate_is_accepted_and_clean_audit_exits_zero() {
         ],
     );
     let (_srv, port) = s_server(&d.join("c.pem"), &d.join("k.pem"), false, false);
-    let der = vigil_netpolicy::audit::probe::load_pem_certs(&d.join("c.pem")).unwrap();
+    let der = vigil_netaudit::probe::load_pem_certs(&d.join("c.pem")).unwrap();
     let mut opts = ProbeOptions::with_ca_files(false, &[]).unwrap();
-    opts.pinned = vec![vigil_netpolicy::audit::cert::sha256_hex(&der[0]).to_uppercase()];
+    opts.pinned = vec![vigil_netaudit::cert::sha256_hex(&der[0]).to_uppercase()];
     let rt = tokio::runtime::Runtime::new().unwrap();
     let report = rt
         .block_on(audit::run(

@@ -1,8 +1,17 @@
-//! `vigil audit`: what actually listens on this host compared with the manifest, and probes of
-//! cameras and servers for plaintext, TLS versions and certificate problems.
+//! vigil-netaudit: `vigil audit`, what this host and the site's devices actually expose,
+//! checked against the policy vigil-netpolicy states: the listening sockets of this host
+//! compared with the port manifest, and probes of cameras and servers for plaintext, TLS
+//! versions and certificate problems.
 //!
 //! Findings carry a severity; [`Report::exit_code`] is non-zero when any finding is high, so
 //! the audit can gate CI or run from cron.
+//!
+//! - [`listeners`]: listening sockets with their processes, compared with the manifest;
+//! - [`sockdiag`]: the netlink `sock_diag` query behind the listener list;
+//! - [`probe`]: the probes of endpoints and the findings drawn from them;
+//! - [`tlshello`]: hand-built ClientHellos and the reader of a server's first flight;
+//! - [`tlsclient`]: the rustls client for full handshakes;
+//! - [`cert`]: certificate analysis.
 
 pub mod cert;
 pub mod listeners;
@@ -17,6 +26,21 @@ use serde::Serialize;
 
 pub use listeners::{ExpectedListener, Socket};
 pub use probe::{ProbeOptions, ProbeResult, Timing};
+use vigil_netpolicy::model::Protocol;
+use vigil_netpolicy::{Catalog, Endpoint, Site};
+
+/// Errors of the audit that stop it as a whole (a single endpoint's failure is a finding).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
 
 /// How bad a finding is. `High` makes the audit exit non-zero.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -139,7 +163,7 @@ impl Report {
 /// Runs the probes of `endpoints` and the listener comparison (when `expected` is given) and
 /// collects every finding.
 pub async fn run(
-    endpoints: Vec<crate::Endpoint>,
+    endpoints: Vec<Endpoint>,
     expected: Option<&[ExpectedListener]>,
     opts: &ProbeOptions,
 ) -> Result<Report, crate::Error> {
@@ -183,19 +207,15 @@ fn scheme_of(application: &str) -> &'static str {
 
 /// TCP endpoints to probe for every host of a site: each enabled, non-local port of its roles
 /// (the first port of a range).
-pub fn site_endpoints(site: &crate::Site, catalog: &crate::Catalog) -> Vec<crate::Endpoint> {
-    let plan = crate::firewall::plan(site, catalog);
+pub fn site_endpoints(site: &Site, catalog: &Catalog) -> Vec<Endpoint> {
+    let plan = vigil_netpolicy::firewall::plan(site, catalog);
     let mut out = Vec::new();
     for (h, hp) in site.hosts.iter().zip(&plan.hosts) {
         if !h.probe {
             continue;
         }
         let mut seen = std::collections::BTreeSet::new();
-        for r in hp
-            .rules
-            .iter()
-            .filter(|r| r.protocol == crate::model::Protocol::Tcp)
-        {
+        for r in hp.rules.iter().filter(|r| r.protocol == Protocol::Tcp) {
             if !seen.insert(r.port.start) {
                 continue;
             }
@@ -207,7 +227,7 @@ pub fn site_endpoints(site: &crate::Site, catalog: &crate::Catalog) -> Vec<crate
                 .find(|p| p.protocol == r.protocol && p.port.contains(r.port.start))
                 .map(|p| p.application.clone())
                 .unwrap_or_default();
-            out.push(crate::Endpoint::new(
+            out.push(Endpoint::new(
                 format!("{}:{}", h.name, r.port.start),
                 h.address.to_string(),
                 r.port.start,
@@ -220,10 +240,10 @@ pub fn site_endpoints(site: &crate::Site, catalog: &crate::Catalog) -> Vec<crate
 
 /// Vigil's own TCP listeners as endpoints on this host (unspecified binds are probed on
 /// loopback); local-only listeners are skipped.
-pub fn config_endpoints(config: &vigil_config::Config) -> Vec<crate::Endpoint> {
+pub fn config_endpoints(config: &vigil_config::Config) -> Vec<Endpoint> {
     listeners::expected_from_config(config)
         .into_iter()
-        .filter(|e| e.protocol == crate::model::Protocol::Tcp && !e.local_only)
+        .filter(|e| e.protocol == Protocol::Tcp && !e.local_only)
         .map(|e| {
             let ip = if e.bind.ip().is_unspecified() {
                 if e.bind.is_ipv4() {
@@ -235,7 +255,7 @@ pub fn config_endpoints(config: &vigil_config::Config) -> Vec<crate::Endpoint> {
                 e.bind.ip().to_string()
             };
             let scheme = if e.encrypted { "tls" } else { "" };
-            crate::Endpoint::new(e.component.clone(), ip, e.bind.port(), scheme)
+            Endpoint::new(e.component.clone(), ip, e.bind.port(), scheme)
         })
         .collect()
 }
@@ -258,8 +278,8 @@ mod tests {
             eps.iter()
                 .all(|e| e.host == "127.0.0.1" && e.scheme == "tls")
         );
-        let catalog = crate::Catalog::with_vigil(&c).unwrap();
-        let site = crate::Site::parse(
+        let catalog = Catalog::with_vigil(&c).unwrap();
+        let site = Site::parse(
             "[[zones]]\nname = \"m\"\nkind = \"management\"\nsubnets = [\"10.3.0.0/24\"]\n[[zones]]\nname = \"c\"\nkind = \"clients\"\nsubnets = [\"10.4.0.0/24\"]\n[[zones]]\nname = \"r\"\nkind = \"recording\"\nsubnets = [\"10.2.0.0/24\"]\n[[hosts]]\nname = \"x\"\naddress = \"10.3.0.10\"\nroles = [\"xprotect:management-server\"]\n[[hosts]]\nname = \"r\"\naddress = \"10.2.0.10\"\nroles = [\"xprotect:recording-server\"]\nprobe = false\n",
             std::path::Path::new("s.toml"),
             &catalog,

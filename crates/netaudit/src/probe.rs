@@ -7,7 +7,7 @@
 //! side: names are resolved once per host, every endpoint is probed at once (bounded by the
 //! open-file limit), TLS work starts only once the TCP connect succeeded, versions and the
 //! chain come from hand-built ClientHellos on parallel connections, each sent as soon as its
-//! connection is up (see [`super::tlshello`]; a full rustls handshake only for TLS 1.3-only
+//! connection is up (see [`crate::tlshello`]; a full rustls handshake only for TLS 1.3-only
 //! servers), certificate checks wait until every probe has sent its ClientHellos
 //! (`StartGate`), and certificate analysis is done once per distinct chain with one shared
 //! trust verifier.
@@ -23,10 +23,10 @@ use serde::Serialize;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use super::cert::{self, CertInfo};
-use super::tlshello::{self, Flight, TLS11, TLS12};
-use super::{Finding, FindingKind, Severity};
-use crate::Endpoint;
+use crate::cert::{self, CertInfo};
+use crate::tlshello::{self, Flight, TLS11, TLS12};
+use crate::{Finding, FindingKind, Severity};
+use vigil_netpolicy::Endpoint;
 
 /// Settings of the probes.
 #[derive(Debug, Clone)]
@@ -179,7 +179,7 @@ pub struct Timing {
     /// Waiting for a concurrency slot.
     pub queued_us: u64,
     /// TCP connect finished (with the first request or ClientHello sent, see
-    /// [`super::tlshello::connect_send`]).
+    /// [`crate::tlshello::connect_send`]).
     pub connect_us: u64,
     /// The ClientHello probes (TLS up to 1.2 with the chain, 1.3, up to 1.1) all answered.
     pub versions_us: u64,
@@ -759,7 +759,7 @@ pub async fn probe_all(endpoints: Vec<Endpoint>, opts: &ProbeOptions) -> Vec<Pro
     }
     let concurrency = opts.effective_concurrency(n);
     let shared = Arc::new(Shared {
-        cfg: super::tlsclient::client_config(),
+        cfg: crate::tlsclient::client_config(),
         opts: opts.clone(),
         trust: cert::TrustChecker::new(&opts.roots),
         verdicts: Mutex::new(HashMap::new()),

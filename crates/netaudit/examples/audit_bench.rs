@@ -14,7 +14,7 @@
 //! Wall time is measured from spawn to exit of each process; CPU time (user + system) of the
 //! audit and nmap comes from wait4's rusage, the server's from its threads' schedstat.
 //!
-//! Usage: cargo run --release -p vigil-netpolicy --example audit_bench -- [--runs N] [--out FILE.md]
+//! Usage: cargo run --release -p vigil-netaudit --example audit_bench -- [--runs N] [--out FILE.md]
 //!        [--certs DIR]
 //! Needs `openssl` (test certificates) and `nmap` on PATH.
 
@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use vigil_netaudit::{self as audit, ProbeOptions};
 use vigil_netpolicy::Endpoint;
-use vigil_netpolicy::audit::{self, ProbeOptions};
 
 const ENDPOINTS: usize = 200;
 

@@ -6,8 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use serde::Serialize;
 
-use super::{Finding, FindingKind, Severity};
-use crate::model::Protocol;
+use crate::{Finding, FindingKind, Severity};
+use vigil_netpolicy::model::Protocol;
 
 /// A listening socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,9 +32,9 @@ pub struct ExpectedListener {
 
 /// The listeners of a Vigil configuration, as the manifest describes them.
 pub fn expected_from_config(config: &vigil_config::Config) -> Vec<ExpectedListener> {
-    let system = crate::vigil::system(config);
+    let system = vigil_netpolicy::vigil::system(config);
     let mut out = Vec::new();
-    for (component, addr, proto) in crate::vigil::listeners(config) {
+    for (component, addr, proto) in vigil_netpolicy::vigil::listeners(config) {
         let proto = if proto == "udp" {
             Protocol::Udp
         } else {
@@ -244,7 +244,7 @@ pub fn read_listening() -> Result<Vec<Socket>, crate::Error> {
 /// [`read_listening`], with this process's own sockets recorded earlier (see
 /// [`OwnSockets`]).
 pub fn read_listening_with(own: &OwnSockets) -> Result<Vec<Socket>, crate::Error> {
-    let mut out = match super::sockdiag::listening() {
+    let mut out = match crate::sockdiag::listening() {
         Ok(sockets) => sockets,
         Err(_) => read_proc_net()?,
     };
