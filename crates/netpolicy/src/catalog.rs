@@ -3,8 +3,9 @@
 //!
 //! Third-party data lives as TOML in the repository's `catalog/` directory and is compiled in
 //! with `include_str!`, so the binary needs no files at run time and a reviewer can diff the
-//! port tables against the vendor documents. Vigil's own entry is built from the configuration
-//! because its ports are configurable.
+//! port tables against the vendor documents. Vigil's own entry is data of the same shape
+//! (`src/vigil_roles.toml`, see [`crate::vigil`]) whose port numbers, bind addresses and
+//! sources are filled in from the configuration, because every Vigil port is configurable.
 
 use std::fmt::Write as _;
 
@@ -47,7 +48,7 @@ pub fn parse_system(file: &str, text: &str) -> Result<System, Error> {
     Ok(system)
 }
 
-fn check_system(file: &str, system: &System) -> Result<(), Error> {
+pub(crate) fn check_system(file: &str, system: &System) -> Result<(), Error> {
     let err = |message: String| Error::Catalog {
         file: file.to_string(),
         message,

@@ -1,307 +1,460 @@
-//! Vigil's own entry in the catalog, built from a `vigil_config::Config` because every Vigil
-//! port is configurable. The roles follow DESIGN.md's "Roles and ports" table.
+//! Vigil's own entry in the catalog. Its roles, and each port's application, peers, purpose
+//! and flags, are data like the third-party catalogs (`vigil_roles.toml`, embedded and
+//! validated when first used); only what an admin configures comes from
+//! `vigil_config::Config`: port numbers and bind addresses, listener labels, event sources,
+//! the SIEM target and which roles are on. The data format is described at the top of that
+//! file.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
+use std::sync::LazyLock;
 
+use serde::{Deserialize, Deserializer};
 use vigil_config::Config;
 
-use crate::model::{PortRange, PortSpec, Protocol, Role, Selector, System, ZoneKind};
+use crate::Error;
+use crate::model::{PortRange, PortSpec, Protocol, Role, Selector, System};
 
 /// Default RTSPS port (RFC 7826 registers 322 for RTSP over TLS).
 pub const RTSPS_PORT: u16 = 322;
 /// Default syslog-over-TLS port (RFC 5425).
 pub const SYSLOG_TLS_PORT: u16 = 6514;
 
-fn spec(port: u16, protocol: Protocol, application: &str, process: &str) -> PortSpec {
-    PortSpec {
-        port: PortRange::single(port),
-        protocol,
-        application: application.into(),
-        process: process.into(),
-        peers: Vec::new(),
-        peers_text: String::new(),
-        purpose: String::new(),
-        encrypted: true,
-        local_only: false,
-        enabled_by_default: true,
-        special_case: false,
-        web: false,
-        per_instance: false,
-        deprecated: false,
-        notes: String::new(),
-        configured: false,
+/// Names the embedded file in errors.
+const ROLES_FILE: &str = "vigil_roles.toml";
+const ROLES_TEXT: &str = include_str!("vigil_roles.toml");
+
+/// Peers of a port bound to loopback, whatever the data says.
+const LOOPBACK_PEERS_TEXT: &str = "local processes only (bound to loopback)";
+
+/// The switch in `vigil.toml` that turns a role on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+enum Switch {
+    #[serde(rename = "management.enabled")]
+    Management,
+    #[serde(rename = "recording.enabled")]
+    Recording,
+    #[serde(rename = "events.enabled")]
+    Events,
+    #[serde(rename = "metrics.enabled")]
+    Metrics,
+    #[serde(rename = "siem.target")]
+    SiemTarget,
+}
+
+/// The `vigil.toml` setting a port number (and bind address) comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+enum Setting {
+    #[serde(rename = "management.https")]
+    ManagementHttps,
+    #[serde(rename = "management.http")]
+    ManagementHttp,
+    #[serde(rename = "management.inter_server")]
+    ManagementInterServer,
+    #[serde(rename = "recording.api")]
+    RecordingApi,
+    #[serde(rename = "events.tcp")]
+    EventsTcp,
+    #[serde(rename = "events.udp")]
+    EventsUdp,
+    #[serde(rename = "events.syslog_tls")]
+    EventsSyslogTls,
+    #[serde(rename = "metrics.bind")]
+    MetricsBind,
+    #[serde(rename = "siem.target")]
+    SiemTarget,
+}
+
+/// A peer of a Vigil port: a catalog selector or one taken from the configuration.
+#[derive(Debug, Clone, PartialEq)]
+enum Peer {
+    Selector(Selector),
+    AllowedSources,
+    SiemTarget,
+}
+
+impl<'de> Deserialize<'de> for Peer {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.as_str() {
+            "config:events.allowed_sources" => Ok(Peer::AllowedSources),
+            "config:siem.target" => Ok(Peer::SiemTarget),
+            _ => Selector::parse(&text)
+                .map(Peer::Selector)
+                .map_err(serde::de::Error::custom),
+        }
     }
 }
 
-fn local(mut p: PortSpec, ip: IpAddr) -> PortSpec {
-    if ip.is_loopback() {
-        p.local_only = true;
-        p.peers = vec![Selector::Local];
-        p.peers_text = "local processes only (bound to loopback)".into();
-        p.web = false;
+/// Extra peers of a listener whose label contains "internet".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InternetLabel {
+    peers: Vec<Selector>,
+    peers_text: String,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PortTemplate {
+    port: Option<PortRange>,
+    config: Option<Setting>,
+    protocol: Protocol,
+    application: String,
+    process: String,
+    peers: Vec<Peer>,
+    peers_text: String,
+    peers_text_when_none: Option<String>,
+    purpose: String,
+    encrypted: bool,
+    #[serde(default = "yes")]
+    enabled_by_default: bool,
+    #[serde(default)]
+    web: bool,
+    #[serde(default)]
+    notes: String,
+    internet_label: Option<InternetLabel>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleTemplate {
+    name: String,
+    title: String,
+    #[serde(default)]
+    kinds: Vec<String>,
+    #[serde(default)]
+    notes: String,
+    when: Switch,
+    #[serde(default)]
+    ports: Vec<PortTemplate>,
+    #[serde(default)]
+    outbound: Vec<PortTemplate>,
+}
+
+/// The parsed `vigil_roles.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Template {
+    name: String,
+    title: String,
+    source: String,
+    #[serde(default)]
+    notes: Vec<String>,
+    roles: Vec<RoleTemplate>,
+}
+
+const PLACEHOLDERS: [&str; 5] = [
+    "label",
+    "allowed_sources",
+    "invalid_sources",
+    "target",
+    "siem_format",
+];
+
+/// The `{name}` placeholders of a text, or the first malformed one as an error.
+fn placeholders(text: &str) -> Result<Vec<&str>, String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let close = after
+            .find('}')
+            .ok_or_else(|| format!("`{text}` opens a placeholder it does not close"))?;
+        let name = &after[..close];
+        if !PLACEHOLDERS.contains(&name) {
+            return Err(format!(
+                "unknown placeholder {{{name}}} in `{text}`; use one of {}",
+                PLACEHOLDERS.join(", ")
+            ));
+        }
+        out.push(name);
+        rest = &after[close + 1..];
     }
-    p
+    Ok(out)
+}
+
+impl Template {
+    /// Parses and validates a roles file; `file` only names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Self, Error> {
+        let err = |message: String| Error::Catalog {
+            file: file.to_string(),
+            message,
+        };
+        let t: Template = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let mut names = HashSet::new();
+        for role in &t.roles {
+            if !names.insert(role.name.as_str()) {
+                return Err(err(format!("role `{}` is listed twice", role.name)));
+            }
+            for (inbound, p) in role
+                .ports
+                .iter()
+                .map(|p| (true, p))
+                .chain(role.outbound.iter().map(|p| (false, p)))
+            {
+                let at = |m: String| err(format!("{}: {m}", role.name));
+                let what = match (p.port, p.config) {
+                    (Some(port), None) => port.to_string(),
+                    (None, Some(c)) => format!("{c:?}"),
+                    _ => return Err(at("a port has either `port` or `config`, not both".into())),
+                };
+                if inbound && p.config == Some(Setting::SiemTarget) {
+                    return Err(at("siem.target is a destination, not a listener".into()));
+                }
+                let untrusted = p
+                    .peers
+                    .iter()
+                    .filter_map(|s| match s {
+                        Peer::Selector(s) => Some(s),
+                        _ => None,
+                    })
+                    .chain(p.internet_label.iter().flat_map(|i| &i.peers))
+                    .any(|s| matches!(s, Selector::Zone(z) if z.is_untrusted()));
+                if untrusted && !p.web {
+                    return Err(at(format!(
+                        "port {what} is reachable from a DMZ/Internet zone but is not marked web = true"
+                    )));
+                }
+                for text in [&p.peers_text, &p.purpose, &p.notes]
+                    .into_iter()
+                    .chain(p.peers_text_when_none.as_ref())
+                    .chain(p.internet_label.as_ref().map(|i| &i.peers_text))
+                {
+                    placeholders(text).map_err(at)?;
+                }
+            }
+        }
+        Ok(t)
+    }
+}
+
+/// The embedded roles file. It is checked by the unit tests, so failing here is a build
+/// that skipped them.
+static TEMPLATE: LazyLock<Template> = LazyLock::new(|| {
+    Template::parse(ROLES_FILE, ROLES_TEXT)
+        .unwrap_or_else(|e| panic!("the embedded Vigil roles file is invalid: {e}"))
+});
+
+/// The embedded roles file, parsed and validated.
+pub fn template() -> &'static Template {
+    &TEMPLATE
+}
+
+/// What the configuration fills into the texts and peers of the ports.
+struct Values<'a> {
+    allowed_sources: String,
+    invalid_sources: String,
+    valid_sources: Vec<Selector>,
+    target: &'a str,
+    siem_format: &'static str,
+}
+
+impl<'a> Values<'a> {
+    fn new(config: &'a Config) -> Self {
+        let mut valid_sources = Vec::new();
+        let mut invalid = Vec::new();
+        for s in &config.events.allowed_sources {
+            match crate::model::parse_net(s) {
+                Ok(n) => valid_sources.push(Selector::Net(n)),
+                Err(_) => invalid.push(s.clone()),
+            }
+        }
+        Self {
+            allowed_sources: config.events.allowed_sources.join(", "),
+            invalid_sources: invalid.join(", "),
+            valid_sources,
+            target: config.siem.target.as_deref().unwrap_or(""),
+            siem_format: if config.siem.cef { "CEF" } else { "RFC 5424" },
+        }
+    }
+
+    fn get<'b>(&'b self, name: &str, label: &'b str) -> &'b str {
+        match name {
+            "label" => label,
+            "allowed_sources" => &self.allowed_sources,
+            "invalid_sources" => &self.invalid_sources,
+            "target" => self.target,
+            "siem_format" => self.siem_format,
+            _ => unreachable!("placeholders are checked when the file is loaded"),
+        }
+    }
+
+    /// `text` with its placeholders filled in for a listener labelled `label`; empty when one
+    /// of them has no value.
+    fn fill(&self, text: &str, label: &str) -> String {
+        let names = placeholders(text).expect("checked when the file is loaded");
+        if names.iter().any(|n| self.get(n, label).is_empty()) {
+            return String::new();
+        }
+        let mut out = text.to_string();
+        for n in names {
+            out = out.replace(&format!("{{{n}}}"), self.get(n, label));
+        }
+        out
+    }
+}
+
+/// One occurrence of a configured port: its number, where it is bound (inbound) and its label.
+struct Occurrence<'a> {
+    port: u16,
+    bind: Option<IpAddr>,
+    label: &'a str,
+}
+
+fn occurrences<'a>(setting: Setting, config: &'a Config) -> Vec<Occurrence<'a>> {
+    let listener = |l: &'a vigil_config::Listener| Occurrence {
+        port: l.bind.port(),
+        bind: Some(l.bind.ip()),
+        label: &l.label,
+    };
+    match setting {
+        Setting::ManagementHttps => config.management.https.iter().map(listener).collect(),
+        Setting::ManagementHttp => config.management.http.iter().map(listener).collect(),
+        Setting::ManagementInterServer => vec![listener(&config.management.inter_server)],
+        Setting::RecordingApi => vec![listener(&config.recording.api)],
+        Setting::EventsTcp => vec![listener(&config.events.tcp)],
+        Setting::EventsUdp => config.events.udp.iter().map(listener).collect(),
+        Setting::EventsSyslogTls => vec![listener(&config.events.syslog_tls)],
+        Setting::MetricsBind => vec![Occurrence {
+            port: config.metrics.bind.port(),
+            bind: Some(config.metrics.bind.ip()),
+            label: "",
+        }],
+        Setting::SiemTarget => config
+            .siem
+            .target
+            .iter()
+            .map(|t| Occurrence {
+                port: split_host_port(t, SYSLOG_TLS_PORT).1,
+                bind: None,
+                label: "",
+            })
+            .collect(),
+    }
+}
+
+fn is_on(switch: Switch, config: &Config) -> bool {
+    match switch {
+        Switch::Management => config.management.enabled,
+        Switch::Recording => config.recording.enabled,
+        Switch::Events => config.events.enabled,
+        Switch::Metrics => config.metrics.enabled,
+        Switch::SiemTarget => config.siem.target.is_some(),
+    }
+}
+
+fn siem_peer(target: &str) -> Selector {
+    let (host, _) = split_host_port(target, SYSLOG_TLS_PORT);
+    match host.parse::<IpAddr>() {
+        Ok(ip) => Selector::Net(ip.into()),
+        Err(_) => Selector::Host(host),
+    }
+}
+
+/// The ports of one template entry under `config` (none, one, or one per listener).
+fn ports(t: &PortTemplate, inbound: bool, config: &Config, values: &Values) -> Vec<PortSpec> {
+    let found = match (t.port, t.config) {
+        (Some(port), _) => vec![(port, None, "")],
+        (None, Some(setting)) => occurrences(setting, config)
+            .into_iter()
+            .map(|o| (PortRange::single(o.port), o.bind, o.label))
+            .collect(),
+        (None, None) => unreachable!("checked when the file is loaded"),
+    };
+    found
+        .into_iter()
+        .map(|(port, bind, label)| {
+            let mut peers: Vec<Selector> = Vec::new();
+            for p in &t.peers {
+                match p {
+                    Peer::Selector(s) => peers.push(s.clone()),
+                    Peer::AllowedSources => peers.extend(values.valid_sources.iter().cloned()),
+                    Peer::SiemTarget => peers.push(siem_peer(values.target)),
+                }
+            }
+            let mut peers_text = match &t.peers_text_when_none {
+                Some(none) if peers.is_empty() => none.clone(),
+                _ => values.fill(&t.peers_text, label),
+            };
+            if let Some(i) = &t.internet_label
+                && label.to_ascii_lowercase().contains("internet")
+            {
+                peers.extend(i.peers.iter().cloned());
+                peers_text = values.fill(&i.peers_text, label);
+            }
+            let mut spec = PortSpec {
+                port,
+                protocol: t.protocol,
+                application: t.application.clone(),
+                process: t.process.clone(),
+                peers,
+                peers_text,
+                purpose: values.fill(&t.purpose, label),
+                encrypted: t.encrypted,
+                local_only: false,
+                enabled_by_default: t.enabled_by_default,
+                special_case: false,
+                web: t.web,
+                per_instance: false,
+                deprecated: false,
+                notes: values.fill(&t.notes, label),
+                // A Vigil port that is off by default exists only because the admin turned it
+                // on in the configuration.
+                configured: !t.enabled_by_default,
+            };
+            if inbound && bind.is_some_and(|ip| ip.is_loopback()) {
+                spec.local_only = true;
+                spec.peers = vec![Selector::Local];
+                spec.peers_text = LOOPBACK_PEERS_TEXT.into();
+                spec.web = false;
+            }
+            spec
+        })
+        .collect()
 }
 
 /// The Vigil system with the ports of `config`. Disabled roles are left out.
 pub fn system(config: &Config) -> System {
-    let mut roles = Vec::new();
-    if config.management.enabled {
-        let mut r = Role {
-            name: "management".into(),
-            title: "Vigil management: configuration, users, REST API, web client".into(),
-            kinds: vec!["management".into(), "web".into()],
-            notes: String::new(),
-            ports: Vec::new(),
-            outbound: Vec::new(),
-        };
-        for l in &config.management.https {
-            let internet = l.label.to_ascii_lowercase().contains("internet");
-            let mut p = spec(l.bind.port(), Protocol::Tcp, "HTTPS", "vigil management");
-            p.peers = vec![Selector::Zone(ZoneKind::Clients)];
-            p.peers_text = "browsers and API clients".into();
-            if internet {
-                p.peers.push(Selector::Zone(ZoneKind::Internet));
-                p.peers_text = "browsers and API clients, also from the Internet".into();
-            }
-            p.purpose = "web client, REST API, live and recorded video".into();
-            p.web = true;
-            if !l.label.is_empty() {
-                p.notes = format!("listener label: {}", l.label);
-            }
-            r.ports.push(local(p, l.bind.ip()));
+    template().system(config)
+}
+
+impl Template {
+    /// The system this template describes, filled in from `config`.
+    pub fn system(&self, config: &Config) -> System {
+        let values = Values::new(config);
+        let roles = self
+            .roles
+            .iter()
+            .filter(|r| is_on(r.when, config))
+            .map(|r| Role {
+                name: r.name.clone(),
+                title: r.title.clone(),
+                kinds: r.kinds.clone(),
+                notes: r.notes.clone(),
+                ports: r
+                    .ports
+                    .iter()
+                    .flat_map(|p| ports(p, true, config, &values))
+                    .collect(),
+                outbound: r
+                    .outbound
+                    .iter()
+                    .flat_map(|p| ports(p, false, config, &values))
+                    .collect(),
+            })
+            .collect();
+        System {
+            name: self.name.clone(),
+            title: self.title.clone(),
+            source: self.source.clone(),
+            notes: self.notes.clone(),
+            roles,
         }
-        for l in &config.management.http {
-            let mut p = spec(l.bind.port(), Protocol::Tcp, "HTTP", "vigil management");
-            p.peers = vec![Selector::Zone(ZoneKind::Clients)];
-            p.peers_text = "browsers".into();
-            p.purpose = "redirect to HTTPS".into();
-            p.encrypted = false;
-            p.enabled_by_default = false;
-            p.configured = true;
-            p.notes = "plaintext, enabled by the admin: pages redirect to HTTPS and \
-                       credential-bearing endpoints answer 403"
-                .into();
-            r.ports.push(local(p, l.bind.ip()));
-        }
-        {
-            // The management inter-server API: recording servers connect to it (register,
-            // report status and events, fetch their configuration). Only they may reach it.
-            let l = &config.management.inter_server;
-            let mut p = spec(
-                l.bind.port(),
-                Protocol::Tcp,
-                "HTTPS (mutual TLS)",
-                "vigil management",
-            );
-            p.peers = vec![Selector::Role {
-                system: "vigil".into(),
-                role: "recording".into(),
-            }];
-            p.peers_text = "recording servers only (certificate from the system CA)".into();
-            p.purpose = "management inter-server API: recording servers register, report \
-                         status and events, fetch configuration"
-                .into();
-            if !l.label.is_empty() {
-                p.notes = format!("listener label: {}", l.label);
-            }
-            r.ports.push(local(p, l.bind.ip()));
-        }
-        {
-            // Remote recording servers exist even when this host records nothing itself.
-            let mut o = spec(
-                config.recording.api.bind.port(),
-                Protocol::Tcp,
-                "HTTPS (mutual TLS)",
-                "vigil management",
-            );
-            o.peers = vec![Selector::Role {
-                system: "vigil".into(),
-                role: "recording".into(),
-            }];
-            o.peers_text = "recording servers".into();
-            o.purpose =
-                "recording inter-server API: cameras, live and recorded video, status".into();
-            r.outbound.push(o);
-        }
-        roles.push(r);
-    }
-    if config.recording.enabled {
-        let mut r = Role {
-            name: "recording".into(),
-            title: "Vigil recording: pulls camera streams, stores and signs video".into(),
-            kinds: vec!["recorder".into()],
-            notes: String::new(),
-            ports: Vec::new(),
-            outbound: Vec::new(),
-        };
-        let l = &config.recording.api;
-        let mut p = spec(
-            l.bind.port(),
-            Protocol::Tcp,
-            "HTTPS (mutual TLS)",
-            "vigil recording",
-        );
-        p.peers = vec![Selector::Role {
-            system: "vigil".into(),
-            role: "management".into(),
-        }];
-        p.peers_text = "management server (certificate from the system CA)".into();
-        p.purpose = "recording inter-server API: the management server pulls video and \
-                     manages cameras"
-            .into();
-        r.ports.push(local(p, l.bind.ip()));
-        {
-            // Management servers exist even when this host runs no management role itself.
-            let mut o = spec(
-                config.management.inter_server.bind.port(),
-                Protocol::Tcp,
-                "HTTPS (mutual TLS)",
-                "vigil recording",
-            );
-            o.peers = vec![Selector::Role {
-                system: "vigil".into(),
-                role: "management".into(),
-            }];
-            o.peers_text = "management servers".into();
-            o.purpose =
-                "management inter-server API: register, status, events, configuration".into();
-            r.outbound.push(o);
-        }
-        for (port, app, enc, purpose) in [
-            (554, "RTSP", false, "camera video streams"),
-            (RTSPS_PORT, "RTSPS", true, "camera video streams over TLS"),
-            (80, "HTTP", false, "ONVIF and camera configuration"),
-            (
-                443,
-                "HTTPS",
-                true,
-                "ONVIF and camera configuration over TLS",
-            ),
-        ] {
-            let mut o = spec(port, Protocol::Tcp, app, "vigil recording");
-            o.peers = vec![Selector::Zone(ZoneKind::Cameras)];
-            o.peers_text = "cameras".into();
-            o.purpose = purpose.into();
-            o.encrypted = enc;
-            r.outbound.push(o);
-        }
-        roles.push(r);
-    }
-    if config.events.enabled {
-        let mut r = Role {
-            name: "events".into(),
-            title: "Vigil events: generic events, syslog in, analytics events".into(),
-            kinds: vec!["events".into()],
-            notes: String::new(),
-            ports: Vec::new(),
-            outbound: Vec::new(),
-        };
-        let mut sources = Vec::new();
-        let mut bad = Vec::new();
-        for s in &config.events.allowed_sources {
-            match crate::model::parse_net(s) {
-                Ok(n) => sources.push(Selector::Net(n)),
-                Err(_) => bad.push(s.clone()),
-            }
-        }
-        let sources_text = if sources.is_empty() {
-            "none: events.allowed_sources is empty, so no remote source is let in".to_string()
-        } else {
-            format!(
-                "events.allowed_sources: {}",
-                config.events.allowed_sources.join(", ")
-            )
-        };
-        let bad_note = if bad.is_empty() {
-            String::new()
-        } else {
-            format!("ignored invalid allowed_sources: {}", bad.join(", "))
-        };
-        let mut tcp = spec(
-            config.events.tcp.bind.port(),
-            Protocol::Tcp,
-            "TLS",
-            "vigil events",
-        );
-        tcp.peers = sources.clone();
-        tcp.peers_text = sources_text.clone();
-        tcp.purpose = "generic events from external systems".into();
-        tcp.notes = bad_note.clone();
-        r.ports.push(local(tcp, config.events.tcp.bind.ip()));
-        if let Some(udp) = &config.events.udp {
-            let mut p = spec(udp.bind.port(), Protocol::Udp, "UDP", "vigil events");
-            p.peers = sources.clone();
-            p.peers_text = sources_text.clone();
-            p.purpose = "generic events from external systems".into();
-            p.encrypted = false;
-            p.enabled_by_default = false;
-            p.configured = true;
-            p.notes = "plaintext, enabled by the admin".into();
-            r.ports.push(local(p, udp.bind.ip()));
-        }
-        let mut sys = spec(
-            config.events.syslog_tls.bind.port(),
-            Protocol::Tcp,
-            "syslog/TLS",
-            "vigil events",
-        );
-        sys.peers = sources;
-        sys.peers_text = sources_text;
-        sys.purpose = "syslog from switches and firewalls (RFC 5425)".into();
-        sys.notes = bad_note;
-        r.ports.push(local(sys, config.events.syslog_tls.bind.ip()));
-        roles.push(r);
-    }
-    if let Some(target) = &config.siem.target {
-        let (host, port) = split_host_port(target, SYSLOG_TLS_PORT);
-        let mut o = spec(port, Protocol::Tcp, "syslog/TLS", "vigil siem forwarder");
-        o.peers = vec![match host.parse::<IpAddr>() {
-            Ok(ip) => Selector::Net(ip.into()),
-            Err(_) => Selector::Host(host.clone()),
-        }];
-        o.peers_text = format!("SIEM {target}");
-        o.purpose = format!(
-            "security and audit events ({})",
-            if config.siem.cef { "CEF" } else { "RFC 5424" }
-        );
-        o.notes = "TLS with server certificate verification (RFC 5425)".into();
-        roles.push(Role {
-            name: "siem-forwarder".into(),
-            title: "Vigil SIEM forwarder".into(),
-            kinds: Vec::new(),
-            notes: String::new(),
-            ports: Vec::new(),
-            outbound: vec![o],
-        });
-    }
-    if config.metrics.enabled {
-        let mut p = spec(
-            config.metrics.bind.port(),
-            Protocol::Tcp,
-            "HTTP",
-            "vigil metrics",
-        );
-        p.encrypted = false;
-        p.purpose = "Prometheus metrics".into();
-        p.peers = vec![Selector::Zone(ZoneKind::Management)];
-        p.peers_text = "Prometheus scraper".into();
-        p.notes = "should stay on 127.0.0.1".into();
-        roles.push(Role {
-            name: "metrics".into(),
-            title: "Vigil metrics (Prometheus text)".into(),
-            kinds: Vec::new(),
-            notes: String::new(),
-            ports: vec![local(p, config.metrics.bind.ip())],
-            outbound: Vec::new(),
-        });
-    }
-    System {
-        name: "vigil".into(),
-        title: "Vigil VMS (ports from the configuration)".into(),
-        source: "vigil.toml and DESIGN.md roles table".into(),
-        notes: vec!["Nothing listens in plaintext unless an admin turns it on.".into()],
-        roles,
     }
 }
 
@@ -335,5 +488,225 @@ pub fn split_host_port(text: &str, default: u16) -> (String, u16) {
     match text.rsplit_once(':') {
         Some((h, p)) if !h.contains(':') => (h.to_string(), p.parse().unwrap_or(default)),
         _ => (text.to_string(), default),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One line per port with every field, so a test pins the roles exactly.
+    fn lines(s: &System) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in &s.roles {
+            out.push(format!(
+                "[{}] {} kinds={}",
+                r.name,
+                r.title,
+                r.kinds.join(",")
+            ));
+            for (dir, ports) in [("in", &r.ports), ("out", &r.outbound)] {
+                for p in ports {
+                    let peers: Vec<String> = p.peers.iter().map(|s| s.to_string()).collect();
+                    let flags = [
+                        (p.encrypted, "encrypted"),
+                        (p.local_only, "local"),
+                        (p.enabled_by_default, "default"),
+                        (p.web, "web"),
+                        (p.configured, "configured"),
+                        (p.special_case || p.per_instance || p.deprecated, "OTHER"),
+                    ]
+                    .into_iter()
+                    .filter(|(on, _)| *on)
+                    .map(|(_, f)| f)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                    out.push(format!(
+                        "{dir} {}/{} {} | {} | [{}] {} | {} | {flags} | {}",
+                        p.port,
+                        p.protocol,
+                        p.application,
+                        p.process,
+                        peers.join(" "),
+                        p.peers_text,
+                        p.purpose,
+                        p.notes
+                    ));
+                }
+            }
+        }
+        out
+    }
+
+    fn listener(bind: &str, label: &str) -> vigil_config::Listener {
+        vigil_config::Listener {
+            bind: bind.parse().unwrap(),
+            label: label.into(),
+        }
+    }
+
+    #[test]
+    fn embedded_roles_file_parses_and_passes_the_catalog_checks() {
+        Template::parse(ROLES_FILE, ROLES_TEXT).unwrap();
+        let system = system(&Config::with_data_dir("/d"));
+        crate::catalog::check_system(ROLES_FILE, &system).unwrap();
+        assert_eq!(system.name, "vigil");
+        assert!(
+            system.source.contains("docs/network-hardening.md"),
+            "{}",
+            system.source
+        );
+    }
+
+    /// The roles and ports of the default configuration, exactly as the code that built them
+    /// before they became data produced them.
+    #[test]
+    fn default_config_roles_and_ports() {
+        let want = [
+            "[management] Vigil management: configuration, users, REST API, web client kinds=management,web",
+            "in 8443/tcp HTTPS | vigil management | [zone:clients] browsers and API clients | web client, REST API, live and recorded video | encrypted,default,web | listener label: LAN",
+            "in 8444/tcp HTTPS (mutual TLS) | vigil management | [role:vigil:recording] recording servers only (certificate from the system CA) | management inter-server API: recording servers register, report status and events, fetch configuration | encrypted,default | listener label: inter-server",
+            "out 9443/tcp HTTPS (mutual TLS) | vigil management | [role:vigil:recording] recording servers | recording inter-server API: cameras, live and recorded video, status | encrypted,default | ",
+            "[recording] Vigil recording: pulls camera streams, stores and signs video kinds=recorder",
+            "in 9443/tcp HTTPS (mutual TLS) | vigil recording | [role:vigil:management] management server (certificate from the system CA) | recording inter-server API: the management server pulls video and manages cameras | encrypted,default | ",
+            "out 8444/tcp HTTPS (mutual TLS) | vigil recording | [role:vigil:management] management servers | management inter-server API: register, status, events, configuration | encrypted,default | ",
+            "out 554/tcp RTSP | vigil recording | [zone:cameras] cameras | camera video streams | default | ",
+            "out 322/tcp RTSPS | vigil recording | [zone:cameras] cameras | camera video streams over TLS | encrypted,default | ",
+            "out 80/tcp HTTP | vigil recording | [zone:cameras] cameras | ONVIF and camera configuration | default | ",
+            "out 443/tcp HTTPS | vigil recording | [zone:cameras] cameras | ONVIF and camera configuration over TLS | encrypted,default | ",
+            "[events] Vigil events: generic events, syslog in, analytics events kinds=events",
+            "in 1234/tcp TLS | vigil events | [] none: events.allowed_sources is empty, so no remote source is let in | generic events from external systems | encrypted,default | ",
+            "in 6514/tcp syslog/TLS | vigil events | [] none: events.allowed_sources is empty, so no remote source is let in | syslog from switches and firewalls (RFC 5425) | encrypted,default | ",
+            "[metrics] Vigil metrics (Prometheus text) kinds=",
+            "in 9464/tcp HTTP | vigil metrics | [local] local processes only (bound to loopback) | Prometheus metrics | local,default | should stay on 127.0.0.1",
+        ];
+        assert_eq!(lines(&system(&Config::with_data_dir("/d"))), want);
+    }
+
+    /// Every configurable part at once: several HTTPS listeners (labelled, Internet-labelled,
+    /// loopback), plaintext HTTP, loopback inter-server APIs, UDP events, valid and invalid
+    /// event sources, a SIEM target with CEF, metrics on the network.
+    #[test]
+    fn configured_roles_and_ports() {
+        let mut c = Config::with_data_dir("/d");
+        c.management.https = vec![
+            listener("0.0.0.0:8443", "LAN"),
+            listener("10.0.0.5:443", "Internet (DMZ)"),
+            listener("127.0.0.1:9000", ""),
+            listener("[::1]:9001", "internet but loopback"),
+        ];
+        c.management.http = vec![
+            listener("0.0.0.0:8080", ""),
+            listener("127.0.0.1:8081", "x"),
+        ];
+        c.management.inter_server = listener("127.0.0.1:8444", "");
+        c.recording.api = listener("127.0.0.1:9443", "rec");
+        c.events.udp = Some(listener("0.0.0.0:1234", ""));
+        c.events.syslog_tls = listener("127.0.0.1:6514", "");
+        c.events.allowed_sources = vec![
+            "10.0.0.0/8".into(),
+            "bogus".into(),
+            "10.1.1.1".into(),
+            "10.0.0.1/8".into(),
+        ];
+        c.siem.target = Some("10.9.9.9:7514".into());
+        c.siem.cef = true;
+        c.metrics.enabled = true;
+        c.metrics.bind = "0.0.0.0:9464".parse().unwrap();
+        let want = [
+            "[management] Vigil management: configuration, users, REST API, web client kinds=management,web",
+            "in 8443/tcp HTTPS | vigil management | [zone:clients] browsers and API clients | web client, REST API, live and recorded video | encrypted,default,web | listener label: LAN",
+            "in 443/tcp HTTPS | vigil management | [zone:clients zone:internet] browsers and API clients, also from the Internet | web client, REST API, live and recorded video | encrypted,default,web | listener label: Internet (DMZ)",
+            "in 9000/tcp HTTPS | vigil management | [local] local processes only (bound to loopback) | web client, REST API, live and recorded video | encrypted,local,default | ",
+            "in 9001/tcp HTTPS | vigil management | [local] local processes only (bound to loopback) | web client, REST API, live and recorded video | encrypted,local,default | listener label: internet but loopback",
+            "in 8080/tcp HTTP | vigil management | [zone:clients] browsers | redirect to HTTPS | configured | plaintext, enabled by the admin: pages redirect to HTTPS and credential-bearing endpoints answer 403",
+            "in 8081/tcp HTTP | vigil management | [local] local processes only (bound to loopback) | redirect to HTTPS | local,configured | plaintext, enabled by the admin: pages redirect to HTTPS and credential-bearing endpoints answer 403",
+            "in 8444/tcp HTTPS (mutual TLS) | vigil management | [local] local processes only (bound to loopback) | management inter-server API: recording servers register, report status and events, fetch configuration | encrypted,local,default | ",
+            "out 9443/tcp HTTPS (mutual TLS) | vigil management | [role:vigil:recording] recording servers | recording inter-server API: cameras, live and recorded video, status | encrypted,default | ",
+            "[recording] Vigil recording: pulls camera streams, stores and signs video kinds=recorder",
+            "in 9443/tcp HTTPS (mutual TLS) | vigil recording | [local] local processes only (bound to loopback) | recording inter-server API: the management server pulls video and manages cameras | encrypted,local,default | ",
+            "out 8444/tcp HTTPS (mutual TLS) | vigil recording | [role:vigil:management] management servers | management inter-server API: register, status, events, configuration | encrypted,default | ",
+            "out 554/tcp RTSP | vigil recording | [zone:cameras] cameras | camera video streams | default | ",
+            "out 322/tcp RTSPS | vigil recording | [zone:cameras] cameras | camera video streams over TLS | encrypted,default | ",
+            "out 80/tcp HTTP | vigil recording | [zone:cameras] cameras | ONVIF and camera configuration | default | ",
+            "out 443/tcp HTTPS | vigil recording | [zone:cameras] cameras | ONVIF and camera configuration over TLS | encrypted,default | ",
+            "[events] Vigil events: generic events, syslog in, analytics events kinds=events",
+            "in 1234/tcp TLS | vigil events | [net:10.0.0.0/8 net:10.1.1.1/32] events.allowed_sources: 10.0.0.0/8, bogus, 10.1.1.1, 10.0.0.1/8 | generic events from external systems | encrypted,default | ignored invalid allowed_sources: bogus, 10.0.0.1/8",
+            "in 1234/udp UDP | vigil events | [net:10.0.0.0/8 net:10.1.1.1/32] events.allowed_sources: 10.0.0.0/8, bogus, 10.1.1.1, 10.0.0.1/8 | generic events from external systems | configured | plaintext, enabled by the admin",
+            "in 6514/tcp syslog/TLS | vigil events | [local] local processes only (bound to loopback) | syslog from switches and firewalls (RFC 5425) | encrypted,local,default | ignored invalid allowed_sources: bogus, 10.0.0.1/8",
+            "[siem-forwarder] Vigil SIEM forwarder kinds=",
+            "out 7514/tcp syslog/TLS | vigil siem forwarder | [net:10.9.9.9/32] SIEM 10.9.9.9:7514 | security and audit events (CEF) | encrypted,default | TLS with server certificate verification (RFC 5425)",
+            "[metrics] Vigil metrics (Prometheus text) kinds=",
+            "in 9464/tcp HTTP | vigil metrics | [zone:management] Prometheus scraper | Prometheus metrics | default | should stay on 127.0.0.1",
+        ];
+        assert_eq!(lines(&system(&c)), want);
+
+        // A SIEM named by host without a port gets 6514 and RFC 5424; roles switched off
+        // disappear.
+        c.siem.target = Some("siem.example".into());
+        c.siem.cef = false;
+        c.management.enabled = false;
+        c.events.enabled = false;
+        let s = system(&c);
+        let names: Vec<&str> = s.roles.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["recording", "siem-forwarder", "metrics"]);
+        let siem = &s.role("siem-forwarder").unwrap().outbound[0];
+        assert_eq!(siem.port, PortRange::single(SYSLOG_TLS_PORT));
+        assert_eq!(siem.peers, [Selector::Host("siem.example".into())]);
+        assert_eq!(siem.purpose, "security and audit events (RFC 5424)");
+        let rtsps = s
+            .role("recording")
+            .unwrap()
+            .outbound
+            .iter()
+            .find(|p| p.application == "RTSPS");
+        assert_eq!(rtsps.unwrap().port, PortRange::single(RTSPS_PORT));
+    }
+
+    #[test]
+    fn bad_roles_files_are_refused() {
+        let base = "name = \"v\"\ntitle = \"V\"\nsource = \"s\"\n[[roles]]\nname = \"r\"\ntitle = \"R\"\nwhen = \"management.enabled\"\n[[roles.ports]]\nprotocol = \"tcp\"\napplication = \"A\"\nprocess = \"p\"\npeers_text = \"t\"\npurpose = \"p\"\nencrypted = true\n";
+        let cases = [
+            (
+                "port = 1\nconfig = \"recording.api\"\npeers = []\n",
+                "either `port` or `config`",
+            ),
+            ("peers = []\n", "either `port` or `config`"),
+            ("config = \"recording.tls\"\npeers = []\n", "recording.tls"),
+            ("config = \"siem.target\"\npeers = []\n", "destination"),
+            (
+                "port = 1\npeers = [\"config:nothing\"]\n",
+                "unknown peer selector",
+            ),
+            ("port = 1\npeers = [\"zone:internet\"]\n", "not marked web"),
+            (
+                "port = 1\npeers = []\ninternet_label = { peers = [\"zone:internet\"], peers_text = \"i\" }\n",
+                "not marked web",
+            ),
+            (
+                "port = 1\npeers = []\nnotes = \"{labels}\"\n",
+                "unknown placeholder {labels}",
+            ),
+            (
+                "port = 1\npeers = []\nnotes = \"{label\"\n",
+                "does not close",
+            ),
+            ("port = 1\npeers = []\ncolour = 1\n", "colour"),
+        ];
+        for (extra, want) in cases {
+            let err = Template::parse("t.toml", &format!("{base}{extra}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{want}: {err}");
+        }
+        let twice = format!(
+            "{base}port = 1\npeers = []\n[[roles]]\nname = \"r\"\ntitle = \"R\"\nwhen = \"metrics.enabled\"\n"
+        );
+        assert!(
+            Template::parse("t.toml", &twice)
+                .unwrap_err()
+                .to_string()
+                .contains("twice")
+        );
     }
 }
