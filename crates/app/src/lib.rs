@@ -4,10 +4,16 @@
 //! case does (which bytes an export holds, how a bundle is signed and packaged, which error
 //! kind a failure is) is decided once, here, on top of the domain crates.
 //!
+//! - [`setup`]: a new installation: data directory, configuration, keys, first administrator.
+//! - [`runtime`]: the recording runtime (recovery, recorders, ledgers, retention).
 //! - [`export`]: MP4 export, evidence-bundle export and its tar packaging for download.
+//! - [`verify`]: verifying a camera's recordings or an exported bundle.
 //! - [`error`]: the error kinds every use case's errors map into.
 
 pub mod error;
 pub mod export;
+pub mod runtime;
+pub mod setup;
+pub mod verify;
 
 pub use error::ErrorKind;

@@ -1,21 +1,18 @@
-//! `vigil serve` and `vigil demo`: the recording runtime and the HTTPS API. It keeps one
-//! recorder per enabled camera in step with the database (cameras added or removed while
-//! running are picked up), runs retention and certificate maintenance, serves the REST API on
-//! threads of its own (`vigil_web::workers`), and shuts down cleanly on SIGINT/SIGTERM.
+//! `vigil serve` and `vigil demo`: assembles a server from the recording runtime
+//! (`vigil_app::runtime`) and the HTTPS API, runs certificate maintenance, serves the REST API
+//! on threads of its own (`vigil_web::workers`), prints what happens, and shuts down cleanly
+//! on SIGINT/SIGTERM.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use vigil_app::runtime::{self, LiveConfig, RuntimeEvent, RuntimeOptions};
 use vigil_config::Config;
 use vigil_media::datadir_lock::DataDirLock;
-use vigil_media::evidence::{Evidence, Signing};
-use vigil_media::recorder::{self, RecorderHandle, RecorderSettings};
-use vigil_media::reserve::SpaceReserve;
-use vigil_media::retention::{self, RetentionPolicy, Urgency};
-use vigil_media::store::{Camera, NewCamera, Store};
+use vigil_media::evidence::Signing;
+use vigil_media::store::{NewCamera, Store};
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -32,7 +29,7 @@ pub fn run_serve(config: &Path) -> anyhow::Result<()> {
     let store = Arc::new(Store::open(&cfg.data_dir)?);
     let _lock = lock_data_dir(&cfg.data_dir, "serve")?;
     let web = Web::start(config, &cfg, store.clone(), None)?;
-    let runtime = runtime()?;
+    let runtime = ingest_runtime()?;
     let live = web.live_config();
     let result = runtime.block_on(serve(
         cfg,
@@ -89,7 +86,7 @@ impl Web {
         );
         // Blocks that last "until restart" end here, like on the camera.
         access.begin_server_run()?;
-        crate::init_cmd::ensure_keys(cfg)?;
+        vigil_app::setup::ensure_keys(cfg)?;
         let pki = vigil_pki::Pki::open(&cfg.data_dir.join("pki"))?;
         // Starts the listeners and runs certificate maintenance; accepting and serving
         // connections (settings changes included) happens on `vigil_web::workers`' threads.
@@ -165,7 +162,7 @@ impl Web {
 /// The server's async runtime. Ingest is I/O-bound (64 cameras use about a tenth of a core),
 /// and every extra worker thread costs wake-ups on each packet (work stealing), so one worker
 /// per two cores is plenty; disk work runs on the writer threads and the blocking pool.
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+fn ingest_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -185,27 +182,9 @@ async fn shutdown_signal() {
     }
 }
 
-fn settings(cfg: &Config) -> RecorderSettings {
-    RecorderSettings {
-        segment_duration: Duration::from_secs(u64::from(cfg.storage.segment_seconds)),
-        inactivity_timeout: cfg.ingest.inactivity_timeout,
-        max_backoff: cfg.ingest.max_backoff,
-    }
-}
-
-fn policy_of(cfg: &Config) -> RetentionPolicy {
-    RetentionPolicy {
-        max_age_secs: cfg.retention.max_age.map(|d| d.as_secs() as i64),
-        max_bytes: cfg.retention.max_bytes.map(|b| b as i64),
-        min_free_bytes: cfg.storage.min_free_bytes,
-    }
-}
-
-/// Reads the configuration in effect (the settings API changes it without a restart).
-pub type LiveConfig = Arc<dyn Fn() -> Config + Send + Sync>;
-
-/// Runs recorders until `shutdown` resolves. With `live`, retention follows settings changed
-/// at runtime; with `api`, the API's exports sign through the recorders' ledgers.
+/// Runs the recording runtime until `shutdown` resolves, printing what it does. With `live`,
+/// retention follows settings changed at runtime; with `api`, the API's exports sign through
+/// the recorders' ledgers.
 pub async fn serve(
     cfg: Config,
     store: Arc<Store>,
@@ -213,131 +192,38 @@ pub async fn serve(
     live: Option<LiveConfig>,
     api: Option<vigil_web::SharedState>,
 ) -> anyhow::Result<()> {
-    let report = {
-        let store = store.clone();
-        tokio::task::spawn_blocking(move || store.recover()).await??
+    let opts = RuntimeOptions {
+        signing: signing_mode(),
+        live,
+        on_evidence: api.map(|api| {
+            Box::new(move |evidence| {
+                let _ = api.evidence.set(evidence);
+            }) as Box<dyn FnOnce(_) + Send>
+        }),
+        on_event: Arc::new(print_event),
     };
-    tracing::info!(?report, "start-up recovery done");
-    println!(
-        "Recovery: {} segments checked, {} GOPs re-indexed, {} bytes of torn data truncated, {} orphan files removed, {} adopted",
-        report.segments_checked,
-        report.gops_reindexed,
-        report.bytes_truncated,
-        report.orphans_removed,
-        report.orphans_adopted
-    );
-    let settings = settings(&cfg);
-    let policy = policy_of(&cfg);
-    crate::init_cmd::ensure_keys(&cfg)?;
-    let evidence = Arc::new(Evidence::new(&cfg.data_dir, signing_mode())?);
-    evidence.set_recovered(report.interrupted.clone());
-    if let Some(api) = &api {
-        // One ledger writer per camera and process: the API signs through the recorders'.
-        let _ = api.evidence.set(evidence.clone());
-    }
-    let prune_hook = {
-        let evidence = evidence.clone();
-        Arc::new(move |camera: &str, seq: i64| {
-            evidence.prune(camera, seq).map_err(|e| {
-                tracing::error!(camera, seq, error = %e, "cannot record the prune in the evidence ledger; keeping the segment");
-                e.to_string()
-            })
-        })
-    };
-    let reserve = Arc::new(SpaceReserve::for_data_dir(&cfg.data_dir));
-    if !reserve.ensure() {
-        tracing::warn!(
-            bytes = reserve.bytes(),
-            "not enough free space for the space reserve yet; taken once retention frees room"
-        );
-    }
-    if let (_, Some(warning)) = retention::effective_floor(
-        cfg.storage.min_free_bytes,
-        retention::volume_bytes(&cfg.data_dir),
-    ) {
-        tracing::warn!("{warning}");
-        eprintln!("warning: {warning}");
-    }
-    let space: recorder::FreeSpace = {
-        let prune_hook = prune_hook.clone();
-        let reserve = reserve.clone();
-        Arc::new(move |store: &Store, needed: u64| {
-            retention::free_space(
-                store,
-                needed,
-                &*prune_hook,
-                Some(&reserve),
-                Urgency::Emergency,
-            )
-            .map(|r| r.bytes_freed)
-            .unwrap_or(0)
-        })
-    };
-    let mut running: HashMap<String, (Camera, RecorderHandle)> = HashMap::new();
-    tokio::pin!(shutdown);
-    let mut reconcile = tokio::time::interval(Duration::from_secs(2));
-    let mut retention_tick = tokio::time::interval(Duration::from_secs(10));
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            _ = reconcile.tick() => {
-                let cameras = match store.cameras() {
-                    Ok(c) => c,
-                    Err(e) => { tracing::error!(error = %e, "cannot read cameras"); continue; }
-                };
-                // Stop recorders whose camera is gone, disabled or changed.
-                let wanted: HashMap<&str, &Camera> = cameras.iter().filter(|c| c.enabled).map(|c| (c.id.as_str(), c)).collect();
-                let stale: Vec<String> = running
-                    .iter()
-                    .filter(|(id, (cam, _))| wanted.get(id.as_str()).is_none_or(|w| *w != cam))
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                for id in stale {
-                    if let Some((cam, handle)) = running.remove(&id) {
-                        println!("Stopping camera {}", cam.name);
-                        handle.stop().await;
-                    }
-                }
-                for cam in cameras.iter().filter(|c| c.enabled) {
-                    if running.contains_key(&cam.id) { continue; }
-                    let observer = match evidence.observer(&cam.id) {
-                        Ok(o) => o,
-                        Err(e) => {
-                            tracing::error!(camera = %cam.name, error = %e, "cannot open the evidence ledger; not recording unsigned video");
-                            continue;
-                        }
-                    };
-                    match recorder::start(store.clone(), cam.clone(), settings.clone(), Some(observer), space.clone()) {
-                        Ok(h) => {
-                            println!("Recording camera {} from {}", cam.name, cam.url);
-                            running.insert(cam.id.clone(), (cam.clone(), h));
-                        }
-                        Err(e) => tracing::error!(camera = %cam.name, error = %e, "cannot start recorder"),
-                    }
-                }
-            }
-            _ = retention_tick.tick() => {
-                let store = store.clone();
-                let prune_hook = prune_hook.clone();
-                let reserve = reserve.clone();
-                let policy = live.as_ref().map(|l| policy_of(&l())).unwrap_or(policy);
-                match tokio::task::spawn_blocking(move || retention::enforce(&store, &policy, &*prune_hook, Some(&reserve))).await {
-                    Ok(Ok(r)) if r.segments_deleted > 0 => {
-                        tracing::info!(deleted = r.segments_deleted, bytes = r.bytes_freed, "retention pass");
-                    }
-                    Ok(Err(e)) => tracing::error!(error = %e, "retention failed"),
-                    _ => {}
-                }
-            }
-        }
-    }
-    println!("Shutting down: finishing current GOPs and closing files");
-    for (_, (_, handle)) in running.drain() {
-        handle.stop().await;
-    }
-    evidence.close_all();
-    println!("Stopped cleanly");
+    runtime::run(cfg, store, shutdown, opts).await?;
     Ok(())
+}
+
+fn print_event(event: RuntimeEvent) {
+    match event {
+        RuntimeEvent::Recovered(report) => println!(
+            "Recovery: {} segments checked, {} GOPs re-indexed, {} bytes of torn data truncated, {} orphan files removed, {} adopted",
+            report.segments_checked,
+            report.gops_reindexed,
+            report.bytes_truncated,
+            report.orphans_removed,
+            report.orphans_adopted
+        ),
+        RuntimeEvent::FloorUnreachable(warning) => eprintln!("warning: {warning}"),
+        RuntimeEvent::CameraStarted { name, url } => println!("Recording camera {name} from {url}"),
+        RuntimeEvent::CameraStopped { name } => println!("Stopping camera {name}"),
+        RuntimeEvent::ShuttingDown => {
+            println!("Shutting down: finishing current GOPs and closing files")
+        }
+        RuntimeEvent::Stopped => println!("Stopped cleanly"),
+    }
 }
 
 /// `VIGIL_BENCH_UNSIGNED=1` turns signing off so `bench/signing` can measure its cost; it
@@ -398,7 +284,7 @@ pub fn run_demo(args: &DemoArgs) -> anyhow::Result<()> {
         );
     }
     let live = web.live_config();
-    let runtime = runtime()?;
+    let runtime = ingest_runtime()?;
     let result = runtime.block_on(async {
         let camera = vigil_samplecam::SampleCamera::start(
             "127.0.0.1:0".parse().expect("static address"),

@@ -5,10 +5,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use vigil_app::verify::{self, Outcome, VerifyError};
 use vigil_media::store::now_us;
 use vigil_media::time::parse_time;
-use vigil_signing::bundle::{self, TrustAnchor};
-use vigil_signing::{CaCert, TimeRange};
+use vigil_signing::TimeRange;
+use vigil_signing::bundle::TrustAnchor;
 
 #[derive(clap::Args)]
 pub struct VerifyArgs {
@@ -49,7 +50,6 @@ pub fn run(args: &VerifyArgs, config: &Path) -> anyhow::Result<i32> {
         return verify_bundle(args, as_dir);
     }
     let (cfg, store) = crate::open_store(config)?;
-    let cam = store.camera(&args.target)?;
     let now = now_us();
     let range = TimeRange {
         from_us: args
@@ -62,40 +62,39 @@ pub fn run(args: &VerifyArgs, config: &Path) -> anyhow::Result<i32> {
     let ca_path = cfg.data_dir.join("pki").join("ca.crt");
     let ca_pem = std::fs::read_to_string(&ca_path)
         .with_context(|| format!("cannot read the CA certificate {}", ca_path.display()))?;
-    let trust = [CaCert::from_pem(&ca_pem)?];
-    // The index is checked against the signed ledger too: an edited timestamp or hash in the
-    // database is tampering even when the media is intact.
-    let index: Vec<vigil_signing::IndexedGop> = store
-        .gops_in_range(&cam.id, i64::MIN / 2, i64::MAX / 2)?
-        .iter()
-        .map(vigil_media::evidence::indexed_gop)
-        .collect();
     let bar = bar();
-    let report = vigil_signing::verify_recording_with_index(
-        &cam.id,
-        &vigil_media::evidence::ledger_path(&cfg.data_dir, &cam.id),
-        &store.camera_dir(&cam.id),
+    let verified = verify::verify_camera(
+        &store,
+        &cfg.data_dir,
+        &args.target,
         range,
-        &trust,
-        &index,
+        &ca_pem,
         &mut |done, total| {
             bar.set_length(total);
             bar.set_position(done);
         },
-    )?;
+    );
     bar.finish_and_clear();
+    let (cam, report) = verified.map_err(|e| match e {
+        VerifyError::NoCamera(name) => anyhow::anyhow!(
+            "no camera named '{name}'; `vigil camera list` shows the configured cameras"
+        ),
+        e => e.into(),
+    })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("camera {}: {}", cam.name, report.summary());
     }
-    Ok(if report.is_verified() {
-        0
-    } else if report.is_tampered() {
-        1
-    } else {
-        2
-    })
+    Ok(exit_code(Outcome::of_recording(&report)))
+}
+
+fn exit_code(outcome: Outcome) -> i32 {
+    match outcome {
+        Outcome::Verified => 0,
+        Outcome::Tampered => 1,
+        Outcome::Unsigned => 2,
+    }
 }
 
 fn verify_bundle(args: &VerifyArgs, dir: &Path) -> anyhow::Result<i32> {
@@ -110,21 +109,16 @@ fn verify_bundle(args: &VerifyArgs, dir: &Path) -> anyhow::Result<i32> {
         ),
     };
     let bar = bar();
-    let report = bundle::verify(dir, &trust, &mut |done, total| {
+    let verified = verify::verify_bundle(dir, &trust, &mut |done, total| {
         bar.set_length(total);
         bar.set_position(done);
-    })?;
+    });
     bar.finish_and_clear();
+    let (report, outcome) = verified?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("{}", report.summary());
     }
-    Ok(if report.is_verified() {
-        0
-    } else if report.recording.is_tampered() || !report.export.valid {
-        1
-    } else {
-        2
-    })
+    Ok(exit_code(outcome))
 }

@@ -36,13 +36,14 @@ use vigil_app::ErrorKind;
 use vigil_app::export::{
     BundleRequest, ExportError, ExporterIdentity, Mp4Layout, Mp4Part, Piece, TailSigning,
 };
+use vigil_app::verify::VerifyError;
 use vigil_media::store::{Camera, now_us};
 use vigil_media::time::{format_us, parse_time};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery};
-use crate::routes::cameras::{check_camera_name, find_camera};
+use crate::routes::cameras::{camera_not_found, check_camera_name, find_camera};
 use crate::routes::{audit, blocking};
 use crate::state::SharedState;
 
@@ -237,7 +238,17 @@ async fn recordings(
 /// The one place export errors become HTTP answers: the error's kind decides the status, its
 /// code and message go to the client (internal faults are logged, not shown).
 fn export_error(e: ExportError) -> ApiError {
-    let status = match e.kind() {
+    app_error(e.kind(), e.code(), e)
+}
+
+/// A use case's error as an HTTP answer: its kind decides the status, its code and message
+/// go to the client (internal faults are logged, not shown).
+fn app_error(
+    kind: ErrorKind,
+    code: &'static str,
+    e: impl std::fmt::Display + std::fmt::Debug,
+) -> ApiError {
+    let status = match kind {
         ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
         ErrorKind::Conflict => StatusCode::CONFLICT,
@@ -246,7 +257,7 @@ fn export_error(e: ExportError) -> ApiError {
         ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorKind::Internal => return ApiError::internal(e),
     };
-    ApiError::new(status, e.code(), e.to_string())
+    ApiError::new(status, code, e.to_string())
 }
 
 /// The MP4 layout of a camera's range; the camera is resolved first so that an unknown
@@ -804,15 +815,6 @@ async fn verify(
         from_us: parse_end("from", q.from.as_deref(), now)?,
         to_us: parse_end("to", q.to.as_deref(), now)?,
     };
-    if let (Some(f), Some(t)) = (range.from_us, range.to_us)
-        && t <= f
-    {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_range",
-            "`to` must be after `from`",
-        ));
-    }
     let ca_pem = state
         .pki
         .lock()
@@ -822,40 +824,11 @@ async fn verify(
     let store = state.store.clone();
     let data_dir = state.data_dir();
     let (camera, report) = blocking(move || {
-        let cam = find_camera(&store, &name)?;
-        let trust = [vigil_signing::CaCert::from_pem(&ca_pem).map_err(ApiError::internal)?];
-        let index: Vec<vigil_signing::IndexedGop> = store
-            .gops_in_range(&cam.id, i64::MIN / 2, i64::MAX / 2)
-            .map_err(ApiError::internal)?
-            .iter()
-            .map(vigil_media::evidence::indexed_gop)
-            .collect();
-        let ledger = vigil_media::evidence::ledger_path(&data_dir, &cam.id);
-        let report = vigil_signing::verify_recording_with_index(
-            &cam.id,
-            &ledger,
-            &store.camera_dir(&cam.id),
-            range,
-            &trust,
-            &index,
-            &mut |_, _| {},
-        )
-        .map_err(|e| match e {
-            vigil_signing::VerifyError::LedgerIo { ref source, .. }
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    "no_ledger",
-                    format!(
-                        "camera '{}' has no evidence ledger yet: nothing signed was recorded",
-                        cam.name
-                    ),
-                )
-            }
-            e => ApiError::internal(e),
-        })?;
-        Ok::<_, ApiError>((cam, report))
+        vigil_app::verify::verify_camera(&store, &data_dir, &name, range, &ca_pem, &mut |_, _| {})
+            .map_err(|e| match e {
+                VerifyError::NoCamera(name) => camera_not_found(&name),
+                e => app_error(e.kind(), e.code(), e),
+            })
     })
     .await??;
     let answer = VerifyAnswer {

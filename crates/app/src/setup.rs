@@ -1,0 +1,211 @@
+//! Setting up an installation: a new data directory with its configuration file, the
+//! installation's own CA and the recording server's signing key, and the first administrator.
+//!
+//! Every installation makes its own keys here (no certificate is shared between
+//! installations) and there is no default password: the first administrator's is given or
+//! generated. See docs/security-model.md ("Secure defaults").
+
+use std::path::{Path, PathBuf};
+
+use vigil_config::Config;
+
+use crate::ErrorKind;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("{} already exists (the database and recordings are kept when it is overwritten)", path.display())]
+    ConfigExists { path: PathBuf },
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] vigil_media::store::StoreError),
+    #[error(transparent)]
+    Pki(#[from] vigil_pki::PkiError),
+    #[error("the new signing key cannot be loaded: {0}")]
+    SigningKey(#[from] vigil_signing::keys::KeyError),
+    #[error("the administrator password: {0}")]
+    WeakPassword(String),
+    #[error("an administrator exists already")]
+    AdminExists,
+    #[error("cannot create the first administrator: {0}")]
+    Access(vigil_access::AccessError),
+}
+
+impl SetupError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SetupError::ConfigExists { .. } | SetupError::AdminExists => ErrorKind::Conflict,
+            SetupError::WeakPassword(_) => ErrorKind::InvalidInput,
+            _ => ErrorKind::Internal,
+        }
+    }
+}
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> SetupError + 'a {
+    move |source| SetupError::Io {
+        action,
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Refuses a password the first administrator may not have, before anything is created (so a
+/// failed set-up leaves nothing behind).
+pub fn check_admin_password(password: &str, admin: &str) -> Result<(), SetupError> {
+    vigil_access::password::check_password_policy(password, admin)
+        .map_err(|e| SetupError::WeakPassword(e.to_string()))
+}
+
+/// Creates the data directory (made absolute), its recording store and keys, and writes the
+/// commented default configuration to `config_path`. An existing configuration file is kept
+/// unless `force`; recordings and databases are never touched.
+pub fn init(data_dir: &Path, config_path: &Path, force: bool) -> Result<Config, SetupError> {
+    if config_path.exists() && !force {
+        return Err(SetupError::ConfigExists {
+            path: config_path.to_owned(),
+        });
+    }
+    std::fs::create_dir_all(data_dir).map_err(io("create", data_dir))?;
+    let data_dir = data_dir.canonicalize().map_err(io("resolve", data_dir))?;
+    vigil_media::store::Store::init(&data_dir)?;
+    let cfg = Config::with_data_dir(&data_dir);
+    ensure_keys(&cfg)?;
+    if let Some(parent) = config_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io("create", parent))?;
+    }
+    std::fs::write(config_path, cfg.to_commented_toml()).map_err(io("write", config_path))?;
+    Ok(cfg)
+}
+
+/// The installation's CA (created once, never shared) and the recording server's signing key
+/// issued by it. Existing keys are kept.
+pub fn ensure_keys(cfg: &Config) -> Result<(), SetupError> {
+    let pki_dir = cfg.data_dir.join("pki");
+    let pki = if vigil_pki::Pki::exists(&pki_dir) {
+        vigil_pki::Pki::open(&pki_dir)?
+    } else {
+        let opts = vigil_pki::InitOptions {
+            hostnames: cfg.management.hostnames.clone(),
+            ..Default::default()
+        };
+        vigil_pki::Pki::init(&pki_dir, &opts)?
+    };
+    let signing = vigil_media::evidence::signing_dir(&cfg.data_dir);
+    if signing.join(vigil_signing::keys::KEY_FILE).exists() {
+        return Ok(());
+    }
+    let leaf = pki.issue_leaf(&vigil_pki::LeafRequest {
+        common_name: format!("vigil recording signing key {}", pki.installation_id()),
+        sans: Vec::new(),
+        validity_days: vigil_pki::MAX_LEAF_DAYS.min(825),
+        usage: vigil_pki::LeafUsage::Signing,
+        key_type: vigil_pki::LeafKeyType::Ed25519,
+    })?;
+    std::fs::create_dir_all(&signing).map_err(io("create", &signing))?;
+    std::fs::set_permissions(
+        &signing,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .map_err(io("restrict", &signing))?;
+    vigil_pki::write_secret_file(
+        &signing.join(vigil_signing::keys::KEY_FILE),
+        leaf.key_pem.as_bytes(),
+    )?;
+    let cert = signing.join(vigil_signing::keys::CERT_FILE);
+    std::fs::write(&cert, &leaf.cert_pem).map_err(io("write", &cert))?;
+    let ca = signing.join(vigil_signing::keys::CA_FILE);
+    std::fs::write(&ca, pki.ca_cert_pem()).map_err(io("write", &ca))?;
+    // Refuse to finish with a key the recorder could not load.
+    vigil_signing::SigningIdentity::load(&signing)?;
+    Ok(())
+}
+
+/// The first administrator as created.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FirstAdmin {
+    pub name: String,
+    /// The generated password, to be shown once; `None` when the caller gave one.
+    pub generated_password: Option<String>,
+}
+
+/// Creates the first administrator with `password`, or a generated strong one.
+pub fn create_first_admin(
+    cfg: &Config,
+    admin: &str,
+    password: Option<&str>,
+) -> Result<FirstAdmin, SetupError> {
+    let access = vigil_access::Access::open(&cfg.data_dir.join("access.db"), Default::default())
+        .map_err(SetupError::Access)?;
+    match access.create_first_admin(admin, password) {
+        Ok(generated_password) => Ok(FirstAdmin {
+            name: admin.to_owned(),
+            generated_password,
+        }),
+        Err(vigil_access::AccessError::AlreadyInitialized) => Err(SetupError::AdminExists),
+        Err(e) => Err(SetupError::Access(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_makes_keys_and_config_and_refuses_to_overwrite() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let config = tmp.path().join("etc/vigil.toml");
+        let cfg = init(&data, &config, false).unwrap();
+        assert!(cfg.data_dir.is_absolute());
+        assert_eq!(Config::load(&config).unwrap().data_dir, cfg.data_dir);
+        let key =
+            vigil_media::evidence::signing_dir(&cfg.data_dir).join(vigil_signing::keys::KEY_FILE);
+        let mode = std::os::unix::fs::PermissionsExt::mode(&key.metadata().unwrap().permissions());
+        assert_eq!(mode & 0o777, 0o600, "the signing key is private");
+        let key_before = std::fs::read(&key).unwrap();
+
+        let again = init(&data, &config, false).unwrap_err();
+        assert!(matches!(again, SetupError::ConfigExists { .. }), "{again}");
+        assert_eq!(again.kind(), ErrorKind::Conflict);
+        // Forced: the configuration is rewritten, the keys are kept.
+        init(&data, &config, true).unwrap();
+        assert_eq!(std::fs::read(&key).unwrap(), key_before);
+    }
+
+    #[test]
+    fn two_installations_never_share_a_ca() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = |name: &str| {
+            let cfg = init(
+                &tmp.path().join(name),
+                &tmp.path().join(name).join("vigil.toml"),
+                false,
+            )
+            .unwrap();
+            std::fs::read(cfg.data_dir.join("pki").join("ca.crt")).unwrap()
+        };
+        assert_ne!(ca("a"), ca("b"));
+    }
+
+    #[test]
+    fn the_first_admin_gets_a_generated_password_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = init(tmp.path(), &tmp.path().join("vigil.toml"), false).unwrap();
+        let admin = create_first_admin(&cfg, "admin", None).unwrap();
+        let pw = admin.generated_password.expect("generated");
+        assert!(pw.len() >= 16, "a strong password: {pw}");
+        assert!(check_admin_password(&pw, "admin").is_ok());
+        let second = create_first_admin(&cfg, "other", None).unwrap_err();
+        assert_eq!(second.kind(), ErrorKind::Conflict);
+    }
+
+    #[test]
+    fn a_weak_password_is_invalid_input() {
+        let e = check_admin_password("admin", "admin").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    }
+}
