@@ -1302,11 +1302,13 @@ fn cli_and_api_bundles_of_the_same_range_hold_the_same_evidence() {
     require_tool("curl");
     require_tool("tar");
     let (v, server, _peer) = live(4);
-    let first = gops(&v)[0].start_us / 1_000_000 - 1;
-    let to = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()) as i64;
+    let indexed = gops(&v);
+    let first = indexed[0].start_us / 1_000_000 - 1;
+    // The range ends before the newest indexed GOP: every GOP in it is complete and indexed
+    // already, so the two exports a moment apart see the same video (a GOP still being
+    // recorded at the first export would be in the second only).
+    let to = indexed.iter().map(|g| g.start_us).max().unwrap() / 1_000_000;
+    assert!(to > first + 1, "a few GOPs are recorded");
     let (from, to) = (first.to_string(), to.to_string());
     let cli = v.dir.path().join("cli/");
     v.ok(&[
