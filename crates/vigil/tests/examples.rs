@@ -386,15 +386,10 @@ fn xprotect_example_is_accepted_and_confines_cameras() {
     }
 }
 
-/// Ignored until `vigil firewall` handles an internet zone that covers the other zones
-/// (`0.0.0.0/0`, as docs/network-hardening.md recommends): `Ctx::in_internet_zone` in
-/// crates/netpolicy/src/firewall/mod.rs counts every network inside `0.0.0.0/0` as Internet,
-/// so every inbound source of the site is dropped, and `srcs.retain(|n| !n.contains(&host
-/// .address))` in `plan` drops `0.0.0.0/0` itself from the DMZ web port. When fixed, remove
-/// the `ignore` and the "Known issue" notes in examples/xprotect/site.toml and
-/// docs/network-hardening.md.
+/// The example's internet zone is `0.0.0.0/0` and so covers every other zone: sources inside
+/// the other zones must still be let in where the catalog allows them, and the Internet itself
+/// only onto the DMZ's web port.
 #[test]
-#[ignore = "vigil firewall drops inbound sources when an internet zone is 0.0.0.0/0 (netpolicy firewall/mod.rs)"]
 fn xprotect_example_gives_least_privilege_rules() {
     let (config, site) = xprotect_example();
     check_site(

@@ -153,12 +153,34 @@ impl Ctx<'_> {
         }
     }
 
+    /// Whether a source network lies on the Internet side of the site.
+    ///
+    /// An internet zone stands for "everything else" and may cover the other zones (the usual
+    /// `0.0.0.0/0`), so containment alone would make every network Internet. A network belongs
+    /// where its addresses do: to the zone with the most specific subnet that contains it, as
+    /// for hosts (`Site::zone_of`). A wider network that reaches over an internet subnet counts
+    /// as Internet too, or listing it would let that part of the Internet in.
     fn in_internet_zone(&self, net: &IpNet) -> bool {
-        self.site
+        let owner = self
+            .site
             .zones
             .iter()
-            .filter(|z| z.kind == ZoneKind::Internet)
-            .any(|z| z.subnets.iter().any(|s| s.contains(net)))
+            .flat_map(|z| {
+                z.subnets
+                    .iter()
+                    .filter(|s| s.contains(net))
+                    .map(move |s| (z.kind, s.prefix_len()))
+            })
+            .max_by_key(|(_, len)| *len)
+            .map(|(kind, _)| kind);
+        owner == Some(ZoneKind::Internet)
+            || self
+                .site
+                .zones
+                .iter()
+                .filter(|z| z.kind == ZoneKind::Internet)
+                .flat_map(|z| &z.subnets)
+                .any(|s| s != net && net.contains(s))
     }
 }
 
@@ -314,7 +336,9 @@ pub fn plan(site: &Site, catalog: &Catalog) -> Plan {
                     if !(p.web && host_in_dmz) {
                         srcs.retain(|n| !ctx.in_internet_zone(n));
                     }
-                    srcs.retain(|n| !n.contains(&host.address));
+                    // Only the host itself is left out: a network around it (its own zone,
+                    // or the Internet's 0.0.0.0/0 on a DMZ web port) still holds real peers.
+                    srcs.retain(|n| *n != host_net);
                     let srcs = sorted(srcs);
                     if srcs.is_empty() {
                         hosts[hi]
@@ -342,7 +366,7 @@ pub fn plan(site: &Site, catalog: &Catalog) -> Plan {
                     .peers
                     .iter()
                     .flat_map(|s| ctx.resolve(s, host, &rr.system))
-                    .filter(|n| !n.contains(&host.address))
+                    .filter(|n| *n != host_net)
                     .collect();
                 let dsts = sorted(dsts);
                 if dsts.is_empty() {
@@ -432,4 +456,126 @@ pub(crate) fn sanitize(s: &str, max: usize) -> String {
 pub(crate) fn nets_text(nets: &[IpNet]) -> String {
     let set: BTreeSet<String> = nets.iter().map(|n| n.to_string()).collect();
     set.into_iter().collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().unwrap()
+    }
+
+    fn site(text: &str, catalog: &Catalog) -> Site {
+        Site::parse(text, std::path::Path::new("site.toml"), catalog).unwrap()
+    }
+
+    fn rule<'a>(plan: &'a Plan, host: &str, port: u16) -> Option<&'a Rule> {
+        plan.hosts
+            .iter()
+            .find(|h| h.name == host)
+            .unwrap()
+            .rules
+            .iter()
+            .find(|r| r.port == PortRange::single(port))
+    }
+
+    const ZONES: &str = r#"
+[[zones]]
+name = "clients"
+kind = "clients"
+subnets = ["10.4.0.0/24"]
+[[zones]]
+name = "core"
+kind = "management"
+subnets = ["10.3.0.0/24"]
+[[zones]]
+name = "rec"
+kind = "recording"
+subnets = ["10.2.0.0/24"]
+[[zones]]
+name = "dmz"
+kind = "dmz"
+subnets = ["10.5.0.0/24"]
+[[zones]]
+name = "internet"
+kind = "internet"
+subnets = ["0.0.0.0/0"]
+"#;
+
+    /// An internet zone of 0.0.0.0/0 covers every other zone: the sources inside those zones
+    /// are still theirs, and 0.0.0.0/0 itself reaches the DMZ web port and nothing else.
+    #[test]
+    fn internet_zone_covering_the_site_keeps_inner_sources() {
+        let catalog = Catalog::builtin().unwrap();
+        let text = format!(
+            "{ZONES}
+[[hosts]]
+name = \"mgmt\"
+address = \"10.3.0.10\"
+roles = [\"xprotect:management-server\"]
+[[hosts]]
+name = \"rec\"
+address = \"10.2.0.10\"
+roles = [\"xprotect:recording-server\"]
+[[hosts]]
+name = \"mobile\"
+address = \"10.5.0.10\"
+roles = [\"xprotect:mobile-server\"]
+"
+        );
+        let plan = plan(&site(&text, &catalog), &catalog);
+        let srcs = |host: &str, port: u16| {
+            rule(&plan, host, port)
+                .unwrap_or_else(|| panic!("no rule for {host}:{port}"))
+                .srcs
+                .clone()
+        };
+        assert_eq!(srcs("mobile", 8082), [net("0.0.0.0/0")]);
+        assert_eq!(srcs("mobile", 8081), [net("10.4.0.0/24")]);
+        assert_eq!(srcs("mgmt", 9000), [net("10.2.0.10/32")]);
+        assert!(srcs("mgmt", 443).contains(&net("10.4.0.0/24")));
+        assert!(srcs("rec", 7563).contains(&net("10.5.0.10/32")));
+        for (target, r) in plan
+            .hosts
+            .iter()
+            .flat_map(|h| h.rules.iter().map(move |r| (h.name.as_str(), r)))
+            .chain(plan.forward.iter().map(|r| ("router", r)))
+        {
+            if r.srcs.contains(&net("0.0.0.0/0")) {
+                assert_eq!(
+                    (r.port, &r.dsts[..]),
+                    (PortRange::single(8082), &[net("10.5.0.10/32")][..]),
+                    "{target}: the Internet reaches {r:?}"
+                );
+            }
+        }
+    }
+
+    /// A configured source network that reaches over an internet subnet is Internet and stays
+    /// out of a non-web port; one inside the site's own zones is kept, and so is the zone the
+    /// host itself is in.
+    #[test]
+    fn sources_over_an_internet_subnet_are_refused_own_zone_kept() {
+        let mut config = vigil_config::Config::with_data_dir("/d");
+        config.events.allowed_sources = vec!["203.0.0.0/16".into(), "10.4.0.0/24".into()];
+        let catalog = Catalog::with_vigil(&config).unwrap();
+        let text = "
+[[zones]]
+name = \"clients\"
+kind = \"clients\"
+subnets = [\"10.4.0.0/24\"]
+[[zones]]
+name = \"outside\"
+kind = \"internet\"
+subnets = [\"203.0.113.0/24\"]
+[[hosts]]
+name = \"vms\"
+address = \"10.4.0.10\"
+roles = [\"vigil:management\", \"vigil:events\"]
+";
+        let plan = plan(&site(text, &catalog), &catalog);
+        assert_eq!(rule(&plan, "vms", 1234).unwrap().srcs, [net("10.4.0.0/24")]);
+        assert_eq!(rule(&plan, "vms", 8443).unwrap().srcs, [net("10.4.0.0/24")]);
+    }
 }
