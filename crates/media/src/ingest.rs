@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::future::BoxFuture;
 use retina::client::{
     Credentials, InitialSequenceNumberPolicy, PlayOptions, Session, SessionOptions, SetupOptions,
     Transport,
@@ -160,14 +161,63 @@ fn track_params(p: &retina::codec::VideoParameters) -> Result<TrackParams, Inges
     })
 }
 
-/// Runs one RTSP session until it fails or `stop` resolves. `start_ticks` is where this
-/// session's first frame lands on the camera timeline (the recorder keeps it monotonic).
-pub async fn run_session(
-    source: &Source,
-    start_ticks: impl Fn() -> i64,
-    tx: &tokio::sync::mpsc::Sender<IngestEvent>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<(), IngestError> {
+/// One picture as a [`FrameSource`] delivers it, before it is placed on the camera timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFrame {
+    /// Presentation time in the source's clock units, counted from any fixed point of the
+    /// session (RTP time for RTSP); only differences within a session matter.
+    pub timestamp: i64,
+    pub is_key: bool,
+    /// The codec parameters changed with this frame; [`FrameSource::params`] has the new ones.
+    pub new_params: bool,
+    /// Length-prefixed NAL units (MP4 framing).
+    pub data: Vec<u8>,
+}
+
+/// A playing camera session: the recorder's only view of the network. Retina is the one
+/// production implementation; tests script sessions in memory, so recording, reconnects and
+/// stalls are tested without an RTSP server.
+pub trait FrameSource: Send {
+    /// Ticks per second of [`SourceFrame::timestamp`].
+    fn clock_rate(&self) -> u32;
+    /// The next video frame; `None` when the camera closed the stream. Waiting here is what
+    /// the inactivity timeout measures, so an implementation must not time out by itself.
+    fn next_frame(&mut self) -> BoxFuture<'_, Option<Result<SourceFrame, IngestError>>>;
+    /// The current codec parameters (those of the last frame returned).
+    fn params(&self) -> Result<TrackParams, IngestError>;
+}
+
+/// Connects to a camera and starts playing it.
+pub trait Opener: Send + Sync {
+    fn open<'a>(
+        &'a self,
+        source: &'a Source,
+    ) -> BoxFuture<'a, Result<Box<dyn FrameSource>, IngestError>>;
+}
+
+/// The production [`Opener`]: RTSP over TCP (interleaved) with retina.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RetinaOpener;
+
+impl Opener for RetinaOpener {
+    fn open<'a>(
+        &'a self,
+        source: &'a Source,
+    ) -> BoxFuture<'a, Result<Box<dyn FrameSource>, IngestError>> {
+        Box::pin(async move {
+            let s: Box<dyn FrameSource> = Box::new(open_retina(source).await?);
+            Ok(s)
+        })
+    }
+}
+
+struct RetinaSource {
+    demuxed: retina::client::Demuxed,
+    video: usize,
+    clock_rate: u32,
+}
+
+async fn open_retina(source: &Source) -> Result<RetinaSource, IngestError> {
     let url = validate_url(&source.url).map_err(IngestError::BadUrl)?;
     let creds = source.username.as_ref().map(|u| Credentials {
         username: u.clone(),
@@ -208,7 +258,7 @@ pub async fn run_session(
     if encoding != "h264" && encoding != "h265" {
         return Err(IngestError::UnsupportedCodec(encoding));
     }
-    let clock_rate = i64::from(streams[video].clock_rate_hz().max(1));
+    let clock_rate = streams[video].clock_rate_hz().max(1);
     tokio::time::timeout(
         setup_timeout,
         session.setup(
@@ -228,46 +278,88 @@ pub async fn run_session(
         .await
         .map_err(|_| IngestError::Timeout("no answer to PLAY within 15 s".into()))?
         .map_err(IngestError::from_retina)?;
-    let mut demuxed = playing.demuxed().map_err(IngestError::from_retina)?;
-    drop(_permit);
+    let demuxed = playing.demuxed().map_err(IngestError::from_retina)?;
+    Ok(RetinaSource {
+        demuxed,
+        video,
+        clock_rate,
+    })
+}
 
+impl FrameSource for RetinaSource {
+    fn clock_rate(&self) -> u32 {
+        self.clock_rate
+    }
+
+    fn next_frame(&mut self) -> BoxFuture<'_, Option<Result<SourceFrame, IngestError>>> {
+        Box::pin(async move {
+            loop {
+                let item = match self.demuxed.next().await? {
+                    Err(e) => return Some(Err(IngestError::from_retina(e))),
+                    Ok(item) => item,
+                };
+                let CodecItem::VideoFrame(frame) = item else {
+                    continue;
+                };
+                if frame.stream_id() != self.video {
+                    continue;
+                }
+                return Some(Ok(SourceFrame {
+                    timestamp: frame.timestamp().elapsed(),
+                    is_key: frame.is_random_access_point(),
+                    new_params: frame.has_new_parameters(),
+                    data: frame.into_data(),
+                }));
+            }
+        })
+    }
+
+    fn params(&self) -> Result<TrackParams, IngestError> {
+        match self.demuxed.streams()[self.video].parameters() {
+            Some(ParametersRef::Video(p)) => track_params(p),
+            _ => Err(IngestError::Rtsp(
+                "video frame without codec parameters".into(),
+            )),
+        }
+    }
+}
+
+/// Runs one camera session until it fails or `stop` resolves. `start_ticks` is where this
+/// session's first frame lands on the camera timeline (the recorder keeps it monotonic).
+pub async fn run_session(
+    opener: &dyn Opener,
+    source: &Source,
+    start_ticks: impl Fn() -> i64,
+    tx: &tokio::sync::mpsc::Sender<IngestEvent>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), IngestError> {
+    let mut frames = opener.open(source).await?;
     let mut clock = Clock {
         base_ticks: 0,
         first_elapsed: None,
-        clock_rate,
+        clock_rate: i64::from(frames.clock_rate().max(1)),
     };
     let mut sent_params = false;
     let mut seen_key = false;
     loop {
         let item = tokio::select! {
             _ = stop.changed() => return Ok(()),
-            item = tokio::time::timeout(source.inactivity_timeout, demuxed.next()) => item,
+            item = tokio::time::timeout(source.inactivity_timeout, frames.next_frame()) => item,
         };
-        let item = match item {
+        let frame = match item {
             Err(_) => return Err(IngestError::Stalled(source.inactivity_timeout)),
             Ok(None) => return Err(IngestError::Ended),
-            Ok(Some(Err(e))) => return Err(IngestError::from_retina(e)),
-            Ok(Some(Ok(item))) => item,
+            Ok(Some(Err(e))) => return Err(e),
+            Ok(Some(Ok(frame))) => frame,
         };
-        let CodecItem::VideoFrame(frame) = item else {
-            continue;
-        };
-        if frame.stream_id() != video {
-            continue;
-        }
         if !seen_key {
-            if !frame.is_random_access_point() {
+            if !frame.is_key {
                 continue;
             }
             seen_key = true;
         }
-        if !sent_params || frame.has_new_parameters() {
-            let Some(ParametersRef::Video(p)) = demuxed.streams()[video].parameters() else {
-                return Err(IngestError::Rtsp(
-                    "video frame without codec parameters".into(),
-                ));
-            };
-            let params = track_params(p)?;
+        if !sent_params || frame.new_params {
+            let params = frames.params()?;
             if tx.send(IngestEvent::Params(params)).await.is_err() {
                 return Ok(());
             }
@@ -276,12 +368,10 @@ pub async fn run_session(
         if clock.first_elapsed.is_none() {
             clock.base_ticks = start_ticks();
         }
-        let pts = clock.ticks(frame.timestamp().elapsed());
-        let is_key = frame.is_random_access_point();
         let ev = IngestEvent::Frame(Frame {
-            pts,
-            is_key,
-            data: frame.into_data(),
+            pts: clock.ticks(frame.timestamp),
+            is_key: frame.is_key,
+            data: frame.data,
         });
         if tx.send(ev).await.is_err() {
             return Ok(());

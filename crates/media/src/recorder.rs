@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::fmp4::{self, TrackParams};
 use crate::gop::{Frame, gop_samples};
-use crate::ingest::{self, IngestError, IngestEvent, Source};
+use crate::ingest::{self, IngestError, IngestEvent, Opener, RetinaOpener, Source};
 use crate::store::{Camera, CameraStatus, SegmentWriter, Store, StoreError, now_us, ticks_to_us};
 
 /// Hooks for what happens to stored video; the evidence ledger implements this.
@@ -32,6 +32,50 @@ pub struct RecorderSettings {
     pub segment_duration: Duration,
     pub inactivity_timeout: Duration,
     pub max_backoff: Duration,
+}
+
+/// Wall-clock time as the recorder reads it: where a new session starts on the camera timeline,
+/// where a gap left open at a clean stop ends, and when the run stopped. Back-off, the
+/// inactivity timeout and the status ticks use tokio's clock instead, which tests pause and
+/// advance; the status timestamp stays on the system clock because other processes compare it
+/// with theirs.
+pub trait WallClock: Send + Sync {
+    /// Microseconds since the Unix epoch.
+    fn now_us(&self) -> i64;
+}
+
+/// The system's real-time clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl WallClock for SystemClock {
+    fn now_us(&self) -> i64 {
+        now_us()
+    }
+}
+
+/// What a recorder talks to besides the store: the cameras and the wall clock. The default is
+/// the real thing (RTSP with retina, the system clock); tests script both (see
+/// docs/architecture.md, "Testing the recording core").
+#[derive(Clone)]
+pub struct RecorderEnv {
+    pub opener: Arc<dyn Opener>,
+    pub clock: Arc<dyn WallClock>,
+    /// How often the writer flushes the status, retries closing segments and ticks the
+    /// observer (one second). The writer thread runs in real time, so on a paused tokio clock
+    /// that races ahead, ticks would fill the writer's channel and make the recorder wait for
+    /// the thread; tests lengthen the interval instead.
+    pub tick_interval: Duration,
+}
+
+impl Default for RecorderEnv {
+    fn default() -> Self {
+        Self {
+            opener: Arc::new(RetinaOpener),
+            clock: Arc::new(SystemClock),
+            tick_interval: Duration::from_secs(1),
+        }
+    }
 }
 
 /// A running recorder; dropping it does not stop it, call [`RecorderHandle::stop`].
@@ -58,13 +102,32 @@ struct Live {
     window_frames: u64,
 }
 
-/// Starts recording a camera.
+/// Starts recording a camera over RTSP.
 pub fn start(
     store: Arc<Store>,
     camera: Camera,
     settings: RecorderSettings,
     observer: Option<Box<dyn SegmentObserver>>,
     space: FreeSpace,
+) -> Result<RecorderHandle, StoreError> {
+    start_with(
+        store,
+        camera,
+        settings,
+        observer,
+        space,
+        RecorderEnv::default(),
+    )
+}
+
+/// Starts recording a camera whose sessions come from `env.opener`.
+pub fn start_with(
+    store: Arc<Store>,
+    camera: Camera,
+    settings: RecorderSettings,
+    observer: Option<Box<dyn SegmentObserver>>,
+    space: FreeSpace,
+    env: RecorderEnv,
 ) -> Result<RecorderHandle, StoreError> {
     let password = store.camera_password(&camera.id)?;
     let source = Source {
@@ -84,6 +147,7 @@ pub fn start(
         live,
         observer,
         space,
+        env,
     ));
     Ok(RecorderHandle {
         camera_id: camera.id,
@@ -114,6 +178,7 @@ async fn supervise(
     live: Arc<Mutex<Live>>,
     observer: Option<Box<dyn SegmentObserver>>,
     space: FreeSpace,
+    env: RecorderEnv,
 ) {
     // A few GOPs of slack: a stalled disk back-pressures this camera's RTSP reading instead of
     // growing memory without bound.
@@ -126,15 +191,21 @@ async fn supervise(
         let live = live.clone();
         let timeline = timeline.clone();
         let seg = settings.segment_duration;
+        let clock = env.clock.clone();
         std::thread::Builder::new()
             .name(format!("writer-{}", camera.name))
-            .spawn(move || writer_loop(store, camera, seg, rx, live, timeline, observer, space))
+            .spawn(move || {
+                writer_loop(
+                    store, camera, seg, rx, live, timeline, observer, space, clock,
+                )
+            })
             .expect("spawn writer thread")
     };
     let ticker = {
         let tx = tx.clone();
+        let period = env.tick_interval;
         tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs(1));
+            let mut every = tokio::time::interval(period);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
                 every.tick().await;
@@ -219,12 +290,14 @@ async fn supervise(
         };
         let origin = camera.time_origin_us;
         let tl = timeline.clone();
+        let clock = env.clock.clone();
         let start_ticks = move || {
-            let now_ticks = (now_us() - origin).max(0) * 90 / 1000;
+            let now_ticks = (clock.now_us() - origin).max(0) * 90 / 1000;
             let last = tl.lock().unwrap_or_else(|p| p.into_inner()).last_end_ticks;
             now_ticks.max(last)
         };
-        let result = ingest::run_session(&source, start_ticks, &ev_tx, stop.clone()).await;
+        let result =
+            ingest::run_session(&*env.opener, &source, start_ticks, &ev_tx, stop.clone()).await;
         drop(ev_tx);
         let got_frame = forward.await.unwrap_or(false);
         let gap_reason = result.as_ref().err().map(IngestError::gap_reason);
@@ -314,6 +387,7 @@ struct WriterState {
     gap_open: Option<(i64, String)>,
     observer: Option<Box<dyn SegmentObserver>>,
     space: FreeSpace,
+    clock: Arc<dyn WallClock>,
     timeline: Arc<Mutex<TimelineState>>,
     live: Arc<Mutex<Live>>,
     last_frame_dur: u32,
@@ -333,6 +407,7 @@ fn writer_loop(
     timeline: Arc<Mutex<TimelineState>>,
     observer: Option<Box<dyn SegmentObserver>>,
     space: FreeSpace,
+    clock: Arc<dyn WallClock>,
 ) {
     // Until this run's first GOP, the camera has been unrecorded since its last stored video;
     // that GOP closes the gap, with how the previous run ended as the reason.
@@ -356,6 +431,7 @@ fn writer_loop(
         gap_open,
         observer,
         space,
+        clock,
         timeline,
         live,
         last_frame_dur: 3000,
@@ -445,7 +521,7 @@ impl WriterState {
     /// the start) is stored up to now, and the run is marked stopped so the next one knows
     /// the interval after this is a stop, not a crash.
     fn end_run(&mut self) {
-        let end = now_us();
+        let end = self.clock.now_us();
         if let Some((start, reason)) = self.gap_open.take()
             && end > start
         {
@@ -456,7 +532,7 @@ impl WriterState {
                 o.gap(start, end, &reason);
             }
         }
-        if let Err(e) = self.store.end_recorder_run(&self.camera.id) {
+        if let Err(e) = self.store.end_recorder_run_at(&self.camera.id, end) {
             tracing::error!(camera = %self.camera.name, error = %e, "cannot mark the recording stopped; the next start will call this an unclean shutdown");
         }
     }

@@ -87,8 +87,18 @@ pub fn enforce(
     before_delete: BeforeDelete<'_>,
     reserve: Option<&SpaceReserve>,
 ) -> Result<RetentionReport, StoreError> {
+    enforce_at(store, policy, now_us(), before_delete, reserve)
+}
+
+/// [`enforce`] with the current time given (Unix microseconds), which decides what is too old.
+pub fn enforce_at(
+    store: &Store,
+    policy: &RetentionPolicy,
+    now: i64,
+    before_delete: BeforeDelete<'_>,
+    reserve: Option<&SpaceReserve>,
+) -> Result<RetentionReport, StoreError> {
     let mut report = RetentionReport::default();
-    let now = now_us();
     for cam in store.cameras()? {
         let max_age = cam.max_age_secs.or(policy.max_age_secs);
         let max_bytes = cam.max_bytes.or(policy.max_bytes);

@@ -213,7 +213,30 @@ pub struct Store {
     root: PathBuf,
     db: Mutex<Connection>,
     secrets: SecretBox,
+    #[cfg(feature = "testing")]
+    write_hook: Mutex<Option<WriteHook>>,
 }
+
+/// The steps of writing a segment in durability order, each named by what comes next. With
+/// the `testing` feature a test can fail any of them (an `Err` as the real operation would
+/// return it, e.g. ENOSPC) or die there (a panic leaves the files as a killed process would).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteStep {
+    /// A new segment file exists; its init is to be written and synced.
+    SegmentInit,
+    /// The init and the directory entry are synced; the segment's index row is next.
+    SegmentIndex,
+    /// A GOP's bytes are to be appended.
+    GopWrite,
+    /// The GOP's bytes are written; the `fdatasync` is next.
+    GopSync,
+    /// The GOP's bytes are synced; its index row is next.
+    GopIndex,
+}
+
+/// Called at every [`WriteStep`] with the segment file's path.
+#[cfg(feature = "testing")]
+pub type WriteHook = std::sync::Arc<dyn Fn(WriteStep, &Path) -> std::io::Result<()> + Send + Sync>;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -314,6 +337,8 @@ impl Store {
             root: root.to_owned(),
             db: Mutex::new(conn),
             secrets,
+            #[cfg(feature = "testing")]
+            write_hook: Mutex::new(None),
         })
     }
 
@@ -334,6 +359,29 @@ impl Store {
 
     fn db(&self) -> MutexGuard<'_, Connection> {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Installs (or with `None` removes) the hook run at every [`WriteStep`].
+    #[cfg(feature = "testing")]
+    pub fn set_write_hook(&self, hook: Option<WriteHook>) {
+        *self.write_hook.lock().unwrap_or_else(|p| p.into_inner()) = hook;
+    }
+
+    /// Passes a [`WriteStep`]; without the `testing` feature this is always `Ok`.
+    fn write_step(&self, step: WriteStep, path: &Path) -> std::io::Result<()> {
+        #[cfg(feature = "testing")]
+        {
+            let hook = self
+                .write_hook
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(hook) = hook {
+                return hook(step, path);
+            }
+        }
+        let _ = (step, path);
+        Ok(())
     }
 
     pub fn camera_dir(&self, camera_id: &str) -> PathBuf {
@@ -559,12 +607,18 @@ impl Store {
             .mode(0o640)
             .open(&path)
             .map_err(io_err(&path))?;
-        if let Err(e) = file.write_all(init).and_then(|_| file.sync_data()) {
+        if let Err(e) = self
+            .write_step(WriteStep::SegmentInit, &path)
+            .and_then(|_| file.write_all(init))
+            .and_then(|_| file.sync_data())
+        {
             drop(file);
             let _ = fs::remove_file(&path);
             return Err(io_err(&path)(e));
         }
         sync_dir(&dir)?;
+        self.write_step(WriteStep::SegmentIndex, &path)
+            .map_err(io_err(&path))?;
         let hash = Sha256::digest(init).to_vec();
         self.db().execute(
             "INSERT INTO segments (camera_id, seq, start_us, end_us, bytes, frames, init_len, init_sha256, codec, open)
@@ -689,9 +743,15 @@ impl Store {
     /// Marks the camera's recorder run as stopped cleanly: its last GOP, segment and gaps are
     /// stored.
     pub fn end_recorder_run(&self, camera_id: &str) -> Result<()> {
+        self.end_recorder_run_at(camera_id, now_us())
+    }
+
+    /// [`Store::end_recorder_run`] with the stop time given, so the recorder stamps the stop
+    /// with the same clock it closed the last gap with.
+    pub fn end_recorder_run_at(&self, camera_id: &str, stopped_us: i64) -> Result<()> {
         self.db().execute(
             "UPDATE recorder_runs SET stopped_us = ?2 WHERE camera_id = ?1",
-            params![camera_id, now_us()],
+            params![camera_id, stopped_us],
         )?;
         Ok(())
     }
@@ -1071,7 +1131,9 @@ impl SegmentWriter {
         let write = self
             .file
             .seek(SeekFrom::Start(offset))
+            .and_then(|_| store.write_step(WriteStep::GopWrite, &self.path))
             .and_then(|_| write_all_vectored(&mut self.file, pieces))
+            .and_then(|_| store.write_step(WriteStep::GopSync, &self.path))
             .and_then(|_| self.file.sync_data());
         if let Err(e) = write {
             let _ = self.file.set_len(offset);
@@ -1090,7 +1152,11 @@ impl SegmentWriter {
             frames,
             sha256: hasher.finalize().to_vec(),
         };
-        if let Err(e) = store.insert_gop(&row, self.end_us, self.len as i64) {
+        let indexed = store
+            .write_step(WriteStep::GopIndex, &self.path)
+            .map_err(io_err(&self.path))
+            .and_then(|_| store.insert_gop(&row, self.end_us, self.len as i64));
+        if let Err(e) = indexed {
             // A GOP the index does not hold must not stay in the file either: the evidence
             // ledger only hears of indexed GOPs, and unlisted bytes inside a segment would later
             // look inserted.
