@@ -3,48 +3,24 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 use vigil_media::evidence::{Evidence, Signing, ledger_path, signing_dir};
 use vigil_signing::record::{Body, RecordReader, RetireReason};
 use vigil_signing::{CaCert, SigningIdentity, TimeRange, verify_recording};
 
-/// A CA made with the openssl command line, and a signing identity it issued.
-fn identity(dir: &Path) -> (SigningIdentity, String) {
-    let (key, cert) = (dir.join("ca.key"), dir.join("ca.crt"));
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "30",
-            "-subj",
-            "/CN=evidence test CA",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("the openssl command line is installed");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let cert_pem = fs::read_to_string(&cert).unwrap();
+/// A CA made in-process, and a signing identity it issued.
+fn identity() -> (SigningIdentity, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut p = CertificateParams::default();
+    p.distinguished_name
+        .push(DnType::CommonName, "evidence test CA");
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let cert_pem = p.self_signed(&key).unwrap().pem();
     let id = SigningIdentity::issue(
         &cert_pem,
-        &fs::read_to_string(&key).unwrap(),
+        &key.serialize_pem(),
         "rec-test",
         std::time::Duration::from_secs(86400),
     )
@@ -66,7 +42,7 @@ fn records(path: &Path) -> Vec<vigil_signing::record::Record> {
 fn a_damaged_ledger_is_moved_aside_and_the_camera_keeps_recording() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path();
-    let (id, ca_pem) = identity(data);
+    let (id, ca_pem) = identity();
     id.save(&signing_dir(data)).unwrap();
     let path = ledger_path(data, "cam-1");
     let ev = Evidence::new(data, Signing::On).unwrap();

@@ -2,23 +2,13 @@
 //! interval between the last stored GOP and the next run's first GOP is stored as a gap with
 //! a truthful reason.
 
+mod common;
+
+use common::store_with_camera;
 use vigil_media::store::{
     Camera, GAP_RECORDER_RESTARTED, GAP_RECORDING_STOPPED, GAP_UNCLEAN_SHUTDOWN, Interruption,
-    NewCamera, Store, now_us,
+    Store, now_us,
 };
-
-fn store_with_camera() -> (tempfile::TempDir, Store, Camera) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::init(dir.path()).unwrap();
-    let cam = store
-        .add_camera(&NewCamera {
-            name: "cam1".into(),
-            url: "rtsp://127.0.0.1:8554/a".into(),
-            ..Default::default()
-        })
-        .unwrap();
-    (dir, store, cam)
-}
 
 /// Stores one GOP of `duration_us` at `start_us` in a segment of its own.
 fn record_gop(store: &Store, cam: &Camera, gop_no: i64, start_us: i64, duration_us: i64) {

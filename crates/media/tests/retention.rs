@@ -2,29 +2,14 @@
 //! which segments the free-space floor and the emergency path may delete, and that a segment
 //! whose prune the evidence ledger cannot record durably is kept.
 
+mod common;
+
 use std::cell::RefCell;
 
+use common::store_with_cameras;
 use vigil_media::reserve::SpaceReserve;
 use vigil_media::retention::{Urgency, effective_floor, free_space};
-use vigil_media::store::{Camera, NewCamera, Store};
-
-fn store_with_cameras(names: &[&str]) -> (tempfile::TempDir, Store, Vec<Camera>) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::init(dir.path()).unwrap();
-    let cams = names
-        .iter()
-        .map(|n| {
-            store
-                .add_camera(&NewCamera {
-                    name: (*n).into(),
-                    url: "rtsp://127.0.0.1:8554/a".into(),
-                    ..Default::default()
-                })
-                .unwrap()
-        })
-        .collect();
-    (dir, store, cams)
-}
+use vigil_media::store::{Camera, Store};
 
 /// One closed segment holding one GOP of 10 KiB, starting at `start_us`.
 fn segment(store: &Store, cam: &Camera, gop_no: i64, start_us: i64) -> i64 {
