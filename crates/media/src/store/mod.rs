@@ -1,0 +1,248 @@
+//! The data directory: segment files, the SQLite index and crash recovery. This module owns
+//! the [`Store`] handle, its errors and the schema; the rest is split by concern:
+//! - `cameras`: the camera registry, camera passwords sealed at rest, live status;
+//! - `index`: segment, GOP and gap rows, recorder runs, and the queries over them;
+//! - `writer`: creating segment files and appending GOPs to them;
+//! - `recovery`: reconciling files and index at start-up.
+//!
+//! Durability order is what makes the store crash-safe: media bytes are fsynced before the
+//! index row that points to them is written, and a new file's directory entry is synced before
+//! the file is referenced. The index may therefore lag behind the files after a crash, never
+//! the other way round, and [`Store::recover`] completes it from what is on disk
+//! (docs/storage-format.md).
+
+mod cameras;
+mod index;
+mod recovery;
+mod writer;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::Connection;
+
+use crate::fmp4;
+use crate::secrets::SecretBox;
+
+pub use cameras::{Camera, CameraStatus, NewCamera};
+pub use index::{
+    GAP_RECORDER_RESTARTED, GAP_RECORDING_STOPPED, GAP_UNCLEAN_SHUTDOWN, GapRow, GopRow,
+    Interruption, SegmentRow,
+};
+pub use recovery::{InterruptedSegment, RecoveryReport};
+#[cfg(feature = "testing")]
+pub use writer::WriteHook;
+pub use writer::{SegmentWriter, WriteStep};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the recording volume is full while writing {path}; Vigil deletes the oldest unlocked video to make room (check retention settings and disk size)"
+    )]
+    DiskFull { path: PathBuf },
+    #[error("no camera named '{0}'; `vigil camera list` shows the configured cameras")]
+    NoSuchCamera(String),
+    #[error("a camera named '{0}' already exists; choose another name or remove it first")]
+    DuplicateCamera(String),
+    #[error("invalid camera: {0}")]
+    InvalidCamera(String),
+    #[error("{0}")]
+    Secret(#[from] crate::secrets::SecretError),
+    #[error("{0}")]
+    Mp4(#[from] fmp4::Mp4Error),
+    #[error("data directory {0} is not initialised; run `vigil init --data-dir {0}` first")]
+    NotInitialised(PathBuf),
+}
+
+impl StoreError {
+    /// True when the volume is full, whether the media write or the index write noticed.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::DiskFull { .. } => true,
+            StoreError::Db(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            _ => false,
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| {
+        if source.raw_os_error() == Some(28) {
+            StoreError::DiskFull {
+                path: path.to_owned(),
+            }
+        } else {
+            StoreError::Io {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch, the time unit of the index.
+pub fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// Ticks of 90 kHz to microseconds.
+pub fn ticks_to_us(ticks: u64) -> i64 {
+    (u128::from(ticks) * 1000 / 90) as i64
+}
+
+/// The data directory and its index.
+pub struct Store {
+    root: PathBuf,
+    db: Mutex<Connection>,
+    secrets: SecretBox,
+    #[cfg(feature = "testing")]
+    write_hook: Mutex<Option<WriteHook>>,
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cameras (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    url TEXT NOT NULL,
+    username TEXT,
+    password_enc BLOB,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    max_age_secs INTEGER,
+    max_bytes INTEGER,
+    time_origin_us INTEGER NOT NULL,
+    next_seq INTEGER NOT NULL DEFAULT 1,
+    next_gop INTEGER NOT NULL DEFAULT 1,
+    created_us INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS camera_status (
+    camera_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    last_error TEXT,
+    bitrate_bps REAL NOT NULL DEFAULT 0,
+    fps REAL NOT NULL DEFAULT 0,
+    last_frame_us INTEGER,
+    codec TEXT,
+    resolution TEXT,
+    updated_us INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS segments (
+    camera_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    start_us INTEGER NOT NULL,
+    end_us INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    frames INTEGER NOT NULL DEFAULT 0,
+    init_len INTEGER NOT NULL,
+    init_sha256 BLOB NOT NULL,
+    codec TEXT NOT NULL,
+    open INTEGER NOT NULL DEFAULT 1,
+    PRIMARY KEY (camera_id, seq)
+);
+CREATE TABLE IF NOT EXISTS gops (
+    camera_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    gop_no INTEGER NOT NULL,
+    start_us INTEGER NOT NULL,
+    duration_us INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    len INTEGER NOT NULL,
+    frames INTEGER NOT NULL,
+    sha256 BLOB NOT NULL,
+    PRIMARY KEY (camera_id, gop_no)
+);
+CREATE INDEX IF NOT EXISTS gops_by_time ON gops (camera_id, start_us);
+CREATE INDEX IF NOT EXISTS gops_by_seq ON gops (camera_id, seq);
+CREATE TABLE IF NOT EXISTS gaps (
+    camera_id TEXT NOT NULL,
+    start_us INTEGER NOT NULL,
+    end_us INTEGER NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS gaps_by_time ON gaps (camera_id, start_us);
+CREATE TABLE IF NOT EXISTS recorder_runs (
+    camera_id TEXT PRIMARY KEY,
+    started_us INTEGER NOT NULL,
+    stopped_us INTEGER
+);
+"#;
+
+const DB_FILE: &str = "vigil.db";
+
+impl Store {
+    /// Creates the directory layout and the secrets key, then opens the database. Idempotent.
+    fn create_layout(root: &Path) -> Result<Self> {
+        for dir in [root.to_path_buf(), root.join("video"), root.join("keys")] {
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        }
+        SecretBox::create_key(&root.join("keys"))?;
+        Self::open(root)
+    }
+
+    /// Opens an initialised data directory.
+    pub fn open(root: &Path) -> Result<Self> {
+        let db_path = root.join(DB_FILE);
+        if !db_path.exists() {
+            return Err(StoreError::NotInitialised(root.to_owned()));
+        }
+        let conn = Connection::open(&db_path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // WAL with NORMAL sync: a power cut may lose the newest index rows, which recovery
+        // rebuilds from the (already fsynced) media, but never corrupts the database.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(SCHEMA)?;
+        let secrets = SecretBox::open(&root.join("keys"))?;
+        Ok(Self {
+            root: root.to_owned(),
+            db: Mutex::new(conn),
+            secrets,
+            #[cfg(feature = "testing")]
+            write_hook: Mutex::new(None),
+        })
+    }
+
+    /// Initialises a data directory (what `vigil init` does). Only this creates the database
+    /// file, so `open` refuses an uninitialised directory instead of silently creating one.
+    pub fn init(root: &Path) -> Result<Self> {
+        fs::create_dir_all(root).map_err(io_err(root))?;
+        let db_path = root.join(DB_FILE);
+        if !db_path.exists() {
+            Connection::open(&db_path)?;
+        }
+        Self::create_layout(root)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn db(&self) -> MutexGuard<'_, Connection> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn camera_dir(&self, camera_id: &str) -> PathBuf {
+        self.root.join("video").join(camera_id)
+    }
+
+    pub fn segment_path(&self, camera_id: &str, seq: i64) -> PathBuf {
+        self.camera_dir(camera_id).join(format!("{seq:016x}.mp4"))
+    }
+}
