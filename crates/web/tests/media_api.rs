@@ -678,6 +678,14 @@ async fn camera_management_permissions_and_validation() {
             "invalid_camera_name",
         ),
         (
+            json!({"name": "..", "url": "rtsp://10.0.0.5/s"}),
+            "invalid_camera_name",
+        ),
+        (
+            json!({"name": ".", "url": "rtsp://10.0.0.5/s"}),
+            "invalid_camera_name",
+        ),
+        (
             json!({"name": "lobby", "url": "rtsp://10.0.0.5/s", "password": "x"}),
             "invalid_camera",
         ),

@@ -49,7 +49,7 @@ pub struct CameraStatus {
 
 impl Store {
     pub fn add_camera(&self, new: &NewCamera) -> Result<Camera> {
-        validate_camera_name(&new.name)?;
+        check_camera_name(&new.name)?;
         crate::ingest::validate_url(&new.url).map_err(StoreError::InvalidCamera)?;
         if new.password.is_some() && new.username.is_none() {
             return Err(StoreError::InvalidCamera(
@@ -216,7 +216,8 @@ impl Store {
     }
 }
 
-fn validate_camera_name(name: &str) -> Result<()> {
+/// Whether `name` may name a camera; the API checks names it is given with this too.
+pub fn check_camera_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name

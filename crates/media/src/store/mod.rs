@@ -26,7 +26,7 @@ use rusqlite::Connection;
 use crate::fmp4;
 use crate::secrets::SecretBox;
 
-pub use cameras::{Camera, CameraStatus, NewCamera};
+pub use cameras::{Camera, CameraStatus, NewCamera, check_camera_name};
 pub use index::{
     GAP_RECORDER_RESTARTED, GAP_RECORDING_STOPPED, GAP_UNCLEAN_SHUTDOWN, GapRow, GopRow,
     Interruption, SegmentRow,

@@ -44,9 +44,6 @@ const SEE: [Permission; 3] = [
 /// refreshes it every few seconds; same rule as `vigil camera status`).
 const STALE_STATUS_US: i64 = 10_000_000;
 
-/// Longest camera name the store accepts; longer path segments are refused before any lookup.
-const MAX_CAMERA_NAME: usize = 64;
-
 // ------------------------------------------------------------------ shared with recordings
 
 /// Deny unless the caller holds at least one of `permissions` on `camera`. The first refusal
@@ -72,20 +69,13 @@ pub(crate) fn require_any(
 /// added. Names are only ever looked up in the index (files are addressed by the camera's
 /// internal id), so this is about clear answers, not about reaching files.
 pub(crate) fn check_camera_name(name: &str) -> ApiResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_CAMERA_NAME
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_camera_name",
-            "camera names are 1-64 characters of letters, digits, '-', '_' or '.'",
-        ))
-    }
+    vigil_media::store::check_camera_name(name).map_err(|e| {
+        let message = match e {
+            StoreError::InvalidCamera(m) => m,
+            e => e.to_string(),
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_camera_name", message)
+    })
 }
 
 pub(crate) fn camera_not_found(name: &str) -> ApiError {
