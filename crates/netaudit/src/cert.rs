@@ -52,13 +52,30 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     None
 }
 
+/// Why a PEM text could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PemError {
+    #[error("malformed BEGIN line `-----BEGIN {0}`; expected `-----BEGIN LABEL-----`")]
+    BeginLine(String),
+    #[error("the {label} section has no `-----END {label}-----` line")]
+    NoEnd { label: String },
+    /// The 1-based number of the certificate in the file.
+    #[error("certificate {number} is not valid base64: {source}")]
+    Base64 {
+        number: usize,
+        source: base64::DecodeError,
+    },
+    #[error("certificate {0} is empty")]
+    Empty(usize),
+}
+
 /// Every `CERTIFICATE` section of a PEM text (RFC 7468), in order. Other sections (keys,
 /// parameters) and any text around the sections are skipped.
 ///
 /// Certificates are public, so they are decoded with a fast base64 decoder rather than the
 /// constant-time one rustls keeps for private keys: the system CA bundle holds about 150
 /// certificates, and reading it is on the audit's path before the first probe starts.
-pub fn pem_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+pub fn pem_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, PemError> {
     use base64::Engine as _;
     const BEGIN: &[u8] = b"-----BEGIN ";
     let mut out = Vec::new();
@@ -75,16 +92,18 @@ pub fn pem_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Stri
             .strip_suffix(b"-----")
             .filter(|l| !l.is_empty() && !l.contains(&b'-'))
             .ok_or_else(|| {
-                format!(
-                    "malformed BEGIN line `-----BEGIN {}`; expected `-----BEGIN LABEL-----`",
-                    String::from_utf8_lossy(&after[..eol.min(40)]).trim_end()
+                PemError::BeginLine(
+                    String::from_utf8_lossy(&after[..eol.min(40)])
+                        .trim_end()
+                        .to_string(),
                 )
             })?;
         let label_text = String::from_utf8_lossy(label);
         let end_line = format!("-----END {label_text}-----");
         let body = &after[eol..];
-        let end = find(body, end_line.as_bytes())
-            .ok_or_else(|| format!("the {label_text} section has no `{end_line}` line"))?;
+        let end = find(body, end_line.as_bytes()).ok_or_else(|| PemError::NoEnd {
+            label: label_text.to_string(),
+        })?;
         if label == b"CERTIFICATE" {
             b64.clear();
             for line in body[..end].split(|&b| b == b'\n') {
@@ -98,9 +117,12 @@ pub fn pem_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Stri
             }
             let der = base64::engine::general_purpose::STANDARD
                 .decode(&b64)
-                .map_err(|e| format!("certificate {} is not valid base64: {e}", out.len() + 1))?;
+                .map_err(|source| PemError::Base64 {
+                    number: out.len() + 1,
+                    source,
+                })?;
             if der.is_empty() {
-                return Err(format!("certificate {} is empty", out.len() + 1));
+                return Err(PemError::Empty(out.len() + 1));
             }
             out.push(CertificateDer::from(der));
         }
@@ -357,20 +379,26 @@ mod tests {
 
     #[test]
     fn bad_pem_is_an_error_that_says_what_is_wrong() {
-        let e = pem_certificates(b"-----BEGIN CERTIFICATE-----\nAAAA\n").unwrap_err();
+        let e = pem_certificates(b"-----BEGIN CERTIFICATE-----\nAAAA\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no `-----END CERTIFICATE-----` line"), "{e}");
         let e = pem_certificates(b"-----BEGIN CERTIFICATE-----\nA*AA\n-----END CERTIFICATE-----")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("certificate 1 is not valid base64"), "{e}");
         let e = pem_certificates(b"-----BEGIN CERTIFICATE\nAAAA\n-----END CERTIFICATE-----")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("malformed BEGIN line"), "{e}");
         let e = pem_certificates(b"-----BEGIN CERTIFICATE-----\n\n-----END CERTIFICATE-----")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("certificate 1 is empty"), "{e}");
         // An END line of another section does not close this one.
         let e = pem_certificates(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END X509 CRL-----")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no `-----END CERTIFICATE-----`"), "{e}");
     }
 

@@ -38,8 +38,21 @@ pub enum Error {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Invalid(String),
+    #[error("{file}: {source}")]
+    SocketTable {
+        file: &'static str,
+        source: listeners::ProcNetError,
+    },
+    #[error(
+        "{} holds no usable CA certificate; give a PEM file with BEGIN CERTIFICATE blocks",
+        path.display()
+    )]
+    NoCaCertificate { path: std::path::PathBuf },
+    #[error("{}: not a PEM certificate file: {source}", path.display())]
+    NotPem {
+        path: std::path::PathBuf,
+        source: cert::PemError,
+    },
 }
 
 /// How bad a finding is. `High` makes the audit exit non-zero.

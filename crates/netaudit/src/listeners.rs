@@ -56,16 +56,39 @@ pub fn expected_from_config(config: &vigil_config::Config) -> Vec<ExpectedListen
     out
 }
 
-fn parse_addr(hex: &str, v6: bool) -> Result<SocketAddr, String> {
-    let (ip, port) = hex
-        .split_once(':')
-        .ok_or_else(|| format!("address `{hex}` has no port"))?;
-    let port = u16::from_str_radix(port, 16).map_err(|_| format!("bad port in `{hex}`"))?;
+/// Why a `/proc/net/*` table could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProcNetError {
+    #[error("line {0}: expected at least 10 fields")]
+    Fields(usize),
+    #[error("line {line}: address `{address}` has no port")]
+    NoPort { line: usize, address: String },
+    #[error("line {line}: bad port in `{address}`")]
+    Port { line: usize, address: String },
+    #[error("line {line}: bad address in `{address}`")]
+    Address { line: usize, address: String },
+    #[error("line {line}: address `{address}` has the wrong length")]
+    Length { line: usize, address: String },
+}
+
+fn parse_addr(hex: &str, v6: bool, line: usize) -> Result<SocketAddr, ProcNetError> {
+    let address = || hex.to_string();
+    let (ip, port) = hex.split_once(':').ok_or_else(|| ProcNetError::NoPort {
+        line,
+        address: address(),
+    })?;
+    let port = u16::from_str_radix(port, 16).map_err(|_| ProcNetError::Port {
+        line,
+        address: address(),
+    })?;
     // The kernel prints each 32-bit word in host byte order (little-endian here).
     let words: Vec<u32> = (0..ip.len() / 8)
         .map(|i| u32::from_str_radix(&ip[i * 8..i * 8 + 8], 16))
         .collect::<Result<_, _>>()
-        .map_err(|_| format!("bad address in `{hex}`"))?;
+        .map_err(|_| ProcNetError::Address {
+            line,
+            address: address(),
+        })?;
     let ip: IpAddr = match (v6, words.as_slice()) {
         (false, [w]) => Ipv4Addr::from(w.to_le_bytes()).into(),
         (true, [a, b, c, d]) => {
@@ -75,14 +98,23 @@ fn parse_addr(hex: &str, v6: bool) -> Result<SocketAddr, String> {
             }
             Ipv6Addr::from(bytes).into()
         }
-        _ => return Err(format!("address `{hex}` has the wrong length")),
+        _ => {
+            return Err(ProcNetError::Length {
+                line,
+                address: address(),
+            });
+        }
     };
     Ok(SocketAddr::new(ip, port))
 }
 
 /// Parses one `/proc/net/*` table and keeps listening sockets: TCP in LISTEN, UDP sockets
 /// bound without a remote peer.
-pub fn parse_proc_net(text: &str, protocol: Protocol, v6: bool) -> Result<Vec<Socket>, String> {
+pub fn parse_proc_net(
+    text: &str,
+    protocol: Protocol,
+    v6: bool,
+) -> Result<Vec<Socket>, ProcNetError> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate().skip(1) {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -90,10 +122,10 @@ pub fn parse_proc_net(text: &str, protocol: Protocol, v6: bool) -> Result<Vec<So
             if line.trim().is_empty() {
                 continue;
             }
-            return Err(format!("line {}: expected at least 10 fields", n + 1));
+            return Err(ProcNetError::Fields(n + 1));
         }
-        let local = parse_addr(f[1], v6).map_err(|e| format!("line {}: {e}", n + 1))?;
-        let remote = parse_addr(f[2], v6).map_err(|e| format!("line {}: {e}", n + 1))?;
+        let local = parse_addr(f[1], v6, n + 1)?;
+        let remote = parse_addr(f[2], v6, n + 1)?;
         let state = f[3];
         let listening = match protocol {
             Protocol::Tcp => state == "0A",
@@ -281,7 +313,7 @@ pub fn read_proc_net() -> Result<Vec<Socket>, crate::Error> {
         };
         out.extend(
             parse_proc_net(&text, proto, v6)
-                .map_err(|m| crate::Error::Invalid(format!("{file}: {m}")))?,
+                .map_err(|source| crate::Error::SocketTable { file, source })?,
         );
     }
     Ok(out)

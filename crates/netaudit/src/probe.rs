@@ -87,10 +87,7 @@ impl ProbeOptions {
             let explicit = ca_files.contains(f);
             let (added, _ignored) = roots.add_parsable_certificates(certs);
             if explicit && added == 0 {
-                return Err(crate::Error::Invalid(format!(
-                    "{} holds no usable CA certificate; give a PEM file with BEGIN CERTIFICATE blocks",
-                    f.display()
-                )));
+                return Err(crate::Error::NoCaCertificate { path: f.clone() });
             }
         }
         Ok(Self::new(roots))
@@ -150,11 +147,9 @@ pub fn load_pem_certs(
         path: path.to_owned(),
         source,
     })?;
-    cert::pem_certificates(&data).map_err(|e| {
-        crate::Error::Invalid(format!(
-            "{}: not a PEM certificate file: {e}",
-            path.display()
-        ))
+    cert::pem_certificates(&data).map_err(|source| crate::Error::NotPem {
+        path: path.to_owned(),
+        source,
     })
 }
 

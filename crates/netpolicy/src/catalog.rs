@@ -205,7 +205,7 @@ mod tests {
     }
 
     #[test]
-    fn xprotect_has_the_seed_001_facts() {
+    fn xprotect_has_the_hardening_guide_facts() {
         let c = Catalog::builtin().unwrap();
         let x = c.system("xprotect").unwrap();
         // Local-only ports.

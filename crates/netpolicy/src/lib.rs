@@ -14,22 +14,15 @@ pub mod site;
 pub mod vigil;
 
 pub use catalog::Catalog;
-pub use model::Endpoint;
-pub use site::{Site, SiteError};
+pub use model::{Endpoint, ParseError};
+pub use site::{RoleRefError, Site, SiteError};
 
 /// Errors of this crate that are not site-file errors.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A catalog file, or Vigil's own roles file, is malformed.
     #[error("catalog file {file} is invalid: {message}")]
     Catalog { file: String, message: String },
     #[error(transparent)]
     Site(#[from] SiteError),
-    #[error("cannot read {what} {path}: {source}")]
-    Io {
-        what: &'static str,
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Invalid(String),
 }

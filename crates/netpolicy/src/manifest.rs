@@ -1,12 +1,13 @@
 //! The port manifest (`vigil ports`): every port the configured deployment opens or connects
-//! to, in the shape of seed 001's per-service tables, as text table, JSON or CSV.
+//! to, in the shape of the per-service port tables of vendor hardening guides (XProtect's), as
+//! text table, JSON or CSV.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::model::{Direction, Endpoint, PortSpec, Protocol, System};
+use crate::model::{Direction, Endpoint, ParseError, PortSpec, Protocol, System};
 
 /// One line of the manifest.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -39,13 +40,13 @@ pub enum Format {
 }
 
 impl std::str::FromStr for Format {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
         match s {
             "table" => Ok(Format::Table),
             "json" => Ok(Format::Json),
             "csv" => Ok(Format::Csv),
-            _ => Err(format!("unknown format `{s}`; use table, json or csv")),
+            _ => Err(ParseError::UnknownFormat(s.to_string())),
         }
     }
 }

@@ -7,6 +7,46 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// A malformed value in a catalog, site file, configuration or command line: a port, range,
+/// peer selector, subnet, zone kind, protocol, URL or output format.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("`{0}` is not a port number; use 1-65535 or a range like 40001-40099")]
+    NotAPort(String),
+    #[error("port range `{0}` runs backwards; write the lower port first")]
+    BackwardsRange(String),
+    #[error("port {0} is out of range; a port is a number from 1 to 65535")]
+    PortOutOfRange(i64),
+    #[error(
+        "unknown peer selector `{0}`; use local, system, zone:KIND, kind:KIND, \
+         role:SYSTEM:ROLE, net:CIDR or host:NAME"
+    )]
+    UnknownSelector(String),
+    #[error("`{0}`: a role selector is role:SYSTEM:ROLE, e.g. role:xprotect:event-server")]
+    RoleSelector(String),
+    #[error("`{text}` has host bits set; did you mean {network}?")]
+    HostBitsSet { text: String, network: ipnet::IpNet },
+    #[error("`{0}` is not a subnet; write it as CIDR like 10.20.0.0/24 or fd00:20::/64")]
+    NotASubnet(String),
+    #[error(
+        "unknown zone kind `{0}`; use one of cameras, recording, management, clients, dmz, \
+         internet, servers"
+    )]
+    UnknownZoneKind(String),
+    #[error("unknown protocol `{0}`; use tcp or udp")]
+    UnknownProtocol(String),
+    #[error("`{0}` is not a URL; write it like rtsp://host:554/path")]
+    NotAUrl(String),
+    #[error("unsupported scheme `{0}` in a camera URL")]
+    UnsupportedScheme(String),
+    #[error("URL with scheme {0} has no host")]
+    NoHost(String),
+    #[error("unknown format `{0}`; use table, json or csv")]
+    UnknownFormat(String),
+    #[error("unknown firewall format `{0}`; use nftables, iptables or powershell")]
+    UnknownFirewallFormat(String),
+}
+
 /// Transport protocol of a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -48,20 +88,19 @@ impl PortRange {
     }
 
     /// Parses `443` or `40001-40099`; ports must be 1..=65535 and the range ascending.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let parse_one = |s: &str| -> Result<u16, String> {
-            let n: u32 = s.trim().parse().map_err(|_| {
-                format!("`{s}` is not a port number; use 1-65535 or a range like 40001-40099")
-            })?;
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
+        let parse_one = |s: &str| -> Result<u16, ParseError> {
+            let n: u32 = s
+                .trim()
+                .parse()
+                .map_err(|_| ParseError::NotAPort(s.to_string()))?;
             check_port(n as i64)
         };
         match text.split_once('-') {
             Some((a, b)) => {
                 let (start, end) = (parse_one(a)?, parse_one(b)?);
                 if start > end {
-                    return Err(format!(
-                        "port range `{text}` runs backwards; write the lower port first"
-                    ));
+                    return Err(ParseError::BackwardsRange(text.to_string()));
                 }
                 Ok(Self { start, end })
             }
@@ -71,13 +110,11 @@ impl PortRange {
 }
 
 /// Checks a port number read from a file.
-pub fn check_port(n: i64) -> Result<u16, String> {
+pub fn check_port(n: i64) -> Result<u16, ParseError> {
     if (1..=65535).contains(&n) {
         Ok(n as u16)
     } else {
-        Err(format!(
-            "port {n} is out of range; a port is a number from 1 to 65535"
-        ))
+        Err(ParseError::PortOutOfRange(n))
     }
 }
 
@@ -141,7 +178,7 @@ pub enum Selector {
 }
 
 impl Selector {
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
         let text = text.trim();
         if text == "local" {
             return Ok(Selector::Local);
@@ -150,10 +187,7 @@ impl Selector {
             return Ok(Selector::System);
         }
         let Some((prefix, rest)) = text.split_once(':') else {
-            return Err(format!(
-                "unknown peer selector `{text}`; use local, system, zone:KIND, kind:KIND, \
-                 role:SYSTEM:ROLE, net:CIDR or host:NAME"
-            ));
+            return Err(ParseError::UnknownSelector(text.to_string()));
         };
         match prefix {
             "zone" => Ok(Selector::Zone(ZoneKind::parse(rest)?)),
@@ -163,38 +197,31 @@ impl Selector {
                     system: s.to_string(),
                     role: r.to_string(),
                 }),
-                _ => Err(format!(
-                    "`{text}`: a role selector is role:SYSTEM:ROLE, e.g. role:xprotect:event-server"
-                )),
+                _ => Err(ParseError::RoleSelector(text.to_string())),
             },
             "net" => parse_net(rest).map(Selector::Net),
             "host" if !rest.is_empty() => Ok(Selector::Host(rest.to_string())),
-            _ => Err(format!(
-                "unknown peer selector `{text}`; use local, system, zone:KIND, kind:KIND, \
-                 role:SYSTEM:ROLE, net:CIDR or host:NAME"
-            )),
+            _ => Err(ParseError::UnknownSelector(text.to_string())),
         }
     }
 }
 
 /// Parses `10.0.0.0/24` or a bare address (as a /32 or /128).
-pub fn parse_net(text: &str) -> Result<ipnet::IpNet, String> {
+pub fn parse_net(text: &str) -> Result<ipnet::IpNet, ParseError> {
     let text = text.trim();
     if let Ok(net) = text.parse::<ipnet::IpNet>() {
         if net.trunc() != net {
-            return Err(format!(
-                "`{text}` has host bits set; did you mean {}?",
-                net.trunc()
-            ));
+            return Err(ParseError::HostBitsSet {
+                text: text.to_string(),
+                network: net.trunc(),
+            });
         }
         return Ok(net);
     }
     if let Ok(ip) = text.parse::<std::net::IpAddr>() {
         return Ok(ipnet::IpNet::from(ip));
     }
-    Err(format!(
-        "`{text}` is not a subnet; write it as CIDR like 10.20.0.0/24 or fd00:20::/64"
-    ))
+    Err(ParseError::NotASubnet(text.to_string()))
 }
 
 impl fmt::Display for Selector {
@@ -247,16 +274,11 @@ impl ZoneKind {
         ZoneKind::Servers,
     ];
 
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
         Self::ALL
             .into_iter()
             .find(|k| k.as_str() == text)
-            .ok_or_else(|| {
-                format!(
-                    "unknown zone kind `{text}`; use one of cameras, recording, management, \
-                     clients, dmz, internet, servers"
-                )
-            })
+            .ok_or_else(|| ParseError::UnknownZoneKind(text.to_string()))
     }
 
     pub fn as_str(&self) -> &'static str {
@@ -312,7 +334,7 @@ pub struct PortSpec {
     pub local_only: bool,
     #[serde(default = "yes")]
     pub enabled_by_default: bool,
-    /// Needed only for a special case (seed 002's "Spezial Ports").
+    /// Needed only for a special case (MOBOTIX's MxMC port list calls them "Spezial Ports").
     #[serde(default)]
     pub special_case: bool,
     /// A web/mobile client port that may be exposed to a DMZ or the Internet.
@@ -356,7 +378,7 @@ pub struct Role {
 pub struct System {
     pub name: String,
     pub title: String,
-    /// Where the data comes from (the seed document).
+    /// Where the data comes from (the vendor document the port table follows).
     pub source: String,
     #[serde(default)]
     pub notes: Vec<String>,
@@ -454,17 +476,17 @@ impl Endpoint {
 
     /// Builds an endpoint from a URL such as `rtsps://10.0.0.5:322/stream1`, filling in the
     /// scheme's default port. Credentials in the URL are dropped, never reported.
-    pub fn from_url(name: impl Into<String>, url: &str) -> Result<Self, String> {
+    pub fn from_url(name: impl Into<String>, url: &str) -> Result<Self, ParseError> {
         let (scheme, rest) = url
             .split_once("://")
-            .ok_or_else(|| format!("`{url}` is not a URL; write it like rtsp://host:554/path"))?;
+            .ok_or_else(|| ParseError::NotAUrl(url.to_string()))?;
         let scheme = scheme.to_ascii_lowercase();
         let default = match scheme.as_str() {
             "rtsp" => 554,
             "rtsps" => 322,
             "http" => 80,
             "https" => 443,
-            other => return Err(format!("unsupported scheme `{other}` in a camera URL")),
+            other => return Err(ParseError::UnsupportedScheme(other.to_string())),
         };
         let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
         let hostport = authority
@@ -472,7 +494,7 @@ impl Endpoint {
             .map(|(_, h)| h)
             .unwrap_or(authority);
         if hostport.is_empty() {
-            return Err(format!("URL with scheme {scheme} has no host"));
+            return Err(ParseError::NoHost(scheme));
         }
         let (host, port) = crate::vigil::split_host_port(hostport, default);
         Ok(Self::new(name, host, port, &scheme))

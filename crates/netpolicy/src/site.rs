@@ -14,7 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::catalog::Catalog;
-use crate::model::{PortRange, Protocol, ZoneKind, check_port, parse_net};
+use crate::model::{ParseError, PortRange, Protocol, ZoneKind, check_port, parse_net};
 
 /// A site error with the file and line it comes from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +25,30 @@ pub struct SiteError {
     pub line: usize,
     pub column: usize,
     pub message: String,
+    /// Catalog systems whose port tables show what the file may say instead (for the CLI to
+    /// point at); empty for most errors.
+    pub see_systems: Vec<String>,
+}
+
+/// A `SYSTEM:ROLE` reference that names nothing in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoleRefError {
+    #[error(
+        "role `{0}` must be written SYSTEM:ROLE, e.g. vigil:recording or xprotect:recording-server"
+    )]
+    Malformed(String),
+    #[error("unknown system `{system}` in role `{text}`; known systems: {}", known.join(", "))]
+    UnknownSystem {
+        text: String,
+        system: String,
+        known: Vec<String>,
+    },
+    #[error("unknown role `{text}`; {system} has: {}", known.join(", "))]
+    UnknownRole {
+        text: String,
+        system: String,
+        known: Vec<String>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -139,6 +163,7 @@ impl Site {
             line: 0,
             column: 0,
             message: format!("cannot read the site file: {e}"),
+            see_systems: Vec::new(),
         })?;
         Self::parse(&text, path, catalog)
     }
@@ -152,6 +177,7 @@ impl Site {
                 line,
                 column,
                 message,
+                see_systems: Vec::new(),
             }
         };
         let raw: RawSite = toml::from_str(text).map_err(|e| {
@@ -173,8 +199,8 @@ impl Site {
                     format!("zone `{name}` is defined twice; give each zone its own name"),
                 ));
             }
-            let kind =
-                ZoneKind::parse(z.kind.get_ref()).map_err(|m| err_at(z.kind.span().start, m))?;
+            let kind = ZoneKind::parse(z.kind.get_ref())
+                .map_err(|m| err_at(z.kind.span().start, m.to_string()))?;
             if z.subnets.get_ref().is_empty() {
                 return Err(err_at(
                     z.subnets.span().start,
@@ -338,14 +364,19 @@ impl Site {
                     })
                 });
                 if !known {
-                    return Err(err_at(
+                    let mut err = err_at(
                         e.span().start,
                         format!(
-                            "host `{name}`: `{}` is not a disabled-by-default port of its roles; \
-                             see `vigil catalog show SYSTEM`",
+                            "host `{name}`: `{}` is not a disabled-by-default port of its roles",
                             e.get_ref()
                         ),
-                    ));
+                    );
+                    for rr in &roles {
+                        if !err.see_systems.contains(&rr.system) {
+                            err.see_systems.push(rr.system.clone());
+                        }
+                    }
+                    return Err(err);
                 }
                 enable.push((range, proto));
             }
@@ -423,23 +454,24 @@ impl Site {
     }
 }
 
-fn parse_role_ref(text: &str, catalog: &Catalog) -> Result<RoleRef, String> {
-    let (system, role) = text.trim().split_once(':').ok_or_else(|| {
-        format!("role `{text}` must be written SYSTEM:ROLE, e.g. vigil:recording or xprotect:recording-server")
-    })?;
-    let sys = catalog.system(system).ok_or_else(|| {
-        let names: Vec<&str> = catalog.systems.iter().map(|s| s.name.as_str()).collect();
-        format!(
-            "unknown system `{system}` in role `{text}`; known systems: {}",
-            names.join(", ")
-        )
-    })?;
+fn parse_role_ref(text: &str, catalog: &Catalog) -> Result<RoleRef, RoleRefError> {
+    let (system, role) = text
+        .trim()
+        .split_once(':')
+        .ok_or_else(|| RoleRefError::Malformed(text.to_string()))?;
+    let sys = catalog
+        .system(system)
+        .ok_or_else(|| RoleRefError::UnknownSystem {
+            text: text.to_string(),
+            system: system.to_string(),
+            known: catalog.systems.iter().map(|s| s.name.clone()).collect(),
+        })?;
     if sys.role(role).is_none() {
-        let names: Vec<&str> = sys.roles.iter().map(|r| r.name.as_str()).collect();
-        return Err(format!(
-            "unknown role `{text}`; {system} has: {}",
-            names.join(", ")
-        ));
+        return Err(RoleRefError::UnknownRole {
+            text: text.to_string(),
+            system: system.to_string(),
+            known: sys.roles.iter().map(|r| r.name.clone()).collect(),
+        });
     }
     Ok(RoleRef {
         system: system.to_string(),
@@ -448,11 +480,11 @@ fn parse_role_ref(text: &str, catalog: &Catalog) -> Result<RoleRef, String> {
 }
 
 /// Parses `5432/tcp` or `40001-40099/tcp` (protocol defaults to tcp).
-fn parse_port_proto(text: &str) -> Result<(PortRange, Protocol), String> {
+fn parse_port_proto(text: &str) -> Result<(PortRange, Protocol), ParseError> {
     let (p, proto) = match text.trim().split_once('/') {
         Some((p, "tcp")) => (p, Protocol::Tcp),
         Some((p, "udp")) => (p, Protocol::Udp),
-        Some((_, other)) => return Err(format!("unknown protocol `{other}`; use tcp or udp")),
+        Some((_, other)) => return Err(ParseError::UnknownProtocol(other.to_string())),
         None => (text.trim(), Protocol::Tcp),
     };
     Ok((PortRange::parse(p)?, proto))

@@ -355,6 +355,7 @@ fn format_names_parse() {
     assert!(
         "pf".parse::<FirewallFormat>()
             .unwrap_err()
+            .to_string()
             .contains("nftables, iptables or powershell")
     );
 }

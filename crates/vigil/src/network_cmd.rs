@@ -9,7 +9,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use vigil_netaudit::{self as audit, ProbeOptions};
 use vigil_netpolicy::firewall::{self, FirewallFormat};
 use vigil_netpolicy::manifest::{self, Format};
-use vigil_netpolicy::{Catalog, Endpoint, Site, catalog};
+use vigil_netpolicy::{Catalog, Endpoint, Site, SiteError, catalog};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum TableFormat {
@@ -102,6 +102,19 @@ fn table_format(f: TableFormat) -> Format {
     }
 }
 
+/// A site file error, pointing at the catalog entries that list what the file may say there.
+fn site_error(e: SiteError) -> anyhow::Error {
+    if e.see_systems.is_empty() {
+        return e.into();
+    }
+    let commands: Vec<String> = e
+        .see_systems
+        .iter()
+        .map(|s| format!("`vigil catalog show {s}`"))
+        .collect();
+    anyhow::anyhow!("{e}; see {}", commands.join(", "))
+}
+
 pub fn run_ports(
     args: &PortsArgs,
     config: &vigil_config::Config,
@@ -114,7 +127,7 @@ pub fn run_ports(
 
 pub fn run_firewall(args: &FirewallArgs, config: &vigil_config::Config) -> anyhow::Result<i32> {
     let catalog = Catalog::with_vigil(config)?;
-    let site = Site::load(&args.site, &catalog)?;
+    let site = Site::load(&args.site, &catalog).map_err(site_error)?;
     let format = match args.format {
         RuleFormat::Nftables => FirewallFormat::Nftables,
         RuleFormat::Iptables => FirewallFormat::Iptables,
@@ -174,7 +187,7 @@ pub fn run_audit(
     endpoints.extend(cameras);
     if let Some(path) = &args.site {
         let catalog = Catalog::with_vigil(config)?;
-        let site = Site::load(path, &catalog)?;
+        let site = Site::load(path, &catalog).map_err(site_error)?;
         endpoints.extend(audit::site_endpoints(&site, &catalog));
     }
     let expected = audit::listeners::expected_from_config(config);

@@ -21,7 +21,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::catalog::Catalog;
-use crate::model::{PortRange, PortSpec, Protocol, Role, Selector, ZoneKind};
+use crate::model::{ParseError, PortRange, PortSpec, Protocol, Role, Selector, ZoneKind};
 use crate::site::{Host, RoleRef, Site};
 
 /// One allowed flow.
@@ -80,15 +80,13 @@ pub enum FirewallFormat {
 }
 
 impl std::str::FromStr for FirewallFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, ParseError> {
         match s {
             "nftables" | "nft" => Ok(Self::Nftables),
             "iptables" => Ok(Self::Iptables),
             "powershell" | "ps1" => Ok(Self::Powershell),
-            _ => Err(format!(
-                "unknown firewall format `{s}`; use nftables, iptables or powershell"
-            )),
+            _ => Err(ParseError::UnknownFirewallFormat(s.to_string())),
         }
     }
 }
