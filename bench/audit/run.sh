@@ -6,4 +6,4 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 command -v nmap >/dev/null || { echo "nmap is missing: apt-get install -y nmap" >&2; exit 1; }
 command -v openssl >/dev/null || { echo "openssl is missing: apt-get install -y openssl" >&2; exit 1; }
-cargo run --release -q -p vigil-netpolicy --example audit_bench -- --out "$root/docs/BENCHMARKS-audit.md"
+cargo run --release -q -p vigil-netaudit --example audit_bench -- --out "$root/docs/BENCHMARKS-audit.md"
