@@ -40,3 +40,11 @@ impl fmt::Display for ErrorKind {
         f.write_str(self.as_str())
     }
 }
+
+/// A use case's error as front ends see it: a kind (which decides the HTTP status or the
+/// CLI's advice), a stable machine code (the API's `code`, documented in docs/api.md) and a
+/// message (its `Display`) saying what is wrong and what to do.
+pub trait Classified: std::error::Error {
+    fn kind(&self) -> ErrorKind;
+    fn code(&self) -> &'static str;
+}

@@ -118,6 +118,15 @@ impl ExportError {
     }
 }
 
+impl crate::error::Classified for ExportError {
+    fn kind(&self) -> ErrorKind {
+        ExportError::kind(self)
+    }
+    fn code(&self) -> &'static str {
+        ExportError::code(self)
+    }
+}
+
 impl From<StoreError> for ExportError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -8,12 +8,18 @@
 //! - [`runtime`]: the recording runtime (recovery, recorders, ledgers, retention).
 //! - [`export`]: MP4 export, evidence-bundle export and its tar packaging for download.
 //! - [`verify`]: verifying a camera's recordings or an exported bundle.
+//! - [`settings`]: runtime settings: stage, restore, factory defaults, apply without a
+//!   process restart.
+//! - [`access_settings`]: the `[access]` section of `vigil.toml` as the access library's
+//!   settings and alert sinks.
 //! - [`error`]: the error kinds every use case's errors map into.
 
+pub mod access_settings;
 pub mod error;
 pub mod export;
 pub mod runtime;
+pub mod settings;
 pub mod setup;
 pub mod verify;
 
-pub use error::ErrorKind;
+pub use error::{Classified, ErrorKind};

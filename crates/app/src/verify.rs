@@ -29,6 +29,15 @@ pub enum VerifyError {
     Bundle(#[from] BundleError),
 }
 
+impl crate::error::Classified for VerifyError {
+    fn kind(&self) -> ErrorKind {
+        VerifyError::kind(self)
+    }
+    fn code(&self) -> &'static str {
+        VerifyError::code(self)
+    }
+}
+
 impl VerifyError {
     pub fn kind(&self) -> ErrorKind {
         match self {

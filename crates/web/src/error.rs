@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
+use vigil_app::{Classified, ErrorKind};
 
 /// The body of every error response.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
@@ -88,6 +89,41 @@ impl ApiError {
             "internal",
             "the server could not complete the request; the details are in the server log",
         )
+    }
+}
+
+impl ApiError {
+    /// The one place a use case's failure becomes an HTTP answer: its kind decides the status
+    /// (docs/design/application-layer.md), its code and message go to the client; internal
+    /// faults are logged, not shown.
+    pub fn from_kind(kind: ErrorKind, code: &'static str, e: impl std::fmt::Display) -> Self {
+        let status = match kind {
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Internal => return ApiError::internal(e),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+
+    /// [`ApiError::from_kind`] for an application-layer error.
+    pub fn from_app(e: impl Classified) -> Self {
+        Self::from_kind(e.kind(), e.code(), e)
+    }
+}
+
+impl From<vigil_app::settings::SettingsError> for ApiError {
+    fn from(e: vigil_app::settings::SettingsError) -> Self {
+        ApiError::from_app(e)
+    }
+}
+
+impl From<vigil_app::export::ExportError> for ApiError {
+    fn from(e: vigil_app::export::ExportError) -> Self {
+        ApiError::from_app(e)
     }
 }
 

@@ -6,7 +6,6 @@
 //! owns one module per resource, [`error`] the JSON error format, [`state`] what handlers
 //! share.
 
-pub mod access_settings;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -14,6 +13,7 @@ pub mod json;
 pub mod limits;
 pub mod listen;
 pub mod maintenance;
+pub mod ports;
 pub mod routes;
 pub mod state;
 pub mod workers;
@@ -31,6 +31,8 @@ use utoipa_axum::router::OpenApiRouter;
 pub use error::{ApiError, ErrorBody};
 pub use listen::{ApplyReport, ConnectionLimits, ListenError, ListenerPlan, Listeners, Scheme};
 pub use state::{AppState, SharedState};
+/// Moved to the application layer; re-exported for callers that still import it from here.
+pub use vigil_app::access_settings;
 
 /// Largest request body accepted (certificate imports are the biggest legitimate ones).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use vigil_access::Access;
+use vigil_app::settings::Settings;
 use vigil_config::Config;
 use vigil_media::evidence::Evidence;
 use vigil_media::store::Store;
@@ -22,10 +23,13 @@ pub struct AppState {
     pub tls: LiveTls,
     /// The file the settings API persists to.
     pub config_path: PathBuf,
-    /// The configuration in effect (saved to `config_path`).
-    pub config: RwLock<Config>,
-    /// Staged settings not yet saved ("restore" discards them).
-    pub pending: Mutex<Option<Config>>,
+    /// The configuration in effect (saved to `config_path`), shared with `settings`, which
+    /// alone changes it.
+    pub config: Arc<RwLock<Config>>,
+    /// Staged settings not yet saved ("restore" discards them), shared with `settings`.
+    pub pending: Arc<Mutex<Option<Config>>>,
+    /// The runtime-settings use case: stage, restore, factory defaults, apply.
+    pub settings: Settings,
     /// The running listeners; the settings API rebinds them without a process restart.
     pub listeners: Listeners,
     /// The recorder's evidence ledgers, once recording runs in this process: an export signs
@@ -57,14 +61,16 @@ impl AppState {
     ) -> Result<SharedState, vigil_pki::PkiError> {
         let tls = pki.live_tls()?;
         let listeners = Listeners::new(access.clone(), tls.clone());
+        let settings = Settings::new(config_path.clone(), config, access.clone());
         Ok(Arc::new(AppState {
             access,
             store,
             pki: Arc::new(Mutex::new(pki)),
             tls,
             config_path,
-            config: RwLock::new(config),
-            pending: Mutex::new(None),
+            config: settings.in_effect_handle(),
+            pending: settings.pending_handle(),
+            settings,
             listeners,
             evidence: OnceLock::new(),
         }))

@@ -32,10 +32,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vigil_access::{AuditKind, Permission};
-use vigil_app::ErrorKind;
-use vigil_app::export::{
-    BundleRequest, ExportError, ExporterIdentity, Mp4Layout, Mp4Part, Piece, TailSigning,
-};
+use vigil_app::export::{BundleRequest, ExporterIdentity, Mp4Layout, Mp4Part, Piece, TailSigning};
 use vigil_app::verify::VerifyError;
 use vigil_media::store::{Camera, now_us};
 use vigil_media::time::{format_us, parse_time};
@@ -235,31 +232,6 @@ async fn recordings(
 
 // ------------------------------------------------------------------ export use case
 
-/// The one place export errors become HTTP answers: the error's kind decides the status, its
-/// code and message go to the client (internal faults are logged, not shown).
-fn export_error(e: ExportError) -> ApiError {
-    app_error(e.kind(), e.code(), e)
-}
-
-/// A use case's error as an HTTP answer: its kind decides the status, its code and message
-/// go to the client (internal faults are logged, not shown).
-fn app_error(
-    kind: ErrorKind,
-    code: &'static str,
-    e: impl std::fmt::Display + std::fmt::Debug,
-) -> ApiError {
-    let status = match kind {
-        ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
-        ErrorKind::Conflict => StatusCode::CONFLICT,
-        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
-        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorKind::Internal => return ApiError::internal(e),
-    };
-    ApiError::new(status, code, e.to_string())
-}
-
 /// The MP4 layout of a camera's range; the camera is resolved first so that an unknown
 /// camera answers like every other route.
 fn mp4_layout(
@@ -269,7 +241,7 @@ fn mp4_layout(
     to: i64,
 ) -> ApiResult<Mp4Layout> {
     let camera = find_camera(store, name)?;
-    vigil_app::export::mp4_layout(store, &camera.id, from, to).map_err(export_error)
+    vigil_app::export::mp4_layout(store, &camera.id, from, to).map_err(ApiError::from_app)
 }
 
 // ------------------------------------------------------------------ HTTP ranges
@@ -611,7 +583,7 @@ async fn export(
     }
     let store = state.store.clone();
     let layout = blocking(move || mp4_layout(&store, &name, from, to)).await??;
-    let (camera, part, gaps) = layout.single().map_err(export_error)?;
+    let (camera, part, gaps) = layout.single().map_err(ApiError::from_app)?;
     let stem = file_stem(&camera.name, part.start_us, part.end_us);
     let detail = json!({
         "camera": camera.name, "from": format_us(from), "to": format_us(to),
@@ -667,7 +639,7 @@ async fn export_bundle(
             to_us: to,
             exporter,
         };
-        vigil_app::export::bundle_tar(&req, TailSigning::SignNow(&sign)).map_err(export_error)
+        vigil_app::export::bundle_tar(&req, TailSigning::SignNow(&sign)).map_err(ApiError::from_app)
     })
     .await??;
     let e = &tar.export;
@@ -827,7 +799,7 @@ async fn verify(
         vigil_app::verify::verify_camera(&store, &data_dir, &name, range, &ca_pem, &mut |_, _| {})
             .map_err(|e| match e {
                 VerifyError::NoCamera(name) => camera_not_found(&name),
-                e => app_error(e.kind(), e.code(), e),
+                e => ApiError::from_app(e),
             })
     })
     .await??;
