@@ -94,7 +94,7 @@ fn main() -> ExitCode {
         Command::Access(cmd) => vigil_config::Config::load(&cli.config)
             .map_err(anyhow::Error::from)
             .and_then(|cfg| {
-                let access = vigil_web::access_settings::access_config(&cfg)?;
+                let access = vigil_app::access_settings::access_config(&cfg)?;
                 access_cmd::run_with_config(cmd, &cfg.data_dir.join("access.db"), access)
             }),
         Command::Ports(args) => with_exit_code(network(&cli.config, |cfg, cams| {

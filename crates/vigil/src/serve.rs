@@ -71,9 +71,9 @@ impl Web {
         store: Arc<Store>,
         plan: Option<vigil_web::ListenerPlan>,
     ) -> anyhow::Result<Web> {
-        let access_config = vigil_web::access_settings::access_config(cfg)
+        let access_config = vigil_app::access_settings::access_config(cfg)
             .with_context(|| format!("{}", config_path.display()))?;
-        let (sink, webhook) = vigil_web::access_settings::alert_sink(cfg)
+        let (sink, webhook) = vigil_app::access_settings::alert_sink(cfg)
             .with_context(|| format!("{}", config_path.display()))?;
         let access = Arc::new(
             vigil_access::Access::open_with(

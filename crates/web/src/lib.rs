@@ -31,8 +31,6 @@ use utoipa_axum::router::OpenApiRouter;
 pub use error::{ApiError, ErrorBody};
 pub use listen::{ApplyReport, ConnectionLimits, ListenError, ListenerPlan, Listeners, Scheme};
 pub use state::{AppState, SharedState};
-/// Moved to the application layer; re-exported for callers that still import it from here.
-pub use vigil_app::access_settings;
 
 /// Largest request body accepted (certificate imports are the biggest legitimate ones).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
