@@ -53,9 +53,12 @@ fn micros(d: Duration) -> Option<i64> {
     i64::try_from(d.as_micros()).ok()
 }
 
-/// RFC 3339 with milliseconds, UTC.
+/// The last instant RFC 3339 can write, 9999-12-31T23:59:59.999999Z.
+const MAX_FORMAT_US: i64 = 253_402_300_800_000_000 - 1;
+
+/// RFC 3339 with milliseconds, UTC; times before 1970 or after 9999 show as those limits.
 pub fn format_us(us: i64) -> String {
-    let t = std::time::UNIX_EPOCH + Duration::from_micros(us.max(0) as u64);
+    let t = std::time::UNIX_EPOCH + Duration::from_micros(us.clamp(0, MAX_FORMAT_US) as u64);
     humantime::format_rfc3339_millis(t).to_string()
 }
 
@@ -113,5 +116,20 @@ mod tests {
             parse_time(&format!("-{}s", now / 1_000_000 + 1), now).unwrap(),
             -1_000_000
         );
+    }
+
+    #[test]
+    fn times_after_year_9999_are_shown_as_its_end() {
+        // Found by the media_time fuzz target: Unix seconds 17000000070000 (year 540,000)
+        // parse, and humantime refuses to write a year past 9999 (a Display error, which
+        // `to_string` turns into a panic). The API shows parsed times back in range errors.
+        let us = parse_time("17000000070000", 1_800_000_000_000_000).unwrap();
+        assert_eq!(format_us(us), "9999-12-31T23:59:59.999Z");
+        assert_eq!(format_us(i64::MAX), "9999-12-31T23:59:59.999Z");
+        assert_eq!(
+            format_us(253_402_300_799_000_000),
+            "9999-12-31T23:59:59.000Z"
+        );
+        assert_eq!(format_us(i64::MIN), "1970-01-01T00:00:00.000Z");
     }
 }

@@ -213,7 +213,7 @@ pub fn timeline(
         ));
     }
     let scale = u128::from(movie_timescale(recorded_init)?);
-    let span = (end_us - start_us) as u128;
+    let span = u128::from(end_us.abs_diff(start_us));
     let duration = u64::try_from((span * scale).div_ceil(1_000_000))
         .map_err(|_| malformed("the exported fragments", "span too long"))?;
     Ok(Timeline {
@@ -314,6 +314,13 @@ pub fn presentation_init(recorded_init: &[u8], t: &Timeline) -> Result<Vec<u8>, 
                     mvex.extend_from_slice(k.bytes);
                 }
                 body.extend(mp4_box(b"mvex", &mvex));
+            }
+            // Size 0 runs to the end of moov: the user data appended below would land inside.
+            _ if b.bytes[..4] == [0; 4] => {
+                return Err(PresentationError::Unsupported(format!(
+                    "the recorded moov's last box '{}' has size 0 (to the end)",
+                    String::from_utf8_lossy(&b.kind)
+                )));
             }
             _ => body.extend_from_slice(b.bytes),
         }
@@ -442,5 +449,45 @@ mod tests {
         assert!(first_decode_time(b"\0\0\0\x08mdat").is_err());
         assert_eq!(first_decode_time(&fragment(42)).unwrap(), 42);
         assert!(timeline(&recorded_init(), &fragment(1), 10, 9).is_err());
+    }
+
+    /// fuzz/artifacts/signing_presentation (minimised): a span beyond i64 overflowed
+    /// `end_us - start_us`; it is too long for any duration instead.
+    #[test]
+    fn a_span_beyond_i64_is_refused_not_overflowed() {
+        let init = b"\0\0\0\x13ftyp\0U@iso6\x19\0\0\0\0\0\0\0moov\0\0\0\0mvhd\0\0\0\0\0\0\xff\xff\xff\xff\0\xff\x04\0U@";
+        let err = timeline(init, b"", -9_223_371_605_488_473_087, 1_714_564_800_266_667);
+        assert!(
+            matches!(&err, Err(PresentationError::Malformed { detail, .. }) if detail == "span too long"),
+            "{err:?}"
+        );
+    }
+
+    /// fuzz/artifacts/signing_presentation: the recorded moov's last child (the fuzz input's
+    /// mutated mvex) has size 0, "to the end"; the udta appended after it landed inside it.
+    #[test]
+    fn a_last_moov_box_of_size_zero_is_not_edited() {
+        let last = b"\0\0\0\0(mvex\0\0\0 trex\0\0\0\0\0\0\0\x01\0\0\0\x01\0\0\0\0\0\0\0\0\0\0\0";
+        let mut init = recorded_init();
+        init.extend_from_slice(last);
+        let moov_size = u32::from_be_bytes(init[28..32].try_into().unwrap()) + last.len() as u32;
+        init[28..32].copy_from_slice(&moov_size.to_be_bytes());
+        let t = Timeline {
+            media_time: 0,
+            duration: 1,
+            start_us: 1_714_564_800_000_000,
+        };
+        let err = presentation_init(&init, &t);
+        assert!(
+            matches!(&err, Err(PresentationError::Unsupported(m)) if m.contains("size 0")),
+            "{err:?}"
+        );
+        // The same box with its size written out is copied verbatim, before the udta.
+        let at = init.len() - last.len();
+        init[at..at + 4].copy_from_slice(&40u32.to_be_bytes());
+        let out = presentation_init(&init, &t).unwrap();
+        let (_, moov) = init_parts(&out).unwrap();
+        assert_eq!(moov[moov.len() - 2].bytes, &init[at..]);
+        assert_eq!(&moov[moov.len() - 1].kind, b"udta");
     }
 }
