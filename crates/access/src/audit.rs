@@ -1,4 +1,4 @@
-//! The audit log (D5): append-only and hash-chained. Entry `n` stores
+//! The audit log (docs/security-model.md): append-only and hash-chained. Entry `n` stores
 //! `hash_n = SHA-256(hash_{n-1} || canonical JSON of entry n)` (with 32 zero bytes before the
 //! first entry), so editing, deleting, inserting or reordering a row breaks the chain at that
 //! entry; `audit_head` holds the last sequence number and hash, so dropping entries at the end

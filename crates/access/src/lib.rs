@@ -1,4 +1,4 @@
-//! Vigil's access protection (D1, D2, D3, D5): users with roles and per-camera permissions,
+//! Vigil's access protection (docs/security-model.md): users with roles and per-camera permissions,
 //! Argon2id passwords with a policy and optional TOTP, sessions with idle/absolute expiry and
 //! CSRF tokens, scoped API tokens, intrusion detection per source address, and the
 //! hash-chained audit log. Everything lives in one SQLite file (`access.db`) except the
@@ -65,7 +65,7 @@ pub use tokens::{CreatedToken, NewToken, TokenError, TokenFormatError, TokenInfo
 pub use users::{NewUser, TotpEnrollment, UserInfo, validate_username};
 pub use webhook::{WebhookConfig, WebhookError, WebhookSink, WebhookStats};
 
-/// Session lifetimes (D2).
+/// Session lifetimes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionConfig {
     /// A session unused this long ends. Default 15 minutes.

@@ -1,4 +1,4 @@
-//! Login and sessions (D2): a random 256-bit session id (the cookie value) of which only the
+//! Login and sessions: a random 256-bit session id (the cookie value) of which only the
 //! SHA-256 is stored, idle timeout and absolute lifetime, a per-session CSRF token
 //! (synchronizer pattern), logout and the remaining time for "you will be logged out" warnings.
 

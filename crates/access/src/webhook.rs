@@ -1,4 +1,4 @@
-//! The webhook alert sink (D3: "alerts go to the log and to a configurable webhook"): every
+//! The webhook alert sink (alerts go to the log and to a configurable webhook): every
 //! intrusion [`Alert`] is POSTed as JSON to an HTTPS URL, signed with HMAC-SHA256 so the
 //! receiver can tell it came from this Vigil.
 //!

@@ -239,7 +239,7 @@ impl Default for MetricsConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AccessSettings {
-    /// A session unused this long ends (D2). Default 15 minutes.
+    /// A session unused this long ends. Default 15 minutes.
     #[serde(with = "humantime_serde_compat")]
     pub session_idle_timeout: Duration,
     /// A session ends this long after login however active. Default 12 hours.
@@ -261,7 +261,7 @@ impl Default for AccessSettings {
     }
 }
 
-/// Intrusion detection with the semantics of the MOBOTIX camera web server (seed 004).
+/// Intrusion detection with the semantics of an IP camera's own web server (docs/security-model.md).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct IdsSettings {

@@ -1,4 +1,4 @@
-//! Vigil's HTTPS REST API (management role, C1/D1–D5): the listeners (HTTPS, optional
+//! Vigil's HTTPS REST API (management role, docs/api.md): the listeners (HTTPS, optional
 //! redirect-only HTTP, intrusion detection before TLS), authentication and authorization of
 //! every request, the JSON routes, and the OpenAPI 3.1 description generated from them.
 //!

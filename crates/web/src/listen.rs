@@ -1,5 +1,5 @@
 //! The management listeners: HTTPS sockets serving the API, and optional plaintext HTTP
-//! sockets that only redirect to HTTPS and refuse every credential-bearing endpoint (seed 004).
+//! sockets that only redirect to HTTPS and refuse every credential-bearing endpoint (docs/api.md).
 //!
 //! A blocked address is dropped right after `accept`, before the TLS handshake, so an attacker
 //! that has been blocked costs neither a key exchange nor a password hash; so is a connection

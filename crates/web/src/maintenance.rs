@@ -1,4 +1,4 @@
-//! Certificate upkeep while the server runs (C2): the generated server certificate is renewed
+//! Certificate upkeep while the server runs (docs/pki.md): the generated server certificate is renewed
 //! 30 days before it expires and swapped into the live TLS configuration, so new handshakes
 //! get it without a restart; expiry alerts (30/14/7/1 days, and expired) are raised for every
 //! certificate in use, including imported ones that Vigil cannot renew, and written to the

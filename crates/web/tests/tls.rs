@@ -1,4 +1,4 @@
-//! The HTTPS listener's TLS as real clients see it (C1): TLS 1.2 and 1.3 only, AEAD cipher
+//! The HTTPS listener's TLS as real clients see it (docs/pki.md): TLS 1.2 and 1.3 only, AEAD cipher
 //! suites only, a certificate chain that verifies against the installation CA; checked with
 //! `openssl s_client`, curl and testssl.sh against `Harness::serve`.
 

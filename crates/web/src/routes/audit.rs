@@ -1,4 +1,4 @@
-//! The hash-chained audit log (D5): filtered queries, JSON-lines export for a SIEM or an
+//! The hash-chained audit log (docs/security-model.md): filtered queries, JSON-lines export for a SIEM or an
 //! archive, and verification of the chain. Every route needs `ViewAudit` (admins and
 //! auditors). The log itself (append-only, chained, verified) is vigil-access's.
 

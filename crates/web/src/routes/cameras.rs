@@ -1,4 +1,4 @@
-//! Cameras (A6, D1, D5): list, add, show, change and remove the cameras of the recording index,
+//! Cameras: list, add, show, change and remove the cameras of the recording index,
 //! with each recorder's live status. The running server's reconcile loop reads the index every
 //! 2 s, so a camera added, disabled or removed here starts or stops recording without more
 //! wiring.

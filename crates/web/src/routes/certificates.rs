@@ -1,4 +1,4 @@
-//! The CA and the server certificate (C2, C3, C4): status, the CA certificate for clients,
+//! The CA and the server certificate (docs/pki.md): status, the CA certificate for clients,
 //! bringing your own PKI (import with a possibly encrypted key, CSR whose key stays here,
 //! installing the issued certificate, resetting to the generated one), renewal, and signing
 //! device (camera) CSRs with the system CA.

@@ -1,4 +1,4 @@
-//! Intrusion detection (D3): what is blocked and watched, the aggregated access log (the
+//! Intrusion detection (docs/security-model.md): what is blocked and watched, the aggregated access log (the
 //! camera's "web server logfile": one entry per user name, address and outcome within the IDS
 //! timeout, with a count), and lifting a block. Reading needs `ViewAudit`; unblocking changes
 //! who may log in, so it needs `ManageUsers`. Counting, blocking and auditing are vigil-access's.

@@ -1,4 +1,4 @@
-//! Recordings of one camera (A4, A5, D5, E2, E3): recorded ranges and gaps, playback of a time
+//! Recordings of one camera (docs/api.md, "Video"): recorded ranges and gaps, playback of a time
 //! range as one fragmented MP4 with HTTP Range support (so a browser `<video>` can seek),
 //! export downloads (MP4, or the signed evidence bundle as a tar stream), and signature
 //! verification.

@@ -1,4 +1,4 @@
-//! Login, the current session, logout (D2).
+//! Login, the current session, logout (docs/api.md, "Authentication").
 
 use crate::json::Json;
 use axum::extract::State;

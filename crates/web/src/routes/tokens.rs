@@ -1,4 +1,4 @@
-//! API tokens for integrations (D1): list, create (the token is shown once; only its hash is
+//! API tokens for integrations: list, create (the token is shown once; only its hash is
 //! kept), revoke. All routes need `ManageUsers`: a token carries a role, so handing one out is
 //! a permission change. The store and its auditing are vigil-access's.
 //!

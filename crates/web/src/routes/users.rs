@@ -1,5 +1,5 @@
-//! Users, roles and camera permissions (D1), administrator password resets, and the caller's
-//! own account: password change (D2: it ends the user's other sessions) and TOTP enrolment.
+//! Users, roles and camera permissions, administrator password resets, and the caller's
+//! own account: password change (it ends the user's other sessions) and TOTP enrolment.
 //!
 //! Every `/api/v1/users` route needs `ManageUsers`. The `/api/v1/account` routes are the
 //! deliberate exception: they act only on the logged-in user's own account, so being logged in
