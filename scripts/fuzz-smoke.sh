@@ -12,15 +12,31 @@
 # changes and ASan runs need it. The targets fuzz safe Rust, where AddressSanitizer would find
 # nothing that the bounds checks, overflow checks and debug assertions of this build miss.
 #
-# Time on 2 cores, measured from a fresh clone: cargo-fuzz install about 2.5 min (once per
-# machine), build of all targets 11.5 min, 12 runs of 15 s 3.3 min: 14.8 min without the
-# install. That was with the cores shared with a niced fuzzer and other builds; the build and
-# runs took 12.2 min of CPU, so on 2 otherwise idle cores expect about 6 min of build and
-# 10 to 12 min in all.
+# CI builds the targets with `--dev` (opt-level 0 except the hash and key-derivation crates,
+# see fuzz/Cargo.toml; debug assertions and overflow checks as in the long runs): under 5 min
+# of CPU from a fresh clone instead of the release build's 9 or so, and the few seconds per
+# target replay the committed corpus and fuzz a little, which is what a smoke run is for. The
+# long runs use cargo-fuzz's release build (fuzz/README.md): VIGIL_FUZZ_BUILD=release.
+#
+#   VIGIL_FUZZ_SECONDS=600 VIGIL_FUZZ_BUILD=release bash scripts/fuzz-smoke.sh site_parse
+#
+# Time on 2 cores (2026-12-06, 13 targets; cargo-fuzz install about 2.5 min once per machine,
+# not counted): cold --dev build 282 s of CPU, 5.3 to 5.6 min wall clock while other builds
+# shared the cores (about 2.5 min on idle cores); the 13 runs of 5 s over the committed corpora
+# 92 s. So about 4 min in all on 2 idle cores.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-SECONDS_PER_TARGET="${VIGIL_FUZZ_SECONDS:-15}"
+SECONDS_PER_TARGET="${VIGIL_FUZZ_SECONDS:-5}"
+case "${VIGIL_FUZZ_BUILD:-dev}" in
+    dev) profile=(--dev) ;;
+    # cargo-fuzz's default build (not its --release flag, which drops the debug assertions)
+    release) profile=() ;;
+    *)
+        echo "VIGIL_FUZZ_BUILD must be dev or release" >&2
+        exit 2
+        ;;
+esac
 CARGO_FUZZ_VERSION=0.13.2
 export RUSTC_BOOTSTRAP=1
 
@@ -46,8 +62,8 @@ fi
 installed=$(date +%s)
 
 cd fuzz
-log "cargo fuzz build --sanitizer none (all targets)"
-cargo fuzz build --sanitizer none
+log "cargo fuzz build --sanitizer none ${profile[*]} (all targets)"
+cargo fuzz build --sanitizer none "${profile[@]}"
 built=$(date +%s)
 
 if [ "$#" -gt 0 ]; then
@@ -64,12 +80,12 @@ failed=()
 for t in "${targets[@]}"; do
     log "$t: ${SECONDS_PER_TARGET}s"
     mkdir -p "$scratch/$t" "corpus/$t"
-    if ! cargo fuzz run --sanitizer none "$t" "$scratch/$t" "corpus/$t" -- \
+    if ! cargo fuzz run --sanitizer none "${profile[@]}" "$t" "$scratch/$t" "corpus/$t" -- \
         -max_total_time="$SECONDS_PER_TARGET" -max_len="$(max_len "$t")" -timeout=10 \
         -rss_limit_mb=2048 -print_final_stats=1 >"$scratch/$t.log" 2>&1; then
         failed+=("$t")
         tail -n 60 "$scratch/$t.log" >&2
-        echo "reproduce: cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none $t artifacts/$t/<file>" >&2
+        echo "reproduce: cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none ${profile[*]} $t artifacts/$t/<file>" >&2
     fi
     grep -E '^#[0-9]+[[:space:]]+DONE' "$scratch/$t.log" | tail -n 1 >&2 || true
 done
