@@ -140,7 +140,8 @@ fn time_range(from: Option<&str>, to: Option<&str>, required: bool) -> ApiResult
             ),
         ));
     }
-    if required && t - f > MAX_RANGE_US {
+    // `abs_diff`: both ends may be far in the past and future, beyond what `t - f` can hold.
+    if required && t.abs_diff(f) > MAX_RANGE_US.unsigned_abs() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "range_too_long",
@@ -836,6 +837,24 @@ mod tests {
             h.insert(header::IF_RANGE, HeaderValue::from_str(v).unwrap());
         }
         h
+    }
+
+    #[test]
+    fn extreme_range_ends_are_refused_without_overflow() {
+        for (from, to) in [
+            ("-290000y", "+200000y"),
+            ("-290000y", "now"),
+            ("0", "+200000y"),
+        ] {
+            match time_range(Some(from), Some(to), true) {
+                Ok(r) => panic!("{from}..{to} accepted: {r:?}"),
+                Err(e) => assert!(
+                    ["range_too_long", "bad_time", "bad_range"].contains(&e.code),
+                    "{from}..{to}: {}",
+                    e.code
+                ),
+            }
+        }
     }
 
     #[test]
