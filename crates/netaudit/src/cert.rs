@@ -69,6 +69,23 @@ pub enum PemError {
     Empty(usize),
 }
 
+/// Why a server's certificate cannot be judged, or why its chain is not trusted.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CertError {
+    #[error("the server's certificate cannot be parsed: {0}")]
+    Unparsable(x509_parser::nom::Err<X509Error>),
+    #[error("the server sent no certificate")]
+    NoCertificate,
+    #[error("no trusted CA certificates are configured")]
+    NoTrustedCa,
+    #[error("cannot build a verifier: {0}")]
+    Verifier(rustls::client::VerifierBuilderError),
+    #[error("not issued by a trusted CA")]
+    UntrustedIssuer,
+    #[error("chain does not verify: {0}")]
+    DoesNotVerify(rustls::Error),
+}
+
 /// Every `CERTIFICATE` section of a PEM text (RFC 7468), in order. Other sections (keys,
 /// parameters) and any text around the sections are skipped.
 ///
@@ -132,9 +149,8 @@ pub fn pem_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, PemE
 }
 
 /// Parses a DER certificate.
-pub fn inspect(der: &[u8]) -> Result<CertInfo, String> {
-    let (_, cert) = parse_x509_certificate(der)
-        .map_err(|e| format!("the server's certificate cannot be parsed: {e}"))?;
+pub fn inspect(der: &[u8]) -> Result<CertInfo, CertError> {
+    let (_, cert) = parse_x509_certificate(der).map_err(CertError::Unparsable)?;
     let mut dns_names = Vec::new();
     let mut ip_addresses = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
@@ -250,18 +266,18 @@ impl CertInfo {
 /// (possibly large) system root store, which is costly to rebuild per endpoint.
 #[derive(Debug, Clone)]
 pub struct TrustChecker {
-    verifier: Result<Arc<rustls::client::WebPkiServerVerifier>, String>,
+    verifier: Result<Arc<rustls::client::WebPkiServerVerifier>, CertError>,
 }
 
 impl TrustChecker {
     pub fn new(roots: &Arc<rustls::RootCertStore>) -> Self {
         let verifier = if roots.is_empty() {
-            Err("no trusted CA certificates are configured".to_string())
+            Err(CertError::NoTrustedCa)
         } else {
             let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
             rustls::client::WebPkiServerVerifier::builder_with_provider(roots.clone(), provider)
                 .build()
-                .map_err(|e| format!("cannot build a verifier: {e}"))
+                .map_err(CertError::Verifier)
         };
         Self { verifier }
     }
@@ -274,12 +290,12 @@ impl TrustChecker {
         chain: &[CertificateDer<'static>],
         host: &str,
         leaf: &CertInfo,
-    ) -> Result<(), String> {
+    ) -> Result<(), CertError> {
         use rustls::client::danger::ServerCertVerifier;
         use rustls::{CertificateError, Error};
         let verifier = self.verifier.as_ref().map_err(Clone::clone)?;
         let Some((first, rest)) = chain.split_first() else {
-            return Err("the server sent no certificate".into());
+            return Err(CertError::NoCertificate);
         };
         let name = ServerName::try_from(host.trim_matches(['[', ']']).to_string())
             .unwrap_or_else(|_| ServerName::try_from("invalid.invalid").expect("static name"));
@@ -292,8 +308,8 @@ impl TrustChecker {
             )) => Ok(()),
             Err(Error::InvalidCertificate(
                 CertificateError::UnknownIssuer | CertificateError::BadSignature,
-            )) => Err("not issued by a trusted CA".into()),
-            Err(e) => Err(format!("chain does not verify: {e}")),
+            )) => Err(CertError::UntrustedIssuer),
+            Err(e) => Err(CertError::DoesNotVerify(e)),
         }
     }
 }
@@ -304,7 +320,7 @@ pub fn check_trust(
     host: &str,
     leaf: &CertInfo,
     roots: &Arc<rustls::RootCertStore>,
-) -> Result<(), String> {
+) -> Result<(), CertError> {
     TrustChecker::new(roots).check(chain, host, leaf)
 }
 

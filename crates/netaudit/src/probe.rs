@@ -23,7 +23,7 @@ use serde::Serialize;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use crate::cert::{self, CertInfo};
+use crate::cert::{self, CertError, CertInfo};
 use crate::tlshello::{self, Flight, TLS11, TLS12};
 use crate::{Finding, FindingKind, Severity};
 use vigil_netpolicy::Endpoint;
@@ -373,7 +373,7 @@ impl StartGate {
 }
 
 /// The parsed leaf and why the chain is not trusted (None when trusted).
-type Verdict = (Option<CertInfo>, Option<String>);
+type Verdict = (Option<CertInfo>, Option<CertError>);
 
 fn chain_key(chain: &[CertificateDer<'static>]) -> [u8; 32] {
     use sha2::Digest;
@@ -393,7 +393,7 @@ impl Shared {
                 (Some(info), untrusted)
             }
             Some(Err(e)) => (None, Some(e)),
-            None => (None, Some("the server sent no certificate".into())),
+            None => (None, Some(CertError::NoCertificate)),
         }
     }
 
@@ -422,7 +422,11 @@ fn micros(since: Instant) -> u64 {
     since.elapsed().as_micros() as u64
 }
 
-async fn probe_one(ep: Endpoint, addr: Result<SocketAddr, String>, sh: &Shared) -> ProbeResult {
+async fn probe_one(
+    ep: Endpoint,
+    addr: Result<SocketAddr, ResolveError>,
+    sh: &Shared,
+) -> ProbeResult {
     let start = Instant::now();
     let opts = &sh.opts;
     let mut res = ProbeResult {
@@ -436,7 +440,7 @@ async fn probe_one(ep: Endpoint, addr: Result<SocketAddr, String>, sh: &Shared) 
     let addr = match addr {
         Ok(a) => a,
         Err(e) => {
-            res.error = Some(e);
+            res.error = Some(e.to_string());
             return res;
         }
     };
@@ -534,7 +538,7 @@ async fn probe_one(ep: Endpoint, addr: Result<SocketAddr, String>, sh: &Shared) 
                 ));
             }
             Ok(Flight::Alert(a)) => failure = Some(format!("TLS alert {a}")),
-            Ok(Flight::NotTls(why)) => failure = Some(why),
+            Ok(Flight::NotTls(why)) => failure = Some(why.to_string()),
             Ok(Flight::Partial) => {}
             Err(e) => failure = Some(e.to_string()),
         };
@@ -616,7 +620,7 @@ async fn probe_one(ep: Endpoint, addr: Result<SocketAddr, String>, sh: &Shared) 
             .collect(),
         legacy,
         leaf,
-        untrusted,
+        untrusted: untrusted.map(|e| e.to_string()),
         chain,
     });
     res.timing.total_us = micros(start);
@@ -644,15 +648,24 @@ async fn rustls_chain(
     Ok((chain, version))
 }
 
+/// A host name that did not resolve (the endpoint's probe reports it).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("cannot resolve {host}: {source}")]
+pub struct ResolveError {
+    host: String,
+    source: Arc<std::io::Error>,
+}
+
 /// Resolves every distinct host once, concurrently; IP literals need no lookup.
 async fn resolve_all(
     endpoints: &[Endpoint],
     timeout: Duration,
-) -> HashMap<String, Result<IpAddr, String>> {
+) -> HashMap<String, Result<IpAddr, ResolveError>> {
     let mut out = HashMap::new();
+    let mut looked_up = std::collections::HashSet::new();
     let mut set = tokio::task::JoinSet::new();
     for ep in endpoints {
-        if out.contains_key(&ep.host) {
+        if !looked_up.insert(ep.host.clone()) {
             continue;
         }
         let bare = ep.host.trim_matches(['[', ']']).to_string();
@@ -660,7 +673,6 @@ async fn resolve_all(
             out.insert(ep.host.clone(), Ok(ip));
             continue;
         }
-        out.insert(ep.host.clone(), Err(String::new()));
         let host = ep.host.clone();
         set.spawn(async move {
             let r = timed(timeout, async {
@@ -671,7 +683,10 @@ async fn resolve_all(
             })
             .await
             .map(|a| a.ip())
-            .map_err(|e| format!("cannot resolve {host}: {e}"));
+            .map_err(|source| ResolveError {
+                host: host.clone(),
+                source: Arc::new(source),
+            });
             (host, r)
         });
     }
@@ -837,18 +852,11 @@ fn now_secs(opts: &ProbeOptions) -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// The calendar date (UTC) of a certificate time in Unix seconds, for messages.
 fn day(ts: i64) -> String {
-    // Days since the epoch to a civil date (Howard Hinnant's algorithm), for messages only.
-    let z = ts.div_euclid(86400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    format!("{:04}-{m:02}-{d:02}", if m <= 2 { y + 1 } else { y })
+    x509_parser::time::ASN1Time::from_timestamp(ts)
+        .map(|t| t.to_datetime().date().to_string())
+        .unwrap_or_else(|_| format!("{ts} s after the Unix epoch"))
 }
 
 /// Turns probe results into findings, including certificates shared by several devices.

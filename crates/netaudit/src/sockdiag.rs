@@ -25,6 +25,29 @@ const DIAG_MSG: usize = 72;
 /// Most reply bytes read before giving up (bounds the loop on a misbehaving kernel).
 const MAX_REPLY: usize = 64 << 20;
 
+/// Why the netlink socket dump failed (the caller then reads `/proc/net/*` instead).
+#[derive(Debug, thiserror::Error)]
+pub enum SockDiagError {
+    #[error("netlink socket: {0}")]
+    Socket(std::io::Error),
+    #[error("netlink send: {0}")]
+    Send(std::io::Error),
+    #[error("netlink receive: {0}")]
+    Receive(std::io::Error),
+    #[error("netlink socket closed before the dump ended")]
+    Closed,
+    #[error("netlink dump is unreasonably large")]
+    TooLarge,
+    #[error("the kernel refused the socket dump: {}", std::io::Error::from_raw_os_error(*.errno))]
+    Refused { errno: i32 },
+    #[error("netlink message length {0} is invalid")]
+    BadLength(usize),
+    #[error("inet_diag_msg of {0} bytes is too short")]
+    ShortMessage(usize),
+    #[error("unexpected address family {0}")]
+    Family(i32),
+}
+
 struct Fd(libc::c_int);
 
 impl Drop for Fd {
@@ -49,9 +72,9 @@ fn request(family: u8, protocol: u8, states: u32) -> Vec<u8> {
 }
 
 /// Parses one `inet_diag_msg`.
-fn parse_msg(b: &[u8], protocol: Protocol) -> Result<Socket, String> {
+fn parse_msg(b: &[u8], protocol: Protocol) -> Result<Socket, SockDiagError> {
     if b.len() < DIAG_MSG {
-        return Err(format!("inet_diag_msg of {} bytes is too short", b.len()));
+        return Err(SockDiagError::ShortMessage(b.len()));
     }
     let family = i32::from(b[0]);
     let port = u16::from_be_bytes([b[4], b[5]]);
@@ -61,7 +84,7 @@ fn parse_msg(b: &[u8], protocol: Protocol) -> Result<Socket, String> {
     } else if family == libc::AF_INET6 {
         Ipv6Addr::from(<[u8; 16]>::try_from(src).expect("16 bytes")).into()
     } else {
-        return Err(format!("unexpected address family {family}"));
+        return Err(SockDiagError::Family(family));
     };
     let inode = u32::from_ne_bytes(b[68..72].try_into().expect("4 bytes"));
     Ok(Socket {
@@ -73,13 +96,17 @@ fn parse_msg(b: &[u8], protocol: Protocol) -> Result<Socket, String> {
 }
 
 /// Splits a netlink reply into messages: `Ok(true)` once the dump is done.
-fn parse_reply(buf: &[u8], protocol: Protocol, out: &mut Vec<Socket>) -> Result<bool, String> {
+fn parse_reply(
+    buf: &[u8],
+    protocol: Protocol,
+    out: &mut Vec<Socket>,
+) -> Result<bool, SockDiagError> {
     let mut rest = buf;
     while rest.len() >= NLMSG_HDR {
         let len = u32::from_ne_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
         let kind = u16::from_ne_bytes(rest[4..6].try_into().expect("2 bytes"));
         if len < NLMSG_HDR || len > rest.len() {
-            return Err(format!("netlink message length {len} is invalid"));
+            return Err(SockDiagError::BadLength(len));
         }
         let body = &rest[NLMSG_HDR..len];
         match kind {
@@ -89,10 +116,7 @@ fn parse_reply(buf: &[u8], protocol: Protocol, out: &mut Vec<Socket>) -> Result<
                     .get(0..4)
                     .map(|e| -i32::from_ne_bytes(e.try_into().expect("4 bytes")))
                     .unwrap_or(0);
-                return Err(format!(
-                    "the kernel refused the socket dump: {}",
-                    std::io::Error::from_raw_os_error(errno)
-                ));
+                return Err(SockDiagError::Refused { errno });
             }
             SOCK_DIAG_BY_FAMILY => out.push(parse_msg(body, protocol)?),
             _ => {}
@@ -104,7 +128,12 @@ fn parse_reply(buf: &[u8], protocol: Protocol, out: &mut Vec<Socket>) -> Result<
     Ok(false)
 }
 
-fn dump(fd: &Fd, family: u8, protocol: Protocol, states: u32) -> Result<Vec<Socket>, String> {
+fn dump(
+    fd: &Fd,
+    family: u8,
+    protocol: Protocol,
+    states: u32,
+) -> Result<Vec<Socket>, SockDiagError> {
     let proto = match protocol {
         Protocol::Tcp => libc::IPPROTO_TCP as u8,
         Protocol::Udp => libc::IPPROTO_UDP as u8,
@@ -125,7 +154,7 @@ fn dump(fd: &Fd, family: u8, protocol: Protocol, states: u32) -> Result<Vec<Sock
         )
     };
     if sent < 0 {
-        return Err(format!("netlink send: {}", std::io::Error::last_os_error()));
+        return Err(SockDiagError::Send(std::io::Error::last_os_error()));
     }
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -138,10 +167,10 @@ fn dump(fd: &Fd, family: u8, protocol: Protocol, states: u32) -> Result<Vec<Sock
             if e.kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
-            return Err(format!("netlink receive: {e}"));
+            return Err(SockDiagError::Receive(e));
         }
         if n == 0 {
-            return Err("netlink socket closed before the dump ended".into());
+            return Err(SockDiagError::Closed);
         }
         let n = n as usize;
         total += n;
@@ -149,13 +178,13 @@ fn dump(fd: &Fd, family: u8, protocol: Protocol, states: u32) -> Result<Vec<Sock
             return Ok(out);
         }
         if total > MAX_REPLY {
-            return Err("netlink dump is unreasonably large".into());
+            return Err(SockDiagError::TooLarge);
         }
     }
 }
 
 /// Listening TCP and unconnected UDP sockets, IPv4 and IPv6.
-pub fn listening() -> Result<Vec<Socket>, String> {
+pub fn listening() -> Result<Vec<Socket>, SockDiagError> {
     // SAFETY: plain socket(2) call; the descriptor is owned by Fd from here on.
     let raw = unsafe {
         libc::socket(
@@ -165,10 +194,7 @@ pub fn listening() -> Result<Vec<Socket>, String> {
         )
     };
     if raw < 0 {
-        return Err(format!(
-            "netlink socket: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(SockDiagError::Socket(std::io::Error::last_os_error()));
     }
     let fd = Fd(raw);
     // A receive timeout bounds the wait should the kernel never answer.
@@ -237,12 +263,12 @@ mod tests {
             &msg(libc::AF_INET6 as u8, 9443, &v6, 43),
         ));
         let mut out = Vec::new();
-        assert_eq!(parse_reply(&buf, Protocol::Tcp, &mut out), Ok(false));
+        assert!(!parse_reply(&buf, Protocol::Tcp, &mut out).unwrap());
         assert_eq!(out[0].addr, "127.0.0.1:8443".parse().unwrap());
         assert_eq!(out[0].inode, 42);
         assert_eq!(out[1].addr, "[::1]:9443".parse().unwrap());
         buf.extend(nl(NLMSG_DONE, &[0; 4]));
-        assert_eq!(parse_reply(&buf, Protocol::Tcp, &mut Vec::new()), Ok(true));
+        assert!(parse_reply(&buf, Protocol::Tcp, &mut Vec::new()).unwrap());
     }
 
     #[test]
@@ -253,24 +279,28 @@ mod tests {
             Protocol::Tcp,
             &mut out,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("refused"), "{e}");
         let mut short = nl(SOCK_DIAG_BY_FAMILY, &[2, 10, 0, 0]);
         assert!(
             parse_reply(&short, Protocol::Tcp, &mut out)
                 .unwrap_err()
+                .to_string()
                 .contains("too short")
         );
         short[0] = 200;
         assert!(
             parse_reply(&short, Protocol::Tcp, &mut out)
                 .unwrap_err()
+                .to_string()
                 .contains("invalid")
         );
         let odd = nl(SOCK_DIAG_BY_FAMILY, &msg(99, 1, &[1, 2, 3, 4], 1));
         assert!(
             parse_reply(&odd, Protocol::Tcp, &mut out)
                 .unwrap_err()
+                .to_string()
                 .contains("family")
         );
     }

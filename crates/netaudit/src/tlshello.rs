@@ -159,6 +159,41 @@ pub fn server_hello_version(first: &[u8]) -> Option<u16> {
     Some(u16::from_be_bytes([first[9], first[10]]))
 }
 
+/// Why an answer is not a TLS server's first flight.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotTls {
+    #[error("ServerHello is truncated")]
+    ServerHelloTruncated,
+    #[error("ServerHello extensions are truncated")]
+    ExtensionsTruncated,
+    #[error("ServerHello extension is truncated")]
+    ExtensionTruncated,
+    #[error("supported_versions in ServerHello is not 2 bytes")]
+    SupportedVersionsLength,
+    #[error("ServerHello extensions are malformed")]
+    ExtensionsMalformed,
+    #[error("Certificate message has a wrong length")]
+    CertificateLength,
+    #[error("Certificate entry is truncated")]
+    CertificateEntryTruncated,
+    #[error("Certificate entry is empty")]
+    CertificateEntryEmpty,
+    #[error("handshake message {0} before the ServerHello")]
+    MessageBeforeHello(u8),
+    #[error("handshake message is too large")]
+    MessageTooLarge,
+    #[error("not a TLS record (first bytes {0:02x?})")]
+    NotARecord([u8; 5]),
+    #[error("record type {0} before the ServerHello")]
+    RecordBeforeHello(u8),
+    #[error("first flight is too large")]
+    FlightTooLarge,
+    #[error("the server closed the connection")]
+    Closed,
+    #[error("the server closed the connection mid-answer")]
+    ClosedMidAnswer,
+}
+
 /// What the server's first flight said, as far as it has arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Flight {
@@ -167,7 +202,7 @@ pub enum Flight {
     /// The server refused with this alert description.
     Alert(u8),
     /// The bytes are not a TLS server's answer.
-    NotTls(String),
+    NotTls(NotTls),
     /// The server chose `version`. `hello_retry` marks a HelloRetryRequest; `tls13_too`
     /// marks a server that chose 1.2 or below but signalled (by the RFC 8446 downgrade
     /// sentinel) that it also speaks TLS 1.3. `chain` is the certificate chain (DER, leaf
@@ -194,10 +229,9 @@ fn u24(b: &[u8]) -> usize {
 
 /// The version a ServerHello body selects (its supported_versions extension when present)
 /// and whether it is a HelloRetryRequest.
-fn parse_server_hello(body: &[u8]) -> Result<(u16, bool, bool), String> {
-    let short = || "ServerHello is truncated".to_string();
+fn parse_server_hello(body: &[u8]) -> Result<(u16, bool, bool), NotTls> {
     if body.len() < 2 + 32 + 1 {
-        return Err(short());
+        return Err(NotTls::ServerHelloTruncated);
     }
     let legacy = u16::from_be_bytes([body[0], body[1]]);
     let hrr = body[2..34] == HRR_RANDOM;
@@ -207,54 +241,50 @@ fn parse_server_hello(body: &[u8]) -> Result<(u16, bool, bool), String> {
     let sid = usize::from(body[34]);
     let mut at = 35 + sid + 2 + 1;
     if body.len() < at {
-        return Err(short());
+        return Err(NotTls::ServerHelloTruncated);
     }
     let mut version = legacy;
     if body.len() >= at + 2 {
         let len = usize::from(u16::from_be_bytes([body[at], body[at + 1]]));
         at += 2;
-        let exts = body
-            .get(at..at + len)
-            .ok_or_else(|| "ServerHello extensions are truncated".to_string())?;
+        let exts = body.get(at..at + len).ok_or(NotTls::ExtensionsTruncated)?;
         let mut e = exts;
         while e.len() >= 4 {
             let kind = u16::from_be_bytes([e[0], e[1]]);
             let elen = usize::from(u16::from_be_bytes([e[2], e[3]]));
-            let data = e
-                .get(4..4 + elen)
-                .ok_or_else(|| "ServerHello extension is truncated".to_string())?;
+            let data = e.get(4..4 + elen).ok_or(NotTls::ExtensionTruncated)?;
             if kind == 0x002b {
                 if data.len() != 2 {
-                    return Err("supported_versions in ServerHello is not 2 bytes".into());
+                    return Err(NotTls::SupportedVersionsLength);
                 }
                 version = u16::from_be_bytes([data[0], data[1]]);
             }
             e = &e[4 + elen..];
         }
         if !e.is_empty() {
-            return Err("ServerHello extensions are malformed".into());
+            return Err(NotTls::ExtensionsMalformed);
         }
     }
     Ok((version, hrr, downgrade))
 }
 
 /// Parses a TLS 1.0-1.2 Certificate message body into DER certificates.
-fn parse_certificates(body: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+fn parse_certificates(body: &[u8]) -> Result<Vec<Vec<u8>>, NotTls> {
     if body.len() < 3 || u24(body) != body.len() - 3 {
-        return Err("Certificate message has a wrong length".into());
+        return Err(NotTls::CertificateLength);
     }
     let mut rest = &body[3..];
     let mut out = Vec::new();
     while !rest.is_empty() {
         if rest.len() < 3 {
-            return Err("Certificate entry is truncated".into());
+            return Err(NotTls::CertificateEntryTruncated);
         }
         let len = u24(rest);
         let der = rest
             .get(3..3 + len)
-            .ok_or_else(|| "Certificate entry is truncated".to_string())?;
+            .ok_or(NotTls::CertificateEntryTruncated)?;
         if der.is_empty() {
-            return Err("Certificate entry is empty".into());
+            return Err(NotTls::CertificateEntryEmpty);
         }
         out.push(der.to_vec());
         rest = &rest[3 + len..];
@@ -295,9 +325,7 @@ pub fn parse_flight(data: &[u8], want_chain: bool) -> Flight {
                     Err(e) => return Flight::NotTls(e),
                 },
                 (_, None) => {
-                    return Flight::NotTls(format!(
-                        "handshake message {kind} before the ServerHello"
-                    ));
+                    return Flight::NotTls(NotTls::MessageBeforeHello(kind));
                 }
                 (11, Some((version, _, tls13_too))) => {
                     return match parse_certificates(body) {
@@ -324,7 +352,7 @@ pub fn parse_flight(data: &[u8], want_chain: bool) -> Flight {
         }
         hs.drain(..at);
         if hs.len() > MAX_FLIGHT {
-            return Flight::NotTls("handshake message is too large".into());
+            return Flight::NotTls(NotTls::MessageTooLarge);
         }
         if rest.len() < 5 {
             return Flight::Partial;
@@ -335,10 +363,8 @@ pub fn parse_flight(data: &[u8], want_chain: bool) -> Flight {
             usize::from(u16::from_be_bytes([rest[3], rest[4]])),
         );
         if major != 3 || !(20..=23).contains(&kind) || len > 16384 + 2048 {
-            return Flight::NotTls(format!(
-                "not a TLS record (first bytes {:02x?})",
-                &rest[..5]
-            ));
+            let first = rest[..5].try_into().expect("5 bytes");
+            return Flight::NotTls(NotTls::NotARecord(first));
         }
         let Some(payload) = rest.get(5..5 + len) else {
             return Flight::Partial;
@@ -357,7 +383,7 @@ pub fn parse_flight(data: &[u8], want_chain: bool) -> Flight {
                         tls13_too,
                         chain: None,
                     },
-                    None => Flight::NotTls(format!("record type {kind} before the ServerHello")),
+                    None => Flight::NotTls(NotTls::RecordBeforeHello(kind)),
                 };
             }
         }
@@ -388,7 +414,7 @@ async fn read_flight(s: &mut TcpStream, want_chain: bool) -> std::io::Result<Fli
     loop {
         match parse_flight(&buf, want_chain) {
             Flight::Partial if buf.len() < MAX_FLIGHT => {}
-            Flight::Partial => return Ok(Flight::NotTls("first flight is too large".into())),
+            Flight::Partial => return Ok(Flight::NotTls(NotTls::FlightTooLarge)),
             done => return Ok(done),
         }
         // Read straight into the heap buffer: a stack chunk held across the await would
@@ -399,9 +425,9 @@ async fn read_flight(s: &mut TcpStream, want_chain: bool) -> std::io::Result<Fli
         let n = s.read_buf(&mut buf).await?;
         if n == 0 {
             return Ok(if buf.is_empty() {
-                Flight::NotTls("the server closed the connection".into())
+                Flight::NotTls(NotTls::Closed)
             } else {
-                Flight::NotTls("the server closed the connection mid-answer".into())
+                Flight::NotTls(NotTls::ClosedMidAnswer)
             });
         }
     }
@@ -674,7 +700,7 @@ mod tests {
         assert_eq!(parse_flight(&[], true), Flight::Partial);
         assert_eq!(parse_flight(&record(21, &[2, 70]), true), Flight::Alert(70));
         assert!(
-            matches!(parse_flight(b"HTTP/1.1 400 Bad Request\r\n", true), Flight::NotTls(m) if m.contains("not a TLS record"))
+            matches!(parse_flight(b"HTTP/1.1 400 Bad Request\r\n", true), Flight::NotTls(m) if m.to_string().contains("not a TLS record"))
         );
         assert!(matches!(
             parse_flight(b"RTSP/1.0 200 OK", false),
@@ -688,11 +714,11 @@ mod tests {
         // A Certificate before any ServerHello.
         let c = certificates(&[b"x"]);
         assert!(
-            matches!(parse_flight(&record(22, &c), true), Flight::NotTls(m) if m.contains("before the ServerHello"))
+            matches!(parse_flight(&record(22, &c), true), Flight::NotTls(m) if m.to_string().contains("before the ServerHello"))
         );
         // Truncated ServerHello body.
         assert!(
-            matches!(parse_flight(&record(22, &handshake(2, &[3, 3, 1])), true), Flight::NotTls(m) if m.contains("truncated"))
+            matches!(parse_flight(&record(22, &handshake(2, &[3, 3, 1])), true), Flight::NotTls(m) if m.to_string().contains("truncated"))
         );
         // Bad supported_versions length.
         let sh = server_hello(TLS12, [0; 32], &[0x00, 0x2b, 0, 1, 3]);
@@ -704,13 +730,13 @@ mod tests {
         let mut hs = server_hello(TLS12, [0; 32], &[]);
         hs.extend(handshake(11, &[0, 0, 9, 0, 0, 1, 0xaa]));
         assert!(
-            matches!(parse_flight(&record(22, &hs), true), Flight::NotTls(m) if m.contains("wrong length"))
+            matches!(parse_flight(&record(22, &hs), true), Flight::NotTls(m) if m.to_string().contains("wrong length"))
         );
         // An empty certificate entry.
         let mut hs = server_hello(TLS12, [0; 32], &[]);
         hs.extend(handshake(11, &[0, 0, 3, 0, 0, 0]));
         assert!(
-            matches!(parse_flight(&record(22, &hs), true), Flight::NotTls(m) if m.contains("empty"))
+            matches!(parse_flight(&record(22, &hs), true), Flight::NotTls(m) if m.to_string().contains("empty"))
         );
         // Application data before any ServerHello.
         assert!(matches!(
