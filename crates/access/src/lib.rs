@@ -139,7 +139,7 @@ pub enum AccessError {
     #[error("no user named {0:?}")]
     UnknownUser(String),
     #[error(
-        "users already exist; the first administrator can only be created in an empty database (use `vigil user add` as an admin instead)"
+        "users already exist; the first administrator can only be created in an empty database"
     )]
     AlreadyInitialized,
     #[error("{0:?} is the last enabled administrator; create or enable another admin first")]

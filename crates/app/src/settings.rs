@@ -354,8 +354,16 @@ pub enum SettingsError {
     /// The settings would leave the server without a listener.
     #[error("{0}")]
     Unreachable(String),
+    /// A setting the editable settings do not have: `setting` is its path in the patch,
+    /// `detail` what the parser said; `note` (what was left alone) as for `Invalid`.
+    #[error("setting `{setting}`: {detail}{}", note.map(|n| format!("; {n}")).unwrap_or_default())]
+    UnknownSetting {
+        setting: String,
+        detail: String,
+        note: Option<&'static str>,
+    },
     /// Apply without staged settings.
-    #[error("no settings are staged; change them with PATCH /api/v1/settings first")]
+    #[error("no settings are staged")]
     NothingPending,
     /// A new listener's socket cannot be bound (the port is in use, the address is not
     /// local); nothing was changed.
@@ -379,7 +387,9 @@ pub enum SettingsError {
 impl SettingsError {
     pub fn kind(&self) -> ErrorKind {
         match self {
-            SettingsError::Invalid(_) | SettingsError::Unreachable(_) => ErrorKind::InvalidInput,
+            SettingsError::Invalid(_)
+            | SettingsError::UnknownSetting { .. }
+            | SettingsError::Unreachable(_) => ErrorKind::InvalidInput,
             SettingsError::NothingPending | SettingsError::BindFailed(_) => ErrorKind::Conflict,
             SettingsError::ShuttingDown(_) => ErrorKind::Unavailable,
             SettingsError::Listeners(_)
@@ -393,7 +403,7 @@ impl SettingsError {
     /// A stable name for machines (the API's error code, documented in docs/api.md).
     pub fn code(&self) -> &'static str {
         match self {
-            SettingsError::Invalid(_) => "bad_request",
+            SettingsError::Invalid(_) | SettingsError::UnknownSetting { .. } => "bad_request",
             SettingsError::Unreachable(_) => "unreachable",
             SettingsError::NothingPending => "nothing_pending",
             SettingsError::BindFailed(_) => "bind_failed",
@@ -408,9 +418,16 @@ impl SettingsError {
 
     /// A refusal with `note` (what was left alone) appended to its message; faults keep
     /// theirs, since their message is for the log.
-    fn noting(self, note: &str) -> Self {
+    fn noting(self, note: &'static str) -> Self {
         match self {
             SettingsError::Invalid(m) => SettingsError::Invalid(format!("{m}; {note}")),
+            SettingsError::UnknownSetting {
+                setting, detail, ..
+            } => SettingsError::UnknownSetting {
+                setting,
+                detail,
+                note: Some(note),
+            },
             SettingsError::Unreachable(m) => SettingsError::Unreachable(format!("{m}; {note}")),
             other => other,
         }
@@ -553,12 +570,16 @@ pub fn staged_from_patch(base: &Config, patch: &Value) -> Result<Config, Setting
     let view: EditableSettings = serde_path_to_error::deserialize(view).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.inner().to_string();
+        if inner.starts_with("unknown field") {
+            return SettingsError::UnknownSetting {
+                setting: path,
+                detail: inner,
+                note: None,
+            };
+        }
         let hint = if inner.starts_with("missing field") {
             " (null removes only optional settings: access.webhook and its files, \
              retention.max_age, retention.max_bytes; give this one a value)"
-        } else if inner.starts_with("unknown field") {
-            " (GET /api/v1/settings shows the editable settings; the rest of vigil.toml is \
-             changed in the file)"
         } else {
             ""
         };

@@ -11,12 +11,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// Why a configuration could not be loaded. Every variant names the file and says what to do.
+/// Why a configuration could not be loaded. Every variant names the file and says what is
+/// wrong with it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error(
-        "cannot read config file {path}: {source}. Create one with `vigil init --data-dir DIR`."
-    )]
+    #[error("cannot read config file {path}: {source}")]
     Read {
         path: PathBuf,
         source: std::io::Error,

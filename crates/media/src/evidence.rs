@@ -24,9 +24,7 @@ pub fn ledger_path(data_dir: &Path, camera_id: &str) -> PathBuf {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvidenceError {
-    #[error(
-        "cannot load the signing key from {dir}: {source}. Recordings must be signed; run `vigil init` for this data directory or restore keys/signing from backup"
-    )]
+    #[error("cannot load the signing key from {dir}: {source}. Recordings must be signed")]
     Key {
         dir: PathBuf,
         source: vigil_signing::KeyError,

@@ -11,9 +11,7 @@ use crate::store::{Camera, GapRow, GopRow, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RangeError {
-    #[error(
-        "nothing was recorded for camera '{camera}' between {from} and {to}; `vigil recordings {camera}` lists what exists"
-    )]
+    #[error("nothing was recorded for camera '{camera}' between {from} and {to}")]
     Empty {
         camera: String,
         from: String,

@@ -1,5 +1,6 @@
-//! Error types of the PKI crate. Every message says what is wrong and what the operator can do
-//! about it, because these errors end up verbatim in `vigil pki ...` output and in the web UI.
+//! Error types of the PKI crate. Every message says what is wrong, and for material supplied
+//! from outside what would be accepted instead; which command or API call to use next is
+//! added by the front end that shows the error (`vigil pki ...` or the API).
 
 use std::path::PathBuf;
 
@@ -123,8 +124,7 @@ pub enum ImportError {
     NotForServerAuth { subject: String },
     #[error(
         "the certificate '{subject}' does not match the pending certificate request: it was \
-         issued for a different key. Submit the CSR from `vigil pki csr` and install the \
-         certificate issued for it"
+         issued for a different key"
     )]
     NotForPendingCsr { subject: String },
 }
@@ -169,7 +169,7 @@ pub enum CsrError {
 /// Every error of the PKI store.
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
-    #[error("no PKI found in {dir}: run `vigil init` first (it creates the certificate authority)")]
+    #[error("no PKI found in {dir}")]
     NotInitialized { dir: PathBuf },
     #[error(
         "a PKI already exists in {dir}: it was kept; delete the directory only if you want a \
@@ -182,18 +182,13 @@ pub enum PkiError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error(
-        "{path} is damaged ({reason}): restore it from backup or re-run `vigil init` in an empty directory"
-    )]
+    #[error("{path} is damaged ({reason})")]
     Corrupt { path: PathBuf, reason: String },
     #[error("invalid host name or address '{name}' for a certificate: {reason}")]
     BadName { name: String, reason: String },
     #[error("invalid option: {0}")]
     BadOption(String),
-    #[error(
-        "no certificate request is pending: run `vigil pki csr --cn NAME` first, send the CSR \
-         to your CA, then install the certificate it returns"
-    )]
+    #[error("no certificate request is pending")]
     NoPendingCsr,
     #[error(transparent)]
     Import(#[from] ImportError),

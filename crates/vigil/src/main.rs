@@ -7,6 +7,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod access_cmd;
+mod advice;
 mod camera_cmd;
 mod init_cmd;
 mod network_cmd;
@@ -116,7 +117,7 @@ fn main() -> ExitCode {
             ExitCode::from(e.downcast_ref::<ExitWith>().map(|x| x.0).unwrap_or(1))
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", advice::present(&e));
             ExitCode::FAILURE
         }
     }

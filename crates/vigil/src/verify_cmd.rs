@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use vigil_app::verify::{self, Outcome, VerifyError};
+use vigil_app::verify::{self, Outcome};
 use vigil_media::store::now_us;
 use vigil_media::time::parse_time;
 use vigil_signing::TimeRange;
@@ -75,12 +75,7 @@ pub fn run(args: &VerifyArgs, config: &Path) -> anyhow::Result<i32> {
         },
     );
     bar.finish_and_clear();
-    let (cam, report) = verified.map_err(|e| match e {
-        VerifyError::NoCamera(name) => anyhow::anyhow!(
-            "no camera named '{name}'; `vigil camera list` shows the configured cameras"
-        ),
-        e => e.into(),
-    })?;
+    let (cam, report) = verified?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -115,9 +115,24 @@ impl ApiError {
     }
 }
 
+/// Settings refusals, with where to look or what to call next in the API's terms.
 impl From<vigil_app::settings::SettingsError> for ApiError {
     fn from(e: vigil_app::settings::SettingsError) -> Self {
-        ApiError::from_app(e)
+        use vigil_app::settings::SettingsError as E;
+        let message = match &e {
+            E::NothingPending => format!("{e}; change them with PATCH /api/v1/settings first"),
+            E::UnknownSetting {
+                setting,
+                detail,
+                note,
+            } => format!(
+                "setting `{setting}`: {detail} (GET /api/v1/settings shows the editable \
+                 settings; the rest of vigil.toml is changed in the file){}",
+                note.map(|n| format!("; {n}")).unwrap_or_default()
+            ),
+            _ => return ApiError::from_app(e),
+        };
+        ApiError::from_kind(e.kind(), e.code(), message)
     }
 }
 

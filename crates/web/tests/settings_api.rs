@@ -234,6 +234,8 @@ async fn staged_changes_accumulate_and_restore_discards_them() {
     let a = post(&h, &admin, "apply").await;
     assert_eq!(a.status, StatusCode::CONFLICT);
     assert_eq!(a.code(), "nothing_pending");
+    // The API, not the settings library, names the call to make first.
+    assert!(a.text().contains("PATCH /api/v1/settings"), "{}", a.text());
 
     let audit = config_changes(&h);
     let actions: Vec<&str> = audit
@@ -461,6 +463,13 @@ async fn invalid_values_are_refused_with_a_message_and_nothing_is_staged() {
             "{body} changed the staged settings"
         );
     }
+    // An unknown setting: the API says where the editable ones are listed.
+    let a = patch(&h, &admin, json!({"management": {"colour": "red"}})).await;
+    let msg = a.json()["message"].as_str().unwrap().to_owned();
+    assert!(
+        msg.contains("(GET /api/v1/settings shows the editable settings;"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]

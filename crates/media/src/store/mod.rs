@@ -49,7 +49,7 @@ pub enum StoreError {
         "the recording volume is full while writing {path}; Vigil deletes the oldest unlocked video to make room (check retention settings and disk size)"
     )]
     DiskFull { path: PathBuf },
-    #[error("no camera named '{0}'; `vigil camera list` shows the configured cameras")]
+    #[error("no camera named '{0}'")]
     NoSuchCamera(String),
     #[error("a camera named '{0}' already exists; choose another name or remove it first")]
     DuplicateCamera(String),
@@ -59,7 +59,7 @@ pub enum StoreError {
     Secret(#[from] crate::secrets::SecretError),
     #[error("{0}")]
     Mp4(#[from] fmp4::Mp4Error),
-    #[error("data directory {0} is not initialised; run `vigil init --data-dir {0}` first")]
+    #[error("data directory {0} is not initialised")]
     NotInitialised(PathBuf),
 }
 

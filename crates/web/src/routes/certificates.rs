@@ -62,6 +62,14 @@ fn pki_error(e: PkiError) -> ApiError {
             "wrong_passphrase",
             ImportError::WrongPassphrase.to_string(),
         ),
+        PkiError::Import(e @ ImportError::NotForPendingCsr { .. }) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_certificate",
+            format!(
+                "{e}. Submit the CSR from GET /api/v1/certificates/csr and install the \
+                 certificate issued for it"
+            ),
+        ),
         PkiError::Import(e) => ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_certificate",
