@@ -1,18 +1,24 @@
 //! Export of recorded video: the one implementation behind `vigil export` and the API's
 //! playback and export routes.
 //!
-//! * [`mp4_layout`]: the bytes of an exported MP4 as pieces (the export's own init, then the
-//!   recorded fragments byte for byte), which the API streams with Range support and
-//!   [`export_mp4`] writes to files.
+//! * [`progressive_layout`]: the plain MP4 export as pieces (its `ftyp`, `moov` and `mdat`
+//!   header made here, then the recorded sample bytes as byte ranges of the segment files),
+//!   which the API's export streams with Range support and [`export_mp4`] writes to files.
+//! * [`mp4_layout`]: the fragmented form for playback through Media Source Extensions: the
+//!   export's own init, then the recorded fragments byte for byte.
 //! * [`export_bundle`]: a signed evidence bundle in a directory; [`bundle_tar`]: the same
 //!   bundle packaged as a tar stream for download.
 //! * [`Output::choose`]: what an output path given on the command line means.
 //!
-//! The export's init is the recorded init with a timeline edit
-//! ([`vigil_signing::bundle::presentation`]): players start the clip at 0 and show its
-//! wall-clock start, while every fragment stays what the ledger signed.
+//! Both MP4 forms start the clip at 0 and carry its wall-clock start. The fragmented form does
+//! it with a timeline edit in the recorded init ([`vigil_signing::bundle::presentation`]),
+//! leaving every fragment what the ledger signed; it is what a bundle's `video.mp4` is. But
+//! ffmpeg and Chromium report a fragmented clip's duration up to its last fragment's absolute
+//! decode time (days for a clip cut days into a recording), so the plain MP4 is progressive
+//! ([`vigil_media::progressive`]): complete sample tables from 0, the same sample bytes.
 
 mod bundle;
+mod progressive;
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -67,6 +73,13 @@ pub enum ExportError {
         .starts.iter().map(|s| format_us(*s)).collect::<Vec<_>>().join(", ")
     )]
     CodecChange { starts: Vec<i64> },
+    /// A gap inside the range longer than one frame of a progressive MP4 can last.
+    #[error(
+        "the range holds a recording gap from {} to {}, longer than one frame of an MP4 can last (about 13 hours at 90 kHz); export the video before and after it separately",
+        format_us(*.start_us),
+        format_us(*.end_us)
+    )]
+    GapTooLong { start_us: i64, end_us: i64 },
     #[error("this server cannot sign evidence bundles: its signing key does not load: {0}")]
     SigningKey(vigil_signing::KeyError),
     #[error("camera '{camera}' has no evidence ledger yet: nothing signed was recorded")]
@@ -89,6 +102,7 @@ impl ExportError {
             ExportError::Exists(_)
             | ExportError::NotEmpty(_)
             | ExportError::CodecChange { .. }
+            | ExportError::GapTooLong { .. }
             | ExportError::NoLedger { .. } => ErrorKind::Conflict,
             ExportError::SigningKey(_) => ErrorKind::Unavailable,
             ExportError::Recorded { .. }
@@ -108,6 +122,7 @@ impl ExportError {
             ExportError::Exists(_) => "output_exists",
             ExportError::NotEmpty(_) => "output_not_empty",
             ExportError::CodecChange { .. } => "codec_change",
+            ExportError::GapTooLong { .. } => "gap_too_long",
             ExportError::SigningKey(_) => "signing_unavailable",
             ExportError::NoLedger { .. } => "no_ledger",
             ExportError::Recorded { .. }
@@ -208,7 +223,7 @@ pub enum Piece {
         offset: u64,
         len: u64,
     },
-    /// Bytes made by the export (its init).
+    /// Bytes made by the export (its init, or its `ftyp`, `moov` and `mdat` header).
     Bytes(Bytes),
 }
 
@@ -228,7 +243,8 @@ impl Piece {
 /// One playable MP4: GOPs that share one init.
 #[derive(Debug, Clone)]
 pub struct Mp4Part {
-    /// The export's init, then every fragment as recorded.
+    /// Fragmented: the export's init, then every fragment as recorded. Progressive: `ftyp`,
+    /// `moov` and the `mdat` header, then the recorded samples of every fragment.
     pub pieces: Vec<Piece>,
     pub total: u64,
     /// Strong validator of the bytes (HTTP `ETag`, quoted).
@@ -245,7 +261,8 @@ pub struct Mp4Part {
 pub struct Mp4Layout {
     pub camera: Camera,
     pub parts: Vec<Mp4Part>,
-    /// Recording gaps inside the range; the MP4 timeline skips them.
+    /// Recording gaps inside the range. The MP4's time stays the time since its start: the
+    /// last frame before a gap lasts until recording resumes.
     pub gaps: Vec<GapRow>,
 }
 
@@ -324,19 +341,41 @@ fn part_layout(store: &Store, cam: &Camera, run: Run) -> Result<Mp4Part, ExportE
     })
 }
 
-/// The MP4 export of `[from_us, to_us)` of a camera (name or id), as pieces: nothing is read
-/// but the inits and the first fragment headers.
+/// The fragmented MP4 of `[from_us, to_us)` of a camera (name or id), as pieces (playback
+/// through Media Source Extensions): nothing is read but the inits and the first fragment
+/// headers.
 pub fn mp4_layout(
     store: &Store,
     camera: &str,
     from_us: i64,
     to_us: i64,
 ) -> Result<Mp4Layout, ExportError> {
+    layout_with(store, camera, from_us, to_us, part_layout)
+}
+
+/// The plain MP4 export of `[from_us, to_us)` of a camera (name or id): one progressive MP4
+/// per part, as pieces. Nothing is read but the inits and the fragments' `moof`s.
+pub fn progressive_layout(
+    store: &Store,
+    camera: &str,
+    from_us: i64,
+    to_us: i64,
+) -> Result<Mp4Layout, ExportError> {
+    layout_with(store, camera, from_us, to_us, progressive::part_layout)
+}
+
+fn layout_with(
+    store: &Store,
+    camera: &str,
+    from_us: i64,
+    to_us: i64,
+    part: fn(&Store, &Camera, Run) -> Result<Mp4Part, ExportError>,
+) -> Result<Mp4Layout, ExportError> {
     let range = vigil_media::export::recorded_range(store, camera, from_us, to_us)?;
     let parts = range
         .runs
         .into_iter()
-        .map(|run| part_layout(store, &range.camera, run))
+        .map(|run| part(store, &range.camera, run))
         .collect::<Result<_, _>>()?;
     Ok(Mp4Layout {
         camera: range.camera,
@@ -426,8 +465,8 @@ fn publish(tmp: &Path, path: &Path, force: bool) -> Result<(), ExportError> {
 }
 
 /// Exports `[from_us, to_us)` of a camera to `out` (and `out.partN.mp4` after a codec
-/// change). Existing files are refused before anything is written unless `force`.
-/// `progress(done, total)` counts bytes.
+/// change) as progressive MP4s ([`progressive_layout`]). Existing files are refused before
+/// anything is written unless `force`. `progress(done, total)` counts bytes.
 pub fn export_mp4(
     store: &Store,
     camera: &str,
@@ -437,7 +476,7 @@ pub fn export_mp4(
     force: bool,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Mp4Export, ExportError> {
-    let layout = mp4_layout(store, camera, from_us, to_us)?;
+    let layout = progressive_layout(store, camera, from_us, to_us)?;
     let paths: Vec<PathBuf> = (0..layout.parts.len()).map(|i| part_path(out, i)).collect();
     if !force && let Some(p) = paths.iter().find(|p| p.exists()) {
         return Err(ExportError::Exists(p.clone()));

@@ -463,6 +463,214 @@ pub fn parse_fragment(bytes: &[u8]) -> Result<FragmentInfo, Mp4Error> {
     })
 }
 
+/// Per-sample values of a track where a fragment gives neither its own nor a `tfhd` default:
+/// the init's `trex`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrackDefaults {
+    pub track_id: u32,
+    pub duration: u32,
+    pub size: u32,
+    pub flags: u32,
+}
+
+/// Samples stored back to back: where their bytes lie in the fragment (from the `moof`'s first
+/// byte) and how many there are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampleRun {
+    pub offset: u64,
+    pub len: u64,
+    pub samples: u32,
+}
+
+/// Every sample of a stored fragment, as its `moof` describes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FragmentSamples {
+    /// `tfdt`; `None` when the fragment continues the previous one's decode time.
+    pub base_decode_time: Option<u64>,
+    /// In decode order.
+    pub samples: Vec<SampleInfo>,
+    /// One per `trun`, in order; their sample counts add up to `samples.len()`.
+    pub runs: Vec<SampleRun>,
+}
+
+/// The `sample_is_non_sync_sample` bit of ISO BMFF sample flags.
+const FLAG_NON_SYNC: u32 = 0x0001_0000;
+
+/// Reads the header of a box at `offset` without requiring its payload: (type, header length,
+/// box length; `None` for size 0, "to the end").
+fn box_header_at(data: &[u8], offset: usize) -> Option<([u8; 4], u64, Option<u64>)> {
+    let rest = data.get(offset..)?;
+    let size32 = u32::from_be_bytes(rest.get(0..4)?.try_into().ok()?);
+    let kind: [u8; 4] = rest.get(4..8)?.try_into().ok()?;
+    match size32 {
+        0 => Some((kind, 8, None)),
+        1 => {
+            let size = u64::from_be_bytes(rest.get(8..16)?.try_into().ok()?);
+            Some((kind, 16, Some(size)))
+        }
+        n => Some((kind, 8, Some(u64::from(n)))),
+    }
+}
+
+/// The samples of one stored fragment, from its `moof` and the `mdat` header after it: `head`
+/// holds at least those bytes, `fragment_len` is the whole fragment's length (`moof` + `mdat`).
+///
+/// Every sample's duration, size, flags and composition offset are resolved against the
+/// `tfhd` defaults, then `defaults` (the init's `trex`). The sample bytes each `trun` points at
+/// must lie inside the `mdat` payload. Stored data is not trusted: anything else (several
+/// tracks, an absolute base data offset, a second sample description, empty samples, offsets
+/// or sums that overflow) is [`Mp4Error::Malformed`], never a panic. As in [`parse_fragment`],
+/// only the boxes read here are decoded.
+pub fn fragment_samples(
+    head: &[u8],
+    fragment_len: u64,
+    defaults: TrackDefaults,
+) -> Result<FragmentSamples, Mp4Error> {
+    let bad = |reason: String| Mp4Error::Malformed {
+        offset: 0,
+        reason: format!("fragment: {reason}"),
+    };
+    let unreadable = |e: mp4_atom::Error| bad(format!("unreadable moof: {e}"));
+    let moof = match box_at(head, 0)? {
+        Some(b) if &b.kind == b"moof" => &head[..b.len as usize],
+        _ => return Err(bad("does not start with a whole moof box".into())),
+    };
+    let moof_len = moof.len() as u64;
+    let (mdat_start, mdat_end) = match box_header_at(head, moof.len()) {
+        Some((kind, header, size)) if &kind == b"mdat" => {
+            let end = match size {
+                None => fragment_len,
+                Some(s) if s >= header => moof_len.saturating_add(s),
+                Some(s) => return Err(bad(format!("mdat size {s} is smaller than its header"))),
+            };
+            if end > fragment_len || end < moof_len + header {
+                return Err(bad(format!(
+                    "the mdat ends at byte {end}, the fragment has {fragment_len}"
+                )));
+            }
+            (moof_len + header, end)
+        }
+        Some((kind, ..)) => {
+            return Err(bad(format!(
+                "the moof is followed by '{}', not mdat",
+                String::from_utf8_lossy(&kind)
+            )));
+        }
+        None => return Err(bad("no mdat header after the moof".into())),
+    };
+    let trafs: Vec<&[u8]> = child_boxes(box_body(moof))?
+        .into_iter()
+        .filter(|b| &b[4..8] == b"traf")
+        .collect();
+    let [traf] = trafs[..] else {
+        return Err(bad(format!(
+            "{} track fragments; a recorded fragment has one",
+            trafs.len()
+        )));
+    };
+    let mut tfhd = None;
+    let mut tfdt = None;
+    let mut truns = Vec::new();
+    for whole in child_boxes(box_body(traf))? {
+        match &whole[4..8] {
+            b"tfhd" if tfhd.is_some() => {
+                return Err(unreadable(mp4_atom::Error::DuplicateBox(Tfhd::KIND)));
+            }
+            b"tfdt" if tfdt.is_some() => {
+                return Err(unreadable(mp4_atom::Error::DuplicateBox(Tfdt::KIND)));
+            }
+            b"tfhd" => tfhd = Some(Tfhd::decode(&mut &whole[..]).map_err(unreadable)?),
+            b"tfdt" => tfdt = Some(Tfdt::decode(&mut &whole[..]).map_err(unreadable)?),
+            b"trun" => truns.push(Trun::decode(&mut &whole[..]).map_err(unreadable)?),
+            _ => {}
+        }
+    }
+    let tfhd = tfhd.ok_or(unreadable(mp4_atom::Error::MissingBox(Tfhd::KIND)))?;
+    if tfhd.track_id != defaults.track_id {
+        return Err(bad(format!(
+            "track {} is not the init's track {}",
+            tfhd.track_id, defaults.track_id
+        )));
+    }
+    if tfhd.base_data_offset.is_some() {
+        return Err(bad("an absolute base data offset".into()));
+    }
+    if tfhd.sample_description_index.is_some_and(|i| i != 1) {
+        return Err(bad(
+            "a sample description other than the init's first".into()
+        ));
+    }
+    let duration = tfhd.default_sample_duration.unwrap_or(defaults.duration);
+    let size = tfhd.default_sample_size.unwrap_or(defaults.size);
+    let flags = tfhd.default_sample_flags.unwrap_or(defaults.flags);
+    let mut samples = Vec::new();
+    let mut runs = Vec::with_capacity(truns.len());
+    // Data offsets count from the moof's first byte: with default-base-is-moof, and for the
+    // first track fragment of a moof without a base data offset.
+    let mut next_offset: Option<u64> = None;
+    for trun in &truns {
+        let count = trun.samples.len() as u64;
+        // Each sample takes at least one byte of the mdat and runs do not overlap, which
+        // bounds what is allocated.
+        if samples.len() as u64 + count > mdat_end - mdat_start {
+            return Err(bad(format!(
+                "{} samples in an mdat of {} bytes",
+                samples.len() as u64 + count,
+                mdat_end - mdat_start
+            )));
+        }
+        let offset = match (trun.data_offset, next_offset) {
+            (Some(o), _) => u64::try_from(o).map_err(|_| bad(format!("data offset {o}")))?,
+            (None, Some(o)) => o,
+            (None, None) => return Err(bad("the first run has no data offset".into())),
+        };
+        if next_offset.is_some_and(|prev_end| offset < prev_end) {
+            return Err(bad(format!(
+                "a run of samples at byte {offset} overlaps the one before it"
+            )));
+        }
+        let mut len = 0u64;
+        for e in trun.samples.iter() {
+            let s = SampleInfo {
+                duration: e.duration.unwrap_or(duration),
+                size: e.size.unwrap_or(size),
+                is_sync: e.flags.unwrap_or(flags) & FLAG_NON_SYNC == 0,
+                composition_offset: i32::try_from(e.cts.unwrap_or(0)).map_err(|_| {
+                    bad(format!(
+                        "composition offset {} beyond 2^31 ticks",
+                        e.cts.unwrap_or(0)
+                    ))
+                })?,
+            };
+            if s.size == 0 {
+                return Err(bad(format!("sample {} has 0 bytes", samples.len() + 1)));
+            }
+            len = len.saturating_add(u64::from(s.size));
+            samples.push(s);
+        }
+        let end = offset.saturating_add(len);
+        if offset < mdat_start || end > mdat_end {
+            return Err(bad(format!(
+                "samples at bytes {offset}..{end}, outside the mdat payload {mdat_start}..{mdat_end}"
+            )));
+        }
+        runs.push(SampleRun {
+            offset,
+            len,
+            samples: count as u32,
+        });
+        next_offset = Some(end);
+    }
+    if samples.is_empty() {
+        return Err(bad("no samples".into()));
+    }
+    Ok(FragmentSamples {
+        base_decode_time: tfdt.map(|t| t.base_media_decode_time),
+        samples,
+        runs,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -557,6 +765,151 @@ mod tests {
         assert!(parse_fragment(timeout_input).is_err(), "no mfhd");
         let oom_input = b"\x00\x00\x00|moof\x00\x00\x00\x00sgpd\x00\x1ctf\x00dtrak\x00\x00\x00\x1ctfhd\x00\x02\x008\x00\x00\x00\x01\x00\x00\x08\x00\x00\x00\x06\xd5\x01\x01\x00\x00\x00\x00\x00\x14tfdt\x01\x00\x07\x00\x00\x1ctfho\xd3f\x00\x00\x00\x10\x00\x01\x00\x00\x08\x00\x00\x00\x06\xd5\x00\xd5\x00\x00\x0b\x00\x00\x00\x00pt\x00\xc5:\xff\x01\x00*\x08\xc3\xb2(\xc3\xb7\x00\x00+\x00\xb9\xe9dsts\xbd|m";
         assert!(parse_fragment(oom_input).is_err(), "no mfhd");
+    }
+
+    const DEFAULTS: TrackDefaults = TrackDefaults {
+        track_id: 1,
+        duration: 0,
+        size: 0,
+        flags: 0,
+    };
+
+    #[test]
+    fn fragment_samples_are_read_from_the_moof_and_the_mdat_header() {
+        let samples = [
+            SampleInfo {
+                duration: 3000,
+                size: 4,
+                is_sync: true,
+                composition_offset: 0,
+            },
+            SampleInfo {
+                duration: 3000,
+                size: 3,
+                is_sync: false,
+                composition_offset: -3000,
+            },
+        ];
+        let frag = fragment(7, 123_456_789_000, &samples, b"abcdxyz").unwrap();
+        let moof_len = frag.len() as u64 - 15;
+        // The moof and the mdat header are enough; the samples' bytes are not read.
+        let head = &frag[..moof_len as usize + 8];
+        let f = fragment_samples(head, frag.len() as u64, DEFAULTS).unwrap();
+        assert_eq!(f.base_decode_time, Some(123_456_789_000));
+        assert_eq!(f.samples, samples);
+        assert_eq!(
+            f.runs,
+            [SampleRun {
+                offset: moof_len + 8,
+                len: 7,
+                samples: 2
+            }]
+        );
+        // tfhd defaults fill what a run leaves out (moof_with: 3000 ticks a sample).
+        let trun = mp4_box(b"trun", &[0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0]);
+        let mut inherited = moof_with(&trun);
+        let at = inherited.len() as u32 + 8;
+        let n = inherited.len() - 4;
+        inherited[n..].copy_from_slice(&at.to_be_bytes());
+        inherited.extend(mp4_box(b"mdat", b"ab"));
+        let d = TrackDefaults {
+            size: 1,
+            ..DEFAULTS
+        };
+        let f = fragment_samples(&inherited, inherited.len() as u64, d).unwrap();
+        assert_eq!(f.samples.len(), 2);
+        assert!(
+            f.samples
+                .iter()
+                .all(|s| s.duration == 3000 && s.size == 1 && s.is_sync)
+        );
+    }
+
+    #[test]
+    fn malformed_fragments_are_refused_with_a_reason() {
+        let s = [SampleInfo {
+            duration: 3000,
+            size: 3,
+            is_sync: true,
+            composition_offset: 0,
+        }];
+        let frag = fragment(1, 0, &s, b"xyz").unwrap();
+        let len = frag.len() as u64;
+        let moof_len = frag.len() - 11;
+        let refused = |head: &[u8], len: u64, d: TrackDefaults, says: &str| {
+            let e = fragment_samples(head, len, d).unwrap_err();
+            assert!(matches!(e, Mp4Error::Malformed { .. }), "{e}");
+            assert!(e.to_string().contains(says), "{e} does not say {says}");
+        };
+        refused(b"junk", 4, DEFAULTS, "does not start with a whole moof");
+        refused(
+            &frag[..moof_len - 1],
+            len,
+            DEFAULTS,
+            "does not start with a whole moof",
+        );
+        refused(
+            &frag[..moof_len],
+            len,
+            DEFAULTS,
+            "no mdat header after the moof",
+        );
+        refused(&frag, len - 1, DEFAULTS, "the mdat ends at byte");
+        // An mdat of size 0 runs to the fragment's end, which must be past its header.
+        let mut to_end = frag.clone();
+        to_end[moof_len..moof_len + 4].copy_from_slice(&[0; 4]);
+        assert_eq!(fragment_samples(&to_end, len, DEFAULTS).unwrap().samples, s);
+        refused(
+            &to_end,
+            moof_len as u64 + 4,
+            DEFAULTS,
+            "the mdat ends at byte",
+        );
+        let other = TrackDefaults {
+            track_id: 2,
+            ..DEFAULTS
+        };
+        refused(&frag, len, other, "track 1 is not the init's track 2");
+        // The trun's data offset (found by its value) pointing past the mdat, or into the moof.
+        let at = (moof_len as u32 + 8).to_be_bytes();
+        let pos = frag.windows(4).position(|w| w == at).unwrap();
+        let mut past = frag.clone();
+        past[pos..pos + 4].copy_from_slice(&(moof_len as u32 + 9).to_be_bytes());
+        refused(&past, len, DEFAULTS, "outside the mdat payload");
+        let mut before = frag.clone();
+        before[pos..pos + 4].copy_from_slice(&4u32.to_be_bytes());
+        refused(&before, len, DEFAULTS, "outside the mdat payload");
+        // A run of 2^32-1 samples without per-sample fields in a 2-byte mdat.
+        let huge = mp4_box(b"trun", &[0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+        let mut many = moof_with(&huge);
+        many.extend(mp4_box(b"mdat", b"ab"));
+        let d = TrackDefaults {
+            size: 1,
+            ..DEFAULTS
+        };
+        refused(&many, many.len() as u64, d, "samples in an mdat of 2 bytes");
+        // Samples of 0 bytes, a run without a data offset, an absolute base data offset.
+        let two = mp4_box(b"trun", &[0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 0]);
+        let mut empty = moof_with(&two);
+        empty.extend(mp4_box(b"mdat", b"ab"));
+        refused(&empty, empty.len() as u64, DEFAULTS, "has 0 bytes");
+        let mut no_offset = moof_with(&mp4_box(b"trun", &[0, 0, 0, 0, 0, 0, 0, 2]));
+        no_offset.extend(mp4_box(b"mdat", b"ab"));
+        refused(&no_offset, no_offset.len() as u64, d, "no data offset");
+        let mfhd = mp4_box(b"mfhd", &[0, 0, 0, 0, 0, 0, 0, 9]);
+        let tfhd = mp4_box(b"tfhd", &[0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let traf = mp4_box(b"traf", &[tfhd, two].concat());
+        let mut absolute = mp4_box(b"moof", &[mfhd.clone(), traf.clone()].concat());
+        absolute.extend(mp4_box(b"mdat", b"ab"));
+        refused(
+            &absolute,
+            absolute.len() as u64,
+            d,
+            "absolute base data offset",
+        );
+        let mut two_tracks = mp4_box(b"moof", &[mfhd, traf.clone(), traf].concat());
+        two_tracks.extend(mp4_box(b"mdat", b"ab"));
+        refused(&two_tracks, two_tracks.len() as u64, d, "2 track fragments");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! - [`retention`] deletes old video by age, bytes and free space.
 //! - [`reserve`] keeps preallocated room so freeing space works on a full volume.
 //! - [`recorder`] runs one camera end to end and reports its status.
+//! - [`live`] fans a camera's frames out to live viewers as one-frame fMP4 fragments.
 //! - [`export`] writes a time range as one standard MP4.
 
 pub mod datadir_lock;
@@ -16,6 +17,7 @@ pub mod export;
 pub mod fmp4;
 pub mod gop;
 pub mod ingest;
+pub mod live;
 pub mod recorder;
 pub mod reserve;
 pub mod retention;

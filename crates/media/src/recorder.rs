@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use crate::fmp4::{self, TrackParams};
 use crate::gop::{Frame, gop_samples};
 use crate::ingest::{self, IngestError, IngestEvent, Opener, RetinaOpener, Source};
+use crate::live::{LiveHub, LivePublisher, LiveState};
 use crate::store::{Camera, CameraStatus, SegmentWriter, Store, StoreError, now_us, ticks_to_us};
 
 /// Hooks for what happens to stored video; the evidence ledger implements this.
@@ -66,6 +67,9 @@ pub struct RecorderEnv {
     /// that races ahead, ticks would fill the writer's channel and make the recorder wait for
     /// the thread; tests lengthen the interval instead.
     pub tick_interval: Duration,
+    /// Where live viewers get the camera's frames (the same ingest that is recorded); none
+    /// when nobody watches live in this process.
+    pub live: Option<Arc<LiveHub>>,
 }
 
 impl Default for RecorderEnv {
@@ -74,6 +78,7 @@ impl Default for RecorderEnv {
             opener: Arc::new(RetinaOpener),
             clock: Arc::new(SystemClock),
             tick_interval: Duration::from_secs(1),
+            live: None,
         }
     }
 }
@@ -215,6 +220,12 @@ async fn supervise(
             }
         })
     };
+    // Live viewers share this ingest; the publisher says `connecting` now, `live` with each
+    // session's first frame and `stopped` when dropped at the end.
+    let viewers: Option<Arc<LivePublisher>> = env
+        .live
+        .as_ref()
+        .map(|hub| Arc::new(hub.publisher(&camera.id)));
     let mut attempt = 0u32;
     set_state(&live, "connecting", None);
     flush_status(&store, &camera.id, &live);
@@ -226,6 +237,7 @@ async fn supervise(
         let forward = {
             let tx = tx.clone();
             let live = live.clone();
+            let viewers = viewers.clone();
             let origin = camera.time_origin_us;
             tokio::spawn(async move {
                 let mut got_frame = false;
@@ -236,6 +248,9 @@ async fn supervise(
                 while let Some(ev) = ev_rx.recv().await {
                     let msg = match ev {
                         IngestEvent::Params(p) => {
+                            if let Some(v) = &viewers {
+                                v.params(&p);
+                            }
                             if !pending.is_empty() {
                                 let gop = std::mem::take(&mut pending);
                                 if tx
@@ -257,6 +272,9 @@ async fn supervise(
                                 set_state(&live, "recording", None);
                             }
                             live_frame(&live, origin, &f);
+                            if let Some(v) = &viewers {
+                                v.frame(&f);
+                            }
                             // Before the first keyframe nothing can be decoded: drop it.
                             if pending.is_empty() && !f.is_key {
                                 continue;
@@ -318,6 +336,9 @@ async fn supervise(
             if permanent { "failed" } else { "reconnecting" },
             Some(err.to_string()),
         );
+        if let Some(v) = &viewers {
+            v.set_state(LiveState::Reconnecting(err.to_string()));
+        }
         flush_status(&store, &camera.id, &live);
         let mut stop2 = stop.clone();
         tokio::select! {
@@ -329,6 +350,7 @@ async fn supervise(
     let _ = tx.send(WriterMsg::Shutdown).await;
     drop(tx);
     let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    drop(viewers);
     set_state(&live, "stopped", None);
     flush_status(&store, &camera.id, &live);
 }

@@ -105,7 +105,7 @@ fn progress_bar() -> anyhow::Result<ProgressBar> {
 fn print_gaps(gaps: &[vigil_media::store::GapRow]) {
     for g in gaps {
         println!(
-            "note: the range contains a recording gap {} .. {} ({:.1} s, {}); the file's timeline skips it",
+            "note: the range contains a recording gap {} .. {} ({:.1} s, {}); the video holds its last frame before the gap until recording resumes",
             format_us(g.start_us),
             format_us(g.end_us),
             (g.end_us - g.start_us) as f64 / 1e6,

@@ -1,6 +1,7 @@
 //! Exports play in a real browser: the real `vigil` binary records a GStreamer RTSP camera,
 //! exports the recording, and Debian's Chromium (driven by `tests/browser/play.mjs` through
-//! playwright-core) plays the file both as `<video src>` and through Media Source Extensions.
+//! playwright-core) plays the plain MP4 export (progressive) as `<video src>` and the fragmented
+//! form (a bundle's `video.mp4`, what playback serves) through Media Source Extensions.
 //!
 //! ffprobe accepting a file says little about browsers (an earlier muxer wrote files ffprobe
 //! read and Chromium refused), so this is the check that exports work where users watch them.
@@ -107,6 +108,59 @@ fn check_played(report: &Value, clip: &Clip) {
     );
 }
 
+/// The fragmented form of a range (the `video.mp4` of its evidence bundle).
+fn export_fragmented(v: &Vigil, from: &str, name: &str) -> PathBuf {
+    let dir = v.dir.path().join(format!("{name}/"));
+    v.ok(&[
+        "export",
+        "cam1",
+        "--from",
+        from,
+        "--to",
+        "+1m",
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
+    dir.join("video.mp4")
+}
+
+/// ffprobe's format duration of a file, in seconds.
+fn probe_duration(path: &Path) -> f64 {
+    let out = Command::new(require_tool("ffprobe"))
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// The plain export lasts exactly the clip in Chromium (as in ffprobe, which decodes the
+/// same file): not up to the last fragment's absolute decode time, as a fragmented file would.
+fn check_duration(src: &Value, file: &Path) {
+    assert_eq!(
+        src["mp4"]["fragments"], 0,
+        "the plain export is progressive: {src}"
+    );
+    let duration = src["video"]["duration"].as_f64().unwrap();
+    let expected = probe_duration(file);
+    assert!(
+        (duration - expected).abs() < 0.05,
+        "Chromium says the clip lasts {duration} s, ffprobe {expected} s: {src}"
+    );
+}
+
 /// Records about 8 s of `clip`, exports it and returns the export's path.
 fn record_and_export(v: &Vigil, clip: &Clip) -> PathBuf {
     let peer = RtspPeer::start(&[("cam", clip)], Auth::None);
@@ -128,16 +182,18 @@ fn export_plays_in_both_modes(clip: &Clip) {
     let shot = v.dir.path().join("playing.png");
     let src = play(&export, "src", Some(&shot));
     check_played(&src, clip);
+    check_duration(&src, &export);
     let png = std::fs::read(&shot).expect("no screenshot written");
     assert!(
         png.starts_with(b"\x89PNG\r\n\x1a\n"),
         "screenshot is not a PNG"
     );
 
-    let mse = play(&export, "mse", None);
+    let fragmented = export_fragmented(&v, "-1h", "all");
+    let mse = play(&fragmented, "mse", None);
     check_played(&mse, clip);
-    // Vigil's fragments carry absolute times; the export's edit list starts the timeline at
-    // the first fragment, which the browser applies itself: no offset is needed.
+    // Vigil's fragments carry absolute times; the presentation init's edit list starts the
+    // timeline at the first fragment, which the browser applies itself: no offset is needed.
     let first = mse["mp4"]["first_tfdt_secs"].as_f64().unwrap();
     assert!(first > 0.0, "first tfdt is absolute, not 0: {mse}");
     let edit = mse["mp4"]["edit_media_time_secs"].as_f64().unwrap();
@@ -191,8 +247,12 @@ fn export_of_a_later_range_plays_from_its_first_frame() {
 
     let src = play(&later, "src", None);
     check_played(&src, &clip);
-    let first = src["mp4"]["first_tfdt_secs"].as_f64().unwrap();
-    assert!(first >= 3.0, "the export should start seconds in: {src}");
+    check_duration(&src, &later);
+    let duration = src["video"]["duration"].as_f64().unwrap();
+    assert!(
+        duration < 6.0,
+        "the later clip is about 3 s long, not {duration} s: {src}"
+    );
     assert!(
         src["video"]["seekedToStart"].is_null(),
         "Chromium needed a seek to reach the first frame: {src}"
@@ -204,8 +264,11 @@ fn export_of_a_later_range_plays_from_its_first_frame() {
         "playback began at {playing_at}, not at the clip's start (0): {src}"
     );
 
-    let mse = play(&later, "mse", None);
+    let fragmented = export_fragmented(&v, &from, "later");
+    let mse = play(&fragmented, "mse", None);
     check_played(&mse, &clip);
+    let first = mse["mp4"]["first_tfdt_secs"].as_f64().unwrap();
+    assert!(first >= 3.0, "the export should start seconds in: {mse}");
 }
 
 #[test]

@@ -1120,14 +1120,14 @@ fn export_output_must_say_what_it_is_and_never_silently_overwrites() {
     );
 }
 
-/// ffprobe's format start time and tags of a file.
+/// ffprobe's format start time, duration and tags of a file.
 fn probe_format(path: &Path) -> Value {
     let out = Command::new(require_tool("ffprobe"))
         .args([
             "-v",
             "error",
             "-show_entries",
-            "format=start_time:format_tags=creation_time,date",
+            "format=start_time,duration:format_tags=creation_time,date",
             "-of",
             "json",
         ])
@@ -1161,6 +1161,28 @@ fn exported_clip_starts_at_zero_and_carries_its_wall_clock_start() {
     let clip_secs = (last.start_us + last.duration_us - first.start_us) as f64 / 1e6;
     let f = probe_format(&clip);
     assert_eq!(f["start_time"], "0.000000", "{f}");
+    // Players show exactly the clip: a fragmented MP4 would report its duration up to the
+    // last fragment's absolute decode time (here 4 s too long, days for a clip cut days into
+    // a recording); the plain export is progressive.
+    let duration: f64 = f["duration"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (duration - clip_secs).abs() < 1.0 / 30.0,
+        "ffprobe says the clip lasts {duration} s; it is {clip_secs} s"
+    );
+    // Every recorded frame of the range is there and decodes.
+    let recorded = sql(
+        &v,
+        &format!(
+            "SELECT SUM(frames) FROM gops WHERE start_us >= {} AND start_us <= {}",
+            first.start_us, last.start_us
+        ),
+    )[0][0]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        vigil_testkit::ffprobe_count(&clip).unwrap().frames,
+        recorded
+    );
     let packets = vigil_testkit::ffprobe_packets(&clip).unwrap();
     let pts: Vec<f64> = packets.iter().filter_map(|p| p.pts_secs).collect();
     let (lo, hi) = pts
@@ -1180,7 +1202,9 @@ fn exported_clip_starts_at_zero_and_carries_its_wall_clock_start() {
     );
     let secs = vigil_signing::fmt_time(first.start_us / 1_000_000 * 1_000_000);
     assert_eq!(f["tags"]["creation_time"], secs, "{f}");
-    // The bundle of the same range carries the same file.
+    // The bundle of the same range carries the verifiable form of the same clip: the
+    // recorded fragments byte for byte after the presentation init, the same frames at the
+    // same times.
     let dir = v.dir.path().join("later/");
     v.ok(&[
         "export",
@@ -1192,7 +1216,22 @@ fn exported_clip_starts_at_zero_and_carries_its_wall_clock_start() {
         "-o",
         dir.to_str().unwrap(),
     ]);
-    assert!(fs::read(dir.join("video.mp4")).unwrap() == fs::read(&clip).unwrap());
+    let video = dir.join("video.mp4");
+    let bytes = fs::read(&video).unwrap();
+    assert!(bytes != fs::read(&clip).unwrap());
+    let at = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
+    let at = at + u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    assert_eq!(
+        &bytes[at + 4..at + 8],
+        b"moof",
+        "ftyp, moov, then the fragments"
+    );
+    let frames = |p: &Path| -> Vec<(Option<f64>, u64)> {
+        let packets = vigil_testkit::ffprobe_packets(p).unwrap();
+        packets.iter().map(|k| (k.pts_secs, k.size)).collect()
+    };
+    assert_eq!(frames(&video), frames(&clip));
+    assert_eq!(probe_format(&video)["tags"], f["tags"]);
 }
 
 // ---------------------------------------------------------------- exports beside a running server

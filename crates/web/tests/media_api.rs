@@ -153,6 +153,47 @@ fn probe_timeline(path: &Path) -> (f64, f64, f64) {
     (start, first, last + 1.0 / 30.0)
 }
 
+/// ffprobe's format duration of a file, in seconds.
+fn probe_duration(path: &Path) -> f64 {
+    let out = std::process::Command::new(require_tool("ffprobe"))
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// The top-level boxes of an MP4: (type, offset, length).
+fn top_boxes(mp4: &[u8]) -> Vec<(String, usize, usize)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 8 <= mp4.len() {
+        let mut len = u32::from_be_bytes(mp4[at..at + 4].try_into().unwrap()) as usize;
+        if len == 1 {
+            len = u64::from_be_bytes(mp4[at + 8..at + 16].try_into().unwrap()) as usize;
+        }
+        out.push((
+            String::from_utf8_lossy(&mp4[at + 4..at + 8]).into_owned(),
+            at,
+            len,
+        ));
+        at += len.max(8);
+    }
+    out
+}
+
 fn get(path: &str, auth: &Auth, headers: &[(&str, &str)]) -> Request<Body> {
     let mut b = Request::builder().method(Method::GET).uri(path);
     if let Auth::Bearer(t) = auth {
@@ -261,7 +302,8 @@ async fn playback_export_verify_of_real_video() {
     let list = h.call(Method::GET, "/api/v1/cameras", &other, None).await;
     assert_eq!(list.json(), json!([]));
 
-    // Playback: the whole MP4 equals what `vigil export` writes, and ffprobe decodes it.
+    // Playback: the fragmented MP4 (the recorded fragments byte for byte, as in a bundle's
+    // video.mp4 below), and ffprobe decodes it.
     let path = format!("/api/v1/cameras/{CAM}/playback?{q}");
     let full = h.send(get(&path, &operator, &[])).await;
     assert_eq!(full.status, StatusCode::OK, "{}", full.text());
@@ -288,9 +330,16 @@ async fn playback_export_verify_of_real_video() {
     )
     .unwrap();
     let cli_bytes = std::fs::read(&cli).unwrap();
+    let kinds = |mp4: &[u8]| -> Vec<String> { top_boxes(mp4).into_iter().map(|b| b.0).collect() };
     assert!(
-        cli_bytes == full.body,
-        "playback differs from the CLI export"
+        kinds(&full.body).contains(&"moof".to_owned()),
+        "playback is fragmented: {:?}",
+        kinds(&full.body)
+    );
+    assert_eq!(
+        kinds(&cli_bytes),
+        ["ftyp", "moov", "mdat"],
+        "the export is progressive"
     );
     let played = tmp.path().join("played.mp4");
     std::fs::write(&played, &full.body).unwrap();
@@ -446,7 +495,60 @@ async fn playback_export_verify_of_real_video() {
         "{cd}"
     );
     assert!(!cd[21..].contains('/') && !cd.contains(':'), "{cd}");
-    assert!(ex.body == full.body);
+    // The same file as `vigil export -o clip.mp4`: a progressive MP4 that players show as
+    // exactly the clip (a fragmented one reports its duration up to the last fragment's
+    // absolute decode time), with every recorded frame.
+    assert!(
+        ex.body == cli_bytes,
+        "the API export differs from the CLI export"
+    );
+    let ex_tag = hdr(&ex, "etag");
+    assert!(
+        ex_tag.starts_with('"') && ex_tag != etag,
+        "{ex_tag} vs playback {etag}"
+    );
+    let exported = tmp.path().join("exported.mp4");
+    std::fs::write(&exported, &ex.body).unwrap();
+    let (start, first_pts, _) = probe_timeline(&exported);
+    assert_eq!((start, first_pts), (0.0, 0.0), "{exported:?}");
+    let duration = probe_duration(&exported);
+    assert!(
+        (duration - secs).abs() < 1.0 / 30.0,
+        "the export lasts {duration} s, {secs} s recorded"
+    );
+    assert_eq!(ffprobe_count(&exported).unwrap().frames, probe.frames);
+    // Range requests return the bytes of the progressive file: across the moov and the mdat
+    // header, from inside the samples to the end, and a suffix validated by If-Range.
+    let boxes = top_boxes(&ex.body);
+    let (ref mdat, mdat_at, _) = boxes[2];
+    assert_eq!(mdat, "mdat");
+    let ex_total = ex.body.len();
+    let export_path = format!("/api/v1/cameras/{CAM}/export?{q}&format=mp4");
+    for (range, first, last) in [
+        (
+            format!("bytes={}-{}", mdat_at - 50, mdat_at + 50),
+            mdat_at - 50,
+            mdat_at + 50,
+        ),
+        (
+            format!("bytes={}-", ex_total / 2),
+            ex_total / 2,
+            ex_total - 1,
+        ),
+        ("bytes=-100".to_owned(), ex_total - 100, ex_total - 1),
+    ] {
+        let mut hs = vec![("range", range.as_str())];
+        if first == ex_total - 100 {
+            hs.push(("if-range", ex_tag.as_str()));
+        }
+        let a = h.send(get(&export_path, &operator, &hs)).await;
+        assert_eq!(a.status, StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(
+            hdr(&a, "content-range"),
+            format!("bytes {first}-{last}/{ex_total}")
+        );
+        assert!(a.body == ex.body[first..=last], "{range}");
+    }
 
     // Export as a signed evidence bundle: GNU tar extracts it and it verifies offline.
     let bx = h

@@ -570,6 +570,7 @@ impl Rig {
                 // Ticks only at the start: see `RecorderEnv::tick_interval`. An hour is long
                 // enough never to come up, and would show as a jump if it did.
                 tick_interval: Duration::from_secs(3600),
+                live: None,
             },
         )
         .unwrap()

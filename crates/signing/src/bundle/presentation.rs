@@ -8,6 +8,11 @@
 //! does not touch them. The edit is a pure function of the recorded init and three numbers
 //! derived from signed data, so a verifier can rebuild the exported init and compare bytes
 //! (docs/signing-format.md, "Presentation init").
+//!
+//! The box helpers here (reading a buffer's boxes, writing a box, version-1 movie, track and
+//! media headers, the edit list, the `©day` user data) are public because the plain MP4
+//! export (`vigil_media::progressive`) builds its `moov` from the same recorded init with the
+//! same wall-clock metadata.
 
 use serde::{Deserialize, Serialize};
 
@@ -47,21 +52,23 @@ fn malformed(what: &'static str, detail: impl Into<String>) -> PresentationError
 }
 
 /// One box inside a buffer: its type, header length and every byte of it.
-struct Mp4Box<'a> {
-    kind: [u8; 4],
-    header: usize,
-    bytes: &'a [u8],
+#[derive(Debug, Clone, Copy)]
+pub struct Mp4Box<'a> {
+    pub kind: [u8; 4],
+    pub header: usize,
+    pub bytes: &'a [u8],
 }
 
 impl<'a> Mp4Box<'a> {
-    fn payload(&self) -> &'a [u8] {
+    /// The box's bytes after its header.
+    pub fn payload(&self) -> &'a [u8] {
         &self.bytes[self.header..]
     }
 }
 
 /// The boxes that fill `buf` exactly (ISO/IEC 14496-12 headers: `size == 1` means a 64-bit
 /// size follows, `size == 0` means "to the end").
-fn boxes<'a>(buf: &'a [u8], what: &'static str) -> Result<Vec<Mp4Box<'a>>, PresentationError> {
+pub fn boxes<'a>(buf: &'a [u8], what: &'static str) -> Result<Vec<Mp4Box<'a>>, PresentationError> {
     let mut out = Vec::new();
     let mut at = 0usize;
     while at < buf.len() {
@@ -108,7 +115,8 @@ fn boxes<'a>(buf: &'a [u8], what: &'static str) -> Result<Vec<Mp4Box<'a>>, Prese
     Ok(out)
 }
 
-fn only<'a, 'b>(
+/// The one box of type `kind` in `list`: missing is malformed, more than one unsupported.
+pub fn only<'a, 'b>(
     list: &'b [Mp4Box<'a>],
     kind: &[u8; 4],
     what: &'static str,
@@ -139,16 +147,31 @@ fn be_u64(b: &[u8], at: usize, what: &'static str) -> Result<u64, PresentationEr
         .ok_or_else(|| malformed(what, "box too short"))
 }
 
-fn mp4_box(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(8 + payload.len());
-    v.extend_from_slice(&((8 + payload.len()) as u32).to_be_bytes());
-    v.extend_from_slice(kind);
+/// The header of a box whose payload is `payload_len` bytes: the compact form (`u32 size ||
+/// type`), or `size == 1` and a 64-bit size when the box does not fit 32 bits.
+pub fn box_header(kind: &[u8; 4], payload_len: u64) -> Vec<u8> {
+    match u32::try_from(payload_len + 8) {
+        Ok(size) => [&size.to_be_bytes()[..], kind].concat(),
+        _ => [
+            &1u32.to_be_bytes()[..],
+            kind,
+            &(payload_len + 16).to_be_bytes()[..],
+        ]
+        .concat(),
+    }
+}
+
+/// A whole box: [`box_header`] then `payload`.
+pub fn mp4_box(kind: &[u8; 4], payload: &[u8]) -> Vec<u8> {
+    let mut v = box_header(kind, payload.len() as u64);
+    v.reserve(payload.len());
     v.extend_from_slice(payload);
     v
 }
 
-/// The `ftyp` and `moov` of an init segment (everything before the first `moof`).
-fn init_parts(init: &[u8]) -> Result<(&[u8], Vec<Mp4Box<'_>>), PresentationError> {
+/// The `ftyp` and `moov` of an init segment (everything before the first `moof`): `ftyp`'s
+/// bytes and `moov`'s children.
+pub fn init_parts(init: &[u8]) -> Result<(&[u8], Vec<Mp4Box<'_>>), PresentationError> {
     let top = boxes(init, "the init segment")?;
     if top.len() != 2 || &top[0].kind != b"ftyp" || &top[1].kind != b"moov" {
         return Err(PresentationError::Unsupported(format!(
@@ -166,10 +189,19 @@ fn init_parts(init: &[u8]) -> Result<(&[u8], Vec<Mp4Box<'_>>), PresentationError
 /// The movie timescale (`mvhd`) of an init segment.
 pub fn movie_timescale(init: &[u8]) -> Result<u32, PresentationError> {
     let (_, moov) = init_parts(init)?;
-    let mvhd = only(&moov, b"mvhd", "moov")?.payload();
-    let at = if mvhd.first() == Some(&1) { 20 } else { 12 };
-    match be_u32(mvhd, at, "mvhd")? {
-        0 => Err(malformed("mvhd", "timescale 0")),
+    timescale(only(&moov, b"mvhd", "moov")?)
+}
+
+/// The timescale of an `mvhd` or `mdhd` box (never 0).
+pub fn timescale(header: &Mp4Box<'_>) -> Result<u32, PresentationError> {
+    let what = match &header.kind {
+        b"mdhd" => "mdhd",
+        _ => "mvhd",
+    };
+    let p = header.payload();
+    let at = if p.first() == Some(&1) { 20 } else { 12 };
+    match be_u32(p, at, what)? {
+        0 => Err(malformed(what, "timescale 0")),
         t => Ok(t),
     }
 }
@@ -223,17 +255,32 @@ pub fn timeline(
     })
 }
 
-/// `mvhd` or `tkhd` as version 1 with the given creation/modification time and duration,
-/// every other field as recorded. `id_field` is true for `tkhd`, whose track id and a
-/// reserved word sit between the times and the duration.
-fn header_v1(
-    kind: &[u8; 4],
+/// Seconds since 1904-01-01 (the MP4 epoch) of a unix time in microseconds, rounded down:
+/// the creation and modification time of the export's headers.
+pub fn mp4_time(start_us: i64) -> Result<u64, PresentationError> {
+    u64::try_from(start_us.div_euclid(1_000_000) + MP4_EPOCH_OFFSET_SECS)
+        .map_err(|_| PresentationError::Unsupported("start before 1904".into()))
+}
+
+/// `mvhd`, `tkhd` or `mdhd` as version 1 with the given creation/modification time and
+/// duration, every other field as recorded. In `tkhd` the track id and a reserved word sit
+/// between the times and the duration; in `mvhd` and `mdhd` the timescale does.
+pub fn header_v1(
     b: &Mp4Box<'_>,
     mp4_time: u64,
     duration: u64,
-    id_field: bool,
 ) -> Result<Vec<u8>, PresentationError> {
-    let what = if id_field { "tkhd" } else { "mvhd" };
+    let (what, id_field) = match &b.kind {
+        b"mvhd" => ("mvhd", false),
+        b"mdhd" => ("mdhd", false),
+        b"tkhd" => ("tkhd", true),
+        k => {
+            return Err(PresentationError::Unsupported(format!(
+                "no version-1 header for '{}'",
+                String::from_utf8_lossy(k)
+            )));
+        }
+    };
     let p = b.payload();
     let version = *p.first().ok_or_else(|| malformed(what, "empty"))?;
     let flags = &p[1..4.min(p.len())];
@@ -258,7 +305,52 @@ fn header_v1(
     out.extend_from_slice(&p[middle]);
     out.extend_from_slice(&duration.to_be_bytes());
     out.extend_from_slice(&p[rest..]);
-    Ok(mp4_box(kind, &out))
+    Ok(mp4_box(&b.kind, &out))
+}
+
+/// An `edts` box holding one version-1 `elst` entry: `duration` (movie timescale) of the media
+/// from `media_time` (media timescale) on, at rate 1.
+pub fn edit_list(duration: u64, media_time: i64) -> Vec<u8> {
+    let mut elst = vec![1u8, 0, 0, 0];
+    elst.extend_from_slice(&1u32.to_be_bytes());
+    elst.extend_from_slice(&duration.to_be_bytes());
+    elst.extend_from_slice(&media_time.to_be_bytes());
+    elst.extend_from_slice(&1i16.to_be_bytes());
+    elst.extend_from_slice(&0i16.to_be_bytes());
+    mp4_box(b"edts", &mp4_box(b"elst", &elst))
+}
+
+/// The `udta` box with one `©day` item: the exact wall-clock start (RFC 3339, microseconds).
+pub fn day_udta(start_us: i64) -> Vec<u8> {
+    let day = crate::fmt_time(start_us);
+    let mut item = Vec::with_capacity(4 + day.len());
+    item.extend_from_slice(&(day.len() as u16).to_be_bytes());
+    item.extend_from_slice(&LANGUAGE_UND.to_be_bytes());
+    item.extend_from_slice(day.as_bytes());
+    mp4_box(b"udta", &mp4_box(b"\xa9day", &item))
+}
+
+/// Refuses a recorded `moov` that has user data already: the export's `©day` would be doubled.
+pub fn refuse_user_data(moov: &[Mp4Box<'_>]) -> Result<(), PresentationError> {
+    if moov.iter().any(|b| &b.kind == b"udta") {
+        return Err(PresentationError::Unsupported(
+            "the recorded moov already has user data".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The bytes of a recorded `moov` child copied as they are into an export's `moov`, which gets
+/// its `udta` appended: a child of size 0 ("to the end") is refused, the user data would land
+/// inside it.
+pub fn copied_child<'a>(b: &Mp4Box<'a>) -> Result<&'a [u8], PresentationError> {
+    if b.bytes[..4] == [0; 4] {
+        return Err(PresentationError::Unsupported(format!(
+            "the recorded moov's last box '{}' has size 0 (to the end)",
+            String::from_utf8_lossy(&b.kind)
+        )));
+    }
+    Ok(b.bytes)
 }
 
 /// The export's init: the recorded init with the timeline edit applied (see the module
@@ -267,19 +359,14 @@ pub fn presentation_init(recorded_init: &[u8], t: &Timeline) -> Result<Vec<u8>, 
     let (ftyp, moov) = init_parts(recorded_init)?;
     let media_time = i64::try_from(t.media_time)
         .map_err(|_| PresentationError::Unsupported("media time beyond 2^63".into()))?;
-    let mp4_time = u64::try_from(t.start_us.div_euclid(1_000_000) + MP4_EPOCH_OFFSET_SECS)
-        .map_err(|_| PresentationError::Unsupported("start before 1904".into()))?;
+    let mp4_time = mp4_time(t.start_us)?;
     only(&moov, b"mvhd", "moov")?;
     only(&moov, b"trak", "moov")?;
-    if moov.iter().any(|b| &b.kind == b"udta") {
-        return Err(PresentationError::Unsupported(
-            "the recorded moov already has user data".into(),
-        ));
-    }
+    refuse_user_data(&moov)?;
     let mut body = Vec::with_capacity(recorded_init.len() + 128);
     for b in &moov {
         match &b.kind {
-            b"mvhd" => body.extend(header_v1(b"mvhd", b, mp4_time, t.duration, false)?),
+            b"mvhd" => body.extend(header_v1(b, mp4_time, t.duration)?),
             b"trak" => {
                 let kids = boxes(b.payload(), "trak")?;
                 only(&kids, b"tkhd", "trak")?;
@@ -291,14 +378,8 @@ pub fn presentation_init(recorded_init: &[u8], t: &Timeline) -> Result<Vec<u8>, 
                 let mut trak = Vec::with_capacity(b.bytes.len() + 64);
                 for k in &kids {
                     if &k.kind == b"tkhd" {
-                        trak.extend(header_v1(b"tkhd", k, mp4_time, t.duration, true)?);
-                        let mut elst = vec![1u8, 0, 0, 0];
-                        elst.extend_from_slice(&1u32.to_be_bytes());
-                        elst.extend_from_slice(&t.duration.to_be_bytes());
-                        elst.extend_from_slice(&media_time.to_be_bytes());
-                        elst.extend_from_slice(&1i16.to_be_bytes());
-                        elst.extend_from_slice(&0i16.to_be_bytes());
-                        trak.extend(mp4_box(b"edts", &mp4_box(b"elst", &elst)));
+                        trak.extend(header_v1(k, mp4_time, t.duration)?);
+                        trak.extend(edit_list(t.duration, media_time));
                     } else {
                         trak.extend_from_slice(k.bytes);
                     }
@@ -315,22 +396,10 @@ pub fn presentation_init(recorded_init: &[u8], t: &Timeline) -> Result<Vec<u8>, 
                 }
                 body.extend(mp4_box(b"mvex", &mvex));
             }
-            // Size 0 runs to the end of moov: the user data appended below would land inside.
-            _ if b.bytes[..4] == [0; 4] => {
-                return Err(PresentationError::Unsupported(format!(
-                    "the recorded moov's last box '{}' has size 0 (to the end)",
-                    String::from_utf8_lossy(&b.kind)
-                )));
-            }
-            _ => body.extend_from_slice(b.bytes),
+            _ => body.extend_from_slice(copied_child(b)?),
         }
     }
-    let day = crate::fmt_time(t.start_us);
-    let mut item = Vec::with_capacity(4 + day.len());
-    item.extend_from_slice(&(day.len() as u16).to_be_bytes());
-    item.extend_from_slice(&LANGUAGE_UND.to_be_bytes());
-    item.extend_from_slice(day.as_bytes());
-    body.extend(mp4_box(b"udta", &mp4_box(b"\xa9day", &item)));
+    body.extend(day_udta(t.start_us));
     let mut out = ftyp.to_vec();
     out.extend(mp4_box(b"moov", &body));
     Ok(out)

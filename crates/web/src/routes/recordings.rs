@@ -4,9 +4,10 @@
 //! verification.
 //!
 //! Playback and export never assemble the video in memory: `vigil_app::export` lays the
-//! answer out as pieces (the export's init, then each GOP fragment byte for byte as recorded,
-//! exactly what `vigil export` writes), and only the requested bytes are read from the segment
-//! files and streamed. Files are addressed by the camera's internal id from the index and a
+//! answer out as pieces (playback: the export's init, then each GOP fragment byte for byte as
+//! recorded, as in a bundle's `video.mp4`; MP4 export: the progressive file's `moov`, then the
+//! recorded samples, exactly what `vigil export -o clip.mp4` writes), and only the requested
+//! bytes are read from the segment files and streamed. Files are addressed by the camera's internal id from the index and a
 //! segment number, never by anything from the request. This module only parses requests,
 //! checks permissions, calls the use case and maps its errors and results onto HTTP.
 //!
@@ -455,7 +456,8 @@ fn mp4_response(
 // ------------------------------------------------------------------ playback
 
 /// The recorded video of `[from, to)` as one fragmented MP4 (Playback): the init segment and
-/// the GOP fragments byte for byte as recorded, identical to `vigil export`. Supports single
+/// the GOP fragments byte for byte as recorded, identical to an evidence bundle's `video.mp4`
+/// (the plain MP4 export is progressive instead, see the export route). Supports single
 /// `Range` requests (206, `Content-Range`; 416 when unsatisfiable), `ETag` and `If-Range`, so a
 /// browser `<video>` can seek. Playback starts at the keyframe at or before `from`.
 ///
@@ -531,18 +533,27 @@ fn file_stem(camera: &str, start_us: i64, end_us: i64) -> String {
     format!("{cam}_{}_{}", t(start_us), t(end_us))
 }
 
-/// Download `[from, to)` as a file (Export). `format=mp4` (default) is the same MP4 as
-/// playback and `vigil export`, as an attachment, with Range support for resuming.
-/// `format=bundle` is the signed evidence bundle (as `vigil export -o DIR/` writes it) in a
-/// tar archive; `vigil verify DIR --ca ca.pem` checks it offline after `tar -xf`. The
-/// camera's ledger is signed before the bundle is made, so video recorded a moment ago is
-/// covered by a signature.
+/// Download `[from, to)` as a file (Export). `format=mp4` (default) is the same file as
+/// `vigil export -o clip.mp4`, as an attachment, with Range support for resuming: a
+/// progressive (non-fragmented) MP4, `ftyp`, `moov` with complete sample tables, then one
+/// `mdat` holding the recorded frames byte for byte in decode order. Players show exactly the
+/// clip: it starts at 0 and lasts as long as the clip. (The fragmented form that playback
+/// serves carries the recording's absolute decode times; ffmpeg and Chromium report its
+/// duration up to where its last fragment ends on that timeline, days for a clip cut days
+/// into a recording.)
 ///
-/// Both start the clip at 0 for players (an edit list in the export's init) and carry its
-/// wall-clock start as metadata; the fragments are byte for byte as recorded and signed.
+/// `format=bundle` is the signed evidence bundle (as `vigil export -o DIR/` writes it) in a
+/// tar archive; `vigil verify DIR --ca ca.pem` checks it offline after `tar -xf`. Its
+/// `video.mp4` is the verifiable form: the fragments byte for byte as the ledger signed them,
+/// after the recorded init with an edit list that starts the clip at 0. The camera's ledger is
+/// signed before the bundle is made, so video recorded a moment ago is covered by a signature.
+///
+/// Both carry the clip's wall-clock start as metadata: the movie's creation time (to the
+/// second) and a `©day` item (to the microsecond).
 ///
 /// Unlike playback, an export never silently stops at a codec change: such a range is a 409
-/// `codec_change` naming where the parts start.
+/// `codec_change` naming where the parts start. A recording gap inside the range longer than
+/// one MP4 frame can last (about 13 hours) is a 409 `gap_too_long` for `format=mp4`.
 #[utoipa::path(get, path = "/api/v1/cameras/{camera}/export", tag = "recordings",
     params(("camera" = String, Path, description = "camera name"), ExportQuery),
     responses(
@@ -551,7 +562,7 @@ fn file_stem(camera: &str, start_us: i64, end_us: i64) -> String {
         (status = 400, description = "bad time range, format or camera name", body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, description = "no such camera, or nothing recorded in the range", body = ErrorBody),
-        (status = 409, description = "codec change within the range", body = ErrorBody),
+        (status = 409, description = "codec change within the range, or (format=mp4) a recording gap longer than about 13 hours", body = ErrorBody),
         (status = 416, body = ErrorBody),
     ))]
 async fn export(
@@ -583,7 +594,12 @@ async fn export(
         return export_bundle(state, caller, method, name, from, to).await;
     }
     let store = state.store.clone();
-    let layout = blocking(move || mp4_layout(&store, &name, from, to)).await??;
+    let layout = blocking(move || {
+        let camera = find_camera(&store, &name)?;
+        vigil_app::export::progressive_layout(&store, &camera.id, from, to)
+            .map_err(ApiError::from_app)
+    })
+    .await??;
     let (camera, part, gaps) = layout.single().map_err(ApiError::from_app)?;
     let stem = file_stem(&camera.name, part.start_us, part.end_us);
     let detail = json!({

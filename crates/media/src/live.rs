@@ -1,0 +1,1063 @@
+//! Live video for viewers: per camera, one feed that the camera's recorder publishes into from
+//! its one ingest, turned once into one-frame fMP4 fragments that any number of viewers share.
+//!
+//! A feed keeps what a viewer needs to start at once: the current init segment and the frames
+//! since the latest keyframe (the GOP cache, bounded in bytes and frames). Subscribing takes,
+//! under the feed's lock, the state, the cached GOP and a receiver of what follows, so nothing
+//! is missed or repeated in between. What follows goes through a small broadcast queue
+//! (about two seconds of frames): publishing never waits for a viewer, and a viewer that falls
+//! behind by more than the queue is dropped to the next keyframe and told how many frames it
+//! missed ([`ViewerEvent::Skipped`]), never buffered without bound.
+//!
+//! Times: every fragment carries a decode time that never decreases on the feed (`tfdt`, 90 kHz
+//! on the camera timeline) and its composition offset (presentation minus decode time, signed,
+//! `trun` version 1), because cameras may send B-frames in decode order with presentation times
+//! only. Decode times are rebuilt causally, frame by frame (the recorder's GOP-at-once rule in
+//! [`crate::gop`] would delay every frame by a GOP): a keyframe is decoded at its presentation
+//! time; any other frame one frame duration after the previous frame, or at its presentation
+//! time if that is earlier; always at least one tick after the previous frame. The frame
+//! duration is the median spacing of the last presentation times.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use crate::fmp4::{self, SampleInfo, TrackParams};
+use crate::gop::Frame;
+
+/// What a feed keeps and queues. The defaults suit cameras up to a few Mbit/s with GOPs of a
+/// few seconds; a GOP that does not fit is not cached (viewers joining then wait for the next
+/// keyframe).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveLimits {
+    /// Bytes of fragments kept since the latest keyframe.
+    pub gop_bytes: usize,
+    /// Frames kept since the latest keyframe.
+    pub gop_frames: usize,
+    /// Messages queued per viewer (frames and states): about two seconds of a 30 fps camera.
+    pub queue: usize,
+}
+
+impl Default for LiveLimits {
+    fn default() -> Self {
+        LiveLimits {
+            gop_bytes: 8 << 20,
+            gop_frames: 1024,
+            queue: 64,
+        }
+    }
+}
+
+/// What a camera's live video is doing, as viewers are told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LiveState {
+    /// The recorder is connecting to the camera.
+    Connecting,
+    /// Frames are flowing.
+    Live,
+    /// The camera session ended; the recorder tries again. The reason, for people.
+    Reconnecting(String),
+    /// No recorder runs for this camera in this process (disabled, or not started yet).
+    Offline,
+    /// The recorder stopped while this viewer was watching (camera disabled or changed,
+    /// server shutting down).
+    Stopped,
+}
+
+impl LiveState {
+    /// The state's name on the wire: `connecting`, `live`, `reconnecting`, `offline`, `stopped`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LiveState::Connecting => "connecting",
+            LiveState::Live => "live",
+            LiveState::Reconnecting(_) => "reconnecting",
+            LiveState::Offline => "offline",
+            LiveState::Stopped => "stopped",
+        }
+    }
+
+    /// Why (only `reconnecting` has a reason); empty otherwise.
+    pub fn message(&self) -> &str {
+        match self {
+            LiveState::Reconnecting(why) => why,
+            _ => "",
+        }
+    }
+}
+
+/// An init segment (`ftyp`+`moov`) and what a player needs to know before it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct LiveInit {
+    /// Counts the inits of a feed; a fragment belongs to the init of its generation.
+    pub generation: u64,
+    /// RFC 6381 codec string, e.g. `avc1.4d401e`.
+    pub codec: String,
+    pub width: u32,
+    pub height: u32,
+    pub data: Bytes,
+}
+
+/// One frame as one `moof`+`mdat`, built once and shared by every viewer.
+#[derive(Debug, Clone)]
+pub struct LiveFragment {
+    pub data: Bytes,
+    pub is_key: bool,
+    /// 90 kHz ticks on the camera timeline (`tfdt`); never decreases on a feed.
+    pub decode_time: u64,
+    /// Presentation minus decode time, in ticks.
+    pub composition_offset: i32,
+    pub duration: u32,
+    /// The init segment this fragment plays with.
+    pub init: Arc<LiveInit>,
+}
+
+impl LiveFragment {
+    /// The presentation time in ticks.
+    pub fn presentation_time(&self) -> i64 {
+        self.decode_time as i64 + i64::from(self.composition_offset)
+    }
+}
+
+/// What a viewer receives, in order.
+#[derive(Debug, Clone)]
+pub enum ViewerEvent {
+    /// The camera's state; sent first and on every change.
+    State(LiveState),
+    /// A new init segment: sent before the first fragment, and again when the parameters
+    /// change or the camera's stream restarts. The next fragment is a keyframe.
+    Init(Arc<LiveInit>),
+    /// The next frame, in decode order.
+    Fragment(LiveFragment),
+    /// The viewer fell behind and this many queued messages (frames, mostly) were dropped;
+    /// the next fragment is a keyframe.
+    Skipped(u64),
+}
+
+/// What goes through a feed's queue.
+#[derive(Debug, Clone)]
+enum Event {
+    State(LiveState),
+    Fragment(LiveFragment),
+}
+
+/// The live feeds of every camera, keyed by camera id. One per process, shared by the
+/// recorders (publishers) and the API (viewers).
+#[derive(Default)]
+pub struct LiveHub {
+    feeds: Mutex<HashMap<String, Arc<Feed>>>,
+    limits: LiveLimits,
+}
+
+impl std::fmt::Debug for LiveHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveHub")
+            .field("feeds", &lock(&self.feeds).len())
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl LiveHub {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_limits(limits: LiveLimits) -> Self {
+        LiveHub {
+            feeds: Mutex::default(),
+            limits,
+        }
+    }
+
+    fn feed(&self, camera_id: &str) -> Arc<Feed> {
+        lock(&self.feeds)
+            .entry(camera_id.to_owned())
+            .or_insert_with(|| Arc::new(Feed::new(self.limits)))
+            .clone()
+    }
+
+    /// Attaches a recorder to the camera's feed (state `connecting`); dropping the publisher
+    /// detaches it (state `stopped`).
+    pub fn publisher(&self, camera_id: &str) -> LivePublisher {
+        let feed = self.feed(camera_id);
+        {
+            let mut s = lock(&feed.state);
+            s.publishers += 1;
+            s.set_state(LiveState::Connecting);
+        }
+        LivePublisher { feed }
+    }
+
+    /// A new viewer of the camera: its current state (`offline` when no recorder publishes),
+    /// then the init and the cached frames from the latest keyframe, then what follows.
+    pub fn subscribe(&self, camera_id: &str) -> Viewer {
+        let feed = self.feed(camera_id);
+        let (rx, pending) = {
+            let s = lock(&feed.state);
+            let state = if s.publishers > 0 {
+                s.state.clone()
+            } else {
+                LiveState::Offline
+            };
+            let mut pending = VecDeque::with_capacity(s.gop.len() + 1);
+            pending.push_back(Event::State(state));
+            pending.extend(s.gop.iter().cloned().map(Event::Fragment));
+            (s.tx.as_ref().map(broadcast::Sender::subscribe), pending)
+        };
+        Viewer {
+            feed,
+            rx,
+            pending,
+            out: VecDeque::new(),
+            generation: None,
+            need_key: true,
+            skipped: None,
+            last_state: None,
+        }
+    }
+
+    /// The camera is gone: its viewers end (after what is queued for them) and its feed is
+    /// forgotten.
+    pub fn remove(&self, camera_id: &str) {
+        let feed = lock(&self.feeds).remove(camera_id);
+        if let Some(feed) = feed {
+            feed.close();
+        }
+    }
+
+    /// Removes the feeds of every camera `keep` says no to (cameras removed from the
+    /// registry).
+    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+        let gone: Vec<Arc<Feed>> = {
+            let mut feeds = lock(&self.feeds);
+            let ids: Vec<String> = feeds.keys().filter(|id| !keep(id)).cloned().collect();
+            ids.iter().filter_map(|id| feeds.remove(id)).collect()
+        };
+        for feed in gone {
+            feed.close();
+        }
+    }
+
+    /// How many viewers the camera has now.
+    pub fn viewers(&self, camera_id: &str) -> usize {
+        let feed = lock(&self.feeds).get(camera_id).cloned();
+        feed.map_or(0, |f| {
+            lock(&f.state)
+                .tx
+                .as_ref()
+                .map_or(0, broadcast::Sender::receiver_count)
+        })
+    }
+}
+
+struct Feed {
+    state: Mutex<FeedState>,
+}
+
+impl Feed {
+    fn new(limits: LiveLimits) -> Self {
+        let (tx, _) = broadcast::channel(limits.queue.max(1));
+        Feed {
+            state: Mutex::new(FeedState {
+                tx: Some(tx),
+                limits,
+                state: LiveState::Offline,
+                publishers: 0,
+                params: None,
+                init: None,
+                generation: 0,
+                new_session: true,
+                await_key: true,
+                gop: Vec::new(),
+                gop_bytes: 0,
+                gop_overflow: false,
+                clock: DecodeClock::default(),
+                sequence: 0,
+            }),
+        }
+    }
+
+    fn close(&self) {
+        let mut s = lock(&self.state);
+        s.tx = None;
+        s.gop.clear();
+        s.gop_bytes = 0;
+    }
+}
+
+struct FeedState {
+    /// `None` once the camera was removed: its viewers end.
+    tx: Option<broadcast::Sender<Event>>,
+    limits: LiveLimits,
+    state: LiveState,
+    publishers: usize,
+    params: Option<TrackParams>,
+    init: Option<Arc<LiveInit>>,
+    generation: u64,
+    /// The next parameters start a new init even if they equal the last ones: the camera's
+    /// stream restarted, so its timeline jumped.
+    new_session: bool,
+    /// Frames before the first keyframe after new parameters cannot be decoded.
+    await_key: bool,
+    gop: Vec<LiveFragment>,
+    gop_bytes: usize,
+    /// The GOP in progress outgrew the cache; nothing is cached until the next keyframe.
+    gop_overflow: bool,
+    clock: DecodeClock,
+    sequence: u32,
+}
+
+impl FeedState {
+    fn set_state(&mut self, state: LiveState) {
+        if matches!(state, LiveState::Connecting | LiveState::Reconnecting(_)) {
+            self.new_session = true;
+        }
+        if self.state == state {
+            return;
+        }
+        self.state = state.clone();
+        self.send(Event::State(state));
+    }
+
+    fn send(&self, ev: Event) {
+        if let Some(tx) = &self.tx {
+            // An error only means nobody watches.
+            let _ = tx.send(ev);
+        }
+    }
+
+    fn clear_gop(&mut self) {
+        self.gop.clear();
+        self.gop_bytes = 0;
+        self.gop_overflow = false;
+    }
+}
+
+/// A recorder's handle on its camera's feed. Cheap to share behind an `Arc`; publishing
+/// takes the feed's lock briefly and never waits for a viewer.
+pub struct LivePublisher {
+    feed: Arc<Feed>,
+}
+
+impl std::fmt::Debug for LivePublisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LivePublisher").finish_non_exhaustive()
+    }
+}
+
+impl LivePublisher {
+    /// The camera's session state (`Live` is set by the first frame of a session).
+    pub fn set_state(&self, state: LiveState) {
+        lock(&self.feed.state).set_state(state);
+    }
+
+    /// Parameters of the frames that follow: a new init when they changed or the session is
+    /// new; the frames until the next keyframe are dropped.
+    pub fn params(&self, params: &TrackParams) {
+        let mut s = lock(&self.feed.state);
+        if !s.new_session && s.params.as_ref() == Some(params) {
+            return;
+        }
+        s.new_session = false;
+        s.await_key = true;
+        s.clear_gop();
+        s.clock.new_session();
+        match fmp4::init_segment(params) {
+            Ok(init) => {
+                s.generation += 1;
+                s.init = Some(Arc::new(LiveInit {
+                    generation: s.generation,
+                    codec: params.rfc6381.clone(),
+                    width: params.width,
+                    height: params.height,
+                    data: Bytes::from(init),
+                }));
+                s.params = Some(params.clone());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot build the live init segment; no live video until the parameters change");
+                s.init = None;
+                s.params = None;
+            }
+        }
+    }
+
+    /// One frame in decode order: becomes one fragment for every viewer.
+    pub fn frame(&self, frame: &Frame) {
+        let (init, sequence, sample, decode_time) = {
+            let mut s = lock(&self.feed.state);
+            let Some(init) = s.init.clone() else {
+                return;
+            };
+            if s.tx.is_none() || (s.await_key && !frame.is_key) {
+                return;
+            }
+            s.await_key = false;
+            s.set_state(LiveState::Live);
+            let (dts, duration, offset) = s.clock.place(frame.pts, frame.is_key);
+            s.sequence = s.sequence.wrapping_add(1);
+            let sample = SampleInfo {
+                duration,
+                size: u32::try_from(frame.data.len()).unwrap_or(u32::MAX),
+                is_sync: frame.is_key,
+                composition_offset: offset,
+            };
+            (init, s.sequence, sample, dts)
+        };
+        // Built outside the lock: a viewer subscribing meanwhile waits for nothing.
+        let data = match fmp4::fragment(sequence, decode_time, &[sample], &frame.data) {
+            Ok(d) => Bytes::from(d),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot build a live fragment; frame not sent");
+                lock(&self.feed.state).await_key = true;
+                return;
+            }
+        };
+        let fragment = LiveFragment {
+            data,
+            is_key: frame.is_key,
+            decode_time,
+            composition_offset: sample.composition_offset,
+            duration: sample.duration,
+            init,
+        };
+        let mut s = lock(&self.feed.state);
+        if s.init.as_ref().map(|i| i.generation) != Some(fragment.init.generation) {
+            // New parameters arrived meanwhile; this frame belongs to the old ones.
+            return;
+        }
+        if fragment.is_key {
+            s.clear_gop();
+        }
+        if !s.gop_overflow {
+            let bytes = s.gop_bytes + fragment.data.len();
+            if bytes > s.limits.gop_bytes || s.gop.len() + 1 > s.limits.gop_frames {
+                s.clear_gop();
+                s.gop_overflow = true;
+            } else {
+                s.gop_bytes = bytes;
+                s.gop.push(fragment.clone());
+            }
+        }
+        s.send(Event::Fragment(fragment));
+    }
+}
+
+impl Drop for LivePublisher {
+    fn drop(&mut self) {
+        let mut s = lock(&self.feed.state);
+        s.publishers = s.publishers.saturating_sub(1);
+        if s.publishers == 0 {
+            s.init = None;
+            s.params = None;
+            s.clear_gop();
+            s.set_state(LiveState::Stopped);
+            s.new_session = true;
+        }
+    }
+}
+
+/// One viewer's subscription. [`Viewer::next`] is cancel-safe.
+pub struct Viewer {
+    feed: Arc<Feed>,
+    /// `None` once the feed was removed.
+    rx: Option<broadcast::Receiver<Event>>,
+    /// What the viewer had to catch up on when it subscribed.
+    pending: VecDeque<Event>,
+    out: VecDeque<ViewerEvent>,
+    /// The generation of the init this viewer was sent last.
+    generation: Option<u64>,
+    /// Fragments are dropped until a keyframe (at the start, after a lag).
+    need_key: bool,
+    /// Messages dropped since the viewer lagged, until the keyframe it is dropped to.
+    skipped: Option<u64>,
+    last_state: Option<LiveState>,
+}
+
+impl std::fmt::Debug for Viewer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Viewer")
+            .field("generation", &self.generation)
+            .field("need_key", &self.need_key)
+            .field("skipped", &self.skipped)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Viewer {
+    /// The next event; `None` when the camera was removed.
+    pub async fn next(&mut self) -> Option<ViewerEvent> {
+        loop {
+            if let Some(ev) = self.out.pop_front() {
+                return Some(ev);
+            }
+            let ev = match self.pending.pop_front() {
+                Some(ev) => ev,
+                None => match self.rx.as_mut()?.recv().await {
+                    Ok(ev) => ev,
+                    Err(RecvError::Lagged(n)) => {
+                        self.lagged(n);
+                        continue;
+                    }
+                    Err(RecvError::Closed) => {
+                        self.rx = None;
+                        return None;
+                    }
+                },
+            };
+            self.handle(ev);
+        }
+    }
+
+    fn lagged(&mut self, missed: u64) {
+        *self.skipped.get_or_insert(0) += missed;
+        self.need_key = true;
+        // A state change may have been among what was missed.
+        let state = lock(&self.feed.state).state.clone();
+        self.state(state);
+    }
+
+    fn state(&mut self, state: LiveState) {
+        if self.last_state.as_ref() != Some(&state) {
+            self.last_state = Some(state.clone());
+            self.out.push_back(ViewerEvent::State(state));
+        }
+    }
+
+    fn handle(&mut self, ev: Event) {
+        match ev {
+            Event::State(s) => self.state(s),
+            Event::Fragment(f) => {
+                let new_init = self.generation != Some(f.init.generation);
+                if (self.need_key || new_init) && !f.is_key {
+                    if let Some(n) = self.skipped.as_mut() {
+                        *n += 1;
+                    }
+                    self.need_key = true;
+                    return;
+                }
+                self.need_key = false;
+                if let Some(n) = self.skipped.take() {
+                    self.out.push_back(ViewerEvent::Skipped(n));
+                }
+                if new_init {
+                    self.generation = Some(f.init.generation);
+                    self.out.push_back(ViewerEvent::Init(f.init.clone()));
+                }
+                self.out.push_back(ViewerEvent::Fragment(f));
+            }
+        }
+    }
+}
+
+/// Places frames on a decode timeline as they arrive (see the module documentation).
+#[derive(Debug)]
+struct DecodeClock {
+    last_dts: Option<i64>,
+    /// The last presentation times of this session.
+    recent: VecDeque<i64>,
+    duration: i64,
+}
+
+/// Presentation times the frame duration is estimated from.
+const DURATION_WINDOW: usize = 16;
+/// Until there are two presentation times: 25 fps.
+const DEFAULT_DURATION: i64 = 3600;
+
+impl Default for DecodeClock {
+    fn default() -> Self {
+        DecodeClock {
+            last_dts: None,
+            recent: VecDeque::with_capacity(DURATION_WINDOW),
+            duration: DEFAULT_DURATION,
+        }
+    }
+}
+
+impl DecodeClock {
+    /// A new camera session: its times jump, so earlier spacing says nothing. Decode times
+    /// still never go back.
+    fn new_session(&mut self) {
+        self.recent.clear();
+    }
+
+    /// Decode time, duration and composition offset of the next frame in decode order.
+    fn place(&mut self, pts: i64, is_key: bool) -> (u64, u32, i32) {
+        if self.recent.len() == DURATION_WINDOW {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(pts);
+        if self.recent.len() >= 2 {
+            let mut sorted: Vec<i64> = self.recent.iter().copied().collect();
+            sorted.sort_unstable();
+            let mut gaps: Vec<i64> = sorted
+                .windows(2)
+                .map(|w| w[1] - w[0])
+                .filter(|d| *d > 0)
+                .collect();
+            if !gaps.is_empty() {
+                let mid = gaps.len() / 2;
+                self.duration = *gaps.select_nth_unstable(mid).1;
+            }
+        }
+        // At most one second: a camera that pauses must not stretch its next frames.
+        self.duration = self.duration.clamp(1, 90_000);
+        let dts = match self.last_dts {
+            None => pts,
+            Some(prev) => {
+                let want = if is_key {
+                    pts
+                } else {
+                    pts.min(prev + self.duration)
+                };
+                want.max(prev + 1)
+            }
+        }
+        .max(0);
+        self.last_dts = Some(dts);
+        let offset = (pts - dts).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        (dts as u64, self.duration as u32, offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(variant: u8) -> TrackParams {
+        use mp4_atom::{Avc1, Avcc, Codec, Encode, Visual};
+        let sps = [0x67, 0x4d, 0x40, 0x1e, 0xa0 + variant];
+        let pps = [0x68, 0xee, 0x3c, 0x80];
+        let width = 640 + 16 * u16::from(variant);
+        let entry = Codec::Avc1(Avc1 {
+            visual: Visual {
+                data_reference_index: 1,
+                width,
+                height: 480,
+                ..Default::default()
+            },
+            avcc: Avcc::new(&sps, &pps).unwrap(),
+            ..Default::default()
+        });
+        let mut sample_entry = Vec::new();
+        entry.encode(&mut sample_entry).unwrap();
+        TrackParams {
+            sample_entry,
+            width: width.into(),
+            height: 480,
+            rfc6381: "avc1.4d401e".into(),
+        }
+    }
+
+    const TICKS: i64 = 3600;
+
+    fn frame(n: i64, key: bool) -> Frame {
+        frame_at(n * TICKS, n, key)
+    }
+
+    fn frame_at(pts: i64, tag: i64, key: bool) -> Frame {
+        let mut data = vec![0, 0, 0, 12, if key { 0x65 } else { 0x41 }];
+        data.extend_from_slice(&tag.to_be_bytes());
+        data.resize(if key { 400 } else { 16 }, 0x5a);
+        Frame {
+            pts,
+            is_key: key,
+            data,
+        }
+    }
+
+    /// Frames `from..to` of a stream with a keyframe every `gop` frames.
+    fn publish(p: &LivePublisher, from: i64, to: i64, gop: i64) {
+        for n in from..to {
+            p.frame(&frame(n, n % gop == 0));
+        }
+    }
+
+    fn tag(f: &LiveFragment) -> i64 {
+        // The frame payload follows the mdat header; its tag sits after the NAL header.
+        let d = &f.data;
+        let at = d.len() - if f.is_key { 400 } else { 16 } + 5;
+        i64::from_be_bytes(d[at..at + 8].try_into().unwrap())
+    }
+
+    /// Takes what is ready without waiting (the viewer's queue holds it already).
+    fn drain(v: &mut Viewer) -> Vec<ViewerEvent> {
+        let mut out = Vec::new();
+        while let Some(Some(ev)) = futures::FutureExt::now_or_never(v.next()) {
+            out.push(ev);
+        }
+        out
+    }
+
+    /// A compact description: `S:live`, `I1` (init generation), `K3`/`F4` (key/other frame
+    /// with its tag), `X5` (skipped 5).
+    fn describe(evs: &[ViewerEvent]) -> Vec<String> {
+        evs.iter()
+            .map(|e| match e {
+                ViewerEvent::State(s) => format!("S:{}", s.name()),
+                ViewerEvent::Init(i) => format!("I{}", i.generation),
+                ViewerEvent::Fragment(f) => {
+                    format!("{}{}", if f.is_key { "K" } else { "F" }, tag(f))
+                }
+                ViewerEvent::Skipped(n) => format!("X{n}"),
+            })
+            .collect()
+    }
+
+    fn strs(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_viewer_joining_mid_gop_starts_at_the_latest_keyframe() {
+        let hub = LiveHub::new();
+        let p = hub.publisher("cam");
+        p.params(&params(1));
+        publish(&p, 0, 13, 5); // keyframes 0, 5, 10
+        let mut v = hub.subscribe("cam");
+        assert_eq!(
+            describe(&drain(&mut v)),
+            strs(&["S:live", "I1", "K10", "F11", "F12"])
+        );
+        publish(&p, 13, 16, 5);
+        assert_eq!(describe(&drain(&mut v)), strs(&["F13", "F14", "K15"]));
+        // The init is the recorder's own for these parameters.
+        let mut v2 = hub.subscribe("cam");
+        let evs = drain(&mut v2);
+        let ViewerEvent::Init(init) = &evs[1] else {
+            panic!("{evs:?}")
+        };
+        assert_eq!(init.data[..], fmp4::init_segment(&params(1)).unwrap()[..]);
+        assert_eq!(
+            (init.codec.as_str(), init.width, init.height),
+            ("avc1.4d401e", 656, 480)
+        );
+        // Every fragment parses as one sample with its decode time.
+        for ev in &evs[2..] {
+            let ViewerEvent::Fragment(f) = ev else {
+                panic!()
+            };
+            let info = fmp4::parse_fragment(&f.data).unwrap();
+            assert_eq!(info.samples, 1);
+            assert_eq!(info.base_decode_time, f.decode_time);
+            assert_eq!(info.starts_with_sync, f.is_key);
+        }
+    }
+
+    #[test]
+    fn states_and_offline() {
+        let hub = LiveHub::new();
+        let mut early = hub.subscribe("cam");
+        assert_eq!(describe(&drain(&mut early)), strs(&["S:offline"]));
+        let p = hub.publisher("cam");
+        p.params(&params(1));
+        publish(&p, 0, 2, 5);
+        p.set_state(LiveState::Reconnecting(
+            "the camera closed the stream".into(),
+        ));
+        let evs = drain(&mut early);
+        assert_eq!(
+            describe(&evs),
+            strs(&["S:connecting", "S:live", "I1", "K0", "F1", "S:reconnecting"])
+        );
+        let ViewerEvent::State(s) = evs.last().unwrap() else {
+            panic!()
+        };
+        assert_eq!(s.message(), "the camera closed the stream");
+        // The same parameters in the next session still start a new init: the timeline
+        // jumped.
+        p.params(&params(1));
+        p.frame(&frame(100, true));
+        assert_eq!(
+            describe(&drain(&mut early)),
+            strs(&["S:live", "I2", "K100"])
+        );
+        drop(p);
+        assert_eq!(describe(&drain(&mut early)), strs(&["S:stopped"]));
+        // A viewer arriving now sees a camera without a recorder, and no stale video.
+        assert_eq!(
+            describe(&drain(&mut hub.subscribe("cam"))),
+            strs(&["S:offline"])
+        );
+    }
+
+    #[test]
+    fn a_parameter_change_sends_a_new_init_before_the_next_keyframe() {
+        let hub = LiveHub::new();
+        let p = hub.publisher("cam");
+        p.params(&params(1));
+        let mut v = hub.subscribe("cam");
+        publish(&p, 0, 3, 5);
+        // Announced again unchanged: nothing new.
+        p.params(&params(1));
+        publish(&p, 3, 4, 5);
+        p.params(&params(2));
+        // Frames before the new parameters' first keyframe cannot be decoded.
+        p.frame(&frame(4, false));
+        publish(&p, 5, 7, 5);
+        let evs = drain(&mut v);
+        assert_eq!(
+            describe(&evs),
+            strs(&[
+                "S:connecting",
+                "S:live",
+                "I1",
+                "K0",
+                "F1",
+                "F2",
+                "F3",
+                "I2",
+                "K5",
+                "F6"
+            ])
+        );
+        let ViewerEvent::Init(i2) = &evs[7] else {
+            panic!()
+        };
+        assert_eq!(i2.width, 672);
+        assert_eq!(i2.data[..], fmp4::init_segment(&params(2)).unwrap()[..]);
+        let late = drain(&mut hub.subscribe("cam"));
+        assert_eq!(describe(&late), strs(&["S:live", "I2", "K5", "F6"]));
+    }
+
+    #[tokio::test]
+    async fn a_lagging_viewer_is_dropped_to_the_next_keyframe_and_told_how_much() {
+        let hub = LiveHub::with_limits(LiveLimits {
+            queue: 8,
+            ..LiveLimits::default()
+        });
+        let p = hub.publisher("cam");
+        p.params(&params(1));
+        let mut slow = hub.subscribe("cam");
+        let mut fast = hub.subscribe("cam");
+        let mut fast_seen = Vec::new();
+        // 30 frames, keyframe every 10, while `slow` reads nothing; `fast` keeps up.
+        for n in 0..30 {
+            p.frame(&frame(n, n % 10 == 0));
+            fast_seen.extend(drain(&mut fast));
+        }
+        let frames: Vec<String> = describe(&fast_seen)
+            .into_iter()
+            .filter(|d| d.starts_with('K') || d.starts_with('F'))
+            .collect();
+        assert_eq!(frames.len(), 30, "the fast viewer lost nothing: {frames:?}");
+        // The queue keeps the last 8 messages: the slow viewer missed the first state change
+        // and frames 0..23, skips frames 24..29 (no keyframe among them) and resumes at
+        // keyframe 30. The count is of messages dropped, so it includes the state change
+        // (which the viewer gets anyway, from the feed's current state).
+        p.frame(&frame(30, true));
+        p.frame(&frame(31, false));
+        let evs = drain(&mut slow);
+        assert_eq!(
+            describe(&evs),
+            strs(&["S:connecting", "S:live", "X31", "I1", "K30", "F31"])
+        );
+    }
+
+    #[test]
+    fn the_gop_cache_is_bounded_in_bytes_and_frames() {
+        let frag_len = {
+            let hub = LiveHub::new();
+            let p = hub.publisher("c");
+            p.params(&params(1));
+            p.frame(&frame(0, true));
+            p.frame(&frame(1, false));
+            let evs = drain(&mut hub.subscribe("c"));
+            let lens: Vec<usize> = evs
+                .iter()
+                .filter_map(|e| match e {
+                    ViewerEvent::Fragment(f) => Some(f.data.len()),
+                    _ => None,
+                })
+                .collect();
+            (lens[0], lens[1])
+        };
+        // Room for the keyframe and four other frames.
+        let hub = LiveHub::with_limits(LiveLimits {
+            gop_bytes: frag_len.0 + 4 * frag_len.1 + 10,
+            gop_frames: 100,
+            queue: 64,
+        });
+        let p = hub.publisher("cam");
+        p.params(&params(1));
+        publish(&p, 0, 5, 100);
+        assert_eq!(
+            describe(&drain(&mut hub.subscribe("cam"))),
+            strs(&["S:live", "I1", "K0", "F1", "F2", "F3", "F4"])
+        );
+        publish(&p, 5, 8, 100);
+        // Too big: nothing cached until the next keyframe; a viewer waits for it.
+        let mut v = hub.subscribe("cam");
+        assert_eq!(describe(&drain(&mut v)), strs(&["S:live"]));
+        publish(&p, 8, 9, 100);
+        p.frame(&frame(9, true));
+        assert_eq!(describe(&drain(&mut v)), strs(&["I1", "K9"]));
+        assert_eq!(
+            describe(&drain(&mut hub.subscribe("cam"))),
+            strs(&["S:live", "I1", "K9"])
+        );
+
+        let hub = LiveHub::with_limits(LiveLimits {
+            gop_bytes: 1 << 20,
+            gop_frames: 3,
+            queue: 64,
+        });
+        let p = hub.publisher("cam");
+        p.params(&params(1));
+        publish(&p, 0, 3, 100);
+        assert_eq!(drain(&mut hub.subscribe("cam")).len(), 5);
+        publish(&p, 3, 4, 100);
+        assert_eq!(
+            describe(&drain(&mut hub.subscribe("cam"))),
+            strs(&["S:live"])
+        );
+    }
+
+    #[test]
+    fn b_frame_decode_times_never_decrease_and_offsets_restore_presentation() {
+        // Decode order I P B B P B B ... of 25-frame GOPs (presentation index per frame).
+        let mut order = Vec::new();
+        for g in 0..3i64 {
+            let base = g * 25;
+            order.push(base);
+            let mut i = 1;
+            while i + 2 < 25 {
+                order.extend([base + i + 2, base + i, base + i + 1]);
+                i += 3;
+            }
+            order.extend((i..25).map(|k| base + k));
+        }
+        let hub = LiveHub::with_limits(LiveLimits {
+            queue: 256,
+            ..LiveLimits::default()
+        });
+        let p = hub.publisher("cam");
+        p.params(&params(1));
+        let mut v = hub.subscribe("cam");
+        let origin = 900_000_000;
+        for &n in &order {
+            p.frame(&frame_at(origin + n * TICKS, n, n % 25 == 0));
+        }
+        let frags: Vec<LiveFragment> = drain(&mut v)
+            .into_iter()
+            .filter_map(|e| match e {
+                ViewerEvent::Fragment(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(frags.len(), order.len());
+        let mut prev = None;
+        let mut negative = 0;
+        for (f, &n) in frags.iter().zip(&order) {
+            assert_eq!(f.presentation_time(), origin + n * TICKS, "frame {n}");
+            assert!(
+                prev.is_none_or(|p| f.decode_time > p),
+                "decode times increase"
+            );
+            prev = Some(f.decode_time);
+            if f.composition_offset < 0 {
+                negative += 1;
+            }
+            // Decode time stays close to presentation: within a few frames.
+            assert!(
+                f.composition_offset.unsigned_abs() <= 3 * TICKS as u32,
+                "{f:?}"
+            );
+            // The trun says the same (version 1: signed).
+            let moof = <mp4_atom::Moof as mp4_atom::Decode>::decode(&mut &f.data[..]).unwrap();
+            let traf = &moof.traf[0];
+            assert_eq!(
+                traf.tfdt.as_ref().unwrap().base_media_decode_time,
+                f.decode_time
+            );
+            let mp4_atom::TrunSamples::Explicit(entries) = &traf.trun[0].samples else {
+                panic!()
+            };
+            assert_eq!(entries.len(), 1);
+            assert_eq!(entries[0].cts.unwrap_or(0), i64::from(f.composition_offset));
+        }
+        assert!(
+            negative > 0,
+            "some frames are presented before their decode time"
+        );
+        // Once a few presentation times are known, the duration is the frame interval.
+        assert!(frags[3..].iter().all(|f| f.duration == TICKS as u32));
+        // Keyframes are decoded at their presentation time.
+        assert!(
+            frags
+                .iter()
+                .filter(|f| f.is_key)
+                .all(|f| f.composition_offset == 0)
+        );
+    }
+
+    #[test]
+    fn decode_times_stay_monotonic_across_sessions_and_odd_timestamps() {
+        let mut c = DecodeClock::default();
+        let mut last = None;
+        for (pts, key) in [
+            (1000, true),
+            (1000, false),       // repeated timestamp
+            (500, false),        // backwards
+            (90_000_000, false), // a jump
+            (4000, true),        // a keyframe far behind
+        ] {
+            let (dts, dur, off) = c.place(pts, key);
+            assert!(last.is_none_or(|l| dts > l), "{pts}");
+            assert!(dur >= 1);
+            let want = (pts - dts as i64).clamp(i64::from(i32::MIN), i64::from(i32::MAX));
+            assert_eq!(i64::from(off), want);
+            last = Some(dts);
+        }
+        c.new_session();
+        let (dts, _, _) = c.place(0, true);
+        assert!(dts > last.unwrap());
+    }
+
+    #[test]
+    fn two_viewers_share_each_fragment() {
+        let hub = LiveHub::new();
+        let p = hub.publisher("cam");
+        p.params(&params(1));
+        let mut a = hub.subscribe("cam");
+        let mut b = hub.subscribe("cam");
+        assert_eq!(hub.viewers("cam"), 2);
+        publish(&p, 0, 3, 5);
+        let fa = drain(&mut a);
+        let fb = drain(&mut b);
+        assert_eq!(describe(&fa), describe(&fb));
+        for (x, y) in fa.iter().zip(&fb) {
+            if let (ViewerEvent::Fragment(x), ViewerEvent::Fragment(y)) = (x, y) {
+                // The same buffer, not a copy per viewer.
+                assert_eq!(x.data.as_ptr(), y.data.as_ptr());
+            }
+        }
+        drop(a);
+        assert_eq!(hub.viewers("cam"), 1);
+    }
+
+    #[tokio::test]
+    async fn removing_a_camera_ends_its_viewers() {
+        let hub = LiveHub::new();
+        let p = hub.publisher("cam");
+        p.params(&params(1));
+        let mut v = hub.subscribe("cam");
+        publish(&p, 0, 2, 5);
+        hub.retain(|id| id != "cam");
+        // What was queued still arrives, then the end.
+        let mut n = 0;
+        while v.next().await.is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 5);
+        // The old recorder publishing into the removed feed reaches nobody and fails nothing.
+        publish(&p, 2, 4, 5);
+        assert_eq!(hub.viewers("cam"), 0);
+    }
+}
