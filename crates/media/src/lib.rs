@@ -9,7 +9,8 @@
 //! - [`reserve`] keeps preallocated room so freeing space works on a full volume.
 //! - [`recorder`] runs one camera end to end and reports its status.
 //! - [`live`] fans a camera's frames out to live viewers as one-frame fMP4 fragments.
-//! - [`export`] writes a time range as one standard MP4.
+//! - [`export`] plans which recorded bytes a time range is made of.
+//! - [`progressive`] lays recorded fragments out as one progressive MP4 (the plain export).
 
 pub mod datadir_lock;
 pub mod evidence;
@@ -18,6 +19,7 @@ pub mod fmp4;
 pub mod gop;
 pub mod ingest;
 pub mod live;
+pub mod progressive;
 pub mod recorder;
 pub mod reserve;
 pub mod retention;
