@@ -1,7 +1,8 @@
 //! The recording runtime of a recording server: start-up recovery, one recorder per enabled
 //! camera kept in step with the camera registry (cameras added, changed, disabled or removed
 //! while running are picked up), the evidence ledgers they sign into, the space reserve and
-//! the retention schedule, and a clean stop.
+//! the retention schedule, and a clean stop. With a [`LiveHub`], the recorders also feed live
+//! viewers from the same ingest, and a removed camera's viewers are let go.
 //!
 //! Front ends present what happens through [`RuntimeEvent`]s; the order of writes and why
 //! each exists is in docs/storage-format.md and docs/signing-format.md.
@@ -13,7 +14,8 @@ use std::time::Duration;
 
 use vigil_config::Config;
 use vigil_media::evidence::{Evidence, EvidenceError, Signing};
-use vigil_media::recorder::{self, RecorderHandle, RecorderSettings};
+use vigil_media::live::LiveHub;
+use vigil_media::recorder::{self, RecorderEnv, RecorderHandle, RecorderSettings};
 use vigil_media::reserve::SpaceReserve;
 use vigil_media::retention::{self, RetentionPolicy, Urgency};
 use vigil_media::store::{Camera, RecoveryReport, Store, StoreError};
@@ -80,6 +82,8 @@ pub struct RuntimeOptions {
     /// process).
     pub on_evidence: Option<Box<dyn FnOnce(Arc<Evidence>) + Send>>,
     pub on_event: Arc<dyn Fn(RuntimeEvent) + Send + Sync>,
+    /// Live viewers' feeds (the API's hub): every recorder publishes into it.
+    pub live_video: Option<Arc<LiveHub>>,
 }
 
 impl Default for RuntimeOptions {
@@ -89,6 +93,7 @@ impl Default for RuntimeOptions {
             live: None,
             on_evidence: None,
             on_event: Arc::new(|_| {}),
+            live_video: None,
         }
     }
 }
@@ -190,6 +195,10 @@ pub async fn run(
                     event(RuntimeEvent::CameraStopped { name: cam.name.clone() });
                     handle.stop().await;
                 }
+                if let Some(hub) = &opts.live_video {
+                    // Viewers of a removed camera are let go (a disabled one's keep waiting).
+                    hub.retain(|id| cameras.iter().any(|c| c.id == id));
+                }
                 for cam in cameras.iter().filter(|c| c.enabled) {
                     if running.contains_key(&cam.id) { continue; }
                     // Never record unsigned video: without its ledger a camera waits, and
@@ -201,7 +210,8 @@ pub async fn run(
                             continue;
                         }
                     };
-                    match recorder::start(store.clone(), cam.clone(), settings.clone(), Some(observer), space.clone()) {
+                    let env = RecorderEnv { live: opts.live_video.clone(), ..RecorderEnv::default() };
+                    match recorder::start_with(store.clone(), cam.clone(), settings.clone(), Some(observer), space.clone(), env) {
                         Ok(h) => {
                             event(RuntimeEvent::CameraStarted { name: cam.name.clone(), url: cam.url.clone() });
                             running.insert(cam.id.clone(), (cam.clone(), h));
@@ -320,6 +330,66 @@ mod tests {
         assert_eq!(p.max_age_secs, Some(7 * 86400));
         assert_eq!(p.max_bytes, Some(1 << 30));
         assert_eq!(p.min_free_bytes, cfg.storage.min_free_bytes);
+    }
+
+    #[tokio::test]
+    async fn recorders_feed_the_live_hub_and_a_removed_cameras_viewers_are_let_go() {
+        use vigil_media::live::{LiveState, ViewerEvent};
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = setup::init(tmp.path(), &tmp.path().join("vigil.toml"), false).unwrap();
+        let store = Arc::new(Store::open(&cfg.data_dir).unwrap());
+        // Nothing listens there: the recorder connects, fails and retries.
+        let cam = store
+            .add_camera(&NewCamera {
+                name: "lobby".into(),
+                url: "rtsp://127.0.0.1:1/none".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        let hub = Arc::new(LiveHub::new());
+        let mut viewer = hub.subscribe(&cam.id);
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let opts = RuntimeOptions {
+            live_video: Some(hub.clone()),
+            ..Default::default()
+        };
+        let running = tokio::spawn(run(
+            cfg,
+            store.clone(),
+            async move {
+                let _ = stop_rx.await;
+            },
+            opts,
+        ));
+        let secs = Duration::from_secs;
+        let first = tokio::time::timeout(secs(5), viewer.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(first, ViewerEvent::State(LiveState::Offline)));
+        let next = tokio::time::timeout(secs(5), viewer.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(next, ViewerEvent::State(LiveState::Connecting)),
+            "{next:?}"
+        );
+        store.remove_camera("lobby", false).unwrap();
+        // The next pass stops the recorder (its viewers see it stop) and lets them go.
+        let mut seen = Vec::new();
+        loop {
+            let next = tokio::time::timeout(secs(6), viewer.next()).await;
+            match next.expect("the viewer was let go within a pass") {
+                Some(ViewerEvent::State(s)) => seen.push(s),
+                Some(other) => panic!("{other:?}"),
+                None => break,
+            }
+        }
+        assert_eq!(seen.last(), Some(&LiveState::Stopped), "{seen:?}");
+        assert_eq!(hub.viewers(&cam.id), 0);
+        stop_tx.send(()).unwrap();
+        running.await.unwrap().unwrap();
     }
 
     #[tokio::test]

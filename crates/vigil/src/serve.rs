@@ -195,6 +195,9 @@ pub async fn serve(
     let opts = RuntimeOptions {
         signing: signing_mode(),
         live,
+        // The API's live route and the recorders share one hub: one ingest per camera feeds
+        // every viewer.
+        live_video: api.as_ref().map(|api| api.live.clone()),
         on_evidence: api.map(|api| {
             Box::new(move |evidence| {
                 let _ = api.evidence.set(evidence);

@@ -1,5 +1,5 @@
 //! What every request handler shares: the access store, the recording index, the PKI, the
-//! live TLS certificate and the settings in effect.
+//! live TLS certificate, the settings in effect and the live video feeds.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -8,6 +8,7 @@ use vigil_access::Access;
 use vigil_app::settings::Settings;
 use vigil_config::Config;
 use vigil_media::evidence::Evidence;
+use vigil_media::live::LiveHub;
 use vigil_media::store::Store;
 use vigil_pki::{LiveTls, Pki};
 
@@ -35,6 +36,9 @@ pub struct AppState {
     /// The recorder's evidence ledgers, once recording runs in this process: an export signs
     /// the chain head through them, so video recorded a moment ago is covered.
     pub evidence: OnceLock<Arc<Evidence>>,
+    /// Live video: the recorders in this process publish into it, the live route subscribes
+    /// viewers (`routes/live.rs`).
+    pub live: Arc<LiveHub>,
 }
 
 impl AppState {
@@ -73,6 +77,7 @@ impl AppState {
             settings,
             listeners,
             evidence: OnceLock::new(),
+            live: Arc::new(LiveHub::new()),
         }))
     }
 }
