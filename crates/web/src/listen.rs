@@ -493,14 +493,16 @@ async fn accept_loop(
             first_request_by: tokio::time::Instant::now() + admission.limits.request_timeout,
             head_seen: AtomicBool::new(false),
             body_timeout: admission.limits.body_timeout,
+            stop: stop.clone(),
         });
         let app = app.clone();
         let acceptor = acceptor.clone();
         let protocols = protocols.clone();
         let watcher = graceful.watcher();
+        let stop = stop.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            serve_connection(tcp, conn, acceptor, app, protocols, watcher).await;
+            serve_connection(tcp, conn, acceptor, app, protocols, watcher, stop).await;
         });
     }
     drop(listener);
@@ -539,6 +541,8 @@ struct ConnState {
     /// at `first_request_by`) takes over from the connection's.
     head_seen: AtomicBool,
     body_timeout: Duration,
+    /// The listener's stop signal, for answers that outlive their request (WebSockets).
+    stop: watch::Receiver<bool>,
 }
 
 impl ConnState {
@@ -570,6 +574,9 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         if conn.pending.is_held() {
             parts.extensions.insert(conn.pending.clone());
         }
+        if parts.headers.contains_key(header::UPGRADE) {
+            parts.extensions.insert(ListenerStop(conn.stop.clone()));
+        }
         let first = !conn.head_seen.load(Ordering::Relaxed)
             && !conn.head_seen.swap(true, Ordering::Relaxed);
         // Only a body still to come needs the clock (a GET's has ended already).
@@ -583,6 +590,65 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         });
         let req = Request::from_parts(parts, DeadlineBody::new(body, deadline));
         self.app.clone().oneshot(req)
+    }
+}
+
+/// Resolves when the listener a request came in on stops (a settings change retired it, or
+/// the server shuts down). Attached to requests that ask for an upgrade: a WebSocket outlives
+/// its connection's HTTP handling, so it watches this itself.
+#[derive(Debug, Clone)]
+pub struct ListenerStop(watch::Receiver<bool>);
+
+impl ListenerStop {
+    pub async fn stopped(mut self) {
+        // A listener dropped without saying so is stopped too.
+        let _ = self.0.wait_for(|stopped| *stopped).await;
+    }
+}
+
+/// An HTTP/1.1 connection that may be upgraded (WebSockets; browsers open them over HTTP/1.1
+/// unless the server offers RFC 8441, which this one does not). hyper-util's graceful watcher
+/// does not take such connections, so this stops them the same way: when the listener stops,
+/// the request in progress is answered and the connection closed; the watcher, held until
+/// then, makes the listener's drain wait for it. An upgraded connection leaves HTTP here and
+/// watches [`ListenerStop`] itself.
+async fn upgradeable<C>(
+    conn: C,
+    mut stop: watch::Receiver<bool>,
+    watcher: hyper_util::server::graceful::Watcher,
+) -> Result<(), hyper::Error>
+where
+    C: UpgradeableHttp1,
+{
+    let _counted = watcher;
+    let mut conn = std::pin::pin!(conn);
+    let stopped = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    tokio::select! {
+        done = conn.as_mut() => done,
+        () = stopped => {
+            conn.as_mut().stop();
+            conn.await
+        }
+    }
+}
+
+/// hyper's upgradeable HTTP/1.1 connection, named by what [`upgradeable`] needs of it.
+trait UpgradeableHttp1: std::future::Future<Output = Result<(), hyper::Error>> {
+    fn stop(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S, B> UpgradeableHttp1 for hyper::server::conn::http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn stop(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
     }
 }
 
@@ -604,6 +670,7 @@ async fn serve_connection(
     app: Router,
     protocols: Arc<Protocols>,
     watcher: hyper_util::server::graceful::Watcher,
+    stop: watch::Receiver<bool>,
 ) {
     let info = conn.info;
     let service = ConnService {
@@ -630,8 +697,11 @@ async fn serve_connection(
                 let http = protocols.http2.serve_connection(TokioIo::new(tls), service);
                 or_first_request_missed(&conn, watcher.watch(http)).await
             } else {
-                let http = protocols.http1.serve_connection(TokioIo::new(tls), service);
-                or_first_request_missed(&conn, watcher.watch(http)).await
+                let http = protocols
+                    .http1
+                    .serve_connection(TokioIo::new(tls), service)
+                    .with_upgrades();
+                or_first_request_missed(&conn, upgradeable(http, stop, watcher)).await
             }
         }
         // Plaintext only redirects (HTTP/1.x clients; h2c is not offered).

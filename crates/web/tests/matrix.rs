@@ -45,6 +45,7 @@ fn table() -> BTreeMap<(&'static str, &'static str), Allowed> {
         (("DELETE", "/api/v1/cameras/{camera}"), Roles(ADMIN)),
         (("GET", "/api/v1/cameras/{camera}/recordings"), Roles(LIVE)),
         (("GET", "/api/v1/cameras/{camera}/playback"), Roles(LIVE)),
+        (("GET", "/api/v1/cameras/{camera}/live"), Roles(LIVE)),
         (("GET", "/api/v1/cameras/{camera}/export"), Roles(EXPORT)),
         (("POST", "/api/v1/cameras/{camera}/verify"), Roles(EXPORT)),
         (("GET", "/api/v1/users"), Roles(ADMIN)),

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod cameras;
 pub mod certificates;
 pub mod ids;
+pub mod live;
 pub mod recordings;
 pub mod session;
 pub mod settings;
@@ -24,6 +25,7 @@ pub fn all() -> OpenApiRouter<SharedState> {
     OpenApiRouter::new()
         .merge(session::router())
         .merge(cameras::router())
+        .merge(live::router())
         .merge(recordings::router())
         .merge(users::router())
         .merge(tokens::router())
