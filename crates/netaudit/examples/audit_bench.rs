@@ -28,6 +28,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use vigil_netaudit::{self as audit, ProbeOptions};
 use vigil_netpolicy::Endpoint;
+use vigil_testkit::external_ca::{ExternalCa, Key, Validity, self_signed};
 
 const ENDPOINTS: usize = 200;
 
@@ -39,98 +40,21 @@ fn flag(name: &str) -> bool {
     std::env::args().any(|a| a == name)
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl on PATH (apt-get install -y openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Test CA, 200 CA-issued leaves (set A) and one self-signed certificate (set B).
+/// Test CA (`root.crt`), 200 CA-issued leaves `leafN.crt` sharing the key `leaf0.key` (set
+/// A) and one self-signed certificate `shared.crt` (set B).
 fn make_certs(dir: &Path) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509"];
-    ca.extend(ec);
-    ca.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "365",
-        "-subj",
-        "/CN=bench CA",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
-    openssl(dir, &ca);
-    let mut shared = vec!["req", "-x509"];
-    shared.extend(ec);
-    shared.extend([
-        "-keyout",
-        "shared.key",
-        "-out",
-        "shared.pem",
-        "-days",
-        "365",
-        "-subj",
-        "/CN=factory default",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-    ]);
-    openssl(dir, &shared);
+    let ca = ExternalCa::root(dir, "bench CA", Key::P256);
+    let ip = "IP:127.0.0.1";
+    self_signed(dir, "shared", Key::P256, "factory default", ip, 365);
     // One key for the leaves keeps generation quick; every leaf is still a distinct
     // certificate, so the audit parses and verifies 200 different chains.
-    openssl(
-        dir,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            "leaf.key",
-        ],
-    );
-    for i in 0..ENDPOINTS {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-key",
-                "leaf.key",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-days",
-                "365",
-                "-subj",
-                &format!("/CN=device{i}"),
-                "-addext",
-                "subjectAltName=IP:127.0.0.1",
-                "-addext",
-                "basicConstraints=CA:FALSE",
-                "-out",
-                &format!("leaf{i}.pem"),
-            ],
+    let key = ca.leaf("leaf0", Key::P256, ip, Validity::Days(365)).key;
+    for i in 1..ENDPOINTS {
+        ca.leaf(
+            &format!("leaf{i}"),
+            Key::File(&key),
+            ip,
+            Validity::Days(365),
         );
     }
 }
@@ -156,9 +80,9 @@ fn server_config(cert: &Path, key: &Path) -> Arc<rustls::ServerConfig> {
 fn serve(dir: &Path) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut configs: Vec<Arc<rustls::ServerConfig>> = (0..ENDPOINTS)
-        .map(|i| server_config(&dir.join(format!("leaf{i}.pem")), &dir.join("leaf.key")))
+        .map(|i| server_config(&dir.join(format!("leaf{i}.crt")), &dir.join("leaf0.key")))
         .collect();
-    let shared = server_config(&dir.join("shared.pem"), &dir.join("shared.key"));
+    let shared = server_config(&dir.join("shared.crt"), &dir.join("shared.key"));
     configs.extend(std::iter::repeat_n(shared, ENDPOINTS));
     let ports: Vec<u16> = rt.block_on(async {
         let mut ports = Vec::new();
@@ -413,7 +337,7 @@ fn main() {
     // --certs DIR keeps the certificates (and lets a profiler run the server and the audit
     // by hand); otherwise they live in a temporary directory.
     let dir = arg("--certs").map_or_else(|| tmp.path().to_owned(), PathBuf::from);
-    if !dir.join(format!("leaf{}.pem", ENDPOINTS - 1)).exists() {
+    if !dir.join(format!("leaf{}.crt", ENDPOINTS - 1)).exists() {
         eprintln!("creating {} test certificates...", ENDPOINTS + 2);
         std::fs::create_dir_all(&dir).expect("certificate directory");
         make_certs(&dir);
@@ -430,7 +354,7 @@ fn main() {
     let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
     let set_a = lines.next().unwrap().unwrap()["A ".len()..].to_string();
     let set_b = lines.next().unwrap().unwrap()["B ".len()..].to_string();
-    let ca = dir.join("ca.pem");
+    let ca = dir.join("root.crt");
 
     let audit_cmd = |ports: &str, versions: bool| {
         let mut c = Command::new(&exe);

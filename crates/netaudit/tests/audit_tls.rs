@@ -3,125 +3,20 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use vigil_netaudit::{self as audit, FindingKind, ProbeOptions, Severity};
 use vigil_netpolicy::Endpoint;
+use vigil_testkit::external_ca::{ExternalCa, Key, Leaf, Validity, self_signed};
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl is installed (apt-get install -y openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
+/// The key of the leaves (a device's usual RSA key).
+const RSA: Key = Key::Rsa(2048);
 
-struct Pki {
-    dir: PathBuf,
-}
-
-impl Pki {
-    /// A CA in `dir/name` usable with `openssl ca` (which can set arbitrary dates).
-    fn new(root: &Path, name: &str) -> Self {
-        let dir = root.join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        openssl(
-            &dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "3650",
-                "-subj",
-                &format!("/CN={name}"),
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-            ],
-        );
-        std::fs::write(dir.join("index.txt"), "").unwrap();
-        std::fs::write(dir.join("serial"), "1000\n").unwrap();
-        std::fs::write(
-            dir.join("ca.cnf"),
-            format!(
-                "[ca]\ndefault_ca = test\n[test]\ndir = {d}\ndatabase = {d}/index.txt\nnew_certs_dir = {d}\nserial = {d}/serial\ncertificate = {d}/ca.pem\nprivate_key = {d}/ca.key\ndefault_md = sha256\npolicy = any\nunique_subject = no\n[any]\ncommonName = supplied\n",
-                d = dir.display()
-            ),
-        )
-        .unwrap();
-        Pki { dir }
-    }
-
-    /// A leaf key + certificate; `dates` is (days) or (startdate, enddate).
-    fn leaf(
-        &self,
-        name: &str,
-        bits: u32,
-        san: &str,
-        dates: Result<u32, (&str, &str)>,
-    ) -> (PathBuf, PathBuf) {
-        let d = &self.dir;
-        openssl(
-            d,
-            &[
-                "req",
-                "-new",
-                "-newkey",
-                &format!("rsa:{bits}"),
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                &format!("/CN={name}"),
-            ],
-        );
-        std::fs::write(
-            d.join(format!("{name}.ext")),
-            format!("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName={san}\n"),
-        )
-        .unwrap();
-        let mut args: Vec<String> = ["ca", "-batch", "-notext", "-config", "ca.cnf", "-in"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        args.push(format!("{name}.csr"));
-        args.extend([
-            "-out".into(),
-            format!("{name}.pem"),
-            "-extfile".into(),
-            format!("{name}.ext"),
-        ]);
-        match dates {
-            Ok(days) => args.extend(["-days".into(), days.to_string()]),
-            Err((start, end)) => args.extend([
-                "-startdate".into(),
-                start.into(),
-                "-enddate".into(),
-                end.into(),
-            ]),
-        }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        openssl(d, &args);
-        (d.join(format!("{name}.pem")), d.join(format!("{name}.key")))
-    }
+/// A CA in `root/dir` named `cn`, with an RSA key as device CAs often have.
+fn test_ca(root: &Path, dir: &str, cn: &str) -> ExternalCa {
+    ExternalCa::root(&root.join(dir), cn, RSA)
 }
 
 fn free_port() -> u16 {
@@ -211,56 +106,30 @@ fn http_server(max: usize) -> u16 {
 #[test]
 fn each_server_yields_exactly_its_finding() {
     let tmp = tempfile::tempdir().unwrap();
-    let ca = Pki::new(tmp.path(), "Vigil Test CA");
-    let other = Pki::new(tmp.path(), "Unknown CA");
+    let ca = test_ca(tmp.path(), "ca", "Vigil Test CA");
+    let other = test_ca(tmp.path(), "other", "Unknown CA");
     let ip = "IP:127.0.0.1";
-    let good = ca.leaf("good", 2048, ip, Ok(365));
+    let year = Validity::Days(365);
+    let good = ca.leaf("good", RSA, ip, year);
     let expired = ca.leaf(
         "expired",
-        2048,
+        RSA,
         ip,
-        Err(("20200101000000Z", "20210101000000Z")),
+        Validity::Between("20200101000000Z", "20210101000000Z"),
     );
-    let expiring = ca.leaf("expiring", 2048, ip, Ok(10));
-    let wrong_san = ca.leaf("wrongsan", 2048, "DNS:other.example,IP:10.9.9.9", Ok(365));
-    let weak = ca.leaf("weak", 1024, ip, Ok(365));
-    let shared = ca.leaf("factory", 2048, ip, Ok(365));
-    let untrusted = other.leaf("stranger", 2048, ip, Ok(365));
-    let d = tmp.path();
-    openssl(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            "self.key",
-            "-out",
-            "self.pem",
-            "-days",
-            "365",
-            "-subj",
-            "/CN=selfie",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-    );
-    let selfsigned = (d.join("self.pem"), d.join("self.key"));
+    let expiring = ca.leaf("expiring", RSA, ip, Validity::Days(10));
+    let wrong_san = ca.leaf("wrongsan", RSA, "DNS:other.example,IP:10.9.9.9", year);
+    let weak = ca.leaf("weak", Key::Rsa(1024), ip, year);
+    let shared = ca.leaf("factory", RSA, ip, year);
+    let untrusted = other.leaf("stranger", RSA, ip, year);
+    let selfsigned = self_signed(tmp.path(), "self", RSA, "selfie", ip, 365);
 
     let mut servers = Vec::new();
     let mut endpoints = Vec::new();
     let mut expect: Vec<(String, Vec<FindingKind>)> = Vec::new();
-    let legacy_cert = ca.leaf("legacy", 2048, ip, Ok(365));
+    let legacy_cert = ca.leaf("legacy", RSA, ip, year);
     // (name, certificate and key, lower security level, allow TLS 1.0/1.1, expected findings)
-    type Case<'a> = (
-        &'a str,
-        &'a (PathBuf, PathBuf),
-        bool,
-        bool,
-        Vec<FindingKind>,
-    );
+    type Case<'a> = (&'a str, &'a Leaf, bool, bool, Vec<FindingKind>);
     let cases: Vec<Case> = vec![
         ("good", &good, false, false, vec![]),
         (
@@ -321,8 +190,8 @@ fn each_server_yields_exactly_its_finding() {
             vec![FindingKind::LegacyTls],
         ),
     ];
-    for (name, (cert, key), weak, legacy, kinds) in cases {
-        let (srv, port) = s_server(cert, key, weak, legacy);
+    for (name, leaf, weak, legacy, kinds) in cases {
+        let (srv, port) = s_server(&leaf.cert, &leaf.key, weak, legacy);
         servers.push(srv);
         endpoints.push(Endpoint::new(name, "127.0.0.1", port, "https"));
         expect.push((name.to_string(), kinds));
@@ -334,7 +203,7 @@ fn each_server_yields_exactly_its_finding() {
     endpoints.push(Endpoint::new("gone", "127.0.0.1", closed, "https"));
     expect.push(("gone".into(), vec![FindingKind::Unreachable]));
 
-    let opts = ProbeOptions::with_ca_files(false, &[ca.dir.join("ca.pem")]).unwrap();
+    let opts = ProbeOptions::with_ca_files(false, &[ca.root_cert()]).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let report = rt.block_on(audit::run(endpoints, None, &opts)).unwrap();
     for (name, kinds) in &expect {
@@ -412,14 +281,14 @@ fn s_server_only(cert: &Path, key: &Path, flags: &[&str]) -> (Server, u16) {
 #[test]
 fn servers_with_one_version_range_are_fully_audited() {
     let tmp = tempfile::tempdir().unwrap();
-    let ca = Pki::new(tmp.path(), "Vigil Test CA");
-    let (cert13, key13) = ca.leaf("new", 2048, "IP:127.0.0.1", Ok(365));
-    let (cert_old, key_old) = ca.leaf("old", 2048, "IP:127.0.0.1", Ok(365));
+    let ca = test_ca(tmp.path(), "ca", "Vigil Test CA");
+    let new = ca.leaf("new", RSA, "IP:127.0.0.1", Validity::Days(365));
+    let old = ca.leaf("old", RSA, "IP:127.0.0.1", Validity::Days(365));
     // TLS 1.3 only: the certificate is encrypted, so the audit completes a real handshake.
-    let (_a, only13) = s_server_only(&cert13, &key13, &["-tls1_3"]);
+    let (_a, only13) = s_server_only(&new.cert, &new.key, &["-tls1_3"]);
     // TLS 1.0/1.1 only: rustls cannot talk to it, yet its certificate is read in clear.
-    let (_b, only_old) = s_server_only(&cert_old, &key_old, &["-no_tls1_2", "-no_tls1_3"]);
-    let opts = ProbeOptions::with_ca_files(false, &[ca.dir.join("ca.pem")]).unwrap();
+    let (_b, only_old) = s_server_only(&old.cert, &old.key, &["-no_tls1_2", "-no_tls1_3"]);
+    let opts = ProbeOptions::with_ca_files(false, &[ca.root_cert()]).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let report = rt
         .block_on(audit::run(
@@ -467,31 +336,9 @@ fn servers_with_one_version_range_are_fully_audited() {
 #[test]
 fn pinned_self_signed_certificate_is_accepted_and_clean_audit_exits_zero() {
     let tmp = tempfile::tempdir().unwrap();
-    let d = tmp.path();
-    openssl(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "k.pem",
-            "-out",
-            "c.pem",
-            "-days",
-            "365",
-            "-subj",
-            "/CN=cam",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ],
-    );
-    let (_srv, port) = s_server(&d.join("c.pem"), &d.join("k.pem"), false, false);
-    let der = vigil_netaudit::probe::load_pem_certs(&d.join("c.pem")).unwrap();
+    let cam = self_signed(tmp.path(), "cam", Key::P256, "cam", "IP:127.0.0.1", 365);
+    let (_srv, port) = s_server(&cam.cert, &cam.key, false, false);
+    let der = vigil_netaudit::probe::load_pem_certs(&cam.cert).unwrap();
     let mut opts = ProbeOptions::with_ca_files(false, &[]).unwrap();
     opts.pinned = vec![vigil_netaudit::cert::sha256_hex(&der[0]).to_uppercase()];
     let rt = tokio::runtime::Runtime::new().unwrap();

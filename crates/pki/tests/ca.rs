@@ -6,7 +6,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::{ExternalPki, openssl, openssl_raw, read, write};
+use common::{Key, SAN, Validity, external_pki, openssl, openssl_output, read, write};
 use time::{Duration, OffsetDateTime};
 use vigil_pki::{
     CertRole, CertSource, CsrError, ImportError, InitOptions, LeafKeyType, LeafRequest, LeafUsage,
@@ -75,7 +75,7 @@ fn init_creates_a_ca_and_server_certificate_openssl_accepts() {
         ],
     );
     assert!(out.contains(": OK"), "{out}");
-    let out = openssl_raw(
+    let out = openssl_output(
         d,
         &[
             "verify",
@@ -173,7 +173,7 @@ fn two_installations_get_different_cas() {
     );
     // B's server certificate does not verify against A's CA.
     write(tmp.path(), "a.pem", a.ca_cert_pem().as_bytes());
-    let out = openssl_raw(tmp.path(), &["verify", "-CAfile", "a.pem", "b/server.crt"]);
+    let out = openssl_output(tmp.path(), &["verify", "-CAfile", "a.pem", "b/server.crt"]);
     assert!(!out.status.success());
 }
 
@@ -214,7 +214,7 @@ fn bad_init_options_are_refused_with_reasons() {
 fn csr_round_trip_through_an_external_openssl_ca() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let d = tmp.path();
-    let ext = ExternalPki::new(d);
+    let ext = external_pki(d);
     let mut pki = Pki::init(&d.join("pki"), &opts()).expect("init");
 
     let e = pki.install_cert(b"x").unwrap_err();
@@ -241,7 +241,7 @@ fn csr_round_trip_through_an_external_openssl_ca() {
         Some(csr.as_str())
     );
 
-    ext.sign_with_root("ours.csr", "ours.crt", 60);
+    ext.sign_with_root("ours.csr", "ours.crt", Validity::Days(60), SAN);
 
     // Leaf alone: the external root is unknown here.
     let e = pki.install_cert(&read(d, "ours.crt")).unwrap_err();
@@ -251,25 +251,8 @@ fn csr_round_trip_through_an_external_openssl_ca() {
     );
 
     // A certificate for another key is refused.
-    openssl(
-        d,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "other.key",
-            "-out",
-            "other.csr",
-            "-subj",
-            "/CN=other",
-        ],
-    );
-    ext.sign_with_root("other.csr", "other.crt", 60);
+    ext.request("other", Key::P256, "other");
+    ext.sign_with_root("other.csr", "other.crt", Validity::Days(60), SAN);
     let e = pki
         .install_cert(&[read(d, "other.crt"), read(d, "root.crt")].concat())
         .unwrap_err();
@@ -543,7 +526,7 @@ fn issue_leaf_for_other_roles() {
         text.contains("ED25519") && text.contains("Non Repudiation"),
         "{text}"
     );
-    let out = openssl_raw(
+    let out = openssl_output(
         d,
         &[
             "verify",
@@ -683,23 +666,10 @@ fn expiry_alerts_fire_once_per_threshold_and_persist() {
 fn imported_certificates_get_alerts_that_say_they_cannot_be_renewed() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let d = tmp.path();
-    let ext = ExternalPki::new(d);
-    openssl(
-        d,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            "leaf.key",
-        ],
-    );
-    ext.csr_for_key("leaf.key", None, "leaf.csr");
-    ext.sign_with_intermediate("leaf.csr", "leaf.crt", 20);
+    let ext = external_pki(d);
+    ext.leaf("leaf", Key::P256, SAN, Validity::Days(20));
     let mut pki = Pki::init(&d.join("pki"), &opts()).expect("init");
-    pki.import(&ext.full_chain("leaf.crt"), &read(d, "leaf.key"), None)
+    pki.import(ext.chain("leaf.crt").as_bytes(), &read(d, "leaf.key"), None)
         .expect("import");
 
     let now = OffsetDateTime::now_utc();

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{ExternalPki, openssl, read, write};
+use common::{ExternalCa, Key, SAN, Validity, external_pki, openssl, read};
 use time::{Duration, OffsetDateTime};
 use vigil_pki::{CertSource, ImportError, InitOptions, KeyFormat, Pki, PkiError};
 
@@ -28,23 +28,10 @@ fn import_err(pki: &mut Pki, cert: &[u8], key: &[u8], pass: Option<&[u8]>) -> Im
 }
 
 /// An external PKI plus an EC leaf with a plain PKCS#8 key (leaf.key / leaf.crt).
-fn setup() -> (tempfile::TempDir, ExternalPki, Pki) {
+fn setup() -> (tempfile::TempDir, ExternalCa, Pki) {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let ext = ExternalPki::new(tmp.path());
-    openssl(
-        tmp.path(),
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-            "leaf.key",
-        ],
-    );
-    ext.csr_for_key("leaf.key", None, "leaf.csr");
-    ext.sign_with_intermediate("leaf.csr", "leaf.crt", 30);
+    let ext = external_pki(tmp.path());
+    ext.leaf("leaf", Key::P256, SAN, Validity::Days(30));
     let pki = new_pki(tmp.path());
     (tmp, ext, pki)
 }
@@ -55,7 +42,7 @@ fn imports_plain_pkcs8_with_full_chain() {
     let d = tmp.path();
     assert!(String::from_utf8_lossy(&read(d, "leaf.key")).contains("BEGIN PRIVATE KEY"));
     let installed = pki
-        .import(&ext.full_chain("leaf.crt"), &read(d, "leaf.key"), None)
+        .import(ext.chain("leaf.crt").as_bytes(), &read(d, "leaf.key"), None)
         .expect("import");
     assert_eq!(installed.key_format, Some(KeyFormat::Pkcs8));
     assert_eq!(installed.info.source, CertSource::Imported);
@@ -100,7 +87,11 @@ fn imports_plain_pkcs8_with_full_chain() {
 #[test]
 fn imports_certificate_and_key_from_one_file() {
     let (tmp, ext, mut pki) = setup();
-    let combined = [ext.full_chain("leaf.crt"), read(tmp.path(), "leaf.key")].concat();
+    let combined = [
+        ext.chain("leaf.crt").into_bytes(),
+        read(tmp.path(), "leaf.key"),
+    ]
+    .concat();
     pki.import(&combined, &combined, None)
         .expect("combined file");
 }
@@ -125,9 +116,9 @@ fn imports_encrypted_pkcs8_from_genpkey() {
         ],
     );
     assert!(String::from_utf8_lossy(&read(d, "enc.key")).contains("BEGIN ENCRYPTED PRIVATE KEY"));
-    ext.csr_for_key("enc.key", Some("correct horse"), "enc.csr");
-    ext.sign_with_intermediate("enc.csr", "enc.crt", 30);
-    let chain = ext.full_chain("enc.crt");
+    ext.request_for_key("enc.key", Some("correct horse"), "enc.csr", "cam.example");
+    ext.sign("enc.csr", "enc.crt", Validity::Days(30), SAN);
+    let chain = ext.chain("enc.crt").into_bytes();
     let key = read(d, "enc.key");
 
     assert_eq!(
@@ -166,11 +157,11 @@ fn imports_rsa_encrypted_pkcs8() {
             "rsa_enc.key",
         ],
     );
-    ext.csr_for_key("rsa_enc.key", Some("pw"), "rsa.csr");
-    ext.sign_with_intermediate("rsa.csr", "rsa.crt", 30);
+    ext.request_for_key("rsa_enc.key", Some("pw"), "rsa.csr", "cam.example");
+    ext.sign("rsa.csr", "rsa.crt", Validity::Days(30), SAN);
     let installed = pki
         .import(
-            &ext.full_chain("rsa.crt"),
+            ext.chain("rsa.crt").as_bytes(),
             &read(d, "rsa_enc.key"),
             Some(b"pw"),
         )
@@ -221,9 +212,9 @@ fn imports_legacy_encrypted_rsa_and_ec_keys() {
             "{text}"
         );
     }
-    ext.csr_for_key("rsa.key", None, "rsa.csr");
-    ext.sign_with_intermediate("rsa.csr", "rsa.crt", 30);
-    let chain = ext.full_chain("rsa.crt");
+    ext.request_for_key("rsa.key", None, "rsa.csr", "cam.example");
+    ext.sign("rsa.csr", "rsa.crt", Validity::Days(30), SAN);
+    let chain = ext.chain("rsa.crt").into_bytes();
     for name in [
         "legacy_rsa256.key",
         "legacy_rsa128.key",
@@ -262,7 +253,7 @@ fn imports_legacy_encrypted_rsa_and_ec_keys() {
         text.contains("BEGIN EC PRIVATE KEY") && text.contains("Proc-Type: 4,ENCRYPTED"),
         "{text}"
     );
-    let chain = ext.full_chain("leaf.crt");
+    let chain = ext.chain("leaf.crt").into_bytes();
     let key = read(d, "legacy_ec.key");
     assert_eq!(
         import_err(&mut pki, &chain, &key, Some(b"nope")),
@@ -281,7 +272,11 @@ fn imports_traditional_unencrypted_rsa_and_ec_keys() {
     openssl(d, &["ec", "-in", "leaf.key", "-out", "trad_ec.key"]);
     assert!(String::from_utf8_lossy(&read(d, "trad_ec.key")).contains("BEGIN EC PRIVATE KEY"));
     let installed = pki
-        .import(&ext.full_chain("leaf.crt"), &read(d, "trad_ec.key"), None)
+        .import(
+            ext.chain("leaf.crt").as_bytes(),
+            &read(d, "trad_ec.key"),
+            None,
+        )
         .expect("traditional ec");
     assert_eq!(installed.key_format, Some(KeyFormat::TraditionalEc));
 
@@ -290,11 +285,11 @@ fn imports_traditional_unencrypted_rsa_and_ec_keys() {
         &["genrsa", "-traditional", "-out", "trad_rsa.key", "2048"],
     );
     assert!(String::from_utf8_lossy(&read(d, "trad_rsa.key")).contains("BEGIN RSA PRIVATE KEY"));
-    ext.csr_for_key("trad_rsa.key", None, "trad_rsa.csr");
-    ext.sign_with_intermediate("trad_rsa.csr", "trad_rsa.crt", 30);
+    ext.request_for_key("trad_rsa.key", None, "trad_rsa.csr", "cam.example");
+    ext.sign("trad_rsa.csr", "trad_rsa.crt", Validity::Days(30), SAN);
     let installed = pki
         .import(
-            &ext.full_chain("trad_rsa.crt"),
+            ext.chain("trad_rsa.crt").as_bytes(),
             &read(d, "trad_rsa.key"),
             None,
         )
@@ -314,7 +309,7 @@ fn imports_traditional_unencrypted_rsa_and_ec_keys() {
 fn each_failure_has_its_own_clear_error() {
     let (tmp, ext, mut pki) = setup();
     let d = tmp.path();
-    let chain = ext.full_chain("leaf.crt");
+    let chain = ext.chain("leaf.crt").into_bytes();
     let key = read(d, "leaf.key");
     let now = OffsetDateTime::now_utc();
     let mut messages = Vec::new();
@@ -417,40 +412,15 @@ fn each_failure_has_its_own_clear_error() {
 fn a_certificate_without_server_auth_is_refused() {
     let (tmp, ext, mut pki) = setup();
     let d = tmp.path();
-    write(
-        d,
-        "client.ext",
-        b"basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+    ext.sign_with_extensions(
+        "leaf.csr",
+        "client.crt",
+        Validity::Days(30),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
     );
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "inter.crt",
-            "-CAkey",
-            "inter.key",
-            "-CAcreateserial",
-            "-days",
-            "30",
-            "-extfile",
-            "client.ext",
-            "-out",
-            "client.crt",
-        ],
-    );
-    let chain = [
-        read(d, "client.crt"),
-        read(d, "inter.crt"),
-        read(d, "root.crt"),
-    ]
-    .concat();
+    let chain = ext.chain("client.crt").into_bytes();
     let e = import_err(&mut pki, &chain, &read(d, "leaf.key"), None);
     assert!(matches!(e, ImportError::NotForServerAuth { .. }), "{e}");
-    drop(ext);
 }
 
 #[test]
@@ -458,7 +428,7 @@ fn reset_falls_back_to_the_generated_certificate() {
     let (tmp, ext, mut pki) = setup();
     let generated = pki.server_certified_key().expect("generated").cert.clone();
     pki.import(
-        &ext.full_chain("leaf.crt"),
+        ext.chain("leaf.crt").as_bytes(),
         &read(tmp.path(), "leaf.key"),
         None,
     )
@@ -514,7 +484,7 @@ fn a_stale_handle_does_not_undo_a_change_made_by_another_process() {
     // The running server opened the store before the operator imported a certificate.
     let mut server = Pki::open(cli.dir()).expect("server handle");
     cli.import(
-        &ext.full_chain("leaf.crt"),
+        ext.chain("leaf.crt").as_bytes(),
         &read(tmp.path(), "leaf.key"),
         None,
     )

@@ -7,6 +7,8 @@
 //! - [`ffprobe_count`] and [`ffprobe_packets`]: what a recorded or exported file really holds;
 //!   [`ffmpeg_pull`]: record a stream with an independent RTSP client;
 //! - [`Tmpfs`] and [`fill_volume`]: small real volumes for disk-full tests;
+//! - [`external_ca`]: a customer's own CA and the certificates it signs, made with the
+//!   `openssl` command line ([`external_ca::ExternalCa`], [`external_ca::self_signed`]);
 //! - [`require_tool`], [`free_port`], [`repo_root`].
 //!
 //! Missing peers make tests fail with an install hint, never skip: CI installs them
@@ -17,6 +19,7 @@
 
 mod clip;
 mod error;
+pub mod external_ca;
 mod probe;
 mod rtsp;
 mod tools;

@@ -10,23 +10,11 @@ use std::time::Instant;
 
 use super::*;
 use crate::webhook::{Tuning, alert_payload, signature_header_value};
+use vigil_testkit::external_ca::{ExternalCa, Key, Validity};
 
 const SECRET: &str = "0123456789abcdef-test-secret";
 /// Every wait in these tests ends by this deadline.
 const WAIT: Duration = Duration::from_secs(20);
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl CLI (apt package openssl)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// A CA and a server certificate for 127.0.0.1 / localhost signed by it.
 struct Pki {
@@ -36,78 +24,17 @@ struct Pki {
 }
 
 fn make_pki(dir: &Path, name: &str) -> Pki {
-    let d = dir.join(name);
-    std::fs::create_dir_all(&d).unwrap();
-    openssl(
-        &d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name} test CA"),
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ],
-    );
-    openssl(
-        &d,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "srv.key",
-            "-out",
-            "srv.csr",
-            "-subj",
-            "/CN=localhost",
-        ],
-    );
-    std::fs::write(
-        d.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        &d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "srv.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "srv.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ],
+    let ca = ExternalCa::root(&dir.join(name), &format!("{name} test CA"), Key::P256);
+    let server = ca.leaf(
+        "localhost",
+        Key::P256,
+        "IP:127.0.0.1,DNS:localhost",
+        Validity::Days(2),
     );
     Pki {
-        ca_pem: std::fs::read_to_string(d.join("ca.pem")).unwrap(),
-        cert: d.join("srv.pem"),
-        key: d.join("srv.key"),
+        ca_pem: ca.root_pem(),
+        cert: server.cert,
+        key: server.key,
     }
 }
 
