@@ -4,67 +4,23 @@
 
 mod common;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use common::{ADMIN, ADMIN_PASSWORD, Answer, Auth, Harness};
+use common::{ADMIN, ADMIN_PASSWORD, Answer, Auth, Harness, from_peer, request};
 use serde_json::{Value, json};
 use vigil_access::{AccessConfig, CameraScope, IdsConfig, Role, parse_allow_list};
-use vigil_web::auth::{CSRF_HEADER, ConnInfo, SESSION_COOKIE};
-
-/// A request as `Harness::call` builds it, optionally arriving from `from` (as the listener
-/// would attach it).
-fn request(
-    method: Method,
-    path: &str,
-    auth: &Auth,
-    body: Option<Value>,
-    from: Option<IpAddr>,
-) -> Request<Body> {
-    let mut b = Request::builder().method(method).uri(path);
-    match auth {
-        Auth::None => {}
-        Auth::Bearer(t) => b = b.header(header::AUTHORIZATION, format!("Bearer {t}")),
-        Auth::Session { cookie, csrf } => {
-            b = b
-                .header(header::COOKIE, format!("{SESSION_COOKIE}={cookie}"))
-                .header(CSRF_HEADER, csrf);
-        }
-        Auth::SessionNoCsrf { cookie } => {
-            b = b.header(header::COOKIE, format!("{SESSION_COOKIE}={cookie}"));
-        }
-    }
-    let mut req = match body {
-        Some(v) => b
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(serde_json::to_vec(&v).unwrap()))
-            .unwrap(),
-        None => b.body(Body::empty()).unwrap(),
-    };
-    if let Some(ip) = from {
-        req.extensions_mut().insert(ConnInfo {
-            peer: SocketAddr::new(ip, 40_000),
-            local: "127.0.0.1:8443".parse().unwrap(),
-        });
-    }
-    req
-}
+use vigil_web::auth::{CSRF_HEADER, SESSION_COOKIE};
 
 async fn login_from(h: &Harness, ip: IpAddr, user: &str, password: &str) -> Answer {
-    h.send(request(
-        Method::POST,
-        "/api/v1/session",
-        &Auth::None,
-        Some(json!({"username": user, "password": password})),
-        Some(ip),
+    let body = json!({"username": user, "password": password});
+    h.send(from_peer(
+        request(Method::POST, "/api/v1/session", &Auth::None, Some(body)),
+        ip,
     ))
     .await
-}
-
-async fn get(h: &Harness, path: &str, auth: &Auth) -> Answer {
-    h.call(Method::GET, path, auth, None).await
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -77,8 +33,7 @@ async fn user_crud_with_a_generated_password_that_logs_in() {
     let admin = h.admin().await;
 
     let a = h
-        .call(
-            Method::POST,
+        .post(
             "/api/v1/users",
             &admin,
             Some(json!({"username": "alice", "role": "viewer", "cameras": ["cam1", "cam2"]})),
@@ -93,10 +48,10 @@ async fn user_crud_with_a_generated_password_that_logs_in() {
 
     // The generated password works; it is never shown again.
     let alice = h.login("alice", &generated).await;
-    let me = get(&h, "/api/v1/session", &alice).await.json();
+    let me = h.get("/api/v1/session", &alice).await.json();
     assert_eq!(me["name"], "alice");
     assert_eq!(me["cameras"], json!(["cam1", "cam2"]));
-    let listed = get(&h, "/api/v1/users", &admin).await;
+    let listed = h.get("/api/v1/users", &admin).await;
     assert_eq!(listed.status, StatusCode::OK);
     assert!(!listed.text().contains(&generated));
     let names: Vec<String> = listed
@@ -107,15 +62,13 @@ async fn user_crud_with_a_generated_password_that_logs_in() {
         .map(|u| u["username"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(names, ["admin", "alice"]);
-    let one = get(&h, "/api/v1/users/alice", &admin).await.json();
+    let one = h.get("/api/v1/users/alice", &admin).await.json();
     assert_eq!(one["active_sessions"], 1);
     assert!(!one.to_string().contains("hash"));
 
     // An explicit password is not echoed.
     let a = h
-        .call(
-            Method::POST,
-            "/api/v1/users",
+        .post("/api/v1/users",
             &admin,
             Some(json!({"username": "dora", "role": "auditor", "password": "an-auditors-long-password-1"})),
         )
@@ -158,15 +111,13 @@ async fn user_crud_with_a_generated_password_that_logs_in() {
             "bad_request",
         ),
     ] {
-        let a = h
-            .call(Method::POST, "/api/v1/users", &admin, Some(body.clone()))
-            .await;
+        let a = h.post("/api/v1/users", &admin, Some(body.clone())).await;
         assert_eq!(a.status, status, "{body}: {}", a.text());
         assert_eq!(a.code(), code, "{body}");
         assert!(!a.json()["message"].as_str().unwrap().is_empty());
     }
     assert_eq!(
-        get(&h, "/api/v1/users", &admin)
+        h.get("/api/v1/users", &admin)
             .await
             .json()
             .as_array()
@@ -178,61 +129,42 @@ async fn user_crud_with_a_generated_password_that_logs_in() {
 
     // PATCH: role and cameras (null = all); a refused field changes nothing.
     let a = h
-        .call(
-            Method::PATCH,
+        .patch(
             "/api/v1/users/alice",
             &admin,
-            Some(json!({"role": "operator", "cameras": null})),
+            json!({"role": "operator", "cameras": null}),
         )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     assert_eq!(a.json()["role"], "operator");
     assert_eq!(a.json()["cameras"], Value::Null);
     let a = h
-        .call(
-            Method::PATCH,
+        .patch(
             "/api/v1/users/alice",
             &admin,
-            Some(json!({"role": "viewer", "cameras": ["ok", "bad\u{7}"]})),
+            json!({"role": "viewer", "cameras": ["ok", "bad\u{7}"]}),
         )
         .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text());
     assert_eq!(
-        get(&h, "/api/v1/users/alice", &admin).await.json()["role"],
+        h.get("/api/v1/users/alice", &admin).await.json()["role"],
         "operator"
     );
-    let a = h
-        .call(
-            Method::PATCH,
-            "/api/v1/users/alice",
-            &admin,
-            Some(json!({})),
-        )
-        .await;
+    let a = h.patch("/api/v1/users/alice", &admin, json!({})).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     let a = h
-        .call(
-            Method::PATCH,
-            "/api/v1/users/nobody",
-            &admin,
-            Some(json!({"disabled": true})),
-        )
+        .patch("/api/v1/users/nobody", &admin, json!({"disabled": true}))
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
     assert_eq!(a.code(), "not_found");
 
     // Disabling ends the user's sessions at once.
     let a = h
-        .call(
-            Method::PATCH,
-            "/api/v1/users/alice",
-            &admin,
-            Some(json!({"disabled": true})),
-        )
+        .patch("/api/v1/users/alice", &admin, json!({"disabled": true}))
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     assert_eq!(
-        get(&h, "/api/v1/session", &alice).await.status,
+        h.get("/api/v1/session", &alice).await.status,
         StatusCode::UNAUTHORIZED
     );
 
@@ -242,7 +174,7 @@ async fn user_crud_with_a_generated_password_that_logs_in() {
         .await;
     assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text());
     assert_eq!(
-        get(&h, "/api/v1/users/alice", &admin).await.status,
+        h.get("/api/v1/users/alice", &admin).await.status,
         StatusCode::NOT_FOUND
     );
     let a = h
@@ -251,7 +183,8 @@ async fn user_crud_with_a_generated_password_that_logs_in() {
     assert_eq!(a.status, StatusCode::NOT_FOUND);
 
     // Every change above is in the audit log with who did it and from where.
-    let log = get(&h, "/api/v1/audit?user=admin&limit=100", &admin)
+    let log = h
+        .get("/api/v1/audit?user=admin&limit=100", &admin)
         .await
         .json();
     let kinds: Vec<&str> = log["entries"]
@@ -279,8 +212,7 @@ async fn own_password_change_ends_the_other_sessions_but_keeps_this_one() {
 
     // Wrong current password: refused, counted as a failed login, nothing ends.
     let a = h
-        .call(
-            Method::POST,
+        .post(
             "/api/v1/account/password",
             &s1,
             Some(json!({"current_password": "not-bobs-password-at-all", "new_password": new_pw})),
@@ -288,11 +220,10 @@ async fn own_password_change_ends_the_other_sessions_but_keeps_this_one() {
         .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text());
     assert_eq!(a.code(), "wrong_password");
-    assert_eq!(get(&h, "/api/v1/session", &s2).await.status, StatusCode::OK);
+    assert_eq!(h.get("/api/v1/session", &s2).await.status, StatusCode::OK);
     // A weak new password is refused with the policy's message.
     let a = h
-        .call(
-            Method::POST,
+        .post(
             "/api/v1/account/password",
             &s1,
             Some(json!({"current_password": pw, "new_password": "short"})),
@@ -304,8 +235,7 @@ async fn own_password_change_ends_the_other_sessions_but_keeps_this_one() {
         unreachable!()
     };
     let a = h
-        .call(
-            Method::POST,
+        .post(
             "/api/v1/account/password",
             &Auth::SessionNoCsrf {
                 cookie: cookie.clone(),
@@ -317,8 +247,7 @@ async fn own_password_change_ends_the_other_sessions_but_keeps_this_one() {
     assert_eq!(a.code(), "csrf_missing");
 
     let a = h
-        .call(
-            Method::POST,
+        .post(
             "/api/v1/account/password",
             &s1,
             Some(json!({"current_password": pw, "new_password": new_pw})),
@@ -326,12 +255,12 @@ async fn own_password_change_ends_the_other_sessions_but_keeps_this_one() {
         .await;
     assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text());
     assert_eq!(
-        get(&h, "/api/v1/session", &s1).await.status,
+        h.get("/api/v1/session", &s1).await.status,
         StatusCode::OK,
         "the caller's session stays"
     );
     assert_eq!(
-        get(&h, "/api/v1/session", &s2).await.status,
+        h.get("/api/v1/session", &s2).await.status,
         StatusCode::UNAUTHORIZED,
         "other sessions end"
     );
@@ -342,8 +271,7 @@ async fn own_password_change_ends_the_other_sessions_but_keeps_this_one() {
     // API tokens have no password to change.
     let token = Auth::Bearer(h.token(Role::Admin, CameraScope::All));
     let a = h
-        .call(
-            Method::POST,
+        .post(
             "/api/v1/account/password",
             &token,
             Some(json!({"current_password": "x", "new_password": new_pw})),
@@ -353,8 +281,7 @@ async fn own_password_change_ends_the_other_sessions_but_keeps_this_one() {
     assert_eq!(a.code(), "session_required");
     // Not logged in at all.
     let a = h
-        .call(
-            Method::POST,
+        .post(
             "/api/v1/account/password",
             &Auth::None,
             Some(json!({"current_password": "x", "new_password": new_pw})),
@@ -382,7 +309,7 @@ async fn admin_password_reset_ends_the_users_sessions() {
     let generated = a.json()["generated_password"].as_str().unwrap().to_owned();
     assert_eq!(a.json()["user"]["active_sessions"], 0);
     assert_eq!(
-        get(&h, "/api/v1/session", &carol).await.status,
+        h.get("/api/v1/session", &carol).await.status,
         StatusCode::UNAUTHORIZED
     );
     h.login("carol", &generated).await;
@@ -419,7 +346,8 @@ async fn admin_password_reset_ends_the_users_sessions() {
         )
         .await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
-    let log = get(&h, "/api/v1/audit?kind=password_changed", &admin)
+    let log = h
+        .get("/api/v1/audit?kind=password_changed", &admin)
         .await
         .json();
     let entries = log["entries"].as_array().unwrap();
@@ -458,24 +386,19 @@ async fn the_last_admin_cannot_be_removed_demoted_or_disabled() {
                 .contains("last enabled administrator")
         );
     }
-    let me = get(&h, "/api/v1/users/admin", &admin).await.json();
+    let me = h.get("/api/v1/users/admin", &admin).await.json();
     assert_eq!(me["role"], "admin");
     assert_eq!(me["disabled"], false);
 
     // With a second admin, the first may step down.
     h.user("admin2", Role::Admin, CameraScope::All);
     let a = h
-        .call(
-            Method::PATCH,
-            "/api/v1/users/admin",
-            &admin,
-            Some(json!({"role": "auditor"})),
-        )
+        .patch("/api/v1/users/admin", &admin, json!({"role": "auditor"}))
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     // The role takes effect on the next request.
     assert_eq!(
-        get(&h, "/api/v1/users", &admin).await.status,
+        h.get("/api/v1/users", &admin).await.status,
         StatusCode::FORBIDDEN
     );
 }
@@ -485,9 +408,7 @@ async fn tokens_are_shown_once_scoped_and_revocable() {
     let h = Harness::new();
     let admin = h.admin().await;
     let a = h
-        .call(
-            Method::POST,
-            "/api/v1/tokens",
+        .post("/api/v1/tokens",
             &admin,
             Some(json!({"name": "bridge", "role": "viewer", "cameras": ["cam1"], "expires_in": "30d"})),
         )
@@ -505,7 +426,7 @@ async fn tokens_are_shown_once_scoped_and_revocable() {
     );
 
     // Listed without its secret.
-    let list = get(&h, "/api/v1/tokens", &admin).await;
+    let list = h.get("/api/v1/tokens", &admin).await;
     assert!(!list.text().contains(&token));
     let listed = list.json();
     let t = listed
@@ -519,7 +440,7 @@ async fn tokens_are_shown_once_scoped_and_revocable() {
 
     // The token works, with its role and cameras and nothing more.
     let bearer = Auth::Bearer(token.clone());
-    let me = get(&h, "/api/v1/session", &bearer).await;
+    let me = h.get("/api/v1/session", &bearer).await;
     assert_eq!(me.status, StatusCode::OK, "{}", me.text());
     assert_eq!(me.json()["kind"], "token");
     assert_eq!(me.json()["role"], "viewer");
@@ -531,14 +452,13 @@ async fn tokens_are_shown_once_scoped_and_revocable() {
         "/api/v1/ids",
         "/api/v1/certificates",
     ] {
-        let a = get(&h, path, &bearer).await;
+        let a = h.get(path, &bearer).await;
         assert_eq!(a.status, StatusCode::FORBIDDEN, "{path}: {}", a.text());
         assert_eq!(a.code(), "forbidden");
     }
     // Tokens need no CSRF header but are still bound by their role.
     let a = h
-        .call(
-            Method::POST,
+        .post(
             "/api/v1/tokens",
             &bearer,
             Some(json!({"name": "x", "role": "admin"})),
@@ -549,7 +469,7 @@ async fn tokens_are_shown_once_scoped_and_revocable() {
     // An admin token may manage tokens.
     let admin_token = Auth::Bearer(h.token(Role::Admin, CameraScope::All));
     assert_eq!(
-        get(&h, "/api/v1/tokens", &admin_token).await.status,
+        h.get("/api/v1/tokens", &admin_token).await.status,
         StatusCode::OK
     );
 
@@ -561,9 +481,7 @@ async fn tokens_are_shown_once_scoped_and_revocable() {
         json!({"name": "", "role": "viewer"}),
         json!({"name": "x", "role": "root"}),
     ] {
-        let a = h
-            .call(Method::POST, "/api/v1/tokens", &admin, Some(body.clone()))
-            .await;
+        let a = h.post("/api/v1/tokens", &admin, Some(body.clone())).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body}: {}", a.text());
     }
 
@@ -577,10 +495,10 @@ async fn tokens_are_shown_once_scoped_and_revocable() {
         )
         .await;
     assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text());
-    let a = get(&h, "/api/v1/session", &bearer).await;
+    let a = h.get("/api/v1/session", &bearer).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     assert_eq!(a.code(), "invalid_token");
-    let listed = get(&h, "/api/v1/tokens", &admin).await.json();
+    let listed = h.get("/api/v1/tokens", &admin).await.json();
     let t = listed
         .as_array()
         .unwrap()
@@ -600,8 +518,7 @@ async fn tokens_are_shown_once_scoped_and_revocable() {
 
     // Expiry follows the injected clock.
     let a = h
-        .call(
-            Method::POST,
+        .post(
             "/api/v1/tokens",
             &admin,
             Some(json!({"name": "short", "role": "auditor", "expires_in": "1h"})),
@@ -609,18 +526,18 @@ async fn tokens_are_shown_once_scoped_and_revocable() {
         .await;
     let short = Auth::Bearer(a.json()["token"].as_str().unwrap().to_owned());
     assert_eq!(
-        get(&h, "/api/v1/audit/verify", &short).await.status,
+        h.get("/api/v1/audit/verify", &short).await.status,
         StatusCode::OK
     );
     h.advance(Duration::from_secs(3601));
     assert_eq!(
-        get(&h, "/api/v1/audit/verify", &short).await.status,
+        h.get("/api/v1/audit/verify", &short).await.status,
         StatusCode::UNAUTHORIZED
     );
 
     // The admin session idled out meanwhile.
     let admin = h.admin().await;
-    let log = get(&h, "/api/v1/audit?limit=1000", &admin).await;
+    let log = h.get("/api/v1/audit?limit=1000", &admin).await;
     assert_eq!(log.status, StatusCode::OK);
     assert!(
         !log.text().contains(&token),
@@ -674,12 +591,9 @@ async fn ten_failed_logins_block_the_address_before_any_hashing() {
     );
     // Other routes from that address are refused too, even with a valid session.
     let a = h
-        .send(request(
-            Method::GET,
-            "/api/v1/session",
-            &admin,
-            None,
-            Some(attacker),
+        .send(from_peer(
+            request(Method::GET, "/api/v1/session", &admin, None),
+            attacker,
         ))
         .await;
     assert_eq!(a.code(), "address_blocked");
@@ -691,7 +605,7 @@ async fn ten_failed_logins_block_the_address_before_any_hashing() {
         StatusCode::OK
     );
 
-    let ids = get(&h, "/api/v1/ids", &admin).await;
+    let ids = h.get("/api/v1/ids", &admin).await;
     assert_eq!(ids.status, StatusCode::OK, "{}", ids.text());
     let ids = ids.json();
     let block = &ids["blocked"][0];
@@ -710,7 +624,7 @@ async fn ten_failed_logins_block_the_address_before_any_hashing() {
         .unwrap_or_else(|| panic!("no aggregated entry in {log:?}"));
     assert_eq!(entry["count"], 10, "ten attempts aggregate into one entry");
     assert_eq!(entry["success"], false);
-    let a = get(&h, "/api/v1/ids?limit=0", &admin).await;
+    let a = h.get("/api/v1/ids?limit=0", &admin).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
 
     // Unblock through the API: audited, and the address may log in again.
@@ -735,18 +649,20 @@ async fn ten_failed_logins_block_the_address_before_any_hashing() {
         StatusCode::OK
     );
     assert!(
-        get(&h, "/api/v1/ids", &admin).await.json()["blocked"]
+        h.get("/api/v1/ids", &admin).await.json()["blocked"]
             .as_array()
             .unwrap()
             .is_empty()
     );
-    let audit = get(&h, "/api/v1/audit?kind=address_unblocked", &admin)
+    let audit = h
+        .get("/api/v1/audit?kind=address_unblocked", &admin)
         .await
         .json();
     let e = &audit["entries"][0];
     assert_eq!(e["user"], ADMIN);
     assert_eq!(e["detail"]["address"], "203.0.113.7");
-    let audit = get(&h, "/api/v1/audit?kind=address_blocked", &admin)
+    let audit = h
+        .get("/api/v1/audit?kind=address_blocked", &admin)
         .await
         .json();
     assert_eq!(audit["entries"][0]["source"], "203.0.113.7");
@@ -777,7 +693,7 @@ async fn allow_listed_addresses_are_never_blocked() {
         StatusCode::OK
     );
     let admin = h.admin().await;
-    let ids = get(&h, "/api/v1/ids", &admin).await.json();
+    let ids = h.get("/api/v1/ids", &admin).await.json();
     assert!(ids["blocked"].as_array().unwrap().is_empty(), "{ids}");
     assert_eq!(ids["settings"]["allow_list"], json!(["198.51.100.0/24"]));
     // Still counted (and alerted), only never blocked.
@@ -809,8 +725,7 @@ async fn audit_filters_export_and_chain_verification() {
     let mid = h.state.access.now();
     for name in ["u1", "u2", "u3"] {
         let a = h
-            .call(
-                Method::POST,
+            .post(
                 "/api/v1/users",
                 &admin,
                 Some(json!({"username": name, "role": "viewer"})),
@@ -828,7 +743,8 @@ async fn audit_filters_export_and_chain_verification() {
             .map(|e| e["kind"].as_str().unwrap().to_owned())
             .collect()
     };
-    let created = get(&h, &q("kind=user_created&user=admin"), &admin)
+    let created = h
+        .get(&q("kind=user_created&user=admin"), &admin)
         .await
         .json();
     assert_eq!(kinds(&created), ["user_created"; 3]);
@@ -843,16 +759,18 @@ async fn audit_filters_export_and_chain_verification() {
     assert!(seqs.windows(2).all(|w| w[0] > w[1]), "{seqs:?}");
     assert_eq!(created["entries"][0]["detail"]["username"], "u3");
 
-    let failed = get(&h, &q("source=192.0.2.1"), &admin).await.json();
+    let failed = h.get(&q("source=192.0.2.1"), &admin).await.json();
     assert_eq!(kinds(&failed), ["login_failed"]);
     assert_eq!(failed["entries"][0]["user"], "nobody");
-    let by_user = get(&h, &q("user=nobody&kind=login_failed"), &admin)
+    let by_user = h
+        .get(&q("user=nobody&kind=login_failed"), &admin)
         .await
         .json();
     assert_eq!(by_user["entries"].as_array().unwrap().len(), 1);
 
     // Time range: [start, mid) holds the admin login and the failed login, not the creations.
-    let range = get(&h, &q(&format!("from={start}&to={mid}")), &admin)
+    let range = h
+        .get(&q(&format!("from={start}&to={mid}")), &admin)
         .await
         .json();
     let k = kinds(&range);
@@ -869,10 +787,10 @@ async fn audit_filters_export_and_chain_verification() {
         [&json!(ADMIN)],
         "only the first admin, before `mid`"
     );
-    let after = get(&h, &q(&format!("from={mid}")), &admin).await.json();
+    let after = h.get(&q(&format!("from={mid}")), &admin).await.json();
     assert!(kinds(&after).iter().all(|k| k == "user_created"), "{after}");
 
-    let limited = get(&h, &q("limit=2"), &admin).await.json();
+    let limited = h.get(&q("limit=2"), &admin).await.json();
     assert_eq!(limited["entries"].as_array().unwrap().len(), 2);
     assert_eq!(limited["truncated"], true);
 
@@ -884,11 +802,11 @@ async fn audit_filters_export_and_chain_verification() {
         "color=red",
         &format!("from={mid}&to={start}"),
     ] {
-        let a = get(&h, &q(bad), &admin).await;
+        let a = h.get(&q(bad), &admin).await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{bad}: {}", a.text());
         assert_eq!(a.code(), "bad_request");
     }
-    let a = get(&h, &q("kind=teleport"), &admin).await;
+    let a = h.get(&q("kind=teleport"), &admin).await;
     assert!(
         a.json()["message"]
             .as_str()
@@ -898,9 +816,9 @@ async fn audit_filters_export_and_chain_verification() {
     );
 
     // Export: JSON lines, oldest first, an attachment; the filtered set equals the query's.
-    let all = get(&h, &q("limit=10000"), &admin).await.json();
+    let all = h.get(&q("limit=10000"), &admin).await.json();
     let total = all["entries"].as_array().unwrap().len();
-    let ex = get(&h, "/api/v1/audit/export", &admin).await;
+    let ex = h.get("/api/v1/audit/export", &admin).await;
     assert_eq!(ex.status, StatusCode::OK);
     assert_eq!(ex.headers[header::CONTENT_TYPE], "application/x-ndjson");
     let disp = ex.headers[header::CONTENT_DISPOSITION].to_str().unwrap();
@@ -924,7 +842,9 @@ async fn audit_filters_export_and_chain_verification() {
             .iter()
             .all(|l| l["hash"].as_str().unwrap().len() == 64)
     );
-    let ex = get(&h, "/api/v1/audit/export?kind=user_created&limit=2", &admin).await;
+    let ex = h
+        .get("/api/v1/audit/export?kind=user_created&limit=2", &admin)
+        .await;
     let lines: Vec<Value> = ex
         .text()
         .lines()
@@ -936,13 +856,11 @@ async fn audit_filters_export_and_chain_verification() {
         "the newest two, oldest first"
     );
     assert_eq!(
-        get(&h, "/api/v1/audit/export?kind=nope", &admin)
-            .await
-            .status,
+        h.get("/api/v1/audit/export?kind=nope", &admin).await.status,
         StatusCode::BAD_REQUEST
     );
     // Each export of the log is on record (the refused one is not: nothing left the server).
-    let exports = get(&h, &q("kind=export"), &admin).await.json();
+    let exports = h.get(&q("kind=export"), &admin).await.json();
     let exports = exports["entries"].as_array().unwrap();
     assert_eq!(exports.len(), 2, "{exports:?}");
     assert_eq!(exports[0]["detail"]["audit_log"], true);
@@ -951,7 +869,7 @@ async fn audit_filters_export_and_chain_verification() {
     assert_eq!(exports[1]["detail"]["entries"], total);
     assert_eq!(exports[1]["user"], "admin");
 
-    let v = get(&h, "/api/v1/audit/verify", &admin).await.json();
+    let v = h.get("/api/v1/audit/verify", &admin).await.json();
     assert_eq!(v["status"], "intact", "{v}");
     assert!(v["entries"].as_u64().unwrap() >= total as u64);
     assert_eq!(v["head"].as_str().unwrap().len(), 64);
@@ -966,7 +884,7 @@ async fn a_tampered_audit_log_is_reported_broken() {
     // Edit an entry behind the server's back, as an attacker with file access would.
     let edited = tamper_with_audit_entry(&h);
     assert!(edited, "could not edit the database with sqlite3");
-    let v = get(&h, "/api/v1/audit/verify", &admin).await.json();
+    let v = h.get("/api/v1/audit/verify", &admin).await.json();
     assert_eq!(v["status"], "broken", "{v}");
     assert_eq!(v["problem"], "modified");
     assert!(v["seq"].as_u64().unwrap() >= 1);
@@ -999,7 +917,7 @@ async fn an_auditor_reads_the_audit_log_and_nothing_else() {
         "/api/v1/audit/export",
         "/api/v1/ids",
     ] {
-        let a = get(&h, path, &auditor).await;
+        let a = h.get(path, &auditor).await;
         assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.text());
     }
     let refused: [(Method, &str, Option<Value>); 12] = [
@@ -1039,9 +957,7 @@ async fn an_auditor_reads_the_audit_log_and_nothing_else() {
         assert_eq!(a.code(), "forbidden");
     }
     assert_eq!(
-        get(&h, "/api/v1/users/audrey", &h.admin().await)
-            .await
-            .json()["role"],
+        h.get("/api/v1/users/audrey", &h.admin().await).await.json()["role"],
         "auditor"
     );
 }
@@ -1100,8 +1016,7 @@ async fn totp_enrolment_rechecks_the_password() {
     let pw = h.user("tina", Role::Viewer, CameraScope::All);
     let tina = h.login("tina", &pw).await;
     let a = h
-        .call(
-            Method::POST,
+        .post(
             "/api/v1/account/totp",
             &tina,
             Some(json!({"current_password": "wrong-wrong-wrong"})),
@@ -1110,8 +1025,7 @@ async fn totp_enrolment_rechecks_the_password() {
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     assert_eq!(a.code(), "wrong_password");
     let a = h
-        .call(
-            Method::POST,
+        .post(
             "/api/v1/account/totp",
             &tina,
             Some(json!({"current_password": pw})),
@@ -1128,8 +1042,7 @@ async fn totp_enrolment_rechecks_the_password() {
     assert_eq!(e["secret_base32"].as_str().unwrap().len(), 32);
     // Not active until confirmed with a right code: login still needs only the password.
     let a = h
-        .call(
-            Method::POST,
+        .post(
             "/api/v1/account/totp/confirm",
             &tina,
             Some(json!({"code": "000000"})),
@@ -1139,7 +1052,7 @@ async fn totp_enrolment_rechecks_the_password() {
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text());
     h.login("tina", &pw).await;
     assert_eq!(
-        get(&h, "/api/v1/session", &tina).await.status,
+        h.get("/api/v1/session", &tina).await.status,
         StatusCode::OK,
         "the check kept the caller's session"
     );
@@ -1181,14 +1094,14 @@ async fn malformed_and_oversized_bodies_are_json_errors() {
     assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", a.text());
     assert_eq!(a.code(), "payload_too_large");
     // Nothing was created by any of them.
-    let users = get(&h, "/api/v1/users", &h.admin().await).await.json();
+    let users = h.get("/api/v1/users", &h.admin().await).await.json();
     assert_eq!(users.as_array().unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn the_openapi_description_lists_the_admin_routes() {
     let h = Harness::new();
-    let spec = get(&h, "/api/v1/openapi.json", &Auth::None).await.json();
+    let spec = h.get("/api/v1/openapi.json", &Auth::None).await.json();
     let paths = &spec["paths"];
     for (path, methods) in [
         ("/api/v1/users", &["get", "post"][..]),

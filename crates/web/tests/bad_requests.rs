@@ -7,7 +7,7 @@
 mod common;
 
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{Request, StatusCode, header};
 use common::{Auth, Harness};
 use vigil_access::{CameraScope, Role};
 
@@ -94,10 +94,7 @@ async fn hostile_requests_get_json_errors_and_never_5xx() {
         },
         ..Default::default()
     });
-    let spec = h
-        .call(Method::GET, "/api/v1/openapi.json", &Auth::None, None)
-        .await
-        .json();
+    let spec = h.get("/api/v1/openapi.json", &Auth::None).await.json();
     let mut routes: Vec<(String, String)> = Vec::new();
     for (path, item) in spec["paths"].as_object().unwrap() {
         for m in ["get", "post", "put", "patch", "delete"] {

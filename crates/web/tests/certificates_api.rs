@@ -7,37 +7,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
-use axum::http::{Method, StatusCode, header};
+use axum::http::{StatusCode, header};
 use common::{Auth, Harness};
 use serde_json::{Value, json};
 use vigil_pki::SessionPolicy;
 use vigil_pki::time::{Duration as TimeDuration, OffsetDateTime};
-
-fn openssl_raw(dir: &Path, args: &[&str]) -> Output {
-    Command::new("timeout")
-        .arg("30")
-        .arg("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("openssl is installed")
-}
-
-/// Runs openssl in `dir`; panics with its output when it fails.
-fn openssl(dir: &Path, args: &[&str]) -> String {
-    let out = openssl_raw(dir, args);
-    assert!(
-        out.status.success(),
-        "openssl {} failed: {}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use vigil_testkit::external_ca::{ExternalCa, Key, Validity, openssl, openssl_output};
 
 fn read(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("read {name}: {e}"))
@@ -58,111 +34,19 @@ fn fingerprint_of_pem(dir: &Path, file: &str) -> String {
     out.trim().split_once('=').unwrap().1.to_owned()
 }
 
-const LEAF_EXT: &str = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n";
-const CA_EXT: &str = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n";
+/// The names the customer's CA puts in the certificates it signs.
+const SAN: &str = "DNS:localhost,IP:127.0.0.1";
 
-/// An external PKI made with openssl: a root and an intermediate CA.
-struct ExternalCa {
-    dir: PathBuf,
+/// A customer's PKI made with openssl: a root and an intermediate CA.
+fn customer_ca(dir: &Path) -> ExternalCa {
+    ExternalCa::with_intermediate(dir, "Customer Root", "Customer Intermediate")
 }
 
-impl ExternalCa {
-    fn new(dir: &Path) -> Self {
-        write(dir, "leaf.ext", LEAF_EXT);
-        write(dir, "ca.ext", CA_EXT);
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ];
-        let mut args = vec!["req", "-x509"];
-        args.extend(ec);
-        args.extend([
-            "-keyout",
-            "root.key",
-            "-out",
-            "root.crt",
-            "-days",
-            "3650",
-            "-subj",
-            "/CN=Customer Root",
-            "-addext",
-            "basicConstraints=critical,CA:TRUE",
-            "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign",
-        ]);
-        openssl(dir, &args);
-        let mut args = vec!["req", "-new"];
-        args.extend(ec);
-        args.extend([
-            "-keyout",
-            "inter.key",
-            "-out",
-            "inter.csr",
-            "-subj",
-            "/CN=Customer Intermediate",
-        ]);
-        openssl(dir, &args);
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "inter.csr",
-                "-CA",
-                "root.crt",
-                "-CAkey",
-                "root.key",
-                "-CAcreateserial",
-                "-days",
-                "1000",
-                "-extfile",
-                "ca.ext",
-                "-out",
-                "inter.crt",
-            ],
-        );
-        ExternalCa {
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    /// Signs `csr` with the intermediate into `out`.
-    fn sign(&self, csr: &str, out: &str) {
-        openssl(
-            &self.dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                csr,
-                "-CA",
-                "inter.crt",
-                "-CAkey",
-                "inter.key",
-                "-CAcreateserial",
-                "-days",
-                "200",
-                "-extfile",
-                "leaf.ext",
-                "-out",
-                out,
-            ],
-        );
-    }
-
-    /// leaf + intermediate + root, as an admin concatenates them.
-    fn chain(&self, leaf: &str) -> String {
-        [
-            read(&self.dir, leaf),
-            read(&self.dir, "inter.crt"),
-            read(&self.dir, "root.crt"),
-        ]
-        .concat()
-    }
+/// Installs the certificate (chain) issued for the pending CSR.
+async fn install(h: &Harness, admin: &Auth, chain: impl Into<Value>) -> common::Answer {
+    let body = json!({ "certificate_pem": chain.into() });
+    h.post("/api/v1/certificates/install", admin, Some(body))
+        .await
 }
 
 /// The fingerprint of the certificate a fresh TLS handshake with `port` presents, verified
@@ -184,7 +68,7 @@ async fn served_fingerprint(dir: &Path, port: u16, ca_file: Option<&Path>) -> St
         if let Some(ca) = &ca_str {
             args.extend(["-CAfile", ca.as_str(), "-verify_return_error"]);
         }
-        let out = openssl_raw(&dir, &args);
+        let out = openssl_output(&dir, &args);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             out.status.success(),
@@ -216,15 +100,9 @@ fn server_cert(status: &Value) -> Value {
 }
 
 async fn status(h: &Harness, admin: &Auth) -> Value {
-    let a = h
-        .call(Method::GET, "/api/v1/certificates", admin, None)
-        .await;
+    let a = h.get("/api/v1/certificates", admin).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     a.json()
-}
-
-async fn post(h: &Harness, path: &str, auth: &Auth, body: Option<Value>) -> common::Answer {
-    h.call(Method::POST, path, auth, body).await
 }
 
 #[tokio::test]
@@ -259,14 +137,7 @@ async fn status_lists_the_ca_and_server_certificate_and_the_ca_is_public() {
     assert_eq!(srv["issuer"], ca["subject"]);
 
     // ca.pem needs no authentication and is exactly the installation's CA.
-    let a = h
-        .call(
-            Method::GET,
-            "/api/v1/certificates/ca.pem",
-            &Auth::None,
-            None,
-        )
-        .await;
+    let a = h.get("/api/v1/certificates/ca.pem", &Auth::None).await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.headers[header::CONTENT_TYPE], "application/x-pem-file");
     let expected = h.state.pki.lock().unwrap().ca_cert_pem().to_owned();
@@ -310,13 +181,13 @@ async fn camera_csrs_from_openssl_are_signed_and_verify() {
             "subjectAltName=DNS:cam1.local,IP:192.0.2.10",
         ],
     );
-    let a = post(
-        &h,
-        "/api/v1/certificates/sign-csr",
-        &admin,
-        Some(json!({"csr_pem": read(d, "cam.csr"), "days": 90})),
-    )
-    .await;
+    let a = h
+        .post(
+            "/api/v1/certificates/sign-csr",
+            &admin,
+            Some(json!({"csr_pem": read(d, "cam.csr"), "days": 90})),
+        )
+        .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     let body = a.json();
     write(d, "cam.crt", body["certificate_pem"].as_str().unwrap());
@@ -355,7 +226,9 @@ async fn camera_csrs_from_openssl_are_signed_and_verify() {
             "1 to 825 days",
         ),
     ] {
-        let a = post(&h, "/api/v1/certificates/sign-csr", &admin, Some(body)).await;
+        let a = h
+            .post("/api/v1/certificates/sign-csr", &admin, Some(body))
+            .await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text());
         assert_eq!(a.code(), code);
         assert!(
@@ -365,12 +238,7 @@ async fn camera_csrs_from_openssl_are_signed_and_verify() {
         );
     }
     let log = h
-        .call(
-            Method::GET,
-            "/api/v1/audit?kind=certificate_operation",
-            &admin,
-            None,
-        )
+        .get("/api/v1/audit?kind=certificate_operation", &admin)
         .await
         .json();
     let entries = log["entries"].as_array().unwrap();
@@ -422,22 +290,8 @@ fn encrypted_leaf(ext: &ExternalCa, name: &str, legacy: bool, pass: &str) {
         assert!(read(d, &key).contains("BEGIN ENCRYPTED PRIVATE KEY"));
     }
     let csr = format!("{name}.csr");
-    openssl(
-        d,
-        &[
-            "req",
-            "-new",
-            "-key",
-            &key,
-            "-passin",
-            &passarg,
-            "-out",
-            &csr,
-            "-subj",
-            "/CN=vigil.customer.example",
-        ],
-    );
-    ext.sign(&csr, &format!("{name}.crt"));
+    ext.request_for_key(&key, Some(pass), &csr, "vigil.customer.example");
+    ext.sign(&csr, &format!("{name}.crt"), Validity::Days(200), SAN);
 }
 
 #[tokio::test]
@@ -446,8 +300,7 @@ async fn imports_encrypted_keys_and_serves_them_without_restart() {
     let admin = h.admin().await;
     let d = h.dir.path().to_path_buf();
     let ext_dir = d.join("ext");
-    std::fs::create_dir_all(&ext_dir).unwrap();
-    let ext = ExternalCa::new(&ext_dir);
+    let ext = customer_ca(&ext_dir);
     let pass = "correct-passphrase-7";
     encrypted_leaf(&ext, "pkcs8", false, pass);
     encrypted_leaf(&ext, "legacy", true, pass);
@@ -467,18 +320,20 @@ async fn imports_encrypted_keys_and_serves_them_without_restart() {
             if let Some(p) = passphrase {
                 body["passphrase"] = json!(p);
             }
-            let a = post(&h, "/api/v1/certificates/import", &admin, Some(body)).await;
+            let a = h
+                .post("/api/v1/certificates/import", &admin, Some(body))
+                .await;
             assert_eq!(a.status, StatusCode::BAD_REQUEST, "{name}: {}", a.text());
             assert_eq!(a.code(), code, "{name}");
         }
         let expected_fp = fingerprint_of_pem(&ext_dir, &format!("{name}.crt"));
-        let a = post(
-            &h,
-            "/api/v1/certificates/import",
-            &admin,
-            Some(json!({"certificate_pem": chain, "key_pem": key, "passphrase": pass})),
-        )
-        .await;
+        let a = h
+            .post(
+                "/api/v1/certificates/import",
+                &admin,
+                Some(json!({"certificate_pem": chain, "key_pem": key, "passphrase": pass})),
+            )
+            .await;
         assert_eq!(a.status, StatusCode::OK, "{name}: {}", a.text());
         let body = a.text();
         assert!(
@@ -502,7 +357,7 @@ async fn imports_encrypted_keys_and_serves_them_without_restart() {
         assert_eq!(s["active_source"], "imported");
         assert_eq!(server_cert(&s)["fingerprint_sha256"], expected_fp.as_str());
         // A fresh handshake presents it, trusted through the customer's root.
-        let served = served_fingerprint(&d, addr.port(), Some(&ext_dir.join("root.crt"))).await;
+        let served = served_fingerprint(&d, addr.port(), Some(&ext.root_cert())).await;
         assert_eq!(served, expected_fp, "{name} is not served after import");
     }
     assert_ne!(generated_fp, fingerprint_of_pem(&ext_dir, "legacy.crt"));
@@ -511,25 +366,20 @@ async fn imports_encrypted_keys_and_serves_them_without_restart() {
 
     // The audit log records both imports without key material or passphrase.
     let log = h
-        .call(
-            Method::GET,
-            "/api/v1/audit/export?kind=certificate_operation",
-            &admin,
-            None,
-        )
+        .get("/api/v1/audit/export?kind=certificate_operation", &admin)
         .await
         .text();
     assert_eq!(log.lines().count(), 2, "{log}");
     assert!(!log.contains(pass) && !log.contains("PRIVATE KEY"));
 
     // Reset: the generated certificate is served again, chained to the installation CA.
-    let a = post(&h, "/api/v1/certificates/reset", &admin, None).await;
+    let a = h.post("/api/v1/certificates/reset", &admin, None).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     assert_eq!(a.json()["removed"], "imported");
     assert_eq!(a.json()["status"]["active_source"], "generated");
     let served = served_fingerprint(&d, addr.port(), Some(&h.ca_file())).await;
     assert_eq!(served, generated_fp);
-    let a = post(&h, "/api/v1/certificates/reset", &admin, None).await;
+    let a = h.post("/api/v1/certificates/reset", &admin, None).await;
     assert_eq!(a.status, StatusCode::OK);
     assert!(a.json()["removed"].is_null());
     assert_eq!(a.json()["served"], false);
@@ -541,28 +391,10 @@ async fn unusable_material_is_a_precise_400_and_changes_nothing() {
     let admin = h.admin().await;
     let d = h.dir.path().to_path_buf();
     let ext_dir = d.join("ext");
-    std::fs::create_dir_all(&ext_dir).unwrap();
-    let ext = ExternalCa::new(&ext_dir);
+    let ext = customer_ca(&ext_dir);
     // A good leaf with its key, and an unrelated key.
-    openssl(
-        &ext_dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "good.key",
-            "-out",
-            "good.csr",
-            "-subj",
-            "/CN=good.example",
-        ],
-    );
-    ext.sign("good.csr", "good.crt");
+    ext.request("good", Key::P256, "good.example");
+    ext.sign("good.csr", "good.crt", Validity::Days(200), SAN);
     openssl(
         &ext_dir,
         &[
@@ -576,36 +408,11 @@ async fn unusable_material_is_a_precise_400_and_changes_nothing() {
         ],
     );
     // An expired certificate (validity in 2020) signed by the intermediate.
-    write(
-        &ext_dir,
-        "ca.cnf",
-        "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\nserial = serial\nnew_certs_dir = .\n\
-         default_md = sha256\npolicy = p\nunique_subject = no\ncopy_extensions = none\n\
-         x509_extensions = leaf\n[p]\ncommonName = supplied\n[leaf]\n\
-         basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost\n",
-    );
-    write(&ext_dir, "index.txt", "");
-    write(&ext_dir, "serial", "1000\n");
-    openssl(
-        &ext_dir,
-        &[
-            "ca",
-            "-batch",
-            "-config",
-            "ca.cnf",
-            "-cert",
-            "inter.crt",
-            "-keyfile",
-            "inter.key",
-            "-in",
-            "good.csr",
-            "-out",
-            "expired.crt",
-            "-startdate",
-            "20200101000000Z",
-            "-enddate",
-            "20200201000000Z",
-        ],
+    ext.sign(
+        "good.csr",
+        "expired.crt",
+        Validity::Between("20200101000000Z", "20200201000000Z"),
+        SAN,
     );
     let (addr, _) = h.serve(false).await;
     let served_before = served_fingerprint(&d, addr.port(), None).await;
@@ -660,7 +467,9 @@ async fn unusable_material_is_a_precise_400_and_changes_nothing() {
         ),
     ];
     for (what, body, code, needle) in cases {
-        let a = post(&h, "/api/v1/certificates/import", &admin, Some(body)).await;
+        let a = h
+            .post("/api/v1/certificates/import", &admin, Some(body))
+            .await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{what}: {}", a.text());
         assert_eq!(a.code(), code, "{what}");
         let msg = a.json()["message"].as_str().unwrap().to_owned();
@@ -675,34 +484,30 @@ async fn unusable_material_is_a_precise_400_and_changes_nothing() {
         json!({"certificate_pem": "x"}),
         json!({"certificate_pem": "x", "key_pem": "y", "pass": "z"}),
     ] {
-        let a = post(&h, "/api/v1/certificates/import", &admin, Some(body)).await;
+        let a = h
+            .post("/api/v1/certificates/import", &admin, Some(body))
+            .await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST);
     }
     // Install without a pending CSR is a conflict; CSR with an empty name a 400.
-    let a = post(
-        &h,
-        "/api/v1/certificates/install",
-        &admin,
-        Some(json!({"certificate_pem": good_chain})),
-    )
-    .await;
+    let a = install(&h, &admin, good_chain.as_str()).await;
     assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text());
     assert_eq!(a.code(), "no_pending_csr");
-    let a = post(
-        &h,
-        "/api/v1/certificates/csr",
-        &admin,
-        Some(json!({"common_name": " "})),
-    )
-    .await;
+    let a = h
+        .post(
+            "/api/v1/certificates/csr",
+            &admin,
+            Some(json!({"common_name": " "})),
+        )
+        .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text());
-    let a = post(
-        &h,
-        "/api/v1/certificates/csr",
-        &admin,
-        Some(json!({"common_name": "ok.example", "sans": ["bad name!"]})),
-    )
-    .await;
+    let a = h
+        .post(
+            "/api/v1/certificates/csr",
+            &admin,
+            Some(json!({"common_name": "ok.example", "sans": ["bad name!"]})),
+        )
+        .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text());
 
     assert_eq!(
@@ -715,12 +520,7 @@ async fn unusable_material_is_a_precise_400_and_changes_nothing() {
         served_before
     );
     let log = h
-        .call(
-            Method::GET,
-            "/api/v1/audit?kind=certificate_operation",
-            &admin,
-            None,
-        )
+        .get("/api/v1/audit?kind=certificate_operation", &admin)
         .await
         .json();
     assert!(log["entries"].as_array().unwrap().is_empty(), "{log}");
@@ -732,19 +532,14 @@ async fn csr_flow_with_an_external_ca_keeps_the_key_on_the_server() {
     let admin = h.admin().await;
     let d = h.dir.path().to_path_buf();
     let ext_dir = d.join("ext");
-    std::fs::create_dir_all(&ext_dir).unwrap();
-    let ext = ExternalCa::new(&ext_dir);
+    let ext = customer_ca(&ext_dir);
     let (addr, _) = h.serve(false).await;
 
     assert_eq!(
-        h.call(Method::GET, "/api/v1/certificates/csr", &admin, None)
-            .await
-            .status,
+        h.get("/api/v1/certificates/csr", &admin).await.status,
         StatusCode::NOT_FOUND
     );
-    let a = post(
-        &h,
-        "/api/v1/certificates/csr",
+    let a = h.post("/api/v1/certificates/csr",
         &admin,
         Some(json!({"common_name": "vigil.customer.example", "sans": ["localhost", "127.0.0.1"]})),
     )
@@ -757,10 +552,7 @@ async fn csr_flow_with_an_external_ca_keeps_the_key_on_the_server() {
         created["pending"]["sans"],
         json!(["localhost", "127.0.0.1"])
     );
-    let again = h
-        .call(Method::GET, "/api/v1/certificates/csr", &admin, None)
-        .await
-        .json();
+    let again = h.get("/api/v1/certificates/csr", &admin).await.json();
     assert_eq!(again["csr_pem"], csr.as_str());
     write(&ext_dir, "ours.csr", &csr);
     let out = openssl(
@@ -774,32 +566,9 @@ async fn csr_flow_with_an_external_ca_keeps_the_key_on_the_server() {
     );
 
     // A certificate for some other key is refused; the request stays pending.
-    openssl(
-        &ext_dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "other.key",
-            "-out",
-            "other.csr",
-            "-subj",
-            "/CN=other.example",
-        ],
-    );
-    ext.sign("other.csr", "other.crt");
-    let a = post(
-        &h,
-        "/api/v1/certificates/install",
-        &admin,
-        Some(json!({"certificate_pem": ext.chain("other.crt")})),
-    )
-    .await;
+    ext.request("other", Key::P256, "other.example");
+    ext.sign("other.csr", "other.crt", Validity::Days(200), SAN);
+    let a = install(&h, &admin, ext.chain("other.crt")).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text());
     assert!(
         a.json()["message"]
@@ -808,29 +577,18 @@ async fn csr_flow_with_an_external_ca_keeps_the_key_on_the_server() {
             .contains("pending certificate request")
     );
 
-    ext.sign("ours.csr", "ours.crt");
-    let a = post(
-        &h,
-        "/api/v1/certificates/install",
-        &admin,
-        Some(json!({"certificate_pem": ext.chain("ours.crt")})),
-    )
-    .await;
+    ext.sign("ours.csr", "ours.crt", Validity::Days(200), SAN);
+    let a = install(&h, &admin, ext.chain("ours.crt")).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     assert_eq!(a.json()["certificate"]["source"], "csr-installed");
     let s = status(&h, &admin).await;
     assert_eq!(s["active_source"], "csr-installed");
     assert!(s["pending_csr"].is_null());
     let expected = fingerprint_of_pem(&ext_dir, "ours.crt");
-    let served = served_fingerprint(&d, addr.port(), Some(&ext_dir.join("root.crt"))).await;
+    let served = served_fingerprint(&d, addr.port(), Some(&ext.root_cert())).await;
     assert_eq!(served, expected);
     let ops: Vec<String> = h
-        .call(
-            Method::GET,
-            "/api/v1/audit?kind=certificate_operation",
-            &admin,
-            None,
-        )
+        .get("/api/v1/audit?kind=certificate_operation", &admin)
         .await
         .json()["entries"]
         .as_array()
@@ -875,7 +633,7 @@ async fn renew_replaces_a_soon_expiring_certificate_without_restart() {
         old["fingerprint_sha256"]
     );
 
-    let a = post(&h, "/api/v1/certificates/renew", &admin, None).await;
+    let a = h.post("/api/v1/certificates/renew", &admin, None).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     assert_eq!(a.json()["served"], true);
     let new = server_cert(&a.json()["status"]);
@@ -887,12 +645,7 @@ async fn renew_replaces_a_soon_expiring_certificate_without_restart() {
     let served = served_fingerprint(&d, addr.port(), Some(&h.ca_file())).await;
     assert_eq!(served, new["fingerprint_sha256"]);
     let log = h
-        .call(
-            Method::GET,
-            "/api/v1/audit?kind=certificate_operation",
-            &admin,
-            None,
-        )
+        .get("/api/v1/audit?kind=certificate_operation", &admin)
         .await
         .json();
     assert_eq!(log["entries"][0]["detail"]["operation"], "renew");

@@ -15,7 +15,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use axum::response::Response;
-use common::{Harness, closed_within, read_answer};
+use common::{Harness, closed_within, read_answer, run};
 use tokio::io::AsyncWriteExt as _;
 use vigil_access::{CameraScope, Role};
 use vigil_web::ConnectionLimits;
@@ -424,16 +424,23 @@ async fn answers_outlast_every_deadline() {
     );
 
     // HTTP/2 too (curl), with a request body.
-    let ca = h.ca_file();
-    let mut cmd = std::process::Command::new(vigil_testkit::require_tool("curl"));
-    cmd.args(["-sS", "--fail", "--http2", "--max-time", "20", "--cacert"])
-        .arg(&ca)
-        .args(["--data-binary", "hello", "-w", "\n%{http_version}"])
-        .arg(format!("https://{addr}/slow"));
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .unwrap();
+    let (ca, url) = (h.ca_file(), format!("https://{addr}/slow"));
+    let curl = vigil_testkit::require_tool("curl");
+    let args = [
+        "-sS",
+        "--fail",
+        "--http2",
+        "--max-time",
+        "20",
+        "--cacert",
+        ca.to_str().unwrap(),
+        "--data-binary",
+        "hello",
+        "-w",
+        "\n%{http_version}",
+        &url,
+    ];
+    let out = run(&curl, args, Duration::from_secs(30)).await;
     assert!(
         out.status.success(),
         "{}",

@@ -11,8 +11,7 @@ use common::{ADMIN, ADMIN_PASSWORD, Auth, Harness};
 async fn login_sets_a_hardened_cookie_and_returns_csrf() {
     let h = Harness::new();
     let a = h
-        .call(
-            Method::POST,
+        .post(
             "/api/v1/session",
             &Auth::None,
             Some(serde_json::json!({"username": ADMIN, "password": ADMIN_PASSWORD})),
@@ -39,8 +38,7 @@ async fn login_sets_a_hardened_cookie_and_returns_csrf() {
 async fn wrong_password_is_401_with_a_stable_code() {
     let h = Harness::new();
     let a = h
-        .call(
-            Method::POST,
+        .post(
             "/api/v1/session",
             &Auth::None,
             Some(serde_json::json!({"username": ADMIN, "password": "nope nope nope nope"})),
@@ -60,12 +58,7 @@ async fn malformed_login_bodies_are_clear_4xx() {
         serde_json::json!({"username": ADMIN, "password": "x", "extra": true}),
     ] {
         let a = h
-            .call(
-                Method::POST,
-                "/api/v1/session",
-                &Auth::None,
-                Some(body.clone()),
-            )
+            .post("/api/v1/session", &Auth::None, Some(body.clone()))
             .await;
         assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body}: {}", a.text());
         assert_eq!(a.code(), "bad_request");
@@ -119,7 +112,7 @@ async fn state_changes_need_the_csrf_header() {
         .call(Method::DELETE, "/api/v1/session", &session, None)
         .await;
     assert_eq!(a.status, StatusCode::NO_CONTENT);
-    let a = h.call(Method::GET, "/api/v1/session", &session, None).await;
+    let a = h.get("/api/v1/session", &session).await;
     assert_eq!(
         a.status,
         StatusCode::UNAUTHORIZED,
@@ -132,17 +125,17 @@ async fn idle_timeout_with_warning_and_polling_does_not_keep_alive() {
     let h = Harness::new();
     let s = h.admin().await;
     h.advance(Duration::from_secs(12 * 60));
-    let a = h.call(Method::GET, "/api/v1/session", &s, None).await;
+    let a = h.get("/api/v1/session", &s).await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.json()["warn"], false, "{}", a.text());
     // Polling is not activity: the idle clock keeps running from login.
     h.advance(Duration::from_secs(2 * 60));
-    let a = h.call(Method::GET, "/api/v1/session", &s, None).await;
+    let a = h.get("/api/v1/session", &s).await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.json()["warn"], true, "{}", a.text());
     assert!(a.json()["idle_remaining_secs"].as_u64().unwrap() <= 60);
     h.advance(Duration::from_secs(61));
-    let a = h.call(Method::GET, "/api/v1/session", &s, None).await;
+    let a = h.get("/api/v1/session", &s).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     assert_eq!(a.code(), "session_expired");
 }

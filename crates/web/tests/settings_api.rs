@@ -6,46 +6,30 @@ mod common;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use axum::http::{Method, StatusCode};
-use common::{ADMIN, ADMIN_PASSWORD, Auth, Harness};
+use axum::http::StatusCode;
+use common::{ADMIN, ADMIN_PASSWORD, Auth, Harness, RawAnswer, run};
 use serde_json::{Value, json};
 use vigil_access::{AuditKind, AuditQuery, CameraScope, Role};
 use vigil_config::Config;
+use vigil_testkit::free_port;
 
 // ---- helpers ----------------------------------------------------------------------------
 
 async fn get(h: &Harness, auth: &Auth) -> Value {
-    let a = h.call(Method::GET, "/api/v1/settings", auth, None).await;
+    let a = h.get("/api/v1/settings", auth).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     a.json()
 }
 
 async fn patch(h: &Harness, auth: &Auth, body: Value) -> common::Answer {
-    h.call(Method::PATCH, "/api/v1/settings", auth, Some(body))
-        .await
+    h.patch("/api/v1/settings", auth, body).await
 }
 
 async fn post(h: &Harness, auth: &Auth, what: &str) -> common::Answer {
-    h.call(
-        Method::POST,
-        &format!("/api/v1/settings/{what}"),
-        auth,
-        None,
-    )
-    .await
-}
-
-/// A loopback port nobody listens on right now (the validator refuses port 0, as a config
-/// file must name fixed ports).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    h.post(&format!("/api/v1/settings/{what}"), auth, None)
+        .await
 }
 
 fn refuses(addr: SocketAddr) -> bool {
@@ -56,58 +40,37 @@ fn listener(port: u16, label: &str) -> Value {
     json!({"bind": format!("127.0.0.1:{port}"), "label": label})
 }
 
-/// What curl got: status, raw header block, body.
-struct Reply {
-    status: u16,
-    headers: String,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<String> {
-        self.headers.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-}
-
 /// Runs curl (bounded by its --max-time); `Err(stderr)` when it could not get an answer at
 /// all (refused connection, TLS failure).
-async fn curl(args: &[&str]) -> Result<Reply, String> {
+async fn curl(args: &[&str]) -> Result<RawAnswer, String> {
     let curl = vigil_testkit::require_tool("curl");
     let dir = tempfile::tempdir().unwrap();
     let headers = dir.path().join("headers");
-    let mut cmd = std::process::Command::new(curl);
-    cmd.args(["-sS", "--connect-timeout", "5", "--max-time", "15", "-D"])
-        .arg(&headers)
-        .args(args)
-        .stdin(Stdio::null());
-    // curl blocks; keep it off the runtime that serves its request.
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .unwrap();
+    let head_file = headers.to_str().unwrap();
+    let options = [
+        "-sS",
+        "--connect-timeout",
+        "5",
+        "--max-time",
+        "15",
+        "-D",
+        head_file,
+    ];
+    let out = run(&curl, options.iter().chain(args), Duration::from_secs(30)).await;
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
-    let headers = std::fs::read_to_string(&headers).unwrap_or_default();
-    let status = headers
+    let head = std::fs::read_to_string(&headers).unwrap_or_default();
+    let status = head
         .lines()
         .next()
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    Ok(Reply {
+    Ok(RawAnswer {
         status,
-        headers,
-        body: String::from_utf8_lossy(&out.stdout).into_owned(),
+        head,
+        body: out.stdout,
     })
 }
 
@@ -119,7 +82,7 @@ async fn https(
     path: &str,
     token: Option<&str>,
     body: Option<Value>,
-) -> Result<Reply, String> {
+) -> Result<RawAnswer, String> {
     let ca = h.ca_file();
     let url = format!("https://{addr}{path}");
     let auth = token.map(|t| format!("Authorization: Bearer {t}"));
@@ -507,7 +470,7 @@ async fn only_admins_manage_settings() {
     for role in [Role::Operator, Role::Viewer, Role::Auditor] {
         let auth = Auth::Bearer(h.token(role, CameraScope::All));
         let attempts = [
-            h.call(Method::GET, "/api/v1/settings", &auth, None).await,
+            h.get("/api/v1/settings", &auth).await,
             patch(
                 &h,
                 &auth,
@@ -523,17 +486,13 @@ async fn only_admins_manage_settings() {
             assert_eq!(a.code(), "forbidden");
         }
     }
-    let a = h
-        .call(Method::GET, "/api/v1/settings", &Auth::None, None)
-        .await;
+    let a = h.get("/api/v1/settings", &Auth::None).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     assert_eq!(h.state.pending.lock().unwrap().as_ref(), None);
     // An admin token works (no CSRF needed for tokens).
     let admin = Auth::Bearer(h.token(Role::Admin, CameraScope::All));
     assert_eq!(
-        h.call(Method::GET, "/api/v1/settings", &admin, None)
-            .await
-            .status,
+        h.get("/api/v1/settings", &admin).await.status,
         StatusCode::OK
     );
 }
@@ -551,10 +510,10 @@ async fn session_idle_timeout_change_applies_to_new_sessions() {
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     assert_eq!(post(&h, &admin, "apply").await.status, StatusCode::OK);
     let s = h.login(ADMIN, ADMIN_PASSWORD).await;
-    let a = h.call(Method::GET, "/api/v1/session", &s, None).await;
+    let a = h.get("/api/v1/session", &s).await;
     assert_eq!(a.json()["idle_remaining_secs"], 300, "{}", a.text());
     h.advance(Duration::from_secs(5 * 60));
-    let a = h.call(Method::GET, "/api/v1/session", &s, None).await;
+    let a = h.get("/api/v1/session", &s).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.text());
 }
 
@@ -613,7 +572,7 @@ async fn listeners_are_added_and_removed_at_runtime() {
     )
     .await
     .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["listeners_restart"], true);
     assert_eq!(r.json()["changes"][0]["listeners_restart"], true);
     // The request that retires `first` arrives on `first`: its answer must still come back,
@@ -629,7 +588,7 @@ async fn listeners_are_added_and_removed_at_runtime() {
     )
     .await
     .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text());
     assert!(
         t.elapsed() < Duration::from_secs(4),
         "apply took {:?}",
@@ -665,7 +624,7 @@ async fn listeners_are_added_and_removed_at_runtime() {
     )
     .await
     .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text());
     let r = https(
         &h,
         lan_addr,
@@ -676,7 +635,7 @@ async fn listeners_are_added_and_removed_at_runtime() {
     )
     .await
     .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
         r.json()["listeners"]["kept"],
         json!([format!("https://{inet_addr}")])
@@ -715,7 +674,7 @@ async fn enabling_http_redirects_pages_and_refuses_credentials() {
 
     // A permanent redirect (308: like 301, but the method is kept).
     let r = curl(&[&format!("{base}/")]).await.unwrap();
-    assert_eq!(r.status, 308, "{}", r.headers);
+    assert_eq!(r.status, 308, "{}", r.head);
     assert_eq!(
         r.header("location").as_deref(),
         Some(format!("https://127.0.0.1:{tls_port}/").as_str())
@@ -759,7 +718,7 @@ async fn enabling_http_redirects_pages_and_refuses_credentials() {
     ];
     for args in cases {
         let r = curl(&args).await.unwrap();
-        assert_eq!(r.status, 403, "{args:?}: {}", r.body);
+        assert_eq!(r.status, 403, "{args:?}: {}", r.text());
         assert_eq!(r.json()["code"], "https_required", "{args:?}");
         assert!(
             r.header("set-cookie").is_none(),
@@ -778,7 +737,7 @@ async fn enabling_http_redirects_pages_and_refuses_credentials() {
     )
     .await
     .unwrap();
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.header("set-cookie").unwrap().contains("Secure"));
     // The file says HTTP is on, and reloads.
     let loaded = Config::load(&h.config_path).unwrap();

@@ -9,23 +9,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Harness;
+use common::{Harness, run};
 use serde_json::Value;
-
-/// Runs a program with stdin closed, bounded by coreutils `timeout` (it must not hang a test
-/// run), off the async runtime that serves it.
-async fn run(program: &Path, args: Vec<String>, limit: Duration) -> Output {
-    let timeout = vigil_testkit::require_tool("timeout");
-    let mut cmd = Command::new(timeout);
-    cmd.args(["--kill-after=5", &format!("{}", limit.as_secs())])
-        .arg(program)
-        .args(&args)
-        .stdin(Stdio::null());
-    tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .unwrap()
-}
 
 struct Handshake {
     ok: bool,
@@ -35,20 +20,17 @@ struct Handshake {
 /// `openssl s_client` against `addr` with extra arguments, trusting only the CA.
 async fn s_client(addr: SocketAddr, ca: &Path, extra: &[&str]) -> Handshake {
     let openssl = vigil_testkit::require_tool("openssl");
-    let mut args: Vec<String> = [
+    let connect = addr.to_string();
+    let args = [
         "s_client",
         "-connect",
-        &addr.to_string(),
+        &connect,
         "-servername",
         "localhost",
         "-CAfile",
         ca.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let out = run(&openssl, args, Duration::from_secs(20)).await;
+    ];
+    let out = run(&openssl, args.iter().chain(extra), Duration::from_secs(20)).await;
     let text = format!(
         "{}\n{}",
         String::from_utf8_lossy(&out.stdout),
@@ -63,13 +45,15 @@ async fn s_client(addr: SocketAddr, ca: &Path, extra: &[&str]) -> Handshake {
 /// curl trusting only the CA, which must succeed (bounded to 15 s per request).
 async fn curl_ok(ca: &Path, extra: &[&str], url: &str) -> Output {
     let curl = vigil_testkit::require_tool("curl");
-    let mut args: Vec<String> = ["-sS", "--fail", "--max-time", "15", "--cacert"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    args.push(ca.to_str().unwrap().into());
-    args.extend(extra.iter().map(|s| s.to_string()));
-    args.push(url.into());
+    let options = [
+        "-sS",
+        "--fail",
+        "--max-time",
+        "15",
+        "--cacert",
+        ca.to_str().unwrap(),
+    ];
+    let args = options.iter().chain(extra).chain([&url]);
     let out = run(&curl, args, Duration::from_secs(30)).await;
     assert!(
         out.status.success(),
@@ -112,13 +96,13 @@ async fn tls12_and_tls13_handshake_and_verify_against_the_ca() {
     let openssl = vigil_testkit::require_tool("openssl");
     let out = run(
         &openssl,
-        vec![
-            "s_client".into(),
-            "-connect".into(),
-            addr.to_string(),
-            "-CApath".into(),
-            "/nonexistent".into(),
-            "-verify_return_error".into(),
+        [
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-CApath",
+            "/nonexistent",
+            "-verify_return_error",
         ],
         Duration::from_secs(20),
     )
@@ -183,7 +167,7 @@ async fn curl_trusts_the_ca_and_gets_openapi_31() {
     // The system trust store does not know the installation CA.
     let out = run(
         &curl,
-        vec!["-sS".into(), "--max-time".into(), "15".into(), url],
+        ["-sS", "--max-time", "15", url.as_str()],
         Duration::from_secs(30),
     )
     .await;
@@ -304,10 +288,7 @@ async fn testssl_finds_only_modern_tls() {
             "--rc4",
             "--server-defaults",
             &addr.to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
+        ],
         Duration::from_secs(300),
     )
     .await;

@@ -1,10 +1,12 @@
 //! Test harness for the API: a fresh data directory with a real access database, recording
-//! index and PKI; requests go through the real router in-process (`call`) or over real TLS
-//! sockets (`serve`).
+//! index and PKI; requests go through the real router in-process (`call`, `get`, `post`,
+//! `patch`) or over real TLS sockets (`serve`, `tls_connect`, `read_answer`, and command-line
+//! clients through `run`).
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +22,7 @@ use vigil_access::{
 use vigil_config::Config;
 use vigil_media::store::Store;
 use vigil_pki::{InitOptions, Pki};
+use vigil_web::auth::{CSRF_HEADER, ConnInfo, SESSION_COOKIE};
 use vigil_web::{AppState, ListenerPlan, SharedState};
 
 pub const ADMIN: &str = "admin";
@@ -136,33 +139,19 @@ impl Harness {
         auth: &Auth,
         body: Option<serde_json::Value>,
     ) -> Answer {
-        let mut b = Request::builder().method(method).uri(path);
-        match auth {
-            Auth::None => {}
-            Auth::Bearer(t) => b = b.header(header::AUTHORIZATION, format!("Bearer {t}")),
-            Auth::Session { cookie, csrf } => {
-                b = b
-                    .header(
-                        header::COOKIE,
-                        format!("{}={cookie}", vigil_web::auth::SESSION_COOKIE),
-                    )
-                    .header(vigil_web::auth::CSRF_HEADER, csrf);
-            }
-            Auth::SessionNoCsrf { cookie } => {
-                b = b.header(
-                    header::COOKIE,
-                    format!("{}={cookie}", vigil_web::auth::SESSION_COOKIE),
-                );
-            }
-        }
-        let req = match body {
-            Some(v) => b
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(serde_json::to_vec(&v).unwrap()))
-                .unwrap(),
-            None => b.body(Body::empty()).unwrap(),
-        };
-        self.send(req).await
+        self.send(request(method, path, auth, body)).await
+    }
+
+    pub async fn get(&self, path: &str, auth: &Auth) -> Answer {
+        self.call(Method::GET, path, auth, None).await
+    }
+
+    pub async fn post(&self, path: &str, auth: &Auth, body: Option<serde_json::Value>) -> Answer {
+        self.call(Method::POST, path, auth, body).await
+    }
+
+    pub async fn patch(&self, path: &str, auth: &Auth, body: serde_json::Value) -> Answer {
+        self.call(Method::PATCH, path, auth, Some(body)).await
     }
 
     /// Sends a prepared request through the router.
@@ -327,8 +316,66 @@ impl Harness {
     }
 }
 
-/// One HTTP/1.1 answer read off a raw connection: the status, the header block and a body
-/// framed by `Content-Length` (what every API answer and error has).
+/// A request as a client sends it: `auth`'s headers, and `body` as JSON when given.
+pub fn request(
+    method: Method,
+    path: &str,
+    auth: &Auth,
+    body: Option<serde_json::Value>,
+) -> Request<Body> {
+    let mut b = Request::builder().method(method).uri(path);
+    match auth {
+        Auth::None => {}
+        Auth::Bearer(t) => b = b.header(header::AUTHORIZATION, format!("Bearer {t}")),
+        Auth::Session { cookie, csrf } => {
+            b = b
+                .header(header::COOKIE, format!("{SESSION_COOKIE}={cookie}"))
+                .header(CSRF_HEADER, csrf);
+        }
+        Auth::SessionNoCsrf { cookie } => {
+            b = b.header(header::COOKIE, format!("{SESSION_COOKIE}={cookie}"));
+        }
+    }
+    match body {
+        Some(v) => b
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(serde_json::to_vec(&v).unwrap()))
+            .unwrap(),
+        None => b.body(Body::empty()).unwrap(),
+    }
+}
+
+/// `req` arriving from `ip`, as the listener attaches the connection to it.
+pub fn from_peer(mut req: Request<Body>, ip: IpAddr) -> Request<Body> {
+    req.extensions_mut().insert(ConnInfo {
+        peer: SocketAddr::new(ip, 40_000),
+        local: "127.0.0.1:8443".parse().unwrap(),
+    });
+    req
+}
+
+/// Runs a command-line client with stdin closed, bounded by coreutils `timeout` (it must not
+/// hang a test run), off the async runtime that serves its requests.
+pub async fn run(
+    program: &Path,
+    args: impl IntoIterator<Item = impl AsRef<std::ffi::OsStr>>,
+    limit: Duration,
+) -> Output {
+    let timeout = vigil_testkit::require_tool("timeout");
+    let mut cmd = Command::new(timeout);
+    cmd.args(["--kill-after=5", &format!("{}", limit.as_secs())])
+        .arg(program)
+        .args(args)
+        .stdin(Stdio::null());
+    tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// One HTTP/1.1 answer as a raw client got it: the status, the header block and the body
+/// ([`read_answer`] reads one framed by `Content-Length`, what every API answer and error
+/// has).
 pub struct RawAnswer {
     pub status: u16,
     pub head: String,
@@ -353,6 +400,10 @@ impl RawAnswer {
                 String::from_utf8_lossy(&self.body)
             )
         })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
