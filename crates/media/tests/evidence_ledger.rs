@@ -2,11 +2,11 @@
 //! the file aside and starts a new ledger linked to it.
 
 use std::fs;
-use std::path::Path;
 
 use vigil_media::evidence::{Evidence, Signing, ledger_path, signing_dir};
-use vigil_signing::record::{Body, RecordReader, RetireReason};
+use vigil_signing::record::{Body, RetireReason};
 use vigil_signing::{CaCert, SigningIdentity, TimeRange, verify_recording};
+use vigil_testkit::ledger::records;
 
 /// A CA made in-process, and a signing identity it issued.
 fn identity() -> (SigningIdentity, String) {
@@ -26,16 +26,6 @@ fn identity() -> (SigningIdentity, String) {
     )
     .unwrap();
     (id, cert_pem)
-}
-
-fn records(path: &Path) -> Vec<vigil_signing::record::Record> {
-    let bytes = fs::read(path).unwrap();
-    let mut r = RecordReader::new(&bytes[..]).unwrap();
-    let mut v = Vec::new();
-    while let Some(x) = r.next_record().unwrap() {
-        v.push(x);
-    }
-    v
 }
 
 #[test]

@@ -11,23 +11,11 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use vigil_signing::bundle::{self, ExportRange, ExporterIdentity, TrustAnchor};
-use vigil_signing::record::{
-    Body, InterruptedWrite, LEDGER_MAGIC, Record, RecordReader, RetireReason, encode_record,
-};
+use vigil_signing::record::{Body, InterruptedWrite, Record, RecordReader, RetireReason};
 use vigil_signing::{
     Event, FailureKind, LedgerOptions, LedgerWriter, OpenReport, SigningIdentity, SigningMode,
     TimeRange, sha256,
 };
-
-fn records(path: &Path) -> Vec<Record> {
-    let bytes = fs::read(path).unwrap();
-    let mut r = RecordReader::new(&bytes[..]).unwrap();
-    let mut v = Vec::new();
-    while let Some(x) = r.next_record().unwrap() {
-        v.push(x);
-    }
-    v
-}
 
 /// A key kept on disk, so the same key can open the ledger again.
 struct Key(tempfile::TempDir);
@@ -316,12 +304,7 @@ fn with_interrupted_write(r: &Rec, at_gop: u32, cut: usize) -> (Record, usize) {
         .find(|x| matches!(&x.body, Body::Fragment(f) if f.gop == at_gop))
         .unwrap()
         .clone();
-    let mut attempt = Vec::new();
-    encode_record(rec.seq, &rec.prev, &rec.body, &mut attempt);
-    let mut bytes = fs::read(r.ledger()).unwrap();
-    let at = rec.offset as usize;
-    bytes.splice(at..at, attempt[..cut].iter().copied());
-    fs::write(r.ledger(), bytes).unwrap();
+    let at = ledger::insert_interrupted_write(&r.ledger(), &rec, cut);
     (rec, at)
 }
 
@@ -445,21 +428,13 @@ fn two_generations() -> (Rec, TestCa) {
 /// Rewrites the current ledger with `edit` applied to its predecessor record and every record
 /// re-linked (valid record hashes throughout; signatures left as they were).
 fn rewrite_predecessor(r: &Rec, edit: impl Fn(&mut vigil_signing::record::Predecessor)) {
-    let mut out = LEDGER_MAGIC.to_vec();
-    let mut prev = [0u8; 32];
-    let mut buf = Vec::new();
-    for rec in records(&r.ledger()) {
-        let body = match rec.body {
-            Body::Predecessor(mut p) => {
-                edit(&mut p);
-                Body::Predecessor(p)
-            }
-            b => b,
-        };
-        prev = encode_record(rec.seq, &prev, &body, &mut buf);
-        out.extend_from_slice(&buf);
-    }
-    fs::write(r.ledger(), out).unwrap();
+    ledger::rewrite(&r.ledger(), |rec, _| match rec.body {
+        Body::Predecessor(mut p) => {
+            edit(&mut p);
+            Body::Predecessor(p)
+        }
+        b => b,
+    });
 }
 
 #[test]

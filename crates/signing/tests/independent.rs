@@ -8,7 +8,7 @@ use std::fs;
 use std::process::Command;
 
 use common::*;
-use vigil_signing::record::{Body, RecordReader, encode_record};
+use vigil_signing::record::Body;
 use vigil_signing::{FailureKind, LedgerOptions, LedgerWriter, SigningMode};
 
 fn run_independent(ca: &TestCa, r: &Rec) -> (bool, String) {
@@ -100,7 +100,7 @@ fn independent_verifier_follows_ledger_generations() {
     assert!(text.contains("was changed after it was retired"), "{text}");
 
     // A fragment record in the retired file modified.
-    let recs = ledger_records(&retired(&r));
+    let recs = records(&retired(&r));
     let frag = recs
         .iter()
         .find(|x| matches!(x.body, Body::Fragment(_)))
@@ -125,26 +125,10 @@ fn independent_verifier_skips_an_interrupted_write() {
     let ca = TestCa::new("ca-a");
     let r = standard(&ca);
     // The beginning of a record a failed write left, before the record that continues the chain.
-    let recs = ledger_records(&r.ledger());
-    let rec = &recs[recs.len() / 2];
-    let mut attempt = Vec::new();
-    encode_record(rec.seq, &rec.prev, &rec.body, &mut attempt);
-    let mut bytes = fs::read(r.ledger()).unwrap();
-    let at = rec.offset as usize;
-    bytes.splice(at..at, attempt[..50].iter().copied());
-    fs::write(r.ledger(), bytes).unwrap();
+    let recs = records(&r.ledger());
+    ledger::insert_interrupted_write(&r.ledger(), &recs[recs.len() / 2], 50);
     let (ok, text) = run_independent(&ca, &r);
     assert!(ok, "{text}");
     assert!(text.starts_with("OK 15 fragments verified"), "{text}");
     assert!(r.verify(&ca).is_verified());
-}
-
-fn ledger_records(path: &std::path::Path) -> Vec<vigil_signing::record::Record> {
-    let bytes = fs::read(path).unwrap();
-    let mut r = RecordReader::new(&bytes[..]).unwrap();
-    let mut v = Vec::new();
-    while let Some(x) = r.next_record().unwrap() {
-        v.push(x);
-    }
-    v
 }

@@ -6,21 +6,8 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 
 use common::*;
-use rcgen::SigningKey as _;
-use vigil_signing::record::{
-    Body, LEDGER_MAGIC, RecordReader, RetireReason, encode_record, signature_message,
-};
+use vigil_signing::record::{Body, LEDGER_MAGIC, RetireReason};
 use vigil_signing::{Event, FailureKind, LedgerOptions, LedgerWriter, SigningMode, TimeRange};
-
-fn records(path: &std::path::Path) -> Vec<vigil_signing::record::Record> {
-    let bytes = fs::read(path).unwrap();
-    let mut r = RecordReader::new(&bytes[..]).unwrap();
-    let mut v = Vec::new();
-    while let Some(x) = r.next_record().unwrap() {
-        v.push(x);
-    }
-    v
-}
 
 fn assert_failure(rep: &vigil_signing::Report, kind: FailureKind, at_us: i64) {
     let f = rep
@@ -186,32 +173,17 @@ fn modified_ledger_resigned_with_untrusted_key_is_unknown_key() {
     let new_hash = vigil_signing::sha256(&seg[f.offset as usize..(f.offset + f.len) as usize]);
     fs::write(r.seg_path(1), &seg).unwrap();
 
-    let evil_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
-    let evil_id = vigil_signing::sha256(evil_key.public_key_raw());
-    let mut out = LEDGER_MAGIC.to_vec();
-    let mut prev = [0u8; 32];
-    let mut buf = Vec::new();
-    for rec in records(&r.ledger()) {
-        let body = match rec.body {
-            Body::Fragment(mut fr) if fr.gop == f.gop => {
-                fr.sha256 = new_hash;
-                Body::Fragment(fr)
-            }
-            Body::Signature { signed_at_us, .. } if rec.seq > 0 => {
-                let msg = signature_message(CAMERA, rec.seq - 1, &prev, signed_at_us);
-                let sig: [u8; 64] = evil_key.sign(&msg).unwrap().try_into().unwrap();
-                Body::Signature {
-                    signed_at_us,
-                    key_id: evil_id,
-                    signature: sig,
-                }
-            }
-            b => b,
-        };
-        prev = encode_record(rec.seq, &prev, &body, &mut buf);
-        out.extend_from_slice(&buf);
-    }
-    fs::write(r.ledger(), out).unwrap();
+    let evil = ForeignKey::new();
+    ledger::rewrite(&r.ledger(), |rec, prev| match rec.body {
+        Body::Fragment(mut fr) if fr.gop == f.gop => {
+            fr.sha256 = new_hash;
+            Body::Fragment(fr)
+        }
+        Body::Signature { signed_at_us, .. } if rec.seq > 0 => {
+            evil.signature(rec.seq, prev, signed_at_us)
+        }
+        b => b,
+    });
     let rep = r.verify(&ca);
     // The genesis record is intact, so the very first signature is already by an unknown key.
     let fail = rep.failure.unwrap();
@@ -225,34 +197,19 @@ fn resigned_tail_points_at_first_forged_span() {
     let ca = TestCa::new("ca-a");
     let r = standard(&ca);
     let f = r.frags_of(2)[0].clone();
-    let evil_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
-    let evil_id = vigil_signing::sha256(evil_key.public_key_raw());
-    let mut out = LEDGER_MAGIC.to_vec();
-    let mut prev = [0u8; 32];
-    let mut buf = Vec::new();
+    let evil = ForeignKey::new();
     let mut forging = false;
-    for rec in records(&r.ledger()) {
-        let body = match rec.body {
-            Body::Fragment(mut fr) if fr.gop == f.gop => {
-                forging = true;
-                fr.frames = 1;
-                Body::Fragment(fr)
-            }
-            Body::Signature { signed_at_us, .. } if forging => {
-                let msg = signature_message(CAMERA, rec.seq - 1, &prev, signed_at_us);
-                let sig: [u8; 64] = evil_key.sign(&msg).unwrap().try_into().unwrap();
-                Body::Signature {
-                    signed_at_us,
-                    key_id: evil_id,
-                    signature: sig,
-                }
-            }
-            b => b,
-        };
-        prev = encode_record(rec.seq, &prev, &body, &mut buf);
-        out.extend_from_slice(&buf);
-    }
-    fs::write(r.ledger(), out).unwrap();
+    ledger::rewrite(&r.ledger(), |rec, prev| match rec.body {
+        Body::Fragment(mut fr) if fr.gop == f.gop => {
+            forging = true;
+            fr.frames = 1;
+            Body::Fragment(fr)
+        }
+        Body::Signature { signed_at_us, .. } if forging => {
+            evil.signature(rec.seq, prev, signed_at_us)
+        }
+        b => b,
+    });
     let rep = r.verify(&ca);
     // Segment 2's open record is the first one only the forged signature covers.
     assert_failure(&rep, FailureKind::UnknownKey, f.start_us);

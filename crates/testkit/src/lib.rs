@@ -9,6 +9,8 @@
 //! - [`Tmpfs`] and [`fill_volume`]: small real volumes for disk-full tests;
 //! - [`external_ca`]: a customer's own CA and the certificates it signs, made with the
 //!   `openssl` command line ([`external_ca::ExternalCa`], [`external_ca::self_signed`]);
+//! - `ledger` (feature `ledger`): an evidence ledger's records read, rewritten with the
+//!   chain re-linked, re-signed, or torn, as tamper tests need;
 //! - [`require_tool`], [`free_port`], [`repo_root`].
 //!
 //! Missing peers make tests fail with an install hint, never skip: CI installs them
@@ -20,6 +22,8 @@
 mod clip;
 mod error;
 pub mod external_ca;
+#[cfg(feature = "ledger")]
+pub mod ledger;
 mod probe;
 mod rtsp;
 mod tools;

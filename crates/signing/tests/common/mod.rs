@@ -7,12 +7,17 @@ use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use rcgen::SigningKey as _;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use vigil_signing::record::FragmentRecord;
+use vigil_signing::record::{Body, FragmentRecord, Hash};
 use vigil_signing::{
     CaCert, LedgerOptions, LedgerWriter, Report, SigningIdentity, SigningMode, TimeRange, sha256,
     verify_recording,
 };
+
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use vigil_testkit::ledger::{self, records};
 
 pub const CAMERA: &str = "cam-test";
 pub const T0: i64 = 1_700_000_000_000_000;
@@ -57,6 +62,23 @@ impl TestCa {
     }
     pub fn issuer(&self) -> Issuer<'static, KeyPair> {
         Issuer::from_ca_cert_pem(&self.cert_pem, KeyPair::from_pem(&self.key_pem).unwrap()).unwrap()
+    }
+}
+
+/// A signing key of one's own that no trusted CA issued: what an attacker re-signs with.
+pub struct ForeignKey(KeyPair);
+
+impl ForeignKey {
+    pub fn new() -> Self {
+        Self(KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap())
+    }
+
+    /// A signature record by this key over the chain before record `seq` (head `prev`).
+    pub fn signature(&self, seq: u64, prev: &Hash, signed_at_us: i64) -> Body {
+        let key_id = sha256(self.0.public_key_raw());
+        ledger::signature(CAMERA, seq, prev, signed_at_us, key_id, |message| {
+            self.0.sign(message).unwrap().try_into().unwrap()
+        })
     }
 }
 
