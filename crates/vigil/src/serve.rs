@@ -108,7 +108,7 @@ impl Web {
             }
         })?;
         for l in &report.started {
-            println!("API listening on {l}");
+            println!("Web client and API listening on {l}");
         }
         // Renew the generated server certificate 30 days ahead (swapped in live) and alert
         // at 30/14/7/1 days for every certificate in use.
@@ -281,6 +281,7 @@ pub fn run_demo(args: &DemoArgs) -> anyhow::Result<()> {
         Err(_) => Web::start(&config_path, &cfg, store.clone(), Some(loopback(0)))?,
     };
     if let Some((_, addr)) = web.local_addrs().first() {
+        println!("  web client:     https://{addr}/ (sign in as admin with the password above)");
         println!(
             "  API:            https://{addr}/api/v1/openapi.json (trust the CA: vigil --config {} pki ca-cert)",
             config_path.display()

@@ -47,7 +47,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
     ),
     modifiers(&Security),
     tags(
-        (name = "session", description = "login, logout, current session"),
+        (name = "session", description = "login, logout, current session, the connection's certificate"),
         (name = "cameras", description = "cameras and their status"),
         (name = "recordings", description = "recorded ranges, playback, export, verification"),
         (name = "users", description = "users, roles, camera permissions"),
@@ -137,10 +137,11 @@ fn security_headers(mut resp: Response) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
-    );
+    // The web client's files set their own (stricter than nothing, looser than this).
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(
+            "default-src 'none'; frame-ancestors 'none'",
+        ));
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     resp

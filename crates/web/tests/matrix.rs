@@ -38,6 +38,8 @@ fn table() -> BTreeMap<(&'static str, &'static str), Allowed> {
         (("POST", "/api/v1/session"), Public),
         (("GET", "/api/v1/session"), Authenticated),
         (("DELETE", "/api/v1/session"), Authenticated),
+        (("POST", "/api/v1/session/activity"), Authenticated),
+        (("GET", "/api/v1/connection"), Public),
         (("GET", "/api/v1/cameras"), Roles(LIVE)),
         (("POST", "/api/v1/cameras"), Roles(ADMIN)),
         (("GET", "/api/v1/cameras/{camera}"), Roles(LIVE)),

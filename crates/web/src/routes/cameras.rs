@@ -168,6 +168,42 @@ pub struct CameraInfo {
     /// Bytes of stored video of this camera, per the index.
     pub recorded_bytes: i64,
     pub status: CameraStatusInfo,
+    /// How video travels from the camera to the recorder.
+    pub link: CameraLink,
+}
+
+/// The security of a camera's link, for every caller that may see the camera (the URL itself
+/// is for admins only).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CameraLink {
+    /// URL scheme: `rtsp` (clear text) or `rtsps` (TLS).
+    pub scheme: String,
+    /// Video and credentials travel encrypted.
+    pub encrypted: bool,
+    /// The camera's identity is verified (certificate checked or pinned).
+    pub verified: bool,
+    /// One line for people.
+    pub summary: String,
+}
+
+fn camera_link(url: &str) -> CameraLink {
+    let scheme = url
+        .split_once("://")
+        .map(|(s, _)| s.to_ascii_lowercase())
+        .unwrap_or_default();
+    let encrypted = scheme == "rtsps";
+    let summary = if encrypted {
+        "RTSP over TLS: encrypted; the camera's certificate is not verified yet".to_owned()
+    } else {
+        "RTSP in clear text: video and camera credentials can be read and changed on the network"
+            .to_owned()
+    };
+    CameraLink {
+        scheme,
+        encrypted,
+        verified: false,
+        summary,
+    }
 }
 
 fn camera_info(store: &Store, cam: &Camera, manage: bool, now: i64) -> ApiResult<CameraInfo> {
@@ -203,6 +239,7 @@ fn camera_info(store: &Store, cam: &Camera, manage: bool, now: i64) -> ApiResult
         max_bytes: cam.max_bytes,
         recorded_bytes: store.camera_bytes(&cam.id).map_err(ApiError::internal)?,
         status,
+        link: camera_link(&cam.url),
     })
 }
 

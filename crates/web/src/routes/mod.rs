@@ -12,6 +12,7 @@ use crate::state::SharedState;
 pub mod audit;
 pub mod cameras;
 pub mod certificates;
+pub mod client;
 pub mod ids;
 pub mod live;
 pub mod recordings;
@@ -23,6 +24,7 @@ pub mod users;
 /// Every API route.
 pub fn all() -> OpenApiRouter<SharedState> {
     OpenApiRouter::new()
+        .merge(client::router())
         .merge(session::router())
         .merge(cameras::router())
         .merge(live::router())

@@ -17,7 +17,9 @@ use crate::limits::Unauthenticated;
 use crate::state::SharedState;
 
 pub fn router() -> OpenApiRouter<SharedState> {
-    OpenApiRouter::new().routes(routes!(login, current, logout))
+    OpenApiRouter::new()
+        .routes(routes!(login, current, logout))
+        .routes(routes!(activity))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -173,6 +175,31 @@ async fn current(
     State(state): State<SharedState>,
     PollingCaller(caller): PollingCaller,
 ) -> ApiResult<Json<SessionAnswer>> {
+    answer(&state, &caller).map(Json)
+}
+
+/// Counts as activity, like any other request made with the session: the web client's
+/// "Stay signed in" answer to the idle warning. Returns the session as `GET` does.
+#[utoipa::path(post, path = "/api/v1/session/activity", tag = "session",
+    responses(
+        (status = 200, body = SessionAnswer),
+        (status = 400, description = "called with an API token, which has no session", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "CSRF token missing or wrong", body = ErrorBody),
+    ))]
+async fn activity(
+    State(state): State<SharedState>,
+    caller: Caller,
+) -> ApiResult<Json<SessionAnswer>> {
+    if caller.session_id.is_none() {
+        return Err(ApiError::bad_request(
+            "API tokens have no session to keep alive",
+        ));
+    }
+    answer(&state, &caller).map(Json)
+}
+
+fn answer(state: &SharedState, caller: &Caller) -> ApiResult<SessionAnswer> {
     let (kind, name, role, cameras) = describe(&caller.principal);
     let mut answer = SessionAnswer {
         kind,
@@ -191,7 +218,7 @@ async fn current(
         answer.absolute_remaining_secs = Some(info.absolute_remaining.as_secs());
         answer.warn = info.warn;
     }
-    Ok(Json(answer))
+    Ok(answer)
 }
 
 /// Log out: ends the session and clears the cookie.

@@ -210,6 +210,19 @@ pub struct TotpEnrollmentView {
     pub secret_base32: String,
     /// `otpauth://totp/...`, to render as a QR code.
     pub otpauth_uri: String,
+    /// The URI as a QR code: an SVG document (the web client shows it as an image).
+    pub qr_svg: String,
+}
+
+/// The QR code of `uri` as a standalone SVG document, black on white with a quiet zone.
+fn qr_svg(uri: &str) -> ApiResult<String> {
+    let code = qrcode::QrCode::with_error_correction_level(uri, qrcode::EcLevel::M)
+        .map_err(ApiError::internal)?;
+    Ok(code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(200, 200)
+        .quiet_zone(true)
+        .build())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -526,6 +539,7 @@ async fn begin_totp(
     })
     .await??;
     Ok(Json(TotpEnrollmentView {
+        qr_svg: qr_svg(&enrollment.otpauth_uri)?,
         secret_base32: enrollment.secret_base32,
         otpauth_uri: enrollment.otpauth_uri,
     }))

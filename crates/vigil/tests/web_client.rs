@@ -1,0 +1,222 @@
+//! The web client as people use it, in Debian's Chromium (driven by
+//! `tests/browser/webclient.mjs` through playwright-core) against the real `vigil serve` recording
+//! GStreamer RTSP cameras: sign-in (wrong password, TOTP), roles, hostile names shown as text,
+//! administration pages, the phone layout and the idle sign-out, with zero Content-Security-Policy
+//! violations, page errors or JavaScript dialogs.
+//!
+//! `VIGIL_SCREENSHOTS=DIR` keeps the screenshots (docs/screenshots/ holds the published ones).
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::Vigil;
+use serde_json::{Value, json};
+use vigil_testkit::{Auth, Clip, RtspPeer, repo_root, require_tool};
+
+fn runner_dir() -> PathBuf {
+    repo_root().join("tests").join("browser")
+}
+
+/// Fails (never skips) when a piece of the browser setup is missing, with the fix.
+fn require_browser() {
+    require_tool("chromium");
+    require_tool("node");
+    let module = runner_dir().join("node_modules").join("playwright-core");
+    assert!(
+        module.is_dir(),
+        "{} is missing: run: cd tests/browser && npm ci",
+        module.display()
+    );
+}
+
+/// Adds a user with a known password (given in a file, never as an argument).
+fn add_user(v: &Vigil, name: &str, role: &str, cameras: &[&str]) -> Value {
+    let password = format!("Pa55word-for-tests-{}", name.len() * 7919);
+    let file = v.dir.path().join(format!("{name}.pw"));
+    std::fs::write(&file, format!("{password}\n")).unwrap();
+    let mut args = vec!["user", "add", name, "--role", role];
+    for c in cameras {
+        args.extend(["--camera", c]);
+    }
+    args.extend(["--password-file", file.to_str().unwrap()]);
+    v.ok(&args);
+    json!({ "name": name, "password": password })
+}
+
+fn api_url(v: &Vigil) -> String {
+    let text = std::fs::read_to_string(&v.config).unwrap();
+    let bind = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("bind = \"127.0.0.1:"))
+        .expect("the test config binds the API on loopback");
+    format!("https://127.0.0.1:{}/", bind.trim_end_matches('"'))
+}
+
+#[test]
+fn web_client_in_chromium() {
+    require_browser();
+    let clip = Clip::h264(10, 15, 15, 640, 360, false);
+    let peer = RtspPeer::start(
+        &[("a", clip.path()), ("b", clip.path()), ("c", clip.path())],
+        Auth::None,
+    );
+    // A camera of its own, which the live scenario stops (SIGSTOP) and resumes.
+    let restarting = RtspPeer::start(&[("d", clip.path())], Auth::None);
+    let v = Vigil::init(10);
+    v.set_config(
+        "session_idle_timeout = \"15m\"",
+        "session_idle_timeout = \"1m\"",
+    );
+    v.add_camera("lobby", &peer.url("a"));
+    v.add_camera("gate", &peer.url("b"));
+    v.add_camera("dock", &peer.url("c"));
+    v.add_camera("yard", &restarting.url("d"));
+    let users = json!({
+        "admin": add_user(&v, "boss", "admin", &[]),
+        "viewer": add_user(&v, "watcher", "viewer", &["lobby"]),
+        "auditor": add_user(&v, "inspector", "auditor", &[]),
+        "totp": add_user(&v, "second.factor", "operator", &[]),
+    });
+    let server = v.serve();
+    // Playback scenarios need half a minute of video; the others run meanwhile.
+    v.wait_recorded("lobby", 3.0, Duration::from_secs(90));
+    v.wait_recorded("gate", 3.0, Duration::from_secs(90));
+    let start_us = v.recordings("lobby")["ranges"][0]["start_us"]
+        .as_i64()
+        .unwrap();
+    let second = |us: i64| (us / 1_000_000 + 1) * 1_000_000;
+    let work = v.dir.path().join("browser");
+    std::fs::create_dir_all(&work).unwrap();
+    // The oldest segment of "lobby": its middle byte is flipped by the evidence scenario, after
+    // the bundle (of later video) was exported.
+    let lobby_id = v
+        .ok(&["camera", "list"])
+        .lines()
+        .find(|l| l.starts_with("lobby "))
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        .unwrap();
+    let first_segment = v
+        .segment_files()
+        .into_iter()
+        .find(|p| p.parent().unwrap().ends_with(&lobby_id))
+        .unwrap();
+
+    let screenshots = std::env::var_os("VIGIL_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| v.dir.path().join("screenshots"));
+    // `VIGIL_WEB_SCENARIOS=scrub,sync` runs a few while working on them; the suite runs all.
+    let scenarios: Vec<String> = match std::env::var("VIGIL_WEB_SCENARIOS") {
+        Ok(list) => list.split(',').map(str::to_owned).collect(),
+        Err(_) => [
+            "login", "live", "roles", "hostile", "admin", "phone", "totp", "idle", "scrub", "sync",
+            "evidence", "lockout",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    };
+    let config = json!({
+        "url": api_url(&v),
+        "users": users,
+        "cameras": ["lobby", "gate", "dock", "yard"],
+        "live": { "restart_camera": "yard", "restart_pid": restarting.pid().unwrap() },
+        "viewer_cameras": ["lobby"],
+        "idle_secs": 60,
+        "screenshots": screenshots,
+        "work": work,
+        "playback": {
+            "camera": "lobby",
+            "fps": clip.fps(),
+            "sync_cameras": ["lobby", "gate"],
+            "scrub_at_us": second(start_us + 12_000_000),
+            "sync_from_us": second(start_us + 2_000_000),
+            "export_from_us": second(start_us + 22_000_000),
+            "export_to_us": second(start_us + 26_000_000),
+        },
+        "tamper": {
+            "file": first_segment,
+            "offset": std::fs::metadata(&first_segment).unwrap().len() / 2,
+            "from_us": second(start_us),
+            "to_us": second(start_us + 40_000_000),
+        },
+        "scenarios": scenarios,
+    });
+    let config_file = v.dir.path().join("webclient.json");
+    std::fs::write(&config_file, config.to_string()).unwrap();
+    std::fs::set_permissions(&config_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let out = Command::new("node")
+        .current_dir(runner_dir())
+        .arg("webclient.mjs")
+        .arg(&config_file)
+        .output()
+        .expect("cannot run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| {
+            panic!("webclient.mjs printed no JSON report ({e}); stdout: {stdout}\nstderr: {stderr}")
+        });
+    let failed: Vec<&Value> = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["ok"] != true)
+        .collect();
+    eprintln!("web client scenarios: {report}");
+    assert!(
+        out.status.success() && failed.is_empty(),
+        "web client scenarios failed: {failed:#?}\nstderr: {stderr}\nserver log: {}",
+        server.output()
+    );
+    // The bundle exported from the page verifies offline against the installation's CA.
+    let Some(evidence) = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "evidence")
+    else {
+        return;
+    };
+    let bundle = PathBuf::from(evidence["bundle"].as_str().unwrap());
+    let dir = work.join("bundle");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tar = Command::new("tar")
+        .arg("-xf")
+        .arg(&bundle)
+        .arg("-C")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(tar.success());
+    let unpacked = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("manifest.json").is_file())
+        .unwrap_or(dir.clone());
+    let fingerprint = v
+        .ok(&["pki", "status"])
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("SHA-256:")
+                .map(|f| f.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let out = v.cmd(&[
+        "verify",
+        unpacked.to_str().unwrap(),
+        "--fingerprint",
+        &fingerprint,
+    ]);
+    assert!(
+        out.status.success(),
+        "the bundle exported from the page does not verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(server);
+}

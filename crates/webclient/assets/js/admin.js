@@ -1,0 +1,346 @@
+// Administration (admins only; the API refuses everyone else as well): cameras, users, API
+// tokens, certificates, intrusion detection, settings; and the audit log (admins, auditors).
+
+import { api, seg } from "./api.js";
+import { h, replace, field, dialog, toast } from "./dom.js";
+import { download } from "./evidence.js";
+
+const SECTIONS = {
+  cameras: "Cameras",
+  users: "Users",
+  tokens: "API tokens",
+  certificates: "Certificates",
+  ids: "Intrusion detection",
+  settings: "Settings",
+};
+
+/**
+ * A table of rows; every cell is text or an element built with `h`.
+ * @param {string} label
+ * @param {string[]} heads
+ * @param {any[][]} rows
+ */
+function table(label, heads, rows) {
+  return h("table", { class: "data", "aria-label": label },
+    h("thead", {}, h("tr", {}, heads.map((t) => h("th", { scope: "col", text: t })))),
+    h("tbody", {}, rows.length ? rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c ?? "")))) : h("tr", {}, h("td", { colspan: String(heads.length), class: "empty", text: "Nothing here yet." }))));
+}
+
+/** @param {unknown} e */
+function msg(e) {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/**
+ * Runs an action and reports its outcome.
+ * @param {() => Promise<any>} f
+ * @param {string} ok
+ * @param {() => void} [after]
+ */
+async function act(f, ok, after) {
+  try {
+    await f();
+    toast(ok);
+    after?.();
+  } catch (e) {
+    toast(msg(e), "error");
+  }
+}
+
+/** @param {string} question @returns {Promise<boolean>} */
+function confirm(question) {
+  return dialog("Please confirm", (close) => [
+    h("p", { text: question }),
+    h("div", { class: "actions" },
+      h("button", { type: "button", onclick: () => close(false), text: "Cancel" }),
+      h("button", { type: "button", class: "danger", onclick: () => close(true), text: "Yes, do it" })),
+  ]).then((v) => v === true);
+}
+
+/**
+ * A form in a dialog; `submit` gets the form's named values and throws to show an error.
+ * @param {string} title
+ * @param {(HTMLElement | null)[]} fields
+ * @param {(values: Record<string, string>) => Promise<any>} submit
+ */
+function formDialog(title, fields, submit) {
+  const err = h("p", { class: "error", role: "alert" });
+  return dialog(title, (close) => h("form", {
+    onsubmit: async (/** @type {Event} */ ev) => {
+      ev.preventDefault();
+      const values = /** @type {Record<string, string>} */ (Object.fromEntries(new FormData(/** @type {HTMLFormElement} */ (ev.target)).entries()));
+      try { close(await submit(values) ?? true); } catch (e) { err.textContent = msg(e); }
+    },
+  }, fields, err, h("div", { class: "actions" },
+    h("button", { type: "button", onclick: () => close(null), text: "Cancel" }),
+    h("button", { type: "submit", class: "primary", text: title }))));
+}
+
+/** @param {string} name @param {Record<string, any>} [attrs] */
+const input = (name, attrs = {}) => h("input", { name, ...attrs });
+/** @param {string} name @param {string[]} options */
+const select = (name, options) => h("select", { name }, options.map((o) => h("option", { value: o, text: o })));
+
+export class AdminView {
+  /** @param {{name: string}} session @param {string} section */
+  constructor(session, section) {
+    this.session = session;
+    this.section = section in SECTIONS ? section : "cameras";
+    this.body = h("div", { class: "admin-body" });
+    this.el = h("div", { class: "admin" },
+      h("nav", { class: "subnav", "aria-label": "Administration" },
+        Object.entries(SECTIONS).map(([id, label]) => h("a", { href: `#/admin/${id}`, "aria-current": id === this.section ? "page" : false, text: label }))),
+      this.body);
+    this.refresh();
+  }
+
+  refresh() {
+    const f = {
+      cameras: () => this.cameras(), users: () => this.users(), tokens: () => this.tokens(),
+      certificates: () => this.certificates(), ids: () => this.ids(), settings: () => this.settings(),
+    }[this.section];
+    f().catch((e) => replace(this.body, h("p", { class: "error", text: msg(e) })));
+  }
+
+  async cameras() {
+    /** @type {any[]} */
+    const cams = await api("GET", "/api/v1/cameras");
+    const add = () => formDialog("Add camera", [
+      field("Name", input("name", { required: true, maxlength: "64" }), "Letters, digits, - and _; used in URLs and exports."),
+      field("RTSP URL", input("url", { required: true, placeholder: "rtsp://10.0.1.20:554/stream1" }), "Without credentials: give them below."),
+      field("User name", input("username", { autocomplete: "off" })),
+      field("Password", input("password", { type: "password", autocomplete: "new-password" }), "Stored encrypted; never shown again."),
+    ], (v) => api("POST", "/api/v1/cameras", { name: v.name, url: v.url, username: v.username || undefined, password: v.password || undefined }))
+      .then((r) => { if (r) { toast("Camera added."); this.refresh(); } });
+    replace(this.body,
+      h("div", { class: "toolbar" }, h("h1", { text: "Cameras" }), h("span", { class: "spacer" }), h("button", { type: "button", class: "primary", onclick: add, text: "Add camera" })),
+      table("Cameras", ["Name", "State", "Link", "Codec", "fps", "kbit/s", "Stored", "Retention", ""], cams.map((c) => [
+        c.name,
+        h("span", { class: `state state-${c.status.state.replace(/\s/g, "-")}`, title: c.status.last_error || "", text: c.status.state + (c.status.last_error ? ` — ${c.status.last_error}` : "") }),
+        c.link ? h("span", { class: c.link.encrypted ? "ok" : "warn", title: c.link.summary, text: c.link.encrypted ? "encrypted" : "RTSP in clear" }) : "",
+        [c.status.codec, c.status.resolution].filter(Boolean).join(" "),
+        c.status.fps != null ? c.status.fps.toFixed(1) : "",
+        c.status.bitrate_bps != null ? Math.round(c.status.bitrate_bps / 1000) : "",
+        `${(c.recorded_bytes / 1048576).toFixed(1)} MiB`,
+        [c.max_age_secs != null ? `${Math.round(c.max_age_secs / 86400)} d` : "default age", c.max_bytes != null ? `${Math.round(c.max_bytes / 1073741824)} GiB` : "default size"].join(", "),
+        h("span", { class: "row-actions" },
+          h("button", { type: "button", onclick: () => act(() => api("PATCH", `/api/v1/cameras/${seg(c.name)}`, { enabled: !c.enabled }), c.enabled ? "Camera disabled." : "Camera enabled.", () => this.refresh()), text: c.enabled ? "Disable" : "Enable" }),
+          h("button", { type: "button", onclick: () => formDialog("Set retention", [
+            field("Keep at most (days)", input("days", { type: "number", min: "1", value: c.max_age_secs != null ? String(Math.round(c.max_age_secs / 86400)) : "" }), "Empty: the installation default."),
+            field("Keep at most (GiB)", input("gib", { type: "number", min: "1", value: c.max_bytes != null ? String(Math.round(c.max_bytes / 1073741824)) : "" }), "Empty: the installation default."),
+          ], (v) => api("PATCH", `/api/v1/cameras/${seg(c.name)}`, {
+            max_age: v.days ? `${v.days}d` : null,
+            max_bytes: v.gib ? Number(v.gib) * 1073741824 : null,
+          })).then((r) => { if (r) { toast("Retention saved."); this.refresh(); } }), text: "Retention" }),
+          h("button", { type: "button", class: "danger", onclick: async () => { if (await confirm(`Remove camera "${c.name}"? Its recorded video is kept until retention removes it.`)) act(() => api("DELETE", `/api/v1/cameras/${seg(c.name)}`), "Camera removed.", () => this.refresh()); }, text: "Remove" })),
+      ])));
+  }
+
+  async users() {
+    /** @type {any[]} */
+    const users = await api("GET", "/api/v1/users");
+    const add = () => formDialog("Add user", [
+      field("User name", input("username", { required: true, autocomplete: "off" })),
+      field("Role", select("role", ["viewer", "operator", "auditor", "admin"])),
+      field("Cameras", input("cameras", { placeholder: "all" }), "Comma-separated camera names; empty for all cameras."),
+      field("Password", input("password", { type: "password", autocomplete: "new-password", minlength: "12" }), "Empty: a strong password is generated and shown once."),
+    ], async (v) => {
+      const r = await api("POST", "/api/v1/users", { username: v.username, role: v.role, cameras: v.cameras ? v.cameras.split(",").map((s) => s.trim()).filter(Boolean) : undefined, password: v.password || undefined });
+      if (r.generated_password) await dialog("User added", (close) => [h("p", { text: `The generated password of ${r.user.username} (shown once; hand it over securely):` }), h("code", { class: "secret", text: r.generated_password }), h("div", { class: "actions" }, h("button", { type: "button", class: "primary", onclick: () => close(true), text: "Done" }))]);
+      return r;
+    }).then((r) => { if (r) { toast("User added."); this.refresh(); } });
+    replace(this.body,
+      h("div", { class: "toolbar" }, h("h1", { text: "Users" }), h("span", { class: "spacer" }), h("button", { type: "button", class: "primary", onclick: add, text: "Add user" })),
+      table("Users", ["User", "Role", "Cameras", "TOTP", "State", "Sessions", "Password changed", ""], users.map((u) => [
+        u.username, u.role, u.cameras ? u.cameras.join(", ") : "all", u.totp_enabled ? "enrolled" : "—", u.disabled ? "disabled" : "active", String(u.active_sessions), u.password_changed,
+        h("span", { class: "row-actions" },
+          h("button", { type: "button", onclick: () => formDialog("Change role", [
+            field("Role", select("role", ["viewer", "operator", "auditor", "admin"])),
+            field("Cameras", input("cameras", { value: u.cameras ? u.cameras.join(", ") : "" }), "Comma-separated; empty for all cameras."),
+          ], (v) => api("PATCH", `/api/v1/users/${seg(u.username)}`, { role: v.role, cameras: v.cameras ? v.cameras.split(",").map((s) => s.trim()).filter(Boolean) : null })).then((r) => { if (r) { toast("User changed."); this.refresh(); } }), text: "Role" }),
+          h("button", { type: "button", onclick: () => act(() => api("PATCH", `/api/v1/users/${seg(u.username)}`, { disabled: !u.disabled }), u.disabled ? "User enabled." : "User disabled; their sessions ended.", () => this.refresh()), text: u.disabled ? "Enable" : "Disable" }),
+          h("button", { type: "button", onclick: async () => {
+            const r = await api("PUT", `/api/v1/users/${seg(u.username)}/password`, {}).catch((e) => { toast(msg(e), "error"); return null; });
+            if (r?.generated_password) await dialog("New password", (close) => [h("p", { text: `The new password of ${u.username} (shown once):` }), h("code", { class: "secret", text: r.generated_password }), h("div", { class: "actions" }, h("button", { type: "button", class: "primary", onclick: () => close(true), text: "Done" }))]);
+            this.refresh();
+          }, text: "Reset password" }),
+          u.totp_enabled ? h("button", { type: "button", onclick: async () => { if (await confirm(`Remove the second factor of ${u.username}?`)) act(() => api("DELETE", `/api/v1/users/${seg(u.username)}/totp`), "Second factor removed.", () => this.refresh()); }, text: "Remove TOTP" }) : null,
+          u.username === this.session.name ? h("button", { type: "button", onclick: () => this.enrolTotp(), text: u.totp_enabled ? "Re-enrol TOTP" : "Enrol TOTP" }) : null,
+          u.username !== this.session.name ? h("button", { type: "button", class: "danger", onclick: async () => { if (await confirm(`Delete user "${u.username}"?`)) act(() => api("DELETE", `/api/v1/users/${seg(u.username)}`), "User deleted.", () => this.refresh()); }, text: "Delete" }) : null),
+      ])));
+  }
+
+  async enrolTotp() {
+    const begun = await formDialog("Start TOTP enrolment", [field("Your current password", input("current_password", { type: "password", required: true, autocomplete: "current-password" }))],
+      (v) => api("POST", "/api/v1/account/totp", { current_password: v.current_password }));
+    if (!begun || begun === true) return;
+    await formDialog("Confirm TOTP", [
+      h("p", { text: "Scan the QR code with your authenticator app, then enter the code it shows." }),
+      h("img", { class: "qr", src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(begun.qr_svg)}`, alt: "QR code of the TOTP secret" }),
+      h("p", {}, "Or enter this secret by hand: ", h("code", { class: "secret", text: begun.secret_base32 })),
+      field("Code", input("code", { required: true, inputmode: "numeric", pattern: "[0-9]{6}", maxlength: "6", autocomplete: "one-time-code" })),
+    ], (v) => api("POST", "/api/v1/account/totp/confirm", { code: v.code })).then((r) => { if (r) { toast("Second factor enrolled."); this.refresh(); } });
+  }
+
+  async tokens() {
+    /** @type {any[]} */
+    const tokens = await api("GET", "/api/v1/tokens");
+    const add = () => formDialog("Create token", [
+      field("Name", input("name", { required: true }), "What the token is for, e.g. the integration's name."),
+      field("Role", select("role", ["viewer", "operator", "auditor", "admin"])),
+      field("Cameras", input("cameras"), "Comma-separated; empty for all cameras."),
+      field("Expires in", input("expires_in", { placeholder: "90d" }), "Empty: never (not recommended)."),
+    ], async (v) => {
+      const r = await api("POST", "/api/v1/tokens", { name: v.name, role: v.role, cameras: v.cameras ? v.cameras.split(",").map((s) => s.trim()).filter(Boolean) : undefined, expires_in: v.expires_in || undefined });
+      await dialog("Token created", (close) => [h("p", { text: "Copy the token now: it is shown once and stored only as a hash." }), h("code", { class: "secret", text: r.token }), h("div", { class: "actions" }, h("button", { type: "button", class: "primary", onclick: () => close(true), text: "Done" }))]);
+      return r;
+    }).then((r) => { if (r) this.refresh(); });
+    replace(this.body,
+      h("div", { class: "toolbar" }, h("h1", { text: "API tokens" }), h("span", { class: "spacer" }), h("button", { type: "button", class: "primary", onclick: add, text: "Create token" })),
+      table("API tokens", ["Name", "Role", "Cameras", "State", "Created", "Expires", "Last used", ""], tokens.map((t) => [
+        t.name, t.role, t.cameras ? t.cameras.join(", ") : "all", t.state, `${t.created} by ${t.created_by}`, t.expires || "never", t.last_used || "never",
+        t.state === "active" ? h("button", { type: "button", class: "danger", onclick: async () => { if (await confirm(`Revoke token "${t.name}"? Integrations using it stop working at once.`)) act(() => api("DELETE", `/api/v1/tokens/${seg(t.id)}`), "Token revoked.", () => this.refresh()); }, text: "Revoke" }) : "",
+      ])));
+  }
+
+  async certificates() {
+    const s = await api("GET", "/api/v1/certificates");
+    /** @param {number} d */
+    const expiry = (d) => h("span", { class: d <= 7 ? "bad" : d <= 30 ? "warn" : "ok", text: d <= 0 ? "expired" : `${d} days` });
+    replace(this.body,
+      h("div", { class: "toolbar" }, h("h1", { text: "Certificates" }), h("span", { class: "spacer" }),
+        h("button", { type: "button", onclick: () => download("/api/v1/certificates/ca.pem", "vigil-ca.pem", () => {}).catch((e) => toast(msg(e), "error")), text: "Download CA certificate" }),
+        h("button", { type: "button", onclick: () => act(() => api("POST", "/api/v1/certificates/renew"), "Server certificate renewed; new connections use it.", () => this.refresh()), text: "Renew server certificate" }),
+        h("button", { type: "button", onclick: () => this.importCert(), text: "Import certificate" }),
+        h("button", { type: "button", onclick: () => this.csr(), text: "Create CSR" })),
+      h("p", { text: `Installation ${s.installation_id}; server names: ${s.hostnames.join(", ")}; serving the ${s.active_source} certificate.` }),
+      s.certificates.some((/** @type {any} */ c) => c.days_left <= 30) ? h("p", { class: "warning", role: "alert", text: "A certificate expires within 30 days: renew it or import a new one." }) : null,
+      table("Certificates", ["Role", "Subject", "Issuer", "Names", "Valid until", "Expires in", "Source", "In use"], s.certificates.map((/** @type {any} */ c) => [
+        c.role, c.subject, c.issuer, c.sans.join(", "), c.not_after, expiry(c.days_left), c.source, c.in_use ? "yes" : "",
+      ])));
+  }
+
+  importCert() {
+    formDialog("Import certificate", [
+      field("Certificate chain (PEM)", h("textarea", { name: "certificate_pem", rows: "6", required: true })),
+      field("Private key (PEM)", h("textarea", { name: "key_pem", rows: "6", required: true })),
+      field("Key passphrase", input("passphrase", { type: "password", autocomplete: "off" }), "Only for an encrypted key."),
+    ], (v) => api("POST", "/api/v1/certificates/import", { certificate_pem: v.certificate_pem, key_pem: v.key_pem, passphrase: v.passphrase || undefined }))
+      .then((r) => { if (r) { toast("Certificate imported; new connections use it."); this.refresh(); } });
+  }
+
+  csr() {
+    formDialog("Create CSR", [
+      field("Common name", input("common_name", { required: true })),
+      field("Names (SANs)", input("sans", { required: true }), "Comma-separated host names and addresses clients use."),
+    ], async (v) => {
+      const r = await api("POST", "/api/v1/certificates/csr", { common_name: v.common_name, sans: v.sans.split(",").map((s) => s.trim()).filter(Boolean) });
+      await dialog("Certificate signing request", (close) => [h("p", { text: "Send this CSR to your CA, then install the certificate it returns." }), h("pre", { class: "pem", text: r.csr_pem }), h("div", { class: "actions" }, h("button", { type: "button", class: "primary", onclick: () => close(true), text: "Done" }))]);
+      return r;
+    }).then((r) => { if (r) this.refresh(); });
+  }
+
+  async ids() {
+    const s = await api("GET", "/api/v1/ids");
+    replace(this.body,
+      h("h1", { text: "Intrusion detection" }),
+      h("p", { text: `Alert after ${s.settings.notification_threshold} failed sign-ins within ${s.settings.timeout_secs} s; block: ${s.settings.block}${s.settings.block_secs ? ` for ${s.settings.block_secs} s` : ""}; never blocked: ${s.settings.allow_list.join(", ") || "nobody"}. Change these under Settings.` }),
+      h("h2", { text: "Blocked addresses" }),
+      table("Blocked addresses", ["Address", "Since", "Until", "Failures", ""], s.blocked.map((/** @type {any} */ b) => [
+        b.address, b.since, b.until || "until unblocked", String(b.failures),
+        h("button", { type: "button", onclick: () => act(() => api("DELETE", `/api/v1/ids/blocks/${seg(b.address)}`), `${b.address} unblocked.`, () => this.refresh()), text: "Unblock" }),
+      ])),
+      h("h2", { text: "Watched addresses" }),
+      table("Watched addresses", ["Address", "Failures", "First", "Last"], s.watched.map((/** @type {any} */ w) => [w.address, String(w.failures), w.first, w.last])),
+      h("h2", { text: "Sign-in attempts" }),
+      table("Sign-in attempts", ["Address", "User", "Result", "Count", "First", "Last"], s.access_log.map((/** @type {any} */ a) => [a.source, a.username, a.success ? "success" : "failed", String(a.count), a.first, a.last])));
+  }
+
+  async settings() {
+    const s = await api("GET", "/api/v1/settings");
+    const editor = /** @type {HTMLTextAreaElement} */ (h("textarea", { class: "json", rows: "22", spellcheck: "false", "aria-label": "Settings (JSON)" }));
+    editor.value = JSON.stringify(s.pending || s.saved, null, 2);
+    const stage = async () => {
+      let next;
+      try { next = JSON.parse(editor.value); } catch (e) { toast(`Not valid JSON: ${msg(e)}`, "error"); return; }
+      act(() => api("PATCH", "/api/v1/settings", mergePatch(s.saved, next)), "Changes staged: review them, then Apply.", () => this.refresh());
+    };
+    replace(this.body,
+      h("h1", { text: "Settings" }),
+      h("p", { text: s.message }),
+      s.changes.length ? h("div", { class: "pending" }, h("h2", { text: "Staged changes" }),
+        table("Staged changes", ["Setting", "Saved", "Staged"], s.changes.map((/** @type {any} */ c) => [c.setting || c.path || c.name, JSON.stringify(c.before ?? c.from), JSON.stringify(c.after ?? c.to)])),
+        s.listeners_restart ? h("p", { class: "warning", text: "Applying rebinds listeners. A change that would leave this server unreachable is refused before anything is applied." }) : null,
+        s.certificate_reissue ? h("p", { class: "warning", text: "Applying reissues the server certificate with the new names." }) : null) : null,
+      editor,
+      h("div", { class: "actions" },
+        h("button", { type: "button", onclick: stage, text: "Stage changes" }),
+        h("button", { type: "button", class: "primary", disabled: !s.pending, onclick: () => act(() => api("POST", "/api/v1/settings/apply"), "Settings applied and saved.", () => this.refresh()), text: "Apply" }),
+        h("button", { type: "button", disabled: !s.pending, onclick: () => act(() => api("POST", "/api/v1/settings/restore"), "Staged changes discarded.", () => this.refresh()), text: "Restore" }),
+        h("button", { type: "button", class: "danger", onclick: async () => { if (await confirm("Stage the factory defaults? Nothing changes until you Apply.")) act(() => api("POST", "/api/v1/settings/factory"), "Factory defaults staged.", () => this.refresh()); }, text: "Factory defaults" })));
+  }
+
+  stop() {}
+}
+
+/**
+ * The JSON merge patch (RFC 7396) that turns `a` into `b`.
+ * @param {any} a @param {any} b @returns {any}
+ */
+export function mergePatch(a, b) {
+  if (typeof a !== "object" || a === null || Array.isArray(a) || typeof b !== "object" || b === null || Array.isArray(b)) return b;
+  /** @type {Record<string, any>} */
+  const out = {};
+  for (const k of Object.keys(a)) if (!(k in b)) out[k] = null;
+  for (const [k, v] of Object.entries(b)) {
+    if (JSON.stringify(a[k]) !== JSON.stringify(v)) out[k] = mergePatch(a[k], v);
+  }
+  return out;
+}
+
+export class AuditView {
+  /** @param {{role: string}} _session */
+  constructor(_session) {
+    this.list = h("div", { class: "audit-list" });
+    this.chain = h("p", { class: "chain", role: "status" });
+    const kind = input("kind", { placeholder: "any kind", "aria-label": "Kind" });
+    const user = input("user", { placeholder: "any user", "aria-label": "User" });
+    const from = input("from", { placeholder: "-1d", "aria-label": "From" });
+    this.form = h("form", { class: "filters", onsubmit: (/** @type {Event} */ e) => { e.preventDefault(); this.load(); } },
+      kind, user, from, h("button", { type: "submit", text: "Filter" }),
+      h("button", { type: "button", onclick: () => this.verify(), text: "Verify chain" }),
+      h("button", { type: "button", onclick: () => download(`/api/v1/audit/export?${this.query()}`, "audit.jsonl", () => {}).catch((e) => toast(msg(e), "error")), text: "Export" }));
+    this.el = h("div", { class: "audit" }, h("h1", { text: "Audit log" }), this.form, this.chain, this.list);
+    this.load();
+  }
+
+  query() {
+    const p = new URLSearchParams();
+    for (const [k, v] of new FormData(/** @type {HTMLFormElement} */ (this.form)).entries()) if (v) p.set(k, String(v));
+    p.set("limit", "500");
+    return p.toString();
+  }
+
+  async load() {
+    try {
+      const page = await api("GET", `/api/v1/audit?${this.query()}`);
+      replace(this.list, table("Audit entries", ["#", "Time (UTC)", "Kind", "User", "Address", "Detail"], page.entries.map((/** @type {any} */ e) => [
+        String(e.seq), e.time_utc, e.kind, e.user || "", e.source || "", h("code", { text: JSON.stringify(e.detail) }),
+      ])), page.truncated ? h("p", { class: "hint", text: "More entries match: narrow the filter." }) : null);
+    } catch (e) {
+      replace(this.list, h("p", { class: "error", text: msg(e) }));
+    }
+  }
+
+  async verify() {
+    try {
+      const r = await api("GET", "/api/v1/audit/verify");
+      this.chain.textContent = r.message;
+      this.chain.className = r.status === "intact" || r.status === "ok" ? "chain ok" : "chain bad";
+    } catch (e) {
+      this.chain.textContent = msg(e);
+    }
+  }
+
+  stop() {}
+}

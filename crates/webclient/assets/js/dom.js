@@ -1,0 +1,102 @@
+// Building the page. Server text (camera names, user names, audit details, reasons) only
+// ever becomes text nodes or attribute values through these helpers: never HTML
+// (docs/web-client.md, "Rules").
+
+/**
+ * @typedef {string | number | Node | null | undefined | false} Child
+ * @typedef {Record<string, any>} Attrs
+ */
+
+/**
+ * Creates an element. `attrs` keys: `class`, `text`, `dataset` (object), `on<event>`
+ * (functions, added as listeners), booleans (`hidden`, `disabled`...), anything else as an
+ * attribute. Children that are strings or numbers become text nodes.
+ * @param {string} tag
+ * @param {Attrs} [attrs]
+ * @param {...(Child | Child[])} children
+ * @returns {HTMLElement}
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") el.className = String(v);
+    else if (k === "text") el.textContent = String(v);
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
+    else if (v === true) el.setAttribute(k, "");
+    else el.setAttribute(k, String(v));
+  }
+  append(el, children);
+  return el;
+}
+
+/**
+ * @param {Node} parent
+ * @param {(Child | Child[])[]} children
+ */
+export function append(parent, children) {
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    parent.appendChild(typeof c === "string" || typeof c === "number" ? document.createTextNode(String(c)) : c);
+  }
+}
+
+/**
+ * Replaces the children of `el`.
+ * @param {Node} el
+ * @param {...(Child | Child[])} children
+ */
+export function replace(el, ...children) {
+  while (el.firstChild) el.removeChild(el.firstChild);
+  append(el, children);
+}
+
+/**
+ * A labelled form field.
+ * @param {string} label
+ * @param {HTMLElement} input
+ * @param {string} [hint]
+ */
+export function field(label, input, hint) {
+  if (!input.id) input.id = `f-${Math.random().toString(36).slice(2, 10)}`;
+  return h("div", { class: "field" },
+    h("label", { for: input.id, text: label }),
+    input,
+    hint ? h("p", { class: "hint", text: hint }) : null);
+}
+
+/**
+ * A modal dialog (native <dialog>: focus trap, Escape closes). Resolves with the value passed
+ * to `close`, or null when dismissed.
+ * @param {string} title
+ * @param {(close: (v: any) => void) => (Child | Child[])} body
+ * @returns {Promise<any>}
+ */
+export function dialog(title, body) {
+  return new Promise((resolve) => {
+    const dlg = /** @type {HTMLDialogElement} */ (h("dialog", { class: "dialog", "aria-label": title }));
+    let result = null;
+    const close = (/** @type {any} */ v) => { result = v; dlg.close(); };
+    append(dlg, [h("h2", { text: title }), body(close)]);
+    dlg.addEventListener("close", () => { dlg.remove(); resolve(result); });
+    document.body.appendChild(dlg);
+    dlg.showModal();
+  });
+}
+
+/**
+ * A short message at the bottom of the screen.
+ * @param {string} text
+ * @param {"info" | "error"} [kind]
+ */
+export function toast(text, kind = "info") {
+  let host = document.getElementById("toasts");
+  if (!host) {
+    host = h("div", { id: "toasts", role: "status", "aria-live": "polite" });
+    document.body.appendChild(host);
+  }
+  const t = h("div", { class: `toast ${kind}`, text });
+  host.appendChild(t);
+  setTimeout(() => t.remove(), kind === "error" ? 8000 : 4000);
+}

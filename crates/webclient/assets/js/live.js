@@ -1,0 +1,223 @@
+// The live page: a grid of camera tiles (1, 2×2, 3×3, 4×4, 1+5), saved per user in this
+// browser, any tile to full screen, digital zoom, and streaming only for tiles that can be seen.
+
+import { api } from "./api.js";
+import { h, replace } from "./dom.js";
+import { LivePlayer } from "./liveplayer.js";
+import { Zoom } from "./zoom.js";
+
+/** @typedef {{name: string, enabled: boolean, link?: {encrypted: boolean, verified: boolean, scheme: string, summary: string}, status: {state: string, codec?: string | null, resolution?: string | null, last_error?: string | null}}} Camera */
+
+/** Layout id → number of tiles. */
+export const LAYOUTS = { "1": 1, "2x2": 4, "3x3": 9, "4x4": 16, "1+5": 6 };
+const LAYOUT_NAMES = { "1": "Single camera", "2x2": "2 × 2", "3x3": "3 × 3", "4x4": "4 × 4", "1+5": "One large and five small" };
+
+/** @param {string} user */
+function storageKey(user) {
+  return `vigil.live.${user}`;
+}
+
+/** @param {string} user @returns {{layout: string, cameras: string[]}} */
+function loadLayout(user) {
+  try {
+    const v = JSON.parse(localStorage.getItem(storageKey(user)) || "null");
+    if (v && typeof v.layout === "string" && v.layout in LAYOUTS && Array.isArray(v.cameras)) {
+      return { layout: v.layout, cameras: v.cameras.map(String) };
+    }
+  } catch (_) { /* ignore a damaged entry */ }
+  return { layout: "2x2", cameras: [] };
+}
+
+class Tile {
+  /**
+   * @param {LiveView} view
+   * @param {number} index
+   */
+  constructor(view, index) {
+    this.view = view;
+    this.index = index;
+    /** @type {Camera | null} */
+    this.camera = null;
+    this.video = /** @type {HTMLVideoElement} */ (h("video", { muted: true, playsinline: true, autoplay: true, "aria-hidden": "true" }));
+    this.video.muted = true;
+    this.state = h("div", { class: "tile-state", role: "status" });
+    this.label = h("span", { class: "tile-name" });
+    this.link = h("span", { class: "link-badge" });
+    this.select = /** @type {HTMLSelectElement} */ (h("select", { "aria-label": `Camera in tile ${index + 1}`, onchange: () => this.view.assign(index, this.select.value) }));
+    this.frame = h("div", { class: "tile-video", tabindex: "0" }, this.video);
+    this.el = h("section", { class: "tile", "aria-label": `Tile ${index + 1}`, dataset: { tile: String(index) } },
+      this.frame,
+      h("div", { class: "tile-bar" }, this.label, this.link, h("span", { class: "spacer" }), this.select,
+        h("button", { type: "button", class: "icon", title: "Full screen", "aria-label": "Full screen", onclick: () => this.fullscreen() }, h("img", { src: "/assets/icons/fullscreen.svg", alt: "", width: "14", height: "14" }))),
+      this.state);
+    this.zoom = new Zoom(this.frame, this.video);
+    this.frame.addEventListener("dblclick", () => { if (this.zoom.scale === 1) this.fullscreen(); });
+    this.frame.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === "f") this.fullscreen(); });
+    /** @type {LivePlayer | null} */
+    this.player = null;
+    this.visible = false;
+    this.shown = false;
+  }
+
+  /** @param {Camera | null} cam @param {Camera[]} all */
+  show(cam, all) {
+    replace(this.select, h("option", { value: "", text: "— empty —" }),
+      all.map((c) => h("option", { value: c.name, selected: cam?.name === c.name, text: c.name })));
+    if (this.shown && this.camera?.name === cam?.name) return;
+    this.shown = true;
+    this.player?.stop();
+    this.player = null;
+    this.camera = cam;
+    this.el.dataset.camera = cam ? cam.name : "";
+    this.label.textContent = cam ? cam.name : "";
+    this.link.textContent = "";
+    this.link.className = "link-badge";
+    if (!cam) {
+      this.setState("empty", "No camera in this tile: choose one.");
+      return;
+    }
+    if (cam.link) {
+      this.link.textContent = cam.link.encrypted ? (cam.link.verified ? "TLS, verified" : "TLS, not verified") : "⚠ RTSP in clear";
+      this.link.className = `link-badge ${cam.link.encrypted ? "ok" : "warn"}`;
+      this.link.title = cam.link.summary;
+    }
+    this.player = new LivePlayer(this.video, cam.name, (s, m) => this.setState(s, m));
+    if (this.visible) this.player.start();
+  }
+
+  /** @param {boolean} visible */
+  setVisible(visible) {
+    this.visible = visible;
+    if (!this.player) return;
+    if (visible) this.player.start();
+    else {
+      this.player.stop();
+      this.setState("paused", "Not visible: streaming paused.");
+    }
+  }
+
+  /** @param {string} state @param {string} message */
+  setState(state, message) {
+    this.el.dataset.state = state;
+    const text = {
+      connecting: "Connecting…",
+      live: "",
+      reconnecting: `Reconnecting… ${message}`,
+      offline: `Offline. ${message || "The camera is not being recorded by this server."}`,
+      stopped: `Stopped. ${message}`,
+      unsupported: message,
+      error: `Error: ${message}`,
+      empty: message,
+      paused: message,
+    }[state] ?? message;
+    this.state.textContent = text.trim();
+    this.state.hidden = state === "live";
+  }
+
+  fullscreen() {
+    if (document.fullscreenElement) document.exitFullscreen();
+    else this.el.requestFullscreen().catch(() => { /* refused: stay in the grid */ });
+  }
+
+  stop() {
+    this.player?.stop();
+    this.player = null;
+  }
+}
+
+export class LiveView {
+  /** @param {{name: string}} session */
+  constructor(session) {
+    this.user = session.name;
+    const saved = loadLayout(this.user);
+    this.layout = saved.layout;
+    this.assigned = saved.cameras;
+    /** @type {Camera[]} */
+    this.cameras = [];
+    /** @type {Tile[]} */
+    this.tiles = [];
+    this.grid = h("div", { class: `grid layout-${this.layout.replace("+", "p")}`, role: "region", "aria-label": "Live cameras" });
+    this.layoutSelect = /** @type {HTMLSelectElement} */ (h("select", { "aria-label": "Layout", onchange: () => this.setLayout(this.layoutSelect.value) },
+      Object.entries(LAYOUT_NAMES).map(([id, name]) => h("option", { value: id, selected: id === this.layout, text: name }))));
+    this.message = h("p", { class: "notice", role: "status" });
+    this.el = h("div", { class: "live" },
+      h("div", { class: "toolbar" }, h("h1", { text: "Live" }), h("span", { class: "spacer" }), h("label", { text: "Layout " }, this.layoutSelect)),
+      this.message, this.grid);
+    this.observer = new IntersectionObserver((entries) => {
+      for (const e of entries) {
+        const t = this.tiles[Number(/** @type {HTMLElement} */ (e.target).dataset.tile)];
+        if (t) t.setVisible(e.isIntersecting && !document.hidden);
+      }
+    }, { threshold: 0.05 });
+    this.onVisibility = () => {
+      for (const t of this.tiles) t.setVisible(!document.hidden && isOnScreen(t.el));
+    };
+    document.addEventListener("visibilitychange", this.onVisibility);
+    this.load();
+  }
+
+  async load() {
+    try {
+      /** @type {Camera[]} */
+      const cams = await api("GET", "/api/v1/cameras");
+      this.cameras = cams;
+      if (cams.length === 0) this.message.textContent = "No cameras you may view. An administrator adds cameras under Administration → Cameras.";
+      else this.message.textContent = "";
+      this.build();
+    } catch (e) {
+      this.message.textContent = `Cannot list cameras: ${e instanceof Error ? e.message : e}`;
+    }
+  }
+
+  build() {
+    for (const t of this.tiles) { this.observer.unobserve(t.el); t.stop(); }
+    const n = LAYOUTS[/** @type {keyof LAYOUTS} */ (this.layout)];
+    this.grid.className = `grid layout-${this.layout.replace("+", "p")}`;
+    this.tiles = [];
+    const names = this.cameras.map((c) => c.name);
+    // Saved cameras that still exist, then the others in order, to fill the tiles.
+    const chosen = this.assigned.filter((c) => c === "" || names.includes(c));
+    for (const c of names) if (!chosen.includes(c)) chosen.push(c);
+    replace(this.grid);
+    for (let i = 0; i < n; i++) {
+      const t = new Tile(this, i);
+      this.tiles.push(t);
+      this.grid.appendChild(t.el);
+      t.show(this.cameras.find((c) => c.name === chosen[i]) || null, this.cameras);
+      this.observer.observe(t.el);
+    }
+  }
+
+  /** @param {string} layout */
+  setLayout(layout) {
+    this.layout = layout;
+    this.save();
+    this.build();
+  }
+
+  /** @param {number} index @param {string} camera */
+  assign(index, camera) {
+    const names = this.tiles.map((t) => t.camera?.name || "");
+    names[index] = camera;
+    this.assigned = names;
+    this.save();
+    this.tiles[index].show(this.cameras.find((c) => c.name === camera) || null, this.cameras);
+  }
+
+  save() {
+    const cameras = this.tiles.length ? this.tiles.map((t) => t.camera?.name || "") : this.assigned;
+    localStorage.setItem(storageKey(this.user), JSON.stringify({ layout: this.layout, cameras }));
+  }
+
+  stop() {
+    document.removeEventListener("visibilitychange", this.onVisibility);
+    this.observer.disconnect();
+    for (const t of this.tiles) t.stop();
+  }
+}
+
+/** @param {HTMLElement} el */
+function isOnScreen(el) {
+  const r = el.getBoundingClientRect();
+  return r.bottom > 0 && r.right > 0 && r.top < innerHeight && r.left < innerWidth;
+}

@@ -1,0 +1,299 @@
+// The playback page: one or more cameras on one timeline, played in sync from the recorded
+// MP4 (HTTP Range requests let the browser fetch only what it shows), scrubbing, speeds,
+// frame steps, jump to a date, and the evidence panel for the selected range.
+
+import { api, seg } from "./api.js";
+import { h, replace } from "./dom.js";
+import { Timeline } from "./timeline.js";
+import { EvidencePanel } from "./evidence.js";
+import { Zoom } from "./zoom.js";
+import { iso, local } from "./time.js";
+
+/** Seconds of video requested around the cursor in one playback answer. */
+const WINDOW_BEFORE_US = 60e6;
+const WINDOW_AFTER_US = 9 * 60e6;
+/** Cameras further apart than this (seconds) are re-aligned by seeking, closer by rate. */
+const HARD_SYNC_SECS = 0.25;
+const MAX_CAMERAS = 4;
+
+class CameraPlayback {
+  /** @param {string} camera @param {number} fps */
+  constructor(camera, fps) {
+    this.camera = camera;
+    this.fps = fps > 0 ? fps : 30;
+    this.video = /** @type {HTMLVideoElement} */ (h("video", { muted: true, playsinline: true, preload: "auto", "aria-label": `Recorded video of ${camera}` }));
+    this.video.muted = true;
+    this.state = h("div", { class: "tile-state", role: "status" });
+    this.frame = h("div", { class: "tile-video", tabindex: "0" }, this.video);
+    this.el = h("section", { class: "tile", dataset: { camera } }, this.frame, h("div", { class: "tile-bar" }, h("span", { class: "tile-name", text: camera })), this.state);
+    this.zoom = new Zoom(this.frame, this.video);
+    /** Wall-clock time (µs) of the video's time 0 in the loaded window; null when nothing is loaded. */
+    this.mediaStart = /** @type {number | null} */ (null);
+    this.windowFrom = 0;
+    this.windowTo = 0;
+    this.loading = /** @type {Promise<void> | null} */ (null);
+  }
+
+  /** The wall-clock time shown now, or null. */
+  now() {
+    return this.mediaStart == null ? null : this.mediaStart + this.video.currentTime * 1e6;
+  }
+
+  /** @param {number} us */
+  inWindow(us) {
+    return this.mediaStart != null && us >= this.windowFrom && us < this.windowTo - 2e6;
+  }
+
+  /** @param {string} text */
+  say(text) {
+    this.state.textContent = text;
+    this.state.hidden = !text;
+  }
+
+  /** Loads the window around `us` and shows the frame there. @param {number} us */
+  async load(us) {
+    const from = us - WINDOW_BEFORE_US;
+    const to = us + WINDOW_AFTER_US;
+    const url = `/api/v1/cameras/${seg(this.camera)}/playback?from=${encodeURIComponent(iso(from))}&to=${encodeURIComponent(iso(to))}`;
+    this.say("Loading…");
+    const head = await fetch(url, { method: "HEAD", credentials: "same-origin", cache: "no-store" });
+    if (!head.ok) {
+      this.mediaStart = null;
+      delete this.el.dataset.mediaStartUs;
+      this.video.removeAttribute("src");
+      this.video.load();
+      this.say(head.status === 404 ? "Nothing recorded around this time." : `Cannot play: the server answered ${head.status}.`);
+      return;
+    }
+    const start = Date.parse(head.headers.get("Vigil-Media-Start") || "");
+    const end = Date.parse(head.headers.get("Vigil-Media-End") || "");
+    this.mediaStart = start * 1000;
+    // Also on the element: tests (and people inspecting the page) read the mapping there.
+    this.el.dataset.mediaStartUs = String(this.mediaStart);
+    this.windowFrom = from;
+    this.windowTo = Number.isFinite(end) ? end * 1000 : to;
+    await new Promise((resolve) => {
+      this.video.addEventListener("loadedmetadata", resolve, { once: true });
+      this.video.addEventListener("error", resolve, { once: true });
+      this.video.src = url;
+    });
+    if (this.video.error) {
+      this.say(`The browser cannot play this recording (${this.video.error.message || "decode error"}). Export it and play it in VLC or ffmpeg.`);
+      return;
+    }
+    this.say("");
+    await this.seek(us);
+  }
+
+  /** Shows the frame at `us` (loading another window when needed). @param {number} us */
+  async seek(us) {
+    if (!this.inWindow(us)) {
+      if (!this.loading) this.loading = this.load(us).finally(() => { this.loading = null; });
+      return this.loading;
+    }
+    const t = Math.max(0, (us - /** @type {number} */ (this.mediaStart)) / 1e6);
+    if (Math.abs(this.video.currentTime - t) < 0.5 / this.fps) return;
+    await new Promise((resolve) => {
+      this.video.addEventListener("seeked", resolve, { once: true });
+      this.video.currentTime = t;
+    });
+  }
+
+  stop() {
+    this.video.pause();
+    this.video.removeAttribute("src");
+    this.video.load();
+  }
+}
+
+export class PlaybackView {
+  /**
+   * @param {{role: string, name: string}} session
+   * @param {string[]} _rest
+   */
+  constructor(session, _rest) {
+    this.session = session;
+    /** @type {CameraPlayback[]} */
+    this.players = [];
+    this.rate = 1;
+    this.playing = false;
+    this.cursor = Date.now() * 1000 - 60e6;
+    this.choices = h("fieldset", { class: "camera-choices" }, h("legend", { text: `Cameras (up to ${MAX_CAMERAS}, played in sync)` }));
+    this.grid = h("div", { class: "grid playback-grid" });
+    this.timeline = new Timeline({
+      onSeek: (us, final) => this.seekAll(us, final),
+      onSelect: (from, to) => this.evidence.set({ from, to }, this.players.map((p) => p.camera)),
+      onView: () => this.loadTracks(),
+    });
+    const canExport = session.role === "admin" || session.role === "operator";
+    this.evidence = new EvidencePanel({
+      canExport,
+      canVerify: canExport,
+      onFailure: (at, text) => { this.timeline.failure = at == null ? null : { at, text }; if (at != null) this.timeline.setCursor(at); else this.timeline.draw(); },
+    });
+    this.playBtn = h("button", { type: "button", class: "primary", onclick: () => this.toggle(), text: "▶ Play", "aria-label": "Play" });
+    this.rateSel = /** @type {HTMLSelectElement} */ (h("select", { "aria-label": "Speed", onchange: () => this.setRate(Number(this.rateSel.value)) },
+      [1, 2, 4, 8].map((r) => h("option", { value: String(r), text: `${r}×` }))));
+    this.when = /** @type {HTMLInputElement} */ (h("input", { type: "datetime-local", step: "1", "aria-label": "Date and time to jump to" }));
+    this.clock = h("output", { class: "clock", "aria-live": "off" });
+    let markIn = /** @type {number | null} */ (null);
+    this.el = h("div", { class: "playback" },
+      h("div", { class: "toolbar" }, h("h1", { text: "Playback" }), h("span", { class: "spacer" }), this.clock),
+      this.choices, this.grid,
+      h("div", { class: "controls" },
+        h("button", { type: "button", title: "Previous frame", "aria-label": "Previous frame", onclick: () => this.step(-1), text: "‹ Frame" }),
+        this.playBtn,
+        h("button", { type: "button", title: "Next frame", "aria-label": "Next frame", onclick: () => this.step(1), text: "Frame ›" }),
+        this.rateSel,
+        h("button", { type: "button", onclick: () => this.timeline.zoom(0.5), "aria-label": "Zoom in timeline", text: "Zoom +" }),
+        h("button", { type: "button", onclick: () => this.timeline.zoom(2), "aria-label": "Zoom out timeline", text: "Zoom −" }),
+        h("form", { class: "jump", onsubmit: (/** @type {Event} */ e) => { e.preventDefault(); this.jump(); } }, this.when, h("button", { type: "submit", text: "Go" })),
+        h("button", { type: "button", onclick: () => { markIn = this.cursor; this.evidence.set({ from: markIn, to: markIn }, this.cams()); }, text: "Mark in" }),
+        h("button", { type: "button", onclick: () => { if (markIn != null && this.cursor > markIn) { this.timeline.selection = { from: markIn, to: this.cursor }; this.timeline.draw(); this.evidence.set(this.timeline.selection, this.cams()); } }, text: "Mark out" })),
+      this.timeline.el, this.evidence.el);
+    this.raf = 0;
+    this.syncTimer = setInterval(() => this.sync(), 250);
+    this.init();
+  }
+
+  cams() { return this.players.map((p) => p.camera); }
+
+  async init() {
+    try {
+      /** @type {{name: string, status: {fps?: number | null}}[]} */
+      const cams = await api("GET", "/api/v1/cameras");
+      this.fps = new Map(cams.map((c) => [c.name, c.status.fps || 30]));
+      if (cams.length === 0) {
+        this.choices.appendChild(h("p", { text: "No cameras you may play back." }));
+        return;
+      }
+      for (const [i, c] of cams.entries()) {
+        const box = /** @type {HTMLInputElement} */ (h("input", { type: "checkbox", value: c.name, checked: i === 0, onchange: () => this.choose() }));
+        this.choices.appendChild(h("label", { class: "check" }, box, c.name));
+      }
+      this.choose();
+    } catch (e) {
+      this.choices.appendChild(h("p", { class: "error", text: `Cannot list cameras: ${e instanceof Error ? e.message : e}` }));
+    }
+  }
+
+  choose() {
+    const names = [...this.choices.querySelectorAll("input:checked")].map((b) => /** @type {HTMLInputElement} */ (b).value).slice(0, MAX_CAMERAS);
+    for (const p of this.players) p.stop();
+    this.players = names.map((n) => new CameraPlayback(n, this.fps?.get(n) || 30));
+    this.grid.className = `grid playback-grid n${this.players.length}`;
+    replace(this.grid, this.players.map((p) => p.el));
+    if (this.players[0]) {
+      this.players[0].video.addEventListener("ended", () => this.seekAll(this.cursor + 1e6, true));
+    }
+    this.evidence.set(this.timeline.selection, names);
+    this.loadTracks().then(() => {
+      const last = this.latestRecorded();
+      if (last != null) this.cursor = Math.min(this.cursor, last - 5e6);
+      this.timeline.setCursor(this.cursor);
+      this.seekAll(this.cursor, true);
+    });
+  }
+
+  latestRecorded() {
+    let last = null;
+    for (const t of this.timeline.tracks) for (const r of t.ranges) last = Math.max(last ?? r.end_us, r.end_us);
+    return last;
+  }
+
+  async loadTracks() {
+    const from = this.timeline.viewStart;
+    const to = this.timeline.viewEnd;
+    const tracks = await Promise.all(this.cams().map(async (cam) => {
+      try {
+        const r = await api("GET", `/api/v1/cameras/${seg(cam)}/recordings?from=${encodeURIComponent(iso(from))}&to=${encodeURIComponent(iso(to))}`);
+        return { camera: cam, ranges: r.ranges, gaps: r.gaps };
+      } catch (_) {
+        return { camera: cam, ranges: [], gaps: [] };
+      }
+    }));
+    this.timeline.setTracks(tracks);
+  }
+
+  /** @param {number} us @param {boolean} final */
+  async seekAll(us, final) {
+    this.cursor = us;
+    this.clock.textContent = local(us);
+    const wasPlaying = this.playing;
+    if (!final) this.pauseAll();
+    await Promise.all(this.players.map((p) => (final || p.inWindow(us) ? p.seek(us) : Promise.resolve())));
+    if (final && wasPlaying) this.playAll();
+  }
+
+  toggle() {
+    if (this.playing) this.pauseAll();
+    else this.playAll();
+  }
+
+  playAll() {
+    this.playing = true;
+    this.playBtn.textContent = "‖ Pause";
+    this.playBtn.setAttribute("aria-label", "Pause");
+    for (const p of this.players) { p.video.playbackRate = this.rate; p.video.play().catch(() => {}); }
+    const loop = () => {
+      const lead = this.players[0]?.now();
+      if (lead != null) {
+        this.cursor = lead;
+        this.timeline.setCursor(lead);
+        this.clock.textContent = local(lead);
+      }
+      if (this.playing) this.raf = requestAnimationFrame(loop);
+    };
+    this.raf = requestAnimationFrame(loop);
+  }
+
+  pauseAll() {
+    this.playing = false;
+    cancelAnimationFrame(this.raf);
+    this.playBtn.textContent = "▶ Play";
+    this.playBtn.setAttribute("aria-label", "Play");
+    for (const p of this.players) p.video.pause();
+  }
+
+  /** @param {number} r */
+  setRate(r) {
+    this.rate = r;
+    for (const p of this.players) p.video.playbackRate = r;
+  }
+
+  /** @param {number} dir */
+  step(dir) {
+    this.pauseAll();
+    const fps = this.players[0]?.fps || 30;
+    this.seekAll(this.cursor + (dir * 1e6) / fps, true);
+    this.timeline.setCursor(this.cursor);
+  }
+
+  jump() {
+    const t = Date.parse(this.when.value);
+    if (!Number.isFinite(t)) return;
+    this.timeline.setCursor(t * 1000);
+    this.seekAll(t * 1000, true);
+  }
+
+  /** Keeps every camera on the first one's clock: rate nudges for small drift, a seek for large. */
+  sync() {
+    if (!this.playing || this.players.length < 2) return;
+    const lead = this.players[0].now();
+    if (lead == null) return;
+    for (const p of this.players.slice(1)) {
+      const t = p.now();
+      if (t == null || !p.inWindow(lead)) { p.seek(lead).then(() => { if (this.playing) p.video.play().catch(() => {}); }); continue; }
+      const diff = (lead - t) / 1e6;
+      if (Math.abs(diff) > HARD_SYNC_SECS) p.video.currentTime += diff;
+      else p.video.playbackRate = this.rate * (1 + Math.max(-0.1, Math.min(0.1, diff * 2)));
+    }
+  }
+
+  stop() {
+    this.pauseAll();
+    clearInterval(this.syncTimer);
+    this.timeline.stop();
+    for (const p of this.players) p.stop();
+  }
+}

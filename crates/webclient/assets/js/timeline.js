@@ -1,0 +1,204 @@
+// The playback timeline: recorded ranges, gaps with their reasons, a verification failure
+// mark, the selected export range and the cursor; drag to scrub, click to jump, wheel or +/-
+// to zoom from days to seconds, shift-drag to select a range, arrows to step.
+
+import { h } from "./dom.js";
+import { clock, local, span } from "./time.js";
+
+/** @typedef {{start_us: number, end_us: number, reason?: string | null}} Span */
+/** @typedef {{camera: string, ranges: Span[], gaps: Span[]}} Track */
+
+const MIN_SPAN_US = 30e6;
+const MAX_SPAN_US = 7 * 86400e6;
+const ROW_H = 22;
+const AXIS_H = 22;
+
+export class Timeline {
+  /**
+   * @param {{onSeek: (us: number, final: boolean) => void, onSelect: (from: number, to: number) => void, onView: (from: number, to: number) => void}} cb
+   */
+  constructor(cb) {
+    this.cb = cb;
+    /** @type {Track[]} */
+    this.tracks = [];
+    this.cursor = Date.now() * 1000;
+    this.viewEnd = this.cursor + 60e6;
+    this.viewSpan = 3600e6;
+    /** @type {{from: number, to: number} | null} */
+    this.selection = null;
+    /** @type {{at: number, text: string} | null} */
+    this.failure = null;
+    this.canvas = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "timeline-canvas", tabindex: "0", role: "slider", "aria-label": "Timeline: arrows step, shift+arrows step a minute, +/- zoom", "aria-valuetext": "" }));
+    this.tip = h("div", { class: "timeline-tip", hidden: true });
+    this.el = h("div", { class: "timeline" }, this.canvas, this.tip);
+    this.ctx = /** @type {CanvasRenderingContext2D} */ (this.canvas.getContext("2d"));
+    /** @type {{x0: number, us0: number, moved: boolean, select: boolean} | null} */
+    this.drag = null;
+    this.canvas.addEventListener("pointerdown", (e) => this.down(e));
+    this.canvas.addEventListener("pointermove", (e) => this.move(e));
+    this.canvas.addEventListener("pointerup", (e) => this.up(e));
+    this.canvas.addEventListener("pointerleave", () => { this.tip.hidden = true; });
+    this.canvas.addEventListener("wheel", (e) => { e.preventDefault(); this.zoom(e.deltaY < 0 ? 0.5 : 2, this.usAt(e.offsetX)); }, { passive: false });
+    this.canvas.addEventListener("keydown", (e) => this.key(e));
+    this.resize = new ResizeObserver(() => this.draw());
+    this.resize.observe(this.canvas);
+  }
+
+  get viewStart() { return this.viewEnd - this.viewSpan; }
+
+  /** @param {number} x */
+  usAt(x) { return this.viewStart + (x / Math.max(1, this.canvas.clientWidth)) * this.viewSpan; }
+
+  /** @param {number} us */
+  xAt(us) { return ((us - this.viewStart) / this.viewSpan) * this.canvas.clientWidth; }
+
+  /** @param {Track[]} tracks */
+  setTracks(tracks) { this.tracks = tracks; this.draw(); }
+
+  /** @param {number} us @param {boolean} [follow] keep the cursor in view */
+  setCursor(us, follow = true) {
+    this.cursor = us;
+    if (follow && (us < this.viewStart || us > this.viewEnd)) {
+      this.viewEnd = us + this.viewSpan / 2;
+      this.cb.onView(this.viewStart, this.viewEnd);
+    }
+    this.canvas.setAttribute("aria-valuetext", local(us));
+    this.draw();
+  }
+
+  /** @param {number} factor @param {number} [around] */
+  zoom(factor, around = this.cursor) {
+    const next = Math.min(MAX_SPAN_US, Math.max(MIN_SPAN_US, this.viewSpan * factor));
+    const frac = (around - this.viewStart) / this.viewSpan;
+    this.viewEnd = around + (1 - frac) * next;
+    this.viewSpan = next;
+    this.cb.onView(this.viewStart, this.viewEnd);
+    this.draw();
+  }
+
+  /** @param {PointerEvent} e */
+  down(e) {
+    this.canvas.setPointerCapture(e.pointerId);
+    this.drag = { x0: e.offsetX, us0: this.usAt(e.offsetX), moved: false, select: e.shiftKey };
+  }
+
+  /** @param {PointerEvent} e */
+  move(e) {
+    const us = this.usAt(e.offsetX);
+    this.hover(e.offsetX, e.offsetY, us);
+    const d = this.drag;
+    if (!d) return;
+    if (Math.abs(e.offsetX - d.x0) > 3) d.moved = true;
+    if (!d.moved) return;
+    if (d.select) {
+      this.selection = { from: Math.min(d.us0, us), to: Math.max(d.us0, us) };
+      this.draw();
+    } else {
+      this.setCursor(us, false);
+      this.cb.onSeek(us, false);
+    }
+  }
+
+  /** @param {PointerEvent} e */
+  up(e) {
+    const d = this.drag;
+    this.drag = null;
+    if (!d) return;
+    const us = this.usAt(e.offsetX);
+    if (d.select && this.selection) {
+      this.cb.onSelect(this.selection.from, this.selection.to);
+      return;
+    }
+    this.setCursor(us, false);
+    this.cb.onSeek(us, true);
+  }
+
+  /** @param {KeyboardEvent} e */
+  key(e) {
+    const step = e.shiftKey ? 60e6 : 1e6;
+    if (e.key === "ArrowLeft") { this.setCursor(this.cursor - step); this.cb.onSeek(this.cursor, true); }
+    else if (e.key === "ArrowRight") { this.setCursor(this.cursor + step); this.cb.onSeek(this.cursor, true); }
+    else if (e.key === "+" || e.key === "=") this.zoom(0.5);
+    else if (e.key === "-") this.zoom(2);
+    else return;
+    e.preventDefault();
+  }
+
+  /** @param {number} x @param {number} y @param {number} us */
+  hover(x, y, us) {
+    const row = Math.floor((y - AXIS_H) / ROW_H);
+    const track = this.tracks[row];
+    let text = local(us);
+    if (track) {
+      const gap = track.gaps.find((g) => g.start_us <= us && us < g.end_us);
+      const rec = track.ranges.find((r) => r.start_us <= us && us < r.end_us);
+      text += ` · ${track.camera}: ${gap ? `gap (${gap.reason || "not recorded"}), ${span((gap.end_us - gap.start_us) / 1e6)}` : rec ? "recorded" : "nothing recorded"}`;
+    }
+    this.tip.textContent = text;
+    this.tip.hidden = false;
+    this.tip.style.left = `${Math.min(x, this.canvas.clientWidth - 260)}px`;
+  }
+
+  draw() {
+    const c = this.canvas;
+    const w = c.clientWidth;
+    const hgt = AXIS_H + Math.max(1, this.tracks.length) * ROW_H + 4;
+    const dpr = window.devicePixelRatio || 1;
+    if (c.height !== Math.round(hgt * dpr) || c.width !== Math.round(w * dpr)) {
+      c.width = Math.round(w * dpr);
+      c.height = Math.round(hgt * dpr);
+      c.style.height = `${hgt}px`;
+    }
+    const g = this.ctx;
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.clearRect(0, 0, w, hgt);
+    g.fillStyle = "#0f1722";
+    g.fillRect(0, 0, w, hgt);
+    // Axis: ticks at a round interval for the zoom level.
+    const steps = [1e6, 5e6, 10e6, 30e6, 60e6, 300e6, 600e6, 1800e6, 3600e6, 3 * 3600e6, 6 * 3600e6, 86400e6];
+    const step = steps.find((s) => (s / this.viewSpan) * w >= 80) || 86400e6;
+    const tz = new Date().getTimezoneOffset() * 60e6;
+    g.font = "11px system-ui, sans-serif";
+    g.fillStyle = "#8aa0b8";
+    g.strokeStyle = "#223247";
+    for (let t = Math.ceil((this.viewStart - tz) / step) * step + tz; t <= this.viewEnd; t += step) {
+      const x = Math.round(this.xAt(t)) + 0.5;
+      g.beginPath(); g.moveTo(x, AXIS_H - 6); g.lineTo(x, hgt); g.stroke();
+      const label = step >= 86400e6 ? new Date(t / 1000).toLocaleDateString() : step >= 60e6 ? clock(t).slice(0, 5) : clock(t).slice(0, 8);
+      g.fillText(label, x + 3, 12);
+    }
+    this.tracks.forEach((tr, i) => {
+      const y = AXIS_H + i * ROW_H;
+      g.fillStyle = "#18222f";
+      g.fillRect(0, y + 2, w, ROW_H - 4);
+      g.fillStyle = "#2f9e6b";
+      for (const r of tr.ranges) this.bar(r.start_us, r.end_us, y + 4, ROW_H - 8);
+      g.fillStyle = "#b54848";
+      for (const gp of tr.gaps) this.bar(gp.start_us, gp.end_us, y + 8, ROW_H - 16);
+      g.fillStyle = "#cfe0f2";
+      g.fillText(tr.camera, 4, y + ROW_H - 7);
+    });
+    if (this.selection) {
+      g.fillStyle = "rgba(127, 200, 255, 0.22)";
+      this.bar(this.selection.from, this.selection.to, AXIS_H, hgt - AXIS_H);
+    }
+    if (this.failure) {
+      const x = this.xAt(this.failure.at);
+      g.fillStyle = "#ff5d5d";
+      g.beginPath(); g.moveTo(x - 6, AXIS_H - 8); g.lineTo(x + 6, AXIS_H - 8); g.lineTo(x, AXIS_H); g.fill();
+      g.fillRect(x - 1, AXIS_H, 2, hgt - AXIS_H);
+    }
+    const cx = this.xAt(this.cursor);
+    g.fillStyle = "#ffd166";
+    g.fillRect(cx - 1, 0, 2, hgt);
+  }
+
+  /** @param {number} a @param {number} b @param {number} y @param {number} hh */
+  bar(a, b, y, hh) {
+    const x0 = Math.max(0, this.xAt(a));
+    const x1 = Math.min(this.canvas.clientWidth, this.xAt(b));
+    if (x1 > x0) this.ctx.fillRect(x0, y, Math.max(1, x1 - x0), hh);
+  }
+
+  stop() { this.resize.disconnect(); }
+}

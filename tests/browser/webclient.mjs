@@ -1,0 +1,513 @@
+#!/usr/bin/env node
+// Drives Vigil's web client in a real Chromium (Debian's package, through playwright-core) the
+// way people use it, and reports one JSON line on stdout: {"ok": bool, "scenarios": [...]}.
+//
+//   node webclient.mjs CONFIG.json
+//
+// CONFIG (written by crates/vigil/tests/web_client.rs; it holds passwords, so it is a file,
+// never arguments): {"url", "users": {"admin"|"viewer"|"auditor"|"totp": {"name", "password",
+// "cameras"?}}, "cameras": [names], "viewer_cameras": [names], "idle_secs", "screenshots",
+// "scenarios": [names]}.
+//
+// Every page runs under the server's Content-Security-Policy; any violation the browser
+// reports, any uncaught page error and any JavaScript dialog fails the run.
+
+import { readFile, writeFile, mkdir, open as openFile } from "node:fs/promises";
+import { createHmac } from "node:crypto";
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const CHROMIUM_FLAGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--autoplay-policy=no-user-gesture-required",
+];
+
+const cfg = JSON.parse(await readFile(process.argv[2], "utf8"));
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_FLAGS });
+/** Problems seen in any page: CSP violations, page errors, dialogs. */
+const problems = [];
+const results = [];
+
+class Fail extends Error {}
+function check(cond, what) {
+  if (!cond) throw new Fail(what);
+}
+
+async function context(viewport = { width: 1280, height: 800 }) {
+  const ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport });
+  await ctx.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) => {
+      console.error(`CSP-VIOLATION ${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
+    });
+  });
+  ctx.on("page", (page) => watch(page));
+  return ctx;
+}
+
+function watch(page) {
+  page.on("console", (m) => {
+    if (m.text().startsWith("CSP-VIOLATION")) problems.push(m.text());
+  });
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("dialog", (d) => {
+    problems.push(`a JavaScript dialog opened: ${d.type()} ${d.message()}`);
+    d.dismiss().catch(() => {});
+  });
+}
+
+async function shot(page, name) {
+  if (!cfg.screenshots) return;
+  await mkdir(cfg.screenshots, { recursive: true });
+  await page.screenshot({ path: join(cfg.screenshots, `${name}.png`) });
+}
+
+async function signIn(page, user, { totp } = {}) {
+  await page.goto(cfg.url);
+  await page.waitForSelector("form.login");
+  await page.fill("input[name=username]", user.name);
+  await page.fill("input[name=password]", user.password);
+  await page.click("form.login button[type=submit]");
+  if (totp) {
+    await page.waitForSelector("input[name=totp]:visible");
+    await page.fill("input[name=totp]", totp());
+    await page.click("form.login button[type=submit]");
+  }
+  await page.waitForSelector("header.top", { timeout: 10000 });
+}
+
+/** RFC 6238 TOTP (SHA-1, 6 digits, 30 s) for a base32 secret. */
+function totpCode(secretB32, at = Date.now()) {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  let bits = "";
+  for (const ch of secretB32.replace(/=+$/, "").toUpperCase()) bits += alphabet.indexOf(ch).toString(2).padStart(5, "0");
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(at / 30000)));
+  const mac = createHmac("sha1", key).update(counter).digest();
+  const off = mac[mac.length - 1] & 15;
+  const n = (mac.readUInt32BE(off) & 0x7fffffff) % 1e6;
+  return String(n).padStart(6, "0");
+}
+
+/** RFC 3339 of unix microseconds, for API query strings. */
+function iso(us) {
+  return new Date(Math.floor(us / 1000)).toISOString();
+}
+
+/** Unix microseconds of an RFC 3339 UTC time with up to 6 fraction digits. */
+function parseUs(text) {
+  const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?Z$/.exec(text || "");
+  if (!m) return NaN;
+  return Date.parse(`${m[1]}Z`) * 1000 + Number((m[2] || "").padEnd(6, "0"));
+}
+
+/** Waits until every camera has recorded past `us` (the playback scenarios need video there). */
+async function waitRecorded(ctx, cameras, us) {
+  for (const cam of cameras) {
+    for (let i = 0; ; i++) {
+      const r = await ctx.request.get(`${cfg.url}api/v1/cameras/${cam}/recordings?from=${iso(us - 120e6)}&to=${iso(us + 60e6)}`);
+      const ranges = r.ok() ? (await r.json()).ranges : [];
+      if (ranges.some((x) => x.end_us > us + 1e6)) break;
+      check(i < 120, `${cam} has not recorded up to ${iso(us)} after a minute`);
+      await new Promise((res) => setTimeout(res, 500));
+    }
+  }
+}
+
+/** Ticks exactly these cameras on the playback page and waits for their video. */
+async function choose(page, cameras) {
+  await page.waitForSelector(".camera-choices input");
+  for (const box of await page.locator(".camera-choices input").all()) {
+    const want = cameras.includes(await box.getAttribute("value"));
+    if ((await box.isChecked()) !== want) await box.click();
+  }
+  await page.waitForFunction((n) => document.querySelectorAll(".playback-grid .tile").length === n, cameras.length);
+}
+
+/** Jumps the playback page to a whole second (local time in the browser's time zone). */
+async function jump(page, us) {
+  const d = new Date(us / 1000);
+  const p = (n) => String(n).padStart(2, "0");
+  const local = `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  await page.fill("input[type=datetime-local]", local);
+  await page.click("form.jump button[type=submit]");
+  await page.waitForFunction((want) => {
+    const tiles = [...document.querySelectorAll(".playback-grid .tile")];
+    return tiles.length > 0 && tiles.every((t) => {
+      const v = t.querySelector("video");
+      const start = Number(t.dataset.mediaStartUs);
+      return v && !v.seeking && v.readyState >= 2 && Math.abs(start + v.currentTime * 1e6 - want) < 150000;
+    });
+  }, us, { timeout: 20000 });
+}
+
+const scenarios = {
+  async login() {
+    const ctx = await context();
+    const page = await ctx.newPage();
+    await page.goto(cfg.url);
+    await page.waitForSelector("form.login");
+    check((await page.locator(".security .secure").count()) === 1, "the login page shows the padlock with the certificate issuer");
+    await shot(page, "login");
+    await page.fill("input[name=username]", cfg.users.admin.name);
+    await page.fill("input[name=password]", "not-the-password");
+    await page.click("form.login button[type=submit]");
+    await page.waitForSelector("form.login p.error:has-text('Wrong user name or password')");
+    await signIn(page, cfg.users.admin);
+    const nav = await page.locator("nav.nav a").allTextContents();
+    check(JSON.stringify(nav) === JSON.stringify(["Live", "Playback", "Administration", "Audit log"]), `admin navigation: ${nav}`);
+    await page.waitForSelector(".grid .tile");
+    await ctx.close();
+  },
+
+  async totp() {
+    const ctx = await context();
+    const u = cfg.users.totp;
+    const api = ctx.request;
+    let r = await api.post(`${cfg.url}api/v1/session`, { data: { username: u.name, password: u.password } });
+    check(r.ok(), `TOTP user logs in by API: ${r.status()}`);
+    const csrf = (await r.json()).csrf_token;
+    r = await api.post(`${cfg.url}api/v1/account/totp`, { data: { current_password: u.password }, headers: { "X-CSRF-Token": csrf } });
+    check(r.ok(), `TOTP enrolment starts: ${r.status()} ${await r.text()}`);
+    const enrol = await r.json();
+    const secret = enrol.secret_base32;
+    check(typeof enrol.qr_svg === "string" && enrol.qr_svg.includes("<svg"), "the server renders the QR code as SVG");
+    r = await api.post(`${cfg.url}api/v1/account/totp/confirm`, { data: { code: totpCode(secret) }, headers: { "X-CSRF-Token": csrf } });
+    check(r.ok(), `TOTP enrolment confirmed: ${r.status()} ${await r.text()}`);
+    await api.delete(`${cfg.url}api/v1/session`, { headers: { "X-CSRF-Token": csrf } });
+    const page = await ctx.newPage();
+    await page.goto(cfg.url);
+    await page.waitForSelector("form.login");
+    await page.fill("input[name=username]", u.name);
+    await page.fill("input[name=password]", u.password);
+    await page.click("form.login button[type=submit]");
+    await page.waitForSelector("input[name=totp]:visible");
+    await page.waitForSelector("form.login p:has-text('authenticator')");
+    await shot(page, "login-totp");
+    await page.fill("input[name=totp]", "000000" === totpCode(secret) ? "111111" : "000000");
+    await page.click("form.login button[type=submit]");
+    await page.waitForSelector("form.login p.error:has-text('Wrong user name, password or code')");
+    await page.fill("input[name=password]", u.password);
+    // The enrolment used this step's code, and a code is accepted once: sign in with the next
+    // step's (the server allows one step of clock skew).
+    await page.fill("input[name=totp]", totpCode(secret, Date.now() + 30000));
+    await page.click("form.login button[type=submit]");
+    await page.waitForSelector("header.top");
+    await ctx.close();
+  },
+
+  async roles() {
+    const ctx = await context();
+    const page = await ctx.newPage();
+    await signIn(page, cfg.users.viewer);
+    const nav = await page.locator("nav.nav a").allTextContents();
+    check(JSON.stringify(nav) === JSON.stringify(["Live", "Playback"]), `viewer navigation: ${nav}`);
+    await page.waitForSelector(".grid .tile");
+    const options = await page.locator(".tile select").first().locator("option").allTextContents();
+    const cams = options.filter((o) => !o.startsWith("—")).sort();
+    check(JSON.stringify(cams) === JSON.stringify([...cfg.viewer_cameras].sort()), `viewer sees cameras ${cams}, granted ${cfg.viewer_cameras}`);
+    await page.goto(`${cfg.url}#/admin/users`);
+    await page.waitForTimeout(300);
+    check((await page.locator(".admin").count()) === 0, "a viewer opening #/admin gets no administration page");
+    const ctx2 = await context();
+    const p2 = await ctx2.newPage();
+    await signIn(p2, cfg.users.auditor);
+    const nav2 = await p2.locator("nav.nav a").allTextContents();
+    check(JSON.stringify(nav2) === JSON.stringify(["Audit log"]), `auditor navigation: ${nav2}`);
+    await p2.waitForSelector("table.data tbody tr");
+    await ctx.close();
+    await ctx2.close();
+  },
+
+  async hostile() {
+    const ctx = await context();
+    const page = await ctx.newPage();
+    const names = ["<img src=x onerror=alert(1)>", "\"><script>alert(2)</script>"];
+    for (const n of names) {
+      await page.goto(cfg.url);
+      await page.waitForSelector("form.login");
+      await page.fill("input[name=username]", n);
+      await page.fill("input[name=password]", "whatever-it-is");
+      await page.click("form.login button[type=submit]");
+      await page.waitForSelector("form.login p.error:has-text('Wrong')");
+    }
+    await signIn(page, cfg.users.admin);
+    await page.goto(`${cfg.url}#/admin/ids`);
+    await page.waitForSelector("table[aria-label='Sign-in attempts'] tbody tr");
+    for (const n of names) {
+      const cells = await page.locator("table[aria-label='Sign-in attempts'] td", { hasText: n }).count();
+      check(cells >= 1, `the hostile user name ${n} is shown as text in the sign-in attempts`);
+    }
+    check((await page.locator("img[src=x], table script").count()) === 0, "no element was created from a hostile name");
+    await shot(page, "admin-ids");
+    await page.goto(`${cfg.url}#/audit`);
+    await page.waitForSelector("table[aria-label='Audit entries'] tbody tr");
+    await page.click("button:has-text('Verify chain')");
+    await page.waitForSelector("p.chain:not(:empty)");
+    check((await page.locator("img[src=x]").count()) === 0, "no image element from the audit details");
+    await shot(page, "audit");
+    await ctx.close();
+  },
+
+  async admin() {
+    const ctx = await context();
+    const page = await ctx.newPage();
+    await signIn(page, cfg.users.admin);
+    for (const section of ["cameras", "users", "tokens", "certificates", "settings"]) {
+      await page.goto(`${cfg.url}#/admin/${section}`);
+      await page.waitForSelector(".admin-body h1");
+      await page.waitForTimeout(200);
+      check((await page.locator(".admin-body p.error").count()) === 0, `administration page ${section} loads without error: ${await page.locator(".admin-body p.error").allTextContents()}`);
+      await shot(page, `admin-${section}`);
+    }
+    // Certificates: days to expiry for each, and the CA download is offered.
+    await page.goto(`${cfg.url}#/admin/certificates`);
+    await page.waitForSelector("table[aria-label=Certificates] tbody tr");
+    check((await page.locator("table[aria-label=Certificates] tbody tr").count()) >= 2, "CA and server certificate listed");
+    await ctx.close();
+  },
+
+  async phone() {
+    const ctx = await context({ width: 390, height: 844 });
+    const page = await ctx.newPage();
+    await page.goto(cfg.url);
+    await page.waitForSelector("form.login");
+    await shot(page, "phone-login");
+    await signIn(page, cfg.users.admin);
+    await page.waitForSelector(".grid .tile");
+    const cols = await page.locator(".grid").evaluate((g) => getComputedStyle(g).gridTemplateColumns.split(" ").length);
+    check(cols === 1, `one camera per row on a phone (got ${cols} columns)`);
+    await page.waitForTimeout(1500);
+    await shot(page, "phone-live");
+    await ctx.close();
+  },
+
+  // A 2×2 grid of four cameras: every tile decodes frames within 2 s of opening and keeps
+  // advancing; a camera that stops and comes back shows "Reconnecting…", then plays again
+  // without a reload.
+  async live() {
+    const ctx = await context();
+    const page = await ctx.newPage();
+    await signIn(page, cfg.users.admin);
+    await page.selectOption("select[aria-label=Layout]", "2x2");
+    const opened = Date.now();
+    const frames = () => page.evaluate(() => [...document.querySelectorAll(".grid .tile")].map((t) => ({
+      camera: t.dataset.camera || "",
+      state: t.dataset.state || "",
+      frames: t.querySelector("video").getVideoPlaybackQuality().totalVideoFrames,
+    })));
+    const first = {};
+    while (Date.now() - opened < 5000) {
+      for (const t of await frames()) if (t.frames > 0 && !(t.camera in first)) first[t.camera] = Date.now() - opened;
+      if (Object.keys(first).length === 4) break;
+      await page.waitForTimeout(50);
+    }
+    const before = await frames();
+    check(before.length === 4 && new Set(before.map((t) => t.camera)).size === 4, `four cameras in the grid: ${JSON.stringify(before)}`);
+    for (const t of before) check(first[t.camera] !== undefined && first[t.camera] <= 2000, `${t.camera} showed its first frame after ${first[t.camera]} ms`);
+    await page.waitForTimeout(1000);
+    const after = await frames();
+    for (const [i, t] of after.entries()) check(t.frames > before[i].frames, `${t.camera} keeps decoding (${before[i].frames} → ${t.frames} frames)`);
+    const lag = await page.evaluate(() => [...document.querySelectorAll(".grid video")].map((v) => v.buffered.length ? v.buffered.end(v.buffered.length - 1) - v.currentTime : null));
+    await shot(page, "live");
+    // The camera goes away (its process is stopped), then comes back.
+    const tile = page.locator(`.grid .tile[data-camera="${cfg.live.restart_camera}"]`);
+    process.kill(cfg.live.restart_pid, "SIGSTOP");
+    let resumed = false;
+    try {
+      await page.waitForFunction((c) => document.querySelector(`.grid .tile[data-camera="${c}"]`)?.dataset.state === "reconnecting", cfg.live.restart_camera, { timeout: 30000 });
+      check((await tile.locator(".tile-state").textContent()).startsWith("Reconnecting"), "the tile says it is reconnecting");
+      await shot(page, "live-reconnecting");
+      process.kill(cfg.live.restart_pid, "SIGCONT");
+      resumed = true;
+      const stalled = await tile.evaluate((t) => t.querySelector("video").getVideoPlaybackQuality().totalVideoFrames);
+      await page.waitForFunction(([c, n]) => {
+        const t = document.querySelector(`.grid .tile[data-camera="${c}"]`);
+        return t?.dataset.state === "live" && t.querySelector("video").getVideoPlaybackQuality().totalVideoFrames > n + 10;
+      }, [cfg.live.restart_camera, stalled], { timeout: 60000 });
+    } finally {
+      if (!resumed) process.kill(cfg.live.restart_pid, "SIGCONT");
+    }
+    await ctx.close();
+    return { first_frame_ms: first, live_edge_lag_s: lag };
+  },
+
+  // Scrub to an instant: the frame shown is the recorded frame of that instant, as ffmpeg
+  // decodes it from an export of the same camera.
+  async scrub() {
+    const ctx = await context();
+    const page = await ctx.newPage();
+    await signIn(page, cfg.users.admin);
+    await waitRecorded(ctx, [cfg.playback.camera], cfg.playback.scrub_at_us + 3e6);
+    await page.goto(`${cfg.url}#/playback`);
+    await choose(page, [cfg.playback.camera]);
+    const at = cfg.playback.scrub_at_us;
+    await jump(page, at);
+    const shown = await page.evaluate(() => {
+      const v = /** @type {HTMLVideoElement} */ (document.querySelector(".playback-grid video"));
+      const c = document.createElement("canvas");
+      c.width = 64; c.height = 36;
+      const g = c.getContext("2d");
+      g.drawImage(v, 0, 0, 64, 36);
+      const d = g.getImageData(0, 0, 64, 36).data;
+      const gray = [];
+      for (let i = 0; i < d.length; i += 4) gray.push(Math.round(0.299 * d[i] + 0.587 * d[i + 1] + 0.114 * d[i + 2]));
+      return { gray, currentTime: v.currentTime, start: Number(v.closest(".tile").dataset.mediaStartUs) };
+    });
+    check(Number.isFinite(shown.start), "the playback tile knows its window's wall-clock start");
+    const shownAt = shown.start + shown.currentTime * 1e6;
+    check(Math.abs(shownAt - at) < 1e6 / cfg.playback.fps, `the video is at ${shownAt}, asked for ${at}`);
+    await shot(page, "playback");
+    // The same instant from an export, decoded by ffmpeg: every frame of a few seconds around it.
+    const from = at - 3e6;
+    const r = await ctx.request.get(`${cfg.url}api/v1/cameras/${cfg.playback.camera}/export?from=${iso(from)}&to=${iso(at + 3e6)}&format=mp4`);
+    check(r.ok(), `export for the comparison: ${r.status()}`);
+    const clip = join(cfg.work, "scrub.mp4");
+    await writeFile(clip, await r.body());
+    // Where the clip starts on the wall clock: the export says so in a header (and the file in
+    // its metadata).
+    const clipStart = parseUs(r.headers()["vigil-media-start"]);
+    check(Number.isFinite(clipStart), `the export names its start: ${r.headers()["vigil-media-start"]}`);
+    const pts = JSON.parse(execFileSync("ffprobe", ["-v", "error", "-select_streams", "v", "-show_entries", "frame=pts_time", "-of", "json", clip], { maxBuffer: 16 << 20 }).toString())
+      .frames.map((f) => Number(f.pts_time));
+    check(pts.length > 0 && pts.every(Number.isFinite), `ffprobe lists the exported frames' times: ${pts.slice(0, 5)}`);
+    const raw = execFileSync("ffmpeg", ["-v", "error", "-i", clip, "-vf", "scale=64:36:flags=area,format=gray", "-fps_mode", "passthrough", "-f", "rawvideo", "-"], { maxBuffer: 64 << 20 });
+    const n = 64 * 36;
+    const diffs = pts.map((_, i) => {
+      let sum = 0;
+      for (let k = 0; k < n; k++) sum += Math.abs(raw[i * n + k] - shown.gray[k]);
+      return sum / n;
+    });
+    const best = diffs.indexOf(Math.min(...diffs));
+    const frameAt = clipStart + pts[best] * 1e6;
+    const sorted = [...diffs].sort((a, b) => a - b);
+    check(sorted[0] < 8, `the shown frame matches a decoded frame (mean difference ${sorted[0].toFixed(2)})`);
+    check(sorted[1] > sorted[0] * 1.5 + 1, `the match is unambiguous (best ${sorted[0].toFixed(2)}, next ${sorted[1].toFixed(2)})`);
+    check(frameAt <= at + 1000 && at - frameAt < 1e6 / cfg.playback.fps + 1000,
+      `the shown frame is the one recorded at ${frameAt}, the instant asked for is ${at}`);
+    return { mean_difference: sorted[0], next_difference: sorted[1], frame_offset_us: at - frameAt };
+  },
+
+  // Two cameras on one timeline stay within one frame interval of each other for 30 s.
+  async sync() {
+    const ctx = await context();
+    const page = await ctx.newPage();
+    await signIn(page, cfg.users.admin);
+    await waitRecorded(ctx, cfg.playback.sync_cameras, cfg.playback.sync_from_us + 31e6);
+    await page.goto(`${cfg.url}#/playback`);
+    await choose(page, cfg.playback.sync_cameras);
+    await jump(page, cfg.playback.sync_from_us);
+    await page.click("button[aria-label=Play]");
+    const samples = [];
+    for (let i = 0; i < 30; i++) {
+      await page.waitForTimeout(1000);
+      samples.push(await page.evaluate(() => [...document.querySelectorAll(".playback-grid .tile")].map((t) => {
+        const v = /** @type {HTMLVideoElement} */ (t.querySelector("video"));
+        return Number(/** @type {HTMLElement} */ (t).dataset.mediaStartUs) + v.currentTime * 1e6;
+      })));
+    }
+    await shot(page, "playback-sync");
+    const spread = samples.map((s) => Math.max(...s) - Math.min(...s));
+    const worst = Math.max(...spread);
+    check(samples.length === 30 && samples.every((s) => s.length === 2), "two cameras sampled 30 times");
+    check(samples[29][0] - samples[0][0] > 25e6, `playback advanced ${(samples[29][0] - samples[0][0]) / 1e6} s in 30 s`);
+    check(worst <= 1e6 / cfg.playback.fps, `cameras drifted ${worst / 1000} ms apart (one frame is ${1000 / cfg.playback.fps} ms)`);
+    return { worst_spread_ms: worst / 1000 };
+  },
+
+  // Export a range as an evidence bundle from the page (verified afterwards with `vigil verify
+  // DIR --fingerprint`), then flip a byte of recorded video and verify: "modified" at a time.
+  async evidence() {
+    const ctx = await context();
+    const page = await ctx.newPage();
+    await signIn(page, cfg.users.admin);
+    await waitRecorded(ctx, [cfg.playback.camera], cfg.tamper.to_us);
+    await page.goto(`${cfg.url}#/playback`);
+    await choose(page, [cfg.playback.camera]);
+    await jump(page, cfg.playback.export_from_us);
+    await page.click("button:has-text('Mark in')");
+    await jump(page, cfg.playback.export_to_us);
+    await page.click("button:has-text('Mark out')");
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.click("button:has-text('Export evidence bundle')"),
+    ]);
+    const bundle = join(cfg.work, "bundle.tar");
+    await download.saveAs(bundle);
+    await page.waitForSelector(".evidence-result:has-text('signed evidence bundle')");
+    await shot(page, "evidence-export");
+    const f = await openFile(cfg.tamper.file, "r+");
+    const b = Buffer.alloc(1);
+    await f.read(b, 0, 1, cfg.tamper.offset);
+    b[0] ^= 0xff;
+    await f.write(b, 0, 1, cfg.tamper.offset);
+    await f.close();
+    await jump(page, cfg.tamper.from_us);
+    await page.click("button:has-text('Mark in')");
+    await jump(page, cfg.tamper.to_us);
+    await page.click("button:has-text('Mark out')");
+    await page.click("button:has-text('Verify signatures')");
+    const result = page.locator(".evidence-result .tampered");
+    await result.waitFor({ timeout: 30000 });
+    const text = await result.textContent();
+    check(text.includes("modified") && / at \d/.test(text), `verify names the failure and its time: ${text}`);
+    await shot(page, "evidence-verify");
+    return { bundle, verify_text: text };
+  },
+
+  // Last: it blocks the test's own address (intrusion detection, until the server restarts).
+  async lockout() {
+    const ctx = await context();
+    const page = await ctx.newPage();
+    await page.goto(cfg.url);
+    await page.waitForSelector("form.login");
+    const status = page.locator("form.login p[role=alert]");
+    let blocked = false;
+    for (let i = 0; i < 15 && !blocked; i++) {
+      await page.fill("input[name=username]", cfg.users.admin.name);
+      await page.fill("input[name=password]", `wrong-${i}`);
+      await page.click("form.login button[type=submit]");
+      // The button is disabled while the request runs (set synchronously by the click).
+      await page.waitForSelector("form.login button[type=submit]:not([disabled])");
+      blocked = (await status.textContent()).includes("blocked");
+    }
+    check(blocked, `the sign-in page says the address is blocked after repeated failures: ${await status.textContent()}`);
+    await shot(page, "login-blocked");
+    await ctx.close();
+  },
+
+  async idle() {
+    const ctx = await context();
+    const page = await ctx.newPage();
+    await signIn(page, cfg.users.admin);
+    await page.goto(`${cfg.url}#/audit`);
+    const warnBy = (cfg.idle_secs + 5) * 1000;
+    await page.waitForSelector(".idle-warning:has-text('You will be signed out in')", { timeout: warnBy });
+    await shot(page, "idle-warning");
+    await page.waitForSelector("form.login p:has-text('signed out after a period of inactivity')", { timeout: warnBy });
+    await ctx.close();
+  },
+};
+
+for (const name of cfg.scenarios) {
+  const started = Date.now();
+  const before = problems.length;
+  try {
+    const figures = await scenarios[name]();
+    const mine = problems.slice(before);
+    results.push({ name, ok: mine.length === 0, secs: (Date.now() - started) / 1000, problems: mine, ...(figures || {}) });
+  } catch (e) {
+    results.push({ name, ok: false, secs: (Date.now() - started) / 1000, reason: e instanceof Error ? e.message : String(e), problems: problems.slice(before) });
+  }
+}
+await browser.close();
+const ok = results.every((r) => r.ok);
+console.log(JSON.stringify({ ok, scenarios: results }));
+process.exit(ok ? 0 : 1);
