@@ -297,6 +297,10 @@ const scenarios = {
     const page = await ctx.newPage();
     await signIn(page, cfg.users.admin);
     await page.selectOption("select[aria-label=Layout]", "2x2");
+    await page.waitForSelector(".grid .tile select option", { state: "attached" });
+    for (const [i, cam] of cfg.live.grid.entries()) {
+      await page.selectOption(`.grid .tile[data-tile="${i}"] select`, cam);
+    }
     const opened = Date.now();
     const frames = () => page.evaluate(() => [...document.querySelectorAll(".grid .tile")].map((t) => ({
       camera: t.dataset.camera || "",
@@ -337,6 +341,23 @@ const scenarios = {
     }
     await ctx.close();
     return { first_frame_ms: first, live_edge_lag_s: lag };
+  },
+
+  // A camera whose codec this browser cannot decode (H.265 in Debian's Chromium) says so and
+  // what to do: never a black tile without a reason.
+  async h265() {
+    const ctx = await context();
+    const page = await ctx.newPage();
+    await signIn(page, cfg.users.admin);
+    await page.selectOption("select[aria-label=Layout]", "1");
+    await page.waitForSelector(".grid .tile select option", { state: "attached" });
+    await page.selectOption(".grid .tile select", cfg.live.h265_camera);
+    const tile = page.locator(".grid .tile");
+    await page.waitForFunction(() => document.querySelector(".grid .tile")?.dataset.state === "unsupported", null, { timeout: 20000 });
+    const text = await tile.locator(".tile-state").textContent();
+    check(text.includes("H.265") && text.includes("VLC"), `the tile explains the codec and what to do: ${text}`);
+    await shot(page, "live-h265");
+    await ctx.close();
   },
 
   // Scrub to an instant: the frame shown is the recorded frame of that instant, as ffmpeg

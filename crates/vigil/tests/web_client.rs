@@ -66,6 +66,8 @@ fn web_client_in_chromium() {
     );
     // A camera of its own, which the live scenario stops (SIGSTOP) and resumes.
     let restarting = RtspPeer::start(&[("d", clip.path())], Auth::None);
+    let hevc = Clip::h265(10, 15, 15, 640, 360, false);
+    let hevc_peer = RtspPeer::start(&[("e", hevc.path())], Auth::None);
     let v = Vigil::init(10);
     v.set_config(
         "session_idle_timeout = \"15m\"",
@@ -75,6 +77,7 @@ fn web_client_in_chromium() {
     v.add_camera("gate", &peer.url("b"));
     v.add_camera("dock", &peer.url("c"));
     v.add_camera("yard", &restarting.url("d"));
+    v.add_camera("stairs", &hevc_peer.url("e"));
     let users = json!({
         "admin": add_user(&v, "boss", "admin", &[]),
         "viewer": add_user(&v, "watcher", "viewer", &["lobby"]),
@@ -112,8 +115,8 @@ fn web_client_in_chromium() {
     let scenarios: Vec<String> = match std::env::var("VIGIL_WEB_SCENARIOS") {
         Ok(list) => list.split(',').map(str::to_owned).collect(),
         Err(_) => [
-            "login", "live", "roles", "hostile", "admin", "phone", "totp", "idle", "scrub", "sync",
-            "evidence", "lockout",
+            "login", "live", "h265", "roles", "hostile", "admin", "phone", "totp", "idle", "scrub",
+            "sync", "evidence", "lockout",
         ]
         .map(str::to_owned)
         .to_vec(),
@@ -121,8 +124,12 @@ fn web_client_in_chromium() {
     let config = json!({
         "url": api_url(&v),
         "users": users,
-        "cameras": ["lobby", "gate", "dock", "yard"],
-        "live": { "restart_camera": "yard", "restart_pid": restarting.pid().unwrap() },
+        "live": {
+            "grid": ["lobby", "gate", "dock", "yard"],
+            "restart_camera": "yard",
+            "restart_pid": restarting.pid().unwrap(),
+            "h265_camera": "stairs",
+        },
         "viewer_cameras": ["lobby"],
         "idle_secs": 60,
         "screenshots": screenshots,

@@ -146,7 +146,7 @@ export class LivePlayer {
     if (!("MediaSource" in window) || !MediaSource.isTypeSupported(type)) {
       const h265 = /^(hvc1|hev1)/.test(this.codec);
       this.onState("unsupported", h265
-        ? `This browser cannot decode H.265 (${this.codec}). Recording is not affected: export the video and play it in VLC or ffmpeg, or give the camera an H.264 secondary stream for live view.`
+        ? `This browser cannot decode H.265 (${this.codec}). Recording is not affected: export the video and play it in VLC or ffmpeg, or set the camera to H.264 for live view in this browser.`
         : `This browser cannot play ${this.codec || "this codec"}. Recording is not affected: export the video and play it in VLC or ffmpeg.`);
       this.closeSocket();
       this.running = false;
