@@ -48,9 +48,7 @@ pub const SIGNATURE_WAIT: std::time::Duration = std::time::Duration::from_secs(1
 pub enum ExportError {
     #[error("{0}")]
     NoCamera(String),
-    #[error(
-        "nothing was recorded for camera '{camera}' between {from} and {to}; list what exists with `vigil recordings {camera}` or GET /api/v1/cameras/{camera}/recordings"
-    )]
+    #[error("nothing was recorded for camera '{camera}' between {from} and {to}")]
     Empty {
         camera: String,
         from: String,

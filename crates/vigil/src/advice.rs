@@ -52,8 +52,14 @@ fn advice(e: &(dyn Error + 'static)) -> Option<String> {
             _ => None,
         };
     }
-    if let Some(ExportError::NoCamera(_)) = e.downcast_ref() {
-        return Some(LIST_CAMERAS.into());
+    match e.downcast_ref::<ExportError>() {
+        Some(ExportError::NoCamera(_)) => return Some(LIST_CAMERAS.into()),
+        Some(ExportError::Empty { camera, .. }) => {
+            return Some(format!(
+                "; list what exists with `vigil recordings {camera}`"
+            ));
+        }
+        _ => {}
     }
     if let Some(VerifyError::NoCamera(_)) = e.downcast_ref() {
         return Some(LIST_CAMERAS.into());

@@ -138,7 +138,17 @@ impl From<vigil_app::settings::SettingsError> for ApiError {
 
 impl From<vigil_app::export::ExportError> for ApiError {
     fn from(e: vigil_app::export::ExportError) -> Self {
-        ApiError::from_app(e)
+        let advice = match &e {
+            vigil_app::export::ExportError::Empty { camera, .. } => Some(format!(
+                "; list what exists with GET /api/v1/cameras/{camera}/recordings"
+            )),
+            _ => None,
+        };
+        let mut err = ApiError::from_app(e);
+        if let Some(advice) = advice {
+            err.message.push_str(&advice);
+        }
+        err
     }
 }
 

@@ -243,7 +243,7 @@ fn mp4_layout(
     to: i64,
 ) -> ApiResult<Mp4Layout> {
     let camera = find_camera(store, name)?;
-    vigil_app::export::mp4_layout(store, &camera.id, from, to).map_err(ApiError::from_app)
+    vigil_app::export::mp4_layout(store, &camera.id, from, to).map_err(ApiError::from)
 }
 
 // ------------------------------------------------------------------ HTTP ranges
@@ -597,10 +597,10 @@ async fn export(
     let layout = blocking(move || {
         let camera = find_camera(&store, &name)?;
         vigil_app::export::progressive_layout(&store, &camera.id, from, to)
-            .map_err(ApiError::from_app)
+            .map_err(ApiError::from)
     })
     .await??;
-    let (camera, part, gaps) = layout.single().map_err(ApiError::from_app)?;
+    let (camera, part, gaps) = layout.single().map_err(ApiError::from)?;
     let stem = file_stem(&camera.name, part.start_us, part.end_us);
     let detail = json!({
         "camera": camera.name, "from": format_us(from), "to": format_us(to),
@@ -656,7 +656,7 @@ async fn export_bundle(
             to_us: to,
             exporter,
         };
-        vigil_app::export::bundle_tar(&req, TailSigning::SignNow(&sign)).map_err(ApiError::from_app)
+        vigil_app::export::bundle_tar(&req, TailSigning::SignNow(&sign)).map_err(ApiError::from)
     })
     .await??;
     let e = &tar.export;
