@@ -71,13 +71,6 @@ pub enum ExportError {
         .starts.iter().map(|s| format_us(*s)).collect::<Vec<_>>().join(", ")
     )]
     CodecChange { starts: Vec<i64> },
-    /// A gap inside the range longer than one frame of a progressive MP4 can last.
-    #[error(
-        "the range holds a recording gap from {} to {}, longer than one frame of an MP4 can last (about 13 hours at 90 kHz); export the video before and after it separately",
-        format_us(*.start_us),
-        format_us(*.end_us)
-    )]
-    GapTooLong { start_us: i64, end_us: i64 },
     #[error("this server cannot sign evidence bundles: its signing key does not load: {0}")]
     SigningKey(vigil_signing::KeyError),
     #[error("camera '{camera}' has no evidence ledger yet: nothing signed was recorded")]
@@ -100,7 +93,6 @@ impl ExportError {
             ExportError::Exists(_)
             | ExportError::NotEmpty(_)
             | ExportError::CodecChange { .. }
-            | ExportError::GapTooLong { .. }
             | ExportError::NoLedger { .. } => ErrorKind::Conflict,
             ExportError::SigningKey(_) => ErrorKind::Unavailable,
             ExportError::Recorded { .. }
@@ -120,7 +112,6 @@ impl ExportError {
             ExportError::Exists(_) => "output_exists",
             ExportError::NotEmpty(_) => "output_not_empty",
             ExportError::CodecChange { .. } => "codec_change",
-            ExportError::GapTooLong { .. } => "gap_too_long",
             ExportError::SigningKey(_) => "signing_unavailable",
             ExportError::NoLedger { .. } => "no_ledger",
             ExportError::Recorded { .. }

@@ -22,6 +22,16 @@
 //! offsets are written non-negative (`ctts` version 0); when that moves the first presented
 //! frame off 0 (B-frames), an edit list starts the presentation there.
 //!
+//! Sample durations are 32-bit (`stts`): at the recorded 90 kHz one sample lasts at most about
+//! 13.25 h, and players read composition offsets as signed 32-bit. When (and only when) a
+//! stretched gap or the composition offsets do not fit at the recorded media timescale, the
+//! track is written at a coarser one: the recorded timescale divided by its smallest divisor
+//! `k` with which everything fits (45 kHz for a gap of up to 26.5 h, 15 kHz for 3 days; at
+//! 1 kHz one sample can last 49.7 days, at 1 Hz 136 years). Times are rescaled on the
+//! cumulative timeline (`round(t / k)`), so durations are differences of rounded times and
+//! nothing drifts; each sample keeps at least one tick. `mvhd`, `tkhd` and the edit list stay
+//! in the movie timescale. Sample sizes, bytes and chunks do not change.
+//!
 //! The evidence bundle keeps the fragmented form (`video.mp4`: presentation init and the
 //! fragments byte for byte), which a verifier can rebuild and compare with what the ledger
 //! signed; this layout is for watching.
@@ -51,18 +61,13 @@ pub enum ProgressiveError {
     /// Fragment `index` (0-based) starts before the previous fragment's last sample.
     #[error("fragment {index} starts {ticks} ticks before the previous fragment's last sample")]
     Overlap { index: usize, ticks: u64 },
-    /// A hole in the recorded timeline before fragment `index` (0-based) that one sample
-    /// cannot cover: `stts` durations are 32-bit (about 13 h at 90 kHz).
+    /// Even at one tick per second (the coarsest timescale written) a sample or composition
+    /// offset does not fit an MP4 track: a sample would last more than 2³² − 1 s (136 years).
     #[error(
-        "a recording gap of {:.1} s before fragment {index} is longer than one video frame of an MP4 can last ({:.1} s)",
-        *.ticks as f64 / f64::from(*.timescale),
-        f64::from(u32::MAX) / f64::from(*.timescale)
+        "the clip cannot be written as one MP4 track even at one tick per second: its longest sample (a recording gap held by the frame before it) lasts {:.0} s",
+        *.longest_ticks as f64 / f64::from(*.timescale)
     )]
-    GapTooLong {
-        index: usize,
-        ticks: u64,
-        timescale: u32,
-    },
+    Unrepresentable { longest_ticks: u64, timescale: u32 },
     #[error("the clip holds more samples or ticks than an MP4 track can")]
     TooLong,
     #[error("cannot write the sample tables: {0}")]
@@ -102,6 +107,9 @@ pub struct Layout {
     pub chunks: Vec<Chunk>,
     /// Length of the clip in the movie timescale (`mvhd`, `tkhd`).
     pub duration: u64,
+    /// The track's timescale in the file (`mdhd`): the recorded one, or a divisor of it when
+    /// the clip's times do not fit 32 bits at the recorded one.
+    pub media_timescale: u32,
     pub samples: u64,
     /// Bytes of the whole file.
     pub len: u64,
@@ -112,6 +120,8 @@ struct Tables {
     /// `stts`, `ctts` (if any), `stss`, `stsz`, `stsc`, encoded.
     boxes: Vec<u8>,
     chunks: Vec<Chunk>,
+    /// The media timescale of the tables.
+    timescale: u32,
     /// Sum of the sample durations, media timescale.
     duration: u64,
     /// Composition time of the first presented sample after making offsets non-negative.
@@ -131,6 +141,82 @@ fn run_lengths<T: PartialEq + Copy>(values: impl IntoIterator<Item = T>) -> Vec<
     out
 }
 
+/// The clip's times in some media timescale.
+struct Timing {
+    durations: Vec<u32>,
+    /// Composition offsets, non-negative.
+    offsets: Vec<i64>,
+    duration: u64,
+    first_presented: u64,
+}
+
+/// The times of samples lasting `durations` with composition offsets `offsets` (ticks of the
+/// recorded timescale, decode order from 0) in ticks `k` times as long, or `None` if a
+/// duration does not fit `stts` or an offset `ctts` there.
+///
+/// Decode and composition times are rounded from the cumulative recorded ones (half up), so a
+/// rounding error never adds up. With `k` > 1 every sample lasts at least one tick: one that
+/// would round to nothing starts the next a tick later, which then lasts that much less.
+/// With `k` = 1 the recorded times are kept exactly.
+fn rescale(durations: &[u64], offsets: &[i32], k: u64) -> Option<Timing> {
+    let k = i128::from(k);
+    let round = |t: i128| (2 * t + k).div_euclid(2 * k);
+    let mut out = Vec::with_capacity(durations.len());
+    let mut cto = Vec::with_capacity(durations.len());
+    // Recorded decode time of the sample, and its rescaled one.
+    let (mut dts, mut at) = (0i128, 0i128);
+    let mut first_composed = i128::MAX;
+    for (d, o) in durations.iter().zip(offsets) {
+        let composed = round(dts + i128::from(*o));
+        first_composed = first_composed.min(composed);
+        cto.push(i64::try_from(composed - at).ok()?);
+        dts += i128::from(*d);
+        let mut next = round(dts);
+        if k > 1 {
+            next = next.max(at + 1);
+        }
+        out.push(u32::try_from(next - at).ok()?);
+        at = next;
+    }
+    // Offsets are written non-negative: the most negative one becomes 0. Players read them
+    // as signed 32-bit numbers.
+    let shift = -cto.iter().copied().min().unwrap_or(0).min(0);
+    for o in &mut cto {
+        *o += shift;
+        if i32::try_from(*o).is_err() {
+            return None;
+        }
+    }
+    Some(Timing {
+        durations: out,
+        offsets: cto,
+        duration: u64::try_from(at).ok()?,
+        first_presented: u64::try_from(first_composed + i128::from(shift)).ok()?,
+    })
+}
+
+/// The times of the clip in the recorded timescale if they fit, else in the coarsest one
+/// needed: the recorded timescale divided by its smallest divisor `k` with which they fit.
+fn fit(
+    durations: &[u64],
+    offsets: &[i32],
+    timescale: u32,
+) -> Result<(Timing, u32), ProgressiveError> {
+    let longest = durations.iter().copied().max().unwrap_or(0);
+    // One sample at `k` lasts at least `longest / k - 1 - n` ticks (one tick per sample is
+    // the most a sample can be delayed by the samples before it): smaller `k` cannot fit.
+    let below = u128::from(longest) / (u128::from(u32::MAX) + 1 + durations.len() as u128);
+    for k in (1..=timescale).filter(|k| timescale.is_multiple_of(*k) && u128::from(*k) >= below) {
+        if let Some(t) = rescale(durations, offsets, u64::from(k)) {
+            return Ok((t, timescale / k));
+        }
+    }
+    Err(ProgressiveError::Unrepresentable {
+        longest_ticks: longest,
+        timescale,
+    })
+}
+
 fn tables(fragments: &[FragmentSamples], timescale: u32) -> Result<Tables, ProgressiveError> {
     let total: usize = fragments.iter().map(|f| f.samples.len()).sum();
     if total == 0 {
@@ -140,7 +226,8 @@ fn tables(fragments: &[FragmentSamples], timescale: u32) -> Result<Tables, Progr
         return Err(ProgressiveError::TooLong);
     }
     let origin = fragments[0].base_decode_time.unwrap_or(0);
-    let mut durations: Vec<u32> = Vec::with_capacity(total);
+    // Recorded ticks: a duration that covers a gap may exceed 32 bits until rescaled.
+    let mut durations: Vec<u64> = Vec::with_capacity(total);
     let mut offsets: Vec<i32> = Vec::with_capacity(total);
     let mut sizes: Vec<u32> = Vec::with_capacity(total);
     let mut sync: Vec<u32> = Vec::new();
@@ -158,19 +245,14 @@ fn tables(fragments: &[FragmentSamples], timescale: u32) -> Result<Tables, Progr
                 })?;
             if start != end {
                 // The previous fragment's last sample lasts until this one starts.
-                let last_start = end - u64::from(*last);
-                let stretched = start
+                let last_start = end - *last;
+                *last = start
                     .checked_sub(last_start)
                     .filter(|d| *d > 0)
                     .ok_or_else(|| ProgressiveError::Overlap {
                         index,
                         ticks: end - start,
                     })?;
-                *last = u32::try_from(stretched).map_err(|_| ProgressiveError::GapTooLong {
-                    index,
-                    ticks: start - end,
-                    timescale,
-                })?;
                 end = start;
             }
         }
@@ -185,7 +267,7 @@ fn tables(fragments: &[FragmentSamples], timescale: u32) -> Result<Tables, Progr
                 continue;
             }
             for s in samples {
-                durations.push(s.duration);
+                durations.push(u64::from(s.duration));
                 offsets.push(s.composition_offset);
                 sizes.push(s.size);
                 if s.is_sync {
@@ -206,17 +288,11 @@ fn tables(fragments: &[FragmentSamples], timescale: u32) -> Result<Tables, Progr
             return Err(ProgressiveError::Runs { index });
         }
     }
-    // Offsets are written non-negative: the most negative one becomes 0.
-    let shift = -i64::from(offsets.iter().copied().min().unwrap_or(0).min(0));
-    let mut dts = 0u64;
-    let mut first_presented = u64::MAX;
-    for (d, o) in durations.iter().zip(&offsets) {
-        first_presented = first_presented.min(dts.saturating_add((i64::from(*o) + shift) as u64));
-        dts += u64::from(*d);
-    }
+    let (timing, timescale) = fit(&durations, &offsets, timescale)?;
+    drop((durations, offsets));
     let mut out = Vec::new();
     Stts {
-        entries: run_lengths(durations.iter().copied())
+        entries: run_lengths(timing.durations.iter().copied())
             .into_iter()
             .map(|(sample_count, sample_delta)| SttsEntry {
                 sample_count,
@@ -225,9 +301,9 @@ fn tables(fragments: &[FragmentSamples], timescale: u32) -> Result<Tables, Progr
             .collect(),
     }
     .encode(&mut out)?;
-    if offsets.iter().any(|o| i64::from(*o) + shift != 0) {
+    if timing.offsets.iter().any(|o| *o != 0) {
         Ctts {
-            entries: run_lengths(offsets.iter().map(|o| i64::from(*o) + shift))
+            entries: run_lengths(timing.offsets.iter().copied())
                 .into_iter()
                 .map(|(sample_count, sample_offset)| CttsEntry {
                     sample_count,
@@ -256,8 +332,9 @@ fn tables(fragments: &[FragmentSamples], timescale: u32) -> Result<Tables, Progr
     Ok(Tables {
         boxes: out,
         chunks,
-        duration: end,
-        first_presented,
+        timescale,
+        duration: timing.duration,
+        first_presented: timing.first_presented,
         samples: total as u64,
     })
 }
@@ -294,10 +371,24 @@ fn chunk_offsets(
     Ok(out)
 }
 
+/// A version-1 `mdhd` (as [`header_v1`] writes it) with its timescale set to `timescale`.
+fn with_timescale(mut mdhd: Vec<u8>, timescale: u32) -> Result<Vec<u8>, ProgressiveError> {
+    // Size and type (8), version and flags (4), creation and modification times (16).
+    const AT: usize = 8 + 4 + 16;
+    if mdhd.get(4..9) != Some(&b"mdhd\x01"[..]) || mdhd.len() < AT + 4 {
+        return Err(ProgressiveError::InitBox(
+            "cannot set the timescale of the mdhd".into(),
+        ));
+    }
+    mdhd[AT..AT + 4].copy_from_slice(&timescale.to_be_bytes());
+    Ok(mdhd)
+}
+
 /// What the recorded `moov` becomes, given everything that is computed.
 struct Rewrite<'a> {
     mp4_time: u64,
     movie_duration: u64,
+    media_timescale: u32,
     media_duration: u64,
     /// The edit list, if the first presented frame is not at 0.
     edit: Option<Vec<u8>>,
@@ -354,7 +445,10 @@ impl Rewrite<'_> {
         let mut body = Vec::new();
         for k in &kids {
             match &k.kind {
-                b"mdhd" => body.extend(header_v1(k, self.mp4_time, self.media_duration)?),
+                b"mdhd" => body.extend(with_timescale(
+                    header_v1(k, self.mp4_time, self.media_duration)?,
+                    self.media_timescale,
+                )?),
                 b"minf" => {
                     let minf = boxes(k.payload(), "minf")?;
                     let stbl = only(&minf, b"stbl", "minf")?;
@@ -402,8 +496,7 @@ pub fn layout(
 
     let t = tables(fragments, media_timescale)?;
     let movie_duration = u64::try_from(
-        (u128::from(t.duration) * u128::from(movie_timescale))
-            .div_ceil(u128::from(media_timescale)),
+        (u128::from(t.duration) * u128::from(movie_timescale)).div_ceil(u128::from(t.timescale)),
     )
     .map_err(|_| ProgressiveError::TooLong)?;
     let edit = match t.first_presented {
@@ -416,6 +509,7 @@ pub fn layout(
     let rewrite = Rewrite {
         mp4_time: presentation::mp4_time(start_us)?,
         movie_duration,
+        media_timescale: t.timescale,
         media_duration: t.duration,
         edit,
         tables: &t.boxes,
@@ -452,6 +546,7 @@ pub fn layout(
             header,
             chunks: t.chunks,
             duration: movie_duration,
+            media_timescale: t.timescale,
             samples: t.samples,
         });
     }
@@ -492,6 +587,11 @@ mod tests {
     /// A GOP of `n` frames at 30 fps from `pts0`, in decode order; with B-frames as
     /// I0 P3 B1 B2 P6 B4 B5 (presentation indices). Each frame's bytes name it.
     fn gop(pts0: i64, n: usize, bframes: bool, tag: u8) -> (Vec<u8>, Vec<u8>) {
+        gop_ticks(pts0, n, bframes, tag, 3000)
+    }
+
+    /// [`gop`] with frames `ticks` long.
+    fn gop_ticks(pts0: i64, n: usize, bframes: bool, tag: u8, ticks: i64) -> (Vec<u8>, Vec<u8>) {
         let order: Vec<usize> = if bframes {
             let mut o = vec![0];
             let mut i = 1;
@@ -508,12 +608,12 @@ mod tests {
         let frames: Vec<Frame> = order
             .iter()
             .map(|&i| Frame {
-                pts: pts0 + 3000 * i as i64,
+                pts: pts0 + ticks * i as i64,
                 is_key: i == 0,
                 data: vec![tag, i as u8, 0x5a, 0x5a, 0x5a],
             })
             .collect();
-        let g = gop_samples(&frames, Some(pts0 + 3000 * n as i64), 3000);
+        let g = gop_samples(&frames, Some(pts0 + ticks * n as i64), ticks as u32);
         let data: Vec<u8> = frames.iter().flat_map(|f| f.data.clone()).collect();
         let frag = fmp4::fragment(u32::from(tag), g.base_decode_time, &g.samples, &data).unwrap();
         (frag, data)
@@ -668,7 +768,7 @@ mod tests {
     }
 
     #[test]
-    fn a_gap_is_held_by_the_last_frame_before_it_unless_it_is_too_long() {
+    fn a_gap_is_held_by_the_last_frame_before_it() {
         let (f1, _) = gop(0, 3, false, 1);
         // Recording resumes 10 s after the first GOP ended.
         let (f2, _) = gop(9000 + 900_000, 3, false, 2);
@@ -691,14 +791,9 @@ mod tests {
             "the file's time is wall-clock time since its start"
         );
 
-        let mut far = parsed.clone();
-        far[1].base_decode_time = Some(9000 + u64::from(u32::MAX));
-        let e = layout(&init(), &far, START_US).unwrap_err();
-        assert!(
-            matches!(e, ProgressiveError::GapTooLong { index: 1, .. }),
-            "{e}"
-        );
-        assert!(e.to_string().contains("longer than one video frame"), "{e}");
+        assert_eq!(l.media_timescale, 90_000);
+        assert_eq!(moov.trak[0].mdia.mdhd.timescale, 90_000);
+
         // A fragment that starts before the previous one's last sample is refused.
         let mut back = parsed.clone();
         back[1].base_decode_time = Some(6000);
@@ -777,5 +872,298 @@ mod tests {
             Err(ProgressiveError::Init(_))
         ));
         assert!(track_defaults(&cut).is_err());
+    }
+
+    /// Four GOPs of 7 frames of 3003 ticks (29.97 fps) with B-frames, 30 days into the camera's
+    /// timeline, recording stopped for `gap` ticks between the second and third: the
+    /// fragments, their sample bytes, their samples and where the last one ends (recorded
+    /// ticks from the first one's start).
+    fn clip_with_gap(gap: i64) -> (Vec<Vec<u8>>, Vec<u8>, Vec<FragmentSamples>, u64) {
+        let origin = 90_000 * 30 * 86_400;
+        let gop_len = 7 * 3003;
+        let starts = [0, gop_len, 2 * gop_len + gap, 3 * gop_len + gap];
+        let (frags, data): (Vec<_>, Vec<_>) = starts
+            .iter()
+            .enumerate()
+            .map(|(i, s)| gop_ticks(origin + s, 7, true, i as u8 + 1, 3003))
+            .unzip();
+        let parsed: Vec<_> = frags.iter().map(|f| parse(f)).collect();
+        (frags, data.concat(), parsed, (4 * gop_len + gap) as u64)
+    }
+
+    /// Each sample's presentation time (decode order), seconds from the first presented one,
+    /// on the recorded timeline.
+    fn recorded_pts(parsed: &[FragmentSamples]) -> Vec<f64> {
+        let mut pts = Vec::new();
+        for f in parsed {
+            let mut t = f.base_decode_time.unwrap() as i64;
+            for s in &f.samples {
+                pts.push(t + i64::from(s.composition_offset));
+                t += i64::from(s.duration);
+            }
+        }
+        let first = *pts.iter().min().unwrap();
+        pts.iter().map(|p| (p - first) as f64 / 90_000.0).collect()
+    }
+
+    /// Each sample's presentation time (decode order) in seconds, as a player reads the file:
+    /// `stts`, `ctts`, the edit list and the `mdhd` timescale.
+    fn file_pts(moov: &Moov) -> Vec<f64> {
+        let trak = &moov.trak[0];
+        let stbl = &trak.mdia.minf.stbl;
+        let expand = |entries: Vec<(u32, i64)>| -> Vec<i64> {
+            entries
+                .into_iter()
+                .flat_map(|(n, v)| std::iter::repeat_n(v, n as usize))
+                .collect()
+        };
+        let durations = expand(
+            stbl.stts
+                .entries
+                .iter()
+                .map(|e| (e.sample_count, i64::from(e.sample_delta)))
+                .collect(),
+        );
+        let offsets = stbl.ctts.as_ref().map_or(vec![0; durations.len()], |c| {
+            expand(
+                c.entries
+                    .iter()
+                    .map(|e| (e.sample_count, e.sample_offset))
+                    .collect(),
+            )
+        });
+        let start = trak.edts.as_ref().map_or(0, |e| {
+            e.elst.as_ref().unwrap().entries[0].media_time.unwrap() as i64
+        });
+        let timescale = f64::from(trak.mdia.mdhd.timescale);
+        let mut dts = 0;
+        let mut pts = Vec::new();
+        for (d, o) in durations.iter().zip(&offsets) {
+            pts.push((dts + o - start) as f64 / timescale);
+            dts += d;
+        }
+        pts
+    }
+
+    /// Sample indices in presentation order.
+    fn presentation_order(pts: &[f64]) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..pts.len()).collect();
+        order.sort_by(|a, b| pts[*a].total_cmp(&pts[*b]));
+        order
+    }
+
+    fn stts_deltas(moov: &Moov) -> Vec<u32> {
+        moov.trak[0]
+            .mdia
+            .minf
+            .stbl
+            .stts
+            .entries
+            .iter()
+            .flat_map(|e| std::iter::repeat_n(e.sample_delta, e.sample_count as usize))
+            .collect()
+    }
+
+    #[test]
+    fn the_recorded_timescale_is_kept_while_every_gap_fits_32_bits() {
+        let (f1, _) = gop(0, 3, false, 1);
+        let (f2, _) = gop(0, 3, false, 2);
+        let mut parsed = vec![parse(&f1), parse(&f2)];
+        // The last sample of the first GOP starts at 6000 and lasts until the second starts.
+        parsed[1].base_decode_time = Some(6000 + u64::from(u32::MAX));
+        let l = layout(&init(), &parsed, START_US).unwrap();
+        assert_eq!(l.media_timescale, 90_000);
+        let moov = moov_of(&file(&l, &[f1.clone(), f2.clone()]));
+        assert_eq!(moov.trak[0].mdia.mdhd.timescale, 90_000);
+        assert_eq!(stts_deltas(&moov)[2], u32::MAX);
+        // One tick more does not fit: 45 kHz, the recorded timescale over its smallest divisor.
+        parsed[1].base_decode_time = Some(6001 + u64::from(u32::MAX));
+        let l = layout(&init(), &parsed, START_US).unwrap();
+        assert_eq!(l.media_timescale, 45_000);
+        let moov = moov_of(&file(&l, &[f1, f2]));
+        assert_eq!(moov.trak[0].mdia.mdhd.timescale, 45_000);
+        assert_eq!(
+            stts_deltas(&moov),
+            [1500, 1500, 2_147_483_648, 1500, 1500, 1500]
+        );
+        assert_eq!(moov.trak[0].mdia.mdhd.duration, 2_147_483_648 + 5 * 1500);
+        assert_eq!(moov.mvhd.duration, 2 * moov.trak[0].mdia.mdhd.duration);
+    }
+
+    #[test]
+    fn long_gaps_are_written_at_a_coarser_timescale_on_the_wall_clock() {
+        const HOUR: i64 = 3600 * 90_000;
+        // (gap, media timescale written, k): the smallest divisor of 90 000 that fits.
+        for (gap, timescale, k) in [
+            (14 * HOUR, 45_000, 2),
+            (3 * 24 * HOUR, 15_000, 6),
+            (60 * 24 * HOUR, 750, 120),
+        ] {
+            let what = format!("a gap of {} h", gap / HOUR);
+            let (frags, data, parsed, end) = clip_with_gap(gap);
+            let l = layout(&init(), &parsed, START_US).unwrap();
+            assert_eq!(l.media_timescale, timescale, "{what}");
+            assert_eq!(l.samples, 28);
+            let out = file(&l, &frags);
+            let moov = moov_of(&out);
+            let trak = &moov.trak[0];
+            assert_eq!(trak.mdia.mdhd.timescale, timescale, "{what}");
+            assert_eq!(moov.mvhd.timescale, 90_000, "the movie timescale stays");
+
+            // Durations: none is zero, they add up to the clip, within a tick of the recorded
+            // length; the movie's length in its own timescale says the same.
+            let deltas = stts_deltas(&moov);
+            assert!(deltas.iter().all(|d| *d > 0), "{what}: {deltas:?}");
+            let media: u64 = deltas.iter().map(|d| u64::from(*d)).sum();
+            assert_eq!(trak.mdia.mdhd.duration, media, "{what}");
+            assert!(
+                (media as f64 - end as f64 / k as f64).abs() <= 1.0,
+                "{what}: {media} ticks for {end} recorded"
+            );
+            assert_eq!(moov.mvhd.duration, media * k, "{what}");
+            assert_eq!(trak.tkhd.duration, moov.mvhd.duration, "{what}");
+            assert_eq!(l.duration, moov.mvhd.duration, "{what}");
+            let elst = &trak.edts.as_ref().unwrap().elst.as_ref().unwrap().entries;
+            assert_eq!(elst[0].segment_duration, moov.mvhd.duration, "{what}");
+
+            // Every frame is presented at its wall-clock offset, to the millisecond, in the
+            // recorded order (B-frames included), none at the same time as another.
+            let want = recorded_pts(&parsed);
+            let got = file_pts(&moov);
+            assert_eq!(got.len(), want.len());
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (g - w).abs() < 0.001,
+                    "{what}: sample {i} at {g} s, not {w} s"
+                );
+            }
+            assert_eq!(got.iter().copied().fold(f64::MAX, f64::min), 0.0);
+            let order = presentation_order(&want);
+            assert_eq!(presentation_order(&got), order, "{what}");
+            assert_ne!(order, (0..28).collect::<Vec<_>>(), "B-frames reorder");
+            assert!(order.windows(2).all(|w| got[w[0]] < got[w[1]]), "{what}");
+            // After the gap the frames are where recording resumed.
+            assert!((want[14] - (2 * 7 * 3003 + gap) as f64 / 90_000.0).abs() < 0.001);
+
+            // The bytes are the recorded ones, where they were.
+            assert_eq!(sample_bytes(&out, &moov).concat(), data, "{what}");
+            let at_90k = layout(&init(), &clip_with_gap(0).2, START_US).unwrap();
+            assert_eq!(l.chunks, at_90k.chunks);
+            assert_eq!(at_90k.media_timescale, 90_000);
+        }
+    }
+
+    #[test]
+    fn rescaled_samples_last_at_least_one_tick() {
+        // Three samples of a third of a millisecond, then a 10 s one, at 1 Hz: the short
+        // ones get a tick each and the long one what is left up to its rounded end.
+        let t = rescale(&[30, 30, 30, 900_000], &[0, 0, 0, 0], 90_000).unwrap();
+        assert_eq!(t.durations, [1, 1, 1, 7]);
+        assert_eq!(t.duration, 10);
+        // Rounding is on the cumulative times: 3003-tick frames at 15 kHz alternate between
+        // 501 and 500 ticks and never drift.
+        let t = rescale(&[3003; 1000], &[0; 1000], 6).unwrap();
+        assert!(t.durations.iter().all(|d| *d == 500 || *d == 501));
+        assert_eq!(t.duration, 500_500);
+        // Composition offsets are rounded composition times minus rounded decode times.
+        let t = rescale(&[3003, 3003, 3003], &[6006, -3003, -3003], 6).unwrap();
+        // Composition times 1001, 0 and 501; decode times 0, 501 and 1001 (500.5 rounds up).
+        assert_eq!(t.offsets, [1502, 0, 1]);
+        assert_eq!(t.first_presented, 501);
+        // At the recorded timescale nothing changes, not even a zero duration.
+        let t = rescale(&[0, 3000], &[0, 0], 1).unwrap();
+        assert_eq!(t.durations, [0, 3000]);
+        assert!(rescale(&[1 << 32], &[0], 1).is_none());
+        assert!(rescale(&[3000, 3000], &[i32::MAX, i32::MIN], 1).is_none());
+    }
+
+    #[test]
+    fn what_not_even_one_tick_per_second_can_hold_is_refused() {
+        let (f1, _) = gop(0, 3, false, 1);
+        let (f2, _) = gop(0, 3, false, 2);
+        let mut parsed = vec![parse(&f1), parse(&f2)];
+        // The last frame before the gap would last 2^32 s, one more than a sample can at
+        // 1 Hz (136 years); the two frames before it take a tick each of it.
+        parsed[1].base_decode_time = Some(6000 + 90_000 * ((1 << 32) + 2));
+        let e = layout(&init(), &parsed, START_US).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ProgressiveError::Unrepresentable {
+                    longest_ticks,
+                    timescale: 90_000
+                } if longest_ticks == 90_000 * ((1 << 32) + 2)
+            ),
+            "{e}"
+        );
+        assert!(e.to_string().contains("one tick per second"), "{e}");
+        // A second less is written at 1 Hz.
+        parsed[1].base_decode_time = Some(6000 + 90_000 * ((1 << 32) - 1));
+        let l = layout(&init(), &parsed, START_US).unwrap();
+        assert_eq!(l.media_timescale, 1);
+        let moov = moov_of(&file(&l, &[f1, f2]));
+        assert_eq!(stts_deltas(&moov), [1, 1, u32::MAX - 2, 1, 1, 1]);
+    }
+
+    #[test]
+    fn ffprobe_reads_clips_across_long_gaps_at_their_wall_clock_times() {
+        const HOUR: i64 = 3600 * 90_000;
+        let ffprobe = vigil_testkit::require_tool("ffprobe");
+        let dir = tempfile::tempdir().unwrap();
+        // 10 h fits 32 bits at 90 kHz (not 31: ffmpeg reads stts deltas as unsigned).
+        for (gap, timescale) in [
+            (10 * HOUR, 90_000),
+            (14 * HOUR, 45_000),
+            (60 * 24 * HOUR, 750),
+        ] {
+            let (frags, _, parsed, end) = clip_with_gap(gap);
+            let l = layout(&init(), &parsed, START_US).unwrap();
+            let path = dir.path().join(format!("gap{}.mp4", gap / HOUR));
+            std::fs::write(&path, file(&l, &frags)).unwrap();
+            let what = path.display();
+
+            let packets = vigil_testkit::ffprobe_packets(&path).unwrap();
+            let want = recorded_pts(&parsed);
+            assert_eq!(packets.len(), want.len(), "{what}");
+            for (i, (p, w)) in packets.iter().zip(&want).enumerate() {
+                let pts = p.pts_secs.unwrap();
+                assert!(
+                    (pts - w).abs() < 0.001,
+                    "{what}: packet {i} at {pts} s, not {w} s"
+                );
+            }
+            assert!(packets.windows(2).all(|w| w[0].dts_secs < w[1].dts_secs));
+
+            let out = std::process::Command::new(&ffprobe)
+                .args(["-v", "error", "-select_streams", "v:0"])
+                .args(["-show_entries", "stream=time_base,duration"])
+                .args(["-of", "default=noprint_wrappers=1"])
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let stream = String::from_utf8(out.stdout).unwrap();
+            assert!(
+                stream.contains(&format!("time_base=1/{timescale}")),
+                "{what}: {stream}"
+            );
+            let duration: f64 = stream
+                .lines()
+                .find_map(|l| l.strip_prefix("duration="))
+                .unwrap()
+                .parse()
+                .unwrap();
+            let first = want.iter().copied().fold(f64::MAX, f64::min);
+            assert_eq!(first, 0.0);
+            assert!(
+                (duration - end as f64 / 90_000.0).abs() < 0.01,
+                "{what}: ffprobe says {duration} s, the clip lasts {} s",
+                end as f64 / 90_000.0
+            );
+        }
     }
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use vigil_media::export::Run;
 use vigil_media::fmp4::{self, FragmentSamples};
-use vigil_media::progressive::{self, ProgressiveError};
+use vigil_media::progressive;
 use vigil_media::store::{Camera, GopRow, Store};
 use vigil_signing::bundle::presentation::Timeline;
 
@@ -91,16 +91,10 @@ pub(super) fn part_layout(store: &Store, cam: &Camera, run: Run) -> Result<Mp4Pa
         })
         .collect::<Result<Vec<FragmentSamples>, _>>()?;
     drop(heads);
-    let layout = progressive::layout(&init, &fragments, run.start_us()).map_err(|e| match e {
-        ProgressiveError::GapTooLong { index, .. } if index > 0 => {
-            let before = &run.gops[index - 1];
-            ExportError::GapTooLong {
-                start_us: before.start_us + before.duration_us,
-                end_us: run.gops[index].start_us,
-            }
-        }
-        e => recorded(format!("segment {}: {e}", run.init_seq)),
-    })?;
+    // A long recording gap is written at a coarser media timescale; what not even one tick
+    // per second can hold (a gap of 136 years) is a broken recording.
+    let layout = progressive::layout(&init, &fragments, run.start_us())
+        .map_err(|e| recorded(format!("segment {}: {e}", run.init_seq)))?;
     let mut etag = Sha256::new();
     etag.update(b"progressive");
     etag.update(cam.id.as_bytes());
