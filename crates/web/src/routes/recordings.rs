@@ -552,8 +552,9 @@ fn file_stem(camera: &str, start_us: i64, end_us: i64) -> String {
 /// second) and a `©day` item (to the microsecond).
 ///
 /// Unlike playback, an export never silently stops at a codec change: such a range is a 409
-/// `codec_change` naming where the parts start. A recording gap inside the range longer than
-/// one MP4 frame can last (about 13 hours) is a 409 `gap_too_long` for `format=mp4`.
+/// `codec_change` naming where the parts start. In the MP4, the frame before a recording gap
+/// lasts until recording resumes, so a position in the file is wall-clock time since the
+/// clip's start.
 #[utoipa::path(get, path = "/api/v1/cameras/{camera}/export", tag = "recordings",
     params(("camera" = String, Path, description = "camera name"), ExportQuery),
     responses(
@@ -562,7 +563,7 @@ fn file_stem(camera: &str, start_us: i64, end_us: i64) -> String {
         (status = 400, description = "bad time range, format or camera name", body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, description = "no such camera, or nothing recorded in the range", body = ErrorBody),
-        (status = 409, description = "codec change within the range, or (format=mp4) a recording gap longer than about 13 hours", body = ErrorBody),
+        (status = 409, description = "codec change within the range", body = ErrorBody),
         (status = 416, body = ErrorBody),
     ))]
 async fn export(
