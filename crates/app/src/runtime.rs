@@ -1,8 +1,10 @@
-//! The recording runtime of a recording server: start-up recovery, one recorder per enabled
-//! camera kept in step with the camera registry (cameras added, changed, disabled or removed
-//! while running are picked up), the evidence ledgers they sign into, the space reserve and
-//! the retention schedule, and a clean stop. With a [`LiveHub`], the recorders also feed live
-//! viewers from the same ingest, and a removed camera's viewers are let go.
+//! The recording runtime of a recording server: start-up recovery, one recorder per stream of
+//! every enabled camera (its main stream, and its secondary stream when it has one, recorded
+//! or live only) kept in step with the camera registry (cameras added, changed, disabled or
+//! removed while running are picked up), the evidence ledgers they sign into, the space
+//! reserve and the retention schedule, and a clean stop. With a [`LiveHub`], the recorders also
+//! feed live viewers from the same ingest, each stream its own feed, and the viewers of a
+//! removed camera or secondary stream are let go.
 //!
 //! Front ends present what happens through [`RuntimeEvent`]s; the order of writes and why
 //! each exists is in docs/storage-format.md and docs/signing-format.md.
@@ -14,11 +16,11 @@ use std::time::Duration;
 
 use vigil_config::Config;
 use vigil_media::evidence::{Evidence, EvidenceError, Signing};
-use vigil_media::live::LiveHub;
-use vigil_media::recorder::{self, RecorderEnv, RecorderHandle, RecorderSettings};
+use vigil_media::live::{FeedKey, LiveHub, Stream};
+use vigil_media::recorder::{self, RecorderEnv, RecorderHandle, RecorderSettings, Storage};
 use vigil_media::reserve::SpaceReserve;
 use vigil_media::retention::{self, RetentionPolicy, Urgency};
-use vigil_media::store::{Camera, RecoveryReport, Store, StoreError};
+use vigil_media::store::{Camera, RecoveryReport, Store, StoreError, StreamMode};
 
 use crate::ErrorKind;
 use crate::setup::{self, SetupError};
@@ -59,9 +61,12 @@ pub enum RuntimeEvent {
     Recovered(RecoveryReport),
     /// The configured free-space floor cannot be reached on this volume; a smaller one is used.
     FloorUnreachable(String),
+    /// A stream's recorder started; a secondary stream is named `CAMERA (secondary)`.
     CameraStarted {
         name: String,
         url: String,
+        /// Fed to live viewers only, not stored (a secondary stream in `live` mode).
+        live_only: bool,
     },
     CameraStopped {
         name: String,
@@ -179,7 +184,7 @@ pub async fn run(
             .unwrap_or(0)
         })
     };
-    let mut running: HashMap<String, (Camera, RecorderHandle)> = HashMap::new();
+    let mut running: HashMap<String, (StreamSpec, RecorderHandle)> = HashMap::new();
     tokio::pin!(shutdown);
     let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
     let mut retention_tick = tokio::time::interval(RETENTION_EVERY);
@@ -191,32 +196,41 @@ pub async fn run(
                     Ok(c) => c,
                     Err(e) => { tracing::error!(error = %e, "cannot read cameras"); continue; }
                 };
-                for (cam, handle) in stale_recorders(&mut running, &cameras) {
-                    event(RuntimeEvent::CameraStopped { name: cam.name.clone() });
+                let wanted = wanted_streams(&cameras);
+                for (spec, handle) in stale_recorders(&mut running, &wanted) {
+                    event(RuntimeEvent::CameraStopped { name: spec.camera.name.clone() });
                     handle.stop().await;
                 }
                 if let Some(hub) = &opts.live_video {
-                    // Viewers of a removed camera are let go (a disabled one's keep waiting).
-                    hub.retain(|id| cameras.iter().any(|c| c.id == id));
+                    // Viewers of a removed camera or secondary stream are let go (a disabled
+                    // camera's keep waiting).
+                    hub.retain(|key| cameras.iter().any(|c| {
+                        c.id == key.camera_id
+                            && (key.stream == Stream::Main || c.secondary.is_some())
+                    }));
                 }
-                for cam in cameras.iter().filter(|c| c.enabled) {
-                    if running.contains_key(&cam.id) { continue; }
-                    // Never record unsigned video: without its ledger a camera waits, and
-                    // the next pass tries again.
-                    let observer = match evidence.observer(&cam.id) {
-                        Ok(o) => o,
-                        Err(e) => {
-                            tracing::error!(camera = %cam.name, error = %e, "cannot open the evidence ledger; not recording unsigned video");
-                            continue;
+                for spec in wanted {
+                    if running.contains_key(&spec.camera.id) { continue; }
+                    let storage = if spec.recorded {
+                        // Never record unsigned video: without its ledger a stream waits, and
+                        // the next pass tries again.
+                        match evidence.observer(&spec.camera.id) {
+                            Ok(o) => Storage::Recorded { observer: Some(o), space: space.clone() },
+                            Err(e) => {
+                                tracing::error!(camera = %spec.camera.name, error = %e, "cannot open the evidence ledger; not recording unsigned video");
+                                continue;
+                            }
                         }
+                    } else {
+                        Storage::LiveOnly
                     };
                     let env = RecorderEnv { live: opts.live_video.clone(), ..RecorderEnv::default() };
-                    match recorder::start_with(store.clone(), cam.clone(), settings.clone(), Some(observer), space.clone(), env) {
+                    match recorder::start_stream(store.clone(), spec.camera.clone(), spec.feed.clone(), storage, settings.clone(), env) {
                         Ok(h) => {
-                            event(RuntimeEvent::CameraStarted { name: cam.name.clone(), url: cam.url.clone() });
-                            running.insert(cam.id.clone(), (cam.clone(), h));
+                            event(RuntimeEvent::CameraStarted { name: spec.camera.name.clone(), url: spec.camera.url.clone(), live_only: !spec.recorded });
+                            running.insert(spec.camera.id.clone(), (spec, h));
                         }
-                        Err(e) => tracing::error!(camera = %cam.name, error = %e, "cannot start recorder"),
+                        Err(e) => tracing::error!(camera = %spec.camera.name, error = %e, "cannot start recorder"),
                     }
                 }
             }
@@ -244,20 +258,50 @@ pub async fn run(
     Ok(())
 }
 
-/// Takes out of `running` the recorders whose camera is gone, disabled or changed (a changed
-/// URL or password needs a new session).
+/// One stream a recorder runs: what it connects to, the live feed it publishes into and
+/// whether it is stored. A recorder whose spec changes is restarted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StreamSpec {
+    /// The stream as the recorder sees it (a secondary one from [`Camera::secondary_camera`]);
+    /// its id keys the running recorders.
+    camera: Camera,
+    feed: FeedKey,
+    recorded: bool,
+}
+
+/// The streams that should be running: every enabled camera's main stream (stored), and its
+/// secondary stream when it has one (stored or live only, as set).
+fn wanted_streams(cameras: &[Camera]) -> Vec<StreamSpec> {
+    let mut out = Vec::new();
+    for cam in cameras.iter().filter(|c| c.enabled) {
+        out.push(StreamSpec {
+            camera: cam.main_camera(),
+            feed: FeedKey::main(&cam.id),
+            recorded: true,
+        });
+        if let (Some(sec), Some(stream)) = (&cam.secondary, cam.secondary_camera()) {
+            out.push(StreamSpec {
+                camera: stream,
+                feed: FeedKey::secondary(&cam.id),
+                recorded: sec.mode == StreamMode::Recorded,
+            });
+        }
+    }
+    out
+}
+
+/// Takes out of `running` the recorders whose stream is gone (camera removed or disabled,
+/// secondary removed) or changed (a changed URL or password needs a new session, a changed
+/// mode another kind of recorder).
 fn stale_recorders<H>(
-    running: &mut HashMap<String, (Camera, H)>,
-    cameras: &[Camera],
-) -> Vec<(Camera, H)> {
-    let wanted: HashMap<&str, &Camera> = cameras
-        .iter()
-        .filter(|c| c.enabled)
-        .map(|c| (c.id.as_str(), c))
-        .collect();
+    running: &mut HashMap<String, (StreamSpec, H)>,
+    wanted: &[StreamSpec],
+) -> Vec<(StreamSpec, H)> {
+    let wanted: HashMap<&str, &StreamSpec> =
+        wanted.iter().map(|s| (s.camera.id.as_str(), s)).collect();
     let stale: Vec<String> = running
         .iter()
-        .filter(|(id, (cam, _))| wanted.get(id.as_str()).is_none_or(|w| *w != cam))
+        .filter(|(id, (spec, _))| wanted.get(id.as_str()).is_none_or(|w| *w != spec))
         .map(|(id, _)| id.clone())
         .collect();
     stale
@@ -269,7 +313,7 @@ fn stale_recorders<H>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vigil_media::store::NewCamera;
+    use vigil_media::store::{NewCamera, NewSecondary};
 
     fn store_with(names: &[&str]) -> (tempfile::TempDir, Store) {
         let tmp = tempfile::tempdir().unwrap();
@@ -286,34 +330,92 @@ mod tests {
         (tmp, store)
     }
 
+    fn sub(url: &str, mode: StreamMode) -> NewSecondary {
+        NewSecondary {
+            url: url.into(),
+            mode,
+            ..Default::default()
+        }
+    }
+
     #[test]
-    fn recorders_of_removed_disabled_or_changed_cameras_are_stale() {
-        let (_tmp, store) = store_with(&["a", "b", "c", "d"]);
+    fn recorders_of_removed_disabled_or_changed_streams_are_stale() {
+        let (_tmp, store) = store_with(&["a", "b", "c", "d", "e", "f", "g"]);
+        for (name, mode) in [
+            ("e", StreamMode::Live),
+            ("f", StreamMode::Recorded),
+            ("g", StreamMode::Live),
+        ] {
+            let url = format!("rtsp://192.0.2.1/{name}-sub");
+            store.set_secondary(name, Some(&sub(&url, mode))).unwrap();
+        }
         let cams = store.cameras().unwrap();
-        let mut running: HashMap<String, (Camera, ())> = cams
-            .iter()
-            .map(|c| (c.id.clone(), (c.clone(), ())))
+        let wanted = wanted_streams(&cams);
+        let names = |specs: &[StreamSpec]| -> Vec<(String, Stream, bool)> {
+            let mut v: Vec<_> = specs
+                .iter()
+                .map(|s| (s.camera.name.clone(), s.feed.stream, s.recorded))
+                .collect();
+            v.sort_by(|x, y| x.0.cmp(&y.0));
+            v
+        };
+        let expect = |n: &str, st, rec| (n.to_owned(), st, rec);
+        assert_eq!(
+            names(&wanted)[4..],
+            [
+                expect("e", Stream::Main, true),
+                expect("e (secondary)", Stream::Secondary, false),
+                expect("f", Stream::Main, true),
+                expect("f (secondary)", Stream::Secondary, true),
+                expect("g", Stream::Main, true),
+                expect("g (secondary)", Stream::Secondary, false),
+            ]
+        );
+        let mut running: HashMap<String, (StreamSpec, ())> = wanted
+            .into_iter()
+            .map(|s| (s.camera.id.clone(), (s, ())))
             .collect();
-        let mut now: Vec<Camera> = cams
-            .iter()
-            .filter(|c| c.name != "a") // removed
-            .cloned()
-            .collect();
+        store.remove_camera("a", false).unwrap();
+        store.set_camera_enabled("b", false).unwrap();
+        store.set_secondary("e", None).unwrap();
+        store
+            .set_secondary("f", Some(&sub("rtsp://192.0.2.1/f-sub", StreamMode::Live)))
+            .unwrap();
+        store
+            .set_secondary("d", Some(&sub("rtsp://192.0.2.1/d-sub", StreamMode::Live)))
+            .unwrap();
+        let mut now = store.cameras().unwrap();
         for c in &mut now {
-            match c.name.as_str() {
-                "b" => c.enabled = false,
-                "c" => c.url = "rtsp://192.0.2.9/c".into(),
-                _ => {}
+            if c.name == "c" {
+                c.url = "rtsp://192.0.2.9/c".into();
+            }
+            // Another URL for g's secondary restarts only that stream.
+            if let Some(s) = c.secondary.as_mut().filter(|_| c.name == "g") {
+                s.url = "rtsp://192.0.2.9/g-sub".into();
             }
         }
-        let mut stale: Vec<String> = stale_recorders(&mut running, &now)
+        let mut stale: Vec<String> = stale_recorders(&mut running, &wanted_streams(&now))
             .into_iter()
-            .map(|(c, ())| c.name)
+            .map(|(s, ())| s.camera.name)
             .collect();
         stale.sort();
-        assert_eq!(stale, ["a", "b", "c"]);
-        let kept: Vec<&str> = running.values().map(|(c, ())| c.name.as_str()).collect();
-        assert_eq!(kept, ["d"]);
+        assert_eq!(
+            stale,
+            [
+                "a",
+                "b",
+                "c",
+                "e (secondary)",
+                "f (secondary)",
+                "g (secondary)"
+            ]
+        );
+        let mut kept: Vec<&str> = running
+            .values()
+            .map(|(s, ())| s.camera.name.as_str())
+            .collect();
+        kept.sort();
+        assert_eq!(kept, ["d", "e", "f", "g"]);
     }
 
     #[test]
@@ -347,7 +449,7 @@ mod tests {
             })
             .unwrap();
         let hub = Arc::new(LiveHub::new());
-        let mut viewer = hub.subscribe(&cam.id);
+        let mut viewer = hub.subscribe(&FeedKey::main(&cam.id));
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let opts = RuntimeOptions {
             live_video: Some(hub.clone()),
@@ -387,7 +489,110 @@ mod tests {
             }
         }
         assert_eq!(seen.last(), Some(&LiveState::Stopped), "{seen:?}");
-        assert_eq!(hub.viewers(&cam.id), 0);
+        assert_eq!(hub.viewers(&FeedKey::main(&cam.id)), 0);
+        stop_tx.send(()).unwrap();
+        running.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_secondary_stream_has_its_own_recorder_feed_and_status() {
+        use vigil_media::live::{LiveState, ViewerEvent};
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = setup::init(tmp.path(), &tmp.path().join("vigil.toml"), false).unwrap();
+        let store = Arc::new(Store::open(&cfg.data_dir).unwrap());
+        // Nothing listens on either URL: both recorders connect, fail and retry.
+        let cam = store
+            .add_camera(&NewCamera {
+                name: "lobby".into(),
+                url: "rtsp://127.0.0.1:1/main".into(),
+                secondary: Some(sub("rtsp://127.0.0.1:1/sub", StreamMode::Live)),
+                ..Default::default()
+            })
+            .unwrap();
+        let sid = cam.secondary.clone().unwrap().id;
+        let hub = Arc::new(LiveHub::new());
+        let mut main = hub.subscribe(&FeedKey::main(&cam.id));
+        let mut secondary = hub.subscribe(&FeedKey::secondary(&cam.id));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let opts = RuntimeOptions {
+            live_video: Some(hub.clone()),
+            on_event: {
+                let seen = seen.clone();
+                Arc::new(move |e| seen.lock().unwrap().push(e))
+            },
+            ..Default::default()
+        };
+        let running = tokio::spawn(run(
+            cfg,
+            store.clone(),
+            async move {
+                let _ = stop_rx.await;
+            },
+            opts,
+        ));
+        let secs = Duration::from_secs;
+        for v in [&mut main, &mut secondary] {
+            for want in [LiveState::Offline, LiveState::Connecting] {
+                let got = tokio::time::timeout(secs(5), v.next())
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert!(
+                    matches!(&got, ViewerEvent::State(s) if *s == want),
+                    "{got:?}"
+                );
+            }
+        }
+        let started: Vec<RuntimeEvent> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e, RuntimeEvent::CameraStarted { .. }))
+            .cloned()
+            .collect();
+        let main_started = RuntimeEvent::CameraStarted {
+            name: "lobby".into(),
+            url: "rtsp://127.0.0.1:1/main".into(),
+            live_only: false,
+        };
+        let sub_started = RuntimeEvent::CameraStarted {
+            name: "lobby (secondary)".into(),
+            url: "rtsp://127.0.0.1:1/sub".into(),
+            live_only: true,
+        };
+        assert_eq!(started.len(), 2, "{started:?}");
+        assert!(
+            started.contains(&main_started) && started.contains(&sub_started),
+            "{started:?}"
+        );
+        // Its status is its own row, under the stream's id.
+        assert!(store.status(&sid).unwrap().is_some());
+        // The secondary is removed: its recorder stops and its viewers are let go; the
+        // camera's main stream goes on.
+        store.set_secondary("lobby", None).unwrap();
+        let mut states = Vec::new();
+        loop {
+            let next = tokio::time::timeout(secs(6), secondary.next()).await;
+            match next.expect("the viewer was let go within a pass") {
+                Some(ViewerEvent::State(s)) => states.push(s),
+                Some(other) => panic!("{other:?}"),
+                None => break,
+            }
+        }
+        assert_eq!(states.last(), Some(&LiveState::Stopped), "{states:?}");
+        assert_eq!(hub.viewers(&FeedKey::main(&cam.id)), 1);
+        assert!(seen.lock().unwrap().iter().any(|e| *e
+            == RuntimeEvent::CameraStopped {
+                name: "lobby (secondary)".into()
+            }));
+        assert!(
+            !seen.lock().unwrap().iter().any(|e| *e
+                == RuntimeEvent::CameraStopped {
+                    name: "lobby".into()
+                }),
+            "the main stream's recorder was not restarted"
+        );
         stop_tx.send(()).unwrap();
         running.await.unwrap().unwrap();
     }

@@ -1,5 +1,6 @@
-//! Live video for viewers: per camera, one feed that the camera's recorder publishes into from
-//! its one ingest, turned once into one-frame fMP4 fragments that any number of viewers share.
+//! Live video for viewers: per camera stream (the main stream and, when the camera has one, its
+//! secondary stream), one feed that the stream's recorder publishes into from its one ingest,
+//! turned once into one-frame fMP4 fragments that any number of viewers share.
 //!
 //! A feed keeps what a viewer needs to start at once: the current init segment and the frames
 //! since the latest keyframe (the GOP cache, bounded in bytes and frames). Subscribing takes,
@@ -135,6 +136,52 @@ pub enum ViewerEvent {
     Skipped(u64),
 }
 
+/// Which of a camera's streams a feed carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Stream {
+    /// The camera's main stream (the one it has always).
+    #[default]
+    Main,
+    /// Its secondary stream (typically a lower resolution, for grids), when it has one.
+    Secondary,
+}
+
+impl Stream {
+    /// `main` or `secondary`, as the API names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Main => "main",
+            Stream::Secondary => "secondary",
+        }
+    }
+}
+
+/// A feed's key in the hub: the camera's id and which of its streams.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FeedKey {
+    pub camera_id: String,
+    pub stream: Stream,
+}
+
+impl FeedKey {
+    pub fn new(camera_id: &str, stream: Stream) -> Self {
+        FeedKey {
+            camera_id: camera_id.to_owned(),
+            stream,
+        }
+    }
+
+    /// The camera's main stream.
+    pub fn main(camera_id: &str) -> Self {
+        Self::new(camera_id, Stream::Main)
+    }
+
+    /// The camera's secondary stream.
+    pub fn secondary(camera_id: &str) -> Self {
+        Self::new(camera_id, Stream::Secondary)
+    }
+}
+
 /// What goes through a feed's queue.
 #[derive(Debug, Clone)]
 enum Event {
@@ -142,11 +189,11 @@ enum Event {
     Fragment(LiveFragment),
 }
 
-/// The live feeds of every camera, keyed by camera id. One per process, shared by the
-/// recorders (publishers) and the API (viewers).
+/// The live feeds of every camera stream, keyed by camera id and stream ([`FeedKey`]). One per
+/// process, shared by the recorders (publishers) and the API (viewers).
 #[derive(Default)]
 pub struct LiveHub {
-    feeds: Mutex<HashMap<String, Arc<Feed>>>,
+    feeds: Mutex<HashMap<FeedKey, Arc<Feed>>>,
     limits: LiveLimits,
 }
 
@@ -175,17 +222,17 @@ impl LiveHub {
         }
     }
 
-    fn feed(&self, camera_id: &str) -> Arc<Feed> {
+    fn feed(&self, key: &FeedKey) -> Arc<Feed> {
         lock(&self.feeds)
-            .entry(camera_id.to_owned())
+            .entry(key.clone())
             .or_insert_with(|| Arc::new(Feed::new(self.limits)))
             .clone()
     }
 
-    /// Attaches a recorder to the camera's feed (state `connecting`); dropping the publisher
-    /// detaches it (state `stopped`).
-    pub fn publisher(&self, camera_id: &str) -> LivePublisher {
-        let feed = self.feed(camera_id);
+    /// Attaches a recorder to a camera stream's feed (state `connecting`); dropping the
+    /// publisher detaches it (state `stopped`).
+    pub fn publisher(&self, key: &FeedKey) -> LivePublisher {
+        let feed = self.feed(key);
         {
             let mut s = lock(&feed.state);
             s.publishers += 1;
@@ -194,10 +241,11 @@ impl LiveHub {
         LivePublisher { feed }
     }
 
-    /// A new viewer of the camera: its current state (`offline` when no recorder publishes),
-    /// then the init and the cached frames from the latest keyframe, then what follows.
-    pub fn subscribe(&self, camera_id: &str) -> Viewer {
-        let feed = self.feed(camera_id);
+    /// A new viewer of a camera stream: its current state (`offline` when no recorder
+    /// publishes), then the init and the cached frames from the latest keyframe, then what
+    /// follows.
+    pub fn subscribe(&self, key: &FeedKey) -> Viewer {
+        let feed = self.feed(key);
         let (rx, pending) = {
             let s = lock(&feed.state);
             let state = if s.publishers > 0 {
@@ -222,31 +270,28 @@ impl LiveHub {
         }
     }
 
-    /// The camera is gone: its viewers end (after what is queued for them) and its feed is
-    /// forgotten.
+    /// The camera is gone: the viewers of its streams end (after what is queued for them)
+    /// and its feeds are forgotten.
     pub fn remove(&self, camera_id: &str) {
-        let feed = lock(&self.feeds).remove(camera_id);
-        if let Some(feed) = feed {
-            feed.close();
-        }
+        self.retain(|key| key.camera_id != camera_id);
     }
 
-    /// Removes the feeds of every camera `keep` says no to (cameras removed from the
-    /// registry).
-    pub fn retain(&self, keep: impl Fn(&str) -> bool) {
+    /// Removes the feeds `keep` says no to (cameras removed from the registry, secondary
+    /// streams removed from their camera).
+    pub fn retain(&self, keep: impl Fn(&FeedKey) -> bool) {
         let gone: Vec<Arc<Feed>> = {
             let mut feeds = lock(&self.feeds);
-            let ids: Vec<String> = feeds.keys().filter(|id| !keep(id)).cloned().collect();
-            ids.iter().filter_map(|id| feeds.remove(id)).collect()
+            let keys: Vec<FeedKey> = feeds.keys().filter(|k| !keep(k)).cloned().collect();
+            keys.iter().filter_map(|k| feeds.remove(k)).collect()
         };
         for feed in gone {
             feed.close();
         }
     }
 
-    /// How many viewers the camera has now.
-    pub fn viewers(&self, camera_id: &str) -> usize {
-        let feed = lock(&self.feeds).get(camera_id).cloned();
+    /// How many viewers the camera stream has now.
+    pub fn viewers(&self, key: &FeedKey) -> usize {
+        let feed = lock(&self.feeds).get(key).cloned();
         feed.map_or(0, |f| {
             lock(&f.state)
                 .tx
@@ -717,10 +762,10 @@ mod tests {
     #[test]
     fn a_viewer_joining_mid_gop_starts_at_the_latest_keyframe() {
         let hub = LiveHub::new();
-        let p = hub.publisher("cam");
+        let p = hub.publisher(&FeedKey::main("cam"));
         p.params(&params(1));
         publish(&p, 0, 13, 5); // keyframes 0, 5, 10
-        let mut v = hub.subscribe("cam");
+        let mut v = hub.subscribe(&FeedKey::main("cam"));
         assert_eq!(
             describe(&drain(&mut v)),
             strs(&["S:live", "I1", "K10", "F11", "F12"])
@@ -728,7 +773,7 @@ mod tests {
         publish(&p, 13, 16, 5);
         assert_eq!(describe(&drain(&mut v)), strs(&["F13", "F14", "K15"]));
         // The init is the recorder's own for these parameters.
-        let mut v2 = hub.subscribe("cam");
+        let mut v2 = hub.subscribe(&FeedKey::main("cam"));
         let evs = drain(&mut v2);
         let ViewerEvent::Init(init) = &evs[1] else {
             panic!("{evs:?}")
@@ -753,9 +798,9 @@ mod tests {
     #[test]
     fn states_and_offline() {
         let hub = LiveHub::new();
-        let mut early = hub.subscribe("cam");
+        let mut early = hub.subscribe(&FeedKey::main("cam"));
         assert_eq!(describe(&drain(&mut early)), strs(&["S:offline"]));
-        let p = hub.publisher("cam");
+        let p = hub.publisher(&FeedKey::main("cam"));
         p.params(&params(1));
         publish(&p, 0, 2, 5);
         p.set_state(LiveState::Reconnecting(
@@ -782,7 +827,7 @@ mod tests {
         assert_eq!(describe(&drain(&mut early)), strs(&["S:stopped"]));
         // A viewer arriving now sees a camera without a recorder, and no stale video.
         assert_eq!(
-            describe(&drain(&mut hub.subscribe("cam"))),
+            describe(&drain(&mut hub.subscribe(&FeedKey::main("cam")))),
             strs(&["S:offline"])
         );
     }
@@ -790,9 +835,9 @@ mod tests {
     #[test]
     fn a_parameter_change_sends_a_new_init_before_the_next_keyframe() {
         let hub = LiveHub::new();
-        let p = hub.publisher("cam");
+        let p = hub.publisher(&FeedKey::main("cam"));
         p.params(&params(1));
-        let mut v = hub.subscribe("cam");
+        let mut v = hub.subscribe(&FeedKey::main("cam"));
         publish(&p, 0, 3, 5);
         // Announced again unchanged: nothing new.
         p.params(&params(1));
@@ -822,7 +867,7 @@ mod tests {
         };
         assert_eq!(i2.width, 672);
         assert_eq!(i2.data[..], fmp4::init_segment(&params(2)).unwrap()[..]);
-        let late = drain(&mut hub.subscribe("cam"));
+        let late = drain(&mut hub.subscribe(&FeedKey::main("cam")));
         assert_eq!(describe(&late), strs(&["S:live", "I2", "K5", "F6"]));
     }
 
@@ -832,10 +877,10 @@ mod tests {
             queue: 8,
             ..LiveLimits::default()
         });
-        let p = hub.publisher("cam");
+        let p = hub.publisher(&FeedKey::main("cam"));
         p.params(&params(1));
-        let mut slow = hub.subscribe("cam");
-        let mut fast = hub.subscribe("cam");
+        let mut slow = hub.subscribe(&FeedKey::main("cam"));
+        let mut fast = hub.subscribe(&FeedKey::main("cam"));
         let mut fast_seen = Vec::new();
         // 30 frames, keyframe every 10, while `slow` reads nothing; `fast` keeps up.
         for n in 0..30 {
@@ -864,11 +909,11 @@ mod tests {
     fn the_gop_cache_is_bounded_in_bytes_and_frames() {
         let frag_len = {
             let hub = LiveHub::new();
-            let p = hub.publisher("c");
+            let p = hub.publisher(&FeedKey::main("c"));
             p.params(&params(1));
             p.frame(&frame(0, true));
             p.frame(&frame(1, false));
-            let evs = drain(&mut hub.subscribe("c"));
+            let evs = drain(&mut hub.subscribe(&FeedKey::main("c")));
             let lens: Vec<usize> = evs
                 .iter()
                 .filter_map(|e| match e {
@@ -884,22 +929,22 @@ mod tests {
             gop_frames: 100,
             queue: 64,
         });
-        let p = hub.publisher("cam");
+        let p = hub.publisher(&FeedKey::main("cam"));
         p.params(&params(1));
         publish(&p, 0, 5, 100);
         assert_eq!(
-            describe(&drain(&mut hub.subscribe("cam"))),
+            describe(&drain(&mut hub.subscribe(&FeedKey::main("cam")))),
             strs(&["S:live", "I1", "K0", "F1", "F2", "F3", "F4"])
         );
         publish(&p, 5, 8, 100);
         // Too big: nothing cached until the next keyframe; a viewer waits for it.
-        let mut v = hub.subscribe("cam");
+        let mut v = hub.subscribe(&FeedKey::main("cam"));
         assert_eq!(describe(&drain(&mut v)), strs(&["S:live"]));
         publish(&p, 8, 9, 100);
         p.frame(&frame(9, true));
         assert_eq!(describe(&drain(&mut v)), strs(&["I1", "K9"]));
         assert_eq!(
-            describe(&drain(&mut hub.subscribe("cam"))),
+            describe(&drain(&mut hub.subscribe(&FeedKey::main("cam")))),
             strs(&["S:live", "I1", "K9"])
         );
 
@@ -908,13 +953,13 @@ mod tests {
             gop_frames: 3,
             queue: 64,
         });
-        let p = hub.publisher("cam");
+        let p = hub.publisher(&FeedKey::main("cam"));
         p.params(&params(1));
         publish(&p, 0, 3, 100);
-        assert_eq!(drain(&mut hub.subscribe("cam")).len(), 5);
+        assert_eq!(drain(&mut hub.subscribe(&FeedKey::main("cam"))).len(), 5);
         publish(&p, 3, 4, 100);
         assert_eq!(
-            describe(&drain(&mut hub.subscribe("cam"))),
+            describe(&drain(&mut hub.subscribe(&FeedKey::main("cam")))),
             strs(&["S:live"])
         );
     }
@@ -937,9 +982,9 @@ mod tests {
             queue: 256,
             ..LiveLimits::default()
         });
-        let p = hub.publisher("cam");
+        let p = hub.publisher(&FeedKey::main("cam"));
         p.params(&params(1));
-        let mut v = hub.subscribe("cam");
+        let mut v = hub.subscribe(&FeedKey::main("cam"));
         let origin = 900_000_000;
         for &n in &order {
             p.frame(&frame_at(origin + n * TICKS, n, n % 25 == 0));
@@ -1023,11 +1068,11 @@ mod tests {
     #[test]
     fn two_viewers_share_each_fragment() {
         let hub = LiveHub::new();
-        let p = hub.publisher("cam");
+        let p = hub.publisher(&FeedKey::main("cam"));
         p.params(&params(1));
-        let mut a = hub.subscribe("cam");
-        let mut b = hub.subscribe("cam");
-        assert_eq!(hub.viewers("cam"), 2);
+        let mut a = hub.subscribe(&FeedKey::main("cam"));
+        let mut b = hub.subscribe(&FeedKey::main("cam"));
+        assert_eq!(hub.viewers(&FeedKey::main("cam")), 2);
         publish(&p, 0, 3, 5);
         let fa = drain(&mut a);
         let fb = drain(&mut b);
@@ -1039,17 +1084,17 @@ mod tests {
             }
         }
         drop(a);
-        assert_eq!(hub.viewers("cam"), 1);
+        assert_eq!(hub.viewers(&FeedKey::main("cam")), 1);
     }
 
     #[tokio::test]
     async fn removing_a_camera_ends_its_viewers() {
         let hub = LiveHub::new();
-        let p = hub.publisher("cam");
+        let p = hub.publisher(&FeedKey::main("cam"));
         p.params(&params(1));
-        let mut v = hub.subscribe("cam");
+        let mut v = hub.subscribe(&FeedKey::main("cam"));
         publish(&p, 0, 2, 5);
-        hub.retain(|id| id != "cam");
+        hub.retain(|k| k.camera_id != "cam");
         // What was queued still arrives, then the end.
         let mut n = 0;
         while v.next().await.is_some() {
@@ -1058,6 +1103,42 @@ mod tests {
         assert_eq!(n, 5);
         // The old recorder publishing into the removed feed reaches nobody and fails nothing.
         publish(&p, 2, 4, 5);
-        assert_eq!(hub.viewers("cam"), 0);
+        assert_eq!(hub.viewers(&FeedKey::main("cam")), 0);
+    }
+
+    #[tokio::test]
+    async fn a_cameras_streams_are_separate_feeds_and_removing_the_camera_ends_both() {
+        let hub = LiveHub::new();
+        let (main, sub) = (FeedKey::main("cam"), FeedKey::secondary("cam"));
+        let pm = hub.publisher(&main);
+        pm.params(&params(1));
+        let ps = hub.publisher(&sub);
+        ps.params(&params(2));
+        let mut vm = hub.subscribe(&main);
+        let mut vs = hub.subscribe(&sub);
+        publish(&pm, 0, 2, 5);
+        publish(&ps, 0, 1, 5);
+        let (em, es) = (drain(&mut vm), drain(&mut vs));
+        let width = |evs: &[ViewerEvent]| {
+            evs.iter().find_map(|e| match e {
+                ViewerEvent::Init(i) => Some(i.width),
+                _ => None,
+            })
+        };
+        assert_eq!(width(&em), Some(params(1).width));
+        assert_eq!(width(&es), Some(params(2).width));
+        let frames = |evs: &[ViewerEvent]| {
+            evs.iter()
+                .filter(|e| matches!(e, ViewerEvent::Fragment(_)))
+                .count()
+        };
+        assert_eq!((frames(&em), frames(&es)), (2, 1));
+        // The secondary alone goes (removed from its camera): its viewers end, the main's stay.
+        hub.retain(|k| k.stream == Stream::Main);
+        assert!(vs.next().await.is_none());
+        assert_eq!(hub.viewers(&main), 1);
+        hub.remove("cam");
+        assert!(vm.next().await.is_none());
+        assert_eq!(hub.viewers(&main) + hub.viewers(&sub), 0);
     }
 }

@@ -1,8 +1,12 @@
-//! One camera end to end: a supervisor that (re)connects with back-off, a writer thread that
-//! assembles GOPs into fragments and segment files, and the status the CLI shows.
+//! One camera stream end to end: a supervisor that (re)connects with back-off, a writer thread
+//! that assembles GOPs into fragments and segment files, and the status the CLI shows.
 //!
 //! Network and disk are decoupled by a bounded channel so a slow fsync never stalls RTSP
 //! reading for long, and one camera's failure never touches another's task or thread.
+//!
+//! A recorder runs one stream: a camera's main stream ([`start`], [`start_with`]) or, with
+//! [`start_stream`], its secondary stream, either stored like the main one or only fed to live
+//! viewers ([`Storage::LiveOnly`]: no writer thread at all, nothing on disk).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 use crate::fmp4::{self, TrackParams};
 use crate::gop::{Frame, gop_samples};
 use crate::ingest::{self, IngestError, IngestEvent, Opener, RetinaOpener, Source};
-use crate::live::{LiveHub, LivePublisher, LiveState};
+use crate::live::{FeedKey, LiveHub, LivePublisher, LiveState};
 use crate::store::{Camera, CameraStatus, SegmentWriter, Store, StoreError, now_us, ticks_to_us};
 
 /// Hooks for what happens to stored video; the evidence ledger implements this.
@@ -67,9 +71,33 @@ pub struct RecorderEnv {
     /// that races ahead, ticks would fill the writer's channel and make the recorder wait for
     /// the thread; tests lengthen the interval instead.
     pub tick_interval: Duration,
-    /// Where live viewers get the camera's frames (the same ingest that is recorded); none
+    /// Where live viewers get the stream's frames (the same ingest that is recorded); none
     /// when nobody watches live in this process.
     pub live: Option<Arc<LiveHub>>,
+}
+
+/// What becomes of a recorder's frames besides its live feed.
+pub enum Storage {
+    /// Stored: segment files, index rows, gaps and recorder runs under the stream's id, each
+    /// segment, fragment and gap told to `observer` (the evidence ledger); `space` frees room
+    /// on a full volume.
+    Recorded {
+        observer: Option<Box<dyn SegmentObserver>>,
+        space: FreeSpace,
+    },
+    /// Live viewers only (a camera's secondary stream in `live` mode): no writer thread,
+    /// nothing written to disk or the index but the stream's status, whose state is `live`
+    /// while frames flow.
+    LiveOnly,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Storage::Recorded { .. } => "Recorded",
+            Storage::LiveOnly => "LiveOnly",
+        })
+    }
 }
 
 impl Default for RecorderEnv {
@@ -134,6 +162,29 @@ pub fn start_with(
     space: FreeSpace,
     env: RecorderEnv,
 ) -> Result<RecorderHandle, StoreError> {
+    let feed = FeedKey::main(&camera.id);
+    start_stream(
+        store,
+        camera,
+        feed,
+        Storage::Recorded { observer, space },
+        settings,
+        env,
+    )
+}
+
+/// Starts a recorder for one stream of a camera. `camera` describes the stream: its id names
+/// the status row and, when stored, the segments, index rows and ledger; the URL and
+/// credentials are the stream's ([`Camera::secondary_camera`] builds one for a secondary
+/// stream). The frames go to the live feed `feed` and, per `storage`, to disk.
+pub fn start_stream(
+    store: Arc<Store>,
+    camera: Camera,
+    feed: FeedKey,
+    storage: Storage,
+    settings: RecorderSettings,
+    env: RecorderEnv,
+) -> Result<RecorderHandle, StoreError> {
     let password = store.camera_password(&camera.id)?;
     let source = Source {
         url: camera.url.clone(),
@@ -146,12 +197,12 @@ pub fn start_with(
     let task = tokio::spawn(supervise(
         store,
         camera.clone(),
+        feed,
+        storage,
         settings,
         source,
         stop_rx,
         live,
-        observer,
-        space,
         env,
     ));
     Ok(RecorderHandle {
@@ -161,13 +212,23 @@ pub fn start_with(
     })
 }
 
+/// The status state of a stream whose frames flow: `recording`, or `live` for a stream that
+/// is only fed to live viewers.
+fn flowing_state(storage: &Storage) -> &'static str {
+    match storage {
+        Storage::Recorded { .. } => "recording",
+        Storage::LiveOnly => "live",
+    }
+}
+
 fn set_state(live: &Mutex<Live>, state: &str, error: Option<String>) {
+    let flowing = matches!(state, "recording" | "live");
     let mut l = live.lock().unwrap_or_else(|p| p.into_inner());
     l.status.state = state.into();
-    if error.is_some() || state == "recording" {
+    if error.is_some() || flowing {
         l.status.last_error = error;
     }
-    if state != "recording" {
+    if !flowing {
         l.status.bitrate_bps = 0.0;
         l.status.fps = 0.0;
     }
@@ -177,55 +238,78 @@ fn set_state(live: &Mutex<Live>, state: &str, error: Option<String>) {
 async fn supervise(
     store: Arc<Store>,
     camera: Camera,
+    feed: FeedKey,
+    storage: Storage,
     settings: RecorderSettings,
     source: Source,
     stop: watch::Receiver<bool>,
     live: Arc<Mutex<Live>>,
-    observer: Option<Box<dyn SegmentObserver>>,
-    space: FreeSpace,
     env: RecorderEnv,
 ) {
-    // A few GOPs of slack: a stalled disk back-pressures this camera's RTSP reading instead of
-    // growing memory without bound.
-    let (tx, rx) = mpsc::channel::<WriterMsg>(16);
+    let flowing = flowing_state(&storage);
     // The last tick written, shared with the session so a new session continues the timeline.
     let timeline = Arc::new(Mutex::new(TimelineState::default()));
-    let writer = {
-        let store = store.clone();
-        let camera = camera.clone();
-        let live = live.clone();
-        let timeline = timeline.clone();
-        let seg = settings.segment_duration;
-        let clock = env.clock.clone();
-        std::thread::Builder::new()
-            .name(format!("writer-{}", camera.name))
-            .spawn(move || {
-                writer_loop(
-                    store, camera, seg, rx, live, timeline, observer, space, clock,
-                )
-            })
-            .expect("spawn writer thread")
+    // Stored: a writer thread behind a few GOPs of slack, so a stalled disk back-pressures
+    // this stream's RTSP reading instead of growing memory without bound. Live only: none.
+    let (mut tx, writer) = match storage {
+        Storage::Recorded { observer, space } => {
+            let (tx, rx) = mpsc::channel::<WriterMsg>(16);
+            let store = store.clone();
+            let camera = camera.clone();
+            let live = live.clone();
+            let timeline = timeline.clone();
+            let seg = settings.segment_duration;
+            let clock = env.clock.clone();
+            let writer = std::thread::Builder::new()
+                .name(format!("writer-{}", camera.name))
+                .spawn(move || {
+                    writer_loop(
+                        store, camera, seg, rx, live, timeline, observer, space, clock,
+                    )
+                })
+                .expect("spawn writer thread");
+            (Some(tx), Some(writer))
+        }
+        Storage::LiveOnly => (None, None),
     };
     let ticker = {
         let tx = tx.clone();
         let period = env.tick_interval;
+        let (store, camera_id, live) = (store.clone(), camera.id.clone(), live.clone());
         tokio::spawn(async move {
             let mut every = tokio::time::interval(period);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let mut ticks = 0u64;
             loop {
                 every.tick().await;
-                if tx.send(WriterMsg::Tick).await.is_err() {
-                    break;
+                match &tx {
+                    Some(tx) => {
+                        if tx.send(WriterMsg::Tick).await.is_err() {
+                            break;
+                        }
+                    }
+                    // Without a writer the status is flushed from here, as often as the
+                    // writer does it.
+                    None => {
+                        ticks += 1;
+                        if ticks.is_multiple_of(STATUS_EVERY_TICKS) {
+                            update_rates(&live);
+                            let (store, camera_id, live) =
+                                (store.clone(), camera_id.clone(), live.clone());
+                            let _ = tokio::task::spawn_blocking(move || {
+                                flush_status(&store, &camera_id, &live)
+                            })
+                            .await;
+                        }
+                    }
                 }
             }
         })
     };
     // Live viewers share this ingest; the publisher says `connecting` now, `live` with each
     // session's first frame and `stopped` when dropped at the end.
-    let viewers: Option<Arc<LivePublisher>> = env
-        .live
-        .as_ref()
-        .map(|hub| Arc::new(hub.publisher(&camera.id)));
+    let viewers: Option<Arc<LivePublisher>> =
+        env.live.as_ref().map(|hub| Arc::new(hub.publisher(&feed)));
     let mut attempt = 0u32;
     set_state(&live, "connecting", None);
     flush_status(&store, &camera.id, &live);
@@ -251,6 +335,11 @@ async fn supervise(
                             if let Some(v) = &viewers {
                                 v.params(&p);
                             }
+                            let Some(tx) = &tx else {
+                                // Nobody else reads the parameters: the status shows them.
+                                live_params(&live, &p);
+                                continue;
+                            };
                             if !pending.is_empty() {
                                 let gop = std::mem::take(&mut pending);
                                 if tx
@@ -269,11 +358,14 @@ async fn supervise(
                         IngestEvent::Frame(f) => {
                             if !got_frame {
                                 got_frame = true;
-                                set_state(&live, "recording", None);
+                                set_state(&live, flowing, None);
                             }
                             live_frame(&live, origin, &f);
                             if let Some(v) = &viewers {
                                 v.frame(&f);
+                            }
+                            if tx.is_none() {
+                                continue;
                             }
                             // Before the first keyframe nothing can be decoded: drop it.
                             if pending.is_empty() && !f.is_key {
@@ -291,11 +383,14 @@ async fn supervise(
                             }
                         }
                     };
+                    let Some(tx) = &tx else { continue };
                     if tx.send(msg).await.is_err() {
                         break;
                     }
                 }
-                if !pending.is_empty() {
+                if let Some(tx) = &tx
+                    && !pending.is_empty()
+                {
                     let _ = tx
                         .send(WriterMsg::Gop {
                             frames: pending,
@@ -318,8 +413,10 @@ async fn supervise(
             ingest::run_session(&*env.opener, &source, start_ticks, &ev_tx, stop.clone()).await;
         drop(ev_tx);
         let got_frame = forward.await.unwrap_or(false);
-        let gap_reason = result.as_ref().err().map(IngestError::gap_reason);
-        let _ = tx.send(WriterMsg::SessionEnded(gap_reason)).await;
+        if let Some(tx) = &tx {
+            let gap_reason = result.as_ref().err().map(IngestError::gap_reason);
+            let _ = tx.send(WriterMsg::SessionEnded(gap_reason)).await;
+        }
         let err = match result {
             Ok(()) => break,
             Err(e) => e,
@@ -347,9 +444,12 @@ async fn supervise(
         }
     }
     ticker.abort();
-    let _ = tx.send(WriterMsg::Shutdown).await;
-    drop(tx);
-    let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    if let Some(tx) = tx.take() {
+        let _ = tx.send(WriterMsg::Shutdown).await;
+    }
+    if let Some(writer) = writer {
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    }
     drop(viewers);
     set_state(&live, "stopped", None);
     flush_status(&store, &camera.id, &live);
@@ -384,6 +484,32 @@ enum WriterMsg {
     /// With the reason of the gap the ending opens; `None` when recording was asked to stop.
     SessionEnded(Option<String>),
     Shutdown,
+}
+
+/// Status is for humans and the CLI (stale after 10 s): every third tick (3 s) is enough and
+/// keeps database writes per camera low.
+const STATUS_EVERY_TICKS: u64 = 3;
+
+/// The codec and picture size of the stream, for its status.
+fn live_params(live: &Mutex<Live>, p: &TrackParams) {
+    let mut l = live.lock().unwrap_or_else(|e| e.into_inner());
+    l.status.codec = Some(p.rfc6381.clone());
+    l.status.resolution = Some(format!("{}x{}", p.width, p.height));
+}
+
+/// Bit and frame rates over the window since the last update (at least a second).
+fn update_rates(live: &Mutex<Live>) {
+    let mut l = live.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(start) = l.window_start {
+        let secs = start.elapsed().as_secs_f64();
+        if secs >= 1.0 {
+            l.status.bitrate_bps = l.window_bytes as f64 * 8.0 / secs;
+            l.status.fps = l.window_frames as f64 / secs;
+            l.window_start = Some(Instant::now());
+            l.window_bytes = 0;
+            l.window_frames = 0;
+        }
+    }
 }
 
 /// Per-frame status bookkeeping, done on the ingest side.
@@ -473,10 +599,8 @@ fn writer_loop(
                 if !w.unclosed.is_empty() {
                     w.retry_unclosed();
                 }
-                // Status is for humans and the CLI (stale after 10 s): every 3 s is enough
-                // and keeps database writes per camera low.
-                if ticks.is_multiple_of(3) {
-                    w.update_rates();
+                if ticks.is_multiple_of(STATUS_EVERY_TICKS) {
+                    update_rates(&w.live);
                     flush_status(&w.store, &w.camera.id, &w.live);
                 }
                 if ticks.is_multiple_of(5)
@@ -510,10 +634,7 @@ impl WriterState {
         self.close_segment();
         match fmp4::init_segment(&p) {
             Ok(init) => {
-                let mut l = self.live.lock().unwrap_or_else(|e| e.into_inner());
-                l.status.codec = Some(p.rfc6381.clone());
-                l.status.resolution = Some(format!("{}x{}", p.width, p.height));
-                drop(l);
+                live_params(&self.live, &p);
                 self.init = Some(init);
                 self.params = Some(p);
             }
@@ -556,20 +677,6 @@ impl WriterState {
         }
         if let Err(e) = self.store.end_recorder_run_at(&self.camera.id, end) {
             tracing::error!(camera = %self.camera.name, error = %e, "cannot mark the recording stopped; the next start will call this an unclean shutdown");
-        }
-    }
-
-    fn update_rates(&mut self) {
-        let mut l = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(start) = l.window_start {
-            let secs = start.elapsed().as_secs_f64();
-            if secs >= 1.0 {
-                l.status.bitrate_bps = l.window_bytes as f64 * 8.0 / secs;
-                l.status.fps = l.window_frames as f64 / secs;
-                l.window_start = Some(Instant::now());
-                l.window_bytes = 0;
-                l.window_frames = 0;
-            }
         }
     }
 

@@ -1,13 +1,14 @@
 //! Retention: deletes the oldest closed segments of a camera when its video is older than its
-//! maximum age or larger than its byte budget, and the oldest of any camera when the volume
-//! runs short of free space. The segment being written is never deleted.
+//! maximum age or larger than its byte budget (both streams of a camera with a recorded
+//! secondary stream together), and the oldest of any camera when the volume runs short of free
+//! space. The segment being written is never deleted.
 
 use std::path::Path;
 
 use std::collections::HashMap;
 
 use crate::reserve::SpaceReserve;
-use crate::store::{Store, StoreError, now_us};
+use crate::store::{Store, StoreError, now_us, secondary_stream_id};
 
 /// Defaults for cameras that set no limits of their own.
 #[derive(Debug, Clone, Copy, Default)]
@@ -102,7 +103,12 @@ pub fn enforce_at(
     for cam in store.cameras()? {
         let max_age = cam.max_age_secs.or(policy.max_age_secs);
         let max_bytes = cam.max_bytes.or(policy.max_bytes);
-        let segments = store.segments(&cam.id)?;
+        // A camera's limits cover both its streams together: a recorded secondary stream's
+        // segments (also those kept after the secondary was removed) age out with the main
+        // stream's and count against the same byte budget, oldest end first.
+        let mut segments = store.segments(&cam.id)?;
+        segments.extend(store.segments(&secondary_stream_id(&cam.id))?);
+        segments.sort_by_key(|s| (s.end_us, s.seq));
         let mut total: i64 = segments.iter().map(|s| s.bytes).sum();
         for seg in segments.iter().filter(|s| !s.open) {
             let too_old = max_age.is_some_and(|a| seg.end_us < now - a * 1_000_000);
@@ -110,10 +116,11 @@ pub fn enforce_at(
             if !too_old && !too_big {
                 break;
             }
-            let Some(freed) = delete_one(store, &cam.id, seg.seq, before_delete, reserve) else {
+            let Some(freed) = delete_one(store, &seg.camera_id, seg.seq, before_delete, reserve)
+            else {
                 break;
             };
-            tracing::info!(camera = %cam.name, seq = seg.seq, too_old, too_big, "retention deleted segment");
+            tracing::info!(camera = %cam.name, stream = %seg.camera_id, seq = seg.seq, too_old, too_big, "retention deleted segment");
             total -= seg.bytes;
             report.segments_deleted += 1;
             report.bytes_freed += freed;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use vigil_media::fmp4;
-use vigil_media::live::{LiveHub, LiveLimits, Viewer, ViewerEvent};
+use vigil_media::live::{FeedKey, LiveHub, LiveLimits, Viewer, ViewerEvent};
 use vigil_media::recorder::{self, RecorderEnv, RecorderHandle};
 
 fn start(rig: &Rig, camera: &Arc<ScriptedCamera>, hub: &Arc<LiveHub>) -> RecorderHandle {
@@ -82,8 +82,8 @@ fn fragments(evs: &[ViewerEvent]) -> Vec<&vigil_media::live::LiveFragment> {
 async fn two_viewers_share_one_ingest_and_get_every_frame_in_decode_order() {
     let rig = Rig::new();
     let hub = hub();
-    let mut a = hub.subscribe(&rig.cam.id);
-    let mut b = hub.subscribe(&rig.cam.id);
+    let mut a = hub.subscribe(&FeedKey::main(&rig.cam.id));
+    let mut b = hub.subscribe(&FeedKey::main(&rig.cam.id));
     let camera = ScriptedCamera::new(vec![play([gops(3, 1, true), vec![Step::Hold]].concat())]);
     let handle = start(&rig, &camera, &hub);
     let ea = until_frames(&mut a, 3 * GOP_FRAMES).await;
@@ -133,7 +133,7 @@ async fn two_viewers_share_one_ingest_and_get_every_frame_in_decode_order() {
     );
 
     // A viewer arriving now starts at the last GOP's keyframe.
-    let mut late = hub.subscribe(&rig.cam.id);
+    let mut late = hub.subscribe(&FeedKey::main(&rig.cam.id));
     let el = received(&mut late);
     assert_eq!(states(&el), ["live:", "init1"]);
     assert_eq!(fragments(&el).len(), GOP_FRAMES);
@@ -142,7 +142,7 @@ async fn two_viewers_share_one_ingest_and_get_every_frame_in_decode_order() {
     handle.stop().await;
     assert_eq!(states(&received(&mut a)), ["stopped:"]);
     assert_eq!(
-        states(&received(&mut hub.subscribe(&rig.cam.id))),
+        states(&received(&mut hub.subscribe(&FeedKey::main(&rig.cam.id)))),
         ["offline:"]
     );
     // Recording went on as always.
@@ -153,7 +153,7 @@ async fn two_viewers_share_one_ingest_and_get_every_frame_in_decode_order() {
 async fn viewers_see_a_reconnect_and_get_a_new_init_after_it() {
     let rig = Rig::new();
     let hub = hub();
-    let mut v = hub.subscribe(&rig.cam.id);
+    let mut v = hub.subscribe(&FeedKey::main(&rig.cam.id));
     let camera = ScriptedCamera::new(vec![
         play([gops(1, 1, false), vec![Step::End]].concat()),
         refuse(),
@@ -199,8 +199,8 @@ async fn a_lagging_viewer_never_holds_up_recording_or_other_viewers() {
         queue: GOP_FRAMES,
         ..LiveLimits::default()
     }));
-    let mut slow = hub.subscribe(&rig.cam.id);
-    let mut fast = hub.subscribe(&rig.cam.id);
+    let mut slow = hub.subscribe(&FeedKey::main(&rig.cam.id));
+    let mut fast = hub.subscribe(&FeedKey::main(&rig.cam.id));
     let mut steps = Vec::new();
     for k in 0..4 {
         steps.push(Step::Frames(gop(k * GOP_TICKS, k as u32 + 1, false)));

@@ -1,11 +1,18 @@
-//! `vigil camera ...`: the camera list in the database, and the recorders' status.
+//! `vigil camera ...`: the camera list in the database (each camera with its secondary stream,
+//! if any), and the recorders' status.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Subcommand;
-use vigil_media::store::{NewCamera, now_us};
+use vigil_media::store::{
+    Camera, CameraStatus, NewCamera, NewSecondary, Store, StoreError, StreamMode, now_us,
+};
 use vigil_media::time::format_us;
+
+fn parse_mode(s: &str) -> Result<StreamMode, String> {
+    s.parse()
+}
 
 #[derive(Subcommand)]
 pub enum CameraCommand {
@@ -22,9 +29,41 @@ pub enum CameraCommand {
         /// Delete video older than this (e.g. 30d); default from the config file.
         #[arg(long, value_parser = vigil_config::parse_duration)]
         max_age: Option<std::time::Duration>,
-        /// Keep at most this many bytes of video for this camera.
+        /// Keep at most this many bytes of video for this camera (both streams together).
         #[arg(long)]
         max_bytes: Option<u64>,
+        /// RTSP URL of the camera's secondary stream (typically a lower resolution, which the
+        /// web client's grid shows).
+        #[arg(long)]
+        secondary_url: Option<String>,
+        #[arg(long, requires = "secondary_url")]
+        secondary_username: Option<String>,
+        /// File holding the secondary stream's password (first line).
+        #[arg(long, requires = "secondary_url")]
+        secondary_password_file: Option<PathBuf>,
+        /// `live` (live view only, the default) or `recorded` (stored and signed like the
+        /// main stream).
+        #[arg(long, requires = "secondary_url", value_parser = parse_mode)]
+        secondary_mode: Option<StreamMode>,
+    },
+    /// Set or replace a camera's secondary stream, or remove it with --remove (its recordings
+    /// are kept, under the camera's retention).
+    SetSecondary {
+        name: String,
+        /// RTSP URL of the secondary stream.
+        #[arg(long, required_unless_present = "remove", conflicts_with = "remove")]
+        url: Option<String>,
+        #[arg(long, conflicts_with = "remove")]
+        username: Option<String>,
+        /// File holding the secondary stream's password (first line).
+        #[arg(long, conflicts_with = "remove")]
+        password_file: Option<PathBuf>,
+        /// `live` (live view only, the default) or `recorded`.
+        #[arg(long, value_parser = parse_mode, conflicts_with = "remove")]
+        mode: Option<StreamMode>,
+        /// Remove the camera's secondary stream.
+        #[arg(long)]
+        remove: bool,
     },
     /// List cameras.
     List {
@@ -66,20 +105,72 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
             password_file,
             max_age,
             max_bytes,
+            secondary_url,
+            secondary_username,
+            secondary_password_file,
+            secondary_mode,
         } => {
             let password = password_file
                 .as_deref()
                 .map(read_password_file)
                 .transpose()?;
-            let cam = store.add_camera(&NewCamera {
-                name,
-                url,
-                username,
-                password,
-                max_age_secs: max_age.map(|d| d.as_secs() as i64),
-                max_bytes: max_bytes.map(|b| b as i64),
-            })?;
+            let secondary = secondary_url
+                .map(|url| {
+                    Ok::<_, anyhow::Error>(NewSecondary {
+                        url,
+                        username: secondary_username,
+                        password: secondary_password_file
+                            .as_deref()
+                            .map(read_password_file)
+                            .transpose()?,
+                        mode: secondary_mode.unwrap_or_default(),
+                    })
+                })
+                .transpose()?;
+            let cam = store
+                .add_camera(&NewCamera {
+                    name,
+                    url,
+                    username,
+                    password,
+                    max_age_secs: max_age.map(|d| d.as_secs() as i64),
+                    max_bytes: max_bytes.map(|b| b as i64),
+                    secondary,
+                })
+                .map_err(secondary_flags)?;
             println!("Added camera {} ({}) {}", cam.name, cam.id, cam.url);
+            if let Some(line) = secondary_line(&cam) {
+                println!("{line}");
+            }
+        }
+        CameraCommand::SetSecondary {
+            name,
+            url,
+            username,
+            password_file,
+            mode,
+            remove,
+        } => {
+            let secondary = match (url, remove) {
+                (Some(url), false) => Some(NewSecondary {
+                    url,
+                    username,
+                    password: password_file
+                        .as_deref()
+                        .map(read_password_file)
+                        .transpose()?,
+                    mode: mode.unwrap_or_default(),
+                }),
+                _ => None,
+            };
+            let cam = store.set_secondary(&name, secondary.as_ref())?;
+            match secondary_line(&cam) {
+                Some(line) => println!("Camera {}: {}", cam.name, line.trim_start()),
+                None => println!(
+                    "Camera {}: secondary stream removed (recordings of it are kept)",
+                    cam.name
+                ),
+            }
         }
         CameraCommand::List { json } => {
             let cams = store.cameras()?;
@@ -91,6 +182,10 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
                             "id": c.id, "name": c.name, "url": c.url, "username": c.username,
                             "has_password": c.has_password, "enabled": c.enabled,
                             "max_age_secs": c.max_age_secs, "max_bytes": c.max_bytes,
+                            "secondary": c.secondary.as_ref().map(|s| serde_json::json!({
+                                "id": s.id, "url": s.url, "username": s.username,
+                                "has_password": s.has_password, "mode": s.mode.as_str(),
+                            })),
                         })
                     })
                     .collect();
@@ -99,6 +194,9 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
                 println!("{:<20} {:<18} {:<8} URL", "NAME", "ID", "ENABLED");
                 for c in cams {
                     println!("{:<20} {:<18} {:<8} {}", c.name, c.id, c.enabled, c.url);
+                    if let Some(line) = secondary_line(&c) {
+                        println!("{line}");
+                    }
                 }
             }
         }
@@ -129,31 +227,29 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
             let now = now_us();
             let mut rows = Vec::new();
             for c in store.cameras()? {
-                let s = store.status(&c.id)?;
-                // A status nobody refreshed for a while means no server is recording it.
-                let stale = s.as_ref().is_none_or(|s| now - s.updated_us > 10_000_000);
-                let state = if !c.enabled {
-                    "disabled".to_owned()
-                } else if stale {
-                    "not running".to_owned()
-                } else {
-                    s.as_ref().map(|s| s.state.clone()).unwrap_or_default()
-                };
-                rows.push((c, s, state));
+                let main = stream_status(&store, &c.id, c.enabled, now)?;
+                let secondary = c
+                    .secondary
+                    .as_ref()
+                    .map(|sec| stream_status(&store, &sec.id, c.enabled, now))
+                    .transpose()?;
+                rows.push((c, main, secondary));
             }
             if json {
                 let v: Vec<_> = rows
                     .iter()
-                    .map(|(c, s, state)| {
-                        serde_json::json!({
-                            "name": c.name, "state": state,
-                            "last_error": s.as_ref().and_then(|s| s.last_error.clone()),
-                            "bitrate_bps": s.as_ref().map(|s| s.bitrate_bps),
-                            "fps": s.as_ref().map(|s| s.fps),
-                            "last_frame": s.as_ref().and_then(|s| s.last_frame_us).map(format_us),
-                            "codec": s.as_ref().and_then(|s| s.codec.clone()),
-                            "resolution": s.as_ref().and_then(|s| s.resolution.clone()),
-                        })
+                    .map(|(c, (s, state), secondary)| {
+                        let mut v = status_json(s.as_ref(), state);
+                        v["name"] = c.name.clone().into();
+                        v["secondary"] = match (&c.secondary, secondary) {
+                            (Some(sec), Some((s, state))) => {
+                                let mut v = status_json(s.as_ref(), state);
+                                v["mode"] = sec.mode.as_str().into();
+                                v
+                            }
+                            _ => serde_json::Value::Null,
+                        };
+                        v
                     })
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -162,7 +258,11 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
                     "{:<16} {:<13} {:>10} {:>6} {:<26} DETAIL",
                     "NAME", "STATE", "KBIT/S", "FPS", "LAST FRAME"
                 );
-                for (c, s, state) in rows {
+                let flat = rows.into_iter().flat_map(|(c, main, secondary)| {
+                    let sub = secondary.map(|(s, state)| ("  secondary".to_owned(), s, state));
+                    std::iter::once((c.name, main.0, main.1)).chain(sub)
+                });
+                for (name, s, state) in flat {
                     let (kbps, fps, last, detail) = match &s {
                         Some(s) => (
                             format!("{:.0}", s.bitrate_bps / 1000.0),
@@ -180,11 +280,80 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
                     };
                     println!(
                         "{:<16} {:<13} {:>10} {:>6} {:<26} {}",
-                        c.name, state, kbps, fps, last, detail
+                        name, state, kbps, fps, last, detail
                     );
                 }
             }
         }
     }
     Ok(())
+}
+
+/// The store's messages about a secondary stream name `camera set-secondary`'s flags; `camera
+/// add` calls them `--secondary-…`.
+fn secondary_flags(e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::InvalidCamera(m) if m.starts_with("secondary stream:") => {
+            anyhow::Error::new(StoreError::InvalidCamera(
+                m.replace("--username", "--secondary-username")
+                    .replace("--password-file", "--secondary-password-file"),
+            ))
+        }
+        e => e.into(),
+    }
+}
+
+/// One line about the camera's secondary stream, indented under the camera; never the
+/// password, only whether one is stored.
+fn secondary_line(c: &Camera) -> Option<String> {
+    let s = c.secondary.as_ref()?;
+    let mode = match s.mode {
+        StreamMode::Live => "live view only",
+        StreamMode::Recorded => "recorded",
+    };
+    let mut who = Vec::new();
+    if let Some(u) = &s.username {
+        who.push(format!("user {u}"));
+    }
+    if s.has_password {
+        who.push("password stored".to_owned());
+    }
+    let who = if who.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", who.join(", "))
+    };
+    Some(format!("  secondary stream, {mode}: {}{who}", s.url))
+}
+
+/// A stream's status and the state to show: `disabled`, `not running` when no server
+/// refreshed it for a while, else what its recorder says.
+fn stream_status(
+    store: &Store,
+    id: &str,
+    enabled: bool,
+    now: i64,
+) -> anyhow::Result<(Option<CameraStatus>, String)> {
+    let s = store.status(id)?;
+    let stale = s.as_ref().is_none_or(|s| now - s.updated_us > 10_000_000);
+    let state = if !enabled {
+        "disabled".to_owned()
+    } else if stale {
+        "not running".to_owned()
+    } else {
+        s.as_ref().map(|s| s.state.clone()).unwrap_or_default()
+    };
+    Ok((s, state))
+}
+
+fn status_json(s: Option<&CameraStatus>, state: &str) -> serde_json::Value {
+    serde_json::json!({
+        "state": state,
+        "last_error": s.and_then(|s| s.last_error.clone()),
+        "bitrate_bps": s.map(|s| s.bitrate_bps),
+        "fps": s.map(|s| s.fps),
+        "last_frame": s.and_then(|s| s.last_frame_us).map(format_us),
+        "codec": s.and_then(|s| s.codec.clone()),
+        "resolution": s.and_then(|s| s.resolution.clone()),
+    })
 }

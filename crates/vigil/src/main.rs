@@ -199,6 +199,15 @@ fn network(
             Ok(e) => cams.push(e),
             Err(e) => eprintln!("warning: camera {}: {e}", c.name),
         }
+        // A secondary stream on another host or port is a connection of its own.
+        if let Some(sec) = &c.secondary {
+            let name = format!("{} (secondary)", c.name);
+            match vigil_netpolicy::model::Endpoint::from_url(name.clone(), &sec.url) {
+                Ok(e) if !cams.iter().any(|m| m.host == e.host && m.port == e.port) => cams.push(e),
+                Ok(_) => {}
+                Err(e) => eprintln!("warning: camera {name}: {e}"),
+            }
+        }
     }
     f(&cfg, cams)
 }

@@ -220,7 +220,16 @@ fn print_event(event: RuntimeEvent) {
             report.orphans_adopted
         ),
         RuntimeEvent::FloorUnreachable(warning) => eprintln!("warning: {warning}"),
-        RuntimeEvent::CameraStarted { name, url } => println!("Recording camera {name} from {url}"),
+        RuntimeEvent::CameraStarted {
+            name,
+            url,
+            live_only: false,
+        } => println!("Recording camera {name} from {url}"),
+        RuntimeEvent::CameraStarted {
+            name,
+            url,
+            live_only: true,
+        } => println!("Live view of camera {name} from {url} (not recorded)"),
         RuntimeEvent::CameraStopped { name } => println!("Stopping camera {name}"),
         RuntimeEvent::ShuttingDown => {
             println!("Shutting down: finishing current GOPs and closing files")

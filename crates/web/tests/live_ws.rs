@@ -18,8 +18,9 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use vigil_access::{Actor, CameraScope, Role};
 use vigil_media::fmp4;
-use vigil_media::recorder::{self, RecorderEnv, RecorderHandle, RecorderSettings};
-use vigil_media::store::{Camera, NewCamera};
+use vigil_media::live::FeedKey;
+use vigil_media::recorder::{self, RecorderEnv, RecorderHandle, RecorderSettings, Storage};
+use vigil_media::store::{Camera, NewCamera, NewSecondary, StreamMode};
 use vigil_samplecam::{SampleCamera, SampleCameraHandle, SampleCameraOptions};
 
 type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
@@ -43,6 +44,14 @@ async fn served() -> (Harness, SocketAddr, Camera) {
     (h, addr, cam)
 }
 
+fn settings() -> RecorderSettings {
+    RecorderSettings {
+        segment_duration: Duration::from_secs(60),
+        inactivity_timeout: Duration::from_secs(5),
+        max_backoff: Duration::from_secs(2),
+    }
+}
+
 /// The sample camera recorded into `cam`, the recorder publishing into the API's hub.
 async fn record_sample(h: &Harness, cam: &Camera) -> (SampleCameraHandle, RecorderHandle) {
     let sample = SampleCamera::start(
@@ -58,11 +67,7 @@ async fn record_sample(h: &Harness, cam: &Camera) -> (SampleCameraHandle, Record
     let handle = recorder::start_with(
         h.state.store.clone(),
         cam,
-        RecorderSettings {
-            segment_duration: Duration::from_secs(60),
-            inactivity_timeout: Duration::from_secs(5),
-            max_backoff: Duration::from_secs(2),
-        },
+        settings(),
         None,
         Arc::new(|_: &vigil_media::store::Store, _| 0),
         RecorderEnv {
@@ -82,8 +87,19 @@ async fn open(
     auth: &Auth,
     origin: Option<&str>,
 ) -> Result<Socket, WsError> {
+    open_path(h, addr, &format!("{camera}/live"), auth, origin).await
+}
+
+/// Opens `/api/v1/cameras/{path}` as [`open`] does (`path` is `CAMERA/live?...`).
+async fn open_path(
+    h: &Harness,
+    addr: SocketAddr,
+    path: &str,
+    auth: &Auth,
+    origin: Option<&str>,
+) -> Result<Socket, WsError> {
     let tls = h.tls_connect(addr, LOOPBACK, &[b"http/1.1"]).await.unwrap();
-    let mut req = format!("wss://{addr}/api/v1/cameras/{camera}/live")
+    let mut req = format!("wss://{addr}/api/v1/cameras/{path}")
         .into_client_request()
         .unwrap();
     let headers = req.headers_mut();
@@ -271,7 +287,7 @@ async fn a_session_viewer_gets_the_init_and_frames_from_a_keyframe_within_two_se
         1,
         "one camera session for both viewers"
     );
-    assert_eq!(h.state.live.viewers(&cam.id), 2);
+    assert_eq!(h.state.live.viewers(&FeedKey::main(&cam.id)), 2);
 
     // "ping" is answered "pong", between the frames.
     a.send(Message::text("ping")).await.unwrap();
@@ -524,4 +540,158 @@ async fn retiring_the_listener_closes_the_socket_with_1001() {
         closed(&mut ws, Duration::from_secs(3)).await,
         (1001, "going away".to_owned())
     );
+}
+
+#[tokio::test]
+async fn a_secondary_stream_is_watched_with_stream_secondary_until_it_is_removed() {
+    let (h, addr, _) = served().await;
+    let store = h.state.store.clone();
+    store
+        .add_camera(&NewCamera {
+            name: "cam2".into(),
+            url: "rtsp://127.0.0.1:9/none".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    // cam1's secondary stream is the sample camera, live only, fed by its own recorder.
+    let sample = SampleCamera::start(
+        "127.0.0.1:0".parse().unwrap(),
+        SampleCameraOptions::default(),
+    )
+    .await
+    .unwrap();
+    let cam = store
+        .set_secondary(
+            "cam1",
+            Some(&NewSecondary {
+                url: sample.url(),
+                mode: StreamMode::Live,
+                ..Default::default()
+            }),
+        )
+        .unwrap();
+    let sid = cam.secondary.clone().unwrap().id;
+    let recorder = recorder::start_stream(
+        store.clone(),
+        cam.secondary_camera().unwrap(),
+        FeedKey::secondary(&cam.id),
+        Storage::LiveOnly,
+        settings(),
+        RecorderEnv {
+            live: Some(h.state.live.clone()),
+            ..RecorderEnv::default()
+        },
+    )
+    .unwrap();
+    let admin = h.admin().await;
+    let origin = same_origin(addr);
+    let mut sub = open_path(
+        &h,
+        addr,
+        "cam1/live?stream=secondary",
+        &admin,
+        Some(&origin),
+    )
+    .await
+    .unwrap();
+    let (init_msg, init, frags) = first_frames(&mut sub, 3).await;
+    check_stream(&init_msg, &init, &frags);
+    // The main stream is a feed of its own, which no recorder publishes here.
+    let mut main = open_path(&h, addr, "cam1/live?stream=main", &admin, Some(&origin))
+        .await
+        .unwrap();
+    expect_state(&mut main, "offline").await;
+    assert_eq!(h.state.live.viewers(&FeedKey::secondary(&cam.id)), 1);
+    assert_eq!(h.state.live.viewers(&FeedKey::main(&cam.id)), 1);
+    assert_eq!(sample.playing_sessions(), 1);
+    assert_eq!(
+        store.camera_bytes(&sid).unwrap(),
+        0,
+        "live only: nothing stored"
+    );
+    let mut streams: Vec<String> = h
+        .state
+        .access
+        .audit_query(&vigil_access::AuditQuery {
+            kind: Some(vigil_access::AuditKind::LiveView),
+            ..Default::default()
+        })
+        .unwrap()
+        .iter()
+        .map(|e| e.detail["stream"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    streams.sort();
+    assert_eq!(streams, ["main", "secondary"]);
+
+    // Refusals: no secondary (only to those who may view the camera), an unknown stream.
+    let e = open_path(
+        &h,
+        addr,
+        "cam2/live?stream=secondary",
+        &admin,
+        Some(&origin),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refusal(e), (404, "no_secondary_stream".to_owned()));
+    let pw = h.user("stranger", Role::Viewer, CameraScope::only(["cam1"]));
+    let stranger = h.login("stranger", &pw).await;
+    let e = open_path(
+        &h,
+        addr,
+        "cam2/live?stream=secondary",
+        &stranger,
+        Some(&origin),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refusal(e), (403, "forbidden".to_owned()));
+    let e = open_path(&h, addr, "cam1/live?stream=sub", &admin, Some(&origin))
+        .await
+        .unwrap_err();
+    assert_eq!(refusal(e).0, 400);
+    let e = open_path(
+        &h,
+        addr,
+        "cam2/live?stream=secondary",
+        &admin,
+        Some(&origin),
+    )
+    .await
+    .unwrap_err();
+    let WsError::Http(resp) = e else {
+        panic!("not an HTTP refusal: {e}")
+    };
+    let body: serde_json::Value = serde_json::from_slice(resp.body().as_ref().unwrap()).unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("camera 'cam2' has no secondary stream"),
+        "{body}"
+    );
+
+    // The secondary is removed: its viewer is closed with 4004, the main stream's stays.
+    let a = h
+        .patch(
+            "/api/v1/cameras/cam1",
+            &admin,
+            serde_json::json!({ "secondary": null }),
+        )
+        .await;
+    assert!(a.status.is_success(), "{}", a.text());
+    assert_eq!(
+        closed(&mut sub, Duration::from_secs(3)).await,
+        (4004, "secondary stream removed".to_owned())
+    );
+    main.send(Message::text("ping")).await.unwrap();
+    loop {
+        if let Message::Text(t) = next(&mut main, Duration::from_secs(2)).await
+            && t.as_str() == "pong"
+        {
+            break;
+        }
+    }
+    recorder.stop().await;
+    sample.shutdown().await;
 }

@@ -1,5 +1,12 @@
 //! The camera registry: configured cameras, their passwords sealed at rest, and the live
 //! status their recorders persist for other processes.
+//!
+//! A camera may have a secondary stream (a second RTSP URL, usually a lower resolution for
+//! grids). It is a row of its own in `cameras`, with the id [`secondary_stream_id`] and
+//! `main_id` naming its camera, so everything keyed by a camera id (segments, GOPs, gaps,
+//! recorder runs, status, the evidence ledger, recovery) works for it unchanged. Its row
+//! stays when the secondary is removed (`stream_mode = 'removed'`), so its numbering, its
+//! recordings and their retention continue when one is set again; it goes with its camera.
 
 use std::fs;
 
@@ -7,7 +14,8 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{Result, Store, StoreError, io_err, now_us};
 
-/// A configured camera.
+/// A configured camera (or, as [`Camera::secondary_camera`] builds it for a recorder, one of
+/// its streams).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Camera {
     pub id: String,
@@ -20,6 +28,98 @@ pub struct Camera {
     pub max_bytes: Option<i64>,
     /// Fragment decode times count 90 kHz ticks from this instant.
     pub time_origin_us: i64,
+    /// The camera's secondary stream, when it has one.
+    pub secondary: Option<SecondaryStream>,
+}
+
+/// A camera's secondary stream: a second RTSP stream of the same camera (typically a lower
+/// resolution, for grids), live only or recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecondaryStream {
+    /// The stream's internal id ([`secondary_stream_id`]): names its status, and when
+    /// recorded its segment directory, index rows and evidence ledger.
+    pub id: String,
+    pub url: String,
+    pub username: Option<String>,
+    pub has_password: bool,
+    pub mode: StreamMode,
+    /// Fragment decode times of the stream count 90 kHz ticks from this instant.
+    pub time_origin_us: i64,
+}
+
+/// What becomes of a secondary stream's video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StreamMode {
+    /// Live view only: nothing is written to disk.
+    #[default]
+    Live,
+    /// Stored and signed like the main stream, in segments and a ledger of its own.
+    Recorded,
+}
+
+impl StreamMode {
+    /// `live` or `recorded`, as the index, the CLI and the API write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamMode::Live => "live",
+            StreamMode::Recorded => "recorded",
+        }
+    }
+}
+
+impl std::fmt::Display for StreamMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for StreamMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "live" => Ok(StreamMode::Live),
+            "recorded" => Ok(StreamMode::Recorded),
+            other => Err(format!(
+                "'{other}' is not a stream mode; use live (live view only) or recorded"
+            )),
+        }
+    }
+}
+
+/// The internal id of a camera's secondary stream: the camera's id and `~sub`. `~` never
+/// occurs in a camera id or name, so it can name no other camera.
+pub fn secondary_stream_id(camera_id: &str) -> String {
+    format!("{camera_id}~sub")
+}
+
+impl Camera {
+    /// The secondary stream as a recorder runs it: the stream's id, URL, user name and time
+    /// origin, the camera's enabled flag and retention, and a name for logs. `None` without a
+    /// secondary.
+    pub fn secondary_camera(&self) -> Option<Camera> {
+        let s = self.secondary.as_ref()?;
+        Some(Camera {
+            id: s.id.clone(),
+            name: format!("{} (secondary)", self.name),
+            url: s.url.clone(),
+            username: s.username.clone(),
+            has_password: s.has_password,
+            enabled: self.enabled,
+            max_age_secs: self.max_age_secs,
+            max_bytes: self.max_bytes,
+            time_origin_us: s.time_origin_us,
+            secondary: None,
+        })
+    }
+
+    /// The main stream as a recorder runs it: the camera without its secondary, so a change
+    /// of the secondary does not restart the main stream's recorder.
+    pub fn main_camera(&self) -> Camera {
+        Camera {
+            secondary: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// What `camera add` supplies.
@@ -31,12 +131,41 @@ pub struct NewCamera {
     pub password: Option<String>,
     pub max_age_secs: Option<i64>,
     pub max_bytes: Option<i64>,
+    pub secondary: Option<NewSecondary>,
 }
+
+/// A secondary stream to set: checked like a camera's main stream (credentials never in the
+/// URL, a password needs a user name), the password sealed at rest the same way.
+#[derive(Clone, Default)]
+pub struct NewSecondary {
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub mode: StreamMode,
+}
+
+impl std::fmt::Debug for NewSecondary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSecondary")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+/// The columns of a camera and its secondary, as [`camera_from_row`] reads them.
+const CAMERA_COLUMNS: &str = "c.id, c.name, c.url, c.username, c.password_enc IS NOT NULL, c.enabled, \
+     c.max_age_secs, c.max_bytes, c.time_origin_us, \
+     s.id, s.url, s.username, s.password_enc IS NOT NULL, s.stream_mode, s.time_origin_us \
+     FROM cameras c LEFT JOIN cameras s ON s.main_id = c.id AND s.stream_mode IN ('live', 'recorded')";
 
 /// Live state of a camera's recorder, persisted so other processes (the CLI) can read it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CameraStatus {
-    /// "recording", "connecting", "reconnecting", "disabled" or "stopped".
+    /// "recording", "live" (a stream fed to live viewers only), "connecting", "reconnecting",
+    /// "failed", "disabled" or "stopped".
     pub state: String,
     pub last_error: Option<String>,
     pub bitrate_bps: f64,
@@ -56,6 +185,9 @@ impl Store {
                 "a password was given without --username".into(),
             ));
         }
+        if let Some(sec) = &new.secondary {
+            check_secondary(sec)?;
+        }
         let id = format!("cam-{}", hex::encode(rand::random::<[u8; 6]>()));
         let password_enc = new
             .password
@@ -63,42 +195,51 @@ impl Store {
             .map(|p| self.secrets.seal(p.as_bytes()))
             .transpose()?;
         let now = now_us();
-        let db = self.db();
-        let res = db.execute(
-            "INSERT INTO cameras (id, name, url, username, password_enc, enabled, max_age_secs, max_bytes, time_origin_us, created_us)
-             VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8, ?8)",
-            params![id, new.name, new.url, new.username, password_enc, new.max_age_secs, new.max_bytes, now],
-        );
-        match res {
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                return Err(StoreError::DuplicateCamera(new.name.clone()));
+        {
+            let mut db = self.db();
+            let tx = db.transaction()?;
+            let res = tx.execute(
+                "INSERT INTO cameras (id, name, url, username, password_enc, enabled, max_age_secs, max_bytes, time_origin_us, created_us)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8, ?8)",
+                params![id, new.name, new.url, new.username, password_enc, new.max_age_secs, new.max_bytes, now],
+            );
+            match res {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    return Err(StoreError::DuplicateCamera(new.name.clone()));
+                }
+                r => r?,
+            };
+            if let Some(sec) = &new.secondary {
+                self.put_secondary(&tx, &id, sec)?;
             }
-            r => r?,
-        };
-        drop(db);
+            tx.commit()?;
+        }
         let dir = self.camera_dir(&id);
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        self.camera(&new.name)
+        self.camera_by_id(&id)
     }
 
+    /// The cameras, by name, each with its secondary stream.
     pub fn cameras(&self) -> Result<Vec<Camera>> {
         let db = self.db();
-        let mut stmt = db.prepare(
-            "SELECT id, name, url, username, password_enc IS NOT NULL, enabled, max_age_secs, max_bytes, time_origin_us
-             FROM cameras ORDER BY name",
-        )?;
+        let mut stmt = db.prepare(&format!(
+            "SELECT {CAMERA_COLUMNS} WHERE c.main_id IS NULL ORDER BY c.name"
+        ))?;
         let rows = stmt.query_map([], camera_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The camera with this name or (when no camera has that name) this id. Secondary
+    /// streams are not cameras: their ids name none.
     pub fn camera(&self, name: &str) -> Result<Camera> {
         let db = self.db();
         db.query_row(
-            "SELECT id, name, url, username, password_enc IS NOT NULL, enabled, max_age_secs, max_bytes, time_origin_us
-             FROM cameras WHERE name = ?1 OR id = ?1
-             ORDER BY name = ?1 DESC LIMIT 1",
+            &format!(
+                "SELECT {CAMERA_COLUMNS} WHERE c.main_id IS NULL AND (c.name = ?1 OR c.id = ?1)
+                 ORDER BY c.name = ?1 DESC LIMIT 1"
+            ),
             [name],
             camera_from_row,
         )
@@ -106,7 +247,99 @@ impl Store {
         .ok_or_else(|| StoreError::NoSuchCamera(name.to_owned()))
     }
 
-    /// The camera's password, decrypted; only the recorder calls this.
+    /// Every stream with a row of its own: the cameras (without their secondary) and the
+    /// secondary streams, including removed ones, as [`Camera`]s named by their ids. What
+    /// recovery reconciles.
+    pub(super) fn all_streams(&self) -> Result<Vec<Camera>> {
+        let db = self.db();
+        let mut stmt = db.prepare(
+            "SELECT id, name, url, username, password_enc IS NOT NULL, enabled, max_age_secs, max_bytes, time_origin_us
+             FROM cameras ORDER BY name",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Camera {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                url: r.get(2)?,
+                username: r.get(3)?,
+                has_password: r.get(4)?,
+                enabled: r.get(5)?,
+                max_age_secs: r.get(6)?,
+                max_bytes: r.get(7)?,
+                time_origin_us: r.get(8)?,
+                secondary: None,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Sets (adds or replaces) or, with `None`, removes the camera's secondary stream, and
+    /// returns the camera as it is now. A replaced secondary keeps its id, numbering and time
+    /// origin; a removed one keeps its recordings (retention still applies to them).
+    pub fn set_secondary(&self, name: &str, secondary: Option<&NewSecondary>) -> Result<Camera> {
+        let cam = self.camera(name)?;
+        if let Some(sec) = secondary {
+            check_secondary(sec)?;
+        }
+        {
+            let mut db = self.db();
+            let tx = db.transaction()?;
+            match secondary {
+                Some(sec) => self.put_secondary(&tx, &cam.id, sec)?,
+                None => {
+                    let sid = secondary_stream_id(&cam.id);
+                    tx.execute(
+                        "UPDATE cameras SET url = '', username = NULL, password_enc = NULL, stream_mode = 'removed'
+                         WHERE id = ?1",
+                        [&sid],
+                    )?;
+                    tx.execute("DELETE FROM camera_status WHERE camera_id = ?1", [&sid])?;
+                }
+            }
+            tx.commit()?;
+        }
+        self.camera_by_id(&cam.id)
+    }
+
+    fn camera_by_id(&self, id: &str) -> Result<Camera> {
+        self.db()
+            .query_row(
+                &format!("SELECT {CAMERA_COLUMNS} WHERE c.main_id IS NULL AND c.id = ?1"),
+                [id],
+                camera_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NoSuchCamera(id.to_owned()))
+    }
+
+    /// Writes the secondary's row: a new row, or the existing one (removed or not) with the
+    /// new URL, credentials and mode and its counters and time origin kept.
+    fn put_secondary(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        camera_id: &str,
+        sec: &NewSecondary,
+    ) -> Result<()> {
+        let sid = secondary_stream_id(camera_id);
+        let password_enc = sec
+            .password
+            .as_deref()
+            .map(|p| self.secrets.seal(p.as_bytes()))
+            .transpose()?;
+        let now = now_us();
+        // The name column is unique and not null; the id fills it, since `~` is no name.
+        tx.execute(
+            "INSERT INTO cameras (id, name, url, username, password_enc, enabled, time_origin_us, created_us, main_id, stream_mode)
+             VALUES (?1, ?1, ?2, ?3, ?4, 1, ?5, ?5, ?6, ?7)
+             ON CONFLICT(id) DO UPDATE SET url = excluded.url, username = excluded.username,
+               password_enc = excluded.password_enc, stream_mode = excluded.stream_mode",
+            params![sid, sec.url, sec.username, password_enc, now, camera_id, sec.mode.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// The password of a camera or secondary stream (by id), decrypted; only the recorder
+    /// calls this.
     pub fn camera_password(&self, camera_id: &str) -> Result<Option<String>> {
         let enc: Option<Vec<u8>> = self.db().query_row(
             "SELECT password_enc FROM cameras WHERE id = ?1",
@@ -156,25 +389,32 @@ impl Store {
     }
 
     /// Removes a camera and, with `delete_video`, its recordings.
+    /// Removes a camera and its secondary stream and, with `delete_video`, the recordings
+    /// of both.
     pub fn remove_camera(&self, name: &str, delete_video: bool) -> Result<Camera> {
         let cam = self.camera(name)?;
+        let ids = [cam.id.clone(), secondary_stream_id(&cam.id)];
         {
             let mut db = self.db();
             let tx = db.transaction()?;
-            tx.execute("DELETE FROM cameras WHERE id = ?1", [&cam.id])?;
-            tx.execute("DELETE FROM camera_status WHERE camera_id = ?1", [&cam.id])?;
-            if delete_video {
-                tx.execute("DELETE FROM gops WHERE camera_id = ?1", [&cam.id])?;
-                tx.execute("DELETE FROM segments WHERE camera_id = ?1", [&cam.id])?;
-                tx.execute("DELETE FROM gaps WHERE camera_id = ?1", [&cam.id])?;
+            for id in &ids {
+                tx.execute("DELETE FROM cameras WHERE id = ?1", [id])?;
+                tx.execute("DELETE FROM camera_status WHERE camera_id = ?1", [id])?;
+                if delete_video {
+                    tx.execute("DELETE FROM gops WHERE camera_id = ?1", [id])?;
+                    tx.execute("DELETE FROM segments WHERE camera_id = ?1", [id])?;
+                    tx.execute("DELETE FROM gaps WHERE camera_id = ?1", [id])?;
+                }
+                tx.execute("DELETE FROM recorder_runs WHERE camera_id = ?1", [id])?;
             }
-            tx.execute("DELETE FROM recorder_runs WHERE camera_id = ?1", [&cam.id])?;
             tx.commit()?;
         }
         if delete_video {
-            let dir = self.camera_dir(&cam.id);
-            if dir.exists() {
-                fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+            for id in &ids {
+                let dir = self.camera_dir(id);
+                if dir.exists() {
+                    fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+                }
             }
         }
         Ok(cam)
@@ -240,7 +480,34 @@ pub fn check_camera_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// A secondary stream is checked like a camera's main stream; the messages say which.
+fn check_secondary(sec: &NewSecondary) -> Result<()> {
+    crate::ingest::validate_url(&sec.url)
+        .map_err(|e| StoreError::InvalidCamera(format!("secondary stream: {e}")))?;
+    if sec.password.is_some() && sec.username.is_none() {
+        return Err(StoreError::InvalidCamera(
+            "secondary stream: a password was given without --username".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A row of [`CAMERA_COLUMNS`].
 fn camera_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Camera> {
+    let secondary = match r.get::<_, Option<String>>(9)? {
+        None => None,
+        Some(id) => Some(SecondaryStream {
+            id,
+            url: r.get(10)?,
+            username: r.get(11)?,
+            has_password: r.get(12)?,
+            mode: match r.get::<_, String>(13)?.as_str() {
+                "recorded" => StreamMode::Recorded,
+                _ => StreamMode::Live,
+            },
+            time_origin_us: r.get(14)?,
+        }),
+    };
     Ok(Camera {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -251,5 +518,6 @@ fn camera_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Camera> {
         max_age_secs: r.get(6)?,
         max_bytes: r.get(7)?,
         time_origin_us: r.get(8)?,
+        secondary,
     })
 }

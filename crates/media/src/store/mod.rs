@@ -21,12 +21,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use crate::fmp4;
 use crate::secrets::SecretBox;
 
-pub use cameras::{Camera, CameraStatus, NewCamera, check_camera_name};
+pub use cameras::{
+    Camera, CameraStatus, NewCamera, NewSecondary, SecondaryStream, StreamMode, check_camera_name,
+    secondary_stream_id,
+};
 pub use index::{
     GAP_RECORDER_RESTARTED, GAP_RECORDING_STOPPED, GAP_UNCLEAN_SHUTDOWN, GapRow, GopRow,
     Interruption, SegmentRow,
@@ -61,6 +64,14 @@ pub enum StoreError {
     Mp4(#[from] fmp4::Mp4Error),
     #[error("data directory {0} is not initialised")]
     NotInitialised(PathBuf),
+    #[error(
+        "the index {path} has schema version {found}, newer than this Vigil knows ({known}); run the Vigil version that wrote it"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
 }
 
 impl StoreError {
@@ -183,6 +194,59 @@ CREATE TABLE IF NOT EXISTS recorder_runs (
 );
 "#;
 
+/// Changes to [`SCHEMA`] since the first release, applied in order, each once, in one
+/// transaction per database open: `meta.schema_version` counts those applied (none before
+/// this list existed). A new database gets the base schema and then every migration, so old
+/// and new data directories end up with the same tables.
+const MIGRATIONS: &[&str] = &[
+    // 1: a camera's secondary stream is a row of its own (docs/storage-format.md, "Secondary
+    // streams"): `main_id` is the camera it belongs to (NULL for cameras), `stream_mode`
+    // `live`, `recorded` or `removed`.
+    "ALTER TABLE cameras ADD COLUMN main_id TEXT;
+     ALTER TABLE cameras ADD COLUMN stream_mode TEXT;
+     CREATE UNIQUE INDEX IF NOT EXISTS cameras_by_main ON cameras (main_id);",
+];
+
+/// The schema version this build writes: the number of [`MIGRATIONS`].
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings a database opened by an older Vigil up to [`SCHEMA_VERSION`]. `BEGIN IMMEDIATE`
+/// makes two processes opening the same old database at once migrate it once: the second
+/// waits for the first and then finds nothing to do.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let found: i64 = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()?
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            path: path.to_owned(),
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    for (n, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        tx.execute_batch(sql)?;
+        tracing::info!(version = n + 1, "index schema migrated");
+    }
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [SCHEMA_VERSION.to_string()],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
 const DB_FILE: &str = "vigil.db";
 
 impl Store {
@@ -201,7 +265,7 @@ impl Store {
         if !db_path.exists() {
             return Err(StoreError::NotInitialised(root.to_owned()));
         }
-        let conn = Connection::open(&db_path)?;
+        let mut conn = Connection::open(&db_path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         // WAL with NORMAL sync: a power cut may lose the newest index rows, which recovery
         // rebuilds from the (already fsynced) media, but never corrupts the database.
@@ -209,6 +273,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&mut conn, &db_path)?;
         let secrets = SecretBox::open(&root.join("keys"))?;
         Ok(Self {
             root: root.to_owned(),

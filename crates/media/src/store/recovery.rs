@@ -41,7 +41,7 @@ impl Store {
     /// not know, drops rows whose file is gone, and closes segments left open.
     pub fn recover(&self) -> Result<RecoveryReport> {
         let mut report = RecoveryReport::default();
-        for cam in self.cameras()? {
+        for cam in self.all_streams()? {
             self.recover_camera(&cam, &mut report)?;
         }
         Ok(report)

@@ -5,8 +5,13 @@
 //!
 //! Permissions: seeing a camera needs ViewLive, Playback or ManageCameras on it (an auditor,
 //! who has none of them, gets 403; the list shows only the cameras the caller may use);
-//! changes need ManageCameras. Only ManageCameras sees a camera's URL and user name; nobody
-//! ever sees its password (`has_password` only). Every change is audited as `camera_changed`.
+//! changes need ManageCameras. Only ManageCameras sees a camera's URLs and user names (of the
+//! main and the secondary stream); nobody ever sees a password (`has_password` only). Every
+//! change is audited as `camera_changed`.
+//!
+//! A camera may have a secondary stream (`secondary`: URL, credentials, mode `live` or
+//! `recorded`), set when the camera is added or by PATCH (`null` removes it); its status and
+//! link security are shown beside the main stream's.
 
 use crate::json::Json;
 use axum::extract::State;
@@ -18,7 +23,9 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vigil_access::{AuditKind, Permission};
-use vigil_media::store::{Camera, NewCamera, Store, StoreError, now_us};
+use vigil_media::store::{
+    Camera, NewCamera, NewSecondary, SecondaryStream, Store, StoreError, StreamMode, now_us,
+};
 use vigil_media::time::format_us;
 
 use crate::auth::Caller;
@@ -111,15 +118,22 @@ fn store_error(e: StoreError) -> ApiError {
             ),
         ),
         // The store words these for the CLI; say the same in the API's terms.
-        StoreError::InvalidCamera(msg) => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_camera",
-            msg.replace(
-                "--username and --password-file",
-                "the `username` and `password` fields",
+        StoreError::InvalidCamera(msg) => {
+            let prefix = if msg.starts_with("secondary stream:") {
+                "secondary."
+            } else {
+                ""
+            };
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_camera",
+                msg.replace(
+                    "--username and --password-file",
+                    &format!("the `{prefix}username` and `{prefix}password` fields"),
+                )
+                .replace("--username", &format!("`{prefix}username`")),
             )
-            .replace("--username", "`username`"),
-        ),
+        }
         e if e.is_disk_full() => ApiError::new(
             StatusCode::INSUFFICIENT_STORAGE,
             "disk_full",
@@ -170,6 +184,61 @@ pub struct CameraInfo {
     pub status: CameraStatusInfo,
     /// How video travels from the camera to the recorder.
     pub link: CameraLink,
+    /// The camera's secondary stream (typically a lower resolution, for grids); `null` when
+    /// it has none. Live video of it: `GET /api/v1/cameras/{camera}/live?stream=secondary`.
+    pub secondary: Option<SecondaryInfo>,
+}
+
+/// What becomes of a secondary stream's video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SecondaryMode {
+    /// Live view only: nothing is stored.
+    Live,
+    /// Stored and signed like the main stream (its own segments and evidence ledger); the
+    /// camera's retention limits cover both streams together.
+    Recorded,
+}
+
+impl From<StreamMode> for SecondaryMode {
+    fn from(m: StreamMode) -> Self {
+        match m {
+            StreamMode::Live => SecondaryMode::Live,
+            StreamMode::Recorded => SecondaryMode::Recorded,
+        }
+    }
+}
+
+impl From<SecondaryMode> for StreamMode {
+    fn from(m: SecondaryMode) -> Self {
+        match m {
+            SecondaryMode::Live => StreamMode::Live,
+            SecondaryMode::Recorded => StreamMode::Recorded,
+        }
+    }
+}
+
+/// A camera's secondary stream as callers see it. Never holds the password.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecondaryInfo {
+    /// RTSP URL (without credentials); only for callers with ManageCameras.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// RTSP user name; only for callers with ManageCameras.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Whether a password is stored for it (encrypted at rest; it is never returned).
+    pub has_password: bool,
+    pub mode: SecondaryMode,
+    /// Bytes of stored video of the secondary stream, per the index (0 when it was never
+    /// recorded).
+    pub recorded_bytes: i64,
+    /// The secondary stream's recorder: `live` (frames flow to live viewers, nothing is
+    /// stored), `recording`, `connecting`, `reconnecting`, `stopped`, `disabled` or
+    /// `not running`.
+    pub status: CameraStatusInfo,
+    /// How the secondary stream travels from the camera.
+    pub link: CameraLink,
 }
 
 /// The security of a camera's link, for every caller that may see the camera (the URL itself
@@ -206,20 +275,21 @@ fn camera_link(url: &str) -> CameraLink {
     }
 }
 
-fn camera_info(store: &Store, cam: &Camera, manage: bool, now: i64) -> ApiResult<CameraInfo> {
-    let s = store.status(&cam.id).map_err(ApiError::internal)?;
+/// The status of the recorder of the stream `id` (a camera's, or its secondary's).
+fn status_info(store: &Store, id: &str, enabled: bool, now: i64) -> ApiResult<CameraStatusInfo> {
+    let s = store.status(id).map_err(ApiError::internal)?;
     let stale = s
         .as_ref()
         .is_none_or(|s| now - s.updated_us > STALE_STATUS_US);
-    let state = if !cam.enabled {
+    let state = if !enabled {
         "disabled".to_owned()
     } else if stale {
         "not running".to_owned()
     } else {
         s.as_ref().map(|s| s.state.clone()).unwrap_or_default()
     };
-    let live = s.as_ref().filter(|_| !stale && cam.enabled);
-    let status = CameraStatusInfo {
+    let live = s.as_ref().filter(|_| !stale && enabled);
+    Ok(CameraStatusInfo {
         state,
         fps: live.map(|s| s.fps),
         bitrate_bps: live.map(|s| s.bitrate_bps),
@@ -228,7 +298,34 @@ fn camera_info(store: &Store, cam: &Camera, manage: bool, now: i64) -> ApiResult
         last_frame_us: s.as_ref().and_then(|s| s.last_frame_us),
         codec: s.as_ref().and_then(|s| s.codec.clone()),
         resolution: s.as_ref().and_then(|s| s.resolution.clone()),
-    };
+    })
+}
+
+fn secondary_info(
+    store: &Store,
+    cam: &Camera,
+    sec: &SecondaryStream,
+    manage: bool,
+    now: i64,
+) -> ApiResult<SecondaryInfo> {
+    Ok(SecondaryInfo {
+        url: manage.then(|| sec.url.clone()),
+        username: if manage { sec.username.clone() } else { None },
+        has_password: sec.has_password,
+        mode: sec.mode.into(),
+        recorded_bytes: store.camera_bytes(&sec.id).map_err(ApiError::internal)?,
+        status: status_info(store, &sec.id, cam.enabled, now)?,
+        link: camera_link(&sec.url),
+    })
+}
+
+fn camera_info(store: &Store, cam: &Camera, manage: bool, now: i64) -> ApiResult<CameraInfo> {
+    let status = status_info(store, &cam.id, cam.enabled, now)?;
+    let secondary = cam
+        .secondary
+        .as_ref()
+        .map(|sec| secondary_info(store, cam, sec, manage, now))
+        .transpose()?;
     Ok(CameraInfo {
         name: cam.name.clone(),
         enabled: cam.enabled,
@@ -240,6 +337,7 @@ fn camera_info(store: &Store, cam: &Camera, manage: bool, now: i64) -> ApiResult
         recorded_bytes: store.camera_bytes(&cam.id).map_err(ApiError::internal)?,
         status,
         link: camera_link(&cam.url),
+        secondary,
     })
 }
 
@@ -302,6 +400,53 @@ pub struct NewCameraRequest {
     pub max_bytes: Option<u64>,
     /// Record it (default true).
     pub enabled: Option<bool>,
+    /// A secondary stream of the camera (default none).
+    pub secondary: Option<SecondaryRequest>,
+}
+
+/// A camera's secondary stream, as POST and PATCH take it: checked like the main stream, and
+/// replacing any secondary the camera had as a whole (a password left out is no password).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecondaryRequest {
+    /// `rtsp://host:port/path`; credentials in the URL are refused.
+    pub url: String,
+    pub username: Option<String>,
+    /// Stored encrypted; needs `username`.
+    pub password: Option<String>,
+    /// `live` (live view only; the default) or `recorded`.
+    pub mode: Option<SecondaryMode>,
+}
+
+impl std::fmt::Debug for SecondaryRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecondaryRequest")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecondaryRequest {
+    fn to_store(&self) -> NewSecondary {
+        NewSecondary {
+            url: self.url.clone(),
+            username: self.username.clone().filter(|u| !u.is_empty()),
+            password: self.password.clone().filter(|p| !p.is_empty()),
+            mode: self.mode.unwrap_or(SecondaryMode::Live).into(),
+        }
+    }
+}
+
+/// The audit log's view of a secondary stream: never the password.
+fn secondary_audit(info: Option<&SecondaryInfo>) -> serde_json::Value {
+    match info {
+        None => serde_json::Value::Null,
+        Some(s) => json!({
+            "url": s.url, "username": s.username, "has_password": s.has_password, "mode": s.mode,
+        }),
+    }
 }
 
 impl std::fmt::Debug for NewCameraRequest {
@@ -322,7 +467,9 @@ fn explicit<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
 }
 
 /// What PATCH /api/v1/cameras/{camera} changes; fields left out are kept, `null` retention
-/// limits fall back to the installation default.
+/// limits fall back to the installation default, `secondary: null` removes the secondary
+/// stream (its recordings stay, under the camera's retention) and a `secondary` object sets
+/// or replaces it.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CameraPatch {
@@ -333,6 +480,9 @@ pub struct CameraPatch {
     #[serde(default, deserialize_with = "explicit")]
     #[schema(value_type = Option<u64>)]
     pub max_bytes: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "explicit")]
+    #[schema(value_type = Option<SecondaryRequest>)]
+    pub secondary: Option<Option<SecondaryRequest>>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -391,8 +541,8 @@ async fn list_cameras(
     Ok(Json(list))
 }
 
-/// Add a camera by RTSP URL (ManageCameras). The same checks as `vigil camera add`:
-/// credentials in the URL are refused, a password needs a user name.
+/// Add a camera by RTSP URL (ManageCameras), with a secondary stream if given. The same checks
+/// as `vigil camera add`: credentials in a URL are refused, a password needs a user name.
 #[utoipa::path(post, path = "/api/v1/cameras", tag = "cameras",
     request_body = NewCameraRequest,
     responses(
@@ -419,6 +569,7 @@ async fn add_camera(
         password: req.password.clone().filter(|p| !p.is_empty()),
         max_age_secs: req.max_age.as_ref().map(AgeInput::seconds).transpose()?,
         max_bytes: req.max_bytes.map(bytes_limit).transpose()?,
+        secondary: req.secondary.as_ref().map(SecondaryRequest::to_store),
     };
     let enabled = req.enabled.unwrap_or(true);
     let store = state.store.clone();
@@ -441,6 +592,7 @@ async fn add_camera(
             "action": "added", "camera": info.name, "url": info.url, "username": info.username,
             "has_password": info.has_password, "enabled": info.enabled,
             "max_age_secs": info.max_age_secs, "max_bytes": info.max_bytes,
+            "secondary": secondary_audit(info.secondary.as_ref()),
         }),
     )
     .await?;
@@ -475,7 +627,8 @@ async fn get_camera(
     Ok(Json(info))
 }
 
-/// Enable or disable recording and change retention (ManageCameras).
+/// Enable or disable recording, change retention, set, replace or remove (`null`) the
+/// secondary stream (ManageCameras).
 #[utoipa::path(patch, path = "/api/v1/cameras/{camera}", tag = "cameras",
     params(CameraPath),
     request_body = CameraPatch,
@@ -504,9 +657,19 @@ async fn patch_camera(
         .map(|b| b.map(bytes_limit).transpose())
         .transpose()?;
     let enabled = patch.enabled;
+    let secondary = patch
+        .secondary
+        .as_ref()
+        .map(|s| s.as_ref().map(SecondaryRequest::to_store));
     let store = state.store.clone();
     let (before, info) = blocking(move || {
         let cam = find_camera(&store, &name)?;
+        let before = camera_info(&store, &cam, true, now_us())?;
+        if let Some(sec) = &secondary {
+            store
+                .set_secondary(&cam.name, sec.as_ref())
+                .map_err(store_error)?;
+        }
         if let Some(e) = enabled {
             store
                 .set_camera_enabled(&cam.name, e)
@@ -522,7 +685,7 @@ async fn patch_camera(
                 .map_err(store_error)?;
         }
         let after = find_camera(&store, &cam.name)?;
-        Ok::<_, ApiError>((cam, camera_info(&store, &after, true, now_us())?))
+        Ok::<_, ApiError>((before, camera_info(&store, &after, true, now_us())?))
     })
     .await??;
     audit(
@@ -531,8 +694,10 @@ async fn patch_camera(
         AuditKind::CameraChanged,
         json!({
             "action": "changed", "camera": info.name,
-            "before": {"enabled": before.enabled, "max_age_secs": before.max_age_secs, "max_bytes": before.max_bytes},
-            "after": {"enabled": info.enabled, "max_age_secs": info.max_age_secs, "max_bytes": info.max_bytes},
+            "before": {"enabled": before.enabled, "max_age_secs": before.max_age_secs, "max_bytes": before.max_bytes,
+                       "secondary": secondary_audit(before.secondary.as_ref())},
+            "after": {"enabled": info.enabled, "max_age_secs": info.max_age_secs, "max_bytes": info.max_bytes,
+                      "secondary": secondary_audit(info.secondary.as_ref())},
         }),
     ).await?;
     Ok(Json(info))

@@ -1,6 +1,7 @@
-//! Live video: `GET /api/v1/cameras/{camera}/live` upgrades to a WebSocket that carries the
-//! camera's live feed as fragmented MP4, one fragment per frame, from the latest keyframe the
-//! server holds (the protocol is docs/live-protocol.md).
+//! Live video: `GET /api/v1/cameras/{camera}/live[?stream=main|secondary]` upgrades to a
+//! WebSocket that carries the live feed of one of the camera's streams (the main stream, or its
+//! secondary stream when it has one) as fragmented MP4, one fragment per frame, from the latest
+//! keyframe the server holds (the protocol is docs/live-protocol.md).
 //!
 //! The frames come from the camera's recorder through the process's [`vigil_media::live::LiveHub`]:
 //! no viewer opens a camera connection of its own, every viewer shares the fragments built
@@ -12,7 +13,7 @@
 //! cannot put one on a WebSocket). Watching does not count as session activity. Every second
 //! the session (or token), the permission and the camera are checked again; the socket is
 //! closed with 4001 when the session ends, 4003 when the permission is withdrawn and 4004
-//! when the camera is removed.
+//! when the camera (or the secondary stream watched) is removed.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -24,16 +25,18 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use futures_util::{SinkExt as _, StreamExt as _};
+use serde::Deserialize;
 use serde_json::json;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vigil_access::{Access, AuditKind, Permission, Principal, SessionError, TokenError};
-use vigil_media::live::{Viewer, ViewerEvent};
+use vigil_media::live::{FeedKey, Stream, Viewer, ViewerEvent};
 use vigil_media::store::{Camera, Store};
 
 use crate::auth::{Caller, PollingCaller};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::ApiPath;
+use crate::extract::{ApiPath, ApiQuery};
 use crate::listen::ListenerStop;
 use crate::routes::cameras::{check_camera_name, find_camera};
 use crate::routes::{audit, blocking};
@@ -48,7 +51,7 @@ pub fn router() -> OpenApiRouter<SharedState> {
 pub const CLOSE_SESSION_ENDED: u16 = 4001;
 /// Close code: the caller no longer has ViewLive on the camera.
 pub const CLOSE_FORBIDDEN: u16 = 4003;
-/// Close code: the camera was removed.
+/// Close code: the camera was removed (or the secondary stream watched).
 pub const CLOSE_CAMERA_REMOVED: u16 = 4004;
 /// Close code (RFC 6455): the server is stopping, or the listener was retired.
 pub const CLOSE_GOING_AWAY: u16 = 1001;
@@ -60,6 +63,45 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 /// Clients send at most "ping"; anything larger is refused by the WebSocket layer.
 const MAX_CLIENT_MESSAGE: usize = 4096;
 
+/// Which of the camera's streams to watch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamParam {
+    /// The camera's main stream (the default).
+    #[default]
+    Main,
+    /// Its secondary stream (typically a lower resolution, for grids); 404
+    /// `no_secondary_stream` when the camera has none.
+    Secondary,
+}
+
+impl From<StreamParam> for Stream {
+    fn from(s: StreamParam) -> Self {
+        match s {
+            StreamParam::Main => Stream::Main,
+            StreamParam::Secondary => Stream::Secondary,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct LiveQuery {
+    /// `main` (default) or `secondary`.
+    pub stream: Option<StreamParam>,
+}
+
+fn no_secondary_stream(camera: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_secondary_stream",
+        format!(
+            "camera '{camera}' has no secondary stream; watch its main stream (stream=main, or leave `stream` out), or give it one with PATCH /api/v1/cameras/{camera} (`secondary`)"
+        ),
+    )
+}
+
 /// Live video of a camera over a WebSocket (ViewLive). Answers 101 and then streams: a JSON
 /// text message `{"type":"init","codec","width","height"}` followed by the init segment
 /// (binary), one binary fMP4 fragment (moof+mdat) per frame in decode order starting at a
@@ -69,27 +111,32 @@ const MAX_CLIENT_MESSAGE: usize = 4096;
 /// The text "ping" is answered "pong". With a session cookie the `Origin` header must be
 /// `https://` + the `Host` header (403 `bad_origin`). Close codes: 4001 session ended, 4003
 /// permission withdrawn, 4004 camera removed, 1001 server stopping or listener retired.
-/// Watching does not count as session activity. See docs/live-protocol.md.
+/// Watching does not count as session activity. `stream=secondary` watches the camera's
+/// secondary stream (404 `no_secondary_stream` without one). See docs/live-protocol.md.
 #[utoipa::path(get, path = "/api/v1/cameras/{camera}/live", tag = "cameras",
-    params(("camera" = String, Path, description = "camera name")),
+    params(("camera" = String, Path, description = "camera name"), LiveQuery),
     responses(
         (status = 101, description = "WebSocket established; the live protocol follows (docs/live-protocol.md)"),
-        (status = 400, description = "malformed camera name (`invalid_camera_name`) or not a WebSocket handshake over HTTP/1.1 (`websocket_required`)", body = ErrorBody),
+        (status = 400, description = "malformed camera name (`invalid_camera_name`), an unknown `stream` (`bad_request`), or not a WebSocket handshake over HTTP/1.1 (`websocket_required`)", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, description = "no ViewLive permission on the camera (`forbidden`), or a session whose `Origin` is missing or not this server (`bad_origin`)", body = ErrorBody),
-        (status = 404, description = "no such camera (only after the permission check)", body = ErrorBody),
+        (status = 404, description = "no such camera (`camera_not_found`, only after the permission check), or `stream=secondary` on a camera without one (`no_secondary_stream`)", body = ErrorBody),
     ),
     security(("session" = []), ("token" = [])))]
+#[allow(clippy::too_many_arguments)]
 async fn live(
     State(state): State<SharedState>,
     PollingCaller(caller): PollingCaller,
     ApiPath(name): ApiPath<String>,
+    query: Result<ApiQuery<LiveQuery>, ApiError>,
     headers: HeaderMap,
     listener: Option<Extension<ListenerStop>>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     caller.require(Permission::ViewLive, Some(&name))?;
     check_camera_name(&name)?;
+    let ApiQuery(query) = query?;
+    let stream: Stream = query.stream.unwrap_or_default().into();
     let ws = ws.map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -103,17 +150,21 @@ async fn live(
     let credential = credential(&caller, &headers)?;
     let store = state.store.clone();
     let camera = blocking(move || find_camera(&store, &name)).await??;
+    if stream == Stream::Secondary && camera.secondary.is_none() {
+        return Err(no_secondary_stream(&camera.name));
+    }
     audit(
         &state,
         &caller,
         AuditKind::LiveView,
-        json!({ "camera": camera.name }),
+        json!({ "camera": camera.name, "stream": stream.as_str() }),
     )
     .await?;
     let guard = Guard {
         access: state.access.clone(),
         store: state.store.clone(),
         camera,
+        stream,
         source: caller.source,
         credential,
     };
@@ -123,7 +174,9 @@ async fn live(
         .max_frame_size(MAX_CLIENT_MESSAGE)
         .on_failed_upgrade(|e| tracing::debug!(error = %e, "live video: upgrade failed"))
         .on_upgrade(move |socket| async move {
-            let viewer = state.live.subscribe(&guard.camera.id);
+            let viewer = state
+                .live
+                .subscribe(&FeedKey::new(&guard.camera.id, guard.stream));
             serve(socket, viewer, guard, listener).await;
         }))
 }
@@ -206,6 +259,7 @@ struct Guard {
     access: std::sync::Arc<Access>,
     store: std::sync::Arc<Store>,
     camera: Camera,
+    stream: Stream,
     source: IpAddr,
     credential: Credential,
 }
@@ -261,10 +315,13 @@ impl Guard {
             return Some(End::Close(CLOSE_FORBIDDEN, "permission withdrawn"));
         }
         match self.store.cameras() {
-            Ok(cams) if !cams.iter().any(|c| c.id == self.camera.id) => {
-                Some(End::Close(CLOSE_CAMERA_REMOVED, "camera removed"))
-            }
-            Ok(_) => None,
+            Ok(cams) => match cams.iter().find(|c| c.id == self.camera.id) {
+                None => Some(End::Close(CLOSE_CAMERA_REMOVED, "camera removed")),
+                Some(c) if self.stream == Stream::Secondary && c.secondary.is_none() => {
+                    Some(End::Close(CLOSE_CAMERA_REMOVED, "secondary stream removed"))
+                }
+                Some(_) => None,
+            },
             Err(e) => {
                 tracing::warn!(error = %e, "live video: cannot read the cameras");
                 None
@@ -281,6 +338,10 @@ async fn serve(
     listener: Option<ListenerStop>,
 ) {
     let camera = guard.camera.name.clone();
+    let removed = match guard.stream {
+        Stream::Main => "camera removed",
+        Stream::Secondary => "secondary stream removed",
+    };
     let (mut sink, mut stream) = socket.split();
     let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<()>(4);
     let stopped = async move {
@@ -290,7 +351,7 @@ async fn serve(
         }
     };
     let end = tokio::select! {
-        end = pump(&mut sink, &mut viewer, &mut pong_rx) => end,
+        end = pump(&mut sink, &mut viewer, &mut pong_rx, removed) => end,
         end = read(&mut stream, pong_tx) => end,
         end = std::sync::Arc::new(guard).watch() => end,
         () = stopped => End::Close(CLOSE_GOING_AWAY, "going away"),
@@ -315,11 +376,13 @@ async fn serve(
     .await;
 }
 
-/// Sends the feed (and pongs) until the camera is removed or the socket fails.
+/// Sends the feed (and pongs) until the camera (or stream) is removed or the socket fails;
+/// `removed` is the close reason then.
 async fn pump<S>(
     sink: &mut S,
     viewer: &mut Viewer,
     pongs: &mut tokio::sync::mpsc::Receiver<()>,
+    removed: &'static str,
 ) -> End
 where
     S: futures_util::Sink<Message> + Unpin,
@@ -330,7 +393,7 @@ where
             Some(()) = pongs.recv() => vec![Message::Text(Utf8Bytes::from_static("pong"))],
             ev = viewer.next() => match ev {
                 Some(ev) => messages(ev),
-                None => return End::Close(CLOSE_CAMERA_REMOVED, "camera removed"),
+                None => return End::Close(CLOSE_CAMERA_REMOVED, removed),
             },
         };
         for m in messages {
