@@ -357,6 +357,32 @@ fn child_boxes(body: &[u8]) -> Result<Vec<&[u8]>, Mp4Error> {
     Ok(children)
 }
 
+/// The `tfhd` (required), `tfdt` and `trun`s of a `traf`, each at most once but the runs.
+fn traf_parts(
+    traf: &[u8],
+    unreadable: &dyn Fn(mp4_atom::Error) -> Mp4Error,
+) -> Result<(Tfhd, Option<Tfdt>, Vec<Trun>), Mp4Error> {
+    let mut tfhd = None;
+    let mut tfdt = None;
+    let mut truns = Vec::new();
+    for whole in child_boxes(box_body(traf))? {
+        match &whole[4..8] {
+            b"tfhd" if tfhd.is_some() => {
+                return Err(unreadable(mp4_atom::Error::DuplicateBox(Tfhd::KIND)));
+            }
+            b"tfdt" if tfdt.is_some() => {
+                return Err(unreadable(mp4_atom::Error::DuplicateBox(Tfdt::KIND)));
+            }
+            b"tfhd" => tfhd = Some(Tfhd::decode(&mut &whole[..]).map_err(unreadable)?),
+            b"tfdt" => tfdt = Some(Tfdt::decode(&mut &whole[..]).map_err(unreadable)?),
+            b"trun" => truns.push(Trun::decode(&mut &whole[..]).map_err(unreadable)?),
+            _ => {}
+        }
+    }
+    let tfhd = tfhd.ok_or_else(|| unreadable(mp4_atom::Error::MissingBox(Tfhd::KIND)))?;
+    Ok((tfhd, tfdt, truns))
+}
+
 /// Parses the `moof` of one fragment (the bytes of `moof`+`mdat`).
 ///
 /// Only the boxes read here (`mfhd`, and `tfhd`, `tfdt`, `trun` of the first `traf`) go
@@ -395,24 +421,7 @@ pub fn parse_fragment(bytes: &[u8]) -> Result<FragmentInfo, Mp4Error> {
         offset: 0,
         reason: "moof without traf".into(),
     })?;
-    let mut tfhd = None;
-    let mut tfdt = None;
-    let mut truns = Vec::new();
-    for whole in child_boxes(box_body(traf))? {
-        match &whole[4..8] {
-            b"tfhd" if tfhd.is_some() => {
-                return Err(unreadable(mp4_atom::Error::DuplicateBox(Tfhd::KIND)));
-            }
-            b"tfdt" if tfdt.is_some() => {
-                return Err(unreadable(mp4_atom::Error::DuplicateBox(Tfdt::KIND)));
-            }
-            b"tfhd" => tfhd = Some(Tfhd::decode(&mut &whole[..]).map_err(unreadable)?),
-            b"tfdt" => tfdt = Some(Tfdt::decode(&mut &whole[..]).map_err(unreadable)?),
-            b"trun" => truns.push(Trun::decode(&mut &whole[..]).map_err(unreadable)?),
-            _ => {}
-        }
-    }
-    let tfhd = tfhd.ok_or(unreadable(mp4_atom::Error::MissingBox(Tfhd::KIND)))?;
+    let (tfhd, tfdt, truns) = traf_parts(traf, &unreadable)?;
     let base_decode_time = tfdt.map(|t| t.base_media_decode_time).unwrap_or(0);
     let default_duration = u64::from(tfhd.default_sample_duration.unwrap_or(0));
     let too_many = || Mp4Error::Malformed {
@@ -568,24 +577,7 @@ pub fn fragment_samples(
             trafs.len()
         )));
     };
-    let mut tfhd = None;
-    let mut tfdt = None;
-    let mut truns = Vec::new();
-    for whole in child_boxes(box_body(traf))? {
-        match &whole[4..8] {
-            b"tfhd" if tfhd.is_some() => {
-                return Err(unreadable(mp4_atom::Error::DuplicateBox(Tfhd::KIND)));
-            }
-            b"tfdt" if tfdt.is_some() => {
-                return Err(unreadable(mp4_atom::Error::DuplicateBox(Tfdt::KIND)));
-            }
-            b"tfhd" => tfhd = Some(Tfhd::decode(&mut &whole[..]).map_err(unreadable)?),
-            b"tfdt" => tfdt = Some(Tfdt::decode(&mut &whole[..]).map_err(unreadable)?),
-            b"trun" => truns.push(Trun::decode(&mut &whole[..]).map_err(unreadable)?),
-            _ => {}
-        }
-    }
-    let tfhd = tfhd.ok_or(unreadable(mp4_atom::Error::MissingBox(Tfhd::KIND)))?;
+    let (tfhd, tfdt, truns) = traf_parts(traf, &unreadable)?;
     if tfhd.track_id != defaults.track_id {
         return Err(bad(format!(
             "track {} is not the init's track {}",

@@ -195,6 +195,25 @@ fn rescale(durations: &[u64], offsets: &[i32], k: u64) -> Option<Timing> {
     })
 }
 
+/// Every divisor of `n`, ascending. Trial division up to the square root: a damaged init may
+/// state any 32-bit timescale, and counting up to it would take seconds.
+fn divisors(n: u32) -> Vec<u32> {
+    let mut low = Vec::new();
+    let mut high = Vec::new();
+    let mut d = 1u32;
+    while u64::from(d) * u64::from(d) <= u64::from(n) {
+        if n.is_multiple_of(d) {
+            low.push(d);
+            if d != n / d {
+                high.push(n / d);
+            }
+        }
+        d += 1;
+    }
+    low.extend(high.into_iter().rev());
+    low
+}
+
 /// The times of the clip in the recorded timescale if they fit, else in the coarsest one
 /// needed: the recorded timescale divided by its smallest divisor `k` with which they fit.
 fn fit(
@@ -206,7 +225,10 @@ fn fit(
     // One sample at `k` lasts at least `longest / k - 1 - n` ticks (one tick per sample is
     // the most a sample can be delayed by the samples before it): smaller `k` cannot fit.
     let below = u128::from(longest) / (u128::from(u32::MAX) + 1 + durations.len() as u128);
-    for k in (1..=timescale).filter(|k| timescale.is_multiple_of(*k) && u128::from(*k) >= below) {
+    for k in divisors(timescale)
+        .into_iter()
+        .filter(|k| u128::from(*k) >= below)
+    {
         if let Some(t) = rescale(durations, offsets, u64::from(k)) {
             return Ok((t, timescale / k));
         }
@@ -1051,6 +1073,18 @@ mod tests {
             assert_eq!(l.chunks, at_90k.chunks);
             assert_eq!(at_90k.media_timescale, 90_000);
         }
+    }
+
+    #[test]
+    fn divisors_are_every_divisor_in_order() {
+        assert_eq!(divisors(1), [1]);
+        assert_eq!(divisors(12), [1, 2, 3, 4, 6, 12]);
+        assert_eq!(divisors(90_000).len(), 75); // 2^4 · 3^2 · 5^4
+        assert_eq!(divisors(49), [1, 7, 49]);
+        let big = divisors(u32::MAX);
+        assert_eq!((big[0], *big.last().unwrap()), (1, u32::MAX));
+        assert!(big.windows(2).all(|w| w[0] < w[1]));
+        assert!(big.iter().all(|d| u32::MAX.is_multiple_of(*d)));
     }
 
     #[test]

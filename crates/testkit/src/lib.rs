@@ -31,7 +31,7 @@ mod volume;
 
 pub use clip::{Clip, ClipSpec, Codec};
 pub use error::Error;
-pub use probe::{Packet, Probe, ffmpeg_pull, ffprobe_count, ffprobe_packets};
+pub use probe::{Packet, Probe, ffmpeg_pull, ffprobe_count, ffprobe_duration, ffprobe_packets};
 pub use rtsp::{Auth, MountStats, PeerOptions, PeerStats, RtspPeer, Transport};
 pub use tools::{
     GST_PYTHON, free_port, repo_root, require_gst_rtsp_server, require_tool, try_require_tool,

@@ -254,6 +254,39 @@ impl Packet {
     }
 }
 
+/// ffprobe's format duration of a file, in seconds.
+pub fn ffprobe_duration(path: impl AsRef<Path>) -> Result<f64, Error> {
+    let path = path.as_ref();
+    let command = format!("ffprobe -show_entries format=duration {}", path.display());
+    let out = Command::new(require_tool("ffprobe"))
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .map_err(|source| Error::Spawn {
+            command: command.clone(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(Error::CommandFailed {
+            command,
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim().parse().map_err(|_| Error::Probe {
+        path: path.to_owned(),
+        reason: format!("the duration '{}' is not a number", text.trim()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

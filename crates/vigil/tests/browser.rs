@@ -126,24 +126,7 @@ fn export_fragmented(v: &Vigil, from: &str, name: &str) -> PathBuf {
 
 /// ffprobe's format duration of a file, in seconds.
 fn probe_duration(path: &Path) -> f64 {
-    let out = Command::new(require_tool("ffprobe"))
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    vigil_testkit::ffprobe_duration(path).unwrap()
 }
 
 /// The plain export lasts exactly the clip in Chromium (as in ffprobe, which decodes the

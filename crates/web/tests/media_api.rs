@@ -155,24 +155,7 @@ fn probe_timeline(path: &Path) -> (f64, f64, f64) {
 
 /// ffprobe's format duration of a file, in seconds.
 fn probe_duration(path: &Path) -> f64 {
-    let out = std::process::Command::new(require_tool("ffprobe"))
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=duration",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    vigil_testkit::ffprobe_duration(path).unwrap()
 }
 
 /// The top-level boxes of an MP4: (type, offset, length).

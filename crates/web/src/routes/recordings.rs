@@ -597,8 +597,7 @@ async fn export(
     let store = state.store.clone();
     let layout = blocking(move || {
         let camera = find_camera(&store, &name)?;
-        vigil_app::export::progressive_layout(&store, &camera.id, from, to)
-            .map_err(ApiError::from)
+        vigil_app::export::progressive_layout(&store, &camera.id, from, to).map_err(ApiError::from)
     })
     .await??;
     let (camera, part, gaps) = layout.single().map_err(ApiError::from)?;
