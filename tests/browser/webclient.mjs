@@ -290,8 +290,9 @@ const scenarios = {
   },
 
   // A 2×2 grid of four cameras: every tile decodes frames within 2 s of opening and keeps
-  // advancing; a camera that stops and comes back shows "Reconnecting…", then plays again
-  // without a reload.
+  // advancing; a camera with a secondary stream plays it in the grid and its main stream in full
+  // screen; a camera that stops and comes back shows "Reconnecting…", then plays again without
+  // a reload.
   async live() {
     const ctx = await context();
     const page = await ctx.newPage();
@@ -321,6 +322,41 @@ const scenarios = {
     for (const [i, t] of after.entries()) check(t.frames > before[i].frames, `${t.camera} keeps decoding (${before[i].frames} → ${t.frames} frames)`);
     const lag = await page.evaluate(() => [...document.querySelectorAll(".grid video")].map((v) => v.buffered.length ? v.buffered.end(v.buffered.length - 1) - v.currentTime : null));
     await shot(page, "live");
+    // The camera with a secondary stream: the grid tile plays it (320 pixels wide, labelled
+    // "sub"), full screen plays the main stream (640), and leaving full screen the secondary
+    // again.
+    const sub = cfg.live.secondary;
+    const subTile = page.locator(`.grid .tile[data-camera="${sub.camera}"]`);
+    const plays = async (stream, width) => {
+      try {
+        await page.waitForFunction(([c, s, w]) => {
+          const t = document.querySelector(`.grid .tile[data-camera="${c}"]`);
+          const v = t?.querySelector("video");
+          return t?.dataset.stream === s && t.dataset.state === "live" && v?.videoWidth === w;
+        }, [sub.camera, stream, width], { timeout: 10000 });
+      } catch (_) {
+        const seen = await subTile.evaluate((t) => ({ stream: t.dataset.stream, state: t.dataset.state, width: t.querySelector("video").videoWidth }));
+        check(false, `${sub.camera} plays its ${stream} stream ${width} pixels wide: ${JSON.stringify(seen)}`);
+      }
+      const label = await subTile.locator(".stream-badge").textContent();
+      check(label === (stream === "secondary" ? "sub" : "main"), `the tile says which stream plays: ${label}`);
+    };
+    await plays("secondary", sub.grid_width);
+    const widths = { grid: sub.grid_width };
+    const switched = Date.now();
+    await subTile.locator("button[aria-label='Full screen']").click();
+    await page.waitForFunction(() => !!document.fullscreenElement, null, { timeout: 5000 });
+    await plays("main", sub.full_width);
+    widths.full_screen = sub.full_width;
+    const toMainMs = Date.now() - switched;
+    await page.evaluate(() => document.exitFullscreen());
+    await page.waitForFunction(() => !document.fullscreenElement, null, { timeout: 5000 });
+    await plays("secondary", sub.grid_width);
+    // The other tiles play their main streams, unlabelled.
+    for (const cam of cfg.live.grid.filter((c) => c !== sub.camera)) {
+      const t = page.locator(`.grid .tile[data-camera="${cam}"]`);
+      check(await t.evaluate((e) => e.dataset.stream === "main" && e.querySelector(".stream-badge").hidden), `${cam} plays its main stream without a label`);
+    }
     // The camera goes away (its process is stopped), then comes back.
     const tile = page.locator(`.grid .tile[data-camera="${cfg.live.restart_camera}"]`);
     process.kill(cfg.live.restart_pid, "SIGSTOP");
@@ -340,7 +376,7 @@ const scenarios = {
       if (!resumed) process.kill(cfg.live.restart_pid, "SIGCONT");
     }
     await ctx.close();
-    return { first_frame_ms: first, live_edge_lag_s: lag };
+    return { first_frame_ms: first, live_edge_lag_s: lag, secondary_widths: widths, full_screen_switch_ms: toMainMs };
   },
 
   // A camera whose codec this browser cannot decode (H.265 in Debian's Chromium) says so and

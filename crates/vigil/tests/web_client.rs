@@ -60,8 +60,15 @@ fn api_url(v: &Vigil) -> String {
 fn web_client_in_chromium() {
     require_browser();
     let clip = Clip::h264(10, 15, 15, 640, 360, false);
+    // "c2" is the secondary (lower resolution) stream of the camera on "c".
+    let small = Clip::h264(10, 15, 15, 320, 180, false);
     let peer = RtspPeer::start(
-        &[("a", clip.path()), ("b", clip.path()), ("c", clip.path())],
+        &[
+            ("a", clip.path()),
+            ("b", clip.path()),
+            ("c", clip.path()),
+            ("c2", small.path()),
+        ],
         Auth::None,
     );
     // A camera of its own, which the live scenario stops (SIGSTOP) and resumes.
@@ -76,6 +83,7 @@ fn web_client_in_chromium() {
     v.add_camera("lobby", &peer.url("a"));
     v.add_camera("gate", &peer.url("b"));
     v.add_camera("dock", &peer.url("c"));
+    v.ok(&["camera", "set-secondary", "dock", "--url", &peer.url("c2")]);
     v.add_camera("yard", &restarting.url("d"));
     v.add_camera("stairs", &hevc_peer.url("e"));
     let users = json!({
@@ -129,6 +137,11 @@ fn web_client_in_chromium() {
             "restart_camera": "yard",
             "restart_pid": restarting.pid().unwrap(),
             "h265_camera": "stairs",
+            "secondary": {
+                "camera": "dock",
+                "grid_width": small.width(),
+                "full_width": clip.width(),
+            },
         },
         "viewer_cameras": ["lobby"],
         "idle_secs": 60,

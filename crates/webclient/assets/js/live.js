@@ -1,12 +1,18 @@
 // The live page: a grid of camera tiles (1, 2×2, 3×3, 4×4, 1+5), saved per user in this
 // browser, any tile to full screen, digital zoom, and streaming only for tiles that can be seen.
+// A camera with a secondary (lower resolution) stream plays it in the grid and its main stream
+// in full screen.
 
 import { api } from "./api.js";
 import { h, replace } from "./dom.js";
 import { LivePlayer } from "./liveplayer.js";
 import { Zoom } from "./zoom.js";
 
-/** @typedef {{name: string, enabled: boolean, link?: {encrypted: boolean, verified: boolean, scheme: string, summary: string}, status: {state: string, codec?: string | null, resolution?: string | null, last_error?: string | null}}} Camera */
+/** @typedef {{encrypted: boolean, verified: boolean, scheme: string, summary: string}} Link */
+/** @typedef {{state: string, codec?: string | null, resolution?: string | null, last_error?: string | null}} Status */
+/** @typedef {{mode: string, link?: Link, status?: Status}} Secondary */
+/** @typedef {{name: string, enabled: boolean, link?: Link, status: Status, secondary?: Secondary | null}} Camera */
+/** @typedef {import("./liveplayer.js").StreamName} StreamName */
 
 /** Layout id → number of tiles. */
 export const LAYOUTS = { "1": 1, "2x2": 4, "3x3": 9, "4x4": 16, "1+5": 6 };
@@ -43,11 +49,12 @@ class Tile {
     this.state = h("div", { class: "tile-state", role: "status" });
     this.label = h("span", { class: "tile-name" });
     this.link = h("span", { class: "link-badge" });
+    this.streamBadge = h("span", { class: "stream-badge" });
     this.select = /** @type {HTMLSelectElement} */ (h("select", { "aria-label": `Camera in tile ${index + 1}`, onchange: () => this.view.assign(index, this.select.value) }));
     this.frame = h("div", { class: "tile-video", tabindex: "0" }, this.video);
     this.el = h("section", { class: "tile", "aria-label": `Tile ${index + 1}`, dataset: { tile: String(index) } },
       this.frame,
-      h("div", { class: "tile-bar" }, this.label, this.link, h("span", { class: "spacer" }), this.select,
+      h("div", { class: "tile-bar" }, this.label, this.streamBadge, this.link, h("span", { class: "spacer" }), this.select,
         h("button", { type: "button", class: "icon", title: "Full screen", "aria-label": "Full screen", onclick: () => this.fullscreen() }, h("img", { src: "/assets/icons/fullscreen.svg", alt: "", width: "14", height: "14" }))),
       this.state);
     this.zoom = new Zoom(this.frame, this.video);
@@ -55,8 +62,12 @@ class Tile {
     this.frame.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === "f") this.fullscreen(); });
     /** @type {LivePlayer | null} */
     this.player = null;
+    /** @type {StreamName} */
+    this.stream = "main";
     this.visible = false;
     this.shown = false;
+    /** The tile is the full-screen element. */
+    this.full = false;
   }
 
   /** @param {Camera | null} cam @param {Camera[]} all */
@@ -70,19 +81,68 @@ class Tile {
     this.camera = cam;
     this.el.dataset.camera = cam ? cam.name : "";
     this.label.textContent = cam ? cam.name : "";
-    this.link.textContent = "";
-    this.link.className = "link-badge";
     if (!cam) {
+      this.showStream(null, undefined);
       this.setState("empty", "No camera in this tile: choose one.");
       return;
     }
-    if (cam.link) {
-      this.link.textContent = cam.link.encrypted ? (cam.link.verified ? "TLS, verified" : "TLS, not verified") : "⚠ RTSP in clear";
-      this.link.className = `link-badge ${cam.link.encrypted ? "ok" : "warn"}`;
-      this.link.title = cam.link.summary;
-    }
-    this.player = new LivePlayer(this.video, cam.name, (s, m) => this.setState(s, m));
+    this.play();
+  }
+
+  /** The stream to play: the secondary (lower resolution) one in the grid when the camera has
+   * one, the main one in full screen or without one. @returns {StreamName} */
+  wantedStream() {
+    return this.camera?.secondary && !this.full ? "secondary" : "main";
+  }
+
+  /** (Re)starts the player on the wanted stream. */
+  play() {
+    const cam = this.camera;
+    this.player?.stop();
+    this.player = null;
+    if (!cam) return;
+    this.stream = this.wantedStream();
+    this.showStream(cam, this.stream);
+    this.player = new LivePlayer(this.video, cam.name, (s, m) => this.playerState(s, m), this.stream);
     if (this.visible) this.player.start();
+  }
+
+  /** Which stream plays (a "sub"/"main" label when the camera has both) and its link's security.
+   * @param {Camera | null} cam @param {StreamName | undefined} stream */
+  showStream(cam, stream) {
+    this.el.dataset.stream = stream ?? "";
+    const both = !!cam?.secondary;
+    this.streamBadge.hidden = !both;
+    this.streamBadge.textContent = both ? (stream === "secondary" ? "sub" : "main") : "";
+    this.streamBadge.title = stream === "secondary" ? "Secondary (lower resolution) stream; full screen shows the main stream" : "Main stream";
+    const link = stream === "secondary" ? cam?.secondary?.link : cam?.link;
+    this.link.textContent = "";
+    this.link.className = "link-badge";
+    this.link.title = "";
+    if (link) {
+      this.link.textContent = link.encrypted ? (link.verified ? "TLS, verified" : "TLS, not verified") : "⚠ RTSP in clear";
+      this.link.className = `link-badge ${link.encrypted ? "ok" : "warn"}`;
+      this.link.title = link.summary;
+    }
+  }
+
+  /** Full screen shows the main stream; back in the grid, the secondary again.
+   * @param {boolean} full */
+  setFullscreen(full) {
+    if (this.full === full) return;
+    this.full = full;
+    if (this.camera && this.wantedStream() !== this.stream) this.play();
+  }
+
+  /** @param {import("./liveplayer.js").PlayerState} state @param {string} message */
+  playerState(state, message) {
+    // The secondary stream was removed from the camera: play its main stream instead.
+    if (state === "stopped" && this.stream === "secondary" && message === "secondary stream removed" && this.camera) {
+      this.camera = { ...this.camera, secondary: null };
+      this.play();
+      return;
+    }
+    this.setState(state, message);
   }
 
   /** @param {boolean} visible */
@@ -153,6 +213,10 @@ export class LiveView {
       for (const t of this.tiles) t.setVisible(!document.hidden && isOnScreen(t.el));
     };
     document.addEventListener("visibilitychange", this.onVisibility);
+    this.onFullscreen = () => {
+      for (const t of this.tiles) t.setFullscreen(document.fullscreenElement === t.el);
+    };
+    document.addEventListener("fullscreenchange", this.onFullscreen);
     this.load();
   }
 
@@ -211,6 +275,7 @@ export class LiveView {
 
   stop() {
     document.removeEventListener("visibilitychange", this.onVisibility);
+    document.removeEventListener("fullscreenchange", this.onFullscreen);
     this.observer.disconnect();
     for (const t of this.tiles) t.stop();
   }

@@ -1,8 +1,10 @@
-// One live video: a WebSocket carrying fragmented MP4 (docs/live-protocol.md) fed into Media
-// Source Extensions, kept at the live edge, reconnecting by itself.
+// One live video: a WebSocket carrying fragmented MP4 (docs/live-protocol.md) of one of a
+// camera's streams (the main one or its secondary) fed into Media Source Extensions, kept at the
+// live edge, reconnecting by itself.
 
 /**
  * @typedef {"connecting" | "live" | "reconnecting" | "offline" | "stopped" | "unsupported" | "error"} PlayerState
+ * @typedef {"main" | "secondary"} StreamName
  */
 
 /** How far behind the newest frame playback may fall before it jumps to the live edge. */
@@ -17,10 +19,12 @@ export class LivePlayer {
    * @param {HTMLVideoElement} video
    * @param {string} camera
    * @param {(state: PlayerState, message: string) => void} onState
+   * @param {StreamName} [stream] which of the camera's streams (default the main one)
    */
-  constructor(video, camera, onState) {
+  constructor(video, camera, onState, stream = "main") {
     this.video = video;
     this.camera = camera;
+    this.stream = stream;
     this.onState = onState;
     /** @type {WebSocket | null} */
     this.ws = null;
@@ -84,7 +88,7 @@ export class LivePlayer {
     if (!this.running) return;
     this.onState(this.attempt === 0 ? "connecting" : "reconnecting", this.attempt === 0 ? "" : "connection lost; reconnecting");
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(`${proto}//${location.host}/api/v1/cameras/${encodeURIComponent(this.camera)}/live`);
+    const ws = new WebSocket(`${proto}//${location.host}/api/v1/cameras/${encodeURIComponent(this.camera)}/live?stream=${this.stream}`);
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     ws.onmessage = (ev) => this.message(ev);
@@ -98,6 +102,12 @@ export class LivePlayer {
       }
       if (ev.code === 4003 || ev.code === 1008) {
         this.onState("error", ev.reason || "not allowed to view this camera");
+        this.running = false;
+        return;
+      }
+      if (ev.code === 4004) {
+        // The camera, or the secondary stream watched, was removed: reconnecting cannot help.
+        this.onState("stopped", ev.reason || "camera removed");
         this.running = false;
         return;
       }
