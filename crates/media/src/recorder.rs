@@ -272,6 +272,9 @@ async fn supervise(
         }
         Storage::LiveOnly => (None, None),
     };
+    // Told to end at the stop, so that without a writer no status write of the ticker's lands
+    // after the final one.
+    let (ticker_stop, mut ticker_stopped) = watch::channel(false);
     let ticker = {
         let tx = tx.clone();
         let period = env.tick_interval;
@@ -281,7 +284,10 @@ async fn supervise(
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             let mut ticks = 0u64;
             loop {
-                every.tick().await;
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = ticker_stopped.changed() => break,
+                }
                 match &tx {
                     Some(tx) => {
                         if tx.send(WriterMsg::Tick).await.is_err() {
@@ -443,7 +449,13 @@ async fn supervise(
             _ = stop2.changed() => break,
         }
     }
-    ticker.abort();
+    let _ = ticker_stop.send(true);
+    if writer.is_some() {
+        ticker.abort();
+    } else {
+        // Its status write in flight, if any, finishes before the last one below.
+        let _ = ticker.await;
+    }
     if let Some(tx) = tx.take() {
         let _ = tx.send(WriterMsg::Shutdown).await;
     }
