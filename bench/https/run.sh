@@ -15,6 +15,7 @@
 #   THREADS=2 CONNS=32  wrk -t / -c (the same for both servers)
 #   BLOCKED=10000       failed logins from the blocked address (all measured)
 #   ALLOWED=200 ALLOWED_SECONDS=40   bound on the allow-listed sample (each pays Argon2id)
+#   VIGIL_BIN=path      use this vigil binary instead of building one
 #   CARGO_TARGET_DIR    where the release build goes (default <repo>/target)
 #   OUT=path            markdown output (default docs/BENCHMARKS-https.md)
 set -euo pipefail
@@ -34,12 +35,15 @@ if ! python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.2", 0))' 2>/
   exit 1
 fi
 target="${CARGO_TARGET_DIR:-$root/target}"
-cargo build --release -q -p vigil
+if [[ -z "${VIGIL_BIN:-}" ]]; then
+  cargo build --release -q -p vigil
+  VIGIL_BIN="$target/release/vigil"
+fi
 work="$target/bench-https"
 rm -rf "$work"
 trap 'rm -rf "$work"' EXIT
 python3 "$root/bench/https/https_bench.py" \
-  --vigil "$target/release/vigil" --work "$work" \
+  --vigil "$VIGIL_BIN" --work "$work" \
   --rounds "${ROUNDS:-4}" --duration "${DURATION:-10}" \
   --threads "${THREADS:-2}" --connections "${CONNS:-32}" \
   --blocked-count "${BLOCKED:-10000}" \

@@ -762,6 +762,8 @@ def main():
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--out", required=True, help="markdown file to write")
     ap.add_argument("--keep", action="store_true", help="keep recorded video")
+    ap.add_argument("--given-binary", action="store_true",
+                    help="--vigil was given (VIGIL_BIN), not built from this checkout")
     args = ap.parse_args()
     counts = [int(c) for c in args.counts.split()]
     if not counts or any(not 1 <= c <= 256 for c in counts):
@@ -816,6 +818,9 @@ def main():
     tbl, by_n = table(results)
     verdict_line = verdict(by_n, max(counts))
     now = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    source = (f"the given binary {args.vigil} (VIGIL_BIN), not built by this run, so the checkout "
+              f"({git_rev(args.root)}) need not be its source" if args.given_binary
+              else git_rev(args.root))
     md = f"""## Ingest: Vigil vs ffmpeg, N RTSP streams at once (`bench/ingest/run.sh`)
 
 Run {now} on {os.cpu_count()} cores ({cpu_model()}), {platform.system()} {platform.release()}.
@@ -828,7 +833,7 @@ a {clip['width']}x{clip['height']} {clip['fps']:.0f} fps H.264 clip at {clip['kb
 Baseline: N x `ffmpeg -rtsp_transport tcp -i URL -c copy -f segment -segment_time 60
 -reset_timestamps 1 out%03d.mp4` (ffmpeg {ffmpeg_version()}). Vigil: release build, default
 configuration (60 s segments), run in the same invocation; the order alternates per N.
-Vigil source: {git_rev(args.root)}.
+Vigil source: {source}.
 
 CPU s/stream-h = (utime+stime of the recorder processes over the window) / (N x window hours);
 start-up CPU (ffmpeg's probing, Vigil's recovery/connect) is excluded and listed below.

@@ -24,9 +24,12 @@ done
   exit 1
 }
 target="${CARGO_TARGET_DIR:-$root/target}"
+given=""
 if [[ -z "${VIGIL_BIN:-}" ]]; then
   cargo build --release -q -p vigil
   VIGIL_BIN="$target/release/vigil"
+else
+  given=1
 fi
 workdir="$target/bench-ingest"
 mkdir -p "$workdir"
@@ -40,7 +43,7 @@ trap cleanup EXIT INT TERM
   --root "$root" --vigil "$VIGIL_BIN" --workdir "$workdir" \
   --counts "${COUNTS:-1 16 64}" --duration "${DURATION:-60}" --settle "${SETTLE:-3}" \
   --gop "${GOP:-60}" --kbps "${KBPS:-4000}" \
-  --out "${OUT:-$root/docs/BENCHMARKS-ingest.md}" ${KEEP:+--keep} &
+  --out "${OUT:-$root/docs/BENCHMARKS-ingest.md}" ${KEEP:+--keep} ${given:+--given-binary} &
 driver=$!
 wait "$driver" || echo "ingest benchmark driver exited with status $?" >&2
 driver=""
