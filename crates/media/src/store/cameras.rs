@@ -182,7 +182,7 @@ impl Store {
         crate::ingest::validate_url(&new.url).map_err(StoreError::InvalidCamera)?;
         if new.password.is_some() && new.username.is_none() {
             return Err(StoreError::InvalidCamera(
-                "a password was given without --username".into(),
+                "a password was given without a user name".into(),
             ));
         }
         if let Some(sec) = &new.secondary {
@@ -256,20 +256,7 @@ impl Store {
             "SELECT id, name, url, username, password_enc IS NOT NULL, enabled, max_age_secs, max_bytes, time_origin_us
              FROM cameras ORDER BY name",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(Camera {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                url: r.get(2)?,
-                username: r.get(3)?,
-                has_password: r.get(4)?,
-                enabled: r.get(5)?,
-                max_age_secs: r.get(6)?,
-                max_bytes: r.get(7)?,
-                time_origin_us: r.get(8)?,
-                secondary: None,
-            })
-        })?;
+        let rows = stmt.query_map([], stream_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -486,7 +473,7 @@ fn check_secondary(sec: &NewSecondary) -> Result<()> {
         .map_err(|e| StoreError::InvalidCamera(format!("secondary stream: {e}")))?;
     if sec.password.is_some() && sec.username.is_none() {
         return Err(StoreError::InvalidCamera(
-            "secondary stream: a password was given without --username".into(),
+            "secondary stream: a password was given without a user name".into(),
         ));
     }
     Ok(())
@@ -509,6 +496,14 @@ fn camera_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Camera> {
         }),
     };
     Ok(Camera {
+        secondary,
+        ..stream_from_row(r)?
+    })
+}
+
+/// The first nine columns of [`CAMERA_COLUMNS`]: one stream's own row, without a secondary.
+fn stream_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Camera> {
+    Ok(Camera {
         id: r.get(0)?,
         name: r.get(1)?,
         url: r.get(2)?,
@@ -518,6 +513,6 @@ fn camera_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Camera> {
         max_age_secs: r.get(6)?,
         max_bytes: r.get(7)?,
         time_origin_us: r.get(8)?,
-        secondary,
+        secondary: None,
     })
 }
