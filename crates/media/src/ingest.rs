@@ -27,7 +27,7 @@ pub enum IngestError {
     #[error("cannot connect: {0}")]
     Connect(String),
     #[error(
-        "the camera refused the credentials (401 Unauthorized); check --username and the password file"
+        "the camera refused the credentials (401 Unauthorized); check the user name and password stored for it"
     )]
     Unauthorized,
     #[error("the camera offers no video stream (streams: {0})")]
@@ -95,9 +95,7 @@ pub fn validate_url(url: &str) -> Result<Url, String> {
         return Err(format!("'{url}' has no host; use rtsp://host:port/path"));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(
-            "credentials must not be part of the URL (they would end up in logs); use --username and --password-file".into(),
-        );
+        return Err("credentials must not be part of the URL (they would end up in logs)".into());
     }
     Ok(parsed)
 }

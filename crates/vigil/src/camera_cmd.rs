@@ -137,7 +137,7 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
                     max_bytes: max_bytes.map(|b| b as i64),
                     secondary,
                 })
-                .map_err(secondary_flags)?;
+                .map_err(|e| credential_advice(e, "--secondary-"))?;
             println!("Added camera {} ({}) {}", cam.name, cam.id, cam.url);
             if let Some(line) = secondary_line(&cam) {
                 println!("{line}");
@@ -163,7 +163,9 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
                 }),
                 _ => None,
             };
-            let cam = store.set_secondary(&name, secondary.as_ref())?;
+            let cam = store
+                .set_secondary(&name, secondary.as_ref())
+                .map_err(|e| credential_advice(e, "--"))?;
             match secondary_line(&cam) {
                 Some(line) => println!("Camera {}: {}", cam.name, line.trim_start()),
                 None => println!(
@@ -289,18 +291,28 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The store's messages about a secondary stream name `camera set-secondary`'s flags; `camera
-/// add` calls them `--secondary-…`.
-fn secondary_flags(e: StoreError) -> anyhow::Error {
-    match e {
-        StoreError::InvalidCamera(m) if m.starts_with("secondary stream:") => {
-            anyhow::Error::new(StoreError::InvalidCamera(
-                m.replace("--username", "--secondary-username")
-                    .replace("--password-file", "--secondary-password-file"),
-            ))
-        }
-        e => e.into(),
-    }
+/// The store says what is wrong with a camera's credentials; this adds which flags fix it.
+/// `secondary` is how the command spells the secondary stream's flags (`camera add` says
+/// `--secondary-username`, `camera set-secondary` just `--username`).
+fn credential_advice(e: StoreError, secondary: &str) -> anyhow::Error {
+    let StoreError::InvalidCamera(m) = e else {
+        return e.into();
+    };
+    let p = if m.starts_with("secondary stream:") {
+        secondary
+    } else {
+        "--"
+    };
+    let advice = if m.starts_with("credentials must not be part of the URL")
+        || m.starts_with("secondary stream: credentials must not be part of the URL")
+    {
+        format!("; use {p}username and {p}password-file")
+    } else if m.ends_with("without a user name") {
+        format!("; give {p}username too")
+    } else {
+        String::new()
+    };
+    anyhow::Error::new(StoreError::InvalidCamera(format!("{m}{advice}")))
 }
 
 /// One line about the camera's secondary stream, indented under the camera; never the

@@ -117,21 +117,24 @@ fn store_error(e: StoreError) -> ApiError {
                 "a camera named '{name}' already exists; choose another name or remove it first"
             ),
         ),
-        // The store words these for the CLI; say the same in the API's terms.
+        // The store says what is wrong; the API adds which fields fix it.
         StoreError::InvalidCamera(msg) => {
             let prefix = if msg.starts_with("secondary stream:") {
                 "secondary."
             } else {
                 ""
             };
+            let advice = if msg.contains("credentials must not be part of the URL") {
+                format!("; use the `{prefix}username` and `{prefix}password` fields")
+            } else if msg.ends_with("without a user name") {
+                format!("; give `{prefix}username` with `{prefix}password`, or leave both out")
+            } else {
+                String::new()
+            };
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_camera",
-                msg.replace(
-                    "--username and --password-file",
-                    &format!("the `{prefix}username` and `{prefix}password` fields"),
-                )
-                .replace("--username", &format!("`{prefix}username`")),
+                format!("{msg}{advice}"),
             )
         }
         e if e.is_disk_full() => ApiError::new(
