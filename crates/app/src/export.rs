@@ -4,8 +4,9 @@
 //! * [`progressive_layout`]: the plain MP4 export as pieces (its `ftyp`, `moov` and `mdat`
 //!   header made here, then the recorded sample bytes as byte ranges of the segment files),
 //!   which the API's export streams with Range support and [`export_mp4`] writes to files.
-//! * [`mp4_layout`]: the fragmented form for playback through Media Source Extensions: the
-//!   export's own init, then the recorded fragments byte for byte.
+//! * [`mp4_layout`]: the fragmented form for playback: the export's own init, a segment index
+//!   (`sidx`) built from the database so players seek straight to a GOP, then the recorded
+//!   fragments byte for byte.
 //! * [`export_bundle`]: a signed evidence bundle in a directory; [`bundle_tar`]: the same
 //!   bundle packaged as a tar stream for download.
 //! * [`Output::choose`]: what an output path given on the command line means.
@@ -232,7 +233,7 @@ impl Piece {
 /// One playable MP4: GOPs that share one init.
 #[derive(Debug, Clone)]
 pub struct Mp4Part {
-    /// Fragmented: the export's init, then every fragment as recorded. Progressive: `ftyp`,
+    /// Fragmented: the export's init, its `sidx`, then every fragment as recorded. Progressive: `ftyp`,
     /// `moov` and the `mdat` header, then the recorded samples of every fragment.
     pub pieces: Vec<Piece>,
     pub total: u64,
@@ -305,8 +306,12 @@ fn part_layout(store: &Store, cam: &Camera, run: Run) -> Result<Mp4Part, ExportE
     etag.update(cam.id.as_bytes());
     etag.update(run.init_seq.to_le_bytes());
     etag.update(Sha256::digest(&export_init));
-    let mut pieces = Vec::with_capacity(run.gops.len() + 1);
+    let mut pieces = Vec::with_capacity(run.gops.len() + 2);
     pieces.push(Piece::Bytes(Bytes::from(export_init)));
+    if let Some(sidx) = vigil_media::seek_index::segment_index(&run.gops) {
+        etag.update(Sha256::digest(&sidx));
+        pieces.push(Piece::Bytes(Bytes::from(sidx)));
+    }
     for g in &run.gops {
         etag.update(g.seq.to_le_bytes());
         etag.update(g.offset.to_le_bytes());

@@ -11,6 +11,7 @@
 //! - [`live`] fans a camera's frames out to live viewers as one-frame fMP4 fragments.
 //! - [`export`] plans which recorded bytes a time range is made of.
 //! - [`progressive`] lays recorded fragments out as one progressive MP4 (the plain export).
+//! - [`seek_index`] indexes a run of recorded GOPs for players (`sidx`) from the database rows.
 
 pub mod datadir_lock;
 pub mod evidence;
@@ -24,5 +25,6 @@ pub mod recorder;
 pub mod reserve;
 pub mod retention;
 pub mod secrets;
+pub mod seek_index;
 pub mod store;
 pub mod time;

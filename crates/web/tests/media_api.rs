@@ -177,6 +177,35 @@ fn top_boxes(mp4: &[u8]) -> Vec<(String, usize, usize)> {
     out
 }
 
+/// Playback's `sidx` follows the init, has one reference per fragment (each starting at a
+/// `moof`, sized to the next one), and its times are the fragments' decode times on the
+/// edited timeline (`tfdt` minus the first fragment's), to within a tick.
+fn assert_seek_index(mp4: &[u8]) {
+    use mp4_atom::{Decode, Moof, Sidx};
+    let boxes = top_boxes(mp4);
+    let kinds: Vec<&str> = boxes.iter().map(|b| b.0.as_str()).collect();
+    assert_eq!(kinds[..3], ["ftyp", "moov", "sidx"], "{kinds:?}");
+    let (_, at, len) = boxes[2];
+    let sidx = Sidx::decode(&mut &mp4[at..at + len]).unwrap();
+    let moofs: Vec<&(String, usize, usize)> = boxes.iter().filter(|b| b.0 == "moof").collect();
+    assert_eq!(sidx.references.len(), moofs.len());
+    let decode_time = |at: usize, len: usize| {
+        let moof = Moof::decode(&mut &mp4[at..at + len]).unwrap();
+        moof.traf[0].tfdt.as_ref().unwrap().base_media_decode_time
+    };
+    let t0 = decode_time(moofs[0].1, moofs[0].2);
+    let (mut offset, mut time) = (at + len, u64::from(sidx.earliest_presentation_time as u32));
+    assert_eq!(sidx.timescale, 90_000);
+    for (r, moof) in sidx.references.iter().zip(&moofs) {
+        assert_eq!(offset, moof.1, "a reference starts at a moof");
+        assert!(r.starts_with_sap && r.sap_type == 1);
+        assert!(decode_time(moof.1, moof.2).abs_diff(t0 + time) <= 1);
+        offset += r.referenced_size as usize;
+        time += u64::from(r.subsegment_duration);
+    }
+    assert_eq!(offset, mp4.len(), "the references cover the file");
+}
+
 fn get(path: &str, auth: &Auth, headers: &[(&str, &str)]) -> Request<Body> {
     let mut b = Request::builder().method(Method::GET).uri(path);
     if let Auth::Bearer(t) = auth {
@@ -324,6 +353,7 @@ async fn playback_export_verify_of_real_video() {
         ["ftyp", "moov", "mdat"],
         "the export is progressive"
     );
+    assert_seek_index(&full.body);
     let played = tmp.path().join("played.mp4");
     std::fs::write(&played, &full.body).unwrap();
     let probe = ffprobe_count(&played).unwrap();
@@ -560,7 +590,12 @@ async fn playback_export_verify_of_real_video() {
         String::from_utf8_lossy(&out.stderr)
     );
     let bundle_dir = tmp.path().join(format!("evidence-{CAM}"));
-    assert!(std::fs::read(bundle_dir.join("video.mp4")).unwrap() == full.body);
+    // The bundle's video.mp4 is playback's MP4 without the seek index.
+    let boxes = top_boxes(&full.body);
+    let sidx = boxes.iter().find(|b| b.0 == "sidx").expect("a sidx");
+    let mut unindexed = full.body[..sidx.1].to_vec();
+    unindexed.extend_from_slice(&full.body[sidx.1 + sidx.2..]);
+    assert!(std::fs::read(bundle_dir.join("video.mp4")).unwrap() == unindexed);
     let ca = h.state.pki.lock().unwrap().ca_cert_pem().to_owned();
     let report = vigil_signing::bundle::verify(
         &bundle_dir,

@@ -455,9 +455,11 @@ fn mp4_response(
 
 // ------------------------------------------------------------------ playback
 
-/// The recorded video of `[from, to)` as one fragmented MP4 (Playback): the init segment and
-/// the GOP fragments byte for byte as recorded, identical to an evidence bundle's `video.mp4`
-/// (the plain MP4 export is progressive instead, see the export route). Supports single
+/// The recorded video of `[from, to)` as one fragmented MP4 (Playback): the init segment, a
+/// segment index (`sidx`) of the GOPs from the database so a player reads only the GOP a seek
+/// lands in, and the GOP fragments byte for byte as recorded; without the `sidx` it is an
+/// evidence bundle's `video.mp4` (the plain MP4 export is progressive instead, see the export
+/// route). Supports single
 /// `Range` requests (206, `Content-Range`; 416 when unsatisfiable), `ETag` and `If-Range`, so a
 /// browser `<video>` can seek. Playback starts at the keyframe at or before `from`.
 ///
