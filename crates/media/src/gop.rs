@@ -5,6 +5,8 @@
 //! decode order, are the decode times, and each sample's composition offset is the difference
 //! (signed, written with `trun` version 1).
 
+use bytes::Bytes;
+
 use crate::fmp4::SampleInfo;
 
 /// One encoded picture as received, in decode order.
@@ -13,8 +15,9 @@ pub struct Frame {
     /// Presentation time in 90 kHz ticks since the camera's time origin.
     pub pts: i64,
     pub is_key: bool,
-    /// Length-prefixed NAL units (MP4 framing).
-    pub data: Vec<u8>,
+    /// Length-prefixed NAL units (MP4 framing). Shared, not copied, between the recorder's
+    /// GOP and the live feed's cache.
+    pub data: Bytes,
 }
 
 /// The sample table of one GOP, ready for [`crate::fmp4::fragment_header`]; the payload is
@@ -73,7 +76,7 @@ mod tests {
         Frame {
             pts,
             is_key: key,
-            data: vec![0; 3],
+            data: vec![0; 3].into(),
         }
     }
 

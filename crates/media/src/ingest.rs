@@ -369,7 +369,7 @@ pub async fn run_session(
         let ev = IngestEvent::Frame(Frame {
             pts: clock.ticks(frame.timestamp),
             is_key: frame.is_key,
-            data: frame.data,
+            data: frame.data.into(),
         });
         if tx.send(ev).await.is_err() {
             return Ok(());

@@ -3,7 +3,10 @@
 //! turned once into one-frame fMP4 fragments that any number of viewers share.
 //!
 //! A feed keeps what a viewer needs to start at once: the current init segment and the frames
-//! since the latest keyframe (the GOP cache, bounded in bytes and frames). Subscribing takes,
+//! since the latest keyframe (the GOP cache, bounded in bytes and frames). The cache holds the
+//! recorder's own frame buffers (shared, not copied); a frame becomes a fragment only when
+//! someone watches: when it arrives if the feed has viewers, otherwise when a viewer subscribes
+//! and takes the cached GOP. A camera nobody watches costs one reference per frame. Subscribing takes,
 //! under the feed's lock, the state, the cached GOP and a receiver of what follows, so nothing
 //! is missed or repeated in between. What follows goes through a small broadcast queue
 //! (about two seconds of frames): publishing never waits for a viewer, and a viewer that falls
@@ -110,6 +113,10 @@ pub struct LiveFragment {
     /// Presentation minus decode time, in ticks.
     pub composition_offset: i32,
     pub duration: u32,
+    /// The fragment's `mfhd` sequence number on its feed.
+    pub sequence: u32,
+    /// Bytes of the frame itself, at the end of `data`.
+    pub frame_len: usize,
     /// The init segment this fragment plays with.
     pub init: Arc<LiveInit>,
 }
@@ -246,18 +253,38 @@ impl LiveHub {
     /// follows.
     pub fn subscribe(&self, key: &FeedKey) -> Viewer {
         let feed = self.feed(key);
-        let (rx, pending) = {
+        let (rx, state, cached) = {
             let s = lock(&feed.state);
             let state = if s.publishers > 0 {
                 s.state.clone()
             } else {
                 LiveState::Offline
             };
-            let mut pending = VecDeque::with_capacity(s.gop.len() + 1);
-            pending.push_back(Event::State(state));
-            pending.extend(s.gop.iter().cloned().map(Event::Fragment));
-            (s.tx.as_ref().map(broadcast::Sender::subscribe), pending)
+            let rx = s.tx.as_ref().map(broadcast::Sender::subscribe);
+            (rx, state, s.gop.clone())
         };
+        // Built outside the lock (the publisher goes on meanwhile; what it publishes now
+        // reaches this viewer through `rx`), then kept so the next viewer need not build them.
+        let mut pending = VecDeque::with_capacity(cached.len() + 1);
+        pending.push_back(Event::State(state));
+        let mut built = Vec::new();
+        for c in cached {
+            match c {
+                Cached::Built(f) => pending.push_back(Event::Fragment(f)),
+                Cached::Raw(raw) => match raw.build() {
+                    Some(f) => {
+                        built.push(f.clone());
+                        pending.push_back(Event::Fragment(f));
+                    }
+                    // Cannot happen for a frame that fit a fragment when it arrived; the
+                    // viewer then waits for the next keyframe.
+                    None => break,
+                },
+            }
+        }
+        if !built.is_empty() {
+            lock(&feed.state).keep_built(built);
+        }
         Viewer {
             feed,
             rx,
@@ -350,7 +377,7 @@ struct FeedState {
     new_session: bool,
     /// Frames before the first keyframe after new parameters cannot be decoded.
     await_key: bool,
-    gop: Vec<LiveFragment>,
+    gop: Vec<Cached>,
     gop_bytes: usize,
     /// The GOP in progress outgrew the cache; nothing is cached until the next keyframe.
     gop_overflow: bool,
@@ -381,6 +408,105 @@ impl FeedState {
         self.gop.clear();
         self.gop_bytes = 0;
         self.gop_overflow = false;
+    }
+
+    /// Adds a frame to the GOP cache (a keyframe starts it anew); a GOP that outgrows the
+    /// limits is not cached.
+    fn cache(&mut self, c: Cached) {
+        if c.is_key() {
+            self.clear_gop();
+        }
+        if self.gop_overflow {
+            return;
+        }
+        let bytes = self.gop_bytes + c.len();
+        if bytes > self.limits.gop_bytes || self.gop.len() + 1 > self.limits.gop_frames {
+            self.clear_gop();
+            self.gop_overflow = true;
+        } else {
+            self.gop_bytes = bytes;
+            self.gop.push(c);
+        }
+    }
+
+    /// Replaces cached raw frames by the fragments a subscriber built of them, where the
+    /// cache still holds them.
+    fn keep_built(&mut self, built: Vec<LiveFragment>) {
+        for f in built {
+            let slot = self.gop.iter_mut().find(|c| match c {
+                Cached::Raw(r) => {
+                    r.sequence == f.sequence && r.init.generation == f.init.generation
+                }
+                Cached::Built(_) => false,
+            });
+            if let Some(slot) = slot {
+                *slot = Cached::Built(f);
+            }
+        }
+    }
+}
+
+/// What the cache counts for a fragment's `moof` and `mdat` header (about 100 bytes for one
+/// sample), built or not.
+const FRAGMENT_OVERHEAD: usize = 128;
+
+/// A frame of the GOP cache: as the recorder gave it, or already a fragment.
+#[derive(Debug, Clone)]
+enum Cached {
+    Raw(RawFrame),
+    Built(LiveFragment),
+}
+
+impl Cached {
+    fn is_key(&self) -> bool {
+        match self {
+            Cached::Raw(r) => r.sample.is_sync,
+            Cached::Built(f) => f.is_key,
+        }
+    }
+
+    /// Bytes counted against the cache's limit: the frame and a fragment header, whether
+    /// built or not.
+    fn len(&self) -> usize {
+        FRAGMENT_OVERHEAD
+            + match self {
+                Cached::Raw(r) => r.data.len(),
+                Cached::Built(f) => f.frame_len,
+            }
+    }
+}
+
+/// A frame placed on the feed's timeline, not yet made a fragment.
+#[derive(Debug, Clone)]
+struct RawFrame {
+    data: Bytes,
+    sequence: u32,
+    decode_time: u64,
+    sample: SampleInfo,
+    init: Arc<LiveInit>,
+}
+
+impl RawFrame {
+    /// The frame as one `moof`+`mdat`; `None` if it cannot be one (logged).
+    fn build(&self) -> Option<LiveFragment> {
+        let data = match fmp4::fragment(self.sequence, self.decode_time, &[self.sample], &self.data)
+        {
+            Ok(d) => Bytes::from(d),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot build a live fragment; frame not sent");
+                return None;
+            }
+        };
+        Some(LiveFragment {
+            data,
+            is_key: self.sample.is_sync,
+            decode_time: self.decode_time,
+            composition_offset: self.sample.composition_offset,
+            duration: self.sample.duration,
+            sequence: self.sequence,
+            frame_len: self.data.len(),
+            init: self.init.clone(),
+        })
     }
 }
 
@@ -433,9 +559,10 @@ impl LivePublisher {
         }
     }
 
-    /// One frame in decode order: becomes one fragment for every viewer.
+    /// One frame in decode order: cached for viewers to come, and made one fragment for the
+    /// viewers there are.
     pub fn frame(&self, frame: &Frame) {
-        let (init, sequence, sample, decode_time) = {
+        let raw = {
             let mut s = lock(&self.feed.state);
             let Some(init) = s.init.clone() else {
                 return;
@@ -445,51 +572,41 @@ impl LivePublisher {
             }
             s.await_key = false;
             s.set_state(LiveState::Live);
-            let (dts, duration, offset) = s.clock.place(frame.pts, frame.is_key);
+            let (decode_time, duration, offset) = s.clock.place(frame.pts, frame.is_key);
             s.sequence = s.sequence.wrapping_add(1);
-            let sample = SampleInfo {
-                duration,
-                size: u32::try_from(frame.data.len()).unwrap_or(u32::MAX),
-                is_sync: frame.is_key,
-                composition_offset: offset,
+            let raw = RawFrame {
+                data: frame.data.clone(),
+                sequence: s.sequence,
+                decode_time,
+                sample: SampleInfo {
+                    duration,
+                    size: u32::try_from(frame.data.len()).unwrap_or(u32::MAX),
+                    is_sync: frame.is_key,
+                    composition_offset: offset,
+                },
+                init,
             };
-            (init, s.sequence, sample, dts)
-        };
-        // Built outside the lock: a viewer subscribing meanwhile waits for nothing.
-        let data = match fmp4::fragment(sequence, decode_time, &[sample], &frame.data) {
-            Ok(d) => Bytes::from(d),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot build a live fragment; frame not sent");
-                lock(&self.feed.state).await_key = true;
+            let watched = s.tx.as_ref().is_some_and(|tx| tx.receiver_count() > 0);
+            if !watched {
+                // Decided under the lock a subscriber takes: one that comes later finds this
+                // frame in the cache.
+                s.cache(Cached::Raw(raw));
                 return;
             }
+            raw
         };
-        let fragment = LiveFragment {
-            data,
-            is_key: frame.is_key,
-            decode_time,
-            composition_offset: sample.composition_offset,
-            duration: sample.duration,
-            init,
+        // Built outside the lock: a viewer subscribing meanwhile waits for nothing, and
+        // receives this frame through the queue.
+        let Some(fragment) = raw.build() else {
+            lock(&self.feed.state).await_key = true;
+            return;
         };
         let mut s = lock(&self.feed.state);
         if s.init.as_ref().map(|i| i.generation) != Some(fragment.init.generation) {
             // New parameters arrived meanwhile; this frame belongs to the old ones.
             return;
         }
-        if fragment.is_key {
-            s.clear_gop();
-        }
-        if !s.gop_overflow {
-            let bytes = s.gop_bytes + fragment.data.len();
-            if bytes > s.limits.gop_bytes || s.gop.len() + 1 > s.limits.gop_frames {
-                s.clear_gop();
-                s.gop_overflow = true;
-            } else {
-                s.gop_bytes = bytes;
-                s.gop.push(fragment.clone());
-            }
-        }
+        s.cache(Cached::Built(fragment.clone()));
         s.send(Event::Fragment(fragment));
     }
 }
@@ -713,7 +830,7 @@ mod tests {
         Frame {
             pts,
             is_key: key,
-            data,
+            data: data.into(),
         }
     }
 
@@ -907,22 +1024,8 @@ mod tests {
 
     #[test]
     fn the_gop_cache_is_bounded_in_bytes_and_frames() {
-        let frag_len = {
-            let hub = LiveHub::new();
-            let p = hub.publisher(&FeedKey::main("c"));
-            p.params(&params(1));
-            p.frame(&frame(0, true));
-            p.frame(&frame(1, false));
-            let evs = drain(&mut hub.subscribe(&FeedKey::main("c")));
-            let lens: Vec<usize> = evs
-                .iter()
-                .filter_map(|e| match e {
-                    ViewerEvent::Fragment(f) => Some(f.data.len()),
-                    _ => None,
-                })
-                .collect();
-            (lens[0], lens[1])
-        };
+        // What the cache counts for a keyframe and another frame of `frame()`.
+        let frag_len = (400 + FRAGMENT_OVERHEAD, 16 + FRAGMENT_OVERHEAD);
         // Room for the keyframe and four other frames.
         let hub = LiveHub::with_limits(LiveLimits {
             gop_bytes: frag_len.0 + 4 * frag_len.1 + 10,
@@ -1085,6 +1188,75 @@ mod tests {
         }
         drop(a);
         assert_eq!(hub.viewers(&FeedKey::main("cam")), 1);
+    }
+
+    #[test]
+    fn an_unwatched_feed_builds_no_fragment_and_shares_the_recorders_buffers() {
+        let hub = LiveHub::new();
+        let key = FeedKey::main("cam");
+        let p = hub.publisher(&key);
+        p.params(&params(1));
+        let frames: Vec<Frame> = (0..8).map(|n| frame(n, n % 5 == 0)).collect();
+        for f in &frames {
+            p.frame(f);
+        }
+        {
+            let s = lock(&p.feed.state);
+            let cached: Vec<&RawFrame> = s
+                .gop
+                .iter()
+                .map(|c| match c {
+                    Cached::Raw(r) => r,
+                    Cached::Built(_) => panic!("built with nobody watching"),
+                })
+                .collect();
+            assert_eq!(cached.len(), 3, "frames 5, 6, 7");
+            for (r, f) in cached.iter().zip(&frames[5..]) {
+                assert_eq!(r.data.as_ptr(), f.data.as_ptr(), "the frame is not copied");
+            }
+        }
+        // The first viewer builds the cached GOP; the next one gets the same fragments.
+        let mut a = hub.subscribe(&key);
+        let fa = drain(&mut a);
+        assert_eq!(describe(&fa), strs(&["S:live", "I1", "K5", "F6", "F7"]));
+        let mut b = hub.subscribe(&key);
+        let fb = drain(&mut b);
+        for (x, y) in fa.iter().zip(&fb) {
+            if let (ViewerEvent::Fragment(x), ViewerEvent::Fragment(y)) = (x, y) {
+                assert_eq!(x.data.as_ptr(), y.data.as_ptr());
+            }
+        }
+        // Watched now: the next frame is built once, sent and cached built.
+        p.frame(&frame(8, false));
+        assert_eq!(describe(&drain(&mut a)), strs(&["F8"]));
+        assert_eq!(describe(&drain(&mut b)), strs(&["F8"]));
+        let s = lock(&p.feed.state);
+        assert!(s.gop.iter().all(|c| matches!(c, Cached::Built(_))));
+        // Unwatched and watched frames make the same bytes.
+        let built = RawFrame {
+            data: frames[6].data.clone(),
+            ..match &s.gop[1] {
+                Cached::Built(f) => RawFrame {
+                    data: Bytes::new(),
+                    sequence: f.sequence,
+                    decode_time: f.decode_time,
+                    sample: SampleInfo {
+                        duration: f.duration,
+                        size: frames[6].data.len() as u32,
+                        is_sync: false,
+                        composition_offset: f.composition_offset,
+                    },
+                    init: f.init.clone(),
+                },
+                Cached::Raw(_) => unreachable!(),
+            }
+        }
+        .build()
+        .unwrap();
+        let Cached::Built(cached) = &s.gop[1] else {
+            unreachable!()
+        };
+        assert_eq!(built.data, cached.data);
     }
 
     #[tokio::test]

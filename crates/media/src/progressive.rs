@@ -632,11 +632,11 @@ mod tests {
             .map(|&i| Frame {
                 pts: pts0 + ticks * i as i64,
                 is_key: i == 0,
-                data: vec![tag, i as u8, 0x5a, 0x5a, 0x5a],
+                data: vec![tag, i as u8, 0x5a, 0x5a, 0x5a].into(),
             })
             .collect();
         let g = gop_samples(&frames, Some(pts0 + ticks * n as i64), ticks as u32);
-        let data: Vec<u8> = frames.iter().flat_map(|f| f.data.clone()).collect();
+        let data: Vec<u8> = frames.iter().flat_map(|f| f.data.iter().copied()).collect();
         let frag = fmp4::fragment(u32::from(tag), g.base_decode_time, &g.samples, &data).unwrap();
         (frag, data)
     }

@@ -827,7 +827,7 @@ impl WriterState {
                 fmp4::fragment_header(gop_no as u32, g.base_decode_time, &g.samples, g.data_len)?;
             let mut pieces: Vec<&[u8]> = Vec::with_capacity(frames.len() + 1);
             pieces.push(&header);
-            pieces.extend(frames.iter().map(|f| f.data.as_slice()));
+            pieces.extend(frames.iter().map(|f| &f.data[..]));
             let seg = s.segment.as_mut().expect("segment ensured");
             seg.append(
                 &s.store,

@@ -149,7 +149,7 @@ pub fn timeline_gop(k: i64) -> Vec<Frame> {
         .map(|f| Frame {
             pts: f.timestamp,
             is_key: f.is_key,
-            data: f.data,
+            data: f.data.into(),
         })
         .collect()
 }
@@ -161,7 +161,7 @@ pub fn append_gop(store: &Store, cam: &Camera, seg: &mut SegmentWriter, k: i64) 
     let (bytes, g) = fragment(k as u32 + 1, &frames);
     let header_len = bytes.len() - g.data_len as usize;
     let mut pieces: Vec<&[u8]> = vec![&bytes[..header_len]];
-    pieces.extend(frames.iter().map(|f| f.data.as_slice()));
+    pieces.extend(frames.iter().map(|f| &f.data[..]));
     seg.append(
         store,
         &pieces,
