@@ -95,7 +95,8 @@ impl Outcome {
     }
 }
 
-/// Verifies the recordings of the camera named `camera` over `range`, trusting `ca_pem` (the
+/// Verifies the recordings of `camera` (a name or id, or a secondary stream's id, see
+/// [`Store::stream`]) over `range`, trusting `ca_pem` (the
 /// installation's CA). `progress` is told bytes checked and bytes in all.
 pub fn verify_camera(
     store: &Store,
@@ -110,12 +111,11 @@ pub fn verify_camera(
     {
         return Err(VerifyError::BadRange);
     }
-    let cam = store
-        .cameras()
-        .map_err(VerifyError::Store)?
-        .into_iter()
-        .find(|c| c.name == camera)
-        .ok_or_else(|| VerifyError::NoCamera(camera.to_owned()))?;
+    let cam = match store.stream(camera) {
+        Ok(cam) => cam,
+        Err(StoreError::NoSuchCamera(_)) => return Err(VerifyError::NoCamera(camera.to_owned())),
+        Err(e) => return Err(VerifyError::Store(e)),
+    };
     let trust = [CaCert::from_pem(ca_pem).map_err(VerifyError::Trust)?];
     // The index is checked against the signed ledger too: an edited timestamp or hash in the
     // database is tampering even when the media is intact.

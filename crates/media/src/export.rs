@@ -65,8 +65,8 @@ pub struct RecordedRange {
     pub gaps: Vec<GapRow>,
 }
 
-/// Plans `[from_us, to_us)` of a camera (by name or id): the GOPs in range, grouped into runs
-/// sharing one init segment.
+/// Plans `[from_us, to_us)` of a stream (a camera's name or id, or a secondary stream's id,
+/// see [`Store::stream`]): the GOPs in range, grouped into runs sharing one init segment.
 pub fn recorded_range(
     store: &Store,
     camera: &str,
@@ -76,7 +76,7 @@ pub fn recorded_range(
     if to_us <= from_us {
         return Err(RangeError::BadRange);
     }
-    let cam = store.camera(camera)?;
+    let cam = store.stream(camera)?;
     let gops = store.gops_in_range(&cam.id, from_us, to_us)?;
     if gops.is_empty() {
         return Err(RangeError::Empty {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::*;
 use vigil_media::evidence::{Evidence, Signing, ledger_path, signing_dir};
-use vigil_media::live::{FeedKey, LiveHub, LiveLimits, Viewer, ViewerEvent};
+use vigil_media::live::{FeedKey, LiveHub, LiveLimits, Stream, Viewer, ViewerEvent};
 use vigil_media::recorder::{self, RecorderEnv, RecorderHandle, RecorderSettings, Storage};
 use vigil_media::retention::{RetentionPolicy, enforce_at};
 use vigil_media::secrets::SecretBox;
@@ -167,6 +167,36 @@ fn a_secondary_is_checked_like_the_main_stream() {
 }
 
 #[test]
+fn a_camera_without_a_secondary_says_so_and_no_name_can_pose_as_an_id() {
+    let (_dir, store, cams) = store_with_cameras(&["lobby", "gate"]);
+    assert!(matches!(
+        store.recorded_stream("lobby", Stream::Secondary),
+        Err(StoreError::NoSecondary(n)) if n == "lobby"
+    ));
+    // Another camera's id as a name would make that id resolve to the wrong camera.
+    for name in [cams[1].id.as_str(), "cam-0123456789ab"] {
+        let e = store
+            .add_camera(&NewCamera {
+                name: name.into(),
+                url: "rtsp://127.0.0.1:8554/x".into(),
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert!(e.to_string().contains("are camera ids"), "{e}");
+    }
+    // Close to an id is a name.
+    for name in ["cam-0123456789a", "cam-0123456789abc", "cam-0123456789AB"] {
+        store
+            .add_camera(&NewCamera {
+                name: name.into(),
+                url: "rtsp://127.0.0.1:8554/x".into(),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+}
+
+#[test]
 fn a_removed_secondary_keeps_its_recordings_and_numbering_until_its_camera_goes() {
     let (dir, store, cams) = store_with_cameras(&["lobby"]);
     let cam = store
@@ -180,11 +210,29 @@ fn a_removed_secondary_keeps_its_recordings_and_numbering_until_its_camera_goes(
     seg.close(&store).unwrap();
     assert_consistent(&store, &sec);
 
+    // Exports and verification address it by its camera's name, or by its id.
+    let by_name = store.recorded_stream("lobby", Stream::Secondary).unwrap();
+    assert_eq!(
+        (by_name.id.as_str(), by_name.name.as_str()),
+        (sec.id.as_str(), "lobby (secondary)")
+    );
+    assert_eq!(store.stream(&sec.id).unwrap().id, sec.id);
+    let main = store.recorded_stream("lobby", Stream::Main).unwrap();
+    assert_eq!(
+        (main.id.as_str(), main.secondary),
+        (cams[0].id.as_str(), None)
+    );
+    assert_eq!(store.stream("lobby").unwrap().id, cams[0].id);
+
     // Removed: no longer part of the camera, its video and counters stay.
     let cam = store.set_secondary("lobby", None).unwrap();
     assert_eq!(cam.secondary, None);
     assert_eq!(store.segments(&sec.id).unwrap().len(), 1);
     assert_eq!(store.camera_password(&sec.id).unwrap(), None);
+    // ... and stay addressable while they last.
+    let removed = store.recorded_stream("lobby", Stream::Secondary).unwrap();
+    assert_eq!(removed.id, sec.id);
+    assert_eq!(store.stream(&sec.id).unwrap().id, sec.id);
 
     // Set again (another URL, no password): the same id and time origin, the next number.
     let cam = store
@@ -217,6 +265,10 @@ fn a_removed_secondary_keeps_its_recordings_and_numbering_until_its_camera_goes(
 
     // The camera goes, with its recordings: the secondary's go too.
     store.remove_camera("lobby", true).unwrap();
+    assert!(matches!(
+        store.stream(&sec.id),
+        Err(StoreError::NoSuchCamera(_))
+    ));
     assert!(store.segments(&sec.id).unwrap().is_empty());
     assert!(!store.camera_dir(&sec.id).exists());
     assert_eq!(rows(dir.path(), "segments", &sec.id), 0);

@@ -45,6 +45,9 @@ fn advice(e: &(dyn Error + 'static)) -> Option<String> {
     if let Some(e) = e.downcast_ref::<StoreError>() {
         return match e {
             StoreError::NoSuchCamera(_) => Some(LIST_CAMERAS.into()),
+            StoreError::NoSecondary(_) => Some(
+                "; leave out --secondary for its main stream (`vigil camera list` shows each camera's streams)".into(),
+            ),
             StoreError::NotInitialised(dir) => Some(format!(
                 "; run `vigil init --data-dir {}` first",
                 dir.display()

@@ -6,6 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use vigil_app::export::{
     BundleRequest, ExporterIdentity, Output, TailSigning, TailWait, server_name,
 };
+use vigil_media::live::Stream;
 use vigil_media::store::now_us;
 use vigil_media::time::{format_us, parse_time};
 
@@ -19,6 +20,9 @@ pub struct RecordingsArgs {
     pub to: Option<String>,
     #[arg(long)]
     pub json: bool,
+    /// The camera's recorded secondary stream instead of its main stream.
+    #[arg(long)]
+    pub secondary: bool,
 }
 
 #[derive(clap::Args)]
@@ -38,6 +42,18 @@ pub struct ExportArgs {
     /// Overwrite existing MP4 files (a bundle always needs a new or empty directory).
     #[arg(long)]
     pub force: bool,
+    /// The camera's recorded secondary stream instead of its main stream.
+    #[arg(long)]
+    pub secondary: bool,
+}
+
+/// Which of a camera's streams `--secondary` asks for.
+pub fn stream(secondary: bool) -> Stream {
+    if secondary {
+        Stream::Secondary
+    } else {
+        Stream::Main
+    }
 }
 
 fn range(from: Option<&str>, to: Option<&str>) -> anyhow::Result<(i64, i64)> {
@@ -53,7 +69,7 @@ fn range(from: Option<&str>, to: Option<&str>) -> anyhow::Result<(i64, i64)> {
 
 pub fn recordings(args: &RecordingsArgs, config: &Path) -> anyhow::Result<()> {
     let (_cfg, store) = crate::open_store(config)?;
-    let cam = store.camera(&args.camera)?;
+    let cam = store.recorded_stream(&args.camera, stream(args.secondary))?;
     let (from, to) = range(args.from.as_deref(), args.to.as_deref())?;
     let ranges = store.ranges(&cam.id, from, to)?;
     let gaps = store.gaps(&cam.id, from, to)?;
@@ -118,14 +134,17 @@ pub fn export(args: &ExportArgs, config: &Path) -> anyhow::Result<()> {
     let output = Output::choose(&args.output, args.bundle)?;
     let (cfg, store) = crate::open_store(config)?;
     let (from, to) = range(Some(&args.from), Some(&args.to))?;
+    let camera = store
+        .recorded_stream(&args.camera, stream(args.secondary))?
+        .id;
     let path = match output {
-        Output::Bundle(dir) => return export_bundle(args, &dir, &cfg, &store, from, to),
+        Output::Bundle(dir) => return export_bundle(&camera, &dir, &cfg, &store, from, to),
         Output::Mp4(path) => path,
     };
     let bar = progress_bar()?;
     let report = vigil_app::export::export_mp4(
         &store,
-        &args.camera,
+        &camera,
         from,
         to,
         &path,
@@ -157,8 +176,9 @@ pub fn export(args: &ExportArgs, config: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `camera`: the stream's id.
 fn export_bundle(
-    args: &ExportArgs,
+    camera: &str,
     dir: &Path,
     cfg: &vigil_config::Config,
     store: &vigil_media::store::Store,
@@ -171,7 +191,7 @@ fn export_bundle(
     let req = BundleRequest {
         store,
         data_dir: &cfg.data_dir,
-        camera: &args.camera,
+        camera,
         from_us: from,
         to_us: to,
         exporter: ExporterIdentity {

@@ -27,6 +27,9 @@ pub struct VerifyArgs {
     pub fingerprint: Option<String>,
     #[arg(long)]
     pub json: bool,
+    /// For a camera: its recorded secondary stream instead of its main stream.
+    #[arg(long)]
+    pub secondary: bool,
 }
 
 fn bar() -> ProgressBar {
@@ -62,11 +65,14 @@ pub fn run(args: &VerifyArgs, config: &Path) -> anyhow::Result<i32> {
     let ca_path = cfg.data_dir.join("pki").join("ca.crt");
     let ca_pem = std::fs::read_to_string(&ca_path)
         .with_context(|| format!("cannot read the CA certificate {}", ca_path.display()))?;
+    let camera = store
+        .recorded_stream(&args.target, crate::recordings_cmd::stream(args.secondary))?
+        .id;
     let bar = bar();
     let verified = verify::verify_camera(
         &store,
         &cfg.data_dir,
-        &args.target,
+        &camera,
         range,
         &ca_pem,
         &mut |done, total| {

@@ -273,4 +273,55 @@ fn serve_records_a_recorded_secondary_stream_into_segments_of_its_own() {
     // The main stream verifies as before.
     let verified = v.ok(&["verify", "lobby"]);
     assert!(verified.contains("verified"), "{verified}");
+    // The recorded secondary, addressed by its camera's name: listed, exported (an MP4 of
+    // its own resolution, and a bundle that verifies offline) and verified.
+    let listed: serde_json::Value =
+        serde_json::from_str(&v.ok(&["recordings", "lobby", "--secondary", "--json"])).unwrap();
+    assert_eq!(listed["camera"], "lobby (secondary)", "{listed}");
+    let span = &listed["ranges"][0];
+    let (from, to) = (
+        span["start_us"].as_i64().unwrap() / 1_000_000 + 1,
+        span["end_us"].as_i64().unwrap() / 1_000_000,
+    );
+    assert!(to > from, "{listed}");
+    let clip = v.data.join("sub.mp4");
+    let (from, to) = (from.to_string(), to.to_string());
+    let range = ["--from", from.as_str(), "--to", to.as_str()];
+    let out = v.ok(&[
+        &[
+            "export",
+            "lobby",
+            "--secondary",
+            "-o",
+            clip.to_str().unwrap(),
+        ][..],
+        &range[..],
+    ]
+    .concat());
+    assert!(out.contains("wrote"), "{out}");
+    let probe = vigil_testkit::ffprobe_count(&clip).unwrap();
+    assert_eq!((probe.width, probe.height), (320, 180), "{probe:?}");
+    let bundle = v.data.join("sub-bundle");
+    let b = format!("{}/", bundle.display());
+    v.ok(&[
+        &["export", "lobby", "--secondary", "-o", b.as_str()][..],
+        &range[..],
+    ]
+    .concat());
+    let manifest = std::fs::read_to_string(bundle.join("manifest.json")).unwrap();
+    assert!(manifest.contains(&format!("{id}~sub")), "{manifest}");
+    let verified = v.ok(&["verify", "lobby", "--secondary"]);
+    assert!(
+        verified.contains("camera lobby (secondary): verified"),
+        "{verified}"
+    );
+    // A camera without one says so and what to do.
+    v.ok(&["camera", "add", "gate", "--url", &peer.url("main")]);
+    let out = v.cmd(&["verify", "gate", "--secondary"]);
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("camera 'gate' has no secondary stream") && e.contains("leave out --secondary"),
+        "{e}"
+    );
 }

@@ -1162,3 +1162,113 @@ fn bundle_manifest(dir: &Path) -> vigil_signing::bundle::Manifest {
     vigil_signing::bundle::parse_manifest(&std::fs::read(dir.join("manifest.json")).unwrap())
         .unwrap()
 }
+
+/// A camera's recorded secondary stream is listed, played, exported and verified with
+/// `stream=secondary` under its camera's name and permissions; a camera without one says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_secondary_is_addressed_with_stream_secondary() {
+    let h = Harness::new();
+    let r = start_recording(&h, Duration::from_secs(2)).await;
+    let store = h.state.store.clone();
+    let cam = store
+        .set_secondary(
+            CAM,
+            Some(&vigil_media::store::NewSecondary {
+                url: store.camera(CAM).unwrap().url,
+                mode: vigil_media::store::StreamMode::Recorded,
+                ..Default::default()
+            }),
+        )
+        .unwrap();
+    let sec = cam.secondary_camera().unwrap();
+    let sub = recorder::start(
+        store.clone(),
+        sec.clone(),
+        RecorderSettings {
+            segment_duration: Duration::from_secs(2),
+            inactivity_timeout: Duration::from_secs(3),
+            max_backoff: Duration::from_secs(2),
+        },
+        Some(r.evidence.observer(&sec.id).unwrap()),
+        Arc::new(|_: &vigil_media::store::Store, _: u64| 0),
+    )
+    .unwrap();
+    wait_recorded(&h, &sec.id, 4.0).await;
+    sub.stop().await;
+    r.handle.stop().await;
+    r.evidence.close_all();
+
+    let operator = Auth::Bearer(h.token(Role::Operator, CameraScope::only([CAM])));
+    let other = Auth::Bearer(h.token(Role::Operator, CameraScope::only(["elsewhere"])));
+    let base = format!("/api/v1/cameras/{CAM}");
+    let a = h
+        .get(&format!("{base}/recordings?stream=secondary"), &operator)
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(a.json()["camera"], format!("{CAM} (secondary)"));
+    let q = around(&a.json());
+    let main = h
+        .send(get(&format!("{base}/playback?{q}"), &operator, &[]))
+        .await;
+    let played = h
+        .send(get(
+            &format!("{base}/playback?{q}&stream=secondary"),
+            &operator,
+            &[],
+        ))
+        .await;
+    assert_eq!(played.status, StatusCode::OK, "{}", played.text());
+    assert_ne!(
+        hdr(&played, "etag"),
+        hdr(&main, "etag"),
+        "another stream's video"
+    );
+    assert_seek_index(&played.body);
+    let bundle = h
+        .send(get(
+            &format!("{base}/export?{q}&stream=secondary&format=bundle"),
+            &operator,
+            &[],
+        ))
+        .await;
+    assert_eq!(bundle.status, StatusCode::OK, "{}", bundle.text());
+    assert!(hdr(&bundle, "content-disposition").contains("secondary"));
+    let v = h
+        .post(&format!("{base}/verify?stream=secondary"), &operator, None)
+        .await;
+    assert_eq!(v.status, StatusCode::OK, "{}", v.text());
+    assert_eq!(v.json()["verified"], true, "{}", v.text());
+    assert_eq!(v.json()["camera"], format!("{CAM} (secondary)"));
+    // The camera's permissions decide, as for its main stream.
+    let a = h
+        .get(&format!("{base}/recordings?stream=secondary"), &other)
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text());
+    // Without a secondary: 404 saying so; an unknown stream is a bad request.
+    store.set_secondary(CAM, None).unwrap();
+    let gone = h
+        .get(&format!("{base}/recordings?stream=secondary"), &operator)
+        .await;
+    assert_eq!(
+        gone.status,
+        StatusCode::OK,
+        "a removed secondary's recordings stay"
+    );
+    store
+        .add_camera(&NewCamera {
+            name: "gate".into(),
+            url: "rtsp://127.0.0.1:9/x".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    let admin = h.admin().await;
+    let a = h
+        .post("/api/v1/cameras/gate/verify?stream=secondary", &admin, None)
+        .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text());
+    assert_eq!(a.code(), "no_secondary_stream");
+    let a = h
+        .get("/api/v1/cameras/gate/recordings?stream=tertiary", &admin)
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text());
+}

@@ -13,6 +13,7 @@ use std::fs;
 use rusqlite::{OptionalExtension, params};
 
 use super::{Result, Store, StoreError, io_err, now_us};
+use crate::live::Stream;
 
 /// A configured camera (or, as [`Camera::secondary_camera`] builds it for a recorder, one of
 /// its streams).
@@ -89,7 +90,17 @@ impl std::str::FromStr for StreamMode {
 /// The internal id of a camera's secondary stream: the camera's id and `~sub`. `~` never
 /// occurs in a camera id or name, so it can name no other camera.
 pub fn secondary_stream_id(camera_id: &str) -> String {
-    format!("{camera_id}~sub")
+    format!("{camera_id}{SECONDARY_SUFFIX}")
+}
+
+const SECONDARY_SUFFIX: &str = "~sub";
+const CAMERA_ID_PREFIX: &str = "cam-";
+
+/// Whether `s` has the form of a camera id (`cam-` and 12 lowercase hex digits).
+fn is_camera_id(s: &str) -> bool {
+    s.strip_prefix(CAMERA_ID_PREFIX).is_some_and(|hex| {
+        hex.len() == 12 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
 }
 
 impl Camera {
@@ -188,7 +199,10 @@ impl Store {
         if let Some(sec) = &new.secondary {
             check_secondary(sec)?;
         }
-        let id = format!("cam-{}", hex::encode(rand::random::<[u8; 6]>()));
+        let id = format!(
+            "{CAMERA_ID_PREFIX}{}",
+            hex::encode(rand::random::<[u8; 6]>())
+        );
         let password_enc = new
             .password
             .as_deref()
@@ -245,6 +259,65 @@ impl Store {
         )
         .optional()?
         .ok_or_else(|| StoreError::NoSuchCamera(name.to_owned()))
+    }
+
+    /// One of a camera's streams (by camera name or id) as what its recordings are kept
+    /// under: the main stream, or the secondary, also after it was removed, while its
+    /// recordings last. Exports, playback and verification read the stream's id.
+    pub fn recorded_stream(&self, camera: &str, stream: Stream) -> Result<Camera> {
+        self.stream_of(&self.camera(camera)?, stream)
+    }
+
+    /// [`Store::recorded_stream`] of a camera already looked up.
+    pub fn stream_of(&self, cam: &Camera, stream: Stream) -> Result<Camera> {
+        match stream {
+            Stream::Main => Ok(cam.main_camera()),
+            Stream::Secondary => self
+                .stream_row(&secondary_stream_id(&cam.id), cam)
+                .ok_or_else(|| StoreError::NoSecondary(cam.name.clone()))?,
+        }
+    }
+
+    /// A stream by what exports and verification are given: a camera's name or id (its
+    /// main stream), or a secondary stream's id ([`secondary_stream_id`]).
+    pub fn stream(&self, name_or_id: &str) -> Result<Camera> {
+        match self.camera(name_or_id) {
+            Ok(cam) => Ok(cam.main_camera()),
+            Err(StoreError::NoSuchCamera(_)) if name_or_id.ends_with(SECONDARY_SUFFIX) => {
+                let main_id = &name_or_id[..name_or_id.len() - SECONDARY_SUFFIX.len()];
+                let main = self
+                    .camera_by_id(main_id)
+                    .map_err(|_| StoreError::NoSuchCamera(name_or_id.to_owned()))?;
+                self.stream_row(name_or_id, &main)
+                    .ok_or_else(|| StoreError::NoSuchCamera(name_or_id.to_owned()))?
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The secondary stream row `id` of `main`, named after its camera; `None` if there is
+    /// no such row.
+    fn stream_row(&self, id: &str, main: &Camera) -> Option<Result<Camera>> {
+        let row = self
+            .db()
+            .query_row(
+                "SELECT id, name, url, username, password_enc IS NOT NULL, enabled, max_age_secs, max_bytes, time_origin_us
+                 FROM cameras WHERE id = ?1 AND main_id = ?2",
+                [id, main.id.as_str()],
+                stream_from_row,
+            )
+            .optional();
+        match row {
+            Ok(None) => None,
+            Ok(Some(s)) => Some(Ok(Camera {
+                name: format!("{} (secondary)", main.name),
+                enabled: main.enabled,
+                max_age_secs: main.max_age_secs,
+                max_bytes: main.max_bytes,
+                ..s
+            })),
+            Err(e) => Some(Err(e.into())),
+        }
     }
 
     /// Every stream with a row of its own: the cameras (without their secondary) and the
@@ -462,6 +535,14 @@ pub fn check_camera_name(name: &str) -> Result<()> {
         return Err(StoreError::InvalidCamera(format!(
             "camera name '{name}' is not allowed: '.' and '..' mean the current and parent \
              directory when the name is used in a path; include a letter or digit"
+        )));
+    }
+    // Lookups take a name or an id (the API resolves a name, then works by id): a name that
+    // looks like an id could make an id resolve to another camera.
+    if is_camera_id(name) {
+        return Err(StoreError::InvalidCamera(format!(
+            "camera name '{name}' is not allowed: names of the form cam-<12 hex digits> are \
+             camera ids; choose another name"
         )));
     }
     Ok(())

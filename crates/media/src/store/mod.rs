@@ -54,6 +54,8 @@ pub enum StoreError {
     DiskFull { path: PathBuf },
     #[error("no camera named '{0}'")]
     NoSuchCamera(String),
+    #[error("camera '{0}' has no secondary stream, and never had one")]
+    NoSecondary(String),
     #[error("a camera named '{0}' already exists; choose another name or remove it first")]
     DuplicateCamera(String),
     #[error("invalid camera: {0}")]

@@ -35,13 +35,14 @@ use utoipa_axum::routes;
 use vigil_access::{AuditKind, Permission};
 use vigil_app::export::{BundleRequest, ExporterIdentity, Mp4Layout, Mp4Part, Piece, TailSigning};
 use vigil_app::verify::VerifyError;
-use vigil_media::store::{Camera, now_us};
+use vigil_media::store::{Camera, StoreError, now_us};
 use vigil_media::time::{format_us, parse_time};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::routes::cameras::{camera_not_found, check_camera_name, find_camera};
+use crate::routes::live::StreamParam;
 use crate::routes::{audit, blocking};
 use crate::state::SharedState;
 
@@ -81,6 +82,8 @@ pub struct RangeQuery {
     pub from: Option<String>,
     /// End (exclusive); default: now and later.
     pub to: Option<String>,
+    /// `main` (default) or `secondary`: the camera's recorded secondary stream.
+    pub stream: Option<StreamParam>,
 }
 
 /// Playback range; both ends required.
@@ -92,6 +95,8 @@ pub struct PlaybackQuery {
     pub from: Option<String>,
     /// End, exclusive.
     pub to: Option<String>,
+    /// `main` (default) or `secondary`: the camera's recorded secondary stream.
+    pub stream: Option<StreamParam>,
 }
 
 /// Export range and format.
@@ -107,6 +112,8 @@ pub struct ExportQuery {
     /// at 0); `bundle`: the signed evidence bundle as a tar archive that `vigil verify DIR`
     /// checks offline.
     pub format: Option<String>,
+    /// `main` (default) or `secondary`: the camera's recorded secondary stream.
+    pub stream: Option<StreamParam>,
 }
 
 fn bad_time(message: String) -> ApiError {
@@ -211,7 +218,7 @@ async fn recordings(
     let (from, to) = time_range(q.from.as_deref(), q.to.as_deref(), false)?;
     let store = state.store.clone();
     let answer = blocking(move || {
-        let cam = find_camera(&store, &name)?;
+        let cam = recorded_stream(&store, &name, q.stream)?;
         let ranges = store
             .ranges(&cam.id, from, to)
             .map_err(ApiError::internal)?;
@@ -234,15 +241,39 @@ async fn recordings(
 
 // ------------------------------------------------------------------ export use case
 
-/// The MP4 layout of a camera's range; the camera is resolved first so that an unknown
+/// One of the camera named `name`'s streams, as its recordings are kept: the main stream, or
+/// with `stream=secondary` its recorded secondary (also after it was removed, while its
+/// recordings last). The camera is looked up by its exact name (see [`find_camera`]).
+fn recorded_stream(
+    store: &vigil_media::store::Store,
+    name: &str,
+    stream: Option<StreamParam>,
+) -> ApiResult<Camera> {
+    let camera = find_camera(store, name)?;
+    store
+        .stream_of(&camera, stream.unwrap_or_default().into())
+        .map_err(|e| match e {
+            StoreError::NoSecondary(_) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no_secondary_stream",
+                format!(
+                    "camera '{name}' has no secondary stream; leave `stream` out for its main stream"
+                ),
+            ),
+            e => ApiError::internal(e),
+        })
+}
+
+/// The MP4 layout of a stream's range; the stream is resolved first so that an unknown
 /// camera answers like every other route.
 fn mp4_layout(
     store: &vigil_media::store::Store,
     name: &str,
+    stream: Option<StreamParam>,
     from: i64,
     to: i64,
 ) -> ApiResult<Mp4Layout> {
-    let camera = find_camera(store, name)?;
+    let camera = recorded_stream(store, name, stream)?;
     vigil_app::export::mp4_layout(store, &camera.id, from, to).map_err(ApiError::from)
 }
 
@@ -491,7 +522,7 @@ async fn playback(
     check_camera_name(&name)?;
     let (from, to) = time_range(q.from.as_deref(), q.to.as_deref(), true)?;
     let store = state.store.clone();
-    let layout = blocking(move || mp4_layout(&store, &name, from, to)).await??;
+    let layout = blocking(move || mp4_layout(&store, &name, q.stream, from, to)).await??;
     let starts = layout.part_starts();
     let camera = layout.camera.name;
     let part = layout
@@ -594,11 +625,11 @@ async fn export(
     };
     let (from, to) = time_range(q.from.as_deref(), q.to.as_deref(), true)?;
     if bundle {
-        return export_bundle(state, caller, method, name, from, to).await;
+        return export_bundle(state, caller, method, name, q.stream, from, to).await;
     }
     let store = state.store.clone();
     let layout = blocking(move || {
-        let camera = find_camera(&store, &name)?;
+        let camera = recorded_stream(&store, &name, q.stream)?;
         vigil_app::export::progressive_layout(&store, &camera.id, from, to).map_err(ApiError::from)
     })
     .await??;
@@ -630,6 +661,7 @@ async fn export_bundle(
     caller: Caller,
     method: Method,
     name: String,
+    stream: Option<StreamParam>,
     from: i64,
     to: i64,
 ) -> ApiResult<Response> {
@@ -641,7 +673,7 @@ async fn export_bundle(
     let store = state.store.clone();
     let evidence = state.evidence.get().cloned();
     let tar = blocking(move || {
-        let camera: Camera = find_camera(&store, &name)?;
+        let camera: Camera = recorded_stream(&store, &name, stream)?;
         let sign = move |camera_id: &str| -> Result<(), String> {
             let Some(evidence) = &evidence else {
                 return Ok(());
@@ -815,11 +847,19 @@ async fn verify(
     let store = state.store.clone();
     let data_dir = state.data_dir();
     let (camera, report) = blocking(move || {
-        vigil_app::verify::verify_camera(&store, &data_dir, &name, range, &ca_pem, &mut |_, _| {})
-            .map_err(|e| match e {
-                VerifyError::NoCamera(name) => camera_not_found(&name),
-                e => ApiError::from_app(e),
-            })
+        let stream = recorded_stream(&store, &name, q.stream)?;
+        vigil_app::verify::verify_camera(
+            &store,
+            &data_dir,
+            &stream.id,
+            range,
+            &ca_pem,
+            &mut |_, _| {},
+        )
+        .map_err(|e| match e {
+            VerifyError::NoCamera(name) => camera_not_found(&name),
+            e => ApiError::from_app(e),
+        })
     })
     .await??;
     let answer = VerifyAnswer {
