@@ -1,0 +1,377 @@
+//! The event bus: every producer publishes here; one writer thread stores events in batches
+//! (one transaction for whatever queued up, so a burst costs few fsyncs) and then pushes each
+//! stored event, with its id, to the live subscribers.
+//!
+//! Publishing never blocks: the queue is bounded, and when it is full the event is counted
+//! as dropped and, once the queue has room again, one `events.dropped` event says how many
+//! were lost (inputs throttle their sources long before that). A subscriber that falls behind
+//! the live queue is told how many it missed and can fetch them from the store by id.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+use crate::model::{Category, Event, EventError, NewEvent, Severity, now_us};
+use crate::store::{EventStore, StoreError, Writer};
+
+/// Events queued for the writer at most.
+pub const QUEUE: usize = 65_536;
+/// Events stored in one transaction at most.
+const BATCH: usize = 1024;
+/// Stored events queued per live subscriber.
+const LIVE_QUEUE: usize = 4096;
+/// After a failed write (full disk, locked database), the writer waits this long and tries
+/// the same batch again.
+const RETRY: Duration = Duration::from_secs(1);
+
+enum Msg {
+    Event(NewEvent),
+    /// Answered once everything queued before it is stored.
+    Flush(mpsc::Sender<()>),
+}
+
+/// Counters of the bus, for metrics and status.
+#[derive(Debug, Default)]
+pub struct BusStats {
+    pub published: AtomicU64,
+    pub stored: AtomicU64,
+    pub dropped: AtomicU64,
+    pub refused: AtomicU64,
+    pub write_errors: AtomicU64,
+}
+
+/// Where events enter. Cheap to share (`Arc`).
+pub struct EventBus {
+    tx: Mutex<Option<SyncSender<Msg>>>,
+    live: broadcast::Sender<Arc<Event>>,
+    store: Arc<EventStore>,
+    server: String,
+    stats: Arc<BusStats>,
+    /// Drops not yet reported by an `events.dropped` event.
+    unreported: Arc<AtomicU64>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBus")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A live subscription: every event stored after it was made, in id order.
+pub struct Subscription {
+    rx: broadcast::Receiver<Arc<Event>>,
+}
+
+/// What a subscription yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Live {
+    Event(Arc<Event>),
+    /// The subscriber fell behind and missed this many events (fetch them from the store:
+    /// ids after the last one received).
+    Missed(u64),
+}
+
+impl Subscription {
+    /// The next event; `None` when the bus closed.
+    pub async fn next(&mut self) -> Option<Live> {
+        match self.rx.recv().await {
+            Ok(e) => Some(Live::Event(e)),
+            Err(broadcast::error::RecvError::Lagged(n)) => Some(Live::Missed(n)),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+}
+
+impl EventBus {
+    /// Starts the writer thread on `store`. `server` names this server in the bus's own
+    /// events.
+    pub fn start(store: Arc<EventStore>, server: &str) -> Result<Arc<Self>, StoreError> {
+        let writer = store.writer()?;
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let (live, _) = broadcast::channel(LIVE_QUEUE);
+        let stats = Arc::new(BusStats::default());
+        let unreported = Arc::new(AtomicU64::new(0));
+        let handle = {
+            let live = live.clone();
+            let stats = stats.clone();
+            let unreported = unreported.clone();
+            let server = server.to_owned();
+            std::thread::Builder::new()
+                .name("event-writer".into())
+                .spawn(move || write_loop(writer, rx, live, stats, unreported, server))
+                .expect("spawn the event writer")
+        };
+        Ok(Arc::new(EventBus {
+            tx: Mutex::new(Some(tx)),
+            live,
+            store,
+            server: server.to_owned(),
+            stats,
+            unreported,
+            writer: Mutex::new(Some(handle)),
+        }))
+    }
+
+    pub fn store(&self) -> &Arc<EventStore> {
+        &self.store
+    }
+
+    /// This server's name, as its own events carry it.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    pub fn stats(&self) -> &BusStats {
+        &self.stats
+    }
+
+    /// Queues an event to be stored and pushed: sanitized (control characters replaced),
+    /// then checked; a refused event is counted and the reason returned.
+    pub fn publish(&self, event: NewEvent) -> Result<(), EventError> {
+        let event = event.sanitized();
+        if let Err(e) = event.check() {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(e);
+        }
+        self.stats.published.fetch_add(1, Ordering::Relaxed);
+        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(tx) = tx else {
+            self.count_drop();
+            return Ok(());
+        };
+        match tx.try_send(Msg::Event(event)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.count_drop();
+                Ok(())
+            }
+        }
+    }
+
+    fn count_drop(&self) {
+        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        self.unreported.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every event stored from now on.
+    pub fn subscribe(&self) -> Subscription {
+        Subscription {
+            rx: self.live.subscribe(),
+        }
+    }
+
+    /// Waits until everything published before this call is stored (or the bus closed).
+    pub fn flush(&self) {
+        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(tx) = tx {
+            let (done, wait) = mpsc::channel();
+            if tx.send(Msg::Flush(done)).is_ok() {
+                let _ = wait.recv();
+            }
+        }
+    }
+
+    /// Stores what is queued and stops the writer; later events are dropped (counted).
+    pub fn close(&self) {
+        drop(self.tx.lock().unwrap_or_else(|p| p.into_inner()).take());
+        if let Some(h) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for EventBus {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn write_loop(
+    mut writer: Writer,
+    rx: Receiver<Msg>,
+    live: broadcast::Sender<Arc<Event>>,
+    stats: Arc<BusStats>,
+    unreported: Arc<AtomicU64>,
+    server: String,
+) {
+    let mut batch: Vec<NewEvent> = Vec::with_capacity(BATCH);
+    let mut flushes: Vec<mpsc::Sender<()>> = Vec::new();
+    let mut open = true;
+    while open || !batch.is_empty() {
+        if batch.is_empty() && flushes.is_empty() {
+            match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(m) => take(m, &mut batch, &mut flushes),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => open = false,
+            }
+        }
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(m) => take(m, &mut batch, &mut flushes),
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
+                }
+            }
+        }
+        let lost = unreported.swap(0, Ordering::Relaxed);
+        if lost > 0 {
+            batch.push(
+                NewEvent::vigil(
+                    &server,
+                    "events.dropped",
+                    Category::System,
+                    Severity::Error,
+                    format!(
+                        "{lost} events were dropped because the event queue was full (a source sent faster than they could be stored)"
+                    ),
+                )
+                .attribute("count", lost.to_string()),
+            );
+        }
+        if !batch.is_empty() {
+            let n = batch.len() as u64;
+            match writer.insert(&batch, now_us()) {
+                Ok(stored) => {
+                    batch.clear();
+                    stats.stored.fetch_add(n, Ordering::Relaxed);
+                    for e in stored {
+                        // An error only means nobody listens.
+                        let _ = live.send(Arc::new(e));
+                    }
+                }
+                Err(e) => {
+                    // The transaction rolled back; the same batch is tried again (what
+                    // arrives meanwhile waits in the queue, and is dropped and counted
+                    // only when the queue fills).
+                    stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, events = n, "cannot store events; trying again in a second");
+                    std::thread::sleep(RETRY);
+                    continue;
+                }
+            }
+        }
+        for f in flushes.drain(..) {
+            let _ = f.send(());
+        }
+    }
+}
+
+fn take(m: Msg, batch: &mut Vec<NewEvent>, flushes: &mut Vec<mpsc::Sender<()>>) {
+    match m {
+        Msg::Event(e) => batch.push(e),
+        Msg::Flush(done) => flushes.push(done),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::EventQuery;
+
+    fn ev(i: usize) -> NewEvent {
+        NewEvent::vigil(
+            "srv",
+            "test.tick",
+            Category::System,
+            Severity::Info,
+            format!("tick {i}"),
+        )
+    }
+
+    #[tokio::test]
+    async fn published_events_are_stored_in_order_and_pushed_with_their_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EventStore::open(dir.path()).unwrap());
+        let bus = EventBus::start(store.clone(), "srv").unwrap();
+        let mut sub = bus.subscribe();
+        for i in 0..3000 {
+            bus.publish(ev(i)).unwrap();
+        }
+        bus.flush();
+        let mut last = 0;
+        for i in 0..3000 {
+            let Some(Live::Event(e)) = sub.next().await else {
+                panic!("event {i} not pushed")
+            };
+            assert_eq!(e.event.message, format!("tick {i}"));
+            assert!(e.id > last);
+            last = e.id;
+        }
+        assert_eq!(store.last_id().unwrap(), last);
+        assert_eq!(bus.stats().stored.load(Ordering::Relaxed), 3000);
+    }
+
+    #[tokio::test]
+    async fn a_refused_event_is_counted_and_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = EventBus::start(Arc::new(EventStore::open(dir.path()).unwrap()), "srv").unwrap();
+        let mut e = ev(0);
+        e.kind = "Not A Kind".into();
+        assert!(bus.publish(e).is_err());
+        assert_eq!(bus.stats().refused.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_then_reports_the_loss_as_an_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EventStore::open(dir.path()).unwrap());
+        let bus = EventBus::start(store.clone(), "srv").unwrap();
+        // Hold the writer's database busy so the queue fills.
+        let blocker = rusqlite::Connection::open(store.path()).unwrap();
+        blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        for i in 0..QUEUE + BATCH + 500 {
+            bus.publish(ev(i)).unwrap();
+        }
+        blocker.execute_batch("COMMIT").unwrap();
+        drop(blocker);
+        bus.flush();
+        bus.publish(ev(0)).unwrap();
+        bus.flush();
+        let dropped = bus.stats().dropped.load(Ordering::Relaxed);
+        assert!(dropped >= 500, "{dropped}");
+        let told = store
+            .query(&EventQuery {
+                kinds: vec!["events.dropped".into()],
+                limit: 1000,
+                ..Default::default()
+            })
+            .unwrap()
+            .events;
+        let reported: u64 = told
+            .iter()
+            .map(|e| e.event.attributes["count"].parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(reported, dropped, "every drop is told");
+    }
+
+    #[test]
+    fn close_stores_what_was_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EventStore::open(dir.path()).unwrap());
+        let bus = EventBus::start(store.clone(), "srv").unwrap();
+        for i in 0..100 {
+            bus.publish(ev(i)).unwrap();
+        }
+        bus.close();
+        assert_eq!(
+            store
+                .query(&EventQuery {
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .unwrap()
+                .events
+                .len(),
+            100
+        );
+    }
+}

@@ -1,0 +1,608 @@
+//! The event store: `events.db` (SQLite, WAL) in the data directory, apart from the
+//! recording index so that a burst of events never waits on (or delays) recording. Inserts
+//! come in batches from the bus's writer; queries filter and page by id; retention deletes by
+//! age and count. Layout: docs/events.md.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
+
+use crate::model::{Category, Event, NewEvent, Severity, Source, SourceKind};
+
+/// The store's schema version (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+/// Most events one query answers.
+pub const MAX_PAGE: usize = 1000;
+/// Events a query answers when it does not say.
+pub const DEFAULT_PAGE: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("event database {path}: {source}")]
+    Db {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "event database {path} has schema version {found}, newer than this Vigil knows ({known}); run the Vigil version that wrote it"
+    )]
+    NewerSchema {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+}
+
+/// Which events a query wants; every field narrows it. Newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// Events that happened at or after this time (Unix µs).
+    pub from_us: Option<i64>,
+    /// ... and before this time.
+    pub to_us: Option<i64>,
+    /// Kinds: `camera.connection_lost` exactly, or every kind under a prefix ending in `.`
+    /// (`camera.`). Empty: any.
+    pub kinds: Vec<String>,
+    pub category: Option<Category>,
+    /// At least this severe (`warning` also gives `error`, `critical`, …).
+    pub severity: Option<Severity>,
+    pub camera: Option<String>,
+    pub source_kind: Option<SourceKind>,
+    pub source_name: Option<String>,
+    /// Message contains this text (case-insensitive for ASCII).
+    pub text: Option<String>,
+    /// Only events concerning these cameras, or no camera (a caller's permission scope).
+    /// `None`: all cameras.
+    pub visible_cameras: Option<Vec<String>>,
+    /// Paging: events with a smaller id (the previous page's `next_before_id`).
+    pub before_id: Option<i64>,
+    /// Events with a larger id (to catch up after a known event).
+    pub after_id: Option<i64>,
+    /// At most this many (capped at [`MAX_PAGE`]); 0: [`DEFAULT_PAGE`].
+    pub limit: usize,
+}
+
+/// One page of a query, newest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub events: Vec<Event>,
+    /// Give as `before_id` for the next (older) page; `None` when this was the last.
+    pub next_before_id: Option<i64>,
+}
+
+/// The event database. Reads share one connection; the bus's writer has its own.
+pub struct EventStore {
+    path: PathBuf,
+    reader: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for EventStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+const COLUMNS: &str = "id, received_us, time_us, source_kind, source_name, kind, category, \
+    severity, message, camera, attributes";
+
+impl EventStore {
+    /// Opens (creating or migrating) `events.db` in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.join("events.db");
+        let conn = connect(&path)?;
+        Ok(EventStore {
+            path,
+            reader: Mutex::new(conn),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A connection for the bus's writer.
+    pub(crate) fn writer(&self) -> Result<Writer, StoreError> {
+        Ok(Writer {
+            path: self.path.clone(),
+            conn: connect(&self.path)?,
+        })
+    }
+
+    fn db_err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        |source| StoreError::Db {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The events `q` asks for, newest first.
+    pub fn query(&self, q: &EventQuery) -> Result<Page, StoreError> {
+        let mut sql = format!("SELECT {COLUMNS} FROM events WHERE 1=1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut arg = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
+            args.push(v);
+            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+        };
+        if let Some(t) = q.from_us {
+            arg(&mut sql, " AND time_us >= ?", t.into());
+        }
+        if let Some(t) = q.to_us {
+            arg(&mut sql, " AND time_us < ?", t.into());
+        }
+        if !q.kinds.is_empty() {
+            sql.push_str(" AND (0");
+            for k in &q.kinds {
+                match k.strip_suffix('.') {
+                    Some(prefix) => arg(
+                        &mut sql,
+                        " OR substr(kind, 1, length(?)) = ?",
+                        format!("{prefix}.").into(),
+                    ),
+                    None => arg(&mut sql, " OR kind = ?", k.clone().into()),
+                }
+            }
+            sql.push(')');
+        }
+        if let Some(c) = q.category {
+            arg(&mut sql, " AND category = ?", c.as_str().to_owned().into());
+        }
+        if let Some(s) = q.severity {
+            arg(&mut sql, " AND severity <= ?", i64::from(s.code()).into());
+        }
+        if let Some(c) = &q.camera {
+            arg(&mut sql, " AND camera = ?", c.clone().into());
+        }
+        if let Some(k) = q.source_kind {
+            arg(
+                &mut sql,
+                " AND source_kind = ?",
+                k.as_str().to_owned().into(),
+            );
+        }
+        if let Some(n) = &q.source_name {
+            arg(&mut sql, " AND source_name = ?", n.clone().into());
+        }
+        if let Some(t) = &q.text {
+            let escaped = t
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            arg(
+                &mut sql,
+                " AND message LIKE ? ESCAPE '\\'",
+                format!("%{escaped}%").into(),
+            );
+        }
+        if let Some(cams) = &q.visible_cameras {
+            sql.push_str(" AND (camera IS NULL");
+            for c in cams {
+                arg(&mut sql, " OR camera = ?", c.clone().into());
+            }
+            sql.push(')');
+        }
+        if let Some(id) = q.before_id {
+            arg(&mut sql, " AND id < ?", id.into());
+        }
+        if let Some(id) = q.after_id {
+            arg(&mut sql, " AND id > ?", id.into());
+        }
+        let limit = match q.limit {
+            0 => DEFAULT_PAGE,
+            n => n.min(MAX_PAGE),
+        };
+        // One more than asked tells whether there is a next page.
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", limit + 1));
+        let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stmt = conn.prepare_cached(&sql).map_err(self.db_err())?;
+        let mut events: Vec<Event> = stmt
+            .query_map(params_from_iter(args), event_from_row)
+            .map_err(self.db_err())?
+            .collect::<Result<_, _>>()
+            .map_err(self.db_err())?;
+        let next_before_id = if events.len() > limit {
+            events.truncate(limit);
+            events.last().map(|e| e.id)
+        } else {
+            None
+        };
+        Ok(Page {
+            events,
+            next_before_id,
+        })
+    }
+
+    /// One event by id.
+    pub fn get(&self, id: i64) -> Result<Option<Event>, StoreError> {
+        let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        conn.query_row(
+            &format!("SELECT {COLUMNS} FROM events WHERE id = ?1"),
+            [id],
+            event_from_row,
+        )
+        .optional()
+        .map_err(self.db_err())
+    }
+
+    /// The id of the newest event (0 when there is none).
+    pub fn last_id(&self) -> Result<i64, StoreError> {
+        let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        conn.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get(0))
+            .map_err(self.db_err())
+    }
+
+    /// Retention: deletes events received before `cutoff_us`, then the oldest beyond
+    /// `max_events`. Returns how many were deleted.
+    pub fn prune(&self, cutoff_us: i64, max_events: u64) -> Result<u64, StoreError> {
+        let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        let by_age = conn
+            .execute("DELETE FROM events WHERE received_us < ?1", [cutoff_us])
+            .map_err(self.db_err())?;
+        let by_count = conn
+            .execute(
+                "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?1",
+                [i64::try_from(max_events).unwrap_or(i64::MAX)],
+            )
+            .map_err(self.db_err())?;
+        Ok((by_age + by_count) as u64)
+    }
+}
+
+/// The bus writer's connection.
+pub(crate) struct Writer {
+    path: PathBuf,
+    conn: Connection,
+}
+
+impl Writer {
+    /// Stores `events` (already checked) in one transaction; returns them with their ids.
+    pub(crate) fn insert(
+        &mut self,
+        events: &[NewEvent],
+        received_us: i64,
+    ) -> Result<Vec<Event>, StoreError> {
+        let err = |source| StoreError::Db {
+            path: self.path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        let mut out = Vec::with_capacity(events.len());
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT INTO events (received_us, time_us, source_kind, source_name, kind, \
+                     category, severity, message, camera, attributes) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .map_err(err)?;
+            for e in events {
+                let attributes = serde_json::to_string(&e.attributes).expect("a string map");
+                stmt.execute(rusqlite::params![
+                    received_us,
+                    e.time_us,
+                    e.source.kind.as_str(),
+                    e.source.name,
+                    e.kind,
+                    e.category.as_str(),
+                    e.severity.code(),
+                    e.message,
+                    e.camera,
+                    attributes,
+                ])
+                .map_err(err)?;
+                out.push(Event {
+                    id: tx.last_insert_rowid(),
+                    received_us,
+                    event: e.clone(),
+                });
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(out)
+    }
+}
+
+fn connect(path: &Path) -> Result<Connection, StoreError> {
+    let err = |source| StoreError::Db {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(err)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(err)?;
+    // An event a crash loses is at most the last batch the OS had not written: WAL with
+    // NORMAL never corrupts the database, and the bus reports what it stored.
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(err)?;
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found: version,
+            known: SCHEMA_VERSION,
+        });
+    }
+    if version < 1 {
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             CREATE TABLE IF NOT EXISTS events (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 received_us INTEGER NOT NULL,
+                 time_us INTEGER NOT NULL,
+                 source_kind TEXT NOT NULL,
+                 source_name TEXT NOT NULL,
+                 kind TEXT NOT NULL,
+                 category TEXT NOT NULL,
+                 severity INTEGER NOT NULL,
+                 message TEXT NOT NULL,
+                 camera TEXT,
+                 attributes TEXT NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS events_time ON events (time_us);
+             CREATE INDEX IF NOT EXISTS events_received ON events (received_us);
+             CREATE INDEX IF NOT EXISTS events_camera ON events (camera, id);
+             CREATE INDEX IF NOT EXISTS events_kind ON events (kind, id);
+             PRAGMA user_version = 1;
+             COMMIT;",
+        )
+        .map_err(err)?;
+    }
+    Ok(conn)
+}
+
+fn event_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Event> {
+    let bad = |i: usize, what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown {what}").into(),
+        )
+    };
+    let source_kind: String = r.get(3)?;
+    let category: String = r.get(6)?;
+    let severity: u8 = r.get(7)?;
+    let attributes: String = r.get(10)?;
+    Ok(Event {
+        id: r.get(0)?,
+        received_us: r.get(1)?,
+        event: NewEvent {
+            time_us: r.get(2)?,
+            source: Source {
+                kind: SourceKind::parse(&source_kind).ok_or_else(|| bad(3, "source kind"))?,
+                name: r.get(4)?,
+            },
+            kind: r.get(5)?,
+            category: Category::parse(&category).ok_or_else(|| bad(6, "category"))?,
+            severity: Severity::from_code(severity).ok_or_else(|| bad(7, "severity"))?,
+            message: r.get(8)?,
+            camera: r.get(9)?,
+            attributes: serde_json::from_str::<BTreeMap<String, String>>(&attributes).map_err(
+                |e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        10,
+                        rusqlite::types::Type::Text,
+                        Box::new(e),
+                    )
+                },
+            )?,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(kind: &str, camera: Option<&str>, severity: Severity, message: &str) -> NewEvent {
+        NewEvent {
+            time_us: 1_000,
+            source: Source::new(SourceKind::Vigil, "srv"),
+            kind: kind.into(),
+            category: Category::Camera,
+            severity,
+            message: message.into(),
+            camera: camera.map(str::to_owned),
+            attributes: [("reason".to_owned(), "timeout".to_owned())].into(),
+        }
+    }
+
+    fn store() -> (tempfile::TempDir, EventStore, Writer) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = EventStore::open(dir.path()).unwrap();
+        let w = s.writer().unwrap();
+        (dir, s, w)
+    }
+
+    #[test]
+    fn stored_events_come_back_with_ids_newest_first_and_page() {
+        let (_d, s, mut w) = store();
+        let stored = w
+            .insert(
+                &(0..25)
+                    .map(|i| {
+                        ev(
+                            "camera.connection_lost",
+                            Some("lobby"),
+                            Severity::Warning,
+                            &format!("m{i}"),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+                5,
+            )
+            .unwrap();
+        assert_eq!(stored.len(), 25);
+        assert!(stored.windows(2).all(|w| w[1].id > w[0].id));
+        let p1 = s
+            .query(&EventQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(p1.events.len(), 10);
+        assert_eq!(p1.events[0].event.message, "m24");
+        assert_eq!(p1.events[0], stored[24]);
+        let mut seen = p1.events.len();
+        let mut next = p1.next_before_id;
+        while let Some(before) = next {
+            let p = s
+                .query(&EventQuery {
+                    limit: 10,
+                    before_id: Some(before),
+                    ..Default::default()
+                })
+                .unwrap();
+            seen += p.events.len();
+            next = p.next_before_id;
+        }
+        assert_eq!(seen, 25);
+        assert_eq!(s.last_id().unwrap(), stored[24].id);
+        assert_eq!(s.get(stored[3].id).unwrap().unwrap(), stored[3]);
+    }
+
+    #[test]
+    fn filters_narrow_and_never_inject() {
+        let (_d, s, mut w) = store();
+        w.insert(
+            &[
+                ev(
+                    "camera.connection_lost",
+                    Some("lobby"),
+                    Severity::Warning,
+                    "lost 50% of frames",
+                ),
+                ev(
+                    "camera.connection_restored",
+                    Some("gate"),
+                    Severity::Info,
+                    "back",
+                ),
+                ev(
+                    "security.login_failed",
+                    None,
+                    Severity::Notice,
+                    "bad password",
+                ),
+                ev(
+                    "syslog.dot1x_failure",
+                    Some("lobby"),
+                    Severity::Error,
+                    "port Gi1/0/3",
+                ),
+            ],
+            5,
+        )
+        .unwrap();
+        let kinds = |q: EventQuery| -> Vec<String> {
+            s.query(&q)
+                .unwrap()
+                .events
+                .into_iter()
+                .map(|e| e.event.kind)
+                .collect()
+        };
+        assert_eq!(
+            kinds(EventQuery {
+                kinds: vec!["camera.".into()],
+                ..Default::default()
+            }),
+            ["camera.connection_restored", "camera.connection_lost"]
+        );
+        assert_eq!(
+            kinds(EventQuery {
+                severity: Some(Severity::Warning),
+                ..Default::default()
+            }),
+            ["syslog.dot1x_failure", "camera.connection_lost"]
+        );
+        assert_eq!(
+            kinds(EventQuery {
+                camera: Some("lobby".into()),
+                kinds: vec!["syslog.dot1x_failure".into(), "nothing".into()],
+                ..Default::default()
+            }),
+            ["syslog.dot1x_failure"]
+        );
+        // A viewer of `gate` sees gate's events and those of no camera.
+        assert_eq!(
+            kinds(EventQuery {
+                visible_cameras: Some(vec!["gate".into()]),
+                ..Default::default()
+            }),
+            ["security.login_failed", "camera.connection_restored"]
+        );
+        assert!(
+            kinds(EventQuery {
+                visible_cameras: Some(vec![]),
+                camera: Some("lobby".into()),
+                ..Default::default()
+            })
+            .is_empty()
+        );
+        // LIKE wildcards in the text are literal.
+        assert_eq!(
+            kinds(EventQuery {
+                text: Some("50%".into()),
+                ..Default::default()
+            }),
+            ["camera.connection_lost"]
+        );
+        assert!(
+            kinds(EventQuery {
+                text: Some("' OR 1=1 --".into()),
+                ..Default::default()
+            })
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn retention_deletes_by_age_and_count_and_ids_are_never_reused() {
+        let (_d, s, mut w) = store();
+        w.insert(
+            &(0..5)
+                .map(|i| ev("a.b", None, Severity::Info, &format!("{i}")))
+                .collect::<Vec<_>>(),
+            100,
+        )
+        .unwrap();
+        let last = w
+            .insert(
+                &(0..5)
+                    .map(|i| ev("a.b", None, Severity::Info, &format!("{i}")))
+                    .collect::<Vec<_>>(),
+                200,
+            )
+            .unwrap();
+        assert_eq!(s.prune(150, 1_000).unwrap(), 5);
+        assert_eq!(s.prune(0, 2).unwrap(), 3);
+        let left = s.query(&EventQuery::default()).unwrap().events;
+        assert_eq!(left.len(), 2);
+        assert_eq!(left[0].id, last[4].id);
+        s.prune(i64::MAX, 0).unwrap();
+        let again = w
+            .insert(&[ev("a.b", None, Severity::Info, "x")], 300)
+            .unwrap();
+        assert!(
+            again[0].id > last[4].id,
+            "AUTOINCREMENT: ids never come back"
+        );
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Connection::open(dir.path().join("events.db")).unwrap();
+        c.pragma_update(None, "user_version", 7).unwrap();
+        drop(c);
+        let e = EventStore::open(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("schema version 7"), "{e}");
+    }
+}
