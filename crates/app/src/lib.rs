@@ -8,6 +8,7 @@
 //! - [`runtime`]: the recording runtime (recovery, recorders, ledgers, retention).
 //! - [`export`]: MP4 export, evidence-bundle export and its tar packaging for download.
 //! - [`verify`]: verifying a camera's recordings or an exported bundle.
+//! - [`events`]: Vigil's own events (the audit log's entries, streams losing their camera).
 //! - [`settings`]: runtime settings: stage, restore, factory defaults, apply without a
 //!   process restart.
 //! - [`access_settings`]: the `[access]` section of `vigil.toml` as the access library's
@@ -16,6 +17,7 @@
 
 pub mod access_settings;
 pub mod error;
+pub mod events;
 pub mod export;
 pub mod runtime;
 pub mod settings;

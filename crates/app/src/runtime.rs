@@ -22,7 +22,10 @@ use vigil_media::reserve::SpaceReserve;
 use vigil_media::retention::{self, RetentionPolicy, Urgency};
 use vigil_media::store::{Camera, RecoveryReport, Store, StoreError, StreamMode};
 
+use vigil_events::{Category, EventBus, NewEvent, Severity};
+
 use crate::ErrorKind;
+use crate::events::StatusWatch;
 use crate::setup::{self, SetupError};
 
 /// Reads the configuration in effect (the settings use case changes it without a restart).
@@ -89,6 +92,9 @@ pub struct RuntimeOptions {
     pub on_event: Arc<dyn Fn(RuntimeEvent) + Send + Sync>,
     /// Live viewers' feeds (the API's hub): every recorder publishes into it.
     pub live_video: Option<Arc<LiveHub>>,
+    /// Where the runtime's events go (start and stop, streams losing and regaining their
+    /// camera, retention deleting video).
+    pub events: Option<Arc<EventBus>>,
 }
 
 impl Default for RuntimeOptions {
@@ -99,6 +105,7 @@ impl Default for RuntimeOptions {
             on_evidence: None,
             on_event: Arc::new(|_| {}),
             live_video: None,
+            events: None,
         }
     }
 }
@@ -137,6 +144,31 @@ pub async fn run(
     };
     tracing::info!(?report, "start-up recovery done");
     let interrupted = report.interrupted.clone();
+    let publish = |e: NewEvent| {
+        if let Some(bus) = &opts.events
+            && let Err(err) = bus.publish(e)
+        {
+            tracing::error!(error = %err, "runtime event refused");
+        }
+    };
+    let server = opts
+        .events
+        .as_ref()
+        .map(|b| b.server().to_owned())
+        .unwrap_or_default();
+    publish(
+        NewEvent::vigil(
+            &server,
+            "system.started",
+            Category::System,
+            Severity::Notice,
+            format!(
+                "recording started; start-up recovery checked {} segments, re-indexed {} GOPs, truncated {} bytes of torn data",
+                report.segments_checked, report.gops_reindexed, report.bytes_truncated
+            ),
+        )
+        .attribute("interrupted_segments", report.interrupted.len().to_string()),
+    );
     event(RuntimeEvent::Recovered(report));
     let settings = recorder_settings(&cfg);
     let policy = retention_policy(&cfg);
@@ -185,6 +217,7 @@ pub async fn run(
         })
     };
     let mut running: HashMap<String, (StreamSpec, RecorderHandle)> = HashMap::new();
+    let mut watch = StatusWatch::default();
     tokio::pin!(shutdown);
     let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
     let mut retention_tick = tokio::time::interval(RETENTION_EVERY);
@@ -196,11 +229,19 @@ pub async fn run(
                     Ok(c) => c,
                     Err(e) => { tracing::error!(error = %e, "cannot read cameras"); continue; }
                 };
+                for (id, (spec, _)) in &running {
+                    let Ok(Some(status)) = store.status(id) else { continue };
+                    let camera = cameras.iter().find(|c| c.id == spec.feed.camera_id).map_or(spec.camera.name.as_str(), |c| c.name.as_str());
+                    if let Some(e) = watch.observe(&server, id, &spec.camera.name, camera, &status) {
+                        publish(e);
+                    }
+                }
                 let wanted = wanted_streams(&cameras);
                 for (spec, handle) in stale_recorders(&mut running, &wanted) {
                     event(RuntimeEvent::CameraStopped { name: spec.camera.name.clone() });
                     handle.stop().await;
                 }
+                watch.retain(|id| running.contains_key(id));
                 if let Some(hub) = &opts.live_video {
                     // Viewers of a removed camera or secondary stream are let go (a disabled
                     // camera's keep waiting).
@@ -242,6 +283,10 @@ pub async fn run(
                 match tokio::task::spawn_blocking(move || retention::enforce(&store, &policy, &*prune_hook, Some(&reserve))).await {
                     Ok(Ok(r)) if r.segments_deleted > 0 => {
                         tracing::info!(deleted = r.segments_deleted, bytes = r.bytes_freed, "retention pass");
+                        publish(NewEvent::vigil(&server, "recording.retention_pruned", Category::Recording, Severity::Info,
+                            format!("retention deleted {} segments ({} bytes) of old video", r.segments_deleted, r.bytes_freed))
+                            .attribute("segments", r.segments_deleted.to_string())
+                            .attribute("bytes", r.bytes_freed.to_string()));
                     }
                     Ok(Err(e)) => tracing::error!(error = %e, "retention failed"),
                     _ => {}
@@ -254,6 +299,13 @@ pub async fn run(
         handle.stop().await;
     }
     evidence.close_all();
+    publish(NewEvent::vigil(
+        &server,
+        "system.stopped",
+        Category::System,
+        Severity::Notice,
+        "recording stopped cleanly",
+    ));
     event(RuntimeEvent::Stopped);
     Ok(())
 }
@@ -492,6 +544,69 @@ mod tests {
         assert_eq!(hub.viewers(&FeedKey::main(&cam.id)), 0);
         stop_tx.send(()).unwrap();
         running.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_runtime_tells_its_start_a_lost_camera_and_its_stop_as_events() {
+        use vigil_events::{EventQuery, EventStore, Live};
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = setup::init(tmp.path(), &tmp.path().join("vigil.toml"), false).unwrap();
+        let store = Arc::new(Store::open(&cfg.data_dir).unwrap());
+        store
+            .add_camera(&NewCamera {
+                name: "lobby".into(),
+                url: "rtsp://127.0.0.1:1/none".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        let events = Arc::new(EventStore::open(&cfg.data_dir).unwrap());
+        let bus = EventBus::start(events.clone(), "srv1").unwrap();
+        let mut live = bus.subscribe();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let opts = RuntimeOptions {
+            events: Some(bus.clone()),
+            ..Default::default()
+        };
+        let running = tokio::spawn(run(
+            cfg,
+            store.clone(),
+            async move {
+                let _ = stop_rx.await;
+            },
+            opts,
+        ));
+        let mut kinds = Vec::new();
+        while !kinds.iter().any(|k| k == "camera.connection_lost") {
+            match tokio::time::timeout(Duration::from_secs(20), live.next()).await {
+                Ok(Some(Live::Event(e))) => {
+                    if e.event.kind == "camera.connection_lost" {
+                        assert_eq!(e.event.camera.as_deref(), Some("lobby"));
+                        assert!(
+                            e.event.message.starts_with("lobby: connection lost ("),
+                            "{}",
+                            e.event.message
+                        );
+                        assert!(!e.event.attributes["reason"].is_empty());
+                    }
+                    kinds.push(e.event.kind.clone());
+                }
+                other => panic!("no connection_lost event within 20 s: {other:?}, saw {kinds:?}"),
+            }
+        }
+        assert_eq!(kinds[0], "system.started", "{kinds:?}");
+        stop_tx.send(()).unwrap();
+        running.await.unwrap().unwrap();
+        bus.flush();
+        let stored = events
+            .query(&EventQuery {
+                kinds: vec!["system.".into()],
+                ..Default::default()
+            })
+            .unwrap()
+            .events;
+        let kinds: Vec<&str> = stored.iter().map(|e| e.event.kind.as_str()).collect();
+        assert_eq!(kinds, ["system.stopped", "system.started"]);
+        assert_eq!(stored[0].event.source.name, "srv1");
     }
 
     #[tokio::test]

@@ -234,6 +234,30 @@ impl EventStore {
             .map_err(self.db_err())
     }
 
+    /// A feed's position (0 when it has none): how far a producer that turns another log
+    /// into events (the audit log) has got, kept with the events it produced.
+    pub fn cursor(&self, name: &str) -> Result<i64, StoreError> {
+        let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        conn.query_row("SELECT value FROM cursors WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map(|v| v.unwrap_or(0))
+        .map_err(self.db_err())
+    }
+
+    /// Sets a feed's position; call it once the events up to there are stored.
+    pub fn set_cursor(&self, name: &str, value: i64) -> Result<(), StoreError> {
+        let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        conn.execute(
+            "INSERT INTO cursors (name, value) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            rusqlite::params![name, value],
+        )
+        .map(drop)
+        .map_err(self.db_err())
+    }
+
     /// Retention: deletes events received before `cutoff_us`, then the oldest beyond
     /// `max_events`. Returns how many were deleted.
     pub fn prune(&self, cutoff_us: i64, max_events: u64) -> Result<u64, StoreError> {
@@ -349,6 +373,10 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
              CREATE INDEX IF NOT EXISTS events_received ON events (received_us);
              CREATE INDEX IF NOT EXISTS events_camera ON events (camera, id);
              CREATE INDEX IF NOT EXISTS events_kind ON events (kind, id);
+             CREATE TABLE IF NOT EXISTS cursors (
+                 name TEXT PRIMARY KEY,
+                 value INTEGER NOT NULL
+             );
              PRAGMA user_version = 1;
              COMMIT;",
         )
@@ -594,6 +622,17 @@ mod tests {
             again[0].id > last[4].id,
             "AUTOINCREMENT: ids never come back"
         );
+    }
+
+    #[test]
+    fn cursors_start_at_zero_and_keep_their_value() {
+        let (d, s, _w) = store();
+        assert_eq!(s.cursor("audit").unwrap(), 0);
+        s.set_cursor("audit", 41).unwrap();
+        s.set_cursor("audit", 42).unwrap();
+        drop(s);
+        let s = EventStore::open(d.path()).unwrap();
+        assert_eq!(s.cursor("audit").unwrap(), 42);
     }
 
     #[test]
