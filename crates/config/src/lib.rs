@@ -207,14 +207,208 @@ impl Default for EventsConfig {
     }
 }
 
-/// Outbound forwarding of security events to a SIEM.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+/// Outbound forwarding of events to SIEM collectors (`[siem]` and its
+/// `[[siem.collectors]]`): RFC 5424 over TLS (RFC 5425) through an on-disk spool
+/// (docs/siem.md). Off until a collector is listed: nothing is opened or written before.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SiemConfig {
-    /// `host:port` of an RFC 5425 syslog-over-TLS receiver; None disables forwarding.
+    /// Shorthand for one collector that is verified against the system's CA store and sent
+    /// no client certificate: the same as a `[[siem.collectors]]` table holding only
+    /// `target`. Not together with `collectors`.
     pub target: Option<String>,
-    /// Send ArcSight CEF instead of RFC 5424 structured data.
+    /// Payload of collectors that do not set `format`: CEF when true, else plain text.
     pub cef: bool,
+    /// Syslog facility of every message: `kern` … `local7` (RFC 5424 names; default
+    /// `local4`, apart from the collector host's own `auth` logs).
+    pub facility: String,
+    /// Private enterprise number in the structured data's SD-ID (`vigil@<number>`).
+    /// The default, 32473, is the number IANA reserves for documentation (RFC 5612).
+    pub enterprise_number: u32,
+    /// Events outside the `security` and `alarm` categories (which are always forwarded)
+    /// are forwarded when at least this severe: `emergency` … `debug`.
+    pub min_severity: String,
+    /// The spool's limit in bytes; when a collector stays unreachable beyond it, the oldest
+    /// events are dropped and the loss is reported as an event.
+    pub spool_max_bytes: u64,
+    /// A message counts as delivered once the collector's TCP acknowledged it and the
+    /// connection was still open this long afterwards.
+    #[serde(with = "humantime_serde_compat")]
+    pub confirm_after: Duration,
+    /// Upper bound of the reconnect back-off (doubling from 250 ms).
+    #[serde(with = "humantime_serde_compat")]
+    pub max_backoff: Duration,
+    /// Longest message sent (RFC 5425 receivers should take 8192); longer ones have their
+    /// text and attribute values shortened and say so (`truncated="true"`).
+    pub max_message_bytes: usize,
+    pub collectors: Vec<SiemCollector>,
+}
+
+impl Default for SiemConfig {
+    fn default() -> Self {
+        Self {
+            target: None,
+            cef: false,
+            facility: "local4".into(),
+            enterprise_number: 32473,
+            min_severity: "warning".into(),
+            spool_max_bytes: 256 * 1024 * 1024,
+            confirm_after: Duration::from_secs(2),
+            max_backoff: Duration::from_secs(30),
+            max_message_bytes: 8192,
+            collectors: Vec::new(),
+        }
+    }
+}
+
+/// The syslog facilities by RFC 5424 code (0 `kern` … 23 `local7`).
+pub const SYSLOG_FACILITIES: [&str; 24] = [
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv",
+    "ftp", "ntp", "audit", "alert", "clock", "local0", "local1", "local2", "local3", "local4",
+    "local5", "local6", "local7",
+];
+
+/// RFC 5424 severities, most severe first (code 0 … 7).
+pub const SYSLOG_SEVERITIES: [&str; 8] = [
+    "emergency",
+    "alert",
+    "critical",
+    "error",
+    "warning",
+    "notice",
+    "info",
+    "debug",
+];
+
+/// What a collector receives in the message part.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SiemFormat {
+    /// The event's message as UTF-8 text (the structured data carries the fields).
+    Rfc5424,
+    /// An ArcSight CEF record (the structured data is sent too).
+    Cef,
+}
+
+/// One syslog collector (`[[siem.collectors]]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SiemCollector {
+    /// Names the collector in logs, events and the spool (its delivery position). Default:
+    /// `target`. Keep it when moving a collector to another address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `host:port` (port 6514 when left out; IPv6 as `[addr]:port`).
+    pub target: String,
+    /// The name the collector's certificate must carry. Default: the host of `target`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// CA certificates (PEM) the collector's certificate must chain to. Default: the
+    /// system's CA store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate chain (PEM) for collectors that authenticate Vigil.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_file: Option<PathBuf>,
+    /// Its private key (PEM, mode 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key_file: Option<PathBuf>,
+    /// `rfc5424` or `cef`. Default: `cef` when `[siem] cef = true`, else `rfc5424`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<SiemFormat>,
+}
+
+impl SiemConfig {
+    /// The collectors in effect: the `target` shorthand expanded, names and formats filled
+    /// in. Empty: forwarding is off.
+    pub fn effective_collectors(&self) -> Vec<SiemCollector> {
+        let mut list = self.collectors.clone();
+        if let Some(t) = &self.target {
+            list.push(SiemCollector {
+                target: t.clone(),
+                ..Default::default()
+            });
+        }
+        for c in &mut list {
+            c.name.get_or_insert_with(|| c.target.clone());
+            c.format.get_or_insert(if self.cef {
+                SiemFormat::Cef
+            } else {
+                SiemFormat::Rfc5424
+            });
+        }
+        list
+    }
+
+    /// Whether anything is forwarded.
+    pub fn enabled(&self) -> bool {
+        self.target.is_some() || !self.collectors.is_empty()
+    }
+
+    /// The facility's RFC 5424 code.
+    pub fn facility_code(&self) -> Option<u8> {
+        SYSLOG_FACILITIES
+            .iter()
+            .position(|f| *f == self.facility)
+            .map(|i| i as u8)
+    }
+
+    /// The minimum severity's RFC 5424 code.
+    pub fn min_severity_code(&self) -> Option<u8> {
+        SYSLOG_SEVERITIES
+            .iter()
+            .position(|f| *f == self.min_severity)
+            .map(|i| i as u8)
+    }
+}
+
+/// `host` and `port` of a collector's `host:port` (port 6514 when left out), or what is
+/// wrong with it.
+pub fn split_target(target: &str) -> Result<(String, u16), String> {
+    let t = target.trim();
+    if t.is_empty() {
+        return Err("is empty".into());
+    }
+    let (host, port) = if let Some(rest) = t.strip_prefix('[') {
+        let Some((host, after)) = rest.split_once(']') else {
+            return Err("has a '[' without ']'".into());
+        };
+        let port = match after {
+            "" => None,
+            p => Some(
+                p.strip_prefix(':')
+                    .ok_or("has text after ']' that is not :port")?,
+            ),
+        };
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("has [{host}], which is not an IPv6 address"));
+        }
+        (host.to_owned(), port)
+    } else {
+        match t.rsplit_once(':') {
+            Some((h, _)) if h.contains(':') => {
+                return Err("is an IPv6 address without brackets: write [addr]:port".into());
+            }
+            Some((h, p)) => (h.to_owned(), Some(p)),
+            None => (t.to_owned(), None),
+        }
+    };
+    if host.is_empty() {
+        return Err("has no host".into());
+    }
+    if host.contains(char::is_whitespace) || host.contains('/') {
+        return Err(format!(
+            "has the host {host:?}, which is not a host name or address"
+        ));
+    }
+    let port = match port {
+        None => 6514,
+        Some(p) => match p.parse::<u16>() {
+            Ok(0) | Err(_) => return Err(format!("has the port {p:?}: use 1..=65535")),
+            Ok(p) => p,
+        },
+    };
+    Ok((host, port))
 }
 
 /// Prometheus metrics: local only.
@@ -377,9 +571,23 @@ impl Config {
             source,
         })?;
         let mut config = Self::parse(&text, path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
         if config.data_dir.is_relative() {
-            let base = path.parent().unwrap_or(Path::new("."));
             config.data_dir = base.join(&config.data_dir);
+        }
+        for c in &mut config.siem.collectors {
+            for file in [
+                &mut c.ca_file,
+                &mut c.client_cert_file,
+                &mut c.client_key_file,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if file.is_relative() {
+                    *file = base.join(&*file);
+                }
+            }
         }
         Ok(config)
     }
@@ -486,6 +694,7 @@ impl Config {
                 at("access.webhook.url")
             ));
         }
+        self.check_siem(file)?;
         let sockets = self.sockets();
         for (i, s) in sockets.iter().enumerate() {
             if s.addr.port() == 0 {
@@ -519,6 +728,149 @@ impl Config {
                 first.addr,
                 at(&first.key),
             ));
+        }
+        Ok(())
+    }
+
+    /// `[siem]`: ranges, names, and collectors that can be reached (files are checked when
+    /// forwarding starts).
+    fn check_siem(&self, file: Option<&Written<'_>>) -> Result<(), String> {
+        let at = |key: &str| match file {
+            Some(file) => file.describe(key),
+            None => String::new(),
+        };
+        let s = &self.siem;
+        if s.facility_code().is_none() {
+            return Err(format!(
+                "`siem.facility` = {:?}{} is not a syslog facility: use one of {} (default local4)",
+                s.facility,
+                at("siem.facility"),
+                SYSLOG_FACILITIES.join(", ")
+            ));
+        }
+        if s.min_severity_code().is_none() {
+            return Err(format!(
+                "`siem.min_severity` = {:?}{} is not a severity: use one of {} (default warning)",
+                s.min_severity,
+                at("siem.min_severity"),
+                SYSLOG_SEVERITIES.join(", ")
+            ));
+        }
+        if s.enterprise_number == 0 {
+            return Err(format!(
+                "`siem.enterprise_number` = 0{} is not a private enterprise number: use your \
+                 organisation's IANA number, or leave it out for 32473 (the documentation number)",
+                at("siem.enterprise_number")
+            ));
+        }
+        if s.spool_max_bytes < 1024 * 1024 {
+            return Err(format!(
+                "`siem.spool_max_bytes` = {}{} is too small: use at least 1048576 (1 MiB; default 268435456)",
+                s.spool_max_bytes,
+                at("siem.spool_max_bytes")
+            ));
+        }
+        if !(Duration::from_millis(100)..=Duration::from_secs(60)).contains(&s.confirm_after) {
+            return Err(format!(
+                "`siem.confirm_after` = \"{}\"{} is out of range: use 100ms..=60s (default 2s)",
+                format_duration(s.confirm_after),
+                at("siem.confirm_after")
+            ));
+        }
+        if s.max_backoff < Duration::from_secs(1) {
+            return Err(format!(
+                "`siem.max_backoff` = \"{}\"{} is too short: use at least 1s (default 30s)",
+                format_duration(s.max_backoff),
+                at("siem.max_backoff")
+            ));
+        }
+        if !(2048..=1024 * 1024).contains(&s.max_message_bytes) {
+            return Err(format!(
+                "`siem.max_message_bytes` = {}{} is out of range: use 2048..=1048576 (default 8192)",
+                s.max_message_bytes,
+                at("siem.max_message_bytes")
+            ));
+        }
+        if let Some(t) = &s.target {
+            if !s.collectors.is_empty() {
+                return Err(format!(
+                    "`siem.target`{} and `siem.collectors`{} are both set: move the target into \
+                     a [[siem.collectors]] table (target = {t:?}) and remove `siem.target`",
+                    at("siem.target"),
+                    at("siem.collectors")
+                ));
+            }
+            if let Err(why) = split_target(t) {
+                return Err(format!(
+                    "`siem.target` = {t:?}{} {why}: write host:port, e.g. \"siem.example.net:6514\"",
+                    at("siem.target")
+                ));
+            }
+        }
+        let mut names: Vec<(String, String)> = Vec::new();
+        for (i, c) in s.collectors.iter().enumerate() {
+            let key = |k: &str| format!("siem.collectors[{i}].{k}");
+            if let Err(why) = split_target(&c.target) {
+                return Err(format!(
+                    "`{}` = {:?}{} {why}: write host:port, e.g. \"siem.example.net:6514\"",
+                    key("target"),
+                    c.target,
+                    at(&key("target"))
+                ));
+            }
+            if let Some(n) = &c.server_name
+                && (n.trim().is_empty() || n.contains(char::is_whitespace))
+            {
+                return Err(format!(
+                    "`{}` = {n:?}{} is not a host name: write the name in the collector's \
+                     certificate, or leave it out to use the host of `target`",
+                    key("server_name"),
+                    at(&key("server_name"))
+                ));
+            }
+            match (&c.client_cert_file, &c.client_key_file) {
+                (Some(_), None) => {
+                    return Err(format!(
+                        "`{}`{} is set without `{}`: give the client certificate's private key \
+                         file too (PEM, mode 0600), or remove both",
+                        key("client_cert_file"),
+                        at(&key("client_cert_file")),
+                        key("client_key_file")
+                    ));
+                }
+                (None, Some(_)) => {
+                    return Err(format!(
+                        "`{}`{} is set without `{}`: give the client certificate file too, or \
+                         remove both",
+                        key("client_key_file"),
+                        at(&key("client_key_file")),
+                        key("client_cert_file")
+                    ));
+                }
+                _ => {}
+            }
+            let name = c.name.clone().unwrap_or_else(|| c.target.clone());
+            let name_key = if c.name.is_some() {
+                key("name")
+            } else {
+                key("target")
+            };
+            if name.trim().is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+                return Err(format!(
+                    "`{name_key}` = {name:?}{} is not a usable collector name: use 1 to 128 \
+                     printable characters",
+                    at(&name_key)
+                ));
+            }
+            if let Some((_, first)) = names.iter().find(|(n, _)| *n == name) {
+                return Err(format!(
+                    "`{name_key}`{} names the collector {name:?}, as `{first}`{} does: give \
+                     each collector its own `name` (it keys the collector's delivery position)",
+                    at(&name_key),
+                    at(first)
+                ));
+            }
+            names.push((name, name_key));
         }
         Ok(())
     }
@@ -684,9 +1036,18 @@ syslog_tls = {{ bind = "{ev_syslog}" }}
 allowed_sources = {allowed:?}
 
 [siem]
-# target = "siem.example.net:6514"
+# Events forwarded to SIEM collectors as RFC 5424 over TLS (RFC 5425), through an on-disk
+# spool (docs/siem.md). Off until a collector is listed. Security and alarm events are always
+# forwarded, others from min_severity on.
 cef = {cef}
-
+facility = "{siem_facility}"
+enterprise_number = {siem_pen}
+min_severity = "{siem_min_severity}"
+spool_max_bytes = {siem_spool}
+confirm_after = "{siem_confirm}"
+max_backoff = "{siem_backoff}"
+max_message_bytes = {siem_max_message}
+{siem_collectors}
 [metrics]
 # Prometheus text; keep it on loopback.
 enabled = {metrics_enabled}
@@ -729,6 +1090,14 @@ allow_list = {allow_list:?}
             ev_syslog = self.events.syslog_tls.bind,
             allowed = self.events.allowed_sources,
             cef = self.siem.cef,
+            siem_facility = self.siem.facility,
+            siem_pen = self.siem.enterprise_number,
+            siem_min_severity = self.siem.min_severity,
+            siem_spool = self.siem.spool_max_bytes,
+            siem_confirm = d(self.siem.confirm_after),
+            siem_backoff = d(self.siem.max_backoff),
+            siem_max_message = self.siem.max_message_bytes,
+            siem_collectors = siem_collector_tables(&self.siem),
             metrics_enabled = self.metrics.enabled,
             metrics_bind = self.metrics.bind,
             idle = d(self.access.session_idle_timeout),
@@ -747,6 +1116,28 @@ allow_list = {allow_list:?}
             },
         )
     }
+}
+
+/// `[[siem.collectors]]` tables (and the `target` shorthand), or a commented example.
+fn siem_collector_tables(siem: &SiemConfig) -> String {
+    let mut out = String::new();
+    if let Some(t) = &siem.target {
+        out.push_str(&format!("target = {}\n", toml::Value::String(t.clone())));
+    }
+    if siem.collectors.is_empty() && siem.target.is_none() {
+        out.push_str(
+            "# [[siem.collectors]]\n# name = \"soc\"\n# target = \"siem.example.net:6514\"\n\
+             # ca_file = \"/etc/vigil/siem-ca.pem\"            # default: the system's CA store\n\
+             # client_cert_file = \"/etc/vigil/siem-client.pem\"  # if the collector authenticates Vigil\n\
+             # client_key_file = \"/etc/vigil/siem-client.key\"   # mode 0600\n\
+             # format = \"rfc5424\"                             # or \"cef\"\n",
+        );
+    }
+    for c in &siem.collectors {
+        out.push_str("\n[[siem.collectors]]\n");
+        out.push_str(&toml::to_string(c).expect("collector settings serialize"));
+    }
+    out
 }
 
 /// `[[management.<kind>]]` tables for `listeners`. An empty list is written as `example`
@@ -1122,6 +1513,117 @@ mod tests {
         });
         let back = Config::parse(&c.to_commented_toml(), Path::new("vigil.toml")).unwrap();
         assert_eq!(back, c);
+    }
+
+    #[test]
+    fn siem_is_off_by_default_and_collectors_round_trip() {
+        let c = Config::parse("data_dir = \"d\"\n", Path::new("x.toml")).unwrap();
+        assert!(!c.siem.enabled());
+        assert!(c.siem.effective_collectors().is_empty());
+        assert_eq!(c.siem.facility_code(), Some(20), "local4");
+        let mut c = Config::with_data_dir("/var/lib/vigil");
+        c.siem.facility = "audit".into();
+        c.siem.min_severity = "notice".into();
+        c.siem.collectors = vec![
+            SiemCollector {
+                name: Some("soc".into()),
+                target: "siem.example.net:6514".into(),
+                ca_file: Some("/etc/vigil/siem-ca.pem".into()),
+                client_cert_file: Some("/etc/vigil/c.pem".into()),
+                client_key_file: Some("/etc/vigil/c.key".into()),
+                format: Some(SiemFormat::Cef),
+                ..Default::default()
+            },
+            SiemCollector {
+                target: "[2001:db8::1]".into(),
+                server_name: Some("backup.example.net".into()),
+                ..Default::default()
+            },
+        ];
+        let back = Config::parse(&c.to_commented_toml(), Path::new("vigil.toml")).unwrap();
+        assert_eq!(back, c);
+        let eff = back.siem.effective_collectors();
+        assert_eq!(eff[1].name.as_deref(), Some("[2001:db8::1]"));
+        assert_eq!(eff[1].format, Some(SiemFormat::Rfc5424));
+        // The older shorthand is one collector with the system store.
+        let mut c = Config::with_data_dir("/var/lib/vigil");
+        c.siem.target = Some("10.0.0.9".into());
+        c.siem.cef = true;
+        let back = Config::parse(&c.to_commented_toml(), Path::new("vigil.toml")).unwrap();
+        assert_eq!(back, c);
+        let eff = back.siem.effective_collectors();
+        assert_eq!(eff.len(), 1);
+        assert_eq!(eff[0].format, Some(SiemFormat::Cef));
+        assert_eq!(split_target("10.0.0.9").unwrap(), ("10.0.0.9".into(), 6514));
+        assert_eq!(split_target("[::1]:7514").unwrap(), ("::1".into(), 7514));
+    }
+
+    #[test]
+    fn relative_siem_files_are_resolved_against_the_config_file() {
+        let dir = tempfile_dir();
+        let path = dir.join("vigil.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"d\"\n[[siem.collectors]]\ntarget = \"h:1\"\nca_file = \"ca.pem\"\n",
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        assert_eq!(
+            c.siem.collectors[0].ca_file.as_deref(),
+            Some(&*dir.join("ca.pem"))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "vigil-config-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn bad_siem_settings_say_what_to_do_and_where() {
+        for (text, want) in [
+            ("[siem]\nfacility = \"local9\"\n", "line 3"),
+            ("[siem]\nfacility = \"local9\"\n", "local7"),
+            ("[siem]\nmin_severity = \"warn\"\n", "warning"),
+            ("[siem]\nenterprise_number = 0\n", "32473"),
+            ("[siem]\nspool_max_bytes = 10\n", "at least 1048576"),
+            ("[siem]\nconfirm_after = \"0s\"\n", "100ms"),
+            ("[siem]\nmax_message_bytes = 100\n", "2048"),
+            ("[siem]\ntarget = \"\"\n", "host:port"),
+            ("[siem]\ntarget = \"a:b:c\"\n", "brackets"),
+            (
+                "[siem]\ntarget = \"h:1\"\n[[siem.collectors]]\ntarget = \"h:2\"\n",
+                "move the target",
+            ),
+            (
+                "[[siem.collectors]]\ntarget = \"h:0\"\n",
+                "`siem.collectors[0].target` = \"h:0\" on line 3",
+            ),
+            (
+                "[[siem.collectors]]\ntarget = \"h\"\nclient_cert_file = \"c.pem\"\n",
+                "private key",
+            ),
+            (
+                "[[siem.collectors]]\ntarget = \"h\"\n[[siem.collectors]]\ntarget = \"h\"\n",
+                "its own `name`",
+            ),
+            (
+                "[[siem.collectors]]\ntarget = \"h\"\nformat = \"leef\"\n",
+                "format",
+            ),
+            ("[[siem.collectors]]\ntarget = \"h\"\nport = 1\n", "port"),
+        ] {
+            let err = Config::parse(&format!("data_dir = \"d\"\n{text}"), Path::new("x.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -246,16 +246,14 @@ pub fn template() -> &'static Template {
 }
 
 /// What the configuration fills into the texts and peers of the ports.
-struct Values<'a> {
+struct Values {
     allowed_sources: String,
     invalid_sources: String,
     valid_sources: Vec<Selector>,
-    target: &'a str,
-    siem_format: &'static str,
 }
 
-impl<'a> Values<'a> {
-    fn new(config: &'a Config) -> Self {
+impl Values {
+    fn new(config: &Config) -> Self {
         let mut valid_sources = Vec::new();
         let mut invalid = Vec::new();
         for s in &config.events.allowed_sources {
@@ -268,42 +266,43 @@ impl<'a> Values<'a> {
             allowed_sources: config.events.allowed_sources.join(", "),
             invalid_sources: invalid.join(", "),
             valid_sources,
-            target: config.siem.target.as_deref().unwrap_or(""),
-            siem_format: if config.siem.cef { "CEF" } else { "RFC 5424" },
         }
     }
 
-    fn get<'b>(&'b self, name: &str, label: &'b str) -> &'b str {
+    fn get<'b>(&'b self, name: &str, at: &'b Occurrence<'_>) -> &'b str {
         match name {
-            "label" => label,
+            "label" => at.label,
             "allowed_sources" => &self.allowed_sources,
             "invalid_sources" => &self.invalid_sources,
-            "target" => self.target,
-            "siem_format" => self.siem_format,
+            "target" => &at.target,
+            "siem_format" => at.siem_format,
             _ => unreachable!("placeholders are checked when the file is loaded"),
         }
     }
 
-    /// `text` with its placeholders filled in for a listener labelled `label`; empty when one
-    /// of them has no value.
-    fn fill(&self, text: &str, label: &str) -> String {
+    /// `text` with its placeholders filled in for the occurrence `at` (a listener's label, a
+    /// collector's target and format); empty when one of them has no value.
+    fn fill(&self, text: &str, at: &Occurrence<'_>) -> String {
         let names = placeholders(text).expect("checked when the file is loaded");
-        if names.iter().any(|n| self.get(n, label).is_empty()) {
+        if names.iter().any(|n| self.get(n, at).is_empty()) {
             return String::new();
         }
         let mut out = text.to_string();
         for n in names {
-            out = out.replace(&format!("{{{n}}}"), self.get(n, label));
+            out = out.replace(&format!("{{{n}}}"), self.get(n, at));
         }
         out
     }
 }
 
-/// One occurrence of a configured port: its number, where it is bound (inbound) and its label.
+/// One occurrence of a configured port: its number, where it is bound (inbound) and its
+/// label; for a SIEM collector its target and payload format.
 struct Occurrence<'a> {
     port: u16,
     bind: Option<IpAddr>,
     label: &'a str,
+    target: String,
+    siem_format: &'static str,
 }
 
 fn occurrences<'a>(setting: Setting, config: &'a Config) -> Vec<Occurrence<'a>> {
@@ -311,6 +310,8 @@ fn occurrences<'a>(setting: Setting, config: &'a Config) -> Vec<Occurrence<'a>> 
         port: l.bind.port(),
         bind: Some(l.bind.ip()),
         label: &l.label,
+        target: String::new(),
+        siem_format: "",
     };
     match setting {
         Setting::ManagementHttps => config.management.https.iter().map(listener).collect(),
@@ -324,15 +325,23 @@ fn occurrences<'a>(setting: Setting, config: &'a Config) -> Vec<Occurrence<'a>> 
             port: config.metrics.bind.port(),
             bind: Some(config.metrics.bind.ip()),
             label: "",
+            target: String::new(),
+            siem_format: "",
         }],
+        // One outbound connection per collector (`[[siem.collectors]]` or `siem.target`).
         Setting::SiemTarget => config
             .siem
-            .target
-            .iter()
-            .map(|t| Occurrence {
-                port: split_host_port(t, SYSLOG_TLS_PORT).1,
+            .effective_collectors()
+            .into_iter()
+            .map(|c| Occurrence {
+                port: split_host_port(&c.target, SYSLOG_TLS_PORT).1,
                 bind: None,
                 label: "",
+                siem_format: match c.format {
+                    Some(vigil_config::SiemFormat::Cef) => "CEF",
+                    _ => "RFC 5424",
+                },
+                target: c.target,
             })
             .collect(),
     }
@@ -344,7 +353,7 @@ fn is_on(switch: Switch, config: &Config) -> bool {
         Switch::Recording => config.recording.enabled,
         Switch::Events => config.events.enabled,
         Switch::Metrics => config.metrics.enabled,
-        Switch::SiemTarget => config.siem.target.is_some(),
+        Switch::SiemTarget => config.siem.enabled(),
     }
 }
 
@@ -359,33 +368,43 @@ fn siem_peer(target: &str) -> Selector {
 /// The ports of one template entry under `config` (none, one, or one per listener).
 fn ports(t: &PortTemplate, inbound: bool, config: &Config, values: &Values) -> Vec<PortSpec> {
     let found = match (t.port, t.config) {
-        (Some(port), _) => vec![(port, None, "")],
+        (Some(port), _) => vec![(
+            port,
+            Occurrence {
+                port: 0,
+                bind: None,
+                label: "",
+                target: String::new(),
+                siem_format: "",
+            },
+        )],
         (None, Some(setting)) => occurrences(setting, config)
             .into_iter()
-            .map(|o| (PortRange::single(o.port), o.bind, o.label))
+            .map(|o| (PortRange::single(o.port), o))
             .collect(),
         (None, None) => unreachable!("checked when the file is loaded"),
     };
     found
         .into_iter()
-        .map(|(port, bind, label)| {
+        .map(|(port, at)| {
+            let (bind, label) = (at.bind, at.label);
             let mut peers: Vec<Selector> = Vec::new();
             for p in &t.peers {
                 match p {
                     Peer::Selector(s) => peers.push(s.clone()),
                     Peer::AllowedSources => peers.extend(values.valid_sources.iter().cloned()),
-                    Peer::SiemTarget => peers.push(siem_peer(values.target)),
+                    Peer::SiemTarget => peers.push(siem_peer(&at.target)),
                 }
             }
             let mut peers_text = match &t.peers_text_when_none {
                 Some(none) if peers.is_empty() => none.clone(),
-                _ => values.fill(&t.peers_text, label),
+                _ => values.fill(&t.peers_text, &at),
             };
             if let Some(i) = &t.internet_label
                 && label.to_ascii_lowercase().contains("internet")
             {
                 peers.extend(i.peers.iter().cloned());
-                peers_text = values.fill(&i.peers_text, label);
+                peers_text = values.fill(&i.peers_text, &at);
             }
             let mut spec = PortSpec {
                 port,
@@ -394,7 +413,7 @@ fn ports(t: &PortTemplate, inbound: bool, config: &Config, values: &Values) -> V
                 process: t.process.clone(),
                 peers,
                 peers_text,
-                purpose: values.fill(&t.purpose, label),
+                purpose: values.fill(&t.purpose, &at),
                 encrypted: t.encrypted,
                 local_only: false,
                 enabled_by_default: t.enabled_by_default,
@@ -402,7 +421,7 @@ fn ports(t: &PortTemplate, inbound: bool, config: &Config, values: &Values) -> V
                 web: t.web,
                 per_instance: false,
                 deprecated: false,
-                notes: values.fill(&t.notes, label),
+                notes: values.fill(&t.notes, &at),
                 // A Vigil port that is off by default exists only because the admin turned it
                 // on in the configuration.
                 configured: !t.enabled_by_default,
@@ -654,6 +673,32 @@ mod tests {
         assert_eq!(siem.port, PortRange::single(SYSLOG_TLS_PORT));
         assert_eq!(siem.peers, [Selector::Host("siem.example".into())]);
         assert_eq!(siem.purpose, "security and audit events (RFC 5424)");
+        // Each [[siem.collectors]] is an outbound connection of its own, with its format.
+        c.siem.target = None;
+        c.siem.collectors = vec![
+            vigil_config::SiemCollector {
+                target: "10.9.9.9:7514".into(),
+                format: Some(vigil_config::SiemFormat::Cef),
+                ..Default::default()
+            },
+            vigil_config::SiemCollector {
+                target: "siem2.example".into(),
+                ..Default::default()
+            },
+        ];
+        let s = system(&c);
+        let out = &s.role("siem-forwarder").unwrap().outbound;
+        assert_eq!(out.len(), 2);
+        assert_eq!(
+            out[0].peers,
+            [Selector::Net("10.9.9.9".parse::<IpAddr>().unwrap().into())]
+        );
+        assert_eq!(out[0].purpose, "security and audit events (CEF)");
+        assert_eq!(out[0].peers_text, "SIEM 10.9.9.9:7514");
+        assert_eq!(out[1].port, PortRange::single(SYSLOG_TLS_PORT));
+        assert_eq!(out[1].peers, [Selector::Host("siem2.example".into())]);
+        assert_eq!(out[1].purpose, "security and audit events (RFC 5424)");
+        c.siem.collectors.clear();
         let rtsps = s
             .role("recording")
             .unwrap()
