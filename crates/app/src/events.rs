@@ -156,13 +156,20 @@ impl AuditFeed {
     }
 }
 
-/// Runs the audit feed every second until `shutdown` resolves, and once more at the end.
-pub async fn run_audit_feed(
+/// How long events are kept, and how many at most (the oldest go first).
+pub const EVENT_RETENTION: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
+pub const MAX_EVENTS: u64 = 10_000_000;
+/// How often event retention runs.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The management role's event upkeep until `shutdown` resolves: the audit feed every second
+/// (and once more at the end), event retention every hour.
+pub async fn run_event_upkeep(
     access: Arc<Access>,
     bus: Arc<EventBus>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let feed = match AuditFeed::new(access, bus) {
+    let feed = match AuditFeed::new(access, bus.clone()) {
         Ok(f) => Arc::new(std::sync::Mutex::new(f)),
         Err(e) => {
             tracing::error!(error = %e, "cannot read the audit feed's position; audit entries are not turned into events");
@@ -177,12 +184,22 @@ pub async fn run_audit_feed(
         })
         .await;
     };
+    let prune = |bus: Arc<EventBus>| async move {
+        let cutoff = vigil_events::model::now_us() - EVENT_RETENTION.as_micros() as i64;
+        match tokio::task::spawn_blocking(move || bus.store().prune(cutoff, MAX_EVENTS)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(deleted = n, "event retention"),
+            Ok(Err(e)) => tracing::error!(error = %e, "event retention failed"),
+            _ => {}
+        }
+    };
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut prune_tick = tokio::time::interval(PRUNE_EVERY);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
             _ = tick.tick() => pass(feed.clone()).await,
+            _ = prune_tick.tick() => prune(bus.clone()).await,
         }
     }
     pass(feed).await;

@@ -46,6 +46,8 @@ pub struct EventQuery {
     /// (`camera.`). Empty: any.
     pub kinds: Vec<String>,
     pub category: Option<Category>,
+    /// Only events of these categories (what the caller may read). `None`: any.
+    pub allowed_categories: Option<Vec<Category>>,
     /// At least this severe (`warning` also gives `error`, `critical`, …).
     pub severity: Option<Severity>,
     pub camera: Option<String>,
@@ -149,6 +151,13 @@ impl EventStore {
         }
         if let Some(c) = q.category {
             arg(&mut sql, " AND category = ?", c.as_str().to_owned().into());
+        }
+        if let Some(allowed) = &q.allowed_categories {
+            sql.push_str(" AND category IN ('-'");
+            for c in allowed {
+                arg(&mut sql, ", ?", c.as_str().to_owned().into());
+            }
+            sql.push(')');
         }
         if let Some(s) = q.severity {
             arg(&mut sql, " AND severity <= ?", i64::from(s.code()).into());
@@ -573,6 +582,20 @@ mod tests {
                 ..Default::default()
             })
             .is_empty()
+        );
+        assert_eq!(
+            kinds(EventQuery {
+                allowed_categories: Some(vec![Category::Security]),
+                ..Default::default()
+            }),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            kinds(EventQuery {
+                allowed_categories: Some(vec![]),
+                ..Default::default()
+            }),
+            Vec::<String>::new()
         );
         // LIKE wildcards in the text are literal.
         assert_eq!(

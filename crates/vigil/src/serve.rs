@@ -59,6 +59,11 @@ pub struct Web {
     runtime: tokio::runtime::Runtime,
     state: vigil_web::SharedState,
     webhook: Option<Arc<vigil_access::WebhookSink>>,
+    /// Ends the event upkeep (audit feed, event retention), which then runs a last pass.
+    upkeep: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
 }
 
 impl Web {
@@ -95,8 +100,27 @@ impl Web {
             .thread_name("vigil-web-control")
             .enable_all()
             .build()?;
-        let state =
-            vigil_web::AppState::new(config_path.to_owned(), cfg.clone(), access, store, pki)?;
+        let events = vigil_events::EventStore::open(&cfg.data_dir)
+            .context("cannot open the event database")?;
+        let bus = vigil_events::EventBus::start(
+            Arc::new(events),
+            &vigil_app::export::server_name(&cfg.management.hostnames),
+        )?;
+        let state = vigil_web::AppState::new(
+            config_path.to_owned(),
+            cfg.clone(),
+            access.clone(),
+            store,
+            pki,
+            bus.clone(),
+        )?;
+        let upkeep = {
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let task = runtime.spawn(vigil_app::events::run_event_upkeep(access, bus, async {
+                let _ = stopped.await;
+            }));
+            Some((stop, task))
+        };
         let report = runtime.block_on(async {
             match plan {
                 Some(plan) => {
@@ -123,6 +147,7 @@ impl Web {
             runtime,
             state,
             webhook,
+            upkeep,
         })
     }
 
@@ -143,8 +168,13 @@ impl Web {
         self.runtime.block_on(self.state.listeners.local_addrs())
     }
 
-    pub fn stop(self) {
+    pub fn stop(mut self) {
         self.runtime.block_on(self.state.listeners.shutdown());
+        if let Some((stop, task)) = self.upkeep.take() {
+            let _ = stop.send(());
+            let _ = self.runtime.block_on(task);
+        }
+        self.state.events.close();
         if let Some(w) = &self.webhook {
             let s = w.stats();
             tracing::info!(
@@ -198,6 +228,7 @@ pub async fn serve(
         // The API's live route and the recorders share one hub: one ingest per camera feeds
         // every viewer.
         live_video: api.as_ref().map(|api| api.live.clone()),
+        events: api.as_ref().map(|api| api.events.clone()),
         on_evidence: api.map(|api| {
             Box::new(move |evidence| {
                 let _ = api.evidence.set(evidence);

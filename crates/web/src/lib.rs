@@ -54,6 +54,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
         (name = "tokens", description = "API tokens for integrations"),
         (name = "ids", description = "intrusion detection"),
         (name = "audit", description = "the hash-chained audit log"),
+        (name = "events", description = "events of Vigil itself and of other systems"),
         (name = "certificates", description = "the CA and the server certificate"),
         (name = "settings", description = "runtime settings"),
     )

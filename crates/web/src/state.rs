@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use vigil_access::Access;
 use vigil_app::settings::Settings;
 use vigil_config::Config;
+use vigil_events::EventBus;
 use vigil_media::evidence::Evidence;
 use vigil_media::live::LiveHub;
 use vigil_media::store::Store;
@@ -39,6 +40,8 @@ pub struct AppState {
     /// Live video: the recorders in this process publish into it, the live route subscribes
     /// viewers (`routes/live.rs`).
     pub live: Arc<LiveHub>,
+    /// Events: queried and watched through `routes/events.rs`, published by everything.
+    pub events: Arc<EventBus>,
 }
 
 impl AppState {
@@ -62,6 +65,7 @@ impl AppState {
         access: Arc<Access>,
         store: Arc<Store>,
         pki: Pki,
+        events: Arc<EventBus>,
     ) -> Result<SharedState, vigil_pki::PkiError> {
         let tls = pki.live_tls()?;
         let listeners = Listeners::new(access.clone(), tls.clone());
@@ -78,6 +82,7 @@ impl AppState {
             listeners,
             evidence: OnceLock::new(),
             live: Arc::new(LiveHub::new()),
+            events,
         }))
     }
 }

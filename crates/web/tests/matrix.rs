@@ -31,6 +31,8 @@ const LIVE: &[Role] = &[Admin, Operator, Viewer];
 const EXPORT: &[Role] = &[Admin, Operator];
 const ADMIN: &[Role] = &[Admin];
 const AUDIT: &[Role] = &[Admin, Auditor];
+/// Every role reads some events (security ones with ViewAudit, the others with Playback).
+const EVENTS: &[Role] = &[Admin, Operator, Viewer, Auditor];
 
 /// The decision table. Keys are (method, OpenAPI path).
 fn table() -> BTreeMap<(&'static str, &'static str), Allowed> {
@@ -68,6 +70,7 @@ fn table() -> BTreeMap<(&'static str, &'static str), Allowed> {
         (("GET", "/api/v1/audit"), Roles(AUDIT)),
         (("GET", "/api/v1/audit/export"), Roles(AUDIT)),
         (("GET", "/api/v1/audit/verify"), Roles(AUDIT)),
+        (("GET", "/api/v1/events"), Roles(EVENTS)),
         (("GET", "/api/v1/certificates"), Roles(ADMIN)),
         (("GET", "/api/v1/certificates/ca.pem"), Public),
         (("GET", "/api/v1/certificates/csr"), Roles(ADMIN)),

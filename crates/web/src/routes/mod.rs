@@ -13,6 +13,7 @@ pub mod audit;
 pub mod cameras;
 pub mod certificates;
 pub mod client;
+pub mod events;
 pub mod ids;
 pub mod live;
 pub mod recordings;
@@ -33,6 +34,7 @@ pub fn all() -> OpenApiRouter<SharedState> {
         .merge(tokens::router())
         .merge(ids::router())
         .merge(audit::router())
+        .merge(events::router())
         .merge(certificates::router())
         .merge(settings::router())
 }

@@ -116,7 +116,12 @@ impl Harness {
             .create_first_admin(ADMIN, Some(ADMIN_PASSWORD))
             .unwrap();
         let pki = Pki::init(&data.join("pki"), &InitOptions::default()).unwrap();
-        let state = AppState::new(config_path.clone(), config, access, store, pki).unwrap();
+        let events = vigil_events::EventBus::start(
+            Arc::new(vigil_events::EventStore::open(&data).unwrap()),
+            "vigil-test",
+        )
+        .unwrap();
+        let state = AppState::new(config_path.clone(), config, access, store, pki, events).unwrap();
         let (router, _) = vigil_web::app(state.clone());
         Harness {
             dir,
