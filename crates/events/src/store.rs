@@ -66,6 +66,50 @@ pub struct EventQuery {
     pub limit: usize,
 }
 
+impl EventQuery {
+    /// Whether `e` is one of the events this query selects, by the same rules as the
+    /// database query (the paging fields aside): how live subscriptions filter.
+    pub fn matches(&self, e: &Event) -> bool {
+        let ev = &e.event;
+        self.from_us.is_none_or(|t| ev.time_us >= t)
+            && self.to_us.is_none_or(|t| ev.time_us < t)
+            && (self.kinds.is_empty()
+                || self.kinds.iter().any(|k| {
+                    if k.ends_with('.') {
+                        ev.kind.starts_with(k.as_str())
+                    } else {
+                        ev.kind == *k
+                    }
+                }))
+            && self.category.is_none_or(|c| ev.category == c)
+            && self
+                .allowed_categories
+                .as_ref()
+                .is_none_or(|a| a.contains(&ev.category))
+            && self.severity.is_none_or(|s| ev.severity <= s)
+            && self
+                .camera
+                .as_ref()
+                .is_none_or(|c| ev.camera.as_ref() == Some(c))
+            && self.source_kind.is_none_or(|k| ev.source.kind == k)
+            && self
+                .source_name
+                .as_ref()
+                .is_none_or(|n| ev.source.name == *n)
+            && self.text.as_ref().is_none_or(|t| {
+                ev.message
+                    .to_ascii_lowercase()
+                    .contains(&t.to_ascii_lowercase())
+            })
+            && self
+                .visible_cameras
+                .as_ref()
+                .is_none_or(|cams| ev.camera.as_ref().is_none_or(|c| cams.contains(c)))
+            && self.before_id.is_none_or(|id| e.id < id)
+            && self.after_id.is_none_or(|id| e.id > id)
+    }
+}
+
 /// One page of a query, newest first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
@@ -597,6 +641,38 @@ mod tests {
             }),
             Vec::<String>::new()
         );
+        // In memory, the same rules select the same events.
+        let all = s
+            .query(&EventQuery {
+                limit: MAX_PAGE,
+                ..Default::default()
+            })
+            .unwrap()
+            .events;
+        for q in [
+            EventQuery {
+                kinds: vec!["camera.".into()],
+                ..Default::default()
+            },
+            EventQuery {
+                severity: Some(Severity::Warning),
+                visible_cameras: Some(vec!["gate".into()]),
+                ..Default::default()
+            },
+            EventQuery {
+                text: Some("LOST".into()),
+                camera: Some("lobby".into()),
+                ..Default::default()
+            },
+            EventQuery {
+                allowed_categories: Some(vec![Category::Security]),
+                ..Default::default()
+            },
+        ] {
+            let db: Vec<i64> = s.query(&q).unwrap().events.iter().map(|e| e.id).collect();
+            let mem: Vec<i64> = all.iter().filter(|e| q.matches(e)).map(|e| e.id).collect();
+            assert_eq!(db, mem, "{q:?}");
+        }
         // LIKE wildcards in the text are literal.
         assert_eq!(
             kinds(EventQuery {

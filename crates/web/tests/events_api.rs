@@ -186,3 +186,122 @@ async fn bad_filters_say_what_is_wrong() {
     assert_eq!(a.status, StatusCode::OK);
     assert!(kinds(&a).is_empty());
 }
+
+/// The live subscription over a real TLS WebSocket: new events as they are stored, filtered
+/// by the subscriber's filter and permissions; pings; the session's origin; revocation ends it.
+#[tokio::test]
+async fn live_events_arrive_filtered_and_end_with_the_credential() {
+    use common::ws::{self, closed, json, next, refusal, same_origin};
+    use futures_util::SinkExt as _;
+    use std::time::Duration;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let h = Harness::new();
+    let (addr, _) = h.serve(false).await;
+    let admin = h.admin().await;
+    let secs = Duration::from_secs;
+    // A session's handshake must come from this server's pages.
+    let e = ws::open(
+        &h,
+        addr,
+        "/api/v1/events/live",
+        &admin,
+        Some("https://evil.example"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refusal(e), (403, "bad_origin".to_owned()));
+    let mut all = ws::open(
+        &h,
+        addr,
+        "/api/v1/events/live?severity=warning",
+        &admin,
+        Some(&same_origin(addr)),
+    )
+    .await
+    .unwrap();
+    let created = h
+        .state
+        .access
+        .create_token(
+            &vigil_access::NewToken {
+                name: "wall".into(),
+                role: Role::Viewer,
+                cameras: CameraScope::only(["lobby"]),
+                expires_in: None,
+            },
+            &vigil_access::Actor::cli(),
+        )
+        .unwrap();
+    let mut viewer = ws::open(
+        &h,
+        addr,
+        "/api/v1/events/live",
+        &Auth::Bearer(created.token.clone()),
+        None,
+    )
+    .await
+    .unwrap();
+    let bad = ws::open(
+        &h,
+        addr,
+        "/api/v1/events/live?severity=loud",
+        &admin,
+        Some(&same_origin(addr)),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refusal(bad), (400, "bad_filter".to_owned()));
+
+    publish(
+        &h,
+        "system.started",
+        Category::System,
+        Severity::Notice,
+        None,
+    );
+    publish(
+        &h,
+        "camera.connection_lost",
+        Category::Camera,
+        Severity::Warning,
+        Some("gate"),
+    );
+    publish(
+        &h,
+        "camera.connection_lost",
+        Category::Camera,
+        Severity::Warning,
+        Some("lobby"),
+    );
+    // The admin asked for warning and worse: both losses, in order, with their ids.
+    let first = json(&next(&mut all, secs(5)).await);
+    let second = json(&next(&mut all, secs(5)).await);
+    assert_eq!(
+        (first["type"].as_str(), first["camera"].as_str()),
+        (Some("event"), Some("gate"))
+    );
+    assert_eq!(second["camera"], "lobby");
+    assert!(second["id"].as_i64() > first["id"].as_i64());
+    // The viewer of lobby: the server's start and lobby's loss, not gate's.
+    let v1 = json(&next(&mut viewer, secs(5)).await);
+    let v2 = json(&next(&mut viewer, secs(5)).await);
+    assert_eq!(
+        (v1["kind"].as_str(), v2["camera"].as_str()),
+        (Some("system.started"), Some("lobby"))
+    );
+    viewer.send(Message::Text("ping".into())).await.unwrap();
+    assert_eq!(
+        next(&mut viewer, secs(5)).await,
+        Message::Text("pong".into())
+    );
+    // Revoking the token ends its subscription within about a second.
+    h.state
+        .access
+        .revoke_token(&created.id, &vigil_access::Actor::cli())
+        .unwrap();
+    assert_eq!(
+        closed(&mut viewer, secs(4)).await,
+        (4001, "token no longer valid".to_owned())
+    );
+}

@@ -71,6 +71,7 @@ fn table() -> BTreeMap<(&'static str, &'static str), Allowed> {
         (("GET", "/api/v1/audit/export"), Roles(AUDIT)),
         (("GET", "/api/v1/audit/verify"), Roles(AUDIT)),
         (("GET", "/api/v1/events"), Roles(EVENTS)),
+        (("GET", "/api/v1/events/live"), Roles(EVENTS)),
         (("GET", "/api/v1/certificates"), Roles(ADMIN)),
         (("GET", "/api/v1/certificates/ca.pem"), Public),
         (("GET", "/api/v1/certificates/csr"), Roles(ADMIN)),

@@ -1,4 +1,5 @@
-//! Events (docs/events.md): filtered, paged queries of the event store. Who reads what: the
+//! Events (docs/events.md): filtered, paged queries of the event store, and a WebSocket that
+//! pushes each new event as it is stored. Who reads what: the
 //! `security` category (the audit log's entries as events) needs `ViewAudit` (admins,
 //! auditors); the other categories need `Playback` (admins, operators, viewers), and a
 //! principal limited to some cameras sees only the events of those cameras and the events
@@ -6,25 +7,38 @@
 
 use std::collections::BTreeMap;
 
+use axum::Extension;
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures_util::{SinkExt as _, StreamExt as _};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vigil_access::{CameraScope, Permission, Principal};
-use vigil_events::{Category, Event, EventQuery, Severity, SourceKind};
+use vigil_events::{Category, Event, EventQuery, Live, Severity, SourceKind, Subscription};
 use vigil_media::store::now_us;
 use vigil_media::time::{format_us, parse_time};
 
 use super::blocking;
-use crate::auth::Caller;
+use crate::auth::{Caller, PollingCaller};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiQuery;
 use crate::json::Json;
+use crate::listen::ListenerStop;
+use crate::routes::watch::{
+    CHECK_EVERY, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, Credential, End, MAX_CLIENT_MESSAGE,
+    SEND_TIMEOUT, close, credential, principal_now, read,
+};
 use crate::state::SharedState;
 
 pub fn router() -> OpenApiRouter<SharedState> {
-    OpenApiRouter::new().routes(routes!(query))
+    OpenApiRouter::new()
+        .routes(routes!(query))
+        .routes(routes!(live))
 }
 
 /// Filters, combined with AND; newest first.
@@ -252,4 +266,186 @@ async fn query(
         events: page.events.iter().map(EventView::from).collect(),
         next_before: page.next_before_id,
     }))
+}
+
+/// What a live subscription wants; combined with AND.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct LiveFilter {
+    /// Kinds, comma-separated; a prefix ending in `.` matches every kind under it.
+    pub kind: Option<String>,
+    pub category: Option<String>,
+    /// At least this severe.
+    pub severity: Option<String>,
+    pub camera: Option<String>,
+}
+
+/// New events as they are stored, over a WebSocket: one JSON text message per event
+/// (`{"type":"event", ...}` with the fields of `GET /api/v1/events`), and
+/// `{"type":"missed","count":N}` when the subscriber fell behind (fetch the events after the
+/// last id received with `GET /api/v1/events?after=ID`). The text "ping" is answered
+/// "pong". Authentication, `Origin` rule and close codes as for live video
+/// (docs/live-protocol.md): 4001 session ended, 4003 no permission left to read events, 1001
+/// server stopping. What the subscriber sees follows its permissions as they change.
+#[utoipa::path(get, path = "/api/v1/events/live", tag = "events",
+    params(LiveFilter),
+    responses(
+        (status = 101, description = "WebSocket established; events follow"),
+        (status = 400, description = "a filter that does not parse (`bad_filter`), or not a WebSocket handshake (`websocket_required`)", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "a role that reads no events, or a session whose `Origin` is not this server (`bad_origin`)", body = ErrorBody),
+    ),
+    security(("session" = []), ("token" = [])))]
+async fn live(
+    State(state): State<SharedState>,
+    PollingCaller(caller): PollingCaller,
+    query: Result<ApiQuery<LiveFilter>, ApiError>,
+    headers: HeaderMap,
+    listener: Option<Extension<ListenerStop>>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let ApiQuery(filter) = query?;
+    let wanted = EventFilter {
+        kind: filter.kind,
+        category: filter.category,
+        severity: filter.severity,
+        camera: filter.camera,
+        ..Default::default()
+    }
+    .to_query(&caller.principal)?;
+    let ws = ws.map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "websocket_required",
+            format!(
+                "this endpoint is a WebSocket ({}); open it with a WebSocket client over HTTP/1.1",
+                e.body_text()
+            ),
+        )
+    })?;
+    let credential = credential(&caller, &headers)?;
+    let guard = EventGuard {
+        access: state.access.clone(),
+        source: caller.source,
+        credential,
+        wanted: std::sync::Mutex::new(wanted),
+    };
+    let listener = listener.map(|Extension(l)| l);
+    Ok(ws
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            let sub = state.events.subscribe();
+            serve_live(socket, sub, std::sync::Arc::new(guard), listener).await;
+        }))
+}
+
+/// A subscriber's credential and what it may see, checked again every second.
+struct EventGuard {
+    access: std::sync::Arc<vigil_access::Access>,
+    source: std::net::IpAddr,
+    credential: Credential,
+    /// The subscriber's filter, narrowed to what its permissions allow now.
+    wanted: std::sync::Mutex<EventQuery>,
+}
+
+impl EventGuard {
+    fn check(&self) -> Option<End> {
+        let principal = match principal_now(&self.access, &self.credential, self.source) {
+            Ok(p) => p,
+            Err(end) => return end,
+        };
+        let Ok((allowed, cameras)) = visibility(&principal) else {
+            return Some(End::Close(CLOSE_FORBIDDEN, "no permission to read events"));
+        };
+        let mut w = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
+        w.allowed_categories = Some(allowed);
+        w.visible_cameras = cameras;
+        None
+    }
+
+    fn wants(&self, e: &Event) -> bool {
+        self.wanted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .matches(e)
+    }
+
+    async fn watch(self: std::sync::Arc<Self>) -> End {
+        let mut every = tokio::time::interval(CHECK_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let guard = self.clone();
+            match blocking(move || guard.check()).await {
+                Ok(Some(end)) => return end,
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e.message, "live events: cannot check the subscriber")
+                }
+            }
+        }
+    }
+}
+
+async fn serve_live(
+    socket: WebSocket,
+    mut sub: Subscription,
+    guard: std::sync::Arc<EventGuard>,
+    listener: Option<ListenerStop>,
+) {
+    let (mut sink, mut stream) = socket.split();
+    let (pong_tx, mut pong_rx) = tokio::sync::mpsc::channel::<()>(4);
+    let stopped = async move {
+        match listener {
+            Some(l) => l.stopped().await,
+            None => std::future::pending().await,
+        }
+    };
+    let end = tokio::select! {
+        end = pump(&mut sink, &mut sub, &mut pong_rx, &guard) => end,
+        end = read(&mut stream, pong_tx) => end,
+        end = guard.clone().watch() => end,
+        () = stopped => End::Close(CLOSE_GOING_AWAY, "going away"),
+    };
+    tracing::debug!(?end, "live events: subscriber leaves");
+    close(&mut sink, end).await;
+}
+
+/// Sends the events the subscriber wants (and pongs) until the bus closes or the socket
+/// fails.
+async fn pump<S>(
+    sink: &mut S,
+    sub: &mut Subscription,
+    pongs: &mut tokio::sync::mpsc::Receiver<()>,
+    guard: &EventGuard,
+) -> End
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    loop {
+        let msg = tokio::select! {
+            biased;
+            Some(()) = pongs.recv() => Message::Text(Utf8Bytes::from_static("pong")),
+            next = sub.next() => match next {
+                Some(Live::Event(e)) if guard.wants(&e) => {
+                    let mut v = serde_json::to_value(EventView::from(&*e))
+                        .expect("an event serialises");
+                    v["type"] = "event".into();
+                    Message::Text(Utf8Bytes::from(v.to_string()))
+                }
+                Some(Live::Event(_)) => continue,
+                Some(Live::Missed(n)) => Message::Text(Utf8Bytes::from(
+                    serde_json::json!({"type": "missed", "count": n}).to_string(),
+                )),
+                None => return End::Close(CLOSE_GOING_AWAY, "going away"),
+            },
+        };
+        match tokio::time::timeout(SEND_TIMEOUT, sink.send(msg)).await {
+            Ok(Ok(())) => {}
+            _ => return End::Gone,
+        }
+    }
 }

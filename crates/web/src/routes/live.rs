@@ -16,13 +16,12 @@
 //! when the camera (or the secondary stream watched) is removed.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde::Deserialize;
@@ -30,38 +29,25 @@ use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use vigil_access::{Access, AuditKind, Permission, Principal, SessionError, TokenError};
+use vigil_access::{Access, AuditKind, Permission};
 use vigil_media::live::{FeedKey, Stream, Viewer, ViewerEvent};
 use vigil_media::store::{Camera, Store};
 
-use crate::auth::{Caller, PollingCaller};
+use crate::auth::PollingCaller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::listen::ListenerStop;
 use crate::routes::cameras::{check_camera_name, find_camera};
+use crate::routes::watch::{
+    CHECK_EVERY, CLOSE_CAMERA_REMOVED, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, Credential, End,
+    MAX_CLIENT_MESSAGE, SEND_TIMEOUT, close, credential, principal_now, read,
+};
 use crate::routes::{audit, blocking};
 use crate::state::SharedState;
 
 pub fn router() -> OpenApiRouter<SharedState> {
     OpenApiRouter::new().routes(routes!(live))
 }
-
-/// Close code: the session ended (logout, idle or absolute expiry), or the token or address
-/// is no longer accepted.
-pub const CLOSE_SESSION_ENDED: u16 = 4001;
-/// Close code: the caller no longer has ViewLive on the camera.
-pub const CLOSE_FORBIDDEN: u16 = 4003;
-/// Close code: the camera was removed (or the secondary stream watched).
-pub const CLOSE_CAMERA_REMOVED: u16 = 4004;
-/// Close code (RFC 6455): the server is stopping, or the listener was retired.
-pub const CLOSE_GOING_AWAY: u16 = 1001;
-
-/// How often a viewer's session, permission and camera are checked again.
-const CHECK_EVERY: Duration = Duration::from_secs(1);
-/// A viewer that cannot take one message in this long is gone (its socket is dropped).
-const SEND_TIMEOUT: Duration = Duration::from_secs(20);
-/// Clients send at most "ping"; anything larger is refused by the WebSocket layer.
-const MAX_CLIENT_MESSAGE: usize = 4096;
 
 /// Which of the camera's streams to watch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
@@ -181,79 +167,6 @@ async fn live(
         }))
 }
 
-/// What the viewer authenticated with, to check again while it watches.
-enum Credential {
-    Session(String),
-    Token(String),
-}
-
-/// The session or token of `caller`; a session's handshake must come from this server's own
-/// origin.
-fn credential(caller: &Caller, headers: &HeaderMap) -> ApiResult<Credential> {
-    if let Some(id) = &caller.session_id {
-        same_origin(headers)?;
-        return Ok(Credential::Session(id.clone()));
-    }
-    // Authenticated without a session: by the bearer token (the extractor accepted it).
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .map(|(_, t)| t.trim().to_owned())
-        .ok_or_else(ApiError::unauthenticated)?;
-    Ok(Credential::Token(token))
-}
-
-fn bad_origin(message: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "bad_origin",
-        format!(
-            "{message}: live video with a session cookie is only served to pages of this server (Origin must be https://<Host>)"
-        ),
-    )
-}
-
-/// The `Origin` header must name this server as the client reached it: `https://` and the
-/// `Host` header (default port 443 either way, host names in any case).
-fn same_origin(headers: &HeaderMap) -> ApiResult<()> {
-    let origin = headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| bad_origin("the handshake has no Origin header"))?;
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| bad_origin("the handshake has no Host header"))?;
-    let normalize = |authority: &str| {
-        let a = authority.trim().to_ascii_lowercase();
-        match a.strip_suffix(":443") {
-            Some(bare) => bare.to_owned(),
-            None => a,
-        }
-    };
-    let Some(origin_authority) = origin.strip_prefix("https://") else {
-        return Err(bad_origin("the Origin is not an https:// origin"));
-    };
-    if origin_authority.contains(['/', '@', '?', '#'])
-        || normalize(origin_authority) != normalize(host)
-    {
-        return Err(bad_origin("the Origin is not this server"));
-    }
-    Ok(())
-}
-
-/// Why a viewer's socket ends.
-#[derive(Debug)]
-enum End {
-    /// Close with this code and reason.
-    Close(u16, &'static str),
-    /// The client closed: answer its close frame.
-    ClientClosed,
-    /// The connection is gone or hopeless: nothing more can be sent.
-    Gone,
-}
-
 /// Checks, while a viewer watches, that it still may.
 struct Guard {
     access: std::sync::Arc<Access>,
@@ -284,30 +197,10 @@ impl Guard {
     /// `Some` when the viewer must stop. Internal failures (a busy database, say) keep it
     /// watching until the next check.
     fn check(&self) -> Option<End> {
-        let principal: Principal = match &self.credential {
-            Credential::Session(id) => {
-                // Not `validate_session`: watching is no activity.
-                match self.access.session_status(id) {
-                    Ok(info) => info.principal,
-                    Err(SessionError::Internal(e)) => {
-                        tracing::warn!(error = %e, "live video: cannot read the session");
-                        return None;
-                    }
-                    Err(_) => return Some(End::Close(CLOSE_SESSION_ENDED, "session ended")),
-                }
-            }
-            Credential::Token(token) => match self.access.authenticate_token(token, self.source) {
-                Ok(p) => p,
-                Err(TokenError::Internal(e)) => {
-                    tracing::warn!(error = %e, "live video: cannot read the token");
-                    return None;
-                }
-                Err(_) => return Some(End::Close(CLOSE_SESSION_ENDED, "token no longer valid")),
-            },
+        let principal = match principal_now(&self.access, &self.credential, self.source) {
+            Ok(p) => p,
+            Err(end) => return end,
         };
-        if self.access.check(self.source).is_err() {
-            return Some(End::Close(CLOSE_SESSION_ENDED, "address blocked"));
-        }
         if principal
             .authorize(Permission::ViewLive, Some(&self.camera.name))
             .is_err()
@@ -357,23 +250,7 @@ async fn serve(
         () = stopped => End::Close(CLOSE_GOING_AWAY, "going away"),
     };
     tracing::debug!(camera, ?end, "live video: viewer leaves");
-    let last = match end {
-        End::Close(code, reason) => Some(Message::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from_static(reason),
-        }))),
-        End::ClientClosed => None,
-        End::Gone => return,
-    };
-    // A close frame (ours, or the answer to the client's) and then the end, in a second at
-    // most: a send cut short above left its frame to be flushed first.
-    let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        if let Some(m) = last {
-            sink.send(m).await?;
-        }
-        sink.close().await
-    })
-    .await;
+    close(&mut sink, end).await;
 }
 
 /// Sends the feed (and pongs) until the camera (or stream) is removed or the socket fails;
@@ -425,72 +302,5 @@ fn messages(ev: ViewerEvent) -> Vec<Message> {
         ],
         ViewerEvent::Fragment(f) => vec![Message::Binary(f.data)],
         ViewerEvent::Skipped(n) => vec![text(json!({ "type": "skipped", "frames": n }))],
-    }
-}
-
-/// Reads what the client sends: "ping" is answered, the rest ignored; ends when the client
-/// closes or the connection fails.
-async fn read<S>(stream: &mut S, pongs: tokio::sync::mpsc::Sender<()>) -> End
-where
-    S: futures_util::Stream<Item = Result<Message, axum::Error>> + Unpin,
-{
-    while let Some(msg) = stream.next().await {
-        match msg {
-            Ok(Message::Text(t)) if t.as_str() == "ping" => {
-                // A client pinging faster than pongs go out loses the extra pongs.
-                let _ = pongs.try_send(());
-            }
-            Ok(Message::Close(_)) => return End::ClientClosed,
-            Ok(_) => {}
-            Err(_) => return End::Gone,
-        }
-    }
-    End::Gone
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::http::HeaderValue;
-
-    fn headers(origin: Option<&str>, host: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(header::HOST, HeaderValue::from_str(host).unwrap());
-        if let Some(o) = origin {
-            h.insert(header::ORIGIN, HeaderValue::from_str(o).unwrap());
-        }
-        h
-    }
-
-    #[test]
-    fn only_this_servers_https_origin_passes() {
-        for (origin, host) in [
-            ("https://127.0.0.1:8443", "127.0.0.1:8443"),
-            ("https://VMS.example.net", "vms.example.net"),
-            ("https://vms.example.net", "vms.example.net:443"),
-            ("https://vms.example.net:443", "vms.example.net"),
-            ("https://[::1]:8443", "[::1]:8443"),
-        ] {
-            assert!(
-                same_origin(&headers(Some(origin), host)).is_ok(),
-                "{origin} {host}"
-            );
-        }
-        for (origin, host) in [
-            (None, "127.0.0.1:8443"),
-            (Some("http://127.0.0.1:8443"), "127.0.0.1:8443"),
-            (Some("https://127.0.0.1:8444"), "127.0.0.1:8443"),
-            (Some("https://127.0.0.1"), "127.0.0.1:8443"),
-            (Some("https://evil.example"), "vms.example.net"),
-            (
-                Some("https://vms.example.net.evil.example"),
-                "vms.example.net",
-            ),
-            (Some("https://x@vms.example.net"), "vms.example.net"),
-            (Some("null"), "vms.example.net"),
-        ] {
-            let e = same_origin(&headers(origin, host)).unwrap_err();
-            assert_eq!((e.status, e.code), (StatusCode::FORBIDDEN, "bad_origin"));
-        }
     }
 }

@@ -21,6 +21,7 @@ pub mod session;
 pub mod settings;
 pub mod tokens;
 pub mod users;
+pub mod watch;
 
 /// Every API route.
 pub fn all() -> OpenApiRouter<SharedState> {

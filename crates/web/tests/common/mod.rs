@@ -481,3 +481,109 @@ pub async fn closed_within<S: tokio::io::AsyncRead + Unpin>(
     .await
     .is_ok()
 }
+
+/// A WebSocket client over the harness's TLS connections (tokio-tungstenite), for the live
+/// routes' tests.
+pub mod ws {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use std::time::Duration;
+
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::WebSocketStream;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+    use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+    use super::{Auth, Harness};
+
+    type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+    pub type Socket = WebSocketStream<Tls>;
+
+    const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    /// Opens the WebSocket at `path` (e.g. `/api/v1/events/live`) over a fresh TLS connection
+    /// (HTTP/1.1), authenticated as `auth`, with `origin` as the `Origin` header.
+    pub async fn open(
+        h: &Harness,
+        addr: SocketAddr,
+        path: &str,
+        auth: &Auth,
+        origin: Option<&str>,
+    ) -> Result<Socket, WsError> {
+        let tls = h.tls_connect(addr, LOOPBACK, &[b"http/1.1"]).await.unwrap();
+        let mut req = format!("wss://{addr}{path}").into_client_request().unwrap();
+        let headers = req.headers_mut();
+        match auth {
+            Auth::None => {}
+            Auth::Bearer(t) => {
+                headers.insert("authorization", format!("Bearer {t}").parse().unwrap());
+            }
+            Auth::Session { cookie, .. } | Auth::SessionNoCsrf { cookie } => {
+                let c = format!("{}={cookie}", vigil_web::auth::SESSION_COOKIE);
+                headers.insert("cookie", c.parse().unwrap());
+            }
+        }
+        if let Some(o) = origin {
+            headers.insert("origin", HeaderValue::from_str(o).unwrap());
+        }
+        tokio_tungstenite::client_async(req, tls)
+            .await
+            .map(|(socket, response)| {
+                assert_eq!(response.status(), 101);
+                socket
+            })
+    }
+
+    pub fn same_origin(addr: SocketAddr) -> String {
+        format!("https://{addr}")
+    }
+
+    /// The refusal of a handshake: its status and error code.
+    pub fn refusal(e: WsError) -> (u16, String) {
+        match e {
+            WsError::Http(resp) => {
+                let code = resp
+                    .body()
+                    .as_ref()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+                    .and_then(|v| v["code"].as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                (resp.status().as_u16(), code)
+            }
+            other => panic!("not an HTTP refusal: {other}"),
+        }
+    }
+
+    /// What arrives next, within `limit`.
+    pub async fn next(ws: &mut Socket, limit: Duration) -> Message {
+        tokio::time::timeout(limit, ws.next())
+            .await
+            .expect("nothing arrived in time")
+            .expect("the socket ended")
+            .expect("socket error")
+    }
+
+    pub fn json(m: &Message) -> serde_json::Value {
+        match m {
+            Message::Text(t) => serde_json::from_str(t.as_str()).unwrap(),
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+
+    /// Reads until the close frame (within `limit`) and returns its code and reason.
+    pub async fn closed(ws: &mut Socket, limit: Duration) -> (u16, String) {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match tokio::time::timeout_at(deadline, ws.next()).await {
+                Err(_) => panic!("the socket was not closed within {limit:?}"),
+                Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                    return (u16::from(frame.code), frame.reason.to_string());
+                }
+                Ok(Some(Ok(Message::Close(None)))) => panic!("closed without a code"),
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(e))) => panic!("socket error before the close frame: {e}"),
+                Ok(None) => panic!("the connection ended without a close frame"),
+            }
+        }
+    }
+}
