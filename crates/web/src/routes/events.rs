@@ -30,8 +30,8 @@ use crate::extract::ApiQuery;
 use crate::json::Json;
 use crate::listen::ListenerStop;
 use crate::routes::watch::{
-    CHECK_EVERY, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, Credential, End, MAX_CLIENT_MESSAGE,
-    SEND_TIMEOUT, close, credential, principal_now, read,
+    CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, Credential, End, MAX_CLIENT_MESSAGE, SEND_TIMEOUT, close,
+    credential, principal_now, read, recheck,
 };
 use crate::state::SharedState;
 
@@ -371,23 +371,6 @@ impl EventGuard {
             .unwrap_or_else(|p| p.into_inner())
             .matches(e)
     }
-
-    async fn watch(self: std::sync::Arc<Self>) -> End {
-        let mut every = tokio::time::interval(CHECK_EVERY);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        every.tick().await;
-        loop {
-            every.tick().await;
-            let guard = self.clone();
-            match blocking(move || guard.check()).await {
-                Ok(Some(end)) => return end,
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e.message, "live events: cannot check the subscriber")
-                }
-            }
-        }
-    }
 }
 
 async fn serve_live(
@@ -407,7 +390,7 @@ async fn serve_live(
     let end = tokio::select! {
         end = pump(&mut sink, &mut sub, &mut pong_rx, &guard) => end,
         end = read(&mut stream, pong_tx) => end,
-        end = guard.clone().watch() => end,
+        end = recheck(guard.clone(), EventGuard::check, "live events") => end,
         () = stopped => End::Close(CLOSE_GOING_AWAY, "going away"),
     };
     tracing::debug!(?end, "live events: subscriber leaves");

@@ -39,8 +39,8 @@ use crate::extract::{ApiPath, ApiQuery};
 use crate::listen::ListenerStop;
 use crate::routes::cameras::{check_camera_name, find_camera};
 use crate::routes::watch::{
-    CHECK_EVERY, CLOSE_CAMERA_REMOVED, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, Credential, End,
-    MAX_CLIENT_MESSAGE, SEND_TIMEOUT, close, credential, principal_now, read,
+    CLOSE_CAMERA_REMOVED, CLOSE_FORBIDDEN, CLOSE_GOING_AWAY, Credential, End, MAX_CLIENT_MESSAGE,
+    SEND_TIMEOUT, close, credential, principal_now, read, recheck,
 };
 use crate::routes::{audit, blocking};
 use crate::state::SharedState;
@@ -178,22 +178,6 @@ struct Guard {
 }
 
 impl Guard {
-    /// Resolves when the viewer must stop watching.
-    async fn watch(self: std::sync::Arc<Self>) -> End {
-        let mut every = tokio::time::interval(CHECK_EVERY);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        every.tick().await;
-        loop {
-            every.tick().await;
-            let guard = self.clone();
-            match blocking(move || guard.check()).await {
-                Ok(Some(end)) => return end,
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e.message, "live video: cannot check the viewer"),
-            }
-        }
-    }
-
     /// `Some` when the viewer must stop. Internal failures (a busy database, say) keep it
     /// watching until the next check.
     fn check(&self) -> Option<End> {
@@ -246,7 +230,7 @@ async fn serve(
     let end = tokio::select! {
         end = pump(&mut sink, &mut viewer, &mut pong_rx, removed) => end,
         end = read(&mut stream, pong_tx) => end,
-        end = std::sync::Arc::new(guard).watch() => end,
+        end = recheck(std::sync::Arc::new(guard), Guard::check, "live video") => end,
         () = stopped => End::Close(CLOSE_GOING_AWAY, "going away"),
     };
     tracing::debug!(camera, ?end, "live video: viewer leaves");

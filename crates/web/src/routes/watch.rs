@@ -145,6 +145,27 @@ pub(crate) fn principal_now(
     Ok(principal)
 }
 
+/// Runs `check` on `guard` (blocking work: database reads) every [`CHECK_EVERY`] until it
+/// says the watcher must stop; a check that cannot run is logged and tried again.
+pub(crate) async fn recheck<G: Send + Sync + 'static>(
+    guard: std::sync::Arc<G>,
+    check: fn(&G) -> Option<End>,
+    what: &'static str,
+) -> End {
+    let mut every = tokio::time::interval(CHECK_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let guard = guard.clone();
+        match crate::routes::blocking(move || check(&guard)).await {
+            Ok(Some(end)) => return end,
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e.message, "{what}: cannot check the watcher"),
+        }
+    }
+}
+
 /// Ends a socket: a close frame (ours, or the answer to the client's) and then the end, in a
 /// second at most (a send cut short may have left its frame to be flushed first).
 pub(crate) async fn close<S>(sink: &mut S, end: End)
