@@ -94,6 +94,20 @@ fn facility_name(f: u8) -> &'static str {
     NAMES.get(usize::from(f)).copied().unwrap_or("unknown")
 }
 
+/// `s` with control characters replaced by U+FFFD, as `NewEvent::sanitized` does: done
+/// before cutting to a limit, since each replacement takes 3 bytes where the control
+/// character took 1.
+fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.chars().any(char::is_control) {
+        s.chars()
+            .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+            .collect::<String>()
+            .into()
+    } else {
+        s.into()
+    }
+}
+
 /// At most `max` bytes of `s`, cut at a character boundary.
 pub(crate) fn cut(s: &str, max: usize) -> &str {
     if s.len() <= max {
@@ -125,9 +139,9 @@ struct Attrs(BTreeMap<String, String>);
 
 impl Attrs {
     fn set(&mut self, k: &str, v: impl AsRef<str>) {
-        let v = v.as_ref();
+        let v = clean(v.as_ref());
         if !v.is_empty() && (self.0.len() < MAX_ATTRIBUTES || self.0.contains_key(k)) {
-            self.0.insert(k.to_string(), cut(v, MAX_VALUE).to_string());
+            self.0.insert(k.to_string(), cut(&v, MAX_VALUE).to_string());
         }
     }
 }
@@ -215,7 +229,7 @@ pub fn to_event(
             if let Some(reason) = &r.reason {
                 text.push_str(&format!(": {}", cut(reason, 200)));
             }
-            let camera = hit.map(|h| cut(h.camera, MAX_NAME).to_string());
+            let camera = hit.map(|h| cut(&clean(h.camera), MAX_NAME).to_string());
             if let Some(c) = &camera {
                 text.push_str(&format!(" (camera {c})"));
             }
@@ -257,8 +271,10 @@ pub fn to_event(
     if msg.invalid_utf8 {
         a.set("invalid_utf8", "true");
     }
+    let original_len = message.len();
+    let message = clean(&message).into_owned();
     let message = if message.len() > MAX_MESSAGE {
-        a.set("message_truncated", message.len().to_string());
+        a.set("message_truncated", original_len.to_string());
         let mut m = cut(&message, MAX_MESSAGE - 3).to_string();
         m.push('…');
         m
@@ -378,6 +394,20 @@ mod tests {
         assert_eq!(e.attributes["facility"], "user");
         let e = ev("<13>", &CameraMap::new(), &TimePolicy::default());
         assert_eq!(e.message, "syslog message without text from 10.0.0.2");
+    }
+
+    #[test]
+    fn control_characters_are_replaced_before_values_are_cut() {
+        // fuzz (syslog_parse): 1-byte controls became 3-byte U+FFFD after the cut.
+        let line = format!(
+            "<13>1 - h a - - [a b=\"{}\"] {}",
+            "\u{1}".repeat(1500),
+            "\u{2}".repeat(3000)
+        );
+        let e = ev(&line, &CameraMap::new(), &TimePolicy::default());
+        assert!(e.attributes["sd.a.b"].len() <= MAX_VALUE);
+        assert!(e.message.len() <= MAX_MESSAGE);
+        assert!(e.message.starts_with('\u{fffd}'));
     }
 
     #[test]

@@ -33,6 +33,9 @@ const JUNIPER: &[&str] = &[
     "ge", "xe", "et", "mge", "fe", "ae", "irb", "me", "em", "vme",
 ];
 
+/// The longest normalised interface name.
+pub const MAX_LEN: usize = 64;
+
 /// A normalised interface name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Interface {
@@ -47,12 +50,13 @@ pub struct Interface {
 }
 
 impl Interface {
-    /// Normalises `raw`; `None` for text that is no interface name (empty, longer than 64
-    /// bytes, characters other than letters, digits, `/`, `.`, `-`, `:`, `_` and one inner
-    /// space, or no digit at all).
+    /// Normalises `raw`; `None` for text that is no interface name: empty, characters other
+    /// than letters, digits, `/`, `.`, `-`, `:`, `_` and one inner space, a port that does not
+    /// start with a digit (or, without a family, one letter and a digit: Aruba's `A5`), or a
+    /// normalised name longer than [`MAX_LEN`] bytes.
     pub fn parse(raw: &str) -> Option<Interface> {
         let raw = raw.trim();
-        if raw.is_empty() || raw.len() > 64 {
+        if raw.is_empty() || raw.len() > 2 * MAX_LEN {
             return None;
         }
         // `Gi 1/0/3` and `GigabitEthernet 1/0/3` (one space between family and id).
@@ -103,15 +107,24 @@ impl Interface {
             }
             _ => (rest, None),
         };
-        if id.is_empty() {
+        let id_ok = match id.as_bytes() {
+            [d, ..] if d.is_ascii_digit() => true,
+            [l, d, ..] if family.is_empty() && l.is_ascii_alphabetic() && d.is_ascii_digit() => {
+                true
+            }
+            _ => false,
+        };
+        if !id_ok {
             return None;
         }
-        Some(Interface {
+        let i = Interface {
             dash,
             family,
             id: id.to_ascii_uppercase(),
             unit,
-        })
+        };
+        // The normalised name reads back as itself (the expanded family may lengthen it).
+        (i.to_string().len() <= MAX_LEN).then_some(i)
     }
 
     /// Whether an event's interface (`self`) is the port a mapping entry (`entry`) names:
@@ -203,6 +216,28 @@ mod tests {
     }
 
     #[test]
+    fn normalised_names_read_back_as_themselves() {
+        for s in [
+            "Gi1/0/3",
+            "ge-0/0/2.0",
+            "A5",
+            "a-b-1",
+            "Port-channel12",
+            "Vlan10",
+            "te1/1/1.100",
+            "1/1/22",
+            "Hu0/0/0/0",
+        ] {
+            let i = Interface::parse(s).unwrap();
+            assert_eq!(
+                Interface::parse(&i.to_string()),
+                Some(i.clone()),
+                "{s} -> {i}"
+            );
+        }
+    }
+
+    #[test]
     fn juniper_units_and_aruba_ports() {
         assert_eq!(n("ge-0/0/2.0"), "ge-0/0/2.0");
         assert_eq!(n("xe-0/0/2"), "xe-0/0/2");
@@ -232,8 +267,14 @@ mod tests {
             "Gi",
             "a b c",
             "Gi1/0/3;rm",
-            "x".repeat(65).as_str(),
+            "1".repeat(65).as_str(),
             "-1",
+            "Gi/0/1",
+            "A/5",
+            // fuzz (syslog_parse): a port not starting with a digit, too long once expanded.
+            "Gi/0sd.jungabitEwhernet1/0sd.junos_2636.1.1.1.2.u1s.mac-addres/5",
+            // Fine as written (60 bytes), too long once `Fo` is written out.
+            format!("Fo1/{}", "0".repeat(56)).as_str(),
         ] {
             assert_eq!(Interface::parse(s), None, "{s:?}");
         }
