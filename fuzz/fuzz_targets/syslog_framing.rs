@@ -45,7 +45,10 @@ fuzz_target!(|data: &[u8]| {
     if let Some(e) = dec.finish() {
         got.push(Err(e));
     }
-    assert_eq!(got, expected, "the frames depend on how the stream was split");
+    assert_eq!(
+        got, expected,
+        "the frames depend on how the stream was split"
+    );
 });
 
 fn dec_max(max: usize) -> usize {
