@@ -42,6 +42,11 @@ APT_PACKAGES=(
     sqlite3
     # plays exports in a real browser (crates/vigil/tests/browser.rs, tests/browser/play.mjs)
     chromium
+    # the SIEM collector of the forwarding tests (crates/siem/tests/rsyslog.rs): both TLS
+    # drivers, since Debian 12's ossl lets a wrong client name in (docs/siem.md)
+    rsyslog
+    rsyslog-openssl
+    rsyslog-gnutls
 )
 
 # Directories whose package.json holds test dependencies (e.g. playwright-core).

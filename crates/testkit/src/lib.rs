@@ -11,6 +11,8 @@
 //!   `openssl` command line ([`external_ca::ExternalCa`], [`external_ca::self_signed`]);
 //! - `ledger` (feature `ledger`): an evidence ledger's records read, rewritten with the
 //!   chain re-linked, re-signed, or torn, as tamper tests need;
+//! - [`rsyslog`]: Debian's rsyslog as a SIEM collector (RFC 5425 over TLS, mutual
+//!   authentication), every received message parsed back by rsyslog;
 //! - [`require_tool`], [`free_port`], [`repo_root`].
 //!
 //! Missing peers make tests fail with an install hint, never skip: CI installs them
@@ -25,6 +27,7 @@ pub mod external_ca;
 #[cfg(feature = "ledger")]
 pub mod ledger;
 mod probe;
+pub mod rsyslog;
 mod rtsp;
 mod tools;
 mod volume;

@@ -24,7 +24,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("iptables", "iptables"),
     ("iptables-restore", "iptables"),
     ("nmap", "nmap"),
-    ("rsyslogd", "rsyslog rsyslog-openssl"),
+    ("rsyslogd", "rsyslog rsyslog-openssl rsyslog-gnutls"),
     ("testssl", "testssl.sh"),
     ("sslscan", "sslscan"),
     ("chromium", "chromium"),
