@@ -329,26 +329,38 @@ impl NewEvent {
     }
 
     /// The event with control characters in its text fields replaced by U+FFFD, so that no
-    /// sender can forge lines in a log, a terminal or a syslog message.
+    /// sender can forge lines in a log, a terminal or a syslog message. U+FFFD takes three
+    /// bytes where a control character took one: a field the replacement makes longer than
+    /// its limit is cut at its limit (on a character boundary), so an event within its limits
+    /// stays within them.
     pub fn sanitized(mut self) -> Self {
-        clean(&mut self.message);
-        clean(&mut self.source.name);
+        clean(&mut self.message, MAX_MESSAGE);
+        clean(&mut self.source.name, MAX_NAME);
         if let Some(c) = self.camera.as_mut() {
-            clean(c);
+            clean(c, MAX_NAME);
         }
         for v in self.attributes.values_mut() {
-            clean(v);
+            clean(v, MAX_VALUE);
         }
         self
     }
 }
 
-fn clean(s: &mut String) {
-    if s.chars().any(char::is_control) {
-        *s = s
-            .chars()
-            .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
-            .collect();
+fn clean(s: &mut String, max: usize) {
+    if !s.chars().any(char::is_control) {
+        return;
+    }
+    let fits = s.len() <= max;
+    *s = s
+        .chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect();
+    if fits && s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
     }
 }
 
@@ -422,6 +434,15 @@ mod tests {
         assert!(!e.message.contains('\n') && !e.message.contains('\u{1b}'));
         assert_eq!(e.attributes["mac"], "aa\u{FFFD}");
         e.check().unwrap();
+        // Replacing keeps an event within its limits.
+        let mut e = ev();
+        e.message = "\n".repeat(MAX_MESSAGE);
+        e.attributes
+            .insert("v".into(), format!("{}\u{7}", "x".repeat(MAX_VALUE - 1)));
+        let e = e.sanitized();
+        e.check().unwrap();
+        assert_eq!(e.message.len(), MAX_MESSAGE - MAX_MESSAGE % 3);
+        assert!(e.attributes["v"].ends_with('x'));
     }
 
     #[test]
