@@ -68,6 +68,23 @@ async function shot(page, name) {
   await page.screenshot({ path: join(cfg.screenshots, `${name}.png`) });
 }
 
+/** The API as the signed-in user of `ctx` (its cookies), with the session's CSRF token. */
+async function apiOf(ctx) {
+  const r = await ctx.request.get(`${cfg.url}api/v1/session`);
+  check(r.ok(), `the context has a session: ${r.status()}`);
+  const csrf = (await r.json()).csrf_token;
+  return {
+    get: async (path) => ctx.request.get(`${cfg.url}${path}`),
+    put: async (path, data) => ctx.request.put(`${cfg.url}${path}`, { data, headers: { "X-CSRF-Token": csrf } }),
+  };
+}
+
+/** Saves the signed-in user's live layout through the API (scenarios that need a known grid). */
+async function putLayout(ctx, kind, tiles) {
+  const r = await (await apiOf(ctx)).put("api/v1/account/layout", { kind, tiles });
+  check(r.ok(), `layout saved: ${r.status()} ${await r.text()}`);
+}
+
 async function signIn(page, user, { totp } = {}) {
   await page.goto(cfg.url);
   await page.waitForSelector("form.login");
@@ -138,14 +155,22 @@ async function jump(page, us) {
   const local = `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
   await page.fill("input[type=datetime-local]", local);
   await page.click("form.jump button[type=submit]");
-  await page.waitForFunction((want) => {
-    const tiles = [...document.querySelectorAll(".playback-grid .tile")];
-    return tiles.length > 0 && tiles.every((t) => {
+  try {
+    await page.waitForFunction((want) => {
+      const tiles = [...document.querySelectorAll(".playback-grid .tile")];
+      return tiles.length > 0 && tiles.every((t) => {
+        const v = t.querySelector("video");
+        const start = Number(t.dataset.mediaStartUs);
+        return v && !v.seeking && v.readyState >= 2 && Math.abs(start + v.currentTime * 1e6 - want) < 150000;
+      });
+    }, us, { timeout: 20000 });
+  } catch (e) {
+    const seen = await page.evaluate(() => [...document.querySelectorAll(".playback-grid .tile")].map((t) => {
       const v = t.querySelector("video");
-      const start = Number(t.dataset.mediaStartUs);
-      return v && !v.seeking && v.readyState >= 2 && Math.abs(start + v.currentTime * 1e6 - want) < 150000;
-    });
-  }, us, { timeout: 20000 });
+      return { camera: t.dataset.camera, media_start_us: t.dataset.mediaStartUs, current_time: v?.currentTime, seeking: v?.seeking, ready: v?.readyState, error: v?.error?.message, buffered: v && v.buffered.length ? [v.buffered.start(0), v.buffered.end(v.buffered.length - 1)] : null, duration: v?.duration, state: t.querySelector(".tile-state")?.textContent };
+    }));
+    check(false, `jump to ${iso(us)}: the video did not get there: ${JSON.stringify(seen)} (${e.message})`);
+  }
 }
 
 const scenarios = {
@@ -206,10 +231,16 @@ const scenarios = {
   async roles() {
     const ctx = await context();
     const page = await ctx.newPage();
+    // A layout an earlier version kept in this browser is moved to the server once.
+    await page.goto(cfg.url);
+    await page.evaluate((u) => localStorage.setItem(`vigil.live.${u}`, JSON.stringify({ layout: "1", cameras: ["lobby"] })), cfg.users.viewer.name);
     await signIn(page, cfg.users.viewer);
     const nav = await page.locator("nav.nav a").allTextContents();
     check(JSON.stringify(nav) === JSON.stringify(["Live", "Playback"]), `viewer navigation: ${nav}`);
-    await page.waitForSelector(".grid .tile");
+    await page.waitForSelector(".grid[data-layout='1'] .tile[data-camera=lobby]");
+    await page.waitForFunction((u) => localStorage.getItem(`vigil.live.${u}`) === null, cfg.users.viewer.name);
+    const moved = await (await (await apiOf(ctx)).get("api/v1/account/layout")).json();
+    check(moved.kind === "1" && moved.tiles[0] === "lobby", `the browser's layout moved to the server: ${JSON.stringify(moved)}`);
     const options = await page.locator(".tile select").first().locator("option").allTextContents();
     const cams = options.filter((o) => !o.startsWith("—")).sort();
     check(JSON.stringify(cams) === JSON.stringify([...cfg.viewer_cameras].sort()), `viewer sees cameras ${cams}, granted ${cfg.viewer_cameras}`);
@@ -281,7 +312,10 @@ const scenarios = {
     await page.waitForSelector("form.login");
     await shot(page, "phone-login");
     await signIn(page, cfg.users.admin);
-    await page.waitForSelector(".grid .tile");
+    // Layouts are the user's, saved by the scenarios before: start from the 2×2 of the grid.
+    await putLayout(ctx, "2x2", cfg.live.grid);
+    await page.reload();
+    await page.waitForSelector(".grid[data-layout='2x2'] .tile");
     const cols = await page.locator(".grid").evaluate((g) => getComputedStyle(g).gridTemplateColumns.split(" ").length);
     check(cols === 1, `one camera per row on a phone (got ${cols} columns)`);
     await page.waitForTimeout(1500);
@@ -297,11 +331,16 @@ const scenarios = {
     const ctx = await context();
     const page = await ctx.newPage();
     await signIn(page, cfg.users.admin);
-    await page.selectOption("select[aria-label=Layout]", "2x2");
-    await page.waitForSelector(".grid .tile select option", { state: "attached" });
-    for (const [i, cam] of cfg.live.grid.entries()) {
-      await page.selectOption(`.grid .tile[data-tile="${i}"] select`, cam);
-    }
+    // An empty 2×2 grid, then the four cameras chosen at once: every tile opens at the same
+    // moment, from which its first frame is timed.
+    await putLayout(ctx, "2x2", [null, null, null, null]);
+    await page.reload();
+    await page.waitForSelector(".grid[data-layout='2x2'] .tile[data-state=empty] select option", { state: "attached" });
+    await page.evaluate((cams) => cams.forEach((c, i) => {
+      const sel = document.querySelector(`.grid .tile[data-tile="${i}"] select`);
+      sel.value = c;
+      sel.dispatchEvent(new Event("change"));
+    }), cfg.live.grid);
     const opened = Date.now();
     const frames = () => page.evaluate(() => [...document.querySelectorAll(".grid .tile")].map((t) => ({
       camera: t.dataset.camera || "",
@@ -375,8 +414,29 @@ const scenarios = {
     } finally {
       if (!resumed) process.kill(cfg.live.restart_pid, "SIGCONT");
     }
+    // The layout is saved on the server as it changes and follows the user to another browser
+    // (a new context shares nothing with this one); nothing is kept in this browser.
+    await page.selectOption("select[aria-label=Layout]", "1+5");
+    await page.waitForFunction(() => document.querySelectorAll(".grid .tile").length === 6);
+    const mine = [cfg.live.secondary.camera, "", cfg.live.grid[0]];
+    for (const [i, cam] of mine.entries()) await page.selectOption(`.grid .tile[data-tile="${i}"] select`, cam);
+    await page.waitForFunction((want) => {
+      const saved = JSON.parse(document.querySelector(".grid").dataset.saved || "null");
+      return saved?.kind === "1+5" && want.every((c, i) => (saved.tiles[i] ?? "") === c);
+    }, mine, { timeout: 10000 });
+    const kept = await page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("vigil.live")));
+    check(kept.length === 0, `no layout kept in the browser: ${kept}`);
+    const other = await context();
+    const p2 = await other.newPage();
+    await signIn(p2, cfg.users.admin);
+    await p2.waitForSelector(".grid[data-layout='1+5'] .tile");
+    const there = await p2.evaluate(() => [...document.querySelectorAll(".grid .tile")].map((t) => t.dataset.camera));
+    check(there.length === 6 && mine.every((c, i) => there[i] === c), `the other browser shows the same layout: ${JSON.stringify(there)}, saved ${JSON.stringify(mine)}`);
+    check(await p2.inputValue("select[aria-label=Layout]") === "1+5", "the other browser's layout menu says 1+5");
+    await shot(p2, "live-layout-other-browser");
+    await other.close();
     await ctx.close();
-    return { first_frame_ms: first, live_edge_lag_s: lag, secondary_widths: widths, full_screen_switch_ms: toMainMs };
+    return { first_frame_ms: first, live_edge_lag_s: lag, secondary_widths: widths, full_screen_switch_ms: toMainMs, layout_elsewhere: there };
   },
 
   // A camera whose codec this browser cannot decode (H.265 in Debian's Chromium) says so and

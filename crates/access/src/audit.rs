@@ -42,10 +42,12 @@ pub enum AuditKind {
     CameraChanged,
     ConfigChanged,
     CertificateOperation,
+    /// A user saved a different live-view layout (grid kind, cameras per tile).
+    LayoutChanged,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 22] = [
+    pub const ALL: [AuditKind; 23] = [
         AuditKind::LoginSucceeded,
         AuditKind::LoginFailed,
         AuditKind::Logout,
@@ -68,6 +70,7 @@ impl AuditKind {
         AuditKind::CameraChanged,
         AuditKind::ConfigChanged,
         AuditKind::CertificateOperation,
+        AuditKind::LayoutChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +97,7 @@ impl AuditKind {
             AuditKind::CameraChanged => "camera_changed",
             AuditKind::ConfigChanged => "config_changed",
             AuditKind::CertificateOperation => "certificate_operation",
+            AuditKind::LayoutChanged => "layout_changed",
         }
     }
 }
@@ -106,7 +110,7 @@ impl std::fmt::Display for AuditKind {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown audit kind {0:?}; known kinds: login_succeeded, login_failed, logout, session_expired, password_changed, user_created, user_removed, permission_changed, totp_enabled, totp_disabled, token_created, token_revoked, address_blocked, address_unblocked, intrusion_alert, live_view, playback, export, verify, camera_changed, config_changed, certificate_operation"
+    "unknown audit kind {0:?}; known kinds: login_succeeded, login_failed, logout, session_expired, password_changed, user_created, user_removed, permission_changed, totp_enabled, totp_disabled, token_created, token_revoked, address_blocked, address_unblocked, intrusion_alert, live_view, playback, export, verify, camera_changed, config_changed, certificate_operation, layout_changed"
 )]
 pub struct UnknownAuditKind(pub String);
 

@@ -6,7 +6,7 @@ use rusqlite::Connection;
 
 use crate::AccessError;
 
-const SCHEMA_V1: &str = r#"
+pub(crate) const SCHEMA_V1: &str = r#"
 CREATE TABLE users (
     id              INTEGER PRIMARY KEY,
     username        TEXT NOT NULL UNIQUE,
@@ -91,6 +91,17 @@ CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 "#;
 
+/// Version 2: each user's live-view layout (grid kind and the camera of each tile), as the
+/// JSON of [`crate::LiveLayout`]; bounded by its validation (at most 16 tiles of 128-byte
+/// names), deleted with the user.
+const SCHEMA_V2: &str = r#"
+CREATE TABLE user_layouts (
+    user_id     INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    layout      TEXT NOT NULL,        -- JSON {"kind": "2x2", "tiles": ["lobby", null, ...]}
+    updated_ms  INTEGER NOT NULL
+);
+"#;
+
 /// Opens (creating if needed, mode 0600: it holds password hashes and TOTP secrets) and
 /// migrates the database.
 pub(crate) fn open(path: &Path) -> Result<Connection, AccessError> {
@@ -104,20 +115,29 @@ pub(crate) fn open(path: &Path) -> Result<Connection, AccessError> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version < 1 {
-        tx.execute_batch(SCHEMA_V1)?;
-        tx.pragma_update(None, "user_version", 1)?;
-    } else if version > SCHEMA_VERSION {
+    if version > SCHEMA_VERSION {
         return Err(AccessError::SchemaTooNew {
             found: version,
             supported: SCHEMA_VERSION,
         });
     }
+    // Each step runs once, in order, inside this transaction: a database of any older version
+    // is brought up to date the first time this Vigil opens it.
+    if version < 1 {
+        tx.execute_batch(SCHEMA_V1)?;
+    }
+    if version < 2 {
+        tx.execute_batch(SCHEMA_V2)?;
+    }
+    if version < SCHEMA_VERSION {
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
     tx.commit()?;
     Ok(conn)
 }
 
-const SCHEMA_VERSION: i64 = 1;
+/// The schema this Vigil writes (`PRAGMA user_version`).
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 fn create_private(path: &Path) -> Result<(), AccessError> {
     use std::os::unix::fs::OpenOptionsExt as _;

@@ -28,6 +28,7 @@ mod audit;
 mod clock;
 mod db;
 mod ids;
+mod layouts;
 pub mod password;
 mod roles;
 mod sessions;
@@ -55,6 +56,7 @@ pub use ids::{
     IdsConfig, IdsConfigError, IdsStatus, IntrusionDetector, MIN_NOTIFICATION_THRESHOLD, MultiSink,
     TracingSink, WatchInfo, parse_allow_list,
 };
+pub use layouts::{LayoutKind, LiveLayout, MAX_LAYOUT_TILES, SavedLayout, UnknownLayoutKind};
 pub use password::{
     HashParams, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, PasswordRejected, WeakHashParams,
     check_password_policy, generate_password, hash_is_current, hash_password, verify_password,
@@ -152,6 +154,8 @@ pub enum AccessError {
     InvalidTokenName(String),
     #[error("invalid camera id {0:?}: use 1 to 128 characters without control characters")]
     InvalidCamera(String),
+    #[error("invalid layout: {0}")]
+    InvalidLayout(String),
     #[error("TOTP: {0}")]
     Totp(String),
     #[error(transparent)]

@@ -9,6 +9,8 @@
 //! - [`export`]: MP4 export, evidence-bundle export and its tar packaging for download.
 //! - [`verify`]: verifying a camera's recordings or an exported bundle.
 //! - [`events`]: Vigil's own events (the audit log's entries, streams losing their camera).
+//! - [`layout`]: each user's live-view layout (grid kind, camera per tile), checked against
+//!   the recording index and the user's camera scope.
 //! - [`settings`]: runtime settings: stage, restore, factory defaults, apply without a
 //!   process restart.
 //! - [`access_settings`]: the `[access]` section of `vigil.toml` as the access library's
@@ -19,6 +21,7 @@ pub mod access_settings;
 pub mod error;
 pub mod events;
 pub mod export;
+pub mod layout;
 pub mod runtime;
 pub mod settings;
 pub mod setup;

@@ -190,6 +190,7 @@ impl From<vigil_access::AccessError> for ApiError {
             | E::InvalidUsername(_)
             | E::InvalidTokenName(_)
             | E::InvalidCamera(_)
+            | E::InvalidLayout(_)
             | E::Totp(_)
             | E::IdsConfig(_)
             | E::SessionConfig(_) => ApiError::bad_request(e.to_string()),

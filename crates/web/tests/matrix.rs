@@ -22,6 +22,8 @@ enum Allowed {
     UserSession,
     /// These roles; camera routes also need the camera in the caller's scope.
     Roles(&'static [Role]),
+    /// A logged-in user (not an API token) with one of these roles: own account data.
+    UserRoles(&'static [Role]),
 }
 
 use Allowed::*;
@@ -62,6 +64,8 @@ fn table() -> BTreeMap<(&'static str, &'static str), Allowed> {
         (("POST", "/api/v1/account/password"), UserSession),
         (("POST", "/api/v1/account/totp"), UserSession),
         (("POST", "/api/v1/account/totp/confirm"), UserSession),
+        (("GET", "/api/v1/account/layout"), UserRoles(LIVE)),
+        (("PUT", "/api/v1/account/layout"), UserRoles(LIVE)),
         (("GET", "/api/v1/tokens"), Roles(ADMIN)),
         (("POST", "/api/v1/tokens"), Roles(ADMIN)),
         (("DELETE", "/api/v1/tokens/{id}"), Roles(ADMIN)),
@@ -228,6 +232,7 @@ async fn every_route_denies_by_default_and_allows_exactly_the_table() {
                 Roles(roles) => {
                     roles.contains(&c.role) && (!path.contains("{camera}") || c.sees_cam1)
                 }
+                UserRoles(roles) => !c.is_token && roles.contains(&c.role),
             };
             let a = h.call(method(m), &uri, &c.auth, body_for(m)).await;
             checked += 1;

@@ -4,6 +4,7 @@
 mod access_tests;
 mod audit_tests;
 mod ids_tests;
+mod layout_tests;
 mod password_tests;
 mod roles_tests;
 mod webhook_tests;

@@ -15,6 +15,7 @@ pub mod certificates;
 pub mod client;
 pub mod events;
 pub mod ids;
+pub mod layout;
 pub mod live;
 pub mod recordings;
 pub mod session;
@@ -32,6 +33,7 @@ pub fn all() -> OpenApiRouter<SharedState> {
         .merge(live::router())
         .merge(recordings::router())
         .merge(users::router())
+        .merge(layout::router())
         .merge(tokens::router())
         .merge(ids::router())
         .merge(audit::router())

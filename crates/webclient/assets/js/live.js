@@ -1,7 +1,7 @@
-// The live page: a grid of camera tiles (1, 2×2, 3×3, 4×4, 1+5), saved per user in this
-// browser, any tile to full screen, digital zoom, and streaming only for tiles that can be seen.
-// A camera with a secondary (lower resolution) stream plays it in the grid and its main stream
-// in full screen.
+// The live page: a grid of camera tiles (1, 2×2, 3×3, 4×4, 1+5), saved per user on the server
+// (GET/PUT /api/v1/account/layout, so it follows the user to any browser), any tile to full
+// screen, digital zoom, and streaming only for tiles that can be seen. A camera with a secondary (lower resolution) stream plays it in the grid and its main
+// stream in full screen.
 
 import { api } from "./api.js";
 import { h, replace } from "./dom.js";
@@ -12,26 +12,29 @@ import { Zoom } from "./zoom.js";
 /** @typedef {{state: string, codec?: string | null, resolution?: string | null, last_error?: string | null}} Status */
 /** @typedef {{mode: string, link?: Link, status?: Status}} Secondary */
 /** @typedef {{name: string, enabled: boolean, link?: Link, status: Status, secondary?: Secondary | null}} Camera */
+/** @typedef {{kind: string, tiles: (string | null)[], updated: string | null}} SavedLayout */
 /** @typedef {import("./liveplayer.js").StreamName} StreamName */
 
 /** Layout id → number of tiles. */
 export const LAYOUTS = { "1": 1, "2x2": 4, "3x3": 9, "4x4": 16, "1+5": 6 };
 const LAYOUT_NAMES = { "1": "Single camera", "2x2": "2 × 2", "3x3": "3 × 3", "4x4": "4 × 4", "1+5": "One large and five small" };
+const LAYOUT_PATH = "/api/v1/account/layout";
 
-/** @param {string} user */
-function storageKey(user) {
+/** Where versions before server-side layouts kept a user's layout in this browser. @param {string} user */
+function legacyKey(user) {
   return `vigil.live.${user}`;
 }
 
-/** @param {string} user @returns {{layout: string, cameras: string[]}} */
-function loadLayout(user) {
+/** A layout an earlier version kept in this browser, if any (it is moved to the server once).
+ * @param {string} user @returns {{layout: string, cameras: string[]} | null} */
+function legacyLayout(user) {
   try {
-    const v = JSON.parse(localStorage.getItem(storageKey(user)) || "null");
+    const v = JSON.parse(localStorage.getItem(legacyKey(user)) || "null");
     if (v && typeof v.layout === "string" && v.layout in LAYOUTS && Array.isArray(v.cameras)) {
       return { layout: v.layout, cameras: v.cameras.map(String) };
     }
   } catch (_) { /* ignore a damaged entry */ }
-  return { layout: "2x2", cameras: [] };
+  return null;
 }
 
 class Tile {
@@ -189,15 +192,17 @@ export class LiveView {
   /** @param {{name: string}} session */
   constructor(session) {
     this.user = session.name;
-    const saved = loadLayout(this.user);
-    this.layout = saved.layout;
-    this.assigned = saved.cameras;
+    this.layout = "2x2";
+    /** The camera of each tile as saved ("" for an empty tile); tiles beyond it are filled. @type {string[]} */
+    this.assigned = [];
     /** @type {Camera[]} */
     this.cameras = [];
     /** @type {Tile[]} */
     this.tiles = [];
+    /** Saves run one after another, in the order of the changes. */
+    this.saving = /** @type {Promise<unknown>} */ (Promise.resolve());
     this.grid = h("div", { class: `grid layout-${this.layout.replace("+", "p")}`, role: "region", "aria-label": "Live cameras" });
-    this.layoutSelect = /** @type {HTMLSelectElement} */ (h("select", { "aria-label": "Layout", onchange: () => this.setLayout(this.layoutSelect.value) },
+    this.layoutSelect = /** @type {HTMLSelectElement} */ (h("select", { "aria-label": "Layout", disabled: true, onchange: () => this.setLayout(this.layoutSelect.value) },
       Object.entries(LAYOUT_NAMES).map(([id, name]) => h("option", { value: id, selected: id === this.layout, text: name }))));
     this.message = h("p", { class: "notice", role: "status" });
     this.el = h("div", { class: "live" },
@@ -222,12 +227,32 @@ export class LiveView {
 
   async load() {
     try {
-      /** @type {Camera[]} */
-      const cams = await api("GET", "/api/v1/cameras");
+      /** @type {[Camera[], SavedLayout | null]} */
+      const [cams, saved] = await Promise.all([
+        api("GET", "/api/v1/cameras"),
+        api("GET", LAYOUT_PATH).catch((e) => {
+          this.message.textContent = `Your saved layout cannot be loaded (${e instanceof Error ? e.message : e}); showing the default.`;
+          return null;
+        }),
+      ]);
       this.cameras = cams;
       if (cams.length === 0) this.message.textContent = "No cameras you may view. An administrator adds cameras under Administration → Cameras.";
-      else this.message.textContent = "";
+      let migrate = false;
+      if (saved) {
+        this.layout = saved.kind in LAYOUTS ? saved.kind : "2x2";
+        this.assigned = saved.tiles.map((t) => t ?? "");
+        // Never saved on the server: take over what an earlier version kept in this browser.
+        const legacy = saved.updated == null ? legacyLayout(this.user) : null;
+        if (legacy) {
+          this.layout = legacy.layout;
+          this.assigned = legacy.cameras;
+          migrate = true;
+        }
+      }
+      this.layoutSelect.value = this.layout;
+      this.layoutSelect.disabled = false;
       this.build();
+      if (migrate) this.save().then((ok) => { if (ok) localStorage.removeItem(legacyKey(this.user)); });
     } catch (e) {
       this.message.textContent = `Cannot list cameras: ${e instanceof Error ? e.message : e}`;
     }
@@ -237,16 +262,21 @@ export class LiveView {
     for (const t of this.tiles) { this.observer.unobserve(t.el); t.stop(); }
     const n = LAYOUTS[/** @type {keyof LAYOUTS} */ (this.layout)];
     this.grid.className = `grid layout-${this.layout.replace("+", "p")}`;
+    this.grid.dataset.layout = this.layout;
     this.tiles = [];
     const names = this.cameras.map((c) => c.name);
-    // Saved cameras that still exist, then the others in order, to fill the tiles.
-    const chosen = this.assigned.filter((c) => c === "" || names.includes(c));
-    for (const c of names) if (!chosen.includes(c)) chosen.push(c);
+    // Saved tiles keep their place (a camera that is gone leaves its tile empty); the tiles
+    // after them get the other cameras in order.
+    const chosen = this.assigned.slice(0, n).map((c) => (names.includes(c) ? c : ""));
+    const rest = names.filter((c) => !chosen.includes(c));
+    while (chosen.length < n) chosen.push(rest.shift() ?? "");
     replace(this.grid);
     for (let i = 0; i < n; i++) {
       const t = new Tile(this, i);
       this.tiles.push(t);
       this.grid.appendChild(t.el);
+    }
+    for (const [i, t] of this.tiles.entries()) {
       t.show(this.cameras.find((c) => c.name === chosen[i]) || null, this.cameras);
       this.observer.observe(t.el);
     }
@@ -254,23 +284,33 @@ export class LiveView {
 
   /** @param {string} layout */
   setLayout(layout) {
+    this.assigned = this.tiles.map((t) => t.camera?.name || "");
     this.layout = layout;
-    this.save();
     this.build();
+    this.save();
   }
 
   /** @param {number} index @param {string} camera */
   assign(index, camera) {
-    const names = this.tiles.map((t) => t.camera?.name || "");
-    names[index] = camera;
-    this.assigned = names;
-    this.save();
     this.tiles[index].show(this.cameras.find((c) => c.name === camera) || null, this.cameras);
+    this.assigned = this.tiles.map((t) => t.camera?.name || "");
+    this.save();
   }
 
+  /** Saves the layout on the server (what every tile shows). Resolves whether it was saved. */
   save() {
-    const cameras = this.tiles.length ? this.tiles.map((t) => t.camera?.name || "") : this.assigned;
-    localStorage.setItem(storageKey(this.user), JSON.stringify({ layout: this.layout, cameras }));
+    const body = { kind: this.layout, tiles: this.tiles.map((t) => t.camera?.name ?? null) };
+    const run = this.saving.then(() => api("PUT", LAYOUT_PATH, body)).then(() => {
+      this.grid.dataset.saved = JSON.stringify(body);
+      if (this.message.dataset.kind === "save") { this.message.textContent = ""; delete this.message.dataset.kind; }
+      return true;
+    }, (e) => {
+      this.message.textContent = `Your layout could not be saved: ${e instanceof Error ? e.message : e}`;
+      this.message.dataset.kind = "save";
+      return false;
+    });
+    this.saving = run;
+    return run;
   }
 
   stop() {
