@@ -156,6 +156,33 @@ pub async fn run(
         .as_ref()
         .map(|b| b.server().to_owned())
         .unwrap_or_default();
+    // SIEM forwarding: off (None) until `[siem]` lists a collector. It recovers its spool
+    // (file reads), so it starts off the async threads; a setting that cannot be used (a
+    // missing CA file, a key readable by others) is reported and recording goes on.
+    let mut siem = match &opts.events {
+        Some(bus) => {
+            let (bus, siem_cfg, data_dir) = (bus.clone(), cfg.siem.clone(), cfg.data_dir.clone());
+            match tokio::task::spawn_blocking(move || {
+                vigil_siem::SiemForwarder::start(bus, &siem_cfg, &data_dir)
+            })
+            .await?
+            {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::error!(error = %e, "SIEM forwarding cannot start");
+                    publish(NewEvent::vigil(
+                        &server,
+                        "siem.start_failed",
+                        Category::System,
+                        Severity::Error,
+                        format!("SIEM forwarding did not start: {e}"),
+                    ));
+                    None
+                }
+            }
+        }
+        None => None,
+    };
     publish(
         NewEvent::vigil(
             &server,
@@ -306,6 +333,10 @@ pub async fn run(
         Severity::Notice,
         "recording stopped cleanly",
     ));
+    if let Some(mut f) = siem.take() {
+        // Waits (briefly) for what was sent to be delivered; the rest goes at the next start.
+        let _ = tokio::task::spawn_blocking(move || f.stop()).await;
+    }
     event(RuntimeEvent::Stopped);
     Ok(())
 }
@@ -544,6 +575,87 @@ mod tests {
         assert_eq!(hub.viewers(&FeedKey::main(&cam.id)), 0);
         stop_tx.send(()).unwrap();
         running.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_runtime_runs_siem_forwarding_when_a_collector_is_configured() {
+        use vigil_events::{EventQuery, EventStore};
+        let tmp = tempfile::tempdir().unwrap();
+        let mut cfg = setup::init(tmp.path(), &tmp.path().join("vigil.toml"), false).unwrap();
+        let spool = cfg.data_dir.join("siem").join("spool");
+        // A collector nobody listens on: events wait in the spool.
+        cfg.siem.collectors = vec![vigil_config::SiemCollector {
+            target: "127.0.0.1:1".into(),
+            ca_file: Some(cfg.data_dir.join("pki").join("ca.crt")),
+            ..Default::default()
+        }];
+        let run_once = |cfg: Config| async move {
+            let store = Arc::new(Store::open(&cfg.data_dir).unwrap());
+            let events = Arc::new(EventStore::open(&cfg.data_dir).unwrap());
+            let bus = EventBus::start(events.clone(), "srv1").unwrap();
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let opts = RuntimeOptions {
+                events: Some(bus.clone()),
+                ..Default::default()
+            };
+            let running = tokio::spawn(run(
+                cfg,
+                store,
+                async move {
+                    let _ = stop_rx.await;
+                },
+                opts,
+            ));
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            bus.publish(NewEvent::vigil(
+                "srv1",
+                "security.login_failed",
+                Category::Security,
+                Severity::Notice,
+                "bad password",
+            ))
+            .unwrap();
+            bus.flush();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            stop_tx.send(()).unwrap();
+            running.await.unwrap().unwrap();
+            bus.flush();
+            events
+        };
+        run_once(cfg.clone()).await;
+        let records: u64 = std::fs::read_dir(&spool)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension() == Some("seg".as_ref()))
+            .map(|p| {
+                vigil_siem::spool::scan_segment(&std::fs::read(p).unwrap())
+                    .unwrap()
+                    .records
+            })
+            .sum();
+        assert_eq!(records, 1, "the security event waits in the spool");
+        // A setting that cannot be used is reported as an event; recording goes on.
+        cfg.siem.collectors[0].ca_file = Some(tmp.path().join("missing-ca.pem"));
+        let events = run_once(cfg.clone()).await;
+        let failed = events
+            .query(&EventQuery {
+                kinds: vec!["siem.start_failed".into()],
+                ..Default::default()
+            })
+            .unwrap()
+            .events;
+        assert_eq!(failed.len(), 1);
+        assert!(
+            failed[0].event.message.contains("missing-ca.pem"),
+            "{}",
+            failed[0].event.message
+        );
+        // Without a collector nothing is created.
+        let tmp2 = tempfile::tempdir().unwrap();
+        let cfg2 = setup::init(tmp2.path(), &tmp2.path().join("vigil.toml"), false).unwrap();
+        let dir2 = cfg2.data_dir.join("siem");
+        run_once(cfg2).await;
+        assert!(!dir2.exists());
     }
 
     #[tokio::test]
