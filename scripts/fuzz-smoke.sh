@@ -20,7 +20,7 @@
 #
 #   VIGIL_FUZZ_SECONDS=600 VIGIL_FUZZ_BUILD=release bash scripts/fuzz-smoke.sh site_parse
 #
-# Time on 2 cores (2026-12-06, 13 targets, now 16; cargo-fuzz install about 2.5 min once per machine,
+# Time on 2 cores (2026-12-06, 13 targets, now 17; cargo-fuzz install about 2.5 min once per machine,
 # not counted): cold --dev build 282 s of CPU, 5.3 to 5.6 min wall clock while other builds
 # shared the cores (about 2.5 min on idle cores); the 13 runs of 5 s over the committed corpora
 # 92 s. So about 4 min in all on 2 idle cores.
