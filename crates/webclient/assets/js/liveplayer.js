@@ -13,6 +13,12 @@ const MAX_LAG_SECS = 0.8;
 const TARGET_LAG_SECS = 0.12;
 /** Seconds of already-played video kept in the buffer. */
 const KEEP_SECS = 4;
+/** Behind the newest frame by more than this (but less than a jump), playback speeds up a
+ * little until it is back near TARGET_LAG_SECS, so a stall or a busy tab does not leave the
+ * picture behind for good. */
+const CATCH_UP_LAG_SECS = 0.25;
+/** Playback rate while catching up (video only: no pitch to hear). */
+const CATCH_UP_RATE = 1.2;
 
 export class LivePlayer {
   /**
@@ -43,6 +49,7 @@ export class LivePlayer {
     this.fragments = 0;
     this.skipped = 0;
     this.jumps = 0;
+    this.catchingUp = false;
   }
 
   start() {
@@ -219,6 +226,12 @@ export class LivePlayer {
         v.currentTime = Math.max(start, end - TARGET_LAG_SECS);
         this.jumps += 1;
       }
+      // Between the target and a jump: a little faster until near the target again.
+      const lag = end - v.currentTime;
+      if (lag > CATCH_UP_LAG_SECS) this.catchingUp = true;
+      else if (lag <= TARGET_LAG_SECS + 0.03) this.catchingUp = false;
+      const rate = this.catchingUp ? CATCH_UP_RATE : 1;
+      if (v.playbackRate !== rate) v.playbackRate = rate;
       if (v.paused) v.play().catch(() => { /* autoplay of muted video is allowed */ });
     }
     if (!this.trim(false)) this.pump();
