@@ -296,12 +296,73 @@ const scenarios = {
       await page.waitForSelector(".admin-body h1");
       await page.waitForTimeout(200);
       check((await page.locator(".admin-body p.error").count()) === 0, `administration page ${section} loads without error: ${await page.locator(".admin-body p.error").allTextContents()}`);
-      await shot(page, `admin-${section}`);
+      if (section !== "cameras") await shot(page, `admin-${section}`);
     }
     // Certificates: days to expiry for each, and the CA download is offered.
     await page.goto(`${cfg.url}#/admin/certificates`);
     await page.waitForSelector("table[aria-label=Certificates] tbody tr");
     check((await page.locator("table[aria-label=Certificates] tbody tr").count()) >= 2, "CA and server certificate listed");
+
+    // Cameras: each row says its state (with the reason when there is one), fps and bitrate;
+    // a camera's secondary stream has a row of its own with its URL, mode and whether a
+    // password is stored.
+    await page.goto(`${cfg.url}#/admin/cameras`);
+    const row = (cam, kind = "camera") => page.locator(`table[aria-label=Cameras] tr.${kind}-row[data-camera="${cam}"]`);
+    const cells = (cam, kind) => row(cam, kind).locator("td").allTextContents();
+    await page.waitForSelector("table[aria-label=Cameras] tr.camera-row");
+    const heads = await page.locator("table[aria-label=Cameras] th").allTextContents();
+    const col = (name) => heads.indexOf(name);
+    await page.waitForFunction((cam) => document.querySelector(`tr.camera-row[data-camera="${cam}"] .state`)?.textContent === "recording", cfg.playback.camera, { timeout: 15000 });
+    let c = await cells(cfg.playback.camera);
+    check(Number(c[col("fps")]) > 0 && Number(c[col("kbit/s")]) > 0, `a recording camera shows fps and kbit/s: ${JSON.stringify(c)}`);
+    check(/avc1\.\S+ \d+x\d+/.test(c[col("Video")]), `codec and resolution: ${c[col("Video")]}`);
+    check(c[col("State")].includes("last frame"), `the state says when the last frame came: ${c[col("State")]}`);
+    const dock = cfg.live.secondary.camera;
+    c = await cells(dock, "secondary");
+    check(c[col("Stream")].includes("secondary · live only") && c[col("Stream")].includes("rtsp://") && c[col("Stream")].includes("no credentials"), `the secondary stream's row: ${JSON.stringify(c)}`);
+    // Add one with a password to another camera, from the page.
+    const gate = cfg.admin.secondary_camera;
+    const password = "sub-Secret-for-the-page-42";
+    check((await row(gate, "secondary").count()) === 0, `${gate} starts without a secondary stream`);
+    await row(gate).locator("button", { hasText: "Add secondary" }).click();
+    const dlg = page.locator("dialog[open]");
+    await dlg.locator("input[name=secondary_url]").fill(cfg.admin.secondary_url);
+    await dlg.locator("input[name=secondary_username]").fill("sub");
+    await dlg.locator("input[name=secondary_password]").fill(password);
+    await dlg.locator("select[name=secondary_mode]").selectOption("recorded");
+    await dlg.locator("button[type=submit]").click();
+    await page.waitForSelector(`tr.secondary-row[data-camera="${gate}"][data-mode=recorded]`);
+    c = await cells(gate, "secondary");
+    check(c[col("Stream")].includes("secondary · recorded") && c[col("Stream")].includes(cfg.admin.secondary_url) && c[col("Stream")].includes("user sub, password stored"), `the new secondary stream: ${JSON.stringify(c)}`);
+    // The server starts its recorder within a few seconds (Refresh shows the status now).
+    let state = "";
+    for (let i = 0; i < 30 && state !== "recording"; i++) {
+      await page.waitForTimeout(1000);
+      await page.locator(".admin-body button", { hasText: "Refresh" }).click();
+      await page.waitForTimeout(200);
+      state = await row(gate, "secondary").locator(".state").textContent();
+    }
+    check(state === "recording", `the new recorded secondary stream records: ${state}`);
+    await shot(page, "admin-cameras");
+    check(!(await page.content()).includes(password), "the page never shows the password");
+    // Edit: keep the stored password, make it live only.
+    await row(gate, "secondary").locator("button", { hasText: "Edit" }).click();
+    check(await dlg.locator("input[name=secondary_url]").inputValue() === cfg.admin.secondary_url, "the dialog starts from the stored URL");
+    check(await dlg.locator("input[name=secondary_password]").inputValue() === "", "the password field starts empty");
+    check(await dlg.locator("input[name=secondary_keep]").isChecked(), "keeping the stored password is offered");
+    await dlg.locator("select[name=secondary_mode]").selectOption("live");
+    await shot(page, "admin-secondary-dialog");
+    await dlg.locator("button[type=submit]").click();
+    await page.waitForSelector(`tr.secondary-row[data-camera="${gate}"][data-mode=live]`);
+    c = await cells(gate, "secondary");
+    check(c[col("Stream")].includes("secondary · live only") && c[col("Stream")].includes("password stored"), `replaced, password kept: ${JSON.stringify(c)}`);
+    const info = await (await (await apiOf(ctx)).get(`api/v1/cameras/${gate}`)).json();
+    check(info.secondary?.mode === "live" && info.secondary?.has_password === true && !JSON.stringify(info).includes(password), `the API agrees: ${JSON.stringify(info.secondary)}`);
+    // Remove it (after confirming).
+    await row(gate, "secondary").locator("button", { hasText: "Remove" }).click();
+    await page.locator("dialog[open] button", { hasText: "Yes, do it" }).click();
+    await page.waitForSelector(`tr.secondary-row[data-camera="${gate}"]`, { state: "detached" });
+    check((await row(gate).locator("button", { hasText: "Add secondary" }).count()) === 1, "a camera without a secondary stream offers to add one");
     await ctx.close();
   },
 

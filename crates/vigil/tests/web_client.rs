@@ -1,8 +1,9 @@
 //! The web client as people use it, in Debian's Chromium (driven by
 //! `tests/browser/webclient.mjs` through playwright-core) against the real `vigil serve` recording
 //! GStreamer RTSP cameras: sign-in (wrong password, TOTP), roles, hostile names shown as text,
-//! administration pages, the phone layout and the idle sign-out, with zero Content-Security-Policy
-//! violations, page errors or JavaScript dialogs.
+//! administration pages (a camera's secondary stream added, edited and removed from the page),
+//! layouts saved on the server, the phone layout and the idle sign-out, with zero
+//! Content-Security-Policy violations, page errors or JavaScript dialogs.
 //!
 //! `VIGIL_SCREENSHOTS=DIR` keeps the screenshots (docs/screenshots/ holds the published ones).
 
@@ -142,6 +143,12 @@ fn web_client_in_chromium() {
                 "grid_width": small.width(),
                 "full_width": clip.width(),
             },
+        },
+        "admin": {
+            // The administration scenario gives this camera a secondary stream from the page,
+            // edits it (keeping its password) and removes it.
+            "secondary_camera": "gate",
+            "secondary_url": peer.url("c2"),
         },
         "viewer_cameras": ["lobby"],
         "idle_secs": 60,

@@ -296,3 +296,116 @@ async fn the_openapi_document_describes_the_secondary_stream() {
         "{params:?}"
     );
 }
+
+#[tokio::test]
+async fn a_stored_password_is_kept_only_for_the_same_host_and_user() {
+    let h = Harness::new();
+    let admin = h.admin().await;
+    let a = h.post("/api/v1/cameras", &admin, Some(lobby())).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    let stored_password = |h: &Harness| {
+        let sec = h.state.store.camera("lobby").unwrap().secondary.unwrap();
+        h.state.store.camera_password(&sec.id).unwrap()
+    };
+    // Another path and mode on the same host, same user: the password stays.
+    let a = h
+        .patch(
+            "/api/v1/cameras/lobby",
+            &admin,
+            json!({"secondary": {"url": "RTSP://10.0.0.5/sub-hd", "username": "viewer", "mode": "live", "keep_password": true}}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let sec = &a.json()["secondary"];
+    assert_eq!(
+        (sec["url"].as_str(), sec["mode"].as_str()),
+        (Some("RTSP://10.0.0.5/sub-hd"), Some("live"))
+    );
+    assert_eq!(sec["has_password"], true, "{sec}");
+    assert!(!a.text().contains(PASSWORD));
+    assert_eq!(stored_password(&h).as_deref(), Some(PASSWORD));
+
+    // Never to another host or port, another user, with a new password at the same time, or
+    // for a camera without a secondary; every refusal changes nothing.
+    for (secondary, says) in [
+        (
+            json!({"url": "rtsp://10.0.0.66/sub", "username": "viewer", "keep_password": true}),
+            "same scheme, host, port and user name",
+        ),
+        (
+            json!({"url": "rtsp://10.0.0.5:8554/sub", "username": "viewer", "keep_password": true}),
+            "another host",
+        ),
+        (
+            json!({"url": "rtsps://10.0.0.5/sub", "username": "viewer", "keep_password": true}),
+            "enter the password again",
+        ),
+        (
+            json!({"url": "rtsp://10.0.0.5/sub", "username": "admin", "keep_password": true}),
+            "user name",
+        ),
+        (
+            json!({"url": "rtsp://10.0.0.5/sub", "username": "viewer", "password": "new-one", "keep_password": true}),
+            "not both",
+        ),
+    ] {
+        let a = h
+            .patch(
+                "/api/v1/cameras/lobby",
+                &admin,
+                json!({"enabled": false, "secondary": secondary}),
+            )
+            .await;
+        assert_eq!(
+            a.status,
+            StatusCode::BAD_REQUEST,
+            "{secondary}: {}",
+            a.text()
+        );
+        assert_eq!(a.code(), "invalid_field", "{secondary}");
+        assert!(
+            a.text().contains("secondary.keep_password") && a.text().contains(says),
+            "{secondary}: {}",
+            a.text()
+        );
+    }
+    let cam = h.state.store.camera("lobby").unwrap();
+    assert!(cam.enabled, "unchanged");
+    assert_eq!(
+        cam.secondary.as_ref().unwrap().url,
+        "RTSP://10.0.0.5/sub-hd"
+    );
+    assert_eq!(stored_password(&h).as_deref(), Some(PASSWORD));
+
+    let gate = json!({"name": "gate", "url": "rtsp://10.0.0.6/main", "secondary": {"url": "rtsp://10.0.0.6/sub", "keep_password": true}});
+    let a = h.post("/api/v1/cameras", &admin, Some(gate)).await;
+    assert_eq!(a.code(), "invalid_field", "{}", a.text());
+    let a = h
+        .post(
+            "/api/v1/cameras",
+            &admin,
+            Some(json!({"name": "gate", "url": "rtsp://10.0.0.6/main"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED);
+    let a = h
+        .patch(
+            "/api/v1/cameras/gate",
+            &admin,
+            json!({"secondary": {"url": "rtsp://10.0.0.6/sub", "keep_password": true}}),
+        )
+        .await;
+    assert_eq!(a.code(), "invalid_field", "{}", a.text());
+    assert!(a.text().contains("no secondary stream"), "{}", a.text());
+
+    // Without keep_password, a replacement without a password has none (as before).
+    let a = h
+        .patch(
+            "/api/v1/cameras/lobby",
+            &admin,
+            json!({"secondary": {"url": "rtsp://10.0.0.5/sub", "username": "viewer"}}),
+        )
+        .await;
+    assert_eq!(a.json()["secondary"]["has_password"], false, "{}", a.text());
+    assert_eq!(stored_password(&h), None);
+}

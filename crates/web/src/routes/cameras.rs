@@ -408,7 +408,8 @@ pub struct NewCameraRequest {
 }
 
 /// A camera's secondary stream, as POST and PATCH take it: checked like the main stream, and
-/// replacing any secondary the camera had as a whole (a password left out is no password).
+/// replacing any secondary the camera had as a whole (a password left out is no password,
+/// unless `keep_password` says to keep the stored one).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecondaryRequest {
@@ -419,6 +420,13 @@ pub struct SecondaryRequest {
     pub password: Option<String>,
     /// `live` (live view only; the default) or `recorded`.
     pub mode: Option<SecondaryMode>,
+    /// PATCH only: keep the password stored for the camera's current secondary stream instead
+    /// of giving `password` again (to change its mode or path without typing the password
+    /// again). Refused together with `password`, on POST, and when the scheme, host, port or
+    /// user name differ from the stored ones: a stored password only ever goes to the host it
+    /// was given for.
+    #[serde(default)]
+    pub keep_password: bool,
 }
 
 impl std::fmt::Debug for SecondaryRequest {
@@ -427,6 +435,7 @@ impl std::fmt::Debug for SecondaryRequest {
             .field("url", &self.url)
             .field("username", &self.username)
             .field("mode", &self.mode)
+            .field("keep_password", &self.keep_password)
             .finish_non_exhaustive()
     }
 }
@@ -440,6 +449,53 @@ impl SecondaryRequest {
             mode: self.mode.unwrap_or(SecondaryMode::Live).into(),
         }
     }
+
+    /// Checks `keep_password` against the request itself (before anything is looked up).
+    fn check_keep(&self) -> ApiResult<()> {
+        if self.keep_password && self.password.as_deref().is_some_and(|p| !p.is_empty()) {
+            return Err(bad_field(
+                "secondary.keep_password",
+                "give either a new `password` or `keep_password`, not both",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The stream to store, with the current secondary's password when it is kept.
+    fn to_store_keeping(&self, store: &Store, cam: &Camera) -> ApiResult<NewSecondary> {
+        let mut new = self.to_store();
+        if !self.keep_password {
+            return Ok(new);
+        }
+        let Some(current) = &cam.secondary else {
+            return Err(bad_field(
+                "secondary.keep_password",
+                "the camera has no secondary stream whose password could be kept; give `password`",
+            ));
+        };
+        let same_origin = matches!(
+            (stream_origin(&current.url), stream_origin(&new.url)),
+            (Some(a), Some(b)) if a == b
+        );
+        if !same_origin || current.username != new.username {
+            return Err(bad_field(
+                "secondary.keep_password",
+                "a stored password is kept only for the same scheme, host, port and user name \
+                 (it must not go to another host); enter the password again",
+            ));
+        }
+        new.password = store
+            .camera_password(&current.id)
+            .map_err(ApiError::internal)?;
+        Ok(new)
+    }
+}
+
+/// Scheme and authority (`host[:port]`) of a stream URL, lower case: where its password goes.
+fn stream_origin(url: &str) -> Option<(String, String)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    Some((scheme.to_ascii_lowercase(), authority.to_ascii_lowercase()))
 }
 
 /// The audit log's view of a secondary stream: never the password.
@@ -565,6 +621,12 @@ async fn add_camera(
     let ApiJson(req) = body?;
     caller.require(Permission::ManageCameras, Some(&req.name))?;
     check_camera_name(&req.name)?;
+    if req.secondary.as_ref().is_some_and(|s| s.keep_password) {
+        return Err(bad_field(
+            "secondary.keep_password",
+            "a new camera has no stored password to keep; give `password`",
+        ));
+    }
     let new = NewCamera {
         name: req.name.clone(),
         url: req.url.clone(),
@@ -660,17 +722,21 @@ async fn patch_camera(
         .map(|b| b.map(bytes_limit).transpose())
         .transpose()?;
     let enabled = patch.enabled;
-    let secondary = patch
-        .secondary
-        .as_ref()
-        .map(|s| s.as_ref().map(SecondaryRequest::to_store));
+    if let Some(Some(sec)) = &patch.secondary {
+        sec.check_keep()?;
+    }
+    let secondary = patch.secondary;
     let store = state.store.clone();
     let (before, info) = blocking(move || {
         let cam = find_camera(&store, &name)?;
         let before = camera_info(&store, &cam, true, now_us())?;
         if let Some(sec) = &secondary {
+            let new = sec
+                .as_ref()
+                .map(|s| s.to_store_keeping(&store, &cam))
+                .transpose()?;
             store
-                .set_secondary(&cam.name, sec.as_ref())
+                .set_secondary(&cam.name, new.as_ref())
                 .map_err(store_error)?;
         }
         if let Some(e) = enabled {

@@ -4,6 +4,7 @@
 import { api, seg } from "./api.js";
 import { h, replace, field, dialog, toast } from "./dom.js";
 import { download } from "./evidence.js";
+import { clock, local } from "./time.js";
 
 const SECTIONS = {
   cameras: "Cameras",
@@ -15,15 +16,100 @@ const SECTIONS = {
 };
 
 /**
- * A table of rows; every cell is text or an element built with `h`.
+ * A table of rows; every cell is text or an element built with `h`. A row is its cells, or
+ * `{cells, attrs}` for a row with attributes of its own.
  * @param {string} label
  * @param {string[]} heads
- * @param {any[][]} rows
+ * @param {(any[] | {cells: any[], attrs: Record<string, any>})[]} rows
+ * @param {string} [cls] a class of its own
  */
-function table(label, heads, rows) {
-  return h("table", { class: "data", "aria-label": label },
+function table(label, heads, rows, cls) {
+  /** @param {any[]} cells @param {Record<string, any>} [attrs] */
+  const tr = (cells, attrs = {}) => h("tr", attrs, cells.map((c) => h("td", {}, c ?? "")));
+  return h("table", { class: cls ? `data ${cls}` : "data", "aria-label": label },
     h("thead", {}, h("tr", {}, heads.map((t) => h("th", { scope: "col", text: t })))),
-    h("tbody", {}, rows.length ? rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c ?? "")))) : h("tr", {}, h("td", { colspan: String(heads.length), class: "empty", text: "Nothing here yet." }))));
+    h("tbody", {}, rows.length ? rows.map((r) => (Array.isArray(r) ? tr(r) : tr(r.cells, r.attrs))) : h("tr", {}, h("td", { colspan: String(heads.length), class: "empty", text: "Nothing here yet." }))));
+}
+
+/** What a recorder state means, for the ones whose name does not say it. */
+const STATE_HELP = {
+  "not running": "No server has reported this stream in the last 10 seconds.",
+  live: "Live view only: frames go to viewers, nothing is stored.",
+  disabled: "Recording is switched off for this camera.",
+};
+
+/**
+ * A stream's state with its reason and last frame (the API's status).
+ * @param {{state: string, last_error?: string | null, last_frame?: string | null}} s
+ */
+function statusCell(s) {
+  const t = Date.parse(s.last_frame || "");
+  return h("div", { class: "status" },
+    h("span", { class: `state state-${s.state.replace(/\s/g, "-")}`, title: STATE_HELP[/** @type {keyof STATE_HELP} */ (s.state)] || "", text: s.state }),
+    s.last_error ? h("div", { class: "reason", text: s.last_error }) : null,
+    Number.isFinite(t) ? h("div", { class: "hint", text: `last frame ${new Date(t).toDateString() === new Date().toDateString() ? clock(t * 1000).slice(0, 8) : local(t * 1000)}` }) : null);
+}
+
+/**
+ * Where a stream comes from: its URL and whether credentials are stored (never the password).
+ * @param {string} which @param {{url?: string, username?: string | null, has_password: boolean}} s
+ */
+function streamCell(which, s) {
+  const creds = s.username ? `user ${s.username}${s.has_password ? ", password stored" : ", no password"}` : s.has_password ? "password stored" : "no credentials";
+  return h("div", { class: "stream" },
+    h("span", { class: "stream-kind", text: which }),
+    s.url ? h("div", { class: "url", text: s.url }) : null,
+    h("div", { class: "hint", text: creds }));
+}
+
+/** @param {{encrypted: boolean, summary: string} | undefined} link */
+function linkCell(link) {
+  return link ? h("span", { class: link.encrypted ? "ok" : "warn", title: link.summary, text: link.encrypted ? "encrypted" : "RTSP in clear" }) : "";
+}
+
+/** The video columns of a stream: codec and size, fps, kbit/s, stored.
+ * @param {any} status @param {number} bytes @param {boolean} [stored] whether the stream is recorded */
+function videoCells(status, bytes, stored = true) {
+  return [
+    [status.codec, status.resolution].filter(Boolean).join(" "),
+    status.fps != null ? status.fps.toFixed(1) : "",
+    status.bitrate_bps != null ? String(Math.round(status.bitrate_bps / 1000)) : "",
+    !stored && bytes === 0 ? "—" : `${(bytes / 1048576).toFixed(1)} MiB`,
+  ];
+}
+
+/** A button of a table row; `key` finds it again after the table is rebuilt (focus).
+ * @param {string} key @param {string} text @param {string} label @param {() => void} onclick @param {string} [cls] */
+function rowButton(key, text, label, onclick, cls) {
+  return h("button", { type: "button", class: cls, dataset: { key }, "aria-label": label, onclick, text });
+}
+
+/** The secondary stream's fields of a form (add camera, set the secondary stream).
+ * @param {{url?: string, username?: string | null, has_password: boolean, mode: string} | null} current
+ * @param {boolean} required the URL must be given (not when it is optional, adding a camera) */
+function secondaryFields(current, required) {
+  const mode = h("select", { name: "secondary_mode" },
+    [["live", "Live view only (not stored)"], ["recorded", "Recorded and signed, like the main stream"]].map(([v, t]) => h("option", { value: v, selected: current?.mode === v, text: t })));
+  return [
+    field("Secondary RTSP URL", h("input", { name: "secondary_url", required, value: current?.url || "", placeholder: "rtsp://10.0.1.20:554/stream2" }), "Usually a lower resolution: the live grid plays it, full screen the main stream. Without credentials."),
+    field("Secondary user name", h("input", { name: "secondary_username", value: current?.username || "", autocomplete: "off" })),
+    field("Secondary password", h("input", { name: "secondary_password", type: "password", autocomplete: "new-password" }),
+      current?.has_password ? "A password is stored: enter a new one to replace it." : "Stored encrypted; never shown again."),
+    current?.has_password ? h("label", { class: "check" }, h("input", { type: "checkbox", name: "secondary_keep", checked: true }), "Otherwise keep the stored password (same host and user name only)") : null,
+    field("Secondary stream mode", mode),
+  ];
+}
+
+/** The API's `secondary` object from a form's values. @param {Record<string, string>} v */
+function secondaryBody(v) {
+  const keep = v.secondary_keep === "on" && !v.secondary_password;
+  return {
+    url: v.secondary_url,
+    username: v.secondary_username || undefined,
+    password: v.secondary_password || undefined,
+    mode: v.secondary_mode || "live",
+    keep_password: keep || undefined,
+  };
 }
 
 /** @param {unknown} e */
@@ -62,8 +148,9 @@ function confirm(question) {
  * @param {string} title
  * @param {(HTMLElement | null)[]} fields
  * @param {(values: Record<string, string>) => Promise<any>} submit
+ * @param {string} [action] the submit button's text (default: the title)
  */
-function formDialog(title, fields, submit) {
+function formDialog(title, fields, submit, action = title) {
   const err = h("p", { class: "error", role: "alert" });
   return dialog(title, (close) => h("form", {
     onsubmit: async (/** @type {Event} */ ev) => {
@@ -73,7 +160,7 @@ function formDialog(title, fields, submit) {
     },
   }, fields, err, h("div", { class: "actions" },
     h("button", { type: "button", onclick: () => close(null), text: "Cancel" }),
-    h("button", { type: "submit", class: "primary", text: title }))));
+    h("button", { type: "submit", class: "primary", text: action }))));
 }
 
 /** @param {string} name @param {Record<string, any>} [attrs] */
@@ -99,7 +186,13 @@ export class AdminView {
       cameras: () => this.cameras(), users: () => this.users(), tokens: () => this.tokens(),
       certificates: () => this.certificates(), ids: () => this.ids(), settings: () => this.settings(),
     }[this.section];
-    f().catch((e) => replace(this.body, h("p", { class: "error", text: msg(e) })));
+    // The keyboard stays where it was: on the same row's button after the table is rebuilt.
+    const key = /** @type {HTMLElement | null} */ (document.activeElement)?.dataset?.key;
+    f().then(() => {
+      if (!key) return;
+      const again = /** @type {HTMLElement | null} */ ([...this.body.querySelectorAll("[data-key]")].find((el) => /** @type {HTMLElement} */ (el).dataset.key === key) || null);
+      (again || this.body.querySelector("h1"))?.focus();
+    }).catch((e) => replace(this.body, h("p", { class: "error", text: msg(e) })));
   }
 
   async cameras() {
@@ -110,30 +203,72 @@ export class AdminView {
       field("RTSP URL", input("url", { required: true, placeholder: "rtsp://10.0.1.20:554/stream1" }), "Without credentials: give them below."),
       field("User name", input("username", { autocomplete: "off" })),
       field("Password", input("password", { type: "password", autocomplete: "new-password" }), "Stored encrypted; never shown again."),
-    ], (v) => api("POST", "/api/v1/cameras", { name: v.name, url: v.url, username: v.username || undefined, password: v.password || undefined }))
-      .then((r) => { if (r) { toast("Camera added."); this.refresh(); } });
+      h("details", { class: "more" }, h("summary", { text: "Secondary stream (optional)" }), secondaryFields(null, false)),
+    ], (v) => api("POST", "/api/v1/cameras", {
+      name: v.name, url: v.url, username: v.username || undefined, password: v.password || undefined,
+      secondary: v.secondary_url ? secondaryBody(v) : undefined,
+    })).then((r) => { if (r) { toast("Camera added."); this.refresh(); } });
+    /** @param {any} c */
+    const setSecondary = (c) => formDialog(c.secondary ? `Secondary stream of ${c.name}` : `Add a secondary stream to ${c.name}`, secondaryFields(c.secondary, true),
+      (v) => api("PATCH", `/api/v1/cameras/${seg(c.name)}`, { secondary: secondaryBody(v) }), c.secondary ? "Save" : "Add secondary stream")
+      .then((r) => { if (r) { toast(c.secondary ? "Secondary stream replaced." : "Secondary stream added."); this.refresh(); } });
+    /** @param {any} c */
+    const removeSecondary = async (c) => {
+      if (await confirm(`Remove the secondary stream of "${c.name}"? The live grid then plays the main stream; recordings of the secondary stream are kept until retention removes them.`)) {
+        act(() => api("PATCH", `/api/v1/cameras/${seg(c.name)}`, { secondary: null }), "Secondary stream removed.", () => this.refresh());
+      }
+    };
+    /** @param {any} c */
+    const retention = (c) => formDialog(`Retention of ${c.name}`, [
+      field("Keep at most (days)", input("days", { type: "number", min: "1", value: c.max_age_secs != null ? String(Math.round(c.max_age_secs / 86400)) : "" }), "Empty: the installation default."),
+      field("Keep at most (GiB)", input("gib", { type: "number", min: "1", value: c.max_bytes != null ? String(Math.round(c.max_bytes / 1073741824)) : "" }), "Empty: the installation default. Covers the secondary stream's recordings too."),
+    ], (v) => api("PATCH", `/api/v1/cameras/${seg(c.name)}`, {
+      max_age: v.days ? `${v.days}d` : null,
+      max_bytes: v.gib ? Number(v.gib) * 1073741824 : null,
+    }), "Save").then((r) => { if (r) { toast("Retention saved."); this.refresh(); } });
+    /** @type {(any[] | {cells: any[], attrs: Record<string, any>})[]} */
+    const rows = [];
+    for (const c of cams) {
+      rows.push({
+        attrs: { class: "camera-row", dataset: { camera: c.name } },
+        cells: [
+          h("strong", { text: c.name }),
+          streamCell("main", c),
+          statusCell(c.status),
+          linkCell(c.link),
+          ...videoCells(c.status, c.recorded_bytes),
+          [c.max_age_secs != null ? `${Math.round(c.max_age_secs / 86400)} d` : "default age", c.max_bytes != null ? `${Math.round(c.max_bytes / 1073741824)} GiB` : "default size"].join(", "),
+          h("span", { class: "row-actions" },
+            rowButton(`enable:${c.name}`, c.enabled ? "Disable" : "Enable", `${c.enabled ? "Disable" : "Enable"} recording of ${c.name}`, () => act(() => api("PATCH", `/api/v1/cameras/${seg(c.name)}`, { enabled: !c.enabled }), c.enabled ? "Camera disabled." : "Camera enabled.", () => this.refresh())),
+            rowButton(`retention:${c.name}`, "Retention", `Retention of ${c.name}`, () => retention(c)),
+            c.secondary ? null : rowButton(`secondary:${c.name}`, "Add secondary", `Add a secondary stream to ${c.name}`, () => setSecondary(c)),
+            rowButton(`remove:${c.name}`, "Remove", `Remove camera ${c.name}`, async () => { if (await confirm(`Remove camera "${c.name}"? Its recorded video is kept until retention removes it.`)) act(() => api("DELETE", `/api/v1/cameras/${seg(c.name)}`), "Camera removed.", () => this.refresh()); }, "danger")),
+        ],
+      });
+      const sec = c.secondary;
+      if (sec) {
+        rows.push({
+          attrs: { class: "secondary-row", dataset: { camera: c.name, mode: sec.mode } },
+          cells: [
+            h("span", { class: "sub-mark" }, h("span", { "aria-hidden": "true", text: "↳" }), h("span", { class: "sr-only", text: `${c.name}, secondary stream` })),
+            streamCell(sec.mode === "recorded" ? "secondary · recorded" : "secondary · live only", sec),
+            statusCell(sec.status),
+            linkCell(sec.link),
+            ...videoCells(sec.status, sec.recorded_bytes, sec.mode === "recorded"),
+            sec.mode === "recorded" ? "with the main stream" : "not stored",
+            h("span", { class: "row-actions" },
+              rowButton(`secondary:${c.name}`, "Edit", `Edit the secondary stream of ${c.name}`, () => setSecondary(c)),
+              rowButton(`remove-secondary:${c.name}`, "Remove", `Remove the secondary stream of ${c.name}`, () => removeSecondary(c), "danger")),
+          ],
+        });
+      }
+    }
     replace(this.body,
-      h("div", { class: "toolbar" }, h("h1", { text: "Cameras" }), h("span", { class: "spacer" }), h("button", { type: "button", class: "primary", onclick: add, text: "Add camera" })),
-      table("Cameras", ["Name", "State", "Link", "Codec", "fps", "kbit/s", "Stored", "Retention", ""], cams.map((c) => [
-        c.name,
-        h("span", { class: `state state-${c.status.state.replace(/\s/g, "-")}`, title: c.status.last_error || "", text: c.status.state + (c.status.last_error ? ` — ${c.status.last_error}` : "") }),
-        c.link ? h("span", { class: c.link.encrypted ? "ok" : "warn", title: c.link.summary, text: c.link.encrypted ? "encrypted" : "RTSP in clear" }) : "",
-        [c.status.codec, c.status.resolution].filter(Boolean).join(" "),
-        c.status.fps != null ? c.status.fps.toFixed(1) : "",
-        c.status.bitrate_bps != null ? Math.round(c.status.bitrate_bps / 1000) : "",
-        `${(c.recorded_bytes / 1048576).toFixed(1)} MiB`,
-        [c.max_age_secs != null ? `${Math.round(c.max_age_secs / 86400)} d` : "default age", c.max_bytes != null ? `${Math.round(c.max_bytes / 1073741824)} GiB` : "default size"].join(", "),
-        h("span", { class: "row-actions" },
-          h("button", { type: "button", onclick: () => act(() => api("PATCH", `/api/v1/cameras/${seg(c.name)}`, { enabled: !c.enabled }), c.enabled ? "Camera disabled." : "Camera enabled.", () => this.refresh()), text: c.enabled ? "Disable" : "Enable" }),
-          h("button", { type: "button", onclick: () => formDialog("Set retention", [
-            field("Keep at most (days)", input("days", { type: "number", min: "1", value: c.max_age_secs != null ? String(Math.round(c.max_age_secs / 86400)) : "" }), "Empty: the installation default."),
-            field("Keep at most (GiB)", input("gib", { type: "number", min: "1", value: c.max_bytes != null ? String(Math.round(c.max_bytes / 1073741824)) : "" }), "Empty: the installation default."),
-          ], (v) => api("PATCH", `/api/v1/cameras/${seg(c.name)}`, {
-            max_age: v.days ? `${v.days}d` : null,
-            max_bytes: v.gib ? Number(v.gib) * 1073741824 : null,
-          })).then((r) => { if (r) { toast("Retention saved."); this.refresh(); } }), text: "Retention" }),
-          h("button", { type: "button", class: "danger", onclick: async () => { if (await confirm(`Remove camera "${c.name}"? Its recorded video is kept until retention removes it.`)) act(() => api("DELETE", `/api/v1/cameras/${seg(c.name)}`), "Camera removed.", () => this.refresh()); }, text: "Remove" })),
-      ])));
+      h("div", { class: "toolbar" }, h("h1", { text: "Cameras", tabindex: "-1" }), h("span", { class: "spacer" }),
+        // No automatic refresh: polling would keep an idle session alive.
+        h("button", { type: "button", dataset: { key: "refresh" }, onclick: () => this.refresh(), text: "Refresh", title: "Show the current status" }),
+        h("button", { type: "button", class: "primary", onclick: add, text: "Add camera" })),
+      table("Cameras", ["Camera", "Stream", "State", "Link", "Video", "fps", "kbit/s", "Stored", "Retention", ""], rows, "cameras"));
   }
 
   async users() {
