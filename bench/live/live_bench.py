@@ -210,6 +210,25 @@ def vigil_threads(pid):
     return out
 
 
+def thread_ticks_by_name(pid):
+    """{thread name: CPU ticks} of a process (threads of one name summed)."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                data = f.read()
+        except OSError:
+            continue
+        name = data[data.index("(") + 1:data.rindex(")")]
+        rest = data[data.rindex(")") + 2:].split()
+        out[name] = out.get(name, 0) + int(rest[11]) + int(rest[12])
+    return out
+
+
 class Sampler(threading.Thread):
     """CPU ticks of the processes under test every 0.5 s, so any window can be cut later."""
 
@@ -1296,6 +1315,7 @@ def range_rounds(a, vigil, nginx, full_path, body, sampler, windows):
             env = dict(os.environ, LB_SIZE=str(size), LB_CHUNK=str(chunk), LB_PATH=p,
                        LB_AUTH=f"Bearer {vigil.token}")
             pids = [vigil.proc.pid] if name == "vigil" else nginx.pids()
+            th0 = thread_ticks_by_name(vigil.proc.pid)
             c0 = sum(proc_ticks(x) for x in pids)
             t0 = time.time()
             w = subprocess.run(["wrk", "-t2", f"-c{a.range_conns}", f"-d{a.range_duration}s",
@@ -1303,6 +1323,8 @@ def range_rounds(a, vigil, nginx, full_path, body, sampler, windows):
                                capture_output=True, text=True, env=env, timeout=a.range_duration + 60)
             t1 = time.time()
             c1 = sum(proc_ticks(x) for x in (pids if name == "vigil" else nginx.pids()))
+            th1 = thread_ticks_by_name(vigil.proc.pid)
+            busy = {k: (v - th0.get(k, 0)) / CLK_TCK for k, v in th1.items() if v - th0.get(k, 0) > 0}
             if w.returncode != 0:
                 raise RuntimeError(f"wrk failed: {w.stderr[:400]}")
             rps = float(re.search(r"Requests/sec:\s+([\d.]+)", w.stdout).group(1))
@@ -1314,7 +1336,8 @@ def range_rounds(a, vigil, nginx, full_path, body, sampler, windows):
                          "cpu_s": (c1 - c0) / CLK_TCK, "wall_s": t1 - t0,
                          "non2xx": int(bad.group(1)) if bad else 0,
                          "socket_errors": errs.group(1).strip() if errs else "none",
-                         "latency_avg": lat.group(1) if lat else "?"}
+                         "latency_avg": lat.group(1) if lat else "?",
+                         "vigil_threads_s": busy if name == "vigil" else None}
             windows[f"range {name} {r + 1}"] = (t0, t1)
             log(f"range round {r + 1}: {name:5s} {rps * chunk / 1e6:8.1f} MB/s ({rps:.0f} req/s), "
                 f"server CPU {(c1 - c0) / CLK_TCK:.2f} s, errors {row[name]['socket_errors']}")
@@ -1347,7 +1370,37 @@ def report(a, res):
         lines += ["", f"**The run stopped early: {res['aborted']}.** Figures below are what was measured."]
     lines += ["", f"Cameras: {a.cameras}, each main stream {a.main_size} {a.fps} fps H.264 {a.main_kbps} kbit/s "
               f"(GOP {a.gop}, recorded), secondary {a.sub_size} {a.fps} fps {a.sub_kbps} kbit/s x264 "
-              "zerolatency from bench/live/coded_rtsp.py (live only)."]
+              "zerolatency from bench/live/coded_rtsp.py (live only).", "",
+              "How it is measured (details in bench/live/live_bench.py):", "",
+              "- **Latency**: the test camera draws each frame's number into the frame as 16 black/white "
+              "blocks (and their inverse) and logs when the frame's last RTP packet reached the sink that "
+              "writes to the RTSP clients. The web client's live page in Chromium plays the secondary "
+              "streams; a `requestVideoFrameCallback` loop per tile draws the frame onto a 64x8 canvas, "
+              "reads the number, and takes `performance.timeOrigin + expectedDisplayTime` as the time it "
+              "is on screen (the compositor's estimate of when the frame becomes visible, one vsync after "
+              "`presentationTime`, when it was handed to the compositor: the later, conservative one). "
+              "Which frame was presented comes from the callback's `mediaTime` (per tile the media time "
+              "and the camera's timestamp differ by a constant, found from the numbers read); the number "
+              "read checks it. Same machine, same clock (`Date.now()` vs `timeOrigin + now()` is checked). "
+              "A WebSocket subclass injected before the page's scripts stamps each fragment's arrival, "
+              "which splits the latency into camera -> page and page -> screen. Both hooks are injected "
+              "through the DevTools protocol; the client's code and CSP are unchanged.",
+              "- **Time to first frame**: the `change` event of a tile's camera selector (set in the page) "
+              "to the expected display time of the tile's first presented frame.",
+              "- **Server cost**: `vigil serve` CPU from /proc (all threads, and per thread group) in windows "
+              "with no viewer, 1 tile, 16 tiles, and 256 viewer-streams (the 16 tiles plus WebSocket clients "
+              "of live_bench.py `fanout`: token, `stream=secondary`, 16 viewers per camera). Frames lost by "
+              "recording: every GOP of the fixed-GOP main clip but each camera's last must hold exactly "
+              f"{a.gop} frames, no hole between GOPs, no gap row. Viewer losses: `skipped` messages.",
+              "- **Seek**: a click on the playback page's timeline at a random recorded time (the timeline "
+              "zoomed to the recording), from the `pointerup` to the expected display time of the first "
+              "frame whose `mediaTime` is the new position; three conditions: the camera still recording "
+              "(the answer of the page's ten-minute window grows between Range requests), the camera "
+              "disabled (the answer is final) with this run's segment files in the page cache, and evicted "
+              "(`posix_fadvise(DONTNEED)` on this run's own files) before each click. A scrub with no frame "
+              "after 5 s counts as 5 s.",
+              "- **Delivery**: one playback answer downloaded once; nginx serves the same bytes; wrk with "
+              "1 MiB `Range` requests over TLS against both, rounds alternating."]
 
     # latency
     lines += ["", "### Live latency (camera sent the frame -> the page presents it)", "",
@@ -1366,6 +1419,8 @@ def report(a, res):
             f"{r['presented_per_tile_per_s']:.1f} ({r['sent_per_s']:.1f}) | "
             f"{r['skipped']} | {c.get('load_mean', 0):.1f} |")
     tt = {}
+    grid = ph.get("ttff grid", {}).get("samples", [])
+    slow = sorted(grid, key=lambda x: -x["expected_ms"])[:4]
     for name in ("ttff single", "ttff grid"):
         s = [x["expected_ms"] for x in ph.get(name, {}).get("samples", [])]
         tt[name] = summary(s)
@@ -1378,6 +1433,10 @@ def report(a, res):
         if s:
             lines.append(f"| {label} | {s['n']} | {s['median']:.0f} | {s['p95']:.0f} | {s['max']:.0f} | "
                          f"{ph[name]['failed']} |")
+    if slow and "seeks_before" in slow[0]:
+        lines += ["", "The slowest tiles of the 16 opened at once (first frame ms / seeks the player made "
+                  "before it): " + ", ".join(f"{x['expected_ms']:.0f} / {x['seeks_before']}" for x in slow)
+                  + "; all 16: " + ", ".join(str(x["seeks_before"]) for x in grid) + " seeks."]
 
     # seeks
     sk = ph.get("seeks", {})
@@ -1397,6 +1456,14 @@ def report(a, res):
             lines.append(f"| {labels.get(kind, kind)} | {s['n']} | {sum(1 for r in rows if not r.get('timeout'))} | "
                          f"{s['median']:.0f} | {s['p95']:.0f} | {s['max']:.0f}{'+' if any(r.get('timeout') for r in rows) else ''} | "
                          f"{sum(1 for r in rows if r.get('reloaded'))} |")
+
+    fit = seek_fit(sk, a.fps, a.gop)
+    if fit:
+        lines += ["", f"Seek time against the frame's distance from its GOP's keyframe (closed recording, "
+                  f"{fit['n']} scrubs under 1 s): about **{fit['a']:.0f} ms + {fit['b']:.1f} ms per frame** "
+                  f"decoded from the keyframe (least squares; keyframes at media frame {fit['phase']} mod "
+                  f"{a.gop}, found by the fit; residual median {fit['resid']:.0f} ms): a scrub to the last "
+                  f"frame of a {a.gop}-frame GOP costs about {fit['a'] + fit['b'] * (a.gop - 1):.0f} ms."]
 
     # CPU
     cpu = res["cpu"]
@@ -1468,7 +1535,12 @@ def report(a, res):
         rg["best_ratio"] = best_v / best_n
         rg["median_ratio"] = statistics.median(ratios)
         lines += ["", f"Best vs best **{best_v / best_n:.2f} x nginx**, per round {min(ratios):.2f}-{max(ratios):.2f}, "
-                  f"median {statistics.median(ratios):.2f}."]
+                  f"median {statistics.median(ratios):.2f}. Vigil CPU per GB served "
+                  f"{statistics.median(r['vigil']['cpu_s'] / (r['vigil']['requests'] * rg['chunk'] / 1e9) for r in rg['rounds']):.1f} s, "
+                  f"nginx {statistics.median(r['nginx']['cpu_s'] / (r['nginx']['requests'] * rg['chunk'] / 1e9) for r in rg['rounds']):.1f} s "
+                  "(medians of the rounds; Vigil's includes its recording, about 5 % of a core). Vigil's busiest threads per round (CPU s): "
+                  + "; ".join(", ".join(f"{k} {v:.1f}" for k, v in sorted(r["vigil"]["vigil_threads_s"].items(), key=lambda kv: -kv[1])[:4])
+                              for r in rg["rounds"]) + "."]
 
     # verdict
     v = []
@@ -1532,6 +1604,29 @@ def report(a, res):
                          f"video was {'still seeking' if all(r.get('seeking') for r in stuck) else 'in mixed states'} "
                          f"(readyState {sorted(set(r.get('ready') for r in stuck))})")
     return "\n".join(lines) + "\n"
+
+
+def seek_fit(sk, fps, gop):
+    """seek ms ~ a + b * (frames from the keyframe): the GOP phase and line that fit best."""
+    pts = [(round(r["media_time"] * fps) % gop, r["expected_ms"]) for k, rows in sk.items()
+           if k.startswith("closed") for r in rows if not r.get("timeout") and r["expected_ms"] < 1000]
+    if len(pts) < 8:
+        return None
+    best = None
+    for phase in range(gop):
+        xs = [(x - phase) % gop for x, _ in pts]
+        ys = [y for _, y in pts]
+        mx, my = statistics.mean(xs), statistics.mean(ys)
+        sxx = sum((x - mx) ** 2 for x in xs)
+        if sxx == 0:
+            continue
+        b = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+        a0 = my - b * mx
+        sse = sum((y - a0 - b * x) ** 2 for x, y in zip(xs, ys))
+        if best is None or sse < best[0]:
+            best = (sse, phase, a0, b, statistics.median(abs(y - a0 - b * x) for x, y in zip(xs, ys)))
+    _, phase, a0, b, resid = best
+    return {"n": len(pts), "phase": phase, "a": a0, "b": b, "resid": resid}
 
 
 def cams_desc(a):

@@ -113,6 +113,8 @@ function frameHook(spec) {
     if (video.dataset.lbHooked) continue;
     video.dataset.lbHooked = "1";
     const key = spec.key(video);
+    // Seeks the player makes (jumps to the live edge), per tile.
+    video.addEventListener("seeking", () => { const k = key(); rec.seeks = rec.seeks || {}; rec.seeks[k] = (rec.seeks[k] || 0) + 1; });
     const cb = (now, md) => {
       const [number, margin] = spec.code ? read(video) : [-1, 0];
       rec.frames.push([key(), number, md.expectedDisplayTime, md.presentationTime, md.mediaTime,
@@ -192,7 +194,8 @@ async function firstFrames(opened, limitMs) {
       for (const f of window.__lbf.frames) {
         const tile = f[0].split(":")[0];
         if (!(tile in o) || f[6] < o[tile] || out[tile]) continue;
-        out[tile] = { expected_ms: f[2] - o[tile], presented_ms: f[3] - o[tile], callback_ms: f[6] - o[tile], number: f[1] };
+        out[tile] = { expected_ms: f[2] - o[tile], presented_ms: f[3] - o[tile], callback_ms: f[6] - o[tile], number: f[1],
+          seeks_before: (window.__lbf.seeks || {})[f[0]] || 0 };
       }
       return out;
     }, opened);
@@ -256,6 +259,7 @@ const commands = {
     await emptyLayout(c.layout, c.tiles);
     const map = {};
     c.cameras.forEach((cam, i) => { map[i] = cam; });
+    await page.evaluate(() => { window.__lbf.seeks = {}; });
     const opened = await assign(map);
     const firsts = await firstFrames(opened, c.limit_ms || 10000);
     return { first: firsts, tiles: await tileStates() };
@@ -267,6 +271,7 @@ const commands = {
     for (let i = 0; i < c.reps; i++) {
       await assign({ 0: "" });
       await page.waitForTimeout(300);
+      await page.evaluate(() => { window.__lbf.seeks = {}; });
       const opened = await assign({ 0: c.camera });
       const f = await firstFrames(opened, 5000);
       out.push(f["0"] || null);
@@ -278,6 +283,7 @@ const commands = {
   async clear() {
     await page.evaluate(() => {
       window.__lbf.frames.length = 0;
+      window.__lbf.seeks = {};
       window.__lbws.arrivals.length = 0;
     });
     return {};
@@ -288,6 +294,7 @@ const commands = {
       const r = {
         timeOrigin: performance.timeOrigin,
         frames: window.__lbf.frames.splice(0),
+        seeks: window.__lbf.seeks || {},
         arrivals: window.__lbws.arrivals.splice(0),
         sockets: window.__lbws.sockets,
       };
