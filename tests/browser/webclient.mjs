@@ -85,6 +85,42 @@ async function putLayout(ctx, kind, tiles) {
   check(r.ok(), `layout saved: ${r.status()} ${await r.text()}`);
 }
 
+/**
+ * Every control on the page (buttons, inputs, selects, text areas, sliders, focusable tiles)
+ * that is exposed to assistive technology has an accessible name, as Chromium computes it
+ * (its accessibility tree, over CDP). Returns how many were checked.
+ */
+async function checkLabels(page, where) {
+  const cdp = await page.context().newCDPSession(page);
+  try {
+    await cdp.send("DOM.enable");
+    await cdp.send("Accessibility.enable");
+    const { root } = await cdp.send("DOM.getDocument", { depth: 0 });
+    const { nodeIds } = await cdp.send("DOM.querySelectorAll", {
+      nodeId: root.nodeId,
+      selector: "button, input:not([type=hidden]), select, textarea, summary, [role=button], [role=slider], [tabindex]:not([tabindex='-1'])",
+    });
+    const unnamed = [];
+    let checked = 0;
+    for (const nodeId of nodeIds) {
+      const { node: dom } = await cdp.send("DOM.describeNode", { nodeId });
+      const { nodes } = await cdp.send("Accessibility.getPartialAXTree", { nodeId, fetchRelatives: false });
+      const node = nodes.find((n) => n.backendDOMNodeId === dom.backendNodeId);
+      if (!node || node.ignored) continue; // hidden, or behind a modal dialog
+      checked++;
+      if (!(node.name?.value || "").trim()) {
+        const { outerHTML } = await cdp.send("DOM.getOuterHTML", { nodeId });
+        unnamed.push(outerHTML.slice(0, 200));
+      }
+    }
+    check(unnamed.length === 0, `${where}: controls without an accessible name: ${unnamed.join(" | ")}`);
+    check(checked > 0, `${where}: no controls found to check`);
+    return checked;
+  } finally {
+    await cdp.detach();
+  }
+}
+
 async function signIn(page, user, { totp } = {}) {
   await page.goto(cfg.url);
   await page.waitForSelector("form.login");
@@ -364,6 +400,122 @@ const scenarios = {
     await page.waitForSelector(`tr.secondary-row[data-camera="${gate}"]`, { state: "detached" });
     check((await row(gate).locator("button", { hasText: "Add secondary" }).count()) === 1, "a camera without a secondary stream offers to add one");
     await ctx.close();
+  },
+
+  // Keyboard only: the live grid (arrows between tiles, Enter full screen, Escape back), the
+  // playback timeline (arrows, Shift+arrows, +/-, Home/End, the position announced) and
+  // dialogs (focus inside, Tab cycles within, Escape closes, focus returns); every control of
+  // every page has an accessible name.
+  async keyboard() {
+    const ctx = await context();
+    const page = await ctx.newPage();
+    const labels = {};
+    await page.goto(cfg.url);
+    await page.waitForSelector("form.login");
+    labels.login = await checkLabels(page, "sign-in page");
+    await signIn(page, cfg.users.admin);
+    await putLayout(ctx, "2x2", cfg.live.grid);
+    await page.reload();
+    await page.waitForSelector(".grid[data-layout='2x2'] .tile[data-tile='3']");
+    await page.waitForFunction(() => document.querySelectorAll(".grid .tile[data-state=live]").length === 4, null, { timeout: 15000 }).catch(() => {});
+    const tileOf = () => page.evaluate(() => document.activeElement?.closest(".tile")?.dataset.tile ?? `not a tile: ${document.activeElement?.outerHTML.slice(0, 80)}`);
+    // Tab reaches the first tile right after the layout menu.
+    await page.focus("select[aria-label=Layout]");
+    await page.keyboard.press("Tab");
+    check(await tileOf() === "0", `Tab from the layout menu reaches tile 0: ${await tileOf()}`);
+    for (const [key, want] of [["ArrowRight", "1"], ["ArrowDown", "3"], ["ArrowLeft", "2"], ["ArrowUp", "0"], ["ArrowLeft", "0"], ["ArrowUp", "0"]]) {
+      await page.keyboard.press(key);
+      check(await tileOf() === want, `${key} moves to tile ${want}: ${await tileOf()}`);
+    }
+    await shot(page, "keyboard-live");
+    const name = await page.getAttribute(".grid .tile[data-tile='0'] .tile-video", "aria-label");
+    check(name.startsWith("Tile 1 of 4: camera ") && name.includes(cfg.live.grid[0]), `the tile's name says its camera: ${name}`);
+    await page.keyboard.press("ArrowRight");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => document.fullscreenElement?.dataset.tile === "1", null, { timeout: 5000 });
+    await shot(page, "keyboard-fullscreen");
+    await page.keyboard.press("Escape");
+    await page.waitForFunction(() => !document.fullscreenElement, null, { timeout: 5000 });
+    await page.waitForFunction(() => document.activeElement?.closest(".tile")?.dataset.tile === "1", null, { timeout: 2000 })
+      .catch(async () => check(false, `after full screen the focus is back on tile 1: ${await tileOf()}`));
+    labels.live = await checkLabels(page, "live page");
+
+    // The timeline.
+    await waitRecorded(ctx, [cfg.playback.camera], cfg.playback.scrub_at_us + 3e6);
+    await page.goto(`${cfg.url}#/playback`);
+    await choose(page, [cfg.playback.camera]);
+    await jump(page, cfg.playback.scrub_at_us);
+    const tl = page.locator("canvas.timeline-canvas");
+    await tl.focus();
+    const at = () => tl.evaluate((c) => ({ us: Number(c.dataset.cursorUs), span: Number(c.dataset.spanUs), text: c.getAttribute("aria-valuetext") }));
+    const start = await at();
+    check(start.us === cfg.playback.scrub_at_us, `the timeline is where we jumped: ${start.us} vs ${cfg.playback.scrub_at_us}`);
+    check(start.text.includes(`${cfg.playback.camera}: recorded`), `the position is announced with what is there: ${start.text}`);
+    for (const [key, delta] of [["ArrowRight", 1e6], ["Shift+ArrowRight", 61e6], ["ArrowLeft", 60e6], ["Shift+ArrowLeft", 0]]) {
+      await page.keyboard.press(key);
+      const now = await at();
+      check(now.us === start.us + delta, `${key}: the cursor is ${(now.us - start.us) / 1e6} s from the start, expected ${delta / 1e6} s`);
+    }
+    await page.keyboard.press("+");
+    check((await at()).span === start.span / 2, `+ zooms in: ${(await at()).span} vs ${start.span}`);
+    const zoomSaid = await page.locator(".timeline [role=status]").textContent();
+    check(zoomSaid.startsWith("Timeline shows"), `the zoom is announced: ${zoomSaid}`);
+    await page.keyboard.press("-");
+    check((await at()).span === start.span, "- zooms out again");
+    const ranges = (await (await (await apiOf(ctx)).get(`api/v1/cameras/${cfg.playback.camera}/recordings`)).json()).ranges;
+    await page.keyboard.press("Home");
+    await page.waitForFunction((want) => Number(document.querySelector("canvas.timeline-canvas").dataset.cursorUs) === want, ranges[0].start_us, { timeout: 5000 })
+      .catch(async () => check(false, `Home goes to the first recording: ${(await at()).us} vs ${ranges[0].start_us}`));
+    await page.keyboard.press("End");
+    const lastEnd = ranges[ranges.length - 1].end_us;
+    await page.waitForFunction((before) => Number(document.querySelector("canvas.timeline-canvas").dataset.cursorUs) >= before - 1e6, lastEnd, { timeout: 5000 })
+      .catch(async () => check(false, `End goes to the last recording: ${(await at()).us} vs ${lastEnd}`));
+    check((await at()).us < Date.now() * 1000, "End stays before now");
+    await page.waitForFunction(() => document.querySelector(".playback-grid .tile-state")?.hidden, null, { timeout: 10000 }).catch(() => {});
+    await shot(page, "keyboard-timeline");
+    labels.playback = await checkLabels(page, "playback page");
+
+    // Dialogs, and every administration page's controls.
+    for (const section of ["cameras", "users", "tokens", "certificates", "ids", "settings"]) {
+      await page.goto(`${cfg.url}#/admin/${section}`);
+      await page.waitForSelector(".admin-body h1");
+      await page.waitForTimeout(300);
+      labels[`admin-${section}`] = await checkLabels(page, `administration: ${section}`);
+    }
+    await page.goto(`${cfg.url}#/admin/cameras`);
+    await page.waitForSelector("table[aria-label=Cameras] tbody tr");
+    const inDialog = () => page.evaluate(() => !!document.activeElement?.closest("dialog[open]"));
+    const opener = page.locator(".admin-body button", { hasText: "Add camera" });
+    await opener.focus();
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("dialog[open]");
+    check(await inDialog(), "opening a dialog moves the focus into it");
+    await page.locator("dialog[open] summary").click();
+    labels["dialog-add-camera"] = await checkLabels(page, "the Add camera dialog");
+    const stops = await page.evaluate(() => document.querySelectorAll("dialog[open] :is(button, input, select, summary)").length);
+    for (const key of ["Tab", "Shift+Tab"]) {
+      for (let i = 0; i < stops + 2; i++) {
+        await page.keyboard.press(key);
+        check(await inDialog(), `${key} ${i + 1} times keeps the focus in the dialog`);
+      }
+    }
+    await page.keyboard.press("Escape");
+    await page.waitForSelector("dialog", { state: "detached" });
+    check(await page.evaluate(() => document.activeElement?.textContent) === "Add camera", `Escape closes the dialog and the focus returns to its button: ${await page.evaluate(() => document.activeElement?.outerHTML.slice(0, 80))}`);
+    // A dialog whose action rebuilds the table: the focus comes back to the same row's button.
+    const retention = page.locator(`tr.camera-row[data-camera="${cfg.playback.camera}"] button`, { hasText: "Retention" });
+    await retention.focus();
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("dialog[open]");
+    labels["dialog-retention"] = await checkLabels(page, "the retention dialog");
+    await page.keyboard.press("Escape");
+    await page.waitForSelector("dialog", { state: "detached" });
+    check(await page.evaluate(() => document.activeElement?.getAttribute("aria-label")) === `Retention of ${cfg.playback.camera}`, "focus back on the Retention button");
+    await page.goto(`${cfg.url}#/audit`);
+    await page.waitForSelector("table[aria-label='Audit entries'] tbody tr");
+    labels.audit = await checkLabels(page, "audit log");
+    await ctx.close();
+    return { controls_checked: labels };
   },
 
   async phone() {

@@ -2,8 +2,9 @@
 //! `tests/browser/webclient.mjs` through playwright-core) against the real `vigil serve` recording
 //! GStreamer RTSP cameras: sign-in (wrong password, TOTP), roles, hostile names shown as text,
 //! administration pages (a camera's secondary stream added, edited and removed from the page),
-//! layouts saved on the server, the phone layout and the idle sign-out, with zero
-//! Content-Security-Policy violations, page errors or JavaScript dialogs.
+//! layouts saved on the server, keyboard use of the grid, timeline and dialogs with a label on
+//! every control, the phone layout and the idle sign-out, with zero Content-Security-Policy
+//! violations, page errors or JavaScript dialogs.
 //!
 //! `VIGIL_SCREENSHOTS=DIR` keeps the screenshots (docs/screenshots/ holds the published ones).
 
@@ -124,8 +125,8 @@ fn web_client_in_chromium() {
     let scenarios: Vec<String> = match std::env::var("VIGIL_WEB_SCENARIOS") {
         Ok(list) => list.split(',').map(str::to_owned).collect(),
         Err(_) => [
-            "login", "live", "h265", "roles", "hostile", "admin", "phone", "totp", "idle", "scrub",
-            "sync", "evidence", "lockout",
+            "login", "live", "h265", "roles", "hostile", "admin", "keyboard", "phone", "totp",
+            "idle", "scrub", "sync", "evidence", "lockout",
         ]
         .map(str::to_owned)
         .to_vec(),

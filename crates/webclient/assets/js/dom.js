@@ -66,20 +66,45 @@ export function field(label, input, hint) {
     hint ? h("p", { class: "hint", text: hint }) : null);
 }
 
+/** Elements the keyboard can reach inside `root`, in order. @param {HTMLElement} root */
+export function focusable(root) {
+  return /** @type {HTMLElement[]} */ ([...root.querySelectorAll("a[href], button, input, select, textarea, summary, [tabindex]")])
+    .filter((el) => el.tabIndex >= 0 && !(/** @type {any} */ (el).disabled) && el.getClientRects().length > 0);
+}
+
 /**
- * A modal dialog (native <dialog>: focus trap, Escape closes). Resolves with the value passed
- * to `close`, or null when dismissed.
+ * A modal dialog (native <dialog>: the page behind it is inert). Tab and Shift+Tab cycle through
+ * its controls and never leave it, Escape closes it, and the focus goes back to where it was
+ * (or, when that element is gone, to the page's main area). Resolves with the value passed to
+ * `close`, or null when dismissed.
  * @param {string} title
  * @param {(close: (v: any) => void) => (Child | Child[])} body
  * @returns {Promise<any>}
  */
 export function dialog(title, body) {
   return new Promise((resolve) => {
-    const dlg = /** @type {HTMLDialogElement} */ (h("dialog", { class: "dialog", "aria-label": title }));
+    const opener = /** @type {HTMLElement | null} */ (document.activeElement);
+    const heading = h("h2", { id: `dlg-${Math.random().toString(36).slice(2, 10)}`, text: title });
+    const dlg = /** @type {HTMLDialogElement} */ (h("dialog", { class: "dialog", "aria-labelledby": heading.id }));
     let result = null;
     const close = (/** @type {any} */ v) => { result = v; dlg.close(); };
-    append(dlg, [h("h2", { text: title }), body(close)]);
-    dlg.addEventListener("close", () => { dlg.remove(); resolve(result); });
+    append(dlg, [heading, body(close)]);
+    dlg.addEventListener("keydown", (e) => {
+      if (e.key !== "Tab") return;
+      const items = focusable(dlg);
+      if (!items.length) { e.preventDefault(); return; }
+      const first = items[0];
+      const last = items[items.length - 1];
+      const at = document.activeElement;
+      if (e.shiftKey && (at === first || !dlg.contains(at))) { e.preventDefault(); last.focus(); }
+      else if (!e.shiftKey && (at === last || !dlg.contains(at))) { e.preventDefault(); first.focus(); }
+    });
+    dlg.addEventListener("close", () => {
+      dlg.remove();
+      const back = opener && opener !== document.body && opener.isConnected ? opener : document.getElementById("main");
+      back?.focus();
+      resolve(result);
+    });
     document.body.appendChild(dlg);
     dlg.showModal();
   });

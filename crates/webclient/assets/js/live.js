@@ -1,6 +1,7 @@
 // The live page: a grid of camera tiles (1, 2×2, 3×3, 4×4, 1+5), saved per user on the server
 // (GET/PUT /api/v1/account/layout, so it follows the user to any browser), any tile to full
-// screen, digital zoom, and streaming only for tiles that can be seen. A camera with a secondary (lower resolution) stream plays it in the grid and its main
+// screen, digital zoom, keyboard navigation between tiles, and streaming only for tiles that can
+// be seen. A camera with a secondary (lower resolution) stream plays it in the grid and its main
 // stream in full screen.
 
 import { api } from "./api.js";
@@ -37,6 +38,30 @@ function legacyLayout(user) {
   return null;
 }
 
+/** The tile in `dir` from `from` on screen (arrow-key navigation, whatever the layout).
+ * @param {HTMLElement[]} els @param {number} from @param {string} dir ArrowLeft/Right/Up/Down
+ * @returns {number} the index, or -1 */
+export function neighbour(els, from, dir) {
+  const r = els[from].getBoundingClientRect();
+  const cx = r.left + r.width / 2;
+  const cy = r.top + r.height / 2;
+  let best = -1;
+  let bestScore = Infinity;
+  els.forEach((el, i) => {
+    if (i === from) return;
+    const q = el.getBoundingClientRect();
+    const dx = q.left + q.width / 2 - cx;
+    const dy = q.top + q.height / 2 - cy;
+    // Along the arrow's axis, ahead of the tile; the other axis' offset weighs more so that the
+    // tile in the same row (column) wins over a nearer one diagonally.
+    const [along, across] = dir === "ArrowRight" ? [dx, dy] : dir === "ArrowLeft" ? [-dx, dy] : dir === "ArrowDown" ? [dy, dx] : [-dy, dx];
+    if (along <= 1) return;
+    const score = along + 2 * Math.abs(across);
+    if (score < bestScore) { bestScore = score; best = i; }
+  });
+  return best;
+}
+
 class Tile {
   /**
    * @param {LiveView} view
@@ -54,7 +79,7 @@ class Tile {
     this.link = h("span", { class: "link-badge" });
     this.streamBadge = h("span", { class: "stream-badge" });
     this.select = /** @type {HTMLSelectElement} */ (h("select", { "aria-label": `Camera in tile ${index + 1}`, onchange: () => this.view.assign(index, this.select.value) }));
-    this.frame = h("div", { class: "tile-video", tabindex: "0" }, this.video);
+    this.frame = h("div", { class: "tile-video", tabindex: "0", role: "button", "aria-label": `Tile ${index + 1}: empty`, "aria-describedby": view.keysHelp.id }, this.video);
     this.el = h("section", { class: "tile", "aria-label": `Tile ${index + 1}`, dataset: { tile: String(index) } },
       this.frame,
       h("div", { class: "tile-bar" }, this.label, this.streamBadge, this.link, h("span", { class: "spacer" }), this.select,
@@ -62,7 +87,7 @@ class Tile {
       this.state);
     this.zoom = new Zoom(this.frame, this.video);
     this.frame.addEventListener("dblclick", () => { if (this.zoom.scale === 1) this.fullscreen(); });
-    this.frame.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === "f") this.fullscreen(); });
+    this.frame.addEventListener("keydown", (e) => this.key(e));
     /** @type {LivePlayer | null} */
     this.player = null;
     /** @type {StreamName} */
@@ -84,12 +109,31 @@ class Tile {
     this.camera = cam;
     this.el.dataset.camera = cam ? cam.name : "";
     this.label.textContent = cam ? cam.name : "";
+    this.describe();
     if (!cam) {
       this.showStream(null, undefined);
       this.setState("empty", "No camera in this tile: choose one.");
       return;
     }
     this.play();
+  }
+
+  /** The tile's name for screen readers: its number, its camera and its state. */
+  describe() {
+    const n = this.view.tiles.length || LAYOUTS[/** @type {keyof LAYOUTS} */ (this.view.layout)];
+    const state = this.state.hidden ? "" : `, ${this.state.textContent}`;
+    this.frame.setAttribute("aria-label", `Tile ${this.index + 1} of ${n}: ${this.camera ? `camera ${this.camera.name}${state}` : "empty"}`);
+  }
+
+  /** Keys on a focused tile: Enter or f full screen, Escape leaves it, arrows move to the
+   * neighbouring tile (zoom keys are the Zoom's). @param {KeyboardEvent} e */
+  key(e) {
+    if (e.altKey || e.ctrlKey || e.metaKey) return;
+    if (e.key === "Enter" || e.key === "f") this.fullscreen();
+    else if (e.key === "Escape" && document.fullscreenElement) document.exitFullscreen().catch(() => {});
+    else if (e.key.startsWith("Arrow") && !document.fullscreenElement) this.view.focusFrom(this.index, e.key);
+    else return;
+    e.preventDefault();
   }
 
   /** The stream to play: the secondary (lower resolution) one in the grid when the camera has
@@ -135,6 +179,8 @@ class Tile {
     if (this.full === full) return;
     this.full = full;
     if (this.camera && this.wantedStream() !== this.stream) this.play();
+    // Back in the grid, the keyboard is where it was: on this tile.
+    if (!full) this.frame.focus();
   }
 
   /** @param {import("./liveplayer.js").PlayerState} state @param {string} message */
@@ -175,11 +221,12 @@ class Tile {
     }[state] ?? message;
     this.state.textContent = text.trim();
     this.state.hidden = state === "live";
+    this.describe();
   }
 
   fullscreen() {
-    if (document.fullscreenElement) document.exitFullscreen();
-    else this.el.requestFullscreen().catch(() => { /* refused: stay in the grid */ });
+    if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
+    else this.el.requestFullscreen().then(() => this.frame.focus()).catch(() => { /* refused: stay in the grid */ });
   }
 
   stop() {
@@ -201,13 +248,14 @@ export class LiveView {
     this.tiles = [];
     /** Saves run one after another, in the order of the changes. */
     this.saving = /** @type {Promise<unknown>} */ (Promise.resolve());
+    this.keysHelp = h("p", { id: "live-keys-help", hidden: true, text: "Enter or F: full screen, Escape leaves it. Arrow keys: the next tile. Plus and minus: zoom, 0: reset the zoom." });
     this.grid = h("div", { class: `grid layout-${this.layout.replace("+", "p")}`, role: "region", "aria-label": "Live cameras" });
     this.layoutSelect = /** @type {HTMLSelectElement} */ (h("select", { "aria-label": "Layout", disabled: true, onchange: () => this.setLayout(this.layoutSelect.value) },
       Object.entries(LAYOUT_NAMES).map(([id, name]) => h("option", { value: id, selected: id === this.layout, text: name }))));
     this.message = h("p", { class: "notice", role: "status" });
     this.el = h("div", { class: "live" },
       h("div", { class: "toolbar" }, h("h1", { text: "Live" }), h("span", { class: "spacer" }), h("label", { text: "Layout " }, this.layoutSelect)),
-      this.message, this.grid);
+      this.message, this.keysHelp, this.grid);
     this.observer = new IntersectionObserver((entries) => {
       for (const e of entries) {
         const t = this.tiles[Number(/** @type {HTMLElement} */ (e.target).dataset.tile)];
@@ -295,6 +343,13 @@ export class LiveView {
     this.tiles[index].show(this.cameras.find((c) => c.name === camera) || null, this.cameras);
     this.assigned = this.tiles.map((t) => t.camera?.name || "");
     this.save();
+  }
+
+  /** Moves the keyboard focus from tile `from` to its neighbour in the arrow's direction.
+   * @param {number} from @param {string} dir */
+  focusFrom(from, dir) {
+    const to = neighbour(this.tiles.map((t) => t.el), from, dir);
+    if (to >= 0) this.tiles[to].frame.focus();
   }
 
   /** Saves the layout on the server (what every tile shows). Resolves whether it was saved. */

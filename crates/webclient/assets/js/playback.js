@@ -24,7 +24,7 @@ class CameraPlayback {
     this.video = /** @type {HTMLVideoElement} */ (h("video", { muted: true, playsinline: true, preload: "auto", "aria-label": `Recorded video of ${camera}` }));
     this.video.muted = true;
     this.state = h("div", { class: "tile-state", role: "status" });
-    this.frame = h("div", { class: "tile-video", tabindex: "0" }, this.video);
+    this.frame = h("div", { class: "tile-video", tabindex: "0", role: "group", "aria-label": `Recorded video of ${camera}: plus and minus zoom, 0 resets the zoom` }, this.video);
     this.el = h("section", { class: "tile", dataset: { camera } }, this.frame, h("div", { class: "tile-bar" }, h("span", { class: "tile-name", text: camera })), this.state);
     this.zoom = new Zoom(this.frame, this.video);
     /** Wall-clock time (µs) of the video's time 0 in the loaded window; null when nothing is loaded. */
@@ -124,6 +124,7 @@ export class PlaybackView {
       onSeek: (us, final) => this.seekAll(us, final),
       onSelect: (from, to) => this.evidence.set({ from, to }, this.players.map((p) => p.camera)),
       onView: () => this.loadTracks(),
+      onEdge: (edge) => this.toEdge(edge),
     });
     const canExport = session.role === "admin" || session.role === "operator";
     this.evidence = new EvidencePanel({
@@ -213,6 +214,25 @@ export class PlaybackView {
       }
     }));
     this.timeline.setTracks(tracks);
+  }
+
+  /** Home/End on the timeline: the first or the last recorded instant of the chosen cameras.
+   * @param {"first" | "last"} edge */
+  async toEdge(edge) {
+    /** @type {number[]} */
+    const found = [];
+    await Promise.all(this.cams().map(async (cam) => {
+      try {
+        const r = await api("GET", `/api/v1/cameras/${seg(cam)}/recordings`);
+        const ranges = /** @type {{start_us: number, end_us: number}[]} */ (r.ranges);
+        if (ranges.length) found.push(edge === "first" ? ranges[0].start_us : ranges[ranges.length - 1].end_us);
+      } catch (_) { /* a camera without recordings has no edge */ }
+    }));
+    if (!found.length) return;
+    // The last frame is shortly before the end of the last range.
+    const us = edge === "first" ? Math.min(...found) : Math.max(...found) - 1e6;
+    this.timeline.setCursor(us);
+    this.seekAll(us, true);
   }
 
   /** @param {number} us @param {boolean} final */

@@ -1,9 +1,15 @@
 // The playback timeline: recorded ranges, gaps with their reasons, a verification failure
 // mark, the selected export range and the cursor; drag to scrub, click to jump, wheel or +/-
-// to zoom from days to seconds, shift-drag to select a range, arrows to step.
+// to zoom from days to seconds, shift-drag to select a range. From the keyboard (it is a
+// focusable slider): arrows step a second (with Shift a minute), Page Up/Down a tenth of the
+// view, Home/End go to the first/last recording, +/- zoom; the position and what is recorded
+// there are announced (aria-valuetext), and so is the zoom (a status line).
 
 import { h } from "./dom.js";
 import { clock, local, span } from "./time.js";
+
+/** Keys of the focused timeline, for its description. */
+const KEYS_HELP = "Left and right arrows: one second, with Shift one minute. Page Up and Page Down: a tenth of the view. Home and End: the first and the last recording. Plus and minus: zoom in and out.";
 
 /** @typedef {{start_us: number, end_us: number, reason?: string | null}} Span */
 /** @typedef {{camera: string, ranges: Span[], gaps: Span[]}} Track */
@@ -15,7 +21,7 @@ const AXIS_H = 22;
 
 export class Timeline {
   /**
-   * @param {{onSeek: (us: number, final: boolean) => void, onSelect: (from: number, to: number) => void, onView: (from: number, to: number) => void}} cb
+   * @param {{onSeek: (us: number, final: boolean) => void, onSelect: (from: number, to: number) => void, onView: (from: number, to: number) => void, onEdge?: (edge: "first" | "last") => void}} cb
    */
   constructor(cb) {
     this.cb = cb;
@@ -28,9 +34,12 @@ export class Timeline {
     this.selection = null;
     /** @type {{at: number, text: string} | null} */
     this.failure = null;
-    this.canvas = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "timeline-canvas", tabindex: "0", role: "slider", "aria-label": "Timeline: arrows step, shift+arrows step a minute, +/- zoom", "aria-valuetext": "" }));
+    const help = h("p", { id: "timeline-keys-help", hidden: true, text: KEYS_HELP });
+    this.canvas = /** @type {HTMLCanvasElement} */ (h("canvas", { class: "timeline-canvas", tabindex: "0", role: "slider", "aria-label": "Timeline", "aria-describedby": help.id, "aria-orientation": "horizontal" }));
     this.tip = h("div", { class: "timeline-tip", hidden: true });
-    this.el = h("div", { class: "timeline" }, this.canvas, this.tip);
+    /** Says the zoom when it changes (the position is the slider's own value text). */
+    this.announcer = h("p", { class: "sr-only", role: "status", "aria-live": "polite" });
+    this.el = h("div", { class: "timeline" }, this.canvas, this.tip, help, this.announcer);
     this.ctx = /** @type {CanvasRenderingContext2D} */ (this.canvas.getContext("2d"));
     /** @type {{x0: number, us0: number, moved: boolean, select: boolean} | null} */
     this.drag = null;
@@ -53,7 +62,28 @@ export class Timeline {
   xAt(us) { return ((us - this.viewStart) / this.viewSpan) * this.canvas.clientWidth; }
 
   /** @param {Track[]} tracks */
-  setTracks(tracks) { this.tracks = tracks; this.draw(); }
+  setTracks(tracks) { this.tracks = tracks; this.describe(); this.draw(); }
+
+  /** What is at `us` on each track, for people. @param {number} us */
+  at(us) {
+    return this.tracks.map((t) => {
+      const gap = t.gaps.find((g) => g.start_us <= us && us < g.end_us);
+      const rec = t.ranges.find((r) => r.start_us <= us && us < r.end_us);
+      return `${t.camera}: ${gap ? `gap (${gap.reason || "not recorded"})` : rec ? "recorded" : "nothing recorded"}`;
+    }).join("; ");
+  }
+
+  /** The slider's value for assistive technology: the cursor's time and what is recorded there. */
+  describe() {
+    const c = this.canvas;
+    const what = this.at(this.cursor);
+    c.setAttribute("aria-valuetext", `${local(this.cursor)}${what ? `, ${what}` : ""}`);
+    c.setAttribute("aria-valuenow", String(Math.round(this.cursor / 1e6)));
+    c.setAttribute("aria-valuemin", String(Math.floor(this.viewStart / 1e6)));
+    c.setAttribute("aria-valuemax", String(Math.ceil(this.viewEnd / 1e6)));
+    c.dataset.cursorUs = String(Math.round(this.cursor));
+    c.dataset.spanUs = String(Math.round(this.viewSpan));
+  }
 
   /** @param {number} us @param {boolean} [follow] keep the cursor in view */
   setCursor(us, follow = true) {
@@ -62,7 +92,7 @@ export class Timeline {
       this.viewEnd = us + this.viewSpan / 2;
       this.cb.onView(this.viewStart, this.viewEnd);
     }
-    this.canvas.setAttribute("aria-valuetext", local(us));
+    this.describe();
     this.draw();
   }
 
@@ -73,6 +103,8 @@ export class Timeline {
     this.viewEnd = around + (1 - frac) * next;
     this.viewSpan = next;
     this.cb.onView(this.viewStart, this.viewEnd);
+    this.describe();
+    this.announcer.textContent = `Timeline shows ${span(next / 1e6)}, ${local(this.viewStart)} to ${local(this.viewEnd)}.`;
     this.draw();
   }
 
@@ -115,11 +147,18 @@ export class Timeline {
 
   /** @param {KeyboardEvent} e */
   key(e) {
+    if (e.altKey || e.ctrlKey || e.metaKey) return;
     const step = e.shiftKey ? 60e6 : 1e6;
-    if (e.key === "ArrowLeft") { this.setCursor(this.cursor - step); this.cb.onSeek(this.cursor, true); }
-    else if (e.key === "ArrowRight") { this.setCursor(this.cursor + step); this.cb.onSeek(this.cursor, true); }
+    /** @param {number} us */
+    const go = (us) => { this.setCursor(us); this.cb.onSeek(this.cursor, true); };
+    if (e.key === "ArrowLeft" || e.key === "ArrowDown") go(this.cursor - step);
+    else if (e.key === "ArrowRight" || e.key === "ArrowUp") go(this.cursor + step);
+    else if (e.key === "PageUp") go(this.cursor - this.viewSpan / 10);
+    else if (e.key === "PageDown") go(this.cursor + this.viewSpan / 10);
+    else if (e.key === "Home") this.cb.onEdge?.("first");
+    else if (e.key === "End") this.cb.onEdge?.("last");
     else if (e.key === "+" || e.key === "=") this.zoom(0.5);
-    else if (e.key === "-") this.zoom(2);
+    else if (e.key === "-" || e.key === "_") this.zoom(2);
     else return;
     e.preventDefault();
   }
