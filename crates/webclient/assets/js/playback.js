@@ -32,6 +32,8 @@ class CameraPlayback {
     this.windowFrom = 0;
     this.windowTo = 0;
     this.loading = /** @type {Promise<void> | null} */ (null);
+    /** The latest time asked for: a seek made while a window loads is done after it. */
+    this.target = /** @type {number | null} */ (null);
   }
 
   /** The wall-clock time shown now, or null. */
@@ -50,7 +52,7 @@ class CameraPlayback {
     this.state.hidden = !text;
   }
 
-  /** Loads the window around `us` and shows the frame there. @param {number} us */
+  /** Loads the window around `us` (the video's source and its time mapping). @param {number} us */
   async load(us) {
     const from = us - WINDOW_BEFORE_US;
     const to = us + WINDOW_AFTER_US;
@@ -82,14 +84,24 @@ class CameraPlayback {
       return;
     }
     this.say("");
-    await this.seek(us);
   }
 
-  /** Shows the frame at `us` (loading another window when needed). @param {number} us */
+  /**
+   * Shows the frame at `us`, loading another window when needed. The latest call wins: one
+   * made while a window loads waits for it and then goes where it was asked to (an earlier
+   * one still waiting gives way).
+   * @param {number} us
+   */
   async seek(us) {
+    this.target = us;
+    while (this.loading) {
+      await this.loading;
+      if (this.target !== us) return;
+    }
     if (!this.inWindow(us)) {
-      if (!this.loading) this.loading = this.load(us).finally(() => { this.loading = null; });
-      return this.loading;
+      this.loading = this.load(us).finally(() => { this.loading = null; });
+      await this.loading;
+      if (this.target !== us || this.mediaStart == null || this.video.error) return;
     }
     const t = Math.max(0, (us - /** @type {number} */ (this.mediaStart)) / 1e6);
     if (Math.abs(this.video.currentTime - t) < 0.5 / this.fps) return;
