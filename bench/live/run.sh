@@ -28,7 +28,8 @@
 #                        client change without a rebuild; the report says so)
 #   VIGIL_BIN=path       use this vigil binary instead of building one
 #   CARGO_TARGET_DIR     where the release build goes (default <repo>/target)
-#   OUT=path             markdown output (default docs/BENCHMARKS-live.md)
+#   OUT=path             markdown output (default docs/BENCHMARKS-live.md, replaced whole: its
+#                        summary and analysis are written by hand, so use OUT for trial runs)
 #   KEEP=1               keep the recorded video under $CARGO_TARGET_DIR/bench-live
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
