@@ -42,12 +42,18 @@ fn fixture() -> &'static Fixture {
             .unwrap()
             .token;
         let pki = vigil_pki::Pki::init(&data.join("pki"), &Default::default()).unwrap();
+        let events = vigil_events::EventBus::start(
+            std::sync::Arc::new(vigil_events::EventStore::open(&data).unwrap()),
+            "fuzz",
+        )
+        .unwrap();
         let state = vigil_web::AppState::new(
             dir.path().join("vigil.toml"),
             config,
             access,
             store,
             pki,
+            events,
         )
         .unwrap();
         let (router, _) = vigil_web::app(state);
