@@ -292,7 +292,17 @@ fn recorded_head(
     Ok((init, moof))
 }
 
-fn part_layout(store: &Store, cam: &Camera, run: Run) -> Result<Mp4Part, ExportError> {
+/// `closed`: no GOP can join the range any more (it ends before the end of the last GOP
+/// recorded), so its bytes never change and a segment index may lead them. While a range
+/// still grows, an index at its start would move every later byte between two Range requests
+/// of the same URL (a player reading a recording as it is written would get torn bytes), so
+/// such an answer has none.
+fn part_layout(
+    store: &Store,
+    cam: &Camera,
+    run: Run,
+    closed: bool,
+) -> Result<Mp4Part, ExportError> {
     let (init, moof) = recorded_head(store, cam, &run)?;
     let presentation_err = |e: PresentationError| ExportError::Recorded {
         camera: cam.name.clone(),
@@ -308,7 +318,10 @@ fn part_layout(store: &Store, cam: &Camera, run: Run) -> Result<Mp4Part, ExportE
     etag.update(Sha256::digest(&export_init));
     let mut pieces = Vec::with_capacity(run.gops.len() + 2);
     pieces.push(Piece::Bytes(Bytes::from(export_init)));
-    if let Some(sidx) = vigil_media::seek_index::segment_index(&run.gops) {
+    if let Some(sidx) = closed
+        .then(|| vigil_media::seek_index::segment_index(&run.gops))
+        .flatten()
+    {
         etag.update(Sha256::digest(&sidx));
         pieces.push(Piece::Bytes(Bytes::from(sidx)));
     }
@@ -347,6 +360,12 @@ pub fn mp4_layout(
     layout_with(store, camera, from_us, to_us, part_layout)
 }
 
+/// Whether a range ending at `to_us` can gain no GOP: the last one recorded ends at or after
+/// it.
+fn closed(runs: &[Run], to_us: i64) -> bool {
+    runs.last().is_some_and(|r| r.end_us() >= to_us)
+}
+
 /// The plain MP4 export of `[from_us, to_us)` of a camera (name or id): one progressive MP4
 /// per part, as pieces. Nothing is read but the inits and the fragments' `moof`s.
 pub fn progressive_layout(
@@ -355,7 +374,9 @@ pub fn progressive_layout(
     from_us: i64,
     to_us: i64,
 ) -> Result<Mp4Layout, ExportError> {
-    layout_with(store, camera, from_us, to_us, progressive::part_layout)
+    layout_with(store, camera, from_us, to_us, |s, c, run, _| {
+        progressive::part_layout(s, c, run)
+    })
 }
 
 fn layout_with(
@@ -363,13 +384,17 @@ fn layout_with(
     camera: &str,
     from_us: i64,
     to_us: i64,
-    part: fn(&Store, &Camera, Run) -> Result<Mp4Part, ExportError>,
+    part: fn(&Store, &Camera, Run, bool) -> Result<Mp4Part, ExportError>,
 ) -> Result<Mp4Layout, ExportError> {
     let range = vigil_media::export::recorded_range(store, camera, from_us, to_us)?;
+    let closed = closed(&range.runs, to_us);
+    let n = range.runs.len();
     let parts = range
         .runs
         .into_iter()
-        .map(|run| part(store, &range.camera, run))
+        .enumerate()
+        // Only the last part can still grow.
+        .map(|(i, run)| part(store, &range.camera, run, closed || i + 1 < n))
         .collect::<Result<_, _>>()?;
     Ok(Mp4Layout {
         camera: range.camera,
