@@ -8,11 +8,15 @@
 //! - [`StatusWatch`] turns a stream's status changes into `camera.connection_lost` and
 //!   `camera.connection_restored` (the recording runtime runs it, with its own `system.*` and
 //!   `recording.*` events).
+//! - [`visibility`] is the rule of who reads which events, for every front end that shows
+//!   them (the API's queries and its live WebSocket).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use vigil_access::{Access, AuditEntry, AuditKind, AuditQuery};
+use vigil_access::{
+    Access, AuditEntry, AuditKind, AuditQuery, CameraScope, Denied, Permission, Principal,
+};
 use vigil_events::{Category, EventBus, NewEvent, Severity, Source, SourceKind};
 use vigil_media::store::CameraStatus;
 
@@ -89,6 +93,49 @@ pub fn audit_event(server: &str, entry: &AuditEntry) -> NewEvent {
         }
     }
     event
+}
+
+/// What a principal may read of the events (docs/events.md): the categories, and the cameras
+/// whose events it sees (`None`: every camera; events of no camera are always visible).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Visibility {
+    pub categories: Vec<Category>,
+    pub cameras: Option<Vec<String>>,
+}
+
+/// Who reads which events: the `security` category (the audit log's entries as events) needs
+/// `ViewAudit` (admins, auditors); the other categories need `Playback` (admins, operators,
+/// viewers), and a principal limited to some cameras sees only those cameras' events.
+/// Refused when the principal may read no category.
+pub fn visibility(principal: &Principal) -> Result<Visibility, Denied> {
+    let audit = principal.authorize(Permission::ViewAudit, None).is_ok();
+    let role = principal.role();
+    let video = role.grants(Permission::Playback);
+    let mut categories = Vec::new();
+    if audit {
+        categories.push(Category::Security);
+    }
+    if video {
+        categories.extend(
+            Category::ALL
+                .into_iter()
+                .filter(|c| *c != Category::Security),
+        );
+    }
+    if categories.is_empty() {
+        return Err(Denied::Role {
+            role,
+            permission: Permission::Playback,
+        });
+    }
+    let cameras = match (role.sees_all_cameras(), principal.cameras()) {
+        (true, _) | (_, CameraScope::All) => None,
+        (false, CameraScope::Only(set)) => Some(set.iter().cloned().collect()),
+    };
+    Ok(Visibility {
+        categories,
+        cameras,
+    })
 }
 
 /// Turns new audit-log entries into events, from where it stopped.
@@ -280,6 +327,52 @@ mod tests {
             last_error: error.map(str::to_owned),
             ..Default::default()
         }
+    }
+
+    fn principal(role: vigil_access::Role, cameras: CameraScope) -> Principal {
+        Principal::Token {
+            token_id: "t1".into(),
+            name: "test".into(),
+            role,
+            cameras,
+        }
+    }
+
+    #[test]
+    fn visibility_follows_role_and_camera_scope() {
+        use vigil_access::Role;
+        let video: Vec<Category> = Category::ALL
+            .into_iter()
+            .filter(|c| *c != Category::Security)
+            .collect();
+        let admin = visibility(&principal(Role::Admin, CameraScope::only(["a"]))).unwrap();
+        assert_eq!(admin.categories[0], Category::Security);
+        assert_eq!(admin.categories[1..], video[..]);
+        assert_eq!(
+            admin.cameras, None,
+            "an admin sees every camera whatever its scope"
+        );
+        let auditor = visibility(&principal(Role::Auditor, CameraScope::All)).unwrap();
+        assert_eq!(auditor.categories, vec![Category::Security]);
+        let viewer = visibility(&principal(Role::Viewer, CameraScope::only(["b", "a"]))).unwrap();
+        assert_eq!(
+            viewer.categories, video,
+            "no security events without ViewAudit"
+        );
+        assert_eq!(viewer.cameras, Some(vec!["a".to_string(), "b".to_string()]));
+        let operator = visibility(&principal(Role::Operator, CameraScope::All)).unwrap();
+        assert_eq!(operator.categories, video);
+        assert_eq!(operator.cameras, None);
+        let none = visibility(&principal(
+            Role::Operator,
+            CameraScope::only(Vec::<String>::new()),
+        ))
+        .unwrap();
+        assert_eq!(
+            none.cameras,
+            Some(Vec::new()),
+            "an empty scope is no camera, not all"
+        );
     }
 
     #[test]

@@ -1,9 +1,6 @@
 //! Events (docs/events.md): filtered, paged queries of the event store, and a WebSocket that
-//! pushes each new event as it is stored. Who reads what: the
-//! `security` category (the audit log's entries as events) needs `ViewAudit` (admins,
-//! auditors); the other categories need `Playback` (admins, operators, viewers), and a
-//! principal limited to some cameras sees only the events of those cameras and the events
-//! of no camera.
+//! pushes each new event as it is stored. Who reads what is the application layer's rule
+//! (`vigil_app::events::visibility`), checked for every query and once a second for a socket.
 
 use std::collections::BTreeMap;
 
@@ -18,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use vigil_access::{CameraScope, Permission, Principal};
+use vigil_access::Principal;
+use vigil_app::events::{Visibility, visibility};
 use vigil_events::{Category, Event, EventQuery, Live, Severity, SourceKind, Subscription};
 use vigil_media::store::now_us;
 use vigil_media::time::{format_us, parse_time};
@@ -127,36 +125,6 @@ fn bad_filter(message: String) -> ApiError {
     ApiError::new(axum::http::StatusCode::BAD_REQUEST, "bad_filter", message)
 }
 
-/// What `principal` may read of the events: the categories and the cameras. `Forbidden`
-/// when neither.
-pub(crate) fn visibility(principal: &Principal) -> ApiResult<(Vec<Category>, Option<Vec<String>>)> {
-    let audit = principal.authorize(Permission::ViewAudit, None).is_ok();
-    let role = principal.role();
-    let video = role.grants(Permission::Playback);
-    let mut categories = Vec::new();
-    if audit {
-        categories.push(Category::Security);
-    }
-    if video {
-        categories.extend(
-            Category::ALL
-                .into_iter()
-                .filter(|c| *c != Category::Security),
-        );
-    }
-    if categories.is_empty() {
-        return Err(ApiError::from(vigil_access::Denied::Role {
-            role,
-            permission: Permission::Playback,
-        }));
-    }
-    let cameras = match (role.sees_all_cameras(), principal.cameras()) {
-        (true, _) | (_, CameraScope::All) => None,
-        (false, CameraScope::Only(set)) => Some(set.iter().cloned().collect()),
-    };
-    Ok((categories, cameras))
-}
-
 impl EventFilter {
     fn to_query(&self, principal: &Principal) -> ApiResult<EventQuery> {
         let now = now_us();
@@ -165,7 +133,10 @@ impl EventFilter {
                 .map(|t| parse_time(t, now).map_err(|e| bad_filter(format!("{name}: {e}"))))
                 .transpose()
         };
-        let (allowed, cameras) = visibility(principal)?;
+        let Visibility {
+            categories: allowed,
+            cameras,
+        } = visibility(principal)?;
         let category = self
             .category
             .as_deref()
@@ -356,7 +327,11 @@ impl EventGuard {
             Ok(p) => p,
             Err(end) => return end,
         };
-        let Ok((allowed, cameras)) = visibility(&principal) else {
+        let Ok(Visibility {
+            categories: allowed,
+            cameras,
+        }) = visibility(&principal)
+        else {
             return Some(End::Close(CLOSE_FORBIDDEN, "no permission to read events"));
         };
         let mut w = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
