@@ -398,6 +398,34 @@ mod tests {
     use super::*;
     use vigil_media::store::{NewCamera, NewSecondary};
 
+    /// The runtime on a task of its own, until [`Running::stop`].
+    struct Running {
+        stop: tokio::sync::oneshot::Sender<()>,
+        task: tokio::task::JoinHandle<Result<(), RuntimeError>>,
+    }
+
+    impl Running {
+        /// Asks the runtime to stop and waits until it has, cleanly.
+        async fn stop(self) {
+            self.stop.send(()).unwrap();
+            self.task.await.unwrap().unwrap();
+        }
+    }
+
+    /// Starts [`run`] with `opts`; it runs until the returned handle is stopped.
+    fn spawn_runtime(cfg: Config, store: Arc<Store>, opts: RuntimeOptions) -> Running {
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(run(
+            cfg,
+            store,
+            async move {
+                let _ = stop_rx.await;
+            },
+            opts,
+        ));
+        Running { stop, task }
+    }
+
     fn store_with(names: &[&str]) -> (tempfile::TempDir, Store) {
         let tmp = tempfile::tempdir().unwrap();
         let store = Store::init(tmp.path()).unwrap();
@@ -533,19 +561,11 @@ mod tests {
             .unwrap();
         let hub = Arc::new(LiveHub::new());
         let mut viewer = hub.subscribe(&FeedKey::main(&cam.id));
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let opts = RuntimeOptions {
             live_video: Some(hub.clone()),
             ..Default::default()
         };
-        let running = tokio::spawn(run(
-            cfg,
-            store.clone(),
-            async move {
-                let _ = stop_rx.await;
-            },
-            opts,
-        ));
+        let running = spawn_runtime(cfg, store.clone(), opts);
         let secs = Duration::from_secs;
         let first = tokio::time::timeout(secs(5), viewer.next())
             .await
@@ -573,8 +593,7 @@ mod tests {
         }
         assert_eq!(seen.last(), Some(&LiveState::Stopped), "{seen:?}");
         assert_eq!(hub.viewers(&FeedKey::main(&cam.id)), 0);
-        stop_tx.send(()).unwrap();
-        running.await.unwrap().unwrap();
+        running.stop().await;
     }
 
     #[tokio::test]
@@ -593,19 +612,11 @@ mod tests {
             let store = Arc::new(Store::open(&cfg.data_dir).unwrap());
             let events = Arc::new(EventStore::open(&cfg.data_dir).unwrap());
             let bus = EventBus::start(events.clone(), "srv1").unwrap();
-            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
             let opts = RuntimeOptions {
                 events: Some(bus.clone()),
                 ..Default::default()
             };
-            let running = tokio::spawn(run(
-                cfg,
-                store,
-                async move {
-                    let _ = stop_rx.await;
-                },
-                opts,
-            ));
+            let running = spawn_runtime(cfg, store, opts);
             tokio::time::sleep(Duration::from_millis(300)).await;
             bus.publish(NewEvent::vigil(
                 "srv1",
@@ -617,8 +628,7 @@ mod tests {
             .unwrap();
             bus.flush();
             tokio::time::sleep(Duration::from_millis(300)).await;
-            stop_tx.send(()).unwrap();
-            running.await.unwrap().unwrap();
+            running.stop().await;
             bus.flush();
             events
         };
@@ -674,19 +684,11 @@ mod tests {
         let events = Arc::new(EventStore::open(&cfg.data_dir).unwrap());
         let bus = EventBus::start(events.clone(), "srv1").unwrap();
         let mut live = bus.subscribe();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let opts = RuntimeOptions {
             events: Some(bus.clone()),
             ..Default::default()
         };
-        let running = tokio::spawn(run(
-            cfg,
-            store.clone(),
-            async move {
-                let _ = stop_rx.await;
-            },
-            opts,
-        ));
+        let running = spawn_runtime(cfg, store.clone(), opts);
         let mut kinds = Vec::new();
         while !kinds.iter().any(|k| k == "camera.connection_lost") {
             match tokio::time::timeout(Duration::from_secs(20), live.next()).await {
@@ -706,8 +708,7 @@ mod tests {
             }
         }
         assert_eq!(kinds[0], "system.started", "{kinds:?}");
-        stop_tx.send(()).unwrap();
-        running.await.unwrap().unwrap();
+        running.stop().await;
         bus.flush();
         let stored = events
             .query(&EventQuery {
@@ -741,7 +742,6 @@ mod tests {
         let mut main = hub.subscribe(&FeedKey::main(&cam.id));
         let mut secondary = hub.subscribe(&FeedKey::secondary(&cam.id));
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let opts = RuntimeOptions {
             live_video: Some(hub.clone()),
             on_event: {
@@ -750,14 +750,7 @@ mod tests {
             },
             ..Default::default()
         };
-        let running = tokio::spawn(run(
-            cfg,
-            store.clone(),
-            async move {
-                let _ = stop_rx.await;
-            },
-            opts,
-        ));
+        let running = spawn_runtime(cfg, store.clone(), opts);
         let secs = Duration::from_secs;
         for v in [&mut main, &mut secondary] {
             for want in [LiveState::Offline, LiveState::Connecting] {
@@ -820,8 +813,7 @@ mod tests {
                 }),
             "the main stream's recorder was not restarted"
         );
-        stop_tx.send(()).unwrap();
-        running.await.unwrap().unwrap();
+        running.stop().await;
     }
 
     #[tokio::test]

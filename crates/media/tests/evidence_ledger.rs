@@ -1,38 +1,21 @@
 //! A camera whose evidence ledger cannot be continued keeps recording: opening its ledger moves
 //! the file aside and starts a new ledger linked to it.
 
+mod common;
+
 use std::fs;
 
+use common::signing_identity;
 use vigil_media::evidence::{Evidence, Signing, ledger_path, signing_dir};
 use vigil_signing::record::{Body, RetireReason};
-use vigil_signing::{CaCert, SigningIdentity, TimeRange, verify_recording};
+use vigil_signing::{CaCert, TimeRange, verify_recording};
 use vigil_testkit::ledger::records;
-
-/// A CA made in-process, and a signing identity it issued.
-fn identity() -> (SigningIdentity, String) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut p = CertificateParams::default();
-    p.distinguished_name
-        .push(DnType::CommonName, "evidence test CA");
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let cert_pem = p.self_signed(&key).unwrap().pem();
-    let id = SigningIdentity::issue(
-        &cert_pem,
-        &key.serialize_pem(),
-        "rec-test",
-        std::time::Duration::from_secs(86400),
-    )
-    .unwrap();
-    (id, cert_pem)
-}
 
 #[test]
 fn a_damaged_ledger_is_moved_aside_and_the_camera_keeps_recording() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path();
-    let (id, ca_pem) = identity();
+    let (id, ca_pem) = signing_identity();
     id.save(&signing_dir(data)).unwrap();
     let path = ledger_path(data, "cam-1");
     let ev = Evidence::new(data, Signing::On).unwrap();

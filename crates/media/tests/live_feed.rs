@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use vigil_media::fmp4;
-use vigil_media::live::{FeedKey, LiveHub, LiveLimits, Viewer, ViewerEvent};
+use vigil_media::live::{FeedKey, LiveHub, LiveLimits, ViewerEvent};
 use vigil_media::recorder::{self, RecorderEnv, RecorderHandle};
 
 fn start(rig: &Rig, camera: &Arc<ScriptedCamera>, hub: &Arc<LiveHub>) -> RecorderHandle {
@@ -27,55 +27,6 @@ fn start(rig: &Rig, camera: &Arc<ScriptedCamera>, hub: &Arc<LiveHub>) -> Recorde
         },
     )
     .unwrap()
-}
-
-/// Room for every frame these tests send, so no viewer lags while the test waits.
-fn hub() -> Arc<LiveHub> {
-    Arc::new(LiveHub::with_limits(LiveLimits {
-        queue: 1024,
-        ..LiveLimits::default()
-    }))
-}
-
-/// Events until the viewer has had `frames` fragments (the recorder publishes them as fast as
-/// the scripted camera delivers them, without tokio's clock moving).
-async fn until_frames(v: &mut Viewer, frames: usize) -> Vec<ViewerEvent> {
-    let mut out = Vec::new();
-    let mut n = 0;
-    while n < frames {
-        let ev = v.next().await.expect("the feed ended");
-        n += usize::from(matches!(ev, ViewerEvent::Fragment(_)));
-        out.push(ev);
-    }
-    out
-}
-
-/// Everything the viewer has been sent so far.
-fn received(v: &mut Viewer) -> Vec<ViewerEvent> {
-    let mut out = Vec::new();
-    while let Some(Some(ev)) = futures::FutureExt::now_or_never(v.next()) {
-        out.push(ev);
-    }
-    out
-}
-
-fn states(evs: &[ViewerEvent]) -> Vec<String> {
-    evs.iter()
-        .filter_map(|e| match e {
-            ViewerEvent::State(s) => Some(format!("{}:{}", s.name(), s.message())),
-            ViewerEvent::Init(i) => Some(format!("init{}", i.generation)),
-            _ => None,
-        })
-        .collect()
-}
-
-fn fragments(evs: &[ViewerEvent]) -> Vec<&vigil_media::live::LiveFragment> {
-    evs.iter()
-        .filter_map(|e| match e {
-            ViewerEvent::Fragment(f) => Some(f),
-            _ => None,
-        })
-        .collect()
 }
 
 #[tokio::test(start_paused = true)]

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::*;
 use vigil_media::evidence::{Evidence, Signing, ledger_path, signing_dir};
-use vigil_media::live::{FeedKey, LiveHub, LiveLimits, Stream, Viewer, ViewerEvent};
+use vigil_media::live::{FeedKey, LiveHub, Stream, ViewerEvent};
 use vigil_media::recorder::{self, RecorderEnv, RecorderHandle, RecorderSettings, Storage};
 use vigil_media::retention::{RetentionPolicy, enforce_at};
 use vigil_media::secrets::SecretBox;
@@ -21,7 +21,7 @@ use vigil_media::store::{
     Camera, NewCamera, NewSecondary, SCHEMA_VERSION, Store, StoreError, StreamMode,
     secondary_stream_id,
 };
-use vigil_signing::{CaCert, SigningIdentity, TimeRange, verify_recording};
+use vigil_signing::{CaCert, TimeRange, verify_recording};
 
 fn secondary(mode: StreamMode) -> NewSecondary {
     NewSecondary {
@@ -460,45 +460,6 @@ fn an_index_from_a_newer_vigil_is_refused() {
 
 // ----- the recorder -----
 
-/// Room for every frame these tests send, so no viewer lags while the test waits.
-fn hub() -> Arc<LiveHub> {
-    Arc::new(LiveHub::with_limits(LiveLimits {
-        queue: 1024,
-        ..LiveLimits::default()
-    }))
-}
-
-/// Events until the viewer has had `frames` fragments.
-async fn until_frames(v: &mut Viewer, frames: usize) -> Vec<ViewerEvent> {
-    let mut out = Vec::new();
-    let mut n = 0;
-    while n < frames {
-        let ev = v.next().await.expect("the feed ended");
-        n += usize::from(matches!(ev, ViewerEvent::Fragment(_)));
-        out.push(ev);
-    }
-    out
-}
-
-/// Everything the viewer has been sent so far.
-fn received(v: &mut Viewer) -> Vec<ViewerEvent> {
-    let mut out = Vec::new();
-    while let Some(Some(ev)) = futures::FutureExt::now_or_never(v.next()) {
-        out.push(ev);
-    }
-    out
-}
-
-fn states(evs: &[ViewerEvent]) -> Vec<String> {
-    evs.iter()
-        .filter_map(|e| match e {
-            ViewerEvent::State(s) => Some(s.name().to_owned()),
-            ViewerEvent::Init(i) => Some(format!("init{}", i.generation)),
-            _ => None,
-        })
-        .collect()
-}
-
 fn run_secondary(
     rig: &Rig,
     cam: &Camera,
@@ -551,7 +512,10 @@ async fn a_live_only_stream_feeds_its_viewers_and_writes_nothing_to_disk() {
         Duration::from_secs(1),
     );
     let evs = until_frames(&mut viewer, 3 * GOP_FRAMES).await;
-    assert_eq!(states(&evs), ["offline", "connecting", "live", "init1"]);
+    assert_eq!(
+        state_names(&evs),
+        ["offline", "connecting", "live", "init1"]
+    );
     let keys = evs
         .iter()
         .filter(|e| matches!(e, ViewerEvent::Fragment(f) if f.is_key))
@@ -571,7 +535,7 @@ async fn a_live_only_stream_feeds_its_viewers_and_writes_nothing_to_disk() {
     handle.stop().await;
     assert_eq!(rig.store.status(&sid).unwrap().unwrap().state, "stopped");
     assert_eq!(
-        states(&received(&mut viewer)),
+        state_names(&received(&mut viewer)),
         ["stopped"],
         "its viewers see it stop"
     );
@@ -591,35 +555,15 @@ async fn a_live_only_stream_feeds_its_viewers_and_writes_nothing_to_disk() {
         assert_eq!(rows(rig.dir.path(), table, &cam.id), 0, "{table}");
     }
     // The main stream's feed was not touched.
-    assert_eq!(states(&received(&mut main)), ["offline"]);
+    assert_eq!(state_names(&received(&mut main)), ["offline"]);
     assert_eq!(camera.opens().len(), 1);
-}
-
-/// A CA made in-process, and a signing identity it issued.
-fn identity() -> (SigningIdentity, String) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut p = CertificateParams::default();
-    p.distinguished_name
-        .push(DnType::CommonName, "secondary stream test CA");
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let cert_pem = p.self_signed(&key).unwrap().pem();
-    let id = SigningIdentity::issue(
-        &cert_pem,
-        &key.serialize_pem(),
-        "rec-test",
-        Duration::from_secs(86400),
-    )
-    .unwrap();
-    (id, cert_pem)
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_recorded_secondary_is_stored_and_signed_under_its_own_id() {
     let rig = Rig::new();
     let data = rig.dir.path().to_owned();
-    let (id, ca_pem) = identity();
+    let (id, ca_pem) = signing_identity();
     id.save(&signing_dir(&data)).unwrap();
     let evidence = Evidence::new(&data, Signing::On).unwrap();
     let cam = rig
@@ -643,7 +587,10 @@ async fn a_recorded_secondary_is_stored_and_signed_under_its_own_id() {
         Duration::from_secs(3600),
     );
     let evs = until_frames(&mut viewer, 3 * GOP_FRAMES).await;
-    assert_eq!(states(&evs), ["offline", "connecting", "live", "init1"]);
+    assert_eq!(
+        state_names(&evs),
+        ["offline", "connecting", "live", "init1"]
+    );
     camera.played_out().await;
     handle.stop().await;
     evidence.close_all();

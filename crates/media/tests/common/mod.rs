@@ -1,6 +1,7 @@
 //! Shared fixtures for the vigil-media tests: a store with a camera, scripted cameras that
-//! play sessions from memory, a wall clock that follows tokio's (paused) clock, and checks that
-//! a camera's segment files and index agree. Nothing here starts a process or opens a socket.
+//! play sessions from memory, a wall clock that follows tokio's (paused) clock, checks that
+//! a camera's segment files and index agree, live viewers' events and an in-process signing
+//! identity. Nothing here starts a process or opens a socket.
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
@@ -14,6 +15,7 @@ use sha2::{Digest, Sha256};
 use vigil_media::fmp4::{self, TrackParams};
 use vigil_media::gop::{Frame, GopSamples, gop_samples};
 use vigil_media::ingest::{FrameSource, IngestError, Opener, Source, SourceFrame};
+use vigil_media::live::{LiveFragment, LiveHub, LiveLimits, LiveState, Viewer, ViewerEvent};
 use vigil_media::recorder::{
     self, FreeSpace, RecorderEnv, RecorderHandle, RecorderSettings, SegmentObserver, WallClock,
 };
@@ -21,6 +23,7 @@ use vigil_media::retention::{Urgency, free_space};
 use vigil_media::store::{
     Camera, GapRow, GopRow, NewCamera, SegmentRow, SegmentWriter, Store, WriteStep, ticks_to_us,
 };
+use vigil_signing::SigningIdentity;
 
 /// 25 frames a second on the 90 kHz clock.
 pub const FRAME_TICKS: i64 = 3600;
@@ -445,6 +448,91 @@ impl FrameSource for ScriptedSession {
     fn params(&self) -> Result<TrackParams, IngestError> {
         Ok(self.params.clone())
     }
+}
+
+// ----- live viewers -----
+
+/// A live hub with room for every frame these tests send, so no viewer lags while the test
+/// waits.
+pub fn hub() -> Arc<LiveHub> {
+    Arc::new(LiveHub::with_limits(LiveLimits {
+        queue: 1024,
+        ..LiveLimits::default()
+    }))
+}
+
+/// Events until the viewer has had `frames` fragments (the recorder publishes them as fast as
+/// the scripted camera delivers them, without tokio's clock moving).
+pub async fn until_frames(v: &mut Viewer, frames: usize) -> Vec<ViewerEvent> {
+    let mut out = Vec::new();
+    let mut n = 0;
+    while n < frames {
+        let ev = v.next().await.expect("the feed ended");
+        n += usize::from(matches!(ev, ViewerEvent::Fragment(_)));
+        out.push(ev);
+    }
+    out
+}
+
+/// Everything the viewer has been sent so far.
+pub fn received(v: &mut Viewer) -> Vec<ViewerEvent> {
+    let mut out = Vec::new();
+    while let Some(Some(ev)) = futures::FutureExt::now_or_never(v.next()) {
+        out.push(ev);
+    }
+    out
+}
+
+/// The states (`name:message`) and inits (`initN`) among `evs`, in order.
+pub fn states(evs: &[ViewerEvent]) -> Vec<String> {
+    viewer_states(evs, |s| format!("{}:{}", s.name(), s.message()))
+}
+
+/// [`states`] with the states' names only.
+pub fn state_names(evs: &[ViewerEvent]) -> Vec<String> {
+    viewer_states(evs, |s| s.name().to_owned())
+}
+
+fn viewer_states(evs: &[ViewerEvent], state: impl Fn(&LiveState) -> String) -> Vec<String> {
+    evs.iter()
+        .filter_map(|e| match e {
+            ViewerEvent::State(s) => Some(state(s)),
+            ViewerEvent::Init(i) => Some(format!("init{}", i.generation)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The fragments among `evs`.
+pub fn fragments(evs: &[ViewerEvent]) -> Vec<&LiveFragment> {
+    evs.iter()
+        .filter_map(|e| match e {
+            ViewerEvent::Fragment(f) => Some(f),
+            _ => None,
+        })
+        .collect()
+}
+
+// ----- signing -----
+
+/// A CA made in-process (its certificate, PEM), and a signing identity it issued.
+pub fn signing_identity() -> (SigningIdentity, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut p = CertificateParams::default();
+    p.distinguished_name
+        .push(DnType::CommonName, "vigil-media test CA");
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let cert_pem = p.self_signed(&key).unwrap().pem();
+    let id = SigningIdentity::issue(
+        &cert_pem,
+        &key.serialize_pem(),
+        "rec-test",
+        Duration::from_secs(86400),
+    )
+    .unwrap();
+    (id, cert_pem)
 }
 
 // ----- the recording rig -----
