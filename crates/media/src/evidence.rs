@@ -121,7 +121,7 @@ impl Evidence {
                 generation = r.generation,
                 reason = %r.reason,
                 detail = %r.detail,
-                "ALARM: the evidence ledger could not be continued; moved it aside and started a new ledger linked to it. Run `vigil verify` on this camera"
+                "ALARM: the evidence ledger could not be continued; moved it aside and started a new ledger linked to it. Verify this camera's recordings"
             );
         }
         if report.interrupted_write_bytes > 0 {

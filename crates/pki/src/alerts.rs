@@ -106,14 +106,17 @@ fn message(cert: &CertInfo, threshold: u32, days_left: i64) -> String {
             "Create a new CA in a new installation directory and distribute its certificate to \
              all clients before the old one expires."
         }
+        // Operators read this in the log and the audit trail whichever front end they use,
+        // so it names the certificate actions, not one front end's commands; docs/pki.md has
+        // the CLI command and API route of each.
         (_, CertSource::Imported) => {
-            "Vigil cannot renew an imported certificate: import a renewed one with `vigil pki \
-             import`, or return to the generated certificate with `vigil pki reset`."
+            "Vigil cannot renew an imported certificate: import a renewed certificate and its \
+             key, or reset to the generated certificate."
         }
         (_, CertSource::CsrInstalled) => {
-            "Vigil cannot renew a certificate from an external CA: create a new request with \
-             `vigil pki csr`, have it signed and install it with `vigil pki install-cert`, or \
-             return to the generated certificate with `vigil pki reset`."
+            "Vigil cannot renew a certificate from an external CA: create a new certificate \
+             request, have it signed and install the certificate, or reset to the generated \
+             certificate."
         }
         (_, CertSource::Generated) => "Renew it.",
     };

@@ -683,7 +683,9 @@ fn imported_certificates_get_alerts_that_say_they_cannot_be_renewed() {
     assert_eq!(alerts[0].source, CertSource::Imported);
     assert!(!alerts[0].renewable);
     assert!(
-        alerts[0].message.contains("vigil pki import"),
+        alerts[0]
+            .message
+            .contains("import a renewed certificate and its key"),
         "{}",
         alerts[0].message
     );
