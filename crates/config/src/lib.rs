@@ -174,19 +174,31 @@ impl Default for RecordingConfig {
     }
 }
 
-/// The events role: generic events, syslog in, analytics events.
+/// The events role: generic events, syslog in, analytics events (docs/events-in.md).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct EventsConfig {
     pub enabled: bool,
     /// Generic events over TLS.
     pub tcp: Listener,
-    /// Generic events over UDP: plaintext, so off unless an admin enables it.
+    /// Generic events over UDP: plaintext, so off unless an admin enables it, and then taken
+    /// from `allowed_sources` only.
     pub udp: Option<Listener>,
+    /// Generic events over plaintext TCP (allow-listed sources only). Off unless set.
+    pub tcp_plain: Option<Listener>,
     /// Syslog over TLS (RFC 5425).
     pub syslog_tls: Listener,
-    /// Source addresses (CIDR) allowed to send events.
+    /// Syslog over plaintext UDP (RFC 5426; usually port 514), allow-listed sources only.
+    pub syslog_udp: Option<Listener>,
+    /// Syslog over plaintext TCP (RFC 6587; usually port 514), allow-listed sources only.
+    pub syslog_tcp: Option<Listener>,
+    /// Source addresses (CIDR or single addresses) allowed to send events: without a client
+    /// certificate over TLS, and the only sources a plaintext listener takes.
     pub allowed_sources: Vec<String>,
+    /// Every TLS source must present a client certificate issued by the Vigil CA, also an
+    /// allow-listed one.
+    pub require_client_cert: bool,
+    pub limits: EventLimits,
 }
 
 impl Default for EventsConfig {
@@ -198,12 +210,77 @@ impl Default for EventsConfig {
                 label: String::new(),
             },
             udp: None,
+            tcp_plain: None,
             syslog_tls: Listener {
                 bind: "0.0.0.0:6514".parse().expect("static address"),
                 label: String::new(),
             },
+            syslog_udp: None,
+            syslog_tcp: None,
             allowed_sources: Vec::new(),
+            require_client_cert: false,
+            limits: EventLimits::default(),
         }
+    }
+}
+
+/// What one source may cost the events role (`[events.limits]`): a source over a limit is
+/// throttled and reported, so no sender can starve recording.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventLimits {
+    /// Open connections from one address, over all event listeners.
+    pub max_connections_per_source: u32,
+    /// Open connections over all event listeners.
+    pub max_connections: u32,
+    /// Longest line, syslog message or datagram in bytes.
+    pub max_message_bytes: usize,
+    /// Events per second one address may send (token bucket refill rate).
+    pub rate_per_source: u32,
+    /// Events one address may send at once above its rate (bucket size).
+    pub burst: u32,
+    /// A TLS handshake must finish within this.
+    #[serde(with = "humantime_serde_compat")]
+    pub handshake_timeout: Duration,
+    /// A connection that sends nothing for this long is closed.
+    #[serde(with = "humantime_serde_compat")]
+    pub idle_timeout: Duration,
+    /// A refused or throttled source is reported at most once per interval.
+    #[serde(with = "humantime_serde_compat")]
+    pub report_interval: Duration,
+}
+
+impl Default for EventLimits {
+    fn default() -> Self {
+        Self {
+            max_connections_per_source: 8,
+            max_connections: 512,
+            max_message_bytes: 8192,
+            rate_per_source: 100,
+            burst: 200,
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            report_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A source of `[events] allowed_sources`: a network in CIDR form (`10.1.2.0/24`) or one
+/// address. A network with host bits set (`10.1.2.3/24`) is refused: it is unclear whether
+/// the admin meant the host or the network.
+pub fn parse_source(text: &str) -> Result<ipnet::IpNet, String> {
+    let t = text.trim();
+    if let Ok(ip) = t.parse::<std::net::IpAddr>() {
+        return Ok(ipnet::IpNet::from(ip));
+    }
+    match t.parse::<ipnet::IpNet>() {
+        Ok(net) if net.trunc() == net => Ok(net),
+        Ok(net) => Err(format!(
+            "has host bits set: write the network {} or the single address {}",
+            net.trunc(),
+            net.addr()
+        )),
+        Err(_) => Err("is not an address or CIDR network (e.g. \"10.1.2.0/24\")".into()),
     }
 }
 
@@ -729,7 +806,7 @@ impl Config {
                 at(&first.key),
             ));
         }
-        Ok(())
+        self.check_events(file)
     }
 
     /// `[siem]`: ranges, names, and collectors that can be reached (files are checked when
@@ -875,6 +952,91 @@ impl Config {
         Ok(())
     }
 
+    /// `[events]`: the allow-list parses, a plaintext listener has sources it may take, and
+    /// the limits are in range.
+    fn check_events(&self, file: Option<&Written<'_>>) -> Result<(), String> {
+        let at = |key: &str| match file {
+            Some(file) => file.describe(key),
+            None => String::new(),
+        };
+        let e = &self.events;
+        for (i, s) in e.allowed_sources.iter().enumerate() {
+            if let Err(why) = parse_source(s) {
+                let key = format!("events.allowed_sources[{i}]");
+                return Err(format!("`{key}` = {s:?}{} {why}", at(&key)));
+            }
+        }
+        if e.allowed_sources.is_empty() {
+            for (key, l) in [
+                ("events.udp", &e.udp),
+                ("events.tcp_plain", &e.tcp_plain),
+                ("events.syslog_udp", &e.syslog_udp),
+                ("events.syslog_tcp", &e.syslog_tcp),
+            ] {
+                if l.is_some() && e.enabled {
+                    return Err(format!(
+                        "`{key}`{} is a plaintext listener, which takes events only from \
+                         `events.allowed_sources`, and that list is empty: add the senders' \
+                         addresses or networks (e.g. [\"10.1.2.0/24\"]), or remove `{key}`",
+                        at(key)
+                    ));
+                }
+            }
+        }
+        let l = &e.limits;
+        let range = |key: &str, value: u64, lo: u64, hi: u64, default: u64| {
+            if (lo..=hi).contains(&value) {
+                Ok(())
+            } else {
+                let k = format!("events.limits.{key}");
+                Err(format!(
+                    "`{k}` = {value}{} is out of range: use {lo}..={hi} (default {default})",
+                    at(&k)
+                ))
+            }
+        };
+        range(
+            "max_connections_per_source",
+            l.max_connections_per_source.into(),
+            1,
+            10_000,
+            8,
+        )?;
+        range("max_connections", l.max_connections.into(), 1, 100_000, 512)?;
+        range(
+            "max_message_bytes",
+            l.max_message_bytes as u64,
+            2048,
+            1 << 20,
+            8192,
+        )?;
+        range(
+            "rate_per_source",
+            l.rate_per_source.into(),
+            1,
+            1_000_000,
+            100,
+        )?;
+        range("burst", l.burst.into(), 1, 10_000_000, 200)?;
+        for (key, value, lo, hi, default) in [
+            ("handshake_timeout", l.handshake_timeout, 1, 120, "10s"),
+            ("idle_timeout", l.idle_timeout, 5, 86_400, "5m"),
+            ("report_interval", l.report_interval, 1, 86_400, "1m"),
+        ] {
+            if !(Duration::from_secs(lo)..=Duration::from_secs(hi)).contains(&value) {
+                let k = format!("events.limits.{key}");
+                return Err(format!(
+                    "`{k}` = \"{}\"{} is out of range: use {}..={} (default {default})",
+                    format_duration(value),
+                    at(&k),
+                    format_duration(Duration::from_secs(lo)),
+                    format_duration(Duration::from_secs(hi)),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// An enabled management role needs somewhere to listen. The built-in `0.0.0.0:8443`
     /// listener belongs to the built-in `[management]` table: a file without that table (an
     /// empty config, or one that only sets `data_dir`) gets it, while a written
@@ -960,12 +1122,36 @@ impl Config {
             if let Some(udp) = &self.events.udp {
                 push("events udp", "events.udp.bind".into(), udp.bind, "udp");
             }
+            if let Some(l) = &self.events.tcp_plain {
+                push(
+                    "events tcp plaintext",
+                    "events.tcp_plain.bind".into(),
+                    l.bind,
+                    "tcp",
+                );
+            }
             push(
                 "events syslog",
                 "events.syslog_tls.bind".into(),
                 self.events.syslog_tls.bind,
                 "tcp",
             );
+            if let Some(l) = &self.events.syslog_udp {
+                push(
+                    "events syslog udp",
+                    "events.syslog_udp.bind".into(),
+                    l.bind,
+                    "udp",
+                );
+            }
+            if let Some(l) = &self.events.syslog_tcp {
+                push(
+                    "events syslog tcp plaintext",
+                    "events.syslog_tcp.bind".into(),
+                    l.bind,
+                    "tcp",
+                );
+            }
         }
         if self.metrics.enabled {
             push("metrics", "metrics.bind".into(), self.metrics.bind, "tcp");
@@ -1028,12 +1214,27 @@ enabled = {rec_enabled}
 api = {{ bind = "{rec_bind}" }}
 
 [events]
+# Event inputs (docs/events-in.md): generic events over TLS, syslog over TLS (RFC 5425).
 enabled = {ev_enabled}
 tcp = {{ bind = "{ev_tcp}" }}
 syslog_tls = {{ bind = "{ev_syslog}" }}
-# Plaintext UDP events are off unless enabled here:
-# udp = {{ bind = "0.0.0.0:1234" }}
+# Plaintext listeners are off unless enabled here, and take only allowed_sources:
+{ev_plain}# Senders allowed without a client certificate from the Vigil CA, e.g. ["10.1.2.0/24"].
 allowed_sources = {allowed:?}
+# true: every TLS sender needs a client certificate from the Vigil CA, allow-listed or not.
+require_client_cert = {ev_require_cert}
+
+[events.limits]
+# Per sender address: open connections, events per second and burst; a sender over its
+# limits is slowed down (TCP) or its datagrams dropped (UDP), and reported once per interval.
+max_connections_per_source = {ev_conn_src}
+max_connections = {ev_conn}
+max_message_bytes = {ev_max_msg}
+rate_per_source = {ev_rate}
+burst = {ev_burst}
+handshake_timeout = "{ev_handshake}"
+idle_timeout = "{ev_idle}"
+report_interval = "{ev_report}"
 
 [siem]
 # Events forwarded to SIEM collectors as RFC 5424 over TLS (RFC 5425), through an on-disk
@@ -1089,6 +1290,27 @@ allow_list = {allow_list:?}
             ev_tcp = self.events.tcp.bind,
             ev_syslog = self.events.syslog_tls.bind,
             allowed = self.events.allowed_sources,
+            ev_require_cert = self.events.require_client_cert,
+            ev_plain = [
+                ("udp", &self.events.udp, "0.0.0.0:1234"),
+                ("tcp_plain", &self.events.tcp_plain, "0.0.0.0:1235"),
+                ("syslog_udp", &self.events.syslog_udp, "0.0.0.0:514"),
+                ("syslog_tcp", &self.events.syslog_tcp, "0.0.0.0:514"),
+            ]
+            .iter()
+            .map(|(key, l, example)| match l {
+                Some(l) => format!("{key} = {{ bind = \"{}\" }}\n", l.bind),
+                None => format!("# {key} = {{ bind = \"{example}\" }}\n"),
+            })
+            .collect::<String>(),
+            ev_conn_src = self.events.limits.max_connections_per_source,
+            ev_conn = self.events.limits.max_connections,
+            ev_max_msg = self.events.limits.max_message_bytes,
+            ev_rate = self.events.limits.rate_per_source,
+            ev_burst = self.events.limits.burst,
+            ev_handshake = d(self.events.limits.handshake_timeout),
+            ev_idle = d(self.events.limits.idle_timeout),
+            ev_report = d(self.events.limits.report_interval),
             cef = self.siem.cef,
             siem_facility = self.siem.facility,
             siem_pen = self.siem.enterprise_number,
@@ -1419,7 +1641,83 @@ mod tests {
             c.events.udp.is_none(),
             "plaintext UDP events must be off by default"
         );
+        assert!(
+            c.events.tcp_plain.is_none()
+                && c.events.syslog_udp.is_none()
+                && c.events.syslog_tcp.is_none(),
+            "plaintext event listeners must be off by default"
+        );
+        assert!(c.events.allowed_sources.is_empty());
         assert!(c.metrics.bind.ip().is_loopback());
+    }
+
+    #[test]
+    fn event_inputs_are_validated_with_lines() {
+        let parse = |text: &str| Config::parse(text, Path::new("v.toml"));
+        let err = parse(
+            "data_dir = \"d\"\n[events]\nallowed_sources = [\"10.0.0.0/8\", \"10.1.2.3/24\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("events.allowed_sources[1]")
+                && err.contains("line 3")
+                && err.contains("10.1.2.0/24"),
+            "{err}"
+        );
+        let err = parse("data_dir = \"d\"\n[events]\nallowed_sources = [\"lobby\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not an address or CIDR"), "{err}");
+        // A plaintext listener with nobody allowed to use it is a mistake, said as such.
+        let err = parse("data_dir = \"d\"\n[events]\nsyslog_udp = { bind = \"127.0.0.1:5514\" }\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`events.syslog_udp` on line 3") && err.contains("allowed_sources"),
+            "{err}"
+        );
+        let err = parse("data_dir = \"d\"\n[events.limits]\nrate_per_source = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("events.limits.rate_per_source") && err.contains("line 3"),
+            "{err}"
+        );
+        let err = parse("data_dir = \"d\"\n[events.limits]\nhandshake_timeout = \"0s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("events.limits.handshake_timeout"), "{err}");
+        // Plaintext syslog on UDP and TCP 514 side by side is fine (other protocols).
+        let c = parse(
+            "data_dir = \"d\"\n[events]\nallowed_sources = [\"192.0.2.7\", \"2001:db8::/32\"]\n\
+             syslog_udp = { bind = \"0.0.0.0:514\" }\nsyslog_tcp = { bind = \"0.0.0.0:514\" }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            parse_source(&c.events.allowed_sources[0])
+                .unwrap()
+                .to_string(),
+            "192.0.2.7/32"
+        );
+        let l = c.listeners();
+        assert!(l.contains(&("events syslog udp", "0.0.0.0:514".parse().unwrap(), "udp")));
+        assert!(l.contains(&(
+            "events syslog tcp plaintext",
+            "0.0.0.0:514".parse().unwrap(),
+            "tcp"
+        )));
+        // Two TCP listeners on one port are not.
+        let err = parse(
+            "data_dir = \"d\"\n[events]\nallowed_sources = [\"192.0.2.7\"]\n\
+             tcp_plain = { bind = \"0.0.0.0:6514\" }\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("events.tcp_plain.bind"), "{err}");
+        // What `vigil init` writes keeps enabled plaintext listeners.
+        let text = c.to_commented_toml();
+        assert_eq!(parse(&text).unwrap(), c);
     }
 
     #[test]

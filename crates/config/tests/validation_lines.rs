@@ -189,7 +189,8 @@ fn a_wildcard_and_a_specific_address_on_one_port_clash() {
          [[management.https]]\nbind = \"10.0.0.2:8443\"\n\
          [[management.https]]\nbind = \"10.0.0.3:8443\"\n\
          [[management.https]]\nbind = \"[::]:8443\"\n\
-         [events]\ntcp = { bind = \"0.0.0.0:1234\" }\nudp = { bind = \"0.0.0.0:1234\" }\n",
+         [events]\ntcp = { bind = \"0.0.0.0:1234\" }\nudp = { bind = \"0.0.0.0:1234\" }\n\
+         allowed_sources = [\"10.0.0.0/8\"]\n",
     );
     assert_eq!(ok.management.https.len(), 3);
 }
