@@ -44,10 +44,14 @@ pub enum AuditKind {
     CertificateOperation,
     /// A user saved a different live-view layout (grid kind, cameras per tile).
     LayoutChanged,
+    /// An alarm was acknowledged or closed.
+    AlarmChanged,
+    /// A bookmark was made or deleted by a user.
+    BookmarkChanged,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 23] = [
+    pub const ALL: [AuditKind; 25] = [
         AuditKind::LoginSucceeded,
         AuditKind::LoginFailed,
         AuditKind::Logout,
@@ -71,6 +75,8 @@ impl AuditKind {
         AuditKind::ConfigChanged,
         AuditKind::CertificateOperation,
         AuditKind::LayoutChanged,
+        AuditKind::AlarmChanged,
+        AuditKind::BookmarkChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -98,6 +104,8 @@ impl AuditKind {
             AuditKind::ConfigChanged => "config_changed",
             AuditKind::CertificateOperation => "certificate_operation",
             AuditKind::LayoutChanged => "layout_changed",
+            AuditKind::AlarmChanged => "alarm_changed",
+            AuditKind::BookmarkChanged => "bookmark_changed",
         }
     }
 }
@@ -110,7 +118,7 @@ impl std::fmt::Display for AuditKind {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown audit kind {0:?}; known kinds: login_succeeded, login_failed, logout, session_expired, password_changed, user_created, user_removed, permission_changed, totp_enabled, totp_disabled, token_created, token_revoked, address_blocked, address_unblocked, intrusion_alert, live_view, playback, export, verify, camera_changed, config_changed, certificate_operation, layout_changed"
+    "unknown audit kind {0:?}; known kinds: login_succeeded, login_failed, logout, session_expired, password_changed, user_created, user_removed, permission_changed, totp_enabled, totp_disabled, token_created, token_revoked, address_blocked, address_unblocked, intrusion_alert, live_view, playback, export, verify, camera_changed, config_changed, certificate_operation, layout_changed, alarm_changed, bookmark_changed"
 )]
 pub struct UnknownAuditKind(pub String);
 

@@ -39,7 +39,7 @@ impl Role {
         use Permission::*;
         match self {
             Role::Admin => true,
-            Role::Operator => matches!(p, ViewLive | Playback | Export | Verify),
+            Role::Operator => matches!(p, ViewLive | Playback | Export | Verify | HandleAlarms),
             Role::Viewer => matches!(p, ViewLive | Playback),
             Role::Auditor => matches!(p, ViewAudit),
         }
@@ -96,10 +96,12 @@ pub enum Permission {
     ManageCertificates,
     /// Read and export the audit log; IDS status.
     ViewAudit,
+    /// Acknowledge and close alarms, make and delete bookmarks (of permitted cameras).
+    HandleAlarms,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 10] = [
         Permission::ViewLive,
         Permission::Playback,
         Permission::Export,
@@ -109,13 +111,18 @@ impl Permission {
         Permission::ManageSettings,
         Permission::ManageCertificates,
         Permission::ViewAudit,
+        Permission::HandleAlarms,
     ];
 
     /// Whether the permission concerns a camera, so the camera scope applies.
     pub fn is_camera_scoped(self) -> bool {
         matches!(
             self,
-            Permission::ViewLive | Permission::Playback | Permission::Export | Permission::Verify
+            Permission::ViewLive
+                | Permission::Playback
+                | Permission::Export
+                | Permission::Verify
+                | Permission::HandleAlarms
         )
     }
 }

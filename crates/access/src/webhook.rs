@@ -379,8 +379,15 @@ struct Counters {
     overflowing: AtomicBool,
 }
 
+/// One queued delivery: the JSON body and what it is about, for log lines (an alert's
+/// address, a rule's name).
+struct Item {
+    payload: serde_json::Value,
+    about: String,
+}
+
 struct Queue {
-    alerts: VecDeque<Alert>,
+    alerts: VecDeque<Item>,
     stopping: bool,
 }
 
@@ -435,6 +442,7 @@ impl Default for Tuning {
 /// the sink (or [`WebhookSink::shutdown`]) stops the thread within `timeout` + 1 s.
 pub struct WebhookSink {
     shared: Arc<Shared>,
+    server_name: Option<String>,
     worker: Mutex<Option<(JoinHandle<()>, std::sync::mpsc::Receiver<()>)>>,
     timeout: Duration,
     origin: String,
@@ -478,7 +486,6 @@ impl WebhookSink {
             uri,
             origin: origin.clone(),
             secret: config.secret.clone().map(String::into_bytes),
-            server_name: config.server_name.clone(),
             backoff: tuning.backoff,
         };
         // The thread logs through whatever subscriber the starting thread uses.
@@ -493,6 +500,7 @@ impl WebhookSink {
             .map_err(|e| WebhookError::Thread(e.to_string()))?;
         Ok(WebhookSink {
             shared,
+            server_name: config.server_name.clone(),
             worker: Mutex::new(Some((handle, done_rx))),
             timeout: config.timeout,
             origin,
@@ -549,9 +557,18 @@ impl WebhookSink {
     }
 }
 
-impl AlertSink for WebhookSink {
-    /// Queues the alert and returns at once; never waits for the network.
-    fn send(&self, alert: &Alert) {
+impl WebhookSink {
+    /// Queues any JSON `payload` (a rule's match, docs/rules-and-alarms.md) for the same
+    /// signed delivery as alerts; returns at once, a full queue drops it and counts it.
+    pub fn send_payload(&self, payload: serde_json::Value) {
+        let about = payload
+            .get("rule")
+            .and_then(|r| r.as_str())
+            .map_or_else(|| "payload".to_owned(), |r| format!("rule {r}"));
+        self.enqueue(Item { payload, about });
+    }
+
+    fn enqueue(&self, item: Item) {
         let mut q = self.shared.lock();
         if q.stopping || q.alerts.len() >= WEBHOOK_QUEUE_CAPACITY {
             let stopping = q.stopping;
@@ -565,17 +582,27 @@ impl AlertSink for WebhookSink {
                     "webhook queue full; alerts dropped until it drains (they are still in the log)"
                 };
                 tracing::error!(target: "vigil::ids", webhook = %self.origin,
-                    addr = %alert.addr, dropped_total = n, "{why}");
+                    about = %item.about, dropped_total = n, "{why}");
             }
             return;
         }
-        q.alerts.push_back(alert.clone());
+        q.alerts.push_back(item);
         drop(q);
         self.shared
             .counters
             .overflowing
             .store(false, Ordering::Relaxed);
         self.shared.wake.notify_one();
+    }
+}
+
+impl AlertSink for WebhookSink {
+    /// Queues the alert and returns at once; never waits for the network.
+    fn send(&self, alert: &Alert) {
+        self.enqueue(Item {
+            payload: alert_payload(alert, self.server_name.as_deref()),
+            about: alert.addr.to_string(),
+        });
     }
 }
 
@@ -643,7 +670,6 @@ struct Worker {
     uri: Uri,
     origin: String,
     secret: Option<Vec<u8>>,
-    server_name: Option<String>,
     backoff: Vec<Duration>,
 }
 
@@ -666,8 +692,8 @@ impl Worker {
         }
     }
 
-    fn deliver(&self, alert: &Alert) {
-        let body = alert_payload(alert, self.server_name.as_deref()).to_string();
+    fn deliver(&self, item: &Item) {
+        let body = item.payload.to_string();
         let signature = self
             .secret
             .as_ref()
@@ -681,7 +707,7 @@ impl Worker {
                 Outcome::Delivered => {
                     counters.sent.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(target: "vigil::ids", webhook = %self.origin,
-                        addr = %alert.addr, attempt, "alert delivered to webhook");
+                        about = %item.about, attempt, "alert delivered to webhook");
                     return;
                 }
                 Outcome::Transient(why) => (why, false),
@@ -691,12 +717,12 @@ impl Worker {
             match retry_in {
                 Some(d) if !permanent => {
                     tracing::warn!(target: "vigil::ids", webhook = %self.origin,
-                        addr = %alert.addr, attempt, error = %why,
+                        about = %item.about, attempt, error = %why,
                         "webhook delivery failed; retrying in {d:?}");
                     if self.shared.pause(d) {
                         counters.failed.fetch_add(1, Ordering::Relaxed);
                         tracing::error!(target: "vigil::ids", webhook = %self.origin,
-                            addr = %alert.addr, attempt, error = %why,
+                            about = %item.about, attempt, error = %why,
                             "webhook delivery abandoned at shutdown");
                         return;
                     }
@@ -704,7 +730,7 @@ impl Worker {
                 _ => {
                     counters.failed.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(target: "vigil::ids", webhook = %self.origin,
-                        addr = %alert.addr, attempts = attempt, error = %why,
+                        about = %item.about, attempts = attempt, error = %why,
                         "webhook delivery failed; alert not delivered (it is still in the log)");
                     return;
                 }

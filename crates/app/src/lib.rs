@@ -8,6 +8,7 @@
 //! - [`runtime`]: the recording runtime (recovery, recorders, ledgers, retention).
 //! - [`export`]: MP4 export, evidence-bundle export and its tar packaging for download.
 //! - [`verify`]: verifying a camera's recordings or an exported bundle.
+//! - [`alarms`]: rules run on the event bus, alarms (acknowledge, close) and bookmarks.
 //! - [`events`]: Vigil's own events (the audit log's entries, streams losing their camera).
 //! - [`layout`]: each user's live-view layout (grid kind, camera per tile), checked against
 //!   the recording index and the user's camera scope.
@@ -18,6 +19,7 @@
 //! - [`error`]: the error kinds every use case's errors map into.
 
 pub mod access_settings;
+pub mod alarms;
 pub mod error;
 pub mod events;
 pub mod export;

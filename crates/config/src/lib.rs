@@ -11,6 +11,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod rules;
+
+pub use rules::RuleConfig;
+
 /// Why a configuration could not be loaded. Every variant names the file and says what is
 /// wrong with it.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +55,9 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub access: AccessSettings,
+    /// Event rules (`[[rules]]`): docs/rules-and-alarms.md.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<RuleConfig>,
 }
 
 /// How video is laid out on disk.
@@ -637,6 +644,7 @@ impl Config {
             siem: SiemConfig::default(),
             metrics: MetricsConfig::default(),
             access: AccessSettings::default(),
+            rules: Vec::new(),
         }
     }
 
@@ -772,6 +780,7 @@ impl Config {
             ));
         }
         self.check_siem(file)?;
+        rules::check_rules(&self.rules, &at)?;
         let sockets = self.sockets();
         for (i, s) in sockets.iter().enumerate() {
             if s.addr.port() == 0 {
@@ -1269,7 +1278,8 @@ deadtime = "{deadtime}"
 block = "{block}"
 # Addresses or CIDRs never blocked, e.g. ["10.0.0.0/24"].
 allow_list = {allow_list:?}
-{webhook}"#,
+{webhook}
+{rules}"#,
             data_dir = toml::Value::String(self.data_dir.display().to_string()),
             segment_seconds = self.storage.segment_seconds,
             min_free_bytes = self.storage.min_free_bytes,
@@ -1336,6 +1346,7 @@ allow_list = {allow_list:?}
                 ),
                 None => "\n# Intrusion alerts can also be POSTed to an HTTPS webhook:\n# [access.webhook]\n# url = \"https://alerts.example.net/vigil\"\n# secret_file = \"/etc/vigil/webhook.key\"\n".into(),
             },
+            rules = rules::rules_toml(&self.rules),
         )
     }
 }

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use crate::model::{Category, Event, NewEvent, Severity, Source, SourceKind};
 
 /// The store's schema version (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 /// Most events one query answers.
 pub const MAX_PAGE: usize = 1000;
 /// Events a query answers when it does not say.
@@ -382,7 +382,7 @@ impl Writer {
     }
 }
 
-fn connect(path: &Path) -> Result<Connection, StoreError> {
+pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
     let err = |source| StoreError::Db {
         path: path.to_path_buf(),
         source,
@@ -431,6 +431,57 @@ fn connect(path: &Path) -> Result<Connection, StoreError> {
                  value INTEGER NOT NULL
              );
              PRAGMA user_version = 1;
+             COMMIT;",
+        )
+        .map_err(err)?;
+    }
+    if version < 2 {
+        // Alarms and bookmarks (docs/rules-and-alarms.md). At most one open alarm per rule,
+        // camera and source: the partial unique index is what de-duplicates.
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             CREATE TABLE IF NOT EXISTS alarms (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 rule TEXT NOT NULL,
+                 priority INTEGER NOT NULL,
+                 state TEXT NOT NULL,
+                 camera TEXT,
+                 source_kind TEXT NOT NULL,
+                 source_name TEXT NOT NULL,
+                 kind TEXT NOT NULL,
+                 message TEXT NOT NULL,
+                 count INTEGER NOT NULL,
+                 first_us INTEGER NOT NULL,
+                 last_us INTEGER NOT NULL,
+                 first_event_id INTEGER,
+                 last_event_id INTEGER,
+                 created_us INTEGER NOT NULL,
+                 acknowledged_by TEXT,
+                 acknowledged_us INTEGER,
+                 acknowledged_comment TEXT,
+                 closed_by TEXT,
+                 closed_us INTEGER,
+                 closed_comment TEXT
+             );
+             CREATE UNIQUE INDEX IF NOT EXISTS alarms_open
+                 ON alarms (rule, coalesce(camera, ''), source_kind, source_name)
+                 WHERE state != 'closed';
+             CREATE INDEX IF NOT EXISTS alarms_state ON alarms (state, id);
+             CREATE INDEX IF NOT EXISTS alarms_camera ON alarms (camera, id);
+             CREATE TABLE IF NOT EXISTS bookmarks (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 camera TEXT NOT NULL,
+                 from_us INTEGER NOT NULL,
+                 to_us INTEGER NOT NULL,
+                 label TEXT NOT NULL,
+                 creator_kind TEXT NOT NULL,
+                 creator TEXT NOT NULL,
+                 alarm_id INTEGER,
+                 event_id INTEGER,
+                 created_us INTEGER NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS bookmarks_camera ON bookmarks (camera, from_us);
+             PRAGMA user_version = 2;
              COMMIT;",
         )
         .map_err(err)?;

@@ -3,27 +3,33 @@ use Permission::*;
 
 /// The expected table, written out by hand: every role × every permission.
 /// Columns: ViewLive, Playback, Export, Verify, ManageCameras, ManageUsers, ManageSettings,
-/// ManageCertificates, ViewAudit.
-const EXPECTED: [(Role, [bool; 9]); 4] = [
+/// ManageCertificates, ViewAudit, HandleAlarms.
+const EXPECTED: [(Role, [bool; 10]); 4] = [
     (
         Role::Admin,
-        [true, true, true, true, true, true, true, true, true],
+        [true, true, true, true, true, true, true, true, true, true],
     ),
     (
         Role::Operator,
-        [true, true, true, true, false, false, false, false, false],
+        [
+            true, true, true, true, false, false, false, false, false, true,
+        ],
     ),
     (
         Role::Viewer,
-        [true, true, false, false, false, false, false, false, false],
+        [
+            true, true, false, false, false, false, false, false, false, false,
+        ],
     ),
     (
         Role::Auditor,
-        [false, false, false, false, false, false, false, false, true],
+        [
+            false, false, false, false, false, false, false, false, true, false,
+        ],
     ),
 ];
 
-const COLUMNS: [Permission; 9] = [
+const COLUMNS: [Permission; 10] = [
     ViewLive,
     Playback,
     Export,
@@ -33,6 +39,7 @@ const COLUMNS: [Permission; 9] = [
     ManageSettings,
     ManageCertificates,
     ViewAudit,
+    HandleAlarms,
 ];
 
 fn user(role: Role, cameras: CameraScope) -> Principal {

@@ -1,0 +1,632 @@
+//! Rules, alarms and bookmarks as use cases (docs/rules-and-alarms.md).
+//!
+//! - [`Alarms::spawn_rules`] subscribes to the event bus and runs the actions of the rules an
+//!   event fires (raise or count into an alarm, bookmark, webhook, SIEM). It never holds the
+//!   bus up: events go onto a bounded queue for one worker thread, and what does not fit is
+//!   counted and reported as a `rules.dropped` event.
+//! - Alarms are acknowledged and closed by people with HandleAlarms on the alarm's camera;
+//!   each step is audited and published as an `alarm.*` event (the alarm category, which SIEM
+//!   forwarding always selects).
+//! - Bookmarks are listed for a camera's timeline (Playback) and made or deleted by people
+//!   with HandleAlarms on the camera.
+//! - The rules in effect can be replaced (the settings use case saves them in `vigil.toml`)
+//!   and tried on an example event without running anything.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, TrySendError};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde_json::json;
+use vigil_access::{
+    Access, AccessError, Actor, AuditKind, AuditRecord, CameraScope, Denied, Permission, Principal,
+    WebhookSink,
+};
+use vigil_config::RuleConfig;
+use vigil_events::alarms::{Alarm, AlarmError, AlarmPage, AlarmQuery, AlarmStep, Raised};
+use vigil_events::bookmarks::{
+    Bookmark, BookmarkError, BookmarkPage, BookmarkQuery, Creator, NewBookmark,
+};
+use vigil_events::model::now_us;
+use vigil_events::{
+    AlarmStore, BookmarkStore, Category, Event, EventBus, EventError, Live, NewEvent, Severity,
+    StoreError,
+};
+use vigil_rules::{Action, RuleError, RuleSet, is_rule_output};
+
+use crate::error::{Classified, ErrorKind};
+
+/// Events queued for the rule worker at most; beyond, they are dropped and counted.
+pub const RULE_QUEUE: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AlarmsError {
+    #[error("{0}")]
+    Denied(#[from] Denied),
+    #[error("{0}")]
+    Alarm(#[from] AlarmError),
+    #[error("{0}")]
+    Bookmark(#[from] BookmarkError),
+    #[error("the rules are not valid: {0}")]
+    Rules(#[from] RuleError),
+    #[error("the example event is not valid: {0}")]
+    Event(#[from] EventError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("audit log: {0}")]
+    Audit(#[from] AccessError),
+}
+
+impl Classified for AlarmsError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            AlarmsError::Denied(_) => ErrorKind::Forbidden,
+            AlarmsError::Alarm(AlarmError::NotFound(_))
+            | AlarmsError::Bookmark(BookmarkError::NotFound(_)) => ErrorKind::NotFound,
+            AlarmsError::Alarm(AlarmError::Transition { .. }) => ErrorKind::Conflict,
+            AlarmsError::Alarm(AlarmError::BadComment)
+            | AlarmsError::Bookmark(
+                BookmarkError::BadRange | BookmarkError::BadLabel | BookmarkError::BadCamera,
+            )
+            | AlarmsError::Rules(_)
+            | AlarmsError::Event(_) => ErrorKind::InvalidInput,
+            AlarmsError::Alarm(AlarmError::Store(_))
+            | AlarmsError::Bookmark(BookmarkError::Store(_))
+            | AlarmsError::Store(_)
+            | AlarmsError::Audit(_) => ErrorKind::Internal,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            AlarmsError::Denied(_) => "forbidden",
+            AlarmsError::Alarm(AlarmError::NotFound(_)) => "alarm_not_found",
+            AlarmsError::Bookmark(BookmarkError::NotFound(_)) => "bookmark_not_found",
+            AlarmsError::Alarm(AlarmError::Transition { .. }) => "alarm_state",
+            AlarmsError::Alarm(AlarmError::BadComment) => "bad_comment",
+            AlarmsError::Bookmark(
+                BookmarkError::BadRange | BookmarkError::BadLabel | BookmarkError::BadCamera,
+            ) => "bad_bookmark",
+            AlarmsError::Rules(_) => "bad_rules",
+            AlarmsError::Event(_) => "bad_event",
+            _ => "internal",
+        }
+    }
+}
+
+/// Counters of the rule task, for metrics and status.
+#[derive(Debug, Default)]
+pub struct RuleStats {
+    /// Events the rules looked at.
+    pub evaluated: AtomicU64,
+    /// Rule firings.
+    pub fired: AtomicU64,
+    /// Actions that failed (a database error, a full webhook queue is the sink's own count).
+    pub failed: AtomicU64,
+    /// Events the rules never saw because their queue was full (or the subscription lagged).
+    pub dropped: AtomicU64,
+}
+
+/// One rule an example event fires, and what it would do.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Firing {
+    pub rule: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub actions: Vec<Action>,
+}
+
+/// Rules, alarms and bookmarks of one server.
+pub struct Alarms {
+    alarms: AlarmStore,
+    bookmarks: BookmarkStore,
+    bus: Arc<EventBus>,
+    access: Arc<Access>,
+    rules: RwLock<Arc<RuleSet>>,
+    /// Each rule's webhook sink, by rule name (started with the rules that have one).
+    webhooks: Mutex<HashMap<String, Arc<WebhookSink>>>,
+    stats: RuleStats,
+    /// Drops not yet reported by a `rules.dropped` event.
+    unreported: AtomicU64,
+}
+
+impl std::fmt::Debug for Alarms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Alarms").finish_non_exhaustive()
+    }
+}
+
+/// An alarm's priority as an event severity: 1 alert … 5 notice.
+fn severity_of(priority: u8) -> Severity {
+    match priority {
+        0 | 1 => Severity::Alert,
+        2 => Severity::Critical,
+        3 => Severity::Error,
+        4 => Severity::Warning,
+        _ => Severity::Notice,
+    }
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn cut(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+/// Which cameras `principal` may read alarms and bookmarks of (`None`: all); Playback needed.
+fn readable_cameras(principal: &Principal) -> Result<Option<Vec<String>>, Denied> {
+    let role = principal.role();
+    if !role.grants(Permission::Playback) {
+        return Err(Denied::Role {
+            role,
+            permission: Permission::Playback,
+        });
+    }
+    Ok(match (role.sees_all_cameras(), principal.cameras()) {
+        (true, _) | (_, CameraScope::All) => None,
+        (false, CameraScope::Only(set)) => Some(set.iter().cloned().collect()),
+    })
+}
+
+/// Playback of an alarm's or bookmark's camera; one of no camera needs every camera.
+fn may_read(principal: &Principal, camera: Option<&str>) -> Result<(), Denied> {
+    principal.authorize(Permission::Playback, camera)
+}
+
+impl Alarms {
+    /// Opens the alarm and bookmark tables beside the bus's events and compiles `rules`.
+    pub fn open(
+        bus: Arc<EventBus>,
+        access: Arc<Access>,
+        rules: &[RuleConfig],
+    ) -> Result<Arc<Self>, AlarmsError> {
+        let dir = bus
+            .store()
+            .path()
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        let set = RuleSet::compile(rules)?;
+        let me = Arc::new(Alarms {
+            alarms: AlarmStore::open(&dir)?,
+            bookmarks: BookmarkStore::open(&dir)?,
+            bus,
+            access,
+            rules: RwLock::new(Arc::new(RuleSet::default())),
+            webhooks: Mutex::new(HashMap::new()),
+            stats: RuleStats::default(),
+            unreported: AtomicU64::new(0),
+        });
+        me.install(set);
+        Ok(me)
+    }
+
+    pub fn stats(&self) -> &RuleStats {
+        &self.stats
+    }
+
+    /// The rules in effect.
+    pub fn rules(&self) -> Arc<RuleSet> {
+        self.rules.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Puts `rules` into effect (after they were saved): later events see them.
+    pub fn set_rules(&self, rules: &[RuleConfig]) -> Result<(), AlarmsError> {
+        let set = RuleSet::compile(rules)?;
+        self.install(set);
+        Ok(())
+    }
+
+    fn install(&self, set: RuleSet) {
+        let mut sinks = HashMap::new();
+        for r in set.rules() {
+            let Some(w) = &r.config().webhook else {
+                continue;
+            };
+            match crate::access_settings::webhook_config(w, Some(self.bus.server().to_owned())) {
+                Ok(cfg) => match WebhookSink::start(cfg) {
+                    Ok(sink) => {
+                        sinks.insert(r.name().to_owned(), Arc::new(sink));
+                    }
+                    Err(e) => {
+                        tracing::error!(rule = r.name(), error = %e, "rule webhook cannot start; its webhook action is skipped")
+                    }
+                },
+                Err(e) => {
+                    tracing::error!(rule = r.name(), error = %e, "rule webhook settings cannot be used; its webhook action is skipped")
+                }
+            }
+        }
+        *self.webhooks.lock().unwrap_or_else(|p| p.into_inner()) = sinks;
+        *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+    }
+
+    /// What `event` would fire, without running anything (the rule-test endpoint).
+    pub fn test(&self, event: NewEvent) -> Result<Vec<Firing>, AlarmsError> {
+        let event = event.sanitized();
+        event.check()?;
+        let set = self.rules();
+        Ok(set
+            .fire(&event)
+            .into_iter()
+            .map(|(r, actions)| Firing {
+                rule: r.name().to_owned(),
+                actions,
+            })
+            .collect())
+    }
+
+    /// Starts the rule task on the current tokio runtime: subscribes to the bus now (so
+    /// every event stored after this call is seen) and runs until `shutdown` resolves or the
+    /// bus closes. Actions run on one worker thread behind a bounded queue.
+    pub fn spawn_rules(
+        self: &Arc<Self>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let mut sub = self.bus.subscribe();
+        let me = self.clone();
+        tokio::spawn(async move {
+            let (tx, rx) = mpsc::sync_channel::<Arc<Event>>(RULE_QUEUE);
+            let worker = {
+                let me = me.clone();
+                std::thread::Builder::new()
+                    .name("rule-actions".into())
+                    .spawn(move || {
+                        while let Ok(e) = rx.recv() {
+                            me.handle(&e);
+                        }
+                    })
+                    .expect("spawn the rule worker")
+            };
+            tokio::pin!(shutdown);
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = tick.tick() => me.report_drops(),
+                    live = sub.next() => match live {
+                        None => break,
+                        Some(Live::Event(e)) => {
+                            if is_rule_output(&e.event) || me.rules().rules().is_empty() {
+                                continue;
+                            }
+                            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(e) {
+                                me.count_drops(1);
+                            }
+                        }
+                        Some(Live::Missed(n)) => me.count_drops(n),
+                    },
+                }
+            }
+            drop(tx);
+            let _ = tokio::task::spawn_blocking(move || worker.join()).await;
+            me.report_drops();
+        })
+    }
+
+    fn count_drops(&self, n: u64) {
+        self.stats.dropped.fetch_add(n, Ordering::Relaxed);
+        self.unreported.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn report_drops(&self) {
+        let n = self.unreported.swap(0, Ordering::Relaxed);
+        if n == 0 {
+            return;
+        }
+        let e = NewEvent::vigil(
+            self.bus.server(),
+            "rules.dropped",
+            Category::System,
+            Severity::Error,
+            format!("{n} events were not evaluated by the rules because the rule queue was full"),
+        )
+        .attribute("count", n.to_string());
+        let _ = self.bus.publish(e);
+    }
+
+    /// Runs the actions of every rule `e` fires (blocking: database writes).
+    pub fn handle(&self, e: &Event) {
+        self.stats.evaluated.fetch_add(1, Ordering::Relaxed);
+        let set = self.rules();
+        for (rule, actions) in set.fire(&e.event) {
+            self.stats.fired.fetch_add(1, Ordering::Relaxed);
+            let mut alarm_id = None;
+            for action in actions {
+                if let Err(err) = self.run(rule.name(), &action, e, &mut alarm_id) {
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(rule = rule.name(), event = e.id, error = %err, "rule action failed");
+                }
+            }
+        }
+    }
+
+    fn run(
+        &self,
+        rule: &str,
+        action: &Action,
+        e: &Event,
+        alarm_id: &mut Option<i64>,
+    ) -> Result<(), AlarmsError> {
+        let now = now_us();
+        match action {
+            Action::Alarm { priority } => {
+                let raised = self.alarms.raise(rule, *priority, e, now)?;
+                *alarm_id = Some(raised.alarm().id);
+                if let Raised::New(a) = &raised {
+                    let ev = self
+                        .alarm_event(a, "alarm.raised", severity_of(a.priority))
+                        .attribute("event_id", e.id.to_string());
+                    let _ = self.bus.publish(ev.with_message(format!(
+                        "alarm {} (rule {rule}, priority {}): {}",
+                        a.id, a.priority, a.message
+                    )));
+                }
+            }
+            Action::Bookmark {
+                camera,
+                from_us,
+                to_us,
+                label,
+            } => {
+                self.bookmarks.add(
+                    &NewBookmark {
+                        camera: camera.clone(),
+                        from_us: *from_us,
+                        to_us: *to_us,
+                        label: cut(label, vigil_events::bookmarks::MAX_LABEL),
+                        creator: Creator::Rule(rule.to_owned()),
+                        alarm_id: *alarm_id,
+                        event_id: Some(e.id),
+                    },
+                    now,
+                )?;
+            }
+            Action::Webhook => {
+                let sink = self
+                    .webhooks
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(rule)
+                    .cloned();
+                match sink {
+                    Some(s) => s.send_payload(self.webhook_payload(rule, e, *alarm_id)),
+                    None => tracing::warn!(
+                        rule,
+                        "rule webhook action skipped: its webhook did not start"
+                    ),
+                }
+            }
+            Action::Siem => {
+                let ev = &e.event;
+                let mut out = NewEvent::vigil(
+                    self.bus.server(),
+                    "alarm.rule_matched",
+                    Category::Alarm,
+                    ev.severity,
+                    cut(
+                        &format!("rule {rule} matched {}: {}", ev.kind, ev.message),
+                        vigil_events::model::MAX_MESSAGE,
+                    ),
+                )
+                .attribute("rule", rule)
+                .attribute("event_id", e.id.to_string())
+                .attribute("event_kind", ev.kind.clone())
+                .attribute("event_source_kind", ev.source.kind.as_str())
+                .attribute("event_source", ev.source.name.clone());
+                out.camera = ev.camera.clone();
+                out.time_us = ev.time_us;
+                for (k, v) in ev
+                    .attributes
+                    .iter()
+                    .take(vigil_events::model::MAX_ATTRIBUTES - 6)
+                {
+                    out.attributes.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+                if let Some(id) = alarm_id {
+                    out = out.attribute("alarm_id", id.to_string());
+                }
+                let _ = self.bus.publish(out);
+            }
+            Action::Skipped { what, why } => {
+                tracing::debug!(rule, what, why, event = e.id, "rule action skipped");
+            }
+        }
+        Ok(())
+    }
+
+    fn webhook_payload(&self, rule: &str, e: &Event, alarm_id: Option<i64>) -> serde_json::Value {
+        let ev = &e.event;
+        json!({
+            "type": "vigil.rule_matched",
+            "version": 1,
+            "server": self.bus.server(),
+            "rule": rule,
+            "alarm_id": alarm_id,
+            "event": {
+                "id": e.id,
+                "time_us": ev.time_us,
+                "kind": ev.kind,
+                "category": ev.category.as_str(),
+                "severity": ev.severity.as_str(),
+                "source_kind": ev.source.kind.as_str(),
+                "source": ev.source.name,
+                "message": ev.message,
+                "camera": ev.camera,
+                "attributes": ev.attributes,
+            }
+        })
+    }
+
+    /// An `alarm.*` event about `a`.
+    fn alarm_event(&self, a: &Alarm, kind: &str, severity: Severity) -> NewEvent {
+        let mut e = NewEvent::vigil(self.bus.server(), kind, Category::Alarm, severity, "-")
+            .attribute("alarm_id", a.id.to_string())
+            .attribute("rule", a.rule.clone())
+            .attribute("priority", a.priority.to_string())
+            .attribute("state", a.state.as_str())
+            .attribute("count", a.count.to_string())
+            .attribute("alarm_source_kind", a.source_kind.as_str())
+            .attribute("alarm_source", a.source.clone());
+        e.camera = a.camera.clone();
+        e
+    }
+
+    /// Alarms `principal` may read (Playback; a principal limited to some cameras sees the
+    /// alarms of those cameras only).
+    pub fn list(&self, principal: &Principal, mut q: AlarmQuery) -> Result<AlarmPage, AlarmsError> {
+        q.visible_cameras = readable_cameras(principal)?;
+        Ok(self.alarms.query(&q)?)
+    }
+
+    pub fn get(&self, principal: &Principal, id: i64) -> Result<Alarm, AlarmsError> {
+        readable_cameras(principal)?;
+        let a = self.alarms.get(id)?.ok_or(AlarmError::NotFound(id))?;
+        may_read(principal, a.camera.as_deref())?;
+        Ok(a)
+    }
+
+    /// Acknowledges or closes alarm `id` as `actor` (HandleAlarms on its camera), audits the
+    /// step and publishes it as an `alarm.acknowledged` / `alarm.closed` event.
+    pub fn step(
+        &self,
+        principal: &Principal,
+        actor: &Actor,
+        id: i64,
+        step: AlarmStep,
+        comment: Option<&str>,
+    ) -> Result<Alarm, AlarmsError> {
+        let role = principal.role();
+        if !role.grants(Permission::HandleAlarms) {
+            return Err(Denied::Role {
+                role,
+                permission: Permission::HandleAlarms,
+            }
+            .into());
+        }
+        let before = self.alarms.get(id)?.ok_or(AlarmError::NotFound(id))?;
+        principal.authorize(Permission::HandleAlarms, before.camera.as_deref())?;
+        let comment = comment.map(str::trim).filter(|c| !c.is_empty());
+        let a = self.alarms.step(id, step, &actor.name, comment, now_us())?;
+        let (kind, verb) = match step {
+            AlarmStep::Acknowledge => ("alarm.acknowledged", "acknowledged"),
+            AlarmStep::Close => ("alarm.closed", "closed"),
+        };
+        self.access.audit(
+            AuditRecord::new(
+                AuditKind::AlarmChanged,
+                Some(&actor.name),
+                Some(&actor.source),
+            )
+            .detail(json!({
+                "alarm": a.id,
+                "rule": a.rule,
+                "camera": a.camera,
+                "state": a.state.as_str(),
+                "comment": comment,
+            })),
+        )?;
+        let mut ev = self
+            .alarm_event(&a, kind, Severity::Notice)
+            .attribute("user", actor.name.clone())
+            .with_message(format!("alarm {} {verb} by {}", a.id, actor.name));
+        if let Some(c) = comment {
+            ev = ev.attribute("comment", cut(c, vigil_events::model::MAX_VALUE));
+        }
+        let _ = self.bus.publish(ev);
+        Ok(a)
+    }
+
+    /// Bookmarks `principal` may read (Playback, within its camera scope).
+    pub fn bookmarks(
+        &self,
+        principal: &Principal,
+        mut q: BookmarkQuery,
+    ) -> Result<BookmarkPage, AlarmsError> {
+        q.visible_cameras = readable_cameras(principal)?;
+        Ok(self.bookmarks.query(&q)?)
+    }
+
+    /// A bookmark made by `actor` (HandleAlarms on the camera); audited.
+    pub fn add_bookmark(
+        &self,
+        principal: &Principal,
+        actor: &Actor,
+        camera: &str,
+        from_us: i64,
+        to_us: i64,
+        label: &str,
+    ) -> Result<Bookmark, AlarmsError> {
+        principal.authorize(Permission::HandleAlarms, Some(camera))?;
+        let b = self.bookmarks.add(
+            &NewBookmark {
+                camera: camera.to_owned(),
+                from_us,
+                to_us,
+                label: label.to_owned(),
+                creator: Creator::User(actor.name.clone()),
+                alarm_id: None,
+                event_id: None,
+            },
+            now_us(),
+        )?;
+        self.audit_bookmark(actor, "create", &b)?;
+        Ok(b)
+    }
+
+    /// Deletes bookmark `id` (HandleAlarms on its camera); audited.
+    pub fn delete_bookmark(
+        &self,
+        principal: &Principal,
+        actor: &Actor,
+        id: i64,
+    ) -> Result<Bookmark, AlarmsError> {
+        let role = principal.role();
+        if !role.grants(Permission::HandleAlarms) {
+            return Err(Denied::Role {
+                role,
+                permission: Permission::HandleAlarms,
+            }
+            .into());
+        }
+        let b = self.bookmarks.get(id)?.ok_or(BookmarkError::NotFound(id))?;
+        principal.authorize(Permission::HandleAlarms, Some(&b.camera))?;
+        let b = self.bookmarks.delete(id)?;
+        self.audit_bookmark(actor, "delete", &b)?;
+        Ok(b)
+    }
+
+    fn audit_bookmark(&self, actor: &Actor, action: &str, b: &Bookmark) -> Result<(), AlarmsError> {
+        self.access.audit(
+            AuditRecord::new(
+                AuditKind::BookmarkChanged,
+                Some(&actor.name),
+                Some(&actor.source),
+            )
+            .detail(json!({
+                "action": action,
+                "bookmark": b.id,
+                "camera": b.camera,
+                "from_us": b.from_us,
+                "to_us": b.to_us,
+                "label": b.label,
+            })),
+        )?;
+        Ok(())
+    }
+}
+
+/// Replacing an event's message (builder style, for the `alarm.*` events built above).
+trait WithMessage {
+    fn with_message(self, message: String) -> Self;
+}
+
+impl WithMessage for NewEvent {
+    fn with_message(mut self, message: String) -> Self {
+        self.message = cut(&message, vigil_events::model::MAX_MESSAGE);
+        self
+    }
+}

@@ -1,0 +1,490 @@
+//! vigil-rules: which configured rules an event fires, and which actions they ask for.
+//!
+//! Pure: [`RuleSet::compile`] turns the `[[rules]]` of `vigil.toml` (checked by
+//! `vigil_config::rules`) into matchers, [`RuleSet::fire`] answers for one event. Running the
+//! actions (alarms, bookmarks, webhooks, SIEM) is the application layer's job
+//! (`vigil_app::alarms`), so the rule-test endpoint can show what would happen without doing
+//! it. Semantics and examples: docs/rules-and-alarms.md.
+
+use regex::Regex;
+use serde::Serialize;
+use vigil_config::rules::{
+    RuleConfig, check_rules, compile_regex, parse_days, parse_time_of_day, severity_code,
+};
+use vigil_events::{NewEvent, Severity, SourceKind};
+
+/// Rules that do not compile (the message names the rule and the key, like the config
+/// file's validation).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RuleError(pub String);
+
+/// A UTC time window: on the days of `days` (bit 0 Monday), minutes `from..to` after
+/// midnight; `to <= from` runs across midnight into the next day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Window {
+    days: u8,
+    from: u16,
+    to: u16,
+}
+
+impl Window {
+    fn contains(&self, weekday: u8, minute: u16) -> bool {
+        let on = |d: u8| self.days & (1 << d) != 0;
+        if self.from < self.to {
+            on(weekday) && (self.from..self.to).contains(&minute)
+        } else {
+            (on(weekday) && minute >= self.from) || (on((weekday + 6) % 7) && minute < self.to)
+        }
+    }
+}
+
+/// The weekday (0 Monday … 6 Sunday) and minute of the day of a Unix time in µs, in UTC.
+pub fn utc_weekday_minute(time_us: i64) -> (u8, u16) {
+    let secs = time_us.div_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let minute = (secs.rem_euclid(86_400) / 60) as u16;
+    // 1970-01-01 was a Thursday (3 with Monday as 0).
+    let weekday = (days + 3).rem_euclid(7) as u8;
+    (weekday, minute)
+}
+
+/// One compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    config: RuleConfig,
+    source_kinds: Vec<SourceKind>,
+    min_severity: Option<Severity>,
+    text: Option<String>,
+    regex: Option<Regex>,
+    windows: Vec<Window>,
+}
+
+/// What a fired rule asks for, for one event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Raise (or count into the open) alarm of this rule for the event's camera and source.
+    Alarm { priority: u8 },
+    /// Bookmark `camera` from `from_us` to `to_us`.
+    Bookmark {
+        camera: String,
+        from_us: i64,
+        to_us: i64,
+        label: String,
+    },
+    /// POST the event to the rule's webhook.
+    Webhook,
+    /// Forward the match to the SIEM (an `alarm.rule_matched` event).
+    Siem,
+    /// An action the rule lists that cannot run for this event, and why.
+    Skipped { what: &'static str, why: String },
+}
+
+impl Rule {
+    fn compile(config: &RuleConfig) -> Result<Rule, String> {
+        let regex = config.regex.as_deref().map(compile_regex).transpose()?;
+        let mut windows = Vec::with_capacity(config.schedule.len());
+        for w in &config.schedule {
+            windows.push(Window {
+                days: parse_days(&w.days)?,
+                from: parse_time_of_day(&w.from, false)?,
+                to: parse_time_of_day(&w.to, true)?,
+            });
+        }
+        Ok(Rule {
+            source_kinds: config
+                .source_kinds
+                .iter()
+                .filter_map(|k| SourceKind::parse(k))
+                .collect(),
+            min_severity: config
+                .min_severity
+                .as_deref()
+                .and_then(severity_code)
+                .and_then(Severity::from_code),
+            text: config.text.as_ref().map(|t| t.to_ascii_lowercase()),
+            regex,
+            windows,
+            config: config.clone(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub fn config(&self) -> &RuleConfig {
+        &self.config
+    }
+
+    /// Whether the rule's schedule includes `time_us` (UTC); a rule without one always does.
+    pub fn active_at(&self, time_us: i64) -> bool {
+        if self.windows.is_empty() {
+            return true;
+        }
+        let (weekday, minute) = utc_weekday_minute(time_us);
+        self.windows.iter().any(|w| w.contains(weekday, minute))
+    }
+
+    /// Whether `e` passes every filter of the rule (the schedule, at the event's time,
+    /// included). Enabled or not.
+    pub fn matches(&self, e: &NewEvent) -> bool {
+        let c = &self.config;
+        (c.kinds.is_empty()
+            || c.kinds.iter().any(|k| {
+                if k.ends_with('.') {
+                    e.kind.starts_with(k.as_str())
+                } else {
+                    e.kind == *k
+                }
+            }))
+            && (self.source_kinds.is_empty() || self.source_kinds.contains(&e.source.kind))
+            && (c.sources.is_empty() || c.sources.contains(&e.source.name))
+            && (c.cameras.is_empty() || e.camera.as_ref().is_some_and(|x| c.cameras.contains(x)))
+            && self.min_severity.is_none_or(|s| e.severity <= s)
+            && self
+                .text
+                .as_ref()
+                .is_none_or(|t| e.message.to_ascii_lowercase().contains(t.as_str()))
+            && self.regex.as_ref().is_none_or(|r| r.is_match(&e.message))
+            && self.active_at(e.time_us)
+    }
+
+    /// The actions the rule runs for `e`, in the order it runs them.
+    pub fn actions(&self, e: &NewEvent) -> Vec<Action> {
+        let c = &self.config;
+        let mut out = Vec::new();
+        if let Some(a) = &c.alarm {
+            out.push(Action::Alarm {
+                priority: a.priority,
+            });
+        }
+        if let Some(b) = &c.bookmark {
+            match &e.camera {
+                Some(camera) => out.push(Action::Bookmark {
+                    camera: camera.clone(),
+                    from_us: e
+                        .time_us
+                        .saturating_sub(i64::from(b.pre_seconds) * 1_000_000),
+                    to_us: e
+                        .time_us
+                        .saturating_add(i64::from(b.post_seconds) * 1_000_000),
+                    label: b.label.clone().unwrap_or_else(|| e.message.clone()),
+                }),
+                None => out.push(Action::Skipped {
+                    what: "bookmark",
+                    why: "the event concerns no camera".into(),
+                }),
+            }
+        }
+        if c.webhook.is_some() {
+            out.push(Action::Webhook);
+        }
+        if c.siem {
+            out.push(Action::Siem);
+        }
+        out
+    }
+}
+
+/// Events the rule machinery itself publishes (alarms changing state, rule matches
+/// forwarded, the rule queue's losses); rules never see them, so no rule can feed itself.
+pub fn is_rule_output(e: &NewEvent) -> bool {
+    e.source.kind == SourceKind::Vigil
+        && (e.kind.starts_with("alarm.") || e.kind.starts_with("rules."))
+}
+
+/// The rules in effect, compiled.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+}
+
+impl RuleSet {
+    /// Checks and compiles `rules` (the same checks as the config file's).
+    pub fn compile(rules: &[RuleConfig]) -> Result<RuleSet, RuleError> {
+        check_rules(rules, &|_| String::new()).map_err(RuleError)?;
+        let rules = rules
+            .iter()
+            .map(|r| Rule::compile(r).map_err(|e| RuleError(format!("rule {:?}: {e}", r.name))))
+            .collect::<Result<_, _>>()?;
+        Ok(RuleSet { rules })
+    }
+
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| r.name() == name)
+    }
+
+    /// The enabled rules `e` fires, in file order, with their actions. Nothing for the rule
+    /// machinery's own events.
+    pub fn fire(&self, e: &NewEvent) -> Vec<(&Rule, Vec<Action>)> {
+        if is_rule_output(e) {
+            return Vec::new();
+        }
+        self.rules
+            .iter()
+            .filter(|r| r.config.enabled && r.matches(e))
+            .map(|r| (r, r.actions(e)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_config::rules::{AlarmAction, BookmarkAction, ScheduleWindow};
+    use vigil_events::{Category, Source};
+
+    /// 2026-12-07 (a Monday) 00:00 UTC, in µs.
+    const MONDAY: i64 = 1_796_601_600_000_000;
+    const HOUR: i64 = 3_600_000_000;
+
+    fn rule(name: &str) -> RuleConfig {
+        RuleConfig {
+            name: name.into(),
+            enabled: true,
+            kinds: vec![],
+            source_kinds: vec![],
+            sources: vec![],
+            cameras: vec![],
+            min_severity: None,
+            text: None,
+            regex: None,
+            schedule: vec![],
+            alarm: Some(AlarmAction { priority: 2 }),
+            bookmark: None,
+            webhook: None,
+            siem: false,
+        }
+    }
+
+    fn ev(kind: &str, severity: Severity, message: &str, camera: Option<&str>) -> NewEvent {
+        NewEvent {
+            time_us: MONDAY + 12 * HOUR,
+            source: Source::new(SourceKind::Syslog, "sw-1"),
+            kind: kind.into(),
+            category: Category::External,
+            severity,
+            message: message.into(),
+            camera: camera.map(str::to_owned),
+            attributes: Default::default(),
+        }
+    }
+
+    fn window(days: &[&str], from: &str, to: &str) -> ScheduleWindow {
+        ScheduleWindow {
+            days: days.iter().map(|d| d.to_string()).collect(),
+            from: from.into(),
+            to: to.into(),
+        }
+    }
+
+    #[test]
+    fn utc_weekdays_and_minutes() {
+        assert_eq!(utc_weekday_minute(0), (3, 0), "1970-01-01 was a Thursday");
+        assert_eq!(utc_weekday_minute(MONDAY), (0, 0));
+        assert_eq!(
+            utc_weekday_minute(MONDAY + 6 * 24 * HOUR + 23 * HOUR + 59 * 60_000_000),
+            (6, 1439)
+        );
+        assert_eq!(
+            utc_weekday_minute(MONDAY - 1),
+            (6, 1439),
+            "a µs before is Sunday"
+        );
+        assert_eq!(utc_weekday_minute(-1), (2, 1439), "before 1970 too");
+    }
+
+    #[test]
+    fn filters_combine_with_and_lists_with_or() {
+        let mut r = rule("dot1x");
+        r.kinds = vec!["syslog.dot1x_failure".into(), "security.".into()];
+        r.sources = vec!["sw-1".into(), "sw-2".into()];
+        r.source_kinds = vec!["syslog".into()];
+        r.cameras = vec!["lobby".into()];
+        r.min_severity = Some("warning".into());
+        r.text = Some("FAIL".into());
+        r.regex = Some(r"Gi\d+/\d+/\d+".into());
+        let set = RuleSet::compile(&[r]).unwrap();
+        let hit = ev(
+            "syslog.dot1x_failure",
+            Severity::Error,
+            "auth fail on Gi1/0/3",
+            Some("lobby"),
+        );
+        assert_eq!(set.fire(&hit).len(), 1);
+        let prefix = NewEvent {
+            kind: "security.login_failed".into(),
+            ..hit.clone()
+        };
+        assert_eq!(set.fire(&prefix).len(), 1, "a kind prefix ending in '.'");
+        let misses = [
+            NewEvent {
+                kind: "syslog.dot1x_failures".into(),
+                ..hit.clone()
+            },
+            NewEvent {
+                kind: "security".into(),
+                ..hit.clone()
+            },
+            NewEvent {
+                severity: Severity::Notice,
+                ..hit.clone()
+            },
+            NewEvent {
+                camera: Some("gate".into()),
+                ..hit.clone()
+            },
+            NewEvent {
+                camera: None,
+                ..hit.clone()
+            },
+            NewEvent {
+                source: Source::new(SourceKind::Syslog, "sw-3"),
+                ..hit.clone()
+            },
+            NewEvent {
+                source: Source::new(SourceKind::External, "sw-1"),
+                ..hit.clone()
+            },
+            NewEvent {
+                message: "auth fail on port 3".into(),
+                ..hit.clone()
+            },
+            NewEvent {
+                message: "auth ok on Gi1/0/3".into(),
+                ..hit.clone()
+            },
+        ];
+        for m in &misses {
+            assert!(set.fire(m).is_empty(), "{m:?}");
+        }
+        // Case-insensitive text; a rule without filters matches everything.
+        let any = RuleSet::compile(&[rule("any")]).unwrap();
+        assert_eq!(
+            any.fire(&ev("generic", Severity::Debug, "x", None)).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn schedules_are_utc_and_may_cross_midnight() {
+        let mut r = rule("nights");
+        // Weeknights 18:00 to 07:00 the next morning, and all of Saturday.
+        r.schedule = vec![
+            window(&["mon-fri"], "18:00", "07:00"),
+            window(&["sat"], "00:00", "24:00"),
+        ];
+        let set = RuleSet::compile(&[r]).unwrap();
+        let at = |t: i64| {
+            let e = NewEvent {
+                time_us: t,
+                ..ev("generic", Severity::Info, "x", None)
+            };
+            !set.fire(&e).is_empty()
+        };
+        assert!(!at(MONDAY + 12 * HOUR), "Monday noon");
+        assert!(at(MONDAY + 18 * HOUR), "Monday 18:00 starts it");
+        assert!(at(MONDAY + 23 * HOUR));
+        assert!(
+            at(MONDAY + 24 * HOUR + 6 * HOUR),
+            "Tuesday 06:00 is still Monday's night"
+        );
+        assert!(!at(MONDAY + 24 * HOUR + 7 * HOUR), "Tuesday 07:00 ends it");
+        assert!(
+            !at(MONDAY + 3 * HOUR),
+            "Monday 03:00 belongs to Sunday night, not listed"
+        );
+        let saturday = MONDAY + 5 * 24 * HOUR;
+        assert!(at(saturday + 3 * HOUR), "Saturday 03:00: Friday's night");
+        assert!(at(saturday + 12 * HOUR), "all of Saturday");
+        assert!(at(saturday + 23 * HOUR + 59 * 60_000_000));
+        assert!(!at(saturday + 24 * HOUR + 12 * HOUR), "Sunday noon");
+        assert!(
+            !at(saturday + 24 * HOUR + 3 * HOUR),
+            "Sunday 03:00: Saturday's window ends at 24:00"
+        );
+    }
+
+    #[test]
+    fn actions_follow_the_rule_and_the_event() {
+        let mut r = rule("all");
+        r.bookmark = Some(BookmarkAction {
+            pre_seconds: 10,
+            post_seconds: 30,
+            label: None,
+        });
+        r.siem = true;
+        let set = RuleSet::compile(&[r]).unwrap();
+        let e = ev("generic", Severity::Info, "door forced", Some("lobby"));
+        let fired = set.fire(&e);
+        assert_eq!(
+            fired[0].1,
+            vec![
+                Action::Alarm { priority: 2 },
+                Action::Bookmark {
+                    camera: "lobby".into(),
+                    from_us: e.time_us - 10_000_000,
+                    to_us: e.time_us + 30_000_000,
+                    label: "door forced".into()
+                },
+                Action::Siem,
+            ]
+        );
+        let no_cam = ev("generic", Severity::Info, "door forced", None);
+        assert!(matches!(
+            set.fire(&no_cam)[0].1[1],
+            Action::Skipped {
+                what: "bookmark",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn disabled_rules_and_the_rules_own_events_fire_nothing() {
+        let mut off = rule("off");
+        off.enabled = false;
+        let set = RuleSet::compile(&[off, rule("on")]).unwrap();
+        let e = ev("generic", Severity::Info, "x", None);
+        assert_eq!(
+            set.fire(&e)
+                .iter()
+                .map(|(r, _)| r.name())
+                .collect::<Vec<_>>(),
+            ["on"]
+        );
+        let own = NewEvent::vigil(
+            "srv",
+            "alarm.raised",
+            Category::Alarm,
+            Severity::Warning,
+            "x",
+        );
+        assert!(set.fire(&own).is_empty());
+        let forged = NewEvent {
+            source: Source::new(SourceKind::External, "x"),
+            ..own
+        };
+        assert_eq!(
+            set.fire(&forged).len(),
+            1,
+            "only Vigil's own alarm events are skipped"
+        );
+    }
+
+    #[test]
+    fn bad_rules_do_not_compile() {
+        let mut r = rule("re");
+        r.regex = Some("(x{500}){500}".into());
+        let e = RuleSet::compile(&[r]).unwrap_err();
+        assert!(e.0.contains("rules[0].regex"), "{e}");
+        let e = RuleSet::compile(&[rule("a"), rule("a")]).unwrap_err();
+        assert!(e.0.contains("rules[1].name"), "{e}");
+    }
+}
