@@ -9,9 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
-use common::{Auth, Harness};
+use axum::http::{Method, StatusCode};
+use common::{Auth, Harness, get_with, untar};
 use serde_json::{Value, json};
 use vigil_access::{AuditKind, AuditQuery, CameraScope, Role};
 use vigil_media::evidence::{Evidence, Signing};
@@ -206,24 +205,6 @@ fn assert_seek_index(mp4: &[u8]) {
     assert_eq!(offset, mp4.len(), "the references cover the file");
 }
 
-fn get(path: &str, auth: &Auth, headers: &[(&str, &str)]) -> Request<Body> {
-    let mut b = Request::builder().method(Method::GET).uri(path);
-    if let Auth::Bearer(t) = auth {
-        b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
-    }
-    for (k, v) in headers {
-        b = b.header(*k, *v);
-    }
-    b.body(Body::empty()).unwrap()
-}
-
-fn hdr(a: &common::Answer, name: &str) -> String {
-    a.headers
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default()
-}
-
 fn audit_entries(h: &Harness, kind: AuditKind) -> Vec<vigil_access::AuditEntry> {
     h.state
         .access
@@ -265,8 +246,12 @@ async fn playback_export_verify_of_real_video() {
     record(&h, 5.0).await;
     let admin = Auth::Bearer(h.token(Role::Admin, CameraScope::All));
     let operator = Auth::Bearer(h.token(Role::Operator, CameraScope::only([CAM])));
-    let viewer = session(&h, "viewer1", Role::Viewer, CameraScope::only([CAM])).await;
-    let other = session(&h, "other", Role::Viewer, CameraScope::only(["elsewhere"])).await;
+    let viewer = h
+        .signed_in("viewer1", Role::Viewer, CameraScope::only([CAM]))
+        .await;
+    let other = h
+        .signed_in("other", Role::Viewer, CameraScope::only(["elsewhere"]))
+        .await;
 
     // Recorded ranges, in RFC 3339 and microseconds.
     let rec = h
@@ -327,15 +312,15 @@ async fn playback_export_verify_of_real_video() {
     // Playback: the fragmented MP4 (the recorded fragments byte for byte, as in a bundle's
     // video.mp4 below), and ffprobe decodes it.
     let path = format!("/api/v1/cameras/{CAM}/playback?{q}");
-    let full = h.send(get(&path, &operator, &[])).await;
+    let full = h.send(get_with(&path, &operator, &[])).await;
     assert_eq!(full.status, StatusCode::OK, "{}", full.text());
-    assert_eq!(hdr(&full, "content-type"), "video/mp4");
-    assert_eq!(hdr(&full, "accept-ranges"), "bytes");
-    assert_eq!(hdr(&full, "vigil-playback-parts"), "1");
-    let etag = hdr(&full, "etag");
+    assert_eq!(full.header("content-type"), "video/mp4");
+    assert_eq!(full.header("accept-ranges"), "bytes");
+    assert_eq!(full.header("vigil-playback-parts"), "1");
+    let etag = full.header("etag");
     assert!(etag.starts_with('"') && etag.len() > 10, "{etag}");
     let total = full.body.len();
-    assert_eq!(hdr(&full, "content-length"), total.to_string());
+    assert_eq!(full.header("content-length"), total.to_string());
     let tmp = tempfile::tempdir().unwrap();
     let cli = tmp.path().join("cli.mp4");
     let first = ranges["ranges"][0]["start_us"].as_i64().unwrap() - 1_000_000;
@@ -368,7 +353,7 @@ async fn playback_export_verify_of_real_video() {
     // ends where the recording does) has one, and is otherwise the same bytes.
     assert!(!kinds(&full.body).contains(&"sidx".to_owned()));
     let closed = h
-        .send(get(
+        .send(get_with(
             &format!("/api/v1/cameras/{CAM}/playback?{}", closed_range(&ranges)),
             &operator,
             &[],
@@ -399,15 +384,18 @@ async fn playback_export_verify_of_real_video() {
     let part = |range: &str, if_range: Option<&str>| {
         let mut hs = vec![("range", range)];
         hs.extend(if_range.map(|v| ("if-range", v)));
-        get(&path, &operator, &hs)
+        get_with(&path, &operator, &hs)
     };
     let a = h.send(part("bytes=0-99", None)).await;
     assert_eq!(a.status, StatusCode::PARTIAL_CONTENT);
-    assert_eq!(hdr(&a, "content-range"), format!("bytes 0-99/{total}"));
+    assert_eq!(a.header("content-range"), format!("bytes 0-99/{total}"));
     assert_eq!(a.body, full.body[..100]);
     let a = h.send(part("bytes=1000-2999", Some(etag.as_str()))).await;
     assert_eq!(a.status, StatusCode::PARTIAL_CONTENT);
-    assert_eq!(hdr(&a, "content-range"), format!("bytes 1000-2999/{total}"));
+    assert_eq!(
+        a.header("content-range"),
+        format!("bytes 1000-2999/{total}")
+    );
     assert_eq!(a.body, full.body[1000..3000]);
     let a = h.send(part("bytes=-100", None)).await;
     assert_eq!(a.status, StatusCode::PARTIAL_CONTENT);
@@ -420,7 +408,7 @@ async fn playback_export_verify_of_real_video() {
     let a = h.send(part(&format!("bytes={total}-"), None)).await;
     assert_eq!(a.status, StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(a.code(), "range_not_satisfiable");
-    assert_eq!(hdr(&a, "content-range"), format!("bytes */{total}"));
+    assert_eq!(a.header("content-range"), format!("bytes */{total}"));
     // A stale validator gets the whole (current) content, not a mix.
     let a = h.send(part("bytes=0-99", Some("\"stale\""))).await;
     assert_eq!(a.status, StatusCode::OK);
@@ -522,14 +510,14 @@ async fn playback_export_verify_of_real_video() {
 
     // Export as MP4: an attachment with a safe name, same bytes.
     let ex = h
-        .send(get(
+        .send(get_with(
             &format!("/api/v1/cameras/{CAM}/export?{q}&format=mp4"),
             &operator,
             &[],
         ))
         .await;
     assert_eq!(ex.status, StatusCode::OK, "{}", ex.text());
-    let cd = hdr(&ex, "content-disposition");
+    let cd = ex.header("content-disposition");
     assert!(
         cd.starts_with("attachment; filename=\"cam1_") && cd.ends_with(".mp4\""),
         "{cd}"
@@ -542,7 +530,7 @@ async fn playback_export_verify_of_real_video() {
         ex.body == cli_bytes,
         "the API export differs from the CLI export"
     );
-    let ex_tag = hdr(&ex, "etag");
+    let ex_tag = ex.header("etag");
     assert!(
         ex_tag.starts_with('"') && ex_tag != etag,
         "{ex_tag} vs playback {etag}"
@@ -581,10 +569,10 @@ async fn playback_export_verify_of_real_video() {
         if first == ex_total - 100 {
             hs.push(("if-range", ex_tag.as_str()));
         }
-        let a = h.send(get(&export_path, &operator, &hs)).await;
+        let a = h.send(get_with(&export_path, &operator, &hs)).await;
         assert_eq!(a.status, StatusCode::PARTIAL_CONTENT, "{range}");
         assert_eq!(
-            hdr(&a, "content-range"),
+            a.header("content-range"),
             format!("bytes {first}-{last}/{ex_total}")
         );
         assert!(a.body == ex.body[first..=last], "{range}");
@@ -592,37 +580,36 @@ async fn playback_export_verify_of_real_video() {
 
     // Export as a signed evidence bundle: GNU tar extracts it and it verifies offline.
     let bx = h
-        .send(get(
+        .send(get_with(
             &format!("/api/v1/cameras/{CAM}/export?{q}&format=bundle"),
             &operator,
             &[],
         ))
         .await;
     assert_eq!(bx.status, StatusCode::OK, "{}", bx.text());
-    assert_eq!(hdr(&bx, "content-type"), "application/x-tar");
-    assert!(hdr(&bx, "content-disposition").ends_with(".tar\""));
-    assert_eq!(hdr(&bx, "content-length"), bx.body.len().to_string());
-    let tarfile = tmp.path().join("bundle.tar");
-    std::fs::write(&tarfile, &bx.body).unwrap();
-    let out = std::process::Command::new("tar")
-        .arg("-xf")
-        .arg(&tarfile)
-        .arg("-C")
-        .arg(tmp.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(bx.header("content-type"), "application/x-tar");
+    assert!(bx.header("content-disposition").ends_with(".tar\""));
+    assert_eq!(bx.header("content-length"), bx.body.len().to_string());
+    untar(&bx.body, tmp.path());
     let bundle_dir = tmp.path().join(format!("evidence-{CAM}"));
-    // The bundle's video.mp4 is playback's MP4 of a range that may still grow (no index).
-    assert!(std::fs::read(bundle_dir.join("video.mp4")).unwrap() == full.body);
+    // The bundle's video.mp4 holds playback's fragments byte for byte (each behind a skip
+    // header, under a progressive header).
+    let manifest = vigil_signing::bundle::parse_manifest(
+        &std::fs::read(bundle_dir.join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let video = std::fs::read(bundle_dir.join("video.mp4")).unwrap();
+    let fragments: Vec<u8> = manifest
+        .fragments
+        .iter()
+        .flat_map(|f| video[f.offset as usize..(f.offset + f.length) as usize].to_vec())
+        .collect();
+    assert!(!fragments.is_empty() && full.body.ends_with(&fragments));
     let ca = h.state.pki.lock().unwrap().ca_cert_pem().to_owned();
     let report = vigil_signing::bundle::verify(
         &bundle_dir,
         &vigil_signing::bundle::TrustAnchor::CaCert(ca),
+        &vigil_media::progressive::Evidence,
         &mut |_, _| {},
     )
     .unwrap();
@@ -745,25 +732,6 @@ async fn playback_export_verify_of_real_video() {
     assert_eq!(a.code(), "bad_format");
 }
 
-/// A logged-in session of a new user. (The harness's `user` helper derives the password
-/// from the name, which the password policy refuses for names of 3 or more characters.)
-async fn session(h: &Harness, name: &str, role: Role, cameras: CameraScope) -> Auth {
-    let password = "Tr4velling-Lantern-Orchard-58";
-    h.state
-        .access
-        .create_user(
-            &vigil_access::NewUser {
-                username: name.into(),
-                role,
-                cameras,
-                password: Some(password.into()),
-            },
-            &vigil_access::Actor::cli(),
-        )
-        .unwrap();
-    h.login(name, password).await
-}
-
 /// The operator token's id as the audit log names it.
 fn token_id(h: &Harness, role: Role) -> String {
     h.state
@@ -792,8 +760,10 @@ fn first_segment(data: &Path) -> std::path::PathBuf {
 async fn camera_management_permissions_and_validation() {
     let h = Harness::new();
     let admin = h.admin().await;
-    let viewer = session(&h, "viewer1", Role::Viewer, CameraScope::only(["lobby"])).await;
-    let auditor = session(&h, "audit1", Role::Auditor, CameraScope::All).await;
+    let viewer = h
+        .signed_in("viewer1", Role::Viewer, CameraScope::only(["lobby"]))
+        .await;
+    let auditor = h.signed_in("audit1", Role::Auditor, CameraScope::All).await;
 
     // Credentials in the URL are refused, as by `vigil camera add`.
     let a = h
@@ -1141,37 +1111,25 @@ async fn bundle_of_video_recorded_a_moment_ago_verifies_completely() {
     let ledger = vigil_media::evidence::ledger_path(&h.data_dir(), &r.camera_id);
     wait_unsigned_tail(&ledger).await;
     let bx = h
-        .send(get(
+        .send(get_with(
             &format!("/api/v1/cameras/{CAM}/export?from=-1m&to=%2B1m&format=bundle"),
             &operator,
             &[],
         ))
         .await;
     assert_eq!(bx.status, StatusCode::OK, "{}", bx.text());
-    assert_eq!(hdr(&bx, "vigil-unsigned-fragments"), "0");
+    assert_eq!(bx.header("vigil-unsigned-fragments"), "0");
     r.handle.stop().await;
     r.evidence.close_all();
 
     let tmp = tempfile::tempdir().unwrap();
-    let tarfile = tmp.path().join("bundle.tar");
-    std::fs::write(&tarfile, &bx.body).unwrap();
-    let out = std::process::Command::new("tar")
-        .arg("-xf")
-        .arg(&tarfile)
-        .arg("-C")
-        .arg(tmp.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    untar(&bx.body, tmp.path());
     let dir = tmp.path().join(format!("evidence-{CAM}"));
     let ca = h.state.pki.lock().unwrap().ca_cert_pem().to_owned();
     let report = vigil_signing::bundle::verify(
         &dir,
         &vigil_signing::bundle::TrustAnchor::CaCert(ca),
+        &vigil_media::progressive::Evidence,
         &mut |_, _| {},
     )
     .unwrap();
@@ -1231,10 +1189,10 @@ async fn a_recorded_secondary_is_addressed_with_stream_secondary() {
     assert_eq!(a.json()["camera"], format!("{CAM} (secondary)"));
     let q = around(&a.json());
     let main = h
-        .send(get(&format!("{base}/playback?{q}"), &operator, &[]))
+        .send(get_with(&format!("{base}/playback?{q}"), &operator, &[]))
         .await;
     let played = h
-        .send(get(
+        .send(get_with(
             &format!("{base}/playback?{q}&stream=secondary"),
             &operator,
             &[],
@@ -1242,8 +1200,8 @@ async fn a_recorded_secondary_is_addressed_with_stream_secondary() {
         .await;
     assert_eq!(played.status, StatusCode::OK, "{}", played.text());
     assert_ne!(
-        hdr(&played, "etag"),
-        hdr(&main, "etag"),
+        played.header("etag"),
+        main.header("etag"),
         "another stream's video"
     );
     let recorded = h
@@ -1251,7 +1209,7 @@ async fn a_recorded_secondary_is_addressed_with_stream_secondary() {
         .await
         .json();
     let closed = h
-        .send(get(
+        .send(get_with(
             &format!(
                 "{base}/playback?{}&stream=secondary",
                 closed_range(&recorded)
@@ -1262,14 +1220,14 @@ async fn a_recorded_secondary_is_addressed_with_stream_secondary() {
         .await;
     assert_seek_index(&closed.body);
     let bundle = h
-        .send(get(
+        .send(get_with(
             &format!("{base}/export?{q}&stream=secondary&format=bundle"),
             &operator,
             &[],
         ))
         .await;
     assert_eq!(bundle.status, StatusCode::OK, "{}", bundle.text());
-    assert!(hdr(&bundle, "content-disposition").contains("secondary"));
+    assert!(bundle.header("content-disposition").contains("secondary"));
     let v = h
         .post(&format!("{base}/verify?stream=secondary"), &operator, None)
         .await;

@@ -72,6 +72,14 @@ impl Answer {
         self.json()["code"].as_str().unwrap_or_default().to_owned()
     }
 
+    /// A header's value, empty when absent.
+    pub fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -196,6 +204,12 @@ impl Harness {
             )
             .unwrap();
         password
+    }
+
+    /// A new user, logged in through the API.
+    pub async fn signed_in(&self, name: &str, role: Role, cameras: CameraScope) -> Auth {
+        let password = self.user(name, role, cameras);
+        self.login(name, &password).await
     }
 
     /// An API token for `role`.
@@ -348,6 +362,18 @@ pub fn request(
             .unwrap(),
         None => b.body(Body::empty()).unwrap(),
     }
+}
+
+/// A GET as [`request`] makes it, with these headers added (`Range`, `If-Range`...).
+pub fn get_with(path: &str, auth: &Auth, headers: &[(&str, &str)]) -> Request<Body> {
+    let mut req = request(Method::GET, path, auth, None);
+    for (k, v) in headers {
+        req.headers_mut().append(
+            header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            header::HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    req
 }
 
 /// `req` arriving from `ip`, as the listener attaches the connection to it.
@@ -586,4 +612,23 @@ pub mod ws {
             }
         }
     }
+}
+
+/// Unpacks the tar archive `tar` into `dir` with GNU tar, as a recipient of an exported
+/// bundle would.
+pub fn untar(tar: &[u8], dir: &Path) {
+    let file = dir.join("bundle.tar");
+    std::fs::write(&file, tar).unwrap();
+    let out = Command::new("tar")
+        .arg("-xf")
+        .arg(&file)
+        .arg("-C")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
