@@ -2,7 +2,7 @@
 //! recorded init and the fragments come from segment files, which a disk or an attacker may
 //! have damaged. Reading must refuse, never panic; a layout that is built must add up (its
 //! header and chunks are the whole file, every chunk lies inside its fragment, the timescale
-//! divides the recorded one).
+//! divides the recorded one), in both bodies (plain export and evidence bundle).
 //!
 //! Input layout: start_us (i64 BE), init length (u32 BE), the init, then fragments, each as
 //! its length in the segment file (u32 BE: export reads only a fragment's head, the `moof`
@@ -11,7 +11,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use vigil_media::fmp4::{TrackDefaults, fragment_samples};
-use vigil_media::progressive::{layout, track_defaults};
+use vigil_media::progressive::{Body, SKIP_HEADER, layout, track_defaults};
 
 fuzz_target!(|data: &[u8]| {
     let Some((head, rest)) = data.split_first_chunk::<12>() else {
@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| {
             lens.push(declared);
         }
     }
-    if let Ok(l) = layout(init, &fragments, start_us) {
+    if let Ok(l) = layout(init, &fragments, start_us, Body::Samples) {
         let body: u64 = l.chunks.iter().map(|c| c.len).sum();
         assert_eq!(l.header.len() as u64 + body, l.len);
         for c in &l.chunks {
@@ -50,5 +50,10 @@ fuzz_target!(|data: &[u8]| {
         }
         assert!(l.media_timescale > 0);
         assert!(l.samples > 0);
+    }
+    // The evidence form: the same tables over the whole fragments, each behind a skip header.
+    if let Ok(l) = layout(init, &fragments, start_us, Body::Fragments { lens: &lens }) {
+        let body: u64 = lens.iter().map(|n| n + SKIP_HEADER).sum();
+        assert_eq!(l.header.len() as u64 + body, l.len);
     }
 });

@@ -11,12 +11,14 @@
 //!   bundle packaged as a tar stream for download.
 //! * [`Output::choose`]: what an output path given on the command line means.
 //!
-//! Both MP4 forms start the clip at 0 and carry its wall-clock start. The fragmented form does
-//! it with a timeline edit in the recorded init ([`vigil_signing::bundle::presentation`]),
-//! leaving every fragment what the ledger signed; it is what a bundle's `video.mp4` is. But
-//! ffmpeg and Chromium report a fragmented clip's duration up to its last fragment's absolute
-//! decode time (days for a clip cut days into a recording), so the plain MP4 is progressive
-//! ([`vigil_media::progressive`]): complete sample tables from 0, the same sample bytes.
+//! Every MP4 form starts the clip at 0 and carries its wall-clock start. The fragmented form
+//! (playback, played with Media Source Extensions) does it with a timeline edit in the recorded
+//! init ([`vigil_signing::bundle::presentation`]), leaving every fragment what the ledger
+//! signed. But ffmpeg and Chromium report a fragmented clip's duration up to its last
+//! fragment's absolute decode time (days for a clip cut days into a recording), so the plain
+//! MP4 is progressive ([`vigil_media::progressive`]): complete sample tables from 0, the same
+//! sample bytes. A bundle's `video.mp4` is progressive too, over the fragments kept whole
+//! ([`vigil_media::progressive::Evidence`], docs/signing-format.md §4.3).
 
 mod bundle;
 mod progressive;

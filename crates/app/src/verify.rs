@@ -153,7 +153,7 @@ pub fn verify_bundle(
     trust: &TrustAnchor,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(BundleReport, Outcome), VerifyError> {
-    let report = bundle::verify(dir, trust, progress)?;
+    let report = bundle::verify(dir, trust, &vigil_media::progressive::Evidence, progress)?;
     let outcome = Outcome::of_bundle(&report);
     Ok((report, outcome))
 }

@@ -32,9 +32,11 @@
 //! nothing drifts; each sample keeps at least one tick. `mvhd`, `tkhd` and the edit list stay
 //! in the movie timescale. Sample sizes, bytes and chunks do not change.
 //!
-//! The evidence bundle keeps the fragmented form (`video.mp4`: presentation init and the
-//! fragments byte for byte), which a verifier can rebuild and compare with what the ledger
-//! signed; this layout is for watching.
+//! The evidence bundle's `video.mp4` uses the same tables over a different body
+//! ([`Body::Fragments`], [`Evidence`]): every recorded fragment whole, byte for byte as the
+//! ledger signed it, its `moof` inside a `skip` box that players pass over, so the chunk
+//! offsets point into the fragments' own `mdat`s. A verifier rebuilds this header from the
+//! signed init and fragments and compares bytes.
 
 use mp4_atom::{
     Co64, Ctts, CttsEntry, Decode, Encode, Stco, Stsc, StscEntry, Stss, Stsz, StszSamples, Stts,
@@ -99,8 +101,8 @@ pub struct Chunk {
     pub len: u64,
 }
 
-/// A progressive MP4: `header` (`ftyp`, `moov` and the `mdat` header), then the bytes of every
-/// chunk in order.
+/// A progressive MP4: `header` (`ftyp`, `moov`, and for [`Body::Samples`] the `mdat` header),
+/// then the body: the bytes of every chunk in order, or the wrapped fragments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     pub header: Vec<u8>,
@@ -362,35 +364,77 @@ fn tables(fragments: &[FragmentSamples], timescale: u32) -> Result<Tables, Progr
 }
 
 /// The chunk offset table: `stco`, or `co64` (`wide`) when an offset needs more than 32 bits.
-/// The first chunk starts at `first`; `None` writes zeros, to learn the table's length.
-fn chunk_offsets(
-    first: Option<u64>,
-    chunks: &[Chunk],
-    wide: bool,
-) -> Result<Vec<u8>, ProgressiveError> {
-    let mut at = first.unwrap_or(0);
-    let offsets = chunks.iter().map(|c| {
-        let o = at;
-        if first.is_some() {
-            at += c.len;
-        }
-        o
-    });
+/// `offsets` are the chunks' file offsets (zeros to learn the table's length).
+fn chunk_offsets(offsets: &[u64], wide: bool) -> Result<Vec<u8>, ProgressiveError> {
     let mut out = Vec::new();
     if wide {
         Co64 {
-            entries: offsets.collect(),
+            entries: offsets.to_vec(),
         }
         .encode(&mut out)?;
     } else {
         Stco {
             entries: offsets
-                .map(|o| u32::try_from(o).map_err(|_| ProgressiveError::TooLong))
+                .iter()
+                .map(|o| u32::try_from(*o).map_err(|_| ProgressiveError::TooLong))
                 .collect::<Result<_, _>>()?,
         }
         .encode(&mut out)?;
     }
     Ok(out)
+}
+
+/// What follows the `moov`: where each chunk's bytes lie in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body<'a> {
+    /// One `mdat` holding every chunk back to back (the plain export).
+    Samples,
+    /// Every recorded fragment whole (`lens[i]` bytes, `moof` and `mdat`), each after an
+    /// 8-byte `skip` box header that hides its `moof` from players ([`SKIP_HEADER`]): the
+    /// evidence bundle's `video.mp4`, whose fragments stay the bytes the ledger signed while
+    /// the `moov` makes it a progressive MP4.
+    Fragments { lens: &'a [u64] },
+}
+
+/// Bytes of the `skip` box header before each fragment in [`Body::Fragments`].
+pub const SKIP_HEADER: u64 = 8;
+
+impl Body<'_> {
+    /// File offset of every chunk when the chunks or wrapped fragments start at `start`, and
+    /// the end of the file.
+    fn place(&self, start: u64, chunks: &[Chunk]) -> Result<(Vec<u64>, u64), ProgressiveError> {
+        let too_long = || ProgressiveError::TooLong;
+        match self {
+            Body::Samples => {
+                let mut at = start;
+                let mut offsets = Vec::with_capacity(chunks.len());
+                for c in chunks {
+                    offsets.push(at);
+                    at = at.checked_add(c.len).ok_or_else(too_long)?;
+                }
+                Ok((offsets, at))
+            }
+            Body::Fragments { lens } => {
+                let mut frag_at = Vec::with_capacity(lens.len());
+                let mut at = start;
+                for len in *lens {
+                    at = at.checked_add(SKIP_HEADER).ok_or_else(too_long)?;
+                    frag_at.push(at);
+                    at = at.checked_add(*len).ok_or_else(too_long)?;
+                }
+                let offsets = chunks
+                    .iter()
+                    .map(|c| {
+                        frag_at
+                            .get(c.fragment)
+                            .and_then(|f| f.checked_add(c.offset))
+                            .ok_or_else(too_long)
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok((offsets, at))
+            }
+        }
+    }
 }
 
 /// A version-1 `mdhd` (as [`header_v1`] writes it) with its timescale set to `timescale`.
@@ -507,6 +551,7 @@ pub fn layout(
     recorded_init: &[u8],
     fragments: &[FragmentSamples],
     start_us: i64,
+    body: Body<'_>,
 ) -> Result<Layout, ProgressiveError> {
     let (ftyp, moov) = init_parts(recorded_init)?;
     refuse_user_data(&moov)?;
@@ -544,33 +589,75 @@ pub fn layout(
         .try_fold(0u64, |sum, c| sum.checked_add(c.len))
         .filter(|p| i64::try_from(*p).is_ok())
         .ok_or(ProgressiveError::TooLong)?;
-    let mdat = box_header(b"mdat", payload);
-    let last = t.chunks.last().map_or(0, |c| c.len);
+    if let Body::Fragments { lens } = body
+        && (lens.len() != fragments.len() || lens.iter().any(|l| i64::try_from(*l).is_err()))
+    {
+        return Err(ProgressiveError::TooLong);
+    }
+    let mdat = match body {
+        Body::Samples => box_header(b"mdat", payload),
+        Body::Fragments { .. } => Vec::new(),
+    };
     // The offsets' width changes the moov's length, which moves every offset: lay out with
     // 32-bit offsets first, and with 64-bit ones if the last chunk then starts beyond 4 GiB.
     let mut wide = false;
     loop {
-        let placeholder = chunk_offsets(None, &t.chunks, wide)?;
+        let placeholder = chunk_offsets(&vec![0; t.chunks.len()], wide)?;
         let moov_len = rewrite.moov(&moov, &placeholder)?.len() as u64;
         let first = ftyp.len() as u64 + moov_len + mdat.len() as u64;
-        if !wide && first + payload - last > u64::from(u32::MAX) {
+        let (offsets, len) = body.place(first, &t.chunks)?;
+        if !wide && offsets.last().is_some_and(|o| *o > u64::from(u32::MAX)) {
             wide = true;
             continue;
         }
-        let moov = rewrite.moov(&moov, &chunk_offsets(Some(first), &t.chunks, wide)?)?;
+        let moov = rewrite.moov(&moov, &chunk_offsets(&offsets, wide)?)?;
         debug_assert_eq!(moov.len() as u64, moov_len);
         let mut header = Vec::with_capacity(first as usize);
         header.extend_from_slice(ftyp);
         header.extend(moov);
         header.extend(mdat);
         return Ok(Layout {
-            len: header.len() as u64 + payload,
+            len,
             header,
             chunks: t.chunks,
             duration: movie_duration,
             media_timescale: t.timescale,
             samples: t.samples,
         });
+    }
+}
+
+/// The presentation of evidence bundles (format v3): the progressive header over the signed
+/// fragments, each kept whole behind a `skip` header ([`Body::Fragments`]). The bundle writer
+/// and verifier (`vigil_signing::bundle`) call this; see docs/signing-format.md.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Evidence;
+
+impl vigil_signing::bundle::Presenter for Evidence {
+    fn header(
+        &self,
+        recorded_init: &[u8],
+        fragments: &[vigil_signing::bundle::FragmentHead],
+        start_us: i64,
+    ) -> Result<Vec<u8>, String> {
+        let defaults = track_defaults(recorded_init).map_err(|e| e.to_string())?;
+        let samples = fragments
+            .iter()
+            .enumerate()
+            .map(|(k, f)| {
+                crate::fmp4::fragment_samples(&f.head, f.len, defaults)
+                    .map_err(|e| format!("fragment {k}: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let lens: Vec<u64> = fragments.iter().map(|f| f.len).collect();
+        layout(
+            recorded_init,
+            &samples,
+            start_us,
+            Body::Fragments { lens: &lens },
+        )
+        .map(|l| l.header)
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -708,11 +795,11 @@ mod tests {
         let (f2, d2) = gop(origin + 21_000, 7, true, 2);
         let frags = [f1, f2];
         let parsed: Vec<_> = frags.iter().map(|f| parse(f)).collect();
-        let l = layout(&init(), &parsed, START_US).unwrap();
+        let l = layout(&init(), &parsed, START_US, Body::Samples).unwrap();
         assert_eq!(l.samples, 14);
         assert_eq!(l.duration, 42_000, "14 frames of 3000 ticks, from 0");
         assert_eq!(
-            layout(&init(), &parsed, START_US).unwrap(),
+            layout(&init(), &parsed, START_US, Body::Samples).unwrap(),
             l,
             "deterministic"
         );
@@ -775,13 +862,80 @@ mod tests {
         assert_eq!(&out[day + 8..day + 8 + 27], b"2023-11-14T22:13:20.250000Z");
     }
 
+    /// The evidence form: the same sample tables, pointing into the recorded fragments, each
+    /// whole behind a skip header; players see exactly the samples of the plain form.
+    #[test]
+    fn evidence_body_keeps_fragments_whole_and_points_into_their_mdats() {
+        use vigil_signing::bundle::{FragmentHead, Presenter};
+        let origin = 90_000 * 30 * 86_400;
+        let (f1, _) = gop(origin, 7, true, 1);
+        let (f2, _) = gop(origin + 21_000, 7, true, 2);
+        let frags = [f1, f2];
+        let parsed: Vec<_> = frags.iter().map(|f| parse(f)).collect();
+        let plain = file(
+            &layout(&init(), &parsed, START_US, Body::Samples).unwrap(),
+            &frags,
+        );
+        let lens: Vec<u64> = frags.iter().map(|f| f.len() as u64).collect();
+        let l = layout(&init(), &parsed, START_US, Body::Fragments { lens: &lens }).unwrap();
+        let heads: Vec<_> = frags
+            .iter()
+            .map(|f| FragmentHead {
+                head: f.clone(),
+                len: f.len() as u64,
+            })
+            .collect();
+        assert_eq!(
+            Evidence.header(&init(), &heads, START_US).unwrap(),
+            l.header,
+            "the presenter is this layout"
+        );
+        let mut evidence = l.header.clone();
+        for f in &frags {
+            let moof = u32::from_be_bytes(f[..4].try_into().unwrap());
+            evidence.extend_from_slice(&(moof + 8).to_be_bytes());
+            evidence.extend_from_slice(b"skip");
+            evidence.extend_from_slice(f);
+        }
+        assert_eq!(evidence.len() as u64, l.len);
+        let top = boxes(&evidence, "file").unwrap();
+        let kinds: Vec<_> = top.iter().map(|b| b.kind).collect();
+        assert_eq!(
+            kinds,
+            [*b"ftyp", *b"moov", *b"skip", *b"mdat", *b"skip", *b"mdat"]
+        );
+        let moov = Moov::decode(&mut &top[1].bytes[..]).unwrap();
+        assert_eq!(
+            sample_bytes(&evidence, &moov),
+            sample_bytes(&plain, &moov_of(&plain)),
+            "the same samples in the same order"
+        );
+        // Apart from the chunk offsets, the header is the plain one without its mdat header.
+        let plain_moov = moov_of(&plain);
+        let mut a = moov.clone();
+        let mut b = plain_moov.clone();
+        a.trak[0].mdia.minf.stbl.stco = None;
+        b.trak[0].mdia.minf.stbl.stco = None;
+        assert_eq!(a, b);
+        assert!(
+            layout(
+                &init(),
+                &parsed,
+                START_US,
+                Body::Fragments { lens: &lens[..1] }
+            )
+            .is_err(),
+            "one length per fragment"
+        );
+    }
+
     #[test]
     fn without_b_frames_there_is_no_ctts_nor_edit() {
         let (f1, _) = gop(5_000_000, 30, false, 1);
         let (f2, _) = gop(5_090_000, 30, false, 2);
         let frags = [f1, f2];
         let parsed: Vec<_> = frags.iter().map(|f| parse(f)).collect();
-        let l = layout(&init(), &parsed, START_US).unwrap();
+        let l = layout(&init(), &parsed, START_US, Body::Samples).unwrap();
         let moov = moov_of(&file(&l, &frags));
         let trak = &moov.trak[0];
         assert!(trak.edts.is_none());
@@ -796,7 +950,7 @@ mod tests {
         let (f2, _) = gop(9000 + 900_000, 3, false, 2);
         let frags = [f1, f2];
         let parsed: Vec<_> = frags.iter().map(|f| parse(f)).collect();
-        let l = layout(&init(), &parsed, START_US).unwrap();
+        let l = layout(&init(), &parsed, START_US, Body::Samples).unwrap();
         let moov = moov_of(&file(&l, &frags));
         let deltas: Vec<u32> = moov.trak[0]
             .mdia
@@ -819,7 +973,7 @@ mod tests {
         // A fragment that starts before the previous one's last sample is refused.
         let mut back = parsed.clone();
         back[1].base_decode_time = Some(6000);
-        let e = layout(&init(), &back, START_US).unwrap_err();
+        let e = layout(&init(), &back, START_US, Body::Samples).unwrap_err();
         assert!(
             matches!(e, ProgressiveError::Overlap { index: 1, .. }),
             "{e}"
@@ -827,7 +981,9 @@ mod tests {
         // One that starts within the last sample shortens it.
         back[1].base_decode_time = Some(7000);
         assert_eq!(
-            layout(&init(), &back, START_US).unwrap().duration,
+            layout(&init(), &back, START_US, Body::Samples)
+                .unwrap()
+                .duration,
             7000 + 9000
         );
     }
@@ -850,7 +1006,13 @@ mod tests {
             }],
             runs: vec![run(100)],
         };
-        let l = layout(&init(), &[frag(0), frag(3000), frag(6000)], START_US).unwrap();
+        let l = layout(
+            &init(),
+            &[frag(0), frag(3000), frag(6000)],
+            START_US,
+            Body::Samples,
+        )
+        .unwrap();
         let top = boxes(&l.header[..l.header.len() - 16], "header").unwrap();
         let mdat = &l.header[l.header.len() - 16..];
         assert_eq!(&mdat[..8], b"\0\0\0\x01mdat", "a 64-bit mdat header");
@@ -868,7 +1030,7 @@ mod tests {
         );
         assert_eq!(l.len, first + (6 << 30));
         // Below 4 GiB the same layout uses stco.
-        let small = layout(&init(), &[frag(0)], START_US).unwrap();
+        let small = layout(&init(), &[frag(0)], START_US, Body::Samples).unwrap();
         let top = boxes(&small.header[..small.header.len() - 8], "header").unwrap();
         let moov = Moov::decode(&mut &top[1].bytes[..]).unwrap();
         assert!(moov.trak[0].mdia.minf.stbl.stco.is_some());
@@ -877,20 +1039,20 @@ mod tests {
     #[test]
     fn what_cannot_be_laid_out_is_refused() {
         assert!(matches!(
-            layout(&init(), &[], START_US),
+            layout(&init(), &[], START_US, Body::Samples),
             Err(ProgressiveError::Empty)
         ));
         let (f, _) = gop(0, 3, false, 1);
         let mut p = parse(&f);
         p.runs[0].samples = 2;
         assert!(matches!(
-            layout(&init(), &[p], START_US),
+            layout(&init(), &[p], START_US, Body::Samples),
             Err(ProgressiveError::Runs { index: 0 })
         ));
         let mut cut = init();
         cut.truncate(cut.len() - 5);
         assert!(matches!(
-            layout(&cut, &[parse(&f)], START_US),
+            layout(&cut, &[parse(&f)], START_US, Body::Samples),
             Err(ProgressiveError::Init(_))
         ));
         assert!(track_defaults(&cut).is_err());
@@ -993,14 +1155,14 @@ mod tests {
         let mut parsed = vec![parse(&f1), parse(&f2)];
         // The last sample of the first GOP starts at 6000 and lasts until the second starts.
         parsed[1].base_decode_time = Some(6000 + u64::from(u32::MAX));
-        let l = layout(&init(), &parsed, START_US).unwrap();
+        let l = layout(&init(), &parsed, START_US, Body::Samples).unwrap();
         assert_eq!(l.media_timescale, 90_000);
         let moov = moov_of(&file(&l, &[f1.clone(), f2.clone()]));
         assert_eq!(moov.trak[0].mdia.mdhd.timescale, 90_000);
         assert_eq!(stts_deltas(&moov)[2], u32::MAX);
         // One tick more does not fit: 45 kHz, the recorded timescale over its smallest divisor.
         parsed[1].base_decode_time = Some(6001 + u64::from(u32::MAX));
-        let l = layout(&init(), &parsed, START_US).unwrap();
+        let l = layout(&init(), &parsed, START_US, Body::Samples).unwrap();
         assert_eq!(l.media_timescale, 45_000);
         let moov = moov_of(&file(&l, &[f1, f2]));
         assert_eq!(moov.trak[0].mdia.mdhd.timescale, 45_000);
@@ -1023,7 +1185,7 @@ mod tests {
         ] {
             let what = format!("a gap of {} h", gap / HOUR);
             let (frags, data, parsed, end) = clip_with_gap(gap);
-            let l = layout(&init(), &parsed, START_US).unwrap();
+            let l = layout(&init(), &parsed, START_US, Body::Samples).unwrap();
             assert_eq!(l.media_timescale, timescale, "{what}");
             assert_eq!(l.samples, 28);
             let out = file(&l, &frags);
@@ -1069,7 +1231,7 @@ mod tests {
 
             // The bytes are the recorded ones, where they were.
             assert_eq!(sample_bytes(&out, &moov).concat(), data, "{what}");
-            let at_90k = layout(&init(), &clip_with_gap(0).2, START_US).unwrap();
+            let at_90k = layout(&init(), &clip_with_gap(0).2, START_US, Body::Samples).unwrap();
             assert_eq!(l.chunks, at_90k.chunks);
             assert_eq!(at_90k.media_timescale, 90_000);
         }
@@ -1119,7 +1281,7 @@ mod tests {
         // The last frame before the gap would last 2^32 s, one more than a sample can at
         // 1 Hz (136 years); the two frames before it take a tick each of it.
         parsed[1].base_decode_time = Some(6000 + 90_000 * ((1 << 32) + 2));
-        let e = layout(&init(), &parsed, START_US).unwrap_err();
+        let e = layout(&init(), &parsed, START_US, Body::Samples).unwrap_err();
         assert!(
             matches!(
                 e,
@@ -1133,7 +1295,7 @@ mod tests {
         assert!(e.to_string().contains("one tick per second"), "{e}");
         // A second less is written at 1 Hz.
         parsed[1].base_decode_time = Some(6000 + 90_000 * ((1 << 32) - 1));
-        let l = layout(&init(), &parsed, START_US).unwrap();
+        let l = layout(&init(), &parsed, START_US, Body::Samples).unwrap();
         assert_eq!(l.media_timescale, 1);
         let moov = moov_of(&file(&l, &[f1, f2]));
         assert_eq!(stts_deltas(&moov), [1, 1, u32::MAX - 2, 1, 1, 1]);
@@ -1151,7 +1313,7 @@ mod tests {
             (60 * 24 * HOUR, 750),
         ] {
             let (frags, _, parsed, end) = clip_with_gap(gap);
-            let l = layout(&init(), &parsed, START_US).unwrap();
+            let l = layout(&init(), &parsed, START_US, Body::Samples).unwrap();
             let path = dir.path().join(format!("gap{}.mp4", gap / HOUR));
             std::fs::write(&path, file(&l, &frags)).unwrap();
             let what = path.display();

@@ -6,11 +6,14 @@
 //! no server, no database. The recording signatures and the export signature are checked and
 //! reported separately.
 //!
-//! `video.mp4` starts with the export's own init ([`presentation`]: the recorded init with an
-//! edit list, so players start the clip at 0, and its wall-clock start as metadata); the
-//! recorded init travels beside it as `recorded-init.mp4`, whose hash the ledger signed. The
-//! verifier rebuilds the export's init from the recorded one and compares bytes, so nothing
-//! in `video.mp4` escapes the recording check.
+//! `video.mp4` (format v3) is a progressive MP4 that every player shows as exactly the clip,
+//! from 0, with its wall-clock start as metadata: an `ftyp` and a `moov` with complete sample
+//! tables ([`Presenter`]), then each recorded fragment byte for byte, its `moof` hidden from
+//! players in a `skip` box. The recorded init travels beside it as `recorded-init.mp4`, whose
+//! hash the ledger signed. The verifier rebuilds the `ftyp` and `moov` from the signed init and
+//! fragments and compares bytes, so nothing in `video.mp4` escapes the recording check.
+//! Bundles of format v2 (the recorded init with an edit list, [`presentation`], then the
+//! fragments) and v1 (the recorded init itself) are still verified.
 
 pub mod presentation;
 
@@ -26,7 +29,7 @@ use crate::chain::{ChainChecker, Mode};
 use crate::keys::{
     CaCert, SigProblem, SigningIdentity, check_signing_cert, der_to_pem, pem_to_der,
 };
-use crate::mp4::{UnitStatus, scan_file};
+use crate::mp4::{Framing, UnitStatus, scan_file, scan_file_as};
 use crate::record::{Body, EXCERPT_MAGIC, FragmentRecord, Hash, LEDGER_MAGIC, RecordReader};
 use crate::report::{Checked, Failure, FailureKind, Report, UnsignedSpan};
 
@@ -39,8 +42,10 @@ pub const CA_FILE: &str = "certs/ca.pem";
 pub const EXPORTER_CERT_FILE: &str = "certs/exporter.pem";
 /// The first segment's init verbatim (format v2): what the ledger's segment-open record hashes.
 pub const RECORDED_INIT_FILE: &str = "recorded-init.mp4";
-/// Bundles written now: `video.mp4` starts with the presentation init.
-pub const MANIFEST_FORMAT: &str = "vigil-export-manifest-v2";
+/// Bundles written now: `video.mp4` is progressive over skip-wrapped signed fragments.
+pub const MANIFEST_FORMAT: &str = "vigil-export-manifest-v3";
+/// Earlier bundles: `video.mp4` starts with the presentation init; still verified.
+pub const MANIFEST_FORMAT_V2: &str = "vigil-export-manifest-v2";
 /// Earlier bundles: `video.mp4` starts with the recorded init; still verified.
 pub const MANIFEST_FORMAT_V1: &str = "vigil-export-manifest-v1";
 pub const STATEMENT_FORMAT: &str = "vigil-export-statement-v1";
@@ -141,11 +146,47 @@ pub struct RecordedInit {
 }
 
 impl Manifest {
-    /// Whether `video.mp4` carries the presentation init (format v2).
-    pub fn has_presentation_init(&self) -> bool {
-        self.format == MANIFEST_FORMAT
+    /// The format's version: 1, 2 or 3 (only known formats parse).
+    pub fn version(&self) -> u8 {
+        match self.format.as_str() {
+            MANIFEST_FORMAT => 3,
+            MANIFEST_FORMAT_V2 => 2,
+            _ => 1,
+        }
+    }
+
+    /// Whether the recorded init travels as `recorded-init.mp4` (formats v2 and v3).
+    pub fn has_recorded_init(&self) -> bool {
+        self.version() >= 2
     }
 }
+
+/// The `ftyp` and `moov` of a format-v3 `video.mp4`: a progressive MP4 whose sample tables
+/// point into the signed fragments that follow it (each after an 8-byte `skip` header, see
+/// [`SKIP_HEADER`]). The layout rules are the export's (crates/media `progressive`,
+/// docs/signing-format.md); the writer and the verifier call the same implementation, and the
+/// verifier compares its answer with the file byte for byte.
+pub trait Presenter {
+    /// `recorded_init`: the signed init; `fragments`: every fragment in file order; `start_us`:
+    /// the wall-clock start of the first one.
+    fn header(
+        &self,
+        recorded_init: &[u8],
+        fragments: &[FragmentHead],
+        start_us: i64,
+    ) -> Result<Vec<u8>, String>;
+}
+
+/// The start of one signed fragment: its `moof` and the `mdat` header after it (all of the
+/// fragment when it is shorter), and the fragment's whole length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FragmentHead {
+    pub head: Vec<u8>,
+    pub len: u64,
+}
+
+/// Bytes of the `skip` box header before each fragment of a format-v3 `video.mp4`.
+pub const SKIP_HEADER: u64 = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -211,14 +252,16 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, BundleError> {
     };
     let m: Manifest = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
     let v2 = match m.format.as_str() {
-        MANIFEST_FORMAT => true,
+        MANIFEST_FORMAT | MANIFEST_FORMAT_V2 => true,
         MANIFEST_FORMAT_V1 => false,
         other => {
             return Err(invalid(format!(
-                "format is \"{other}\", expected \"{MANIFEST_FORMAT}\" or \"{MANIFEST_FORMAT_V1}\""
+                "format is \"{other}\", expected \"{MANIFEST_FORMAT}\" (or an earlier \"{MANIFEST_FORMAT_V2}\" or \"{MANIFEST_FORMAT_V1}\")"
             )));
         }
     };
+    // Format v3 puts a skip header before each fragment; earlier ones none.
+    let gap = if m.version() == 3 { SKIP_HEADER } else { 0 };
     if v2 != m.init.recorded.is_some() || v2 != m.init.timeline.is_some() {
         return Err(invalid(format!(
             "{} has init.recorded and init.timeline {}",
@@ -237,10 +280,18 @@ pub fn parse_manifest(bytes: &[u8]) -> Result<Manifest, BundleError> {
         .ok_or_else(|| invalid("init range overflows".into()))?;
     for (k, f) in m.fragments.iter().enumerate() {
         parse_hash(&f.sha256, &format!("fragment {k} sha256"))?;
-        if f.offset != end {
+        let expected = end
+            .checked_add(gap)
+            .ok_or_else(|| invalid(format!("fragment {k} range overflows")))?;
+        if f.offset != expected {
             return Err(invalid(format!(
-                "fragment {k} starts at byte {} but the previous piece ends at byte {end}",
-                f.offset
+                "fragment {k} starts at byte {} but the previous piece ends at byte {end}{}",
+                f.offset,
+                if gap > 0 {
+                    " (a skip header of 8 bytes goes between them)"
+                } else {
+                    ""
+                }
             )));
         }
         end = f
@@ -316,8 +367,8 @@ pub struct WriteSummary {
 
 /// Writes a bundle into `dir` (created; must be empty) from the recorded bytes of an export
 /// (`mp4_path`: the first segment's init verbatim, then the selected fragments verbatim) and
-/// the camera's ledger. `video.mp4` gets the presentation init in place of the recorded one,
-/// which is kept as `recorded-init.mp4`.
+/// the camera's ledger. `video.mp4` is `presenter`'s header, then each fragment behind a
+/// `skip` header; the recorded init is kept as `recorded-init.mp4`.
 pub fn write(
     dir: &Path,
     mp4_path: &Path,
@@ -325,6 +376,7 @@ pub fn write(
     range: &ExportRange,
     exporter: &ExporterIdentity,
     signer: &SigningIdentity,
+    presenter: &dyn Presenter,
 ) -> Result<WriteSummary, BundleError> {
     if dir.exists() && fs::read_dir(dir).map_err(io(dir))?.next().is_some() {
         return Err(BundleError::NotEmpty(dir.to_path_buf()));
@@ -455,11 +507,23 @@ pub fn write(
         last.start_us.saturating_add(last.duration_us as i64),
     )
     .map_err(|e| BundleError::Export(e.to_string()))?;
-    let export_init = presentation::presentation_init(&recorded_init, &timeline)
-        .map_err(|e| BundleError::Export(e.to_string()))?;
-    let init_len = export_init.len() as u64;
-    // Pieces of video.mp4 sit where they sat in the input, moved by the init's growth.
-    let moved = |offset: u64| offset - scanned.init.len + init_len;
+    let heads = scanned
+        .fragments
+        .iter()
+        .map(|u| fragment_head(mp4_path, u.offset, u.len))
+        .collect::<Result<Vec<_>, _>>()?;
+    let header = presenter
+        .header(&recorded_init, &heads, mapped[0].1.start_us)
+        .map_err(|e| BundleError::Export(format!("cannot present the clip: {e}")))?;
+    let init_len = header.len() as u64;
+    // Each fragment sits behind its skip header.
+    let mut placed = Vec::with_capacity(scanned.fragments.len());
+    let mut video_size = init_len;
+    for u in &scanned.fragments {
+        video_size += SKIP_HEADER;
+        placed.push(video_size);
+        video_size += u.len;
+    }
     let last_frag = mapped.last().expect("non-empty").0;
     let end_seq = sigs
         .iter()
@@ -511,17 +575,17 @@ pub fn write(
     write_file(&dir.join(EXPORTER_CERT_FILE), signer.cert_pem().as_bytes())?;
 
     let video = dir.join(VIDEO_FILE);
-    write_video(&video, &export_init, mp4_path, scanned.init.len)?;
+    write_video(&video, &header, mp4_path, &scanned.fragments, &heads)?;
     write_file(&dir.join(RECORDED_INIT_FILE), &recorded_init)?;
 
     let manifest = Manifest {
         format: MANIFEST_FORMAT.into(),
         camera_id: camera.clone(),
-        video_size: moved(scanned.file_len),
+        video_size,
         init: ManifestInit {
             offset: 0,
             length: init_len,
-            sha256: hex::encode(crate::sha256(&export_init)),
+            sha256: hex::encode(crate::sha256(&header)),
             record_seq: open_seq,
             recorded: Some(RecordedInit {
                 length: scanned.init.len,
@@ -533,8 +597,9 @@ pub fn write(
             .fragments
             .iter()
             .zip(&mapped)
-            .map(|(u, (seq, f))| ManifestFragment {
-                offset: moved(u.offset),
+            .zip(&placed)
+            .map(|((u, (seq, f)), offset)| ManifestFragment {
+                offset: *offset,
                 length: u.len,
                 sha256: hex::encode(u.sha256),
                 record_seq: *seq,
@@ -598,7 +663,7 @@ pub fn write(
 
     Ok(WriteSummary {
         fragments: mapped.len() as u64,
-        video_bytes: moved(scanned.file_len),
+        video_bytes: video_size,
         excerpt_records: end_seq - open_seq + 1,
         unsigned_fragments,
     })
@@ -631,19 +696,58 @@ fn read_moof(path: &Path, offset: u64) -> Result<Vec<u8>, BundleError> {
     read_range(path, offset, size.clamp(8, MAX_MOOF))
 }
 
-/// video.mp4: the export's init, then everything after the recorded init of `mp4_path`.
+/// The head of the fragment at `offset` (`len` bytes long) of a file: its `moof` and the
+/// `mdat` header after it.
+fn fragment_head(path: &Path, offset: u64, len: u64) -> Result<FragmentHead, BundleError> {
+    let moof = read_moof(path, offset)?;
+    let head = read_range(path, offset, (moof.len() as u64 + 16).min(len))?;
+    Ok(FragmentHead { head, len })
+}
+
+/// The `skip` header that hides a fragment's `moof` (its first box) from players.
+fn skip_header(head: &[u8]) -> Result<[u8; 8], BundleError> {
+    let moof_len = head
+        .get(..4)
+        .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")))
+        .filter(|n| *n >= 8 && head.get(4..8) == Some(&b"moof"[..]))
+        .and_then(|n| n.checked_add(SKIP_HEADER as u32))
+        .ok_or_else(|| {
+            BundleError::Export("a fragment does not start with a moof box of 32-bit size".into())
+        })?;
+    let mut out = [0u8; 8];
+    out[..4].copy_from_slice(&moof_len.to_be_bytes());
+    out[4..].copy_from_slice(b"skip");
+    Ok(out)
+}
+
+/// video.mp4 (format v3): the header, then every fragment of `mp4_path` behind its skip header.
 fn write_video(
     video: &Path,
-    export_init: &[u8],
+    header: &[u8],
     mp4_path: &Path,
-    recorded_init_len: u64,
+    fragments: &[crate::mp4::Unit],
+    heads: &[FragmentHead],
 ) -> Result<(), BundleError> {
-    let mut out = File::create(video).map_err(io(video))?;
-    out.write_all(export_init).map_err(io(video))?;
+    let mut out =
+        std::io::BufWriter::with_capacity(1 << 20, File::create(video).map_err(io(video))?);
+    out.write_all(header).map_err(io(video))?;
     let mut src = File::open(mp4_path).map_err(io(mp4_path))?;
-    src.seek(SeekFrom::Start(recorded_init_len))
-        .map_err(io(mp4_path))?;
-    std::io::copy(&mut src, &mut out).map_err(io(video))?;
+    for (u, h) in fragments.iter().zip(heads) {
+        out.write_all(&skip_header(&h.head)?).map_err(io(video))?;
+        src.seek(SeekFrom::Start(u.offset)).map_err(io(mp4_path))?;
+        let copied = std::io::copy(&mut (&mut src).take(u.len), &mut out).map_err(io(video))?;
+        if copied != u.len {
+            return Err(BundleError::Export(format!(
+                "{} ended inside the fragment at byte {}",
+                mp4_path.display(),
+                u.offset
+            )));
+        }
+    }
+    let out = out.into_inner().map_err(|e| BundleError::Io {
+        path: video.to_path_buf(),
+        source: e.into_error(),
+    })?;
     out.sync_all().map_err(io(video))
 }
 
@@ -801,10 +905,12 @@ fn pem_file(dir: &Path, file: &str) -> Result<Vec<u8>, BundleError> {
     })
 }
 
-/// Verifies a bundle offline. `progress(done, total)` reports video bytes hashed.
+/// Verifies a bundle offline. `presenter` rebuilds a format-v3 `video.mp4`'s header (the
+/// implementation the exporter used). `progress(done, total)` reports video bytes hashed.
 pub fn verify(
     dir: &Path,
     trust: &TrustAnchor,
+    presenter: &dyn Presenter,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<BundleReport, BundleError> {
     if !dir.is_dir() {
@@ -862,9 +968,9 @@ pub fn verify(
         &statement,
         &statement_bytes,
         &cas,
-        manifest.has_presentation_init(),
+        manifest.has_recorded_init(),
     )?;
-    let recording = check_recording(dir, &manifest, &cas, progress)?;
+    let recording = check_recording(dir, &manifest, &cas, presenter, progress)?;
     Ok(BundleReport {
         recording,
         export,
@@ -877,7 +983,7 @@ fn check_export(
     st: &ExportStatement,
     st_bytes: &[u8],
     cas: &[CaCert],
-    presentation_init: bool,
+    recorded_init: bool,
 ) -> Result<ExportCheck, BundleError> {
     let mut out = ExportCheck {
         valid: false,
@@ -933,7 +1039,7 @@ fn check_export(
         EXPORTER_CERT_FILE,
     ]
     .into_iter()
-    .chain(presentation_init.then_some(RECORDED_INIT_FILE))
+    .chain(recorded_init.then_some(RECORDED_INIT_FILE))
     {
         if !st.files.iter().any(|f| f.path == required) {
             out.problem = Some(format!("the export statement does not cover {required}"));
@@ -961,7 +1067,7 @@ fn check_export(
 
 /// What is wrong with the init of `video.mp4` (and `recorded-init.mp4`), given the signed
 /// init's length and hash; `None` when it is what the recording and the export's timeline
-/// edit make it.
+/// edit (v2) or progressive header (v3) make it.
 fn init_problem(
     dir: &Path,
     m: &Manifest,
@@ -969,6 +1075,7 @@ fn init_problem(
     video_path: &Path,
     (signed_len, signed_hash): (u64, Hash),
     frags: &HashMap<u64, FragmentRecord>,
+    presenter: &dyn Presenter,
 ) -> Result<Option<String>, BundleError> {
     let Some(recorded) = &m.init.recorded else {
         // Format v1: video.mp4 starts with the recorded init itself.
@@ -1018,6 +1125,9 @@ fn init_problem(
             "the manifest's timeline differs from the one the signed fragments give".into(),
         ));
     }
+    if m.version() == 3 {
+        return progressive_problem(m, scanned, video_path, &bytes, frags, presenter);
+    }
     let init = match presentation::presentation_init(&bytes, &expected) {
         Ok(i) => i,
         Err(e) => {
@@ -1038,10 +1148,66 @@ fn init_problem(
     Ok(None)
 }
 
+/// What is wrong with a format-v3 `video.mp4`'s header: `None` when it is the one the
+/// presenter makes of the signed init and fragments. When a fragment is not the signed one,
+/// the fragment check names that damage more precisely, so this says nothing.
+fn progressive_problem(
+    m: &Manifest,
+    scanned: &crate::mp4::Scanned,
+    video_path: &Path,
+    recorded_init: &[u8],
+    frags: &HashMap<u64, FragmentRecord>,
+    presenter: &dyn Presenter,
+) -> Result<Option<String>, BundleError> {
+    if scanned.fragments.len() != m.fragments.len() {
+        return Ok(None);
+    }
+    let mut heads = Vec::with_capacity(m.fragments.len());
+    for (u, mf) in scanned.fragments.iter().zip(&m.fragments) {
+        match frags.get(&mf.record_seq) {
+            Some(r)
+                if r.sha256 == u.sha256
+                    && r.length == u.len
+                    && u.offset == mf.offset
+                    && u.status == UnitStatus::Complete => {}
+            _ => return Ok(None),
+        }
+        heads.push(fragment_head(video_path, u.offset, u.len)?);
+    }
+    let Some(start_us) = m
+        .fragments
+        .first()
+        .and_then(|f| frags.get(&f.record_seq))
+        .map(|r| r.start_us)
+    else {
+        return Ok(None);
+    };
+    let header = match presenter.header(recorded_init, &heads, start_us) {
+        Ok(h) => h,
+        Err(e) => {
+            return Ok(Some(format!(
+                "the signed init and fragments cannot be presented: {e}"
+            )));
+        }
+    };
+    let hash = crate::sha256(&header);
+    if scanned.init.len != header.len() as u64
+        || scanned.init.sha256 != hash
+        || m.init.sha256 != hex::encode(hash)
+        || m.init.length != header.len() as u64
+    {
+        return Ok(Some(format!(
+            "the header (ftyp/moov) of {VIDEO_FILE} is not the one the signed init and fragments give"
+        )));
+    }
+    Ok(None)
+}
+
 fn check_recording(
     dir: &Path,
     m: &Manifest,
     cas: &[CaCert],
+    presenter: &dyn Presenter,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Report, BundleError> {
     let excerpt_path = dir.join(EXCERPT_FILE);
@@ -1108,7 +1274,12 @@ fn check_recording(
     let video_path = dir.join(VIDEO_FILE);
     let total = fs::metadata(&video_path).map_err(io(&video_path))?.len();
     let mut done = 0u64;
-    let scanned = scan_file(&video_path, &mut |n| {
+    let framing = if m.version() == 3 {
+        Framing::SkipWrapped
+    } else {
+        Framing::Fragmented
+    };
+    let scanned = scan_file_as(&video_path, framing, &mut |n| {
         done += n;
         progress(done, total);
     })
@@ -1130,7 +1301,7 @@ fn check_recording(
         Some(&(len, h, start)) => {
             if outcome.is_untrusted(m.init.record_seq) {
             } else if let Some(problem) =
-                init_problem(dir, m, &scanned, &video_path, (len, h), &frags)?
+                init_problem(dir, m, &scanned, &video_path, (len, h), &frags, presenter)?
             {
                 failure = fail(FailureKind::Modified, Some(start), None, problem);
             } else {

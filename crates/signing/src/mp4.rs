@@ -97,15 +97,46 @@ fn is_box_type(t: &[u8]) -> bool {
         .all(|&c| c.is_ascii_alphanumeric() || c == b' ' || c == 0xa9)
 }
 
+/// How fragments sit in the scanned file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Top-level `moof`s (segment files, fragmented exports).
+    Fragmented,
+    /// Also a top-level `skip` box whose payload is exactly one `moof`: the fragment starts at
+    /// that `moof`, and the 8-byte `skip` header belongs to no unit (its bytes follow from the
+    /// `moof`'s length). Evidence bundles of format v3 hide each signed `moof` from players
+    /// this way (docs/signing-format.md).
+    SkipWrapped,
+}
+
 /// Scans a file on disk.
 pub fn scan_file(path: &Path, progress: &mut dyn FnMut(u64)) -> io::Result<Scanned> {
+    scan_file_as(path, Framing::Fragmented, progress)
+}
+
+/// Scans a file on disk whose fragments are framed as `framing` says.
+pub fn scan_file_as(
+    path: &Path,
+    framing: Framing,
+    progress: &mut dyn FnMut(u64),
+) -> io::Result<Scanned> {
     let f = File::open(path)?;
     let len = f.metadata()?.len();
-    scan_reader(f, len, progress)
+    scan_reader_as(f, len, framing, progress)
 }
 
 /// Scans `len` bytes from `r`.
 pub fn scan_reader<R: Read>(r: R, len: u64, progress: &mut dyn FnMut(u64)) -> io::Result<Scanned> {
+    scan_reader_as(r, len, Framing::Fragmented, progress)
+}
+
+/// Scans `len` bytes from `r` whose fragments are framed as `framing` says.
+pub fn scan_reader_as<R: Read>(
+    r: R,
+    len: u64,
+    framing: Framing,
+    progress: &mut dyn FnMut(u64),
+) -> io::Result<Scanned> {
     let mut s = Scanner {
         r: BufReader::with_capacity(READ_BUFFER, r),
         pos: 0,
@@ -172,6 +203,36 @@ pub fn scan_reader<R: Read>(r: R, len: u64, progress: &mut dyn FnMut(u64)) -> io
             s.hash_n(u64::MAX, &mut cur, progress)?;
             status = UnitStatus::Garbage;
             break;
+        }
+        if framing == Framing::SkipWrapped && typ == *b"skip" && hdr_len == 8 && size >= 16 {
+            let mut inner = [0u8; 8];
+            let got = s.read_some(&mut inner)?;
+            let wraps_moof = got == 8
+                && inner[4..] == *b"moof"
+                && u64::from(u32::from_be_bytes(inner[..4].try_into().expect("4 bytes")))
+                    == size - 8;
+            if wraps_moof {
+                units.push(Unit {
+                    offset: cur_start,
+                    len: box_start - cur_start,
+                    sha256: cur.finalize_reset().into(),
+                    status,
+                });
+                cur_start = box_start + 8;
+                status = UnitStatus::Complete;
+                progress(8);
+            } else {
+                cur.update(&hdr[..8]);
+                progress(8);
+            }
+            cur.update(&inner[..got]);
+            progress(got as u64);
+            let body = size - 8 - got as u64;
+            if got < 8 || s.hash_n(body, &mut cur, progress)? < body {
+                status = UnitStatus::Truncated;
+                break;
+            }
+            continue;
         }
         if typ == *b"moof" {
             units.push(Unit {
@@ -288,6 +349,76 @@ mod tests {
         assert_eq!(run(&[]).init.len, 0);
         let s = run(&[0, 0, 0, 4, b'm', b'o', b'o', b'f']);
         assert_eq!(s.init.status, UnitStatus::Garbage);
+    }
+
+    #[test]
+    fn skip_wrapped_moofs_start_fragments_without_their_skip_header() {
+        let (init, frags) = sample();
+        let mut file = init.clone();
+        let mut offsets = Vec::new();
+        for f in &frags {
+            let moof_len = 28u32;
+            file.extend_from_slice(&(moof_len + 8).to_be_bytes());
+            file.extend_from_slice(b"skip");
+            offsets.push(file.len() as u64);
+            file.extend_from_slice(f);
+        }
+        // Free space that wraps something else stays inside the unit it is in.
+        let free = mp4_box(b"skip", &mp4_box(b"free", &[0; 4]));
+        file.extend_from_slice(&free);
+        let s = scan_reader_as(
+            &file[..],
+            file.len() as u64,
+            Framing::SkipWrapped,
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(s.init.len, init.len() as u64);
+        assert_eq!(s.fragments.len(), 3);
+        for (k, (u, f)) in s.fragments.iter().zip(&frags).enumerate() {
+            assert_eq!(u.offset, offsets[k]);
+            assert_eq!(u.status, UnitStatus::Complete);
+            if k < 2 {
+                assert_eq!(u.len, f.len() as u64);
+                assert_eq!(u.sha256, crate::writer::sha256(f));
+            } else {
+                let mut tail = f.clone();
+                tail.extend_from_slice(&free);
+                assert_eq!(u.sha256, crate::writer::sha256(&tail));
+            }
+        }
+        // Read as plain fragments, the same file has no fragment at all.
+        assert!(run(&file).fragments.is_empty());
+        // A skip holding more than one moof is not a wrapper: its bytes stay in the init.
+        let mut other = init.clone();
+        other.extend_from_slice(&40u32.to_be_bytes());
+        other.extend_from_slice(b"skip");
+        other.extend_from_slice(&frags[0][..32]);
+        let s = scan_reader_as(
+            &other[..],
+            other.len() as u64,
+            Framing::SkipWrapped,
+            &mut |_| {},
+        )
+        .unwrap();
+        assert!(s.fragments.is_empty());
+        assert_eq!(s.init.len, other.len() as u64);
+        assert_eq!(s.init.status, UnitStatus::Complete);
+        // A wrapper cut short is a truncated fragment.
+        let mut cut = init.clone();
+        cut.extend_from_slice(&36u32.to_be_bytes());
+        cut.extend_from_slice(b"skip");
+        cut.extend_from_slice(&frags[0][..12]);
+        let s = scan_reader_as(
+            &cut[..],
+            cut.len() as u64,
+            Framing::SkipWrapped,
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(s.fragments.len(), 1);
+        assert_eq!(s.fragments[0].status, UnitStatus::Truncated);
+        assert_eq!(s.fragments[0].len, 12);
     }
 
     #[test]

@@ -54,6 +54,7 @@ fn fixture() -> Fixture {
             server: "rec-1.example".into(),
         },
         &signer,
+        &AsRecorded,
     )
     .unwrap();
     assert_eq!(summary.fragments, 10);
@@ -72,7 +73,7 @@ fn ca_trust(f: &Fixture) -> TrustAnchor {
 }
 
 fn verify(dir: &Path, t: &TrustAnchor) -> bundle::BundleReport {
-    bundle::verify(dir, t, &mut |_, _| {}).unwrap()
+    bundle::verify(dir, t, &AsRecorded, &mut |_, _| {}).unwrap()
 }
 
 #[test]
@@ -83,7 +84,7 @@ fn bundle_verifies_offline_on_a_copy_by_cert_and_by_fingerprint() {
     // The recording and its server are gone; only the bundle and the CA remain.
     fs::remove_dir_all(&f.rec.data).unwrap();
     let mut last = (0, 0);
-    let rep = bundle::verify(&copy, &ca_trust(&f), &mut |d, t| last = (d, t)).unwrap();
+    let rep = bundle::verify(&copy, &ca_trust(&f), &AsRecorded, &mut |d, t| last = (d, t)).unwrap();
     assert!(rep.is_verified(), "{}", rep.summary());
     assert_eq!(rep.recording.checked.fragments, 10);
     assert_eq!(rep.recording.checked.first_us, Some(f.frags[0].start_us));
@@ -219,19 +220,21 @@ fn edited_statement_fails_export_signature() {
 #[test]
 fn gop_removed_from_mp4_and_manifest_is_missing() {
     let f = fixture();
-    // A consistent edit: drop the 5th GOP from video and manifest and fix the offsets.
+    // A consistent edit: drop the 5th GOP (and its skip header) from video and manifest and
+    // fix the offsets.
     let removed = f.frags[4].clone();
     let mpath = f.dir.join("manifest.json");
     let mut m = bundle::parse_manifest(&fs::read(&mpath).unwrap()).unwrap();
     let gone = m.fragments.remove(4);
     let vpath = f.dir.join("video.mp4");
     let mut video = fs::read(&vpath).unwrap();
-    video.drain(gone.offset as usize..(gone.offset + gone.length) as usize);
+    let cut = gone.length + bundle::SKIP_HEADER;
+    video.drain((gone.offset - bundle::SKIP_HEADER) as usize..(gone.offset + gone.length) as usize);
     fs::write(&vpath, video).unwrap();
     for x in &mut m.fragments[4..] {
-        x.offset -= gone.length;
+        x.offset -= cut;
     }
-    m.video_size -= gone.length;
+    m.video_size -= cut;
     fs::write(&mpath, serde_json::to_vec(&m).unwrap()).unwrap();
     let rep = verify(&f.dir, &ca_trust(&f));
     let fail = rep.recording.failure.as_ref().unwrap();
@@ -259,7 +262,7 @@ fn missing_or_garbage_files_give_clear_errors() {
     let copy = f.tmp.path().join("c1");
     copy_dir(&f.dir, &copy);
     fs::remove_file(copy.join("ledger-excerpt.vgl")).unwrap();
-    let e = bundle::verify(&copy, &t, &mut |_, _| {}).unwrap_err();
+    let e = bundle::verify(&copy, &t, &AsRecorded, &mut |_, _| {}).unwrap_err();
     assert!(matches!(e, BundleError::MissingFile { .. }));
     assert!(
         e.to_string()
@@ -271,7 +274,7 @@ fn missing_or_garbage_files_give_clear_errors() {
     copy_dir(&f.dir, &copy);
     let m = fs::read(copy.join("manifest.json")).unwrap();
     fs::write(copy.join("manifest.json"), &m[..m.len() / 2]).unwrap();
-    let e = bundle::verify(&copy, &t, &mut |_, _| {}).unwrap_err();
+    let e = bundle::verify(&copy, &t, &AsRecorded, &mut |_, _| {}).unwrap_err();
     assert!(
         e.to_string()
             .starts_with("manifest.json in the bundle is not valid"),
@@ -281,7 +284,7 @@ fn missing_or_garbage_files_give_clear_errors() {
     let copy = f.tmp.path().join("c3");
     copy_dir(&f.dir, &copy);
     fs::write(copy.join("ledger-excerpt.vgl"), b"garbage garbage").unwrap();
-    let e = bundle::verify(&copy, &t, &mut |_, _| {}).unwrap_err();
+    let e = bundle::verify(&copy, &t, &AsRecorded, &mut |_, _| {}).unwrap_err();
     assert!(
         e.to_string()
             .contains("ledger-excerpt.vgl in the bundle is not valid"),
@@ -296,14 +299,26 @@ fn missing_or_garbage_files_give_clear_errors() {
     )
     .unwrap();
     let fp = "00".repeat(32);
-    let e = bundle::verify(&copy, &TrustAnchor::Fingerprint(fp), &mut |_, _| {}).unwrap_err();
+    let e = bundle::verify(
+        &copy,
+        &TrustAnchor::Fingerprint(fp),
+        &AsRecorded,
+        &mut |_, _| {},
+    )
+    .unwrap_err();
     assert!(
         e.to_string()
             .contains("certs/ca.pem in the bundle is not valid"),
         "{e}"
     );
 
-    let e = bundle::verify(&f.tmp.path().join("nothing"), &t, &mut |_, _| {}).unwrap_err();
+    let e = bundle::verify(
+        &f.tmp.path().join("nothing"),
+        &t,
+        &AsRecorded,
+        &mut |_, _| {},
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("not a bundle directory"), "{e}");
 
     let copy = f.tmp.path().join("c5");
@@ -326,6 +341,7 @@ fn wrong_fingerprint_or_other_ca_is_refused() {
     let e = bundle::verify(
         &f.dir,
         &TrustAnchor::Fingerprint(other_fp.clone()),
+        &AsRecorded,
         &mut |_, _| {},
     )
     .unwrap_err();
@@ -334,6 +350,7 @@ fn wrong_fingerprint_or_other_ca_is_refused() {
     let e = bundle::verify(
         &f.dir,
         &TrustAnchor::Fingerprint("abc".into()),
+        &AsRecorded,
         &mut |_, _| {},
     )
     .unwrap_err();
@@ -355,7 +372,12 @@ fn wrong_fingerprint_or_other_ca_is_refused() {
     fs::write(f.dir.join("certs/ca.pem"), &other.cert_pem).unwrap();
     let fp = keys::fingerprint(&keys::pem_to_der(&f.ca.cert_pem, "ca").unwrap());
     assert!(matches!(
-        bundle::verify(&f.dir, &TrustAnchor::Fingerprint(fp), &mut |_, _| {}),
+        bundle::verify(
+            &f.dir,
+            &TrustAnchor::Fingerprint(fp),
+            &AsRecorded,
+            &mut |_, _| {}
+        ),
         Err(BundleError::WrongFingerprint { .. })
     ));
 }
@@ -387,6 +409,7 @@ fn write_refuses_foreign_video_and_bad_inputs() {
         &range,
         &who,
         &signer,
+        &AsRecorded,
     )
     .unwrap_err();
     assert!(e.to_string().contains("is not in the ledger"), "{e}");
@@ -403,6 +426,7 @@ fn write_refuses_foreign_video_and_bad_inputs() {
         &other,
         &who,
         &signer,
+        &AsRecorded,
     )
     .unwrap_err();
     assert!(e.to_string().contains("camera"), "{e}");
@@ -416,6 +440,7 @@ fn write_refuses_foreign_video_and_bad_inputs() {
         &range,
         &who,
         &signer,
+        &AsRecorded,
     )
     .unwrap_err();
     assert!(matches!(e, BundleError::NotEmpty(_)));
@@ -445,6 +470,7 @@ fn export_of_unsigned_tail_verifies_as_unsigned() {
             server: "s".into(),
         },
         &ca.identity("rec-1"),
+        &AsRecorded,
     )
     .unwrap();
     assert_eq!(s.unsigned_fragments, 3);
@@ -476,7 +502,7 @@ fn manifest(dir: &Path) -> bundle::Manifest {
 }
 
 #[test]
-fn video_starts_at_zero_and_the_recorded_init_travels_beside_it() {
+fn fragments_stay_as_signed_behind_skip_headers_and_the_recorded_init_travels_beside_it() {
     let f = fixture();
     let m = manifest(&f.dir);
     assert_eq!(m.format, bundle::MANIFEST_FORMAT);
@@ -493,16 +519,25 @@ fn video_starts_at_zero_and_the_recorded_init_travels_beside_it() {
     assert_eq!(t.duration, 10 * 2 * 90_000);
     assert_eq!(t.start_us, f.frags[0].start_us);
     let video = fs::read(f.dir.join("video.mp4")).unwrap();
-    let init = bundle::presentation::presentation_init(recorded, &t).unwrap();
-    assert_eq!(&video[..init.len()], &init[..]);
-    assert_eq!(m.init.length, init.len() as u64);
-    // Every fragment is byte for byte what was recorded.
+    // The header is the presenter's (here the recorded init itself).
+    assert_eq!(&video[..recorded.len()], recorded);
+    assert_eq!(m.init.length, recorded.len() as u64);
+    // Every fragment is byte for byte what was recorded, behind a skip header that holds
+    // exactly its moof.
     for (mf, fr) in m.fragments.iter().zip(&f.frags) {
         let seg = fs::read(f.rec.seg_path(fr.segment)).unwrap();
+        let recorded = &seg[fr.offset as usize..(fr.offset + fr.len) as usize];
         assert_eq!(
             &video[mf.offset as usize..(mf.offset + mf.length) as usize],
-            &seg[fr.offset as usize..(fr.offset + fr.len) as usize]
+            recorded
         );
+        let skip = &video[(mf.offset - bundle::SKIP_HEADER) as usize..mf.offset as usize];
+        assert_eq!(&skip[4..], b"skip");
+        assert_eq!(
+            u32::from_be_bytes(skip[..4].try_into().unwrap()),
+            u32::from_be_bytes(recorded[..4].try_into().unwrap()) + 8
+        );
+        assert_eq!(&recorded[4..8], b"moof");
     }
     assert_eq!(m.video_size, video.len() as u64);
     let st: bundle::ExportStatement =
@@ -545,8 +580,18 @@ fn an_edit_that_hides_part_of_the_clip_or_another_recorded_init_is_modified() {
     let init_failure = |dir: &Path| {
         let rep = verify(dir, &trust);
         let fail = rep.recording.failure.clone().unwrap();
-        assert_eq!(fail.kind, FailureKind::Modified, "{fail}");
-        assert_eq!(fail.at_us, Some(f.rec.segments[0].1), "{fail}");
+        assert_eq!(
+            fail.kind,
+            FailureKind::Modified,
+            "{}: {fail}",
+            dir.display()
+        );
+        assert_eq!(
+            fail.at_us,
+            Some(f.rec.segments[0].1),
+            "{}: {fail}",
+            dir.display()
+        );
         fail.detail
     };
     // Players would skip the first GOP; the manifest says so consistently.
@@ -559,17 +604,26 @@ fn an_edit_that_hides_part_of_the_clip_or_another_recorded_init_is_modified() {
     replace_export_init(&c1, later, true);
     let d = init_failure(&c1);
     assert!(d.contains("timeline differs"), "{d}");
-    // Or the last seconds, with the manifest left as written.
+    // Or a header changed in place (say, a shorter duration), the manifest left as written.
     let c2 = f.tmp.path().join("c2");
     copy_dir(&f.dir, &c2);
-    let shorter = bundle::presentation::Timeline {
-        duration: t.duration - 180_000,
-        ..t
-    };
-    replace_export_init(&c2, shorter, false);
+    let mut v = fs::read(c2.join("video.mp4")).unwrap();
+    let at = manifest(&c2).init.length as usize - 1;
+    v[at] ^= 1;
+    fs::write(c2.join("video.mp4"), v).unwrap();
     let d = init_failure(&c2);
     assert!(
-        d.contains("is not the signed init with the export's timeline edit"),
+        d.contains("is not the one the signed init and fragments give"),
+        "{d}"
+    );
+    // Another header that the manifest declares consistently (here the v2 edit-list init):
+    // only the presenter's header over the signed init and fragments is accepted.
+    let c2b = f.tmp.path().join("c2b");
+    copy_dir(&f.dir, &c2b);
+    replace_export_init(&c2b, t, true);
+    let d = init_failure(&c2b);
+    assert!(
+        d.contains("is not the one the signed init and fragments give"),
         "{d}"
     );
     // The recorded init beside it is what the ledger signed.
@@ -588,7 +642,7 @@ fn an_edit_that_hides_part_of_the_clip_or_another_recorded_init_is_modified() {
     let c4 = f.tmp.path().join("c4");
     copy_dir(&f.dir, &c4);
     fs::remove_file(c4.join("recorded-init.mp4")).unwrap();
-    let e = bundle::verify(&c4, &trust, &mut |_, _| {}).unwrap_err();
+    let e = bundle::verify(&c4, &trust, &AsRecorded, &mut |_, _| {}).unwrap_err();
     assert!(
         e.to_string().contains("recorded-init.mp4 is missing"),
         "{e}"
@@ -596,37 +650,68 @@ fn an_edit_that_hides_part_of_the_clip_or_another_recorded_init_is_modified() {
 }
 
 #[test]
-fn format_v1_bundles_still_verify_their_recording() {
+fn format_v1_and_v2_bundles_still_verify_their_recording() {
     let f = fixture();
-    // A v1 bundle: video.mp4 starts with the recorded init, no recorded-init.mp4.
     let m = manifest(&f.dir);
     let recorded = fs::read(f.dir.join("recorded-init.mp4")).unwrap();
     let video = fs::read(f.dir.join("video.mp4")).unwrap();
-    let mut v = recorded.clone();
-    v.extend_from_slice(&video[m.init.length as usize..]);
-    fs::write(f.dir.join("video.mp4"), &v).unwrap();
+    // The signed fragments, back to back as earlier formats kept them (no skip headers).
+    let fragments: Vec<&[u8]> = m
+        .fragments
+        .iter()
+        .map(|x| &video[x.offset as usize..(x.offset + x.length) as usize])
+        .collect();
+    let lay_out = |dir: &Path, init: &[u8], old: &mut bundle::Manifest| {
+        let mut v = init.to_vec();
+        for (x, bytes) in old.fragments.iter_mut().zip(&fragments) {
+            x.offset = v.len() as u64;
+            v.extend_from_slice(bytes);
+        }
+        old.video_size = v.len() as u64;
+        fs::write(dir.join("video.mp4"), &v).unwrap();
+        fs::write(
+            dir.join("manifest.json"),
+            serde_json::to_vec_pretty(&old).unwrap(),
+        )
+        .unwrap();
+    };
+
+    // v2: video.mp4 starts with the presentation init (the recorded one with an edit list).
+    let v2_dir = f.tmp.path().join("v2");
+    copy_dir(&f.dir, &v2_dir);
+    let timeline = m.init.timeline.unwrap();
+    let presentation = bundle::presentation::presentation_init(&recorded, &timeline).unwrap();
+    let mut v2 = m.clone();
+    v2.format = bundle::MANIFEST_FORMAT_V2.into();
+    v2.init.length = presentation.len() as u64;
+    v2.init.sha256 = hex::encode(vigil_signing::sha256(&presentation));
+    lay_out(&v2_dir, &presentation, &mut v2);
+    let rep = verify(&v2_dir, &ca_trust(&f));
+    assert!(rep.recording.is_verified(), "{}", rep.summary());
+    assert_eq!(rep.recording.checked.fragments, 10);
+    // Another init in a v2 bundle is found as before.
+    let mut other = presentation.clone();
+    let at = other.len() - 1;
+    other[at] ^= 1;
+    lay_out(&v2_dir, &other, &mut v2);
+    let rep = verify(&v2_dir, &ca_trust(&f));
+    let fail = rep.recording.failure.as_ref().unwrap();
+    assert_eq!(fail.kind, FailureKind::Modified, "{fail}");
+
+    // v1: video.mp4 starts with the recorded init, no recorded-init.mp4.
     fs::remove_file(f.dir.join("recorded-init.mp4")).unwrap();
-    let shift = m.init.length - recorded.len() as u64;
     let mut old = m.clone();
     old.format = bundle::MANIFEST_FORMAT_V1.into();
     old.init.length = recorded.len() as u64;
     old.init.sha256 = old.init.recorded.take().unwrap().sha256;
     old.init.timeline = None;
-    old.video_size -= shift;
-    for x in &mut old.fragments {
-        x.offset -= shift;
-    }
-    fs::write(
-        f.dir.join("manifest.json"),
-        serde_json::to_vec_pretty(&old).unwrap(),
-    )
-    .unwrap();
+    lay_out(&f.dir, &recorded, &mut old);
     let rep = verify(&f.dir, &ca_trust(&f));
     assert!(rep.recording.is_verified(), "{}", rep.summary());
     assert_eq!(rep.recording.checked.fragments, 10);
-    // The statement signed the v2 files, so the export check says what changed.
+    // The statement signed the v3 files, so the export check says what changed.
     assert!(!rep.export.valid);
-    // A v1 manifest may not carry v2 fields, nor the other way round.
+    // A v1 manifest may not carry later fields, nor the other way round.
     let mut mixed = old.clone();
     mixed.init.timeline = m.init.timeline;
     let e = bundle::parse_manifest(&serde_json::to_vec(&mixed).unwrap()).unwrap_err();
@@ -656,4 +741,28 @@ fn signature_watch_follows_a_growing_ledger() {
     assert_eq!(next.poll().unwrap(), bundle::FragmentSigning::Unsigned);
     rec.w().sign_now().unwrap();
     assert_eq!(next.poll().unwrap(), bundle::FragmentSigning::Signed);
+}
+
+/// The bytes between fragments of a v3 video.mp4 carry nothing but the moof's length: any
+/// other value there is found.
+#[test]
+fn a_changed_skip_header_is_modified() {
+    let f = fixture();
+    let m = manifest(&f.dir);
+    for (name, change) in [
+        ("type", 4usize), // "skip" → another box type: the moof is no longer hidden
+        ("size", 3usize), // a size that does not hold exactly the moof
+    ] {
+        let dir = f.tmp.path().join(format!("skip-{name}"));
+        copy_dir(&f.dir, &dir);
+        let mut v = fs::read(dir.join("video.mp4")).unwrap();
+        let at = (m.fragments[3].offset - bundle::SKIP_HEADER) as usize + change;
+        v[at] ^= 0x20;
+        fs::write(dir.join("video.mp4"), v).unwrap();
+        let rep = verify(&dir, &ca_trust(&f));
+        let fail = rep.recording.failure.as_ref().unwrap();
+        assert_eq!(fail.kind, FailureKind::Modified, "{name}: {fail}");
+        assert_eq!(fail.at_us, Some(f.frags[2].start_us), "{name}: {fail}");
+        assert!(!rep.export.valid);
+    }
 }

@@ -584,11 +584,13 @@ fn export(
             server: "rec-1.example".into(),
         },
         &ca.identity("exporter"),
+        &AsRecorded,
     )
     .map_err(|e| e.to_string())?;
     Ok(bundle::verify(
         dir,
         &TrustAnchor::CaCert(ca.cert_pem.clone()),
+        &AsRecorded,
         &mut |_, _| {},
     )
     .unwrap())

@@ -174,11 +174,12 @@ fn mutated_bundles_never_panic_and_never_verify() {
             server: "s".into(),
         },
         &ca.identity("rec-1"),
+        &AsRecorded,
     )
     .unwrap();
     let trust = TrustAnchor::CaCert(ca.cert_pem.clone());
     assert!(
-        bundle::verify(&dir, &trust, &mut |_, _| {})
+        bundle::verify(&dir, &trust, &AsRecorded, &mut |_, _| {})
             .unwrap()
             .is_verified()
     );
@@ -204,7 +205,7 @@ fn mutated_bundles_never_panic_and_never_verify() {
             let _ = bundle::parse_manifest(&bad);
             let _ = bundle::parse_statement(&bad);
         }
-        if let Ok(rep) = bundle::verify(&dir, &trust, &mut |_, _| {}) {
+        if let Ok(rep) = bundle::verify(&dir, &trust, &AsRecorded, &mut |_, _| {}) {
             assert!(!rep.is_verified(), "mutation {i} of {name} verified");
         }
         fs::write(&p, &orig).unwrap();

@@ -1,7 +1,8 @@
 //! Exports play in a real browser: the real `vigil` binary records a GStreamer RTSP camera,
 //! exports the recording, and Debian's Chromium (driven by `tests/browser/play.mjs` through
-//! playwright-core) plays the plain MP4 export (progressive) as `<video src>` and the fragmented
-//! form (a bundle's `video.mp4`, what playback serves) through Media Source Extensions.
+//! playwright-core) plays the plain MP4 export and an evidence bundle's `video.mp4` (both
+//! progressive) as `<video src>`, and the fragmented form (what playback serves) through Media
+//! Source Extensions.
 //!
 //! ffprobe accepting a file says little about browsers (an earlier muxer wrote files ffprobe
 //! read and Chromium refused), so this is the check that exports work where users watch them.
@@ -108,8 +109,10 @@ fn check_played(report: &Value, clip: &Clip) {
     );
 }
 
-/// The fragmented form of a range (the `video.mp4` of its evidence bundle).
-fn export_fragmented(v: &Vigil, from: &str, name: &str) -> PathBuf {
+/// The evidence bundle of a range, and its fragmented form (what playback serves: the
+/// presentation init, then the signed fragments back to back), built from the bundle's
+/// recorded init, timeline and fragments.
+fn export_bundle(v: &Vigil, from: &str, name: &str) -> (PathBuf, PathBuf) {
     let dir = v.dir.path().join(format!("{name}/"));
     v.ok(&[
         "export",
@@ -121,7 +124,22 @@ fn export_fragmented(v: &Vigil, from: &str, name: &str) -> PathBuf {
         "-o",
         dir.to_str().unwrap(),
     ]);
-    dir.join("video.mp4")
+    let manifest =
+        vigil_signing::bundle::parse_manifest(&std::fs::read(dir.join("manifest.json")).unwrap())
+            .unwrap();
+    let recorded = std::fs::read(dir.join("recorded-init.mp4")).unwrap();
+    let video = std::fs::read(dir.join("video.mp4")).unwrap();
+    let mut fragmented = vigil_signing::bundle::presentation::presentation_init(
+        &recorded,
+        &manifest.init.timeline.unwrap(),
+    )
+    .unwrap();
+    for f in &manifest.fragments {
+        fragmented.extend_from_slice(&video[f.offset as usize..(f.offset + f.length) as usize]);
+    }
+    let path = v.dir.path().join(format!("{name}-fragmented.mp4"));
+    std::fs::write(&path, fragmented).unwrap();
+    (dir.join("video.mp4"), path)
 }
 
 /// ffprobe's format duration of a file, in seconds.
@@ -172,7 +190,11 @@ fn export_plays_in_both_modes(clip: &Clip) {
         "screenshot is not a PNG"
     );
 
-    let fragmented = export_fragmented(&v, "-1h", "all");
+    let (bundle_video, fragmented) = export_bundle(&v, "-1h", "all");
+    // The bundle's video plays as it is, for exactly as long as the plain export.
+    let bundled = play(&bundle_video, "src", None);
+    check_played(&bundled, clip);
+    check_duration(&bundled, &export);
     let mse = play(&fragmented, "mse", None);
     check_played(&mse, clip);
     // Vigil's fragments carry absolute times; the presentation init's edit list starts the
@@ -247,7 +269,10 @@ fn export_of_a_later_range_plays_from_its_first_frame() {
         "playback began at {playing_at}, not at the clip's start (0): {src}"
     );
 
-    let fragmented = export_fragmented(&v, &from, "later");
+    let (bundle_video, fragmented) = export_bundle(&v, &from, "later");
+    let bundled = play(&bundle_video, "src", None);
+    check_played(&bundled, &clip);
+    check_duration(&bundled, &later);
     let mse = play(&fragmented, "mse", None);
     check_played(&mse, &clip);
     let first = mse["mp4"]["first_tfdt_secs"].as_f64().unwrap();

@@ -1202,9 +1202,9 @@ fn exported_clip_starts_at_zero_and_carries_its_wall_clock_start() {
     );
     let secs = vigil_signing::fmt_time(first.start_us / 1_000_000 * 1_000_000);
     assert_eq!(f["tags"]["creation_time"], secs, "{f}");
-    // The bundle of the same range carries the verifiable form of the same clip: the
-    // recorded fragments byte for byte after the presentation init, the same frames at the
-    // same times.
+    // The bundle of the same range carries the verifiable form of the same clip: a progressive
+    // header, then the recorded fragments byte for byte, each moof inside a skip box. Players
+    // see the same frames at the same times, and the same duration: the clip's.
     let dir = v.dir.path().join("later/");
     v.ok(&[
         "export",
@@ -1219,19 +1219,38 @@ fn exported_clip_starts_at_zero_and_carries_its_wall_clock_start() {
     let video = dir.join("video.mp4");
     let bytes = fs::read(&video).unwrap();
     assert!(bytes != fs::read(&clip).unwrap());
-    let at = u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize;
-    let at = at + u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-    assert_eq!(
-        &bytes[at + 4..at + 8],
-        b"moof",
-        "ftyp, moov, then the fragments"
+    let mut top = Vec::new();
+    let mut at = 0usize;
+    while at < bytes.len() {
+        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        top.push(String::from_utf8_lossy(&bytes[at + 4..at + 8]).into_owned());
+        if &bytes[at + 4..at + 8] == b"skip" {
+            assert_eq!(&bytes[at + 12..at + 16], b"moof", "a skip box holds a moof");
+        }
+        at += len;
+    }
+    assert_eq!(at, bytes.len());
+    assert_eq!(top[..2], ["ftyp", "moov"]);
+    assert!(
+        top[2..].chunks(2).all(|p| p == ["skip", "mdat"]),
+        "ftyp, moov, then skip-wrapped moofs and their mdats: {top:?}"
     );
     let frames = |p: &Path| -> Vec<(Option<f64>, u64)> {
         let packets = vigil_testkit::ffprobe_packets(p).unwrap();
         packets.iter().map(|k| (k.pts_secs, k.size)).collect()
     };
     assert_eq!(frames(&video), frames(&clip));
-    assert_eq!(probe_format(&video)["tags"], f["tags"]);
+    let g = probe_format(&video);
+    assert_eq!(g["tags"], f["tags"]);
+    assert_eq!(g["start_time"], "0.000000", "{g}");
+    let bundle_secs: f64 = g["duration"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (bundle_secs - clip_secs).abs() < 1.0 / 30.0,
+        "ffprobe says the bundle's video lasts {bundle_secs} s; the clip is {clip_secs} s"
+    );
+    let fp = ca_fingerprint(&v);
+    let out = v.cmd(&["verify", dir.to_str().unwrap(), "--fingerprint", &fp]);
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 // ---------------------------------------------------------------- exports beside a running server

@@ -164,6 +164,7 @@ pub fn export_bundle(
         },
         &req.exporter,
         &signer,
+        &vigil_media::progressive::Evidence,
     )?;
     Ok(BundleExport {
         dir: dir.to_path_buf(),

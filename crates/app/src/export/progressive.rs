@@ -93,8 +93,13 @@ pub(super) fn part_layout(store: &Store, cam: &Camera, run: Run) -> Result<Mp4Pa
     drop(heads);
     // A long recording gap is written at a coarser media timescale; what not even one tick
     // per second can hold (a gap of 136 years) is a broken recording.
-    let layout = progressive::layout(&init, &fragments, run.start_us())
-        .map_err(|e| recorded(format!("segment {}: {e}", run.init_seq)))?;
+    let layout = progressive::layout(
+        &init,
+        &fragments,
+        run.start_us(),
+        progressive::Body::Samples,
+    )
+    .map_err(|e| recorded(format!("segment {}: {e}", run.init_seq)))?;
     let mut etag = Sha256::new();
     etag.update(b"progressive");
     etag.update(cam.id.as_bytes());

@@ -306,3 +306,20 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The header of a format-v3 bundle's `video.mp4` in these tests: the recorded init itself.
+/// The test fragments are not real video, so the export's progressive presentation
+/// (crates/media `progressive::Evidence`, tested there and end to end) does not apply; what is
+/// tested here is the signing and the layout around the header.
+pub struct AsRecorded;
+
+impl vigil_signing::bundle::Presenter for AsRecorded {
+    fn header(
+        &self,
+        recorded_init: &[u8],
+        _fragments: &[vigil_signing::bundle::FragmentHead],
+        _start_us: i64,
+    ) -> Result<Vec<u8>, String> {
+        Ok(recorded_init.to_vec())
+    }
+}
