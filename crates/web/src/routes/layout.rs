@@ -13,8 +13,11 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use vigil_access::LayoutKind;
 use vigil_app::layout::{self, LayoutError, LayoutInput, LayoutView};
 
 use crate::auth::Caller;
@@ -33,22 +36,21 @@ pub fn router() -> OpenApiRouter<SharedState> {
         .layer(DefaultBodyLimit::max(MAX_LAYOUT_BODY))
 }
 
-/// The grid kinds of the live page.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
-pub enum LayoutKindName {
-    /// One camera.
-    #[serde(rename = "1")]
-    One,
-    #[serde(rename = "2x2")]
-    Grid2x2,
-    #[serde(rename = "3x3")]
-    Grid3x3,
-    #[serde(rename = "4x4")]
-    Grid4x4,
-    /// One large tile and five small ones.
-    #[serde(rename = "1+5")]
-    OnePlusFive,
+/// The grid kinds of the live page in the OpenAPI document: the names of
+/// `vigil_access::LayoutKind`, which holds the one list of kinds.
+pub struct LayoutKindName;
+
+impl utoipa::PartialSchema for LayoutKindName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("The grid kinds of the live page."))
+            .enum_values(Some(LayoutKind::ALL.iter().map(|k| k.as_str())))
+            .into()
+    }
 }
+
+impl ToSchema for LayoutKindName {}
 
 /// A live-view layout as `PUT` takes it.
 #[derive(Debug, Deserialize, ToSchema)]
