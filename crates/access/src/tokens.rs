@@ -105,6 +105,19 @@ pub struct TokenInfo {
     pub last_used: Option<Timestamp>,
 }
 
+impl TokenInfo {
+    /// `revoked`, `expired` (at `now`) or `active`.
+    pub fn state(&self, now: Timestamp) -> &'static str {
+        if self.revoked.is_some() {
+            "revoked"
+        } else if self.expires.is_some_and(|e| e <= now) {
+            "expired"
+        } else {
+            "active"
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error(transparent)]

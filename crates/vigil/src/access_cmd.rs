@@ -287,13 +287,7 @@ fn token(
                 )?;
                 let now = access.now();
                 for t in tokens {
-                    let state = if t.revoked.is_some() {
-                        "revoked"
-                    } else if t.expires.is_some_and(|e| e <= now) {
-                        "expired"
-                    } else {
-                        "active"
-                    };
+                    let state = t.state(now);
                     writeln!(
                         out,
                         "{:<16} {:<20} {:<9} {:<8} {:<24} {}",

@@ -346,16 +346,8 @@ fn stream_status(
     enabled: bool,
     now: i64,
 ) -> anyhow::Result<(Option<CameraStatus>, String)> {
-    let s = store.status(id)?;
-    let stale = s.as_ref().is_none_or(|s| now - s.updated_us > 10_000_000);
-    let state = if !enabled {
-        "disabled".to_owned()
-    } else if stale {
-        "not running".to_owned()
-    } else {
-        s.as_ref().map(|s| s.state.clone()).unwrap_or_default()
-    };
-    Ok((s, state))
+    let s = store.stream_status(id, enabled, now)?;
+    Ok((s.stored, s.state))
 }
 
 fn status_json(s: Option<&CameraStatus>, state: &str) -> serde_json::Value {

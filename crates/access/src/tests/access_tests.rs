@@ -555,7 +555,9 @@ fn revoked_token_is_refused() {
         f.access.authenticate_token(&t.token, ip(IP)),
         Err(TokenError::Revoked(_))
     ));
-    assert!(f.access.list_tokens().unwrap()[0].revoked.is_some());
+    let listed = &f.access.list_tokens().unwrap()[0];
+    assert!(listed.revoked.is_some());
+    assert_eq!(listed.state(f.access.now()), "revoked");
     assert!(matches!(
         f.access.revoke_token("0000000000000000", &Actor::cli()),
         Err(AccessError::UnknownToken(_))
@@ -578,11 +580,19 @@ fn expired_token_is_refused() {
         )
         .unwrap();
     assert!(f.access.authenticate_token(&t.token, ip(IP)).is_ok());
+    assert_eq!(
+        f.access.list_tokens().unwrap()[0].state(f.access.now()),
+        "active"
+    );
     f.advance(mins(30));
     assert!(matches!(
         f.access.authenticate_token(&t.token, ip(IP)),
         Err(TokenError::Expired(_))
     ));
+    assert_eq!(
+        f.access.list_tokens().unwrap()[0].state(f.access.now()),
+        "expired"
+    );
 }
 
 #[test]

@@ -514,6 +514,49 @@ impl Store {
             )
             .optional()?)
     }
+
+    /// The status of the stream `id` and the state front ends show for it (`vigil camera
+    /// status`, the API's camera list).
+    pub fn stream_status(&self, id: &str, enabled: bool, now_us: i64) -> Result<StreamStatus> {
+        Ok(StreamStatus::new(self.status(id)?, enabled, now_us))
+    }
+}
+
+/// A recorder refreshes its stream's status every few seconds; a status older than this means
+/// no server is recording the stream.
+pub const STALE_STATUS_US: i64 = 10_000_000;
+
+/// A stream's stored status and what to show of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamStatus {
+    /// `disabled`, `not running` when no server refreshed the status for
+    /// [`STALE_STATUS_US`], else the recorder's own state.
+    pub state: String,
+    /// Whether the recorder's figures (fps, bit rate) describe the stream now: enabled and
+    /// refreshed in time.
+    pub current: bool,
+    /// The stored status, if the stream ever had one.
+    pub stored: Option<CameraStatus>,
+}
+
+impl StreamStatus {
+    pub fn new(stored: Option<CameraStatus>, enabled: bool, now_us: i64) -> Self {
+        let stale = stored
+            .as_ref()
+            .is_none_or(|s| now_us - s.updated_us > STALE_STATUS_US);
+        let state = if !enabled {
+            "disabled".to_owned()
+        } else if stale {
+            "not running".to_owned()
+        } else {
+            stored.as_ref().map(|s| s.state.clone()).unwrap_or_default()
+        };
+        StreamStatus {
+            state,
+            current: enabled && !stale,
+            stored,
+        }
+    }
 }
 
 /// Whether `name` may name a camera; the API checks names it is given with this too.
@@ -596,4 +639,39 @@ fn stream_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Camera> {
         time_origin_us: r.get(8)?,
         secondary: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_shows_disabled_not_running_or_its_recorders_state() {
+        let stored = CameraStatus {
+            state: "recording".into(),
+            updated_us: 100_000_000,
+            ..Default::default()
+        };
+        let at = |now_us: i64, enabled: bool| {
+            let s = StreamStatus::new(Some(stored.clone()), enabled, now_us);
+            (s.state, s.current)
+        };
+        assert_eq!(at(105_000_000, true), ("recording".into(), true));
+        assert_eq!(
+            at(100_000_000 + STALE_STATUS_US, true),
+            ("recording".into(), true)
+        );
+        assert_eq!(
+            at(100_000_001 + STALE_STATUS_US, true),
+            ("not running".into(), false),
+            "no server refreshed it"
+        );
+        assert_eq!(at(105_000_000, false), ("disabled".into(), false));
+        let never = StreamStatus::new(None, true, 0);
+        assert_eq!(
+            (never.state.as_str(), never.current),
+            ("not running", false)
+        );
+        assert_eq!(StreamStatus::new(None, false, 0).state, "disabled");
+    }
 }

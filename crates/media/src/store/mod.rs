@@ -27,8 +27,8 @@ use crate::fmp4;
 use crate::secrets::SecretBox;
 
 pub use cameras::{
-    Camera, CameraStatus, NewCamera, NewSecondary, SecondaryStream, StreamMode, check_camera_name,
-    secondary_stream_id,
+    Camera, CameraStatus, NewCamera, NewSecondary, STALE_STATUS_US, SecondaryStream, StreamMode,
+    StreamStatus, check_camera_name, secondary_stream_id,
 };
 pub use index::{
     GAP_RECORDER_RESTARTED, GAP_RECORDING_STOPPED, GAP_UNCLEAN_SHUTDOWN, GapRow, GopRow,

@@ -24,7 +24,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vigil_access::{AuditKind, Permission};
 use vigil_media::store::{
-    Camera, NewCamera, NewSecondary, SecondaryStream, Store, StoreError, StreamMode, now_us,
+    Camera, NewCamera, NewSecondary, SecondaryStream, Store, StoreError, StreamMode, StreamStatus,
+    now_us,
 };
 use vigil_media::time::format_us;
 
@@ -46,10 +47,6 @@ const SEE: [Permission; 3] = [
     Permission::Playback,
     Permission::ManageCameras,
 ];
-
-/// A recorder status older than this means no server is recording the camera (the recorder
-/// refreshes it every few seconds; same rule as `vigil camera status`).
-const STALE_STATUS_US: i64 = 10_000_000;
 
 // ------------------------------------------------------------------ shared with recordings
 
@@ -280,18 +277,14 @@ fn camera_link(url: &str) -> CameraLink {
 
 /// The status of the recorder of the stream `id` (a camera's, or its secondary's).
 fn status_info(store: &Store, id: &str, enabled: bool, now: i64) -> ApiResult<CameraStatusInfo> {
-    let s = store.status(id).map_err(ApiError::internal)?;
-    let stale = s
-        .as_ref()
-        .is_none_or(|s| now - s.updated_us > STALE_STATUS_US);
-    let state = if !enabled {
-        "disabled".to_owned()
-    } else if stale {
-        "not running".to_owned()
-    } else {
-        s.as_ref().map(|s| s.state.clone()).unwrap_or_default()
-    };
-    let live = s.as_ref().filter(|_| !stale && enabled);
+    let StreamStatus {
+        state,
+        current,
+        stored: s,
+    } = store
+        .stream_status(id, enabled, now)
+        .map_err(ApiError::internal)?;
+    let live = s.as_ref().filter(|_| current);
     Ok(CameraStatusInfo {
         state,
         fps: live.map(|s| s.fps),

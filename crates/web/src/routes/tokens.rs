@@ -52,13 +52,7 @@ pub struct TokenView {
 }
 
 fn view(t: TokenInfo, now: vigil_access::Timestamp) -> TokenView {
-    let state = if t.revoked.is_some() {
-        "revoked"
-    } else if t.expires.is_some_and(|e| e <= now) {
-        "expired"
-    } else {
-        "active"
-    };
+    let state = t.state(now);
     TokenView {
         cameras: scope_view(&t.cameras),
         id: t.id,
