@@ -29,6 +29,13 @@ pub fn run_serve(config: &Path) -> anyhow::Result<()> {
     let store = Arc::new(Store::open(&cfg.data_dir)?);
     let _lock = lock_data_dir(&cfg.data_dir, "serve")?;
     let web = Web::start(config, &cfg, store.clone(), None)?;
+    let inputs = match EventInputs::start(&cfg, &web) {
+        Ok(i) => i,
+        Err(e) => {
+            web.stop();
+            return Err(e);
+        }
+    };
     let runtime = ingest_runtime()?;
     let live = web.live_config();
     let result = runtime.block_on(serve(
@@ -38,8 +45,73 @@ pub fn run_serve(config: &Path) -> anyhow::Result<()> {
         Some(live),
         Some(web.state.clone()),
     ));
+    if let Some(i) = inputs {
+        i.stop();
+    }
     web.stop();
     result
+}
+
+/// The events role's listeners (`vigil_intake`: syslog and generic events over TLS, opt-in
+/// plaintext), publishing on the API's event bus. They run on a runtime of their own, so a
+/// flood of events or handshakes takes no time from recording or the API; their TLS serves
+/// the management certificate (renewals included) and takes client certificates of the
+/// Vigil CA (docs/events-in.md).
+pub struct EventInputs {
+    runtime: tokio::runtime::Runtime,
+    intake: vigil_intake::Intake,
+}
+
+impl EventInputs {
+    /// Binds every configured input before recording starts; `None` when the events role is
+    /// disabled.
+    pub fn start(cfg: &Config, web: &Web) -> anyhow::Result<Option<EventInputs>> {
+        let settings =
+            vigil_intake::Settings::from_config(&cfg.events).map_err(anyhow::Error::msg)?;
+        if settings.bind.is_empty() {
+            return Ok(None);
+        }
+        let ca = web
+            .state
+            .pki
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .ca_cert_der()
+            .clone();
+        let tls = vigil_intake::Tls {
+            live: web.state.tls.clone(),
+            ca,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("vigil-events-in")
+            .enable_all()
+            .build()?;
+        let intake = runtime.block_on(vigil_intake::Intake::start(
+            settings,
+            Some(tls),
+            web.state.events.clone(),
+            Arc::new(vigil_syslog::CameraMap::new()),
+        ))?;
+        for (input, addr) in intake.addrs() {
+            if input.is_tls() {
+                println!("Events ({}) listening on {addr}", input.as_str());
+            } else {
+                println!(
+                    "WARNING: events ({}) listening on {addr} in PLAINTEXT (allowed_sources only)",
+                    input.as_str()
+                );
+            }
+        }
+        Ok(Some(EventInputs { runtime, intake }))
+    }
+
+    /// Closes the listeners and their connections (before the bus closes).
+    pub fn stop(self) {
+        let EventInputs { runtime, intake } = self;
+        runtime.block_on(intake.shutdown());
+        runtime.shutdown_timeout(Duration::from_secs(2));
+    }
 }
 
 /// Takes the data directory for this process until it exits, before anything binds or

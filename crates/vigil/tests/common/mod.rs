@@ -49,6 +49,21 @@ impl Vigil {
             .replace(
                 "bind = \"0.0.0.0:8443\"",
                 &format!("bind = \"127.0.0.1:{}\"", vigil_testkit::free_port()),
+            )
+            // ... and its event listeners (generic events and syslog over TLS).
+            .replace(
+                "tcp = { bind = \"0.0.0.0:1234\" }",
+                &format!(
+                    "tcp = {{ bind = \"127.0.0.1:{}\" }}",
+                    vigil_testkit::free_port()
+                ),
+            )
+            .replace(
+                "syslog_tls = { bind = \"0.0.0.0:6514\" }",
+                &format!(
+                    "syslog_tls = {{ bind = \"127.0.0.1:{}\" }}",
+                    vigil_testkit::free_port()
+                ),
             );
         assert!(
             text.contains("bind = \"127.0.0.1:"),
