@@ -1000,6 +1000,46 @@ impl Settings {
     }
 
     /// Writes what `actor` did to the audit log.
+    /// Replaces the `[[rules]]` of the saved configuration and saves the file. Rules are not
+    /// staged: they are saved and in effect at once (the caller hands them to the rule task),
+    /// and a staged configuration gets the same rules, so a later apply keeps them
+    /// (docs/rules-and-alarms.md). Returns the configuration now saved.
+    pub async fn replace_rules(
+        &self,
+        rules: Vec<vigil_config::RuleConfig>,
+        actor: &Actor,
+    ) -> Result<Config, SettingsError> {
+        let _serial = self.serial.lock().await;
+        let saved = self.in_effect();
+        let mut next = saved.clone();
+        next.rules = rules;
+        validate(&next).map_err(|e| e.noting(NOT_CHANGED))?;
+        let path = self.path.clone();
+        let to_save = next.clone();
+        tokio::task::spawn_blocking(move || persist(&path, &to_save))
+            .await
+            .map_err(|e| SettingsError::Internal(e.to_string()))?
+            .map_err(SettingsError::Save)?;
+        *self.in_effect.write().unwrap_or_else(|e| e.into_inner()) = next.clone();
+        if let Some(p) = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            p.rules = next.rules.clone();
+        }
+        // Saved and in effect before the audit entry, so a failing audit log does not leave
+        // the file and the running server disagreeing.
+        let names = |c: &Config| c.rules.iter().map(|r| r.name.clone()).collect::<Vec<_>>();
+        self.audit(
+            actor,
+            json!({ "action": "rules", "before": names(&saved), "after": names(&next) }),
+        )
+        .await?;
+        Ok(next)
+    }
+
     async fn audit(&self, actor: &Actor, detail: Value) -> Result<(), SettingsError> {
         let record = AuditRecord::new(
             AuditKind::ConfigChanged,

@@ -136,6 +136,11 @@ pub struct Web {
         tokio::sync::oneshot::Sender<()>,
         tokio::task::JoinHandle<()>,
     )>,
+    /// Ends the rule task (docs/rules-and-alarms.md), which then runs what it queued.
+    rules: Option<(
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    )>,
 }
 
 impl Web {
@@ -193,6 +198,14 @@ impl Web {
             }));
             Some((stop, task))
         };
+        let rules = {
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let _guard = runtime.enter();
+            let task = state.alarms.spawn_rules(async {
+                let _ = stopped.await;
+            });
+            Some((stop, task))
+        };
         let report = runtime.block_on(async {
             match plan {
                 Some(plan) => {
@@ -220,6 +233,7 @@ impl Web {
             state,
             webhook,
             upkeep,
+            rules,
         })
     }
 
@@ -243,6 +257,10 @@ impl Web {
     pub fn stop(mut self) {
         self.runtime.block_on(self.state.listeners.shutdown());
         if let Some((stop, task)) = self.upkeep.take() {
+            let _ = stop.send(());
+            let _ = self.runtime.block_on(task);
+        }
+        if let Some((stop, task)) = self.rules.take() {
             let _ = stop.send(());
             let _ = self.runtime.block_on(task);
         }

@@ -30,7 +30,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, ErrorBody};
 pub use listen::{ApplyReport, ConnectionLimits, ListenError, ListenerPlan, Listeners, Scheme};
-pub use state::{AppState, SharedState};
+pub use state::{AppState, SharedState, StateError};
 
 /// Largest request body accepted (certificate imports are the biggest legitimate ones).
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -55,6 +55,8 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
         (name = "ids", description = "intrusion detection"),
         (name = "audit", description = "the hash-chained audit log"),
         (name = "events", description = "events of Vigil itself and of other systems"),
+        (name = "alarms", description = "alarms raised by rules, and bookmarks"),
+        (name = "rules", description = "event rules: read, replace, test"),
         (name = "certificates", description = "the CA and the server certificate"),
         (name = "settings", description = "runtime settings"),
     )

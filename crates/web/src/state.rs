@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use vigil_access::Access;
+use vigil_app::alarms::{Alarms, AlarmsError};
 use vigil_app::settings::Settings;
 use vigil_config::Config;
 use vigil_events::EventBus;
@@ -42,6 +43,18 @@ pub struct AppState {
     pub live: Arc<LiveHub>,
     /// Events: queried and watched through `routes/events.rs`, published by everything.
     pub events: Arc<EventBus>,
+    /// Rules, alarms and bookmarks (`routes/alarms.rs`, `routes/rules.rs`); the server runs
+    /// its rule task (`Alarms::spawn_rules`).
+    pub alarms: Arc<Alarms>,
+}
+
+/// Why the state could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Pki(#[from] vigil_pki::PkiError),
+    #[error("rules, alarms and bookmarks: {0}")]
+    Alarms(#[from] AlarmsError),
 }
 
 impl AppState {
@@ -58,7 +71,8 @@ impl AppState {
 pub type SharedState = Arc<AppState>;
 
 impl AppState {
-    /// Assembles the state from the opened stores; the TLS certificate comes from `pki`.
+    /// Assembles the state from the opened stores; the TLS certificate comes from `pki`, the
+    /// rules from `config` (the alarm and bookmark tables live beside `events`' store).
     pub fn new(
         config_path: PathBuf,
         config: Config,
@@ -66,8 +80,9 @@ impl AppState {
         store: Arc<Store>,
         pki: Pki,
         events: Arc<EventBus>,
-    ) -> Result<SharedState, vigil_pki::PkiError> {
+    ) -> Result<SharedState, StateError> {
         let tls = pki.live_tls()?;
+        let alarms = Alarms::open(events.clone(), access.clone(), &config.rules)?;
         let listeners = Listeners::new(access.clone(), tls.clone());
         let settings = Settings::new(config_path.clone(), config, access.clone());
         Ok(Arc::new(AppState {
@@ -83,6 +98,7 @@ impl AppState {
             evidence: OnceLock::new(),
             live: Arc::new(LiveHub::new()),
             events,
+            alarms,
         }))
     }
 }

@@ -35,6 +35,8 @@ const ADMIN: &[Role] = &[Admin];
 const AUDIT: &[Role] = &[Admin, Auditor];
 /// Every role reads some events (security ones with ViewAudit, the others with Playback).
 const EVENTS: &[Role] = &[Admin, Operator, Viewer, Auditor];
+/// Acknowledge and close alarms, make and delete bookmarks (HandleAlarms).
+const HANDLE: &[Role] = &[Admin, Operator];
 
 /// The decision table. Keys are (method, OpenAPI path).
 fn table() -> BTreeMap<(&'static str, &'static str), Allowed> {
@@ -76,6 +78,20 @@ fn table() -> BTreeMap<(&'static str, &'static str), Allowed> {
         (("GET", "/api/v1/audit/verify"), Roles(AUDIT)),
         (("GET", "/api/v1/events"), Roles(EVENTS)),
         (("GET", "/api/v1/events/live"), Roles(EVENTS)),
+        (("GET", "/api/v1/alarms"), Roles(LIVE)),
+        (("GET", "/api/v1/alarms/{alarm}"), Roles(LIVE)),
+        (
+            ("POST", "/api/v1/alarms/{alarm}/acknowledge"),
+            Roles(HANDLE),
+        ),
+        (("POST", "/api/v1/alarms/{alarm}/close"), Roles(HANDLE)),
+        (("GET", "/api/v1/bookmarks"), Roles(LIVE)),
+        (("POST", "/api/v1/bookmarks"), Roles(HANDLE)),
+        (("DELETE", "/api/v1/bookmarks/{bookmark}"), Roles(HANDLE)),
+        (("GET", "/api/v1/rules"), Roles(ADMIN)),
+        (("PUT", "/api/v1/rules"), Roles(ADMIN)),
+        (("GET", "/api/v1/rules/{rule}"), Roles(ADMIN)),
+        (("POST", "/api/v1/rules/test"), Roles(ADMIN)),
         (("GET", "/api/v1/certificates"), Roles(ADMIN)),
         (("GET", "/api/v1/certificates/ca.pem"), Public),
         (("GET", "/api/v1/certificates/csr"), Roles(ADMIN)),
@@ -103,6 +119,9 @@ fn fill(path: &str) -> String {
         .replace("{username}", "nobody-here")
         .replace("{id}", "tok_doesnotexist")
         .replace("{addr}", "192.0.2.7")
+        .replace("{alarm}", "999999")
+        .replace("{bookmark}", "999999")
+        .replace("{rule}", "no-such-rule")
 }
 
 fn method(m: &str) -> Method {

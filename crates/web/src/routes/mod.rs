@@ -9,6 +9,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::state::SharedState;
 
+pub mod alarms;
 pub mod audit;
 pub mod cameras;
 pub mod certificates;
@@ -18,6 +19,7 @@ pub mod ids;
 pub mod layout;
 pub mod live;
 pub mod recordings;
+pub mod rules;
 pub mod session;
 pub mod settings;
 pub mod tokens;
@@ -38,6 +40,8 @@ pub fn all() -> OpenApiRouter<SharedState> {
         .merge(ids::router())
         .merge(audit::router())
         .merge(events::router())
+        .merge(alarms::router())
+        .merge(rules::router())
         .merge(certificates::router())
         .merge(settings::router())
 }
