@@ -726,6 +726,73 @@ const scenarios = {
   },
 
   // Two cameras on one timeline stay within one frame interval of each other for 30 s.
+  // The timeline shows what happened to a camera (here the connection loss of the camera the
+  // live scenario stopped), with the event's text under the pointer; the playback of a
+  // camera's recorded secondary stream is its lower resolution, and a camera without one says
+  // so on its tile.
+  async marks() {
+    const ctx = await context();
+    const page = await ctx.newPage();
+    await signIn(page, cfg.users.admin);
+    const cam = cfg.live.restart_camera;
+    const lost = async () => {
+      const r = await ctx.request.get(`${cfg.url}api/v1/events?camera=${cam}&kind=camera.connection_lost&limit=1`);
+      check(r.ok(), `events of ${cam}: ${r.status()}`);
+      return (await r.json()).events[0];
+    };
+    let event = await lost();
+    if (!event) {
+      // Run alone (without the live scenario): lose the camera here.
+      process.kill(cfg.live.restart_pid, "SIGSTOP");
+      try {
+        for (let i = 0; !event; i++) {
+          check(i < 60, `no connection_lost event for ${cam} after 30 s`);
+          await new Promise((res) => setTimeout(res, 500));
+          event = await lost();
+        }
+      } finally {
+        process.kill(cfg.live.restart_pid, "SIGCONT");
+      }
+    }
+    await page.goto(`${cfg.url}#/playback`);
+    await choose(page, [cam]);
+    await page.waitForFunction(() => Number(document.querySelector(".timeline-canvas")?.dataset.marks) > 0, null, { timeout: 20000 });
+    await page.locator(".timeline-canvas").scrollIntoViewIfNeeded();
+    const at = await page.evaluate((us) => {
+      const c = /** @type {HTMLCanvasElement} */ (document.querySelector(".timeline-canvas"));
+      const x = ((us - Number(c.dataset.viewStartUs)) / Number(c.dataset.spanUs)) * c.clientWidth;
+      const r = c.getBoundingClientRect();
+      return { x: r.left + x, y: r.top + 22 + 11, inside: x >= 0 && x <= c.clientWidth };
+    }, event.time_us);
+    await page.mouse.move(at.x, at.y);
+    const tip = await page.locator(".timeline-tip").textContent();
+    check(at.inside, `the event at ${iso(event.time_us)} is in the timeline's view`);
+    check(tip.includes(event.message) && tip.includes("camera.connection_lost"), `the tip over the mark names the event: ${tip}`);
+    await shot(page, "playback-events");
+
+    // Secondary stream: the recorded lower-resolution stream, and a clear word where none is.
+    const sec = cfg.live.secondary;
+    await waitRecorded(ctx, [sec.camera], Date.now() * 1000 - 5e6);
+    await choose(page, [sec.camera, cfg.playback.camera]);
+    await page.selectOption("select[aria-label=Stream]", "secondary");
+    await page.waitForFunction((c) => {
+      const v = document.querySelector(`.playback-grid .tile[data-camera="${c}"][data-stream="secondary"] video`);
+      return v && v.readyState >= 2 && v.videoWidth > 0;
+    }, sec.camera, { timeout: 20000 });
+    const width = await page.locator(`.playback-grid .tile[data-camera="${sec.camera}"] video`).evaluate((v) => v.videoWidth);
+    check(width === sec.grid_width, `the secondary stream plays at ${sec.grid_width} px wide, not ${width}`);
+    await page.waitForFunction((c) => /secondary stream/.test(document.querySelector(`.playback-grid .tile[data-camera="${c}"] .tile-state`)?.textContent || ""), cfg.playback.camera, { timeout: 20000 });
+    await shot(page, "playback-secondary");
+    await page.selectOption("select[aria-label=Stream]", "main");
+    await page.waitForFunction((c) => {
+      const v = document.querySelector(`.playback-grid .tile[data-camera="${c}"][data-stream="main"] video`);
+      return v && v.readyState >= 2 && v.videoWidth > 0;
+    }, sec.camera, { timeout: 20000 });
+    const full = await page.locator(`.playback-grid .tile[data-camera="${sec.camera}"] video`).evaluate((v) => v.videoWidth);
+    check(full === sec.full_width, `the main stream plays at ${sec.full_width} px wide, not ${full}`);
+    await ctx.close();
+  },
+
   async sync() {
     const ctx = await context();
     const page = await ctx.newPage();

@@ -85,7 +85,16 @@ fn web_client_in_chromium() {
     v.add_camera("lobby", &peer.url("a"));
     v.add_camera("gate", &peer.url("b"));
     v.add_camera("dock", &peer.url("c"));
-    v.ok(&["camera", "set-secondary", "dock", "--url", &peer.url("c2")]);
+    // Recorded, so the playback scenario can play it too (live view uses it either way).
+    v.ok(&[
+        "camera",
+        "set-secondary",
+        "dock",
+        "--url",
+        &peer.url("c2"),
+        "--mode",
+        "recorded",
+    ]);
     v.add_camera("yard", &restarting.url("d"));
     v.add_camera("stairs", &hevc_peer.url("e"));
     let users = json!({
@@ -126,7 +135,7 @@ fn web_client_in_chromium() {
         Ok(list) => list.split(',').map(str::to_owned).collect(),
         Err(_) => [
             "login", "live", "h265", "roles", "hostile", "admin", "keyboard", "phone", "totp",
-            "idle", "scrub", "sync", "evidence", "lockout",
+            "idle", "scrub", "sync", "marks", "evidence", "lockout",
         ]
         .map(str::to_owned)
         .to_vec(),

@@ -1,6 +1,7 @@
 // The playback page: one or more cameras on one timeline, played in sync from the recorded
-// MP4 (HTTP Range requests let the browser fetch only what it shows), scrubbing, speeds,
-// frame steps, jump to a date, and the evidence panel for the selected range.
+// MP4 (HTTP Range requests let the browser fetch only what it shows), the main or the
+// recorded secondary stream, scrubbing, speeds, frame steps, jump to a date, the cameras'
+// events on the timeline, and the evidence panel for the selected range.
 
 import { api, seg } from "./api.js";
 import { h, replace } from "./dom.js";
@@ -15,17 +16,28 @@ const WINDOW_AFTER_US = 9 * 60e6;
 /** Cameras further apart than this (seconds) are re-aligned by seeking, closer by rate. */
 const HARD_SYNC_SECS = 0.25;
 const MAX_CAMERAS = 4;
+/** Events drawn per camera and view (the newest; a busier view shows the latest ones). */
+const MAX_MARKS = 200;
+
+/** @typedef {"main" | "secondary"} Stream */
+
+/** The query parameter that picks `stream` (nothing for the main one). @param {Stream} stream */
+function streamParam(stream) {
+  return stream === "secondary" ? "&stream=secondary" : "";
+}
 
 class CameraPlayback {
-  /** @param {string} camera @param {number} fps */
-  constructor(camera, fps) {
+  /** @param {string} camera @param {number} fps @param {Stream} stream */
+  constructor(camera, fps, stream) {
     this.camera = camera;
+    this.stream = stream;
     this.fps = fps > 0 ? fps : 30;
     this.video = /** @type {HTMLVideoElement} */ (h("video", { muted: true, playsinline: true, preload: "auto", "aria-label": `Recorded video of ${camera}` }));
     this.video.muted = true;
     this.state = h("div", { class: "tile-state", role: "status" });
     this.frame = h("div", { class: "tile-video", tabindex: "0", role: "group", "aria-label": `Recorded video of ${camera}: plus and minus zoom, 0 resets the zoom` }, this.video);
-    this.el = h("section", { class: "tile", dataset: { camera } }, this.frame, h("div", { class: "tile-bar" }, h("span", { class: "tile-name", text: camera })), this.state);
+    const badge = stream === "secondary" ? h("span", { class: "stream-badge", text: "secondary stream" }) : null;
+    this.el = h("section", { class: "tile", dataset: { camera, stream } }, this.frame, h("div", { class: "tile-bar" }, h("span", { class: "tile-name", text: camera }), badge), this.state);
     this.zoom = new Zoom(this.frame, this.video);
     /** Wall-clock time (µs) of the video's time 0 in the loaded window; null when nothing is loaded. */
     this.mediaStart = /** @type {number | null} */ (null);
@@ -56,7 +68,7 @@ class CameraPlayback {
   async load(us) {
     const from = us - WINDOW_BEFORE_US;
     const to = us + WINDOW_AFTER_US;
-    const url = `/api/v1/cameras/${seg(this.camera)}/playback?from=${encodeURIComponent(iso(from))}&to=${encodeURIComponent(iso(to))}`;
+    const url = `/api/v1/cameras/${seg(this.camera)}/playback?from=${encodeURIComponent(iso(from))}&to=${encodeURIComponent(iso(to))}${streamParam(this.stream)}`;
     this.say("Loading…");
     const head = await fetch(url, { method: "HEAD", credentials: "same-origin", cache: "no-store" });
     if (!head.ok) {
@@ -64,7 +76,9 @@ class CameraPlayback {
       delete this.el.dataset.mediaStartUs;
       this.video.removeAttribute("src");
       this.video.load();
-      this.say(head.status === 404 ? "Nothing recorded around this time." : `Cannot play: the server answered ${head.status}.`);
+      this.say(head.status !== 404 ? `Cannot play: the server answered ${head.status}.`
+        : this.stream === "secondary" ? "No secondary stream recorded around this time (the camera may record only its main stream): choose the main stream."
+          : "Nothing recorded around this time.");
       return;
     }
     const start = Date.parse(head.headers.get("Vigil-Media-Start") || "");
@@ -129,6 +143,8 @@ export class PlaybackView {
     this.players = [];
     this.rate = 1;
     this.playing = false;
+    /** @type {Stream} */
+    this.stream = "main";
     this.cursor = Date.now() * 1000 - 60e6;
     this.choices = h("fieldset", { class: "camera-choices" }, h("legend", { text: `Cameras (up to ${MAX_CAMERAS}, played in sync)` }));
     this.grid = h("div", { class: "grid playback-grid" });
@@ -147,6 +163,9 @@ export class PlaybackView {
     this.playBtn = h("button", { type: "button", class: "primary", onclick: () => this.toggle(), text: "▶ Play", "aria-label": "Play" });
     this.rateSel = /** @type {HTMLSelectElement} */ (h("select", { "aria-label": "Speed", onchange: () => this.setRate(Number(this.rateSel.value)) },
       [1, 2, 4, 8].map((r) => h("option", { value: String(r), text: `${r}×` }))));
+    this.streamSel = /** @type {HTMLSelectElement} */ (h("select", { class: "stream-choice", "aria-label": "Stream", onchange: () => { this.stream = this.streamSel.value === "secondary" ? "secondary" : "main"; this.choose(); } },
+      h("option", { value: "main", text: "Main stream" }),
+      h("option", { value: "secondary", text: "Secondary stream", title: "The camera's lower-resolution stream, where it is recorded" })));
     this.when = /** @type {HTMLInputElement} */ (h("input", { type: "datetime-local", step: "1", "aria-label": "Date and time to jump to" }));
     this.clock = h("output", { class: "clock", "aria-live": "off" });
     let markIn = /** @type {number | null} */ (null);
@@ -158,6 +177,7 @@ export class PlaybackView {
         this.playBtn,
         h("button", { type: "button", title: "Next frame", "aria-label": "Next frame", onclick: () => this.step(1), text: "Frame ›" }),
         this.rateSel,
+        this.streamSel,
         h("button", { type: "button", onclick: () => this.timeline.zoom(0.5), "aria-label": "Zoom in timeline", text: "Zoom +" }),
         h("button", { type: "button", onclick: () => this.timeline.zoom(2), "aria-label": "Zoom out timeline", text: "Zoom −" }),
         h("form", { class: "jump", onsubmit: (/** @type {Event} */ e) => { e.preventDefault(); this.jump(); } }, this.when, h("button", { type: "submit", text: "Go" })),
@@ -193,7 +213,7 @@ export class PlaybackView {
   choose() {
     const names = [...this.choices.querySelectorAll("input:checked")].map((b) => /** @type {HTMLInputElement} */ (b).value).slice(0, MAX_CAMERAS);
     for (const p of this.players) p.stop();
-    this.players = names.map((n) => new CameraPlayback(n, this.fps?.get(n) || 30));
+    this.players = names.map((n) => new CameraPlayback(n, this.fps?.get(n) || 30, this.stream));
     this.grid.className = `grid playback-grid n${this.players.length}`;
     replace(this.grid, this.players.map((p) => p.el));
     if (this.players[0]) {
@@ -217,15 +237,35 @@ export class PlaybackView {
   async loadTracks() {
     const from = this.timeline.viewStart;
     const to = this.timeline.viewEnd;
+    const range = `from=${encodeURIComponent(iso(from))}&to=${encodeURIComponent(iso(to))}`;
     const tracks = await Promise.all(this.cams().map(async (cam) => {
-      try {
-        const r = await api("GET", `/api/v1/cameras/${seg(cam)}/recordings?from=${encodeURIComponent(iso(from))}&to=${encodeURIComponent(iso(to))}`);
-        return { camera: cam, ranges: r.ranges, gaps: r.gaps };
-      } catch (_) {
-        return { camera: cam, ranges: [], gaps: [] };
-      }
+      const [rec, marks] = await Promise.all([
+        api("GET", `/api/v1/cameras/${seg(cam)}/recordings?${range}${streamParam(this.stream)}`).catch(() => null),
+        this.marks(cam, range),
+      ]);
+      return { camera: cam, ranges: rec?.ranges || [], gaps: rec?.gaps || [], marks };
     }));
     this.timeline.setTracks(tracks);
+  }
+
+  /**
+   * The camera's events in the view, for the timeline: what happened to the camera and around
+   * it (connection, recording, alarms, external and analytics events). Audit entries (who
+   * watched or exported) belong to the audit log, not to the video's timeline.
+   * @param {string} cam @param {string} range
+   * @returns {Promise<import("./timeline.js").Mark[]>}
+   */
+  async marks(cam, range) {
+    try {
+      /** @type {{events: {time_us: number, kind: string, category: string, severity: string, message: string}[]}} */
+      const page = await api("GET", `/api/v1/events?camera=${encodeURIComponent(cam)}&${range}&limit=${MAX_MARKS}`);
+      return page.events
+        .filter((e) => e.category !== "security")
+        .map((e) => ({ at_us: e.time_us, kind: e.kind, severity: e.severity, text: e.message }));
+    } catch (_) {
+      // Events are an addition to the timeline; a user who may not read them still plays video.
+      return [];
+    }
   }
 
   /** Home/End on the timeline: the first or the last recorded instant of the chosen cameras.

@@ -1,5 +1,5 @@
-// The playback timeline: recorded ranges, gaps with their reasons, a verification failure
-// mark, the selected export range and the cursor; drag to scrub, click to jump, wheel or +/-
+// The playback timeline: recorded ranges, gaps with their reasons, the cameras' events, a
+// verification failure mark, the selected export range and the cursor; drag to scrub, click to jump, wheel or +/-
 // to zoom from days to seconds, shift-drag to select a range. From the keyboard (it is a
 // focusable slider): arrows step a second (with Shift a minute), Page Up/Down a tenth of the
 // view, Home/End go to the first/last recording, +/- zoom; the position and what is recorded
@@ -12,7 +12,18 @@ import { clock, local, span } from "./time.js";
 const KEYS_HELP = "Left and right arrows: one second, with Shift one minute. Page Up and Page Down: a tenth of the view. Home and End: the first and the last recording. Plus and minus: zoom in and out.";
 
 /** @typedef {{start_us: number, end_us: number, reason?: string | null}} Span */
-/** @typedef {{camera: string, ranges: Span[], gaps: Span[]}} Track */
+/** @typedef {{at_us: number, kind: string, severity: string, text: string}} Mark */
+/** @typedef {{camera: string, ranges: Span[], gaps: Span[], marks?: Mark[]}} Track */
+
+/** Pixels around a mark that the pointer finds it in. */
+const MARK_HIT_PX = 5;
+/** Mark colours by severity (RFC 5424 names): errors and worse, warnings, the rest. */
+const MARK_COLOURS = { error: "#ff7a59", warning: "#ffd166", other: "#7fc8ff" };
+/** @param {string} severity */
+function markColour(severity) {
+  if (["emergency", "alert", "critical", "error"].includes(severity)) return MARK_COLOURS.error;
+  return severity === "warning" ? MARK_COLOURS.warning : MARK_COLOURS.other;
+}
 
 const MIN_SPAN_US = 30e6;
 const MAX_SPAN_US = 7 * 86400e6;
@@ -69,8 +80,21 @@ export class Timeline {
     return this.tracks.map((t) => {
       const gap = t.gaps.find((g) => g.start_us <= us && us < g.end_us);
       const rec = t.ranges.find((r) => r.start_us <= us && us < r.end_us);
-      return `${t.camera}: ${gap ? `gap (${gap.reason || "not recorded"})` : rec ? "recorded" : "nothing recorded"}`;
+      const mark = (t.marks || []).find((m) => Math.abs(m.at_us - us) < 1e6);
+      return `${t.camera}: ${gap ? `gap (${gap.reason || "not recorded"})` : rec ? "recorded" : "nothing recorded"}${mark ? `, event: ${mark.text}` : ""}`;
     }).join("; ");
+  }
+
+  /** The mark of `track` drawn nearest to `x`, within reach of the pointer.
+   * @param {Track} track @param {number} x */
+  markNear(track, x) {
+    let best = /** @type {Mark | null} */ (null);
+    let dist = MARK_HIT_PX;
+    for (const m of track.marks || []) {
+      const d = Math.abs(this.xAt(m.at_us) - x);
+      if (d <= dist) { best = m; dist = d; }
+    }
+    return best;
   }
 
   /** The slider's value for assistive technology: the cursor's time and what is recorded there. */
@@ -83,6 +107,8 @@ export class Timeline {
     c.setAttribute("aria-valuemax", String(Math.ceil(this.viewEnd / 1e6)));
     c.dataset.cursorUs = String(Math.round(this.cursor));
     c.dataset.spanUs = String(Math.round(this.viewSpan));
+    c.dataset.viewStartUs = String(Math.round(this.viewStart));
+    c.dataset.marks = String(this.tracks.reduce((n, t) => n + (t.marks?.length || 0), 0));
   }
 
   /** @param {number} us @param {boolean} [follow] keep the cursor in view */
@@ -169,13 +195,17 @@ export class Timeline {
     const track = this.tracks[row];
     let text = local(us);
     if (track) {
+      const mark = this.markNear(track, x);
       const gap = track.gaps.find((g) => g.start_us <= us && us < g.end_us);
       const rec = track.ranges.find((r) => r.start_us <= us && us < r.end_us);
-      text += ` · ${track.camera}: ${gap ? `gap (${gap.reason || "not recorded"}), ${span((gap.end_us - gap.start_us) / 1e6)}` : rec ? "recorded" : "nothing recorded"}`;
+      text = mark
+        ? `${local(mark.at_us)} · ${mark.text} (${track.camera}, ${mark.kind}, ${mark.severity})`
+        : `${text} · ${track.camera}: ${gap ? `gap (${gap.reason || "not recorded"}), ${span((gap.end_us - gap.start_us) / 1e6)}` : rec ? "recorded" : "nothing recorded"}`;
     }
     this.tip.textContent = text;
     this.tip.hidden = false;
-    this.tip.style.left = `${Math.min(x, this.canvas.clientWidth - 260)}px`;
+    // Beside the pointer, but never past the timeline's right edge.
+    this.tip.style.left = `${Math.max(0, Math.min(x, this.canvas.clientWidth - this.tip.offsetWidth))}px`;
   }
 
   draw() {
@@ -214,6 +244,14 @@ export class Timeline {
       for (const r of tr.ranges) this.bar(r.start_us, r.end_us, y + 4, ROW_H - 8);
       g.fillStyle = "#b54848";
       for (const gp of tr.gaps) this.bar(gp.start_us, gp.end_us, y + 8, ROW_H - 16);
+      // Events: a small downward triangle on the row's top edge and a thin line through it.
+      for (const m of tr.marks || []) {
+        const x = this.xAt(m.at_us);
+        if (x < -MARK_HIT_PX || x > w + MARK_HIT_PX) continue;
+        g.fillStyle = markColour(m.severity);
+        g.fillRect(x - 0.5, y + 2, 1, ROW_H - 4);
+        g.beginPath(); g.moveTo(x - 4, y + 2); g.lineTo(x + 4, y + 2); g.lineTo(x, y + 8); g.fill();
+      }
       g.fillStyle = "#cfe0f2";
       g.fillText(tr.camera, 4, y + ROW_H - 7);
     });
