@@ -681,3 +681,27 @@ fn ten_failed_logins_give_exactly_one_webhook_delivery() {
     assert_eq!(webhook.stats().attempts, 1);
     assert_eq!(webhook.stats().dropped, 0);
 }
+
+#[test]
+fn a_rule_payload_goes_the_same_signed_way_as_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path(), "trusted");
+    let rx = Receiver::start(Some(&pki), 200);
+    let sink = WebhookSink::start(https_config(rx.port, &pki)).unwrap();
+    let payload = serde_json::json!({
+        "type": "vigil.rule_matched", "version": 1, "rule": "door",
+        "event": {"kind": "external.door", "message": "door forced open"}
+    });
+    sink.send_payload(payload.clone());
+    let req = rx.next(WAIT).expect("the receiver got the payload");
+    let body = req["body"].as_str().unwrap();
+    assert_eq!(
+        req["headers"]["x-vigil-signature"].as_str().unwrap(),
+        req["expected_sig"].as_str().unwrap()
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(body).unwrap(),
+        payload
+    );
+    wait_until("sent counter", || sink.stats().sent == 1);
+}
