@@ -8,6 +8,7 @@ use std::path::Path;
 use common::{ExternalCa, Key, SAN, Validity, external_pki, openssl, read};
 use time::{Duration, OffsetDateTime};
 use vigil_pki::{CertSource, ImportError, InitOptions, KeyFormat, Pki, PkiError};
+use vigil_testkit::external_ca::request;
 
 fn new_pki(dir: &Path) -> Pki {
     Pki::init(
@@ -451,26 +452,7 @@ fn a_certificate_issued_by_the_system_ca_needs_no_root_in_the_file() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let d = tmp.path();
     let mut pki = new_pki(d);
-    openssl(
-        d,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "own.key",
-            "-out",
-            "own.csr",
-            "-subj",
-            "/CN=own.example",
-            "-addext",
-            "subjectAltName=DNS:own.example",
-        ],
-    );
+    request(d, "own", Key::P256, "own.example", Some("DNS:own.example"));
     let signed = pki
         .sign_csr(&String::from_utf8(read(d, "own.csr")).expect("utf8"), 90)
         .expect("sign");

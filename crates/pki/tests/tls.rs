@@ -10,12 +10,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration as StdDuration;
 
-use common::{openssl, write};
+use common::write;
 use rustls::ServerConfig;
 use time::{Duration, OffsetDateTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use vigil_pki::{InitOptions, LeafKeyType, LeafRequest, LeafUsage, Pki, SessionPolicy};
+use vigil_testkit::external_ca::{Key, self_signed};
 
 struct Server {
     port: u16,
@@ -351,26 +352,7 @@ async fn mutual_tls_admits_only_holders_of_a_system_ca_certificate() {
 
     assert!(!without.ok, "{}", without.stdout);
     // A certificate from a foreign CA is refused too.
-    openssl(
-        d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "f.key",
-            "-out",
-            "f.crt",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=foreign",
-        ],
-    );
+    self_signed(d, "f", Key::P256, "foreign", "DNS:foreign", 2);
     let mut args: Vec<&str> = VERIFY.to_vec();
     args.extend(["-cert", "f.crt", "-key", "f.key", "-ign_eof"]);
     let foreign = s_client(d, server.port, &args).await;

@@ -140,17 +140,7 @@ impl ExternalCa {
     /// A key (`name.key` unless `key` names one) and a CSR for it (`name.csr`) with the
     /// subject `/CN=cn`; returns the key file.
     pub fn request(&self, name: &str, key: Key, cn: &str) -> PathBuf {
-        let key_file = match key {
-            Key::File(path) => path.to_string_lossy().into_owned(),
-            _ => format!("{name}.key"),
-        };
-        let mut args = vec!["req", "-new"];
-        let newkey = new_key_args(key, &key_file);
-        args.extend(newkey.iter().map(String::as_str));
-        let (csr, subject) = (format!("{name}.csr"), format!("/CN={cn}"));
-        args.extend(["-out", &csr, "-subj", &subject]);
-        openssl(&self.dir, &args);
-        self.dir.join(key_file)
+        request(&self.dir, name, key, cn, None)
     }
 
     /// A CSR `csr` with the subject `/CN=cn` for the existing key file `key`, encrypted
@@ -285,6 +275,28 @@ impl ExternalCa {
         }
         config
     }
+}
+
+/// A key (`name.key` unless `key` names one) and a certificate request for it (`name.csr`) in
+/// `dir`, with the subject `/CN=cn` and, if given, the subject alternative names `san` (as a
+/// device or a customer's server asks for its certificate); returns the key file.
+pub fn request(dir: &Path, name: &str, key: Key, cn: &str, san: Option<&str>) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("create the request's directory");
+    let key_file = match key {
+        Key::File(path) => path.to_string_lossy().into_owned(),
+        _ => format!("{name}.key"),
+    };
+    let mut args = vec!["req", "-new"];
+    let newkey = new_key_args(key, &key_file);
+    args.extend(newkey.iter().map(String::as_str));
+    let (csr, subject) = (format!("{name}.csr"), format!("/CN={cn}"));
+    args.extend(["-out", &csr, "-subj", &subject]);
+    let san = san.map(|s| format!("subjectAltName={s}"));
+    if let Some(s) = &san {
+        args.extend(["-addext", s.as_str()]);
+    }
+    openssl(dir, &args);
+    dir.join(key_file)
 }
 
 /// A self-signed certificate `name.crt` (key `name.key`) with the subject `/CN=cn` and the

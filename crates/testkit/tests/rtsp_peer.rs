@@ -1,13 +1,13 @@
 //! The RTSP test peer against an independent client (ffmpeg) and decoder (ffprobe).
 
 use std::path::Path;
-use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
+use vigil_testkit::external_ca::{Key, Leaf, self_signed};
 use vigil_testkit::{
     Auth, Clip, Codec, PeerOptions, RtspPeer, ffmpeg_pull, ffprobe_count, ffprobe_packets,
-    repo_root, require_tool,
+    repo_root,
 };
 
 /// Pulls `secs` seconds and returns (frames decoded, packets).
@@ -299,32 +299,15 @@ fn stall_freezes_the_stream_and_resume_continues_it() {
 
 #[test]
 fn rtsps_with_a_pem_certificate() {
-    let openssl = require_tool("openssl");
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let status = Command::new(openssl)
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(status.status.success(), "{status:?}");
+    let Leaf { cert, key } = self_signed(
+        dir.path(),
+        "cert",
+        Key::P256,
+        "127.0.0.1",
+        "IP:127.0.0.1",
+        1,
+    );
 
     let clip = Clip::h264(2, 25, 25, 320, 240, false);
     let peer = RtspPeer::start_with(

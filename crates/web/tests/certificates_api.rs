@@ -13,7 +13,7 @@ use common::{Auth, Harness};
 use serde_json::{Value, json};
 use vigil_pki::SessionPolicy;
 use vigil_pki::time::{Duration as TimeDuration, OffsetDateTime};
-use vigil_testkit::external_ca::{ExternalCa, Key, Validity, openssl, openssl_output};
+use vigil_testkit::external_ca::{ExternalCa, Key, Validity, openssl, openssl_output, request};
 
 fn read(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("read {name}: {e}"))
@@ -161,25 +161,12 @@ async fn camera_csrs_from_openssl_are_signed_and_verify() {
     let admin = h.admin().await;
     let d = h.dir.path();
     let ca = h.ca_file();
-    openssl(
+    request(
         d,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "cam.key",
-            "-out",
-            "cam.csr",
-            "-subj",
-            "/CN=cam1.local",
-            "-addext",
-            "subjectAltName=DNS:cam1.local,IP:192.0.2.10",
-        ],
+        "cam",
+        Key::P256,
+        "cam1.local",
+        Some("DNS:cam1.local,IP:192.0.2.10"),
     );
     let a = h
         .post(
