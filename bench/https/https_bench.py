@@ -22,9 +22,7 @@ import datetime
 import json
 import os
 import re
-import resource
 from statistics import median
-import shutil
 import signal
 import socket
 import ssl
@@ -33,45 +31,19 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "signing"))
-from report import cpu_model  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from common import (  # noqa: E402
+    CLK_TCK, admin_token, children_cpu, cpu_model, free_port, proc_ticks, run, served_key_and_chain,
+    write_secret)
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 ADMIN_PASSWORD = "bench-Https-7q2x-Lantern"
 BLOCKED_SRC = "127.0.0.2"
 ALLOWED_SRC = "127.0.0.3"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run(cmd, **kw):
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=kw.pop("timeout", 120),
-                       input=kw.pop("input", None), **kw)
-    if r.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()[:800]}")
-    return r.stdout
-
-
 def proc_cpu(pids):
     """user+system seconds of processes (all their threads)."""
-    total = 0.0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
-
-
-def children_cpu():
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+    return sum(proc_ticks(pid) or 0 for pid in pids) / CLK_TCK
 
 
 def children_of(pid):
@@ -107,8 +79,7 @@ class Bench:
         os.makedirs(w, mode=0o755, exist_ok=True)
         os.chmod(w, 0o755)
         pwfile = os.path.join(w, "admin.pw")
-        with open(os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-            f.write(ADMIN_PASSWORD + "\n")
+        write_secret(pwfile, ADMIN_PASSWORD + "\n")
         self.data = os.path.join(w, "data")
         self.config = os.path.join(w, "vigil.toml")
         run([a.vigil, "--config", self.config, "init", "--data-dir", self.data,
@@ -125,55 +96,20 @@ class Bench:
         if n != 1:
             raise RuntimeError("vigil.toml has no [access.ids] allow_list to edit")
         open(self.config, "w").write(text)
-        out = run([a.vigil, "--config", self.config, "token", "create", "bench", "--role", "admin"])
-        m = re.search(r"(vgt_[0-9a-f]{16}_[0-9a-f]{64})", out)
-        if not m:
-            raise RuntimeError(f"no token in `vigil token create` output: {out}")
-        self.token = m.group(1)
+        self.token = admin_token(a.vigil, self.config)
         self.ca = os.path.join(w, "ca.pem")
         open(self.ca, "w").write(run([a.vigil, "--config", self.config, "pki", "ca-cert"]))
         self.shim = os.path.join(w, "tls_resume_shim.so")
         run(["gcc", "-O2", "-shared", "-fPIC", "-o", self.shim,
              os.path.join(os.path.dirname(__file__), "tls_resume_shim.c"), "-ldl"])
 
-    def served_chain(self):
-        """The certificate chain Vigil actually sends, as PEM (from `openssl s_client`)."""
-        r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{self.vport}",
-                            "-servername", "localhost", "-showcerts"],
-                           input="", capture_output=True, text=True, timeout=30)
-        blocks = re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n?",
-                            r.stdout, re.S)
-        if not blocks:
-            raise RuntimeError(f"openssl s_client saw no certificate from Vigil: {r.stderr[:300]}")
-        return blocks
-
     def find_server_pem(self):
         """Vigil's served chain and the matching key from its PKI directory, in files nginx
         reads (the key re-encoded by `openssl pkey`, mode 0600, in the bench's directory)."""
-        blocks = self.served_chain()
-        chain = os.path.join(self.work, "server-chain.pem")
-        open(chain, "w").write("".join(b if b.endswith("\n") else b + "\n" for b in blocks))
-        self.chain_len = len(blocks)
-        pub = run(["openssl", "x509", "-noout", "-pubkey"], input=blocks[0])
-        pki = os.path.join(self.data, "pki")
-        for root, _, files in os.walk(pki):
-            for f in sorted(files):
-                k = os.path.join(root, f)
-                try:
-                    if b"PRIVATE KEY-----" not in open(k, "rb").read(4096):
-                        continue
-                    if run(["openssl", "pkey", "-in", k, "-pubout"]) != pub:
-                        continue
-                except (OSError, RuntimeError):
-                    continue
-                key = os.path.join(self.work, "server-key.pem")
-                fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w") as out:
-                    out.write(run(["openssl", "pkey", "-in", k]))
-                self.key_type = run(["openssl", "pkey", "-in", k, "-noout", "-text"]).splitlines()[0]
-                self.key_source = os.path.relpath(k, self.data)
-                return chain, key
-        raise RuntimeError(f"no key under {pki} matches the certificate Vigil serves")
+        chain, key, source, self.chain_len = served_key_and_chain(self.vport, self.data, self.work)
+        self.key_type = run(["openssl", "pkey", "-in", source, "-noout", "-text"]).splitlines()[0]
+        self.key_source = os.path.relpath(source, self.data)
+        return chain, key
 
     def start_vigil(self):
         log = open(os.path.join(self.work, "vigil-serve.log"), "w")

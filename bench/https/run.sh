@@ -21,24 +21,15 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
-missing=()
-for tool in wrk nginx openssl gcc python3; do
-  command -v "$tool" >/dev/null || missing+=("$tool")
-done
-if ((${#missing[@]})); then
-  pkgs="${missing[*]}"
-  echo "missing: ${missing[*]}; install with: apt-get install -y ${pkgs/nginx/nginx-light}" >&2
-  exit 1
-fi
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
+require_tools wrk nginx openssl gcc python3
 if ! python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.2", 0))' 2>/dev/null; then
   echo "cannot bind 127.0.0.2 (the IDS test needs 127.0.0.2 and 127.0.0.3 on lo)" >&2
   exit 1
 fi
 target="${CARGO_TARGET_DIR:-$root/target}"
-if [[ -z "${VIGIL_BIN:-}" ]]; then
-  cargo build --release -q -p vigil
-  VIGIL_BIN="$target/release/vigil"
-fi
+vigil_release_binary "$target"
 work="$target/bench-https"
 rm -rf "$work"
 trap 'rm -rf "$work"' EXIT

@@ -40,91 +40,30 @@ import subprocess
 import sys
 import time
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from common import (  # noqa: E402
+    CLK_TCK, Deadline, cpu_model, git_rev, kill_all_children, loadavg, make_log, on_alarm, on_term,
+    proc_sys_ticks, spawn, threads)
+from common import proc_ticks as proc_cpu_ticks  # noqa: E402
+
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-CHILDREN = []  # Popen objects, each the leader of its own process group
-
-
-def log(msg):
-    print(f"[ingest-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def spawn(cmd, **kw):
-    p = subprocess.Popen(cmd, start_new_session=True, **kw)
-    CHILDREN.append(p)
-    return p
-
-
-def kill_all_children():
-    for p in CHILDREN:
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    for p in CHILDREN:
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-
-
-class Deadline(Exception):
-    pass
-
-
-def on_alarm(_sig, _frame):
-    raise Deadline("the benchmark exceeded its overall time limit")
-
-
-def on_term(sig, _frame):
-    raise KeyboardInterrupt(f"signal {sig}")
+log = make_log("ingest-bench")
 
 
 # ----- /proc helpers -----
 
 
-def proc_cpu_ticks(pid):
-    """utime+stime of a whole process (all its threads, alive or exited), in clock ticks."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return None
-    rest = data[data.rindex(")") + 2:].split()
-    # rest[0] is field 3 (state); utime/stime are fields 14/15.
-    return int(rest[11]) + int(rest[12])
-
-
-def proc_sys_ticks(pid):
-    """stime alone (kernel time) of a whole process, in clock ticks."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return 0
-    return int(data[data.rindex(")") + 2:].split()[12])
-
-
 def thread_ticks(pid):
     """{tid: (name, utime, stime, context switches)} for the live threads of a process."""
     out = {}
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for tid in tids:
+    for tid, name, ut, st in threads(pid):
         try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                data = f.read()
             with open(f"/proc/{pid}/task/{tid}/status") as f:
                 csw = sum(int(line.split()[1]) for line in f if "ctxt_switches" in line)
         except OSError:
             continue
         # The main thread carries the binary's file name, which may be a renamed copy.
-        name = "vigil" if tid == str(pid) else data[data.index("(") + 1:data.rindex(")")]
-        rest = data[data.rindex(")") + 2:].split()
-        out[tid] = (name, int(rest[11]), int(rest[12]), csw)
+        out[tid] = ("vigil" if tid == str(pid) else name, ut, st, csw)
     return out
 
 
@@ -208,22 +147,6 @@ def vm_hwm_kib(pid):
     except OSError:
         pass
     return None
-
-
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return float(f.read().split()[0])
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def dir_bytes(path):
@@ -863,17 +786,6 @@ Details:
     print(md)
     log(f"wrote {args.out}")
     return 0
-
-
-def git_rev(root):
-    try:
-        rev = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=20).stdout.strip()
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--", "crates"],
-                               capture_output=True, text=True, timeout=20).stdout.strip()
-        return f"commit {rev}" + (" plus uncommitted changes under crates/" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def ffmpeg_version():

@@ -56,60 +56,17 @@ import threading
 import time
 import urllib.parse
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from common import (  # noqa: E402
+    CLK_TCK, Deadline, admin_token, cpu_model, free_port, git_rev, kill_all_children, loadavg,
+    loopback_only, make_log, on_alarm, on_term, proc_ticks, read_stats, run, spawn,
+    threads, write_secret)
+from common import served_key_and_chain as served_key_and_chain_of  # noqa: E402
+
 ADMIN = "admin"
 ADMIN_PASSWORD = "bench-Live-4q9w-Lantern"
-CHILDREN = []  # Popen objects, each the leader of its own process group
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def log(msg):
-    print(f"[live-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def spawn(cmd, **kw):
-    p = subprocess.Popen(cmd, start_new_session=True, **kw)
-    CHILDREN.append(p)
-    return p
-
-
-def kill_all_children():
-    for p in CHILDREN:
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    for p in CHILDREN:
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-
-
-class Deadline(Exception):
-    pass
-
-
-def on_alarm(_sig, _frame):
-    raise Deadline("the benchmark exceeded its overall time limit")
-
-
-def on_term(sig, _frame):
-    raise KeyboardInterrupt(f"signal {sig}")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run(cmd, timeout=120, **kw):
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
-    if r.returncode != 0:
-        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({r.returncode}): {r.stderr.strip()[:800]}")
-    return r.stdout
+log = make_log("live-bench")
 
 
 def pct(values, p):
@@ -126,44 +83,7 @@ def summary(values):
             "min": min(values), "max": max(values)}
 
 
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return float(f.read().split()[0])
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def git_rev(root):
-    try:
-        rev = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=20).stdout.strip()
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--", "crates"],
-                               capture_output=True, text=True, timeout=20).stdout.strip()
-        return f"commit {rev}" + (" plus uncommitted changes under crates/" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 # ----- /proc -----
-
-
-def proc_ticks(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
-    except OSError:
-        return 0
-    rest = data[data.rindex(")") + 2:].split()
-    return int(rest[11]) + int(rest[12])
 
 
 def descendants(pid):
@@ -193,39 +113,16 @@ def thread_group(name):
 
 
 def vigil_threads(pid):
-    out = {}
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                data = f.read()
-        except OSError:
-            continue
-        name = "main" if tid == str(pid) else data[data.index("(") + 1:data.rindex(")")]
-        rest = data[data.rindex(")") + 2:].split()
-        out[tid] = (thread_group(name), int(rest[11]) + int(rest[12]))
-    return out
+    """{tid: (thread group, CPU ticks)} of a process's live threads."""
+    return {tid: (thread_group("main" if tid == str(pid) else name), ut + st)
+            for tid, name, ut, st in threads(pid)}
 
 
 def thread_ticks_by_name(pid):
     """{thread name: CPU ticks} of a process (threads of one name summed)."""
     out = {}
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                data = f.read()
-        except OSError:
-            continue
-        name = data[data.index("(") + 1:data.rindex(")")]
-        rest = data[data.rindex(")") + 2:].split()
-        out[name] = out.get(name, 0) + int(rest[11]) + int(rest[12])
+    for _, name, ut, st in threads(pid):
+        out[name] = out.get(name, 0) + ut + st
     return out
 
 
@@ -249,7 +146,7 @@ class Sampler(threading.Thread):
             procs = dict(self.procs)
         ticks = {}
         for label, (pid, tree) in procs.items():
-            ticks[label] = sum(proc_ticks(p) for p in (descendants(pid) if tree else [pid]))
+            ticks[label] = sum(proc_ticks(p) or 0 for p in (descendants(pid) if tree else [pid]))
         th = vigil_threads(self.vigil) if self.vigil else {}
         self.samples.append((time.time(), ticks, th, loadavg()))
 
@@ -342,13 +239,10 @@ class CodedServer:
         self.url = f"rtsp://127.0.0.1:{read_ready(self.proc, 'the coded RTSP server')}/coded"
 
     def stats(self):
-        for _ in range(50):
-            try:
-                with open(self.stats_file) as f:
-                    return json.load(f)
-            except (OSError, ValueError):
-                time.sleep(0.02)
-        raise RuntimeError(f"cannot read {self.stats_file}")
+        stats = read_stats(self.stats_file)
+        if stats is None:
+            raise RuntimeError(f"cannot read {self.stats_file}")
+        return stats
 
     def frames(self):
         """number -> (pushed, sent) wall times, from the per-frame log."""
@@ -373,32 +267,16 @@ class Vigil:
         self.data = os.path.join(self.dir, "data")
         self.config = os.path.join(self.data, "vigil.toml")
         pw = os.path.join(workdir, "admin.pw")
-        with open(os.open(pw, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-            f.write(ADMIN_PASSWORD + "\n")
+        write_secret(pw, ADMIN_PASSWORD + "\n")
         run([self.bin, "init", "--data-dir", self.data, "--admin", ADMIN, "--admin-password-file", pw])
         with open(self.config) as f:
             text = f.read()
         self.port = free_port()
-        # Nothing listens beyond loopback.
-        for old, new in [('bind = "0.0.0.0:8443"', f'bind = "127.0.0.1:{self.port}"'),
-                         ('bind = "0.0.0.0:8444"', f'bind = "127.0.0.1:{free_port()}"'),
-                         ('bind = "0.0.0.0:9443"', f'bind = "127.0.0.1:{free_port()}"'),
-                         ('bind = "0.0.0.0:1234"', f'bind = "127.0.0.1:{free_port()}"'),
-                         ('bind = "0.0.0.0:6514"', f'bind = "127.0.0.1:{free_port()}"'),
-                         ('bind = "127.0.0.1:9464"', f'bind = "127.0.0.1:{free_port()}"')]:
-            if old not in text:
-                raise RuntimeError(f"vigil.toml layout changed: no '{old}'")
-            text = text.replace(old, new)
         with open(self.config, "w") as f:
-            f.write(text)
-        out = self.cmd(["token", "create", "bench", "--role", "admin"])
-        m = re.search(r"(vgt_[0-9a-f]{16}_[0-9a-f]{64})", out)
-        if not m:
-            raise RuntimeError(f"no token in `vigil token create` output: {out}")
-        self.token = m.group(1)
+            f.write(loopback_only(text, self.port))
+        self.token = admin_token(self.bin, self.config)
         self.token_file = os.path.join(workdir, "token")
-        with open(os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
-            f.write(self.token)
+        write_secret(self.token_file, self.token)
         self.ca = os.path.join(workdir, "ca.pem")
         with open(self.ca, "w") as f:
             f.write(self.cmd(["pki", "ca-cert"]))
@@ -868,32 +746,8 @@ end
 
 
 def served_key_and_chain(vigil, work):
-    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{vigil.port}",
-                        "-servername", "localhost", "-showcerts"], input="", capture_output=True,
-                       text=True, timeout=30)
-    blocks = re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----\n?", r.stdout, re.S)
-    if not blocks:
-        raise RuntimeError("openssl s_client saw no certificate from Vigil")
-    chain = os.path.join(work, "server-chain.pem")
-    with open(chain, "w") as f:
-        f.write("".join(b if b.endswith("\n") else b + "\n" for b in blocks))
-    pub = run(["openssl", "x509", "-noout", "-pubkey"], input=blocks[0])
-    for root, _, files in os.walk(os.path.join(vigil.data, "pki")):
-        for name in sorted(files):
-            k = os.path.join(root, name)
-            try:
-                with open(k, "rb") as f:
-                    if b"PRIVATE KEY-----" not in f.read(4096):
-                        continue
-                if run(["openssl", "pkey", "-in", k, "-pubout"]) != pub:
-                    continue
-            except (OSError, RuntimeError):
-                continue
-            key = os.path.join(work, "server-key.pem")
-            with os.fdopen(os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
-                out.write(run(["openssl", "pkey", "-in", k]))
-            return chain, key, os.path.relpath(k, vigil.data)
-    raise RuntimeError("no key in Vigil's pki directory matches the certificate it serves")
+    chain, key, source, _ = served_key_and_chain_of(vigil.port, vigil.data, work)
+    return chain, key, os.path.relpath(source, vigil.data)
 
 
 class Nginx:
@@ -1316,13 +1170,13 @@ def range_rounds(a, vigil, nginx, full_path, body, sampler, windows):
                        LB_AUTH=f"Bearer {vigil.token}")
             pids = [vigil.proc.pid] if name == "vigil" else nginx.pids()
             th0 = thread_ticks_by_name(vigil.proc.pid)
-            c0 = sum(proc_ticks(x) for x in pids)
+            c0 = sum(proc_ticks(x) or 0 for x in pids)
             t0 = time.time()
             w = subprocess.run(["wrk", "-t2", f"-c{a.range_conns}", f"-d{a.range_duration}s",
                                 "-s", lua, f"https://127.0.0.1:{port}{p}"],
                                capture_output=True, text=True, env=env, timeout=a.range_duration + 60)
             t1 = time.time()
-            c1 = sum(proc_ticks(x) for x in (pids if name == "vigil" else nginx.pids()))
+            c1 = sum(proc_ticks(x) or 0 for x in (pids if name == "vigil" else nginx.pids()))
             th1 = thread_ticks_by_name(vigil.proc.pid)
             busy = {k: (v - th0.get(k, 0)) / CLK_TCK for k, v in th1.items() if v - th0.get(k, 0) > 0}
             if w.returncode != 0:

@@ -34,15 +34,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
-missing=()
-for tool in ffmpeg nginx wrk openssl node chromium; do
-  command -v "$tool" >/dev/null || missing+=("$tool")
-done
-if ((${#missing[@]})); then
-  pkgs="${missing[*]}"
-  echo "missing: ${missing[*]}; install with: apt-get install -y ${pkgs/nginx/nginx-light}" >&2
-  exit 1
-fi
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
+require_tools ffmpeg nginx wrk openssl node chromium
 if [[ ! -d tests/browser/node_modules/playwright-core ]]; then
   echo "tests/browser/node_modules/playwright-core is missing: cd tests/browser && npm ci" >&2
   exit 1
@@ -59,13 +53,7 @@ assert Gst.ElementFactory.find("x264enc") and Gst.ElementFactory.find("rtph264pa
   exit 1
 }
 target="${CARGO_TARGET_DIR:-$root/target}"
-given=""
-if [[ -z "${VIGIL_BIN:-}" ]]; then
-  CARGO_INCREMENTAL=0 cargo build --release -q -p vigil
-  VIGIL_BIN="$target/release/vigil"
-else
-  given=1
-fi
+vigil_release_binary "$target"
 workdir="$target/bench-live"
 mkdir -p "$workdir"
 

@@ -1,9 +1,8 @@
-"""Shared by bench/signing and bench/verify: machine description and the markdown file that
-both write (docs/BENCHMARKS-evidence.md), one marked section each, so running one benchmark
-keeps the other's latest results."""
+"""Shared by bench/signing and bench/verify: the markdown file that both write
+(docs/BENCHMARKS-evidence.md), one marked section each, so running one benchmark keeps the
+other's latest results."""
 
 import os
-import platform
 
 HEADER = """# Evidence benchmarks (signing cost, verification throughput)
 
@@ -11,17 +10,6 @@ Written by `bench/signing/run.sh` and `bench/verify/run.sh`; each run replaces i
 Numbers come from a shared 2-core build machine where other jobs run at the same time, so
 every comparison is made within one invocation against a baseline measured alongside it.
 """
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def replace_section(path, key, title, body):

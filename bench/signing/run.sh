@@ -17,22 +17,17 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
-for tool in ffmpeg ffprobe; do
-  command -v "$tool" >/dev/null || { echo "$tool is missing: apt-get install -y ffmpeg" >&2; exit 1; }
-done
-/usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0")' 2>/dev/null || {
-  echo "GStreamer RTSP server bindings are missing: apt-get install -y python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad" >&2
-  exit 1
-}
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
+require_tools ffmpeg ffprobe
+require_rtsp_server
 target="${CARGO_TARGET_DIR:-$root/target}"
-if [[ -z "${VIGIL_BIN:-}" ]]; then
-  cargo build --release -q -p vigil
-  VIGIL_BIN="$target/release/vigil"
-fi
+vigil_release_binary "$target"
 work="$target/bench-signing"
 mkdir -p "$work"
 driver=""
-cleanup() { [[ -n "$driver" ]] && kill "$driver" 2>/dev/null || true; rm -rf "$work/runs"; }
+# shellcheck disable=SC2317  # invoked by the trap
+cleanup() { if [[ -n "$driver" ]]; then kill "$driver" 2>/dev/null || true; fi; rm -rf "$work/runs"; }
 trap cleanup EXIT INT TERM
 /usr/bin/python3 "$root/bench/signing/signing_bench.py" \
   --root "$root" --vigil "$VIGIL_BIN" --work "$work" \

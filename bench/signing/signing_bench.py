@@ -24,13 +24,13 @@ import time
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "ingest"))
+sys.path.insert(0, os.path.join(here, ".."))
 sys.path.insert(0, here)
-import ingest_bench as ib  # noqa: E402  (clip, RTSP server, /proc and process helpers)
-from report import cpu_model, replace_section  # noqa: E402
+import ingest_bench as ib  # noqa: E402  (clip, RTSP server)
+from common import CLK_TCK, cpu_model, kill_all_children, make_log, proc_ticks, spawn  # noqa: E402
+from report import replace_section  # noqa: E402
 
-
-def log(msg):
-    print(f"[signing-bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+log = make_log("signing-bench")
 
 
 def run_cmd(cmd, timeout=60, check=True):
@@ -51,7 +51,7 @@ def one_run(a, url, mode, k):
     if mode == "off":
         env["VIGIL_BENCH_UNSIGNED"] = "1"
     logf = open(os.path.join(d, "serve.log"), "w")
-    p = ib.spawn([a.vigil, "--config", cfg, "serve"], stdout=logf, stderr=subprocess.STDOUT, env=env)
+    p = spawn([a.vigil, "--config", cfg, "serve"], stdout=logf, stderr=subprocess.STDOUT, env=env)
     deadline = time.monotonic() + 90
     while True:
         rows = json.loads(run_cmd([a.vigil, "--config", cfg, "camera", "status", "--json"]).stdout)
@@ -62,9 +62,9 @@ def one_run(a, url, mode, k):
         time.sleep(0.5)
     time.sleep(a.settle)
     video = os.path.join(d, "video")
-    b0, c0, t0 = ib.dir_bytes(video), ib.proc_cpu_ticks(p.pid), time.monotonic()
+    b0, c0, t0 = ib.dir_bytes(video), proc_ticks(p.pid), time.monotonic()
     time.sleep(a.duration)
-    b1, c1, t1 = ib.dir_bytes(video), ib.proc_cpu_ticks(p.pid), time.monotonic()
+    b1, c1, t1 = ib.dir_bytes(video), proc_ticks(p.pid), time.monotonic()
     p.send_signal(signal.SIGTERM)
     try:
         p.wait(timeout=90)
@@ -88,7 +88,7 @@ def one_run(a, url, mode, k):
     elif ledgers:
         raise RuntimeError(f"unsigned run wrote ledgers: {ledgers}")
     res = {
-        "mode": mode, "round": k, "cpu_s": (c1 - c0) / ib.CLK_TCK, "wall_s": t1 - t0,
+        "mode": mode, "round": k, "cpu_s": (c1 - c0) / CLK_TCK, "wall_s": t1 - t0,
         "bytes": b1 - b0, "ledger_bytes": ledger_bytes, "video_total": video_total, "load": open("/proc/loadavg").read().split()[0],
     }
     res["cpu_per_gb"] = res["cpu_s"] / max(res["bytes"], 1) * 1e9
@@ -120,7 +120,7 @@ def main():
                 runs.append(one_run(a, server.url, mode, k))
         server.stop()
     finally:
-        ib.kill_all_children()
+        kill_all_children()
 
     def pick(mode, key):
         return [r[key] for r in runs if r["mode"] == mode]
@@ -161,7 +161,7 @@ Signing overhead: **{over_gb * 100:+.2f}%** CPU per GB stored (ratio of medians)
 {over_paired * 100:+.2f}% (median of per-round pairs), {over_raw * 100:+.2f}% raw CPU. The
 spread between the "off" runs alone is {spread * 100:.1f}%, so differences below that are noise;
 the serve process uses {raw['off'] / a.duration * 100:.1f}% of one core here, so 1% of it is
-{raw['off'] * 0.01 * ib.CLK_TCK:.1f} clock ticks of /proc CPU time per run.
+{raw['off'] * 0.01 * CLK_TCK:.1f} clock ticks of /proc CPU time per run.
 Ledger size: {ledger_per_run / 1e6:.2f} MB for {video_per_run / 1e6:.0f} MB of video per signed run
 ({ledger_per_run / max(video_per_run, 1) * 100:.3f}%, {a.streams} ledgers). Goal "under 1% extra CPU": **{verdict}**.
 """

@@ -28,6 +28,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 
 DURATION="${DURATION:-600}"
 for v in DURATION CAMERAS CRASHES FILLS FILL_SECS CAM_STOPS STOP_SECS SETTLE SLOW_CONNS SLOW_ADDRS; do
@@ -36,13 +38,8 @@ for v in DURATION CAMERAS CRASHES FILLS FILL_SECS CAM_STOPS STOP_SECS SETTLE SLO
 done
 [[ "${VOLUME_SIZE:-1g}" =~ ^[0-9]+[kmg]$ ]] || { echo "VOLUME_SIZE like 1g or 512m" >&2; exit 2; }
 [[ "$(id -u)" == 0 ]] || { echo "the soak mounts a tmpfs: run it as root" >&2; exit 1; }
-for tool in ffmpeg curl setpriv timeout mount umount; do
-  command -v "$tool" >/dev/null || { echo "$tool is missing" >&2; exit 1; }
-done
-/usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0")' 2>/dev/null || {
-  echo "GStreamer RTSP server bindings are missing: apt-get install -y python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad" >&2
-  exit 1
-}
+require_tools ffmpeg curl setpriv timeout mount umount
+require_rtsp_server
 
 target="${CARGO_TARGET_DIR:-$root/target}"
 if [[ -z "${VIGIL_BIN:-}" ]]; then

@@ -28,11 +28,9 @@ import datetime
 import errno
 import json
 import os
-import platform
 import random
 import re
 import signal
-import socket
 import sqlite3
 import ssl
 import statistics
@@ -49,55 +47,21 @@ CLIP_SIZE = (640, 360)
 MIN_FREE_BYTES = 64 * 1024 * 1024
 RESUME_ALLOW_S = 20.0  # a hole starting this long after a fault ends is not blamed on it
 
-CHILDREN = []
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from common import (  # noqa: E402
+    Deadline, free_port, git_state, kill_all_children, loopback_only, make_log, on_alarm, on_term,
+    read_stats)
+from common import loadavgs as loadavg  # noqa: E402
+from common import spawn as common_spawn  # noqa: E402
+
+log = make_log("soak")
+
 PIDFILE = None
-
-
-def log(msg):
-    print(f"[soak {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-class Deadline(Exception):
-    pass
-
-
-def on_alarm(_sig, _frame):
-    raise Deadline("the soak exceeded its overall time limit")
-
-
-def on_term(sig, _frame):
-    raise KeyboardInterrupt(f"signal {sig}")
 
 
 def spawn(cmd, **kw):
     """A long-lived child: own process group, killed if this process dies, pid recorded."""
-    p = subprocess.Popen(["setpriv", "--pdeathsig", "KILL", "--", *cmd],
-                         start_new_session=True, **kw)
-    CHILDREN.append(p)
-    if PIDFILE:
-        with open(PIDFILE, "a") as f:
-            f.write(f"{p.pid}\n")
-    return p
-
-
-def kill_all_children():
-    for p in CHILDREN:
-        if p.poll() is None:
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    for p in CHILDREN:
-        try:
-            p.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return common_spawn(cmd, die_with_parent=True, pidfile=PIDFILE, **kw)
 
 
 def pct(values, q):
@@ -108,34 +72,6 @@ def pct(values, q):
     lo = int(k)
     hi = min(lo + 1, len(v) - 1)
     return v[lo] + (v[hi] - v[lo]) * (k - lo)
-
-
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return [float(x) for x in f.read().split()[:3]]
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def git_rev(root):
-    try:
-        rev = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=20).stdout.strip()
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--", "crates"],
-                               capture_output=True, text=True, timeout=20).stdout
-        files = sorted({line[3:] for line in dirty.splitlines() if line.strip()})
-        return rev, files
-    except (OSError, subprocess.SubprocessError):
-        return "unknown", []
 
 
 # ----------------------------------------------------------------------------------------------
@@ -392,20 +328,13 @@ class Vigil:
             ("min_free_bytes = 268435456", f"min_free_bytes = {MIN_FREE_BYTES}"),
             ('inactivity_timeout = "10s"', 'inactivity_timeout = "3s"'),
             ('max_backoff = "30s"', 'max_backoff = "2s"'),
-            ('bind = "0.0.0.0:8443"', f'bind = "127.0.0.1:{api_port}"'),
-            # Nothing of the soak listens beyond loopback.
-            ('bind = "0.0.0.0:8444"', f'bind = "127.0.0.1:{free_port()}"'),
-            ('bind = "0.0.0.0:9443"', f'bind = "127.0.0.1:{free_port()}"'),
-            ('bind = "0.0.0.0:1234"', f'bind = "127.0.0.1:{free_port()}"'),
-            ('bind = "0.0.0.0:6514"', f'bind = "127.0.0.1:{free_port()}"'),
-            ('bind = "127.0.0.1:9464"', f'bind = "127.0.0.1:{free_port()}"'),
         ]
         for a, b in repl:
             if a not in text:
                 raise RuntimeError(f"vigil.toml layout changed: no '{a}'")
             text = text.replace(a, b)
         with open(self.config, "w") as f:
-            f.write(text)
+            f.write(loopback_only(text, api_port))
         for name in cameras:
             self.cmd(["camera", "add", name, "--url", rtsp_url_of(name)])
 
@@ -466,13 +395,7 @@ class RtspServer:
         return f"rtsp://127.0.0.1:{self.port}/{cam}"
 
     def stats(self):
-        for _ in range(50):
-            try:
-                with open(self.stats_file) as f:
-                    return json.load(f)
-            except (OSError, ValueError):
-                time.sleep(0.02)
-        return None
+        return read_stats(self.stats_file)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -652,7 +575,7 @@ def cmd_run(args):
     log(f"seed {seed}; fault plan (s after start): "
         + ", ".join(f"{e['kind']}@{e['at']:.0f}" + (f"({e['camera']})" if "camera" in e else "")
                     for e in events))
-    rev, dirty = git_rev(args.root)
+    rev, dirty = git_state(args.root)
     res = {"seed": seed, "params": vars(args).copy(), "plan": events, "counts": counts,
            "requested": requested, "git": rev, "dirty": dirty, "load": [loadavg()],
            "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}

@@ -13,9 +13,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
-for tool in sha256sum openssl; do
-  command -v "$tool" >/dev/null || { echo "$tool is missing (coreutils / apt-get install -y openssl)" >&2; exit 1; }
-done
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
+require_tools sha256sum openssl
 target="${CARGO_TARGET_DIR:-$root/target}"
 cargo build --release -q -p vigil-signing --example verify_throughput
 work="$target/bench-verify"

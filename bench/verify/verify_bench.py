@@ -12,18 +12,15 @@ import argparse
 import datetime
 import os
 import re
-import resource
 import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "signing"))
-from report import cpu_model, replace_section  # noqa: E402
-
-
-def children_cpu():
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(here, ".."))
+sys.path.insert(0, os.path.join(here, "..", "signing"))
+from common import children_cpu, cpu_model  # noqa: E402
+from report import replace_section  # noqa: E402
 
 
 def timed(cmd, timeout=900):
