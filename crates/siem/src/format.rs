@@ -429,35 +429,10 @@ const MIN_US: i64 = -62_135_596_800_000_000; // 0001-01-01T00:00:00Z
 const MAX_US: i64 = 253_402_300_799_999_999; // 9999-12-31T23:59:59.999999Z
 
 /// `2026-12-07T10:00:00.123456Z`: Unix microseconds as RFC 3339 in UTC, clamped to the
-/// years 0001 … 9999.
+/// years 0001 … 9999. The formatting is the evidence ledger's (`vigil_signing::fmt_time`), so
+/// a forwarded event and a verification report write the same instant alike.
 pub fn rfc3339_micros(us: i64) -> String {
-    let us = us.clamp(MIN_US, MAX_US);
-    let secs = us.div_euclid(1_000_000);
-    let micros = us.rem_euclid(1_000_000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let (y, mo, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    )
-}
-
-/// The proleptic Gregorian date of a day number (days since 1970-01-01); Howard Hinnant's
-/// `civil_from_days`.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    vigil_signing::fmt_time(us.clamp(MIN_US, MAX_US))
 }
 
 #[cfg(test)]
