@@ -19,6 +19,7 @@ use vigil_events::{Category, NewEvent, Severity, Source, SourceKind};
 use vigil_media::store::now_us;
 use vigil_media::time::parse_time;
 
+use super::blocking;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::ApiPath;
@@ -119,9 +120,12 @@ async fn replace_rules(
         .settings
         .replace_rules(req.rules, &caller.actor())
         .await?;
-    state
-        .alarms
-        .set_rules(&saved.rules)
+    // Off the async workers: replacing a rule's webhook stops its old sink, which waits for
+    // a delivery in flight.
+    let alarms = state.alarms.clone();
+    let rules = saved.rules.clone();
+    blocking(move || alarms.set_rules(&rules))
+        .await?
         .map_err(ApiError::from_app)?;
     Ok(Json(RulesBody { rules: saved.rules }))
 }
