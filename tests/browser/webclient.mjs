@@ -727,7 +727,8 @@ const scenarios = {
 
   // Two cameras on one timeline stay within one frame interval of each other for 30 s.
   // The timeline shows what happened to a camera (here the connection loss of the camera the
-  // live scenario stopped), with the event's text under the pointer; the playback of a
+  // live scenario stopped), with the event's text under the pointer, and the bookmarks made
+  // on the page; the playback of a
   // camera's recorded secondary stream is its lower resolution, and a camera without one says
   // so on its tile.
   async marks() {
@@ -768,6 +769,29 @@ const scenarios = {
     const tip = await page.locator(".timeline-tip").textContent();
     check(at.inside, `the event at ${iso(event.time_us)} is in the timeline's view`);
     check(tip.includes(event.message) && tip.includes("camera.connection_lost"), `the tip over the mark names the event: ${tip}`);
+    // A bookmark made from the page: a band on the camera's row, its label (text, never
+    // markup) under the pointer, and in the API under the user's name.
+    const label = "<b>van at the gate</b>";
+    await page.fill("input[aria-label='Bookmark label']", label);
+    await page.click("form.bookmark button[type=submit]");
+    await page.waitForFunction(() => Number(document.querySelector(".timeline-canvas")?.dataset.bookmarks) > 0, null, { timeout: 10000 });
+    const rb = await ctx.request.get(`${cfg.url}api/v1/bookmarks?camera=${cam}`);
+    check(rb.ok(), `bookmarks of ${cam}: ${rb.status()}`);
+    const bm = (await rb.json()).bookmarks.find((b) => b.label === label);
+    check(bm && bm.creator === cfg.users.admin.name && bm.creator_kind === "user", `the bookmark is stored with its author: ${JSON.stringify(bm)}`);
+    const mid = await page.evaluate((us) => {
+      const c = /** @type {HTMLCanvasElement} */ (document.querySelector(".timeline-canvas"));
+      const x = ((us - Number(c.dataset.viewStartUs)) / Number(c.dataset.spanUs)) * c.clientWidth;
+      const r = c.getBoundingClientRect();
+      return { x: r.left + x, y: r.top + 22 + 18 };
+    }, (bm.from_us + bm.to_us) / 2);
+    await page.mouse.move(mid.x, mid.y);
+    const btip = await page.locator(".timeline-tip").textContent();
+    check(btip.includes(`bookmark "${label}"`) && btip.includes(cfg.users.admin.name), `the tip over the bookmark names it: ${btip}`);
+    check((await page.locator(".timeline-tip b").count()) === 0, "the label is text, not markup");
+    // Closer, for the picture: the wheel zooms to the last minutes around the bookmark.
+    for (let i = 0; i < 3; i++) await page.mouse.wheel(0, -100);
+    await page.mouse.move(mid.x, mid.y + 200);
     await shot(page, "playback-events");
 
     // Secondary stream: the recorded lower-resolution stream, and a clear word where none is.
