@@ -26,17 +26,7 @@ import { createInterface } from "node:readline";
 const cfg = JSON.parse(await readFile(process.argv[2], "utf8"));
 const require = createRequire(join(cfg.root, "tests", "browser", "package.json"));
 const { chromium } = require("playwright-core");
-
-const CHROMIUM_FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--autoplay-policy=no-user-gesture-required",
-];
+const { CHROMIUM_FLAGS } = await import(join(cfg.root, "tests", "browser", "chromium.mjs"));
 
 let browser = null;
 let page = null;

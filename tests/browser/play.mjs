@@ -23,23 +23,11 @@ import { open, readFile, stat, mkdtemp, rm } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { CHROMIUM_FLAGS } from "./chromium.mjs";
 
 const USAGE =
   "usage: node play.mjs FILE.mp4 [--mode src|mse] [--screenshot out.png] [--codec MIME] " +
   "[--min-play SECS] [--timeout SECS] [--no-offset] [--chromium PATH]";
-
-// Flags verified to run Debian's Chromium headless in containers without GPU or network.
-const CHROMIUM_FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--autoplay-policy=no-user-gesture-required",
-];
 
 class UsageError extends Error {}
 
@@ -594,7 +582,7 @@ async function main() {
     context = await chromium.launchPersistentContext(profile, {
       executablePath: opts.chromium,
       headless: true,
-      args: CHROMIUM_FLAGS,
+      args: ["--headless", ...CHROMIUM_FLAGS],
       timeout: opts.timeout * 1000,
     });
     result.browser = context.browser() ? context.browser().version() : null;

@@ -17,17 +17,7 @@ import { createHmac } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-
-const CHROMIUM_FLAGS = [
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--autoplay-policy=no-user-gesture-required",
-];
+import { CHROMIUM_FLAGS } from "./chromium.mjs";
 
 const cfg = JSON.parse(await readFile(process.argv[2], "utf8"));
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args: CHROMIUM_FLAGS });
@@ -793,6 +783,11 @@ const scenarios = {
     for (let i = 0; i < 3; i++) await page.mouse.wheel(0, -100);
     await page.mouse.move(mid.x, mid.y + 200);
     await shot(page, "playback-events");
+    {
+      const c = await page.evaluate(() => ({ ...document.querySelector(".timeline-canvas").dataset }));
+      const rr = await ctx.request.get(`${cfg.url}api/v1/cameras/${cam}/recordings?from=${iso(Number(c.viewStartUs))}&to=${iso(Number(c.viewStartUs) + Number(c.spanUs))}`);
+      check(false, `DEBUG ${JSON.stringify(c)} ${rr.status()} ${await rr.text()}`);
+    }
 
     // Secondary stream: the recorded lower-resolution stream, and a clear word where none is.
     const sec = cfg.live.secondary;
