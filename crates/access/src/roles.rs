@@ -20,10 +20,19 @@ pub enum Role {
     Viewer,
     /// The audit log only.
     Auditor,
+    /// An analytics system or other sender: posting events (of permitted cameras), nothing
+    /// else (the `events:write` scope of docs/events-in.md). Meant for API tokens.
+    EventSource,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Admin, Role::Operator, Role::Viewer, Role::Auditor];
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Operator,
+        Role::Viewer,
+        Role::Auditor,
+        Role::EventSource,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -31,6 +40,7 @@ impl Role {
             Role::Operator => "operator",
             Role::Viewer => "viewer",
             Role::Auditor => "auditor",
+            Role::EventSource => "event_source",
         }
     }
 
@@ -42,6 +52,7 @@ impl Role {
             Role::Operator => matches!(p, ViewLive | Playback | Export | Verify | HandleAlarms),
             Role::Viewer => matches!(p, ViewLive | Playback),
             Role::Auditor => matches!(p, ViewAudit),
+            Role::EventSource => matches!(p, WriteEvents),
         }
     }
 
@@ -58,7 +69,7 @@ impl fmt::Display for Role {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role {0:?}; use one of admin, operator, viewer, auditor")]
+#[error("unknown role {0:?}; use one of admin, operator, viewer, auditor, event_source")]
 pub struct UnknownRole(pub String);
 
 impl FromStr for Role {
@@ -69,6 +80,7 @@ impl FromStr for Role {
             "operator" => Ok(Role::Operator),
             "viewer" => Ok(Role::Viewer),
             "auditor" => Ok(Role::Auditor),
+            "event_source" => Ok(Role::EventSource),
             _ => Err(UnknownRole(s.chars().take(32).collect())),
         }
     }
@@ -98,10 +110,12 @@ pub enum Permission {
     ViewAudit,
     /// Acknowledge and close alarms, make and delete bookmarks (of permitted cameras).
     HandleAlarms,
+    /// Post events about permitted cameras (analytics, docs/events-in.md).
+    WriteEvents,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 11] = [
         Permission::ViewLive,
         Permission::Playback,
         Permission::Export,
@@ -112,6 +126,7 @@ impl Permission {
         Permission::ManageCertificates,
         Permission::ViewAudit,
         Permission::HandleAlarms,
+        Permission::WriteEvents,
     ];
 
     /// Whether the permission concerns a camera, so the camera scope applies.
@@ -123,6 +138,7 @@ impl Permission {
                 | Permission::Export
                 | Permission::Verify
                 | Permission::HandleAlarms
+                | Permission::WriteEvents
         )
     }
 }

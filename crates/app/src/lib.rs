@@ -20,6 +20,7 @@
 
 pub mod access_settings;
 pub mod alarms;
+pub mod analytics;
 pub mod error;
 pub mod events;
 pub mod export;

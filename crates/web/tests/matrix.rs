@@ -27,14 +27,17 @@ enum Allowed {
 }
 
 use Allowed::*;
-use Role::{Admin, Auditor, Operator, Viewer};
+use Role::{Admin, Auditor, EventSource, Operator, Viewer};
 
 const LIVE: &[Role] = &[Admin, Operator, Viewer];
 const EXPORT: &[Role] = &[Admin, Operator];
 const ADMIN: &[Role] = &[Admin];
 const AUDIT: &[Role] = &[Admin, Auditor];
-/// Every role reads some events (security ones with ViewAudit, the others with Playback).
+/// Every role but event_source reads some events (security ones with ViewAudit, the others
+/// with Playback).
 const EVENTS: &[Role] = &[Admin, Operator, Viewer, Auditor];
+/// Post analytics events (WriteEvents): senders' tokens and admins.
+const WRITE_EVENTS: &[Role] = &[Admin, EventSource];
 /// Acknowledge and close alarms, make and delete bookmarks (HandleAlarms).
 const HANDLE: &[Role] = &[Admin, Operator];
 
@@ -78,6 +81,7 @@ fn table() -> BTreeMap<(&'static str, &'static str), Allowed> {
         (("GET", "/api/v1/audit/verify"), Roles(AUDIT)),
         (("GET", "/api/v1/events"), Roles(EVENTS)),
         (("GET", "/api/v1/events/live"), Roles(EVENTS)),
+        (("POST", "/api/v1/events"), Roles(WRITE_EVENTS)),
         (("GET", "/api/v1/alarms"), Roles(LIVE)),
         (("GET", "/api/v1/alarms/{alarm}"), Roles(LIVE)),
         (

@@ -3,33 +3,41 @@ use Permission::*;
 
 /// The expected table, written out by hand: every role × every permission.
 /// Columns: ViewLive, Playback, Export, Verify, ManageCameras, ManageUsers, ManageSettings,
-/// ManageCertificates, ViewAudit, HandleAlarms.
-const EXPECTED: [(Role, [bool; 10]); 4] = [
+/// ManageCertificates, ViewAudit, HandleAlarms, WriteEvents.
+const EXPECTED: [(Role, [bool; 11]); 5] = [
     (
         Role::Admin,
-        [true, true, true, true, true, true, true, true, true, true],
+        [
+            true, true, true, true, true, true, true, true, true, true, true,
+        ],
     ),
     (
         Role::Operator,
         [
-            true, true, true, true, false, false, false, false, false, true,
+            true, true, true, true, false, false, false, false, false, true, false,
         ],
     ),
     (
         Role::Viewer,
         [
-            true, true, false, false, false, false, false, false, false, false,
+            true, true, false, false, false, false, false, false, false, false, false,
         ],
     ),
     (
         Role::Auditor,
         [
-            false, false, false, false, false, false, false, false, true, false,
+            false, false, false, false, false, false, false, false, true, false, false,
+        ],
+    ),
+    (
+        Role::EventSource,
+        [
+            false, false, false, false, false, false, false, false, false, false, true,
         ],
     ),
 ];
 
-const COLUMNS: [Permission; 10] = [
+const COLUMNS: [Permission; 11] = [
     ViewLive,
     Playback,
     Export,
@@ -40,6 +48,7 @@ const COLUMNS: [Permission; 10] = [
     ManageCertificates,
     ViewAudit,
     HandleAlarms,
+    WriteEvents,
 ];
 
 fn user(role: Role, cameras: CameraScope) -> Principal {
@@ -138,7 +147,8 @@ fn role_parsing() {
     assert_eq!("Operator".parse::<Role>(), Ok(Role::Operator));
     let e = "root".parse::<Role>().unwrap_err();
     assert!(
-        e.to_string().contains("admin, operator, viewer, auditor"),
+        e.to_string()
+            .contains("admin, operator, viewer, auditor, event_source"),
         "{e}"
     );
 }

@@ -16,6 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vigil_access::Principal;
+use vigil_app::analytics;
 use vigil_app::events::{Visibility, visibility};
 use vigil_events::{Category, Event, EventQuery, Live, Severity, SourceKind, Subscription};
 use vigil_media::store::now_us;
@@ -35,8 +36,9 @@ use crate::state::SharedState;
 
 pub fn router() -> OpenApiRouter<SharedState> {
     OpenApiRouter::new()
-        .routes(routes!(query))
+        .routes(routes!(query, post_event))
         .routes(routes!(live))
+        .layer(axum::extract::DefaultBodyLimit::max(analytics::MAX_BODY))
 }
 
 /// Filters, combined with AND; newest first.
@@ -406,4 +408,87 @@ where
             _ => return End::Gone,
         }
     }
+}
+
+/// An analytics event as `POST /api/v1/events` takes it (checked by `vigil_app::analytics`;
+/// docs/events-in.md).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct AnalyticsEvent {
+    /// The camera, by name; the caller must be allowed to write events about it.
+    pub camera: String,
+    /// When it was detected (RFC 3339); at most 5 min ahead and 24 h behind the server.
+    pub time: String,
+    /// What was detected, lowercase (`intrusion`, `line_crossing`); stored as
+    /// `analytics.<type>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// For people; default: made from the type, object class and camera.
+    pub message: Option<String>,
+    /// RFC 5424 severity name; default `notice`.
+    pub severity: Option<String>,
+    /// `person`, `vehicle`, …
+    pub object_class: Option<String>,
+    /// 0..1.
+    pub confidence: Option<f64>,
+    /// Up to 8 boxes, coordinates 0..1 of the picture.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub boxes: Option<Vec<serde_json::Value>>,
+    /// Up to 16 `name: string | number | boolean`.
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<serde_json::Value>,
+}
+
+/// What a posted event became.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PostedEvent {
+    /// `analytics.<type>`.
+    pub kind: String,
+    pub camera: String,
+    /// RFC 3339.
+    pub time: String,
+}
+
+/// Posts an analytics event (docs/events-in.md): API tokens with the `event_source` role
+/// (optionally limited to cameras) and admins. The body is checked field by field; accepted
+/// events are stored and pushed like every other. At most 16 KiB.
+#[utoipa::path(post, path = "/api/v1/events", tag = "events",
+    request_body = AnalyticsEvent,
+    responses(
+        (status = 202, description = "queued for storing", body = PostedEvent),
+        (status = 400, description = "a field missing or wrong (`invalid_event`), no such camera (`unknown_camera`)", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "a role that may not write events, or a camera outside the caller's scope", body = ErrorBody),
+        (status = 413, description = "a body above 16 KiB", body = ErrorBody),
+    ))]
+async fn post_event(
+    State(state): State<SharedState>,
+    caller: Caller,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<(axum::http::StatusCode, Json<PostedEvent>)> {
+    // Who may post is decided before the body is looked at.
+    analytics::authorize(&caller.principal).map_err(ApiError::from_app)?;
+    let body = body.map_err(|e| {
+        ApiError::new(
+            e.status(),
+            "payload_too_large",
+            format!(
+                "an analytics event is at most {} KiB",
+                analytics::MAX_BODY / 1024
+            ),
+        )
+    })?;
+    let (store, bus) = (state.store.clone(), state.events.clone());
+    let posted = blocking(move || analytics::post(&caller.principal, &store, &bus, &body))
+        .await?
+        .map_err(ApiError::from_app)?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(PostedEvent {
+            kind: posted.kind,
+            camera: posted.camera,
+            time: format_us(posted.time_us),
+        }),
+    ))
 }

@@ -72,7 +72,7 @@ fn view(t: TokenInfo, now: vigil_access::Timestamp) -> TokenView {
 pub struct CreateTokenRequest {
     /// What the token is for, e.g. "VMS bridge".
     pub name: String,
-    /// admin, operator, viewer or auditor.
+    /// admin, operator, viewer, auditor or event_source (posting events only).
     pub role: String,
     /// Cameras the token may use; absent or `null` means all.
     #[serde(default)]
