@@ -1,7 +1,8 @@
 // The playback page: one or more cameras on one timeline, played in sync from the recorded
 // MP4 (HTTP Range requests let the browser fetch only what it shows), the main or the
 // recorded secondary stream, scrubbing, speeds, frame steps, jump to a date, the cameras'
-// events on the timeline, and the evidence panel for the selected range.
+// events and bookmarks on the timeline (operators and admins add bookmarks), and the evidence
+// panel for the selected range.
 
 import { api, seg } from "./api.js";
 import { h, replace } from "./dom.js";
@@ -18,6 +19,10 @@ const HARD_SYNC_SECS = 0.25;
 const MAX_CAMERAS = 4;
 /** Events drawn per camera and view (the newest; a busier view shows the latest ones). */
 const MAX_MARKS = 200;
+/** Bookmarks drawn per camera and view. */
+const MAX_BOOKMARKS = 200;
+/** A bookmark made without a selected range covers this much before and after the cursor. */
+const BOOKMARK_AROUND_US = 5e6;
 
 /** @typedef {"main" | "secondary"} Stream */
 
@@ -169,6 +174,12 @@ export class PlaybackView {
     this.when = /** @type {HTMLInputElement} */ (h("input", { type: "datetime-local", step: "1", "aria-label": "Date and time to jump to" }));
     this.clock = h("output", { class: "clock", "aria-live": "off" });
     let markIn = /** @type {number | null} */ (null);
+    this.bookmarkLabel = /** @type {HTMLInputElement} */ (h("input", { type: "text", maxlength: "200", placeholder: "Bookmark label", "aria-label": "Bookmark label" }));
+    this.bookmarkSaid = h("span", { class: "bookmark-said", role: "status" });
+    const bookmarkForm = canExport
+      ? h("form", { class: "bookmark", onsubmit: (/** @type {Event} */ e) => { e.preventDefault(); this.bookmark(); } },
+        this.bookmarkLabel, h("button", { type: "submit", text: "Bookmark" }), this.bookmarkSaid)
+      : null;
     this.el = h("div", { class: "playback" },
       h("div", { class: "toolbar" }, h("h1", { text: "Playback" }), h("span", { class: "spacer" }), this.clock),
       this.choices, this.grid,
@@ -183,7 +194,7 @@ export class PlaybackView {
         h("form", { class: "jump", onsubmit: (/** @type {Event} */ e) => { e.preventDefault(); this.jump(); } }, this.when, h("button", { type: "submit", text: "Go" })),
         h("button", { type: "button", onclick: () => { markIn = this.cursor; this.evidence.set({ from: markIn, to: markIn }, this.cams()); }, text: "Mark in" }),
         h("button", { type: "button", onclick: () => { if (markIn != null && this.cursor > markIn) { this.timeline.selection = { from: markIn, to: this.cursor }; this.timeline.draw(); this.evidence.set(this.timeline.selection, this.cams()); } }, text: "Mark out" })),
-      this.timeline.el, this.evidence.el);
+      bookmarkForm, this.timeline.el, this.evidence.el);
     this.raf = 0;
     this.syncTimer = setInterval(() => this.sync(), 250);
     this.init();
@@ -239,11 +250,14 @@ export class PlaybackView {
     const to = this.timeline.viewEnd;
     const range = `from=${encodeURIComponent(iso(from))}&to=${encodeURIComponent(iso(to))}`;
     const tracks = await Promise.all(this.cams().map(async (cam) => {
-      const [rec, marks] = await Promise.all([
+      const [rec, marks, bookmarks] = await Promise.all([
         api("GET", `/api/v1/cameras/${seg(cam)}/recordings?${range}${streamParam(this.stream)}`).catch(() => null),
         this.marks(cam, range),
+        api("GET", `/api/v1/bookmarks?camera=${encodeURIComponent(cam)}&${range}&limit=${MAX_BOOKMARKS}`)
+          .then((/** @type {{bookmarks: import("./timeline.js").Bookmark[]}} */ r) => r.bookmarks)
+          .catch(() => []),
       ]);
-      return { camera: cam, ranges: rec?.ranges || [], gaps: rec?.gaps || [], marks };
+      return { camera: cam, ranges: rec?.ranges || [], gaps: rec?.gaps || [], marks, bookmarks };
     }));
     this.timeline.setTracks(tracks);
   }
@@ -265,6 +279,27 @@ export class PlaybackView {
     } catch (_) {
       // Events are an addition to the timeline; a user who may not read them still plays video.
       return [];
+    }
+  }
+
+  /** Bookmarks the selected range (or a few seconds around the cursor) of every camera shown. */
+  async bookmark() {
+    const label = this.bookmarkLabel.value.trim();
+    if (!label) {
+      this.bookmarkSaid.textContent = "Give the bookmark a label.";
+      return;
+    }
+    const sel = this.timeline.selection;
+    const [from, to] = sel && sel.to > sel.from ? [sel.from, sel.to] : [this.cursor - BOOKMARK_AROUND_US, this.cursor + BOOKMARK_AROUND_US];
+    try {
+      for (const cam of this.cams()) {
+        await api("POST", "/api/v1/bookmarks", { camera: cam, from: iso(from), to: iso(to), label });
+      }
+      this.bookmarkLabel.value = "";
+      this.bookmarkSaid.textContent = `Bookmarked ${local(from)} to ${local(to)}.`;
+      await this.loadTracks();
+    } catch (e) {
+      this.bookmarkSaid.textContent = `Not bookmarked: ${e instanceof Error ? e.message : e}`;
     }
   }
 

@@ -1,5 +1,5 @@
-// The playback timeline: recorded ranges, gaps with their reasons, the cameras' events, a
-// verification failure mark, the selected export range and the cursor; drag to scrub, click to jump, wheel or +/-
+// The playback timeline: recorded ranges, gaps with their reasons, the cameras' events and
+// bookmarks, a verification failure mark, the selected export range and the cursor; drag to scrub, click to jump, wheel or +/-
 // to zoom from days to seconds, shift-drag to select a range. From the keyboard (it is a
 // focusable slider): arrows step a second (with Shift a minute), Page Up/Down a tenth of the
 // view, Home/End go to the first/last recording, +/- zoom; the position and what is recorded
@@ -13,7 +13,8 @@ const KEYS_HELP = "Left and right arrows: one second, with Shift one minute. Pag
 
 /** @typedef {{start_us: number, end_us: number, reason?: string | null}} Span */
 /** @typedef {{at_us: number, kind: string, severity: string, text: string}} Mark */
-/** @typedef {{camera: string, ranges: Span[], gaps: Span[], marks?: Mark[]}} Track */
+/** @typedef {{from_us: number, to_us: number, label: string, creator: string}} Bookmark */
+/** @typedef {{camera: string, ranges: Span[], gaps: Span[], marks?: Mark[], bookmarks?: Bookmark[]}} Track */
 
 /** Pixels around a mark that the pointer finds it in. */
 const MARK_HIT_PX = 5;
@@ -81,7 +82,8 @@ export class Timeline {
       const gap = t.gaps.find((g) => g.start_us <= us && us < g.end_us);
       const rec = t.ranges.find((r) => r.start_us <= us && us < r.end_us);
       const mark = (t.marks || []).find((m) => Math.abs(m.at_us - us) < 1e6);
-      return `${t.camera}: ${gap ? `gap (${gap.reason || "not recorded"})` : rec ? "recorded" : "nothing recorded"}${mark ? `, event: ${mark.text}` : ""}`;
+      const marked = (t.bookmarks || []).filter((b) => b.from_us <= us && us <= b.to_us).map((b) => `, bookmark: ${b.label}`).join("");
+      return `${t.camera}: ${gap ? `gap (${gap.reason || "not recorded"})` : rec ? "recorded" : "nothing recorded"}${mark ? `, event: ${mark.text}` : ""}${marked}`;
     }).join("; ");
   }
 
@@ -109,6 +111,7 @@ export class Timeline {
     c.dataset.spanUs = String(Math.round(this.viewSpan));
     c.dataset.viewStartUs = String(Math.round(this.viewStart));
     c.dataset.marks = String(this.tracks.reduce((n, t) => n + (t.marks?.length || 0), 0));
+    c.dataset.bookmarks = String(this.tracks.reduce((n, t) => n + (t.bookmarks?.length || 0), 0));
   }
 
   /** @param {number} us @param {boolean} [follow] keep the cursor in view */
@@ -198,9 +201,12 @@ export class Timeline {
       const mark = this.markNear(track, x);
       const gap = track.gaps.find((g) => g.start_us <= us && us < g.end_us);
       const rec = track.ranges.find((r) => r.start_us <= us && us < r.end_us);
+      const book = (track.bookmarks || []).find((b) => b.from_us <= us && us <= b.to_us);
       text = mark
         ? `${local(mark.at_us)} · ${mark.text} (${track.camera}, ${mark.kind}, ${mark.severity})`
-        : `${text} · ${track.camera}: ${gap ? `gap (${gap.reason || "not recorded"}), ${span((gap.end_us - gap.start_us) / 1e6)}` : rec ? "recorded" : "nothing recorded"}`;
+        : book
+          ? `${local(us)} · ${track.camera}: bookmark "${book.label}" by ${book.creator}, ${span((book.to_us - book.from_us) / 1e6)}`
+          : `${text} · ${track.camera}: ${gap ? `gap (${gap.reason || "not recorded"}), ${span((gap.end_us - gap.start_us) / 1e6)}` : rec ? "recorded" : "nothing recorded"}`;
     }
     this.tip.textContent = text;
     this.tip.hidden = false;
@@ -244,6 +250,13 @@ export class Timeline {
       for (const r of tr.ranges) this.bar(r.start_us, r.end_us, y + 4, ROW_H - 8);
       g.fillStyle = "#b54848";
       for (const gp of tr.gaps) this.bar(gp.start_us, gp.end_us, y + 8, ROW_H - 16);
+      // Bookmarks: an amber band along the row's bottom edge with a flag where each starts.
+      for (const b of tr.bookmarks || []) {
+        g.fillStyle = "rgba(255, 183, 77, 0.85)";
+        this.bar(b.from_us, b.to_us, y + ROW_H - 7, 4);
+        const x = this.xAt(b.from_us);
+        if (x >= -MARK_HIT_PX && x <= w) g.fillRect(x, y + 6, 2, ROW_H - 9);
+      }
       // Events: a small downward triangle on the row's top edge and a thin line through it.
       for (const m of tr.marks || []) {
         const x = this.xAt(m.at_us);
