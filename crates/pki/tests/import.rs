@@ -8,7 +8,7 @@ use std::path::Path;
 use common::{ExternalCa, Key, SAN, Validity, external_pki, openssl, read};
 use time::{Duration, OffsetDateTime};
 use vigil_pki::{CertSource, ImportError, InitOptions, KeyFormat, Pki, PkiError};
-use vigil_testkit::external_ca::request;
+use vigil_testkit::external_ca::{encrypted_p256_key, request};
 
 fn new_pki(dir: &Path) -> Pki {
     Pki::init(
@@ -101,21 +101,7 @@ fn imports_certificate_and_key_from_one_file() {
 fn imports_encrypted_pkcs8_from_genpkey() {
     let (tmp, ext, mut pki) = setup();
     let d = tmp.path();
-    openssl(
-        d,
-        &[
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-aes256",
-            "-pass",
-            "pass:correct horse",
-            "-out",
-            "enc.key",
-        ],
-    );
+    encrypted_p256_key(d, "enc.key", "correct horse");
     assert!(String::from_utf8_lossy(&read(d, "enc.key")).contains("BEGIN ENCRYPTED PRIVATE KEY"));
     ext.request_for_key("enc.key", Some("correct horse"), "enc.csr", "cam.example");
     ext.sign("enc.csr", "enc.crt", Validity::Days(30), SAN);

@@ -299,6 +299,27 @@ pub fn request(dir: &Path, name: &str, key: Key, cn: &str, san: Option<&str>) ->
     dir.join(key_file)
 }
 
+/// A new P-256 key in `dir`/`file` as `openssl genpkey` writes it encrypted: PKCS#8 with
+/// AES-256, `-----BEGIN ENCRYPTED PRIVATE KEY-----`, under `passphrase`.
+pub fn encrypted_p256_key(dir: &Path, file: &str, passphrase: &str) {
+    let pass = format!("pass:{passphrase}");
+    openssl(
+        dir,
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-aes256",
+            "-pass",
+            &pass,
+            "-out",
+            file,
+        ],
+    );
+}
+
 /// A self-signed certificate `name.crt` (key `name.key`) with the subject `/CN=cn` and the
 /// subject alternative names `san`, in `dir`.
 pub fn self_signed(dir: &Path, name: &str, key: Key, cn: &str, san: &str, days: u32) -> Leaf {

@@ -13,7 +13,9 @@ use common::{Auth, Harness};
 use serde_json::{Value, json};
 use vigil_pki::SessionPolicy;
 use vigil_pki::time::{Duration as TimeDuration, OffsetDateTime};
-use vigil_testkit::external_ca::{ExternalCa, Key, Validity, openssl, openssl_output, request};
+use vigil_testkit::external_ca::{
+    ExternalCa, Key, Validity, encrypted_p256_key, openssl, openssl_output, request,
+};
 
 fn read(dir: &Path, name: &str) -> String {
     std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("read {name}: {e}"))
@@ -259,21 +261,7 @@ fn encrypted_leaf(ext: &ExternalCa, name: &str, legacy: bool, pass: &str) {
         let text = read(d, &key);
         assert!(text.contains("Proc-Type: 4,ENCRYPTED"), "{text}");
     } else {
-        openssl(
-            d,
-            &[
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-aes256",
-                "-pass",
-                &passarg,
-                "-out",
-                &key,
-            ],
-        );
+        encrypted_p256_key(d, &key, pass);
         assert!(read(d, &key).contains("BEGIN ENCRYPTED PRIVATE KEY"));
     }
     let csr = format!("{name}.csr");
