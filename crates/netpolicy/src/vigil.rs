@@ -59,6 +59,12 @@ enum Setting {
     EventsUdp,
     #[serde(rename = "events.syslog_tls")]
     EventsSyslogTls,
+    #[serde(rename = "events.tcp_plain")]
+    EventsTcpPlain,
+    #[serde(rename = "events.syslog_udp")]
+    EventsSyslogUdp,
+    #[serde(rename = "events.syslog_tcp")]
+    EventsSyslogTcp,
     #[serde(rename = "metrics.bind")]
     MetricsBind,
     #[serde(rename = "siem.target")]
@@ -321,6 +327,9 @@ fn occurrences<'a>(setting: Setting, config: &'a Config) -> Vec<Occurrence<'a>> 
         Setting::EventsTcp => vec![listener(&config.events.tcp)],
         Setting::EventsUdp => config.events.udp.iter().map(listener).collect(),
         Setting::EventsSyslogTls => vec![listener(&config.events.syslog_tls)],
+        Setting::EventsTcpPlain => config.events.tcp_plain.iter().map(listener).collect(),
+        Setting::EventsSyslogUdp => config.events.syslog_udp.iter().map(listener).collect(),
+        Setting::EventsSyslogTcp => config.events.syslog_tcp.iter().map(listener).collect(),
         Setting::MetricsBind => vec![Occurrence {
             port: config.metrics.bind.port(),
             bind: Some(config.metrics.bind.ip()),
@@ -622,6 +631,7 @@ mod tests {
         c.recording.api = listener("127.0.0.1:9443", "rec");
         c.events.udp = Some(listener("0.0.0.0:1234", ""));
         c.events.syslog_tls = listener("127.0.0.1:6514", "");
+        c.events.syslog_udp = Some(listener("0.0.0.0:514", ""));
         c.events.allowed_sources = vec![
             "10.0.0.0/8".into(),
             "bogus".into(),
@@ -653,6 +663,7 @@ mod tests {
             "in 1234/tcp TLS | vigil events | [net:10.0.0.0/8 net:10.1.1.1/32] events.allowed_sources: 10.0.0.0/8, bogus, 10.1.1.1, 10.0.0.1/8 | generic events from external systems | encrypted,default | ignored invalid allowed_sources: bogus, 10.0.0.1/8",
             "in 1234/udp UDP | vigil events | [net:10.0.0.0/8 net:10.1.1.1/32] events.allowed_sources: 10.0.0.0/8, bogus, 10.1.1.1, 10.0.0.1/8 | generic events from external systems | configured | plaintext, enabled by the admin",
             "in 6514/tcp syslog/TLS | vigil events | [local] local processes only (bound to loopback) | syslog from switches and firewalls (RFC 5425) | encrypted,local,default | ignored invalid allowed_sources: bogus, 10.0.0.1/8",
+            "in 514/udp syslog | vigil events | [net:10.0.0.0/8 net:10.1.1.1/32] events.allowed_sources: 10.0.0.0/8, bogus, 10.1.1.1, 10.0.0.1/8 | syslog from switches and firewalls (RFC 5426) | configured | plaintext, enabled by the admin",
             "[siem-forwarder] Vigil SIEM forwarder kinds=",
             "out 7514/tcp syslog/TLS | vigil siem forwarder | [net:10.9.9.9/32] SIEM 10.9.9.9:7514 | security and audit events (CEF) | encrypted,default | TLS with server certificate verification (RFC 5425)",
             "[metrics] Vigil metrics (Prometheus text) kinds=",
