@@ -45,6 +45,16 @@ pub enum AnalyticsError {
     Store(#[from] StoreError),
     #[error("the event was refused: {0}")]
     Refused(#[from] vigil_events::EventError),
+    #[error("signature refused: {0}")]
+    BadSignature(String),
+    #[error(
+        "X-Vigil-Timestamp is {0} s away from the server's clock; at most {MAX_SKEW_S} s (check the sender's clock, NTP)"
+    )]
+    Stale(i64),
+    #[error("this nonce was already used within the last {MAX_SKEW_S} s: a replayed request")]
+    Replayed,
+    #[error("the sender's secret cannot be used: {0}")]
+    SecretUnavailable(String),
 }
 
 impl Classified for AnalyticsError {
@@ -54,6 +64,10 @@ impl Classified for AnalyticsError {
             | AnalyticsError::Field { .. }
             | AnalyticsError::UnknownCamera(_) => ErrorKind::InvalidInput,
             AnalyticsError::Denied(_) => ErrorKind::Forbidden,
+            AnalyticsError::BadSignature(_)
+            | AnalyticsError::Stale(_)
+            | AnalyticsError::Replayed => ErrorKind::Unauthorized,
+            AnalyticsError::SecretUnavailable(_) => ErrorKind::Unavailable,
             AnalyticsError::Store(_) | AnalyticsError::Refused(_) => ErrorKind::Internal,
         }
     }
@@ -63,6 +77,10 @@ impl Classified for AnalyticsError {
             AnalyticsError::Json(_) | AnalyticsError::Field { .. } => "invalid_event",
             AnalyticsError::UnknownCamera(_) => "unknown_camera",
             AnalyticsError::Denied(_) => "forbidden",
+            AnalyticsError::BadSignature(_) => "bad_signature",
+            AnalyticsError::Stale(_) => "stale_request",
+            AnalyticsError::Replayed => "replayed_request",
+            AnalyticsError::SecretUnavailable(_) => "webhook_secret_unavailable",
             AnalyticsError::Store(_) | AnalyticsError::Refused(_) => "internal",
         }
     }
@@ -364,6 +382,160 @@ pub fn post(
     Ok(posted)
 }
 
+/// Header with the sender's Unix time in seconds.
+pub const TIMESTAMP_HEADER: &str = "x-vigil-timestamp";
+/// Header with a value the sender never reuses (16 to 128 of `A-Z a-z 0-9 _ -`).
+pub const NONCE_HEADER: &str = "x-vigil-nonce";
+/// Header with `sha256=<lowercase hex HMAC-SHA256 of timestamp "." nonce "." body>`.
+pub const SIGNATURE_HEADER: &str = "x-vigil-signature";
+/// Largest difference between the sender's and the server's clock, seconds.
+pub const MAX_SKEW_S: i64 = 300;
+/// Shortest shared secret, bytes.
+pub const MIN_SECRET: usize = 32;
+/// Nonces remembered at most (all senders); when full, a signed post is refused until
+/// older ones leave the window.
+pub const MAX_NONCES: usize = 100_000;
+
+/// The headers of a signed post.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Signature<'a> {
+    pub timestamp: Option<&'a str>,
+    pub nonce: Option<&'a str>,
+    pub signature: Option<&'a str>,
+}
+
+/// The nonces of signed posts within the time window, per sender: a second post with the
+/// same nonce is a replay.
+#[derive(Debug, Default)]
+pub struct Nonces {
+    seen: std::sync::Mutex<std::collections::HashMap<(String, String), i64>>,
+}
+
+impl Nonces {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn remember(&self, sender: &str, nonce: &str, now_s: i64) -> Result<(), AnalyticsError> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= MAX_NONCES {
+            seen.retain(|_, until| *until >= now_s);
+            if seen.len() >= MAX_NONCES {
+                return Err(AnalyticsError::BadSignature(
+                    "too many signed posts within the time window; try again later".into(),
+                ));
+            }
+        }
+        let key = (sender.to_owned(), nonce.to_owned());
+        match seen.get(&key) {
+            Some(until) if *until >= now_s => Err(AnalyticsError::Replayed),
+            _ => {
+                // Kept while a request with a timestamp of `now` could still arrive.
+                seen.insert(key, now_s + 2 * MAX_SKEW_S);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The shared secret of a sender: its file must be readable by the server only.
+fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, AnalyticsError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let unavailable = |why: String| AnalyticsError::SecretUnavailable(why);
+    let meta =
+        std::fs::metadata(path).map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(unavailable(format!(
+            "{} is readable by others (mode {:o}); chmod 600 it",
+            path.display(),
+            meta.permissions().mode() & 0o777
+        )));
+    }
+    let mut secret =
+        std::fs::read(path).map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
+    while secret.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        secret.pop();
+    }
+    if secret.len() < MIN_SECRET {
+        return Err(unavailable(format!(
+            "{} holds {} bytes; at least {MIN_SECRET}",
+            path.display(),
+            secret.len()
+        )));
+    }
+    Ok(secret)
+}
+
+/// Checks a signed post of sender `name` (one of `[[events.webhooks]]`) at `now_s`: the
+/// timestamp within [`MAX_SKEW_S`], the HMAC-SHA256 with the sender's secret over
+/// `timestamp "." nonce "." body`, a nonce not seen within the window. Then posts the body
+/// as the sender would with a token of role `event_source` limited to its cameras.
+#[allow(clippy::too_many_arguments)]
+pub fn post_signed(
+    webhooks: &[vigil_config::EventWebhook],
+    nonces: &Nonces,
+    name: &str,
+    sig: Signature<'_>,
+    now_s: i64,
+    store: &Store,
+    bus: &EventBus,
+    body: &[u8],
+) -> Result<Posted, AnalyticsError> {
+    let bad = |why: &str| AnalyticsError::BadSignature(why.to_owned());
+    // An unknown sender gets the same answer as a wrong signature.
+    let w = webhooks
+        .iter()
+        .find(|w| w.name == name)
+        .ok_or_else(|| bad("unknown sender or wrong signature"))?;
+    let ts = sig
+        .timestamp
+        .ok_or_else(|| bad("X-Vigil-Timestamp is missing"))?;
+    let ts_s: i64 = ts
+        .parse()
+        .map_err(|_| bad("X-Vigil-Timestamp must be Unix seconds"))?;
+    if (now_s - ts_s).abs() > MAX_SKEW_S {
+        return Err(AnalyticsError::Stale(now_s.saturating_sub(ts_s)));
+    }
+    let nonce = sig.nonce.ok_or_else(|| bad("X-Vigil-Nonce is missing"))?;
+    if !(16..=128).contains(&nonce.len())
+        || !nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(bad(
+            "X-Vigil-Nonce must be 16 to 128 letters, digits, '_' or '-'",
+        ));
+    }
+    let tag = sig
+        .signature
+        .and_then(|s| s.strip_prefix("sha256="))
+        .and_then(|h| hex::decode(h).ok())
+        .filter(|t| t.len() == 32)
+        .ok_or_else(|| bad("X-Vigil-Signature must be sha256=<64 hex digits>"))?;
+    let secret = read_secret(&w.secret_file)?;
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret);
+    let mut signed = Vec::with_capacity(ts.len() + nonce.len() + 2 + body.len());
+    signed.extend_from_slice(ts.as_bytes());
+    signed.push(b'.');
+    signed.extend_from_slice(nonce.as_bytes());
+    signed.push(b'.');
+    signed.extend_from_slice(body);
+    aws_lc_rs::hmac::verify(&key, &signed, &tag)
+        .map_err(|_| bad("unknown sender or wrong signature"))?;
+    // Only a verified request takes a place in the table, so forgeries cannot fill it.
+    nonces.remember(name, nonce, now_s)?;
+    let principal = Principal::Token {
+        token_id: format!("webhook:{name}"),
+        name: name.to_owned(),
+        role: vigil_access::Role::EventSource,
+        cameras: match &w.cameras {
+            Some(c) => vigil_access::CameraScope::only(c.iter().cloned()),
+            None => vigil_access::CameraScope::All,
+        },
+    };
+    post(&principal, store, bus, body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,6 +573,40 @@ mod tests {
         assert_eq!(e.attributes["zone"], "door");
         assert_eq!(e.attributes["track_id"], "42");
         e.check().unwrap();
+    }
+
+    #[test]
+    fn a_secret_readable_by_others_or_too_short_is_not_used() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        std::fs::write(&path, "x".repeat(40)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_secret(&path).unwrap_err();
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_secret(&path).unwrap().len(), 40);
+        std::fs::write(&path, "short\n").unwrap();
+        assert!(
+            read_secret(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("at least 32")
+        );
+    }
+
+    #[test]
+    fn a_nonce_is_refused_again_within_the_window_only() {
+        let n = Nonces::new();
+        n.remember("a", "nonce-0000000001", 1000).unwrap();
+        assert!(matches!(
+            n.remember("a", "nonce-0000000001", 1100),
+            Err(AnalyticsError::Replayed)
+        ));
+        n.remember("b", "nonce-0000000001", 1100).unwrap();
+        n.remember("a", "nonce-0000000001", 1000 + 2 * MAX_SKEW_S + 1)
+            .unwrap();
     }
 
     #[test]

@@ -206,6 +206,23 @@ pub struct EventsConfig {
     /// allow-listed one.
     pub require_client_cert: bool,
     pub limits: EventLimits,
+    /// Senders that post analytics events signed with a shared secret instead of an API
+    /// token (`[[events.webhooks]]`, docs/events-in.md).
+    pub webhooks: Vec<EventWebhook>,
+}
+
+/// A sender of HMAC-signed analytics events (`POST /api/v1/events/webhook/{name}`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EventWebhook {
+    /// Names the sender in the URL and as the events' source: 1 to 64 of `A-Z a-z 0-9 _ - .`.
+    pub name: String,
+    /// File holding the shared HMAC-SHA256 secret (at least 32 bytes; mode 0600), kept out of
+    /// this file so the config can be shared without it.
+    pub secret_file: PathBuf,
+    /// Cameras it may post about; absent: every camera.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cameras: Option<Vec<String>>,
 }
 
 impl Default for EventsConfig {
@@ -227,6 +244,7 @@ impl Default for EventsConfig {
             allowed_sources: Vec::new(),
             require_client_cert: false,
             limits: EventLimits::default(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -660,6 +678,11 @@ impl Config {
         if config.data_dir.is_relative() {
             config.data_dir = base.join(&config.data_dir);
         }
+        for w in &mut config.events.webhooks {
+            if w.secret_file.is_relative() {
+                w.secret_file = base.join(&w.secret_file);
+            }
+        }
         for c in &mut config.siem.collectors {
             for file in [
                 &mut c.ca_file,
@@ -992,6 +1015,35 @@ impl Config {
                 }
             }
         }
+        for (i, w) in e.webhooks.iter().enumerate() {
+            let key = format!("events.webhooks[{i}].name");
+            let n = &w.name;
+            if n.is_empty()
+                || n.len() > 64
+                || !n
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+            {
+                return Err(format!(
+                    "`{key}` = {n:?}{} is not a usable sender name: use 1 to 64 letters, \
+                     digits, '_', '-' and '.' (it appears in the URL)",
+                    at(&key)
+                ));
+            }
+            if e.webhooks[..i].iter().any(|o| o.name == *n) {
+                return Err(format!(
+                    "`{key}` = {n:?}{} names a second sender {n:?}: give each its own name",
+                    at(&key)
+                ));
+            }
+            if w.secret_file.as_os_str().is_empty() {
+                let key = format!("events.webhooks[{i}].secret_file");
+                return Err(format!(
+                    "`{key}`{} is empty: name the file holding the shared secret (mode 0600)",
+                    at(&key)
+                ));
+            }
+        }
         let l = &e.limits;
         let range = |key: &str, value: u64, lo: u64, hi: u64, default: u64| {
             if (lo..=hi).contains(&value) {
@@ -1244,7 +1296,7 @@ burst = {ev_burst}
 handshake_timeout = "{ev_handshake}"
 idle_timeout = "{ev_idle}"
 report_interval = "{ev_report}"
-
+{ev_webhooks}
 [siem]
 # Events forwarded to SIEM collectors as RFC 5424 over TLS (RFC 5425), through an on-disk
 # spool (docs/siem.md). Off until a collector is listed. Security and alarm events are always
@@ -1321,6 +1373,24 @@ allow_list = {allow_list:?}
             ev_handshake = d(self.events.limits.handshake_timeout),
             ev_idle = d(self.events.limits.idle_timeout),
             ev_report = d(self.events.limits.report_interval),
+            ev_webhooks = if self.events.webhooks.is_empty() {
+                "# Senders of HMAC-signed analytics events (docs/events-in.md):\n\
+                 # [[events.webhooks]]\n# name = \"analytics-1\"\n\
+                 # secret_file = \"/etc/vigil/analytics-1.secret\"   # mode 0600\n\
+                 # cameras = [\"lobby\"]                              # default: every camera\n"
+                    .to_owned()
+            } else {
+                self.events
+                    .webhooks
+                    .iter()
+                    .map(|w| {
+                        format!(
+                            "\n[[events.webhooks]]\n{}",
+                            toml::to_string(w).expect("webhook sender serializes")
+                        )
+                    })
+                    .collect::<String>()
+            },
             cef = self.siem.cef,
             siem_facility = self.siem.facility,
             siem_pen = self.siem.enterprise_number,
@@ -1726,9 +1796,23 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("events.tcp_plain.bind"), "{err}");
-        // What `vigil init` writes keeps enabled plaintext listeners.
+        // What `vigil init` writes keeps enabled plaintext listeners and webhook senders.
+        let mut c = c;
+        c.events.webhooks.push(EventWebhook {
+            name: "analytics-1".into(),
+            secret_file: "/etc/vigil/a1.secret".into(),
+            cameras: Some(vec!["lobby".into()]),
+        });
         let text = c.to_commented_toml();
         assert_eq!(parse(&text).unwrap(), c);
+        let err =
+            parse("data_dir = \"d\"\n[[events.webhooks]]\nname = \"a 1\"\nsecret_file = \"s\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("events.webhooks[0].name") && err.contains("line 3"),
+            "{err}"
+        );
     }
 
     #[test]

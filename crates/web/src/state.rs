@@ -46,6 +46,8 @@ pub struct AppState {
     /// Rules, alarms and bookmarks (`routes/alarms.rs`, `routes/rules.rs`); the server runs
     /// its rule task (`Alarms::spawn_rules`).
     pub alarms: Arc<Alarms>,
+    /// Nonces of signed analytics posts within their time window (replays are refused).
+    pub webhook_nonces: Arc<vigil_app::analytics::Nonces>,
 }
 
 /// Why the state could not be assembled.
@@ -99,6 +101,7 @@ impl AppState {
             live: Arc::new(LiveHub::new()),
             events,
             alarms,
+            webhook_nonces: Arc::new(vigil_app::analytics::Nonces::new()),
         }))
     }
 }

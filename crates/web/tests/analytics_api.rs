@@ -158,3 +158,148 @@ async fn bad_bodies_are_refused_with_what_is_wrong() {
         .unwrap();
     assert!(stored.events.is_empty());
 }
+
+/// A harness with one signed sender `cam-ai` allowed to post about `lobby`, and its secret.
+fn signed_harness() -> (Harness, tempfile::TempDir, Vec<u8>) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let secret_dir = tempfile::tempdir().unwrap();
+    let secret = b"0123456789abcdef0123456789abcdef-shared".to_vec();
+    let path = secret_dir.path().join("cam-ai.secret");
+    std::fs::write(&path, [&secret[..], b"\n"].concat()).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let h = Harness::with_config(|c| {
+        c.events.webhooks.push(vigil_config::EventWebhook {
+            name: "cam-ai".into(),
+            secret_file: path.clone(),
+            cameras: Some(vec!["lobby".into()]),
+        })
+    });
+    for name in ["lobby", "yard"] {
+        h.state
+            .store
+            .add_camera(&NewCamera {
+                name: name.into(),
+                url: "rtsp://127.0.0.1:9/none".into(),
+                ..Default::default()
+            })
+            .unwrap();
+    }
+    (h, secret_dir, secret)
+}
+
+fn sign(secret: &[u8], ts: &str, nonce: &str, body: &[u8]) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    let data = [ts.as_bytes(), b".", nonce.as_bytes(), b".", body].concat();
+    format!(
+        "sha256={}",
+        hex::encode(aws_lc_rs::hmac::sign(&key, &data).as_ref())
+    )
+}
+
+async fn signed_post(
+    h: &Harness,
+    sender: &str,
+    ts: &str,
+    nonce: &str,
+    signature: &str,
+    body: &[u8],
+) -> common::Answer {
+    let req = axum::http::Request::builder()
+        .method("POST")
+        .uri(format!("/api/v1/events/webhook/{sender}"))
+        .header("content-type", "application/json")
+        .header("x-vigil-timestamp", ts)
+        .header("x-vigil-nonce", nonce)
+        .header("x-vigil-signature", signature)
+        .body(axum::body::Body::from(body.to_vec()))
+        .unwrap();
+    h.send(req).await
+}
+
+#[tokio::test]
+async fn signed_posts_need_the_right_signature_a_fresh_time_and_a_new_nonce() {
+    let (h, _dir, secret) = signed_harness();
+    let now = (vigil_events::model::now_us() / 1_000_000).to_string();
+    let body = serde_json::to_vec(&detection("lobby")).unwrap();
+    let nonce = "n-0000000000000001";
+    let a = signed_post(
+        &h,
+        "cam-ai",
+        &now,
+        nonce,
+        &sign(&secret, &now, nonce, &body),
+        &body,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::ACCEPTED, "{}", a.text());
+    assert_eq!(a.json()["camera"], "lobby");
+    // The same request again: a replay.
+    let a = signed_post(
+        &h,
+        "cam-ai",
+        &now,
+        nonce,
+        &sign(&secret, &now, nonce, &body),
+        &body,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.code(), "replayed_request");
+    // A changed body, a wrong secret, an unknown sender: the same refusal.
+    let n2 = "n-0000000000000002";
+    let other = serde_json::to_vec(&detection("lobby")).unwrap();
+    let mut tampered = other.clone();
+    tampered.extend_from_slice(b" ");
+    for (sender, sig, b) in [
+        ("cam-ai", sign(&secret, &now, n2, &other), &tampered),
+        (
+            "cam-ai",
+            sign(b"another secret of at least 32 bytes!!", &now, n2, &other),
+            &other,
+        ),
+        ("nobody", sign(&secret, &now, n2, &other), &other),
+        ("cam-ai", "sha256=zz".to_owned(), &other),
+    ] {
+        let a = signed_post(&h, sender, &now, n2, &sig, b).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{sender}: {}", a.text());
+        assert_eq!(a.code(), "bad_signature");
+    }
+    // A stale timestamp, correctly signed.
+    let old = (vigil_events::model::now_us() / 1_000_000 - 600).to_string();
+    let a = signed_post(
+        &h,
+        "cam-ai",
+        &old,
+        n2,
+        &sign(&secret, &old, n2, &other),
+        &other,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(a.code(), "stale_request");
+    // Correctly signed, but about a camera not in the sender's list.
+    let yard = serde_json::to_vec(&detection("yard")).unwrap();
+    let a = signed_post(
+        &h,
+        "cam-ai",
+        &now,
+        n2,
+        &sign(&secret, &now, n2, &yard),
+        &yard,
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text());
+    h.state.events.flush();
+    let stored = h
+        .state
+        .events
+        .store()
+        .query(&vigil_events::EventQuery {
+            kinds: vec!["analytics.".into()],
+            ..Default::default()
+        })
+        .unwrap()
+        .events;
+    assert_eq!(stored.len(), 1, "only the first post was stored");
+    assert_eq!(stored[0].event.source.name, "cam-ai");
+}

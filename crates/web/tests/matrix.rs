@@ -24,6 +24,10 @@ enum Allowed {
     Roles(&'static [Role]),
     /// A logged-in user (not an API token) with one of these roles: own account data.
     UserRoles(&'static [Role]),
+    /// Authenticated by the request's own HMAC signature (signed analytics posts): sessions
+    /// and tokens count for nothing, and every caller without a valid signature gets 401
+    /// `bad_signature`.
+    Signed,
 }
 
 use Allowed::*;
@@ -82,6 +86,7 @@ fn table() -> BTreeMap<(&'static str, &'static str), Allowed> {
         (("GET", "/api/v1/events"), Roles(EVENTS)),
         (("GET", "/api/v1/events/live"), Roles(EVENTS)),
         (("POST", "/api/v1/events"), Roles(WRITE_EVENTS)),
+        (("POST", "/api/v1/events/webhook/{sender}"), Signed),
         (("GET", "/api/v1/alarms"), Roles(LIVE)),
         (("GET", "/api/v1/alarms/{alarm}"), Roles(LIVE)),
         (
@@ -126,6 +131,7 @@ fn fill(path: &str) -> String {
         .replace("{alarm}", "999999")
         .replace("{bookmark}", "999999")
         .replace("{rule}", "no-such-rule")
+        .replace("{sender}", "no-such-sender")
 }
 
 fn method(m: &str) -> Method {
@@ -234,6 +240,15 @@ async fn every_route_denies_by_default_and_allows_exactly_the_table() {
                     failures.push(format!("{m} {path} is public but refused: {}", a.status));
                 }
             }
+            Signed => {
+                if a.status != StatusCode::UNAUTHORIZED || a.code() != "bad_signature" {
+                    failures.push(format!(
+                        "{m} {path} unsigned: expected 401 bad_signature, got {} {}",
+                        a.status,
+                        a.text()
+                    ));
+                }
+            }
             _ => {
                 if a.status != StatusCode::UNAUTHORIZED {
                     failures.push(format!(
@@ -249,8 +264,22 @@ async fn every_route_denies_by_default_and_allows_exactly_the_table() {
             if *m == "DELETE" && *path == "/api/v1/session" && !c.is_token {
                 continue;
             }
+            if let Signed = allowed {
+                let a = h.call(method(m), &uri, &c.auth, body_for(m)).await;
+                checked += 1;
+                if a.status != StatusCode::UNAUTHORIZED || a.code() != "bad_signature" {
+                    failures.push(format!(
+                        "{m} {path} as {} unsigned: expected 401 bad_signature, got {} {}",
+                        c.label,
+                        a.status,
+                        a.text()
+                    ));
+                }
+                continue;
+            }
             let want_allowed = match allowed {
                 Public | Authenticated => true,
+                Signed => unreachable!("checked above"),
                 UserSession => !c.is_token,
                 Roles(roles) => {
                     roles.contains(&c.role) && (!path.contains("{camera}") || c.sees_cam1)

@@ -37,6 +37,7 @@ use crate::state::SharedState;
 pub fn router() -> OpenApiRouter<SharedState> {
     OpenApiRouter::new()
         .routes(routes!(query, post_event))
+        .routes(routes!(post_signed_event))
         .routes(routes!(live))
         .layer(axum::extract::DefaultBodyLimit::max(analytics::MAX_BODY))
 }
@@ -483,6 +484,90 @@ async fn post_event(
     let posted = blocking(move || analytics::post(&caller.principal, &store, &bus, &body))
         .await?
         .map_err(ApiError::from_app)?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(PostedEvent {
+            kind: posted.kind,
+            camera: posted.camera,
+            time: format_us(posted.time_us),
+        }),
+    ))
+}
+
+/// Posts an analytics event signed with a sender's shared secret instead of an API token
+/// (`[[events.webhooks]]` in vigil.toml; docs/events-in.md): `X-Vigil-Timestamp` (Unix
+/// seconds, within 5 min of the server's clock), `X-Vigil-Nonce` (never reused) and
+/// `X-Vigil-Signature: sha256=<hex HMAC-SHA256 of timestamp "." nonce "." body>`. The body
+/// is as for `POST /api/v1/events`; the sender may post about its configured cameras only.
+#[utoipa::path(post, path = "/api/v1/events/webhook/{sender}", tag = "events",
+    params(("sender" = String, Path, description = "the sender's name in `[[events.webhooks]]`")),
+    request_body = AnalyticsEvent,
+    responses(
+        (status = 202, description = "queued for storing", body = PostedEvent),
+        (status = 400, description = "a field missing or wrong (`invalid_event`), no such camera (`unknown_camera`)", body = ErrorBody),
+        (status = 401, description = "unknown sender or wrong signature (`bad_signature`), a timestamp too far from the server's clock (`stale_request`), a nonce used before (`replayed_request`)", body = ErrorBody),
+        (status = 403, description = "a camera outside the sender's list", body = ErrorBody),
+        (status = 413, description = "a body above 16 KiB", body = ErrorBody),
+        (status = 503, description = "the sender's secret file is missing, too short or readable by others (`webhook_secret_unavailable`)", body = ErrorBody),
+    ),
+    security(()))]
+async fn post_signed_event(
+    State(state): State<SharedState>,
+    axum::extract::Path(sender): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
+) -> ApiResult<(axum::http::StatusCode, Json<PostedEvent>)> {
+    let body = body.map_err(|e| {
+        ApiError::new(
+            e.status(),
+            "payload_too_large",
+            format!(
+                "an analytics event is at most {} KiB",
+                analytics::MAX_BODY / 1024
+            ),
+        )
+    })?;
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (ts, nonce, sig) = (
+        header(analytics::TIMESTAMP_HEADER),
+        header(analytics::NONCE_HEADER),
+        header(analytics::SIGNATURE_HEADER),
+    );
+    let webhooks = state
+        .config
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .events
+        .webhooks
+        .clone();
+    let (store, bus, nonces) = (
+        state.store.clone(),
+        state.events.clone(),
+        state.webhook_nonces.clone(),
+    );
+    let posted = blocking(move || {
+        analytics::post_signed(
+            &webhooks,
+            &nonces,
+            &sender,
+            analytics::Signature {
+                timestamp: ts.as_deref(),
+                nonce: nonce.as_deref(),
+                signature: sig.as_deref(),
+            },
+            now_us() / 1_000_000,
+            &store,
+            &bus,
+            &body,
+        )
+    })
+    .await?
+    .map_err(ApiError::from_app)?;
     Ok((
         axum::http::StatusCode::ACCEPTED,
         Json(PostedEvent {
