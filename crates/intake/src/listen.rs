@@ -240,19 +240,20 @@ impl Shared {
         self.stats(input).refused.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(listener = input.as_str(), %ip, reason, "event source refused");
         let server = self.reporter.server().to_owned();
-        self.reporter.report(ip, Subject::Refused, |_| {
-            NewEvent::vigil(
-                &server,
-                "security.event_source_refused",
-                Category::Security,
-                Severity::Warning,
-                format!("event source {ip} refused on {}: {why}", input.as_str()),
-            )
-            .attribute("address", ip.to_string())
-            .attribute("listener", input.as_str())
-            .attribute("transport", input.transport())
-            .attribute("reason", reason)
-        });
+        self.reporter
+            .report(ip, Subject::Refused, input.as_str(), |_| {
+                NewEvent::vigil(
+                    &server,
+                    "security.event_source_refused",
+                    Category::Security,
+                    Severity::Warning,
+                    format!("event source {ip} refused on {}: {why}", input.as_str()),
+                )
+                .attribute("address", ip.to_string())
+                .attribute("listener", input.as_str())
+                .attribute("transport", input.transport())
+                .attribute("reason", reason)
+            });
     }
 
     fn throttled(&self, input: Input, ip: IpAddr, over: Over) {
@@ -276,40 +277,42 @@ impl Shared {
         } else {
             "dropped"
         };
-        self.reporter.report(ip, Subject::Throttled, |_| {
-            NewEvent::vigil(
-                &server,
-                "events.source_throttled",
-                Category::System,
-                Severity::Warning,
-                format!("event source {ip} on {}: {limit}; {action}", input.as_str()),
-            )
-            .attribute("address", ip.to_string())
-            .attribute("listener", input.as_str())
-            .attribute("limit", over.as_str())
-            .attribute("action", action)
-        });
+        self.reporter
+            .report(ip, Subject::Throttled, input.as_str(), |_| {
+                NewEvent::vigil(
+                    &server,
+                    "events.source_throttled",
+                    Category::System,
+                    Severity::Warning,
+                    format!("event source {ip} on {}: {limit}; {action}", input.as_str()),
+                )
+                .attribute("address", ip.to_string())
+                .attribute("listener", input.as_str())
+                .attribute("limit", over.as_str())
+                .attribute("action", action)
+            });
     }
 
     fn input_errors(&self, input: Input, ip: IpAddr, count: u64, kind: &str, first: &str) {
         let server = self.reporter.server().to_owned();
-        self.reporter.report(ip, Subject::InputErrors, |_| {
-            NewEvent::vigil(
-                &server,
-                "events.input_errors",
-                Category::System,
-                Severity::Notice,
-                format!(
-                    "event source {ip} on {}: {count} malformed input(s), first: {first}",
-                    input.as_str()
-                ),
-            )
-            .attribute("address", ip.to_string())
-            .attribute("listener", input.as_str())
-            .attribute("errors", count.to_string())
-            .attribute("error_kind", kind.to_owned())
-            .attribute("error", first.to_owned())
-        });
+        self.reporter
+            .report(ip, Subject::InputErrors, input.as_str(), |_| {
+                NewEvent::vigil(
+                    &server,
+                    "events.input_errors",
+                    Category::System,
+                    Severity::Notice,
+                    format!(
+                        "event source {ip} on {}: {count} malformed input(s), first: {first}",
+                        input.as_str()
+                    ),
+                )
+                .attribute("address", ip.to_string())
+                .attribute("listener", input.as_str())
+                .attribute("errors", count.to_string())
+                .attribute("error_kind", kind.to_owned())
+                .attribute("error", first.to_owned())
+            });
     }
 
     fn syslog_options(&self) -> vigil_syslog::Options {

@@ -1,9 +1,9 @@
 //! Reports about senders as events: refused sources (`security.event_source_refused`),
 //! throttled ones (`events.source_throttled`) and input errors (`events.input_errors`).
 //! Each is itself rate-limited, so that a sender cannot use Vigil's reports about it to flood
-//! the event store: one report per sender, subject and interval (what happened in between is
-//! counted in the next report's `suppressed`), and at most [`MAX_REPORTS_PER_INTERVAL`]
-//! reports per interval from all senders together.
+//! the event store: one report per sender, subject, listener and interval (what happened in
+//! between is counted in the next report's `suppressed`), and at most
+//! [`MAX_REPORTS_PER_INTERVAL`] reports per interval from all senders together.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -33,7 +33,7 @@ struct Entry {
 
 #[derive(Debug)]
 struct State {
-    entries: HashMap<(IpAddr, Subject), Entry>,
+    entries: HashMap<(IpAddr, Subject, &'static str), Entry>,
     window: Instant,
     in_window: u32,
 }
@@ -76,9 +76,16 @@ impl Reporter {
         self.bus.server()
     }
 
-    /// Reports `ip`'s `subject` unless it was reported within the interval; `make` gets how
-    /// many were held back since the last report and builds the event.
-    pub fn report(&self, ip: IpAddr, subject: Subject, make: impl FnOnce(u64) -> NewEvent) {
+    /// Reports `ip`'s `subject` on `listener` unless it was reported within the interval;
+    /// `make` gets how many were held back since the last report and builds the event.
+    pub fn report(
+        &self,
+        ip: IpAddr,
+        subject: Subject,
+        listener: &'static str,
+        make: impl FnOnce(u64) -> NewEvent,
+    ) {
+        let key = (ip, subject, listener);
         let now = Instant::now();
         let suppressed = {
             let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -87,21 +94,21 @@ impl Reporter {
                 s.in_window = 0;
             }
             let interval = self.interval;
-            if s.entries.len() >= MAX_ENTRIES && !s.entries.contains_key(&(ip, subject)) {
+            if s.entries.len() >= MAX_ENTRIES && !s.entries.contains_key(&key) {
                 s.entries
                     .retain(|_, e| now.duration_since(e.last) < interval || e.suppressed > 0);
             }
             let recent = s
                 .entries
-                .get(&(ip, subject))
+                .get(&key)
                 .is_some_and(|e| now.duration_since(e.last) < interval);
             if recent || s.in_window >= MAX_REPORTS_PER_INTERVAL {
-                if let Some(e) = s.entries.get_mut(&(ip, subject)) {
+                if let Some(e) = s.entries.get_mut(&key) {
                     e.suppressed += 1;
                 } else if s.entries.len() < MAX_ENTRIES {
                     // Not reported yet: the next report after the window says so.
                     s.entries.insert(
-                        (ip, subject),
+                        key,
                         Entry {
                             last: now.checked_sub(interval).unwrap_or(now),
                             suppressed: 1,
@@ -112,7 +119,7 @@ impl Reporter {
                 return;
             }
             s.in_window += 1;
-            let e = s.entries.entry((ip, subject)).or_insert(Entry {
+            let e = s.entries.entry(key).or_insert(Entry {
                 last: now,
                 suppressed: 0,
             });
