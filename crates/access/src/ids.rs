@@ -356,6 +356,9 @@ pub struct IntrusionDetector {
     config: RwLock<Arc<IdsConfig>>,
     blocks: BlockTable,
     counters: Mutex<HashMap<IpAddr, Counter>>,
+    /// Failed attempts since this process started (the `vigil_login_failures_total` metric,
+    /// docs/metrics.md); the windows above forget, this does not.
+    failures_total: std::sync::atomic::AtomicU64,
 }
 
 /// The blocks in force, with a flag readers can test without touching the lock: every
@@ -412,6 +415,7 @@ impl IntrusionDetector {
             config: RwLock::new(Arc::new(config)),
             blocks: BlockTable::default(),
             counters: Mutex::new(HashMap::new()),
+            failures_total: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -469,6 +473,8 @@ impl IntrusionDetector {
 
     /// Counts a failed attempt from `ip` for `username` and decides on alert and block.
     pub fn record_failure(&self, ip: IpAddr, username: &str, now: Timestamp) -> FailureOutcome {
+        self.failures_total
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let cfg = self.config();
         let key = tracking_key(ip, cfg.ipv6_prefix_len);
         let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
@@ -606,6 +612,12 @@ impl IntrusionDetector {
             }
         }
         *blocks = map;
+    }
+
+    /// Failed attempts counted since this process started, allow-listed addresses included.
+    pub fn failures_total(&self) -> u64 {
+        self.failures_total
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Blocks in force and addresses with failures in their current window.

@@ -25,6 +25,7 @@ pub mod error;
 pub mod events;
 pub mod export;
 pub mod layout;
+pub mod metrics;
 pub mod runtime;
 pub mod settings;
 pub mod setup;

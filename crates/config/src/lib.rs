@@ -804,6 +804,19 @@ impl Config {
         }
         self.check_siem(file)?;
         rules::check_rules(&self.rules, &at)?;
+        // The metrics listener speaks plain HTTP without authentication, which is acceptable
+        // only on loopback (docs/security-model.md, docs/metrics.md).
+        if !self.metrics.bind.ip().is_loopback() {
+            return Err(format!(
+                "`metrics.bind` = \"{}\"{} is not a loopback address: the metrics listener is \
+                 unauthenticated plaintext and must stay local, e.g. \"127.0.0.1:{}\" or \
+                 \"[::1]:{}\"; scrape it from this host or through an authenticated tunnel",
+                self.metrics.bind,
+                at("metrics.bind"),
+                self.metrics.bind.port(),
+                self.metrics.bind.port()
+            ));
+        }
         let sockets = self.sockets();
         for (i, s) in sockets.iter().enumerate() {
             if s.addr.port() == 0 {
@@ -1861,6 +1874,32 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("used by another listener"), "{err}");
+    }
+
+    #[test]
+    fn metrics_stay_on_loopback() {
+        for bind in ["0.0.0.0:9464", "192.0.2.7:9464", "[::]:9464"] {
+            let err = Config::parse(
+                &format!("data_dir = \"d\"\n\n[metrics]\nbind = \"{bind}\"\n"),
+                Path::new("x.toml"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("`metrics.bind`")
+                    && err.contains("line 4")
+                    && err.contains("loopback"),
+                "{err}"
+            );
+        }
+        for bind in ["127.0.0.1:9464", "[::1]:9465", "127.0.0.2:9464"] {
+            let c = Config::parse(
+                &format!("data_dir = \"d\"\n[metrics]\nbind = \"{bind}\"\n"),
+                Path::new("x.toml"),
+            )
+            .unwrap();
+            assert_eq!(c.metrics.bind.to_string(), bind);
+        }
     }
 
     #[test]

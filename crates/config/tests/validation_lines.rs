@@ -337,13 +337,20 @@ fn validating_a_config_built_in_memory_names_the_key_without_a_line() {
         "{err}"
     );
     let mut c = Config::with_data_dir("/var/lib/vigil");
-    c.metrics.bind = c.management.https[0].bind;
+    c.metrics.bind = "127.0.0.1:8443".parse().unwrap();
     let err = c.validate().unwrap_err();
     assert_says(
         &err,
         &[
-            "`metrics.bind` = \"0.0.0.0:8443\" is also used by another listener, `management.https[0].bind` = \"0.0.0.0:8443\":",
+            "`metrics.bind` = \"127.0.0.1:8443\" is also used by another listener, `management.https[0].bind` = \"0.0.0.0:8443\" (a wildcard address takes 8443/tcp on every interface):",
         ],
+    );
+    let mut c = Config::with_data_dir("/var/lib/vigil");
+    c.metrics.bind = "0.0.0.0:9464".parse().unwrap();
+    let err = c.validate().unwrap_err();
+    assert_says(
+        &err,
+        &["`metrics.bind` = \"0.0.0.0:9464\" is not a loopback address:"],
     );
 }
 

@@ -13,6 +13,7 @@
 //! - [`progressive`] lays recorded fragments out as one progressive MP4 (the plain export).
 //! - [`seek_index`] indexes a run of recorded GOPs for players (`sidx`) from the database rows.
 
+pub mod counters;
 pub mod datadir_lock;
 pub mod evidence;
 pub mod export;

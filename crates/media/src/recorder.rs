@@ -329,6 +329,7 @@ async fn supervise(
             let live = live.clone();
             let viewers = viewers.clone();
             let origin = camera.time_origin_us;
+            let counters = crate::counters::stream(&camera.id);
             tokio::spawn(async move {
                 let mut got_frame = false;
                 // Frames are grouped into GOPs here so the writer thread wakes once per GOP,
@@ -367,6 +368,7 @@ async fn supervise(
                                 set_state(&live, flowing, None);
                             }
                             live_frame(&live, origin, &f);
+                            counters.frame_received();
                             if let Some(v) = &viewers {
                                 v.frame(&f);
                             }
@@ -433,6 +435,9 @@ async fn supervise(
         let delay = ingest::backoff(attempt, settings.max_backoff);
         attempt = attempt.saturating_add(1);
         let permanent = matches!(err, IngestError::BadUrl(_));
+        if !permanent {
+            crate::counters::stream(&camera.id).reconnect();
+        }
         tracing::warn!(camera = %camera.name, error = %err, retry_in = ?delay, "camera session ended");
         set_state(
             &live,
@@ -840,6 +845,7 @@ impl WriterState {
         });
         match result {
             Ok(row) => {
+                crate::counters::stream(&self.camera.id).frames_written(frame_count as u64);
                 self.next_gop = Some(row.gop_no + 1);
                 self.last_end_us = Some(start_us + duration_us);
                 self.timeline

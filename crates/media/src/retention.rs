@@ -197,9 +197,11 @@ fn delete_one(
 ) -> Option<u64> {
     let attempt = || -> Result<u64, String> {
         before_delete(camera_id, seq)?;
-        store
+        let n = store
             .delete_segment(camera_id, seq)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        crate::counters::stream(camera_id).retention_deleted(n);
+        Ok(n)
     };
     match attempt() {
         Ok(n) => Some(n),

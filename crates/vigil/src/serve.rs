@@ -141,6 +141,8 @@ pub struct Web {
         tokio::sync::oneshot::Sender<()>,
         tokio::task::JoinHandle<()>,
     )>,
+    /// The metrics role's loopback listener (docs/metrics.md), when `[metrics] enabled`.
+    metrics: Option<vigil_web::metrics::MetricsListener>,
 }
 
 impl Web {
@@ -206,6 +208,9 @@ impl Web {
             });
             Some((stop, task))
         };
+        // The demo (which passes a plan) serves no metrics: its port could collide with a
+        // server's on the same host.
+        let serve_metrics = plan.is_none() && cfg.metrics.enabled;
         let report = runtime.block_on(async {
             match plan {
                 Some(plan) => {
@@ -219,6 +224,26 @@ impl Web {
         for l in &report.started {
             println!("Web client and API listening on {l}");
         }
+        let metrics = if serve_metrics {
+            let m = runtime.block_on(vigil_web::metrics::MetricsListener::start(
+                state.clone(),
+                cfg.metrics.bind,
+            ));
+            let m = match m {
+                Ok(m) => m,
+                Err(e) => {
+                    runtime.block_on(state.listeners.shutdown());
+                    return Err(e.into());
+                }
+            };
+            println!(
+                "Metrics (Prometheus, loopback only) on http://{}/metrics",
+                m.local_addr()
+            );
+            Some(m)
+        } else {
+            None
+        };
         // Renew the generated server certificate 30 days ahead (swapped in live) and alert
         // at 30/14/7/1 days for every certificate in use.
         {
@@ -234,6 +259,7 @@ impl Web {
             webhook,
             upkeep,
             rules,
+            metrics,
         })
     }
 
@@ -255,6 +281,9 @@ impl Web {
     }
 
     pub fn stop(mut self) {
+        if let Some(m) = self.metrics.take() {
+            self.runtime.block_on(m.shutdown());
+        }
         self.runtime.block_on(self.state.listeners.shutdown());
         if let Some((stop, task)) = self.upkeep.take() {
             let _ = stop.send(());

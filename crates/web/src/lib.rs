@@ -13,6 +13,7 @@ pub mod json;
 pub mod limits;
 pub mod listen;
 pub mod maintenance;
+pub mod metrics;
 pub mod ports;
 pub mod routes;
 pub mod state;

@@ -1,0 +1,559 @@
+//! Prometheus metrics: reads the figures of the recorder, the stores, the PKI, intrusion
+//! detection and the event bus and writes them in the Prometheus text exposition format
+//! 0.0.4 (docs/metrics.md lists every metric). The metrics role's HTTP listener only serves
+//! what [`collect`] returns.
+//!
+//! The encoder is written here rather than taken from `prometheus-client`: Vigil exposes a
+//! snapshot of figures that already live in its stores and counters (no registry of live
+//! metric objects is needed), and counters and gauges with escaped label values are a page of
+//! code, where the crate would add a registry, its derive macros and their compile time on a
+//! two-core build machine for nothing else.
+
+use std::fmt::Write as _;
+use std::sync::Mutex;
+
+use vigil_access::Access;
+use vigil_events::EventBus;
+use vigil_media::store::{Camera, STALE_STATUS_US, Store, StoreError};
+use vigil_pki::{Pki, PkiError};
+
+/// The content type of the text exposition format 0.0.4.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Counter (only grows while the process runs; the name ends in `_total`) or gauge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricType {
+    Counter,
+    Gauge,
+}
+
+impl MetricType {
+    fn as_str(self) -> &'static str {
+        match self {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+        }
+    }
+}
+
+/// One metric family: its HELP and TYPE lines and its samples.
+#[derive(Debug)]
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    samples: Vec<(Vec<(&'static str, String)>, f64)>,
+}
+
+/// A text exposition being built: families in the order they were declared.
+#[derive(Debug, Default)]
+pub struct Exposition {
+    families: Vec<Family>,
+}
+
+impl Exposition {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Declares a family; its HELP and TYPE lines are written even without samples, so a
+    /// scraper sees every metric Vigil has. Names are fixed in the code: a malformed one is a
+    /// programming error.
+    pub fn declare(&mut self, name: &'static str, kind: MetricType, help: &'static str) {
+        assert!(valid_metric_name(name), "invalid metric name {name:?}");
+        assert!(
+            (kind == MetricType::Counter) == name.ends_with("_total"),
+            "{name}: counters, and only counters, end in _total"
+        );
+        assert!(
+            self.families.iter().all(|f| f.name != name),
+            "{name} declared twice"
+        );
+        self.families.push(Family {
+            name,
+            help,
+            kind,
+            samples: Vec::new(),
+        });
+    }
+
+    /// Adds a sample to the declared family `name`.
+    pub fn sample(&mut self, name: &'static str, labels: &[(&'static str, &str)], value: f64) {
+        let family = self
+            .families
+            .iter_mut()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("{name} was not declared"));
+        for (label, _) in labels {
+            assert!(valid_label_name(label), "invalid label name {label:?}");
+        }
+        family.samples.push((
+            labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+            value,
+        ));
+    }
+
+    /// The exposition text: `# HELP`, `# TYPE` and the samples of each family, one per line.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for f in &self.families {
+            let _ = writeln!(out, "# HELP {} {}", f.name, escape_help(f.help));
+            let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind.as_str());
+            for (labels, value) in &f.samples {
+                out.push_str(f.name);
+                if !labels.is_empty() {
+                    out.push('{');
+                    for (i, (k, v)) in labels.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        let _ = write!(out, "{k}=\"{}\"", escape_label_value(v));
+                    }
+                    out.push('}');
+                }
+                let _ = writeln!(out, " {}", format_value(*value));
+            }
+        }
+        out
+    }
+}
+
+/// `[a-zA-Z_:][a-zA-Z0-9_:]*`
+fn valid_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// `[a-zA-Z_][a-zA-Z0-9_]*`, and not the reserved `__` prefix.
+fn valid_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    !name.starts_with("__")
+        && chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Label values escape backslash, double quote and line feed; everything else is UTF-8 as is.
+fn escape_label_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// HELP text escapes backslash and line feed.
+fn escape_help(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+/// Go's `ParseFloat` syntax: integers without a fraction, `NaN`, `+Inf`, `-Inf`.
+fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else if v == 0.0 {
+        // Also -0.0, which would read as "-0".
+        "0".into()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// A figure that could not be read; the scrape fails as a whole rather than serve a partial
+/// picture that looks complete.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    #[error("cannot read the recording index: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot read the certificates: {0}")]
+    Pki(#[from] PkiError),
+}
+
+impl crate::error::Classified for MetricsError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Internal
+    }
+    fn code(&self) -> &'static str {
+        "metrics_unavailable"
+    }
+}
+
+/// Where the figures come from. Only the store is always there; the server passes the rest.
+pub struct Sources<'a> {
+    pub store: &'a Store,
+    pub access: Option<&'a Access>,
+    pub pki: Option<&'a Mutex<Pki>>,
+    pub events: Option<&'a EventBus>,
+}
+
+/// Reads every figure at `now_us` (microseconds since the Unix epoch) and renders the
+/// exposition.
+pub fn collect(src: &Sources<'_>, now_us: i64) -> Result<String, MetricsError> {
+    let mut x = Exposition::new();
+    streams(&mut x, src.store, now_us)?;
+    if let Some(pki) = src.pki {
+        certificates(&mut x, pki, now_us)?;
+    }
+    if let Some(access) = src.access {
+        intrusion_detection(&mut x, access);
+    }
+    if let Some(bus) = src.events {
+        events(&mut x, bus);
+    }
+    Ok(x.render())
+}
+
+fn streams(x: &mut Exposition, store: &Store, now_us: i64) -> Result<(), MetricsError> {
+    use MetricType::{Counter, Gauge};
+    x.declare(
+        "vigil_stream_up",
+        Gauge,
+        "1 while a recorder or live feed of the stream is receiving video (status refreshed within 10 s), else 0.",
+    );
+    x.declare(
+        "vigil_stream_frames_per_second",
+        Gauge,
+        "Frame rate the recorder measured on the stream; absent while the stream is not up.",
+    );
+    x.declare(
+        "vigil_stream_bitrate_bytes_per_second",
+        Gauge,
+        "Data rate (bit rate / 8) the recorder measured on the stream; absent while the stream is not up.",
+    );
+    x.declare(
+        "vigil_stream_last_frame_timestamp_seconds",
+        Gauge,
+        "Unix time of the last frame received on the stream.",
+    );
+    x.declare(
+        "vigil_stream_stored_bytes",
+        Gauge,
+        "Bytes of the stream's segment files in the recording index.",
+    );
+    x.declare(
+        "vigil_stream_stored_frames",
+        Gauge,
+        "Frames of the stream held in recorded segments (written, not yet deleted by retention).",
+    );
+    x.declare(
+        "vigil_stream_stored_gaps",
+        Gauge,
+        "Recording gaps (interruptions with their reason) in the stream's index.",
+    );
+    x.declare(
+        "vigil_stream_frames_received_total",
+        Counter,
+        "Frames received from the camera since the server started.",
+    );
+    x.declare(
+        "vigil_stream_frames_written_total",
+        Counter,
+        "Frames written to segment files since the server started.",
+    );
+    x.declare(
+        "vigil_stream_reconnects_total",
+        Counter,
+        "Reconnections to the camera after a lost or failed connection since the server started.",
+    );
+    x.declare(
+        "vigil_stream_retention_deleted_segments_total",
+        Counter,
+        "Segments of the stream deleted by retention since the server started.",
+    );
+    x.declare(
+        "vigil_stream_retention_deleted_bytes_total",
+        Counter,
+        "Bytes of the stream's segments deleted by retention since the server started.",
+    );
+    for cam in store.cameras()? {
+        let mut streams: Vec<(&str, Camera)> = vec![("main", cam.main_camera())];
+        if let Some(sub) = cam.secondary_camera() {
+            streams.push(("secondary", sub));
+        }
+        for (stream, s) in streams {
+            let labels = [("camera", cam.name.as_str()), ("stream", stream)];
+            let status = store.status(&s.id)?;
+            let current = cam.enabled
+                && status
+                    .as_ref()
+                    .is_some_and(|st| now_us - st.updated_us <= STALE_STATUS_US);
+            let up = current
+                && status
+                    .as_ref()
+                    .is_some_and(|st| st.state == "recording" || st.state == "live");
+            x.sample("vigil_stream_up", &labels, if up { 1.0 } else { 0.0 });
+            if let Some(st) = status.as_ref().filter(|_| up) {
+                x.sample("vigil_stream_frames_per_second", &labels, st.fps);
+                x.sample(
+                    "vigil_stream_bitrate_bytes_per_second",
+                    &labels,
+                    st.bitrate_bps / 8.0,
+                );
+            }
+            if let Some(last) = status.as_ref().and_then(|st| st.last_frame_us) {
+                x.sample(
+                    "vigil_stream_last_frame_timestamp_seconds",
+                    &labels,
+                    last as f64 / 1e6,
+                );
+            }
+            let segments = store.segments(&s.id)?;
+            x.sample(
+                "vigil_stream_stored_bytes",
+                &labels,
+                segments.iter().map(|r| r.bytes).sum::<i64>() as f64,
+            );
+            x.sample(
+                "vigil_stream_stored_frames",
+                &labels,
+                segments.iter().map(|r| r.frames).sum::<i64>() as f64,
+            );
+            x.sample(
+                "vigil_stream_stored_gaps",
+                &labels,
+                store.gaps(&s.id, i64::MIN, i64::MAX)?.len() as f64,
+            );
+            let c = vigil_media::counters::snapshot(&s.id);
+            x.sample(
+                "vigil_stream_frames_received_total",
+                &labels,
+                c.frames_received as f64,
+            );
+            x.sample(
+                "vigil_stream_frames_written_total",
+                &labels,
+                c.frames_written as f64,
+            );
+            x.sample(
+                "vigil_stream_reconnects_total",
+                &labels,
+                c.reconnects as f64,
+            );
+            x.sample(
+                "vigil_stream_retention_deleted_segments_total",
+                &labels,
+                c.retention_deleted_segments as f64,
+            );
+            x.sample(
+                "vigil_stream_retention_deleted_bytes_total",
+                &labels,
+                c.retention_deleted_bytes as f64,
+            );
+        }
+    }
+    Ok(())
+}
+
+fn certificates(x: &mut Exposition, pki: &Mutex<Pki>, now_us: i64) -> Result<(), MetricsError> {
+    x.declare(
+        "vigil_certificate_expiry_seconds",
+        MetricType::Gauge,
+        "Seconds until a certificate in use expires (negative once expired); divide by 86400 for days.",
+    );
+    let certs = pki
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .certs_in_use()?;
+    for c in certs {
+        let left = c.not_after.unix_timestamp() as f64 - now_us as f64 / 1e6;
+        let role = c.role.to_string();
+        x.sample(
+            "vigil_certificate_expiry_seconds",
+            &[
+                ("certificate", c.subject.as_str()),
+                ("role", role.as_str()),
+                ("fingerprint_sha256", c.fingerprint_sha256.as_str()),
+            ],
+            left,
+        );
+    }
+    Ok(())
+}
+
+fn intrusion_detection(x: &mut Exposition, access: &Access) {
+    x.declare(
+        "vigil_login_failures_total",
+        MetricType::Counter,
+        "Failed logins since the server started, allow-listed addresses included.",
+    );
+    x.declare(
+        "vigil_blocked_addresses",
+        MetricType::Gauge,
+        "Addresses (or IPv6 prefixes) intrusion detection blocks now.",
+    );
+    x.declare(
+        "vigil_watched_addresses",
+        MetricType::Gauge,
+        "Addresses with failed logins in their current intrusion-detection window.",
+    );
+    let status = access.ids_status();
+    x.sample(
+        "vigil_login_failures_total",
+        &[],
+        access.ids().failures_total() as f64,
+    );
+    x.sample("vigil_blocked_addresses", &[], status.blocked.len() as f64);
+    x.sample("vigil_watched_addresses", &[], status.watched.len() as f64);
+}
+
+fn events(x: &mut Exposition, bus: &EventBus) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = bus.stats();
+    let figures = [
+        (
+            "vigil_events_published_total",
+            "Events accepted by the event bus since the server started.",
+            &s.published,
+        ),
+        (
+            "vigil_events_stored_total",
+            "Events written to the event database since the server started.",
+            &s.stored,
+        ),
+        (
+            "vigil_events_dropped_total",
+            "Events dropped because the bus queue was full, since the server started.",
+            &s.dropped,
+        ),
+        (
+            "vigil_events_refused_total",
+            "Events refused as invalid by the bus since the server started.",
+            &s.refused,
+        ),
+        (
+            "vigil_events_write_errors_total",
+            "Failed writes to the event database since the server started.",
+            &s.write_errors,
+        ),
+    ];
+    for (name, help, counter) in figures {
+        x.declare(name, MetricType::Counter, help);
+        x.sample(name, &[], counter.load(Relaxed) as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_help_type_and_samples() {
+        let mut x = Exposition::new();
+        x.declare("vigil_a_total", MetricType::Counter, "A count.");
+        x.declare("vigil_b_bytes", MetricType::Gauge, "B size.");
+        x.sample("vigil_a_total", &[], 3.0);
+        x.sample(
+            "vigil_b_bytes",
+            &[("camera", "lobby"), ("stream", "main")],
+            1.5,
+        );
+        assert_eq!(
+            x.render(),
+            "# HELP vigil_a_total A count.\n# TYPE vigil_a_total counter\nvigil_a_total 3\n\
+             # HELP vigil_b_bytes B size.\n# TYPE vigil_b_bytes gauge\n\
+             vigil_b_bytes{camera=\"lobby\",stream=\"main\"} 1.5\n"
+        );
+    }
+
+    #[test]
+    fn escapes_label_values_and_help() {
+        assert_eq!(
+            escape_label_value("a\\b\"c\nd é"),
+            "a\\\\b\\\"c\\nd é".to_owned()
+        );
+        assert_eq!(escape_help("x\\y\nz \"q\""), "x\\\\y\\nz \"q\"");
+        let mut x = Exposition::new();
+        x.declare("vigil_g", MetricType::Gauge, "line one\nline two");
+        x.sample("vigil_g", &[("camera", "door \"2\"\n")], 0.0);
+        let text = x.render();
+        assert!(
+            text.contains("# HELP vigil_g line one\\nline two\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vigil_g{camera=\"door \\\"2\\\"\\n\"} 0\n"),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 3);
+    }
+
+    #[test]
+    fn formats_special_values() {
+        assert_eq!(format_value(f64::NAN), "NaN");
+        assert_eq!(format_value(f64::INFINITY), "+Inf");
+        assert_eq!(format_value(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(format_value(-2.0), "-2");
+        assert_eq!(format_value(-0.0), "0");
+        assert_eq!(format_value(1e21), "1000000000000000000000");
+        assert_eq!(format_value(0.25), "0.25");
+    }
+
+    #[test]
+    fn checks_names() {
+        assert!(valid_metric_name("vigil_stream_up"));
+        assert!(valid_metric_name("a:b_c"));
+        assert!(!valid_metric_name("1abc"));
+        assert!(!valid_metric_name("vigil-x"));
+        assert!(!valid_metric_name(""));
+        assert!(valid_label_name("camera"));
+        assert!(!valid_label_name("__name"));
+        assert!(!valid_label_name("a:b"));
+        assert!(!valid_label_name("9a"));
+    }
+
+    #[test]
+    #[should_panic(expected = "end in _total")]
+    fn a_counter_needs_total() {
+        Exposition::new().declare("vigil_frames", MetricType::Counter, "x");
+    }
+
+    #[test]
+    #[should_panic(expected = "end in _total")]
+    fn a_gauge_must_not_end_in_total() {
+        Exposition::new().declare("vigil_frames_total", MetricType::Gauge, "x");
+    }
+
+    #[test]
+    fn collects_streams_of_a_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(dir.path()).unwrap();
+        store
+            .add_camera(&vigil_media::store::NewCamera {
+                name: "lobby".into(),
+                url: "rtsp://127.0.0.1:1/x".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        let text = collect(
+            &Sources {
+                store: &store,
+                access: None,
+                pki: None,
+                events: None,
+            },
+            vigil_media::store::now_us(),
+        )
+        .unwrap();
+        assert!(
+            text.contains("vigil_stream_up{camera=\"lobby\",stream=\"main\"} 0\n"),
+            "{text}"
+        );
+        assert!(text.contains("vigil_stream_stored_bytes{camera=\"lobby\",stream=\"main\"} 0\n"));
+        // Not up: no rate figures pretend to be current.
+        assert!(!text.contains("vigil_stream_frames_per_second{"));
+        assert!(text.contains("# TYPE vigil_stream_reconnects_total counter\n"));
+    }
+}
