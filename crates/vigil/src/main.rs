@@ -21,10 +21,19 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `vigil --version` and `vigil version`: the release and the commit it was built from
+/// (crates/vigil/build.rs), so an installation can be matched to its dependencies.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("VIGIL_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "vigil",
-    version,
+    version = VERSION,
     about = "Vigil: a secure-by-default video management system"
 )]
 struct Cli {
@@ -70,6 +79,8 @@ enum Command {
     Catalog(network_cmd::CatalogArgs),
     /// Compare listening sockets with the manifest and probe cameras and servers.
     Audit(network_cmd::AuditArgs),
+    /// The version and the source commit this binary was built from.
+    Version,
 }
 
 fn main() -> ExitCode {
@@ -82,6 +93,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
+        Command::Version => {
+            println!("vigil {VERSION}");
+            Ok(())
+        }
         Command::Init(args) => init_cmd::run(&args, &cli.config),
         Command::Serve => serve::run_serve(&cli.config),
         Command::Demo(args) => serve::run_demo(&args),
