@@ -47,6 +47,8 @@ APT_PACKAGES=(
     rsyslog
     rsyslog-openssl
     rsyslog-gnutls
+    # promtool check metrics validates the Prometheus exposition (crates/web/tests/metrics_scrape.rs)
+    prometheus
 )
 
 # Directories whose package.json holds test dependencies (e.g. playwright-core).
