@@ -50,6 +50,11 @@ impl Vigil {
                 "bind = \"0.0.0.0:8443\"",
                 &format!("bind = \"127.0.0.1:{}\"", vigil_testkit::free_port()),
             )
+            // ... and its metrics listener (loopback already).
+            .replace(
+                "bind = \"127.0.0.1:9464\"",
+                &format!("bind = \"127.0.0.1:{}\"", vigil_testkit::free_port()),
+            )
             // ... and its event listeners (generic events and syslog over TLS).
             .replace(
                 "tcp = { bind = \"0.0.0.0:1234\" }",
