@@ -48,10 +48,12 @@ pub enum AuditKind {
     AlarmChanged,
     /// A bookmark was made or deleted by a user.
     BookmarkChanged,
+    /// An evidence lock was set or released by a user.
+    EvidenceLockChanged,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 25] = [
+    pub const ALL: [AuditKind; 26] = [
         AuditKind::LoginSucceeded,
         AuditKind::LoginFailed,
         AuditKind::Logout,
@@ -77,6 +79,7 @@ impl AuditKind {
         AuditKind::LayoutChanged,
         AuditKind::AlarmChanged,
         AuditKind::BookmarkChanged,
+        AuditKind::EvidenceLockChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -106,6 +109,7 @@ impl AuditKind {
             AuditKind::LayoutChanged => "layout_changed",
             AuditKind::AlarmChanged => "alarm_changed",
             AuditKind::BookmarkChanged => "bookmark_changed",
+            AuditKind::EvidenceLockChanged => "evidence_lock_changed",
         }
     }
 }
@@ -118,7 +122,7 @@ impl std::fmt::Display for AuditKind {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown audit kind {0:?}; known kinds: login_succeeded, login_failed, logout, session_expired, password_changed, user_created, user_removed, permission_changed, totp_enabled, totp_disabled, token_created, token_revoked, address_blocked, address_unblocked, intrusion_alert, live_view, playback, export, verify, camera_changed, config_changed, certificate_operation, layout_changed, alarm_changed, bookmark_changed"
+    "unknown audit kind {0:?}; known kinds: login_succeeded, login_failed, logout, session_expired, password_changed, user_created, user_removed, permission_changed, totp_enabled, totp_disabled, token_created, token_revoked, address_blocked, address_unblocked, intrusion_alert, live_view, playback, export, verify, camera_changed, config_changed, certificate_operation, layout_changed, alarm_changed, bookmark_changed, evidence_lock_changed"
 )]
 pub struct UnknownAuditKind(pub String);
 

@@ -10,6 +10,7 @@
 //! - [`verify`]: verifying a camera's recordings or an exported bundle.
 //! - [`alarms`]: rules run on the event bus, alarms (acknowledge, close) and bookmarks.
 //! - [`events`]: Vigil's own events (the audit log's entries, streams losing their camera).
+//! - [`locks`]: evidence locks: ranges retention keeps, each step a signed ledger fact.
 //! - [`layout`]: each user's live-view layout (grid kind, camera per tile), checked against
 //!   the recording index and the user's camera scope.
 //! - [`settings`]: runtime settings: stage, restore, factory defaults, apply without a
@@ -25,6 +26,7 @@ pub mod error;
 pub mod events;
 pub mod export;
 pub mod layout;
+pub mod locks;
 pub mod metrics;
 pub mod runtime;
 pub mod settings;

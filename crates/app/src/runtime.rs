@@ -307,7 +307,27 @@ pub async fn run(
                 let prune_hook = prune_hook.clone();
                 let reserve = reserve.clone();
                 let policy = opts.live.as_ref().map(|l| retention_policy(&l())).unwrap_or(policy);
-                match tokio::task::spawn_blocking(move || retention::enforce(&store, &policy, &*prune_hook, Some(&reserve))).await {
+                let ledgers = evidence.clone();
+                let pass = tokio::task::spawn_blocking(move || {
+                    // Locks whose time ran out end with a signed record before retention runs.
+                    let expired = crate::locks::expire_due(&store, &ledgers, vigil_media::store::now_us());
+                    (expired, retention::enforce(&store, &policy, &*prune_hook, Some(&reserve)))
+                }).await;
+                let pass = match pass {
+                    Ok((expired, r)) => {
+                        match expired {
+                            Ok(ended) => for l in ended {
+                                publish(NewEvent::vigil(&server, "recording.evidence_lock_expired", Category::Recording, Severity::Notice,
+                                    format!("evidence lock {} ended: its time ran out; retention may delete that video again", l.id))
+                                    .attribute("lock", l.id.to_string()));
+                            },
+                            Err(e) => tracing::error!(error = %e, "cannot end expired evidence locks"),
+                        }
+                        Ok(r)
+                    }
+                    Err(e) => Err(e),
+                };
+                match pass {
                     Ok(Ok(r)) if r.segments_deleted > 0 => {
                         tracing::info!(deleted = r.segments_deleted, bytes = r.bytes_freed, "retention pass");
                         publish(NewEvent::vigil(&server, "recording.retention_pruned", Category::Recording, Severity::Info,

@@ -203,6 +203,22 @@ impl Evidence {
         })
     }
 
+    /// Records an evidence lock's fact (set, released, expired) in the camera's ledger,
+    /// durably and signed.
+    pub fn evidence_lock(
+        &self,
+        camera_id: &str,
+        fact: vigil_signing::LockFact,
+    ) -> Result<(), EvidenceError> {
+        let w = self.writer(camera_id)?;
+        let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
+        w.evidence_lock(fact)
+            .map_err(|source| EvidenceError::Ledger {
+                path: ledger_path(&self.data_dir, camera_id),
+                source,
+            })
+    }
+
     /// Signs and closes every open ledger (clean shutdown).
     pub fn close_all(&self) {
         let writers: Vec<_> = self

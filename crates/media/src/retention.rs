@@ -8,7 +8,7 @@ use std::path::Path;
 use std::collections::HashMap;
 
 use crate::reserve::SpaceReserve;
-use crate::store::{Store, StoreError, now_us, secondary_stream_id};
+use crate::store::{Locks, Store, StoreError, now_us, secondary_stream_id};
 
 /// Defaults for cameras that set no limits of their own.
 #[derive(Debug, Clone, Copy, Default)]
@@ -23,6 +23,8 @@ pub struct RetentionPolicy {
 pub struct RetentionReport {
     pub segments_deleted: usize,
     pub bytes_freed: u64,
+    /// Segments the limits would have deleted but an evidence lock kept.
+    pub segments_locked: usize,
 }
 
 /// Free bytes on the volume holding `path`, as an unprivileged process may use them.
@@ -100,6 +102,9 @@ pub fn enforce_at(
     reserve: Option<&SpaceReserve>,
 ) -> Result<RetentionReport, StoreError> {
     let mut report = RetentionReport::default();
+    // Locked evidence stays, whatever the limits: it still counts against the byte budget,
+    // so newer unlocked video goes first (docs/storage-format.md, "Evidence locks").
+    let locks = Locks::in_force(store, now)?;
     for cam in store.cameras()? {
         let max_age = cam.max_age_secs.or(policy.max_age_secs);
         let max_bytes = cam.max_bytes.or(policy.max_bytes);
@@ -115,6 +120,10 @@ pub fn enforce_at(
             let too_big = max_bytes.is_some_and(|b| total > b);
             if !too_old && !too_big {
                 break;
+            }
+            if locks.holds(&seg.camera_id, seg.start_us, seg.end_us) {
+                report.segments_locked += 1;
+                continue;
             }
             let Some(freed) = delete_one(store, &seg.camera_id, seg.seq, before_delete, reserve)
             else {
@@ -133,6 +142,7 @@ pub fn enforce_at(
         let more = free_space(store, floor - free, before_delete, reserve, Urgency::Floor)?;
         report.segments_deleted += more.segments_deleted;
         report.bytes_freed += more.bytes_freed;
+        report.segments_locked += more.segments_locked;
     }
     if let Some(r) = reserve {
         r.ensure();
@@ -154,15 +164,28 @@ pub fn free_space(
         Urgency::Floor => store.newest_closed_segments()?,
         Urgency::Emergency => HashMap::new(),
     };
+    // Not even a full disk deletes locked evidence: recording then loses new GOPs instead.
+    let locks = Locks::in_force(store, now_us())?;
     let mut skip = 0usize;
     while report.bytes_freed < needed {
         let batch = store.oldest_closed_segments(skip + 16)?;
+        let exhausted = batch.len() < skip + 16;
+        let locked = batch
+            .iter()
+            .filter(|s| locks.holds(&s.camera_id, s.start_us, s.end_us))
+            .count();
         let candidates: Vec<_> = batch
             .into_iter()
             .filter(|s| keep.get(&s.camera_id) != Some(&s.seq))
+            .filter(|s| !locks.holds(&s.camera_id, s.start_us, s.end_us))
             .collect();
         if candidates.is_empty() {
-            break;
+            if exhausted {
+                report.segments_locked = report.segments_locked.max(locked);
+                break;
+            }
+            skip += 16;
+            continue;
         }
         let before = report.segments_deleted;
         for seg in candidates {

@@ -103,3 +103,67 @@ fn an_unreachable_floor_is_replaced_and_explained() {
     );
     assert_eq!(effective_floor(256 << 20, None), (256 << 20, None));
 }
+
+/// An evidence lock keeps the segments it touches through the age and byte limits and through
+/// an emergency, while everything around it goes; once it ends, retention deletes it again.
+#[test]
+fn locked_evidence_survives_every_kind_of_retention_until_its_lock_ends() {
+    let (_dir, store, cams) = store_with_cameras(&["a"]);
+    let a = &cams[0];
+    let segs: Vec<i64> = (0..6)
+        .map(|i| segment(&store, a, i + 1, 1_000_000 + i * 10_000_000))
+        .collect();
+    let hook = |_: &str, _: i64| Ok(());
+    // Locks inside the second and the fourth segment.
+    let l1 = store
+        .add_lock(&a.id, 11_500_000, 11_800_000, "case 1", "user:x", 0, None)
+        .unwrap();
+    store
+        .add_lock(
+            &a.id,
+            31_500_000,
+            31_800_000,
+            "case 2",
+            "user:x",
+            0,
+            Some(i64::MAX),
+        )
+        .unwrap();
+    // Ended and expired locks keep nothing.
+    let ended = store
+        .add_lock(&a.id, 41_500_000, 41_800_000, "done", "user:x", 0, None)
+        .unwrap();
+    assert!(store.end_lock(ended.id, 1, "user:x").unwrap());
+    store
+        .add_lock(&a.id, 51_500_000, 51_800_000, "short", "user:x", 0, Some(2))
+        .unwrap();
+    // Everything is too old: only the locked segments stay.
+    let policy = vigil_media::retention::RetentionPolicy {
+        max_age_secs: Some(1),
+        ..Default::default()
+    };
+    let r = vigil_media::retention::enforce_at(&store, &policy, 1_000_000_000_000, &hook, None)
+        .unwrap();
+    assert_eq!(r.segments_deleted, 4, "{r:?}");
+    assert_eq!(r.segments_locked, 2, "{r:?}");
+    assert_eq!(seqs(&store, a), vec![segs[1], segs[3]]);
+    // Not even a disk that must free space at once takes them.
+    let r = free_space(&store, u64::MAX / 2, &hook, None, Urgency::Emergency).unwrap();
+    assert_eq!(r.segments_deleted, 0);
+    assert_eq!(seqs(&store, a), vec![segs[1], segs[3]]);
+    // Released, the first lock's segment goes like any other.
+    assert!(store.end_lock(l1.id, 3, "user:x").unwrap());
+    assert!(!store.end_lock(l1.id, 4, "user:x").unwrap(), "ends once");
+    let r = free_space(&store, 1, &hook, None, Urgency::Emergency).unwrap();
+    assert_eq!(r.segments_deleted, 1);
+    assert_eq!(seqs(&store, a), vec![segs[3]]);
+    // A lock covers the camera's secondary stream too.
+    let locks = vigil_media::store::Locks::in_force(&store, 10).unwrap();
+    assert!(locks.holds(&format!("{}~sub", a.id), 31_000_000, 32_000_000));
+    assert!(!locks.holds(&a.id, 0, 11_000_000));
+    assert_eq!(
+        store.expired_locks(10).unwrap().len(),
+        1,
+        "the short lock ran out"
+    );
+}

@@ -331,6 +331,18 @@ impl<'a> ChainChecker<'a> {
                     pruned_at_us: *pruned_at_us,
                 },
             )),
+            Body::EvidenceLock(l) => self.events.push((
+                rec.seq,
+                Event::EvidenceLock {
+                    action: l.action,
+                    lock_id: l.lock_id,
+                    from_us: l.from_us,
+                    to_us: l.to_us,
+                    at_us: l.at_us,
+                    by: l.by.clone(),
+                    reason: l.reason.clone(),
+                },
+            )),
             Body::SegmentRecovered {
                 segment,
                 final_len,

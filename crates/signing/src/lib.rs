@@ -23,7 +23,7 @@ pub mod verify;
 pub mod writer;
 
 pub use keys::{CaCert, KeyError, SigningIdentity};
-pub use record::{FragmentRecord, Hash};
+pub use record::{FragmentRecord, Hash, LockAction, LockFact};
 pub use report::{Checked, Event, Failure, FailureKind, Report, UnsignedSpan};
 pub use verify::{
     IndexedGop, TimeRange, VerifyError, verify_recording, verify_recording_with_index,

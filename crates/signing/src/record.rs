@@ -47,6 +47,56 @@ pub mod kind {
     pub const SHUTDOWN: u8 = 0x0A;
     pub const SEGMENT_RECOVERED: u8 = 0x0B;
     pub const PREDECESSOR: u8 = 0x0C;
+    pub const EVIDENCE_LOCK: u8 = 0x0D;
+}
+
+/// What an evidence-lock record says happened to a lock (its `action` byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LockAction {
+    /// Retention keeps the range from now on.
+    Locked = 1,
+    /// Someone released the lock.
+    Released = 2,
+    /// The lock's time ran out.
+    Expired = 3,
+}
+
+impl LockAction {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+    pub fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            1 => LockAction::Locked,
+            2 => LockAction::Released,
+            3 => LockAction::Expired,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockAction::Locked => "locked",
+            LockAction::Released => "released",
+            LockAction::Expired => "expired",
+        }
+    }
+}
+
+/// An evidence lock's signed fact: a range of the camera's video that retention keeps (docs
+/// storage-format.md, "Evidence locks"), its release or its expiry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockFact {
+    pub action: LockAction,
+    /// The lock's number in the recording index; the same in its release or expiry record.
+    pub lock_id: u64,
+    pub from_us: i64,
+    pub to_us: i64,
+    /// When it happened.
+    pub at_us: i64,
+    /// Who: `user:<name>`, `rule:<name>`, `cli:<user>` or `expiry`.
+    pub by: String,
+    pub reason: String,
 }
 
 /// Why a writer could not continue a camera's ledger and started a new one (the `reason`
@@ -210,6 +260,8 @@ pub enum Body {
     },
     /// Right after the genesis record: this ledger continues a retired one (see [`Predecessor`]).
     Predecessor(Predecessor),
+    /// An evidence lock was set, released or expired.
+    EvidenceLock(LockFact),
 }
 
 impl Body {
@@ -227,6 +279,7 @@ impl Body {
             Body::Shutdown { .. } => kind::SHUTDOWN,
             Body::SegmentRecovered { .. } => kind::SEGMENT_RECOVERED,
             Body::Predecessor(_) => kind::PREDECESSOR,
+            Body::EvidenceLock(_) => kind::EVIDENCE_LOCK,
         }
     }
 
@@ -250,6 +303,7 @@ impl Body {
             Body::Shutdown { .. } => None,
             Body::SegmentRecovered { .. } => None,
             Body::Predecessor(_) => None,
+            Body::EvidenceLock(l) => Some(l.at_us),
         }
     }
 }
@@ -268,6 +322,7 @@ pub fn type_name(code: u8) -> &'static str {
         kind::SHUTDOWN => "shutdown",
         kind::SEGMENT_RECOVERED => "segment-recovered",
         kind::PREDECESSOR => "predecessor",
+        kind::EVIDENCE_LOCK => "evidence-lock",
         _ => "unknown",
     }
 }
@@ -399,6 +454,15 @@ fn encode_payload(body: &Body, out: &mut Vec<u8>) {
             out.extend_from_slice(&p.last_seq.to_be_bytes());
             out.extend_from_slice(&p.last_hash);
             string(out, &p.detail);
+        }
+        Body::EvidenceLock(l) => {
+            out.push(l.action.code());
+            out.extend_from_slice(&l.lock_id.to_be_bytes());
+            out.extend_from_slice(&l.from_us.to_be_bytes());
+            out.extend_from_slice(&l.to_us.to_be_bytes());
+            out.extend_from_slice(&l.at_us.to_be_bytes());
+            string(out, &l.by);
+            string(out, &l.reason);
         }
     }
 }
@@ -607,6 +671,18 @@ pub fn decode_body(body: &[u8], stored_hash: &Hash) -> Result<(u64, Hash, Body),
             last_seq: c.u64("last seq")?,
             last_hash: c.hash("last hash")?,
             detail: c.string("detail")?,
+        }),
+        kind::EVIDENCE_LOCK => Body::EvidenceLock(LockFact {
+            action: LockAction::from_code(c.u8("action")?).ok_or(DecodeError::Malformed {
+                kind: "evidence-lock",
+                what: "unknown action code",
+            })?,
+            lock_id: c.u64("lock id")?,
+            from_us: c.i64("lock start")?,
+            to_us: c.i64("lock end")?,
+            at_us: c.i64("time")?,
+            by: c.string("by")?,
+            reason: c.string("reason")?,
         }),
         other => return Err(DecodeError::UnknownType(other)),
     };
@@ -1040,6 +1116,24 @@ mod tests {
                 last_seq: 41,
                 last_hash: [8; 32],
                 detail: "the ledger is signed with key 0102".into(),
+            }),
+            Body::EvidenceLock(LockFact {
+                action: LockAction::Locked,
+                lock_id: 7,
+                from_us: 1_000,
+                to_us: 9_000,
+                at_us: 12_000,
+                by: "user:boss".into(),
+                reason: "incident 4711".into(),
+            }),
+            Body::EvidenceLock(LockFact {
+                action: LockAction::Expired,
+                lock_id: 7,
+                from_us: 1_000,
+                to_us: 9_000,
+                at_us: 99_000,
+                by: "expiry".into(),
+                reason: "incident 4711".into(),
             }),
         ]
     }

@@ -123,6 +123,17 @@ pub enum Event {
         rotated_at_us: i64,
         new_key_id: String,
     },
+    /// An evidence lock: retention keeps `from_us`..`to_us` of the camera's video from `at_us`
+    /// (`locked`), or no longer (`released`, `expired`).
+    EvidenceLock {
+        action: crate::record::LockAction,
+        lock_id: u64,
+        from_us: i64,
+        to_us: i64,
+        at_us: i64,
+        by: String,
+        reason: String,
+    },
     /// The server could not continue the camera's ledger file (`reason`, `detail`), moved it
     /// aside as `retired_file` and continued the recording in `continued_in`, whose signed
     /// predecessor record pins the retired file's length and SHA-256 and its last intact

@@ -970,6 +970,7 @@ fn generation_events(g: &Gen, range: TimeRange) -> Vec<Event> {
                 Some((a, b)) => range.overlaps(a, b),
                 None => range.overlaps(*pruned_at_us, *pruned_at_us),
             },
+            Event::EvidenceLock { from_us, to_us, .. } => range.overlaps(*from_us, *to_us),
             Event::UncleanShutdown {
                 detected_at_us,
                 recovered_from_us,

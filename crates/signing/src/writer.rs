@@ -342,7 +342,10 @@ fn replay(path: &Path, file: &File) -> Result<Replay, LedgerError> {
                     st.active_key = Some(k);
                 }
             }
-            Body::Gap { .. } | Body::Prune { .. } | Body::Predecessor(_) => {}
+            Body::Gap { .. }
+            | Body::Prune { .. }
+            | Body::Predecessor(_)
+            | Body::EvidenceLock(_) => {}
         }
         if rec.seq == 0 && !matches!(rec.body, Body::Genesis { .. }) {
             st.damage = damaged("the first record is not a genesis record".into());
@@ -863,6 +866,16 @@ impl LedgerWriter {
             pruned_at_us: now_us(),
         })?;
         i.sign_if_due()
+    }
+
+    /// An evidence lock was set, released or expired: recorded durably and signed at once, so
+    /// the fact is evidence before retention acts on it (or stops honouring it).
+    pub fn evidence_lock(&mut self, fact: crate::record::LockFact) -> Result<(), LedgerError> {
+        let Some(i) = self.inner.as_mut() else {
+            return Ok(());
+        };
+        i.append_durable(Body::EvidenceLock(fact))?;
+        i.sign()
     }
 
     /// Periodic call (at least every 10 s): signs the chain head if anything was appended since

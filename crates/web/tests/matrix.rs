@@ -63,6 +63,12 @@ fn table() -> BTreeMap<(&'static str, &'static str), Allowed> {
         (("GET", "/api/v1/cameras/{camera}/live"), Roles(LIVE)),
         (("GET", "/api/v1/cameras/{camera}/export"), Roles(EXPORT)),
         (("POST", "/api/v1/cameras/{camera}/verify"), Roles(EXPORT)),
+        (("GET", "/api/v1/cameras/{camera}/locks"), Roles(LIVE)),
+        (("POST", "/api/v1/cameras/{camera}/locks"), Roles(EXPORT)),
+        (
+            ("DELETE", "/api/v1/cameras/{camera}/locks/{lock}"),
+            Roles(ADMIN),
+        ),
         (("GET", "/api/v1/users"), Roles(ADMIN)),
         (("POST", "/api/v1/users"), Roles(ADMIN)),
         (("GET", "/api/v1/users/{username}"), Roles(ADMIN)),
@@ -130,6 +136,7 @@ fn fill(path: &str) -> String {
         .replace("{addr}", "192.0.2.7")
         .replace("{alarm}", "999999")
         .replace("{bookmark}", "999999")
+        .replace("{lock}", "999999")
         .replace("{rule}", "no-such-rule")
         .replace("{sender}", "no-such-sender")
 }

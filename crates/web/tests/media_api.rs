@@ -1267,3 +1267,122 @@ async fn a_recorded_secondary_is_addressed_with_stream_secondary() {
         .await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text());
 }
+
+/// An evidence lock set over the API keeps its range through a retention pass that deletes
+/// everything around it, is a signed fact in the camera's ledger (verify reports it), and only
+/// an administrator releases it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evidence_lock_survives_retention_and_is_a_signed_fact() {
+    let h = Harness::new();
+    let r = start_recording(&h, Duration::from_secs(2)).await;
+    wait_recorded(&h, &r.camera_id, 9.0).await;
+    r.handle.stop().await;
+    let admin = h.admin().await;
+    let operator = Auth::Bearer(h.token(Role::Operator, CameraScope::only([CAM])));
+    let viewer = h
+        .signed_in("viewer1", Role::Viewer, CameraScope::only([CAM]))
+        .await;
+    let store = h.state.store.clone();
+    let segments = store.segments(&r.camera_id).unwrap();
+    assert!(segments.len() >= 4, "{segments:?}");
+    let kept = segments[segments.len() / 2].clone();
+    let lock_body = json!({
+        "from": vigil_media::time::format_us(kept.start_us + 100_000),
+        "to": vigil_media::time::format_us(kept.start_us + 600_000),
+        "reason": "incident 4711",
+    });
+    let path = format!("/api/v1/cameras/{CAM}/locks");
+
+    // A viewer may see locks but not set them; a bad reason or range is refused.
+    let a = h.post(&path, &viewer, Some(lock_body.clone())).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text());
+    let mut bad = lock_body.clone();
+    bad["reason"] = json!("two\nlines");
+    let a = h.post(&path, &operator, Some(bad)).await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::BAD_REQUEST, "bad_reason".into())
+    );
+    let mut bad = lock_body.clone();
+    bad["to"] = bad["from"].clone();
+    let a = h.post(&path, &operator, Some(bad)).await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::BAD_REQUEST, "bad_range".into())
+    );
+
+    let a = h.post(&path, &operator, Some(lock_body)).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    let lock = a.json();
+    assert_eq!(lock["state"], "active", "{lock}");
+    let id = lock["id"].as_i64().unwrap();
+    let listed = h.get(&path, &viewer).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(listed.json()[0]["id"], id, "{}", listed.text());
+
+    // Retention with every segment too old: only the locked one stays, each prune recorded.
+    let evidence = r.evidence.clone();
+    let policy = vigil_media::retention::RetentionPolicy {
+        max_age_secs: Some(1),
+        ..Default::default()
+    };
+    let pass = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            let hook = |cam: &str, seq: i64| evidence.prune(cam, seq).map_err(|e| e.to_string());
+            vigil_media::retention::enforce_at(&store, &policy, i64::MAX / 4, &hook, None)
+        })
+        .await
+        .unwrap()
+        .unwrap()
+    };
+    assert_eq!(pass.segments_deleted, segments.len() - 1, "{pass:?}");
+    assert_eq!(pass.segments_locked, 1, "{pass:?}");
+    let left: Vec<i64> = store
+        .segments(&r.camera_id)
+        .unwrap()
+        .iter()
+        .map(|s| s.seq)
+        .collect();
+    assert_eq!(left, vec![kept.seq]);
+
+    // Only an administrator releases it, once.
+    let one = format!("{path}/{id}");
+    let a = h.call(Method::DELETE, &one, &operator, None).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text());
+    let a = h.call(Method::DELETE, &one, &admin, None).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(a.json()["state"], "released", "{}", a.text());
+    let a = h.call(Method::DELETE, &one, &admin, None).await;
+    assert_eq!(
+        (a.status, a.code()),
+        (StatusCode::CONFLICT, "lock_ended".into())
+    );
+    assert_eq!(audit_entries(&h, AuditKind::EvidenceLockChanged).len(), 2);
+
+    // The lock and its release are signed facts; the prunes are what they are, no tampering.
+    r.evidence.close_all();
+    let v = h
+        .call(
+            Method::POST,
+            &format!("/api/v1/cameras/{CAM}/verify"),
+            &operator,
+            None,
+        )
+        .await;
+    assert_eq!(v.status, StatusCode::OK, "{}", v.text());
+    let v = v.json();
+    assert_eq!(v["verified"], true, "{v}");
+    let facts: Vec<&Value> = v["report"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "evidence-lock")
+        .collect();
+    assert_eq!(facts.len(), 2, "{v}");
+    assert_eq!(facts[0]["action"], "locked");
+    assert_eq!(facts[0]["lock_id"], id);
+    assert_eq!(facts[0]["reason"], "incident 4711");
+    assert_eq!(facts[1]["action"], "released");
+    assert!(facts[1]["by"].as_str().unwrap().starts_with("user:"), "{v}");
+}

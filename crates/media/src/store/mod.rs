@@ -13,6 +13,7 @@
 
 mod cameras;
 mod index;
+mod locks;
 mod recovery;
 mod writer;
 
@@ -34,6 +35,7 @@ pub use index::{
     GAP_RECORDER_RESTARTED, GAP_RECORDING_STOPPED, GAP_UNCLEAN_SHUTDOWN, GapRow, GopRow,
     Interruption, SegmentRow,
 };
+pub use locks::{LockRow, Locks};
 pub use recovery::{InterruptedSegment, RecoveryReport};
 #[cfg(feature = "testing")]
 pub use writer::WriteHook;
@@ -207,6 +209,20 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE cameras ADD COLUMN main_id TEXT;
      ALTER TABLE cameras ADD COLUMN stream_mode TEXT;
      CREATE UNIQUE INDEX IF NOT EXISTS cameras_by_main ON cameras (main_id);",
+    // 2: evidence locks (docs/storage-format.md, "Evidence locks"): ranges retention keeps.
+    "CREATE TABLE IF NOT EXISTS evidence_locks (
+         id INTEGER PRIMARY KEY AUTOINCREMENT,
+         camera_id TEXT NOT NULL,
+         from_us INTEGER NOT NULL,
+         to_us INTEGER NOT NULL,
+         reason TEXT NOT NULL,
+         created_by TEXT NOT NULL,
+         created_us INTEGER NOT NULL,
+         expires_us INTEGER,
+         ended_us INTEGER,
+         ended_by TEXT
+     );
+     CREATE INDEX IF NOT EXISTS evidence_locks_by_camera ON evidence_locks (camera_id, from_us);",
 ];
 
 /// The schema version this build writes: the number of [`MIGRATIONS`].

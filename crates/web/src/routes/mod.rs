@@ -18,6 +18,7 @@ pub mod events;
 pub mod ids;
 pub mod layout;
 pub mod live;
+pub mod locks;
 pub mod recordings;
 pub mod rules;
 pub mod session;
@@ -34,6 +35,7 @@ pub fn all() -> OpenApiRouter<SharedState> {
         .merge(cameras::router())
         .merge(live::router())
         .merge(recordings::router())
+        .merge(locks::router())
         .merge(users::router())
         .merge(layout::router())
         .merge(tokens::router())
