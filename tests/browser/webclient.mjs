@@ -345,7 +345,7 @@ const scenarios = {
     check(c[col("State")].includes("last frame"), `the state says when the last frame came: ${c[col("State")]}`);
     const dock = cfg.live.secondary.camera;
     c = await cells(dock, "secondary");
-    check(c[col("Stream")].includes("secondary · live only") && c[col("Stream")].includes("rtsp://") && c[col("Stream")].includes("no credentials"), `the secondary stream's row: ${JSON.stringify(c)}`);
+    check(c[col("Stream")].includes("secondary · recorded") && c[col("Stream")].includes("rtsp://") && c[col("Stream")].includes("no credentials"), `the secondary stream's row: ${JSON.stringify(c)}`);
     // Add one with a password to another camera, from the page.
     const gate = cfg.admin.secondary_camera;
     const password = "sub-Secret-for-the-page-42";
