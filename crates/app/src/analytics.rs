@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use vigil_access::{Denied, Permission, Principal};
-use vigil_events::model::{MAX_KEY, MAX_MESSAGE, MAX_NAME, MAX_VALUE};
+use vigil_events::model::{MAX_MESSAGE, MAX_NAME};
 use vigil_events::{Category, EventBus, NewEvent, Severity, Source, SourceKind};
 use vigil_media::store::{Store, StoreError};
 
@@ -264,37 +264,8 @@ pub fn parse(body: &[u8], source: &str, received_us: i64) -> Result<NewEvent, An
         ));
     }
     for (k, v) in &b.attributes {
-        if k.is_empty()
-            || k.len() > MAX_KEY
-            || !k
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
-        {
-            return Err(field(
-                "attributes",
-                format!(
-                    "name {:?} is not allowed: use 1 to {MAX_KEY} letters, digits, '_', '-' and '.'",
-                    k.chars().take(64).collect::<String>()
-                ),
-            ));
-        }
-        let value = match v {
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Number(n) => n.to_string(),
-            serde_json::Value::Bool(x) => x.to_string(),
-            _ => {
-                return Err(field(
-                    "attributes",
-                    format!("value of {k:?} must be a string, number or boolean"),
-                ));
-            }
-        };
-        if value.len() > MAX_VALUE {
-            return Err(field(
-                "attributes",
-                format!("value of {k:?} is longer than {MAX_VALUE} bytes"),
-            ));
-        }
+        let value =
+            vigil_events::model::sender_attribute(k, v).map_err(|why| field("attributes", why))?;
         // The fields above keep their meaning.
         attributes.entry(k.clone()).or_insert(value);
     }

@@ -309,12 +309,7 @@ impl NewEvent {
             return Err(EventError::TooManyAttributes(self.attributes.len()));
         }
         for (k, v) in &self.attributes {
-            if k.is_empty()
-                || k.len() > MAX_KEY
-                || !k
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-            {
+            if !valid_attribute_name(k) {
                 return Err(EventError::BadKey(truncated(k)));
             }
             if v.len() > MAX_VALUE {
@@ -370,6 +365,44 @@ fn truncated(s: &str) -> String {
 }
 
 /// Unix microseconds now.
+/// Whether `name` may name an attribute: 1 to [`MAX_KEY`] letters, digits, `_`, `-` and `.`.
+pub fn valid_attribute_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_KEY
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// One attribute as a sender wrote it in JSON (`"name": string | number | boolean`), as the
+/// text an event keeps; the error says what is wrong, in words for the sender. Shared by the
+/// inputs that take JSON (generic events, analytics posts: docs/events-in.md).
+pub fn sender_attribute(name: &str, value: &serde_json::Value) -> Result<String, String> {
+    if !valid_attribute_name(name) {
+        return Err(format!(
+            "name {:?} is not allowed: use 1 to {MAX_KEY} letters, digits, '_', '-' and '.'",
+            name.chars().take(MAX_KEY).collect::<String>()
+        ));
+    }
+    let text = match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::Bool(b) => b.to_string(),
+        _ => {
+            return Err(format!(
+                "value of {name:?} must be a string, number or boolean"
+            ));
+        }
+    };
+    if text.len() > MAX_VALUE {
+        return Err(format!(
+            "value of {name:?} is {} bytes long; at most {MAX_VALUE}",
+            text.len()
+        ));
+    }
+    Ok(text)
+}
+
 pub fn now_us() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use vigil_events::model::{MAX_KEY, MAX_MESSAGE, MAX_NAME, MAX_VALUE};
+use vigil_events::model::{MAX_MESSAGE, MAX_NAME, MAX_VALUE};
 use vigil_events::{Category, NewEvent, Severity, Source, SourceKind};
 use vigil_syslog::TimePolicy;
 
@@ -199,40 +199,8 @@ fn json(
         ));
     }
     for (k, v) in &j.attributes {
-        if k.is_empty()
-            || k.len() > MAX_KEY
-            || !k
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-        {
-            return Err(field(
-                "attributes",
-                format!(
-                    "name {:?} is not allowed: use 1 to {MAX_KEY} letters, digits, '_', '-' and '.'",
-                    cut(k, MAX_KEY)
-                ),
-            ));
-        }
-        let value = match v {
-            serde_json::Value::String(s) => s.clone(),
-            serde_json::Value::Number(n) => n.to_string(),
-            serde_json::Value::Bool(b) => b.to_string(),
-            _ => {
-                return Err(field(
-                    "attributes",
-                    format!("value of {k:?} must be a string, number or boolean"),
-                ));
-            }
-        };
-        if value.len() > MAX_VALUE {
-            return Err(field(
-                "attributes",
-                format!(
-                    "value of {k:?} is {} bytes long; at most {MAX_VALUE}",
-                    value.len()
-                ),
-            ));
-        }
+        let value =
+            vigil_events::model::sender_attribute(k, v).map_err(|why| field("attributes", why))?;
         // The listener's own attributes (peer, auth, …) are written last and win.
         event.attributes.insert(k.clone(), value);
     }
