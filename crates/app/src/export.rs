@@ -51,18 +51,20 @@ pub const SIGNATURE_WAIT: std::time::Duration = std::time::Duration::from_secs(1
 pub enum ExportError {
     #[error("{0}")]
     NoCamera(String),
-    #[error("nothing was recorded for camera '{camera}' between {from} and {to}")]
+    /// Nothing recorded in the range (the recording crate's words, [`RangeError::Empty`]).
+    #[error("{}", RangeError::Empty { camera: camera.clone(), from: from.clone(), to: to.clone() })]
     Empty {
         camera: String,
         from: String,
         to: String,
     },
-    #[error("the end of the range must be after its start")]
+    #[error("{}", RangeError::BadRange)]
     BadRange,
     /// An output path that names neither an MP4 file nor a bundle directory.
     #[error("{0}")]
     Output(String),
-    #[error("{} exists; give --force to overwrite it", .0.display())]
+    /// The front end says how to overwrite (the CLI's `--force`).
+    #[error("{} exists and is not replaced", .0.display())]
     Exists(PathBuf),
     #[error(
         "{} exists and is not empty; export a bundle into a new directory",

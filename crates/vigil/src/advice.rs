@@ -62,6 +62,7 @@ fn advice(e: &(dyn Error + 'static)) -> Option<String> {
                 "; list what exists with `vigil recordings {camera}`"
             ));
         }
+        Some(ExportError::Exists(_)) => return Some("; give --force to overwrite it".into()),
         _ => {}
     }
     if let Some(VerifyError::NoCamera(_)) = e.downcast_ref() {

@@ -1087,7 +1087,7 @@ fn export_output_must_say_what_it_is_and_never_silently_overwrites() {
     let out = export(&clip, &[]);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("exists; give --force to overwrite it"),
+        stderr(&out).contains("exists and is not replaced; give --force to overwrite it"),
         "{}",
         stderr(&out)
     );
