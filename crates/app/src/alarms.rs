@@ -149,11 +149,7 @@ fn severity_of(priority: u8) -> Severity {
 
 /// At most `max` bytes of `s`, cut at a character boundary.
 fn cut(s: &str, max: usize) -> String {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
+    vigil_events::model::cut(s, max).to_owned()
 }
 
 /// Which cameras `principal` may read alarms and bookmarks of (`None`: all); Playback needed.

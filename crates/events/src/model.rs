@@ -351,12 +351,22 @@ fn clean(s: &mut String, max: usize) {
         .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
         .collect();
     if fits && s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
+        let end = cut(s, max).len();
         s.truncate(end);
     }
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary (text from senders kept within
+/// a limit rather than refused).
+pub fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// At most 64 characters of `s`, for error messages about it.
@@ -364,7 +374,6 @@ fn truncated(s: &str) -> String {
     s.chars().take(64).collect()
 }
 
-/// Unix microseconds now.
 /// Whether `name` may name an attribute: 1 to [`MAX_KEY`] letters, digits, `_`, `-` and `.`.
 pub fn valid_attribute_name(name: &str) -> bool {
     !name.is_empty()
@@ -403,6 +412,7 @@ pub fn sender_attribute(name: &str, value: &serde_json::Value) -> Result<String,
     Ok(text)
 }
 
+/// Unix microseconds now.
 pub fn now_us() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

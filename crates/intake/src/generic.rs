@@ -268,14 +268,7 @@ fn parse_time(t: &str) -> Result<i64, GenericError> {
 
 /// At most `max` bytes of `s`, cut on a character boundary.
 fn cut(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
+    vigil_events::model::cut(s, max).to_owned()
 }
 
 /// Cuts a byte stream into lines at LF, each at most `max` bytes. A longer line is one

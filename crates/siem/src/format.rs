@@ -402,14 +402,7 @@ fn without_controls(s: &str) -> String {
 
 /// `s` cut to at most `max` bytes on a character boundary.
 fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s[..end].to_owned()
+    vigil_events::model::cut(s, max).to_owned()
 }
 
 /// `s` cut to at most `cap` bytes, ending in `…` when cut.

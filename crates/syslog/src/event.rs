@@ -108,17 +108,7 @@ fn clean(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// At most `max` bytes of `s`, cut at a character boundary.
-pub(crate) fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
+pub(crate) use vigil_events::model::cut;
 
 /// An attribute key from free text: letters, digits, `_`, `-`, `.`; others become `_`.
 fn key(s: &str) -> String {
