@@ -4,7 +4,7 @@
 //! kept or let go without a signed record of it (docs/storage-format.md, "Evidence locks").
 
 use vigil_media::evidence::{Evidence, EvidenceError};
-use vigil_media::store::{LockRow, Store, StoreError, now_us};
+use vigil_media::store::{EXPIRY, LockRow, Store, StoreError, now_us};
 use vigil_signing::{LockAction, LockFact};
 
 use crate::error::{Classified, ErrorKind};
@@ -168,8 +168,8 @@ pub fn expire_due(store: &Store, evidence: &Evidence, now: i64) -> Result<Vec<Lo
     let mut ended = Vec::new();
     for l in store.expired_locks(now)? {
         let at = l.expires_us.unwrap_or(now);
-        evidence.evidence_lock(&l.camera_id, fact(&l, LockAction::Expired, at, "expiry"))?;
-        if store.end_lock(l.id, at, "expiry")? {
+        evidence.evidence_lock(&l.camera_id, fact(&l, LockAction::Expired, at, EXPIRY))?;
+        if store.end_lock(l.id, at, EXPIRY)? {
             ended.push(l);
         }
     }

@@ -23,7 +23,7 @@ pub struct LockRow {
     pub expires_us: Option<i64>,
     /// When it was released or expired; `None` while it holds.
     pub ended_us: Option<i64>,
-    /// Who released it, or `expiry`.
+    /// Who released it, or [`EXPIRY`].
     pub ended_by: Option<String>,
 }
 
@@ -33,11 +33,25 @@ impl LockRow {
         self.ended_us.is_none() && self.expires_us.is_none_or(|e| e > now)
     }
 
+    /// `active`, `released` or `expired` at `now`.
+    pub fn state(&self, now: i64) -> &'static str {
+        if self.active_at(now) {
+            "active"
+        } else if self.ended_us.is_none() || self.ended_by.as_deref() == Some(EXPIRY) {
+            "expired"
+        } else {
+            "released"
+        }
+    }
+
     /// Whether a recording between `start_us` and `end_us` touches the locked range.
     pub fn covers(&self, start_us: i64, end_us: i64) -> bool {
         start_us <= self.to_us && end_us >= self.from_us
     }
 }
+
+/// Who ends a lock whose time ran out (`ended_by`).
+pub const EXPIRY: &str = "expiry";
 
 /// The main camera id of a stream id (a secondary stream's id is its camera's with a suffix).
 fn camera_of(stream_id: &str) -> &str {

@@ -35,7 +35,7 @@ pub use index::{
     GAP_RECORDER_RESTARTED, GAP_RECORDING_STOPPED, GAP_UNCLEAN_SHUTDOWN, GapRow, GopRow,
     Interruption, SegmentRow,
 };
-pub use locks::{LockRow, Locks};
+pub use locks::{EXPIRY, LockRow, Locks};
 pub use recovery::{InterruptedSegment, RecoveryReport};
 #[cfg(feature = "testing")]
 pub use writer::WriteHook;

@@ -12,9 +12,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vigil_access::{AuditKind, Permission};
 use vigil_media::store::{LockRow, now_us};
-use vigil_media::time::{format_us, parse_time};
+use vigil_media::time::format_us;
 
 use super::cameras::check_camera_name;
+use super::recordings::{parse_at, parse_end};
 use super::{audit, blocking};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -52,13 +53,6 @@ pub struct LockView {
 
 impl LockView {
     fn of(l: &LockRow, camera: &str, now: i64) -> Self {
-        let state = if l.active_at(now) {
-            "active"
-        } else if l.ended_by.as_deref() == Some("expiry") || l.ended_us.is_none() {
-            "expired"
-        } else {
-            "released"
-        };
         LockView {
             id: l.id,
             camera: camera.to_owned(),
@@ -70,7 +64,7 @@ impl LockView {
             created_by: l.created_by.clone(),
             created: format_us(l.created_us),
             expires: l.expires_us.map(format_us),
-            state,
+            state: l.state(now),
             ended: l.ended_us.map(format_us),
             ended_by: l.ended_by.clone(),
         }
@@ -103,12 +97,10 @@ async fn list_locks(
     caller.require(Permission::Playback, Some(&name))?;
     check_camera_name(&name)?;
     let now = now_us();
-    let time = |v: &Option<String>, what: &str| {
-        v.as_deref()
-            .map(|t| parse_time(t, now).map_err(|e| bad_time(format!("`{what}`: {e}"))))
-            .transpose()
-    };
-    let range = match (time(&q.from, "from")?, time(&q.to, "to")?) {
+    let range = match (
+        parse_end("from", q.from.as_deref(), now)?,
+        parse_end("to", q.to.as_deref(), now)?,
+    ) {
         (None, None) => None,
         (f, t) => Some((f.unwrap_or(i64::MIN), t.unwrap_or(i64::MAX))),
     };
@@ -120,10 +112,6 @@ async fn list_locks(
     Ok(Json(
         locks.iter().map(|l| LockView::of(l, &name, now)).collect(),
     ))
-}
-
-fn bad_time(message: String) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "bad_time", message)
 }
 
 /// An evidence lock to set.
@@ -168,14 +156,11 @@ async fn create_lock(
         )
     })?;
     let now = now_us();
-    let at =
-        |v: &str, what: &str| parse_time(v, now).map_err(|e| bad_time(format!("`{what}`: {e}")));
-    let (from, to) = (at(&req.from, "from")?, at(&req.to, "to")?);
-    let expires = req
-        .expires
-        .as_deref()
-        .map(|e| at(e, "expires"))
-        .transpose()?;
+    let (from, to) = (
+        parse_at("from", &req.from, now)?,
+        parse_at("to", &req.to, now)?,
+    );
+    let expires = parse_end("expires", req.expires.as_deref(), now)?;
     let store = state.store.clone();
     let evidence = state.evidence.get().cloned();
     let by = format!("user:{}", caller.name());

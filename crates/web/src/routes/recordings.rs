@@ -120,10 +120,15 @@ fn bad_time(message: String) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_time", message)
 }
 
-fn parse_end(name: &str, value: Option<&str>, now: i64) -> ApiResult<Option<i64>> {
-    value
-        .map(|v| parse_time(v, now).map_err(|e| bad_time(format!("`{name}`: {e}"))))
-        .transpose()
+/// `value` of the query or body field `name` as Unix microseconds (RFC 3339, -10m, now, Unix
+/// seconds), or 400 `bad_time` naming the field.
+pub(crate) fn parse_at(name: &str, value: &str, now: i64) -> ApiResult<i64> {
+    parse_time(value, now).map_err(|e| bad_time(format!("`{name}`: {e}")))
+}
+
+/// [`parse_at`] of a field that may be absent.
+pub(crate) fn parse_end(name: &str, value: Option<&str>, now: i64) -> ApiResult<Option<i64>> {
+    value.map(|v| parse_at(name, v, now)).transpose()
 }
 
 /// Parses `from`/`to`; `required` ranges must name both ends and be at most [`MAX_RANGE_US`].
