@@ -4,14 +4,13 @@
 //! for the same camera and source counts into it (count, last seen, latest message) instead
 //! of raising another. Semantics: docs/rules-and-alarms.md.
 
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
 use serde::Serialize;
 
 use crate::model::{Event, SourceKind};
-use crate::store::{DEFAULT_PAGE, MAX_PAGE, StoreError, connect};
+use crate::store::{DEFAULT_PAGE, Db, MAX_PAGE, StoreError};
 
 /// Longest comment on an acknowledge or close.
 pub const MAX_COMMENT: usize = 1024;
@@ -173,39 +172,23 @@ const COLUMNS: &str = "id, rule, priority, state, camera, source_kind, source_na
     acknowledged_by, acknowledged_us, acknowledged_comment, closed_by, closed_us, closed_comment";
 
 /// The alarm table of `events.db`.
+#[derive(Debug)]
 pub struct AlarmStore {
-    path: PathBuf,
-    conn: Mutex<Connection>,
-}
-
-impl std::fmt::Debug for AlarmStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AlarmStore")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
+    db: Db,
 }
 
 impl AlarmStore {
     /// Opens (creating or migrating) `events.db` in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let path = dir.join("events.db");
-        let conn = connect(&path)?;
-        Ok(AlarmStore {
-            path,
-            conn: Mutex::new(conn),
-        })
+        Ok(AlarmStore { db: Db::open(dir)? })
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        |source| StoreError::Db {
-            path: self.path.clone(),
-            source,
-        }
+        self.db.err()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        self.db.lock()
     }
 
     /// Raises an alarm of `rule` for `event`, or counts `event` into the open alarm of the

@@ -2,13 +2,12 @@
 //! rule (around the event that fired it), stored in `events.db` and listed for a camera's
 //! timeline. Semantics: docs/rules-and-alarms.md.
 
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use serde::Serialize;
 
-use crate::store::{DEFAULT_PAGE, MAX_PAGE, StoreError, connect};
+use crate::store::{DEFAULT_PAGE, Db, MAX_PAGE, StoreError};
 
 /// Longest label, in bytes.
 pub const MAX_LABEL: usize = 256;
@@ -102,39 +101,23 @@ const COLUMNS: &str =
     "id, camera, from_us, to_us, label, creator_kind, creator, alarm_id, event_id, created_us";
 
 /// The bookmark table of `events.db`.
+#[derive(Debug)]
 pub struct BookmarkStore {
-    path: PathBuf,
-    conn: Mutex<Connection>,
-}
-
-impl std::fmt::Debug for BookmarkStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BookmarkStore")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
+    db: Db,
 }
 
 impl BookmarkStore {
     /// Opens (creating or migrating) `events.db` in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let path = dir.join("events.db");
-        let conn = connect(&path)?;
-        Ok(BookmarkStore {
-            path,
-            conn: Mutex::new(conn),
-        })
+        Ok(BookmarkStore { db: Db::open(dir)? })
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        |source| StoreError::Db {
-            path: self.path.clone(),
-            source,
-        }
+        self.db.err()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        self.db.lock()
     }
 
     /// Checks and stores `b`.

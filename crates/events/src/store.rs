@@ -382,6 +382,44 @@ impl Writer {
     }
 }
 
+/// One connection to `events.db` for a store of rows beside the events (alarms, bookmarks):
+/// the path for errors, the connection behind a lock that a panicked holder does not poison.
+pub(crate) struct Db {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Opens (creating or migrating) `events.db` in `dir`.
+    pub(crate) fn open(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.join("events.db");
+        let conn = connect(&path)?;
+        Ok(Db {
+            path,
+            conn: Mutex::new(conn),
+        })
+    }
+
+    pub(crate) fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        |source| StoreError::Db {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
     let err = |source| StoreError::Db {
         path: path.to_path_buf(),
