@@ -141,7 +141,16 @@ async fn an_event_fires_a_rule_that_raises_bookmarks_and_forwards() {
         ("port-security", 2, AlarmState::New)
     );
     assert_eq!(first.camera.as_deref(), Some("lobby"));
-    // Every matching event bookmarked lobby from 10 s before to 30 s after it.
+    // Every matching event bookmarked lobby from 10 s before to 30 s after it (the worker
+    // stores an event's bookmark after its alarm, so the last one may still be on its way).
+    let lobby = || BookmarkQuery {
+        camera: Some("lobby".into()),
+        ..Default::default()
+    };
+    until("the bookmarks", || {
+        w.alarms.bookmarks(&admin, lobby()).unwrap().bookmarks.len() == 3
+    })
+    .await;
     let marks = w
         .alarms
         .bookmarks(
