@@ -130,22 +130,25 @@ if [ -z "${VIGIL_SKIP_INSTALL:-}" ]; then
 fi
 ensure_nextest
 
+# Tests that need the peers installed above and are compiled out of a plain `cargo test -p`.
+PEER_FEATURES=(--features vigil-media/peer-tests)
+
 status=0
 if [ "$runner" = nextest ]; then
-    log "cargo nextest run --workspace --no-fail-fast"
+    log "cargo nextest run --workspace ${PEER_FEATURES[*]} --no-fail-fast"
     timeout --kill-after=1m "$TEST_TIMEOUT" \
-        cargo nextest run --workspace --no-fail-fast || status=$?
+        cargo nextest run --workspace "${PEER_FEATURES[@]}" --no-fail-fast || status=$?
 else
-    log "cargo test --workspace --no-fail-fast"
+    log "cargo test --workspace ${PEER_FEATURES[*]} --no-fail-fast"
     timeout --kill-after=1m "$TEST_TIMEOUT" \
-        cargo test --workspace --no-fail-fast || status=$?
+        cargo test --workspace "${PEER_FEATURES[@]}" --no-fail-fast || status=$?
 fi
 
 # nextest does not run doc tests; with cargo test they already ran above.
 if [ "$runner" = nextest ]; then
     log "cargo test --doc --workspace"
     timeout --kill-after=1m "$TEST_TIMEOUT" \
-        cargo test --doc --workspace --no-fail-fast || status=$?
+        cargo test --doc --workspace "${PEER_FEATURES[@]}" --no-fail-fast || status=$?
 fi
 
 if [ "$status" -ne 0 ]; then

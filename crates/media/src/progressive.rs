@@ -1301,6 +1301,7 @@ mod tests {
         assert_eq!(stts_deltas(&moov), [1, 1, u32::MAX - 2, 1, 1, 1]);
     }
 
+    #[cfg(feature = "peer-tests")]
     #[test]
     fn ffprobe_reads_clips_across_long_gaps_at_their_wall_clock_times() {
         const HOUR: i64 = 3600 * 90_000;
