@@ -49,6 +49,8 @@ APT_PACKAGES=(
     rsyslog-gnutls
     # promtool check metrics validates the Prometheus exposition (crates/web/tests/metrics_scrape.rs)
     prometheus
+    # systemd-analyze verify and security check the service unit (crates/vigil/tests/service_unit.rs)
+    systemd
 )
 
 # Directories whose package.json holds test dependencies (e.g. playwright-core).
