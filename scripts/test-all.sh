@@ -153,6 +153,10 @@ if [ "$runner" = nextest ]; then
         cargo test --doc --workspace "${PEER_FEATURES[@]}" --no-fail-fast || status=$?
 fi
 
+# The Debian package, from the debug binary built above: dpkg -i, checks, dpkg -r.
+log "scripts/test-package.sh"
+bash scripts/test-package.sh || status=$?
+
 if [ "$status" -ne 0 ]; then
     log "FAILED (exit $status)"
     exit "$status"
