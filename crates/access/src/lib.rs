@@ -177,20 +177,20 @@ pub struct Actor {
 }
 
 impl Actor {
-    /// The local command line (`vigil user ...`): whoever can open the database file.
-    pub fn cli() -> Self {
-        use std::os::unix::fs::MetadataExt as _;
-        let os_user = ["SUDO_USER", "USER", "LOGNAME"]
-            .iter()
-            .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-            .or_else(|| {
-                std::fs::metadata("/proc/self")
-                    .ok()
-                    .map(|m| format!("uid{}", m.uid()))
-            })
-            .unwrap_or_else(|| "unknown".to_owned());
+    /// The local command line, run by `who` (recorded as `cli:<who>`). Whoever can open the
+    /// database file is trusted; the `vigil` binary names its operating-system user
+    /// (`vigil_app::audit::cli_actor`).
+    pub fn command_line(who: impl std::fmt::Display) -> Self {
         Actor {
-            name: format!("cli:{os_user}"),
+            name: format!("cli:{who}"),
+            source: "cli".to_owned(),
+        }
+    }
+
+    /// The local command line without naming who ran it (tests, tools with nobody to name).
+    pub fn cli() -> Self {
+        Actor {
+            name: "cli".to_owned(),
             source: "cli".to_owned(),
         }
     }

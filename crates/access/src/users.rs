@@ -157,11 +157,13 @@ fn other_admins(conn: &rusqlite::Connection, except: &str) -> Result<i64, Access
 
 impl Access {
     /// Creates the first administrator in an empty database. Without a password, a strong one
-    /// is generated and returned, to be shown once; there is no default password.
+    /// is generated and returned, to be shown once; there is no default password. `actor` is
+    /// who ran the setup (the command line's user).
     pub fn create_first_admin(
         &self,
         username: &str,
         password: Option<&str>,
+        actor: &Actor,
     ) -> Result<Option<String>, AccessError> {
         let count: i64 = self
             .conn()
@@ -176,7 +178,7 @@ impl Access {
                 cameras: CameraScope::All,
                 password: password.map(str::to_owned),
             },
-            &Actor::cli(),
+            actor,
         )
     }
 

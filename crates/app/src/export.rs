@@ -42,6 +42,8 @@ pub use vigil_signing::bundle::ExporterIdentity;
 pub use vigil_signing::bundle::presentation::Timeline;
 
 use crate::ErrorKind;
+use crate::audit::Trail;
+use vigil_access::AuditKind;
 
 /// How long the CLI waits for a running server to sign the newest exported fragment: the
 /// server signs at least every 10 s.
@@ -88,6 +90,9 @@ pub enum ExportError {
     Write { path: PathBuf, source: io::Error },
     #[error("{0}")]
     Bundle(#[from] vigil_signing::bundle::BundleError),
+    /// The export was written but could not be recorded in the audit log.
+    #[error("the export was written but not recorded in the audit log: {0}")]
+    Audit(vigil_access::AccessError),
 }
 
 impl ExportError {
@@ -103,7 +108,8 @@ impl ExportError {
             ExportError::Recorded { .. }
             | ExportError::Store(_)
             | ExportError::Write { .. }
-            | ExportError::Bundle(_) => ErrorKind::Internal,
+            | ExportError::Bundle(_)
+            | ExportError::Audit(_) => ErrorKind::Internal,
         }
     }
 
@@ -122,7 +128,8 @@ impl ExportError {
             ExportError::Recorded { .. }
             | ExportError::Store(_)
             | ExportError::Write { .. }
-            | ExportError::Bundle(_) => "internal",
+            | ExportError::Bundle(_)
+            | ExportError::Audit(_) => "internal",
         }
     }
 }
@@ -489,7 +496,9 @@ fn publish(tmp: &Path, path: &Path, force: bool) -> Result<(), ExportError> {
 
 /// Exports `[from_us, to_us)` of a camera to `out` (and `out.partN.mp4` after a codec
 /// change) as progressive MP4s ([`progressive_layout`]). Existing files are refused before
-/// anything is written unless `force`. `progress(done, total)` counts bytes.
+/// anything is written unless `force`. `progress(done, total)` counts bytes. The export is
+/// recorded in `audit` (absent only where there is no audit log, as in tests of the files).
+#[allow(clippy::too_many_arguments)]
 pub fn export_mp4(
     store: &Store,
     camera: &str,
@@ -498,6 +507,7 @@ pub fn export_mp4(
     out: &Path,
     force: bool,
     progress: &mut dyn FnMut(u64, u64),
+    audit: Option<&Trail<'_>>,
 ) -> Result<Mp4Export, ExportError> {
     let layout = progressive_layout(store, camera, from_us, to_us)?;
     let paths: Vec<PathBuf> = (0..layout.parts.len()).map(|i| part_path(out, i)).collect();
@@ -530,11 +540,29 @@ pub fn export_mp4(
             bytes: part.total,
         });
     }
-    Ok(Mp4Export {
+    let export = Mp4Export {
         camera: layout.camera.name,
         parts,
         gaps: layout.gaps,
-    })
+    };
+    if let Some(trail) = audit {
+        let frames: i64 = export.parts.iter().map(|p| p.frames).sum();
+        let bytes: u64 = export.parts.iter().map(|p| p.bytes).sum();
+        trail
+            .record(
+                AuditKind::Export,
+                serde_json::json!({
+                    "camera": export.camera, "from": format_us(from_us), "to": format_us(to_us),
+                    "media_start": export.parts.first().map(|p| format_us(p.start_us)),
+                    "media_end": export.parts.last().map(|p| format_us(p.end_us)),
+                    "frames": frames, "gaps": export.gaps.len(), "format": "mp4",
+                    "bytes": bytes, "files": export.parts.len(),
+                    "output": out.display().to_string(),
+                }),
+            )
+            .map_err(ExportError::Audit)?;
+    }
+    Ok(export)
 }
 
 #[cfg(test)]

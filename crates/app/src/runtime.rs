@@ -128,6 +128,9 @@ pub fn retention_policy(cfg: &Config) -> RetentionPolicy {
     }
 }
 
+/// What the log says while no camera is configured.
+pub const NO_CAMERA: &str = "no camera is configured, so nothing is recorded; add one with `vigil camera add NAME --url rtsp://HOST/PATH` (or POST /api/v1/cameras) and this server starts recording it within seconds";
+
 /// Records every enabled camera until `shutdown` resolves, then stops cleanly.
 pub async fn run(
     cfg: Config,
@@ -142,7 +145,17 @@ pub async fn run(
             .await?
             .map_err(RuntimeError::Recovery)?
     };
-    tracing::info!(?report, "start-up recovery done");
+    tracing::info!(
+        "start-up recovery checked {} segments: {} GOPs re-indexed, {} bytes of torn data truncated, {} interrupted segments closed, {} stray files adopted and {} removed, {} missing files dropped from the index",
+        report.segments_checked,
+        report.gops_reindexed,
+        report.bytes_truncated,
+        report.interrupted.len(),
+        report.orphans_adopted,
+        report.orphans_removed,
+        report.missing_files
+    );
+    tracing::debug!(?report, "start-up recovery report");
     let interrupted = report.interrupted.clone();
     let publish = |e: NewEvent| {
         if let Some(bus) = &opts.events
@@ -245,6 +258,7 @@ pub async fn run(
     };
     let mut running: HashMap<String, (StreamSpec, RecorderHandle)> = HashMap::new();
     let mut watch = StatusWatch::default();
+    let mut told_no_camera = false;
     tokio::pin!(shutdown);
     let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
     let mut retention_tick = tokio::time::interval(RETENTION_EVERY);
@@ -256,6 +270,12 @@ pub async fn run(
                     Ok(c) => c,
                     Err(e) => { tracing::error!(error = %e, "cannot read cameras"); continue; }
                 };
+                // Said once each time the camera list becomes empty, so a new installation
+                // that records nothing says why.
+                if cameras.is_empty() && !told_no_camera {
+                    tracing::info!("{NO_CAMERA}");
+                }
+                told_no_camera = cameras.is_empty();
                 for (id, (spec, _)) in &running {
                     let Ok(Some(status)) = store.status(id) else { continue };
                     let camera = cameras.iter().find(|c| c.id == spec.feed.camera_id).map_or(spec.camera.name.as_str(), |c| c.name.as_str());

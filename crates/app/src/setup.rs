@@ -140,7 +140,7 @@ pub fn create_first_admin(
 ) -> Result<FirstAdmin, SetupError> {
     let access = vigil_access::Access::open(&cfg.data_dir.join("access.db"), Default::default())
         .map_err(SetupError::Access)?;
-    match access.create_first_admin(admin, password) {
+    match access.create_first_admin(admin, password, &crate::audit::cli_actor()) {
         Ok(generated_password) => Ok(FirstAdmin {
             name: admin.to_owned(),
             generated_password,

@@ -10,6 +10,9 @@ use vigil_signing::bundle::{self, BundleError, BundleReport, TrustAnchor};
 use vigil_signing::{CaCert, Report, TimeRange};
 
 use crate::ErrorKind;
+use crate::audit::Trail;
+use vigil_access::AuditKind;
+use vigil_media::time::format_us;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -27,6 +30,9 @@ pub enum VerifyError {
     Recording(vigil_signing::VerifyError),
     #[error("{0}")]
     Bundle(#[from] BundleError),
+    /// The verification ran but could not be recorded in the audit log.
+    #[error("the verification was not recorded in the audit log: {0}")]
+    Audit(vigil_access::AccessError),
 }
 
 impl crate::error::Classified for VerifyError {
@@ -47,7 +53,8 @@ impl VerifyError {
             VerifyError::Trust(_)
             | VerifyError::Store(_)
             | VerifyError::Recording(_)
-            | VerifyError::Bundle(_) => ErrorKind::Internal,
+            | VerifyError::Bundle(_)
+            | VerifyError::Audit(_) => ErrorKind::Internal,
         }
     }
 
@@ -97,7 +104,8 @@ impl Outcome {
 
 /// Verifies the recordings of `camera` (a name or id, or a secondary stream's id, see
 /// [`Store::stream`]) over `range`, trusting `ca_pem` (the
-/// installation's CA). `progress` is told bytes checked and bytes in all.
+/// installation's CA). `progress` is told bytes checked and bytes in all. The verification and
+/// its result are recorded in `audit` (absent only where there is no audit log).
 pub fn verify_camera(
     store: &Store,
     data_dir: &Path,
@@ -105,6 +113,7 @@ pub fn verify_camera(
     range: TimeRange,
     ca_pem: &str,
     progress: &mut dyn FnMut(u64, u64),
+    audit: Option<&Trail<'_>>,
 ) -> Result<(Camera, Report), VerifyError> {
     if let (Some(from), Some(to)) = (range.from_us, range.to_us)
         && to <= from
@@ -144,17 +153,49 @@ pub fn verify_camera(
         }
         e => VerifyError::Recording(e),
     })?;
+    if let Some(trail) = audit {
+        trail
+            .record(
+                AuditKind::Verify,
+                serde_json::json!({
+                    "camera": cam.name,
+                    "from": range.from_us.map(format_us), "to": range.to_us.map(format_us),
+                    "verified": report.is_verified(), "tampered": report.is_tampered(),
+                    "failure": report.failure.as_ref().map(|f| f.kind.as_str()),
+                }),
+            )
+            .map_err(VerifyError::Audit)?;
+    }
     Ok((cam, report))
 }
 
-/// Verifies an exported evidence bundle (a directory) against `trust`.
+/// Verifies an exported evidence bundle (a directory) against `trust`. Recorded in `audit`
+/// when the verification runs on an installation (a bundle is verified offline anywhere, where
+/// there is no audit log).
 pub fn verify_bundle(
     dir: &Path,
     trust: &TrustAnchor,
     progress: &mut dyn FnMut(u64, u64),
+    audit: Option<&Trail<'_>>,
 ) -> Result<(BundleReport, Outcome), VerifyError> {
     let report = bundle::verify(dir, trust, &vigil_media::progressive::Evidence, progress)?;
     let outcome = Outcome::of_bundle(&report);
+    if let Some(trail) = audit {
+        trail
+            .record(
+                AuditKind::Verify,
+                serde_json::json!({
+                    "bundle": dir.display().to_string(),
+                    "camera": report.recording.camera_id,
+                    "outcome": match outcome {
+                        Outcome::Verified => "verified",
+                        Outcome::Unsigned => "unsigned",
+                        Outcome::Tampered => "tampered",
+                    },
+                }),
+            )
+            .map_err(VerifyError::Audit)?;
+    }
     Ok((report, outcome))
 }
 
@@ -188,6 +229,7 @@ mod tests {
             all,
             &ca(&cfg),
             &mut |_, _| {},
+            None,
         )
         .unwrap_err();
         assert_eq!(
@@ -208,6 +250,7 @@ mod tests {
             all,
             &ca(&cfg),
             &mut |_, _| {},
+            None,
         )
         .unwrap_err();
         assert_eq!((e.kind(), e.code()), (ErrorKind::Conflict, "no_ledger"));
@@ -223,6 +266,7 @@ mod tests {
             backwards,
             &ca(&cfg),
             &mut |_, _| {},
+            None,
         )
         .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput);
@@ -235,8 +279,14 @@ mod tests {
             tmp.path(),
             &TrustAnchor::Fingerprint("00".repeat(32)),
             &mut |_, _| {},
+            None,
         )
         .unwrap_err();
         assert!(matches!(e, VerifyError::Bundle(_)), "{e}");
+        assert!(
+            e.to_string()
+                .ends_with("is not an evidence bundle (no manifest.json in it)"),
+            "{e}"
+        );
     }
 }

@@ -87,6 +87,9 @@ pub enum BundleError {
     },
     #[error("the bundle is incomplete: {file} is missing from {dir}")]
     MissingFile { dir: PathBuf, file: String },
+    /// A directory without a manifest: not something `vigil export` wrote.
+    #[error("{} is not an evidence bundle (no {MANIFEST_FILE} in it)", .0.display())]
+    NotABundle(PathBuf),
     #[error("{file} in the bundle is not valid: {detail}")]
     Invalid { file: String, detail: String },
     #[error(
@@ -918,6 +921,9 @@ pub fn verify(
             path: dir.to_path_buf(),
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "not a bundle directory"),
         });
+    }
+    if !dir.join(MANIFEST_FILE).exists() {
+        return Err(BundleError::NotABundle(dir.to_path_buf()));
     }
     for f in [
         VIDEO_FILE,

@@ -269,6 +269,19 @@ fn missing_or_garbage_files_give_clear_errors() {
             .contains("incomplete: ledger-excerpt.vgl is missing"),
         "{e}"
     );
+    // A directory without a manifest is not called an incomplete bundle.
+    let other = f.tmp.path().join("not-a-bundle");
+    fs::create_dir_all(&other).unwrap();
+    fs::write(other.join("video.mp4"), b"x").unwrap();
+    let e = bundle::verify(&other, &t, &AsRecorded, &mut |_, _| {}).unwrap_err();
+    assert!(matches!(e, BundleError::NotABundle(_)), "{e}");
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{} is not an evidence bundle (no manifest.json in it)",
+            other.display()
+        )
+    );
 
     let copy = f.tmp.path().join("c2");
     copy_dir(&f.dir, &copy);

@@ -160,7 +160,7 @@ pub fn run_with_config(
 ) -> anyhow::Result<()> {
     let access = Access::open(access_db, config)
         .with_context(|| format!("cannot open {}", access_db.display()))?;
-    let actor = Actor::cli();
+    let actor = vigil_app::audit::cli_actor();
     let mut out = std::io::stdout().lock();
     match cmd {
         AccessCommand::User(c) => user(c, &access, &actor, &mut out),

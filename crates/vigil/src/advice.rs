@@ -6,6 +6,7 @@
 
 use std::error::Error;
 
+use vigil_app::cameras::CameraError;
 use vigil_app::export::ExportError;
 use vigil_app::runtime::RuntimeError;
 use vigil_app::setup::SetupError;
@@ -17,9 +18,21 @@ use vigil_pki::{ImportError, PkiError};
 
 const LIST_CAMERAS: &str = "; `vigil camera list` shows the configured cameras";
 
-/// `e` as `error: ...` shows it (`{:#}`: each cause after a colon), with advice.
+/// `e` as `error: ...` shows it, with advice: each cause after a colon, except a cause whose
+/// words its wrapper already said (many errors print their source inside their own message,
+/// and `{:#}` would repeat it).
 pub fn present(e: &anyhow::Error) -> String {
-    let mut text = format!("{e:#}");
+    let mut text = String::new();
+    for cause in e.chain() {
+        let said = cause.to_string();
+        if text.contains(&said) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&said);
+    }
     let mut advised: Vec<String> = Vec::new();
     for cause in e.chain() {
         let mut next: Option<&(dyn Error + 'static)> = Some(cause);
@@ -116,6 +129,9 @@ fn held<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a (dyn Error + 'static)> {
     if let Some(ExportError::Store(s)) = e.downcast_ref() {
         return Some(s);
     }
+    if let Some(CameraError::Store(s)) = e.downcast_ref() {
+        return Some(s);
+    }
     if let Some(VerifyError::Store(s)) = e.downcast_ref() {
         return Some(s);
     }
@@ -146,7 +162,7 @@ mod tests {
             "verifying: data directory /srv/v is not initialised; run `vigil init --data-dir \
              /srv/v` first"
         );
-        // A source's message repeated in its wrapper's gets the advice in both places.
+        // A source whose message its wrapper already holds is not said twice.
         let e = anyhow::Error::new(ConfigError::Read {
             path: "/etc/vigil.toml".into(),
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
@@ -154,7 +170,14 @@ mod tests {
         assert_eq!(
             present(&e),
             "cannot read config file /etc/vigil.toml: entity not found. Create one with `vigil \
-             init --data-dir DIR`.: entity not found"
+             init --data-dir DIR`."
+        );
+        let e = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::NotFound))
+            .context("cannot read x.pem: entity not found")
+            .context("importing");
+        assert_eq!(
+            present(&e),
+            "importing: cannot read x.pem: entity not found"
         );
         let e = anyhow::Error::new(PkiError::Import(ImportError::NotForPendingCsr {
             subject: "CN=x".into(),

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Subcommand;
+use vigil_app::cameras::{self, CameraError};
 use vigil_media::store::{
     Camera, CameraStatus, NewCamera, NewSecondary, Store, StoreError, StreamMode, now_us,
 };
@@ -96,7 +97,23 @@ pub fn read_password_file(path: &Path) -> anyhow::Result<String> {
 }
 
 pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
-    let (_cfg, store) = crate::open_store(config)?;
+    let (cfg, store) = crate::open_store(config)?;
+    // Every change is recorded in the audit log as the operating-system user.
+    let changes = matches!(
+        cmd,
+        CameraCommand::Add { .. }
+            | CameraCommand::SetSecondary { .. }
+            | CameraCommand::Remove { .. }
+            | CameraCommand::Disable { .. }
+            | CameraCommand::Enable { .. }
+    );
+    let access = changes
+        .then(|| vigil_app::audit::open_access(&cfg))
+        .transpose()?;
+    let trail = access
+        .as_ref()
+        .map(|a| vigil_app::audit::Trail::new(a, vigil_app::audit::cli_actor()));
+    let trail = || trail.as_ref().expect("opened for every change");
     match cmd {
         CameraCommand::Add {
             name,
@@ -127,8 +144,9 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
                     })
                 })
                 .transpose()?;
-            let cam = store
-                .add_camera(&NewCamera {
+            let cam = cameras::add(
+                &store,
+                &NewCamera {
                     name,
                     url,
                     username,
@@ -136,8 +154,10 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
                     max_age_secs: max_age.map(|d| d.as_secs() as i64),
                     max_bytes: max_bytes.map(|b| b as i64),
                     secondary,
-                })
-                .map_err(|e| credential_advice(e, "--secondary-"))?;
+                },
+                trail(),
+            )
+            .map_err(|e| credential_advice(e, "--secondary-"))?;
             println!("Added camera {} ({}) {}", cam.name, cam.id, cam.url);
             if let Some(line) = secondary_line(&cam) {
                 println!("{line}");
@@ -163,8 +183,7 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
                 }),
                 _ => None,
             };
-            let cam = store
-                .set_secondary(&name, secondary.as_ref())
+            let cam = cameras::set_secondary(&store, &name, secondary.as_ref(), trail())
                 .map_err(|e| credential_advice(e, "--"))?;
             match secondary_line(&cam) {
                 Some(line) => println!("Camera {}: {}", cam.name, line.trim_start()),
@@ -206,7 +225,7 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
             name,
             delete_recordings,
         } => {
-            let cam = store.remove_camera(&name, delete_recordings)?;
+            let cam = cameras::remove(&store, &name, delete_recordings, trail())?;
             println!(
                 "Removed camera {}{}",
                 cam.name,
@@ -218,11 +237,11 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
             );
         }
         CameraCommand::Disable { name } => {
-            store.set_camera_enabled(&name, false)?;
+            cameras::set_enabled(&store, &name, false, trail())?;
             println!("Camera {name} disabled");
         }
         CameraCommand::Enable { name } => {
-            store.set_camera_enabled(&name, true)?;
+            cameras::set_enabled(&store, &name, true, trail())?;
             println!("Camera {name} enabled");
         }
         CameraCommand::Status { json } => {
@@ -294,8 +313,8 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
 /// The store says what is wrong with a camera's credentials; this adds which flags fix it.
 /// `secondary` is how the command spells the secondary stream's flags (`camera add` says
 /// `--secondary-username`, `camera set-secondary` just `--username`).
-fn credential_advice(e: StoreError, secondary: &str) -> anyhow::Error {
-    let StoreError::InvalidCamera(m) = e else {
+fn credential_advice(e: CameraError, secondary: &str) -> anyhow::Error {
+    let CameraError::Store(StoreError::InvalidCamera(m)) = e else {
         return e.into();
     };
     let p = if m.starts_with("secondary stream:") {

@@ -8,8 +8,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod access_cmd;
 mod advice;
+mod backup_cmd;
 mod camera_cmd;
 mod init_cmd;
+mod logging;
 mod network_cmd;
 mod pki_cmd;
 mod recordings_cmd;
@@ -45,6 +47,15 @@ struct Cli {
         default_value = "vigil.toml"
     )]
     config: PathBuf,
+    /// Log format on standard error: text (coloured on a terminal) or json (one object a line).
+    #[arg(
+        long,
+        global = true,
+        env = "VIGIL_LOG_FORMAT",
+        value_enum,
+        default_value_t = logging::LogFormat::Text
+    )]
+    log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -81,23 +92,26 @@ enum Command {
     Audit(network_cmd::AuditArgs),
     /// The version and the source commit this binary was built from.
     Version,
+    /// Back up configuration, databases, keys and ledgers (no video) into one encrypted file.
+    Backup(backup_cmd::BackupArgs),
+    /// Restore a backup into a new, empty data directory.
+    Restore(backup_cmd::RestoreArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init(
+        cli.log_format,
+        matches!(cli.command, Command::Serve | Command::Demo(_)),
+    );
     let result = match cli.command {
         Command::Version => {
             println!("vigil {VERSION}");
             Ok(())
         }
         Command::Init(args) => init_cmd::run(&args, &cli.config),
+        Command::Backup(args) => backup_cmd::backup(&args, &cli.config),
+        Command::Restore(args) => backup_cmd::restore(&args),
         Command::Serve => serve::run_serve(&cli.config),
         Command::Demo(args) => serve::run_demo(&args),
         Command::Camera(cmd) => camera(cmd, &cli.config),
@@ -106,7 +120,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => with_exit_code(verify_cmd::run(&args, &cli.config)),
         Command::Pki(cmd) => vigil_config::Config::load(&cli.config)
             .map_err(anyhow::Error::from)
-            .and_then(|cfg| pki_cmd::run(cmd, &cfg.data_dir.join("pki"))),
+            .and_then(|cfg| pki_cmd::run(cmd, &cfg)),
         Command::Access(cmd) => vigil_config::Config::load(&cli.config)
             .map_err(anyhow::Error::from)
             .and_then(|cfg| {

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use vigil_access::AuditKind;
 use vigil_pki::time::OffsetDateTime;
 use vigil_pki::{CertInfo, CertRole, ImportError, Pki, PkiError};
 
@@ -17,6 +18,10 @@ pub enum PkiCommand {
         /// Write it to this file instead of standard output.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Print its SHA-256 fingerprint instead (what `vigil verify BUNDLE --fingerprint`
+        /// takes).
+        #[arg(long, conflicts_with = "output")]
+        fingerprint: bool,
     },
     /// List every certificate with names, fingerprint, validity and origin.
     Status,
@@ -67,11 +72,35 @@ pub enum PkiCommand {
 
 const APPLY_NOTE: &str = "A running `vigil serve` presents it after its next certificate reload.";
 
-/// Runs one `vigil pki` subcommand against the PKI stored in `pki_dir`.
-pub fn run(cmd: PkiCommand, pki_dir: &Path) -> anyhow::Result<()> {
+/// Runs one `vigil pki` subcommand against the installation's PKI (`<data dir>/pki`). Every
+/// change is recorded in the audit log as the operating-system user.
+pub fn run(cmd: PkiCommand, cfg: &vigil_config::Config) -> anyhow::Result<()> {
+    let pki_dir = &cfg.data_dir.join("pki");
     let mut pki = Pki::open(pki_dir)?;
+    let access = match cmd {
+        PkiCommand::CaCert { .. } | PkiCommand::Status => None,
+        _ => Some(vigil_app::audit::open_access(cfg)?),
+    };
+    let record = |detail: serde_json::Value| -> anyhow::Result<()> {
+        let access = access.as_ref().expect("opened for every change");
+        vigil_app::audit::Trail::new(access, vigil_app::audit::cli_actor())
+            .record(AuditKind::CertificateOperation, detail)
+            .context("the certificate change was made but not recorded in the audit log")
+    };
     match cmd {
-        PkiCommand::CaCert { output } => emit(output.as_deref(), pki.ca_cert_pem())?,
+        PkiCommand::CaCert {
+            output,
+            fingerprint: true,
+        } => {
+            let ca = pki
+                .status()?
+                .certificates
+                .into_iter()
+                .find(|c| c.role == CertRole::Ca)
+                .context("the PKI lists no CA certificate")?;
+            emit(output.as_deref(), &format!("{}\n", ca.fingerprint_sha256))?
+        }
+        PkiCommand::CaCert { output, .. } => emit(output.as_deref(), pki.ca_cert_pem())?,
         PkiCommand::Status => print!("{}", format_status(&pki)?),
         PkiCommand::Import {
             cert,
@@ -90,6 +119,12 @@ pub fn run(cmd: PkiCommand, pki_dir: &Path) -> anyhow::Result<()> {
                 ),
                 other => other?,
             };
+            record(serde_json::json!({
+                "operation": "import",
+                "subject": installed.info.subject,
+                "fingerprint_sha256": installed.info.fingerprint_sha256,
+                "not_after": rfc3339(installed.info.not_after),
+            }))?;
             println!(
                 "Imported '{}' ({} key); it is now the server certificate.\n{APPLY_NOTE}",
                 installed.info.subject,
@@ -102,6 +137,9 @@ pub fn run(cmd: PkiCommand, pki_dir: &Path) -> anyhow::Result<()> {
         }
         PkiCommand::Csr { cn, sans, output } => {
             let csr = pki.csr(&cn, &sans)?;
+            record(serde_json::json!({
+                "operation": "csr", "common_name": cn.trim(), "sans": sans,
+            }))?;
             emit(output.as_deref(), &csr)?;
             eprintln!(
                 "The private key stays in {}. Have the request signed, then run \
@@ -111,6 +149,12 @@ pub fn run(cmd: PkiCommand, pki_dir: &Path) -> anyhow::Result<()> {
         }
         PkiCommand::InstallCert { file } => {
             let installed = pki.install_cert(&read(&file)?)?;
+            record(serde_json::json!({
+                "operation": "install",
+                "subject": installed.info.subject,
+                "fingerprint_sha256": installed.info.fingerprint_sha256,
+                "not_after": rfc3339(installed.info.not_after),
+            }))?;
             println!(
                 "Installed '{}'; it is now the server certificate.\n{APPLY_NOTE}",
                 installed.info.subject
@@ -122,6 +166,9 @@ pub fn run(cmd: PkiCommand, pki_dir: &Path) -> anyhow::Result<()> {
         }
         PkiCommand::Reset => {
             let (removed, _) = pki.reset()?;
+            record(serde_json::json!({
+                "operation": "reset", "removed": removed,
+            }))?;
             match removed {
                 Some(source) => println!(
                     "Deleted the {source} certificate; the generated certificate is served \
@@ -134,10 +181,33 @@ pub fn run(cmd: PkiCommand, pki_dir: &Path) -> anyhow::Result<()> {
             let csr = String::from_utf8(read(&file)?)
                 .with_context(|| format!("{} is not a PEM text file", file.display()))?;
             let cert = pki.sign_csr(&csr, days)?;
+            let der = vigil_pki::import::parse_cert_chain(cert.as_bytes())?
+                .into_iter()
+                .next()
+                .context("signing produced no certificate")?;
+            let info = CertInfo::from_der(
+                &der,
+                vigil_pki::CertSource::Generated,
+                CertRole::Server,
+                false,
+            )
+            .map_err(anyhow::Error::msg)?;
+            record(serde_json::json!({
+                "operation": "sign_csr",
+                "subject": info.subject,
+                "sans": info.sans,
+                "fingerprint_sha256": info.fingerprint_sha256,
+                "not_after": rfc3339(info.not_after),
+            }))?;
             emit(output.as_deref(), &cert)?;
         }
     }
     Ok(())
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&vigil_pki::time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
 }
 
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use vigil_app::audit::Trail;
 use vigil_app::export::{
     BundleRequest, ExporterIdentity, Output, TailSigning, TailWait, server_name,
 };
@@ -137,8 +138,13 @@ pub fn export(args: &ExportArgs, config: &Path) -> anyhow::Result<()> {
     let camera = store
         .recorded_stream(&args.camera, stream(args.secondary))?
         .id;
+    // The export is recorded in the audit log as the operating-system user.
+    let access = vigil_app::audit::open_access(&cfg)?;
+    let trail = Trail::new(&access, vigil_app::audit::cli_actor());
     let path = match output {
-        Output::Bundle(dir) => return export_bundle(&camera, &dir, &cfg, &store, from, to),
+        Output::Bundle(dir) => {
+            return export_bundle(&camera, &dir, &cfg, &store, from, to, &trail);
+        }
         Output::Mp4(path) => path,
     };
     let bar = progress_bar()?;
@@ -153,6 +159,7 @@ pub fn export(args: &ExportArgs, config: &Path) -> anyhow::Result<()> {
             bar.set_length(total);
             bar.set_position(done);
         },
+        Some(&trail),
     )?;
     bar.finish_and_clear();
     for p in &report.parts {
@@ -184,20 +191,20 @@ fn export_bundle(
     store: &vigil_media::store::Store,
     from: i64,
     to: i64,
+    trail: &Trail<'_>,
 ) -> anyhow::Result<()> {
-    let user = std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".into());
     let req = BundleRequest {
         store,
         data_dir: &cfg.data_dir,
         camera,
         from_us: from,
         to_us: to,
+        // The bundle names its exporter as the audit log does.
         exporter: ExporterIdentity {
-            user: format!("cli:{user}"),
+            user: trail.actor().name.clone(),
             server: server_name(&cfg.management.hostnames),
         },
+        audit: Some(trail),
     };
     // The staging copy goes next to the bundle: same volume, so nothing lands in a shared /tmp.
     let staging = dir
@@ -252,7 +259,7 @@ fn export_bundle(
     }
     print_gaps(&report.gaps);
     println!(
-        "verify anywhere with: vigil verify {} --fingerprint <CA SHA-256 from `vigil pki ca-cert`>",
+        "verify anywhere with: vigil verify {} --fingerprint <CA SHA-256 from `vigil pki ca-cert --fingerprint`>",
         dir.display()
     );
     Ok(())

@@ -457,17 +457,22 @@ pub fn run_demo(args: &DemoArgs) -> anyhow::Result<()> {
         .context("cannot start the built-in sample camera")?;
         let url = camera.url();
         println!("  sample camera:  {url} (built-in H.264 clip, looped)");
-        // A previous demo run in the same directory left a camera whose port is gone.
-        for old in store.cameras()? {
-            if old.name == "sample" {
-                store.remove_camera(&old.name, false)?;
+        // A previous demo run in the same directory left the camera with a port that is
+        // gone: point it at this run's port, keeping its id so the earlier recordings stay
+        // listed and exportable under the same name.
+        match store.camera("sample") {
+            Ok(_) => {
+                store.set_camera_url("sample", &url)?;
             }
+            Err(vigil_media::store::StoreError::NoSuchCamera(_)) => {
+                store.add_camera(&NewCamera {
+                    name: "sample".into(),
+                    url: url.clone(),
+                    ..Default::default()
+                })?;
+            }
+            Err(e) => return Err(e.into()),
         }
-        store.add_camera(&NewCamera {
-            name: "sample".into(),
-            url: url.clone(),
-            ..Default::default()
-        })?;
         let status_store = store.clone();
         let reporter = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));

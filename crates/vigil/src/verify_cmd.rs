@@ -50,9 +50,12 @@ fn bar() -> ProgressBar {
 pub fn run(args: &VerifyArgs, config: &Path) -> anyhow::Result<i32> {
     let as_dir = Path::new(&args.target);
     if as_dir.is_dir() {
-        return verify_bundle(args, as_dir);
+        return verify_bundle(args, as_dir, config);
     }
     let (cfg, store) = crate::open_store(config)?;
+    // Recorded in the audit log as the operating-system user.
+    let access = vigil_app::audit::open_access(&cfg)?;
+    let trail = vigil_app::audit::Trail::new(&access, vigil_app::audit::cli_actor());
     let now = now_us();
     let range = TimeRange {
         from_us: args
@@ -79,6 +82,7 @@ pub fn run(args: &VerifyArgs, config: &Path) -> anyhow::Result<i32> {
             bar.set_length(total);
             bar.set_position(done);
         },
+        Some(&trail),
     );
     bar.finish_and_clear();
     let (cam, report) = verified?;
@@ -98,7 +102,9 @@ fn exit_code(outcome: Outcome) -> i32 {
     }
 }
 
-fn verify_bundle(args: &VerifyArgs, dir: &Path) -> anyhow::Result<i32> {
+/// A bundle is verified anywhere; on an installation (its configuration file exists) the
+/// verification is recorded in its audit log.
+fn verify_bundle(args: &VerifyArgs, dir: &Path, config: &Path) -> anyhow::Result<i32> {
     let trust = match (&args.ca, &args.fingerprint) {
         (Some(ca), None) => TrustAnchor::CaCert(
             std::fs::read_to_string(ca)
@@ -106,14 +112,28 @@ fn verify_bundle(args: &VerifyArgs, dir: &Path) -> anyhow::Result<i32> {
         ),
         (None, Some(fp)) => TrustAnchor::Fingerprint(fp.clone()),
         _ => anyhow::bail!(
-            "to verify a bundle, give exactly one of --ca CA.pem or --fingerprint SHA256 (the installation's CA, from `vigil pki ca-cert`)"
+            "to verify a bundle, give exactly one of --ca CA.pem or --fingerprint SHA256 (the installation's CA, from `vigil pki ca-cert` or `vigil pki ca-cert --fingerprint`)"
         ),
     };
+    let access = if config.exists() {
+        let cfg = vigil_config::Config::load(config)?;
+        Some(vigil_app::audit::open_access(&cfg)?)
+    } else {
+        None
+    };
+    let trail = access
+        .as_ref()
+        .map(|a| vigil_app::audit::Trail::new(a, vigil_app::audit::cli_actor()));
     let bar = bar();
-    let verified = verify::verify_bundle(dir, &trust, &mut |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    });
+    let verified = verify::verify_bundle(
+        dir,
+        &trust,
+        &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+        trail.as_ref(),
+    );
     bar.finish_and_clear();
     let (report, outcome) = verified?;
     if args.json {

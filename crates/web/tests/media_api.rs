@@ -334,6 +334,7 @@ async fn playback_export_verify_of_real_video() {
         &cli,
         false,
         &mut |_, _| {},
+        None,
     )
     .unwrap();
     let cli_bytes = std::fs::read(&cli).unwrap();

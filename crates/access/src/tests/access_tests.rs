@@ -26,7 +26,11 @@ fn database_file_is_private() {
 #[test]
 fn first_admin_without_password_gets_a_generated_one() {
     let f = Fixture::new();
-    let pw = f.access.create_first_admin("admin", None).unwrap().unwrap();
+    let pw = f
+        .access
+        .create_first_admin("admin", None, &Actor::cli())
+        .unwrap()
+        .unwrap();
     assert_eq!(check_password_policy(&pw, "admin"), Ok(()));
     let s = f
         .access
@@ -41,7 +45,7 @@ fn first_admin_without_password_gets_a_generated_one() {
         .unwrap();
     assert_eq!(s.principal.role(), Role::Admin);
     assert!(matches!(
-        f.access.create_first_admin("admin2", None),
+        f.access.create_first_admin("admin2", None, &Actor::cli()),
         Err(AccessError::AlreadyInitialized)
     ));
 }
@@ -50,16 +54,18 @@ fn first_admin_without_password_gets_a_generated_one() {
 fn first_admin_with_weak_password_is_refused() {
     let f = Fixture::new();
     assert!(matches!(
-        f.access.create_first_admin("admin", Some("admin")),
+        f.access
+            .create_first_admin("admin", Some("admin"), &Actor::cli()),
         Err(AccessError::Password(PasswordRejected::TooShort { .. }))
     ));
     assert!(matches!(
-        f.access.create_first_admin("admin", Some("password123456")),
+        f.access
+            .create_first_admin("admin", Some("password123456"), &Actor::cli()),
         Err(AccessError::Password(PasswordRejected::Common))
     ));
     assert!(
         f.access
-            .create_first_admin("admin", Some(GOOD_PW))
+            .create_first_admin("admin", Some(GOOD_PW), &Actor::cli())
             .unwrap()
             .is_none()
     );

@@ -8,12 +8,14 @@ use std::time::{Duration, Instant};
 
 use vigil_media::evidence::{ledger_path, signing_dir};
 use vigil_media::store::{GapRow, Store};
+use vigil_media::time::format_us;
 use vigil_signing::SigningIdentity;
 use vigil_signing::bundle::{
     self, ExportRange, ExporterIdentity, FragmentSigning, SignatureWatch, WriteSummary,
 };
 
 use super::{ExportError, Piece, write_err, write_pieces};
+use crate::audit::Trail;
 
 /// The name an export statement gives for this server: the host name, else the first
 /// configured management host name, else "vigil". One rule, so a bundle says the same server
@@ -36,6 +38,9 @@ pub struct BundleRequest<'a> {
     pub from_us: i64,
     pub to_us: i64,
     pub exporter: ExporterIdentity,
+    /// Where the written bundle is recorded. The API leaves it out and records the download
+    /// itself once it is sent (a `HEAD` request builds the bundle without handing it out).
+    pub audit: Option<&'a Trail<'a>>,
 }
 
 /// How an export makes sure the newest exported fragment is signed before the ledger is read.
@@ -166,7 +171,7 @@ pub fn export_bundle(
         &signer,
         &vigil_media::progressive::Evidence,
     )?;
-    Ok(BundleExport {
+    let export = BundleExport {
         dir: dir.to_path_buf(),
         camera: cam.name,
         frames: run.frames(),
@@ -174,7 +179,24 @@ pub fn export_bundle(
         end_us: run.end_us(),
         summary,
         gaps: range.gaps,
-    })
+    };
+    if let Some(trail) = req.audit {
+        let e = &export;
+        trail
+            .record(
+                vigil_access::AuditKind::Export,
+                serde_json::json!({
+                    "camera": e.camera, "from": format_us(req.from_us), "to": format_us(req.to_us),
+                    "media_start": format_us(e.start_us), "media_end": format_us(e.end_us),
+                    "frames": e.frames, "gaps": e.gaps.len(), "format": "bundle",
+                    "fragments": e.summary.fragments,
+                    "unsigned_fragments": e.summary.unsigned_fragments,
+                    "exported_by": req.exporter.user, "output": dir.display().to_string(),
+                }),
+            )
+            .map_err(ExportError::Audit)?;
+    }
+    Ok(export)
 }
 
 /// Polls the ledger until a signature follows the record of `gop`, or `timeout` passes.

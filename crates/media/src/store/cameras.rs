@@ -431,6 +431,22 @@ impl Store {
         Ok(())
     }
 
+    /// Points a camera at a new main-stream URL, keeping its id and so its recordings (the
+    /// demo's sample camera listens on a new port each run). A running recorder follows
+    /// within seconds.
+    pub fn set_camera_url(&self, name: &str, url: &str) -> Result<Camera> {
+        crate::ingest::validate_url(url).map_err(StoreError::InvalidCamera)?;
+        let id = self.camera(name)?.id;
+        let n = self.db().execute(
+            "UPDATE cameras SET url = ?2 WHERE id = ?1",
+            params![id, url],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoSuchCamera(name.to_owned()));
+        }
+        self.camera(&id)
+    }
+
     pub fn set_camera_retention(
         &self,
         name: &str,

@@ -703,6 +703,7 @@ async fn export_bundle(
             from_us: from,
             to_us: to,
             exporter,
+            audit: None,
         };
         vigil_app::export::bundle_tar(&req, TailSigning::SignNow(&sign)).map_err(ApiError::from)
     })
@@ -860,8 +861,11 @@ async fn verify(
         .to_owned();
     let store = state.store.clone();
     let data_dir = state.data_dir();
+    let access = state.access.clone();
+    let actor = vigil_access::Actor::from_principal(&caller.principal, caller.source);
     let (camera, report) = blocking(move || {
         let stream = recorded_stream(&store, &name, q.stream)?;
+        let trail = vigil_app::audit::Trail::new(&access, actor);
         vigil_app::verify::verify_camera(
             &store,
             &data_dir,
@@ -869,6 +873,7 @@ async fn verify(
             range,
             &ca_pem,
             &mut |_, _| {},
+            Some(&trail),
         )
         .map_err(|e| match e {
             VerifyError::NoCamera(name) => camera_not_found(&name),
@@ -883,18 +888,6 @@ async fn verify(
         summary: report.summary(),
         report: serde_json::to_value(&report).map_err(ApiError::internal)?,
     };
-    audit(
-        &state,
-        &caller,
-        AuditKind::Verify,
-        json!({
-            "camera": camera.name,
-            "from": range.from_us.map(format_us), "to": range.to_us.map(format_us),
-            "verified": answer.verified, "tampered": answer.tampered,
-            "failure": report.failure.as_ref().map(|f| f.kind.as_str()),
-        }),
-    )
-    .await?;
     Ok(Json(answer))
 }
 

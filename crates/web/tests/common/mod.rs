@@ -121,7 +121,7 @@ impl Harness {
             .unwrap(),
         );
         access
-            .create_first_admin(ADMIN, Some(ADMIN_PASSWORD))
+            .create_first_admin(ADMIN, Some(ADMIN_PASSWORD), &Actor::cli())
             .unwrap();
         let pki = Pki::init(&data.join("pki"), &InitOptions::default()).unwrap();
         let events = vigil_events::EventBus::start(
