@@ -66,6 +66,7 @@ async function apiOf(ctx) {
   return {
     get: async (path) => ctx.request.get(`${cfg.url}${path}`),
     put: async (path, data) => ctx.request.put(`${cfg.url}${path}`, { data, headers: { "X-CSRF-Token": csrf } }),
+    post: async (path, data) => ctx.request.post(`${cfg.url}${path}`, { data, headers: { "X-CSRF-Token": csrf } }),
   };
 }
 
@@ -523,6 +524,29 @@ const scenarios = {
     check(cols === 1, `one camera per row on a phone (got ${cols} columns)`);
     await page.waitForTimeout(1500);
     await shot(page, "phone-live");
+    // Playback opens where the first camera has video (the cursor starts a minute ago, which
+    // may be before its first recording or in a gap), on a touch-sized timeline.
+    await page.goto(`${cfg.url}#/playback`);
+    await page.waitForFunction(() => {
+      const t = document.querySelector(".playback-grid .tile");
+      const v = t?.querySelector("video");
+      return v && Number.isFinite(Number(t.dataset.mediaStartUs)) && !v.seeking && v.readyState >= 2;
+    }, null, { timeout: 15000 }).catch(() => check(false, "playback on a phone opens on recorded video"));
+    const opened = await page.evaluate(() => {
+      const t = document.querySelector(".playback-grid .tile");
+      const v = /** @type {HTMLVideoElement} */ (t.querySelector("video"));
+      const state = /** @type {HTMLElement} */ (t.querySelector(".tile-state"));
+      return {
+        shown: Number(t.dataset.mediaStartUs) + v.currentTime * 1e6,
+        cursor: Number(document.querySelector(".timeline canvas").dataset.cursorUs),
+        said: state.hidden ? "" : state.textContent,
+        width: t.getBoundingClientRect().width,
+      };
+    });
+    check(opened.said === "", `the playback tile plays instead of saying "${opened.said}"`);
+    check(Math.abs(opened.shown - opened.cursor) < 1e6, `the tile shows the cursor's instant (${opened.shown} vs ${opened.cursor})`);
+    check(opened.width <= 390, `one camera across the phone (tile ${opened.width} px wide)`);
+    await shot(page, "phone-playback");
     await ctx.close();
   },
 
@@ -874,6 +898,83 @@ const scenarios = {
   },
 
   // Last: it blocks the test's own address (intrusion detection, until the server restarts).
+  // The events page: a detection posted to the API arrives live in the event log (its text as
+  // text), a rule raises an alarm that appears without a reload; the admin acknowledges it
+  // with a comment, plays the video from before it, and closes it. A viewer sees the alarm of
+  // a camera granted to them with no way to handle it, and no security events.
+  async events() {
+    const ctx = await context();
+    const page = await ctx.newPage();
+    await signIn(page, cfg.users.admin);
+    const admin = await apiOf(ctx);
+    const rule = { name: "lobby-intrusion", kinds: ["analytics.intrusion"], cameras: [cfg.playback.camera], alarm: { priority: 2 } };
+    let r = await admin.put("api/v1/rules", { rules: [rule] });
+    check(r.ok(), `rule saved: ${r.status()} ${await r.text()}`);
+    try {
+      await page.goto(`${cfg.url}#/events`);
+      await page.waitForSelector(".events .live-state[data-state=live]", { timeout: 10000 })
+        .catch(() => check(false, "the event log goes live"));
+      check(Number(await page.locator(".events").getAttribute("data-rows")) > 0, "the event log lists the events so far");
+      const text = `<img src=x onerror=alert(1)> person at the door ${Date.now()}`;
+      const sent = Date.now() * 1000;
+      r = await admin.post("api/v1/events", { camera: cfg.playback.camera, time: new Date(sent / 1000).toISOString(), type: "intrusion", object_class: "person", message: text });
+      check(r.status() === 202, `detection accepted: ${r.status()} ${await r.text()}`);
+      const row = page.locator("tr[data-kind='analytics.intrusion'] td.event-message", { hasText: text });
+      await row.waitFor({ timeout: 10000 }).catch(() => check(false, "the detection arrives in the event log without a reload"));
+      check((await row.textContent()) === text, "the event's message is shown as text");
+      const alarm = page.locator("tr.alarm[data-state=new]", { hasText: "lobby-intrusion" });
+      await alarm.waitFor({ timeout: 10000 }).catch(() => check(false, "the rule's alarm appears without a reload"));
+      check((await alarm.locator(".prio").textContent()) === "P2", "the alarm shows its priority");
+      await shot(page, "events");
+      const id = await alarm.getAttribute("data-alarm");
+
+      await alarm.locator("button", { hasText: "Acknowledge" }).click();
+      await page.fill("dialog input[name=comment]", "guard sent");
+      await page.click("dialog button[type=submit]");
+      const acked = page.locator(`tr.alarm[data-alarm='${id}'][data-state=acknowledged] .alarm-state`);
+      await acked.waitFor({ timeout: 5000 }).catch(() => check(false, "the alarm is acknowledged"));
+      check((await acked.textContent()) === `acknowledged by ${cfg.users.admin.name}: guard sent`, `who acknowledged it and why: ${await acked.textContent()}`);
+
+      // "Play" opens the playback of that camera ten seconds before the alarm.
+      await page.locator(`tr.alarm[data-alarm='${id}'] a`, { hasText: "Play" }).click();
+      await page.waitForFunction(() => Number.isFinite(Number(document.querySelector(".playback-grid .tile")?.dataset.mediaStartUs)), null, { timeout: 15000 })
+        .catch(() => check(false, "Play opens the recording"));
+      const chosen = await page.locator(".camera-choices input:checked").evaluateAll((b) => b.map((x) => x.value));
+      check(chosen.length === 1 && chosen[0] === cfg.playback.camera, `Play shows the alarm's camera: ${chosen}`);
+      // Or, when the camera recorded less than that, where its recording starts.
+      const first = (await (await admin.get(`api/v1/cameras/${cfg.playback.camera}/recordings`)).json()).ranges[0].start_us;
+      const want = Math.max(sent - 10e6, first);
+      const cursor = Number(await page.locator(".timeline canvas").getAttribute("data-cursor-us"));
+      check(Math.abs(cursor - want) < 1.5e6, `Play starts ten seconds before the alarm (${(sent - cursor) / 1e6} s before, the recording starts ${(sent - first) / 1e6} s before)`);
+
+      await page.goBack();
+      const open = page.locator(`tr.alarm[data-alarm='${id}']`);
+      await open.locator("button", { hasText: "Close" }).click();
+      await page.click("dialog button[type=submit]");
+      await open.waitFor({ state: "detached", timeout: 5000 }).catch(() => check(false, "a closed alarm leaves the open alarms"));
+      await page.selectOption(".alarms select", "closed");
+      await page.locator(`tr.alarm[data-alarm='${id}'][data-state=closed]`).waitFor({ timeout: 5000 })
+        .catch(() => check(false, "the closed alarm is listed under closed alarms"));
+
+      const vctx = await context();
+      const vpage = await vctx.newPage();
+      await signIn(vpage, cfg.users.viewer);
+      await vpage.goto(`${cfg.url}#/events`);
+      await vpage.selectOption(".alarms select", "");
+      const seen = vpage.locator(`tr.alarm[data-alarm='${id}']`);
+      await seen.waitFor({ timeout: 5000 }).catch(() => check(false, "the viewer sees the alarm of a granted camera"));
+      check((await seen.locator("button").count()) === 0, "a viewer cannot acknowledge or close alarms");
+      await vpage.waitForSelector(".events[data-rows]");
+      check((await vpage.locator("tr.event.security").count()) === 0, "a viewer sees no security events");
+      check(!(await vpage.locator(".events select[name=category] option[value=security]").count()), "a viewer is not offered security events");
+      await vctx.close();
+    } finally {
+      r = await admin.put("api/v1/rules", { rules: [] });
+      check(r.ok(), `rules restored: ${r.status()}`);
+      await ctx.close();
+    }
+  },
+
   async lockout() {
     const ctx = await context();
     const page = await ctx.newPage();

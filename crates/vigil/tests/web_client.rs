@@ -135,7 +135,7 @@ fn web_client_in_chromium() {
         Ok(list) => list.split(',').map(str::to_owned).collect(),
         Err(_) => [
             "login", "live", "h265", "roles", "hostile", "admin", "keyboard", "phone", "totp",
-            "idle", "scrub", "sync", "marks", "evidence", "lockout",
+            "idle", "scrub", "sync", "marks", "evidence", "events", "lockout",
         ]
         .map(str::to_owned)
         .to_vec(),

@@ -44,6 +44,7 @@ assets! {
     "js/playback.js" => JS,
     "js/timeline.js" => JS,
     "js/evidence.js" => JS,
+    "js/events.js" => JS,
     "js/admin.js" => JS,
 }
 

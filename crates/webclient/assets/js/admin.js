@@ -2,7 +2,7 @@
 // tokens, certificates, intrusion detection, settings; and the audit log (admins, auditors).
 
 import { api, seg } from "./api.js";
-import { h, replace, field, dialog, toast } from "./dom.js";
+import { h, replace, field, dialog, toast, table, msg } from "./dom.js";
 import { download } from "./evidence.js";
 import { clock, local } from "./time.js";
 
@@ -14,22 +14,6 @@ const SECTIONS = {
   ids: "Intrusion detection",
   settings: "Settings",
 };
-
-/**
- * A table of rows; every cell is text or an element built with `h`. A row is its cells, or
- * `{cells, attrs}` for a row with attributes of its own.
- * @param {string} label
- * @param {string[]} heads
- * @param {(any[] | {cells: any[], attrs: Record<string, any>})[]} rows
- * @param {string} [cls] a class of its own
- */
-function table(label, heads, rows, cls) {
-  /** @param {any[]} cells @param {Record<string, any>} [attrs] */
-  const tr = (cells, attrs = {}) => h("tr", attrs, cells.map((c) => h("td", {}, c ?? "")));
-  return h("table", { class: cls ? `data ${cls}` : "data", "aria-label": label },
-    h("thead", {}, h("tr", {}, heads.map((t) => h("th", { scope: "col", text: t })))),
-    h("tbody", {}, rows.length ? rows.map((r) => (Array.isArray(r) ? tr(r) : tr(r.cells, r.attrs))) : h("tr", {}, h("td", { colspan: String(heads.length), class: "empty", text: "Nothing here yet." }))));
-}
 
 /** What a recorder state means, for the ones whose name does not say it. */
 const STATE_HELP = {
@@ -112,10 +96,6 @@ function secondaryBody(v) {
   };
 }
 
-/** @param {unknown} e */
-function msg(e) {
-  return e instanceof Error ? e.message : String(e);
-}
 
 /**
  * Runs an action and reports its outcome.

@@ -125,3 +125,24 @@ export function toast(text, kind = "info") {
   host.appendChild(t);
   setTimeout(() => t.remove(), kind === "error" ? 8000 : 4000);
 }
+
+/**
+ * A table of rows; every cell is text or an element built with `h`. A row is its cells, or
+ * `{cells, attrs}` for a row with attributes of its own.
+ * @param {string} label
+ * @param {string[]} heads
+ * @param {(any[] | {cells: any[], attrs: Record<string, any>})[]} rows
+ * @param {string} [cls] a class of its own
+ */
+export function table(label, heads, rows, cls) {
+  /** @param {any[]} cells @param {Record<string, any>} [attrs] */
+  const tr = (cells, attrs = {}) => h("tr", attrs, cells.map((c) => h("td", {}, c ?? "")));
+  return h("table", { class: cls ? `data ${cls}` : "data", "aria-label": label },
+    h("thead", {}, h("tr", {}, heads.map((t) => h("th", { scope: "col", text: t })))),
+    h("tbody", {}, rows.length ? rows.map((r) => (Array.isArray(r) ? tr(r) : tr(r.cells, r.attrs))) : h("tr", {}, h("td", { colspan: String(heads.length), class: "empty", text: "Nothing here yet." }))));
+}
+
+/** @param {unknown} e */
+export function msg(e) {
+  return e instanceof Error ? e.message : String(e);
+}

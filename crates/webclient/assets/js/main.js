@@ -1,5 +1,5 @@
 // Starts the client: who is signed in, the page frame (navigation, connection security, user
-// menu) and the view for the current address (#/live, #/playback, #/admin/..., #/audit).
+// menu) and the view for the current address (#/live, #/playback, #/events, #/admin/..., #/audit).
 
 import { api, setCsrf, whenSessionEnds, whenActive, ApiError } from "./api.js";
 import { h, replace, dialog, field, toast } from "./dom.js";
@@ -8,6 +8,7 @@ import { SessionWatch } from "./session.js";
 import { securityBadge } from "./security.js";
 import { LiveView } from "./live.js";
 import { PlaybackView } from "./playback.js";
+import { EventsView } from "./events.js";
 import { AdminView, AuditView } from "./admin.js";
 
 /**
@@ -27,6 +28,7 @@ let watch = null;
 const PAGES = {
   live: { label: "Live", roles: ["admin", "operator", "viewer"] },
   playback: { label: "Playback", roles: ["admin", "operator", "viewer"] },
+  events: { label: "Events", roles: ["admin", "operator", "viewer", "auditor"] },
   admin: { label: "Administration", roles: ["admin"] },
   audit: { label: "Audit log", roles: ["admin", "auditor"] },
 };
@@ -107,6 +109,7 @@ function makeView(id, rest, session) {
   switch (id) {
     case "live": return new LiveView(session);
     case "playback": return new PlaybackView(session, rest);
+    case "events": return new EventsView(session);
     case "admin": return new AdminView(session, rest[0] || "cameras");
     case "audit": return new AuditView(session);
     default: return { el: h("p", { text: "Unknown page." }) };

@@ -140,9 +140,10 @@ class CameraPlayback {
 export class PlaybackView {
   /**
    * @param {{role: string, name: string}} session
-   * @param {string[]} _rest
+   * @param {string[]} rest `#/playback/CAMERA/US` opens that camera at that instant (the
+   *   events page links there)
    */
-  constructor(session, _rest) {
+  constructor(session, rest) {
     this.session = session;
     /** @type {CameraPlayback[]} */
     this.players = [];
@@ -150,7 +151,10 @@ export class PlaybackView {
     this.playing = false;
     /** @type {Stream} */
     this.stream = "main";
-    this.cursor = Date.now() * 1000 - 60e6;
+    /** The camera asked for in the address, if any. */
+    this.wanted = rest[0] ? decodeURIComponent(rest[0]) : null;
+    const at = Number(rest[1]);
+    this.cursor = Number.isFinite(at) && at > 0 ? at : Date.now() * 1000 - 60e6;
     this.choices = h("fieldset", { class: "camera-choices" }, h("legend", { text: `Cameras (up to ${MAX_CAMERAS}, played in sync)` }));
     this.grid = h("div", { class: "grid playback-grid" });
     this.timeline = new Timeline({
@@ -212,7 +216,8 @@ export class PlaybackView {
         return;
       }
       for (const [i, c] of cams.entries()) {
-        const box = /** @type {HTMLInputElement} */ (h("input", { type: "checkbox", value: c.name, checked: i === 0, onchange: () => this.choose() }));
+        const first = this.wanted != null && cams.some((w) => w.name === this.wanted) ? c.name === this.wanted : i === 0;
+        const box = /** @type {HTMLInputElement} */ (h("input", { type: "checkbox", value: c.name, checked: first, onchange: () => this.choose() }));
         this.choices.appendChild(h("label", { class: "check" }, box, c.name));
       }
       this.choose();
@@ -231,18 +236,54 @@ export class PlaybackView {
       this.players[0].video.addEventListener("ended", () => this.seekAll(this.cursor + 1e6, true));
     }
     this.evidence.set(this.timeline.selection, names);
-    this.loadTracks().then(() => {
-      const last = this.latestRecorded();
-      if (last != null) this.cursor = Math.min(this.cursor, last - 5e6);
+    this.loadTracks().then(async () => {
+      const at = this.recordedNear(this.cursor) ?? await this.lastRecorded();
+      if (at != null) this.cursor = at;
       this.timeline.setCursor(this.cursor);
       this.seekAll(this.cursor, true);
     });
   }
 
-  latestRecorded() {
-    let last = null;
-    for (const t of this.timeline.tracks) for (const r of t.ranges) last = Math.max(last ?? r.end_us, r.end_us);
-    return last;
+  /**
+   * Where to open: `us` itself when a chosen camera recorded it, else the nearest recorded
+   * instant in the view: the start of the next recording after it (a link to "just before
+   * an event" may point before the camera's first recording), else a few seconds before the
+   * end of the last one before it (so there is video to play); null when the view has none.
+   * The cursor starts a minute ago, which may be a gap or before the first recording.
+   * @param {number} us
+   */
+  recordedNear(us) {
+    let after = /** @type {number | null} */ (null);
+    let before = /** @type {number | null} */ (null);
+    for (const t of this.timeline.tracks) {
+      for (const r of t.ranges) {
+        if (r.start_us <= us && us < r.end_us) return us;
+        if (r.start_us > us) after = Math.min(after ?? r.start_us, r.start_us);
+        else before = Math.max(before ?? r.start_us, Math.max(r.start_us, r.end_us - 5e6));
+      }
+    }
+    return after ?? before;
+  }
+
+  /** The last recorded instant of the chosen cameras (outside the view too), or null. */
+  async lastRecorded() {
+    const ends = await this.edges("last");
+    return ends.length ? Math.max(...ends) - 1e6 : null;
+  }
+
+  /** Each chosen camera's first or last recorded instant. @param {"first" | "last"} edge */
+  async edges(edge) {
+    /** @type {number[]} */
+    const found = [];
+    const query = this.stream === "secondary" ? "?stream=secondary" : "";
+    await Promise.all(this.cams().map(async (cam) => {
+      try {
+        const r = await api("GET", `/api/v1/cameras/${seg(cam)}/recordings${query}`);
+        const ranges = /** @type {{start_us: number, end_us: number}[]} */ (r.ranges);
+        if (ranges.length) found.push(edge === "first" ? ranges[0].start_us : ranges[ranges.length - 1].end_us);
+      } catch (_) { /* a camera without recordings has no edge */ }
+    }));
+    return found;
   }
 
   async loadTracks() {
@@ -306,15 +347,7 @@ export class PlaybackView {
   /** Home/End on the timeline: the first or the last recorded instant of the chosen cameras.
    * @param {"first" | "last"} edge */
   async toEdge(edge) {
-    /** @type {number[]} */
-    const found = [];
-    await Promise.all(this.cams().map(async (cam) => {
-      try {
-        const r = await api("GET", `/api/v1/cameras/${seg(cam)}/recordings`);
-        const ranges = /** @type {{start_us: number, end_us: number}[]} */ (r.ranges);
-        if (ranges.length) found.push(edge === "first" ? ranges[0].start_us : ranges[ranges.length - 1].end_us);
-      } catch (_) { /* a camera without recordings has no edge */ }
-    }));
+    const found = await this.edges(edge);
     if (!found.length) return;
     // The last frame is shortly before the end of the last range.
     const us = edge === "first" ? Math.min(...found) : Math.max(...found) - 1e6;
