@@ -1,7 +1,7 @@
 //! Rules, alarms and bookmarks as use cases (docs/rules-and-alarms.md).
 //!
 //! - [`Alarms::spawn_rules`] subscribes to the event bus and runs the actions of the rules an
-//!   event fires (raise or count into an alarm, bookmark, webhook, SIEM). It never holds the
+//!   event fires (raise or count into an alarm, bookmark, evidence lock, webhook, SIEM). It never holds the
 //!   bus up: events go onto a bounded queue for one worker thread, and what does not fit is
 //!   counted and reported as a `rules.dropped` event.
 //! - Alarms are acknowledged and closed by people with HandleAlarms on the alarm's camera;
@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, TrySendError};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use serde_json::json;
 use vigil_access::{
@@ -32,9 +32,12 @@ use vigil_events::{
     AlarmStore, BookmarkStore, Category, Event, EventBus, EventError, Live, NewEvent, Severity,
     StoreError,
 };
+use vigil_media::evidence::Evidence;
+use vigil_media::store::Store;
 use vigil_rules::{Action, RuleError, RuleSet, is_rule_output};
 
 use crate::error::{Classified, ErrorKind};
+use crate::locks::{self, LockError, NewLock};
 
 /// Events queued for the rule worker at most; beyond, they are dropped and counted.
 pub const RULE_QUEUE: usize = 4096;
@@ -55,6 +58,8 @@ pub enum AlarmsError {
     Store(#[from] StoreError),
     #[error("audit log: {0}")]
     Audit(#[from] AccessError),
+    #[error("evidence lock: {0}")]
+    Lock(#[from] LockError),
 }
 
 impl Classified for AlarmsError {
@@ -74,6 +79,7 @@ impl Classified for AlarmsError {
             | AlarmsError::Bookmark(BookmarkError::Store(_))
             | AlarmsError::Store(_)
             | AlarmsError::Audit(_) => ErrorKind::Internal,
+            AlarmsError::Lock(e) => e.kind(),
         }
     }
 
@@ -89,6 +95,7 @@ impl Classified for AlarmsError {
             ) => "bad_bookmark",
             AlarmsError::Rules(_) => "bad_rules",
             AlarmsError::Event(_) => "bad_event",
+            AlarmsError::Lock(e) => e.code(),
             _ => "internal",
         }
     }
@@ -125,6 +132,9 @@ pub struct Alarms {
     rules: RwLock<Arc<RuleSet>>,
     /// Each rule's webhook sink, by rule name (started with the rules that have one).
     webhooks: Mutex<HashMap<String, Arc<WebhookSink>>>,
+    /// The recording index and evidence ledgers, once recording runs in this process: rules'
+    /// evidence locks are signed through them.
+    recording: OnceLock<(Arc<Store>, Arc<Evidence>)>,
     stats: RuleStats,
     /// Drops not yet reported by a `rules.dropped` event.
     unreported: AtomicU64,
@@ -193,11 +203,19 @@ impl Alarms {
             access,
             rules: RwLock::new(Arc::new(RuleSet::default())),
             webhooks: Mutex::new(HashMap::new()),
+            recording: OnceLock::new(),
             stats: RuleStats::default(),
             unreported: AtomicU64::new(0),
         });
         me.install(set);
         Ok(me)
+    }
+
+    /// Lets rules lock evidence: the recording runtime of this process hands over its index
+    /// and ledgers once they are open. Until then (or in a process that does not record) a
+    /// rule's lock action fails and is counted.
+    pub fn attach_recording(&self, store: Arc<Store>, evidence: Arc<Evidence>) {
+        let _ = self.recording.set((store, evidence));
     }
 
     pub fn stats(&self) -> &RuleStats {
@@ -381,6 +399,21 @@ impl Alarms {
                     now,
                 )?;
             }
+            Action::Lock {
+                camera,
+                from_us,
+                to_us,
+                days,
+                reason,
+            } => self.lock(
+                rule,
+                e,
+                *alarm_id,
+                camera,
+                (*from_us, *to_us),
+                *days,
+                reason,
+            )?,
             Action::Webhook => {
                 let sink = self
                     .webhooks
@@ -431,6 +464,88 @@ impl Alarms {
                 tracing::debug!(rule, what, why, event = e.id, "rule action skipped");
             }
         }
+        Ok(())
+    }
+
+    /// A rule's evidence lock: signed in the camera's ledger, audited and published as an
+    /// `alarm.evidence_locked` event. Nothing new while one of the rule's active locks on the
+    /// camera already covers the range (a burst of matches makes one lock, not one each).
+    #[allow(clippy::too_many_arguments)]
+    fn lock(
+        &self,
+        rule: &str,
+        e: &Event,
+        alarm_id: Option<i64>,
+        camera: &str,
+        (from_us, to_us): (i64, i64),
+        days: u32,
+        reason: &str,
+    ) -> Result<(), AlarmsError> {
+        let (store, evidence) = self.recording.get().ok_or(LockError::NotRecording)?;
+        let now = now_us();
+        let by = format!("rule:{rule}");
+        let covered = locks::list(store, camera, Some((from_us, to_us)))?
+            .iter()
+            .any(|l| {
+                l.active_at(now) && l.created_by == by && l.from_us <= from_us && l.to_us >= to_us
+            });
+        if covered {
+            return Ok(());
+        }
+        // The reason carries the event's message: one line, within the lock's limit.
+        let reason: String = reason
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let reason = cut(&reason, locks::MAX_REASON);
+        let row = locks::lock(
+            store,
+            Some(evidence),
+            &NewLock {
+                camera,
+                from_us,
+                to_us,
+                reason: &reason,
+                by: &by,
+                expires_us: Some(now.saturating_add(i64::from(days) * 86_400 * 1_000_000)),
+            },
+        )?;
+        self.access.audit(
+            AuditRecord::new(AuditKind::EvidenceLockChanged, Some(&by), None).detail(json!({
+                "action": "lock",
+                "camera": camera,
+                "lock": row.id,
+                "from_us": row.from_us,
+                "to_us": row.to_us,
+                "reason": row.reason,
+                "expires_us": row.expires_us,
+                "event_id": e.id,
+                "alarm_id": alarm_id,
+            })),
+        )?;
+        let mut ev = NewEvent::vigil(
+            self.bus.server(),
+            "alarm.evidence_locked",
+            Category::Alarm,
+            Severity::Notice,
+            cut(
+                &format!(
+                    "rule {rule} locked the recording of {camera} against retention (lock {})",
+                    row.id
+                ),
+                vigil_events::model::MAX_MESSAGE,
+            ),
+        )
+        .attribute("rule", rule)
+        .attribute("lock_id", row.id.to_string())
+        .attribute("from_us", row.from_us.to_string())
+        .attribute("to_us", row.to_us.to_string())
+        .attribute("event_id", e.id.to_string());
+        if let Some(id) = alarm_id {
+            ev = ev.attribute("alarm_id", id.to_string());
+        }
+        ev.camera = Some(camera.to_owned());
+        let _ = self.bus.publish(ev);
         Ok(())
     }
 

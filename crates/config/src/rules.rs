@@ -22,6 +22,10 @@ pub const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 pub const MAX_BOOKMARK_SECONDS: u32 = 3600;
 /// Time windows per rule at most.
 pub const MAX_WINDOWS: usize = 16;
+/// Longest `pre_seconds` / `post_seconds` of an evidence lock.
+pub const MAX_LOCK_SECONDS: u32 = 86_400;
+/// Longest a rule's evidence lock holds before it expires, in days.
+pub const MAX_LOCK_DAYS: u32 = 3650;
 
 /// The RFC 5424 severities, most severe first, as rules name them.
 const SEVERITIES: [&str; 8] = crate::SYSLOG_SEVERITIES;
@@ -81,6 +85,10 @@ pub struct RuleConfig {
     /// Bookmark the event's camera's recording around the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bookmark: Option<BookmarkAction>,
+    /// Lock the event's camera's recording around the event against retention (an
+    /// evidence lock, signed in the camera's ledger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<LockAction>,
     /// POST the event as JSON to an HTTPS webhook (signed like the intrusion alerts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookSettings>,
@@ -138,6 +146,37 @@ fn default_pre() -> u32 {
 }
 
 fn default_post() -> u32 {
+    30
+}
+
+/// Lock the recording of the event's camera from `pre_seconds` before the event to
+/// `post_seconds` after it, for `days` days (then the lock expires and retention may delete
+/// the range again); an administrator may release it earlier. While one of the rule's locks
+/// on the camera already covers an event's range, the event adds no other.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LockAction {
+    #[serde(default = "default_lock_pre")]
+    pub pre_seconds: u32,
+    #[serde(default = "default_lock_post")]
+    pub post_seconds: u32,
+    /// How long the lock holds, 1 to 3650 days. Default 30.
+    #[serde(default = "default_lock_days")]
+    pub days: u32,
+    /// Why, after the rule's name in the lock's reason. Default: the event's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+fn default_lock_pre() -> u32 {
+    30
+}
+
+fn default_lock_post() -> u32 {
+    120
+}
+
+fn default_lock_days() -> u32 {
     30
 }
 
@@ -421,6 +460,42 @@ pub fn check_rule(r: &RuleConfig, i: usize, at: &dyn Fn(&str) -> String) -> Resu
             );
         }
     }
+    if let Some(l) = &r.lock {
+        for (k, v) in [
+            ("lock.pre_seconds", l.pre_seconds),
+            ("lock.post_seconds", l.post_seconds),
+        ] {
+            if v > MAX_LOCK_SECONDS {
+                return err(
+                    k,
+                    format!("= {v} is too long: use at most {MAX_LOCK_SECONDS} (a day)"),
+                );
+            }
+        }
+        if l.pre_seconds == 0 && l.post_seconds == 0 {
+            return err(
+                "lock.post_seconds",
+                "and `pre_seconds` are both 0: a lock needs a length".into(),
+            );
+        }
+        if !(1..=MAX_LOCK_DAYS).contains(&l.days) {
+            return err(
+                "lock.days",
+                format!(
+                    "= {} is out of range: a rule's lock holds 1 to {MAX_LOCK_DAYS} days (default 30)",
+                    l.days
+                ),
+            );
+        }
+        if let Some(why) = &l.reason
+            && (why.trim().is_empty() || why.len() > 256 || why.chars().any(char::is_control))
+        {
+            return err(
+                "lock.reason",
+                "must be 1 to 256 bytes of printable text".into(),
+            );
+        }
+    }
     if let Some(w) = &r.webhook
         && w.url.trim().is_empty()
     {
@@ -429,9 +504,14 @@ pub fn check_rule(r: &RuleConfig, i: usize, at: &dyn Fn(&str) -> String) -> Resu
             "is empty: set an https:// URL or remove the webhook".into(),
         );
     }
-    if r.alarm.is_none() && r.bookmark.is_none() && r.webhook.is_none() && !r.siem {
+    if r.alarm.is_none()
+        && r.bookmark.is_none()
+        && r.lock.is_none()
+        && r.webhook.is_none()
+        && !r.siem
+    {
         return Err(format!(
-            "rule {:?} (`rules[{i}]`{}) has no action: add `alarm`, `bookmark`, `webhook` or `siem = true`",
+            "rule {:?} (`rules[{i}]`{}) has no action: add `alarm`, `bookmark`, `lock`, `webhook` or `siem = true`",
             r.name,
             at(&format!("rules[{i}]"))
         ));
@@ -455,6 +535,7 @@ pub fn rules_toml(rules: &[RuleConfig]) -> String {
                 # schedule = [{ days = [\"mon-fri\"], from = \"18:00\", to = \"07:00\" }]\n\
                 # alarm = { priority = 2 }\n\
                 # bookmark = { pre_seconds = 10, post_seconds = 30 }\n\
+                # lock = { pre_seconds = 30, post_seconds = 120, days = 30 }\n\
                 # siem = true\n"
             .into();
     }
@@ -483,6 +564,7 @@ mod tests {
             schedule: vec![],
             alarm: Some(AlarmAction { priority: 2 }),
             bookmark: None,
+            lock: None,
             webhook: None,
             siem: false,
         }
@@ -578,6 +660,32 @@ mod tests {
                 .unwrap_err()
                 .contains("bookmark")
         );
+        for (lock, key) in [
+            ((0, 0, 30, None), "lock.post_seconds"),
+            ((90_000, 10, 30, None), "lock.pre_seconds"),
+            ((10, 10, 0, None), "lock.days"),
+            ((10, 10, 4000, None), "lock.days"),
+            ((10, 10, 30, Some("two\nlines")), "lock.reason"),
+        ] {
+            let mut r = rule();
+            r.lock = Some(LockAction {
+                pre_seconds: lock.0,
+                post_seconds: lock.1,
+                days: lock.2,
+                reason: lock.3.map(str::to_owned),
+            });
+            let e = check_rules(&[r], &no_line).unwrap_err();
+            assert!(e.starts_with(&format!("`rules[0].{key}`")), "{e}");
+        }
+        let mut r = rule();
+        r.alarm = None;
+        r.lock = Some(LockAction {
+            pre_seconds: 5,
+            post_seconds: 5,
+            days: 1,
+            reason: Some("door forced".into()),
+        });
+        check_rules(&[r], &no_line).unwrap();
         let mut r = rule();
         r.kinds = vec!["Not A Kind".into()];
         assert!(check_rules(&[r], &no_line).unwrap_err().contains("kinds"));

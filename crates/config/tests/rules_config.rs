@@ -22,6 +22,7 @@ schedule = [{ days = ["mon-fri"], from = "18:00", to = "07:00" }, { days = ["sat
 alarm = { priority = 2 }
 bookmark = { pre_seconds = 10, post_seconds = 30, label = "port security" }
 siem = true
+lock = { pre_seconds = 20, post_seconds = 60, days = 7, reason = "port security" }
 
 [[rules]]
 name = "door"
@@ -41,6 +42,8 @@ fn rules_parse_and_survive_the_written_file() {
     assert_eq!(r.bookmark.as_ref().unwrap().pre_seconds, 10);
     assert_eq!(r.schedule[1].to, "24:00");
     assert!(r.enabled && r.siem);
+    let l = r.lock.as_ref().unwrap();
+    assert_eq!((l.pre_seconds, l.post_seconds, l.days), (20, 60, 7));
     assert!(!c.rules[1].enabled);
     assert_eq!(
         c.rules[1].webhook.as_ref().unwrap().url,
@@ -75,7 +78,15 @@ fn rule_errors_name_the_key_and_its_line() {
         ),
         (
             GOOD.replace("name = \"door\"", "name = \"lobby-port-security\""),
-            "`rules[1].name` = \"lobby-port-security\" on line 16 is also the name of `rules[0].name` on line 4",
+            "`rules[1].name` = \"lobby-port-security\" on line 17 is also the name of `rules[0].name` on line 4",
+        ),
+        (
+            GOOD.replace("days = 7", "days = 0"),
+            "`rules[0].lock.days` on line 14 = 0 is out of range",
+        ),
+        (
+            GOOD.replace("post_seconds = 60", "post_seconds = 100000"),
+            "`rules[0].lock.post_seconds` on line 14 = 100000 is too long",
         ),
         (
             GOOD.replace("min_severity = \"warning\"", "min_severity = \"loud\""),
@@ -86,7 +97,7 @@ fn rule_errors_name_the_key_and_its_line() {
                 "[rules.webhook]\nurl = \"https://hooks.example.net/vigil\"\n",
                 "",
             ),
-            "rule \"door\" (`rules[1]` on line 15) has no action",
+            "rule \"door\" (`rules[1]` on line 16) has no action",
         ),
     ];
     for (text, want) in cases {

@@ -73,6 +73,14 @@ pub enum Action {
         to_us: i64,
         label: String,
     },
+    /// Lock `camera`'s recording from `from_us` to `to_us` against retention for `days`.
+    Lock {
+        camera: String,
+        from_us: i64,
+        to_us: i64,
+        days: u32,
+        reason: String,
+    },
     /// POST the event to the rule's webhook.
     Webhook,
     /// Forward the match to the SIEM (an `alarm.rule_matched` event).
@@ -178,6 +186,29 @@ impl Rule {
                 }),
             }
         }
+        if let Some(l) = &c.lock {
+            match &e.camera {
+                Some(camera) => out.push(Action::Lock {
+                    camera: camera.clone(),
+                    from_us: e
+                        .time_us
+                        .saturating_sub(i64::from(l.pre_seconds) * 1_000_000),
+                    to_us: e
+                        .time_us
+                        .saturating_add(i64::from(l.post_seconds) * 1_000_000),
+                    days: l.days,
+                    reason: format!(
+                        "rule {}: {}",
+                        c.name,
+                        l.reason.as_deref().unwrap_or(&e.message)
+                    ),
+                }),
+                None => out.push(Action::Skipped {
+                    what: "lock",
+                    why: "the event concerns no camera".into(),
+                }),
+            }
+        }
         if c.webhook.is_some() {
             out.push(Action::Webhook);
         }
@@ -237,7 +268,7 @@ impl RuleSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vigil_config::rules::{AlarmAction, BookmarkAction, ScheduleWindow};
+    use vigil_config::rules::{AlarmAction, BookmarkAction, LockAction, ScheduleWindow};
     use vigil_events::{Category, Source};
 
     /// 2026-12-07 (a Monday) 00:00 UTC, in µs.
@@ -258,6 +289,7 @@ mod tests {
             schedule: vec![],
             alarm: Some(AlarmAction { priority: 2 }),
             bookmark: None,
+            lock: None,
             webhook: None,
             siem: false,
         }
@@ -419,6 +451,12 @@ mod tests {
             post_seconds: 30,
             label: None,
         });
+        r.lock = Some(LockAction {
+            pre_seconds: 60,
+            post_seconds: 300,
+            days: 30,
+            reason: None,
+        });
         r.siem = true;
         let set = RuleSet::compile(&[r]).unwrap();
         let e = ev("generic", Severity::Info, "door forced", Some("lobby"));
@@ -433,16 +471,28 @@ mod tests {
                     to_us: e.time_us + 30_000_000,
                     label: "door forced".into()
                 },
+                Action::Lock {
+                    camera: "lobby".into(),
+                    from_us: e.time_us - 60_000_000,
+                    to_us: e.time_us + 300_000_000,
+                    days: 30,
+                    reason: "rule all: door forced".into(),
+                },
                 Action::Siem,
             ]
         );
         let no_cam = ev("generic", Severity::Info, "door forced", None);
+        let fired = set.fire(&no_cam);
         assert!(matches!(
-            set.fire(&no_cam)[0].1[1],
+            fired[0].1[1],
             Action::Skipped {
                 what: "bookmark",
                 ..
             }
+        ));
+        assert!(matches!(
+            fired[0].1[2],
+            Action::Skipped { what: "lock", .. }
         ));
     }
 

@@ -349,7 +349,10 @@ pub async fn serve(
         live_video: api.as_ref().map(|api| api.live.clone()),
         events: api.as_ref().map(|api| api.events.clone()),
         on_evidence: api.map(|api| {
-            Box::new(move |evidence| {
+            Box::new(move |evidence: Arc<vigil_media::evidence::Evidence>| {
+                // Rules' evidence locks sign through the same ledgers.
+                api.alarms
+                    .attach_recording(api.store.clone(), evidence.clone());
                 let _ = api.evidence.set(evidence);
             }) as Box<dyn FnOnce(_) + Send>
         }),
