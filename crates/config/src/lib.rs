@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod camera_ports;
 pub mod rules;
 
 pub use rules::RuleConfig;
@@ -209,6 +210,10 @@ pub struct EventsConfig {
     /// Senders that post analytics events signed with a shared secret instead of an API
     /// token (`[[events.webhooks]]`, docs/events-in.md).
     pub webhooks: Vec<EventWebhook>,
+    /// Switch ports and MAC addresses of cameras (`[[events.camera_ports]]`): a syslog event
+    /// on one of them is an event of that camera (docs/events-in.md).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub camera_ports: Vec<camera_ports::CameraPort>,
 }
 
 /// A sender of HMAC-signed analytics events (`POST /api/v1/events/webhook/{name}`).
@@ -245,6 +250,7 @@ impl Default for EventsConfig {
             require_client_cert: false,
             limits: EventLimits::default(),
             webhooks: Vec::new(),
+            camera_ports: Vec::new(),
         }
     }
 }
@@ -804,6 +810,7 @@ impl Config {
         }
         self.check_siem(file)?;
         rules::check_rules(&self.rules, &at)?;
+        camera_ports::camera_map(&self.events.camera_ports, &at)?;
         // The metrics listener speaks plain HTTP without authentication, which is acceptable
         // only on loopback (docs/security-model.md, docs/metrics.md).
         if !self.metrics.bind.ip().is_loopback() {
@@ -1309,7 +1316,7 @@ burst = {ev_burst}
 handshake_timeout = "{ev_handshake}"
 idle_timeout = "{ev_idle}"
 report_interval = "{ev_report}"
-{ev_webhooks}
+{ev_webhooks}{ev_camera_ports}
 [siem]
 # Events forwarded to SIEM collectors as RFC 5424 over TLS (RFC 5425), through an on-disk
 # spool (docs/siem.md). Off until a collector is listed. Security and alarm events are always
@@ -1404,6 +1411,7 @@ allow_list = {allow_list:?}
                     })
                     .collect::<String>()
             },
+            ev_camera_ports = camera_ports::camera_ports_toml(&self.events.camera_ports),
             cef = self.siem.cef,
             siem_facility = self.siem.facility,
             siem_pen = self.siem.enterprise_number,

@@ -91,7 +91,13 @@ impl EventInputs {
             settings,
             Some(tls),
             web.state.events.clone(),
-            Arc::new(vigil_syslog::CameraMap::new()),
+            // Checked with the file's lines when the configuration was read.
+            Arc::new(
+                vigil_config::camera_ports::camera_map(&cfg.events.camera_ports, &|_| {
+                    String::new()
+                })
+                .map_err(anyhow::Error::msg)?,
+            ),
         ))?;
         for (input, addr) in intake.addrs() {
             if input.is_tls() {

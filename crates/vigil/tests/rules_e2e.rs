@@ -374,3 +374,85 @@ fn a_rule_locks_evidence_that_outlives_retention_and_verifies_as_a_signed_fact()
     assert_eq!(facts[0]["by"], "rule:lobby-door-lock");
     assert_eq!(facts[0]["reason"], "rule lobby-door-lock: door forced");
 }
+
+const PORT_RULE: &str = r#"
+[[events.camera_ports]]
+camera = "lobby"
+switch = "sw-lobby"
+interface = "GigabitEthernet1/0/3"
+
+[[rules]]
+name = "lobby-port"
+kinds = ["syslog.dot1x_failure", "syslog.port_security_violation"]
+cameras = ["lobby"]
+alarm = { priority = 1 }
+"#;
+
+/// A switch's port mapped to camera `lobby` in `vigil.toml`: a recorded Cisco 802.1X failure
+/// on that port, sent over the syslog TLS listener, is an event of camera lobby, and a rule on
+/// that camera raises its alarm. The same line from another port concerns no camera.
+#[test]
+fn a_failure_on_a_cameras_switch_port_raises_the_cameras_alarm() {
+    let v = common::Vigil::init(10);
+    v.set_config("allowed_sources = []", "allowed_sources = [\"127.0.0.1\"]");
+    enable_events(&v);
+    let text = std::fs::read_to_string(&v.config).unwrap();
+    std::fs::write(&v.config, format!("{text}{PORT_RULE}")).unwrap();
+    let ca = v.data.join("pki").join("ca.crt");
+    let server = v.serve();
+    let syslog = listening(&server, "syslog_tls");
+    s_client(
+        &syslog,
+        &ca,
+        b"<189>1 - sw-lobby.example.net - - - - %DOT1X-5-FAIL: Authentication failed for client (0011.2233.4455) on Interface Gi1/0/3 AuditSessionID 0A0B0C0D0000001234567890\n\
+          <189>1 - sw-lobby.example.net - - - - %DOT1X-5-FAIL: Authentication failed for client (0011.2233.4466) on Interface Gi1/0/4 AuditSessionID 0A0B0C0D0000001234567891\n",
+    );
+    let events = EventStore::open(&v.data).unwrap();
+    let failures = || {
+        events
+            .query(&EventQuery {
+                kinds: vec!["syslog.dot1x_failure".into()],
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap()
+            .events
+    };
+    let alarms = AlarmStore::open(&v.data).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (failures().len() < 2
+        || alarms
+            .query(&AlarmQuery::default())
+            .unwrap()
+            .alarms
+            .is_empty())
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = server.stop();
+    let mut got = failures();
+    got.sort_by_key(|e| e.id);
+    assert_eq!(got.len(), 2, "{out}");
+    let (mapped, other) = (&got[0].event, &got[1].event);
+    assert_eq!(mapped.camera.as_deref(), Some("lobby"));
+    assert_eq!(mapped.attributes["camera_match"], "port");
+    assert_eq!(mapped.attributes["interface"], "GigabitEthernet1/0/3");
+    assert!(
+        mapped.message.ends_with("(camera lobby)"),
+        "{}",
+        mapped.message
+    );
+    assert_eq!(other.camera, None, "{other:?}");
+    let found = alarms.query(&AlarmQuery::default()).unwrap().alarms;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (
+            found[0].rule.as_str(),
+            found[0].camera.as_deref(),
+            found[0].kind.as_str()
+        ),
+        ("lobby-port", Some("lobby"), "syslog.dot1x_failure")
+    );
+    assert_eq!(found[0].source, "sw-lobby.example.net");
+}
