@@ -20,12 +20,15 @@
 //! - [`audit`]: who runs the command line, and the audit trail use cases record their
 //!   entries in.
 //! - [`cameras`]: camera administration from the command line, audited.
+//! - [`backup`]: backup of an installation (databases, configuration, keys, ledgers) into
+//!   one passphrase-encrypted file, and its restore into a new data directory.
 //! - [`error`]: the error kinds every use case's errors map into.
 
 pub mod access_settings;
 pub mod alarms;
 pub mod analytics;
 pub mod audit;
+pub mod backup;
 pub mod cameras;
 pub mod error;
 pub mod events;

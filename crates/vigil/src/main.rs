@@ -8,6 +8,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod access_cmd;
 mod advice;
+mod backup_cmd;
 mod camera_cmd;
 mod init_cmd;
 mod logging;
@@ -91,6 +92,10 @@ enum Command {
     Audit(network_cmd::AuditArgs),
     /// The version and the source commit this binary was built from.
     Version,
+    /// Back up configuration, databases, keys and ledgers (no video) into one encrypted file.
+    Backup(backup_cmd::BackupArgs),
+    /// Restore a backup into a new, empty data directory.
+    Restore(backup_cmd::RestoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -105,6 +110,8 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Init(args) => init_cmd::run(&args, &cli.config),
+        Command::Backup(args) => backup_cmd::backup(&args, &cli.config),
+        Command::Restore(args) => backup_cmd::restore(&args),
         Command::Serve => serve::run_serve(&cli.config),
         Command::Demo(args) => serve::run_demo(&args),
         Command::Camera(cmd) => camera(cmd, &cli.config),
