@@ -32,6 +32,16 @@ const VERSION: &str = concat!(
     ")"
 );
 
+/// The CycloneDX SBOM of the crates compiled into this binary (build.rs, docs/sbom.md).
+const SBOM: &str = include_str!(concat!(env!("OUT_DIR"), "/sbom.json"));
+
+#[derive(clap::Args, Debug)]
+struct VersionArgs {
+    /// Print the CycloneDX (1.5, JSON) bill of materials of the crates in this binary instead.
+    #[arg(long)]
+    sbom: bool,
+}
+
 #[derive(Parser)]
 #[command(
     name = "vigil",
@@ -91,7 +101,7 @@ enum Command {
     /// Compare listening sockets with the manifest and probe cameras and servers.
     Audit(network_cmd::AuditArgs),
     /// The version and the source commit this binary was built from.
-    Version,
+    Version(VersionArgs),
     /// Back up configuration, databases, keys and ledgers (no video) into one encrypted file.
     Backup(backup_cmd::BackupArgs),
     /// Restore a backup into a new, empty data directory.
@@ -105,7 +115,17 @@ fn main() -> ExitCode {
         matches!(cli.command, Command::Serve | Command::Demo(_)),
     );
     let result = match cli.command {
-        Command::Version => {
+        Command::Version(args) if args.sbom => {
+            if SBOM.is_empty() {
+                Err(anyhow::anyhow!(
+                    "this binary was built without an SBOM (its build could not run cargo metadata)"
+                ))
+            } else {
+                println!("{SBOM}");
+                Ok(())
+            }
+        }
+        Command::Version(_) => {
             println!("vigil {VERSION}");
             Ok(())
         }
