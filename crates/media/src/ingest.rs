@@ -42,6 +42,20 @@ pub enum IngestError {
     Rtsp(String),
     #[error("{0}")]
     Timeout(String),
+    /// The camera's TLS certificate is not trusted (unknown issuer, self-signed, wrong host
+    /// name, expired). Only an admin can change that, so the recorder does not retry.
+    #[error(
+        "the camera's TLS certificate is not trusted: {reason}; its SHA-256 fingerprint is {fingerprint}. If that is this camera's certificate, pin it with `vigil camera trust CAMERA --fingerprint {fingerprint}`"
+    )]
+    CertificateUntrusted { fingerprint: String, reason: String },
+    /// A camera that was verified or pinned presented another certificate: a man in the middle
+    /// or a swapped device. The link is not used until an admin trusts the new certificate.
+    #[error(
+        "the camera presented a different TLS certificate (SHA-256 {new}) than the one it had (SHA-256 {old}): a man in the middle or a replaced camera; the link is not used until an admin checks the camera and trusts the new certificate with `vigil camera trust CAMERA --fingerprint {new}`"
+    )]
+    CertificateChanged { old: String, new: String },
+    #[error("TLS error: {0}")]
+    Tls(String),
 }
 
 impl IngestError {
@@ -58,7 +72,18 @@ impl IngestError {
         }
     }
 
-    fn from_retina(e: retina::Error) -> Self {
+    /// Whether retrying cannot help until someone changes the camera's settings: the recorder
+    /// then reports `failed` instead of reconnecting.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            IngestError::BadUrl(_)
+                | IngestError::CertificateUntrusted { .. }
+                | IngestError::CertificateChanged { .. }
+        )
+    }
+
+    pub(crate) fn from_retina(e: retina::Error) -> Self {
         let text = e.to_string();
         if text.contains("401") || text.contains("Unauthorized") {
             IngestError::Unauthorized
@@ -74,20 +99,17 @@ impl IngestError {
     }
 }
 
-/// Checks a camera URL the way `camera add` must: `rtsp://host[:port]/path`, no credentials.
+/// Checks a camera URL the way `camera add` must: `rtsp://host[:port]/path` or
+/// `rtsps://host[:port]/path` (RTSP over TLS, docs/design/camera-tls.md), no credentials.
 pub fn validate_url(url: &str) -> Result<Url, String> {
-    let parsed = Url::parse(url)
-        .map_err(|e| format!("'{url}' is not a URL ({e}); use rtsp://host:port/path"))?;
+    let parsed = Url::parse(url).map_err(|e| {
+        format!("'{url}' is not a URL ({e}); use rtsps://host:port/path (or rtsp://)")
+    })?;
     match parsed.scheme() {
-        "rtsp" => {}
-        "rtsps" => {
-            return Err(
-                "rtsps:// is not supported by the RTSP client yet; use rtsp:// on a trusted camera network".into(),
-            );
-        }
+        "rtsp" | "rtsps" => {}
         other => {
             return Err(format!(
-                "scheme '{other}' is not supported; use rtsp://host:port/path"
+                "scheme '{other}' is not supported; use rtsps://host:port/path (or rtsp://)"
             ));
         }
     }
@@ -114,16 +136,24 @@ pub enum IngestEvent {
 /// Connection settings for one camera.
 #[derive(Clone)]
 pub struct Source {
+    /// The stream's id (a camera's, or its secondary stream's): what the certificate seen on
+    /// an `rtsps://` link is remembered under.
+    pub stream_id: String,
     pub url: String,
     pub username: Option<String>,
     pub password: Option<String>,
     pub inactivity_timeout: Duration,
+    /// For `rtsps://`: the SHA-256 fingerprint of the one certificate an admin pinned
+    /// (`vigil camera trust`); then nothing else is accepted.
+    pub tls_pin: Option<String>,
 }
 
 impl std::fmt::Debug for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Source")
+            .field("stream_id", &self.stream_id)
             .field("url", &self.url)
+            .field("tls_pin", &self.tls_pin)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .finish()
@@ -217,6 +247,12 @@ struct RetinaSource {
 
 async fn open_retina(source: &Source) -> Result<RetinaSource, IngestError> {
     let url = validate_url(&source.url).map_err(IngestError::BadUrl)?;
+    if url.scheme() != "rtsp" {
+        // retina would speak plain RTSP to a TLS port: only the tunnel may open these.
+        return Err(IngestError::BadUrl(
+            "rtsps:// is opened through ingest_tls::TlsOpener".into(),
+        ));
+    }
     let creds = source.username.as_ref().map(|u| Credentials {
         username: u.clone(),
         password: source.password.clone().unwrap_or_default(),
@@ -400,11 +436,8 @@ mod tests {
         ] {
             assert!(validate_url(bad).is_err(), "{bad}");
         }
-        assert!(
-            validate_url("rtsps://h/x")
-                .unwrap_err()
-                .contains("not supported")
-        );
+        assert!(validate_url("rtsps://h:322/x").is_ok());
+        assert!(validate_url("rtsps://u:p@h/x").is_err());
     }
 
     #[test]
@@ -432,6 +465,8 @@ mod tests {
     #[test]
     fn debug_never_shows_password() {
         let s = Source {
+            stream_id: "cam-000000000001".into(),
+            tls_pin: None,
             url: "rtsp://h/x".into(),
             username: Some("u".into()),
             password: Some("s3cret-pw".into()),

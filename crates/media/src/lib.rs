@@ -20,6 +20,7 @@ pub mod export;
 pub mod fmp4;
 pub mod gop;
 pub mod ingest;
+pub mod ingest_tls;
 pub mod live;
 pub mod progressive;
 pub mod recorder;

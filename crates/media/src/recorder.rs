@@ -187,6 +187,8 @@ pub fn start_stream(
 ) -> Result<RecorderHandle, StoreError> {
     let password = store.camera_password(&camera.id)?;
     let source = Source {
+        stream_id: camera.id.clone(),
+        tls_pin: camera.tls_pin.clone(),
         url: camera.url.clone(),
         username: camera.username.clone(),
         password,
@@ -434,7 +436,7 @@ async fn supervise(
         }
         let delay = ingest::backoff(attempt, settings.max_backoff);
         attempt = attempt.saturating_add(1);
-        let permanent = matches!(err, IngestError::BadUrl(_));
+        let permanent = err.is_permanent();
         if !permanent {
             crate::counters::stream(&camera.id).reconnect();
         }

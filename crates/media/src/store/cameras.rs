@@ -31,6 +31,9 @@ pub struct Camera {
     pub time_origin_us: i64,
     /// The camera's secondary stream, when it has one.
     pub secondary: Option<SecondaryStream>,
+    /// For `rtsps://`: the SHA-256 fingerprint of the certificate an admin pinned
+    /// (`vigil camera trust`); it applies to both streams of the camera.
+    pub tls_pin: Option<String>,
 }
 
 /// A camera's secondary stream: a second RTSP stream of the same camera (typically a lower
@@ -120,6 +123,7 @@ impl Camera {
             max_bytes: self.max_bytes,
             time_origin_us: s.time_origin_us,
             secondary: None,
+            tls_pin: self.tls_pin.clone(),
         })
     }
 
@@ -169,7 +173,8 @@ impl std::fmt::Debug for NewSecondary {
 /// The columns of a camera and its secondary, as [`camera_from_row`] reads them.
 const CAMERA_COLUMNS: &str = "c.id, c.name, c.url, c.username, c.password_enc IS NOT NULL, c.enabled, \
      c.max_age_secs, c.max_bytes, c.time_origin_us, \
-     s.id, s.url, s.username, s.password_enc IS NOT NULL, s.stream_mode, s.time_origin_us \
+     s.id, s.url, s.username, s.password_enc IS NOT NULL, s.stream_mode, s.time_origin_us, \
+     c.tls_pin \
      FROM cameras c LEFT JOIN cameras s ON s.main_id = c.id AND s.stream_mode IN ('live', 'recorded')";
 
 /// Live state of a camera's recorder, persisted so other processes (the CLI) can read it.
@@ -314,6 +319,7 @@ impl Store {
                 enabled: main.enabled,
                 max_age_secs: main.max_age_secs,
                 max_bytes: main.max_bytes,
+                tls_pin: main.tls_pin.clone(),
                 ..s
             })),
             Err(e) => Some(Err(e.into())),
@@ -445,6 +451,44 @@ impl Store {
             return Err(StoreError::NoSuchCamera(name.to_owned()));
         }
         self.camera(&id)
+    }
+
+    /// Pins (or with `None` unpins) the one certificate the camera's `rtsps://` streams may
+    /// present, by SHA-256 fingerprint (canonical form, see `ingest_tls::parse_fingerprint`).
+    /// The certificates remembered for its streams are forgotten: the pin decides from now
+    /// on, and after an unpin the next verified certificate is remembered again. A running
+    /// recorder follows within seconds.
+    pub fn set_camera_pin(&self, name: &str, fingerprint: Option<&str>) -> Result<Camera> {
+        let id = self.camera(name)?.id;
+        self.db().execute(
+            "UPDATE cameras SET tls_pin = CASE WHEN id = ?1 THEN ?2 ELSE tls_pin END, tls_seen = NULL
+             WHERE id = ?1 OR main_id = ?1",
+            params![id, fingerprint],
+        )?;
+        self.camera(&id)
+    }
+
+    /// The fingerprint of the certificate a stream (by id) last presented and passed
+    /// verification with.
+    pub fn tls_seen(&self, stream_id: &str) -> Result<Option<String>> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT tls_seen FROM cameras WHERE id = ?1",
+                [stream_id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// Remembers the certificate a stream presented and passed verification with.
+    pub fn set_tls_seen(&self, stream_id: &str, fingerprint: &str) -> Result<()> {
+        self.db().execute(
+            "UPDATE cameras SET tls_seen = ?2 WHERE id = ?1",
+            params![stream_id, fingerprint],
+        )?;
+        Ok(())
     }
 
     pub fn set_camera_retention(
@@ -637,6 +681,7 @@ fn camera_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Camera> {
     };
     Ok(Camera {
         secondary,
+        tls_pin: r.get(15)?,
         ..stream_from_row(r)?
     })
 }
@@ -654,6 +699,7 @@ fn stream_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Camera> {
         max_bytes: r.get(7)?,
         time_origin_us: r.get(8)?,
         secondary: None,
+        tls_pin: None,
     })
 }
 

@@ -223,6 +223,11 @@ const MIGRATIONS: &[&str] = &[
          ended_by TEXT
      );
      CREATE INDEX IF NOT EXISTS evidence_locks_by_camera ON evidence_locks (camera_id, from_us);",
+    // 3: RTSPS certificates (docs/storage-format.md, "Camera certificates"): `tls_pin` the
+    // fingerprint an admin pinned for the camera, `tls_seen` the one a stream last presented
+    // and passed verification with.
+    "ALTER TABLE cameras ADD COLUMN tls_pin TEXT;
+     ALTER TABLE cameras ADD COLUMN tls_seen TEXT;",
 ];
 
 /// The schema version this build writes: the number of [`MIGRATIONS`].
