@@ -78,3 +78,44 @@ fn the_sandbox_is_rated_ok_or_better() {
     assert!(unit.lines().any(|l| l == "CapabilityBoundingSet="));
     assert!(unit.lines().any(|l| l == "AmbientCapabilities="));
 }
+
+/// The drop-in docs/install.md gives for ports below 1024 (its ini block), applied to the
+/// unit: still valid, still rated "OK", and it grants that one capability only.
+#[test]
+fn the_documented_low_port_drop_in_keeps_the_rating_ok() {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/install.md"),
+    )
+    .unwrap();
+    let drop_in = doc
+        .split("```ini\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("docs/install.md has an ini block with the drop-in");
+    assert!(drop_in.contains("CAP_NET_BIND_SERVICE"), "{drop_in}");
+    let dir = tempfile::tempdir().unwrap();
+    let unit = unit_for_this_build(dir.path());
+    // A drop-in's [Service] settings apply after the unit's own, as appending them does.
+    let mut text = std::fs::read_to_string(&unit).unwrap();
+    text.push('\n');
+    text.push_str(drop_in);
+    std::fs::write(&unit, text).unwrap();
+    let out = analyze(&["verify"], &unit);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.trim().is_empty(), "{stderr}");
+    let out = analyze(&["security", "--offline=true"], &unit);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("→ Overall exposure level for vigil.service: "))
+        .unwrap_or_else(|| panic!("no overall rating in:\n{stdout}"));
+    println!("with the low-port drop-in: exposure {line}");
+    assert!(line.contains(" OK"), "{line}");
+    // Every other capability stays out of the bounding set.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with('✓') && l.contains("CapabilityBoundingSet=~CAP_SYS_ADMIN")),
+        "{stdout}"
+    );
+}
