@@ -565,7 +565,7 @@ struct ConnService {
 impl hyper::service::Service<Request<Incoming>> for ConnService {
     type Response = Response;
     type Error = Infallible;
-    type Future = tower::util::Oneshot<Router, Request<DeadlineBody<Incoming>>>;
+    type Future = tower::util::Oneshot<Router, Request<DeadlineBody<DrainOnDrop>>>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
@@ -588,8 +588,99 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
                 by
             }
         });
+        let drain = (parts.version == axum::http::Version::HTTP_2).then(|| {
+            deadline.map_or(DRAIN_AT_MOST, |d| {
+                d.saturating_duration_since(tokio::time::Instant::now())
+                    .min(DRAIN_AT_MOST)
+            })
+        });
+        let body = DrainOnDrop {
+            inner: Some(body),
+            drain,
+        };
         let req = Request::from_parts(parts, DeadlineBody::new(body, deadline));
         self.app.clone().oneshot(req)
+    }
+}
+
+/// How much of an unread HTTP/2 request body is read (and discarded) after the answer, and
+/// for how long at most.
+const DRAIN_BYTES: usize = 64 * 1024;
+const DRAIN_AT_MOST: Duration = Duration::from_secs(5);
+
+/// An HTTP/2 request body that, when a handler answers without reading it (a 415 for a form
+/// post, a 401 before the body matters), is read to its end in the background instead of
+/// being dropped. Dropping it unread makes the HTTP/2 stack reset the stream, and clients
+/// such as curl then report the reset and throw away the answer they already received
+/// (RFC 9113 section 8.1 lets a server end the request early only with a NO_ERROR reset).
+/// Small rests only: a body larger than [`DRAIN_BYTES`] or slower than the request's own
+/// deadline is cut as before. HTTP/1.1 (`drain: None`) handles an unread body itself.
+pub struct DrainOnDrop {
+    inner: Option<Incoming>,
+    /// How long the rest may take, for HTTP/2 requests.
+    drain: Option<Duration>,
+}
+
+impl hyper::body::Body for DrainOnDrop {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        match self.inner.as_mut() {
+            Some(body) => std::pin::Pin::new(body).poll_frame(cx),
+            None => std::task::Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner
+            .as_ref()
+            .is_none_or(hyper::body::Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner
+            .as_ref()
+            .map(hyper::body::Body::size_hint)
+            .unwrap_or_else(|| hyper::body::SizeHint::with_exact(0))
+    }
+}
+
+impl Drop for DrainOnDrop {
+    fn drop(&mut self) {
+        let (Some(body), Some(limit)) = (self.inner.take(), self.drain) else {
+            return;
+        };
+        if hyper::body::Body::is_end_stream(&body)
+            || hyper::body::Body::size_hint(&body)
+                .upper()
+                .is_some_and(|n| n > DRAIN_BYTES as u64)
+        {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let mut body = body;
+            let read_rest = async {
+                let mut read = 0usize;
+                while read <= DRAIN_BYTES {
+                    let frame = std::future::poll_fn(|cx| {
+                        hyper::body::Body::poll_frame(std::pin::Pin::new(&mut body), cx)
+                    })
+                    .await;
+                    match frame {
+                        Some(Ok(f)) => read += f.data_ref().map_or(0, |d| d.len()),
+                        _ => break,
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(limit, read_rest).await;
+        });
     }
 }
 
