@@ -14,6 +14,7 @@ use std::sync::Mutex;
 
 use vigil_access::Access;
 use vigil_events::EventBus;
+use vigil_media::evidence::Evidence;
 use vigil_media::store::{Camera, STALE_STATUS_US, Store, StoreError};
 use vigil_pki::{Pki, PkiError};
 
@@ -197,13 +198,15 @@ pub struct Sources<'a> {
     pub access: Option<&'a Access>,
     pub pki: Option<&'a Mutex<Pki>>,
     pub events: Option<&'a EventBus>,
+    /// The recorder's evidence ledgers, when recording runs in this process.
+    pub evidence: Option<&'a Evidence>,
 }
 
 /// Reads every figure at `now_us` (microseconds since the Unix epoch) and renders the
 /// exposition.
 pub fn collect(src: &Sources<'_>, now_us: i64) -> Result<String, MetricsError> {
     let mut x = Exposition::new();
-    streams(&mut x, src.store, now_us)?;
+    streams(&mut x, src.store, src.evidence, now_us)?;
     if let Some(pki) = src.pki {
         certificates(&mut x, pki, now_us)?;
     }
@@ -216,7 +219,12 @@ pub fn collect(src: &Sources<'_>, now_us: i64) -> Result<String, MetricsError> {
     Ok(x.render())
 }
 
-fn streams(x: &mut Exposition, store: &Store, now_us: i64) -> Result<(), MetricsError> {
+fn streams(
+    x: &mut Exposition,
+    store: &Store,
+    evidence: Option<&Evidence>,
+    now_us: i64,
+) -> Result<(), MetricsError> {
     use MetricType::{Counter, Gauge};
     x.declare(
         "vigil_stream_up",
@@ -278,6 +286,11 @@ fn streams(x: &mut Exposition, store: &Store, now_us: i64) -> Result<(), Metrics
         Counter,
         "Bytes of the stream's segments deleted by retention since the server started.",
     );
+    x.declare(
+        "vigil_stream_ledger_unsigned_seconds",
+        Gauge,
+        "Ledger signing lag: seconds the oldest record of the stream's evidence ledger not yet covered by a signature has waited (0: all signed); absent until the recorder opened the ledger.",
+    );
     for cam in store.cameras()? {
         let mut streams: Vec<(&str, Camera)> = vec![("main", cam.main_camera())];
         if let Some(sub) = cam.secondary_camera() {
@@ -308,6 +321,13 @@ fn streams(x: &mut Exposition, store: &Store, now_us: i64) -> Result<(), Metrics
                     "vigil_stream_last_frame_timestamp_seconds",
                     &labels,
                     last as f64 / 1e6,
+                );
+            }
+            if let Some(lag) = evidence.and_then(|e| e.unsigned_for(&s.id)) {
+                x.sample(
+                    "vigil_stream_ledger_unsigned_seconds",
+                    &labels,
+                    lag.as_secs_f64(),
                 );
             }
             let segments = store.segments(&s.id)?;
@@ -543,6 +563,7 @@ mod tests {
                 access: None,
                 pki: None,
                 events: None,
+                evidence: None,
             },
             vigil_media::store::now_us(),
         )

@@ -87,6 +87,23 @@ impl Evidence {
         }
     }
 
+    /// How long the oldest unsigned record of stream `camera_id`'s ledger has waited for its
+    /// signature (zero when all is signed); `None` while this process has not opened that
+    /// ledger (nothing recorded into it yet) or signing is off.
+    pub fn unsigned_for(&self, camera_id: &str) -> Option<std::time::Duration> {
+        if self.signing != Signing::On {
+            return None;
+        }
+        let w = self
+            .writers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(camera_id)?
+            .clone();
+        let w = w.lock().unwrap_or_else(|p| p.into_inner());
+        Some(w.unsigned_for().unwrap_or_default())
+    }
+
     /// The camera's ledger writer, opened on first use.
     pub fn writer(&self, camera_id: &str) -> Result<Arc<Mutex<LedgerWriter>>, EvidenceError> {
         let mut writers = self.writers.lock().unwrap_or_else(|p| p.into_inner());

@@ -213,6 +213,8 @@ struct Inner {
     last_signed_seq: Option<u64>,
     /// Records written since the last signature.
     dirty: bool,
+    /// When the first of them was written (the signing lag's start).
+    unsigned_since: Option<Instant>,
     last_sign: Instant,
     interval: Duration,
     /// Open segment and the offset its next fragment must start at.
@@ -462,6 +464,7 @@ impl LedgerWriter {
             head: [0; 32],
             last_signed_seq: None,
             dirty: false,
+            unsigned_since: None,
             last_sign: Instant::now(),
             interval: options.sign_interval,
             open_segment: None,
@@ -941,6 +944,13 @@ impl LedgerWriter {
         })
     }
 
+    /// How long the oldest record not yet covered by a signature has waited (the signing lag;
+    /// the periodic signature bounds it by the sign interval while signing works). `None`
+    /// when everything is signed, or signing is disabled.
+    pub fn unsigned_for(&self) -> Option<Duration> {
+        self.inner.as_ref()?.unsigned_since.map(|t| t.elapsed())
+    }
+
     /// Number of records written so far (the next record's seq).
     pub fn records(&self) -> u64 {
         self.inner.as_ref().map_or(0, |i| i.next_seq)
@@ -1113,6 +1123,9 @@ impl Inner {
         self.pending_records += 1;
         self.head = hash;
         self.next_seq += 1;
+        if !self.dirty {
+            self.unsigned_since = Some(Instant::now());
+        }
         self.dirty = true;
         // A failure is remembered in `outage` and retried by the next call.
         let _ = self.flush();
@@ -1129,6 +1142,9 @@ impl Inner {
         self.append(body)?;
         if let Err(e) = self.flush().and_then(|_| self.sync()) {
             (self.next_seq, self.head, self.dirty) = (saved.0, saved.1, saved.2);
+            if !self.dirty {
+                self.unsigned_since = None;
+            }
             if self.pending.len() > saved.3 {
                 self.pending.truncate(saved.3);
                 self.pending_records -= 1;
@@ -1251,6 +1267,7 @@ impl Inner {
         })?;
         self.last_signed_seq = Some(self.next_seq - 1);
         self.dirty = false;
+        self.unsigned_since = None;
         self.last_sign = Instant::now();
         // The signature is part of the chain either way; it is durable once written and
         // synced, which later calls retry while the volume is full (`outage` tracks it).

@@ -728,3 +728,39 @@ fn chain_break_after_range_still_fails_data_that_depends_on_it() {
     assert_eq!(f.kind, FailureKind::Missing, "{f}");
     assert_eq!(rep.checked.segments, 0);
 }
+
+/// The signing lag: how long the oldest unsigned record waited; none once a signature
+/// covers it (and none when signing is disabled).
+#[test]
+fn the_signing_lag_runs_from_the_first_unsigned_record_to_the_signature() {
+    let ca = TestCa::new("ca-a");
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("l.ledger");
+    let opts = LedgerOptions {
+        sign_interval: std::time::Duration::from_secs(3600),
+    };
+    let (mut w, _) =
+        LedgerWriter::open(&path, CAMERA, SigningMode::Enabled(ca.identity("r")), opts).unwrap();
+    w.tick().unwrap();
+    assert_eq!(w.unsigned_for(), None, "nothing unsigned");
+    w.segment_open(1, &init_bytes(0), T0).unwrap();
+    let first = w.unsigned_for().expect("an unsigned record");
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    w.gap(T0, T0 + 1, "test").unwrap();
+    let later = w.unsigned_for().unwrap();
+    assert!(
+        later >= first + std::time::Duration::from_millis(20),
+        "measured from the first unsigned record: {first:?} then {later:?}"
+    );
+    assert!(w.tick().unwrap(), "signed");
+    assert_eq!(w.unsigned_for(), None);
+    let (mut off, _) = LedgerWriter::open(
+        &tmp.path().join("off.ledger"),
+        CAMERA,
+        SigningMode::Disabled,
+        LedgerOptions::default(),
+    )
+    .unwrap();
+    off.segment_open(1, b"init", 0).unwrap();
+    assert_eq!(off.unsigned_for(), None);
+}

@@ -74,6 +74,13 @@ fn a_recording_server_serves_its_figures_on_loopback() {
         "{received} {written}"
     );
     assert!(value(&text, &format!("vigil_stream_stored_bytes{main}")) > 0.0);
+    // The ledger is signed every 10 s while video comes in: the signing lag stays below that
+    // interval and the tick that signs (with slack for a loaded machine).
+    let lag = value(
+        &text,
+        &format!("vigil_stream_ledger_unsigned_seconds{main}"),
+    );
+    assert!((0.0..25.0).contains(&lag), "signing lag {lag}");
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

@@ -93,6 +93,7 @@ async fn scrape(State(state): State<SharedState>) -> Response {
                 access: Some(&state.access),
                 pki: Some(&state.pki),
                 events: Some(&state.events),
+                evidence: state.evidence.get().map(|e| &**e),
             },
             vigil_media::store::now_us(),
         )
