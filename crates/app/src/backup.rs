@@ -14,8 +14,10 @@ use serde::{Deserialize, Serialize};
 use vigil_config::Config;
 use zeroize::Zeroizing;
 
+use crate::audit::Trail;
 use crate::error::{Classified, ErrorKind};
 use format::{FormatError, OpeningReader, SealingWriter};
+use vigil_access::{Actor, AuditKind};
 
 /// The databases of a data directory, snapshotted one by one (docs/storage-format.md).
 pub const DATABASES: [&str; 3] = ["vigil.db", "access.db", "events.db"];
@@ -84,6 +86,8 @@ pub enum BackupError {
     RestoredConfig(String),
     #[error("the restored data directory does not open: {0}")]
     Check(String),
+    #[error("cannot record the {0} in the audit log: {1}")]
+    Audit(&'static str, String),
 }
 
 impl Classified for BackupError {
@@ -97,9 +101,10 @@ impl Classified for BackupError {
             BackupError::Format(FormatError::WrongPassphrase) => ErrorKind::Unauthorized,
             BackupError::Format(_) => ErrorKind::InvalidInput,
             BackupError::OutputExists(_) | BackupError::NotEmpty(_) => ErrorKind::Conflict,
-            BackupError::Io { .. } | BackupError::Snapshot { .. } | BackupError::Check(_) => {
-                ErrorKind::Internal
-            }
+            BackupError::Io { .. }
+            | BackupError::Snapshot { .. }
+            | BackupError::Check(_)
+            | BackupError::Audit(..) => ErrorKind::Internal,
         }
     }
 
@@ -113,9 +118,10 @@ impl Classified for BackupError {
                 "bad_backup"
             }
             BackupError::Config(_) | BackupError::RestoredConfig(_) => "bad_config",
-            BackupError::Io { .. } | BackupError::Snapshot { .. } | BackupError::Check(_) => {
-                "internal"
-            }
+            BackupError::Io { .. }
+            | BackupError::Snapshot { .. }
+            | BackupError::Check(_)
+            | BackupError::Audit(..) => "internal",
         }
     }
 }
@@ -156,11 +162,14 @@ pub struct BackupSummary {
 /// Backs up the installation `config_path` names into a new file `out` (mode 0600), while a
 /// server may be recording: each database is copied with `VACUUM INTO` (a consistent
 /// snapshot of it), ledgers up to their length at that moment (records are only appended,
-/// so the copy is a prefix of the ledger, docs/signing-format.md §2).
+/// so the copy is a prefix of the ledger, docs/signing-format.md §2). The backup is recorded
+/// in the installation's audit log as an `export` by `actor` before the file takes its name:
+/// a copy of every private key leaves no trace otherwise.
 pub fn create(
     config_path: &Path,
     out: &Path,
     passphrase: &Passphrase,
+    actor: &Actor,
 ) -> Result<BackupSummary, BackupError> {
     if passphrase.0.chars().count() < MIN_PASSPHRASE_CHARS {
         return Err(BackupError::WeakPassphrase);
@@ -215,6 +224,16 @@ pub fn create(
         &cfg.data_dir,
     )
     .and_then(|files| {
+        record(
+            &cfg.data_dir,
+            actor,
+            AuditKind::Export,
+            "backup",
+            serde_json::json!({
+                "format": "backup", "output": out.display().to_string(), "files": files,
+                "databases": manifest.databases,
+            }),
+        )?;
         if out.exists() {
             return Err(BackupError::OutputExists(out.to_owned()));
         }
@@ -233,6 +252,24 @@ pub fn create(
         files,
         bytes,
     })
+}
+
+/// One audit entry in the access database of `data_dir`.
+fn record(
+    data_dir: &Path,
+    actor: &Actor,
+    kind: AuditKind,
+    what: &'static str,
+    detail: serde_json::Value,
+) -> Result<(), BackupError> {
+    let access = vigil_access::Access::open(
+        &data_dir.join("access.db"),
+        vigil_access::AccessConfig::default(),
+    )
+    .map_err(|e| BackupError::Audit(what, e.to_string()))?;
+    Trail::new(&access, actor.clone())
+        .record(kind, detail)
+        .map_err(|e| BackupError::Audit(what, e.to_string()))
 }
 
 /// `VACUUM INTO` a new file; returns the database's schema version.
@@ -487,6 +524,7 @@ pub fn restore(
     file: &Path,
     data_dir: &Path,
     passphrase: &Passphrase,
+    actor: &Actor,
 ) -> Result<RestoreSummary, BackupError> {
     let existed = match fs::read_dir(data_dir) {
         Ok(mut entries) => {
@@ -509,7 +547,22 @@ pub fn restore(
             .map_err(io_at(data_dir))?;
     }
     let data_dir = data_dir.canonicalize().map_err(io_at(data_dir))?;
-    let result = extract(reader, file, &data_dir);
+    let result = extract(reader, file, &data_dir).and_then(|summary| {
+        // The restored audit log says where its installation came back from.
+        record(
+            &data_dir,
+            actor,
+            AuditKind::ConfigChanged,
+            "restore",
+            serde_json::json!({
+                "action": "restored_from_backup", "backup": file.display().to_string(),
+                "backup_of": summary.manifest.data_dir.display().to_string(),
+                "backup_created": summary.manifest.created,
+                "backup_vigil_version": summary.manifest.vigil_version,
+            }),
+        )?;
+        Ok(summary)
+    });
     if result.is_err() {
         // Leave the directory as it was: gone, or empty.
         if existed {

@@ -33,7 +33,12 @@ pub struct RestoreArgs {
 
 pub fn backup(args: &BackupArgs, config: &Path) -> anyhow::Result<()> {
     let passphrase = read_passphrase(args.passphrase_file.as_deref(), true)?;
-    let s = backup::create(config, &args.output, &passphrase)?;
+    let s = backup::create(
+        config,
+        &args.output,
+        &passphrase,
+        &vigil_app::audit::cli_actor(),
+    )?;
     println!(
         "Backed up {} files ({} bytes, encrypted) to {}",
         s.files,
@@ -50,7 +55,12 @@ pub fn backup(args: &BackupArgs, config: &Path) -> anyhow::Result<()> {
 
 pub fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
     let passphrase = read_passphrase(args.passphrase_file.as_deref(), false)?;
-    let s = backup::restore(&args.file, &args.data_dir, &passphrase)?;
+    let s = backup::restore(
+        &args.file,
+        &args.data_dir,
+        &passphrase,
+        &vigil_app::audit::cli_actor(),
+    )?;
     println!(
         "Restored {} files from a backup of {} (Vigil {}): {} users, {} cameras",
         s.files,

@@ -89,6 +89,19 @@ fn a_backup_taken_while_recording_restores_an_installation_whose_video_verifies(
     );
     assert!(out.status.success(), "backup: {}", text(&out));
     assert!(text(&out).contains("no video"), "{}", text(&out));
+    // The copy of every key is on record, as an export by whoever ran it.
+    let log = v.ok(&["audit-log", "query", "--jsonl"]);
+    let entry: serde_json::Value = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .rfind(|e| e["kind"] == "export")
+        .unwrap_or_else(|| panic!("no export entry in {log}"));
+    assert_eq!(entry["detail"]["format"], "backup", "{entry}");
+    assert_eq!(
+        entry["detail"]["output"],
+        file.display().to_string(),
+        "{entry}"
+    );
     let backup_bytes = std::fs::read(&file).unwrap();
     // Nothing of the keys is readable in the file.
     let ca_key = std::fs::read(v.data.join("pki/ca.key")).unwrap();

@@ -9,6 +9,10 @@ fn installation(tmp: &Path) -> Config {
     cfg
 }
 
+fn actor() -> Actor {
+    crate::audit::cli_actor()
+}
+
 fn pass(s: &str) -> Passphrase {
     Passphrase::new(s.to_owned())
 }
@@ -19,7 +23,7 @@ fn a_backup_restores_users_keys_certificates_and_configuration() {
     let cfg = installation(tmp.path());
     let config = cfg.data_dir.join("vigil.toml");
     let out = tmp.path().join("site.vbk");
-    let summary = create(&config, &out, &pass(PASS)).unwrap();
+    let summary = create(&config, &out, &pass(PASS), &actor()).unwrap();
     assert_eq!(
         fs::metadata(&out).unwrap().permissions().mode() & 0o777,
         0o600
@@ -41,7 +45,7 @@ fn a_backup_restores_users_keys_certificates_and_configuration() {
     assert_eq!(left, ["data", "site.vbk"]);
 
     let restored = tmp.path().join("restored");
-    let r = restore(&out, &restored, &pass(PASS)).unwrap();
+    let r = restore(&out, &restored, &pass(PASS), &actor()).unwrap();
     assert_eq!((r.users, r.cameras), (1, 0));
     assert_eq!(r.manifest, summary.manifest);
     for file in [
@@ -60,6 +64,25 @@ fn a_backup_restores_users_keys_certificates_and_configuration() {
             assert_eq!(mode(&restored.join(file)), 0o600, "{file}");
         }
     }
+    // Both ends are in the audit logs, by the person who ran them.
+    let last_entry = |dir: &Path| {
+        let access =
+            vigil_access::Access::open(&dir.join("access.db"), Default::default()).unwrap();
+        access
+            .audit_query(&vigil_access::AuditQuery::default())
+            .unwrap()
+            .into_iter()
+            .max_by_key(|e| e.seq)
+            .unwrap()
+    };
+    let made = last_entry(&cfg.data_dir);
+    assert_eq!(made.kind, AuditKind::Export);
+    assert_eq!(made.detail["format"], "backup");
+    assert_eq!(made.user.as_deref(), Some(actor().name.as_str()));
+    let back = last_entry(&restored);
+    assert_eq!(back.kind, AuditKind::ConfigChanged);
+    assert_eq!(back.detail["action"], "restored_from_backup");
+    assert_eq!(back.detail["backup_of"], cfg.data_dir.display().to_string());
     let restored_cfg = Config::load(&r.config).unwrap();
     assert_eq!(restored_cfg.data_dir, restored.canonicalize().unwrap());
     assert!(restored.join("video").is_dir());
@@ -70,14 +93,20 @@ fn restore_refuses_a_directory_with_anything_in_it() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = installation(tmp.path());
     let out = tmp.path().join("b.vbk");
-    create(&cfg.data_dir.join("vigil.toml"), &out, &pass(PASS)).unwrap();
-    let e = restore(&out, &cfg.data_dir, &pass(PASS)).unwrap_err();
+    create(
+        &cfg.data_dir.join("vigil.toml"),
+        &out,
+        &pass(PASS),
+        &actor(),
+    )
+    .unwrap();
+    let e = restore(&out, &cfg.data_dir, &pass(PASS), &actor()).unwrap_err();
     assert!(matches!(e, BackupError::NotEmpty(_)), "{e}");
     assert!(e.to_string().contains("not empty"), "{e}");
     // An empty directory is fine.
     let empty = tmp.path().join("empty");
     fs::create_dir(&empty).unwrap();
-    restore(&out, &empty, &pass(PASS)).unwrap();
+    restore(&out, &empty, &pass(PASS), &actor()).unwrap();
 }
 
 #[test]
@@ -85,10 +114,16 @@ fn wrong_passphrase_and_damage_are_clear_and_leave_nothing_behind() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = installation(tmp.path());
     let out = tmp.path().join("b.vbk");
-    create(&cfg.data_dir.join("vigil.toml"), &out, &pass(PASS)).unwrap();
+    create(
+        &cfg.data_dir.join("vigil.toml"),
+        &out,
+        &pass(PASS),
+        &actor(),
+    )
+    .unwrap();
     let target = tmp.path().join("r");
 
-    let e = restore(&out, &target, &pass("not the passphrase")).unwrap_err();
+    let e = restore(&out, &target, &pass("not the passphrase"), &actor()).unwrap_err();
     assert!(matches!(
         e,
         BackupError::Format(FormatError::WrongPassphrase)
@@ -102,7 +137,7 @@ fn wrong_passphrase_and_damage_are_clear_and_leave_nothing_behind() {
     bytes[at] ^= 0x40;
     let damaged = tmp.path().join("damaged.vbk");
     fs::write(&damaged, &bytes).unwrap();
-    let e = restore(&damaged, &target, &pass(PASS)).unwrap_err();
+    let e = restore(&damaged, &target, &pass(PASS), &actor()).unwrap_err();
     assert!(
         matches!(e, BackupError::Format(FormatError::Damaged(_))),
         "{e}"
@@ -115,13 +150,19 @@ fn wrong_passphrase_and_damage_are_clear_and_leave_nothing_behind() {
 
     let cut = tmp.path().join("cut.vbk");
     fs::write(&cut, &bytes[..bytes.len() - 20]).unwrap();
-    let e = restore(&cut, &target, &pass(PASS)).unwrap_err();
+    let e = restore(&cut, &target, &pass(PASS), &actor()).unwrap_err();
     assert!(
         matches!(e, BackupError::Format(FormatError::Truncated)),
         "{e}"
     );
 
-    let e = restore(&cfg.data_dir.join("vigil.toml"), &target, &pass(PASS)).unwrap_err();
+    let e = restore(
+        &cfg.data_dir.join("vigil.toml"),
+        &target,
+        &pass(PASS),
+        &actor(),
+    )
+    .unwrap_err();
     assert!(
         matches!(e, BackupError::Format(FormatError::NotABackup)),
         "{e}"
@@ -134,11 +175,11 @@ fn a_short_passphrase_or_an_existing_output_is_refused() {
     let cfg = installation(tmp.path());
     let config = cfg.data_dir.join("vigil.toml");
     let out = tmp.path().join("b.vbk");
-    let e = create(&config, &out, &pass("short")).unwrap_err();
+    let e = create(&config, &out, &pass("short"), &actor()).unwrap_err();
     assert!(matches!(e, BackupError::WeakPassphrase), "{e}");
     assert!(!out.exists());
     fs::write(&out, b"keep me").unwrap();
-    let e = create(&config, &out, &pass(PASS)).unwrap_err();
+    let e = create(&config, &out, &pass(PASS), &actor()).unwrap_err();
     assert!(matches!(e, BackupError::OutputExists(_)), "{e}");
     assert_eq!(fs::read(&out).unwrap(), b"keep me");
 }
