@@ -1,5 +1,5 @@
 //! Camera administration from the command line: add, change the secondary stream, enable,
-//! disable and remove a camera in the recording index, each recorded in the audit log
+//! disable, trust (pin the TLS certificate of) and remove a camera in the recording index, each recorded in the audit log
 //! (`camera_changed`, with the same detail fields the HTTP API's camera routes record).
 //! Credentials are never recorded, only whether one is stored.
 
@@ -118,6 +118,34 @@ pub fn set_enabled(
             "before": {"enabled": before.enabled}, "after": {"enabled": enabled},
         }),
     )
+}
+
+/// Pins the one TLS certificate (by SHA-256 fingerprint, in any form
+/// `ingest_tls::parse_fingerprint` reads) the camera's `rtsps://` streams may present, or with
+/// `None` removes the pin so the certificate is verified against the trust store again
+/// (docs/design/camera-tls.md). A running server reconnects the camera within seconds.
+pub fn trust(
+    store: &Store,
+    name: &str,
+    fingerprint: Option<&str>,
+    trail: &Trail<'_>,
+) -> Result<Camera, CameraError> {
+    let pin = fingerprint
+        .map(vigil_media::ingest_tls::parse_fingerprint)
+        .transpose()
+        .map_err(|e| CameraError::Store(StoreError::InvalidCamera(e)))?;
+    let before = store.camera(name).map_err(CameraError::Store)?;
+    let cam = store
+        .set_camera_pin(name, pin.as_deref())
+        .map_err(CameraError::Store)?;
+    record(
+        trail,
+        serde_json::json!({
+            "action": "changed", "camera": cam.name,
+            "before": {"tls_pin": before.tls_pin}, "after": {"tls_pin": cam.tls_pin},
+        }),
+    )?;
+    Ok(cam)
 }
 
 /// Removes a camera; its recordings stay on disk unless `delete_video`.

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use vigil_config::Config;
 use vigil_media::evidence::{Evidence, EvidenceError, Signing};
+use vigil_media::ingest_tls::{CertificateBook, TlsOpener, TrustStore};
 use vigil_media::live::{FeedKey, LiveHub, Stream};
 use vigil_media::recorder::{self, RecorderEnv, RecorderHandle, RecorderSettings, Storage};
 use vigil_media::reserve::SpaceReserve;
@@ -256,6 +257,7 @@ pub async fn run(
             .unwrap_or(0)
         })
     };
+    let opener = camera_opener(&cfg, &store, opts.events.clone());
     let mut running: HashMap<String, (StreamSpec, RecorderHandle)> = HashMap::new();
     let mut watch = StatusWatch::default();
     let mut told_no_camera = false;
@@ -312,7 +314,7 @@ pub async fn run(
                     } else {
                         Storage::LiveOnly
                     };
-                    let env = RecorderEnv { live: opts.live_video.clone(), ..RecorderEnv::default() };
+                    let env = RecorderEnv { opener: opener.clone(), live: opts.live_video.clone(), ..RecorderEnv::default() };
                     match recorder::start_stream(store.clone(), spec.camera.clone(), spec.feed.clone(), storage, settings.clone(), env) {
                         Ok(h) => {
                             event(RuntimeEvent::CameraStarted { name: spec.camera.name.clone(), url: spec.camera.url.clone(), live_only: !spec.recorded });
@@ -379,6 +381,91 @@ pub async fn run(
     }
     event(RuntimeEvent::Stopped);
     Ok(())
+}
+
+/// How every recorder connects: plain RTSP as it is, RTSPS through the verified TLS tunnel
+/// (docs/design/camera-tls.md) trusting the installation CA and the system roots.
+fn camera_opener(
+    cfg: &Config,
+    store: &Arc<Store>,
+    events: Option<Arc<EventBus>>,
+) -> Arc<dyn vigil_media::ingest::Opener> {
+    let ca_path = cfg.data_dir.join("pki").join(vigil_pki::CA_CERT_FILE);
+    let cas = match std::fs::read(&ca_path) {
+        Ok(pem) => vigil_pki::import::parse_cert_chain(&pem).unwrap_or_else(|e| {
+            tracing::warn!(path = %ca_path.display(), error = %e, "the installation CA cannot be read; rtsps:// cameras are verified against the system roots only");
+            Vec::new()
+        }),
+        Err(_) => Vec::new(),
+    };
+    let trust = TrustStore::new(&cas, true);
+    let book = Arc::new(CameraCertificates {
+        store: store.clone(),
+        events,
+    });
+    Arc::new(TlsOpener::new(
+        Arc::new(vigil_media::ingest::RetinaOpener),
+        trust,
+        book,
+    ))
+}
+
+/// The certificates camera streams presented, kept in the camera registry; a changed one is
+/// published as `camera.certificate_changed` (docs/events.md).
+struct CameraCertificates {
+    store: Arc<Store>,
+    events: Option<Arc<EventBus>>,
+}
+
+impl CertificateBook for CameraCertificates {
+    fn seen(&self, stream_id: &str) -> Option<String> {
+        self.store.tls_seen(stream_id).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the certificate a camera presented before");
+            None
+        })
+    }
+
+    fn remember(&self, stream_id: &str, fingerprint: &str) {
+        if let Err(e) = self.store.set_tls_seen(stream_id, fingerprint) {
+            tracing::error!(error = %e, "cannot remember a camera's certificate");
+        }
+    }
+
+    fn changed(&self, stream_id: &str, old: &str, new: &str) {
+        let stream = self
+            .store
+            .stream(stream_id)
+            .map(|c| c.name)
+            .unwrap_or_else(|_| stream_id.to_owned());
+        let camera = self
+            .store
+            .cameras()
+            .ok()
+            .and_then(|cams| {
+                cams.into_iter().find(|c| {
+                    c.id == stream_id || c.secondary.as_ref().is_some_and(|s| s.id == stream_id)
+                })
+            })
+            .map_or_else(|| stream.clone(), |c| c.name);
+        tracing::error!(camera = %stream, old, new, "camera certificate changed; link stopped");
+        let Some(bus) = &self.events else { return };
+        let event = NewEvent::vigil(
+            bus.server(),
+            "camera.certificate_changed",
+            Category::Camera,
+            Severity::Alert,
+            format!(
+                "{stream}: the camera presented a different TLS certificate (SHA-256 {new}, was {old}); the link is stopped until an admin trusts the new certificate"
+            ),
+        )
+        .camera(camera)
+        .attribute("stream", stream)
+        .attribute("old_fingerprint", old)
+        .attribute("new_fingerprint", new);
+        if let Err(e) = bus.publish(event) {
+            tracing::error!(error = %e, "certificate change event refused");
+        }
+    }
 }
 
 /// One stream a recorder runs: what it connects to, the live feed it publishes into and

@@ -72,6 +72,15 @@ fn the_index_of_every_earlier_version_is_migrated_and_keeps_its_data() {
         let c = Connection::open(root.join("vigil.db")).unwrap();
         c.prepare("SELECT main_id, stream_mode FROM cameras")
             .unwrap_or_else(|e| panic!("{name}: {e}"));
+        // ... and the RTSPS certificate columns, empty: no camera is pinned by a migration.
+        let pinned: i64 = c
+            .query_row(
+                "SELECT count(*) FROM cameras WHERE tls_pin IS NOT NULL OR tls_seen IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(pinned, 0, "{name}");
         let locks: i64 = c
             .query_row("SELECT count(*) FROM evidence_locks", [], |r| r.get(0))
             .unwrap();

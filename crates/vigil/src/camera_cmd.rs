@@ -86,6 +86,18 @@ pub enum CameraCommand {
     Disable { name: String },
     /// Resume recording a disabled camera.
     Enable { name: String },
+    /// Accept exactly one TLS certificate for an rtsps:// camera (its SHA-256 fingerprint, as
+    /// the camera status shows it), e.g. a self-signed one; --remove goes back to verifying
+    /// against the trust store.
+    Trust {
+        name: String,
+        /// SHA-256 fingerprint: 64 hex digits, colons allowed.
+        #[arg(long, required_unless_present = "remove", conflicts_with = "remove")]
+        fingerprint: Option<String>,
+        /// Remove the pin.
+        #[arg(long)]
+        remove: bool,
+    },
 }
 
 pub fn read_password_file(path: &Path) -> anyhow::Result<String> {
@@ -106,6 +118,7 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
             | CameraCommand::Remove { .. }
             | CameraCommand::Disable { .. }
             | CameraCommand::Enable { .. }
+            | CameraCommand::Trust { .. }
     );
     let access = changes
         .then(|| vigil_app::audit::open_access(&cfg))
@@ -203,6 +216,7 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
                             "id": c.id, "name": c.name, "url": c.url, "username": c.username,
                             "has_password": c.has_password, "enabled": c.enabled,
                             "max_age_secs": c.max_age_secs, "max_bytes": c.max_bytes,
+                            "tls_pin": c.tls_pin,
                             "secondary": c.secondary.as_ref().map(|s| serde_json::json!({
                                 "id": s.id, "url": s.url, "username": s.username,
                                 "has_password": s.has_password, "mode": s.mode.as_str(),
@@ -243,6 +257,21 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
         CameraCommand::Enable { name } => {
             cameras::set_enabled(&store, &name, true, trail())?;
             println!("Camera {name} enabled");
+        }
+        CameraCommand::Trust {
+            name, fingerprint, ..
+        } => {
+            let cam = cameras::trust(&store, &name, fingerprint.as_deref(), trail())?;
+            match &cam.tls_pin {
+                Some(pin) => println!(
+                    "Camera {} now accepts only the TLS certificate with SHA-256 {pin}",
+                    cam.name
+                ),
+                None => println!(
+                    "Camera {}: pin removed; its certificate is verified against the trust store again",
+                    cam.name
+                ),
+            }
         }
         CameraCommand::Status { json } => {
             let now = now_us();

@@ -242,35 +242,44 @@ pub struct SecondaryInfo {
 }
 
 /// The security of a camera's link, for every caller that may see the camera (the URL itself
-/// is for admins only).
+/// is for admins only). An `rtsps://` link is used only with a verified or pinned certificate
+/// (docs/design/camera-tls.md), so it is reported verified; whether it is up is the status.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CameraLink {
     /// URL scheme: `rtsp` (clear text) or `rtsps` (TLS).
     pub scheme: String,
     /// Video and credentials travel encrypted.
     pub encrypted: bool,
-    /// The camera's identity is verified (certificate checked or pinned).
+    /// The camera's identity is checked: its certificate chains to the trust store and names
+    /// the host, or it is the pinned one.
     pub verified: bool,
+    /// SHA-256 fingerprint of the one certificate accepted (`vigil camera trust`), if pinned.
+    pub pinned: Option<String>,
     /// One line for people.
     pub summary: String,
 }
 
-fn camera_link(url: &str) -> CameraLink {
+fn camera_link(url: &str, pin: Option<&str>) -> CameraLink {
     let scheme = url
         .split_once("://")
         .map(|(s, _)| s.to_ascii_lowercase())
         .unwrap_or_default();
     let encrypted = scheme == "rtsps";
-    let summary = if encrypted {
-        "RTSP over TLS: encrypted; the camera's certificate is not verified yet".to_owned()
-    } else {
-        "RTSP in clear text: video and camera credentials can be read and changed on the network"
-            .to_owned()
+    let summary = match (encrypted, pin) {
+        (true, Some(pin)) => format!(
+            "RTSP over TLS: encrypted; only the pinned certificate (SHA-256 {pin}) is accepted"
+        ),
+        (true, None) => "RTSP over TLS: encrypted; the camera's certificate is verified against the installation CA and system roots and its host name, and a changed certificate stops the link".to_owned(),
+        (false, _) => {
+            "RTSP in clear text: video and camera credentials can be read and changed on the network"
+                .to_owned()
+        }
     };
     CameraLink {
         scheme,
         encrypted,
-        verified: false,
+        verified: encrypted,
+        pinned: pin.filter(|_| encrypted).map(str::to_owned),
         summary,
     }
 }
@@ -311,7 +320,7 @@ fn secondary_info(
         mode: sec.mode.into(),
         recorded_bytes: store.camera_bytes(&sec.id).map_err(ApiError::internal)?,
         status: status_info(store, &sec.id, cam.enabled, now)?,
-        link: camera_link(&sec.url),
+        link: camera_link(&sec.url, cam.tls_pin.as_deref()),
     })
 }
 
@@ -332,7 +341,7 @@ fn camera_info(store: &Store, cam: &Camera, manage: bool, now: i64) -> ApiResult
         max_bytes: cam.max_bytes,
         recorded_bytes: store.camera_bytes(&cam.id).map_err(ApiError::internal)?,
         status,
-        link: camera_link(&cam.url),
+        link: camera_link(&cam.url, cam.tls_pin.as_deref()),
         secondary,
     })
 }
@@ -799,4 +808,27 @@ async fn delete_camera(
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::camera_link;
+
+    #[test]
+    fn a_link_says_whether_it_is_encrypted_verified_and_pinned() {
+        let clear = camera_link("rtsp://10.0.0.5/live", Some("AB:CD"));
+        assert!(!clear.encrypted && !clear.verified && clear.pinned.is_none());
+        assert!(clear.summary.contains("clear text"), "{}", clear.summary);
+        let tls = camera_link("rtsps://cam.example/live", None);
+        assert!(tls.encrypted && tls.verified && tls.pinned.is_none());
+        assert!(tls.summary.contains("verified"), "{}", tls.summary);
+        let pinned = camera_link("RTSPS://10.0.0.5/live", Some("AB:CD"));
+        assert_eq!(pinned.scheme, "rtsps");
+        assert_eq!(pinned.pinned.as_deref(), Some("AB:CD"));
+        assert!(
+            pinned
+                .summary
+                .contains("pinned certificate (SHA-256 AB:CD)")
+        );
+    }
 }
