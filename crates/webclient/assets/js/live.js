@@ -9,7 +9,7 @@ import { h, replace } from "./dom.js";
 import { LivePlayer } from "./liveplayer.js";
 import { Zoom } from "./zoom.js";
 
-/** @typedef {{encrypted: boolean, verified: boolean, scheme: string, summary: string}} Link */
+/** @typedef {{encrypted: boolean, verified: boolean, pinned?: string | null, scheme: string, summary: string}} Link */
 /** @typedef {{state: string, codec?: string | null, resolution?: string | null, last_error?: string | null}} Status */
 /** @typedef {{mode: string, link?: Link, status?: Status}} Secondary */
 /** @typedef {{name: string, enabled: boolean, link?: Link, status: Status, secondary?: Secondary | null}} Camera */
@@ -167,7 +167,7 @@ class Tile {
     this.link.className = "link-badge";
     this.link.title = "";
     if (link) {
-      this.link.textContent = link.encrypted ? (link.verified ? "TLS, verified" : "TLS, not verified") : "⚠ RTSP in clear";
+      this.link.textContent = link.encrypted ? (link.pinned ? "TLS, pinned" : link.verified ? "TLS, verified" : "TLS, not verified") : "⚠ RTSP in clear";
       this.link.className = `link-badge ${link.encrypted ? "ok" : "warn"}`;
       this.link.title = link.summary;
     }
