@@ -58,7 +58,9 @@ pub const DEFAULT_SERVER_DAYS: u32 = 365;
 /// Default lifetime of the CA.
 pub const DEFAULT_CA_DAYS: u32 = 3650;
 
-const CA_CRT: &str = "ca.crt";
+/// The CA certificate (PEM) in the PKI directory: what clients are given to trust.
+pub const CA_CERT_FILE: &str = "ca.crt";
+const CA_CRT: &str = CA_CERT_FILE;
 const CA_KEY: &str = "ca.key";
 const SERVER_CRT: &str = "server.crt";
 const SERVER_KEY: &str = "server.key";
