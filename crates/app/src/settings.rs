@@ -487,7 +487,7 @@ pub fn validate(cfg: &Config) -> Result<(), SettingsError> {
 }
 
 /// A host name (optionally with a leading `*.` wildcard) or an IP address.
-fn check_hostname(name: &str) -> Result<(), String> {
+pub(crate) fn check_hostname(name: &str) -> Result<(), String> {
     let bare = name.trim_start_matches('[').trim_end_matches(']');
     if bare.parse::<std::net::IpAddr>().is_ok() {
         return Ok(());

@@ -31,6 +31,9 @@ pub enum SetupError {
     WeakPassword(String),
     #[error("an administrator exists already")]
     AdminExists,
+    /// A name for the server certificate that no certificate can carry.
+    #[error("{0}; give a DNS name such as nvr.example.net or an IP address")]
+    BadHostname(String),
     #[error("cannot create the first administrator: {0}")]
     Access(vigil_access::AccessError),
 }
@@ -39,7 +42,7 @@ impl SetupError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             SetupError::ConfigExists { .. } | SetupError::AdminExists => ErrorKind::Conflict,
-            SetupError::WeakPassword(_) => ErrorKind::InvalidInput,
+            SetupError::WeakPassword(_) | SetupError::BadHostname(_) => ErrorKind::InvalidInput,
             _ => ErrorKind::Internal,
         }
     }
@@ -64,6 +67,45 @@ pub fn check_admin_password(password: &str, admin: &str) -> Result<(), SetupErro
 /// commented default configuration to `config_path`. An existing configuration file is kept
 /// unless `force`; recordings and databases are never touched.
 pub fn init(data_dir: &Path, config_path: &Path, force: bool) -> Result<Config, SetupError> {
+    init_with_hostnames(data_dir, config_path, force, &[])
+}
+
+/// The names the server certificate carries: the names and addresses clients use
+/// (`hostnames`, in the order given), then localhost, 127.0.0.1 and ::1, each once. A name no
+/// certificate can carry is refused.
+pub fn certificate_names(hostnames: &[String]) -> Result<Vec<String>, SetupError> {
+    let mut out: Vec<String> = Vec::new();
+    for h in hostnames {
+        let h = h.trim();
+        crate::settings::check_hostname(h).map_err(SetupError::BadHostname)?;
+        // A bracketed IPv6 address (as in URLs) names the same address without brackets.
+        let h = h.trim_start_matches('[').trim_end_matches(']');
+        let h = match h.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip.to_string(),
+            Err(_) => h.to_ascii_lowercase(),
+        };
+        if !out.contains(&h) {
+            out.push(h);
+        }
+    }
+    for local in vigil_config::LOCAL_HOSTNAMES {
+        if !out.iter().any(|h| h == local) {
+            out.push(local.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// [`init`] with the names and addresses clients will use to reach this server, which the
+/// server certificate carries besides the local names ([`certificate_names`]). They are kept
+/// in the configuration (`management.hostnames`), so renewals and reissues keep them.
+pub fn init_with_hostnames(
+    data_dir: &Path,
+    config_path: &Path,
+    force: bool,
+    hostnames: &[String],
+) -> Result<Config, SetupError> {
+    let names = certificate_names(hostnames)?;
     if config_path.exists() && !force {
         return Err(SetupError::ConfigExists {
             path: config_path.to_owned(),
@@ -72,7 +114,8 @@ pub fn init(data_dir: &Path, config_path: &Path, force: bool) -> Result<Config, 
     std::fs::create_dir_all(data_dir).map_err(io("create", data_dir))?;
     let data_dir = data_dir.canonicalize().map_err(io("resolve", data_dir))?;
     vigil_media::store::Store::init(&data_dir)?;
-    let cfg = Config::with_data_dir(&data_dir);
+    let mut cfg = Config::with_data_dir(&data_dir);
+    cfg.management.hostnames = names;
     ensure_keys(&cfg)?;
     if let Some(parent) = config_path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(io("create", parent))?;
@@ -81,12 +124,24 @@ pub fn init(data_dir: &Path, config_path: &Path, force: bool) -> Result<Config, 
     Ok(cfg)
 }
 
+/// The installation CA's certificate (PEM), which clients and `vigil audit` trust.
+pub fn installation_ca(cfg: &Config) -> PathBuf {
+    cfg.data_dir.join("pki").join(vigil_pki::CA_CERT_FILE)
+}
+
 /// The installation's CA (created once, never shared) and the recording server's signing key
 /// issued by it. Existing keys are kept.
 pub fn ensure_keys(cfg: &Config) -> Result<(), SetupError> {
     let pki_dir = cfg.data_dir.join("pki");
     let pki = if vigil_pki::Pki::exists(&pki_dir) {
-        vigil_pki::Pki::open(&pki_dir)?
+        let mut pki = vigil_pki::Pki::open(&pki_dir)?;
+        // The configuration names the hosts (`vigil init --hostname`, an edit of
+        // management.hostnames): the generated certificate follows it at the next start.
+        let names = &cfg.management.hostnames;
+        if !names.is_empty() && pki.hostnames() != names.as_slice() {
+            pki.set_hostnames(names, vigil_pki::time::OffsetDateTime::now_utc())?;
+        }
+        pki
     } else {
         let opts = vigil_pki::InitOptions {
             hostnames: cfg.management.hostnames.clone(),
@@ -201,6 +256,78 @@ mod tests {
         assert!(check_admin_password(&pw, "admin").is_ok());
         let second = create_first_admin(&cfg, "other", None).unwrap_err();
         assert_eq!(second.kind(), ErrorKind::Conflict);
+    }
+
+    #[test]
+    fn hostnames_go_into_the_certificate_and_the_config_and_survive_renewal() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = tmp.path().join("vigil.toml");
+        let given = [
+            "NVR.example.net",
+            "192.0.2.10",
+            "[2001:db8::5]",
+            "localhost",
+        ]
+        .map(String::from);
+        let cfg = init_with_hostnames(tmp.path(), &config, false, &given).unwrap();
+        let want = [
+            "nvr.example.net",
+            "192.0.2.10",
+            "2001:db8::5",
+            "localhost",
+            "127.0.0.1",
+            "::1",
+        ];
+        assert_eq!(cfg.management.hostnames, want);
+        assert_eq!(Config::load(&config).unwrap().management.hostnames, want);
+        let mut pki = vigil_pki::Pki::open(&cfg.data_dir.join("pki")).unwrap();
+        let sans = |pki: &vigil_pki::Pki| {
+            pki.status()
+                .unwrap()
+                .certificates
+                .into_iter()
+                .find(|c| c.in_use && !c.is_ca)
+                .unwrap()
+                .sans
+        };
+        let before = sans(&pki);
+        assert_eq!(
+            before,
+            [
+                "DNS:nvr.example.net",
+                "IP:192.0.2.10",
+                "IP:2001:db8::5",
+                "DNS:localhost",
+                "IP:127.0.0.1",
+                "IP:::1"
+            ]
+        );
+        pki.renew_server_cert(vigil_pki::time::OffsetDateTime::now_utc())
+            .unwrap();
+        assert_eq!(sans(&pki), before, "renewal keeps the names");
+        // An edited configuration is applied to the generated certificate at the next start.
+        let mut edited = cfg.clone();
+        edited.management.hostnames = vec!["vms2.example.net".into()];
+        ensure_keys(&edited).unwrap();
+        let pki = vigil_pki::Pki::open(&cfg.data_dir.join("pki")).unwrap();
+        assert_eq!(sans(&pki), ["DNS:vms2.example.net"]);
+    }
+
+    #[test]
+    fn unusable_hostnames_are_refused_before_anything_is_made() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        for bad in ["bad name", "nvr_1.example", "-x.example", "", "a..b"] {
+            let e = init_with_hostnames(&data, &data.join("vigil.toml"), false, &[bad.into()])
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad}: {e}");
+            let text = e.to_string();
+            assert!(
+                text.contains("not a usable host name") && text.contains("IP address"),
+                "{bad}: {text}"
+            );
+            assert!(!data.exists(), "{bad}: nothing is created");
+        }
     }
 
     #[test]

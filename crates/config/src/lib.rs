@@ -136,8 +136,9 @@ pub struct ManagementConfig {
     /// Plaintext HTTP listeners. Empty by default; when set, pages redirect to HTTPS and every
     /// credential-bearing endpoint answers 403.
     pub http: Vec<Listener>,
-    /// Inter-server API (mutual TLS): recording servers register here and report status;
-    /// only recording servers may reach it.
+    /// Inter-server API (mutual TLS): recording servers would register here and report
+    /// status. Not opened by this version, which runs the management and recording roles in
+    /// one process (docs/network-hardening.md); kept so the address stays reserved.
     pub inter_server: Listener,
     /// Host names and addresses placed in the server certificate's SANs.
     pub hostnames: Vec<String>,
@@ -156,9 +157,17 @@ impl Default for ManagementConfig {
                 bind: "0.0.0.0:8444".parse().expect("static address"),
                 label: "inter-server".into(),
             },
-            hostnames: vec!["localhost".into(), "127.0.0.1".into()],
+            hostnames: default_hostnames(),
         }
     }
+}
+
+/// The names every generated server certificate carries, so local clients can always verify
+/// it; `vigil init --hostname` adds the names and addresses remote clients use.
+pub const LOCAL_HOSTNAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+fn default_hostnames() -> Vec<String> {
+    LOCAL_HOSTNAMES.iter().map(|h| (*h).to_owned()).collect()
 }
 
 /// The recording role: pulls cameras, stores and serves video.
@@ -166,7 +175,8 @@ impl Default for ManagementConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RecordingConfig {
     pub enabled: bool,
-    /// Inter-server API (mutual TLS).
+    /// Inter-server API (mutual TLS). Not opened by this version (see
+    /// [`ManagementConfig::inter_server`]).
     pub api: Listener,
 }
 
@@ -233,7 +243,9 @@ pub struct EventWebhook {
 impl Default for EventsConfig {
     fn default() -> Self {
         Self {
-            enabled: true,
+            // Off until an admin names the senders (allowed_sources or client certificates):
+            // a listener nobody may use would only be a port to firewall and audit.
+            enabled: false,
             tcp: Listener {
                 bind: "0.0.0.0:1234".parse().expect("static address"),
                 label: String::new(),
@@ -824,7 +836,32 @@ impl Config {
                 self.metrics.bind.port()
             ));
         }
-        let sockets = self.sockets();
+        // The inter-server APIs' addresses stay reserved while their roles are on, so a
+        // later version can open them without moving another listener.
+        let mut sockets = self.served_listeners();
+        let after_management = sockets
+            .iter()
+            .rposition(|s| s.role.starts_with("management"))
+            .map_or(0, |i| i + 1);
+        let reserved = |role, setting: &'static str, l: &Listener| ServedListener {
+            role,
+            setting,
+            key: format!("{setting}.bind"),
+            addr: l.bind,
+            label: l.label.clone(),
+            proto: "tcp",
+        };
+        let mut next = after_management;
+        if self.management.enabled {
+            let inter = &self.management.inter_server;
+            let r = reserved("management inter-server", "management.inter_server", inter);
+            sockets.insert(next, r);
+            next += 1;
+        }
+        if self.recording.enabled {
+            let r = reserved("recording api", "recording.api", &self.recording.api);
+            sockets.insert(next, r);
+        }
         for (i, s) in sockets.iter().enumerate() {
             if s.addr.port() == 0 {
                 return Err(format!(
@@ -1150,92 +1187,48 @@ impl Config {
 
     /// Every socket this configuration listens on, as (role, address, "tcp"|"udp").
     pub fn listeners(&self) -> Vec<(&'static str, SocketAddr, &'static str)> {
-        self.sockets()
+        self.served_listeners()
             .into_iter()
             .map(|s| (s.role, s.addr, s.proto))
             .collect()
     }
 
-    /// The listening sockets with the config key that sets each one, for messages.
-    fn sockets(&self) -> Vec<Socket> {
+    /// The sockets `vigil serve` opens for this configuration, with the settings that make
+    /// each one. The one statement of which role listens when: the server binds from it, and
+    /// the port manifest, firewall rules and audit are drawn from it (docs/network-hardening.md),
+    /// so they cannot disagree.
+    pub fn served_listeners(&self) -> Vec<ServedListener> {
         let mut out = Vec::new();
-        let mut push = |role, key: String, addr, proto| {
-            out.push(Socket {
+        let mut push = |role, setting, key: String, l: &Listener, proto| {
+            out.push(ServedListener {
                 role,
+                setting,
                 key,
-                addr,
+                addr: l.bind,
+                label: l.label.clone(),
                 proto,
             })
         };
         if self.management.enabled {
             for (i, l) in self.management.https.iter().enumerate() {
-                push(
-                    "management https",
-                    format!("management.https[{i}].bind"),
-                    l.bind,
-                    "tcp",
-                );
+                let key = format!("management.https[{i}].bind");
+                push("management https", "management.https", key, l, "tcp");
             }
             for (i, l) in self.management.http.iter().enumerate() {
-                push(
-                    "management http",
-                    format!("management.http[{i}].bind"),
-                    l.bind,
-                    "tcp",
-                );
+                let key = format!("management.http[{i}].bind");
+                push("management http", "management.http", key, l, "tcp");
             }
         }
-        if self.recording.enabled {
-            push(
-                "recording api",
-                "recording.api.bind".into(),
-                self.recording.api.bind,
-                "tcp",
-            );
-        }
-        if self.events.enabled {
-            push(
-                "events tcp",
-                "events.tcp.bind".into(),
-                self.events.tcp.bind,
-                "tcp",
-            );
-            if let Some(udp) = &self.events.udp {
-                push("events udp", "events.udp.bind".into(), udp.bind, "udp");
-            }
-            if let Some(l) = &self.events.tcp_plain {
-                push(
-                    "events tcp plaintext",
-                    "events.tcp_plain.bind".into(),
-                    l.bind,
-                    "tcp",
-                );
-            }
-            push(
-                "events syslog",
-                "events.syslog_tls.bind".into(),
-                self.events.syslog_tls.bind,
-                "tcp",
-            );
-            if let Some(l) = &self.events.syslog_udp {
-                push(
-                    "events syslog udp",
-                    "events.syslog_udp.bind".into(),
-                    l.bind,
-                    "udp",
-                );
-            }
-            if let Some(l) = &self.events.syslog_tcp {
-                push(
-                    "events syslog tcp plaintext",
-                    "events.syslog_tcp.bind".into(),
-                    l.bind,
-                    "tcp",
-                );
-            }
+        for input in self.events.inputs() {
+            let key = format!("{}.bind", input.setting);
+            push(input.role, input.setting, key, input.listener, input.proto);
         }
         if self.metrics.enabled {
-            push("metrics", "metrics.bind".into(), self.metrics.bind, "tcp");
+            let l = Listener {
+                bind: self.metrics.bind,
+                label: String::new(),
+            };
+            push("metrics", "metrics.bind", "metrics.bind".into(), &l, "tcp");
         }
         out
     }
@@ -1278,10 +1271,12 @@ max_backoff = "{backoff}"
 
 [management]
 enabled = {mgmt_enabled}
-# Host names and addresses for the server certificate.
+# Host names and addresses in the server certificate: the names clients use to reach this
+# server (`vigil init --hostname`), then localhost, 127.0.0.1 and ::1. A change is applied
+# to the generated certificate at the next start.
 hostnames = {hostnames:?}
-# Inter-server API (mutual TLS): only recording servers holding a certificate from the
-# system CA connect here.
+# Inter-server API (mutual TLS) for recording servers on other hosts. Not opened by this
+# version: the management and recording roles run in one process (docs/network-hardening.md).
 inter_server = {{ bind = "{inter}", label = "inter-server" }}
 # HTTPS listeners; add a second one for an Internet-facing port.
 {https}
@@ -1291,11 +1286,14 @@ inter_server = {{ bind = "{inter}", label = "inter-server" }}
 
 [recording]
 enabled = {rec_enabled}
-# Inter-server API, mutual TLS with certificates from the system CA.
+# Inter-server API (mutual TLS) for a management server on another host. Not opened by this
+# version, like management.inter_server.
 api = {{ bind = "{rec_bind}" }}
 
 [events]
 # Event inputs (docs/events-in.md): generic events over TLS, syslog over TLS (RFC 5425).
+# Off until enabled: set `enabled = true` and list the senders in allowed_sources (or give
+# them client certificates from the Vigil CA); `vigil ports` then lists the listeners.
 enabled = {ev_enabled}
 tcp = {{ bind = "{ev_tcp}" }}
 syslog_tls = {{ bind = "{ev_syslog}" }}
@@ -1486,19 +1484,79 @@ fn listener_tables(kind: &str, listeners: &[Listener], example: Option<&str>) ->
         .collect()
 }
 
-/// One listening socket and the key that configures it.
-struct Socket {
-    role: &'static str,
-    key: String,
-    addr: SocketAddr,
-    proto: &'static str,
+/// A socket `vigil serve` opens ([`Config::served_listeners`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedListener {
+    /// What listens, e.g. `management https`, `events syslog`.
+    pub role: &'static str,
+    /// The setting it comes from, e.g. `management.https`, `events.syslog_tls`,
+    /// `metrics.bind`.
+    pub setting: &'static str,
+    /// The key of its address in the file, e.g. `management.https[0].bind`, for messages.
+    pub key: String,
+    pub addr: SocketAddr,
+    pub label: String,
+    /// `tcp` or `udp`.
+    pub proto: &'static str,
 }
 
-impl Socket {
+/// One listener of the events role ([`EventsConfig::inputs`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EventInput<'a> {
+    pub role: &'static str,
+    /// `events.tcp`, `events.udp`, `events.tcp_plain`, `events.syslog_tls`,
+    /// `events.syslog_udp` or `events.syslog_tcp`.
+    pub setting: &'static str,
+    pub listener: &'a Listener,
+    pub proto: &'static str,
+}
+
+impl EventsConfig {
+    /// The listeners of the events role: none while it is off, else the TLS inputs and the
+    /// plaintext ones an admin configured. `vigil serve` binds exactly these.
+    pub fn inputs(&self) -> Vec<EventInput<'_>> {
+        if !self.enabled {
+            return Vec::new();
+        }
+        let input = |role, setting, listener, proto| EventInput {
+            role,
+            setting,
+            listener,
+            proto,
+        };
+        let mut out = vec![input("events tcp", "events.tcp", &self.tcp, "tcp")];
+        if let Some(l) = &self.udp {
+            out.push(input("events udp", "events.udp", l, "udp"));
+        }
+        if let Some(l) = &self.tcp_plain {
+            out.push(input("events tcp plaintext", "events.tcp_plain", l, "tcp"));
+        }
+        out.push(input(
+            "events syslog",
+            "events.syslog_tls",
+            &self.syslog_tls,
+            "tcp",
+        ));
+        if let Some(l) = &self.syslog_udp {
+            out.push(input("events syslog udp", "events.syslog_udp", l, "udp"));
+        }
+        if let Some(l) = &self.syslog_tcp {
+            out.push(input(
+                "events syslog tcp plaintext",
+                "events.syslog_tcp",
+                l,
+                "tcp",
+            ));
+        }
+        out
+    }
+}
+
+impl ServedListener {
     /// Whether both cannot be bound at once. A wildcard address of one family takes the port on
     /// every address of that family, so binding a specific address as well fails at start-up.
     /// IPv4 against IPv6 is left alone: whether `[::]` also covers IPv4 is a system setting.
-    fn conflicts_with(&self, other: &Socket) -> bool {
+    fn conflicts_with(&self, other: &ServedListener) -> bool {
         let (a, b) = (self.addr.ip(), other.addr.ip());
         self.proto == other.proto
             && self.addr.port() == other.addr.port()
@@ -1772,11 +1830,11 @@ mod tests {
             .to_string();
         assert!(err.contains("not an address or CIDR"), "{err}");
         // A plaintext listener with nobody allowed to use it is a mistake, said as such.
-        let err = parse("data_dir = \"d\"\n[events]\nsyslog_udp = { bind = \"127.0.0.1:5514\" }\n")
+        let err = parse("data_dir = \"d\"\n[events]\nenabled = true\nsyslog_udp = { bind = \"127.0.0.1:5514\" }\n")
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("`events.syslog_udp` on line 3") && err.contains("allowed_sources"),
+            err.contains("`events.syslog_udp` on line 4") && err.contains("allowed_sources"),
             "{err}"
         );
         let err = parse("data_dir = \"d\"\n[events.limits]\nrate_per_source = 0\n")
@@ -1792,7 +1850,7 @@ mod tests {
         assert!(err.contains("events.limits.handshake_timeout"), "{err}");
         // Plaintext syslog on UDP and TCP 514 side by side is fine (other protocols).
         let c = parse(
-            "data_dir = \"d\"\n[events]\nallowed_sources = [\"192.0.2.7\", \"2001:db8::/32\"]\n\
+            "data_dir = \"d\"\n[events]\nenabled = true\nallowed_sources = [\"192.0.2.7\", \"2001:db8::/32\"]\n\
              syslog_udp = { bind = \"0.0.0.0:514\" }\nsyslog_tcp = { bind = \"0.0.0.0:514\" }\n",
         )
         .unwrap();
@@ -1811,7 +1869,7 @@ mod tests {
         )));
         // Two TCP listeners on one port are not.
         let err = parse(
-            "data_dir = \"d\"\n[events]\nallowed_sources = [\"192.0.2.7\"]\n\
+            "data_dir = \"d\"\n[events]\nenabled = true\nallowed_sources = [\"192.0.2.7\"]\n\
              tcp_plain = { bind = \"0.0.0.0:6514\" }\n",
         )
         .unwrap_err()

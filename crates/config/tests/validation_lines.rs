@@ -93,8 +93,8 @@ fn range_errors_name_key_value_line_and_the_allowed_range() {
             ],
         ),
         (
-            "data_dir = \"d\"\n[events]\nudp = { bind = \"0.0.0.0:0\" }\n",
-            &["`events.udp.bind` = \"0.0.0.0:0\" on line 3 uses port 0"],
+            "data_dir = \"d\"\n[events]\nenabled = true\nudp = { bind = \"0.0.0.0:0\" }\n",
+            &["`events.udp.bind` = \"0.0.0.0:0\" on line 4 uses port 0"],
         ),
     ] {
         let err = refuse(text);
@@ -154,11 +154,11 @@ fn duplicate_listeners_name_both_lines() {
         ],
     );
     // Inline tables in two sections.
-    let text = "data_dir = \"d\"\n[recording]\napi = { bind = \"0.0.0.0:7000\" }\n\n[events]\ntcp = { bind = \"0.0.0.0:7000\" }\n";
+    let text = "data_dir = \"d\"\n[recording]\napi = { bind = \"0.0.0.0:7000\" }\n\n[events]\nenabled = true\ntcp = { bind = \"0.0.0.0:7000\" }\n";
     assert_says(
         &refuse(text),
         &[
-            "`events.tcp.bind` = \"0.0.0.0:7000\" on line 6",
+            "`events.tcp.bind` = \"0.0.0.0:7000\" on line 7",
             "`recording.api.bind` = \"0.0.0.0:7000\" on line 3",
         ],
     );

@@ -130,20 +130,20 @@ impl Settings {
     /// The settings of `[events]` (already validated by `vigil_config`). Empty when the role
     /// is disabled.
     pub fn from_config(e: &vigil_config::EventsConfig) -> Result<Settings, String> {
+        // The configuration states which inputs listen, for this server and for the port
+        // manifest alike (`EventsConfig::inputs`).
         let mut bind = BTreeMap::new();
-        if e.enabled {
-            bind.insert(Input::GenericTls, e.tcp.bind);
-            bind.insert(Input::SyslogTls, e.syslog_tls.bind);
-            for (input, l) in [
-                (Input::GenericTcp, &e.tcp_plain),
-                (Input::GenericUdp, &e.udp),
-                (Input::SyslogTcp, &e.syslog_tcp),
-                (Input::SyslogUdp, &e.syslog_udp),
-            ] {
-                if let Some(l) = l {
-                    bind.insert(input, l.bind);
-                }
-            }
+        for i in e.inputs() {
+            let input = match i.setting {
+                "events.tcp" => Input::GenericTls,
+                "events.tcp_plain" => Input::GenericTcp,
+                "events.udp" => Input::GenericUdp,
+                "events.syslog_tls" => Input::SyslogTls,
+                "events.syslog_tcp" => Input::SyslogTcp,
+                "events.syslog_udp" => Input::SyslogUdp,
+                other => return Err(format!("{other} is not an event input this server has")),
+            };
+            bind.insert(input, i.listener.bind);
         }
         Ok(Settings {
             bind,

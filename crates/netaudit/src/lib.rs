@@ -252,11 +252,13 @@ pub fn site_endpoints(site: &Site, catalog: &Catalog) -> Vec<Endpoint> {
 }
 
 /// Vigil's own TCP listeners as endpoints on this host (unspecified binds are probed on
-/// loopback); local-only listeners are skipped.
+/// loopback). Local-only plaintext listeners (metrics) are skipped: plaintext is their
+/// design, and nothing but this host reaches them; local-only TLS listeners are probed,
+/// since their certificates matter to local clients too.
 pub fn config_endpoints(config: &vigil_config::Config) -> Vec<Endpoint> {
     listeners::expected_from_config(config)
         .into_iter()
-        .filter(|e| e.protocol == Protocol::Tcp && !e.local_only)
+        .filter(|e| e.protocol == Protocol::Tcp && (e.encrypted || !e.local_only))
         .map(|e| {
             let ip = if e.bind.ip().is_unspecified() {
                 if e.bind.is_ipv4() {
@@ -268,7 +270,8 @@ pub fn config_endpoints(config: &vigil_config::Config) -> Vec<Endpoint> {
                 e.bind.ip().to_string()
             };
             let scheme = if e.encrypted { "tls" } else { "" };
-            Endpoint::new(e.component.clone(), ip, e.bind.port(), scheme)
+            // All of them are this server, which serves one certificate on every TLS port.
+            Endpoint::new(e.component.clone(), ip, e.bind.port(), scheme).on_device("vigil")
         })
         .collect()
 }
@@ -279,18 +282,25 @@ mod tests {
 
     #[test]
     fn endpoints_from_config_and_site() {
-        let c = vigil_config::Config::with_data_dir("/d");
+        // What serve opens by default: HTTPS and the loopback metrics listener, which is
+        // plaintext by design and not probed.
+        let mut c = vigil_config::Config::with_data_dir("/d");
         let eps = config_endpoints(&c);
         let ports: Vec<u16> = eps.iter().map(|e| e.port).collect();
-        assert_eq!(
-            ports,
-            [8443, 8444, 9443, 1234, 6514],
-            "metrics is local-only"
-        );
-        assert!(
-            eps.iter()
-                .all(|e| e.host == "127.0.0.1" && e.scheme == "tls")
-        );
+        assert_eq!(ports, [8443], "metrics is local-only plaintext");
+        // The events role once turned on, and a loopback HTTPS listener, which is probed.
+        c.events.enabled = true;
+        c.management.https.push(vigil_config::Listener {
+            bind: "127.0.0.1:9000".parse().unwrap(),
+            label: String::new(),
+        });
+        let eps = config_endpoints(&c);
+        let ports: Vec<u16> = eps.iter().map(|e| e.port).collect();
+        assert_eq!(ports, [8443, 9000, 1234, 6514]);
+        // One device: its ports serving one certificate is no shared-certificate finding.
+        assert!(eps.iter().all(|e| e.host == "127.0.0.1"
+            && e.scheme == "tls"
+            && e.device.as_deref() == Some("vigil")));
         let catalog = Catalog::with_vigil(&c).unwrap();
         let site = Site::parse(
             "[[zones]]\nname = \"m\"\nkind = \"management\"\nsubnets = [\"10.3.0.0/24\"]\n[[zones]]\nname = \"c\"\nkind = \"clients\"\nsubnets = [\"10.4.0.0/24\"]\n[[zones]]\nname = \"r\"\nkind = \"recording\"\nsubnets = [\"10.2.0.0/24\"]\n[[hosts]]\nname = \"x\"\naddress = \"10.3.0.10\"\nroles = [\"xprotect:management-server\"]\n[[hosts]]\nname = \"r\"\naddress = \"10.2.0.10\"\nroles = [\"xprotect:recording-server\"]\nprobe = false\n",

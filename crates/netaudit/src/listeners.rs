@@ -466,11 +466,23 @@ mod tests {
             kinds.contains(&(FindingKind::LocalOnlyExposed, "tcp 0.0.0.0:9480")),
             "{kinds:?}"
         );
+        // Every listener serve opens for this configuration is there, and nothing it does
+        // not open (the inter-server ports, the events role while off) is expected.
         assert!(
-            kinds
+            !kinds
                 .iter()
-                .any(|(k, t)| *k == FindingKind::MissingListener && t.contains("9443"))
+                .any(|(k, _)| *k == FindingKind::MissingListener),
+            "{kinds:?}"
         );
+        // A listener serve opens but that is not there is missing.
+        c.events.enabled = true;
+        let f = compare(&sockets, &expected_from_config(&c));
+        let missing: Vec<&str> = f
+            .iter()
+            .filter(|f| f.kind == FindingKind::MissingListener)
+            .map(|f| f.target.as_str())
+            .collect();
+        assert_eq!(missing, ["tcp 0.0.0.0:1234", "tcp 0.0.0.0:6514"]);
         // 8443 (HTTPS) and loopback metrics are fine.
         assert!(
             !kinds

@@ -1013,9 +1013,14 @@ pub fn analyze(results: &[ProbeResult], opts: &ProbeOptions) -> Vec<Finding> {
         }
     }
     for (fp, rs) in by_cert {
+        // Ports of one device (Vigil's own listeners) count once: one server presenting its
+        // certificate on several ports is not a shared certificate.
         let distinct: BTreeSet<(&str, u16)> = rs
             .iter()
-            .map(|r| (r.endpoint.host.as_str(), r.endpoint.port))
+            .map(|r| match &r.endpoint.device {
+                Some(device) => (device.as_str(), 0),
+                None => (r.endpoint.host.as_str(), r.endpoint.port),
+            })
             .collect();
         if distinct.len() < 2 {
             continue;

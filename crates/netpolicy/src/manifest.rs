@@ -275,6 +275,20 @@ pub fn render(rows: &[ManifestRow], format: Format) -> String {
     }
 }
 
+/// The roles and listeners a configuration leaves off, with how to turn each on (printed
+/// after the table by `vigil ports`); empty when nothing is off.
+pub fn render_off(off: &[crate::vigil::Off]) -> String {
+    if off.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\nOff (nothing listens for these; how to turn each on):\n");
+    for o in off {
+        let _ = writeln!(out, "  {}: {}", o.role, o.what);
+        let _ = writeln!(out, "    {}", o.turn_on);
+    }
+    out
+}
+
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
@@ -308,7 +322,19 @@ mod tests {
         assert_eq!(m.bind, "0.0.0.0:8443");
         let metrics = find(&rows, "9464", Direction::Inbound);
         assert!(metrics.local_only && !metrics.encrypted);
-        assert!(find(&rows, "9443", Direction::Inbound).encrypted);
+        assert_eq!(metrics.bind, "127.0.0.1:9464");
+        assert!(metrics.peers.contains("loopback"), "{}", metrics.peers);
+        // What serve does not open is not listed: no events role by default, no inter-server
+        // API in either direction.
+        for port in ["9443", "8444", "1234", "6514"] {
+            assert!(
+                !rows
+                    .iter()
+                    .any(|r| r.port == port && r.direction == Direction::Inbound),
+                "{port}"
+            );
+        }
+        assert!(!rows.iter().any(|r| r.port == "9443" || r.port == "8444"));
         let siem = find(&rows, "6514", Direction::Outbound);
         assert!(siem.encrypted && siem.peers.contains("10.9.9.9"));
         let rtsps = find(&rows, "322", Direction::Outbound);
@@ -338,6 +364,7 @@ mod tests {
             bind: "0.0.0.0:1234".parse().unwrap(),
             label: String::new(),
         });
+        c.events.enabled = true;
         let rows = vigil_manifest(&c, &[]);
         let http = find(&rows, "8080", Direction::Inbound);
         assert!(!http.encrypted && !http.enabled_by_default);
@@ -346,6 +373,54 @@ mod tests {
             .find(|r| r.port == "1234" && r.protocol == Protocol::Udp)
             .unwrap();
         assert!(!udp.encrypted && !udp.enabled_by_default);
+        // The events role is off by default, so its TLS listener is not a default either.
+        let tls = rows
+            .iter()
+            .find(|r| r.port == "1234" && r.protocol == Protocol::Tcp)
+            .unwrap();
+        assert!(tls.encrypted && !tls.enabled_by_default);
+    }
+
+    #[test]
+    fn what_is_off_says_how_to_turn_it_on() {
+        let c = Config::with_data_dir("/d");
+        let off = crate::vigil::off(&c);
+        let text = render_off(&off);
+        let find_off = |role: &str| {
+            off.iter()
+                .find(|o| o.role == role)
+                .unwrap_or_else(|| panic!("{role} in {text}"))
+        };
+        let events = find_off("vigil:events");
+        assert_eq!(events.what, "1234/tcp TLS, 6514/tcp syslog/TLS");
+        assert!(events.turn_on.contains("events.allowed_sources"), "{text}");
+        assert!(
+            find_off("vigil:siem-forwarder")
+                .turn_on
+                .contains("[[siem.collectors]]")
+        );
+        let inter: Vec<&str> = off
+            .iter()
+            .filter(|o| o.turn_on.starts_with("not available"))
+            .map(|o| o.what.as_str())
+            .collect();
+        assert_eq!(
+            inter,
+            [
+                "tcp HTTPS (mutual TLS) (management.inter_server)",
+                "tcp HTTPS (mutual TLS) (recording.api)"
+            ]
+        );
+        assert!(text.starts_with("\nOff ("), "{text}");
+        // Turned on, a role leaves the list.
+        let mut on = c.clone();
+        on.events.enabled = true;
+        on.metrics.enabled = false;
+        let off = crate::vigil::off(&on);
+        assert!(!off.iter().any(|o| o.role == "vigil:events"));
+        let metrics = off.iter().find(|o| o.role == "vigil:metrics").unwrap();
+        assert_eq!(metrics.what, "9464/tcp HTTP");
+        assert!(render_off(&[]).is_empty());
     }
 
     #[test]

@@ -462,6 +462,10 @@ pub struct Endpoint {
     pub port: u16,
     /// `rtsp`, `rtsps`, `http`, `https`, `tls`, or empty when unknown.
     pub scheme: String,
+    /// Names the device when several endpoints are known to be ports of one device (Vigil's
+    /// own listeners serve one certificate on purpose); `None`: the endpoint is a device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 impl Endpoint {
@@ -471,7 +475,14 @@ impl Endpoint {
             host: host.into(),
             port,
             scheme: scheme.to_ascii_lowercase(),
+            device: None,
         }
+    }
+
+    /// The endpoint as one port of the device `device`.
+    pub fn on_device(mut self, device: impl Into<String>) -> Self {
+        self.device = Some(device.into());
+        self
     }
 
     /// Builds an endpoint from a URL such as `rtsps://10.0.0.5:322/stream1`, filling in the

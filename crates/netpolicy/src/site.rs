@@ -49,6 +49,9 @@ pub enum RoleRefError {
         system: String,
         known: Vec<String>,
     },
+    /// A Vigil role the configuration leaves off, so it has no ports to open.
+    #[error("role `{text}` is off in this configuration: {turn_on}")]
+    RoleOff { text: String, turn_on: String },
 }
 
 #[derive(Deserialize)]
@@ -467,6 +470,12 @@ fn parse_role_ref(text: &str, catalog: &Catalog) -> Result<RoleRef, RoleRefError
             known: catalog.systems.iter().map(|s| s.name.clone()).collect(),
         })?;
     if sys.role(role).is_none() {
+        if let Some(turn_on) = crate::vigil::template().turn_on(&sys.name, role) {
+            return Err(RoleRefError::RoleOff {
+                text: text.to_string(),
+                turn_on: turn_on.to_string(),
+            });
+        }
         return Err(RoleRefError::UnknownRole {
             text: text.to_string(),
             system: system.to_string(),

@@ -124,6 +124,9 @@ struct PortTemplate {
     #[serde(default)]
     notes: String,
     internet_label: Option<InternetLabel>,
+    /// How an admin turns this port on when the configuration yields none of it (listed by
+    /// [`Template::off`]); without it an absent port is not mentioned.
+    turn_on: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,6 +139,8 @@ struct RoleTemplate {
     #[serde(default)]
     notes: String,
     when: Switch,
+    /// How an admin turns the role on while its switch is off.
+    turn_on: String,
     #[serde(default)]
     ports: Vec<PortTemplate>,
     #[serde(default)]
@@ -275,9 +280,9 @@ impl Values {
         }
     }
 
-    fn get<'b>(&'b self, name: &str, at: &'b Occurrence<'_>) -> &'b str {
+    fn get<'b>(&'b self, name: &str, at: &'b Occurrence) -> &'b str {
         match name {
-            "label" => at.label,
+            "label" => &at.label,
             "allowed_sources" => &self.allowed_sources,
             "invalid_sources" => &self.invalid_sources,
             "target" => &at.target,
@@ -288,7 +293,7 @@ impl Values {
 
     /// `text` with its placeholders filled in for the occurrence `at` (a listener's label, a
     /// collector's target and format); empty when one of them has no value.
-    fn fill(&self, text: &str, at: &Occurrence<'_>) -> String {
+    fn fill(&self, text: &str, at: &Occurrence) -> String {
         let names = placeholders(text).expect("checked when the file is loaded");
         if names.iter().any(|n| self.get(n, at).is_empty()) {
             return String::new();
@@ -303,57 +308,68 @@ impl Values {
 
 /// One occurrence of a configured port: its number, where it is bound (inbound) and its
 /// label; for a SIEM collector its target and payload format.
-struct Occurrence<'a> {
+struct Occurrence {
     port: u16,
     bind: Option<IpAddr>,
-    label: &'a str,
+    label: String,
     target: String,
     siem_format: &'static str,
 }
 
-fn occurrences<'a>(setting: Setting, config: &'a Config) -> Vec<Occurrence<'a>> {
-    let listener = |l: &'a vigil_config::Listener| Occurrence {
-        port: l.bind.port(),
-        bind: Some(l.bind.ip()),
-        label: &l.label,
-        target: String::new(),
-        siem_format: "",
-    };
-    match setting {
-        Setting::ManagementHttps => config.management.https.iter().map(listener).collect(),
-        Setting::ManagementHttp => config.management.http.iter().map(listener).collect(),
-        Setting::ManagementInterServer => vec![listener(&config.management.inter_server)],
-        Setting::RecordingApi => vec![listener(&config.recording.api)],
-        Setting::EventsTcp => vec![listener(&config.events.tcp)],
-        Setting::EventsUdp => config.events.udp.iter().map(listener).collect(),
-        Setting::EventsSyslogTls => vec![listener(&config.events.syslog_tls)],
-        Setting::EventsTcpPlain => config.events.tcp_plain.iter().map(listener).collect(),
-        Setting::EventsSyslogUdp => config.events.syslog_udp.iter().map(listener).collect(),
-        Setting::EventsSyslogTcp => config.events.syslog_tcp.iter().map(listener).collect(),
-        Setting::MetricsBind => vec![Occurrence {
-            port: config.metrics.bind.port(),
-            bind: Some(config.metrics.bind.ip()),
-            label: "",
-            target: String::new(),
-            siem_format: "",
-        }],
+impl Setting {
+    /// Its key in `vigil.toml`, as `Config::served_listeners` names it.
+    fn key(self) -> &'static str {
+        match self {
+            Setting::ManagementHttps => "management.https",
+            Setting::ManagementHttp => "management.http",
+            Setting::ManagementInterServer => "management.inter_server",
+            Setting::RecordingApi => "recording.api",
+            Setting::EventsTcp => "events.tcp",
+            Setting::EventsUdp => "events.udp",
+            Setting::EventsSyslogTls => "events.syslog_tls",
+            Setting::EventsTcpPlain => "events.tcp_plain",
+            Setting::EventsSyslogUdp => "events.syslog_udp",
+            Setting::EventsSyslogTcp => "events.syslog_tcp",
+            Setting::MetricsBind => "metrics.bind",
+            Setting::SiemTarget => "siem.target",
+        }
+    }
+}
+
+/// The occurrences of a setting: the listeners `vigil serve` opens for it (the same list it
+/// binds from, `Config::served_listeners`; an outbound entry names the listener its peers
+/// open, which exists only where it is served), or one per SIEM collector.
+fn occurrences(setting: Setting, config: &Config) -> Vec<Occurrence> {
+    if setting == Setting::SiemTarget {
         // One outbound connection per collector (`[[siem.collectors]]` or `siem.target`).
-        Setting::SiemTarget => config
+        return config
             .siem
             .effective_collectors()
             .into_iter()
             .map(|c| Occurrence {
                 port: split_host_port(&c.target, SYSLOG_TLS_PORT).1,
                 bind: None,
-                label: "",
+                label: String::new(),
                 siem_format: match c.format {
                     Some(vigil_config::SiemFormat::Cef) => "CEF",
                     _ => "RFC 5424",
                 },
                 target: c.target,
             })
-            .collect(),
+            .collect();
     }
+    config
+        .served_listeners()
+        .into_iter()
+        .filter(|l| l.setting == setting.key())
+        .map(|l| Occurrence {
+            port: l.addr.port(),
+            bind: Some(l.addr.ip()),
+            label: l.label,
+            target: String::new(),
+            siem_format: "",
+        })
+        .collect()
 }
 
 fn is_on(switch: Switch, config: &Config) -> bool {
@@ -375,14 +391,20 @@ fn siem_peer(target: &str) -> Selector {
 }
 
 /// The ports of one template entry under `config` (none, one, or one per listener).
-fn ports(t: &PortTemplate, inbound: bool, config: &Config, values: &Values) -> Vec<PortSpec> {
+fn ports(
+    t: &PortTemplate,
+    inbound: bool,
+    role_on_by_default: bool,
+    config: &Config,
+    values: &Values,
+) -> Vec<PortSpec> {
     let found = match (t.port, t.config) {
         (Some(port), _) => vec![(
             port,
             Occurrence {
                 port: 0,
                 bind: None,
-                label: "",
+                label: String::new(),
                 target: String::new(),
                 siem_format: "",
             },
@@ -396,7 +418,7 @@ fn ports(t: &PortTemplate, inbound: bool, config: &Config, values: &Values) -> V
     found
         .into_iter()
         .map(|(port, at)| {
-            let (bind, label) = (at.bind, at.label);
+            let (bind, label) = (at.bind, at.label.clone());
             let mut peers: Vec<Selector> = Vec::new();
             for p in &t.peers {
                 match p {
@@ -425,15 +447,15 @@ fn ports(t: &PortTemplate, inbound: bool, config: &Config, values: &Values) -> V
                 purpose: values.fill(&t.purpose, &at),
                 encrypted: t.encrypted,
                 local_only: false,
-                enabled_by_default: t.enabled_by_default,
+                enabled_by_default: t.enabled_by_default && role_on_by_default,
                 special_case: false,
                 web: t.web,
                 per_instance: false,
                 deprecated: false,
                 notes: values.fill(&t.notes, &at),
-                // A Vigil port that is off by default exists only because the admin turned it
-                // on in the configuration.
-                configured: !t.enabled_by_default,
+                // A Vigil port that is off by default (itself or its role) exists only because
+                // the admin turned it on in the configuration.
+                configured: !(t.enabled_by_default && role_on_by_default),
             };
             if inbound && bind.is_some_and(|ip| ip.is_loopback()) {
                 spec.local_only = true;
@@ -459,22 +481,7 @@ impl Template {
             .roles
             .iter()
             .filter(|r| is_on(r.when, config))
-            .map(|r| Role {
-                name: r.name.clone(),
-                title: r.title.clone(),
-                kinds: r.kinds.clone(),
-                notes: r.notes.clone(),
-                ports: r
-                    .ports
-                    .iter()
-                    .flat_map(|p| ports(p, true, config, &values))
-                    .collect(),
-                outbound: r
-                    .outbound
-                    .iter()
-                    .flat_map(|p| ports(p, false, config, &values))
-                    .collect(),
-            })
+            .map(|r| self.role(r, config, &values))
             .collect();
         System {
             name: self.name.clone(),
@@ -484,21 +491,114 @@ impl Template {
             roles,
         }
     }
+
+    /// How to turn on the role `role` of the system `system`, when this template describes
+    /// them.
+    pub fn turn_on(&self, system: &str, role: &str) -> Option<&str> {
+        if system != self.name {
+            return None;
+        }
+        self.roles
+            .iter()
+            .find(|r| r.name == role)
+            .map(|r| r.turn_on.as_str())
+    }
+
+    fn role(&self, r: &RoleTemplate, config: &Config, values: &Values) -> Role {
+        let by_default = is_on(r.when, &Config::with_data_dir(""));
+        Role {
+            name: r.name.clone(),
+            title: r.title.clone(),
+            kinds: r.kinds.clone(),
+            notes: r.notes.clone(),
+            ports: r
+                .ports
+                .iter()
+                .flat_map(|p| ports(p, true, by_default, config, values))
+                .collect(),
+            outbound: r
+                .outbound
+                .iter()
+                .flat_map(|p| ports(p, false, by_default, config, values))
+                .collect(),
+        }
+    }
+
+    /// What `config` leaves off, with how to turn it on: each role whose switch is off (with
+    /// the listeners it would open), and each listener of a running role that has no
+    /// occurrence but says how to get one.
+    pub fn off(&self, config: &Config) -> Vec<Off> {
+        let mut out = Vec::new();
+        for r in &self.roles {
+            if !is_on(r.when, config) {
+                let mut on = config.clone();
+                switch_on(r.when, &mut on);
+                let values = Values::new(&on);
+                let role = self.role(r, &on, &values);
+                out.push(Off {
+                    role: format!("{}:{}", self.name, r.name),
+                    what: if role.ports.is_empty() {
+                        r.title.clone()
+                    } else {
+                        role.ports
+                            .iter()
+                            .map(|p| format!("{}/{} {}", p.port, p.protocol, p.application))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
+                    turn_on: r.turn_on.clone(),
+                });
+                continue;
+            }
+            for t in &r.ports {
+                let (Some(setting), Some(turn_on)) = (t.config, &t.turn_on) else {
+                    continue;
+                };
+                if occurrences(setting, config).is_empty() {
+                    out.push(Off {
+                        role: format!("{}:{}", self.name, r.name),
+                        what: format!("{} {} ({})", t.protocol, t.application, setting.key()),
+                        turn_on: turn_on.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
 }
 
-/// Every listener of `config` as (component, address, protocol): the configuration's own list
-/// plus the management inter-server API when the configuration does not list it.
-pub fn listeners(config: &Config) -> Vec<(&'static str, std::net::SocketAddr, &'static str)> {
-    let mut out = config.listeners();
-    let inter = config.management.inter_server.bind;
-    if config.management.enabled && !out.iter().any(|(_, a, p)| *a == inter && *p == "tcp") {
-        let at = out
-            .iter()
-            .rposition(|(c, _, _)| c.starts_with("management"))
-            .map_or(0, |i| i + 1);
-        out.insert(at, ("management inter-server", inter, "tcp"));
+/// A role or listener the configuration leaves off ([`Template::off`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Off {
+    /// `vigil:events`.
+    pub role: String,
+    /// The listeners it would open (`1234/tcp TLS, 6514/tcp syslog/TLS`), or what it is.
+    pub what: String,
+    /// The setting that turns it on, as a sentence.
+    pub turn_on: String,
+}
+
+/// What `config` leaves off in Vigil's own roles ([`Template::off`]).
+pub fn off(config: &Config) -> Vec<Off> {
+    template().off(config)
+}
+
+/// Turns a role's switch on in `config`, to show what it would open. A SIEM collector needs a
+/// target the configuration does not have, so that role stays as it is.
+fn switch_on(switch: Switch, config: &mut Config) {
+    match switch {
+        Switch::Management => config.management.enabled = true,
+        Switch::Recording => config.recording.enabled = true,
+        Switch::Events => config.events.enabled = true,
+        Switch::Metrics => config.metrics.enabled = true,
+        Switch::SiemTarget => {}
     }
-    out
+}
+
+/// Every listener of `config` as (component, address, protocol): exactly the sockets
+/// `vigil serve` opens (`Config::served_listeners`).
+pub fn listeners(config: &Config) -> Vec<(&'static str, std::net::SocketAddr, &'static str)> {
+    config.listeners()
 }
 
 /// Splits `host:port`, `[v6]:port` or a bare host (then `default` is the port).
@@ -593,18 +693,11 @@ mod tests {
         let want = [
             "[management] Vigil management: configuration, users, REST API, web client kinds=management,web",
             "in 8443/tcp HTTPS | vigil management | [zone:clients] browsers and API clients | web client, REST API, live and recorded video | encrypted,default,web | listener label: LAN",
-            "in 8444/tcp HTTPS (mutual TLS) | vigil management | [role:vigil:recording] recording servers only (certificate from the system CA) | management inter-server API: recording servers register, report status and events, fetch configuration | encrypted,default | listener label: inter-server",
-            "out 9443/tcp HTTPS (mutual TLS) | vigil management | [role:vigil:recording] recording servers | recording inter-server API: cameras, live and recorded video, status | encrypted,default | ",
             "[recording] Vigil recording: pulls camera streams, stores and signs video kinds=recorder",
-            "in 9443/tcp HTTPS (mutual TLS) | vigil recording | [role:vigil:management] management server (certificate from the system CA) | recording inter-server API: the management server pulls video and manages cameras | encrypted,default | ",
-            "out 8444/tcp HTTPS (mutual TLS) | vigil recording | [role:vigil:management] management servers | management inter-server API: register, status, events, configuration | encrypted,default | ",
             "out 554/tcp RTSP | vigil recording | [zone:cameras] cameras | camera video streams | default | ",
             "out 322/tcp RTSPS | vigil recording | [zone:cameras] cameras | camera video streams over TLS | encrypted,default | ",
             "out 80/tcp HTTP | vigil recording | [zone:cameras] cameras | ONVIF and camera configuration | default | ",
             "out 443/tcp HTTPS | vigil recording | [zone:cameras] cameras | ONVIF and camera configuration over TLS | encrypted,default | ",
-            "[events] Vigil events: generic events, syslog in, analytics events kinds=events",
-            "in 1234/tcp TLS | vigil events | [] none: events.allowed_sources is empty, so no remote source is let in | generic events from external systems | encrypted,default | ",
-            "in 6514/tcp syslog/TLS | vigil events | [] none: events.allowed_sources is empty, so no remote source is let in | syslog from switches and firewalls (RFC 5425) | encrypted,default | ",
             "[metrics] Vigil metrics (Prometheus text) kinds=",
             "in 9464/tcp HTTP | vigil metrics | [local] local processes only (bound to loopback) | Prometheus metrics | local,default | should stay on 127.0.0.1",
         ];
@@ -629,6 +722,7 @@ mod tests {
         ];
         c.management.inter_server = listener("127.0.0.1:8444", "");
         c.recording.api = listener("127.0.0.1:9443", "rec");
+        c.events.enabled = true;
         c.events.udp = Some(listener("0.0.0.0:1234", ""));
         c.events.syslog_tls = listener("127.0.0.1:6514", "");
         c.events.syslog_udp = Some(listener("0.0.0.0:514", ""));
@@ -650,22 +744,18 @@ mod tests {
             "in 9001/tcp HTTPS | vigil management | [local] local processes only (bound to loopback) | web client, REST API, live and recorded video | encrypted,local,default | listener label: internet but loopback",
             "in 8080/tcp HTTP | vigil management | [zone:clients] browsers | redirect to HTTPS | configured | plaintext, enabled by the admin: pages redirect to HTTPS and credential-bearing endpoints answer 403",
             "in 8081/tcp HTTP | vigil management | [local] local processes only (bound to loopback) | redirect to HTTPS | local,configured | plaintext, enabled by the admin: pages redirect to HTTPS and credential-bearing endpoints answer 403",
-            "in 8444/tcp HTTPS (mutual TLS) | vigil management | [local] local processes only (bound to loopback) | management inter-server API: recording servers register, report status and events, fetch configuration | encrypted,local,default | ",
-            "out 9443/tcp HTTPS (mutual TLS) | vigil management | [role:vigil:recording] recording servers | recording inter-server API: cameras, live and recorded video, status | encrypted,default | ",
             "[recording] Vigil recording: pulls camera streams, stores and signs video kinds=recorder",
-            "in 9443/tcp HTTPS (mutual TLS) | vigil recording | [local] local processes only (bound to loopback) | recording inter-server API: the management server pulls video and manages cameras | encrypted,local,default | ",
-            "out 8444/tcp HTTPS (mutual TLS) | vigil recording | [role:vigil:management] management servers | management inter-server API: register, status, events, configuration | encrypted,default | ",
             "out 554/tcp RTSP | vigil recording | [zone:cameras] cameras | camera video streams | default | ",
             "out 322/tcp RTSPS | vigil recording | [zone:cameras] cameras | camera video streams over TLS | encrypted,default | ",
             "out 80/tcp HTTP | vigil recording | [zone:cameras] cameras | ONVIF and camera configuration | default | ",
             "out 443/tcp HTTPS | vigil recording | [zone:cameras] cameras | ONVIF and camera configuration over TLS | encrypted,default | ",
             "[events] Vigil events: generic events, syslog in, analytics events kinds=events",
-            "in 1234/tcp TLS | vigil events | [net:10.0.0.0/8 net:10.1.1.1/32] events.allowed_sources: 10.0.0.0/8, bogus, 10.1.1.1, 10.0.0.1/8 | generic events from external systems | encrypted,default | ignored invalid allowed_sources: bogus, 10.0.0.1/8",
+            "in 1234/tcp TLS | vigil events | [net:10.0.0.0/8 net:10.1.1.1/32] events.allowed_sources: 10.0.0.0/8, bogus, 10.1.1.1, 10.0.0.1/8 | generic events from external systems | encrypted,configured | ignored invalid allowed_sources: bogus, 10.0.0.1/8",
             "in 1234/udp UDP | vigil events | [net:10.0.0.0/8 net:10.1.1.1/32] events.allowed_sources: 10.0.0.0/8, bogus, 10.1.1.1, 10.0.0.1/8 | generic events from external systems | configured | plaintext, enabled by the admin",
-            "in 6514/tcp syslog/TLS | vigil events | [local] local processes only (bound to loopback) | syslog from switches and firewalls (RFC 5425) | encrypted,local,default | ignored invalid allowed_sources: bogus, 10.0.0.1/8",
+            "in 6514/tcp syslog/TLS | vigil events | [local] local processes only (bound to loopback) | syslog from switches and firewalls (RFC 5425) | encrypted,local,configured | ignored invalid allowed_sources: bogus, 10.0.0.1/8",
             "in 514/udp syslog | vigil events | [net:10.0.0.0/8 net:10.1.1.1/32] events.allowed_sources: 10.0.0.0/8, bogus, 10.1.1.1, 10.0.0.1/8 | syslog from switches and firewalls (RFC 5426) | configured | plaintext, enabled by the admin",
             "[siem-forwarder] Vigil SIEM forwarder kinds=",
-            "out 7514/tcp syslog/TLS | vigil siem forwarder | [net:10.9.9.9/32] SIEM 10.9.9.9:7514 | security and audit events (CEF) | encrypted,default | TLS with server certificate verification (RFC 5425)",
+            "out 7514/tcp syslog/TLS | vigil siem forwarder | [net:10.9.9.9/32] SIEM 10.9.9.9:7514 | security and audit events (CEF) | encrypted,configured | TLS with server certificate verification (RFC 5425)",
             "[metrics] Vigil metrics (Prometheus text) kinds=",
             "in 9464/tcp HTTP | vigil metrics | [zone:management] Prometheus scraper | Prometheus metrics | default | should stay on 127.0.0.1",
         ];
@@ -721,7 +811,7 @@ mod tests {
 
     #[test]
     fn bad_roles_files_are_refused() {
-        let base = "name = \"v\"\ntitle = \"V\"\nsource = \"s\"\n[[roles]]\nname = \"r\"\ntitle = \"R\"\nwhen = \"management.enabled\"\n[[roles.ports]]\nprotocol = \"tcp\"\napplication = \"A\"\nprocess = \"p\"\npeers_text = \"t\"\npurpose = \"p\"\nencrypted = true\n";
+        let base = "name = \"v\"\ntitle = \"V\"\nsource = \"s\"\n[[roles]]\nname = \"r\"\ntitle = \"R\"\nwhen = \"management.enabled\"\nturn_on = \"t\"\n[[roles.ports]]\nprotocol = \"tcp\"\napplication = \"A\"\nprocess = \"p\"\npeers_text = \"t\"\npurpose = \"p\"\nencrypted = true\n";
         let cases = [
             (
                 "port = 1\nconfig = \"recording.api\"\npeers = []\n",
@@ -756,7 +846,7 @@ mod tests {
             assert!(err.contains(want), "{want}: {err}");
         }
         let twice = format!(
-            "{base}port = 1\npeers = []\n[[roles]]\nname = \"r\"\ntitle = \"R\"\nwhen = \"metrics.enabled\"\n"
+            "{base}port = 1\npeers = []\n[[roles]]\nname = \"r\"\ntitle = \"R\"\nwhen = \"metrics.enabled\"\nturn_on = \"t\"\n"
         );
         assert!(
             Template::parse("t.toml", &twice)

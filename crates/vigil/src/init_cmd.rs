@@ -19,6 +19,10 @@ pub struct InitArgs {
     /// password is generated and printed once. There is no default password.
     #[arg(long)]
     pub admin_password_file: Option<PathBuf>,
+    /// A DNS name or IP address clients use to reach this server (repeatable). The server
+    /// certificate carries each, besides localhost, 127.0.0.1 and ::1.
+    #[arg(long = "hostname", value_name = "NAME")]
+    pub hostnames: Vec<String>,
 }
 
 /// Creates the data directory and writes the config. `config` is where the file goes unless
@@ -34,15 +38,22 @@ pub fn run(args: &InitArgs, config: &Path) -> anyhow::Result<()> {
         .as_deref()
         .map(crate::camera_cmd::read_password_file)
         .transpose()?;
-    // Refuse a weak password before anything is created, so a failed init leaves nothing.
+    // Refuse a weak password or a bad name before anything is created, so a failed init
+    // leaves nothing.
     if let Some(pw) = &password {
         setup::check_admin_password(pw, &args.admin)
             .map_err(|e| anyhow::anyhow!("--admin-password-file: {e}"))?;
     }
-    let cfg = init(&args.data_dir, &config_path, args.force)?;
+    setup::certificate_names(&args.hostnames).map_err(|e| anyhow::anyhow!("--hostname: {e}"))?;
+    let cfg = setup::init_with_hostnames(&args.data_dir, &config_path, args.force, &args.hostnames)
+        .map_err(init_error)?;
     create_first_admin(&cfg, &args.admin, password.as_deref())?;
     println!("Initialised {}", args.data_dir.display());
     println!("Configuration: {}", config_path.display());
+    println!(
+        "Server certificate names: {}",
+        cfg.management.hostnames.join(", ")
+    );
     println!(
         "Next: vigil --config {} camera add NAME --url rtsp://HOST:554/PATH, then vigil --config {} serve",
         config_path.display(),
@@ -75,11 +86,16 @@ pub fn init(
     config_path: &Path,
     force: bool,
 ) -> anyhow::Result<vigil_config::Config> {
-    setup::init(data_dir, config_path, force).map_err(|e| match e {
+    setup::init(data_dir, config_path, force).map_err(init_error)
+}
+
+/// A set-up error, with what to do when the configuration exists.
+fn init_error(e: SetupError) -> anyhow::Error {
+    match e {
         SetupError::ConfigExists { path } => anyhow::anyhow!(
             "{} already exists; use --force to overwrite it (the database and recordings are kept)",
             path.display()
         ),
         e => e.into(),
-    })
+    }
 }

@@ -73,7 +73,8 @@ pub struct AuditArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Extra trusted CA certificates (PEM), e.g. Vigil's CA; may be repeated.
+    /// Extra trusted CA certificates (PEM); may be repeated. The installation's own CA
+    /// (data_dir/pki/ca.crt) is always trusted.
     #[arg(long = "ca")]
     pub ca: Vec<PathBuf>,
     /// Do not trust the system CA bundle.
@@ -122,6 +123,12 @@ pub fn run_ports(
 ) -> anyhow::Result<i32> {
     let rows = manifest::vigil_manifest(config, cameras);
     print!("{}", manifest::render(&rows, table_format(args.format)));
+    if matches!(args.format, TableFormat::Table) {
+        print!(
+            "{}",
+            manifest::render_off(&vigil_netpolicy::vigil::off(config))
+        );
+    }
     Ok(0)
 }
 
@@ -179,7 +186,14 @@ pub fn run_audit(
     config: &vigil_config::Config,
     cameras: Vec<Endpoint>,
 ) -> anyhow::Result<i32> {
-    let mut opts = ProbeOptions::with_ca_files(!args.no_system_ca, &args.ca)?;
+    // The installation's own CA is trusted like the system's, so Vigil's generated server
+    // certificate is not reported as untrusted; --ca adds more.
+    let mut ca_files = args.ca.clone();
+    let installation_ca = vigil_app::setup::installation_ca(config);
+    if installation_ca.is_file() && !ca_files.contains(&installation_ca) {
+        ca_files.push(installation_ca);
+    }
+    let mut opts = ProbeOptions::with_ca_files(!args.no_system_ca, &ca_files)?;
     opts.timeout = std::time::Duration::from_secs(args.timeout.max(1));
     opts.concurrency = args.concurrency;
     opts.pinned = args.pin.clone();

@@ -1,5 +1,5 @@
-//! `vigil serve` runs the events role's TLS listeners with the configuration `vigil init`
-//! writes: events sent with `openssl s_client` (trusting the installation's CA) from an
+//! `vigil serve` runs the events role's TLS listeners once the configuration `vigil init`
+//! writes turns the role on: events sent with `openssl s_client` (trusting the installation's CA) from an
 //! allow-listed address reach the event store, a sender outside the list is refused and
 //! reported, and the listeners close with the server.
 
@@ -58,6 +58,7 @@ fn kinds(data: &std::path::Path, prefix: &str) -> Vec<vigil_events::Event> {
 #[test]
 fn serve_takes_generic_events_and_syslog_over_tls_from_allowed_sources() {
     let v = common::Vigil::init(10);
+    v.set_config("enabled = false\ntcp = ", "enabled = true\ntcp = ");
     v.set_config("allowed_sources = []", "allowed_sources = [\"127.0.0.1\"]");
     let ca = v.data.join("pki").join("ca.crt");
     let server = v.serve();
@@ -93,6 +94,7 @@ fn serve_takes_generic_events_and_syslog_over_tls_from_allowed_sources() {
 #[test]
 fn serve_refuses_and_reports_a_sender_outside_the_allow_list() {
     let v = common::Vigil::init(10);
+    v.set_config("enabled = false\ntcp = ", "enabled = true\ntcp = ");
     let ca = v.data.join("pki").join("ca.crt");
     let server = v.serve();
     let generic = listening(&server, "generic_tls");

@@ -557,6 +557,7 @@ roles = [\"xprotect:mobile-server\"]
     fn sources_over_an_internet_subnet_are_refused_own_zone_kept() {
         let mut config = vigil_config::Config::with_data_dir("/d");
         config.events.allowed_sources = vec!["203.0.0.0/16".into(), "10.4.0.0/24".into()];
+        config.events.enabled = true;
         let catalog = Catalog::with_vigil(&config).unwrap();
         let text = "
 [[zones]]
