@@ -589,10 +589,8 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
             }
         });
         let drain = (parts.version == axum::http::Version::HTTP_2).then(|| {
-            deadline.map_or(DRAIN_AT_MOST, |d| {
-                d.saturating_duration_since(tokio::time::Instant::now())
-                    .min(DRAIN_AT_MOST)
-            })
+            let at_most = tokio::time::Instant::now() + DRAIN_AT_MOST;
+            deadline.map_or(at_most, |d| d.min(at_most))
         });
         let body = DrainOnDrop {
             inner: Some(body),
@@ -617,8 +615,9 @@ const DRAIN_AT_MOST: Duration = Duration::from_secs(5);
 /// deadline is cut as before. HTTP/1.1 (`drain: None`) handles an unread body itself.
 pub struct DrainOnDrop {
     inner: Option<Incoming>,
-    /// How long the rest may take, for HTTP/2 requests.
-    drain: Option<Duration>,
+    /// Until when the rest may be read, for HTTP/2 requests (never past the request's own
+    /// body deadline).
+    drain: Option<tokio::time::Instant>,
 }
 
 impl hyper::body::Body for DrainOnDrop {
@@ -651,10 +650,11 @@ impl hyper::body::Body for DrainOnDrop {
 
 impl Drop for DrainOnDrop {
     fn drop(&mut self) {
-        let (Some(body), Some(limit)) = (self.inner.take(), self.drain) else {
+        let (Some(body), Some(until)) = (self.inner.take(), self.drain) else {
             return;
         };
         if hyper::body::Body::is_end_stream(&body)
+            || tokio::time::Instant::now() >= until
             || hyper::body::Body::size_hint(&body)
                 .upper()
                 .is_some_and(|n| n > DRAIN_BYTES as u64)
@@ -679,7 +679,7 @@ impl Drop for DrainOnDrop {
                     }
                 }
             };
-            let _ = tokio::time::timeout(limit, read_rest).await;
+            let _ = tokio::time::timeout_at(until, read_rest).await;
         });
     }
 }
