@@ -47,6 +47,47 @@ impl crate::error::Classified for CameraError {
     }
 }
 
+/// The security of a camera stream's link as every front end shows it. An `rtsps://` link is
+/// used only with a certificate verified against the trust store or the pinned one
+/// (docs/design/camera-tls.md), so it is verified; whether it is up is the stream's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// `rtsp` (clear text) or `rtsps` (TLS).
+    pub scheme: String,
+    pub encrypted: bool,
+    pub verified: bool,
+    /// The pinned certificate's SHA-256 fingerprint (`vigil camera trust`).
+    pub pinned: Option<String>,
+    /// One line for people.
+    pub summary: String,
+}
+
+/// The [`Link`] of a stream with this URL on a camera with this pin.
+pub fn link(url: &str, pin: Option<&str>) -> Link {
+    let scheme = url
+        .split_once("://")
+        .map(|(s, _)| s.to_ascii_lowercase())
+        .unwrap_or_default();
+    let encrypted = scheme == "rtsps";
+    let summary = match (encrypted, pin) {
+        (true, Some(pin)) => format!(
+            "RTSP over TLS: encrypted; only the pinned certificate (SHA-256 {pin}) is accepted"
+        ),
+        (true, None) => "RTSP over TLS: encrypted; the camera's certificate is verified against the installation CA and system roots and its host name, and a changed certificate stops the link".to_owned(),
+        (false, _) => {
+            "RTSP in clear text: video and camera credentials can be read and changed on the network"
+                .to_owned()
+        }
+    };
+    Link {
+        scheme,
+        encrypted,
+        verified: encrypted,
+        pinned: pin.filter(|_| encrypted).map(str::to_owned),
+        summary,
+    }
+}
+
 fn secondary_detail(s: Option<&SecondaryStream>) -> serde_json::Value {
     match s {
         None => serde_json::Value::Null,
@@ -163,4 +204,27 @@ pub fn remove(
         serde_json::json!({"action": "removed", "camera": cam.name, "delete_video": delete_video}),
     )?;
     Ok(cam)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::link;
+
+    #[test]
+    fn a_link_says_whether_it_is_encrypted_verified_and_pinned() {
+        let clear = link("rtsp://10.0.0.5/live", Some("AB:CD"));
+        assert!(!clear.encrypted && !clear.verified && clear.pinned.is_none());
+        assert!(clear.summary.contains("clear text"), "{}", clear.summary);
+        let tls = link("rtsps://cam.example/live", None);
+        assert!(tls.encrypted && tls.verified && tls.pinned.is_none());
+        assert!(tls.summary.contains("verified"), "{}", tls.summary);
+        let pinned = link("RTSPS://10.0.0.5/live", Some("AB:CD"));
+        assert_eq!(pinned.scheme, "rtsps");
+        assert_eq!(pinned.pinned.as_deref(), Some("AB:CD"));
+        assert!(
+            pinned
+                .summary
+                .contains("pinned certificate (SHA-256 AB:CD)")
+        );
+    }
 }

@@ -291,10 +291,12 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
                     .map(|(c, (s, state), secondary)| {
                         let mut v = status_json(s.as_ref(), state);
                         v["name"] = c.name.clone().into();
+                        v["link"] = link_json(&c.url, c.tls_pin.as_deref());
                         v["secondary"] = match (&c.secondary, secondary) {
                             (Some(sec), Some((s, state))) => {
                                 let mut v = status_json(s.as_ref(), state);
                                 v["mode"] = sec.mode.as_str().into();
+                                v["link"] = link_json(&sec.url, c.tls_pin.as_deref());
                                 v
                             }
                             _ => serde_json::Value::Null,
@@ -396,6 +398,15 @@ fn stream_status(
 ) -> anyhow::Result<(Option<CameraStatus>, String)> {
     let s = store.stream_status(id, enabled, now)?;
     Ok((s.stored, s.state))
+}
+
+/// A stream link's security, as the API's `link` says it.
+fn link_json(url: &str, pin: Option<&str>) -> serde_json::Value {
+    let l = cameras::link(url, pin);
+    serde_json::json!({
+        "scheme": l.scheme, "encrypted": l.encrypted, "verified": l.verified,
+        "pinned": l.pinned, "summary": l.summary,
+    })
 }
 
 fn status_json(s: Option<&CameraStatus>, state: &str) -> serde_json::Value {

@@ -157,6 +157,14 @@ fn a_vigil_ca_certificate_records_over_tls_only_and_a_swapped_one_stops_the_link
     v.wait_recorded("cam1", 4.0, Duration::from_secs(90));
     let status = v.status("cam1");
     assert_eq!(status["state"], "recording", "{status}");
+    assert_eq!(status["link"]["scheme"], "rtsps", "{status}");
+    assert_eq!(status["link"]["encrypted"], true, "{status}");
+    assert_eq!(status["link"]["verified"], true, "{status}");
+    assert_eq!(
+        status["link"]["pinned"],
+        serde_json::Value::Null,
+        "{status}"
+    );
 
     // Only TLS crossed the camera link: both directions start with a handshake record, and
     // neither RTSP nor the password nor the H.264 stream is readable in it.
@@ -302,6 +310,14 @@ fn a_self_signed_certificate_waits_for_a_pin_and_another_name_is_refused() {
         .find(|c| c["name"] == "selfsigned")
         .unwrap();
     assert_eq!(cam["tls_pin"], fp.as_str(), "{cam}");
+    let status = v.status("selfsigned");
+    assert_eq!(status["link"]["pinned"], fp.as_str(), "{status}");
+    assert!(
+        status["link"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("pinned certificate")
+    );
     // The pin is an audited camera change.
     let audit = v.ok(&["audit-log", "query", "--jsonl"]);
     assert!(audit.contains("tls_pin") && audit.contains(&fp), "{audit}");

@@ -260,27 +260,13 @@ pub struct CameraLink {
 }
 
 fn camera_link(url: &str, pin: Option<&str>) -> CameraLink {
-    let scheme = url
-        .split_once("://")
-        .map(|(s, _)| s.to_ascii_lowercase())
-        .unwrap_or_default();
-    let encrypted = scheme == "rtsps";
-    let summary = match (encrypted, pin) {
-        (true, Some(pin)) => format!(
-            "RTSP over TLS: encrypted; only the pinned certificate (SHA-256 {pin}) is accepted"
-        ),
-        (true, None) => "RTSP over TLS: encrypted; the camera's certificate is verified against the installation CA and system roots and its host name, and a changed certificate stops the link".to_owned(),
-        (false, _) => {
-            "RTSP in clear text: video and camera credentials can be read and changed on the network"
-                .to_owned()
-        }
-    };
+    let l = vigil_app::cameras::link(url, pin);
     CameraLink {
-        scheme,
-        encrypted,
-        verified: encrypted,
-        pinned: pin.filter(|_| encrypted).map(str::to_owned),
-        summary,
+        scheme: l.scheme,
+        encrypted: l.encrypted,
+        verified: l.verified,
+        pinned: l.pinned,
+        summary: l.summary,
     }
 }
 
@@ -808,27 +794,4 @@ async fn delete_camera(
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::camera_link;
-
-    #[test]
-    fn a_link_says_whether_it_is_encrypted_verified_and_pinned() {
-        let clear = camera_link("rtsp://10.0.0.5/live", Some("AB:CD"));
-        assert!(!clear.encrypted && !clear.verified && clear.pinned.is_none());
-        assert!(clear.summary.contains("clear text"), "{}", clear.summary);
-        let tls = camera_link("rtsps://cam.example/live", None);
-        assert!(tls.encrypted && tls.verified && tls.pinned.is_none());
-        assert!(tls.summary.contains("verified"), "{}", tls.summary);
-        let pinned = camera_link("RTSPS://10.0.0.5/live", Some("AB:CD"));
-        assert_eq!(pinned.scheme, "rtsps");
-        assert_eq!(pinned.pinned.as_deref(), Some("AB:CD"));
-        assert!(
-            pinned
-                .summary
-                .contains("pinned certificate (SHA-256 AB:CD)")
-        );
-    }
 }
