@@ -469,7 +469,10 @@ impl Alarms {
 
     /// A rule's evidence lock: signed in the camera's ledger, audited and published as an
     /// `alarm.evidence_locked` event. Nothing new while one of the rule's active locks on the
-    /// camera already covers the range (a burst of matches makes one lock, not one each).
+    /// camera already covers the range. When one covers only its start (the next match of a
+    /// burst), the new lock starts where that one ends and reaches one post-event window
+    /// further than this match needs, so the matches that follow within that window are
+    /// covered: a burst makes one lock per post-event window, not one per match.
     #[allow(clippy::too_many_arguments)]
     fn lock(
         &self,
@@ -484,14 +487,27 @@ impl Alarms {
         let (store, evidence) = self.recording.get().ok_or(LockError::NotRecording)?;
         let now = now_us();
         let by = format!("rule:{rule}");
-        let covered = locks::list(store, camera, Some((from_us, to_us)))?
+        // How far the rule's active locks cover the range without a hole, from its start.
+        let mut spans: Vec<(i64, i64)> = locks::list(store, camera, Some((from_us, to_us)))?
             .iter()
-            .any(|l| {
-                l.active_at(now) && l.created_by == by && l.from_us <= from_us && l.to_us >= to_us
-            });
-        if covered {
+            .filter(|l| l.active_at(now) && l.created_by == by)
+            .map(|l| (l.from_us, l.to_us))
+            .collect();
+        spans.sort_unstable();
+        let covered_to = spans.iter().fold(
+            from_us,
+            |at, &(a, b)| {
+                if a <= at && b > at { b } else { at }
+            },
+        );
+        let (from_us, to_us) = if covered_to >= to_us {
             return Ok(());
-        }
+        } else if covered_to > from_us {
+            let post = (to_us - e.event.time_us).max(0);
+            (covered_to, to_us.saturating_add(post))
+        } else {
+            (from_us, to_us)
+        };
         // The reason carries the event's message: one line, within the lock's limit.
         let reason: String = reason
             .chars()

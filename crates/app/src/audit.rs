@@ -84,8 +84,12 @@ pub fn cli_identity() -> String {
         && by != "root"
         && by.chars().all(|c| c.is_ascii_graphic())
     {
-        id.truncate(id.len() - 1);
-        id.push_str(&format!(", sudo {by})"));
+        // "root(uid 0)" becomes "root(uid 0, sudo alice)"; a uid without a name gets the
+        // parenthesis of its own ("uid0(sudo alice)").
+        match id.strip_suffix(')') {
+            Some(inner) => id = format!("{inner}, sudo {by})"),
+            None => id.push_str(&format!("(sudo {by})")),
+        }
     }
     id
 }

@@ -36,6 +36,7 @@ const MAX_MANIFEST: u64 = 64 * 1024;
 const MAX_CONFIG: u64 = 4 * 1024 * 1024;
 
 /// A passphrase, wiped from memory when dropped; never printed.
+#[derive(PartialEq, Eq)]
 pub struct Passphrase(Zeroizing<String>);
 
 impl Passphrase {
@@ -234,10 +235,13 @@ pub fn create(
                 "databases": manifest.databases,
             }),
         )?;
-        if out.exists() {
-            return Err(BackupError::OutputExists(out.to_owned()));
-        }
-        fs::rename(&partial, out).map_err(io_at(out))?;
+        // A link, not a rename: it fails instead of replacing a file that appeared at `out`
+        // since the start (the partial file goes in either case).
+        fs::hard_link(&partial, out).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => BackupError::OutputExists(out.to_owned()),
+            _ => io_at(out)(e),
+        })?;
+        fs::remove_file(&partial).map_err(io_at(&partial))?;
         File::open(&parent)
             .and_then(|d| d.sync_all())
             .map_err(io_at(&parent))?;
@@ -609,9 +613,14 @@ fn extract(
             (Some(_), Entry::Config) => {
                 let mut text = String::new();
                 (&mut entry)
-                    .take(MAX_CONFIG)
+                    .take(MAX_CONFIG + 1)
                     .read_to_string(&mut text)
                     .map_err(|e| BackupError::RestoredConfig(e.to_string()))?;
+                if text.len() as u64 > MAX_CONFIG {
+                    return Err(BackupError::RestoredConfig(format!(
+                        "the configuration is larger than {MAX_CONFIG} bytes"
+                    )));
+                }
                 config_text = Some(text);
                 files += 1;
             }

@@ -349,3 +349,97 @@ async fn a_flood_beyond_the_rule_queue_is_counted_and_reported() {
     );
     assert!(reported > 0);
 }
+
+const LOCK_RULES: &str = r#"
+data_dir = "/unused"
+
+[[rules]]
+name = "door-lock"
+kinds = ["external.door"]
+cameras = ["lobby"]
+lock = { pre_seconds = 10, post_seconds = 60, days = 1 }
+"#;
+
+/// A burst of matches (one every 5 s for 150 s, post-event window 60 s) locks every match's
+/// range, in one lock per post-event window rather than one per match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_matches_locks_every_range_with_few_locks() {
+    const S: i64 = 1_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let bus = EventBus::start(Arc::new(EventStore::open(dir.path()).unwrap()), "srv").unwrap();
+    let access =
+        Arc::new(Access::open(&dir.path().join("access.db"), AccessConfig::default()).unwrap());
+    let rules = vigil_config::Config::parse(LOCK_RULES, std::path::Path::new("vigil.toml"))
+        .unwrap()
+        .rules;
+    let alarms = Alarms::open(bus.clone(), access, &rules).unwrap();
+    let store = Arc::new(vigil_media::store::Store::init(dir.path()).unwrap());
+    store
+        .add_camera(&vigil_media::store::NewCamera {
+            name: "lobby".into(),
+            url: "rtsp://127.0.0.1:9/lobby".into(),
+            ..Default::default()
+        })
+        .unwrap();
+    // The locks' ledger records are what is under test only in that they are written; an
+    // unsigned ledger needs no signing key here (signing is covered by the end-to-end test).
+    let evidence = Arc::new(
+        vigil_media::evidence::Evidence::new(
+            dir.path(),
+            vigil_media::evidence::Signing::OffForBenchmark,
+        )
+        .unwrap(),
+    );
+    alarms.attach_recording(store.clone(), evidence);
+    let (_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let _task = alarms.spawn_rules(async move {
+        let _ = stopped.await;
+    });
+
+    let t0 = vigil_events::model::now_us() - 600 * S;
+    let times: Vec<i64> = (0..31).map(|i| t0 + i * 5 * S).collect();
+    for &t in &times {
+        bus.publish(NewEvent {
+            time_us: t,
+            source: Source::new(SourceKind::External, "acs-1"),
+            kind: "external.door".into(),
+            category: Category::External,
+            severity: Severity::Warning,
+            message: "door forced".into(),
+            camera: Some("lobby".into()),
+            attributes: Default::default(),
+        })
+        .unwrap();
+    }
+    let last = *times.last().unwrap();
+    let covered = |locks: &[vigil_media::store::LockRow], from: i64, to: i64| {
+        // The union of the locks covers [from, to] without a hole.
+        let mut at = from;
+        let mut spans: Vec<(i64, i64)> = locks.iter().map(|l| (l.from_us, l.to_us)).collect();
+        spans.sort();
+        for (a, b) in spans {
+            if a <= at && b > at {
+                at = b;
+            }
+        }
+        at >= to
+    };
+    until("the last match's range locked", || {
+        let locks = vigil_app::locks::list(&store, "lobby", None).unwrap();
+        covered(&locks, last - 10 * S, last + 60 * S)
+    })
+    .await;
+    let locks = vigil_app::locks::list(&store, "lobby", None).unwrap();
+    for &t in &times {
+        assert!(
+            covered(&locks, t - 10 * S, t + 60 * S),
+            "the match at {t} is not locked: {locks:?}"
+        );
+    }
+    assert!(
+        locks.len() <= 4,
+        "31 matches within 150 s make at most one lock per 60 s window: {} locks",
+        locks.len()
+    );
+    assert!(locks.iter().all(|l| l.created_by == "rule:door-lock"));
+}

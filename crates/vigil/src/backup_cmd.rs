@@ -1,7 +1,7 @@
 //! `vigil backup` and `vigil restore`: reading the passphrase and printing the result; the use
 //! cases are `vigil_app::backup` (docs/backup.md).
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::io::{BufRead as _, IsTerminal as _, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use vigil_app::backup::{self, Passphrase};
@@ -77,12 +77,24 @@ pub fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The most a passphrase file may hold.
+const MAX_PASSPHRASE_FILE: u64 = 4096;
+
 /// The passphrase from a file, the terminal (not echoed; asked twice for a new backup) or the
 /// first line of standard input.
 fn read_passphrase(file: Option<&Path>, new: bool) -> anyhow::Result<Passphrase> {
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
+        // Bounded: a passphrase is a line, and the file could be a device that never ends.
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_PASSPHRASE_FILE + 1).read_to_string(&mut text))
             .map_err(|e| anyhow::anyhow!("passphrase file {}: {e}", path.display()))?;
+        if text.len() as u64 > MAX_PASSPHRASE_FILE {
+            anyhow::bail!(
+                "passphrase file {}: longer than {MAX_PASSPHRASE_FILE} bytes; it should hold the passphrase on its first line",
+                path.display()
+            );
+        }
         return Ok(Passphrase::new(first_line(text)));
     }
     let stdin = std::io::stdin();
@@ -91,14 +103,14 @@ fn read_passphrase(file: Option<&Path>, new: bool) -> anyhow::Result<Passphrase>
         stdin.lock().read_line(&mut line)?;
         return Ok(Passphrase::new(first_line(line)));
     }
-    let first = prompt("Backup passphrase: ")?;
+    let first = Passphrase::new(prompt("Backup passphrase: ")?);
     if new {
-        let again = prompt("The same passphrase again: ")?;
+        let again = Passphrase::new(prompt("The same passphrase again: ")?);
         if first != again {
             anyhow::bail!("the two passphrases differ; nothing was written");
         }
     }
-    Ok(Passphrase::new(first))
+    Ok(first)
 }
 
 fn first_line(mut text: String) -> String {
