@@ -115,9 +115,28 @@ fn verify_bundle(args: &VerifyArgs, dir: &Path, config: &Path) -> anyhow::Result
             "to verify a bundle, give exactly one of --ca CA.pem or --fingerprint SHA256 (the installation's CA, from `vigil pki ca-cert` or `vigil pki ca-cert --fingerprint`)"
         ),
     };
+    // Only an existing installation's log: a bundle taken elsewhere verifies here even when
+    // this directory's configuration is broken or names no installation (nothing is created).
     let access = if config.exists() {
-        let cfg = vigil_config::Config::load(config)?;
-        Some(vigil_app::audit::open_access(&cfg)?)
+        let opened = vigil_config::Config::load(config)
+            .map_err(anyhow::Error::from)
+            .and_then(|cfg| {
+                let db = cfg.data_dir.join("access.db");
+                if !db.is_file() {
+                    anyhow::bail!("{} does not exist", db.display());
+                }
+                Ok(vigil_app::audit::open_access(&cfg)?)
+            });
+        match opened {
+            Ok(access) => Some(access),
+            Err(e) => {
+                eprintln!(
+                    "note: this verification is not recorded in an audit log ({}: {e:#})",
+                    config.display()
+                );
+                None
+            }
+        }
     } else {
         None
     };

@@ -840,6 +840,31 @@ fn bundle_verifies_offline_on_a_copy_with_fingerprint_or_ca() {
     assert!(out.status.success(), "{text}{}", stderr(&out));
     assert!(text.contains("recording: verified"), "{text}");
     assert!(text.contains("export signature valid"), "{text}");
+
+    // A configuration naming no installation (no access.db) does not stop the verification
+    // and creates nothing; it only says the verification is not in an audit log.
+    let cwd = b.dir.parent().unwrap();
+    let elsewhere = cwd.join("not-an-installation");
+    fs::write(
+        cwd.join("vigil.toml"),
+        format!("data_dir = \"{}\"\n", elsewhere.display()),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .arg("verify")
+        .arg(&b.dir)
+        .args(["--fingerprint", &b.fingerprint])
+        .current_dir(cwd)
+        .env("VIGIL_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not recorded in an audit log"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!elsewhere.exists(), "verify created {}", elsewhere.display());
 }
 
 #[test]
