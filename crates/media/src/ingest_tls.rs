@@ -459,24 +459,67 @@ fn tunnel_url(camera: &Url, port: u16) -> String {
     s
 }
 
-/// Accepts one loopback connection within [`STEP_TIMEOUT`] and copies bytes both ways until
-/// either side closes. The listener is closed as soon as it accepted.
+/// Accepts the connection of this process's RTSP client within [`STEP_TIMEOUT`] and copies
+/// bytes both ways until either side closes. Any other local process that finds the port and
+/// connects first is turned away (the camera's verified TLS connection is never handed to
+/// it) and the listener keeps waiting; it closes once it accepted ours.
 async fn relay<S>(listener: TcpListener, mut tls: S)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let accepted = tokio::time::timeout(STEP_TIMEOUT, listener.accept()).await;
-    drop(listener);
-    let Ok(Ok((mut sock, peer))) = accepted else {
+    let Ok(local) = listener.local_addr() else {
         return;
     };
-    if !peer.ip().is_loopback() {
-        return;
-    }
+    let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+    let mut sock = loop {
+        let Ok(Ok((sock, peer))) = tokio::time::timeout_at(deadline, listener.accept()).await
+        else {
+            return;
+        };
+        if peer.ip().is_loopback() && connected_from_this_process(peer, local) {
+            break sock;
+        }
+        tracing::warn!(%peer, "refused a connection to a camera's TLS tunnel that did not come from this process");
+    };
+    drop(listener);
     let _ = sock.set_nodelay(true);
     let _ = tokio::io::copy_bidirectional(&mut sock, &mut tls).await;
     use tokio::io::AsyncWriteExt;
     let _ = tls.shutdown().await;
+}
+
+/// Whether the TCP connection from `peer` to `local` (both IPv4 loopback) was opened by a
+/// socket of this process: its row in the kernel's TCP table names a socket inode that is one
+/// of this process's open files. Without /proc the answer is no (the tunnel then refuses,
+/// which shows as a camera that cannot be opened rather than a silent hand-over).
+fn connected_from_this_process(peer: SocketAddr, local: SocketAddr) -> bool {
+    let (SocketAddr::V4(peer), SocketAddr::V4(local)) = (peer, local) else {
+        return false;
+    };
+    // /proc/net/tcp prints each address as the in-memory u32 in hex, then the port.
+    let hex = |a: &std::net::SocketAddrV4| {
+        format!(
+            "{:08X}:{:04X}",
+            u32::from_ne_bytes(a.ip().octets()),
+            a.port()
+        )
+    };
+    let (from, to) = (hex(&peer), hex(&local));
+    let Ok(table) = std::fs::read_to_string("/proc/self/net/tcp") else {
+        return false;
+    };
+    let Some(inode) = table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        (f.len() > 9 && f[1] == from && f[2] == to).then(|| f[9].to_owned())
+    }) else {
+        return false;
+    };
+    let socket = format!("socket:[{inode}]");
+    std::fs::read_dir("/proc/self/fd").is_ok_and(|fds| {
+        fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == socket.as_str())
+        })
+    })
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

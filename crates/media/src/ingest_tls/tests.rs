@@ -419,3 +419,29 @@ fn the_tunnel_url_keeps_path_and_query_only() {
     let u = Url::parse("rtsps://cam.example/live").unwrap();
     assert_eq!(tunnel_url(&u, 1), "rtsp://127.0.0.1:1/live");
 }
+
+/// The tunnel hands the camera's connection only to a socket of this process: a connection
+/// from another process (here a shell's /dev/tcp) is told apart from one of ours.
+#[tokio::test]
+async fn only_a_connection_from_this_process_gets_the_tunnel() {
+    let listener = TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))
+        .await
+        .unwrap();
+    let local = listener.local_addr().unwrap();
+    let mut other = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "exec 3<>/dev/tcp/127.0.0.1/{}; sleep 5",
+            local.port()
+        ))
+        .spawn()
+        .unwrap();
+    let (_theirs, peer) = listener.accept().await.unwrap();
+    assert!(!connected_from_this_process(peer, local), "{peer}");
+    let _ = other.kill();
+    let _ = other.wait();
+
+    let _ours = TcpStream::connect(local).await.unwrap();
+    let (_accepted, peer) = listener.accept().await.unwrap();
+    assert!(connected_from_this_process(peer, local), "{peer}");
+}
