@@ -114,10 +114,7 @@ fn documented_commands(text: &str) -> Vec<(usize, Vec<String>)> {
     for (i, line) in text.lines().enumerate() {
         let t = line.trim();
         if t.starts_with("```") {
-            in_shell = !in_shell
-                && ["```sh", "```bash", "```console", "```shell"]
-                    .iter()
-                    .any(|f| t == *f);
+            in_shell = !in_shell && ["```sh", "```bash", "```console", "```shell"].contains(&t);
             continue;
         }
         if !in_shell {

@@ -864,7 +864,11 @@ fn bundle_verifies_offline_on_a_copy_with_fingerprint_or_ca() {
         "{}",
         stderr(&out)
     );
-    assert!(!elsewhere.exists(), "verify created {}", elsewhere.display());
+    assert!(
+        !elsewhere.exists(),
+        "verify created {}",
+        elsewhere.display()
+    );
 }
 
 #[test]
