@@ -1,6 +1,6 @@
-//! Camera administration from the command line: add, change the secondary stream, enable,
-//! disable, trust (pin the TLS certificate of) and remove a camera in the recording index, each recorded in the audit log
-//! (`camera_changed`, with the same detail fields the HTTP API's camera routes record).
+//! Camera administration, for the command line and the HTTP API alike: add, change (enable,
+//! disable, retention, secondary stream), trust (pin the TLS certificate of) and remove a camera
+//! in the recording index, each recorded once in the audit log (`camera_changed`).
 //! Credentials are never recorded, only whether one is stored.
 
 use vigil_access::{AccessError, AuditKind};
@@ -104,9 +104,21 @@ fn record(trail: &Trail<'_>, detail: serde_json::Value) -> Result<(), CameraErro
         .map_err(CameraError::Audit)
 }
 
-/// Adds a camera (a running server starts recording it within seconds).
-pub fn add(store: &Store, new: &NewCamera, trail: &Trail<'_>) -> Result<Camera, CameraError> {
-    let cam = store.add_camera(new).map_err(CameraError::Store)?;
+/// Adds a camera; a running server starts recording it within seconds unless it is added
+/// disabled.
+pub fn add(
+    store: &Store,
+    new: &NewCamera,
+    enabled: bool,
+    trail: &Trail<'_>,
+) -> Result<Camera, CameraError> {
+    let mut cam = store.add_camera(new).map_err(CameraError::Store)?;
+    if !enabled {
+        store
+            .set_camera_enabled(&cam.id, false)
+            .map_err(CameraError::Store)?;
+        cam = store.camera(&cam.id).map_err(CameraError::Store)?;
+    }
     record(
         trail,
         serde_json::json!({
@@ -119,6 +131,64 @@ pub fn add(store: &Store, new: &NewCamera, trail: &Trail<'_>) -> Result<Camera, 
     Ok(cam)
 }
 
+/// A change to an existing camera; a field left `None` stays as it is.
+#[derive(Default)]
+pub struct CameraChange {
+    /// Record it or not.
+    pub enabled: Option<bool>,
+    /// Retention by age (`Some(None)`: no age limit).
+    pub max_age_secs: Option<Option<i64>>,
+    /// Retention by size (`Some(None)`: no size limit).
+    pub max_bytes: Option<Option<i64>>,
+    /// Set or replace (`Some(Some)`) or remove (`Some(None)`) the secondary stream.
+    pub secondary: Option<Option<NewSecondary>>,
+}
+
+/// Applies a change to a camera (a running server picks it up within seconds) and records one
+/// audit entry with the settings before and after.
+pub fn change(
+    store: &Store,
+    name: &str,
+    change: &CameraChange,
+    trail: &Trail<'_>,
+) -> Result<Camera, CameraError> {
+    let before = store.camera(name).map_err(CameraError::Store)?;
+    if let Some(secondary) = &change.secondary {
+        store
+            .set_secondary(&before.id, secondary.as_ref())
+            .map_err(CameraError::Store)?;
+    }
+    if let Some(enabled) = change.enabled {
+        store
+            .set_camera_enabled(&before.id, enabled)
+            .map_err(CameraError::Store)?;
+    }
+    if change.max_age_secs.is_some() || change.max_bytes.is_some() {
+        store
+            .set_camera_retention(
+                &before.id,
+                change.max_age_secs.unwrap_or(before.max_age_secs),
+                change.max_bytes.unwrap_or(before.max_bytes),
+            )
+            .map_err(CameraError::Store)?;
+    }
+    let after = store.camera(&before.id).map_err(CameraError::Store)?;
+    let settings = |c: &Camera| {
+        serde_json::json!({
+            "enabled": c.enabled, "max_age_secs": c.max_age_secs, "max_bytes": c.max_bytes,
+            "secondary": secondary_detail(c.secondary.as_ref()),
+        })
+    };
+    record(
+        trail,
+        serde_json::json!({
+            "action": "changed", "camera": after.name,
+            "before": settings(&before), "after": settings(&after),
+        }),
+    )?;
+    Ok(after)
+}
+
 /// Sets, replaces or (with `None`) removes a camera's secondary stream.
 pub fn set_secondary(
     store: &Store,
@@ -126,19 +196,16 @@ pub fn set_secondary(
     secondary: Option<&NewSecondary>,
     trail: &Trail<'_>,
 ) -> Result<Camera, CameraError> {
-    let before = store.camera(name).map_err(CameraError::Store)?;
-    let cam = store
-        .set_secondary(name, secondary)
-        .map_err(CameraError::Store)?;
-    record(
+    let secondary = Some(secondary.cloned());
+    change(
+        store,
+        name,
+        &CameraChange {
+            secondary,
+            ..CameraChange::default()
+        },
         trail,
-        serde_json::json!({
-            "action": "changed", "camera": cam.name,
-            "before": {"secondary": secondary_detail(before.secondary.as_ref())},
-            "after": {"secondary": secondary_detail(cam.secondary.as_ref())},
-        }),
-    )?;
-    Ok(cam)
+    )
 }
 
 /// Starts or stops recording a camera without removing it.
@@ -147,17 +214,16 @@ pub fn set_enabled(
     name: &str,
     enabled: bool,
     trail: &Trail<'_>,
-) -> Result<(), CameraError> {
-    let before = store.camera(name).map_err(CameraError::Store)?;
-    store
-        .set_camera_enabled(name, enabled)
-        .map_err(CameraError::Store)?;
-    record(
+) -> Result<Camera, CameraError> {
+    let enabled = Some(enabled);
+    change(
+        store,
+        name,
+        &CameraChange {
+            enabled,
+            ..CameraChange::default()
+        },
         trail,
-        serde_json::json!({
-            "action": "changed", "camera": before.name,
-            "before": {"enabled": before.enabled}, "after": {"enabled": enabled},
-        }),
     )
 }
 

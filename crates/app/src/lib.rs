@@ -30,6 +30,7 @@ pub mod analytics;
 pub mod audit;
 pub mod backup;
 pub mod cameras;
+pub mod certificates;
 pub mod error;
 pub mod events;
 pub mod export;

@@ -40,25 +40,11 @@ pub fn fingerprint(der: &[u8]) -> String {
 /// spaces), in either case, optionally after `sha256:` / `SHA256 Fingerprint=`. Returns the
 /// canonical form of [`fingerprint`].
 pub fn parse_fingerprint(text: &str) -> Result<String, String> {
-    let t = text.trim();
-    let t = t
-        .rsplit_once('=')
-        .map(|(_, v)| v)
-        .or_else(|| {
-            t.get(..7)
-                .filter(|p| p.eq_ignore_ascii_case("sha256:"))
-                .map(|_| &t[7..])
-        })
-        .unwrap_or(t);
-    let hex: String = t
-        .chars()
-        .filter(|c| !matches!(c, ':' | ' ' | '-'))
-        .collect();
-    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(format!(
+    let hex = vigil_signing::keys::parse_fingerprint(text).ok_or_else(|| {
+        format!(
             "'{text}' is not a SHA-256 fingerprint: expected 64 hex digits (colons allowed), as shown in the camera's status"
-        ));
-    }
+        )
+    })?;
     let upper = hex.to_ascii_uppercase();
     Ok(upper
         .as_bytes()

@@ -109,6 +109,12 @@ impl CertInfo {
     }
 }
 
+/// A certificate time as the API, the audit log and the command line show it (RFC 3339, UTC).
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&::time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
 /// SHA-256 fingerprint in OpenSSL's notation.
 pub fn fingerprint_sha256(der: &[u8]) -> String {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);

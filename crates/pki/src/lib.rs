@@ -43,7 +43,7 @@ use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
 pub use alerts::{ALERT_THRESHOLDS_DAYS, EXPIRED_THRESHOLD, ExpiryAlert, SentAlerts, alerts_due};
-pub use certinfo::{CertInfo, CertRole, CertSource, fingerprint_sha256};
+pub use certinfo::{CertInfo, CertRole, CertSource, fingerprint_sha256, rfc3339};
 pub use error::{CsrError, ImportError, PkiError, Result};
 pub use import::KeyFormat;
 pub use issue::{IssuedLeaf, LeafKeyType, LeafRequest, LeafUsage, MAX_LEAF_DAYS};
@@ -713,6 +713,19 @@ impl Pki {
     /// [`Pki::sign_csr`] at a given time.
     pub fn sign_csr_at(&self, csr_pem: &str, days: u32, now: OffsetDateTime) -> Result<String> {
         Ok(self.load_ca()?.sign_csr(csr_pem, days, now)?)
+    }
+
+    /// [`Pki::sign_csr`], with a description of the certificate it issued (for the audit log
+    /// and the answer to whoever asked).
+    pub fn sign_csr_described(&self, csr_pem: &str, days: u32) -> Result<(String, CertInfo)> {
+        let pem = self.sign_csr(csr_pem, days)?;
+        let der = import::parse_cert_chain(pem.as_bytes())?
+            .into_iter()
+            .next()
+            .ok_or(CsrError::Sign("no certificate was produced".into()))?;
+        let info = CertInfo::from_der(&der, CertSource::Generated, CertRole::Server, false)
+            .map_err(PkiError::Generate)?;
+        Ok((pem, info))
     }
 
     /// Issues a certificate for another role (recording-server mTLS, evidence signing).

@@ -872,18 +872,6 @@ impl BundleReport {
     }
 }
 
-fn normalize_fingerprint(s: &str) -> String {
-    let s = s.trim();
-    let s = s
-        .strip_prefix("sha256:")
-        .or_else(|| s.strip_prefix("SHA256:"))
-        .unwrap_or(s);
-    s.chars()
-        .filter(|c| !matches!(c, ':' | ' '))
-        .collect::<String>()
-        .to_ascii_lowercase()
-}
-
 fn read_required(dir: &Path, file: &str) -> Result<Vec<u8>, BundleError> {
     let p = dir.join(file);
     match fs::read(&p) {
@@ -946,12 +934,11 @@ pub fn verify(
             CaCert::from_pem(pem).map_err(|e| BundleError::Trust(e.to_string()))?
         }
         TrustAnchor::Fingerprint(fp) => {
-            let expected = normalize_fingerprint(fp);
-            if expected.len() != 64 || !expected.bytes().all(|c| c.is_ascii_hexdigit()) {
+            let Some(expected) = crate::keys::parse_fingerprint(fp) else {
                 return Err(BundleError::Trust(format!(
                     "\"{fp}\" is not a SHA-256 fingerprint (64 hex digits)"
                 )));
-            }
+            };
             let der = pem_file(dir, CA_FILE)?;
             let found = crate::keys::fingerprint(&der);
             if found != expected {

@@ -315,6 +315,29 @@ pub fn fingerprint(der: &[u8]) -> String {
     hex::encode(Sha256::digest(der))
 }
 
+/// A SHA-256 fingerprint as people copy it, to 64 lowercase hex digits (the form of
+/// [`fingerprint`]), or `None` when it is not one. Accepted: `AB:CD:…` (OpenSSL, `vigil pki
+/// status`), plain hex, a `sha256:`/`SHA256:` prefix, a whole `sha256 Fingerprint=…` line of
+/// `openssl x509 -fingerprint`, and spaces or dashes between the digit pairs.
+pub fn parse_fingerprint(text: &str) -> Option<String> {
+    let t = text.trim();
+    let t = t
+        .rsplit_once('=')
+        .map(|(_, v)| v)
+        .or_else(|| {
+            t.get(..7)
+                .filter(|p| p.eq_ignore_ascii_case("sha256:"))
+                .map(|_| &t[7..])
+        })
+        .unwrap_or(t);
+    let hex: String = t
+        .chars()
+        .filter(|c| !matches!(c, ':' | ' ' | '-'))
+        .collect();
+    (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()))
+        .then(|| hex.to_ascii_lowercase())
+}
+
 /// A trusted installation CA certificate.
 #[derive(Clone)]
 pub struct CaCert {
@@ -489,5 +512,40 @@ impl CheckedKey {
         self.key
             .verify_strict(msg, &sig)
             .map_err(|_| SigProblem::Mismatch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_fingerprint;
+
+    #[test]
+    fn fingerprints_are_read_in_every_notation_people_copy() {
+        let canonical = "ab".repeat(32);
+        let colons = vec!["AB"; 32].join(":");
+        for input in [
+            canonical.clone(),
+            colons.clone(),
+            format!("sha256:{colons}"),
+            format!("SHA256:{canonical}"),
+            format!("sha256 Fingerprint={colons}\n"),
+            vec!["ab"; 32].join(" "),
+            vec!["Ab"; 32].join("-"),
+        ] {
+            assert_eq!(
+                parse_fingerprint(&input).as_deref(),
+                Some(&*canonical),
+                "{input}"
+            );
+        }
+        for bad in [
+            "",
+            "ab",
+            &"ab".repeat(31),
+            &"zz".repeat(32),
+            &"ab".repeat(33),
+        ] {
+            assert_eq!(parse_fingerprint(bad), None, "{bad}");
+        }
     }
 }

@@ -168,6 +168,7 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
                     max_bytes: max_bytes.map(|b| b as i64),
                     secondary,
                 },
+                true,
                 trail(),
             )
             .map_err(|e| credential_advice(e, "--secondary-"))?;

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use vigil_access::AuditKind;
+use vigil_app::certificates::CertificateChange;
 use vigil_pki::time::OffsetDateTime;
 use vigil_pki::{CertInfo, CertRole, ImportError, Pki, PkiError};
 
@@ -81,10 +81,13 @@ pub fn run(cmd: PkiCommand, cfg: &vigil_config::Config) -> anyhow::Result<()> {
         PkiCommand::CaCert { .. } | PkiCommand::Status => None,
         _ => Some(vigil_app::audit::open_access(cfg)?),
     };
-    let record = |detail: serde_json::Value| -> anyhow::Result<()> {
+    let record = |change: CertificateChange<'_>| -> anyhow::Result<()> {
         let access = access.as_ref().expect("opened for every change");
-        vigil_app::audit::Trail::new(access, vigil_app::audit::cli_actor())
-            .record(AuditKind::CertificateOperation, detail)
+        change
+            .record(&vigil_app::audit::Trail::new(
+                access,
+                vigil_app::audit::cli_actor(),
+            ))
             .context("the certificate change was made but not recorded in the audit log")
     };
     match cmd {
@@ -119,12 +122,7 @@ pub fn run(cmd: PkiCommand, cfg: &vigil_config::Config) -> anyhow::Result<()> {
                 ),
                 other => other?,
             };
-            record(serde_json::json!({
-                "operation": "import",
-                "subject": installed.info.subject,
-                "fingerprint_sha256": installed.info.fingerprint_sha256,
-                "not_after": rfc3339(installed.info.not_after),
-            }))?;
+            record(CertificateChange::Imported(&installed))?;
             println!(
                 "Imported '{}' ({} key); it is now the server certificate.\n{APPLY_NOTE}",
                 installed.info.subject,
@@ -137,9 +135,10 @@ pub fn run(cmd: PkiCommand, cfg: &vigil_config::Config) -> anyhow::Result<()> {
         }
         PkiCommand::Csr { cn, sans, output } => {
             let csr = pki.csr(&cn, &sans)?;
-            record(serde_json::json!({
-                "operation": "csr", "common_name": cn.trim(), "sans": sans,
-            }))?;
+            record(CertificateChange::Requested {
+                common_name: &cn,
+                sans: &sans,
+            })?;
             emit(output.as_deref(), &csr)?;
             eprintln!(
                 "The private key stays in {}. Have the request signed, then run \
@@ -149,12 +148,7 @@ pub fn run(cmd: PkiCommand, cfg: &vigil_config::Config) -> anyhow::Result<()> {
         }
         PkiCommand::InstallCert { file } => {
             let installed = pki.install_cert(&read(&file)?)?;
-            record(serde_json::json!({
-                "operation": "install",
-                "subject": installed.info.subject,
-                "fingerprint_sha256": installed.info.fingerprint_sha256,
-                "not_after": rfc3339(installed.info.not_after),
-            }))?;
+            record(CertificateChange::Installed(&installed))?;
             println!(
                 "Installed '{}'; it is now the server certificate.\n{APPLY_NOTE}",
                 installed.info.subject
@@ -166,9 +160,11 @@ pub fn run(cmd: PkiCommand, cfg: &vigil_config::Config) -> anyhow::Result<()> {
         }
         PkiCommand::Reset => {
             let (removed, _) = pki.reset()?;
-            record(serde_json::json!({
-                "operation": "reset", "removed": removed,
-            }))?;
+            if let Some(source) = removed {
+                record(CertificateChange::Reset {
+                    removed: &source.to_string(),
+                })?;
+            }
             match removed {
                 Some(source) => println!(
                     "Deleted the {source} certificate; the generated certificate is served \
@@ -180,34 +176,12 @@ pub fn run(cmd: PkiCommand, cfg: &vigil_config::Config) -> anyhow::Result<()> {
         PkiCommand::SignCsr { file, days, output } => {
             let csr = String::from_utf8(read(&file)?)
                 .with_context(|| format!("{} is not a PEM text file", file.display()))?;
-            let cert = pki.sign_csr(&csr, days)?;
-            let der = vigil_pki::import::parse_cert_chain(cert.as_bytes())?
-                .into_iter()
-                .next()
-                .context("signing produced no certificate")?;
-            let info = CertInfo::from_der(
-                &der,
-                vigil_pki::CertSource::Generated,
-                CertRole::Server,
-                false,
-            )
-            .map_err(anyhow::Error::msg)?;
-            record(serde_json::json!({
-                "operation": "sign_csr",
-                "subject": info.subject,
-                "sans": info.sans,
-                "fingerprint_sha256": info.fingerprint_sha256,
-                "not_after": rfc3339(info.not_after),
-            }))?;
+            let (cert, info) = pki.sign_csr_described(&csr, days)?;
+            record(CertificateChange::SignedCsr(&info))?;
             emit(output.as_deref(), &cert)?;
         }
     }
     Ok(())
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&vigil_pki::time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
 }
 
 fn read(path: &Path) -> anyhow::Result<Vec<u8>> {

@@ -18,11 +18,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use vigil_access::{AuditKind, Permission};
+use vigil_access::Permission;
+use vigil_app::audit::Trail;
+use vigil_app::cameras::{self, CameraChange, CameraError};
 use vigil_media::store::{
     Camera, NewCamera, NewSecondary, SecondaryStream, Store, StoreError, StreamMode, StreamStatus,
     now_us,
@@ -32,7 +33,7 @@ use vigil_media::time::format_us;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::routes::{audit, blocking};
+use crate::routes::blocking;
 use crate::state::SharedState;
 
 pub fn router() -> OpenApiRouter<SharedState> {
@@ -102,6 +103,14 @@ pub(crate) fn find_camera(store: &Store, name: &str) -> ApiResult<Camera> {
         .into_iter()
         .find(|c| c.name == name)
         .ok_or_else(|| camera_not_found(name))
+}
+
+/// A camera use case's refusal: the store's, with the API's advice, or an unrecorded change.
+fn camera_error(e: CameraError) -> ApiError {
+    match e {
+        CameraError::Store(e) => store_error(e),
+        e => ApiError::from_app(e),
+    }
 }
 
 fn store_error(e: StoreError) -> ApiError {
@@ -486,16 +495,6 @@ fn stream_origin(url: &str) -> Option<(String, String)> {
     Some((scheme.to_ascii_lowercase(), authority.to_ascii_lowercase()))
 }
 
-/// The audit log's view of a secondary stream: never the password.
-fn secondary_audit(info: Option<&SecondaryInfo>) -> serde_json::Value {
-    match info {
-        None => serde_json::Value::Null,
-        Some(s) => json!({
-            "url": s.url, "username": s.username, "has_password": s.has_password, "mode": s.mode,
-        }),
-    }
-}
-
 impl std::fmt::Debug for NewCameraRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NewCameraRequest")
@@ -626,29 +625,14 @@ async fn add_camera(
     };
     let enabled = req.enabled.unwrap_or(true);
     let store = state.store.clone();
+    let access = state.access.clone();
+    let actor = caller.actor();
     let info = blocking(move || {
-        let cam = store.add_camera(&new).map_err(store_error)?;
-        if !enabled {
-            store
-                .set_camera_enabled(&cam.name, false)
-                .map_err(store_error)?;
-        }
-        let cam = find_camera(&store, &cam.name)?;
+        let trail = Trail::new(&access, actor);
+        let cam = cameras::add(&store, &new, enabled, &trail).map_err(camera_error)?;
         camera_info(&store, &cam, true, now_us())
     })
     .await??;
-    audit(
-        &state,
-        &caller,
-        AuditKind::CameraChanged,
-        json!({
-            "action": "added", "camera": info.name, "url": info.url, "username": info.username,
-            "has_password": info.has_password, "enabled": info.enabled,
-            "max_age_secs": info.max_age_secs, "max_bytes": info.max_bytes,
-            "secondary": secondary_audit(info.secondary.as_ref()),
-        }),
-    )
-    .await?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
@@ -715,48 +699,27 @@ async fn patch_camera(
     }
     let secondary = patch.secondary;
     let store = state.store.clone();
-    let (before, info) = blocking(move || {
+    let access = state.access.clone();
+    let actor = caller.actor();
+    let info = blocking(move || {
         let cam = find_camera(&store, &name)?;
-        let before = camera_info(&store, &cam, true, now_us())?;
-        if let Some(sec) = &secondary {
-            let new = sec
-                .as_ref()
-                .map(|s| s.to_store_keeping(&store, &cam))
-                .transpose()?;
-            store
-                .set_secondary(&cam.name, new.as_ref())
-                .map_err(store_error)?;
-        }
-        if let Some(e) = enabled {
-            store
-                .set_camera_enabled(&cam.name, e)
-                .map_err(store_error)?;
-        }
-        if max_age.is_some() || max_bytes.is_some() {
-            store
-                .set_camera_retention(
-                    &cam.name,
-                    max_age.unwrap_or(cam.max_age_secs),
-                    max_bytes.unwrap_or(cam.max_bytes),
-                )
-                .map_err(store_error)?;
-        }
-        let after = find_camera(&store, &cam.name)?;
-        Ok::<_, ApiError>((before, camera_info(&store, &after, true, now_us())?))
+        let change = CameraChange {
+            enabled,
+            max_age_secs: max_age,
+            max_bytes,
+            secondary: secondary
+                .map(|sec| {
+                    sec.as_ref()
+                        .map(|s| s.to_store_keeping(&store, &cam))
+                        .transpose()
+                })
+                .transpose()?,
+        };
+        let trail = Trail::new(&access, actor);
+        let after = cameras::change(&store, &cam.id, &change, &trail).map_err(camera_error)?;
+        camera_info(&store, &after, true, now_us())
     })
     .await??;
-    audit(
-        &state,
-        &caller,
-        AuditKind::CameraChanged,
-        json!({
-            "action": "changed", "camera": info.name,
-            "before": {"enabled": before.enabled, "max_age_secs": before.max_age_secs, "max_bytes": before.max_bytes,
-                       "secondary": secondary_audit(before.secondary.as_ref())},
-            "after": {"enabled": info.enabled, "max_age_secs": info.max_age_secs, "max_bytes": info.max_bytes,
-                      "secondary": secondary_audit(info.secondary.as_ref())},
-        }),
-    ).await?;
     Ok(Json(info))
 }
 
@@ -779,19 +742,13 @@ async fn delete_camera(
     check_camera_name(&name)?;
     let delete_video = q.delete_video.unwrap_or(false);
     let store = state.store.clone();
-    let removed = blocking(move || {
+    let access = state.access.clone();
+    let actor = caller.actor();
+    blocking(move || {
         let cam = find_camera(&store, &name)?;
-        store
-            .remove_camera(&cam.id, delete_video)
-            .map_err(store_error)
+        let trail = Trail::new(&access, actor);
+        cameras::remove(&store, &cam.id, delete_video, &trail).map_err(camera_error)
     })
     .await??;
-    audit(
-        &state,
-        &caller,
-        AuditKind::CameraChanged,
-        json!({"action": "removed", "camera": removed.name, "delete_video": delete_video}),
-    )
-    .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -23,8 +23,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use vigil_access::{AuditKind, Permission};
+use vigil_app::certificates::CertificateChange;
 use vigil_pki::time::OffsetDateTime;
-use vigil_pki::{CertInfo, CsrError, ImportError, PendingCsr, Pki, PkiError, SessionPolicy};
+use vigil_pki::{CertInfo, ImportError, PendingCsr, Pki, PkiError, SessionPolicy, rfc3339};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -113,11 +114,6 @@ pub struct CertificateView {
     pub is_ca: bool,
     /// Whether Vigil renews it by itself.
     pub renewable: bool,
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.to_string())
 }
 
 fn cert_view(c: &CertInfo, now: OffsetDateTime) -> CertificateView {
@@ -294,13 +290,7 @@ async fn import(
         &state,
         &caller,
         AuditKind::CertificateOperation,
-        serde_json::json!({
-            "operation": "import",
-            "subject": installed.info.subject,
-            "fingerprint_sha256": installed.info.fingerprint_sha256,
-            "not_after": rfc3339(installed.info.not_after),
-            "key_format": key_format,
-        }),
+        CertificateChange::Imported(&installed).detail(),
     )
     .await?;
     Ok(Json(InstalledView {
@@ -355,11 +345,11 @@ async fn create_csr(
         &state,
         &caller,
         AuditKind::CertificateOperation,
-        serde_json::json!({
-            "operation": "csr",
-            "common_name": pending.common_name,
-            "sans": pending.sans,
-        }),
+        CertificateChange::Requested {
+            common_name: &pending.common_name,
+            sans: &pending.sans,
+        }
+        .detail(),
     )
     .await?;
     Ok(Json(CsrView {
@@ -429,12 +419,7 @@ async fn install(
         &state,
         &caller,
         AuditKind::CertificateOperation,
-        serde_json::json!({
-            "operation": "install",
-            "subject": installed.info.subject,
-            "fingerprint_sha256": installed.info.fingerprint_sha256,
-            "not_after": rfc3339(installed.info.not_after),
-        }),
+        CertificateChange::Installed(&installed).detail(),
     )
     .await?;
     Ok(Json(InstalledView {
@@ -472,12 +457,12 @@ async fn reset(State(state): State<SharedState>, caller: Caller) -> ApiResult<Js
     })
     .await?;
     let removed = removed.map(|s| s.to_string());
-    if removed.is_some() {
+    if let Some(removed) = &removed {
         audit(
             &state,
             &caller,
             AuditKind::CertificateOperation,
-            serde_json::json!({ "operation": "reset", "removed": removed }),
+            CertificateChange::Reset { removed }.detail(),
         )
         .await?;
     }
@@ -498,30 +483,28 @@ async fn reset(State(state): State<SharedState>, caller: Caller) -> ApiResult<Js
 async fn renew(State(state): State<SharedState>, caller: Caller) -> ApiResult<Json<ServedView>> {
     caller.require(Permission::ManageCertificates, None)?;
     let tls = state.tls.clone();
-    let (served, status) = with_pki(&state, move |pki| {
+    let (served, status, renewed) = with_pki(&state, move |pki| {
         let ck = pki.renew_server_cert(OffsetDateTime::now_utc())?;
         let served = pki.active_source() == vigil_pki::CertSource::Generated;
         if served {
             // Routine renewal: the old certificate is still valid, resumption may continue.
             tls.rotate(ck, SessionPolicy::Keep)?;
         }
-        Ok((served, status_view(pki)?))
+        let renewed = pki.status()?.certificates.into_iter().find(|c| {
+            c.role == vigil_pki::CertRole::Server && c.source == vigil_pki::CertSource::Generated
+        });
+        Ok((served, status_view(pki)?, renewed))
     })
     .await?;
-    let renewed = status
-        .certificates
-        .iter()
-        .find(|c| c.role == "server" && c.source == "generated");
     audit(
         &state,
         &caller,
         AuditKind::CertificateOperation,
-        serde_json::json!({
-            "operation": "renew",
-            "fingerprint_sha256": renewed.map(|c| c.fingerprint_sha256.clone()),
-            "not_after": renewed.map(|c| c.not_after.clone()),
-            "served": served,
-        }),
+        CertificateChange::Renewed {
+            certificate: renewed.as_ref(),
+            served,
+        }
+        .detail(),
     )
     .await?;
     Ok(Json(ServedView {
@@ -568,18 +551,7 @@ async fn sign_csr(
     let ApiJson(req) = body?;
     let days = req.days.unwrap_or(DEFAULT_DEVICE_DAYS);
     let (certificate_pem, ca_pem, info) = with_pki(&state, move |pki| {
-        let pem = pki.sign_csr(&req.csr_pem, days)?;
-        let der = vigil_pki::import::parse_cert_chain(pem.as_bytes())?
-            .into_iter()
-            .next()
-            .ok_or(CsrError::Sign("no certificate was produced".into()))?;
-        let info = CertInfo::from_der(
-            &der,
-            vigil_pki::CertSource::Generated,
-            vigil_pki::CertRole::Server,
-            false,
-        )
-        .map_err(PkiError::Generate)?;
+        let (pem, info) = pki.sign_csr_described(&req.csr_pem, days)?;
         Ok((pem, pki.ca_cert_pem().to_owned(), info))
     })
     .await?;
@@ -587,13 +559,7 @@ async fn sign_csr(
         &state,
         &caller,
         AuditKind::CertificateOperation,
-        serde_json::json!({
-            "operation": "sign_csr",
-            "subject": info.subject,
-            "sans": info.sans,
-            "fingerprint_sha256": info.fingerprint_sha256,
-            "not_after": rfc3339(info.not_after),
-        }),
+        CertificateChange::SignedCsr(&info).detail(),
     )
     .await?;
     Ok(Json(SignedView {
