@@ -214,7 +214,7 @@ const scenarios = {
     await page.waitForSelector("form.login p.error:has-text('Wrong user name or password')");
     await signIn(page, cfg.users.admin);
     const nav = await page.locator("nav.nav a").allTextContents();
-    check(JSON.stringify(nav) === JSON.stringify(["Live", "Playback", "Administration", "Audit log"]), `admin navigation: ${nav}`);
+    check(JSON.stringify(nav) === JSON.stringify(["Live", "Playback", "Events", "Administration", "Audit log"]), `admin navigation: ${nav}`);
     await page.waitForSelector(".grid .tile");
     await ctx.close();
   },
@@ -263,7 +263,7 @@ const scenarios = {
     await page.evaluate((u) => localStorage.setItem(`vigil.live.${u}`, JSON.stringify({ layout: "1", cameras: ["lobby"] })), cfg.users.viewer.name);
     await signIn(page, cfg.users.viewer);
     const nav = await page.locator("nav.nav a").allTextContents();
-    check(JSON.stringify(nav) === JSON.stringify(["Live", "Playback"]), `viewer navigation: ${nav}`);
+    check(JSON.stringify(nav) === JSON.stringify(["Live", "Playback", "Events"]), `viewer navigation: ${nav}`);
     await page.waitForSelector(".grid[data-layout='1'] .tile[data-camera=lobby]");
     await page.waitForFunction((u) => localStorage.getItem(`vigil.live.${u}`) === null, cfg.users.viewer.name);
     const moved = await (await (await apiOf(ctx)).get("api/v1/account/layout")).json();
@@ -278,7 +278,7 @@ const scenarios = {
     const p2 = await ctx2.newPage();
     await signIn(p2, cfg.users.auditor);
     const nav2 = await p2.locator("nav.nav a").allTextContents();
-    check(JSON.stringify(nav2) === JSON.stringify(["Audit log"]), `auditor navigation: ${nav2}`);
+    check(JSON.stringify(nav2) === JSON.stringify(["Events", "Audit log"]), `auditor navigation: ${nav2}`);
     await p2.waitForSelector("table.data tbody tr");
     await ctx.close();
     await ctx2.close();

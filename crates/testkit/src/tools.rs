@@ -148,14 +148,56 @@ fn check_gst_rtsp_server() -> Result<(), String> {
 
 /// An unused TCP port on 127.0.0.1 (bound and released, so another process could take it in
 /// between; prefer giving a server port 0 where the server supports it).
+///
+/// Never the same port twice in one process (the kernel readily hands a just-released port
+/// out again, and one test often asks for several), and taken below Linux's ephemeral range
+/// (32768–60999), so a client's outgoing connection cannot be sitting on it; random within
+/// 20000–32767 so that concurrent test processes rarely meet.
 pub fn free_port() -> u16 {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    let given = given.get_or_insert_with(HashSet::new);
+    let mut x = u64::from(std::process::id())
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+        ^ (given.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    for _ in 0..1000 {
+        // xorshift64
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port = 20000 + (x % 12768) as u16;
+        if given.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
+            return port;
+        }
+    }
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local_addr").port()
+    let port = listener.local_addr().expect("local_addr").port();
+    given.insert(port);
+    port
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_ports_are_never_handed_out_twice() {
+        let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
+        let distinct: std::collections::HashSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len());
+        assert!(
+            ports.iter().all(|p| (20000..32768).contains(p)),
+            "{ports:?}"
+        );
+    }
 
     #[test]
     fn repo_root_holds_the_peer_scripts() {

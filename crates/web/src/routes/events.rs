@@ -306,11 +306,13 @@ async fn live(
         wanted: std::sync::Mutex::new(wanted),
     };
     let listener = listener.map(|Extension(l)| l);
+    // Subscribed before the 101 answer goes out: whatever is published after the client saw
+    // its socket open reaches it (subscribing in the upgrade task left a window).
+    let sub = state.events.subscribe();
     Ok(ws
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| async move {
-            let sub = state.events.subscribe();
             serve_live(socket, sub, std::sync::Arc::new(guard), listener).await;
         }))
 }
