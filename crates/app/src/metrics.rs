@@ -17,6 +17,7 @@ use vigil_events::EventBus;
 use vigil_media::evidence::Evidence;
 use vigil_media::store::{Camera, STALE_STATUS_US, Store, StoreError};
 use vigil_pki::{Pki, PkiError};
+pub use vigil_siem::SiemMonitor;
 
 /// The content type of the text exposition format 0.0.4.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -200,6 +201,8 @@ pub struct Sources<'a> {
     pub events: Option<&'a EventBus>,
     /// The recorder's evidence ledgers, when recording runs in this process.
     pub evidence: Option<&'a Evidence>,
+    /// SIEM forwarding, when it runs in this process.
+    pub siem: Option<&'a SiemMonitor>,
 }
 
 /// Reads every figure at `now_us` (microseconds since the Unix epoch) and renders the
@@ -215,6 +218,9 @@ pub fn collect(src: &Sources<'_>, now_us: i64) -> Result<String, MetricsError> {
     }
     if let Some(bus) = src.events {
         events(&mut x, bus);
+    }
+    if let Some(siem) = src.siem {
+        siem_forwarding(&mut x, siem, now_us);
     }
     Ok(x.render())
 }
@@ -465,6 +471,91 @@ fn events(x: &mut Exposition, bus: &EventBus) {
     }
 }
 
+/// SIEM forwarding: per collector whether it is connected, its backlog (the spool's depth for
+/// it) and the age of the oldest event it has not received; the spool's size; what was
+/// spooled, sent and lost.
+fn siem_forwarding(x: &mut Exposition, siem: &SiemMonitor, now_us: i64) {
+    use MetricType::{Counter, Gauge};
+    use std::sync::atomic::Ordering::Relaxed;
+    x.declare(
+        "vigil_siem_collector_up",
+        Gauge,
+        "1 while the SIEM collector is connected, 0 otherwise.",
+    );
+    x.declare(
+        "vigil_siem_spool_backlog_events",
+        Gauge,
+        "Spooled events the SIEM collector has not received yet.",
+    );
+    x.declare(
+        "vigil_siem_spool_oldest_pending_age_seconds",
+        Gauge,
+        "Age of the oldest event the SIEM collector has not received yet (0 when it has all); measured from when the event was stored, to the spool batch it was written with.",
+    );
+    x.declare(
+        "vigil_siem_events_sent_total",
+        Counter,
+        "Events written to the SIEM collector's connection since the server started, including those sent again after a reconnect.",
+    );
+    x.declare(
+        "vigil_siem_events_resent_total",
+        Counter,
+        "Events sent again to the SIEM collector after a reconnect since the server started (duplicates it may see).",
+    );
+    x.declare(
+        "vigil_siem_collector_connects_total",
+        Counter,
+        "Connections made to the SIEM collector since the server started.",
+    );
+    for c in siem.status() {
+        let labels = [("collector", c.name.as_str())];
+        x.sample(
+            "vigil_siem_collector_up",
+            &labels,
+            f64::from(u8::from(c.connected)),
+        );
+        x.sample("vigil_siem_spool_backlog_events", &labels, c.backlog as f64);
+        let age = c
+            .oldest_pending_us
+            .map_or(0.0, |t| (now_us - t).max(0) as f64 / 1e6);
+        x.sample("vigil_siem_spool_oldest_pending_age_seconds", &labels, age);
+        x.sample("vigil_siem_events_sent_total", &labels, c.sent as f64);
+        x.sample("vigil_siem_events_resent_total", &labels, c.resent as f64);
+        x.sample(
+            "vigil_siem_collector_connects_total",
+            &labels,
+            c.connects as f64,
+        );
+    }
+    x.declare(
+        "vigil_siem_spool_bytes",
+        Gauge,
+        "Bytes the SIEM spool takes on disk.",
+    );
+    x.sample("vigil_siem_spool_bytes", &[], siem.spool_bytes() as f64);
+    let s = siem.stats();
+    for (name, help, counter) in [
+        (
+            "vigil_siem_events_spooled_total",
+            "Events written to the SIEM spool since the server started.",
+            &s.spooled,
+        ),
+        (
+            "vigil_siem_events_lost_total",
+            "Events a SIEM collector will never receive (spool limit reached or spool damaged), summed over collectors, since the server started.",
+            &s.lost,
+        ),
+        (
+            "vigil_siem_spool_write_errors_total",
+            "Failed writes to the SIEM spool since the server started.",
+            &s.spool_errors,
+        ),
+    ] {
+        x.declare(name, Counter, help);
+        x.sample(name, &[], counter.load(Relaxed) as f64);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -564,6 +655,7 @@ mod tests {
                 pki: None,
                 events: None,
                 evidence: None,
+                siem: None,
             },
             vigil_media::store::now_us(),
         )

@@ -90,6 +90,8 @@ pub struct RuntimeOptions {
     /// recording must sign through the same ledger writers (one writer per camera and
     /// process).
     pub on_evidence: Option<Box<dyn FnOnce(Arc<Evidence>) + Send>>,
+    /// Called once with a view of SIEM forwarding when it runs (the metrics read it).
+    pub on_siem: Option<Box<dyn FnOnce(vigil_siem::SiemMonitor) + Send>>,
     pub on_event: Arc<dyn Fn(RuntimeEvent) + Send + Sync>,
     /// Live viewers' feeds (the API's hub): every recorder publishes into it.
     pub live_video: Option<Arc<LiveHub>>,
@@ -104,6 +106,7 @@ impl Default for RuntimeOptions {
             signing: Signing::On,
             live: None,
             on_evidence: None,
+            on_siem: None,
             on_event: Arc::new(|_| {}),
             live_video: None,
             events: None,
@@ -197,6 +200,9 @@ pub async fn run(
         }
         None => None,
     };
+    if let (Some(f), Some(share)) = (&siem, opts.on_siem) {
+        share(f.monitor());
+    }
     publish(
         NewEvent::vigil(
             &server,
@@ -739,8 +745,13 @@ mod tests {
             let store = Arc::new(Store::open(&cfg.data_dir).unwrap());
             let events = Arc::new(EventStore::open(&cfg.data_dir).unwrap());
             let bus = EventBus::start(events.clone(), "srv1").unwrap();
+            let monitor = Arc::new(std::sync::Mutex::new(None));
             let opts = RuntimeOptions {
                 events: Some(bus.clone()),
+                on_siem: {
+                    let monitor = monitor.clone();
+                    Some(Box::new(move |m| *monitor.lock().unwrap() = Some(m)))
+                },
                 ..Default::default()
             };
             let running = spawn_runtime(cfg, store, opts);
@@ -757,9 +768,10 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(300)).await;
             running.stop().await;
             bus.flush();
-            events
+            let monitor = monitor.lock().unwrap().take();
+            (events, monitor)
         };
-        run_once(cfg.clone()).await;
+        let (_, monitor) = run_once(cfg.clone()).await;
         let records: u64 = std::fs::read_dir(&spool)
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -771,9 +783,46 @@ mod tests {
             })
             .sum();
         assert_eq!(records, 1, "the security event waits in the spool");
+        // The metrics show the collector down, the event waiting and its age.
+        let store = Store::open(&cfg.data_dir).unwrap();
+        let text = crate::metrics::collect(
+            &crate::metrics::Sources {
+                store: &store,
+                access: None,
+                pki: None,
+                events: None,
+                evidence: None,
+                siem: Some(&monitor.expect("the runtime shares its SIEM forwarder")),
+            },
+            vigil_media::store::now_us(),
+        )
+        .unwrap();
+        let collector = "vigil_siem_collector_up{collector=\"127.0.0.1:1\"} 0\n";
+        assert!(text.contains(collector), "{text}");
+        let backlog = "vigil_siem_spool_backlog_events{collector=\"127.0.0.1:1\"} 1\n";
+        assert!(text.contains(backlog), "{text}");
+        assert!(
+            text.contains("vigil_siem_events_spooled_total 1\n"),
+            "{text}"
+        );
+        let age: f64 = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(
+                    "vigil_siem_spool_oldest_pending_age_seconds{collector=\"127.0.0.1:1\"} ",
+                )
+            })
+            .expect("an age per collector")
+            .parse()
+            .unwrap();
+        assert!(
+            (0.2..60.0).contains(&age),
+            "{age}: the event waited about 0.3 s"
+        );
         // A setting that cannot be used is reported as an event; recording goes on.
         cfg.siem.collectors[0].ca_file = Some(tmp.path().join("missing-ca.pem"));
-        let events = run_once(cfg.clone()).await;
+        let (events, monitor) = run_once(cfg.clone()).await;
+        assert!(monitor.is_none(), "forwarding did not start");
         let failed = events
             .query(&EventQuery {
                 kinds: vec!["siem.start_failed".into()],

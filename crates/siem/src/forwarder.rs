@@ -101,21 +101,72 @@ pub struct CollectorStatus {
     pub resent: u64,
     pub connects: u64,
     pub last_error: Option<String>,
+    /// When the store received the oldest event it has not received yet (Unix µs; see
+    /// [`Spool::oldest_pending_us`]).
+    pub oldest_pending_us: Option<i64>,
+}
+
+/// What a running forwarder is doing, for status pages and metrics; cheap to clone, and
+/// still readable (frozen) after the forwarder stopped.
+#[derive(Clone)]
+pub struct SiemMonitor {
+    spool: Arc<Spool>,
+    stats: Arc<ForwarderStats>,
+    senders: Arc<Vec<(String, Arc<SenderStats>)>>,
+}
+
+impl std::fmt::Debug for SiemMonitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SiemMonitor")
+            .field("spool", &self.spool)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SiemMonitor {
+    pub fn stats(&self) -> &ForwarderStats {
+        &self.stats
+    }
+
+    /// Bytes the spool takes on disk.
+    pub fn spool_bytes(&self) -> u64 {
+        self.spool.bytes()
+    }
+
+    /// Each collector's state.
+    pub fn status(&self) -> Vec<CollectorStatus> {
+        self.senders
+            .iter()
+            .map(|(name, s)| CollectorStatus {
+                name: name.clone(),
+                connected: s.connected.load(Ordering::Relaxed),
+                delivered_seq: s.delivered_seq.load(Ordering::Relaxed),
+                backlog: self.spool.backlog(name),
+                sent: s.sent.load(Ordering::Relaxed),
+                resent: s.resent.load(Ordering::Relaxed),
+                connects: s.connects.load(Ordering::Relaxed),
+                last_error: s
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone(),
+                oldest_pending_us: self.spool.oldest_pending_us(name),
+            })
+            .collect()
+    }
 }
 
 /// Forwarding to the configured collectors; stops when dropped.
 pub struct SiemForwarder {
-    spool: Arc<Spool>,
+    monitor: SiemMonitor,
     stop: watch::Sender<bool>,
-    stats: Arc<ForwarderStats>,
-    senders: Vec<(String, Arc<SenderStats>)>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for SiemForwarder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SiemForwarder")
-            .field("spool", &self.spool)
+            .field("spool", &self.monitor.spool)
             .finish_non_exhaustive()
     }
 }
@@ -245,41 +296,32 @@ impl SiemForwarder {
         }
         tracing::info!(target: "vigil::siem", collectors = names.len(), next_seq = spool.next_seq(), "SIEM forwarding started");
         Ok(Some(SiemForwarder {
-            spool,
+            monitor: SiemMonitor {
+                spool,
+                stats,
+                senders: Arc::new(senders),
+            },
             stop,
-            stats,
-            senders,
             threads,
         }))
     }
 
     pub fn stats(&self) -> &ForwarderStats {
-        &self.stats
+        &self.monitor.stats
     }
 
     pub fn spool(&self) -> &Arc<Spool> {
-        &self.spool
+        &self.monitor.spool
     }
 
     /// Each collector's state.
     pub fn status(&self) -> Vec<CollectorStatus> {
-        self.senders
-            .iter()
-            .map(|(name, s)| CollectorStatus {
-                name: name.clone(),
-                connected: s.connected.load(Ordering::Relaxed),
-                delivered_seq: s.delivered_seq.load(Ordering::Relaxed),
-                backlog: self.spool.backlog(name),
-                sent: s.sent.load(Ordering::Relaxed),
-                resent: s.resent.load(Ordering::Relaxed),
-                connects: s.connects.load(Ordering::Relaxed),
-                last_error: s
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone(),
-            })
-            .collect()
+        self.monitor.status()
+    }
+
+    /// A view of this forwarder's state for status pages and metrics.
+    pub fn monitor(&self) -> SiemMonitor {
+        self.monitor.clone()
     }
 
     /// Stops: the spooler stores what it has, each sender waits (at most `confirm_after` +

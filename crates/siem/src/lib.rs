@@ -1,4 +1,4 @@
-//! vigil-siem: events forwarded to SIEM collectors, nothing lost (issue #13, F1).
+//! vigil-siem: events forwarded to SIEM collectors, nothing lost (docs/siem.md).
 //!
 //! - [`format`]: an event as an RFC 5424 message (structured data with the event's fields
 //!   and a sequence number; text or CEF), framed by octet counting (RFC 5425).
@@ -20,5 +20,7 @@ pub mod spool;
 pub mod transport;
 
 pub use format::{Formatter, Payload};
-pub use forwarder::{CollectorStatus, ForwarderStats, Selection, SiemError, SiemForwarder};
+pub use forwarder::{
+    CollectorStatus, ForwarderStats, Selection, SiemError, SiemForwarder, SiemMonitor,
+};
 pub use spool::{Record, Spool};

@@ -280,6 +280,10 @@ struct State {
     writer: File,
     last_event_id: i64,
     cursors: BTreeMap<String, u64>,
+    /// (sequence number, when the store received its event) of the first record of each
+    /// append and, after a restart, of each segment, in sequence order: the age of a record
+    /// is at most that of the mark at or before it (see [`Spool::oldest_pending_us`]).
+    marks: VecDeque<(u64, i64)>,
 }
 
 /// The on-disk spool (module documentation). Shared by the spooler, which appends, and the
@@ -369,6 +373,7 @@ impl Spool {
         let mut segments: VecDeque<Segment> = VecDeque::new();
         let mut last_event_id = None;
         let mut damaged: Vec<(u64, u64)> = Vec::new();
+        let mut marks = VecDeque::new();
         let count = files.len();
         for (i, (named, path)) in files.into_iter().enumerate() {
             let newest = i + 1 == count;
@@ -417,6 +422,12 @@ impl Spool {
                         recovery.torn_bytes += dropped as u64;
                     }
                 }
+            }
+            if scan.records > 0
+                && let Ok(Some(first)) = decode_record(&data[HEADER_LEN..])
+                && let Ok(event) = decode_event(first.payload)
+            {
+                marks.push_back((first.seq, event.received_us));
             }
             last_event_id = Some(scan.last_event_id);
             recovery.records += scan.records;
@@ -482,6 +493,7 @@ impl Spool {
                 writer,
                 last_event_id,
                 cursors,
+                marks,
             }),
             durable,
         };
@@ -526,6 +538,31 @@ impl Spool {
         end - (cursor + 1).max(oldest)
     }
 
+    /// When the store received the oldest event `collector` has not received yet (Unix
+    /// microseconds), or `None` when it has them all (or is unknown). Exact to the append
+    /// batch the event was spooled with, and after a restart to its segment: never younger
+    /// than the event, so an alert on it fires early rather than late.
+    pub fn oldest_pending_us(&self, collector: &str) -> Option<i64> {
+        let st = self.lock();
+        let end = st.segments.back().map_or(1, |s| s.end_seq);
+        let oldest = st.segments.front().map_or(1, |s| s.first_seq);
+        let pending = (st.cursors.get(collector)? + 1).max(oldest);
+        if pending >= end {
+            return None;
+        }
+        let at = st.marks.partition_point(|&(seq, _)| seq <= pending);
+        at.checked_sub(1).map(|i| st.marks[i].1)
+    }
+
+    /// Forgets the marks of records no longer spooled (keeping the one that still covers the
+    /// oldest record).
+    fn prune_marks(st: &mut State) {
+        let oldest = st.segments.front().map_or(0, |s| s.first_seq);
+        while st.marks.len() > 1 && st.marks[1].0 <= oldest {
+            st.marks.pop_front();
+        }
+    }
+
     /// The last sequence number `collector` has received.
     pub fn cursor(&self, collector: &str) -> Option<u64> {
         self.lock().cursors.get(collector).copied()
@@ -543,6 +580,13 @@ impl Spool {
             return Ok(losses);
         }
         let mut buf = Vec::new();
+        // Marked before writing: records that become durable before a failed write still
+        // have their age.
+        let mark = (
+            st.segments.back().expect("one segment at least").end_seq,
+            events[0].received_us,
+        );
+        st.marks.push_back(mark);
         for e in events {
             let payload = serde_json::to_vec(e).map_err(SpoolError::Encode)?;
             let active = st.segments.back().expect("one segment at least");
@@ -582,6 +626,7 @@ impl Spool {
         }
         self.flush(&mut st, &mut buf)?;
         st.last_event_id = st.last_event_id.max(considered);
+        Self::prune_marks(&mut st);
         let end = st.segments.back().expect("one").end_seq;
         drop(st);
         self.durable.send_replace(end);
@@ -665,6 +710,7 @@ impl Spool {
             deleted = true;
         }
         if deleted {
+            Self::prune_marks(&mut st);
             sync_dir(&self.dir);
         }
     }
@@ -914,6 +960,49 @@ mod tests {
             }
             out.extend(b.records.iter().map(|r| r.seq));
         }
+    }
+
+    fn ev_at(id: i64, received_us: i64) -> Event {
+        Event {
+            received_us,
+            ..ev(id)
+        }
+    }
+
+    #[test]
+    fn the_oldest_pending_age_follows_each_collector_and_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spool, _) = Spool::open(dir.path(), 1 << 20, &collectors(), || 0).unwrap();
+        assert_eq!(spool.oldest_pending_us("a"), None, "nothing spooled");
+        // Three batches of 100 events received at 1000 s, 2000 s, 3000 s (+ id µs).
+        for b in 0..3i64 {
+            let events: Vec<Event> = (1..=100)
+                .map(|i| ev_at(b * 100 + i, (b + 1) * 1_000_000_000 + i))
+                .collect();
+            spool.append(&events, (b + 1) * 100).unwrap();
+        }
+        assert_eq!(spool.oldest_pending_us("a"), Some(1_000_000_001));
+        assert_eq!(spool.oldest_pending_us("unknown"), None);
+        // "a" got the first batch and half of the second: its oldest is the second batch's.
+        spool.ack("a", 150).unwrap();
+        assert_eq!(spool.oldest_pending_us("a"), Some(2_000_000_001));
+        assert_eq!(spool.oldest_pending_us("b"), Some(1_000_000_001));
+        spool.ack("a", 300).unwrap();
+        assert_eq!(spool.oldest_pending_us("a"), None, "a has everything");
+        spool.ack("b", 250).unwrap();
+        assert_eq!(spool.oldest_pending_us("b"), Some(3_000_000_001));
+        drop(spool);
+        // After a restart the marks come from the segments' first records: never younger.
+        let (spool, _) = Spool::open(dir.path(), 1 << 20, &collectors(), || panic!()).unwrap();
+        let after = spool
+            .oldest_pending_us("b")
+            .expect("b still waits for 50 events");
+        assert!(after <= 3_000_000_051, "{after}");
+        assert_eq!(spool.oldest_pending_us("a"), None);
+        // Delivered segments are deleted and their marks forgotten.
+        spool.ack("b", 300).unwrap();
+        assert_eq!(spool.oldest_pending_us("b"), None);
+        assert!(spool.lock().marks.len() <= 2, "{:?}", spool.lock().marks);
     }
 
     #[test]

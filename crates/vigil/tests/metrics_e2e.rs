@@ -48,6 +48,12 @@ fn a_recording_server_serves_its_figures_on_loopback() {
         .unwrap()
         .to_owned();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    // A SIEM collector nobody listens on: forwarding runs, retries and spools.
+    std::fs::write(
+        &v.config,
+        format!("{text}\n[[siem.collectors]]\nname = \"soc\"\ntarget = \"127.0.0.1:1\"\nca_file = \"pki/ca.crt\"\n"),
+    )
+    .unwrap();
     let _server = v.serve();
     v.wait_recorded("cam1", 3.0, Duration::from_secs(60));
     // The recorder refreshes its status every few seconds.
@@ -81,6 +87,18 @@ fn a_recording_server_serves_its_figures_on_loopback() {
         &format!("vigil_stream_ledger_unsigned_seconds{main}"),
     );
     assert!((0.0..25.0).contains(&lag), "signing lag {lag}");
+    let soc = "{collector=\"soc\"}";
+    assert_eq!(value(&text, &format!("vigil_siem_collector_up{soc}")), 0.0);
+    let backlog = value(&text, &format!("vigil_siem_spool_backlog_events{soc}"));
+    let age = value(
+        &text,
+        &format!("vigil_siem_spool_oldest_pending_age_seconds{soc}"),
+    );
+    assert!(
+        backlog >= 0.0 && (backlog > 0.0) == (age > 0.0),
+        "backlog {backlog}, age {age}"
+    );
+    assert!(value(&text, "vigil_siem_spool_bytes") >= 36.0, "{text}");
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

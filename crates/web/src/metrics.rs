@@ -94,6 +94,7 @@ async fn scrape(State(state): State<SharedState>) -> Response {
                 pki: Some(&state.pki),
                 events: Some(&state.events),
                 evidence: state.evidence.get().map(|e| &**e),
+                siem: state.siem.get(),
             },
             vigil_media::store::now_us(),
         )
