@@ -40,6 +40,8 @@ APT_PACKAGES=(
     tar
     # tampering tests edit the audit database directly
     sqlite3
+    # the mail server alarm e-mail is sent to over STARTTLS (crates/testkit/src/smtp.rs)
+    python3-aiosmtpd
     # plays exports in a real browser (crates/vigil/tests/browser.rs, tests/browser/play.mjs)
     chromium
     # the SIEM collector of the forwarding tests (crates/siem/tests/rsyslog.rs): both TLS

@@ -1,7 +1,8 @@
 //! Rules, alarms and bookmarks as use cases (docs/rules-and-alarms.md).
 //!
 //! - [`Alarms::spawn_rules`] subscribes to the event bus and runs the actions of the rules an
-//!   event fires (raise or count into an alarm, bookmark, evidence lock, webhook, SIEM). It never holds the
+//!   event fires (raise or count into an alarm, bookmark, evidence lock, webhook, e-mail,
+//!   SIEM). It never holds the
 //!   bus up: events go onto a bounded queue for one worker thread, and what does not fit is
 //!   counted and reported as a `rules.dropped` event.
 //! - Alarms are acknowledged and closed by people with HandleAlarms on the alarm's camera;
@@ -132,6 +133,8 @@ pub struct Alarms {
     rules: RwLock<Arc<RuleSet>>,
     /// Each rule's webhook sink, by rule name (started with the rules that have one).
     webhooks: Mutex<HashMap<String, Arc<WebhookSink>>>,
+    /// Alarm e-mail through `[smtp]`, once started ([`Alarms::start_mail`]).
+    mail: Mutex<Option<Arc<vigil_mail::MailSink>>>,
     /// The recording index and evidence ledgers, once recording runs in this process: rules'
     /// evidence locks are signed through them.
     recording: OnceLock<(Arc<Store>, Arc<Evidence>)>,
@@ -203,6 +206,7 @@ impl Alarms {
             access,
             rules: RwLock::new(Arc::new(RuleSet::default())),
             webhooks: Mutex::new(HashMap::new()),
+            mail: Mutex::new(None),
             recording: OnceLock::new(),
             stats: RuleStats::default(),
             unreported: AtomicU64::new(0),
@@ -220,6 +224,46 @@ impl Alarms {
 
     pub fn stats(&self) -> &RuleStats {
         &self.stats
+    }
+
+    /// Starts alarm e-mail through the `[smtp]` server (nothing when it names none). Until
+    /// then, or when it cannot start, rules' e-mail actions are skipped and logged. A message
+    /// that is not delivered after its attempts becomes an `alarm.email_failed` event.
+    pub fn start_mail(
+        &self,
+        smtp: &vigil_config::SmtpConfig,
+        hello_name: &str,
+    ) -> Result<(), crate::mail::MailSetupError> {
+        let Some(settings) = crate::mail::mail_settings(smtp, hello_name)? else {
+            return Ok(());
+        };
+        let bus = self.bus.clone();
+        let on_failure = Box::new(move |m: &vigil_mail::Mail, why: &str| {
+            let e = NewEvent::vigil(
+                bus.server(),
+                "alarm.email_failed",
+                Category::System,
+                Severity::Error,
+                cut(
+                    &format!(
+                        "alarm e-mail \"{}\" to {} was not delivered: {why}",
+                        m.subject,
+                        m.to.join(", ")
+                    ),
+                    vigil_events::model::MAX_MESSAGE,
+                ),
+            )
+            .attribute("recipients", m.to.join(", "));
+            let _ = bus.publish(e);
+        });
+        let sink = vigil_mail::MailSink::start(settings, on_failure)?;
+        *self.mail.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(sink));
+        Ok(())
+    }
+
+    /// The alarm e-mail sink, while it runs (its counters).
+    pub fn mail(&self) -> Option<Arc<vigil_mail::MailSink>> {
+        self.mail.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The rules in effect.
@@ -429,6 +473,22 @@ impl Alarms {
                     ),
                 }
             }
+            Action::Email { to } => match self.mail() {
+                // A full queue is the sink's own count and log line.
+                Some(sink) => {
+                    sink.send(crate::mail::rule_mail(
+                        self.bus.server(),
+                        rule,
+                        e,
+                        *alarm_id,
+                        to,
+                    ));
+                }
+                None => tracing::warn!(
+                    rule,
+                    "rule e-mail action skipped: no mail server is running ([smtp] in vigil.toml)"
+                ),
+            },
             Action::Siem => {
                 let ev = &e.event;
                 let mut out = NewEvent::vigil(

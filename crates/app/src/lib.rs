@@ -36,6 +36,7 @@ pub mod events;
 pub mod export;
 pub mod layout;
 pub mod locks;
+pub mod mail;
 pub mod metrics;
 pub mod runtime;
 pub mod settings;

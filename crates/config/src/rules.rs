@@ -92,6 +92,9 @@ pub struct RuleConfig {
     /// POST the event as JSON to an HTTPS webhook (signed like the intrusion alerts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookSettings>,
+    /// E-mail the match through the `[smtp]` server (always over TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailAction>,
     /// Forward the match to the SIEM collectors (as an `alarm.rule_matched` event of the
     /// alarm category, which forwarding always selects).
     #[serde(default, skip_serializing_if = "is_false")]
@@ -125,6 +128,34 @@ pub struct AlarmAction {
 
 fn default_priority() -> u8 {
     3
+}
+
+/// E-mail the match to these addresses through the `[smtp]` server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EmailAction {
+    /// 1 to 20 addresses (`soc@example.net`), all in one message.
+    pub to: Vec<String>,
+}
+
+/// Most recipients of one rule's e-mail.
+pub const MAX_EMAIL_RECIPIENTS: usize = 20;
+
+/// Whether `a` has the shape of an e-mail address (`local@domain`, no spaces, brackets or
+/// control characters); the mail server decides whether it exists.
+pub fn is_email_address(a: &str) -> bool {
+    let Some((local, domain)) = a.rsplit_once('@') else {
+        return false;
+    };
+    a.len() <= 254
+        && !local.is_empty()
+        && local.len() <= 64
+        && !domain.is_empty()
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !a.chars().any(|c| {
+            c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"')
+        })
 }
 
 /// Bookmark the recording of the event's camera from `pre_seconds` before the event to
@@ -504,14 +535,35 @@ pub fn check_rule(r: &RuleConfig, i: usize, at: &dyn Fn(&str) -> String) -> Resu
             "is empty: set an https:// URL or remove the webhook".into(),
         );
     }
+    if let Some(m) = &r.email {
+        if m.to.is_empty() || m.to.len() > MAX_EMAIL_RECIPIENTS {
+            return err(
+                "email.to",
+                format!(
+                    "lists {} addresses: give 1 to {MAX_EMAIL_RECIPIENTS}",
+                    m.to.len()
+                ),
+            );
+        }
+        if let Some(bad) = m.to.iter().find(|a| !is_email_address(a)) {
+            return err(
+                "email.to",
+                format!(
+                    "has {:?}, which is not an e-mail address: write them as \"soc@example.net\"",
+                    bad.chars().take(80).collect::<String>()
+                ),
+            );
+        }
+    }
     if r.alarm.is_none()
         && r.bookmark.is_none()
         && r.lock.is_none()
         && r.webhook.is_none()
+        && r.email.is_none()
         && !r.siem
     {
         return Err(format!(
-            "rule {:?} (`rules[{i}]`{}) has no action: add `alarm`, `bookmark`, `lock`, `webhook` or `siem = true`",
+            "rule {:?} (`rules[{i}]`{}) has no action: add `alarm`, `bookmark`, `lock`, `webhook`, `email` or `siem = true`",
             r.name,
             at(&format!("rules[{i}]"))
         ));
@@ -566,6 +618,7 @@ mod tests {
             bookmark: None,
             lock: None,
             webhook: None,
+            email: None,
             siem: false,
         }
     }

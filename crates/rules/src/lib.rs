@@ -83,6 +83,8 @@ pub enum Action {
     },
     /// POST the event to the rule's webhook.
     Webhook,
+    /// E-mail the match to these addresses.
+    Email { to: Vec<String> },
     /// Forward the match to the SIEM (an `alarm.rule_matched` event).
     Siem,
     /// An action the rule lists that cannot run for this event, and why.
@@ -212,6 +214,9 @@ impl Rule {
         if c.webhook.is_some() {
             out.push(Action::Webhook);
         }
+        if let Some(m) = &c.email {
+            out.push(Action::Email { to: m.to.clone() });
+        }
         if c.siem {
             out.push(Action::Siem);
         }
@@ -291,6 +296,7 @@ mod tests {
             bookmark: None,
             lock: None,
             webhook: None,
+            email: None,
             siem: false,
         }
     }

@@ -29,6 +29,7 @@ pub mod ledger;
 mod probe;
 pub mod rsyslog;
 mod rtsp;
+pub mod smtp;
 mod tools;
 mod volume;
 

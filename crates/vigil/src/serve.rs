@@ -206,6 +206,18 @@ impl Web {
             }));
             Some((stop, task))
         };
+        // Alarm e-mail: a server that cannot be used is said once; the rules' other actions
+        // and recording go on.
+        let hello = cfg
+            .management
+            .hostnames
+            .first()
+            .cloned()
+            .unwrap_or_default();
+        if let Err(e) = state.alarms.start_mail(&cfg.smtp, &hello) {
+            tracing::error!(error = %e, "alarm e-mail cannot start; rules' e-mail actions are skipped");
+            eprintln!("warning: alarm e-mail cannot start: {e}");
+        }
         let rules = {
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let _guard = runtime.enter();
@@ -354,6 +366,11 @@ pub async fn serve(
         // every viewer.
         live_video: api.as_ref().map(|api| api.live.clone()),
         events: api.as_ref().map(|api| api.events.clone()),
+        on_siem: api.clone().map(|api| {
+            Box::new(move |monitor: vigil_app::metrics::SiemMonitor| {
+                let _ = api.siem.set(monitor);
+            }) as Box<dyn FnOnce(_) + Send>
+        }),
         on_evidence: api.map(|api| {
             Box::new(move |evidence: Arc<vigil_media::evidence::Evidence>| {
                 // Rules' evidence locks sign through the same ledgers.

@@ -5,7 +5,8 @@
 //! certificate from the installation's CA, locks the camera's recording around the event: the
 //! range outlives a retention that deletes everything around it, and `vigil verify` reports the
 //! lock as a signed fact. (A sender without a certificate and outside the allow-list is
-//! refused and reported: tests/events_in.rs.)
+//! refused and reported: tests/events_in.rs.) The rule's e-mail action reaches a real mail
+//! server (aiosmtpd) over STARTTLS, verified against the site's CA, after logging in.
 
 mod common;
 
@@ -16,6 +17,8 @@ use std::time::{Duration, Instant};
 use vigil_events::alarms::{AlarmQuery, AlarmState};
 use vigil_events::bookmarks::{BookmarkQuery, Creator};
 use vigil_events::{AlarmStore, BookmarkStore, EventQuery, EventStore};
+use vigil_testkit::external_ca::{ExternalCa, Key, Validity};
+use vigil_testkit::smtp::{SmtpMode, SmtpPeer};
 
 const RULE: &str = r#"
 [[rules]]
@@ -25,6 +28,7 @@ cameras = ["lobby"]
 min_severity = "warning"
 alarm = { priority = 1 }
 bookmark = { pre_seconds = 5, post_seconds = 20 }
+email = { to = ["soc@example.net", "guard@example.net"] }
 siem = true
 "#;
 
@@ -88,8 +92,32 @@ fn a_generic_event_over_tls_fires_a_configured_rule() {
     let v = common::Vigil::init(10);
     v.set_config("allowed_sources = []", "allowed_sources = [\"127.0.0.1\"]");
     enable_events(&v);
+    // The site's mail server: its own CA, STARTTLS required, AUTH required.
+    let pki = tempfile::tempdir().unwrap();
+    let mail_ca = ExternalCa::root(pki.path(), "Site Mail CA", Key::P256);
+    let leaf = mail_ca.leaf(
+        "mail",
+        Key::P256,
+        "DNS:mail.test,IP:127.0.0.1",
+        Validity::Days(30),
+    );
+    let mail = SmtpPeer::start(
+        SmtpMode::StartTls,
+        Some((&leaf.cert, &leaf.key)),
+        Some(("vigil", "mail-pass-1")),
+    );
+    let pass = v.dir.path().join("smtp.pass");
+    std::fs::write(&pass, "mail-pass-1\n").unwrap();
+    std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let smtp = format!(
+        "\n[smtp]\nserver = \"127.0.0.1:{}\"\nserver_name = \"mail.test\"\nca_file = \"{}\"\n\
+         username = \"vigil\"\npassword_file = \"{}\"\nfrom = \"Vigil <vigil@example.net>\"\n",
+        mail.port,
+        mail_ca.root_cert().display(),
+        pass.display()
+    );
     let text = std::fs::read_to_string(&v.config).unwrap();
-    std::fs::write(&v.config, format!("{text}{RULE}")).unwrap();
+    std::fs::write(&v.config, format!("{text}{smtp}{RULE}")).unwrap();
     let ca = v.data.join("pki").join("ca.crt");
     let server = v.serve();
     let generic = listening(&server, "generic_tls");
@@ -109,6 +137,8 @@ fn a_generic_event_over_tls_fires_a_configured_rule() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
+    // The e-mails are sent by the server's mail thread: wait for them while it runs.
+    let mails = mail.wait_for(2, Duration::from_secs(30));
     let out = server.stop();
     assert_eq!(found.len(), 1, "one alarm, counted twice: {found:?}\n{out}");
     let a = &found[0];
@@ -149,6 +179,29 @@ fn a_generic_event_over_tls_fires_a_configured_rule() {
     };
     assert_eq!(kinds("alarm.raised"), 1);
     assert_eq!(kinds("alarm.rule_matched"), 2);
+    // One e-mail per match, encrypted, after logging in, to both recipients.
+    assert_eq!(mails.len(), 2, "{mails:?}\n{out}");
+    for m in &mails {
+        assert!(m.tls, "sent over STARTTLS: {m:?}");
+        assert_eq!(m.login.as_deref(), Some("vigil"));
+        assert_eq!(m.mail_from, "vigil@example.net");
+        assert_eq!(m.rcpt_tos, ["soc@example.net", "guard@example.net"]);
+        // Long header lines are folded (RFC 5322): read them unfolded.
+        let headers = m.content.replace("\r\n ", " ").replace("\n ", " ");
+        assert!(
+            headers.contains("Subject: [Vigil ")
+                && headers.contains("generic.door.forced on camera lobby (rule lobby-door)"),
+            "{}",
+            m.content
+        );
+        assert!(m.content.contains("Door 3 forced open"), "{}", m.content);
+        assert!(
+            m.content.contains(&format!("Alarm:    {}", a.id)),
+            "{}",
+            m.content
+        );
+    }
+    assert_eq!(kinds("alarm.email_failed"), 0);
 }
 
 const LOCK_RULE: &str = r#"
