@@ -25,6 +25,13 @@ pub struct DemoArgs {
 }
 
 pub fn run_serve(config: &Path) -> anyhow::Result<()> {
+    // SIGTERM and SIGINT are caught from the first moment: one that arrives while the server
+    // is still starting stops it cleanly once it runs, instead of killing it half-started.
+    let runtime = ingest_runtime()?;
+    let shutdown = {
+        let _context = runtime.enter();
+        shutdown_signal()?
+    };
     let cfg = Config::load(config)?;
     let store = Arc::new(Store::open(&cfg.data_dir)?);
     let _lock = lock_data_dir(&cfg.data_dir, "serve")?;
@@ -36,12 +43,11 @@ pub fn run_serve(config: &Path) -> anyhow::Result<()> {
             return Err(e);
         }
     };
-    let runtime = ingest_runtime()?;
     let live = web.live_config();
     let result = runtime.block_on(serve(
         cfg,
         store,
-        shutdown_signal(),
+        shutdown,
         Some(live),
         Some(web.state.clone()),
     ));
@@ -339,14 +345,18 @@ fn ingest_runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .build()
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Catches SIGINT and SIGTERM from now on (call it inside a runtime context) and returns what
+/// resolves on the first of them, also one that arrived before it is awaited.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+    })
 }
 
 /// Runs the recording runtime until `shutdown` resolves, printing what it does. With `live`,
@@ -427,6 +437,11 @@ fn signing_mode() -> Signing {
 }
 
 pub fn run_demo(args: &DemoArgs) -> anyhow::Result<()> {
+    let runtime = ingest_runtime()?;
+    let signals = {
+        let _context = runtime.enter();
+        shutdown_signal()?
+    };
     let (_tmp, data_dir) = match &args.data_dir {
         Some(d) => (None, d.clone()),
         None => {
@@ -473,7 +488,6 @@ pub fn run_demo(args: &DemoArgs) -> anyhow::Result<()> {
         );
     }
     let live = web.live_config();
-    let runtime = ingest_runtime()?;
     let result = runtime.block_on(async {
         let camera = vigil_samplecam::SampleCamera::start(
             "127.0.0.1:0".parse().expect("static address"),
@@ -535,9 +549,9 @@ pub fn run_demo(args: &DemoArgs) -> anyhow::Result<()> {
         let stop = async move {
             match duration {
                 Some(d) => {
-                    tokio::select! { _ = tokio::time::sleep(d) => {}, _ = shutdown_signal() => {} }
+                    tokio::select! { _ = tokio::time::sleep(d) => {}, _ = signals => {} }
                 }
-                None => shutdown_signal().await,
+                None => signals.await,
             }
         };
         let result = serve(

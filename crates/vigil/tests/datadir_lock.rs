@@ -1,7 +1,8 @@
 //! One recording process per data directory: a second `serve` or `demo` on a directory in use
 //! is refused with the holder's PID (two recorders would interleave their records in each
 //! camera's evidence ledger), while readers and database-only commands keep working beside the
-//! running server, and a `kill -9`ed server does not keep the directory locked.
+//! running server, and a `kill -9`ed server does not keep the directory locked. A SIGTERM that
+//! arrives while the server is still starting stops it cleanly.
 
 mod common;
 
@@ -179,4 +180,29 @@ fn a_restart_after_kill_9_takes_the_data_directory() {
         "{said}"
     );
     server.stop();
+}
+
+#[test]
+fn a_sigterm_while_the_server_starts_stops_it_cleanly() {
+    let v = Vigil::init(2);
+    // From the config being read to the listeners and recorders starting: each delay lands
+    // somewhere in the start-up; every stop must be a clean exit (Server::stop asserts it).
+    for delay in [150, 300, 600] {
+        let server = v.serve();
+        std::thread::sleep(Duration::from_millis(delay));
+        server.stop();
+    }
+    // And the next start finds a clean shutdown behind it.
+    let server = v.serve();
+    let start = Instant::now();
+    while !server.output().contains("Recovery:") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{}",
+            server.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let said = server.stop();
+    assert!(!said.contains("did not shut down cleanly"), "{said}");
 }
