@@ -1014,8 +1014,9 @@ fn continues_chain(b: &[u8], seq_be: &[u8; 8], prev: &Hash) -> bool {
     decode_body(&b[4..4 + len], &stored).is_ok()
 }
 
-/// Reads until `buf` is full or EOF; returns the number of bytes read.
-fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads until `buf` is full or EOF; returns the number of bytes read (fewer at EOF, where
+/// `Read::read_exact` would say only that it ended). Also reads the backup format's frames.
+pub fn read_full<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match r.read(&mut buf[n..]) {

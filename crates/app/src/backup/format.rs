@@ -9,6 +9,7 @@ use std::io::{self, Read, Write};
 use argon2::{Algorithm, Argon2, Params, Version};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use vigil_signing::record::read_full;
 use zeroize::Zeroizing;
 
 /// The first bytes of every backup file.
@@ -260,20 +261,6 @@ pub fn format_error(e: &io::Error) -> Option<&FormatError> {
 
 fn fail(e: FormatError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
-}
-
-/// Reads exactly `buf.len()` bytes, or reports how many there were before the end.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 impl<R: Read> OpeningReader<R> {
