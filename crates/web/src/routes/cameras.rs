@@ -529,6 +529,13 @@ pub struct CameraPatch {
     #[serde(default, deserialize_with = "explicit")]
     #[schema(value_type = Option<SecondaryRequest>)]
     pub secondary: Option<Option<SecondaryRequest>>,
+    /// Pin the one TLS certificate the camera's `rtsps://` streams may present, by its
+    /// SHA-256 fingerprint (64 hex digits, colons allowed; shown in the refusal when the
+    /// certificate is not trusted), or `null` to remove the pin so the certificate is verified
+    /// against the trust store again; the same as `vigil camera trust`, audited.
+    #[serde(default, deserialize_with = "explicit")]
+    #[schema(value_type = Option<String>, example = "AB:CD:…")]
+    pub tls_pin: Option<Option<String>>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -665,7 +672,8 @@ async fn get_camera(
 }
 
 /// Enable or disable recording, change retention, set, replace or remove (`null`) the
-/// secondary stream (ManageCameras).
+/// secondary stream, pin or unpin (`null`) the certificate of an `rtsps://` camera
+/// (ManageCameras).
 #[utoipa::path(patch, path = "/api/v1/cameras/{camera}", tag = "cameras",
     params(CameraPath),
     request_body = CameraPatch,
@@ -698,11 +706,21 @@ async fn patch_camera(
         sec.check_keep()?;
     }
     let secondary = patch.secondary;
+    let tls_pin = patch.tls_pin;
     let store = state.store.clone();
     let access = state.access.clone();
     let actor = caller.actor();
     let info = blocking(move || {
         let cam = find_camera(&store, &name)?;
+        let trail = Trail::new(&access, actor);
+        // A pin is its own audited change (as `vigil camera trust`); checked first, so a
+        // malformed fingerprint changes nothing else either.
+        let pinned = tls_pin
+            .as_ref()
+            .map(|pin| {
+                cameras::trust(&store, &cam.id, pin.as_deref(), &trail).map_err(camera_error)
+            })
+            .transpose()?;
         let change = CameraChange {
             enabled,
             max_age_secs: max_age,
@@ -715,8 +733,14 @@ async fn patch_camera(
                 })
                 .transpose()?,
         };
-        let trail = Trail::new(&access, actor);
-        let after = cameras::change(&store, &cam.id, &change, &trail).map_err(camera_error)?;
+        let settings = change.enabled.is_some()
+            || change.max_age_secs.is_some()
+            || change.max_bytes.is_some()
+            || change.secondary.is_some();
+        let after = match pinned {
+            Some(after) if !settings => after,
+            _ => cameras::change(&store, &cam.id, &change, &trail).map_err(camera_error)?,
+        };
         camera_info(&store, &after, true, now_us())
     })
     .await??;
