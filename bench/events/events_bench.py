@@ -416,11 +416,16 @@ class Vigil:
         last_rx = self.db.execute(
             "SELECT max(received_us) FROM events WHERE id > ? AND source_kind = 'syslog'",
             (start_id,)).fetchone()[0]
+        lost = {}
+        for kind, attrs in self.db.execute(
+                "SELECT kind, attributes FROM events WHERE id > ? "
+                "AND kind IN ('events.dropped', 'rules.dropped')", (start_id,)):
+            lost[kind] = lost.get(kind, 0) + int(json.loads(attrs).get("count", "0"))
         return {"stored": seen.get("<syslog>", 0), "matched": seen.get("alarm.rule_matched", 0),
                 "t_syslog": t_syslog, "t_rules": t_rules, "kinds": seen, "last_id": last,
                 "last_received": last_rx / 1e6 if last_rx else None,
-                "events_dropped": seen.get("events.dropped", 0),
-                "rules_dropped": seen.get("rules.dropped", 0)}
+                "events_dropped": lost.get("events.dropped", 0),
+                "rules_dropped": lost.get("rules.dropped", 0)}
 
     def wait_idle(self, limit=60.0, quiet=1.0):
         """Until no event was stored for `quiet` seconds."""
@@ -987,7 +992,8 @@ def report(b, a, started):
     r = b.results
     lines = []
     now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    rs_version = subprocess.run(["rsyslogd", "-v"], capture_output=True, text=True).stdout.splitlines()[0]
+    rs_version = " ".join(subprocess.run(["rsyslogd", "-v"], capture_output=True,
+                                         text=True).stdout.split()[:2])
     load_end = " ".join(f"{x:.2f}" for x in loadavgs())
     summary = []
 
@@ -1067,9 +1073,10 @@ Goal ≥ 1.0 × rsyslog: **{verdict}**.
 
 Vigil with its rules' outputs stored too (every `alarm.rule_matched` of the round,
 {v[0]['expected_matches']:,} per round): {', '.join(fmt_rate(x) for x in rules_rates) or 'not reached'} msg/s
-(times {', '.join(fmt_s(x.get('elapsed_rules')) for x in v)}). Events the bus dropped (queue full,
-`events.dropped`): {', '.join(str(x['events_dropped']) for x in v)} per round; events the rules did not
-see (`rules.dropped`): {', '.join(str(x['rules_dropped']) for x in v)}. Alarms' counts (sum per rule)
+(times {', '.join(fmt_s(x.get('elapsed_rules')) for x in v)}; {', '.join(f"{x['matched']:,}" for x in v)} of
+{v[0]['expected_matches']:,} matches acted on). Events the bus dropped (queue full, the `count` of
+`events.dropped` events): {', '.join(f"{x['events_dropped']:,}" for x in v)} per round; events the rules did not
+see (the `count` of `rules.dropped` events): {', '.join(f"{x['rules_dropped']:,}" for x in v)} per round. Alarms' counts (sum per rule)
 before → after all rounds: {ing['alarms_before']} → {ing['alarms_after']}.
 Precise end times where the receivers record them: Vigil's last `received_us` (the batch's
 store time) {', '.join(fmt_s(x.get('elapsed_last_received')) for x in v)}; rsyslog's file
