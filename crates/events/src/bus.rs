@@ -155,6 +155,37 @@ impl EventBus {
         }
     }
 
+    /// Like [`EventBus::publish`], but an event the full queue cannot take now is handed
+    /// back (`Ok(Some(event))`, sanitized and checked, not counted as dropped), so a producer
+    /// that can slow its sender down waits and offers it again (see `vigil_intake`: a TCP or TLS
+    /// sender then waits on its socket instead of losing events). `Ok(None)`: queued, or the
+    /// bus is closed (counted as dropped, like `publish`).
+    pub fn try_publish(&self, event: NewEvent) -> Result<Option<NewEvent>, EventError> {
+        let event = event.sanitized();
+        if let Err(e) = event.check() {
+            self.stats.refused.fetch_add(1, Ordering::Relaxed);
+            return Err(e);
+        }
+        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(tx) = tx else {
+            self.stats.published.fetch_add(1, Ordering::Relaxed);
+            self.count_drop();
+            return Ok(None);
+        };
+        match tx.try_send(Msg::Event(event)) {
+            Ok(()) => {
+                self.stats.published.fetch_add(1, Ordering::Relaxed);
+                Ok(None)
+            }
+            Err(TrySendError::Full(Msg::Event(event))) => Ok(Some(event)),
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.stats.published.fetch_add(1, Ordering::Relaxed);
+                self.count_drop();
+                Ok(None)
+            }
+        }
+    }
+
     fn count_drop(&self) {
         self.stats.dropped.fetch_add(1, Ordering::Relaxed);
         self.unreported.fetch_add(1, Ordering::Relaxed);
@@ -318,6 +349,48 @@ mod tests {
         e.kind = "Not A Kind".into();
         assert!(bus.publish(e).is_err());
         assert_eq!(bus.stats().refused.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn try_publish_hands_back_what_a_full_queue_cannot_take_and_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EventStore::open(dir.path()).unwrap());
+        let bus = EventBus::start(store.clone(), "srv").unwrap();
+        let blocker = rusqlite::Connection::open(store.path()).unwrap();
+        blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let mut handed_back = None;
+        let mut queued = 0;
+        for i in 0..QUEUE + BATCH + 500 {
+            match bus.try_publish(ev(i)).unwrap() {
+                None => queued += 1,
+                Some(back) => {
+                    handed_back = Some(back);
+                    break;
+                }
+            }
+        }
+        let back = handed_back.expect("the queue fills while the writer waits");
+        assert_eq!(back.message, format!("tick {queued}"));
+        assert_eq!(bus.stats().dropped.load(Ordering::Relaxed), 0);
+        blocker.execute_batch("COMMIT").unwrap();
+        drop(blocker);
+        // Offered again once there is room: every event is stored, none counted as dropped.
+        let mut back = Some(back);
+        while let Some(e) = back.take() {
+            back = bus.try_publish(e).unwrap();
+            if back.is_some() {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        bus.flush();
+        assert_eq!(bus.stats().dropped.load(Ordering::Relaxed), 0);
+        assert_eq!(
+            bus.stats().stored.load(Ordering::Relaxed),
+            queued as u64 + 1
+        );
+        let mut refused = ev(0);
+        refused.kind = "Not A Kind".into();
+        assert!(bus.try_publish(refused).is_err());
     }
 
     #[test]

@@ -627,7 +627,9 @@ async fn read_loop<S: AsyncRead + Unpin>(
                     } else if let Some(cn) = certificate {
                         add_room(&mut event, "certificate", cn);
                     }
-                    publish(shared, stats, event);
+                    if !publish_waiting(shared, stats, event, &mut stop).await {
+                        return;
+                    }
                 }
                 Err((kind, why)) => {
                     stats.error(kind);
@@ -676,6 +678,48 @@ async fn admit(
 fn add_room(event: &mut NewEvent, key: &str, value: &str) {
     if event.attributes.len() < MAX_ATTRIBUTES || event.attributes.contains_key(key) {
         event.attributes.insert(key.to_owned(), value.to_owned());
+    }
+}
+
+/// How long a stream's event may wait for room on a full event bus before it is dropped (and
+/// counted, and reported as `events.dropped`).
+const BUS_WAIT: Duration = Duration::from_secs(5);
+
+/// Publishes an event of a TCP or TLS stream; while the bus's queue is full the connection
+/// waits (it reads nothing more, so TCP slows the sender down) instead of losing the event,
+/// for up to [`BUS_WAIT`]. `false` when the server is stopping.
+async fn publish_waiting(
+    shared: &Shared,
+    stats: &InputStats,
+    mut event: NewEvent,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    let give_up = Instant::now() + BUS_WAIT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match shared.bus.try_publish(event) {
+            Ok(None) => {
+                stats.events.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
+            Ok(Some(back)) if Instant::now() < give_up => {
+                event = back;
+                tokio::select! {
+                    _ = stopped(stop) => return false,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Ok(Some(back)) => {
+                publish(shared, stats, back);
+                return true;
+            }
+            Err(e) => {
+                stats.error("event_refused");
+                tracing::warn!(error = %e, "an event from an input was refused by the bus");
+                return true;
+            }
+        }
     }
 }
 
