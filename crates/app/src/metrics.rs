@@ -203,6 +203,8 @@ pub struct Sources<'a> {
     pub evidence: Option<&'a Evidence>,
     /// SIEM forwarding, when it runs in this process.
     pub siem: Option<&'a SiemMonitor>,
+    /// The rules' alarm e-mail, when `[smtp]` names a server.
+    pub mail: Option<&'a vigil_mail::MailStats>,
 }
 
 /// Reads every figure at `now_us` (microseconds since the Unix epoch) and renders the
@@ -221,6 +223,9 @@ pub fn collect(src: &Sources<'_>, now_us: i64) -> Result<String, MetricsError> {
     }
     if let Some(siem) = src.siem {
         siem_forwarding(&mut x, siem, now_us);
+    }
+    if let Some(mail) = src.mail {
+        alarm_email(&mut x, mail);
     }
     Ok(x.render())
 }
@@ -471,6 +476,37 @@ fn events(x: &mut Exposition, bus: &EventBus) {
     }
 }
 
+/// The rules' alarm e-mail: what the mail server accepted, what was given up on, dropped with
+/// a full queue, and retried.
+fn alarm_email(x: &mut Exposition, mail: &vigil_mail::MailStats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    for (name, help, counter) in [
+        (
+            "vigil_alarm_emails_sent_total",
+            "Alarm e-mails the mail server accepted since the server started.",
+            &mail.sent,
+        ),
+        (
+            "vigil_alarm_emails_failed_total",
+            "Alarm e-mails not delivered after their attempts, or refused for good, since the server started (each is an alarm.email_failed event).",
+            &mail.failed,
+        ),
+        (
+            "vigil_alarm_emails_dropped_total",
+            "Alarm e-mails dropped because the mail queue was full, since the server started.",
+            &mail.dropped,
+        ),
+        (
+            "vigil_alarm_email_retries_total",
+            "Attempts to send an alarm e-mail that were retried, since the server started.",
+            &mail.retried,
+        ),
+    ] {
+        x.declare(name, MetricType::Counter, help);
+        x.sample(name, &[], counter.load(Relaxed) as f64);
+    }
+}
+
 /// SIEM forwarding: per collector whether it is connected, its backlog (the spool's depth for
 /// it) and the age of the oldest event it has not received; the spool's size; what was
 /// spooled, sent and lost.
@@ -656,10 +692,12 @@ mod tests {
                 events: None,
                 evidence: None,
                 siem: None,
+                mail: None,
             },
             vigil_media::store::now_us(),
         )
         .unwrap();
+        assert!(!text.contains("vigil_alarm_email"), "no e-mail, no figures");
         assert!(
             text.contains("vigil_stream_up{camera=\"lobby\",stream=\"main\"} 0\n"),
             "{text}"
@@ -668,5 +706,30 @@ mod tests {
         // Not up: no rate figures pretend to be current.
         assert!(!text.contains("vigil_stream_frames_per_second{"));
         assert!(text.contains("# TYPE vigil_stream_reconnects_total counter\n"));
+        let mail = vigil_mail::MailStats::default();
+        mail.sent.store(3, std::sync::atomic::Ordering::Relaxed);
+        mail.failed.store(1, std::sync::atomic::Ordering::Relaxed);
+        let text = collect(
+            &Sources {
+                store: &store,
+                access: None,
+                pki: None,
+                events: None,
+                evidence: None,
+                siem: None,
+                mail: Some(&mail),
+            },
+            vigil_media::store::now_us(),
+        )
+        .unwrap();
+        for line in [
+            "# TYPE vigil_alarm_emails_sent_total counter\n",
+            "vigil_alarm_emails_sent_total 3\n",
+            "vigil_alarm_emails_failed_total 1\n",
+            "vigil_alarm_emails_dropped_total 0\n",
+            "vigil_alarm_email_retries_total 0\n",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 }

@@ -793,6 +793,7 @@ mod tests {
                 events: None,
                 evidence: None,
                 siem: Some(&monitor.expect("the runtime shares its SIEM forwarder")),
+                mail: None,
             },
             vigil_media::store::now_us(),
         )

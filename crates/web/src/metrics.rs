@@ -87,6 +87,7 @@ impl MetricsListener {
 /// Reading the figures queries SQLite, so it runs on the blocking pool.
 async fn scrape(State(state): State<SharedState>) -> Response {
     let collected = tokio::task::spawn_blocking(move || {
+        let mail = state.alarms.mail();
         collect(
             &Sources {
                 store: &state.store,
@@ -95,6 +96,7 @@ async fn scrape(State(state): State<SharedState>) -> Response {
                 events: Some(&state.events),
                 evidence: state.evidence.get().map(|e| &**e),
                 siem: state.siem.get(),
+                mail: mail.as_deref().map(|m| m.stats()),
             },
             vigil_media::store::now_us(),
         )
