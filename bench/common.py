@@ -104,6 +104,21 @@ def free_port():
 # ----- /proc -----
 
 
+def wait_port(port, proc, what, limit=30.0, interval=0.05):
+    """Waits until something accepts on 127.0.0.1:port; raises if `proc` exits first or the
+    limit passes."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode} before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(interval)
+    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {limit:.0f} s")
+
+
 def _stat_fields(path):
     """The fields of a /proc stat file after the command name (field 3, state, first)."""
     with open(path) as f:

@@ -59,6 +59,7 @@ from statistics import median
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from common import (  # noqa: E402
+    wait_port,
     CLK_TCK, Deadline, admin_token, cpu_model, free_port, git_rev, kill_all_children, loadavgs,
     loopback_only, make_log, on_alarm, on_term, proc_ticks, run, spawn, threads, write_secret)
 
@@ -111,19 +112,6 @@ def pidfile():
 
 def start(cmd, **kw):
     return spawn(cmd, die_with_parent=True, pidfile=pidfile(), **kw)
-
-
-def wait_port(port, proc, what, limit=30.0):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode} before listening")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {limit:.0f} s")
 
 
 def stop_proc(p, limit=15):

@@ -33,6 +33,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from common import (  # noqa: E402
+    wait_port,
     CLK_TCK, admin_token, children_cpu, cpu_model, free_port, proc_ticks, run, served_key_and_chain,
     write_secret)
 
@@ -52,19 +53,6 @@ def children_of(pid):
             return [int(p) for p in f.read().split()]
     except OSError:
         return []
-
-
-def wait_port(port, proc, what, limit=30.0):
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode} before listening")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{what} did not listen on 127.0.0.1:{port} within {limit:.0f} s")
 
 
 class Bench:
@@ -117,7 +105,7 @@ class Bench:
         p = subprocess.Popen([self.a.vigil, "--config", self.config, "serve"], stdout=log,
                              stderr=subprocess.STDOUT, env=env, start_new_session=True)
         self.procs.append(p)
-        wait_port(self.vport, p, "vigil serve")
+        wait_port(self.vport, p, "vigil serve", interval=0.1)
         self.vigil = p
         # The answer nginx will serve: same size as Vigil's.
         self.vigil_answer = self.get_vigil_answer()
@@ -202,7 +190,7 @@ http {{
                              stdout=subprocess.DEVNULL, stderr=open(os.path.join(w, "nginx.out"), "w"),
                              start_new_session=True)
         self.procs.append(p)
-        wait_port(self.nport, p, "nginx")
+        wait_port(self.nport, p, "nginx", interval=0.1)
         self.nginx = p
         self.nginx_alpn = "h2, http/1.1" if h2 else "http/1.1"
         self.params = {"vigil": self.negotiated(self.vport), "nginx": self.negotiated(self.nport)}
