@@ -142,6 +142,9 @@ pub struct CameraChange {
     pub max_bytes: Option<Option<i64>>,
     /// Set or replace (`Some(Some)`) or remove (`Some(None)`) the secondary stream.
     pub secondary: Option<Option<NewSecondary>>,
+    /// Pin (`Some(Some(fingerprint))`) or unpin (`Some(None)`) the certificate, as [`trust`]:
+    /// applied first, as its own audited change.
+    pub tls_pin: Option<Option<String>>,
 }
 
 /// Applies a change to a camera (a running server picks it up within seconds) and records one
@@ -152,6 +155,16 @@ pub fn change(
     change: &CameraChange,
     trail: &Trail<'_>,
 ) -> Result<Camera, CameraError> {
+    if let Some(pin) = &change.tls_pin {
+        let pinned = trust(store, name, pin.as_deref(), trail)?;
+        let settings = change.enabled.is_some()
+            || change.max_age_secs.is_some()
+            || change.max_bytes.is_some()
+            || change.secondary.is_some();
+        if !settings {
+            return Ok(pinned);
+        }
+    }
     let before = store.camera(name).map_err(CameraError::Store)?;
     if let Some(secondary) = &change.secondary {
         store

@@ -152,6 +152,19 @@ fn a_second_recorder_is_refused_while_readers_keep_working() {
     assert!(report["failure"].is_null(), "{report:#}");
 }
 
+/// Waits until the server has run its start-up recovery (it says "Recovery:").
+fn wait_recovered(server: &common::Server) {
+    let start = Instant::now();
+    while !server.output().contains("Recovery:") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{}",
+            server.output()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn a_restart_after_kill_9_takes_the_data_directory() {
     let v = Vigil::init(2);
@@ -165,15 +178,7 @@ fn a_restart_after_kill_9_takes_the_data_directory() {
     let server = v.serve();
     let second = server.pid();
     wait_for_holder(&v, second);
-    let start = Instant::now();
-    while !server.output().contains("Recovery:") {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{}",
-            server.output()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_recovered(&server);
     let said = server.output();
     assert!(
         said.contains("did not shut down cleanly") && said.contains(&format!("process {first}")),
@@ -194,15 +199,7 @@ fn a_sigterm_while_the_server_starts_stops_it_cleanly() {
     }
     // And the next start finds a clean shutdown behind it.
     let server = v.serve();
-    let start = Instant::now();
-    while !server.output().contains("Recovery:") {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{}",
-            server.output()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_recovered(&server);
     let said = server.stop();
     assert!(!said.contains("did not shut down cleanly"), "{said}");
 }

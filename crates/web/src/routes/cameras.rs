@@ -712,15 +712,6 @@ async fn patch_camera(
     let actor = caller.actor();
     let info = blocking(move || {
         let cam = find_camera(&store, &name)?;
-        let trail = Trail::new(&access, actor);
-        // A pin is its own audited change (as `vigil camera trust`); checked first, so a
-        // malformed fingerprint changes nothing else either.
-        let pinned = tls_pin
-            .as_ref()
-            .map(|pin| {
-                cameras::trust(&store, &cam.id, pin.as_deref(), &trail).map_err(camera_error)
-            })
-            .transpose()?;
         let change = CameraChange {
             enabled,
             max_age_secs: max_age,
@@ -732,15 +723,10 @@ async fn patch_camera(
                         .transpose()
                 })
                 .transpose()?,
+            tls_pin,
         };
-        let settings = change.enabled.is_some()
-            || change.max_age_secs.is_some()
-            || change.max_bytes.is_some()
-            || change.secondary.is_some();
-        let after = match pinned {
-            Some(after) if !settings => after,
-            _ => cameras::change(&store, &cam.id, &change, &trail).map_err(camera_error)?,
-        };
+        let trail = Trail::new(&access, actor);
+        let after = cameras::change(&store, &cam.id, &change, &trail).map_err(camera_error)?;
         camera_info(&store, &after, true, now_us())
     })
     .await??;
