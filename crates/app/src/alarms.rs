@@ -4,7 +4,7 @@
 //!   event fires (raise or count into an alarm, bookmark, evidence lock, webhook, e-mail,
 //!   SIEM). It never holds the
 //!   bus up: events go onto a bounded queue for one worker thread, and what does not fit is
-//!   counted and reported as a `rules.dropped` event.
+//!   read back from the event database, so every stored event is evaluated once.
 //! - Alarms are acknowledged and closed by people with HandleAlarms on the alarm's camera;
 //!   each step is audited and published as an `alarm.*` event (the alarm category, which SIEM
 //!   forwarding always selects).
@@ -14,7 +14,7 @@
 //!   and tried on an example event without running anything.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, TrySendError};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
@@ -30,8 +30,8 @@ use vigil_events::bookmarks::{
 };
 use vigil_events::model::now_us;
 use vigil_events::{
-    AlarmStore, BookmarkStore, Category, Event, EventBus, EventError, Live, NewEvent, Severity,
-    StoreError,
+    AlarmStore, BookmarkStore, Category, Event, EventBus, EventError, Live, NewEvent, Raise,
+    Severity, StoreError,
 };
 use vigil_media::evidence::Evidence;
 use vigil_media::store::Store;
@@ -40,8 +40,43 @@ use vigil_rules::{Action, RuleError, RuleSet, is_rule_output};
 use crate::error::{Classified, ErrorKind};
 use crate::locks::{self, LockError, NewLock};
 
-/// Events queued for the rule worker at most; beyond, they are dropped and counted.
+/// Events queued for the rule worker at most; beyond, the worker reads them back from the
+/// event database.
 pub const RULE_QUEUE: usize = 4096;
+/// Events evaluated in one batch at most (one transaction for its alarms, one for its
+/// bookmarks).
+const RULE_BATCH: usize = 512;
+/// Events read back from the database at a time by a worker that fell behind.
+const CATCH_UP_PAGE: usize = 1024;
+/// Seconds a worker tries to read the database before it skips what it missed.
+const CATCH_UP_TRIES: u32 = 5;
+/// The rule worker's position among `events.db`'s cursors: the last event it evaluated.
+pub const RULES_CURSOR: &str = "rules";
+/// How long the worker waits for room on a full bus for an event of its own.
+const OUTPUT_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The worker's last evaluated event not yet saved, and when it last saved.
+struct Position {
+    unsaved: Option<i64>,
+    saved: std::time::Instant,
+}
+
+impl Default for Position {
+    fn default() -> Self {
+        Position {
+            unsaved: None,
+            saved: std::time::Instant::now(),
+        }
+    }
+}
+
+/// One rule fired by one event, with what it does and, once raised, its alarm.
+struct Fired<'a> {
+    rule: String,
+    event: &'a Event,
+    actions: Vec<Action>,
+    alarm_id: Option<i64>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AlarmsError {
@@ -111,7 +146,10 @@ pub struct RuleStats {
     pub fired: AtomicU64,
     /// Actions that failed (a database error, a full webhook queue is the sink's own count).
     pub failed: AtomicU64,
-    /// Events the rules never saw because their queue was full (or the subscription lagged).
+    /// Events that did not fit the worker's queue (or that the subscription missed) and were
+    /// read back from the event database instead: evaluated late, not lost.
+    pub deferred: AtomicU64,
+    /// Events never evaluated: the event database could not be read to catch up.
     pub dropped: AtomicU64,
 }
 
@@ -317,26 +355,33 @@ impl Alarms {
             .collect())
     }
 
-    /// Starts the rule task on the current tokio runtime: subscribes to the bus now (so
-    /// every event stored after this call is seen) and runs until `shutdown` resolves or the
-    /// bus closes. Actions run on one worker thread behind a bounded queue.
+    /// Starts the rule task on the current tokio runtime and returns at once: subscribes to
+    /// the bus now and runs until `shutdown` resolves or the bus closes. Actions run on one
+    /// worker thread, in batches (one transaction for a batch's alarms, one for its
+    /// bookmarks). No stored event escapes the rules: what the worker's queue cannot take,
+    /// or the subscription misses, it reads back from the event database; its position is
+    /// kept there too, so after a restart it resumes where it stopped (the first start begins
+    /// with the events stored from then on). docs/rules-and-alarms.md, "How rules run".
     pub fn spawn_rules(
         self: &Arc<Self>,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> tokio::task::JoinHandle<()> {
+        let start = self.rules_start();
         let mut sub = self.bus.subscribe();
         let me = self.clone();
+        // Set when an event did not reach the worker: it then reads the database. Set at the
+        // start too, for the events stored between reading `start` and subscribing.
+        let behind = Arc::new(AtomicBool::new(true));
+        let stopping = Arc::new(AtomicBool::new(false));
         tokio::spawn(async move {
             let (tx, rx) = mpsc::sync_channel::<Arc<Event>>(RULE_QUEUE);
             let worker = {
                 let me = me.clone();
+                let behind = behind.clone();
+                let stopping = stopping.clone();
                 std::thread::Builder::new()
                     .name("rule-actions".into())
-                    .spawn(move || {
-                        while let Ok(e) = rx.recv() {
-                            me.handle(&e);
-                        }
-                    })
+                    .spawn(move || me.rule_worker(start, &rx, &behind, &stopping))
                     .expect("spawn the rule worker")
             };
             tokio::pin!(shutdown);
@@ -348,21 +393,145 @@ impl Alarms {
                     live = sub.next() => match live {
                         None => break,
                         Some(Live::Event(e)) => {
-                            if is_rule_output(&e.event) || me.rules().rules().is_empty() {
+                            if is_rule_output(&e.event) {
                                 continue;
                             }
-                            if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(e) {
-                                me.count_drops(1);
+                            if let Err(TrySendError::Full(_)) = tx.try_send(e) {
+                                me.stats.deferred.fetch_add(1, Ordering::Relaxed);
+                                behind.store(true, Ordering::SeqCst);
                             }
                         }
-                        Some(Live::Missed(n)) => me.count_drops(n),
+                        Some(Live::Missed(n)) => {
+                            me.stats.deferred.fetch_add(n, Ordering::Relaxed);
+                            behind.store(true, Ordering::SeqCst);
+                        }
                     },
                 }
             }
+            stopping.store(true, Ordering::SeqCst);
             drop(tx);
             let _ = tokio::task::spawn_blocking(move || worker.join()).await;
             me.report_drops();
         })
+    }
+
+    /// The id after which the rules start: where they stopped before, or the newest stored
+    /// event the first time (the history is not evaluated). `None` when the database cannot
+    /// be read: then from the first event that arrives.
+    fn rules_start(&self) -> Option<i64> {
+        let store = self.bus.store();
+        let start = match store.cursor(RULES_CURSOR) {
+            Ok(c) if c > 0 => Ok(c),
+            Ok(_) => store.last_id(),
+            Err(e) => Err(e),
+        };
+        match start {
+            Ok(id) => Some(id),
+            Err(e) => {
+                tracing::error!(error = %e, "the rules cannot read where they stopped; they start with the next event");
+                None
+            }
+        }
+    }
+
+    /// The worker thread: takes what the queue holds (up to a batch), first reading from the
+    /// database whatever did not reach it, and evaluates each event once, in id order.
+    fn rule_worker(
+        &self,
+        start: Option<i64>,
+        rx: &mpsc::Receiver<Arc<Event>>,
+        behind: &AtomicBool,
+        stopping: &AtomicBool,
+    ) {
+        let mut seen = start;
+        let mut position = Position::default();
+        let mut batch: Vec<Arc<Event>> = Vec::with_capacity(RULE_BATCH);
+        loop {
+            // Waking once a second lets a worker whose queue stays empty still catch up.
+            match rx.recv_timeout(std::time::Duration::from_secs(1)) {
+                Ok(e) => batch.push(e),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            while batch.len() < RULE_BATCH {
+                match rx.try_recv() {
+                    Ok(e) => batch.push(e),
+                    Err(_) => break,
+                }
+            }
+            if behind.swap(false, Ordering::SeqCst)
+                && let Some(at) = seen.as_mut()
+            {
+                self.catch_up(at, stopping, &mut position);
+            }
+            let fresh: Vec<&Event> = batch
+                .iter()
+                .map(|e| &**e)
+                .filter(|e| seen.is_none_or(|at| e.id > at))
+                .collect();
+            if let Some(last) = fresh.last().map(|e| e.id) {
+                let acted = self.handle_batch(&fresh);
+                seen = Some(last);
+                self.advance(&mut position, last, acted);
+            }
+            batch.clear();
+        }
+        if let Some(id) = position.unsaved.take() {
+            self.save_position(id);
+        }
+    }
+
+    /// Evaluates the stored events after `at` up to the newest, a page at a time, moving `at`.
+    /// A database that cannot be read is tried again for a few seconds; then the events up to
+    /// the newest are given up, counted and reported (`rules.dropped`).
+    fn catch_up(&self, at: &mut i64, stopping: &AtomicBool, position: &mut Position) {
+        let store = self.bus.store();
+        let mut failures = 0;
+        while !stopping.load(Ordering::SeqCst) {
+            match store.after(*at, CATCH_UP_PAGE) {
+                Ok(page) => {
+                    let Some(last) = page.last().map(|e| e.id) else {
+                        return;
+                    };
+                    failures = 0;
+                    let refs: Vec<&Event> = page.iter().collect();
+                    let acted = self.handle_batch(&refs);
+                    *at = last;
+                    self.advance(position, last, acted);
+                }
+                Err(e) if failures < CATCH_UP_TRIES => {
+                    failures += 1;
+                    tracing::error!(error = %e, "the rules cannot read the events they missed; trying again in a second");
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                }
+                Err(e) => {
+                    let newest = store.last_id().unwrap_or(*at);
+                    let lost = u64::try_from(newest - *at).unwrap_or(0);
+                    tracing::error!(error = %e, lost, "the rules skip the events they could not read");
+                    self.count_drops(lost);
+                    *at = newest;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Notes that the events up to `id` are evaluated. Saved at once after a batch that
+    /// acted (a restart must not act on them again), otherwise at most once a second: events
+    /// that fired nothing cost no extra write each.
+    fn advance(&self, position: &mut Position, id: i64, acted: bool) {
+        position.unsaved = Some(id);
+        if acted || position.saved.elapsed() >= std::time::Duration::from_secs(1) {
+            self.save_position(id);
+            position.unsaved = None;
+            position.saved = std::time::Instant::now();
+        }
+    }
+
+    fn save_position(&self, id: i64) {
+        if let Err(e) = self.bus.store().set_cursor(RULES_CURSOR, id) {
+            tracing::warn!(error = %e, "the rules cannot save their position; after a restart they may act on some events again");
+        }
     }
 
     fn count_drops(&self, n: u64) {
@@ -380,84 +549,174 @@ impl Alarms {
             "rules.dropped",
             Category::System,
             Severity::Error,
-            format!("{n} events were not evaluated by the rules because the rule queue was full"),
+            format!(
+                "up to {n} events were not evaluated by the rules because the event database could not be read"
+            ),
         )
         .attribute("count", n.to_string());
         let _ = self.bus.publish(e);
     }
 
-    /// Runs the actions of every rule `e` fires (blocking: database writes).
-    pub fn handle(&self, e: &Event) {
-        self.stats.evaluated.fetch_add(1, Ordering::Relaxed);
+    /// Runs the actions of every rule each of `events` fires, in order, with the alarms of
+    /// the whole batch raised in one transaction and its bookmarks stored in another
+    /// (blocking: database writes). Whether any rule fired.
+    fn handle_batch(&self, events: &[&Event]) -> bool {
         let set = self.rules();
-        for (rule, actions) in set.fire(&e.event) {
-            self.stats.fired.fetch_add(1, Ordering::Relaxed);
-            let mut alarm_id = None;
-            for action in actions {
-                if let Err(err) = self.run(rule.name(), &action, e, &mut alarm_id) {
-                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(rule = rule.name(), event = e.id, error = %err, "rule action failed");
+        let mut firings: Vec<Fired<'_>> = Vec::new();
+        // The rules' own events come back in pages read from the database; never evaluated.
+        for e in events.iter().filter(|e| !is_rule_output(&e.event)) {
+            self.stats.evaluated.fetch_add(1, Ordering::Relaxed);
+            for (rule, actions) in set.fire(&e.event) {
+                self.stats.fired.fetch_add(1, Ordering::Relaxed);
+                firings.push(Fired {
+                    rule: rule.name().to_owned(),
+                    event: e,
+                    actions,
+                    alarm_id: None,
+                });
+            }
+        }
+        if firings.is_empty() {
+            return false;
+        }
+        let now = now_us();
+        self.raise_alarms(&mut firings, now);
+        self.add_bookmarks(&firings, now);
+        for f in &firings {
+            for action in &f.actions {
+                if matches!(action, Action::Alarm { .. } | Action::Bookmark { .. }) {
+                    continue;
+                }
+                if let Err(err) = self.run(&f.rule, action, f.event, f.alarm_id) {
+                    self.action_failed(&f.rule, f.event, &err);
+                }
+            }
+        }
+        true
+    }
+
+    fn action_failed(&self, rule: &str, e: &Event, err: &dyn std::fmt::Display) {
+        self.stats.failed.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(rule, event = e.id, error = %err, "rule action failed");
+    }
+
+    /// The batch's alarm actions in one transaction; each firing learns its alarm's id.
+    fn raise_alarms(&self, firings: &mut [Fired<'_>], now: i64) {
+        let wanted: Vec<(usize, u8)> = firings
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| {
+                f.actions.iter().find_map(|a| match a {
+                    Action::Alarm { priority } => Some((i, *priority)),
+                    _ => None,
+                })
+            })
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let requests: Vec<Raise<'_>> = wanted
+            .iter()
+            .map(|&(i, priority)| Raise {
+                rule: &firings[i].rule,
+                priority,
+                event: firings[i].event,
+            })
+            .collect();
+        let raised = match self.alarms.raise_all(&requests, now) {
+            Ok(raised) => raised,
+            Err(err) => {
+                for &(i, _) in &wanted {
+                    self.action_failed(&firings[i].rule, firings[i].event, &err);
+                }
+                return;
+            }
+        };
+        drop(requests);
+        for (&(i, _), raised) in wanted.iter().zip(raised) {
+            let f = &mut firings[i];
+            f.alarm_id = Some(raised.alarm().id);
+            if let Raised::New(a) = &raised {
+                let ev = self
+                    .alarm_event(a, "alarm.raised", severity_of(a.priority))
+                    .attribute("event_id", f.event.id.to_string())
+                    .with_message(format!(
+                        "alarm {} (rule {}, priority {}): {}",
+                        a.id, f.rule, a.priority, a.message
+                    ));
+                self.publish_output(ev);
+            }
+        }
+    }
+
+    /// The batch's bookmark actions in one transaction.
+    fn add_bookmarks(&self, firings: &[Fired<'_>], now: i64) {
+        let mut owners = Vec::new();
+        let mut wanted = Vec::new();
+        for f in firings {
+            for a in &f.actions {
+                if let Action::Bookmark {
+                    camera,
+                    from_us,
+                    to_us,
+                    label,
+                } = a
+                {
+                    owners.push(f);
+                    wanted.push(NewBookmark {
+                        camera: camera.clone(),
+                        from_us: *from_us,
+                        to_us: *to_us,
+                        label: cut(label, vigil_events::bookmarks::MAX_LABEL),
+                        creator: Creator::Rule(f.rule.clone()),
+                        alarm_id: f.alarm_id,
+                        event_id: Some(f.event.id),
+                    });
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return;
+        }
+        match self.bookmarks.add_all(&wanted, now) {
+            Ok(results) => {
+                for (f, r) in owners.iter().zip(results) {
+                    if let Err(err) = r {
+                        self.action_failed(&f.rule, f.event, &err);
+                    }
+                }
+            }
+            Err(err) => {
+                for f in owners {
+                    self.action_failed(&f.rule, f.event, &err);
                 }
             }
         }
     }
 
+    /// Publishes an event the rules produce; waits for room on a full bus (the worker is
+    /// its own thread) rather than lose an `alarm.*` event in a burst.
+    fn publish_output(&self, e: NewEvent) {
+        let _ = self.bus.publish_waiting(e, OUTPUT_WAIT);
+    }
+
+    /// One action other than raising an alarm or a bookmark (those are written per batch).
     fn run(
         &self,
         rule: &str,
         action: &Action,
         e: &Event,
-        alarm_id: &mut Option<i64>,
+        alarm_id: Option<i64>,
     ) -> Result<(), AlarmsError> {
-        let now = now_us();
         match action {
-            Action::Alarm { priority } => {
-                let raised = self.alarms.raise(rule, *priority, e, now)?;
-                *alarm_id = Some(raised.alarm().id);
-                if let Raised::New(a) = &raised {
-                    let ev = self
-                        .alarm_event(a, "alarm.raised", severity_of(a.priority))
-                        .attribute("event_id", e.id.to_string());
-                    let _ = self.bus.publish(ev.with_message(format!(
-                        "alarm {} (rule {rule}, priority {}): {}",
-                        a.id, a.priority, a.message
-                    )));
-                }
-            }
-            Action::Bookmark {
-                camera,
-                from_us,
-                to_us,
-                label,
-            } => {
-                self.bookmarks.add(
-                    &NewBookmark {
-                        camera: camera.clone(),
-                        from_us: *from_us,
-                        to_us: *to_us,
-                        label: cut(label, vigil_events::bookmarks::MAX_LABEL),
-                        creator: Creator::Rule(rule.to_owned()),
-                        alarm_id: *alarm_id,
-                        event_id: Some(e.id),
-                    },
-                    now,
-                )?;
-            }
+            Action::Alarm { .. } | Action::Bookmark { .. } => {}
             Action::Lock {
                 camera,
                 from_us,
                 to_us,
                 days,
                 reason,
-            } => self.lock(
-                rule,
-                e,
-                *alarm_id,
-                camera,
-                (*from_us, *to_us),
-                *days,
-                reason,
-            )?,
+            } => self.lock(rule, e, alarm_id, camera, (*from_us, *to_us), *days, reason)?,
             Action::Webhook => {
                 let sink = self
                     .webhooks
@@ -466,7 +725,7 @@ impl Alarms {
                     .get(rule)
                     .cloned();
                 match sink {
-                    Some(s) => s.send_payload(self.webhook_payload(rule, e, *alarm_id)),
+                    Some(s) => s.send_payload(self.webhook_payload(rule, e, alarm_id)),
                     None => tracing::warn!(
                         rule,
                         "rule webhook action skipped: its webhook did not start"
@@ -480,7 +739,7 @@ impl Alarms {
                         self.bus.server(),
                         rule,
                         e,
-                        *alarm_id,
+                        alarm_id,
                         to,
                     ));
                 }
@@ -518,7 +777,7 @@ impl Alarms {
                 if let Some(id) = alarm_id {
                     out = out.attribute("alarm_id", id.to_string());
                 }
-                let _ = self.bus.publish(out);
+                self.publish_output(out);
             }
             Action::Skipped { what, why } => {
                 tracing::debug!(rule, what, why, event = e.id, "rule action skipped");

@@ -205,6 +205,8 @@ pub struct Sources<'a> {
     pub siem: Option<&'a SiemMonitor>,
     /// The rules' alarm e-mail, when `[smtp]` names a server.
     pub mail: Option<&'a vigil_mail::MailStats>,
+    /// The rule task's counters, when rules run in this process.
+    pub rules: Option<&'a crate::alarms::RuleStats>,
 }
 
 /// Reads every figure at `now_us` (microseconds since the Unix epoch) and renders the
@@ -226,6 +228,9 @@ pub fn collect(src: &Sources<'_>, now_us: i64) -> Result<String, MetricsError> {
     }
     if let Some(mail) = src.mail {
         alarm_email(&mut x, mail);
+    }
+    if let Some(rules) = src.rules {
+        rule_task(&mut x, rules);
     }
     Ok(x.render())
 }
@@ -476,6 +481,42 @@ fn events(x: &mut Exposition, bus: &EventBus) {
     }
 }
 
+/// The rule task: events evaluated, rules fired, actions failed, events read back from the
+/// event database because they did not reach the worker live, and events never evaluated.
+fn rule_task(x: &mut Exposition, rules: &crate::alarms::RuleStats) {
+    use std::sync::atomic::Ordering::Relaxed;
+    for (name, help, counter) in [
+        (
+            "vigil_rules_events_evaluated_total",
+            "Events the rules evaluated since the server started.",
+            &rules.evaluated,
+        ),
+        (
+            "vigil_rules_fired_total",
+            "Rule firings (one per rule an event matched) since the server started.",
+            &rules.fired,
+        ),
+        (
+            "vigil_rules_actions_failed_total",
+            "Rule actions that failed (a database or ledger error) since the server started.",
+            &rules.failed,
+        ),
+        (
+            "vigil_rules_events_deferred_total",
+            "Events that did not reach the rule worker live and were read back from the event database (evaluated late, not lost) since the server started.",
+            &rules.deferred,
+        ),
+        (
+            "vigil_rules_events_dropped_total",
+            "Events the rules never evaluated because the event database could not be read, since the server started (each loss is also a rules.dropped event).",
+            &rules.dropped,
+        ),
+    ] {
+        x.declare(name, MetricType::Counter, help);
+        x.sample(name, &[], counter.load(Relaxed) as f64);
+    }
+}
+
 /// The rules' alarm e-mail: what the mail server accepted, what was given up on, dropped with
 /// a full queue, and retried.
 fn alarm_email(x: &mut Exposition, mail: &vigil_mail::MailStats) {
@@ -693,6 +734,7 @@ mod tests {
                 evidence: None,
                 siem: None,
                 mail: None,
+                rules: None,
             },
             vigil_media::store::now_us(),
         )
@@ -709,6 +751,10 @@ mod tests {
         let mail = vigil_mail::MailStats::default();
         mail.sent.store(3, std::sync::atomic::Ordering::Relaxed);
         mail.failed.store(1, std::sync::atomic::Ordering::Relaxed);
+        let rules = crate::alarms::RuleStats::default();
+        rules
+            .deferred
+            .store(7, std::sync::atomic::Ordering::Relaxed);
         let text = collect(
             &Sources {
                 store: &store,
@@ -718,6 +764,7 @@ mod tests {
                 evidence: None,
                 siem: None,
                 mail: Some(&mail),
+                rules: Some(&rules),
             },
             vigil_media::store::now_us(),
         )
@@ -728,6 +775,9 @@ mod tests {
             "vigil_alarm_emails_failed_total 1\n",
             "vigil_alarm_emails_dropped_total 0\n",
             "vigil_alarm_email_retries_total 0\n",
+            "# TYPE vigil_rules_events_deferred_total counter\n",
+            "vigil_rules_events_deferred_total 7\n",
+            "vigil_rules_events_dropped_total 0\n",
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }

@@ -794,6 +794,7 @@ mod tests {
                 evidence: None,
                 siem: Some(&monitor.expect("the runtime shares its SIEM forwarder")),
                 mail: None,
+                rules: None,
             },
             vigil_media::store::now_us(),
         )

@@ -301,53 +301,142 @@ async fn the_rule_test_runs_nothing_and_rules_can_be_replaced() {
     assert!(w.alarms.set_rules(&broken).is_err());
 }
 
+/// Sum of the counts of every alarm (how many matches the rules raised or counted in).
+fn matches_counted(w: &World) -> u64 {
+    let admin = user(Role::Admin, CameraScope::All);
+    w.alarms
+        .list(
+            &admin,
+            AlarmQuery {
+                limit: 1000,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .alarms
+        .iter()
+        .map(|a| a.count)
+        .sum()
+}
+
+/// Like [`until`] for up to `seconds`.
+async fn until_within(seconds: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + Duration::from_secs(seconds);
+    while std::time::Instant::now() < end {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {seconds} s waiting for {what}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flood_beyond_the_rule_queue_is_counted_and_reported() {
+async fn a_flood_beyond_the_rule_queue_loses_no_event() {
+    use std::sync::atomic::Ordering::Relaxed;
+    const N: u64 = 30_000;
     let w = world();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = w.alarms.spawn_rules(async move {
         let _ = stopped.await;
     });
-    // Far more than the live queue and the rule queue hold, faster than the worker raises.
-    for i in 0..30_000 {
+    // Far more than the live queue and the rule queue hold, faster than the worker acts.
+    for i in 0..N {
         w.bus
             .publish(dot1x(&format!("sw-{}", i % 50), "lobby"))
             .unwrap();
     }
     w.bus.flush();
-    until("drops", || {
-        w.alarms
-            .stats()
-            .dropped
-            .load(std::sync::atomic::Ordering::Relaxed)
-            > 0
+    until_within(120, "every match counted into an alarm", || {
+        matches_counted(&w) == N
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let s = w.alarms.stats();
+    until("every bookmark and forward", || {
+        s.evaluated.load(Relaxed) == N
+    })
+    .await;
+    assert!(
+        s.deferred.load(Relaxed) > 0,
+        "the flood overflowed the queue: the worker read events back from the database"
+    );
+    assert_eq!(s.fired.load(Relaxed), N);
+    assert_eq!(s.failed.load(Relaxed), 0);
+    assert_eq!(s.dropped.load(Relaxed), 0);
     let _ = stop.send(());
     task.await.unwrap();
     w.bus.flush();
-    let reported: u64 = w
-        .bus
-        .store()
-        .query(&EventQuery {
-            kinds: vec!["rules.dropped".into()],
-            limit: 1000,
-            ..Default::default()
-        })
-        .unwrap()
-        .events
-        .iter()
-        .map(|e| e.event.attributes["count"].parse::<u64>().unwrap())
-        .sum();
+    assert_eq!(w.bus.stats().dropped.load(Relaxed), 0);
+    let count = |kind: &str| {
+        w.bus
+            .store()
+            .query(&EventQuery {
+                kinds: vec![kind.into()],
+                limit: 1000,
+                ..Default::default()
+            })
+            .unwrap()
+            .events
+            .len()
+    };
+    assert_eq!(count("alarm.raised"), 50, "one alarm per source");
+    assert_eq!(count("rules.dropped"), 0);
+    let bookmarks = w
+        .alarms
+        .bookmarks(
+            &user(Role::Admin, CameraScope::All),
+            BookmarkQuery {
+                camera: Some("lobby".into()),
+                limit: 10,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(bookmarks.bookmarks.len(), 10);
+    assert!(bookmarks.bookmarks.iter().all(|b| b.alarm_id.is_some()));
+}
+
+/// The rules start with the events stored from their first start on (history is not
+/// evaluated), and after a stop resume where they stopped: events stored meanwhile fire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rules_resume_where_they_stopped() {
+    let w = world();
+    w.bus.publish(dot1x("sw-old", "lobby")).unwrap();
+    w.bus.flush();
+    let spawn = || {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = w.alarms.spawn_rules(async move {
+            let _ = stopped.await;
+        });
+        (stop, task)
+    };
+    let (stop, task) = spawn();
+    w.bus.publish(dot1x("sw-1", "lobby")).unwrap();
+    until("the first match", || matches_counted(&w) == 1).await;
+    let _ = stop.send(());
+    task.await.unwrap();
+    for _ in 0..3 {
+        w.bus.publish(dot1x("sw-1", "lobby")).unwrap();
+    }
+    w.bus.flush();
     assert_eq!(
-        reported,
-        w.alarms
-            .stats()
-            .dropped
-            .load(std::sync::atomic::Ordering::Relaxed)
+        matches_counted(&w),
+        1,
+        "nothing acts while the rules are stopped"
     );
-    assert!(reported > 0);
+    let (stop, task) = spawn();
+    until("the matches stored while stopped", || {
+        matches_counted(&w) == 4
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        matches_counted(&w),
+        4,
+        "each event once; the one before the first start never"
+    );
+    let _ = stop.send(());
+    task.await.unwrap();
 }
 
 const LOCK_RULES: &str = r#"

@@ -125,6 +125,14 @@ impl Raised {
     }
 }
 
+/// One alarm to raise: the rule that fired, its priority, the stored event that fired it.
+#[derive(Debug, Clone, Copy)]
+pub struct Raise<'a> {
+    pub rule: &'a str,
+    pub priority: u8,
+    pub event: &'a Event,
+}
+
 /// Why a step was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum AlarmError {
@@ -192,7 +200,7 @@ impl AlarmStore {
     }
 
     /// Raises an alarm of `rule` for `event`, or counts `event` into the open alarm of the
-    /// same rule, camera and source (its priority becomes the more urgent of the two).
+    /// same rule, camera and source (de-duplication). Returns the alarm after the write.
     pub fn raise(
         &self,
         rule: &str,
@@ -200,62 +208,36 @@ impl AlarmStore {
         event: &Event,
         now_us: i64,
     ) -> Result<Raised, StoreError> {
+        let mut all = self.raise_all(
+            &[Raise {
+                rule,
+                priority,
+                event,
+            }],
+            now_us,
+        )?;
+        Ok(all.pop().expect("one alarm per request"))
+    }
+
+    /// [`AlarmStore::raise`] for each of `requests`, in order, in one transaction: a burst of
+    /// matches takes the database's write lock once instead of once per match (the rule
+    /// worker's batches, docs/rules-and-alarms.md "How rules run"). All or none are written.
+    pub fn raise_all(
+        &self,
+        requests: &[Raise<'_>],
+        now_us: i64,
+    ) -> Result<Vec<Raised>, StoreError> {
         let err = self.err();
         let mut conn = self.lock();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(&err)?;
-        let e = &event.event;
-        let open: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM alarms WHERE state != 'closed' AND rule = ?1 \
-                 AND coalesce(camera, '') = coalesce(?2, '') AND source_kind = ?3 AND source_name = ?4",
-                params![rule, e.camera, e.source.kind.as_str(), e.source.name],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(&err)?;
-        let (id, new) = match open {
-            Some(id) => {
-                tx.execute(
-                    "UPDATE alarms SET count = count + 1, last_us = max(last_us, ?2), \
-                     last_event_id = ?3, message = ?4, priority = min(priority, ?5) WHERE id = ?1",
-                    params![id, e.time_us, event.id, e.message, priority],
-                )
-                .map_err(&err)?;
-                (id, false)
-            }
-            None => {
-                tx.execute(
-                    "INSERT INTO alarms (rule, priority, state, camera, source_kind, source_name, \
-                     kind, message, count, first_us, last_us, first_event_id, last_event_id, created_us) \
-                     VALUES (?1, ?2, 'new', ?3, ?4, ?5, ?6, ?7, 1, ?8, ?8, ?9, ?9, ?10)",
-                    params![
-                        rule,
-                        priority,
-                        e.camera,
-                        e.source.kind.as_str(),
-                        e.source.name,
-                        e.kind,
-                        e.message,
-                        e.time_us,
-                        event.id,
-                        now_us
-                    ],
-                )
-                .map_err(&err)?;
-                (tx.last_insert_rowid(), true)
-            }
-        };
-        let alarm = get_in(&tx, id)
-            .map_err(&err)?
-            .expect("the alarm just written");
+        let mut out = Vec::with_capacity(requests.len());
+        for r in requests {
+            out.push(raise_in(&tx, r, now_us).map_err(&err)?);
+        }
         tx.commit().map_err(&err)?;
-        Ok(if new {
-            Raised::New(alarm)
-        } else {
-            Raised::Repeated(alarm)
-        })
+        Ok(out)
     }
 
     /// Acknowledges or closes alarm `id` as `by`; refused when the step does not apply to
@@ -369,6 +351,56 @@ impl AlarmStore {
     }
 }
 
+/// One raise inside the caller's transaction.
+fn raise_in(tx: &Connection, r: &Raise<'_>, now_us: i64) -> rusqlite::Result<Raised> {
+    let (rule, priority, event) = (r.rule, r.priority, r.event);
+    let e = &event.event;
+    let open: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM alarms WHERE state != 'closed' AND rule = ?1 \
+             AND coalesce(camera, '') = coalesce(?2, '') AND source_kind = ?3 AND source_name = ?4",
+            params![rule, e.camera, e.source.kind.as_str(), e.source.name],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let (id, new) = match open {
+        Some(id) => {
+            tx.execute(
+                "UPDATE alarms SET count = count + 1, last_us = max(last_us, ?2), \
+                 last_event_id = ?3, message = ?4, priority = min(priority, ?5) WHERE id = ?1",
+                params![id, e.time_us, event.id, e.message, priority],
+            )?;
+            (id, false)
+        }
+        None => {
+            tx.execute(
+                "INSERT INTO alarms (rule, priority, state, camera, source_kind, source_name, \
+                 kind, message, count, first_us, last_us, first_event_id, last_event_id, created_us) \
+                 VALUES (?1, ?2, 'new', ?3, ?4, ?5, ?6, ?7, 1, ?8, ?8, ?9, ?9, ?10)",
+                params![
+                    rule,
+                    priority,
+                    e.camera,
+                    e.source.kind.as_str(),
+                    e.source.name,
+                    e.kind,
+                    e.message,
+                    e.time_us,
+                    event.id,
+                    now_us
+                ],
+            )?;
+            (tx.last_insert_rowid(), true)
+        }
+    };
+    let alarm = get_in(tx, id)?.expect("the alarm just written");
+    Ok(if new {
+        Raised::New(alarm)
+    } else {
+        Raised::Repeated(alarm)
+    })
+}
+
 fn get_in(conn: &Connection, id: i64) -> rusqlite::Result<Option<Alarm>> {
     conn.query_row(
         &format!("SELECT {COLUMNS} FROM alarms WHERE id = ?1"),
@@ -440,6 +472,33 @@ mod tests {
                 attributes: Default::default(),
             },
         }
+    }
+
+    #[test]
+    fn a_batch_raises_and_counts_in_order_in_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = AlarmStore::open(dir.path()).unwrap();
+        let (e1, e2, e3) = (
+            event(1, Some("lobby"), "sw-1", 100, "one"),
+            event(2, Some("lobby"), "sw-1", 200, "two"),
+            event(3, Some("lobby"), "sw-2", 300, "three"),
+        );
+        let raise = |event| Raise {
+            rule: "r",
+            priority: 3,
+            event,
+        };
+        let out = s
+            .raise_all(&[raise(&e1), raise(&e2), raise(&e3)], 1000)
+            .unwrap();
+        let [Raised::New(a), Raised::Repeated(b), Raised::New(c)] = &out[..] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(a.id, b.id, "the second match of sw-1 counts into the first");
+        assert_eq!((b.count, b.last_us, b.last_event_id), (2, 200, Some(2)));
+        assert_ne!(c.id, a.id);
+        assert_eq!(s.get(a.id).unwrap().unwrap().count, 2);
+        assert!(s.raise_all(&[], 1000).unwrap().is_empty());
     }
 
     #[test]

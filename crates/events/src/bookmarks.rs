@@ -122,30 +122,33 @@ impl BookmarkStore {
 
     /// Checks and stores `b`.
     pub fn add(&self, b: &NewBookmark, now_us: i64) -> Result<Bookmark, BookmarkError> {
-        if b.to_us <= b.from_us || b.to_us - b.from_us > MAX_RANGE_US {
-            return Err(BookmarkError::BadRange);
-        }
-        if b.label.is_empty() || b.label.len() > MAX_LABEL || b.label.chars().any(char::is_control)
-        {
-            return Err(BookmarkError::BadLabel);
-        }
-        if b.camera.is_empty() || b.camera.len() > 128 {
-            return Err(BookmarkError::BadCamera);
-        }
-        let (kind, name) = b.creator.parts();
+        check(b)?;
         let conn = self.lock();
-        conn.execute(
-            "INSERT INTO bookmarks (camera, from_us, to_us, label, creator_kind, creator, \
-             alarm_id, event_id, created_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                b.camera, b.from_us, b.to_us, b.label, kind, name, b.alarm_id, b.event_id, now_us
-            ],
-        )
-        .map_err(self.err())?;
-        let id = conn.last_insert_rowid();
-        Ok(get_in(&conn, id)
-            .map_err(self.err())?
-            .expect("the bookmark just written"))
+        insert(&conn, b, now_us).map_err(|e| self.err()(e).into())
+    }
+
+    /// Checks each of `bookmarks` and stores those that pass, in one transaction (a burst of
+    /// rule matches takes the write lock once). One result per bookmark, in order; a database
+    /// error is the outer error, and then none is stored.
+    pub fn add_all(
+        &self,
+        bookmarks: &[NewBookmark],
+        now_us: i64,
+    ) -> Result<Vec<Result<Bookmark, BookmarkError>>, StoreError> {
+        let err = self.err();
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(&err)?;
+        let mut out = Vec::with_capacity(bookmarks.len());
+        for b in bookmarks {
+            out.push(match check(b) {
+                Ok(()) => Ok(insert(&tx, b, now_us).map_err(&err)?),
+                Err(e) => Err(e),
+            });
+        }
+        tx.commit().map_err(&err)?;
+        Ok(out)
     }
 
     pub fn get(&self, id: i64) -> Result<Option<Bookmark>, StoreError> {
@@ -219,6 +222,34 @@ impl BookmarkStore {
             next_after,
         })
     }
+}
+
+/// Why `b` cannot be stored, if it cannot.
+fn check(b: &NewBookmark) -> Result<(), BookmarkError> {
+    if b.to_us <= b.from_us || b.to_us - b.from_us > MAX_RANGE_US {
+        return Err(BookmarkError::BadRange);
+    }
+    if b.label.is_empty() || b.label.len() > MAX_LABEL || b.label.chars().any(char::is_control) {
+        return Err(BookmarkError::BadLabel);
+    }
+    if b.camera.is_empty() || b.camera.len() > 128 {
+        return Err(BookmarkError::BadCamera);
+    }
+    Ok(())
+}
+
+/// Stores a checked bookmark on `conn` (a transaction or not) and reads it back.
+fn insert(conn: &Connection, b: &NewBookmark, now_us: i64) -> rusqlite::Result<Bookmark> {
+    let (kind, name) = b.creator.parts();
+    conn.execute(
+        "INSERT INTO bookmarks (camera, from_us, to_us, label, creator_kind, creator, \
+         alarm_id, event_id, created_us) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            b.camera, b.from_us, b.to_us, b.label, kind, name, b.alarm_id, b.event_id, now_us
+        ],
+    )?;
+    let id = conn.last_insert_rowid();
+    Ok(get_in(conn, id)?.expect("the bookmark just written"))
 }
 
 fn get_in(conn: &Connection, id: i64) -> rusqlite::Result<Option<Bookmark>> {
@@ -337,5 +368,21 @@ mod tests {
         assert_eq!(s.get(made.id).unwrap().unwrap(), made);
         assert_eq!(s.delete(made.id).unwrap(), made);
         assert!(matches!(s.delete(made.id), Err(BookmarkError::NotFound(_))));
+    }
+
+    #[test]
+    fn a_batch_stores_what_passes_and_answers_for_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = BookmarkStore::open(dir.path()).unwrap();
+        let out = s
+            .add_all(&[b("x", 0, 10), b("x", 5, 5), b("y", 20, 30)], 9)
+            .unwrap();
+        assert_eq!(out.len(), 3);
+        assert!(matches!(out[1], Err(BookmarkError::BadRange)));
+        let (first, third) = (out[0].as_ref().unwrap(), out[2].as_ref().unwrap());
+        assert_eq!((first.camera.as_str(), third.camera.as_str()), ("x", "y"));
+        assert_eq!(s.get(first.id).unwrap().as_ref(), Some(first));
+        assert_eq!(s.get(third.id).unwrap().as_ref(), Some(third));
+        assert!(s.add_all(&[], 9).unwrap().is_empty());
     }
 }

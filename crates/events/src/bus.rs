@@ -186,6 +186,27 @@ impl EventBus {
         }
     }
 
+    /// Like [`EventBus::publish`] for a thread that may block: while the queue is full it
+    /// waits (pausing 1 to 50 ms between tries) up to `wait`, then drops the event and counts
+    /// it. For producers whose events must not be lost to a burst of others (the rule
+    /// worker's `alarm.*` events); never call it on an async runtime's thread.
+    pub fn publish_waiting(&self, event: NewEvent, wait: Duration) -> Result<(), EventError> {
+        let give_up = std::time::Instant::now() + wait;
+        let mut pause = Duration::from_millis(1);
+        let mut event = event;
+        loop {
+            match self.try_publish(event)? {
+                None => return Ok(()),
+                Some(back) if std::time::Instant::now() < give_up => {
+                    event = back;
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Some(back) => return self.publish(back),
+            }
+        }
+    }
+
     fn count_drop(&self) {
         self.stats.dropped.fetch_add(1, Ordering::Relaxed);
         self.unreported.fetch_add(1, Ordering::Relaxed);
@@ -391,6 +412,39 @@ mod tests {
         let mut refused = ev(0);
         refused.kind = "Not A Kind".into();
         assert!(bus.try_publish(refused).is_err());
+    }
+
+    #[test]
+    fn publish_waiting_waits_for_room_and_gives_up_after_its_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EventStore::open(dir.path()).unwrap());
+        let bus = Arc::new(EventBus::start(store.clone(), "srv").unwrap());
+        let blocker = rusqlite::Connection::open(store.path()).unwrap();
+        blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let mut queued = 0u64;
+        for i in 0..QUEUE + BATCH + 500 {
+            if bus.try_publish(ev(i)).unwrap().is_some() {
+                break;
+            }
+            queued += 1;
+        }
+        // Full and held: the wait ends, the event is dropped and counted.
+        let t = std::time::Instant::now();
+        bus.publish_waiting(ev(0), Duration::from_millis(200))
+            .unwrap();
+        assert!(t.elapsed() >= Duration::from_millis(200));
+        assert_eq!(bus.stats().dropped.load(Ordering::Relaxed), 1);
+        // Full, released while waiting: the event gets in.
+        let releaser = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            blocker.execute_batch("COMMIT").unwrap();
+        });
+        bus.publish_waiting(ev(1), Duration::from_secs(30)).unwrap();
+        releaser.join().unwrap();
+        bus.flush();
+        assert_eq!(bus.stats().dropped.load(Ordering::Relaxed), 1);
+        // Everything queued, the waiting event, and the `events.dropped` report.
+        assert_eq!(bus.stats().stored.load(Ordering::Relaxed), queued + 2);
     }
 
     #[test]

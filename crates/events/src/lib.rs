@@ -17,7 +17,7 @@ pub mod model;
 pub mod store;
 
 pub use alarms::{
-    Alarm, AlarmError, AlarmPage, AlarmQuery, AlarmState, AlarmStep, AlarmStore, Raised,
+    Alarm, AlarmError, AlarmPage, AlarmQuery, AlarmState, AlarmStep, AlarmStore, Raise, Raised,
 };
 pub use bookmarks::{
     Bookmark, BookmarkError, BookmarkPage, BookmarkQuery, BookmarkStore, Creator, NewBookmark,

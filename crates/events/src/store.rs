@@ -280,6 +280,24 @@ impl EventStore {
         .map_err(self.db_err())
     }
 
+    /// At most `limit` events with ids after `after_id`, oldest first: how a consumer that
+    /// fell behind the live stream (the rule worker) reads what it missed.
+    pub fn after(&self, after_id: i64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2"
+            ))
+            .map_err(self.db_err())?;
+        stmt.query_map(
+            rusqlite::params![after_id, i64::try_from(limit).unwrap_or(i64::MAX)],
+            event_from_row,
+        )
+        .map_err(self.db_err())?
+        .collect::<Result<_, _>>()
+        .map_err(self.db_err())
+    }
+
     /// The id of the newest event (0 when there is none).
     pub fn last_id(&self) -> Result<i64, StoreError> {
         let conn = self.reader.lock().unwrap_or_else(|p| p.into_inner());
@@ -635,6 +653,11 @@ mod tests {
         assert_eq!(seen, 25);
         assert_eq!(s.last_id().unwrap(), stored[24].id);
         assert_eq!(s.get(stored[3].id).unwrap().unwrap(), stored[3]);
+        // Reading back after an id: oldest first, at most the limit, nothing after the last.
+        let after = s.after(stored[19].id, 3).unwrap();
+        assert_eq!(after, stored[20..23].to_vec());
+        assert_eq!(s.after(stored[22].id, 10).unwrap(), stored[23..].to_vec());
+        assert!(s.after(stored[24].id, 10).unwrap().is_empty());
     }
 
     #[test]

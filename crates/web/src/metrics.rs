@@ -97,6 +97,7 @@ async fn scrape(State(state): State<SharedState>) -> Response {
                 evidence: state.evidence.get().map(|e| &**e),
                 siem: state.siem.get(),
                 mail: mail.as_deref().map(|m| m.stats()),
+                rules: Some(state.alarms.stats()),
             },
             vigil_media::store::now_us(),
         )
