@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use vigil_access::{Denied, Permission, Principal};
 use vigil_events::model::{MAX_MESSAGE, MAX_NAME};
+use vigil_events::nonces::NonceStore;
 use vigil_events::{Category, EventBus, NewEvent, Severity, Source, SourceKind};
 use vigil_media::store::{Store, StoreError};
 
@@ -55,6 +56,8 @@ pub enum AnalyticsError {
     Replayed,
     #[error("the sender's secret cannot be used: {0}")]
     SecretUnavailable(String),
+    #[error("the nonce cannot be recorded, so the post is refused (try again): {0}")]
+    NoncesUnavailable(String),
 }
 
 impl Classified for AnalyticsError {
@@ -67,7 +70,9 @@ impl Classified for AnalyticsError {
             AnalyticsError::BadSignature(_)
             | AnalyticsError::Stale(_)
             | AnalyticsError::Replayed => ErrorKind::Unauthorized,
-            AnalyticsError::SecretUnavailable(_) => ErrorKind::Unavailable,
+            AnalyticsError::SecretUnavailable(_) | AnalyticsError::NoncesUnavailable(_) => {
+                ErrorKind::Unavailable
+            }
             AnalyticsError::Store(_) | AnalyticsError::Refused(_) => ErrorKind::Internal,
         }
     }
@@ -81,6 +86,7 @@ impl Classified for AnalyticsError {
             AnalyticsError::Stale(_) => "stale_request",
             AnalyticsError::Replayed => "replayed_request",
             AnalyticsError::SecretUnavailable(_) => "webhook_secret_unavailable",
+            AnalyticsError::NoncesUnavailable(_) => "nonces_unavailable",
             AnalyticsError::Store(_) | AnalyticsError::Refused(_) => "internal",
         }
     }
@@ -376,15 +382,32 @@ pub struct Signature<'a> {
 }
 
 /// The nonces of signed posts within the time window, per sender: a second post with the
-/// same nonce is a replay.
+/// same nonce is a replay. Checked in memory; with a [`NonceStore`] also written to
+/// `events.db` and loaded again at start, so a request captured before a restart is still
+/// refused after it.
 #[derive(Debug, Default)]
 pub struct Nonces {
     seen: std::sync::Mutex<std::collections::HashMap<(String, String), i64>>,
+    store: Option<NonceStore>,
 }
 
 impl Nonces {
+    /// Nonces in memory only (tests, and a process without an event database).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Nonces kept in `store` too; the ones still within the window at `now_s` are loaded.
+    pub fn persistent(store: NonceStore, now_s: i64) -> Result<Self, vigil_events::StoreError> {
+        let seen = store
+            .live(now_s)?
+            .into_iter()
+            .map(|(sender, nonce, until)| ((sender, nonce), until))
+            .collect();
+        Ok(Nonces {
+            seen: std::sync::Mutex::new(seen),
+            store: Some(store),
+        })
     }
 
     fn remember(&self, sender: &str, nonce: &str, now_s: i64) -> Result<(), AnalyticsError> {
@@ -398,14 +421,23 @@ impl Nonces {
             }
         }
         let key = (sender.to_owned(), nonce.to_owned());
-        match seen.get(&key) {
-            Some(until) if *until >= now_s => Err(AnalyticsError::Replayed),
-            _ => {
-                // Kept while a request with a timestamp of `now` could still arrive.
-                seen.insert(key, now_s + 2 * MAX_SKEW_S);
-                Ok(())
+        if seen.get(&key).is_some_and(|until| *until >= now_s) {
+            return Err(AnalyticsError::Replayed);
+        }
+        // Kept while a request with a timestamp of `now` could still arrive.
+        let until = now_s + 2 * MAX_SKEW_S;
+        if let Some(store) = &self.store {
+            match store.claim(sender, nonce, until, now_s) {
+                Ok(true) => {}
+                // Another process on the same database took it (never in memory here).
+                Ok(false) => return Err(AnalyticsError::Replayed),
+                // Refused rather than accepted unrecorded: after a restart it could be
+                // replayed. The sender tries again (503).
+                Err(e) => return Err(AnalyticsError::NoncesUnavailable(e.to_string())),
             }
         }
+        seen.insert(key, until);
+        Ok(())
     }
 }
 
@@ -565,6 +597,27 @@ mod tests {
                 .to_string()
                 .contains("at least 32")
         );
+    }
+
+    #[test]
+    fn a_persistent_nonce_is_refused_after_a_restart_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |now| Nonces::persistent(NonceStore::open(dir.path()).unwrap(), now).unwrap();
+        let n = open(1000);
+        n.remember("a", "nonce-0000000001", 1000).unwrap();
+        drop(n);
+        // The restarted server loads what is still within the window.
+        let n = open(1100);
+        assert!(matches!(
+            n.remember("a", "nonce-0000000001", 1100),
+            Err(AnalyticsError::Replayed)
+        ));
+        n.remember("a", "nonce-0000000002", 1100).unwrap();
+        drop(n);
+        // After the window: forgotten (a request that old is refused as stale anyway).
+        let n = open(1000 + 2 * MAX_SKEW_S + 1);
+        n.remember("a", "nonce-0000000001", 1000 + 2 * MAX_SKEW_S + 1)
+            .unwrap();
     }
 
     #[test]

@@ -135,7 +135,17 @@ fn the_event_database_of_every_earlier_version_is_migrated_and_keeps_its_data() 
             "{name}"
         );
         drop(store);
-        assert_eq!(user_version(&dir.path().join("events.db")), 2, "{name}");
+        assert_eq!(user_version(&dir.path().join("events.db")), 3, "{name}");
+        // Version 3's table of signed-post nonces works on the migrated database.
+        let nonces = vigil_events::nonces::NonceStore::open(dir.path()).unwrap();
+        assert!(
+            nonces.claim("cam-ai", "nonce-0000000001", 20, 10).unwrap(),
+            "{name}"
+        );
+        assert!(
+            !nonces.claim("cam-ai", "nonce-0000000001", 20, 11).unwrap(),
+            "{name}"
+        );
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`bus`] is how events enter: one writer thread stores them in batches, then pushes each
 //!   stored event to live subscribers.
 //! - [`alarms`] and [`bookmarks`] are what rules make of events, stored beside them.
+//! - [`nonces`] remembers the nonces of signed event posts (replays refused across restarts).
 //!
 //! The wire and storage formats are in docs/events.md.
 
@@ -14,6 +15,7 @@ pub mod alarms;
 pub mod bookmarks;
 pub mod bus;
 pub mod model;
+pub mod nonces;
 pub mod store;
 
 pub use alarms::{

@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params_from_iter};
 use crate::model::{Category, Event, NewEvent, Severity, Source, SourceKind};
 
 /// The store's schema version (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 /// Most events one query answers.
 pub const MAX_PAGE: usize = 1000;
 /// Events a query answers when it does not say.
@@ -538,6 +538,22 @@ pub(crate) fn connect(path: &Path) -> Result<Connection, StoreError> {
              );
              CREATE INDEX IF NOT EXISTS bookmarks_camera ON bookmarks (camera, from_us);
              PRAGMA user_version = 2;
+             COMMIT;",
+        )
+        .map_err(err)?;
+    }
+    if version < 3 {
+        // Nonces of signed posts (crate::nonces): a replay stays refused across a restart.
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             CREATE TABLE IF NOT EXISTS nonces (
+                 sender TEXT NOT NULL,
+                 nonce TEXT NOT NULL,
+                 until_s INTEGER NOT NULL,
+                 PRIMARY KEY (sender, nonce)
+             ) WITHOUT ROWID;
+             CREATE INDEX IF NOT EXISTS nonces_until ON nonces (until_s);
+             PRAGMA user_version = 3;
              COMMIT;",
         )
         .map_err(err)?;

@@ -48,7 +48,8 @@ pub struct AppState {
     /// Rules, alarms and bookmarks (`routes/alarms.rs`, `routes/rules.rs`); the server runs
     /// its rule task (`Alarms::spawn_rules`).
     pub alarms: Arc<Alarms>,
-    /// Nonces of signed analytics posts within their time window (replays are refused).
+    /// Nonces of signed analytics posts within their time window (replays are refused, also
+    /// after a restart: they are kept in `events.db`).
     pub webhook_nonces: Arc<vigil_app::analytics::Nonces>,
 }
 
@@ -59,6 +60,8 @@ pub enum StateError {
     Pki(#[from] vigil_pki::PkiError),
     #[error("rules, alarms and bookmarks: {0}")]
     Alarms(#[from] AlarmsError),
+    #[error("nonces of signed event posts: {0}")]
+    Nonces(#[from] vigil_events::StoreError),
 }
 
 impl AppState {
@@ -87,6 +90,16 @@ impl AppState {
     ) -> Result<SharedState, StateError> {
         let tls = pki.live_tls()?;
         let alarms = Alarms::open(events.clone(), access.clone(), &config.rules)?;
+        let events_dir = events
+            .store()
+            .path()
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        let webhook_nonces = vigil_app::analytics::Nonces::persistent(
+            vigil_events::nonces::NonceStore::open(&events_dir)?,
+            vigil_media::store::now_us() / 1_000_000,
+        )?;
         let listeners = Listeners::new(access.clone(), tls.clone());
         let settings = Settings::new(config_path.clone(), config, access.clone());
         Ok(Arc::new(AppState {
@@ -104,7 +117,7 @@ impl AppState {
             live: Arc::new(LiveHub::new()),
             events,
             alarms,
-            webhook_nonces: Arc::new(vigil_app::analytics::Nonces::new()),
+            webhook_nonces: Arc::new(webhook_nonces),
         }))
     }
 }

@@ -245,6 +245,16 @@ async fn signed_posts_need_the_right_signature_a_fresh_time_and_a_new_nonce() {
     .await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     assert_eq!(a.code(), "replayed_request");
+    // The nonce is kept in events.db, where a restarted server finds it.
+    let events_dir = h.state.events.store().path().parent().unwrap().to_owned();
+    let kept = vigil_events::nonces::NonceStore::open(&events_dir)
+        .unwrap()
+        .live(now.parse().unwrap())
+        .unwrap();
+    assert!(
+        kept.iter().any(|(s, n, _)| s == "cam-ai" && n == nonce),
+        "{kept:?}"
+    );
     // A changed body, a wrong secret, an unknown sender: the same refusal.
     let n2 = "n-0000000000000002";
     let other = serde_json::to_vec(&detection("lobby")).unwrap();

@@ -510,7 +510,7 @@ async fn post_event(
         (status = 401, description = "unknown sender or wrong signature (`bad_signature`), a timestamp too far from the server's clock (`stale_request`), a nonce used before (`replayed_request`)", body = ErrorBody),
         (status = 403, description = "a camera outside the sender's list", body = ErrorBody),
         (status = 413, description = "a body above 16 KiB", body = ErrorBody),
-        (status = 503, description = "the sender's secret file is missing, too short or readable by others (`webhook_secret_unavailable`)", body = ErrorBody),
+        (status = 503, description = "the sender's secret file is missing, too short or readable by others (`webhook_secret_unavailable`), or the nonce cannot be recorded (`nonces_unavailable`)", body = ErrorBody),
     ),
     security(()))]
 async fn post_signed_event(
