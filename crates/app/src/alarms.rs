@@ -304,6 +304,17 @@ impl Alarms {
         self.mail.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The counters of every rule's webhook sender (named `rule:<rule>`).
+    pub fn webhook_figures(&self) -> Vec<crate::metrics::WebhookFigures> {
+        let sinks = self.webhooks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<_> = sinks
+            .iter()
+            .map(|(rule, sink)| crate::metrics::WebhookFigures::of(format!("rule:{rule}"), sink))
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
     /// The rules in effect.
     pub fn rules(&self) -> Arc<RuleSet> {
         self.rules.read().unwrap_or_else(|p| p.into_inner()).clone()

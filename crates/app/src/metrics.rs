@@ -207,6 +207,28 @@ pub struct Sources<'a> {
     pub mail: Option<&'a vigil_mail::MailStats>,
     /// The rule task's counters, when rules run in this process.
     pub rules: Option<&'a crate::alarms::RuleStats>,
+    /// Every webhook sender running in this process (security alerts, rules' webhooks).
+    pub webhooks: &'a [WebhookFigures],
+}
+
+/// One webhook sender's counters: `name` is `alerts` for the security-alert webhook and
+/// `rule:<name>` for a rule's.
+#[derive(Debug, Clone)]
+pub struct WebhookFigures {
+    pub name: String,
+    pub stats: vigil_access::WebhookStats,
+    /// Deliveries waiting in its queue.
+    pub queued: usize,
+}
+
+impl WebhookFigures {
+    pub fn of(name: impl Into<String>, sink: &vigil_access::WebhookSink) -> Self {
+        WebhookFigures {
+            name: name.into(),
+            stats: sink.stats(),
+            queued: sink.queued(),
+        }
+    }
 }
 
 /// Reads every figure at `now_us` (microseconds since the Unix epoch) and renders the
@@ -231,6 +253,9 @@ pub fn collect(src: &Sources<'_>, now_us: i64) -> Result<String, MetricsError> {
     }
     if let Some(rules) = src.rules {
         rule_task(&mut x, rules);
+    }
+    if !src.webhooks.is_empty() {
+        webhooks(&mut x, src.webhooks);
     }
     Ok(x.render())
 }
@@ -478,6 +503,49 @@ fn events(x: &mut Exposition, bus: &EventBus) {
     for (name, help, counter) in figures {
         x.declare(name, MetricType::Counter, help);
         x.sample(name, &[], counter.load(Relaxed) as f64);
+    }
+}
+
+/// Webhook senders: deliveries by result, HTTP attempts (retries included) and the queue.
+fn webhooks(x: &mut Exposition, all: &[WebhookFigures]) {
+    x.declare(
+        "vigil_webhook_deliveries_total",
+        MetricType::Counter,
+        "Webhook deliveries by result since the server started: sent (2xx), failed (retries exhausted or refused for good), dropped (queue full or shut down).",
+    );
+    x.declare(
+        "vigil_webhook_attempts_total",
+        MetricType::Counter,
+        "HTTP attempts of a webhook sender, retries included, since the server started.",
+    );
+    x.declare(
+        "vigil_webhook_queued",
+        MetricType::Gauge,
+        "Deliveries waiting in a webhook sender's queue.",
+    );
+    for w in all {
+        let name = w.name.as_str();
+        for (result, n) in [
+            ("sent", w.stats.sent),
+            ("failed", w.stats.failed),
+            ("dropped", w.stats.dropped),
+        ] {
+            x.sample(
+                "vigil_webhook_deliveries_total",
+                &[("webhook", name), ("result", result)],
+                n as f64,
+            );
+        }
+        x.sample(
+            "vigil_webhook_attempts_total",
+            &[("webhook", name)],
+            w.stats.attempts as f64,
+        );
+        x.sample(
+            "vigil_webhook_queued",
+            &[("webhook", name)],
+            w.queued as f64,
+        );
     }
 }
 
@@ -735,6 +803,7 @@ mod tests {
                 siem: None,
                 mail: None,
                 rules: None,
+                webhooks: &[],
             },
             vigil_media::store::now_us(),
         )
@@ -765,6 +834,16 @@ mod tests {
                 siem: None,
                 mail: Some(&mail),
                 rules: Some(&rules),
+                webhooks: &[WebhookFigures {
+                    name: "rule:door".into(),
+                    stats: vigil_access::WebhookStats {
+                        sent: 4,
+                        failed: 1,
+                        dropped: 0,
+                        attempts: 6,
+                    },
+                    queued: 2,
+                }],
             },
             vigil_media::store::now_us(),
         )
@@ -778,6 +857,10 @@ mod tests {
             "# TYPE vigil_rules_events_deferred_total counter\n",
             "vigil_rules_events_deferred_total 7\n",
             "vigil_rules_events_dropped_total 0\n",
+            "vigil_webhook_deliveries_total{webhook=\"rule:door\",result=\"sent\"} 4\n",
+            "vigil_webhook_deliveries_total{webhook=\"rule:door\",result=\"failed\"} 1\n",
+            "vigil_webhook_attempts_total{webhook=\"rule:door\"} 6\n",
+            "vigil_webhook_queued{webhook=\"rule:door\"} 2\n",
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }

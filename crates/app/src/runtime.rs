@@ -795,6 +795,7 @@ mod tests {
                 siem: Some(&monitor.expect("the runtime shares its SIEM forwarder")),
                 mail: None,
                 rules: None,
+                webhooks: &[],
             },
             vigil_media::store::now_us(),
         )

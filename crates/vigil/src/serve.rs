@@ -205,6 +205,9 @@ impl Web {
             pki,
             bus.clone(),
         )?;
+        if let Some(w) = &webhook {
+            let _ = state.alert_webhook.set(w.clone());
+        }
         let upkeep = {
             let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
             let task = runtime.spawn(vigil_app::events::run_event_upkeep(access, bus, async {

@@ -88,6 +88,11 @@ impl MetricsListener {
 async fn scrape(State(state): State<SharedState>) -> Response {
     let collected = tokio::task::spawn_blocking(move || {
         let mail = state.alarms.mail();
+        let mut webhooks = Vec::new();
+        if let Some(alerts) = state.alert_webhook.get() {
+            webhooks.push(vigil_app::metrics::WebhookFigures::of("alerts", alerts));
+        }
+        webhooks.extend(state.alarms.webhook_figures());
         collect(
             &Sources {
                 store: &state.store,
@@ -98,6 +103,7 @@ async fn scrape(State(state): State<SharedState>) -> Response {
                 siem: state.siem.get(),
                 mail: mail.as_deref().map(|m| m.stats()),
                 rules: Some(state.alarms.stats()),
+                webhooks: &webhooks,
             },
             vigil_media::store::now_us(),
         )

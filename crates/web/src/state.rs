@@ -38,6 +38,8 @@ pub struct AppState {
     /// The recorder's evidence ledgers, once recording runs in this process: an export signs
     /// the chain head through them, so video recorded a moment ago is covered.
     pub evidence: OnceLock<Arc<Evidence>>,
+    /// The security-alert webhook sender, when `vigil serve` runs one (the metrics read it).
+    pub alert_webhook: OnceLock<Arc<vigil_access::WebhookSink>>,
     /// SIEM forwarding, once it runs in this process (the metrics read it).
     pub siem: OnceLock<vigil_app::metrics::SiemMonitor>,
     /// Live video: the recorders in this process publish into it, the live route subscribes
@@ -113,6 +115,7 @@ impl AppState {
             settings,
             listeners,
             evidence: OnceLock::new(),
+            alert_webhook: OnceLock::new(),
             siem: OnceLock::new(),
             live: Arc::new(LiveHub::new()),
             events,

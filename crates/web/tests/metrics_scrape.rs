@@ -118,6 +118,21 @@ async fn a_scrape_over_loopback_shows_the_figures_and_passes_promtool() {
         .unwrap();
     h.state.events.flush();
 
+    // A rule with a webhook: its sender shows on the page (nothing listens on the port; the
+    // scrape only reads counters).
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), [7u8; 32]).unwrap();
+    let rules = vigil_config::Config::parse(
+        &format!(
+            "data_dir = \"/unused\"\n[[rules]]\nname = \"door\"\nkinds = [\"external.door\"]\n\
+             webhook = {{ url = \"https://127.0.0.1:9/hook\", secret_file = {:?} }}\n",
+            secret.path()
+        ),
+        std::path::Path::new("vigil.toml"),
+    )
+    .unwrap()
+    .rules;
+    h.state.alarms.set_rules(&rules).unwrap();
     let listener = MetricsListener::start(h.state.clone(), "127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
@@ -128,6 +143,18 @@ async fn a_scrape_over_loopback_shows_the_figures_and_passes_promtool() {
     assert!(
         headers.contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
         "{headers}"
+    );
+    assert_eq!(value(&text, "vigil_rules_events_dropped_total"), 0.0);
+    assert_eq!(
+        value(
+            &text,
+            "vigil_webhook_deliveries_total{webhook=\"rule:door\",result=\"sent\"}"
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(&text, "vigil_webhook_queued{webhook=\"rule:door\"}"),
+        0.0
     );
     let main = "{camera=\"lobby\",stream=\"main\"}";
     assert_eq!(value(&text, &format!("vigil_stream_up{main}")), 1.0);
