@@ -587,6 +587,8 @@ const scenarios = {
     const after = await frames();
     for (const [i, t] of after.entries()) check(t.frames > before[i].frames, `${t.camera} keeps decoding (${before[i].frames} → ${t.frames} frames)`);
     const lag = await page.evaluate(() => [...document.querySelectorAll(".grid video")].map((v) => v.buffered.length ? v.buffered.end(v.buffered.length - 1) - v.currentTime : null));
+    // Each tile first shows the keyframe its stream starts with, then goes to the live edge.
+    for (const [i, l] of lag.entries()) check(l !== null && l <= 1.5, `${after[i].camera} plays near the live edge (${l} s behind the newest frame)`);
     await shot(page, "live");
     // The camera with a secondary stream: the grid tile plays it (320 pixels wide, labelled
     // "sub"), full screen plays the main stream (640), and leaving full screen the secondary

@@ -19,6 +19,9 @@ const KEEP_SECS = 4;
 const CATCH_UP_LAG_SECS = 0.25;
 /** Playback rate while catching up (video only: no pitch to hear). */
 const CATCH_UP_RATE = 1.2;
+/** The first picture counts as shown after this long even if the browser never says so
+ * (a hidden tab presents no frames), so staying at the live edge is never put off for good. */
+const FIRST_FRAME_WAIT_MS = 1000;
 
 export class LivePlayer {
   /**
@@ -50,6 +53,9 @@ export class LivePlayer {
     this.skipped = 0;
     this.jumps = 0;
     this.catchingUp = false;
+    /** The stream's first keyframe is asked for / has been presented (see afterAppend). */
+    this.firstAsked = false;
+    this.firstShown = false;
   }
 
   start() {
@@ -173,6 +179,8 @@ export class LivePlayer {
     this.ms = ms;
     this.queue = [init];
     this.fragments = 0;
+    this.firstAsked = false;
+    this.firstShown = false;
     this.video.src = URL.createObjectURL(ms);
     ms.addEventListener("sourceopen", () => {
       if (this.ms !== ms) return;
@@ -221,17 +229,32 @@ export class LivePlayer {
     if (b.length > 0) {
       const end = b.end(b.length - 1);
       const start = b.start(b.length - 1);
-      // Stay at the live edge: jump when behind (a busy tab, a burst after a stall), never drift.
-      if (v.currentTime < start || end - v.currentTime > MAX_LAG_SECS) {
-        v.currentTime = Math.max(start, end - TARGET_LAG_SECS);
-        this.jumps += 1;
+      if (!this.firstShown) {
+        // The stream starts at the newest keyframe the server holds. Show that picture at
+        // once: a jump to the live edge first would decode every frame up to it before anything
+        // appears (up to a GOP per tile, seconds when many tiles open together). Once it is on
+        // screen, the rules below bring playback to the live edge.
+        if (!this.firstAsked) {
+          this.firstAsked = true;
+          v.currentTime = start;
+          const ms = this.ms;
+          const shown = () => { if (this.ms === ms) this.firstShown = true; };
+          v.requestVideoFrameCallback(shown);
+          setTimeout(shown, FIRST_FRAME_WAIT_MS);
+        }
+      } else {
+        // Stay at the live edge: jump when behind (a busy tab, a burst after a stall), never drift.
+        if (v.currentTime < start || end - v.currentTime > MAX_LAG_SECS) {
+          v.currentTime = Math.max(start, end - TARGET_LAG_SECS);
+          this.jumps += 1;
+        }
+        // Between the target and a jump: a little faster until near the target again.
+        const lag = end - v.currentTime;
+        if (lag > CATCH_UP_LAG_SECS) this.catchingUp = true;
+        else if (lag <= TARGET_LAG_SECS + 0.03) this.catchingUp = false;
+        const rate = this.catchingUp ? CATCH_UP_RATE : 1;
+        if (v.playbackRate !== rate) v.playbackRate = rate;
       }
-      // Between the target and a jump: a little faster until near the target again.
-      const lag = end - v.currentTime;
-      if (lag > CATCH_UP_LAG_SECS) this.catchingUp = true;
-      else if (lag <= TARGET_LAG_SECS + 0.03) this.catchingUp = false;
-      const rate = this.catchingUp ? CATCH_UP_RATE : 1;
-      if (v.playbackRate !== rate) v.playbackRate = rate;
       if (v.paused) v.play().catch(() => { /* autoplay of muted video is allowed */ });
     }
     if (!this.trim(false)) this.pump();
