@@ -190,8 +190,17 @@ fn untrusted_reason(e: &rustls::Error, host: &ServerName<'_>) -> String {
         | rustls::Error::InvalidCertificate(C::NotValidForNameContext { .. }) => {
             format!("it is not valid for the host name '{}' of the camera URL", host.to_str())
         }
-        rustls::Error::InvalidCertificate(C::Expired)
-        | rustls::Error::InvalidCertificate(C::ExpiredContext { .. }) => "it has expired".into(),
+        rustls::Error::InvalidCertificate(C::ExpiredContext { not_after, .. }) => format!(
+            "it expired on {}: give the camera a new certificate (sign its CSR with `vigil pki sign-csr`)",
+            crate::time::format_us(
+                i64::try_from(not_after.as_secs())
+                    .unwrap_or(i64::MAX / 1_000_000)
+                    .saturating_mul(1_000_000)
+            )
+        ),
+        rustls::Error::InvalidCertificate(C::Expired) => {
+            "it has expired: give the camera a new certificate (sign its CSR with `vigil pki sign-csr`)".into()
+        }
         rustls::Error::InvalidCertificate(C::NotValidYet)
         | rustls::Error::InvalidCertificate(C::NotValidYetContext { .. }) => {
             "it is not valid yet (check the clocks)".into()

@@ -1,7 +1,8 @@
 //! RTSPS cameras end to end (docs/design/camera-tls.md): `vigil serve` records GStreamer's RTSP
 //! server over TLS with a certificate from the installation CA and Digest auth, and only TLS
 //! records cross the wire; a self-signed certificate is refused with its fingerprint until
-//! `vigil camera trust` pins it; a certificate for another name is refused; a certificate
+//! `vigil camera trust` pins it; a certificate for another name, or one that expired, is
+//! refused (the expired one with its date); a certificate
 //! swapped while recording stops the link with the reason and stores the
 //! `camera.certificate_changed` event.
 
@@ -35,6 +36,41 @@ fn vigil_ca_cert(v: &Vigil, names: &[&str], cert: &Path, key: &Path) -> String {
     std::fs::write(cert, &leaf.chain_pem).unwrap();
     std::fs::write(key, leaf.key_pem.as_bytes()).unwrap();
     vigil_pki::fingerprint_sha256(&leaf.cert_der)
+}
+
+/// A certificate from the installation's CA for 127.0.0.1 that expired `ago_days` ago (a key
+/// and CSR from openssl, signed as of an earlier day); returns the day it expired, RFC 3339.
+fn expired_vigil_ca_cert(v: &Vigil, cert: &Path, key: &Path, ago_days: i64) -> String {
+    let csr = cert.with_extension("csr");
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-subj", "/CN=camera"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(key)
+        .arg("-out")
+        .arg(&csr)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pki = Pki::open(&v.data.join("pki")).unwrap();
+    let signed_at = time::OffsetDateTime::now_utc() - time::Duration::days(ago_days + 1);
+    let pem = pki
+        .sign_csr_at(&std::fs::read_to_string(&csr).unwrap(), 1, signed_at)
+        .unwrap();
+    std::fs::write(cert, pem).unwrap();
+    (signed_at + time::Duration::days(1)).date().to_string()
 }
 
 /// A self-signed certificate made by openssl; returns the fingerprint line openssl prints.
@@ -257,8 +293,18 @@ fn a_self_signed_certificate_waits_for_a_pin_and_another_name_is_refused() {
         &[("cam", &clip)],
         PeerOptions::new(Auth::None).tls(&cert2, &key2),
     );
+    let (cert3, key3) = (
+        dir.path().join("expired.crt"),
+        dir.path().join("expired.key"),
+    );
+    let expired_on = expired_vigil_ca_cert(&v, &cert3, &key3, 3);
+    let stale = RtspPeer::start_with(
+        &[("cam", &clip)],
+        PeerOptions::new(Auth::None).tls(&cert3, &key3),
+    );
     v.add_camera("selfsigned", &peer.url("cam"));
     v.add_camera("misnamed", &other.url("cam"));
+    v.add_camera("expired", &stale.url("cam"));
     assert!(peer.url("cam").starts_with("rtsps://"));
     let _server = v.serve();
 
@@ -285,8 +331,21 @@ fn a_self_signed_certificate_waits_for_a_pin_and_another_name_is_refused() {
         error.contains("not valid for the host name '127.0.0.1'"),
         "{error}"
     );
+    // An expired certificate from the installation's own CA: refused, saying when it expired
+    // and what to do.
+    let status = v.wait_status(
+        "expired",
+        |s| s["state"] == "failed",
+        Duration::from_secs(60),
+    );
+    let error = status["last_error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("it expired on {expired_on}")) && error.contains("sign-csr"),
+        "{error}"
+    );
     assert_eq!(peer.stats().mounts["/cam"].plays, 0);
     assert_eq!(other.stats().mounts["/cam"].plays, 0);
+    assert_eq!(stale.stats().mounts["/cam"].plays, 0);
 
     // A fingerprint that is none is refused; the one openssl printed (any form) pins it.
     let out = v.cmd(&["camera", "trust", "selfsigned", "--fingerprint", "12:34"]);
