@@ -471,7 +471,6 @@ fn intrusion_detection(x: &mut Exposition, access: &Access) {
 }
 
 fn events(x: &mut Exposition, bus: &EventBus) {
-    use std::sync::atomic::Ordering::Relaxed;
     let s = bus.stats();
     let figures = [
         (
@@ -500,9 +499,21 @@ fn events(x: &mut Exposition, bus: &EventBus) {
             &s.write_errors,
         ),
     ];
+    unlabelled_counters(x, &figures);
+}
+
+/// Counters without labels: each declared with its help and sampled once.
+fn unlabelled_counters(
+    x: &mut Exposition,
+    figures: &[(&'static str, &'static str, &std::sync::atomic::AtomicU64)],
+) {
     for (name, help, counter) in figures {
         x.declare(name, MetricType::Counter, help);
-        x.sample(name, &[], counter.load(Relaxed) as f64);
+        x.sample(
+            name,
+            &[],
+            counter.load(std::sync::atomic::Ordering::Relaxed) as f64,
+        );
     }
 }
 
@@ -552,68 +563,66 @@ fn webhooks(x: &mut Exposition, all: &[WebhookFigures]) {
 /// The rule task: events evaluated, rules fired, actions failed, events read back from the
 /// event database because they did not reach the worker live, and events never evaluated.
 fn rule_task(x: &mut Exposition, rules: &crate::alarms::RuleStats) {
-    use std::sync::atomic::Ordering::Relaxed;
-    for (name, help, counter) in [
-        (
-            "vigil_rules_events_evaluated_total",
-            "Events the rules evaluated since the server started.",
-            &rules.evaluated,
-        ),
-        (
-            "vigil_rules_fired_total",
-            "Rule firings (one per rule an event matched) since the server started.",
-            &rules.fired,
-        ),
-        (
-            "vigil_rules_actions_failed_total",
-            "Rule actions that failed (a database or ledger error) since the server started.",
-            &rules.failed,
-        ),
-        (
-            "vigil_rules_events_deferred_total",
-            "Events that did not reach the rule worker live and were read back from the event database (evaluated late, not lost) since the server started.",
-            &rules.deferred,
-        ),
-        (
-            "vigil_rules_events_dropped_total",
-            "Events the rules never evaluated because the event database could not be read, since the server started (each loss is also a rules.dropped event).",
-            &rules.dropped,
-        ),
-    ] {
-        x.declare(name, MetricType::Counter, help);
-        x.sample(name, &[], counter.load(Relaxed) as f64);
-    }
+    unlabelled_counters(
+        x,
+        &[
+            (
+                "vigil_rules_events_evaluated_total",
+                "Events the rules evaluated since the server started.",
+                &rules.evaluated,
+            ),
+            (
+                "vigil_rules_fired_total",
+                "Rule firings (one per rule an event matched) since the server started.",
+                &rules.fired,
+            ),
+            (
+                "vigil_rules_actions_failed_total",
+                "Rule actions that failed (a database or ledger error) since the server started.",
+                &rules.failed,
+            ),
+            (
+                "vigil_rules_events_deferred_total",
+                "Events that did not reach the rule worker live and were read back from the event database (evaluated late, not lost) since the server started.",
+                &rules.deferred,
+            ),
+            (
+                "vigil_rules_events_dropped_total",
+                "Events the rules never evaluated because the event database could not be read, since the server started (each loss is also a rules.dropped event).",
+                &rules.dropped,
+            ),
+        ],
+    );
 }
 
 /// The rules' alarm e-mail: what the mail server accepted, what was given up on, dropped with
 /// a full queue, and retried.
 fn alarm_email(x: &mut Exposition, mail: &vigil_mail::MailStats) {
-    use std::sync::atomic::Ordering::Relaxed;
-    for (name, help, counter) in [
-        (
-            "vigil_alarm_emails_sent_total",
-            "Alarm e-mails the mail server accepted since the server started.",
-            &mail.sent,
-        ),
-        (
-            "vigil_alarm_emails_failed_total",
-            "Alarm e-mails not delivered after their attempts, or refused for good, since the server started (each is an alarm.email_failed event).",
-            &mail.failed,
-        ),
-        (
-            "vigil_alarm_emails_dropped_total",
-            "Alarm e-mails dropped because the mail queue was full, since the server started.",
-            &mail.dropped,
-        ),
-        (
-            "vigil_alarm_email_retries_total",
-            "Attempts to send an alarm e-mail that were retried, since the server started.",
-            &mail.retried,
-        ),
-    ] {
-        x.declare(name, MetricType::Counter, help);
-        x.sample(name, &[], counter.load(Relaxed) as f64);
-    }
+    unlabelled_counters(
+        x,
+        &[
+            (
+                "vigil_alarm_emails_sent_total",
+                "Alarm e-mails the mail server accepted since the server started.",
+                &mail.sent,
+            ),
+            (
+                "vigil_alarm_emails_failed_total",
+                "Alarm e-mails not delivered after their attempts, or refused for good, since the server started (each is an alarm.email_failed event).",
+                &mail.failed,
+            ),
+            (
+                "vigil_alarm_emails_dropped_total",
+                "Alarm e-mails dropped because the mail queue was full, since the server started.",
+                &mail.dropped,
+            ),
+            (
+                "vigil_alarm_email_retries_total",
+                "Attempts to send an alarm e-mail that were retried, since the server started.",
+                &mail.retried,
+            ),
+        ],
+    );
 }
 
 /// SIEM forwarding: per collector whether it is connected, its backlog (the spool's depth for
@@ -621,7 +630,6 @@ fn alarm_email(x: &mut Exposition, mail: &vigil_mail::MailStats) {
 /// spooled, sent and lost.
 fn siem_forwarding(x: &mut Exposition, siem: &SiemMonitor, now_us: i64) {
     use MetricType::{Counter, Gauge};
-    use std::sync::atomic::Ordering::Relaxed;
     x.declare(
         "vigil_siem_collector_up",
         Gauge,
@@ -679,26 +687,26 @@ fn siem_forwarding(x: &mut Exposition, siem: &SiemMonitor, now_us: i64) {
     );
     x.sample("vigil_siem_spool_bytes", &[], siem.spool_bytes() as f64);
     let s = siem.stats();
-    for (name, help, counter) in [
-        (
-            "vigil_siem_events_spooled_total",
-            "Events written to the SIEM spool since the server started.",
-            &s.spooled,
-        ),
-        (
-            "vigil_siem_events_lost_total",
-            "Events a SIEM collector will never receive (spool limit reached or spool damaged), summed over collectors, since the server started.",
-            &s.lost,
-        ),
-        (
-            "vigil_siem_spool_write_errors_total",
-            "Failed writes to the SIEM spool since the server started.",
-            &s.spool_errors,
-        ),
-    ] {
-        x.declare(name, Counter, help);
-        x.sample(name, &[], counter.load(Relaxed) as f64);
-    }
+    unlabelled_counters(
+        x,
+        &[
+            (
+                "vigil_siem_events_spooled_total",
+                "Events written to the SIEM spool since the server started.",
+                &s.spooled,
+            ),
+            (
+                "vigil_siem_events_lost_total",
+                "Events a SIEM collector will never receive (spool limit reached or spool damaged), summed over collectors, since the server started.",
+                &s.lost,
+            ),
+            (
+                "vigil_siem_spool_write_errors_total",
+                "Failed writes to the SIEM spool since the server started.",
+                &s.spool_errors,
+            ),
+        ],
+    );
 }
 
 #[cfg(test)]

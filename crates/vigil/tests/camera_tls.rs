@@ -42,28 +42,7 @@ fn vigil_ca_cert(v: &Vigil, names: &[&str], cert: &Path, key: &Path) -> String {
 /// and CSR from openssl, signed as of an earlier day); returns the day it expired, RFC 3339.
 fn expired_vigil_ca_cert(v: &Vigil, cert: &Path, key: &Path, ago_days: i64) -> String {
     let csr = cert.with_extension("csr");
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args(["-nodes", "-subj", "/CN=camera"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(key)
-        .arg("-out")
-        .arg(&csr)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    loopback_p256(&["-new"], key, &csr);
     let pki = Pki::open(&v.data.join("pki")).unwrap();
     let signed_at = time::OffsetDateTime::now_utc() - time::Duration::days(ago_days + 1);
     let pem = pki
@@ -73,37 +52,59 @@ fn expired_vigil_ca_cert(v: &Vigil, cert: &Path, key: &Path, ago_days: i64) -> S
     (signed_at + time::Duration::days(1)).date().to_string()
 }
 
-/// A self-signed certificate made by openssl; returns the fingerprint line openssl prints.
-fn self_signed(cert: &Path, key: &Path) -> String {
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args(["-nodes", "-days", "30", "-subj", "/CN=camera"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(key)
-        .arg("-out")
-        .arg(cert)
-        .output()
-        .unwrap();
+/// `openssl req` with `what` (`-new`: a CSR; `-x509 -days N`: a self-signed certificate) for
+/// a P-256 key written to `key`, named `camera` and valid for 127.0.0.1, written to `out`.
+fn loopback_p256(what: &[&str], key: &Path, out: &Path) {
+    let mut args: Vec<&std::ffi::OsStr> = vec!["req".as_ref()];
+    args.extend(what.iter().map(std::ffi::OsStr::new));
+    for a in [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=camera",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+    ] {
+        args.push(a.as_ref());
+    }
+    args.extend([key.as_os_str(), "-out".as_ref(), out.as_os_str()]);
+    openssl(&args);
+}
+
+/// Runs openssl with `args`; its standard output.
+fn openssl(args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new("openssl").args(args).output().unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "openssl {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = Command::new("openssl")
-        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
-        .arg(cert)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Waits until camera `name` has failed; the reason its status gives.
+fn refused(v: &Vigil, name: &str) -> String {
+    let status = v.wait_status(name, |s| s["state"] == "failed", Duration::from_secs(60));
+    status["last_error"].as_str().unwrap().to_owned()
+}
+
+/// A self-signed certificate made by openssl; returns the fingerprint line openssl prints.
+fn self_signed(cert: &Path, key: &Path) -> String {
+    loopback_p256(&["-x509", "-days", "30"], key, cert);
+    openssl(&[
+        "x509".as_ref(),
+        "-noout".as_ref(),
+        "-fingerprint".as_ref(),
+        "-sha256".as_ref(),
+        "-in".as_ref(),
+        cert.as_os_str(),
+    ])
+    .trim()
+    .to_owned()
 }
 
 /// A TCP relay on loopback in front of `port` that keeps every byte it carried, both ways:
@@ -308,12 +309,7 @@ fn a_self_signed_certificate_waits_for_a_pin_and_another_name_is_refused() {
     assert!(peer.url("cam").starts_with("rtsps://"));
     let _server = v.serve();
 
-    let status = v.wait_status(
-        "selfsigned",
-        |s| s["state"] == "failed",
-        Duration::from_secs(60),
-    );
-    let error = status["last_error"].as_str().unwrap().to_owned();
+    let error = refused(&v, "selfsigned");
     let fp = openssl_fp.rsplit_once('=').unwrap().1.to_owned();
     assert!(error.contains("not trusted"), "{error}");
     assert!(
@@ -321,24 +317,14 @@ fn a_self_signed_certificate_waits_for_a_pin_and_another_name_is_refused() {
         "the status shows openssl's fingerprint {fp}: {error}"
     );
     assert!(error.contains("vigil camera trust"), "{error}");
-    let status = v.wait_status(
-        "misnamed",
-        |s| s["state"] == "failed",
-        Duration::from_secs(60),
-    );
-    let error = status["last_error"].as_str().unwrap();
+    let error = refused(&v, "misnamed");
     assert!(
         error.contains("not valid for the host name '127.0.0.1'"),
         "{error}"
     );
     // An expired certificate from the installation's own CA: refused, saying when it expired
     // and what to do.
-    let status = v.wait_status(
-        "expired",
-        |s| s["state"] == "failed",
-        Duration::from_secs(60),
-    );
-    let error = status["last_error"].as_str().unwrap();
+    let error = refused(&v, "expired");
     assert!(
         error.contains(&format!("it expired on {expired_on}")) && error.contains("sign-csr"),
         "{error}"
