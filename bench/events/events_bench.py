@@ -35,6 +35,13 @@ rsyslog relay receiving the same stream over TLS and forwarding it with omfwd ov
 (octet-counted) to the same collector. Time: first byte sent until the collector's file holds
 every message of the round (counted by a per-round marker).
 
+Part 4, cameras (issue goal: 0 frames lost while 10,000 events/s arrive): a third installation
+records CAM_COUNT cameras from one GStreamer RTSP server (bench/ingest's 1080p30 4 Mbit/s clip,
+server and frame counting, imported from bench/ingest/ingest_bench.py), CAM_PHASE s alone (A)
+and CAM_PHASE s while a paced sender delivers CAM_RATE syslog messages/s over TLS (B). Per
+phase: frames the server sent vs recorded, frames lost (vigil.db's GOPs that start inside the
+phase), gap rows, Vigil CPU by thread role, events stored and dropped, and Vigil CPU B / A.
+
 Nothing listens beyond loopback; every child is killed however the driver ends; SIGALRM bounds
 the whole run.
 """
@@ -55,6 +62,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from statistics import median
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -62,6 +70,11 @@ from common import (  # noqa: E402
     wait_port,
     CLK_TCK, Deadline, admin_token, cpu_model, free_port, git_rev, kill_all_children, loadavgs,
     loopback_only, make_log, on_alarm, on_term, proc_ticks, run, spawn, threads, write_secret)
+
+# Part 4 records cameras as bench/ingest does: its clip, RTSP server, frame counting and thread
+# grouping.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ingest"))
+import ingest_bench  # noqa: E402
 
 log = make_log("events")
 ADMIN_PASSWORD = "bench-Events-4k9w-Harbour"
@@ -951,13 +964,162 @@ client_key_file = "{siem_key}"
                     f"collector CPU {x['collector_cpu']:.2f} s")
         self.results["siem"] = res
 
+    # ---- part 4
+    def cameras(self):
+        """16 cameras recording from one GStreamer RTSP server, then the same while a paced
+        sender delivers CAM_RATE syslog messages/s over TLS: frames lost per phase."""
+        a = self.a
+        # The other parts' processes are not needed any more (they would only add load).
+        self.stop_all()
+        clip_path = ingest_bench.make_clip(a.clips, 20, 30, CAM_GOP, CAM_KBPS)
+        clip = ingest_bench.probe_clip(clip_path)
+        log(f"clip {os.path.basename(clip_path)}: {clip['width']}x{clip['height']} "
+            f"{clip['fps']:.0f} fps {clip['kbps']:.0f} kbit/s")
+        work = os.path.join(a.work, "cameras")
+        os.makedirs(work, exist_ok=True)
+        srv = ingest_bench.Server(a.root, clip_path, os.path.join(work, "rtsp-stats.json"))
+        self.rtsp = srv
+        if pidfile():
+            with open(pidfile(), "a") as f:
+                f.write(f"{srv.proc.pid}\n")
+        log(f"RTSP server (pid {srv.proc.pid}) at {srv.url}")
+        v = Vigil(a, "vigil-cameras")
+        for i in range(a.cam_count):
+            run([a.vigil, "--config", v.config, "camera", "add", f"cam{i:02d}", "--url", srv.url])
+        m = re.search(r'\n\[metrics\]\n(?:[^\[]*\n)*?bind = "127\.0\.0\.1:(\d+)"', open(v.config).read())
+        metrics_port = int(m.group(1)) if m else None
+        ccrt, ckey = v.sign(CLIENT_CN)
+        tls = Tls(v.ca, ccrt, ckey)
+        s0 = srv.stats()
+        plays0 = s0["plays"]
+        v.start()
+        self.vigil_cam = v
+        # Every camera playing.
+        limit = 60 + a.cam_count
+        deadline = time.monotonic() + limit
+        while True:
+            s = srv.stats()
+            if s["plays"] - plays0 >= a.cam_count and s["clients_now"] >= a.cam_count:
+                break
+            if v.proc.poll() is not None:
+                raise RuntimeError("vigil serve (cameras) exited while the cameras connected")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {s['plays'] - plays0} of {a.cam_count} cameras played "
+                                   f"within {limit} s")
+            time.sleep(0.2)
+        startup = s["plays"] - plays0
+        log(f"{a.cam_count} cameras playing; settling {a.cam_settle:.0f} s")
+        time.sleep(a.cam_settle)
+        phases = {}
+        marks = {}
+        for name in ("A", "B"):
+            phases[name], marks[name] = self.camera_phase(v, srv, tls, name, metrics_port)
+        # Every message of phase B stored (or no progress for 10 s), while the cameras record
+        # on, so that the last GOPs of the phase have a successor.
+        b = phases["B"]
+        sc = b["sender"]["counts"]
+        got = v.wait_stored(marks["B"]["id0"], b["sender"]["sent"], sc.get("dot1x", 0) + sc.get("link_down", 0),
+                            time.time(), stall=10.0)
+        b["stored_total"] = got["stored"]
+        b["matched_total"] = got["matched"]
+        b["events_dropped"] = got["events_dropped"]
+        b["rules_dropped"] = got["rules_dropped"]
+        b["stored_after_s"] = (got["t_syslog"] - marks["B"]["w1"] / 1e6) if got["t_syslog"] else None
+        time.sleep(max(0.0, 3.0 - (time.time() - marks["B"]["w1"] / 1e6)))
+        s_end = srv.stats()
+        t_stop = time.monotonic()
+        stop_proc(v.proc, limit=60)
+        stop_s = time.monotonic() - t_stop
+        srv.stop()
+        log_text = open(os.path.join(v.work, "serve.log"), errors="replace").read()
+        db = sqlite3.connect(f"file:{os.path.join(v.data, 'vigil.db')}?mode=ro", uri=True, timeout=10)
+        try:
+            for name, ph in phases.items():
+                ph.update(camera_frames(db, marks[name]["w0"], marks[name]["w1"], clip["fps"], CAM_GOP))
+                ph["frames_lost"] = ph["timeline_missing"]
+        finally:
+            db.close()
+        for name, ph in phases.items():
+            ph["id0"], ph["id1"] = marks[name]["id0"], marks[name]["id1"]
+            k = ph["kinds"]
+            ph["events_stored"] = sum(x for kind, x in k.items() if kind != "<syslog>")
+        ratio = (phases["B"]["cpu"] / phases["A"]["cpu"]) if phases["A"]["cpu"] else None
+        self.results["cameras"] = {
+            "cameras": a.cam_count, "clip": clip, "gop": CAM_GOP, "phase_s": a.cam_phase,
+            "rate": a.cam_rate, "settle": a.cam_settle, "startup_plays": startup,
+            "plays_total": s_end["plays"] - plays0, "clients_end": s_end["clients_now"],
+            "phases": phases, "cpu_ratio": ratio, "stop_s": stop_s,
+            "clean": "Stopped cleanly" in log_text,
+            "warn_lines": sum(1 for x in log_text.splitlines() if " WARN " in x),
+            "error_lines": sum(1 for x in log_text.splitlines() if " ERROR " in x),
+        }
+        for name, ph in phases.items():
+            log(f"cameras phase {name}: sent {ph['frames_sent']:,} frames to {a.cam_count} clients "
+                f"(server {ph['server_fps']:.2f} frames/s), recorded {ph['frames']:,} in GOPs starting in "
+                f"the window, lost {ph['frames_lost']}, gap rows {ph['gap_rows']}, Vigil CPU "
+                f"{ph['cpu']:.2f} s ({100 * ph['cpu'] / ph['wall']:.0f} % of a core), load {ph['load'][0]:.1f}")
+
+    def camera_phase(self, v, srv, tls, name, metrics_port):
+        a = self.a
+        sender = None
+        if name == "B":
+            sender = PacedSender(tls, v.syslog_port, a.cam_rate, a.cam_phase)
+        loads = [loadavgs()]
+        id0 = v.max_id()
+        met0 = scrape(metrics_port)
+        th0 = ingest_bench.thread_ticks(v.proc.pid)
+        c0 = v.cpu()
+        s0 = srv.stats()
+        t0 = time.monotonic()
+        w0 = int(time.time() * 1e6)
+        if sender:
+            sender.start()
+        log(f"cameras phase {name}: {a.cam_phase:.0f} s"
+            + (f" with {a.cam_rate:,} syslog messages/s" if sender else " (recording only)"))
+        while time.monotonic() - t0 < a.cam_phase:
+            time.sleep(min(5.0, max(0.0, a.cam_phase - (time.monotonic() - t0))))
+            loads.append(loadavgs())
+            if v.proc.poll() is not None:
+                raise RuntimeError("vigil serve (cameras) exited during the run")
+        w1 = int(time.time() * 1e6)
+        wall = time.monotonic() - t0
+        s1 = srv.stats()
+        c1 = v.cpu()
+        th1 = ingest_bench.thread_ticks(v.proc.pid)
+        if sender:
+            sender.join(timeout=15)
+        met1 = scrape(metrics_port)
+        id1 = v.max_id()
+        groups = ingest_bench.group_thread_cpu(th0, th1)
+        roles = {}
+        for g, x in groups.items():
+            r = thread_role(g)
+            roles[r] = roles.get(r, 0.0) + x["cpu_s"]
+        ph = {
+            "wall": wall, "cpu": c1 - c0, "threads": {g: x["cpu_s"] for g, x in groups.items()},
+            "roles": roles, "load": [x[0] for x in loads][:1] + [max(x[0] for x in loads)],
+            "loads": [x[0] for x in loads],
+            "server_frames": s1["frames_sent"] - s0["frames_sent"],
+            "server_fps": (s1["frames_sent"] - s0["frames_sent"]) / wall,
+            "frames_sent": (s1["frames_sent"] - s0["frames_sent"]) * s1["clients_now"],
+            "clients": (s0["clients_now"], s1["clients_now"]), "plays": s1["plays"] - s0["plays"],
+            "kinds": v.count_kinds(id0, id1),
+            "metrics": {k: met1[k] - met0.get(k, 0) for k in met1} if met0 and met1 else {},
+        }
+        if sender:
+            ph["sender"] = sender.result()
+            ph["stored_per_s"] = stored_per_second(v.db, w0, w1)
+        return ph, {"w0": w0, "w1": w1, "id0": id0, "id1": id1}
+
     def stop_all(self):
-        for name in ("relay", "vigil_siem", "collector", "vigil"):
+        for name in ("relay", "vigil_siem", "collector", "vigil", "vigil_cam"):
             p = getattr(self, name, None)
             if p is not None:
                 p.stop()
         for r in getattr(self, "rsyslogs", {}).values():
             r.stop()
+        if getattr(self, "rtsp", None) is not None:
+            self.rtsp.stop()
 
 
 def fmt_s(x):
@@ -966,6 +1128,161 @@ def fmt_s(x):
 
 def fmt_rate(x):
     return f"{x:,.0f}" if x else "-"
+
+
+# ---------------------------------------------------------------- part 4: cameras
+
+CAM_GOP = 60
+CAM_KBPS = 4000
+
+
+def thread_role(group):
+    """Which side of Vigil a thread group (bench/ingest's grouping) works for."""
+    if group in ("writer-<camera>", "tokio workers"):
+        return "recording"  # camera sessions run on the main runtime, segments on writer-*
+    if group in ("vigil-events-in", "event-writer", "rule-actions"):
+        return "events"
+    return "other"
+
+
+def scrape(port):
+    """{metric name: value summed over its labels} of Vigil's vigil_events_*, vigil_rules_* and
+    vigil_stream_* counters, or {} when the page cannot be read."""
+    if not port:
+        return {}
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            text = r.read().decode()
+    except (OSError, ValueError):
+        return {}
+    out = {}
+    for line in text.splitlines():
+        if not line.startswith(("vigil_events_", "vigil_rules_", "vigil_stream_frames_",
+                                "vigil_stream_reconnects")):
+            continue
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        try:
+            out[name] = out.get(name, 0) + float(line.rsplit(" ", 1)[1])
+        except ValueError:
+            pass
+    return out
+
+
+def stored_per_second(db, w0, w1):
+    """Syslog events stored per whole second of [w0, w1) (µs): min, median, max."""
+    rows = db.execute(
+        "SELECT received_us / 1000000, count(*) FROM events WHERE source_kind = 'syslog' "
+        "AND received_us >= ? AND received_us < ? GROUP BY 1", (w0, w1)).fetchall()
+    per = dict(rows)
+    xs = [per.get(s, 0) for s in range(int(w0 / 1e6) + 1, int(w1 / 1e6))]  # whole seconds
+    return {"total": sum(n for _, n in rows), "min": min(xs) if xs else 0,
+            "median": median(xs) if xs else 0, "max": max(xs) if xs else 0}
+
+
+def camera_frames(db, w0, w1, fps, gop):
+    """Frames recorded and lost in [w0, w1) (µs) from vigil.db's gops (bench/ingest's method:
+    every GOP of the fixed-GOP clip must hold `gop` frames; a gap of half a GOP or more between
+    GOPs is GOPs that never arrived), restricted to the GOPs that start inside the window; a gap
+    counts in the window its time falls in."""
+    frames = missing = short = gap_frames = 0
+    per_cam = []
+    cams = [r[0] for r in db.execute("SELECT DISTINCT camera_id FROM gops")]
+    ncams = db.execute("SELECT count(*) FROM cameras").fetchone()[0]
+    silent = ncams - len(cams)  # cameras without any GOP at all
+    missing += silent * round((w1 - w0) * fps / 1e6)
+    for cam in cams:
+        gops = db.execute("SELECT start_us, duration_us, frames FROM gops WHERE camera_id = ? "
+                          "ORDER BY start_us", (cam,)).fetchall()
+        f = 0
+        if gops[0][0] > w0:
+            lead = min(gops[0][0], w1) - w0
+            if lead * fps / 1e6 >= gop / 2:
+                gap_frames += round(lead * fps / 1e6)
+        for i, (start, dur, n) in enumerate(gops):
+            nxt = gops[i + 1] if i + 1 < len(gops) else None
+            if w0 <= start < w1:
+                f += n
+                if nxt is not None:  # the last GOP is cut by the stop
+                    short += max(0, gop - n)
+            if nxt is not None:
+                g0, g1 = start + dur, nxt[0]
+                if (g1 - g0) * fps / 1e6 >= gop / 2:
+                    overlap = max(0, min(g1, w1) - max(g0, w0))
+                    gap_frames += round(overlap * fps / 1e6)
+        frames += f
+        per_cam.append(f)
+    missing += short + gap_frames
+    gap_rows = db.execute("SELECT count(*) FROM gaps WHERE start_us >= ? AND start_us < ?",
+                          (w0, w1)).fetchone()[0]
+    last = db.execute("SELECT max(start_us + duration_us) FROM gops").fetchone()[0]
+    return {"frames": frames, "timeline_missing": missing, "short_gop_frames": short,
+            "gap_frames": gap_frames, "gap_rows": gap_rows, "cameras_with_video": len(cams),
+            "per_cam_min": min(per_cam) if per_cam else 0,
+            "per_cam_max": max(per_cam) if per_cam else 0,
+            "last_gop_end_after_window_s": (last - w1) / 1e6 if last else None}
+
+
+class PacedSender(threading.Thread):
+    """`rate` syslog messages/s (bench part 1's stream: 20 % fire a rule) over one TLS
+    connection with the client certificate, in batches every 10 ms, for `seconds` or
+    rate * seconds messages, whichever comes first; counts what it sent per second."""
+
+    def __init__(self, tls, port, rate, seconds):
+        super().__init__(daemon=True)
+        self.tls, self.port, self.rate, self.seconds = tls, port, rate, seconds
+        self.limit = int(rate * seconds)
+        self.sent = 0
+        self.per_second = []
+        self.counts = {}
+        self.error = None
+        self.wall = None
+        self.stop = threading.Event()
+
+    def run(self):
+        c = self.tls.connect(self.port)
+        c.settimeout(10.0)
+        tag = f"cam{random.randrange(1 << 30):08x}"
+        per_tick = max(1, self.rate // 100)
+        t0 = time.monotonic()
+        nxt = t0
+        second, in_second = 0, 0
+        try:
+            while self.sent < self.limit and not self.stop.is_set():
+                now = time.monotonic()
+                if now - t0 >= self.seconds:
+                    break
+                t = time.time()
+                batch = []
+                for _ in range(min(per_tick, self.limit - self.sent)):
+                    m, what = ingest_message(self.sent + len(batch), t, tag)
+                    self.counts[what] = self.counts.get(what, 0) + 1
+                    batch.append(frame(m))
+                c.sendall(b"".join(batch))
+                self.sent += len(batch)
+                s = int(now - t0)
+                if s != second:
+                    self.per_second.append(in_second)
+                    second, in_second = s, 0
+                in_second += len(batch)
+                nxt += 0.01
+                d = nxt - time.monotonic()
+                if d > 0:
+                    time.sleep(d)
+                elif d < -1:
+                    nxt = time.monotonic()  # behind by a second: do not burst to catch up
+        except (OSError, ssl.SSLError) as e:
+            self.error = f"{type(e).__name__}: {e}"
+        self.wall = time.monotonic() - t0
+        if in_second:
+            self.per_second.append(in_second)
+        close_tls(c)
+
+    def result(self):
+        full = self.per_second[:-1] if len(self.per_second) > 1 else self.per_second
+        return {"sent": self.sent, "wall": self.wall, "rate": self.sent / self.wall if self.wall else 0,
+                "per_s_min": min(full) if full else 0, "per_s_median": median(full) if full else 0,
+                "per_s_max": max(full) if full else 0, "counts": self.counts, "error": self.error,
+                "limit": self.limit}
 
 
 # ---------------------------------------------------------------- report
@@ -1156,15 +1473,111 @@ Vigil / rsyslog, best vs best: **{f'{ratio:.2f}' if ratio else 'n/a'}**; per rou
 
 Not measured in this run (`PARTS` without `siem`).
 """)
-    md.append("""
+    if "cameras" in r:
+        md.append(camera_report(r["cameras"], a, summary))
+    else:
+        md.append("""
 ## 4. 16 cameras recording while 10,000 events/s arrive
 
-Not measured yet.
+Not measured in this run (`PARTS` without `cameras`; run `PARTS=cameras bash bench/events/run.sh`).
 """)
     md.append(f"\nCommand: `{a.command}`\n")
     open(a.out, "w").write("".join(md))
     print("\n" + "; ".join(summary))
     print(f"wrote {a.out}")
+
+
+def camera_report(c, a, summary):
+    """Section 4 of the report (and its summary line)."""
+    A, B = c["phases"]["A"], c["phases"]["B"]
+    clip = c["clip"]
+    snd = B.get("sender", {})
+    n = c["cameras"]
+    lost_b = B["frames_lost"]
+    ok = lost_b == 0 and B["cameras_with_video"] == n and B["plays"] == 0
+    verdict = "MET" if ok else "MISSED"
+
+    def cpu_row(ph):
+        r = ph["roles"]
+        return (f"{ph['cpu']:.2f} s ({100 * ph['cpu'] / ph['wall']:.0f} % of a core): recording "
+                f"{r.get('recording', 0):.2f} s, events {r.get('events', 0):.2f} s, other {r.get('other', 0):.2f} s")
+
+    def met(ph, name):
+        x = ph["metrics"].get(name)
+        return f"+{x:,.0f}" if x is not None else "n/a"
+
+    fed = min(A["server_fps"], B["server_fps"]) >= 0.98 * clip["fps"]
+
+    rows = []
+    for name, ph in (("A: recording only", A), (f"B: + {c['rate']:,} syslog msg/s", B)):
+        syslog = ph["kinds"].get("<syslog>", 0)
+        matched = ph["kinds"].get("alarm.rule_matched", 0)
+        rows.append(
+            f"| {name} | {ph['wall']:.1f} s | {ph['frames_sent']:,} ({ph['server_fps']:.2f}/s × {ph['clients'][1]}) | "
+            f"{met(ph, 'vigil_stream_frames_received_total')} | "
+            f"{ph['frames']:,} ({ph['per_cam_min']:,}–{ph['per_cam_max']:,} per camera) | **{ph['frames_lost']}** "
+            f"({ph['short_gop_frames']} in short GOPs, {ph['gap_frames']} in gaps) | {ph['gap_rows']} | "
+            f"{cpu_row(ph)} | {syslog:,} syslog, {matched:,} rule matches, {ph['events_stored']:,} in all | "
+            f"{met(ph, 'vigil_events_dropped_total')} / {met(ph, 'vigil_rules_events_dropped_total')} | "
+            f"{min(ph['loads']):.1f}–{max(ph['loads']):.1f} |\n")
+    top = {}
+    for ph in (A, B):
+        for g, x in ph["threads"].items():
+            top.setdefault(g, [0.0, 0.0])
+    for g in top:
+        top[g] = [A["threads"].get(g, 0.0), B["threads"].get(g, 0.0)]
+    top = sorted(top.items(), key=lambda kv: -(kv[1][0] + kv[1][1]))[:9]
+    ratio = c["cpu_ratio"]
+    summary.append(f"cameras: {n} recording, {lost_b} frames lost under {snd.get('rate', 0):,.0f} msg/s ({verdict})")
+    spm = B.get("stored_per_s", {})
+    text = f"""
+## 4. {n} cameras recording while {c['rate']:,} events/s arrive
+
+- Cameras: one GStreamer RTSP server (tests/peers/rtsp_server.py, one shared pipeline for
+  the mount, as in bench/ingest) loops a {clip['width']}x{clip['height']} {clip['fps']:.0f} fps H.264
+  clip at {clip['kbps']:.0f} kbit/s (GOP {c['gop']} frames, no B-frames); {n} cameras added to a third
+  Vigil installation with `vigil camera add camNN --url rtsp://127.0.0.1:PORT/cam` before
+  `vigil serve` starts; same `[events] syslog_tls` listener (client certificate required),
+  limits and five `[[rules]]` as part 1. The server's own count: {A['server_fps']:.2f} frames/s handed
+  to its payloader in phase A, {B['server_fps']:.2f} in phase B (the clip's rate is {clip['fps']:.0f}), so one
+  server process {"fed the " + str(n) + " clients at full rate" if fed else "**fell behind** (fewer frames than the clip's rate)"}; {c['startup_plays']} PLAYs at start, {A['plays'] + B['plays']} more during the
+  phases (reconnects), {c['clients_end']} clients at the end.
+- Phases of {c['phase_s']:.0f} s each, {c['settle']:.0f} s after the last camera played: A, recording
+  only; B, recording while one TLS connection (client certificate) from the driver sends part
+  1's switch lines (20 % fire `port-security` or `link-down`: alarm counted up, `alarm.rule_matched`
+  stored) paced in batches every 10 ms, at most {snd.get('limit', 0):,} messages and {c['phase_s']:.0f} s. Sent:
+  **{snd.get('sent', 0):,} in {snd.get('wall') or 0:.1f} s = {snd.get('rate', 0):,.0f} msg/s** (whole seconds
+  {snd.get('per_s_min', 0):,}–{snd.get('per_s_max', 0):,}, median {snd.get('per_s_median', 0):,.0f}){f"; sender error: {snd['error']}" if snd.get('error') else ''}.
+  Stored by Vigil with `received_us` inside the phase: {spm.get('total', 0):,} = {spm.get('total', 0) / B['wall']:,.0f}/s (whole
+  seconds {spm.get('min', 0):,}–{spm.get('max', 0):,}, median {spm.get('median', 0):,.0f}); all {B.get('stored_total', 0):,} of the phase's
+  messages stored {fmt_s(B.get('stored_after_s'))} after it ended, {B.get('matched_total', 0):,} rule matches acted on;
+  `events.dropped` {B.get('events_dropped', 0):,}, `rules.dropped` {B.get('rules_dropped', 0):,}.
+- Frames sent = the server's `frames_sent` over the phase × the clients playing. Frames recorded =
+  frames of the GOPs (vigil.db `gops`) that start inside the phase, so it differs from frames
+  sent by up to a GOP per camera at each end. Frames lost = bench/ingest's method restricted to
+  those GOPs: every GOP but a camera's last must hold {c['gop']} frames, and a gap of half a GOP or
+  more between GOPs (its part inside the phase) is GOPs that never arrived. Gap rows = vigil.db
+  `gaps` starting in the phase. CPU = utime+stime of `vigil serve` over the phase; recording =
+  the main runtime's `tokio-runtime-w` threads (camera sessions) and `writer-camNN`; events =
+  `vigil-events-in` (TLS intake), `event-writer`, `rule-actions`. Dropped = the deltas of
+  `vigil_events_dropped_total` / `vigil_rules_events_dropped_total` on the metrics page;
+  received by Vigil = the delta of `vigil_stream_frames_received_total` (all cameras).
+
+| phase | wall | frames sent | received by Vigil | frames recorded | frames lost | gap rows | Vigil CPU | events stored | dropped events / rules | load (1 min) |
+|---|---|---|---|---|---|---|---|---|---|---|
+{''.join(rows)}
+Vigil CPU B / A: **{f'{ratio:.2f}' if ratio else 'n/a'}** (events threads {B['roles'].get('events', 0) - A['roles'].get('events', 0):+.2f} s, recording threads
+{B['roles'].get('recording', 0) - A['roles'].get('recording', 0):+.2f} s). Metrics over phase B: `vigil_events_published_total` {met(B, 'vigil_events_published_total')},
+`vigil_events_stored_total` {met(B, 'vigil_events_stored_total')}, `vigil_rules_events_evaluated_total` {met(B, 'vigil_rules_events_evaluated_total')},
+`vigil_rules_fired_total` {met(B, 'vigil_rules_fired_total')}, `vigil_rules_events_deferred_total` {met(B, 'vigil_rules_events_deferred_total')};
+A / B: `vigil_stream_frames_written_total` {met(A, 'vigil_stream_frames_written_total')} / {met(B, 'vigil_stream_frames_written_total')},
+`vigil_stream_reconnects_total` {met(A, 'vigil_stream_reconnects_total')} / {met(B, 'vigil_stream_reconnects_total')}.
+CPU by thread group, A / B (s): {', '.join(f'`{g}` {x[0]:.2f} / {x[1]:.2f}' for g, x in top)}.
+Shut down in {c['stop_s']:.1f} s (clean: {c['clean']}); serve.log: {c['warn_lines']} WARN, {c['error_lines']} ERROR lines.
+
+Goal: 0 frames lost in phase B: **{verdict}** ({lost_b} lost, {B['cameras_with_video']}/{n} cameras with video).
+"""
+    return text
 
 
 def main():
@@ -1185,6 +1598,11 @@ def main():
     ap.add_argument("--lat-timeout", type=float, default=2.0)
     ap.add_argument("--lat-bg", default="0 2000")
     ap.add_argument("--siem-messages", type=int, default=50000)
+    ap.add_argument("--cam-count", type=int, default=16)
+    ap.add_argument("--cam-phase", type=float, default=60.0)
+    ap.add_argument("--cam-rate", type=int, default=10000)
+    ap.add_argument("--cam-settle", type=float, default=5.0)
+    ap.add_argument("--clips", help="where the cameras' clip is encoded once and cached")
     ap.add_argument("--time-limit", type=int, default=540)
     ap.add_argument("--given-binary", action="store_true")
     ap.add_argument("--command", default="bash bench/events/run.sh")
@@ -1192,6 +1610,12 @@ def main():
     a.drivers = a.drivers.split()
     a.lat_bg = [int(x) for x in a.lat_bg.split()]
     parts = set(a.parts.replace(",", " ").split())
+    unknown = parts - {"ingest", "latency", "siem", "cameras"}
+    if unknown:
+        ap.error(f"unknown parts: {' '.join(sorted(unknown))}")
+    if not 1 <= a.cam_count <= 64 or not 5 <= a.cam_phase <= 600 or not 1 <= a.cam_rate <= 200000:
+        ap.error("CAM_COUNT 1..64, CAM_PHASE 5..600 s, CAM_RATE 1..200000 msg/s")
+    a.clips = a.clips or os.path.join(os.path.dirname(a.work), "benchclips")
     for d in a.drivers:
         if not os.path.exists(os.path.join(RSYSLOG_DRIVERS, f"lmnsd_{d}.so")):
             pkg = {"ossl": "rsyslog-openssl", "gtls": "rsyslog-gnutls"}.get(d, "?")
@@ -1203,13 +1627,16 @@ def main():
     b = Bench(a)
     failed = None
     try:
-        b.setup()
+        if parts & {"ingest", "latency", "siem"}:
+            b.setup()
         if "ingest" in parts:
             b.ingest()
         if "latency" in parts:
             b.latency()
         if "siem" in parts:
             b.siem()
+        if "cameras" in parts:
+            b.cameras()
     except (Deadline, KeyboardInterrupt, RuntimeError, OSError, sqlite3.Error) as e:
         failed = e
         log(f"stopped: {type(e).__name__}: {e}")

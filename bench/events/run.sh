@@ -6,16 +6,21 @@
 #   2. event -> alarm latency through the API's events WebSocket, idle and with background
 #      syslog traffic (goal p99 < 50 ms);
 #   3. SIEM forwarding: Vigil relaying the stream to an rsyslog collector vs an rsyslog relay
-#      forwarding it with omfwd over TLS (goal >= 1.0 x).
+#      forwarding it with omfwd over TLS (goal >= 1.0 x);
+#   4. cameras: 16 cameras (one GStreamer RTSP server, bench/ingest's 1080p30 4 Mbit/s clip)
+#      recording, CAM_PHASE s alone and CAM_PHASE s while CAM_RATE syslog messages/s arrive
+#      over TLS: frames lost per phase (goal 0 under the events), Vigil CPU B / A. Not in the
+#      default PARTS: run it as PARTS=cameras (it needs ffmpeg and the RTSP server bindings).
 # Prints the figures and writes docs/BENCHMARKS-events.md. A benchmark, not a test: exits 0
 # even when goals are missed. Only loopback traffic; bounded (a hard timeout over the driver,
 # SIGALRM inside it; every process it started is killed by pid at the end).
 #
 # Needs: rsyslog with rsyslog-openssl and/or rsyslog-gnutls, openssl, python3 (Debian's,
-# /usr/bin/python3). Nothing is installed here.
+# /usr/bin/python3); for the cameras part also ffmpeg/ffprobe and GStreamer's RTSP server
+# bindings. Nothing is installed here.
 #
 # Environment:
-#   PARTS="ingest latency siem"   which parts to run
+#   PARTS="ingest latency siem"   which parts to run (and/or cameras)
 #   MESSAGES=100000     messages per ingest round
 #   ROUNDS=3            rounds per receiver, alternating the order
 #   CONNS=4             TLS connections the load generator sends over (round-robin)
@@ -26,6 +31,10 @@
 #   LAT_INTERVAL=0.02   seconds between an alarm's arrival and the next event
 #   LAT_BG="0 2000"     background syslog messages/s during the latency runs (one run each)
 #   SIEM_MESSAGES=50000 messages per SIEM round
+#   CAM_COUNT=16        cameras of the cameras part (1..64)
+#   CAM_PHASE=60        seconds of each of its two phases (5..600)
+#   CAM_RATE=10000      syslog messages/s sent during its phase B (at most CAM_RATE x CAM_PHASE)
+#   CAM_SETTLE=5        seconds between the last camera's PLAY and phase A
 #   TIME_LIMIT=540      seconds for the whole driver
 #   VIGIL_BIN=path      use this vigil binary instead of building one
 #   CARGO_TARGET_DIR    where the release build goes (default <repo>/target)
@@ -36,6 +45,10 @@ cd "$root"
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
 require_tools rsyslogd openssl setpriv timeout
+if [[ " ${PARTS:-} " == *" cameras "* ]]; then
+  require_tools ffmpeg ffprobe
+  require_rtsp_server
+fi
 for d in ${DRIVERS:-ossl gtls}; do
   case "$d" in
     ossl) pkg=rsyslog-openssl ;;
@@ -47,7 +60,7 @@ for d in ${DRIVERS:-ossl gtls}; do
     exit 1
   }
 done
-for v in MESSAGES ROUNDS CONNS RATE BURST LAT_COUNT SIEM_MESSAGES TIME_LIMIT; do
+for v in MESSAGES ROUNDS CONNS RATE BURST LAT_COUNT SIEM_MESSAGES CAM_COUNT CAM_PHASE CAM_RATE CAM_SETTLE TIME_LIMIT; do
   val="${!v:-1}"
   [[ "$val" =~ ^[0-9]+$ && "$val" -gt 0 ]] || { echo "$v must be a positive whole number, not '$val'" >&2; exit 2; }
 done
@@ -76,7 +89,7 @@ cleanup() {
   if [[ -f "$BENCH_PIDFILE" ]]; then
     while read -r pid; do
       [[ "$pid" =~ ^[0-9]+$ ]] || continue
-      if [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qE "vigil|rsyslogd"; then
+      if [[ -r "/proc/$pid/cmdline" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qE "vigil|rsyslogd|rtsp_server"; then
         kill -KILL "$pid" 2>/dev/null || true
       fi
     done <"$BENCH_PIDFILE"
@@ -87,7 +100,8 @@ trap 'exit 130' INT TERM
 
 limit="${TIME_LIMIT:-540}"
 command="bash bench/events/run.sh"
-for v in PARTS MESSAGES ROUNDS CONNS DRIVERS RATE BURST LAT_COUNT LAT_INTERVAL LAT_BG SIEM_MESSAGES; do
+for v in PARTS MESSAGES ROUNDS CONNS DRIVERS RATE BURST LAT_COUNT LAT_INTERVAL LAT_BG SIEM_MESSAGES \
+  CAM_COUNT CAM_PHASE CAM_RATE CAM_SETTLE; do
   [[ -n "${!v:-}" ]] && command="$v=\"${!v}\" $command"
 done
 timeout --signal=TERM --kill-after=20 $((limit + 60)) \
@@ -98,6 +112,8 @@ timeout --signal=TERM --kill-after=20 $((limit + 60)) \
   --drivers "${DRIVERS:-ossl gtls}" --rate "${RATE:-1000000}" --burst "${BURST:-10000000}" \
   --lat-count "${LAT_COUNT:-500}" --lat-interval "${LAT_INTERVAL:-0.02}" --lat-bg "${LAT_BG:-0 2000}" \
   --siem-messages "${SIEM_MESSAGES:-50000}" --time-limit "$limit" \
+  --cam-count "${CAM_COUNT:-16}" --cam-phase "${CAM_PHASE:-60}" --cam-rate "${CAM_RATE:-10000}" \
+  --cam-settle "${CAM_SETTLE:-5}" --clips "$target/benchclips" \
   --command "$command" \
   --out "${OUT:-$root/docs/BENCHMARKS-events.md}" ${given:+--given-binary} &
 driver=$!
