@@ -1586,7 +1586,7 @@ def main():
     ap.add_argument("--vigil", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--parts", default="ingest,latency,siem")
+    ap.add_argument("--parts", default="ingest,latency,siem,cameras")
     ap.add_argument("--messages", type=int, default=100000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--conns", type=int, default=4)
@@ -1616,6 +1616,8 @@ def main():
     if not 1 <= a.cam_count <= 64 or not 5 <= a.cam_phase <= 600 or not 1 <= a.cam_rate <= 200000:
         ap.error("CAM_COUNT 1..64, CAM_PHASE 5..600 s, CAM_RATE 1..200000 msg/s")
     a.clips = a.clips or os.path.join(os.path.dirname(a.work), "benchclips")
+    if "cameras" in parts and 2 * a.cam_phase + a.cam_settle + 120 > a.time_limit:
+        ap.error(f"CAM_PHASE={a.cam_phase:.0f} needs TIME_LIMIT >= {2 * a.cam_phase + a.cam_settle + 120:.0f}")
     for d in a.drivers:
         if not os.path.exists(os.path.join(RSYSLOG_DRIVERS, f"lmnsd_{d}.so")):
             pkg = {"ossl": "rsyslog-openssl", "gtls": "rsyslog-gnutls"}.get(d, "?")

@@ -9,8 +9,7 @@
 #      forwarding it with omfwd over TLS (goal >= 1.0 x);
 #   4. cameras: 16 cameras (one GStreamer RTSP server, bench/ingest's 1080p30 4 Mbit/s clip)
 #      recording, CAM_PHASE s alone and CAM_PHASE s while CAM_RATE syslog messages/s arrive
-#      over TLS: frames lost per phase (goal 0 under the events), Vigil CPU B / A. Not in the
-#      default PARTS: run it as PARTS=cameras (it needs ffmpeg and the RTSP server bindings).
+#      over TLS: frames lost per phase (goal 0 under the events), Vigil CPU B / A.
 # Prints the figures and writes docs/BENCHMARKS-events.md. A benchmark, not a test: exits 0
 # even when goals are missed. Only loopback traffic; bounded (a hard timeout over the driver,
 # SIGALRM inside it; every process it started is killed by pid at the end).
@@ -20,7 +19,7 @@
 # bindings. Nothing is installed here.
 #
 # Environment:
-#   PARTS="ingest latency siem"   which parts to run (and/or cameras)
+#   PARTS="ingest latency siem cameras"   which parts to run
 #   MESSAGES=100000     messages per ingest round
 #   ROUNDS=3            rounds per receiver, alternating the order
 #   CONNS=4             TLS connections the load generator sends over (round-robin)
@@ -45,7 +44,8 @@ cd "$root"
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
 require_tools rsyslogd openssl setpriv timeout
-if [[ " ${PARTS:-} " == *" cameras "* ]]; then
+parts="${PARTS:-ingest latency siem cameras}"
+if [[ " $parts " == *" cameras "* ]]; then
   require_tools ffmpeg ffprobe
   require_rtsp_server
 fi
@@ -107,7 +107,7 @@ done
 timeout --signal=TERM --kill-after=20 $((limit + 60)) \
   /usr/bin/python3 "$root/bench/events/events_bench.py" \
   --root "$root" --vigil "$VIGIL_BIN" --work "$work" \
-  --parts "${PARTS:-ingest latency siem}" \
+  --parts "$parts" \
   --messages "${MESSAGES:-100000}" --rounds "${ROUNDS:-3}" --conns "${CONNS:-4}" \
   --drivers "${DRIVERS:-ossl gtls}" --rate "${RATE:-1000000}" --burst "${BURST:-10000000}" \
   --lat-count "${LAT_COUNT:-500}" --lat-interval "${LAT_INTERVAL:-0.02}" --lat-bg "${LAT_BG:-0 2000}" \
