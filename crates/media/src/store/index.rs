@@ -22,6 +22,9 @@ pub struct SegmentRow {
     pub init_sha256: Vec<u8>,
     pub codec: String,
     pub open: bool,
+    /// When the archive tier verified the segment's object (docs/design/archive.md); the
+    /// local file may be gone from then on.
+    pub archived_us: Option<i64>,
 }
 
 /// One GOP fragment as indexed.
@@ -210,7 +213,7 @@ impl Store {
     pub fn segments(&self, camera_id: &str) -> Result<Vec<SegmentRow>> {
         let db = self.db();
         let mut stmt = db.prepare(
-            "SELECT camera_id, seq, start_us, end_us, bytes, frames, init_len, init_sha256, codec, open
+            "SELECT camera_id, seq, start_us, end_us, bytes, frames, init_len, init_sha256, codec, open, archived_us
              FROM segments WHERE camera_id = ?1 ORDER BY seq",
         )?;
         let rows = stmt.query_map([camera_id], segment_from_row)?;
@@ -273,10 +276,11 @@ impl Store {
         Ok(out)
     }
 
-    /// Total bytes of a camera's segment files, per the index.
+    /// Total bytes of a camera's segment files on the local volume, per the index (archived
+    /// segments live in the object store).
     pub fn camera_bytes(&self, camera_id: &str) -> Result<i64> {
         Ok(self.db().query_row(
-            "SELECT coalesce(sum(bytes), 0) FROM segments WHERE camera_id = ?1",
+            "SELECT coalesce(sum(bytes), 0) FROM segments WHERE camera_id = ?1 AND archived_us IS NULL",
             [camera_id],
             |r| r.get(0),
         )?)
@@ -328,8 +332,8 @@ impl Store {
     pub fn oldest_closed_segments(&self, limit: usize) -> Result<Vec<SegmentRow>> {
         let db = self.db();
         let mut stmt = db.prepare(
-            "SELECT camera_id, seq, start_us, end_us, bytes, frames, init_len, init_sha256, codec, open
-             FROM segments WHERE open = 0 ORDER BY start_us LIMIT ?1",
+            "SELECT camera_id, seq, start_us, end_us, bytes, frames, init_len, init_sha256, codec, open, archived_us
+             FROM segments WHERE open = 0 AND archived_us IS NULL ORDER BY start_us LIMIT ?1",
         )?;
         let rows = stmt.query_map([limit as i64], segment_from_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -339,14 +343,14 @@ impl Store {
     pub fn newest_closed_segments(&self) -> Result<std::collections::HashMap<String, i64>> {
         let db = self.db();
         let mut stmt = db.prepare(
-            "SELECT camera_id, max(seq) FROM segments WHERE open = 0 GROUP BY camera_id",
+            "SELECT camera_id, max(seq) FROM segments WHERE open = 0 AND archived_us IS NULL GROUP BY camera_id",
         )?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
 
-fn segment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
+pub(super) fn segment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
     Ok(SegmentRow {
         camera_id: r.get(0)?,
         seq: r.get(1)?,
@@ -358,6 +362,7 @@ fn segment_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
         init_sha256: r.get(7)?,
         codec: r.get(8)?,
         open: r.get(9)?,
+        archived_us: r.get(10)?,
     })
 }
 

@@ -3,7 +3,8 @@
 //! - `cameras`: the camera registry, camera passwords sealed at rest, live status;
 //! - `index`: segment, GOP and gap rows, recorder runs, and the queries over them;
 //! - `writer`: creating segment files and appending GOPs to them;
-//! - `recovery`: reconciling files and index at start-up.
+//! - `recovery`: reconciling files and index at start-up;
+//! - `archive`: which segments live in the archive tier and which local copies may go.
 //!
 //! Durability order is what makes the store crash-safe: media bytes are fsynced before the
 //! index row that points to them is written, and a new file's directory entry is synced before
@@ -11,6 +12,7 @@
 //! the other way round, and [`Store::recover`] completes it from what is on disk
 //! (docs/storage-format.md).
 
+mod archive;
 mod cameras;
 mod index;
 mod locks;
@@ -27,6 +29,7 @@ use rusqlite::{Connection, OptionalExtension};
 use crate::fmp4;
 use crate::secrets::SecretBox;
 
+pub use archive::ArchivedSegment;
 pub use cameras::{
     Camera, CameraStatus, NewCamera, NewSecondary, STALE_STATUS_US, SecondaryStream, StreamMode,
     StreamStatus, check_camera_name, secondary_stream_id,
@@ -228,6 +231,13 @@ const MIGRATIONS: &[&str] = &[
     // and passed verification with.
     "ALTER TABLE cameras ADD COLUMN tls_pin TEXT;
      ALTER TABLE cameras ADD COLUMN tls_seen TEXT;",
+    // 4: the archive tier (docs/design/archive.md): `archived_us` when the segment's object
+    // was verified in the object store (from then on the local file may be gone),
+    // `archive_until_us` the Object Lock retention date the store holds for it,
+    // `restored_until_us` until when a copy brought back for reading stays local.
+    "ALTER TABLE segments ADD COLUMN archived_us INTEGER;
+     ALTER TABLE segments ADD COLUMN archive_until_us INTEGER;
+     ALTER TABLE segments ADD COLUMN restored_until_us INTEGER;",
 ];
 
 /// The schema version this build writes: the number of [`MIGRATIONS`].

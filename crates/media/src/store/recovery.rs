@@ -64,7 +64,9 @@ impl Store {
         on_disk.sort_unstable();
         let indexed = self.segments(&cam.id)?;
         for seg in &indexed {
-            if on_disk.binary_search(&seg.seq).is_err() {
+            // An archived segment's file is in the object store; its rows are how playback,
+            // export and verify find it there.
+            if seg.archived_us.is_none() && on_disk.binary_search(&seg.seq).is_err() {
                 tracing::warn!(camera = %cam.name, seq = seg.seq, "segment file missing; dropping its index rows");
                 self.delete_segment(&cam.id, seg.seq)?;
                 report.missing_files += 1;
