@@ -11,6 +11,8 @@
 //! - [`alarms`]: rules run on the event bus, alarms (acknowledge, close) and bookmarks.
 //! - [`events`]: Vigil's own events (the audit log's entries, streams losing their camera).
 //! - [`locks`]: evidence locks: ranges retention keeps, each step a signed ledger fact.
+//! - [`archive`]: the archive tier's pass in `vigil serve` and bringing archived video back
+//!   (checked against the ledger) before it is read.
 //! - [`layout`]: each user's live-view layout (grid kind, camera per tile), checked against
 //!   the recording index and the user's camera scope.
 //! - [`settings`]: runtime settings: stage, restore, factory defaults, apply without a
@@ -27,6 +29,7 @@
 pub mod access_settings;
 pub mod alarms;
 pub mod analytics;
+pub mod archive;
 pub mod audit;
 pub mod backup;
 pub mod cameras;

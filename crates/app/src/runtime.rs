@@ -234,6 +234,75 @@ pub async fn run(
             })
         })
     };
+    // The archive tier (docs/design/archive.md): off until `[archive]` names an endpoint. A
+    // setting that cannot be used (keys readable by others, a missing CA file) is reported and
+    // recording goes on with everything kept local.
+    let archive_task = {
+        let bus = opts.events.clone();
+        let origin = server.clone();
+        let on_pass: Arc<dyn Fn(&vigil_archive::ArchiveReport) + Send + Sync> = Arc::new(
+            move |r: &vigil_archive::ArchiveReport| {
+                let publish = |e: NewEvent| {
+                    if let Some(bus) = &bus
+                        && let Err(err) = bus.publish(e)
+                    {
+                        tracing::error!(error = %err, "archive event refused");
+                    }
+                };
+                if !r.archived.is_empty() {
+                    tracing::info!(
+                        segments = r.archived.len(),
+                        bytes = r.bytes_freed,
+                        "archive pass"
+                    );
+                    publish(
+                        NewEvent::vigil(&origin, "recording.archived", Category::Recording, Severity::Info,
+                            format!("{} segments moved to the archive, verified against the ledger ({} bytes freed locally)", r.archived.len(), r.bytes_freed))
+                        .attribute("segments", r.archived.len().to_string())
+                        .attribute("bytes", r.bytes_freed.to_string()),
+                    );
+                }
+                for f in &r.failures {
+                    publish(
+                        NewEvent::vigil(
+                            &origin,
+                            "recording.archive_failed",
+                            Category::Recording,
+                            Severity::Warning,
+                            format!(
+                                "segment {} of {} stays local: {}",
+                                f.seq, f.camera_id, f.reason
+                            ),
+                        )
+                        .attribute("stream", f.camera_id.clone())
+                        .attribute("segment", f.seq.to_string()),
+                    );
+                }
+                if let Some(why) = &r.stopped {
+                    tracing::error!(reason = %why, "archive pass stopped");
+                }
+            },
+        );
+        let (archive_cfg, store) = (cfg.archive.clone(), store.clone());
+        match tokio::task::spawn_blocking(move || {
+            crate::archive::ArchiveTask::start(&archive_cfg, store, on_pass)
+        })
+        .await?
+        {
+            Ok(task) => task,
+            Err(e) => {
+                tracing::error!(error = %e, "the archive tier cannot start; video stays local");
+                publish(NewEvent::vigil(
+                    &server,
+                    "recording.archive_start_failed",
+                    Category::Recording,
+                    Severity::Error,
+                    format!("the archive tier did not start: {e}"),
+                ));
+                None
+            }
+        }
+    };
     let reserve = Arc::new(SpaceReserve::for_data_dir(&cfg.data_dir));
     if !reserve.ensure() {
         tracing::warn!(
@@ -374,6 +443,9 @@ pub async fn run(
         handle.stop().await;
     }
     evidence.close_all();
+    if let Some(task) = archive_task {
+        let _ = tokio::task::spawn_blocking(move || task.stop()).await;
+    }
     publish(NewEvent::vigil(
         &server,
         "system.stopped",
