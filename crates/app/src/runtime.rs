@@ -262,7 +262,9 @@ pub async fn run(
                         .attribute("bytes", r.bytes_freed.to_string()),
                     );
                 }
-                for f in &r.failures {
+                // One event per pass, not per segment: a bucket without Object Lock would
+                // otherwise repeat the same reason for every due segment every minute.
+                if let Some(first) = r.failures.first() {
                     publish(
                         NewEvent::vigil(
                             &origin,
@@ -270,12 +272,16 @@ pub async fn run(
                             Category::Recording,
                             Severity::Warning,
                             format!(
-                                "segment {} of {} stays local: {}",
-                                f.seq, f.camera_id, f.reason
+                                "{} segment(s) stay local this pass; segment {} of {}: {}",
+                                r.failures.len(),
+                                first.seq,
+                                first.camera_id,
+                                first.reason
                             ),
                         )
-                        .attribute("stream", f.camera_id.clone())
-                        .attribute("segment", f.seq.to_string()),
+                        .attribute("segments", r.failures.len().to_string())
+                        .attribute("stream", first.camera_id.clone())
+                        .attribute("segment", first.seq.to_string()),
                     );
                 }
                 if let Some(why) = &r.stopped {

@@ -292,7 +292,8 @@ impl ObjectArchive for S3Archive {
         {
             Ok(b) => b,
             Err(ObjectError::NotFound { .. }) => return Ok(None),
-            Err(ObjectError::Refused { why, .. })
+            // AWS answers 404, others 400: either way the object has no retention.
+            Err(ObjectError::Refused { why, .. } | ObjectError::Failed { why, .. })
                 if why.contains("NoSuchObjectLockConfiguration")
                     || why.contains("ObjectLockConfigurationNotFound") =>
             {
