@@ -36,10 +36,89 @@ impl ArchiveError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             ArchiveError::NotConfigured { .. } => ErrorKind::Conflict,
-            ArchiveError::Setup(_) | ArchiveError::Thread(_) | ArchiveError::Restore(_) => {
-                ErrorKind::Internal
-            }
+            // The video is safe in the archive; it is just out of reach now (the store does not
+            // answer, refuses the keys, or returns an object that does not match its ledger,
+            // which is never written locally): the operator can act on it, and it is not
+            // evidence of tampering with the recording.
+            ArchiveError::Setup(_) | ArchiveError::Restore(_) => ErrorKind::Unavailable,
+            ArchiveError::Thread(_) => ErrorKind::Internal,
         }
+    }
+
+    /// A stable name for machines (the API's error code).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ArchiveError::NotConfigured { .. } => "archive_not_configured",
+            ArchiveError::Setup(_) | ArchiveError::Restore(_) => "archive_unavailable",
+            ArchiveError::Thread(_) => "internal",
+        }
+    }
+}
+
+impl crate::error::Classified for ArchiveError {
+    fn kind(&self) -> ErrorKind {
+        ArchiveError::kind(self)
+    }
+    fn code(&self) -> &'static str {
+        ArchiveError::code(self)
+    }
+}
+
+/// How a reading use case (verify, export, playback) brings the archived video of a range back
+/// before it reads the local volume. The front ends pass the `[archive]` section of their
+/// configuration ([`ArchiveConfig`] implements it with [`restore_for_reading`]); tests pass a
+/// [`RestoreFrom`] over any store behind the seam.
+pub trait Restore: Sync {
+    /// Restores every archived segment of stream `camera_id` (and its secondary stream)
+    /// overlapping `[from_us, to_us)` that has no local copy; returns how many were fetched.
+    /// A range without such segments does no archive work at all.
+    fn restore(
+        &self,
+        store: &Store,
+        camera_id: &str,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<usize, ArchiveError>;
+}
+
+impl Restore for ArchiveConfig {
+    fn restore(
+        &self,
+        store: &Store,
+        camera_id: &str,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<usize, ArchiveError> {
+        restore_for_reading(self, store, camera_id, from_us, to_us)
+    }
+}
+
+/// [`Restore`] from `archive` under `prefix` (tests, and anything not configured by
+/// `[archive]`).
+pub struct RestoreFrom<A> {
+    pub archive: A,
+    pub prefix: String,
+}
+
+impl<A: ObjectArchive> Restore for RestoreFrom<A> {
+    fn restore(
+        &self,
+        store: &Store,
+        camera_id: &str,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<usize, ArchiveError> {
+        if archived_without_local_copy(store, camera_id, from_us, to_us)? == 0 {
+            return Ok(0);
+        }
+        restore_with(
+            &self.archive,
+            &self.prefix,
+            store,
+            camera_id,
+            from_us,
+            to_us,
+        )
     }
 }
 

@@ -42,6 +42,7 @@ pub use vigil_signing::bundle::ExporterIdentity;
 pub use vigil_signing::bundle::presentation::Timeline;
 
 use crate::ErrorKind;
+use crate::archive::{ArchiveError, Restore};
 use crate::audit::Trail;
 use vigil_access::AuditKind;
 
@@ -90,6 +91,9 @@ pub enum ExportError {
     Write { path: PathBuf, source: io::Error },
     #[error("{0}")]
     Bundle(#[from] vigil_signing::bundle::BundleError),
+    /// Archived video of the range could not be brought back to be exported.
+    #[error("{0}")]
+    Archive(#[from] ArchiveError),
     /// The export was written but could not be recorded in the audit log.
     #[error("the export was written but not recorded in the audit log: {0}")]
     Audit(vigil_access::AccessError),
@@ -105,6 +109,7 @@ impl ExportError {
             | ExportError::CodecChange { .. }
             | ExportError::NoLedger { .. } => ErrorKind::Conflict,
             ExportError::SigningKey(_) => ErrorKind::Unavailable,
+            ExportError::Archive(e) => e.kind(),
             ExportError::Recorded { .. }
             | ExportError::Store(_)
             | ExportError::Write { .. }
@@ -125,6 +130,7 @@ impl ExportError {
             ExportError::CodecChange { .. } => "codec_change",
             ExportError::SigningKey(_) => "signing_unavailable",
             ExportError::NoLedger { .. } => "no_ledger",
+            ExportError::Archive(e) => e.code(),
             ExportError::Recorded { .. }
             | ExportError::Store(_)
             | ExportError::Write { .. }
@@ -361,14 +367,15 @@ fn part_layout(
 
 /// The fragmented MP4 of `[from_us, to_us)` of a camera (name or id), as pieces (playback
 /// through Media Source Extensions): nothing is read but the inits and the first fragment
-/// headers.
+/// headers, after archived segments of the range are brought back through `archive`.
 pub fn mp4_layout(
     store: &Store,
     camera: &str,
     from_us: i64,
     to_us: i64,
+    archive: &dyn Restore,
 ) -> Result<Mp4Layout, ExportError> {
-    layout_with(store, camera, from_us, to_us, part_layout)
+    layout_with(store, camera, from_us, to_us, archive, part_layout)
 }
 
 /// Whether a range ending at `to_us` can gain no GOP: the last one recorded ends at or after
@@ -378,14 +385,16 @@ fn closed(runs: &[Run], to_us: i64) -> bool {
 }
 
 /// The plain MP4 export of `[from_us, to_us)` of a camera (name or id): one progressive MP4
-/// per part, as pieces. Nothing is read but the inits and the fragments' `moof`s.
+/// per part, as pieces. Nothing is read but the inits and the fragments' `moof`s, after
+/// archived segments of the range are brought back through `archive`.
 pub fn progressive_layout(
     store: &Store,
     camera: &str,
     from_us: i64,
     to_us: i64,
+    archive: &dyn Restore,
 ) -> Result<Mp4Layout, ExportError> {
-    layout_with(store, camera, from_us, to_us, |s, c, run, _| {
+    layout_with(store, camera, from_us, to_us, archive, |s, c, run, _| {
         progressive::part_layout(s, c, run)
     })
 }
@@ -395,8 +404,10 @@ fn layout_with(
     camera: &str,
     from_us: i64,
     to_us: i64,
+    archive: &dyn Restore,
     part: fn(&Store, &Camera, Run, bool) -> Result<Mp4Part, ExportError>,
 ) -> Result<Mp4Layout, ExportError> {
+    restore_range(store, camera, from_us, to_us, archive)?;
     let range = vigil_media::export::recorded_range(store, camera, from_us, to_us)?;
     let closed = closed(&range.runs, to_us);
     let n = range.runs.len();
@@ -412,6 +423,20 @@ fn layout_with(
         parts,
         gaps: range.gaps,
     })
+}
+
+/// Brings the archived segments of `[from_us, to_us)` of a camera (name or id) back before the
+/// layout names their files: a piece of a segment whose only copy is in the archive would be a
+/// file that is not there. A range with nothing archived does no archive work.
+fn restore_range(
+    store: &Store,
+    camera: &str,
+    from_us: i64,
+    to_us: i64,
+    archive: &dyn Restore,
+) -> Result<usize, ExportError> {
+    let cam = store.stream(camera)?;
+    Ok(archive.restore(store, &cam.id, from_us, to_us)?)
 }
 
 /// Writes the pieces in order; `progress(bytes)` after each one.
@@ -495,7 +520,8 @@ fn publish(tmp: &Path, path: &Path, force: bool) -> Result<(), ExportError> {
 }
 
 /// Exports `[from_us, to_us)` of a camera to `out` (and `out.partN.mp4` after a codec
-/// change) as progressive MP4s ([`progressive_layout`]). Existing files are refused before
+/// change) as progressive MP4s ([`progressive_layout`], archived segments brought back through
+/// `archive`). Existing files are refused before
 /// anything is written unless `force`. `progress(done, total)` counts bytes. The export is
 /// recorded in `audit` (absent only where there is no audit log, as in tests of the files).
 #[allow(clippy::too_many_arguments)]
@@ -506,10 +532,11 @@ pub fn export_mp4(
     to_us: i64,
     out: &Path,
     force: bool,
+    archive: &dyn Restore,
     progress: &mut dyn FnMut(u64, u64),
     audit: Option<&Trail<'_>>,
 ) -> Result<Mp4Export, ExportError> {
-    let layout = progressive_layout(store, camera, from_us, to_us)?;
+    let layout = progressive_layout(store, camera, from_us, to_us, archive)?;
     let paths: Vec<PathBuf> = (0..layout.parts.len()).map(|i| part_path(out, i)).collect();
     if !force && let Some(p) = paths.iter().find(|p| p.exists()) {
         return Err(ExportError::Exists(p.clone()));

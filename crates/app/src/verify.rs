@@ -10,6 +10,7 @@ use vigil_signing::bundle::{self, BundleError, BundleReport, TrustAnchor};
 use vigil_signing::{CaCert, Report, TimeRange};
 
 use crate::ErrorKind;
+use crate::archive::{ArchiveError, Restore};
 use crate::audit::Trail;
 use vigil_access::AuditKind;
 use vigil_media::time::format_us;
@@ -30,6 +31,10 @@ pub enum VerifyError {
     Recording(vigil_signing::VerifyError),
     #[error("{0}")]
     Bundle(#[from] BundleError),
+    /// Archived video of the range could not be brought back to be verified (never a verdict:
+    /// the recording was not checked).
+    #[error("{0}")]
+    Archive(#[from] ArchiveError),
     /// The verification ran but could not be recorded in the audit log.
     #[error("the verification was not recorded in the audit log: {0}")]
     Audit(vigil_access::AccessError),
@@ -50,6 +55,7 @@ impl VerifyError {
             VerifyError::NoCamera(_) => ErrorKind::NotFound,
             VerifyError::BadRange => ErrorKind::InvalidInput,
             VerifyError::NoLedger { .. } => ErrorKind::Conflict,
+            VerifyError::Archive(e) => e.kind(),
             VerifyError::Trust(_)
             | VerifyError::Store(_)
             | VerifyError::Recording(_)
@@ -64,6 +70,7 @@ impl VerifyError {
             VerifyError::NoCamera(_) => "camera_not_found",
             VerifyError::BadRange => "bad_range",
             VerifyError::NoLedger { .. } => "no_ledger",
+            VerifyError::Archive(e) => e.code(),
             _ => "internal",
         }
     }
@@ -104,14 +111,19 @@ impl Outcome {
 
 /// Verifies the recordings of `camera` (a name or id, or a secondary stream's id, see
 /// [`Store::stream`]) over `range`, trusting `ca_pem` (the
-/// installation's CA). `progress` is told bytes checked and bytes in all. The verification and
-/// its result are recorded in `audit` (absent only where there is no audit log).
+/// installation's CA). Archived segments of the range are brought back first through `archive`
+/// (the `[archive]` section, see [`crate::archive::restore_for_reading`]), so archived evidence
+/// verifies like local evidence instead of reading as missing. `progress` is told bytes checked
+/// and bytes in all. The verification and its result are recorded in `audit` (absent only where
+/// there is no audit log).
+#[allow(clippy::too_many_arguments)]
 pub fn verify_camera(
     store: &Store,
     data_dir: &Path,
     camera: &str,
     range: TimeRange,
     ca_pem: &str,
+    archive: &dyn Restore,
     progress: &mut dyn FnMut(u64, u64),
     audit: Option<&Trail<'_>>,
 ) -> Result<(Camera, Report), VerifyError> {
@@ -126,6 +138,14 @@ pub fn verify_camera(
         Err(e) => return Err(VerifyError::Store(e)),
     };
     let trust = [CaCert::from_pem(ca_pem).map_err(VerifyError::Trust)?];
+    // Before the ledger is read against the segment directory: a segment whose only copy is in
+    // the archive would otherwise be reported missing, a failure of perfectly good evidence.
+    archive.restore(
+        store,
+        &cam.id,
+        range.from_us.unwrap_or(i64::MIN / 2),
+        range.to_us.unwrap_or(i64::MAX / 2),
+    )?;
     // The index is checked against the signed ledger too: an edited timestamp or hash in the
     // database is tampering even when the media is intact.
     let index: Vec<vigil_signing::IndexedGop> = store
@@ -228,6 +248,7 @@ mod tests {
             "gate",
             all,
             &ca(&cfg),
+            &cfg.archive,
             &mut |_, _| {},
             None,
         )
@@ -249,6 +270,7 @@ mod tests {
             "gate",
             all,
             &ca(&cfg),
+            &cfg.archive,
             &mut |_, _| {},
             None,
         )
@@ -265,6 +287,7 @@ mod tests {
             "gate",
             backwards,
             &ca(&cfg),
+            &cfg.archive,
             &mut |_, _| {},
             None,
         )

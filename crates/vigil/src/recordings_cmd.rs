@@ -155,6 +155,7 @@ pub fn export(args: &ExportArgs, config: &Path) -> anyhow::Result<()> {
         to,
         &path,
         args.force,
+        &cfg.archive,
         &mut |done, total| {
             bar.set_length(total);
             bar.set_position(done);
@@ -204,6 +205,7 @@ fn export_bundle(
             user: trail.actor().name.clone(),
             server: server_name(&cfg.management.hostnames),
         },
+        archive: &cfg.archive,
         audit: Some(trail),
     };
     // The staging copy goes next to the bundle: same volume, so nothing lands in a shared /tmp.

@@ -78,6 +78,7 @@ pub fn run(args: &VerifyArgs, config: &Path) -> anyhow::Result<i32> {
         &camera,
         range,
         &ca_pem,
+        &cfg.archive,
         &mut |done, total| {
             bar.set_length(total);
             bar.set_position(done);

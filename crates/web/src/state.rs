@@ -74,6 +74,16 @@ impl AppState {
             .data_dir
             .clone()
     }
+
+    /// The `[archive]` section in effect: playback, export and verify bring archived video
+    /// back through it (`vigil_app::archive::Restore`).
+    pub fn archive_config(&self) -> vigil_config::ArchiveConfig {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .archive
+            .clone()
+    }
 }
 
 /// The handle axum passes around.

@@ -333,6 +333,7 @@ async fn playback_export_verify_of_real_video() {
         last,
         &cli,
         false,
+        &vigil_config::ArchiveConfig::default(),
         &mut |_, _| {},
         None,
     )

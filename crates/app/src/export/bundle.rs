@@ -15,6 +15,7 @@ use vigil_signing::bundle::{
 };
 
 use super::{ExportError, Piece, write_err, write_pieces};
+use crate::archive::Restore;
 use crate::audit::Trail;
 
 /// The name an export statement gives for this server: the host name, else the first
@@ -38,6 +39,9 @@ pub struct BundleRequest<'a> {
     pub from_us: i64,
     pub to_us: i64,
     pub exporter: ExporterIdentity,
+    /// How archived segments of the range are brought back before they are staged (the
+    /// `[archive]` section of the configuration).
+    pub archive: &'a dyn Restore,
     /// Where the written bundle is recorded. The API leaves it out and records the download
     /// itself once it is sent (a `HEAD` request builds the bundle without handing it out).
     pub audit: Option<&'a Trail<'a>>,
@@ -101,6 +105,7 @@ pub fn export_bundle(
     if dir.exists() && fs::read_dir(dir).map_err(write_err(dir))?.next().is_some() {
         return Err(ExportError::NotEmpty(dir.to_path_buf()));
     }
+    super::restore_range(req.store, req.camera, req.from_us, req.to_us, req.archive)?;
     let range = vigil_media::export::recorded_range(req.store, req.camera, req.from_us, req.to_us)?;
     if range.runs.len() > 1 {
         return Err(ExportError::CodecChange {

@@ -277,9 +277,10 @@ fn mp4_layout(
     stream: Option<StreamParam>,
     from: i64,
     to: i64,
+    archive: &vigil_config::ArchiveConfig,
 ) -> ApiResult<Mp4Layout> {
     let camera = recorded_stream(store, name, stream)?;
-    vigil_app::export::mp4_layout(store, &camera.id, from, to).map_err(ApiError::from)
+    vigil_app::export::mp4_layout(store, &camera.id, from, to, archive).map_err(ApiError::from)
 }
 
 // ------------------------------------------------------------------ HTTP ranges
@@ -536,7 +537,9 @@ async fn playback(
     check_camera_name(&name)?;
     let (from, to) = time_range(q.from.as_deref(), q.to.as_deref(), true)?;
     let store = state.store.clone();
-    let layout = blocking(move || mp4_layout(&store, &name, q.stream, from, to)).await??;
+    let archive = state.archive_config();
+    let layout =
+        blocking(move || mp4_layout(&store, &name, q.stream, from, to, &archive)).await??;
     let starts = layout.part_starts();
     let camera = layout.camera.name;
     let part = layout
@@ -642,9 +645,11 @@ async fn export(
         return export_bundle(state, caller, method, name, q.stream, from, to).await;
     }
     let store = state.store.clone();
+    let archive = state.archive_config();
     let layout = blocking(move || {
         let camera = recorded_stream(&store, &name, q.stream)?;
-        vigil_app::export::progressive_layout(&store, &camera.id, from, to).map_err(ApiError::from)
+        vigil_app::export::progressive_layout(&store, &camera.id, from, to, &archive)
+            .map_err(ApiError::from)
     })
     .await??;
     let (camera, part, gaps) = layout.single().map_err(ApiError::from)?;
@@ -686,6 +691,7 @@ async fn export_bundle(
     let data_dir = state.data_dir();
     let store = state.store.clone();
     let evidence = state.evidence.get().cloned();
+    let archive = state.archive_config();
     let tar = blocking(move || {
         let camera: Camera = recorded_stream(&store, &name, stream)?;
         let sign = move |camera_id: &str| -> Result<(), String> {
@@ -703,6 +709,7 @@ async fn export_bundle(
             from_us: from,
             to_us: to,
             exporter,
+            archive: &archive,
             audit: None,
         };
         vigil_app::export::bundle_tar(&req, TailSigning::SignNow(&sign)).map_err(ApiError::from)
@@ -861,6 +868,7 @@ async fn verify(
         .to_owned();
     let store = state.store.clone();
     let data_dir = state.data_dir();
+    let archive = state.archive_config();
     let access = state.access.clone();
     let actor = vigil_access::Actor::from_principal(&caller.principal, caller.source);
     let (camera, report) = blocking(move || {
@@ -872,6 +880,7 @@ async fn verify(
             &stream.id,
             range,
             &ca_pem,
+            &archive,
             &mut |_, _| {},
             Some(&trail),
         )
