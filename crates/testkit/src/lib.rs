@@ -15,6 +15,8 @@
 //!   authentication), every received message parsed back by rsyslog;
 //! - [`seaweedfs`]: SeaweedFS's `weed server` as an S3-compatible archive over TLS, with
 //!   buckets made with or without S3 Object Lock;
+//! - `onvif` (feature `onvif`): ONVIF cameras (oxvif's mock device) with WS-Discovery,
+//!   WS-Security digest and a SetUser that changes the password, optionally behind HTTPS;
 //! - [`require_tool`], [`free_port`], [`repo_root`].
 //!
 //! Missing peers make tests fail with an install hint, never skip: CI installs them
@@ -28,6 +30,8 @@ mod error;
 pub mod external_ca;
 #[cfg(feature = "ledger")]
 pub mod ledger;
+#[cfg(feature = "onvif")]
+pub mod onvif;
 mod probe;
 pub mod rsyslog;
 mod rtsp;
