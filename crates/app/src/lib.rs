@@ -22,6 +22,7 @@
 //! - [`audit`]: who runs the command line, and the audit trail use cases record their
 //!   entries in.
 //! - [`cameras`]: camera administration from the command line, audited.
+//! - [`onvif`]: ONVIF cameras: discovery, and adding a camera from its device.
 //! - [`backup`]: backup of an installation (databases, configuration, keys, ledgers) into
 //!   one passphrase-encrypted file, and its restore into a new data directory.
 //! - [`error`]: the error kinds every use case's errors map into.
@@ -41,6 +42,7 @@ pub mod layout;
 pub mod locks;
 pub mod mail;
 pub mod metrics;
+pub mod onvif;
 pub mod runtime;
 pub mod settings;
 pub mod setup;

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use vigil_config::Config;
 use vigil_media::evidence::{Evidence, EvidenceError, Signing};
-use vigil_media::ingest_tls::{CertificateBook, TlsOpener, TrustStore};
+use vigil_media::ingest_tls::{CertificateBook, TlsOpener};
 use vigil_media::live::{FeedKey, LiveHub, Stream};
 use vigil_media::recorder::{self, RecorderEnv, RecorderHandle, RecorderSettings, Storage};
 use vigil_media::reserve::SpaceReserve;
@@ -474,15 +474,7 @@ fn camera_opener(
     store: &Arc<Store>,
     events: Option<Arc<EventBus>>,
 ) -> Arc<dyn vigil_media::ingest::Opener> {
-    let ca_path = cfg.data_dir.join("pki").join(vigil_pki::CA_CERT_FILE);
-    let cas = match std::fs::read(&ca_path) {
-        Ok(pem) => vigil_pki::import::parse_cert_chain(&pem).unwrap_or_else(|e| {
-            tracing::warn!(path = %ca_path.display(), error = %e, "the installation CA cannot be read; rtsps:// cameras are verified against the system roots only");
-            Vec::new()
-        }),
-        Err(_) => Vec::new(),
-    };
-    let trust = TrustStore::new(&cas, true);
+    let trust = crate::onvif::camera_trust(&cfg.data_dir);
     let book = Arc::new(CameraCertificates {
         store: store.clone(),
         events,

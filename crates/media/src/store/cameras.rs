@@ -137,6 +137,21 @@ impl Camera {
     }
 }
 
+/// What an ONVIF device said it is when its camera was added, and the certificate its HTTPS
+/// service presented: the camera's identity for allow-listing (a different device at the same
+/// address is told apart by serial and certificate).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeviceIdentity {
+    /// The device service address the camera was added from.
+    pub onvif_url: String,
+    pub manufacturer: String,
+    pub model: String,
+    pub firmware: String,
+    pub serial: String,
+    /// SHA-256 fingerprint of the ONVIF HTTPS certificate (`None` over plain HTTP).
+    pub certificate: Option<String>,
+}
+
 /// What `camera add` supplies.
 #[derive(Debug, Clone, Default)]
 pub struct NewCamera {
@@ -526,6 +541,7 @@ impl Store {
                     tx.execute("DELETE FROM gaps WHERE camera_id = ?1", [id])?;
                 }
                 tx.execute("DELETE FROM recorder_runs WHERE camera_id = ?1", [id])?;
+                tx.execute("DELETE FROM camera_devices WHERE camera_id = ?1", [id])?;
             }
             tx.commit()?;
         }
@@ -538,6 +554,52 @@ impl Store {
             }
         }
         Ok(cam)
+    }
+
+    /// Records (or replaces) the identity of the device behind a camera.
+    pub fn set_device_identity(&self, camera_id: &str, d: &DeviceIdentity) -> Result<()> {
+        self.db().execute(
+            "INSERT INTO camera_devices (camera_id, onvif_url, manufacturer, model, firmware, serial, certificate, recorded_us)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT(camera_id) DO UPDATE SET onvif_url=excluded.onvif_url,
+               manufacturer=excluded.manufacturer, model=excluded.model, firmware=excluded.firmware,
+               serial=excluded.serial, certificate=excluded.certificate, recorded_us=excluded.recorded_us",
+            params![camera_id, d.onvif_url, d.manufacturer, d.model, d.firmware, d.serial, d.certificate, now_us()],
+        )?;
+        Ok(())
+    }
+
+    /// The recorded identity of every camera added by ONVIF, by camera id.
+    pub fn device_identities(&self) -> Result<Vec<(String, DeviceIdentity)>> {
+        let db = self.db();
+        let mut stmt = db.prepare(
+            "SELECT camera_id, onvif_url, manufacturer, model, firmware, serial, certificate
+             FROM camera_devices ORDER BY camera_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                DeviceIdentity {
+                    onvif_url: r.get(1)?,
+                    manufacturer: r.get(2)?,
+                    model: r.get(3)?,
+                    firmware: r.get(4)?,
+                    serial: r.get(5)?,
+                    certificate: r.get(6)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// The recorded identity of one camera (by name or id), if it was added by ONVIF.
+    pub fn device_identity(&self, name: &str) -> Result<Option<DeviceIdentity>> {
+        let id = self.camera(name)?.id;
+        Ok(self
+            .device_identities()?
+            .into_iter()
+            .find(|(c, _)| *c == id)
+            .map(|(_, d)| d))
     }
 
     pub fn put_status(&self, camera_id: &str, s: &CameraStatus) -> Result<()> {

@@ -31,8 +31,8 @@ use crate::secrets::SecretBox;
 
 pub use archive::ArchivedSegment;
 pub use cameras::{
-    Camera, CameraStatus, NewCamera, NewSecondary, STALE_STATUS_US, SecondaryStream, StreamMode,
-    StreamStatus, check_camera_name, secondary_stream_id,
+    Camera, CameraStatus, DeviceIdentity, NewCamera, NewSecondary, STALE_STATUS_US,
+    SecondaryStream, StreamMode, StreamStatus, check_camera_name, secondary_stream_id,
 };
 pub use index::{
     GAP_RECORDER_RESTARTED, GAP_RECORDING_STOPPED, GAP_UNCLEAN_SHUTDOWN, GapRow, GopRow,
@@ -238,6 +238,18 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE segments ADD COLUMN archived_us INTEGER;
      ALTER TABLE segments ADD COLUMN archive_until_us INTEGER;
      ALTER TABLE segments ADD COLUMN restored_until_us INTEGER;",
+    // 5: the identity of a camera added by ONVIF (docs/storage-format.md, "Device
+    // identity"): what the device said it is and the certificate its ONVIF service showed.
+    "CREATE TABLE IF NOT EXISTS camera_devices (
+         camera_id TEXT PRIMARY KEY,
+         onvif_url TEXT NOT NULL,
+         manufacturer TEXT NOT NULL,
+         model TEXT NOT NULL,
+         firmware TEXT NOT NULL,
+         serial TEXT NOT NULL,
+         certificate TEXT,
+         recorded_us INTEGER NOT NULL
+     );",
 ];
 
 /// The schema version this build writes: the number of [`MIGRATIONS`].
