@@ -319,7 +319,12 @@ fn secondary_info(
     })
 }
 
-fn camera_info(store: &Store, cam: &Camera, manage: bool, now: i64) -> ApiResult<CameraInfo> {
+pub(crate) fn camera_info(
+    store: &Store,
+    cam: &Camera,
+    manage: bool,
+    now: i64,
+) -> ApiResult<CameraInfo> {
     let status = status_info(store, &cam.id, cam.enabled, now)?;
     let secondary = cam
         .secondary

@@ -19,6 +19,7 @@ pub mod ids;
 pub mod layout;
 pub mod live;
 pub mod locks;
+pub mod onvif;
 pub mod recordings;
 pub mod rules;
 pub mod session;
@@ -33,6 +34,7 @@ pub fn all() -> OpenApiRouter<SharedState> {
         .merge(client::router())
         .merge(session::router())
         .merge(cameras::router())
+        .merge(onvif::router())
         .merge(live::router())
         .merge(recordings::router())
         .merge(locks::router())
