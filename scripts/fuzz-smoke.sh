@@ -50,6 +50,10 @@ max_len() {
         samplecam_clip | media_segment | signing_ledger | syslog_framing) echo 65536 ;;
         # One message of the default 8 KiB limit after the 8-byte arrival time.
         syslog_parse) echo 8200 ;;
+        # One WS-Discovery datagram (MAX_MESSAGE is 16 KiB; a little over reaches the refusal).
+        onvif_discovery) echo 17408 ;;
+        # A device answer: the committed seeds are 0.3-1.5 KiB, profiles lists grow to a few.
+        onvif_soap) echo 16384 ;;
         *) echo 16384 ;;
     esac
 }
