@@ -41,7 +41,18 @@ pub enum OnvifUseError {
     PlainHttp(String),
     #[error("the camera was added but its identity could not be recorded in the audit log: {0}")]
     Audit(AccessError),
+    #[error(
+        "wait {0} s for answers: give 1 to {MAX_WAIT_S} s (cameras answer within a second or two)"
+    )]
+    BadWait(u64),
+    #[error(
+        "say what to probe: a subnet (an IPv4 subnet), the multicast probe of the server's local network, or both"
+    )]
+    NothingToProbe,
 }
+
+/// The longest a discovery listens for answers after the last probe, seconds.
+pub const MAX_WAIT_S: u64 = 30;
 
 impl OnvifUseError {
     pub fn kind(&self) -> ErrorKind {
@@ -50,7 +61,9 @@ impl OnvifUseError {
             OnvifUseError::Onvif(OnvifError::BadAddress(_))
             | OnvifUseError::Discovery(DiscoveryError::BadSubnet(_))
             | OnvifUseError::Discovery(DiscoveryError::SubnetTooLarge { .. })
-            | OnvifUseError::PlainHttp(_) => ErrorKind::InvalidInput,
+            | OnvifUseError::PlainHttp(_)
+            | OnvifUseError::BadWait(_)
+            | OnvifUseError::NothingToProbe => ErrorKind::InvalidInput,
             // The device said no or cannot be used as it is: the request must change (other
             // credentials, a pin, a profile on the device), not the server.
             OnvifUseError::Onvif(
@@ -84,6 +97,8 @@ impl OnvifUseError {
                 "invalid_onvif_address"
             }
             OnvifUseError::NoVideoProfile(_) => "onvif_no_video_profile",
+            OnvifUseError::BadWait(_) => "invalid_wait",
+            OnvifUseError::NothingToProbe => "invalid_field",
             e if e.kind() == ErrorKind::Internal => "internal",
             _ => "onvif_device_error",
         }
@@ -175,6 +190,12 @@ pub async fn discover(
     trust: &TrustStore,
     req: &DiscoverRequest,
 ) -> Result<Vec<DiscoveredDevice>, OnvifUseError> {
+    if req.wait.is_zero() || req.wait > Duration::from_secs(MAX_WAIT_S) {
+        return Err(OnvifUseError::BadWait(req.wait.as_secs()));
+    }
+    if req.subnet.is_none() && !req.multicast {
+        return Err(OnvifUseError::NothingToProbe);
+    }
     let unicast = match &req.subnet {
         Some(s) => discovery::hosts(s)?,
         None => Vec::new(),

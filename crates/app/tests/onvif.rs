@@ -237,4 +237,31 @@ async fn discovery_lists_the_devices_and_which_are_already_added() {
     .unwrap_err();
     assert_eq!(e.code(), "invalid_subnet");
     assert!(e.to_string().contains("/16"), "{e}");
+    // Nothing to probe, or a wait out of bounds: refused before anything is sent.
+    for (req, code) in [
+        (
+            DiscoverRequest {
+                multicast: false,
+                ..DiscoverRequest::default()
+            },
+            "invalid_field",
+        ),
+        (
+            DiscoverRequest {
+                wait: Duration::from_secs(31),
+                ..DiscoverRequest::default()
+            },
+            "invalid_wait",
+        ),
+        (
+            DiscoverRequest {
+                wait: Duration::ZERO,
+                ..DiscoverRequest::default()
+            },
+            "invalid_wait",
+        ),
+    ] {
+        let e = onvif::discover(&s.store, &trust, &req).await.unwrap_err();
+        assert_eq!(e.code(), code, "{e}");
+    }
 }

@@ -63,27 +63,12 @@ async fn discover(
 ) -> ApiResult<Json<Vec<DiscoveredDevice>>> {
     caller.require(Permission::ManageCameras, None)?;
     let ApiJson(b) = body?;
-    let wait = b.wait_seconds.unwrap_or(3);
-    if !(1..=30).contains(&wait) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_wait",
-            format!("wait_seconds must be 1 to 30, not {wait}"),
-        ));
-    }
     let subnet = b.subnet.filter(|s| !s.is_empty());
-    if subnet.is_none() && !b.multicast {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_field",
-            "say what to probe: `subnet` (an IPv4 subnet), `\"multicast\": true` (the server's local network), or both",
-        ));
-    }
     let request = DiscoverRequest {
         subnet,
         multicast: b.multicast,
         port: b.port.unwrap_or(vigil_onvif::discovery::PORT),
-        wait: Duration::from_secs(wait),
+        wait: Duration::from_secs(b.wait_seconds.unwrap_or(3)),
     };
     let data_dir = state
         .config
