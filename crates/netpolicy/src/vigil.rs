@@ -40,6 +40,12 @@ enum Switch {
     Metrics,
     #[serde(rename = "siem.target")]
     SiemTarget,
+    #[serde(rename = "archive.endpoint")]
+    ArchiveEndpoint,
+    #[serde(rename = "smtp.server")]
+    SmtpServer,
+    #[serde(rename = "webhooks")]
+    Webhooks,
 }
 
 /// The `vigil.toml` setting a port number (and bind address) comes from.
@@ -69,6 +75,13 @@ enum Setting {
     MetricsBind,
     #[serde(rename = "siem.target")]
     SiemTarget,
+    #[serde(rename = "archive.endpoint")]
+    ArchiveEndpoint,
+    #[serde(rename = "smtp.server")]
+    SmtpServer,
+    /// Every HTTPS webhook Vigil posts to: `access.webhook.url` and each rule's `webhook.url`.
+    #[serde(rename = "webhooks")]
+    Webhooks,
 }
 
 /// A peer of a Vigil port: a catalog selector or one taken from the configuration.
@@ -76,7 +89,9 @@ enum Setting {
 enum Peer {
     Selector(Selector),
     AllowedSources,
-    SiemTarget,
+    /// The host an outbound entry connects to (`config:siem.target`, `config:archive.endpoint`,
+    /// `config:smtp.server`, `config:webhooks`): one occurrence per configured destination.
+    Destination,
 }
 
 impl<'de> Deserialize<'de> for Peer {
@@ -84,7 +99,10 @@ impl<'de> Deserialize<'de> for Peer {
         let text = String::deserialize(d)?;
         match text.as_str() {
             "config:events.allowed_sources" => Ok(Peer::AllowedSources),
-            "config:siem.target" => Ok(Peer::SiemTarget),
+            "config:siem.target"
+            | "config:archive.endpoint"
+            | "config:smtp.server"
+            | "config:webhooks" => Ok(Peer::Destination),
             _ => Selector::parse(&text)
                 .map(Peer::Selector)
                 .map_err(serde::de::Error::custom),
@@ -214,8 +232,11 @@ impl Template {
                     (None, Some(c)) => format!("{c:?}"),
                     _ => return Err(at("a port has either `port` or `config`, not both".into())),
                 };
-                if inbound && p.config == Some(Setting::SiemTarget) {
-                    return Err(at("siem.target is a destination, not a listener".into()));
+                if let Some(c) = p.config
+                    && inbound
+                    && c.is_destination()
+                {
+                    return Err(at(format!("{} is a destination, not a listener", c.key())));
                 }
                 let untrusted = p
                     .peers
@@ -332,7 +353,56 @@ impl Setting {
             Setting::EventsSyslogTcp => "events.syslog_tcp",
             Setting::MetricsBind => "metrics.bind",
             Setting::SiemTarget => "siem.target",
+            Setting::ArchiveEndpoint => "archive.endpoint",
+            Setting::SmtpServer => "smtp.server",
+            Setting::Webhooks => "webhooks",
         }
+    }
+
+    /// Whether it names where Vigil connects to rather than a listener of its own.
+    fn is_destination(self) -> bool {
+        matches!(
+            self,
+            Setting::SiemTarget
+                | Setting::ArchiveEndpoint
+                | Setting::SmtpServer
+                | Setting::Webhooks
+        )
+    }
+}
+
+/// `target` (an `https://host[:port]/path` URL) as `host:port`.
+fn url_host_port(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .map(|r| (r, 443))
+        .or_else(|| url.strip_prefix("http://").map(|r| (r, 80)));
+    let (rest, default) = rest?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    if authority.is_empty() {
+        return None;
+    }
+    let (host, port) = split_host_port(authority, default);
+    Some(if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    })
+}
+
+/// A destination at `host` and `port`; its target text is `host:port` (`[v6]:port`).
+fn destination(host: String, port: u16) -> Occurrence {
+    Occurrence {
+        port,
+        bind: None,
+        label: String::new(),
+        target: if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        },
+        siem_format: "",
     }
 }
 
@@ -358,6 +428,46 @@ fn occurrences(setting: Setting, config: &Config) -> Vec<Occurrence> {
             })
             .collect();
     }
+    match setting {
+        Setting::ArchiveEndpoint => {
+            // A malformed endpoint is the configuration check's to report; nothing connects.
+            return match config.archive.host_port() {
+                Some(Ok((host, port))) => vec![destination(host, port)],
+                _ => Vec::new(),
+            };
+        }
+        Setting::SmtpServer => {
+            return match config.smtp.host_port() {
+                Some(Ok((host, port))) => vec![destination(host, port)],
+                _ => Vec::new(),
+            };
+        }
+        Setting::Webhooks => {
+            // One entry per receiver (host and port), however many rules post to it.
+            let mut seen: Vec<String> = Vec::new();
+            for url in config
+                .access
+                .webhook
+                .iter()
+                .chain(config.rules.iter().filter_map(|r| r.webhook.as_ref()))
+                .map(|w| w.url.as_str())
+            {
+                if let Some(hp) = url_host_port(url)
+                    && !seen.contains(&hp)
+                {
+                    seen.push(hp);
+                }
+            }
+            return seen
+                .into_iter()
+                .map(|hp| {
+                    let (host, port) = split_host_port(&hp, 443);
+                    destination(host, port)
+                })
+                .collect();
+        }
+        _ => {}
+    }
     config
         .served_listeners()
         .into_iter()
@@ -379,10 +489,14 @@ fn is_on(switch: Switch, config: &Config) -> bool {
         Switch::Events => config.events.enabled,
         Switch::Metrics => config.metrics.enabled,
         Switch::SiemTarget => config.siem.enabled(),
+        Switch::ArchiveEndpoint => config.archive.enabled(),
+        Switch::SmtpServer => config.smtp.server.is_some(),
+        Switch::Webhooks => !occurrences(Setting::Webhooks, config).is_empty(),
     }
 }
 
-fn siem_peer(target: &str) -> Selector {
+/// The peer an outbound entry connects to: its destination's address or host name.
+fn destination_peer(target: &str) -> Selector {
     let (host, _) = split_host_port(target, SYSLOG_TLS_PORT);
     match host.parse::<IpAddr>() {
         Ok(ip) => Selector::Net(ip.into()),
@@ -424,7 +538,7 @@ fn ports(
                 match p {
                     Peer::Selector(s) => peers.push(s.clone()),
                     Peer::AllowedSources => peers.extend(values.valid_sources.iter().cloned()),
-                    Peer::SiemTarget => peers.push(siem_peer(&at.target)),
+                    Peer::Destination => peers.push(destination_peer(&at.target)),
                 }
             }
             let mut peers_text = match &t.peers_text_when_none {
@@ -583,15 +697,16 @@ pub fn off(config: &Config) -> Vec<Off> {
     template().off(config)
 }
 
-/// Turns a role's switch on in `config`, to show what it would open. A SIEM collector needs a
-/// target the configuration does not have, so that role stays as it is.
+/// Turns a role's switch on in `config`, to show what it would open. A destination (a SIEM
+/// collector, the archive, a mail server, a webhook) is not in the configuration, so those roles
+/// stay as they are.
 fn switch_on(switch: Switch, config: &mut Config) {
     match switch {
         Switch::Management => config.management.enabled = true,
         Switch::Recording => config.recording.enabled = true,
         Switch::Events => config.events.enabled = true,
         Switch::Metrics => config.metrics.enabled = true,
-        Switch::SiemTarget => {}
+        Switch::SiemTarget | Switch::ArchiveEndpoint | Switch::SmtpServer | Switch::Webhooks => {}
     }
 }
 
@@ -810,6 +925,79 @@ mod tests {
     }
 
     #[test]
+    fn archive_mail_and_webhook_destinations_are_outbound_flows() {
+        let mut c = Config::with_data_dir("/var/lib/vigil");
+        let names = |c: &Config| -> Vec<String> {
+            system(c).roles.iter().map(|r| r.name.clone()).collect()
+        };
+        assert!(
+            !names(&c)
+                .iter()
+                .any(|n| ["archiver", "mail", "webhooks"].contains(&n.as_str())),
+            "nothing connects out while nothing is configured"
+        );
+        c.archive.endpoint = Some("https://s3.example:8333".into());
+        c.smtp.server = Some("10.2.2.2".into());
+        c.access.webhook = Some(vigil_config::WebhookSettings {
+            url: "https://soc.example/alerts".into(),
+            ..Default::default()
+        });
+        let rule = |name: &str, url: &str| -> vigil_config::RuleConfig {
+            toml::from_str(&format!(
+                "name = \"{name}\"\nwebhook = {{ url = \"{url}\" }}\n"
+            ))
+            .unwrap()
+        };
+        c.rules = vec![
+            rule("r1", "https://soc.example:443/rules?x=1"),
+            rule("r2", "https://[fd00::7]:9443/hook"),
+        ];
+        let s = system(&c);
+        let out = |role: &str| s.role(role).unwrap().outbound.clone();
+        let archive = &out("archiver")[0];
+        assert_eq!(archive.port, PortRange::single(8333));
+        assert_eq!(archive.peers, [Selector::Host("s3.example".into())]);
+        assert_eq!(archive.peers_text, "S3 archive s3.example:8333");
+        assert!(archive.encrypted);
+        let mail = &out("mail")[0];
+        assert_eq!(mail.port, PortRange::single(587));
+        assert_eq!(
+            mail.peers,
+            [Selector::Net("10.2.2.2".parse::<IpAddr>().unwrap().into())]
+        );
+        // Two rules and the alert webhook post to two receivers: one flow each.
+        let hooks = out("webhooks");
+        assert_eq!(hooks.len(), 2, "{hooks:?}");
+        assert_eq!(hooks[0].port, PortRange::single(443));
+        assert_eq!(hooks[0].peers, [Selector::Host("soc.example".into())]);
+        assert_eq!(hooks[1].port, PortRange::single(9443));
+        assert_eq!(
+            hooks[1].peers,
+            [Selector::Net("fd00::7".parse::<IpAddr>().unwrap().into())]
+        );
+        assert_eq!(hooks[1].peers_text, "webhook receiver [fd00::7]:9443");
+        // A malformed endpoint opens nothing (the configuration check reports it).
+        c.archive.endpoint = Some("http://s3.example".into());
+        assert!(system(&c).role("archiver").unwrap().outbound.is_empty());
+    }
+
+    #[test]
+    fn url_host_port_reads_the_authority() {
+        assert_eq!(
+            url_host_port("https://h.example/x").as_deref(),
+            Some("h.example:443")
+        );
+        assert_eq!(url_host_port("http://h:8080").as_deref(), Some("h:8080"));
+        assert_eq!(url_host_port("https://u@h:1/p").as_deref(), Some("h:1"));
+        assert_eq!(
+            url_host_port("https://[::1]:2/").as_deref(),
+            Some("[::1]:2")
+        );
+        assert_eq!(url_host_port("https:///x"), None);
+        assert_eq!(url_host_port("ftp://h"), None);
+    }
+
+    #[test]
     fn bad_roles_files_are_refused() {
         let base = "name = \"v\"\ntitle = \"V\"\nsource = \"s\"\n[[roles]]\nname = \"r\"\ntitle = \"R\"\nwhen = \"management.enabled\"\nturn_on = \"t\"\n[[roles.ports]]\nprotocol = \"tcp\"\napplication = \"A\"\nprocess = \"p\"\npeers_text = \"t\"\npurpose = \"p\"\nencrypted = true\n";
         let cases = [
@@ -820,6 +1008,7 @@ mod tests {
             ("peers = []\n", "either `port` or `config`"),
             ("config = \"recording.tls\"\npeers = []\n", "recording.tls"),
             ("config = \"siem.target\"\npeers = []\n", "destination"),
+            ("config = \"archive.endpoint\"\npeers = []\n", "destination"),
             (
                 "port = 1\npeers = [\"config:nothing\"]\n",
                 "unknown peer selector",

@@ -457,8 +457,11 @@ fn vigil_case() -> Case<'static> {
             ("inet", "10.62.6.10"),
             ("sw1", "10.62.7.10"),
             ("siem", "10.62.7.20"),
+            ("s3", "10.62.8.30"),
         ],
-        tcp: &[8443, 9444, 8444, 9443, 1234, 6514, 9464, 554, 322, 80, 443],
+        tcp: &[
+            8443, 9444, 8444, 9443, 1234, 6514, 9464, 554, 322, 80, 443, 8333,
+        ],
         udp: &[1234],
         allowed: flows(&[
             // Recording servers reach cameras on the camera ports, and only them.
@@ -477,6 +480,8 @@ fn vigil_case() -> Case<'static> {
             ("siem", "mgmt1", &[1234], Udp),
             // SIEM forwarding out.
             ("mgmt1", "siem", &[6514], Tcp),
+            // The recording server archives to the S3 store, and only it.
+            ("rec1", "s3", &[8333], Tcp),
         ]),
     }
 }

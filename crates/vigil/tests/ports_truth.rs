@@ -131,7 +131,11 @@ fn a_fresh_install_lists_exactly_what_serve_opens_and_the_audit_finds_nothing() 
             && table.contains("vigil:events: ")
             && table.contains("set [events] enabled = true")
             && table.contains("(management.inter_server)")
-            && table.contains("[[siem.collectors]]"),
+            && table.contains("[[siem.collectors]]")
+            && table.contains("vigil:archiver: ")
+            && table.contains("set [archive] endpoint")
+            && table.contains("vigil:mail: ")
+            && table.contains("vigil:webhooks: "),
         "{table}"
     );
     // The metrics page is shown as loopback only.
