@@ -17,6 +17,7 @@ mod chain;
 pub mod generation;
 pub mod keys;
 pub mod mp4;
+pub mod prefetch;
 pub mod record;
 pub mod report;
 pub mod verify;

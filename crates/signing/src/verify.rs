@@ -5,7 +5,8 @@
 //! The ledger is checked first (hash chain, signatures, certificates) while a model of the
 //! expected segments is built; then every segment file in range is scanned (top-level boxes
 //! only), hashed, and aligned with the signed fragment records, so a difference can be named:
-//! modified, missing, inserted, reordered, truncated, or merely unsigned.
+//! modified, missing, inserted, reordered, truncated, or merely unsigned. The files are read
+//! and hashed ahead on worker threads (`prefetch`), checked in order here.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
@@ -14,7 +15,8 @@ use std::path::{Path, PathBuf};
 
 use crate::chain::{ChainChecker, ChainOutcome, Mode};
 use crate::keys::CaCert;
-use crate::mp4::{Scanned, UnitStatus, scan_file};
+use crate::mp4::{Scanned, UnitStatus};
+use crate::prefetch::Prefetch;
 use crate::record::{
     Body, FragmentRecord, Hash, InterruptedWrite, Predecessor, ReadError, RecordReader,
     RetireReason,
@@ -709,6 +711,19 @@ fn verify(
 
     let mut order: Vec<u64> = in_range.iter().chain(&foreign).copied().collect();
     order.sort_unstable();
+    // Every file the loop below may scan, in its order, scanned ahead on worker threads.
+    let (scan_list, scan_at): (Vec<PathBuf>, HashMap<u64, usize>) = {
+        let mut list = Vec::new();
+        let mut at = HashMap::new();
+        for seq in &order {
+            if let Some(p) = files.get(seq) {
+                at.insert(*seq, list.len());
+                list.push(p.clone());
+            }
+        }
+        (list, at)
+    };
+    let mut scans = Prefetch::start(scan_list, crate::prefetch::default_workers());
     let chain_ended_open = !current.outcome.ended_cleanly;
     let mut events_codec: Vec<Event> = Vec::new();
     let mut prev_init: Option<Hash> = None;
@@ -722,7 +737,7 @@ fn verify(
         let Some((gi, model)) = seg_model(seq) else {
             // A segment file no ledger mentions.
             let path = &files[&seq];
-            let scanned = scan(path, &mut ctx, progress)?;
+            let scanned = scan(&mut scans, scan_at[&seq], path, &mut ctx, progress)?;
             let prev = owner.range(..seq).next_back().map(|(k, gi)| (*k, *gi));
             let gi = prev.map_or(0, |(_, gi)| gi);
             // After the chain of its generation broke, that break is the finding.
@@ -849,7 +864,7 @@ fn verify(
             }
             continue;
         };
-        let scanned = scan(path, &mut ctx, progress)?;
+        let scanned = scan(&mut scans, scan_at[&seq], path, &mut ctx, progress)?;
         match check_segment(seq, model, &scanned, &global, &inits, outcome, &mut ctx) {
             SegResult::Ok => ctx.checked.segments += 1,
             SegResult::Fail(f) => media_failure = Some((gi, f)),
@@ -1039,22 +1054,23 @@ struct Ctx {
     total: u64,
 }
 
+/// File number `i` of the prefetch (at `path`), scanned; progress counts every byte the
+/// workers have scanned, look-ahead included.
 fn scan(
+    scans: &mut Prefetch,
+    i: usize,
     path: &Path,
     ctx: &mut Ctx,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Scanned, VerifyError> {
     let total = ctx.total;
-    let mut done = ctx.done;
-    let r = scan_file(path, &mut |n| {
-        done += n;
-        progress(done.min(total), total);
-    })
-    .map_err(|source| VerifyError::SegmentIo {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    ctx.done = done;
+    let r = scans
+        .take(i, &mut |done| progress(done.min(total), total))
+        .map_err(|source| VerifyError::SegmentIo {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    ctx.done = scans.scanned_bytes().min(total);
     Ok(r)
 }
 
