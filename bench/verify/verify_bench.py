@@ -23,9 +23,10 @@ from common import children_cpu, cpu_model  # noqa: E402
 from report import replace_section  # noqa: E402
 
 
-def timed(cmd, timeout=900):
+def timed(cmd, timeout=900, env=None):
     c0, t0 = children_cpu(), time.monotonic()
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                       env=None if env is None else {**os.environ, **env})
     wall, cpu = time.monotonic() - t0, children_cpu() - c0
     if r.returncode != 0:
         raise RuntimeError(f"{cmd[0]} failed: {r.stderr.strip()[:500]}")
@@ -49,18 +50,23 @@ def main():
     ledger = os.path.join(a.work, "ledger", "cam-bench.ledger")
     print(f"{len(files)} segment files, {total / 2**30:.2f} GiB, ledger {os.path.getsize(ledger)} bytes")
 
+    verify = [a.tool, "--dir", a.work, "--verify-only", "--runs", "1"]
+    # Vigil's verifier hashes segment files on one worker thread per core (at most 8); the
+    # one-thread run shows what the parallel scan adds on this machine.
     tools = {
-        "vigil verify": [a.tool, "--dir", a.work, "--verify-only", "--runs", "1"],
-        "openssl dgst -sha256": ["openssl", "dgst", "-sha256", *files],
-        "sha256sum": ["sha256sum", *files],
+        "vigil verify": (verify, None),
+        "vigil verify, 1 thread": (verify, {"VIGIL_VERIFY_THREADS": "1"}),
+        "openssl dgst -sha256": (["openssl", "dgst", "-sha256", *files], None),
+        "sha256sum": (["sha256sum", *files], None),
     }
     names = list(tools)
     results = {n: [] for n in names}
     for r in range(a.rounds):
-        order = names[r % 3:] + names[:r % 3]
+        order = names[r % len(names):] + names[:r % len(names)]
         for n in order:
-            wall, cpu, out = timed(tools[n])
-            if n == "vigil verify":
+            cmd, env = tools[n]
+            wall, cpu, out = timed(cmd, env=env)
+            if n.startswith("vigil verify"):
                 m = re.search(r"verified (\d+) bytes", out)
                 if not m or int(m.group(1)) < total * 0.99:
                     raise RuntimeError(f"the verifier did not verify the recording: {out}")
@@ -73,10 +79,13 @@ def main():
     gbs = {n: total / best[n] / 1e9 for n in names}
     ratio_openssl = gbs["vigil verify"] / gbs["openssl dgst -sha256"]
     ratio_sha256sum = gbs["vigil verify"] / gbs["sha256sum"]
-    verdict = "MET" if ratio_openssl >= 1.0 else "MISSED"
+    ratio_one = gbs["vigil verify, 1 thread"] / gbs["openssl dgst -sha256"]
+    # Issue 15: using both cores, verification at least twice openssl's single-threaded hashing.
+    verdict = "MET" if ratio_openssl >= 2.0 else "MISSED"
     print(f"\nvigil verify {gbs['vigil verify']:.2f} GB/s = {ratio_openssl:.2f}x openssl dgst -sha256 "
           f"({gbs['openssl dgst -sha256']:.2f} GB/s), {ratio_sha256sum:.2f}x sha256sum "
-          f"({gbs['sha256sum']:.2f} GB/s); goal >= 1.00x openssl: {verdict}")
+          f"({gbs['sha256sum']:.2f} GB/s); one thread {ratio_one:.2f}x openssl; "
+          f"goal >= 2.00x openssl: {verdict}")
 
     load = open("/proc/loadavg").read().split()[:3]
     rows = "\n".join(
@@ -94,9 +103,9 @@ per tool; CPU = user+system seconds of that tool.
 |---|---|---|---|---|
 {rows}
 
-Ratios (same invocation): vigil verify / openssl dgst -sha256 = **{ratio_openssl:.2f}x**,
-vigil verify / sha256sum = **{ratio_sha256sum:.2f}x**.
-Goal "at least as fast as openssl dgst -sha256": **{verdict}**.
+Ratios (same invocation): vigil verify / openssl dgst -sha256 = **{ratio_openssl:.2f}x**
+(one verifier thread: {ratio_one:.2f}x), vigil verify / sha256sum = **{ratio_sha256sum:.2f}x**.
+Goal "at least twice openssl dgst -sha256, using every core": **{verdict}**.
 """
     replace_section(a.out, "verify", "Verification throughput", body)
     print(f"wrote {a.out}")

@@ -44,11 +44,17 @@ pub struct Prefetch {
     workers: Vec<thread::JoinHandle<()>>,
 }
 
-/// Worker threads to use: the cores available, at most [`MAX_WORKERS`], at least 1.
+/// Environment variable that sets the number of worker threads (1 to [`MAX_WORKERS`]), e.g.
+/// to leave cores to recording while a large verification runs, or to measure one thread.
+pub const THREADS_ENV: &str = "VIGIL_VERIFY_THREADS";
+
+/// Worker threads to use: [`THREADS_ENV`] when it holds a number, otherwise the cores
+/// available; at most [`MAX_WORKERS`], at least 1.
 pub fn default_workers() -> usize {
-    thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::env::var(THREADS_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or_else(|| thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
         .clamp(1, MAX_WORKERS)
 }
 
