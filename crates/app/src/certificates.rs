@@ -1,5 +1,6 @@
 //! What the audit log records of a change to the installation's certificates (import, CSR,
-//! install, reset, renewal, a device's CSR signed by the CA), the same entry whether the
+//! install, reset, renewal, a device's CSR signed by the CA, a CA trusted or no longer trusted
+//! for camera links), the same entry whether the
 //! command line or the HTTP API made it (`certificate_operation`; docs/security-model.md).
 //! Keys and passphrases are never recorded.
 
@@ -28,6 +29,10 @@ pub enum CertificateChange<'a> {
     },
     /// The CA signed a device's (e.g. a camera's) certificate request.
     SignedCsr(&'a CertInfo),
+    /// CA certificates an admin trusted for camera links.
+    CameraCaTrusted(&'a [CertInfo]),
+    /// A CA no longer trusted for camera links.
+    CameraCaRemoved(&'a CertInfo),
 }
 
 impl CertificateChange<'_> {
@@ -62,6 +67,19 @@ impl CertificateChange<'_> {
                 "fingerprint_sha256": certificate.map(|c| c.fingerprint_sha256.clone()),
                 "not_after": certificate.map(|c| rfc3339(c.not_after)),
                 "served": served,
+            }),
+            CertificateChange::CameraCaTrusted(cas) => json!({
+                "operation": "trust_camera_ca",
+                "certificates": cas.iter().map(|c| json!({
+                    "subject": c.subject,
+                    "fingerprint_sha256": c.fingerprint_sha256,
+                    "not_after": rfc3339(c.not_after),
+                })).collect::<Vec<_>>(),
+            }),
+            CertificateChange::CameraCaRemoved(c) => json!({
+                "operation": "remove_camera_ca",
+                "subject": c.subject,
+                "fingerprint_sha256": c.fingerprint_sha256,
             }),
             CertificateChange::SignedCsr(info) => json!({
                 "operation": "sign_csr",

@@ -33,6 +33,7 @@ pub mod analytics;
 pub mod archive;
 pub mod audit;
 pub mod backup;
+pub mod camera_cas;
 pub mod cameras;
 pub mod certificates;
 pub mod error;

@@ -115,16 +115,29 @@ impl crate::error::Classified for OnvifUseError {
 }
 
 /// The CAs an ONVIF or RTSPS camera certificate may chain to: the installation CA
-/// (`DATA_DIR/pki/ca.crt`) and the system roots.
+/// (`DATA_DIR/pki/ca.crt`), the CAs an admin trusted for cameras (`DATA_DIR/pki/camera-cas/`,
+/// [`crate::camera_cas`]) and the system roots.
 pub fn camera_trust(data_dir: &std::path::Path) -> TrustStore {
-    let ca_path = data_dir.join("pki").join(vigil_pki::CA_CERT_FILE);
-    let cas = match std::fs::read(&ca_path) {
+    let pki = data_dir.join("pki");
+    let ca_path = pki.join(vigil_pki::CA_CERT_FILE);
+    let mut cas = match std::fs::read(&ca_path) {
         Ok(pem) => vigil_pki::import::parse_cert_chain(&pem).unwrap_or_else(|e| {
             tracing::warn!(path = %ca_path.display(), error = %e, "the installation CA cannot be read; camera certificates are verified against the system roots only");
             Vec::new()
         }),
         Err(_) => Vec::new(),
     };
+    match vigil_pki::camera_cas::ders(&pki) {
+        Ok((imported, unreadable)) => {
+            for (path, reason) in unreadable {
+                tracing::warn!(path = %path.display(), %reason, "a camera CA file cannot be read; it is not trusted");
+            }
+            cas.extend(imported);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the CAs trusted for cameras cannot be read; only the installation CA and the system roots verify camera certificates");
+        }
+    }
     TrustStore::new(&cas, true)
 }
 

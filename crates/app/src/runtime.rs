@@ -338,7 +338,9 @@ pub async fn run(
             .unwrap_or(0)
         })
     };
-    let opener = camera_opener(&cfg, &store, opts.events.clone());
+    let trust = crate::onvif::camera_trust(&cfg.data_dir);
+    let mut trusted_cas = vigil_pki::camera_cas::generation(&cfg.data_dir.join("pki"));
+    let opener = camera_opener(trust.clone(), &store, opts.events.clone());
     let mut running: HashMap<String, (StreamSpec, RecorderHandle)> = HashMap::new();
     let mut watch = StatusWatch::default();
     let mut told_no_camera = false;
@@ -349,6 +351,14 @@ pub async fn run(
         tokio::select! {
             _ = &mut shutdown => break,
             _ = reconcile.tick() => {
+                // A CA an admin trusted or removed for cameras (another process may have
+                // changed the directory) applies from the next camera connection.
+                let now_cas = vigil_pki::camera_cas::generation(&cfg.data_dir.join("pki"));
+                if now_cas != trusted_cas {
+                    trusted_cas = now_cas;
+                    trust.replace(&crate::onvif::camera_trust(&cfg.data_dir));
+                    tracing::info!("the CAs trusted for camera certificates changed; new camera connections use them");
+                }
                 let cameras = match store.cameras() {
                     Ok(c) => c,
                     Err(e) => { tracing::error!(error = %e, "cannot read cameras"); continue; }
@@ -470,11 +480,10 @@ pub async fn run(
 /// How every recorder connects: plain RTSP as it is, RTSPS through the verified TLS tunnel
 /// (docs/design/camera-tls.md) trusting the installation CA and the system roots.
 fn camera_opener(
-    cfg: &Config,
+    trust: vigil_media::ingest_tls::TrustStore,
     store: &Arc<Store>,
     events: Option<Arc<EventBus>>,
 ) -> Arc<dyn vigil_media::ingest::Opener> {
-    let trust = crate::onvif::camera_trust(&cfg.data_dir);
     let book = Arc::new(CameraCertificates {
         store: store.clone(),
         events,

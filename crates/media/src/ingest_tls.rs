@@ -55,10 +55,12 @@ pub fn parse_fingerprint(text: &str) -> Result<String, String> {
 }
 
 /// The certificate authorities a camera certificate may chain to: the installation CA
-/// (`DATA_DIR/pki/ca.crt`) and, unless left out, the operating system's roots.
+/// (`DATA_DIR/pki/ca.crt`), CAs an admin imported and, unless left out, the operating system's
+/// roots. Clones share the anchors: [`TrustStore::replace`] changes them for every holder, so a
+/// running server picks up an imported CA at the next connection.
 #[derive(Debug, Clone)]
 pub struct TrustStore {
-    roots: Arc<RootCertStore>,
+    roots: Arc<std::sync::RwLock<Arc<RootCertStore>>>,
 }
 
 impl TrustStore {
@@ -80,17 +82,29 @@ impl TrustStore {
             tracing::debug!(added, "system CA certificates trusted for camera links");
         }
         TrustStore {
-            roots: Arc::new(roots),
+            roots: Arc::new(std::sync::RwLock::new(Arc::new(roots))),
         }
+    }
+
+    /// The anchors now.
+    fn current(&self) -> Arc<RootCertStore> {
+        self.roots.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Takes `other`'s anchors, for this store and every clone of it; connections made from
+    /// now on use them (one already verified keeps going).
+    pub fn replace(&self, other: &TrustStore) {
+        let new = other.current();
+        *self.roots.write().unwrap_or_else(|p| p.into_inner()) = new;
     }
 
     /// Number of trusted CA certificates.
     pub fn len(&self) -> usize {
-        self.roots.len()
+        self.current().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.roots.is_empty()
+        self.current().is_empty()
     }
 }
 
@@ -150,9 +164,10 @@ impl CameraVerifier {
     pub fn new(trust: &TrustStore, pin: Option<String>, seen: Option<String>) -> CameraVerifier {
         let provider = vigil_pki::tls::crypto_provider();
         // An empty store cannot build a verifier: then nothing chains, and only a pin helps.
-        let webpki = (!trust.is_empty())
+        let roots = trust.current();
+        let webpki = (!roots.is_empty())
             .then(|| {
-                WebPkiServerVerifier::builder_with_provider(trust.roots.clone(), provider.clone())
+                WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
                     .build()
                     .ok()
             })

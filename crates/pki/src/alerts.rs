@@ -96,6 +96,7 @@ fn message(cert: &CertInfo, threshold: u32, days_left: i64) -> String {
         CertRole::Ca => "The Vigil CA certificate",
         CertRole::Server => "The server certificate",
         CertRole::Chain => "A CA certificate in the server's chain",
+        CertRole::CameraCa => "A CA trusted for camera certificates",
     };
     let todo = match (cert.role, cert.source) {
         (CertRole::Server, CertSource::Generated) => {
@@ -105,6 +106,10 @@ fn message(cert: &CertInfo, threshold: u32, days_left: i64) -> String {
         (CertRole::Ca, _) => {
             "Create a new CA in a new installation directory and distribute its certificate to \
              all clients before the old one expires."
+        }
+        (CertRole::CameraCa, _) => {
+            "Camera certificates it issued stop verifying when it expires, and those camera \
+             links are refused: import the CA's renewed certificate as a camera CA."
         }
         // Operators read this in the log and the audit trail whichever front end they use,
         // so it names the certificate actions, not one front end's commands; docs/pki.md has

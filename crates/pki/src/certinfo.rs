@@ -43,6 +43,8 @@ pub enum CertRole {
     Server,
     /// An intermediate or root certificate shipped with an external server certificate.
     Chain,
+    /// A CA an admin imported that camera certificates may chain to (`camera_cas`).
+    CameraCa,
 }
 
 impl fmt::Display for CertRole {
@@ -51,6 +53,7 @@ impl fmt::Display for CertRole {
             CertRole::Ca => "ca",
             CertRole::Server => "server",
             CertRole::Chain => "chain",
+            CertRole::CameraCa => "camera-ca",
         })
     }
 }

@@ -198,6 +198,8 @@ pub enum PkiError {
     Generate(String),
     #[error("TLS setup failed: {0}")]
     Tls(String),
+    #[error(transparent)]
+    CameraCa(#[from] crate::camera_cas::CameraCaError),
 }
 
 impl From<rcgen::Error> for PkiError {

@@ -19,10 +19,12 @@
 //! | `external.crt`, `external.key` | an imported or CSR-installed chain and key (when present, served instead of the generated one) |
 //! | `pending.csr`, `pending.key` | an open certificate request and its key |
 //! | `state.json` | installation id, host names, validity, which certificate is active, alerts sent |
+//! | `camera-cas/*.crt` | CA certificates an admin imported for camera links ([`camera_cas`]) |
 //!
 //! Private keys are PKCS#8 PEM files created with mode 0600 and are never logged.
 
 pub mod alerts;
+pub mod camera_cas;
 pub mod certinfo;
 mod der;
 pub mod error;
@@ -430,6 +432,9 @@ impl Pki {
                 );
             }
         }
+        // CAs trusted for camera links are certificates of the installation too (their expiry
+        // is alerted like the others'); an unreadable one is not trusted and not listed.
+        certificates.extend(camera_cas::list(&self.dir)?.certificates);
         Ok(PkiStatus {
             installation_id: self.state.installation_id.clone(),
             hostnames: self.state.hostnames.clone(),
@@ -439,13 +444,14 @@ impl Pki {
         })
     }
 
-    /// The certificates clients depend on right now: the CA and the served chain.
+    /// The certificates the installation depends on right now: the CA, the served chain and
+    /// the CAs trusted for camera links.
     pub fn certs_in_use(&self) -> Result<Vec<CertInfo>> {
         Ok(self
             .status()?
             .certificates
             .into_iter()
-            .filter(|c| c.in_use)
+            .filter(|c| c.in_use || c.role == CertRole::CameraCa)
             .collect())
     }
 

@@ -1,5 +1,6 @@
 //! `vigil pki ...`: the command-line face of the vigil-pki crate (CA certificate export,
-//! certificate status, import, CSR creation and installation, reset, signing device CSRs).
+//! certificate status, import, CSR creation and installation, reset, signing device CSRs, CAs
+//! trusted for cameras).
 //! Only argument handling and printing live here; every decision is made in vigil-pki.
 
 use std::fmt::Write as _;
@@ -68,7 +69,28 @@ pub enum PkiCommand {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// CAs that camera certificates (RTSPS, ONVIF over HTTPS) may chain to, besides the Vigil
+    /// CA and the system roots: e.g. the CA that issued your cameras' certificates.
+    #[command(subcommand)]
+    CameraCa(CameraCaCommand),
 }
+
+/// `vigil pki camera-ca ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum CameraCaCommand {
+    /// Trust the CA certificate(s) in a PEM file (a root, or a root and its intermediates).
+    Add {
+        #[arg(value_name = "FILE.pem")]
+        file: PathBuf,
+    },
+    /// List the CAs trusted for cameras, with fingerprint and days to expiry.
+    List,
+    /// Stop trusting a camera CA (its SHA-256 fingerprint, as `list` shows it).
+    Remove { fingerprint: String },
+}
+
+const CAMERA_CA_NOTE: &str =
+    "A running `vigil serve` uses the change from its next camera connection.";
 
 const APPLY_NOTE: &str = "A running `vigil serve` presents it after its next certificate reload.";
 
@@ -78,7 +100,9 @@ pub fn run(cmd: PkiCommand, cfg: &vigil_config::Config) -> anyhow::Result<()> {
     let pki_dir = &cfg.data_dir.join("pki");
     let mut pki = Pki::open(pki_dir)?;
     let access = match cmd {
-        PkiCommand::CaCert { .. } | PkiCommand::Status => None,
+        PkiCommand::CaCert { .. }
+        | PkiCommand::Status
+        | PkiCommand::CameraCa(CameraCaCommand::List) => None,
         _ => Some(vigil_app::audit::open_access(cfg)?),
     };
     let record = |change: CertificateChange<'_>| -> anyhow::Result<()> {
@@ -173,6 +197,51 @@ pub fn run(cmd: PkiCommand, cfg: &vigil_config::Config) -> anyhow::Result<()> {
                 None => println!("No imported certificate was present; nothing changed."),
             }
         }
+        PkiCommand::CameraCa(c) => {
+            let now = OffsetDateTime::now_utc();
+            let trail = || {
+                vigil_app::audit::Trail::new(
+                    access.as_ref().expect("opened for every change"),
+                    vigil_app::audit::cli_actor(),
+                )
+            };
+            match c {
+                CameraCaCommand::Add { file } => {
+                    let added = vigil_app::camera_cas::add(&cfg.data_dir, &read(&file)?, &trail())?;
+                    println!(
+                        "Trusted {} CA certificate{} for camera links. {CAMERA_CA_NOTE}",
+                        added.len(),
+                        if added.len() == 1 { "" } else { "s" }
+                    );
+                    for c in &added {
+                        print!("\n{}", format_cert(c, now));
+                    }
+                }
+                CameraCaCommand::List => {
+                    let cas = vigil_app::camera_cas::list(&cfg.data_dir)?;
+                    if cas.is_empty() {
+                        println!(
+                            "No CA is trusted for cameras besides the Vigil CA and the system \
+                             roots. Add one with `vigil pki camera-ca add FILE.pem`."
+                        );
+                    }
+                    for (i, c) in cas.iter().enumerate() {
+                        if i > 0 {
+                            println!();
+                        }
+                        print!("{}", format_cert(c, now));
+                    }
+                }
+                CameraCaCommand::Remove { fingerprint } => {
+                    let removed =
+                        vigil_app::camera_cas::remove(&cfg.data_dir, &fingerprint, &trail())?;
+                    println!(
+                        "No longer trusted for cameras: '{}' ({}). {CAMERA_CA_NOTE}",
+                        removed.subject, removed.fingerprint_sha256
+                    );
+                }
+            }
+        }
         PkiCommand::SignCsr { file, days, output } => {
             let csr = String::from_utf8(read(&file)?)
                 .with_context(|| format!("{} is not a PEM text file", file.display()))?;
@@ -235,6 +304,7 @@ fn format_cert(c: &CertInfo, now: OffsetDateTime) -> String {
         CertRole::Ca => "CA certificate",
         CertRole::Server => "Server certificate",
         CertRole::Chain => "Chain certificate",
+        CertRole::CameraCa => "Camera CA certificate",
     };
     let days = c.days_to_expiry(now);
     let left = if days < 0 {

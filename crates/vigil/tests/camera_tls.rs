@@ -367,3 +367,71 @@ fn a_self_signed_certificate_waits_for_a_pin_and_another_name_is_refused() {
     let audit = v.ok(&["audit-log", "query", "--jsonl"]);
     assert!(audit.contains("tls_pin") && audit.contains(&fp), "{audit}");
 }
+
+#[test]
+fn a_camera_certificate_from_a_site_ca_records_once_an_admin_trusts_that_ca() {
+    let clip = Clip::h264(10, 25, 25, 640, 360, false);
+    let v = Vigil::init(2);
+    let dir = tempfile::tempdir().unwrap();
+    // The site's own PKI (openssl): a root, an intermediate, and the camera's certificate; the
+    // camera presents its chain up to the intermediate.
+    let site = vigil_testkit::external_ca::ExternalCa::with_intermediate(
+        dir.path(),
+        "Site Root",
+        "Site Cameras",
+    );
+    site.leaf(
+        "cam",
+        vigil_testkit::external_ca::Key::P256,
+        "IP:127.0.0.1",
+        vigil_testkit::external_ca::Validity::Days(30),
+    );
+    let chain = dir.path().join("cam-chain.crt");
+    std::fs::write(&chain, site.chain("cam.crt")).unwrap();
+    let peer = RtspPeer::start_with(
+        &[("cam", &clip)],
+        PeerOptions::new(Auth::None).tls(&chain, dir.path().join("cam.key")),
+    );
+    v.add_camera("site", &peer.url("cam"));
+    let _server = v.serve();
+    let error = refused(&v, "site");
+    assert!(error.contains("not trusted"), "{error}");
+    assert_eq!(peer.stats().mounts["/cam"].plays, 0);
+
+    // A camera's own certificate is not a CA: refused with what to do instead.
+    let out = v.cmd(&[
+        "pki",
+        "camera-ca",
+        "add",
+        dir.path().join("cam.crt").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("not a CA certificate") && said.contains("pin"),
+        "{said}"
+    );
+
+    // The admin trusts the site root while the server runs: the camera records from its next
+    // connection, without a pin and without a restart.
+    let said = v.ok(&[
+        "pki",
+        "camera-ca",
+        "add",
+        site.root_cert().to_str().unwrap(),
+    ]);
+    assert!(
+        said.contains("Trusted 1 CA certificate") && said.contains("Site Root"),
+        "{said}"
+    );
+    v.wait_recorded("site", 3.0, Duration::from_secs(120));
+    let listed = v.ok(&["pki", "camera-ca", "list"]);
+    assert!(
+        listed.contains("Camera CA certificate") && listed.contains("CN=Site Root"),
+        "{listed}"
+    );
+    let status = v.ok(&["pki", "status"]);
+    assert!(status.contains("Camera CA certificate"), "{status}");
+    let audit = v.ok(&["audit-log", "query", "--jsonl"]);
+    assert!(audit.contains("trust_camera_ca"), "{audit}");
+}

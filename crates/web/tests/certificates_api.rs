@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use common::{Auth, Harness};
 use serde_json::{Value, json};
 use vigil_pki::SessionPolicy;
@@ -674,4 +674,87 @@ async fn the_server_renews_a_due_certificate_by_itself_without_restart() {
         .filter_map(|e| e.detail["operation"].as_str().map(str::to_owned))
         .collect();
     assert!(ops.iter().any(|o| o == "automatic_renewal"), "{ops:?}");
+}
+
+#[tokio::test]
+async fn a_customer_ca_is_trusted_for_cameras_listed_with_expiry_and_removed() {
+    let h = Harness::new();
+    let admin = h.admin().await;
+    let d = h.dir.path();
+    let ext = customer_ca(d);
+    let path = "/api/v1/certificates/camera-cas";
+    assert_eq!(h.get(path, &admin).await.json(), json!([]));
+    // A camera's own certificate is not a CA: refused, nothing trusted.
+    ext.leaf("cam", Key::P256, SAN, Validity::Days(30));
+    let a = h
+        .post(
+            path,
+            &admin,
+            Some(json!({"certificate_pem": read(d, "cam.crt")})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text());
+    assert_eq!(a.code(), "not_a_ca");
+    assert!(a.text().contains("pin its fingerprint"), "{}", a.text());
+    let a = h
+        .post(path, &admin, Some(json!({"certificate_pem": "hello"})))
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text());
+    assert_eq!(a.code(), "invalid_certificate");
+
+    // The root and the intermediate, in one PEM.
+    let pem = format!("{}{}", read(d, "inter.crt"), ext.root_pem());
+    let a = h
+        .post(path, &admin, Some(json!({"certificate_pem": pem})))
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    let added = a.json();
+    assert_eq!(added.as_array().unwrap().len(), 2);
+    let root_fp = fingerprint_of_pem(d, "root.crt");
+    assert!(
+        added
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["fingerprint_sha256"] == root_fp.as_str() && c["role"] == "camera-ca"),
+        "{added}"
+    );
+    // In the installation's certificate list too, with days to expiry.
+    let all = status(&h, &admin).await;
+    let cams: Vec<&Value> = all["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["role"] == "camera-ca")
+        .collect();
+    assert_eq!(cams.len(), 2, "{all}");
+    assert!(cams.iter().all(|c| c["days_left"].as_i64().unwrap() > 900));
+
+    let by_fp = format!("{path}/{}", root_fp.replace(':', ""));
+    let gone = h.call(Method::DELETE, &by_fp, &admin, None).await;
+    assert_eq!(gone.status, StatusCode::OK, "{}", gone.text());
+    assert_eq!(gone.json()["fingerprint_sha256"], root_fp.as_str());
+    assert_eq!(
+        h.get(path, &admin).await.json().as_array().unwrap().len(),
+        1
+    );
+    let again = h.call(Method::DELETE, &by_fp, &admin, None).await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "{}", again.text());
+    assert_eq!(again.code(), "unknown_camera_ca");
+
+    // Both changes are audited with who made them.
+    let log = h
+        .get("/api/v1/audit?kind=certificate_operation", &admin)
+        .await
+        .json();
+    let ops: Vec<&str> = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["detail"]["operation"].as_str().unwrap())
+        .collect();
+    assert!(
+        ops.contains(&"trust_camera_ca") && ops.contains(&"remove_camera_ca"),
+        "{log}"
+    );
 }

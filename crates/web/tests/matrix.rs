@@ -118,6 +118,12 @@ fn table() -> BTreeMap<(&'static str, &'static str), Allowed> {
         (("POST", "/api/v1/certificates/reset"), Roles(ADMIN)),
         (("POST", "/api/v1/certificates/renew"), Roles(ADMIN)),
         (("POST", "/api/v1/certificates/sign-csr"), Roles(ADMIN)),
+        (("GET", "/api/v1/certificates/camera-cas"), Roles(ADMIN)),
+        (("POST", "/api/v1/certificates/camera-cas"), Roles(ADMIN)),
+        (
+            ("DELETE", "/api/v1/certificates/camera-cas/{fingerprint}"),
+            Roles(ADMIN),
+        ),
         (("GET", "/api/v1/settings"), Roles(ADMIN)),
         (("PATCH", "/api/v1/settings"), Roles(ADMIN)),
         (("POST", "/api/v1/settings/apply"), Roles(ADMIN)),
@@ -141,6 +147,7 @@ fn fill(path: &str) -> String {
         .replace("{lock}", "999999")
         .replace("{rule}", "no-such-rule")
         .replace("{sender}", "no-such-sender")
+        .replace("{fingerprint}", "00")
 }
 
 fn method(m: &str) -> Method {

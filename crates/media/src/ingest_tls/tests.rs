@@ -445,3 +445,33 @@ async fn only_a_connection_from_this_process_gets_the_tunnel() {
     let (_accepted, peer) = listener.accept().await.unwrap();
     assert!(connected_from_this_process(peer, local), "{peer}");
 }
+
+#[tokio::test]
+async fn a_ca_imported_while_running_is_used_by_the_next_connection() {
+    // The camera's certificate comes from a CA the server does not know yet (another PKI, as a
+    // site's own CA would be).
+    let (_d, site_ca) = installation();
+    let cam = camera(issued(&site_ca, &["127.0.0.1"])).await;
+    let (_d2, pki) = installation();
+    let trust = TrustStore::new(&[pki.ca_cert_der().clone()], false);
+    let inner = Arc::new(LineOpener::default());
+    let tls = TlsOpener::new(
+        inner.clone(),
+        trust.clone(),
+        Arc::new(MemoryBook::default()),
+    );
+    let url = format!("rtsps://127.0.0.1:{}/cam", cam.port);
+    let err = tls.open(&source(url.clone(), None)).await.err().unwrap();
+    assert!(
+        matches!(err, IngestError::CertificateUntrusted { .. }),
+        "{err}"
+    );
+    // The admin imports the site CA: every holder of the store sees it at once.
+    trust.replace(&TrustStore::new(
+        &[pki.ca_cert_der().clone(), site_ca.ca_cert_der().clone()],
+        false,
+    ));
+    assert_eq!(trust.len(), 2);
+    tls.open(&source(url, None)).await.unwrap();
+    assert_eq!(cam.got.lock().unwrap().len(), 1);
+}

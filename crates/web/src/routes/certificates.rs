@@ -1,7 +1,7 @@
 //! The CA and the server certificate (docs/pki.md): status, the CA certificate for clients,
 //! bringing your own PKI (import with a possibly encrypted key, CSR whose key stays here,
-//! installing the issued certificate, resetting to the generated one), renewal, and signing
-//! device (camera) CSRs with the system CA.
+//! installing the issued certificate, resetting to the generated one), renewal, signing
+//! device (camera) CSRs with the system CA, and the CAs trusted for camera certificates.
 //!
 //! Every route needs `ManageCertificates` except `GET /api/v1/certificates/ca.pem`, the
 //! deliberate exception: the CA certificate is public and clients need it before they can
@@ -29,7 +29,7 @@ use vigil_pki::{CertInfo, ImportError, PendingCsr, Pki, PkiError, SessionPolicy,
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::routes::{audit, blocking};
 use crate::state::SharedState;
 
@@ -46,6 +46,8 @@ pub fn router() -> OpenApiRouter<SharedState> {
         .routes(routes!(reset))
         .routes(routes!(renew))
         .routes(routes!(sign_csr))
+        .routes(routes!(camera_cas, trust_camera_ca))
+        .routes(routes!(remove_camera_ca))
 }
 
 /// PKI failures as API errors: bad material from the caller is a 400 with the library's
@@ -93,7 +95,7 @@ fn pki_error(e: PkiError) -> ApiError {
 /// Facts about one certificate.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CertificateView {
-    /// `ca`, `server` or `chain`.
+    /// `ca`, `server`, `chain`, or `camera-ca` (a CA trusted for camera certificates).
     pub role: String,
     pub subject: String,
     pub issuer: String,
@@ -567,4 +569,96 @@ async fn sign_csr(
         certificate_pem,
         ca_pem,
     }))
+}
+
+/// CA certificate(s) to trust for camera links.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CameraCaRequest {
+    /// PEM: one CA certificate, or a root and its intermediates.
+    pub certificate_pem: String,
+}
+
+fn data_dir(state: &SharedState) -> std::path::PathBuf {
+    state
+        .config
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .data_dir
+        .clone()
+}
+
+/// The CAs camera certificates (RTSPS, ONVIF over HTTPS) may chain to besides the Vigil CA and
+/// the system roots, soonest expiry first. They are also in `GET /api/v1/certificates` (role
+/// `camera-ca`), with expiry alerts like every certificate of the installation.
+#[utoipa::path(get, path = "/api/v1/certificates/camera-cas", tag = "certificates",
+    responses(
+        (status = 200, body = Vec<CertificateView>),
+        (status = 403, description = "needs ManageCertificates", body = ErrorBody),
+    ))]
+async fn camera_cas(
+    State(state): State<SharedState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<CertificateView>>> {
+    caller.require(Permission::ManageCertificates, None)?;
+    let dir = data_dir(&state);
+    let cas = blocking(move || vigil_app::camera_cas::list(&dir))
+        .await?
+        .map_err(ApiError::from_app)?;
+    let now = OffsetDateTime::now_utc();
+    Ok(Json(cas.iter().map(|c| cert_view(c, now)).collect()))
+}
+
+/// Trusts CA certificate(s) for camera links: camera certificates they issued verify from the
+/// next camera connection on (no restart). Only CA certificates that have not expired are
+/// accepted; a camera's own self-signed certificate is pinned on the camera instead.
+#[utoipa::path(post, path = "/api/v1/certificates/camera-cas", tag = "certificates",
+    request_body = CameraCaRequest,
+    responses(
+        (status = 201, body = Vec<CertificateView>),
+        (status = 400, description = "not PEM, not a CA certificate (`not_a_ca`), or expired (`expired_ca`)", body = ErrorBody),
+        (status = 403, description = "needs ManageCertificates", body = ErrorBody),
+    ))]
+async fn trust_camera_ca(
+    State(state): State<SharedState>,
+    caller: Caller,
+    body: Result<ApiJson<CameraCaRequest>, ApiError>,
+) -> ApiResult<Response> {
+    caller.require(Permission::ManageCertificates, None)?;
+    let ApiJson(req) = body?;
+    let (dir, access, actor) = (data_dir(&state), state.access.clone(), caller.actor());
+    let added = blocking(move || {
+        let trail = vigil_app::audit::Trail::new(&access, actor);
+        vigil_app::camera_cas::add(&dir, req.certificate_pem.as_bytes(), &trail)
+    })
+    .await?
+    .map_err(ApiError::from_app)?;
+    let now = OffsetDateTime::now_utc();
+    let views: Vec<CertificateView> = added.iter().map(|c| cert_view(c, now)).collect();
+    Ok((StatusCode::CREATED, Json(views)).into_response())
+}
+
+/// Stops trusting a camera CA; camera links whose certificate only it verified are refused
+/// from their next connection.
+#[utoipa::path(delete, path = "/api/v1/certificates/camera-cas/{fingerprint}", tag = "certificates",
+    params(("fingerprint" = String, Path, description = "SHA-256 fingerprint, with or without ':'")),
+    responses(
+        (status = 200, body = CertificateView),
+        (status = 403, description = "needs ManageCertificates", body = ErrorBody),
+        (status = 404, description = "no camera CA has this fingerprint", body = ErrorBody),
+    ))]
+async fn remove_camera_ca(
+    State(state): State<SharedState>,
+    caller: Caller,
+    ApiPath(fingerprint): ApiPath<String>,
+) -> ApiResult<Json<CertificateView>> {
+    caller.require(Permission::ManageCertificates, None)?;
+    let (dir, access, actor) = (data_dir(&state), state.access.clone(), caller.actor());
+    let removed = blocking(move || {
+        let trail = vigil_app::audit::Trail::new(&access, actor);
+        vigil_app::camera_cas::remove(&dir, &fingerprint, &trail)
+    })
+    .await?
+    .map_err(ApiError::from_app)?;
+    Ok(Json(cert_view(&removed, OffsetDateTime::now_utc())))
 }
