@@ -848,6 +848,19 @@ class SeeksOnly(Exception):
     """--only-seeks: the seek phase is done, skip the rest of the run."""
 
 
+def schedule(variants, total, size):
+    """(variant, scrubs) blocks: `total` scrubs per variant in blocks of `size`, the variants'
+    order reversed every other round (A B B A A B ...), so a change of the machine's load
+    falls on every variant alike."""
+    out = []
+    rounds = max(1, math.ceil(total / max(1, size)))
+    for r in range(rounds):
+        n = min(size, total - r * size)
+        for v in (variants if r % 2 == 0 else variants[::-1]):
+            out.append((v, n))
+    return out
+
+
 def seek_phase(a, page, vigil, camera, ids, windows, res):
     """Scrubs on the playback page: first on a recording that is still growing (what scrubbing
     the last minutes is), then, with the camera disabled, on a closed one, with the segment files
@@ -875,8 +888,8 @@ def seek_phase(a, page, vigil, camera, ids, windows, res):
     time.sleep(a.idle)
     windows["idle after"] = (t0, time.time())
     t0 = time.time()
-    for v in variants:
-        block("growing", v, False, a.seeks)
+    for v, n in schedule(variants, a.seeks, a.seek_block):
+        block("growing", v, False, n)
     vigil.cmd(["camera", "disable", camera])
     res["disabled"] = {"camera": camera, "at": time.time()}
     deadline = time.monotonic() + 20
@@ -888,12 +901,9 @@ def seek_phase(a, page, vigil, camera, ids, windows, res):
         time.sleep(0.5)
     time.sleep(2)
     # Closed: cached and evicted scrubs alternate within one page, split by kind afterwards;
-    # with a candidate, two blocks per variant (A B B A).
-    if a.playback_js:
-        for v in variants + variants[::-1]:
-            block("closed", v, True, a.seeks)
-    else:
-        block("closed", None, True, 2 * a.seeks)
+    # with candidates, blocks of twice --seek-block per variant, the order alternating.
+    for v, n in schedule(variants, 2 * a.seeks, 2 * a.seek_block):
+        block("closed", v, True, n)
     windows["seeks"] = (t0, time.time())
     out = {}
     for key, rows in seeks.items():
@@ -977,6 +987,8 @@ def main():
                     "playback page change in one run; may be given more than once)")
     ap.add_argument("--only-seeks", action="store_true",
                     help="record --record-s seconds, then only the seek phase (no latency, fan-out or Range)")
+    ap.add_argument("--seek-block", type=int, default=0,
+                    help="with --playback-js: scrubs per page and variant before switching (default --seeks)")
     ap.add_argument("--record-s", type=float, default=150, help="recording before the seeks with --only-seeks")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--given-binary", action="store_true")
@@ -993,6 +1005,8 @@ def main():
     if a.player_js:
         a.player_js = os.path.abspath(a.player_js)
     a.playback_js = [os.path.abspath(p) for p in a.playback_js]
+    if a.seek_block <= 0 or not a.playback_js:
+        a.seek_block = a.seeks
 
     signal.signal(signal.SIGALRM, on_alarm)
     signal.signal(signal.SIGTERM, on_term)
@@ -1000,7 +1014,8 @@ def main():
               + 2 * a.range_rounds * (a.range_duration + 15) + 3 * a.range_seconds)
     budget += len(a.playback_js) * (3 * a.seeks * (7 + SEEK_LIMIT_MS / 1000) + 120)
     if a.only_seeks:
-        budget = 300 + a.record_s + (1 + len(a.playback_js)) * (3 * a.seeks * (7 + SEEK_LIMIT_MS / 1000) + 60)
+        budget = 300 + a.record_s + (1 + len(a.playback_js)) * (3 * a.seeks * (7 + SEEK_LIMIT_MS / 1000)
+                                                                + 60 * math.ceil(a.seeks / max(1, a.seek_block or a.seeks)))
     signal.alarm(int(budget))
     log(f"time limit {budget / 60:.0f} min")
     os.makedirs(a.workdir, exist_ok=True)
@@ -1280,8 +1295,9 @@ def report(a, res):
     if a.playback_js:
         lines += ["", "**Seeks A/B**: every seek condition ran with the binary's `playback.js` (`served`) and with "
                   + ", ".join(f"`{p}` (`{os.path.basename(p)}`)" for p in a.playback_js)
-                  + " served to the page instead, each variant on a fresh page (growing: one block each; closed: "
-                  "blocks A B … B A), same recording, same run."]
+                  + " served to the page instead, each variant on a fresh page, in blocks of "
+                  f"{a.seek_block} scrubs (closed: {2 * a.seek_block}, cached and evicted alternating) whose order is "
+                  "reversed every other round (A B B A …), same recording, same run."]
     if a.only_seeks:
         lines += ["", f"**Seeks only** (`--only-seeks`): {a.record_s:.0f} s of recording, then the seek phase; no "
                   "latency, fan-out or Range phase in this run."]

@@ -28,6 +28,7 @@
 #                        client change without a rebuild; the report says so)
 #   PLAYBACK_JS=path     also run every seek condition with this playback.js served instead of
 #                        the binary's, each variant on a fresh page (A/B in one run)
+#   SEEK_BLOCK=n         with PLAYBACK_JS: scrubs per page and variant before switching [SEEKS]
 #   ONLY_SEEKS=1         record RECORD_S [150] seconds, then only the seeks (no latency,
 #                        fan-out or Range phases): the quick loop for playback page changes
 #   VIGIL_BIN=path       use this vigil binary instead of building one
@@ -80,7 +81,7 @@ trap 'if [[ -n "$driver" ]]; then kill "$driver" 2>/dev/null || true; fi' EXIT I
   --range-conns "${RANGE_CONNS:-8}" --range-chunk "${RANGE_CHUNK:-1048576}" \
   --range-seconds "${RANGE_SECONDS:-120}" \
   ${PLAYER_JS:+--player-js "$PLAYER_JS"} ${PLAYBACK_JS:+--playback-js "$PLAYBACK_JS"} \
-  ${ONLY_SEEKS:+--only-seeks --record-s "${RECORD_S:-150}"} \
+  ${ONLY_SEEKS:+--only-seeks --record-s "${RECORD_S:-150}"} ${SEEK_BLOCK:+--seek-block "$SEEK_BLOCK"} \
   --out "${OUT:-$root/docs/BENCHMARKS-live.md}" ${KEEP:+--keep} ${given:+--given-binary} &
 driver=$!
 wait "$driver" || echo "live benchmark driver exited with status $?" >&2
