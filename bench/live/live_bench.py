@@ -844,12 +844,84 @@ def range_get(port, ca, path, a, b, token):
 SEEK_LIMIT_MS = 5000
 
 
-def open_playback(page, vigil, camera, a):
+class SeeksOnly(Exception):
+    """--only-seeks: the seek phase is done, skip the rest of the run."""
+
+
+def schedule(variants, total, size):
+    """(variant, scrubs) blocks: `total` scrubs per variant in blocks of `size`, the variants'
+    order reversed every other round (A B B A A B ...), so a change of the machine's load
+    falls on every variant alike."""
+    out = []
+    rounds = max(1, math.ceil(total / max(1, size)))
+    for r in range(rounds):
+        n = min(size, total - r * size)
+        for v in (variants if r % 2 == 0 else variants[::-1]):
+            out.append((v, n))
+    return out
+
+
+def seek_phase(a, page, vigil, camera, ids, windows, res):
+    """Scrubs on the playback page: first on a recording that is still growing (what scrubbing
+    the last minutes is), then, with the camera disabled, on a closed one, with the segment files
+    cached and evicted. With --playback-js each condition runs with the served playback.js and
+    with the candidate, each on a fresh page, the order alternating between conditions (the
+    machine is shared: both variants see the same load)."""
+    variants = [None] + a.playback_js
+    name = lambda v: os.path.basename(v) if v else "served"  # noqa: E731
+    seeks = {}
+    rng = random.Random(12)
+
+    def block(kind, variant, closed, n):
+        key = f"{kind} [{name(variant)}]" if a.playback_js else kind
+        pb = open_playback(page, vigil, camera, a, variant)
+        rows = seeks.setdefault(key, [])
+        for i in range(n):
+            if closed and i % 2:
+                evict(vigil.segment_files(ids[camera]))
+            r = scrub(page, pb, rng)
+            r["evicted"] = bool(closed and i % 2)
+            rows.append(r)
+
+    pb = open_playback(page, vigil, camera, a, None)
+    t0 = time.time()
+    time.sleep(a.idle)
+    windows["idle after"] = (t0, time.time())
+    t0 = time.time()
+    for v, n in schedule(variants, a.seeks, a.seek_block):
+        block("growing", v, False, n)
+    vigil.cmd(["camera", "disable", camera])
+    res["disabled"] = {"camera": camera, "at": time.time()}
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        st = vigil.status()
+        row = next((r for r in st if r.get("name") == camera), {}) if isinstance(st, list) else {}
+        if row.get("state") not in ("recording", "connecting"):
+            break
+        time.sleep(0.5)
+    time.sleep(2)
+    # Closed: cached and evicted scrubs alternate within one page, split by kind afterwards;
+    # with candidates, blocks of twice --seek-block per variant, the order alternating.
+    for v, n in schedule(variants, 2 * a.seeks, 2 * a.seek_block):
+        block("closed", v, True, n)
+    windows["seeks"] = (t0, time.time())
+    out = {}
+    for key, rows in seeks.items():
+        if key.startswith("closed"):
+            suffix = key[len("closed"):]
+            out.setdefault("closed, cached" + suffix, []).extend(r for r in rows if not r["evicted"])
+            out.setdefault("closed, evicted" + suffix, []).extend(r for r in rows if r["evicted"])
+        else:
+            out[key] = rows
+    return out
+
+
+def open_playback(page, vigil, camera, a, playback_js=None):
     """The playback page on `camera`, its timeline zoomed to the recording; where it is."""
     rec = vigil.recorded(a.gop, a.fps, {})
     rec_s = (rec["last_us"] - rec["first_us"]) / 1e6
     presses = max(0, int(math.log2(3600 / max(40, 1.3 * rec_s))))
-    pb = page.send("playback", camera=camera, zoom_presses=presses, timeout=90,
+    pb = page.send("playback", camera=camera, zoom_presses=presses, timeout=90, playback_js=playback_js,
                    first_us=rec["first_us"], last_us=rec["last_us"],
                    screenshot=os.path.join(a.workdir, "playback.png"))
     log(f"playback page: recorded range at x {pb['range']['x0']:.0f}-{pb['range']['x1']:.0f} "
@@ -910,6 +982,14 @@ def main():
     ap.add_argument("--range-chunk", type=int, default=1 << 20)
     ap.add_argument("--range-seconds", type=int, default=120, help="length of the playback answer")
     ap.add_argument("--player-js", help="serve this liveplayer.js instead of the binary's (A/B of a client change)")
+    ap.add_argument("--playback-js", action="append", default=[],
+                    help="also run the seeks with this playback.js served instead of the binary's (A/B of a "
+                    "playback page change in one run; may be given more than once)")
+    ap.add_argument("--only-seeks", action="store_true",
+                    help="record --record-s seconds, then only the seek phase (no latency, fan-out or Range)")
+    ap.add_argument("--seek-block", type=int, default=0,
+                    help="with --playback-js: scrubs per page and variant before switching (default --seeks)")
+    ap.add_argument("--record-s", type=float, default=150, help="recording before the seeks with --only-seeks")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--given-binary", action="store_true")
     a = ap.parse_args()
@@ -924,11 +1004,18 @@ def main():
     a.root = os.path.abspath(a.root)
     if a.player_js:
         a.player_js = os.path.abspath(a.player_js)
+    a.playback_js = [os.path.abspath(p) for p in a.playback_js]
+    if a.seek_block <= 0 or not a.playback_js:
+        a.seek_block = a.seeks
 
     signal.signal(signal.SIGALRM, on_alarm)
     signal.signal(signal.SIGTERM, on_term)
     budget = (300 + 4 * a.window + 3 * a.idle + 4 * a.reopen + 3 * a.seeks * (7 + SEEK_LIMIT_MS / 1000)
               + 2 * a.range_rounds * (a.range_duration + 15) + 3 * a.range_seconds)
+    budget += len(a.playback_js) * (3 * a.seeks * (7 + SEEK_LIMIT_MS / 1000) + 120)
+    if a.only_seeks:
+        budget = 300 + a.record_s + (1 + len(a.playback_js)) * (3 * a.seeks * (7 + SEEK_LIMIT_MS / 1000)
+                                                                + 60 * math.ceil(a.seeks / max(1, a.seek_block or a.seeks)))
     signal.alarm(int(budget))
     log(f"time limit {budget / 60:.0f} min")
     os.makedirs(a.workdir, exist_ok=True)
@@ -969,6 +1056,17 @@ def main():
         log(f"{a.cameras} cameras recording after {time.monotonic() - t_rec:.1f} s; status "
             f"{[r.get('state') for r in rows][:4]}...")
         time.sleep(5)
+
+        if a.only_seeks:
+            log(f"recording {a.record_s:.0f} s before the seeks (--only-seeks)")
+            time.sleep(a.record_s)
+            page = Page(a, vigil, a.workdir)
+            sampler.watch("chromium (+node)", page.proc.pid, tree=True)
+            res["browser"] = page.send("login", timeout=90)["version"]
+            res["phases"]["seeks"] = seek_phase(a, page, vigil, cams[0], ids, windows, res)
+            page.close()
+            page = None
+            raise SeeksOnly()
 
         # -- idle (no viewer)
         t0 = time.time()
@@ -1040,36 +1138,8 @@ def main():
         if gotfan:
             res["phases"]["fan-out browser"] = latency(gotfan, coded.frames(), a.fps, windows["fan-out"])
 
-        # -- playback page (no live viewer from here on), idle window, then seeks: first on a
-        # recording that is still growing (what scrubbing the last minutes is), then, with the
-        # camera disabled, on a closed one, with the segment files cached and evicted.
-        pb = open_playback(page, vigil, cams[0], a)
-        t0 = time.time()
-        time.sleep(a.idle)
-        windows["idle after"] = (t0, time.time())
-        seeks = {"growing": [], "closed, cached": [], "closed, evicted": []}
-        rng = random.Random(12)
-        t0 = time.time()
-        for _ in range(a.seeks):
-            seeks["growing"].append(scrub(page, pb, rng))
-        vigil.cmd(["camera", "disable", cams[0]])
-        res["disabled"] = {"camera": cams[0], "at": time.time()}
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            st = vigil.status()
-            row = next((r for r in st if r.get("name") == cams[0]), {}) if isinstance(st, list) else {}
-            if row.get("state") not in ("recording", "connecting"):
-                break
-            time.sleep(0.5)
-        time.sleep(2)
-        pb = open_playback(page, vigil, cams[0], a)
-        for i in range(2 * a.seeks):
-            kind = "closed, evicted" if i % 2 else "closed, cached"
-            if i % 2:
-                evict(vigil.segment_files(ids[cams[0]]))
-            seeks[kind].append(scrub(page, pb, rng))
-        windows["seeks"] = (t0, time.time())
-        res["phases"]["seeks"] = seeks
+        # -- playback page (no live viewer from here on), idle window, then the seeks
+        res["phases"]["seeks"] = seek_phase(a, page, vigil, cams[0], ids, windows, res)
         page.close()
         page = None
 
@@ -1097,6 +1167,8 @@ def main():
                                                          "vigil-media-start", "vigil-media-end")}
         nginx.stop()
         nginx = None
+    except SeeksOnly:
+        pass
     except (Deadline, KeyboardInterrupt, RuntimeError, subprocess.SubprocessError, OSError,
             ValueError, KeyError) as e:
         log(f"stopped early: {type(e).__name__}: {e}")
@@ -1220,6 +1292,15 @@ def report(a, res):
     if a.player_js:
         lines += ["", f"**Live player replaced for this run** by `{a.player_js}` (served to the page "
                   "instead of the binary's `liveplayer.js`); the rest of the client is the binary's."]
+    if a.playback_js:
+        lines += ["", "**Seeks A/B**: every seek condition ran with the binary's `playback.js` (`served`) and with "
+                  + ", ".join(f"`{p}` (`{os.path.basename(p)}`)" for p in a.playback_js)
+                  + " served to the page instead, each variant on a fresh page, in blocks of "
+                  f"{a.seek_block} scrubs (closed: {2 * a.seek_block}, cached and evicted alternating) whose order is "
+                  "reversed every other round (A B B A …), same recording, same run."]
+    if a.only_seeks:
+        lines += ["", f"**Seeks only** (`--only-seeks`): {a.record_s:.0f} s of recording, then the seek phase; no "
+                  "latency, fan-out or Range phase in this run."]
     if res.get("aborted"):
         lines += ["", f"**The run stopped early: {res['aborted']}.** Figures below are what was measured."]
     lines += ["", f"Cameras: {a.cameras}, each main stream {a.main_size} {a.fps} fps H.264 {a.main_kbps} kbit/s "
@@ -1311,13 +1392,17 @@ def report(a, res):
                          f"{s['median']:.0f} | {s['p95']:.0f} | {s['max']:.0f}{'+' if any(r.get('timeout') for r in rows) else ''} | "
                          f"{sum(1 for r in rows if r.get('reloaded'))} |")
 
-    fit = seek_fit(sk, a.fps, a.gop)
-    if fit:
-        lines += ["", f"Seek time against the frame's distance from its GOP's keyframe (closed recording, "
-                  f"{fit['n']} scrubs under 1 s): about **{fit['a']:.0f} ms + {fit['b']:.1f} ms per frame** "
-                  f"decoded from the keyframe (least squares; keyframes at media frame {fit['phase']} mod "
-                  f"{a.gop}, found by the fit; residual median {fit['resid']:.0f} ms): a scrub to the last "
-                  f"frame of a {a.gop}-frame GOP costs about {fit['a'] + fit['b'] * (a.gop - 1):.0f} ms."]
+    for variant in (["served"] + [os.path.basename(p) for p in a.playback_js] if a.playback_js else [None]):
+        part = {k: v for k, v in sk.items() if variant is None or k.endswith(f"[{variant}]")}
+        fit = seek_fit(part, a.fps, a.gop)
+        if fit:
+            lines += ["", f"Seek time against the frame's distance from its GOP's keyframe "
+                      f"({'' if variant is None else variant + ' playback.js, '}closed recording, "
+                      f"{fit['n']} scrubs under 1 s): about **{fit['a']:.0f} ms + {fit['b']:.1f} ms per frame** "
+                      f"decoded from the keyframe (least squares; keyframes at media frame {fit['phase']} mod "
+                      f"{a.gop}, found by the fit; residual median {fit['resid']:.0f} ms): a scrub to the last "
+                      f"frame of a {a.gop}-frame GOP costs about {fit['a'] + fit['b'] * (a.gop - 1):.0f} ms."]
+    lines += seek_network(sk)
 
     # CPU
     cpu = res["cpu"]
@@ -1458,6 +1543,35 @@ def report(a, res):
                          f"video was {'still seeking' if all(r.get('seeking') for r in stuck) else 'in mixed states'} "
                          f"(readyState {sorted(set(r.get('ready') for r in stuck))})")
     return "\n".join(lines) + "\n"
+
+
+def seek_network(sk):
+    """Where a seek's time goes on the network, from DevTools' view of the playback requests."""
+    out = []
+    for kind, rows in sk.items():
+        busy, new, hdr, body, nreq = [], [], [], [], []
+        for r in rows:
+            if r.get("timeout") or r.get("net") is None:
+                continue
+            net = r["net"]
+            # Requests still loading when the pointer came up (preload traffic).
+            busy.append(sum(1 for q in net if q["sent"] < 0))
+            fresh = [q for q in net if q["sent"] >= 0 and q["method"] == "GET"]
+            nreq.append(len(fresh))
+            if fresh:
+                q = fresh[0]
+                new.append(q["sent"])
+                if q["headers"] is not None:
+                    hdr.append(q["headers"] - q["sent"])
+        if nreq:
+            out.append(f"- {kind}: requests under way at the click {statistics.median(busy):.0f} median (max {max(busy)}); "
+                       f"new Range requests per seek {statistics.median(nreq):.0f} median (max {max(nreq)}, "
+                       f"{sum(1 for n in nreq if n)} of {len(nreq)} seeks made one); the first sent "
+                       f"{fmt(summary(new))} ms after the click (median), its headers back "
+                       f"{fmt(summary(hdr))} ms later (median, p95 {fmt(summary(hdr), 'p95')})")
+    if out:
+        out = ["", "Playback requests around each seek (DevTools network events, up to the frame shown):", ""] + out
+    return out
 
 
 def seek_fit(sk, fps, gop):

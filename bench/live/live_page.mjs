@@ -31,6 +31,10 @@ const { CHROMIUM_FLAGS } = await import(join(cfg.root, "tests", "browser", "chro
 let browser = null;
 let page = null;
 const problems = [];
+/** The page's playback requests as DevTools sees them (id -> request), to split a seek's time. */
+const media = new Map();
+/** Wall-clock ms of a DevTools monotonic timestamp (s): learned from requestWillBeSent. */
+let wallOffsetMs = null;
 
 function log(msg) {
   process.stderr.write(`[live-page ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -118,6 +122,45 @@ function frameHook(spec) {
 async function hookTiles() {
   await page.evaluate(`(${frameHook})({selector: ".grid .tile video", code: true,
     key: (v) => () => { const t = v.closest(".tile"); return (t.dataset.tile || "") + ":" + (t.dataset.camera || ""); }})`);
+}
+
+/** DevTools network events of the playback answers: when each Range request left, when its
+ * headers came back, when its body ended, and how many bytes it brought. */
+async function watchMedia() {
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send("Network.enable");
+  const wall = (ts) => (wallOffsetMs == null ? null : ts * 1000 + wallOffsetMs);
+  cdp.on("Network.requestWillBeSent", (e) => {
+    if (!e.request.url.includes("/playback?")) return;
+    wallOffsetMs = e.wallTime * 1000 - e.timestamp * 1000;
+    media.set(e.requestId, { method: e.request.method, range: e.request.headers.Range || e.request.headers.range || null,
+      sent: wall(e.timestamp), headers: null, status: null, done: null, bytes: 0, failed: null });
+  });
+  cdp.on("Network.responseReceived", (e) => {
+    const r = media.get(e.requestId);
+    if (r) { r.headers = wall(e.timestamp); r.status = e.response.status; }
+  });
+  cdp.on("Network.dataReceived", (e) => {
+    const r = media.get(e.requestId);
+    if (r) r.bytes += e.dataLength;
+  });
+  cdp.on("Network.loadingFinished", (e) => {
+    const r = media.get(e.requestId);
+    if (r) r.done = wall(e.timestamp);
+  });
+  cdp.on("Network.loadingFailed", (e) => {
+    const r = media.get(e.requestId);
+    if (r) { r.done = wall(e.timestamp); r.failed = e.canceled ? "canceled" : e.errorText; }
+  });
+}
+
+/** The playback requests that were under way in [fromWall, toWall] (ms), relative to fromWall. */
+function mediaBetween(fromWall, toWall) {
+  const rel = (t) => (t == null ? null : Math.round(t - fromWall));
+  return [...media.values()]
+    .filter((r) => r.sent != null && r.sent <= toWall && (r.done == null || r.done >= fromWall))
+    .map((r) => ({ method: r.method, range: r.range, status: r.status, sent: rel(r.sent), headers: rel(r.headers),
+      done: rel(r.done), bytes: r.bytes, failed: r.failed }));
 }
 
 async function hookPlayback() {
@@ -238,6 +281,7 @@ const commands = {
       }));
     }
     page = await ctx.newPage();
+    await watchMedia();
     page.on("console", (m) => { if (m.text().startsWith("CSP-VIOLATION")) problems.push(m.text()); });
     page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
     await signIn();
@@ -303,6 +347,15 @@ const commands = {
   // {camera, zoom_presses}: the playback page with one camera, the timeline zoomed in; answers
   // where on the timeline the camera's recorded range is (CSS pixels of the canvas).
   async playback(c) {
+    // A candidate playback page script instead of the served one (A/B of a client change in
+    // one run: each variant gets a fresh page).
+    await page.unroute("**/assets/js/playback.js");
+    if (c.playback_js) {
+      const body = await readFile(c.playback_js, "utf8");
+      await page.route("**/assets/js/playback.js", (route) => route.fulfill({
+        status: 200, body, headers: { "content-type": "text/javascript; charset=utf-8", "cache-control": "no-store" },
+      }));
+    }
     // A fresh page each time (a hash change alone would keep the previous view and video).
     await page.goto(`${cfg.url}#/playback`);
     await page.reload();
@@ -393,20 +446,25 @@ const commands = {
         const f = window.__lbf.frames.find((x) => x[6] >= up && x[4] <= t + 0.002 && t - x[4] < 0.2);
         if (!f) return null;
         return {
+          up_wall: performance.timeOrigin + up, frame_wall: performance.timeOrigin + f[2],
           up, expected_ms: f[2] - up, presented_ms: f[3] - up, callback_ms: f[6] - up,
           seeked_ms: window.__lbseek.seeked.length ? window.__lbseek.seeked[0] - up : null,
           media_time: f[4], current_time: t, reloaded: v.currentSrc !== window.__lbseek.src,
           media_start_us: Number(/** @type {HTMLElement} */ (v.closest(".tile")).dataset.mediaStartUs),
         };
       });
-      if (r) return { ...r, from_time: before.time };
+      if (r) {
+        const net = mediaBetween(r.up_wall, r.frame_wall);
+        return { ...r, from_time: before.time, net };
+      }
       if (Date.now() > limit) {
         const diag = await page.evaluate(() => {
           const v = /** @type {HTMLVideoElement} */ (document.querySelector(".playback-grid video"));
           return { current_time: v.currentTime, seeking: v.seeking, ready: v.readyState, ups: window.__lbseek.ups.length,
             seeked: window.__lbseek.seeked.length, frames: window.__lbf.frames.slice(-3).map((f) => [f[4], f[6]]) };
         });
-        return { timeout: true, from_time: before.time, ...diag };
+        const upWall = await page.evaluate(() => performance.timeOrigin + (window.__lbseek.ups[0] ?? 0));
+        return { timeout: true, from_time: before.time, ...diag, net: mediaBetween(upWall, Date.now()) };
       }
       await page.waitForTimeout(20);
     }

@@ -26,6 +26,11 @@
 #   RANGE_ROUNDS [4] RANGE_DURATION [10] RANGE_CONNS [8] RANGE_CHUNK [1048576] RANGE_SECONDS [120]
 #   PLAYER_JS=path       serve this liveplayer.js to the page instead of the binary's (to try a
 #                        client change without a rebuild; the report says so)
+#   PLAYBACK_JS=path     also run every seek condition with this playback.js served instead of
+#                        the binary's, each variant on a fresh page (A/B in one run)
+#   SEEK_BLOCK=n         with PLAYBACK_JS: scrubs per page and variant before switching [SEEKS]
+#   ONLY_SEEKS=1         record RECORD_S [150] seconds, then only the seeks (no latency,
+#                        fan-out or Range phases): the quick loop for playback page changes
 #   VIGIL_BIN=path       use this vigil binary instead of building one
 #   CARGO_TARGET_DIR     where the release build goes (default <repo>/target)
 #   OUT=path             markdown output (default docs/BENCHMARKS-live.md, replaced whole: its
@@ -36,7 +41,11 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
-require_tools ffmpeg nginx wrk openssl node chromium
+if [[ -n "${ONLY_SEEKS:-}" ]]; then
+  require_tools ffmpeg openssl node chromium
+else
+  require_tools ffmpeg nginx wrk openssl node chromium
+fi
 if [[ ! -d tests/browser/node_modules/playwright-core ]]; then
   echo "tests/browser/node_modules/playwright-core is missing: cd tests/browser && npm ci" >&2
   exit 1
@@ -71,7 +80,8 @@ trap 'if [[ -n "$driver" ]]; then kill "$driver" 2>/dev/null || true; fi' EXIT I
   --range-rounds "${RANGE_ROUNDS:-4}" --range-duration "${RANGE_DURATION:-10}" \
   --range-conns "${RANGE_CONNS:-8}" --range-chunk "${RANGE_CHUNK:-1048576}" \
   --range-seconds "${RANGE_SECONDS:-120}" \
-  ${PLAYER_JS:+--player-js "$PLAYER_JS"} \
+  ${PLAYER_JS:+--player-js "$PLAYER_JS"} ${PLAYBACK_JS:+--playback-js "$PLAYBACK_JS"} \
+  ${ONLY_SEEKS:+--only-seeks --record-s "${RECORD_S:-150}"} ${SEEK_BLOCK:+--seek-block "$SEEK_BLOCK"} \
   --out "${OUT:-$root/docs/BENCHMARKS-live.md}" ${KEEP:+--keep} ${given:+--given-binary} &
 driver=$!
 wait "$driver" || echo "live benchmark driver exited with status $?" >&2

@@ -26,6 +26,18 @@ const problems = [];
 const results = [];
 
 class Fail extends Error {}
+/** The types of the top-level MP4 boxes that start in `buf`. @param {Buffer} buf */
+function topBoxes(buf) {
+  const out = [];
+  for (let at = 0; at + 8 <= buf.length && out.length < 64;) {
+    const size = buf.readUInt32BE(at);
+    out.push(buf.toString("latin1", at + 4, at + 8));
+    if (size < 8) break;
+    at += size;
+  }
+  return out;
+}
+
 function check(cond, what) {
   if (!cond) throw new Fail(what);
 }
@@ -711,6 +723,22 @@ const scenarios = {
     const shownAt = shown.start + shown.currentTime * 1e6;
     check(Math.abs(shownAt - at) < 1e6 / cfg.playback.fps, `the video is at ${shownAt}, asked for ${at}`);
     await shot(page, "playback");
+    // The camera still records: the video asks for its window only up to what is recorded, so
+    // the answer leads with the segment index (a player seeks straight to a GOP instead of
+    // reading every fragment's header first) and keeps its bytes while the recording grows.
+    const src = await page.evaluate(() => /** @type {HTMLVideoElement} */ (document.querySelector(".playback-grid video")).currentSrc);
+    const srcTo = parseUs(new URL(src).searchParams.get("to"));
+    check(srcTo <= Date.now() * 1000, `the video's window ends at what is recorded, not in the future: ${new URL(src).search}`);
+    const headOf = async () => {
+      const res = await ctx.request.get(src, { headers: { Range: "bytes=0-65535" } });
+      check(res.status() === 206, `a Range request of the video's source: ${res.status()}`);
+      return { etag: res.headers().etag, boxes: topBoxes(await res.body()) };
+    };
+    const first = await headOf();
+    check(first.boxes.join(" ").startsWith("ftyp moov sidx moof"), `the video's answer leads with a segment index: ${first.boxes.join(" ")}`);
+    await page.waitForTimeout(2500);
+    const again = await headOf();
+    check(again.etag === first.etag, `the video's answer is the same while the camera records: ETag ${first.etag}, then ${again.etag}`);
     // The same instant from an export, decoded by ffmpeg: every frame of a few seconds around it.
     const from = at - 3e6;
     const r = await ctx.request.get(`${cfg.url}api/v1/cameras/${cfg.playback.camera}/export?from=${iso(from)}&to=${iso(at + 3e6)}&format=mp4`);

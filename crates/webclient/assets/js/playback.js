@@ -73,7 +73,9 @@ class CameraPlayback {
   async load(us) {
     const from = us - WINDOW_BEFORE_US;
     const to = us + WINDOW_AFTER_US;
-    const url = `/api/v1/cameras/${seg(this.camera)}/playback?from=${encodeURIComponent(iso(from))}&to=${encodeURIComponent(iso(to))}${streamParam(this.stream)}`;
+    /** @param {string} until */
+    const urlTo = (until) => `/api/v1/cameras/${seg(this.camera)}/playback?from=${encodeURIComponent(iso(from))}&to=${encodeURIComponent(until)}${streamParam(this.stream)}`;
+    const url = urlTo(iso(to));
     this.say("Loading…");
     const head = await fetch(url, { method: "HEAD", credentials: "same-origin", cache: "no-store" });
     if (!head.ok) {
@@ -93,10 +95,18 @@ class CameraPlayback {
     this.el.dataset.mediaStartUs = String(this.mediaStart);
     this.windowFrom = from;
     this.windowTo = Number.isFinite(end) ? end * 1000 : to;
+    // The video asks for the window only up to what is recorded now (the HEAD's media end):
+    // such an answer can gain no GOP, so it leads with the segment index and its bytes stay
+    // the same between Range requests (docs/api.md, playback). Asked up to a later `to`, a
+    // recording that still goes on would be served without the index, and Chromium's demuxer
+    // would then read every fragment's header, one Range request each, before the first
+    // frame and again before a seek ahead (docs/BENCHMARKS-live.md, seek).
+    const endText = head.headers.get("Vigil-Media-End");
+    const src = Number.isFinite(end) && endText ? urlTo(endText) : url;
     await new Promise((resolve) => {
       this.video.addEventListener("loadedmetadata", resolve, { once: true });
       this.video.addEventListener("error", resolve, { once: true });
-      this.video.src = url;
+      this.video.src = src;
     });
     if (this.video.error) {
       this.say(`The browser cannot play this recording (${this.video.error.message || "decode error"}). Export it and play it in VLC or ffmpeg.`);
