@@ -124,8 +124,14 @@ pub enum CameraCommand {
         /// Characters (8-64).
         #[arg(long, required_unless_present = "default", conflicts_with = "default")]
         length: Option<usize>,
-        /// Symbols allowed besides letters and digits, e.g. "-_." (none by default).
-        #[arg(long, default_value = "", conflicts_with = "default")]
+        /// Symbols allowed besides letters and digits, e.g. "-_." (none by default); may
+        /// start with '-'.
+        #[arg(
+            long,
+            default_value = "",
+            conflicts_with = "default",
+            allow_hyphen_values = true
+        )]
         symbols: String,
         /// Back to the default rule.
         #[arg(long)]

@@ -105,7 +105,24 @@ fn a_rotation_killed_between_setuser_and_commit_is_settled_at_start_and_nothing_
         output(&out)
     );
 
-    // The yard camera rotates while recording (door would wait 20 s for its answer).
+    // The yard camera takes 12 characters with symbols; it rotates while recording (door
+    // would wait 20 s for its answer).
+    let rule = v.ok(&[
+        "camera",
+        "password-rule",
+        "yard",
+        "--length",
+        "12",
+        "--symbols",
+        "-_.",
+    ]);
+    assert!(
+        rule.contains("12 characters") && rule.contains("-_."),
+        "{rule}"
+    );
+    let out = v.cmd(&["camera", "password-rule", "yard", "--length", "7"]);
+    assert!(!out.status.success());
+    assert!(output(&out).contains("8 to 64"), "{}", output(&out));
     let out = v.cmd(&["camera", "rotate-passwords", "yard", "--json"]);
     let text = output(&out);
     assert!(out.status.success(), "{text}");
@@ -113,6 +130,16 @@ fn a_rotation_killed_between_setuser_and_commit_is_settled_at_start_and_nothing_
     assert_eq!(report["cameras"][0]["result"], "rotated", "{report}");
     let yard_pw = cams.password("yard");
     assert_ne!(yard_pw, "Yard-initial-2");
+    assert_eq!(yard_pw.len(), 12);
+    assert!(
+        yard_pw.chars().any(|c| "-_.".contains(c)),
+        "a symbol of the rule"
+    );
+    assert!(
+        yard_pw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    );
     let out = v.cmd(&["camera", "rotate-passwords", "yard"]);
     let table = output(&out);
     assert!(out.status.success(), "{table}");
