@@ -1469,7 +1469,7 @@ allow_list = {allow_list:?}
             rotate_every = self
                 .cameras
                 .rotate_passwords_every
-                .map_or_else(|| "off".to_owned(), |p| d(p)),
+                .map_or_else(|| "off".to_owned(), d),
             rotation_concurrency = self.cameras.rotation_concurrency,
             hostnames = self.management.hostnames,
             inter = self.management.inter_server.bind,
