@@ -356,3 +356,60 @@ async fn set_on_camera(cams: &RotationCameras, name: &str, user: &str, old: &str
     client.set_password(user, new).await.unwrap();
     assert_eq!(cams.password(name), new);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedule_picks_onvif_cameras_whose_password_is_older_than_the_period() {
+    let s = site();
+    let add = |name: &str, onvif: bool, password: bool| {
+        let cam = s
+            .store
+            .add_camera(&NewCamera {
+                name: name.into(),
+                url: format!("rtsp://127.0.0.1:1/{name}"),
+                username: Some("u".into()),
+                password: password.then(|| "Old-pw-123".to_owned()),
+                ..NewCamera::default()
+            })
+            .unwrap();
+        if onvif {
+            s.store
+                .set_device_identity(
+                    &cam.id,
+                    &vigil_media::store::DeviceIdentity {
+                        onvif_url: "https://127.0.0.1:1/onvif/device_service".into(),
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+        }
+        cam.id
+    };
+    add("by-url", false, true);
+    add("no-password", true, false);
+    let due = add("due", true, true);
+    let pending = add("pending", true, true);
+    let disabled = add("disabled", true, true);
+    s.store.set_camera_enabled(&disabled, false).unwrap();
+    s.store.begin_rotation(&pending, "Pending-pw-1").unwrap();
+    let r = rotator(&s);
+    let names = |period: Duration, at: i64| -> Vec<String> {
+        r.due(period, at)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.name)
+            .collect()
+    };
+    let day = Duration::from_secs(86_400);
+    // Just added: not due until a period after it was added.
+    assert!(names(day, now_us()).is_empty());
+    let later = now_us() + 2 * 86_400_000_000;
+    assert_eq!(names(day, later), vec!["due".to_owned()]);
+    // Rotated now: not due again until a period later.
+    s.store.begin_rotation(&due, "New-pw-12345").unwrap();
+    s.store.commit_rotation(&due).unwrap();
+    assert!(names(day * 3, later).is_empty());
+    assert_eq!(
+        names(day, now_us() + 2 * 86_400_000_000),
+        vec!["due".to_owned()]
+    );
+}
