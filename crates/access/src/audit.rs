@@ -50,10 +50,13 @@ pub enum AuditKind {
     BookmarkChanged,
     /// An evidence lock was set or released by a user.
     EvidenceLockChanged,
+    /// A camera's password rotation ended (rotated, kept the old one, not rotatable, failed);
+    /// never the password.
+    CameraPasswordRotation,
 }
 
 impl AuditKind {
-    pub const ALL: [AuditKind; 26] = [
+    pub const ALL: [AuditKind; 27] = [
         AuditKind::LoginSucceeded,
         AuditKind::LoginFailed,
         AuditKind::Logout,
@@ -80,6 +83,7 @@ impl AuditKind {
         AuditKind::AlarmChanged,
         AuditKind::BookmarkChanged,
         AuditKind::EvidenceLockChanged,
+        AuditKind::CameraPasswordRotation,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -110,6 +114,7 @@ impl AuditKind {
             AuditKind::AlarmChanged => "alarm_changed",
             AuditKind::BookmarkChanged => "bookmark_changed",
             AuditKind::EvidenceLockChanged => "evidence_lock_changed",
+            AuditKind::CameraPasswordRotation => "camera_password_rotation",
         }
     }
 }
@@ -122,7 +127,7 @@ impl std::fmt::Display for AuditKind {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown audit kind {0:?}; known kinds: login_succeeded, login_failed, logout, session_expired, password_changed, user_created, user_removed, permission_changed, totp_enabled, totp_disabled, token_created, token_revoked, address_blocked, address_unblocked, intrusion_alert, live_view, playback, export, verify, camera_changed, config_changed, certificate_operation, layout_changed, alarm_changed, bookmark_changed, evidence_lock_changed"
+    "unknown audit kind {0:?}; known kinds: login_succeeded, login_failed, logout, session_expired, password_changed, user_created, user_removed, permission_changed, totp_enabled, totp_disabled, token_created, token_revoked, address_blocked, address_unblocked, intrusion_alert, live_view, playback, export, verify, camera_changed, config_changed, certificate_operation, layout_changed, alarm_changed, bookmark_changed, evidence_lock_changed, camera_password_rotation"
 )]
 pub struct UnknownAuditKind(pub String);
 

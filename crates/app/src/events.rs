@@ -42,6 +42,7 @@ pub fn audit_event(server: &str, entry: &AuditEntry) -> NewEvent {
         | AuditKind::TokenRevoked
         | AuditKind::AddressUnblocked
         | AuditKind::CameraChanged
+        | AuditKind::CameraPasswordRotation
         | AuditKind::ConfigChanged
         | AuditKind::CertificateOperation
         | AuditKind::Export

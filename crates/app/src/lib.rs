@@ -23,6 +23,8 @@
 //!   entries in.
 //! - [`cameras`]: camera administration from the command line, audited.
 //! - [`onvif`]: ONVIF cameras: discovery, and adding a camera from its device.
+//! - [`rotation`]: camera password rotation (proven before kept, crash-safe), its schedule
+//!   and the resolution of rotations a crash interrupted.
 //! - [`backup`]: backup of an installation (databases, configuration, keys, ledgers) into
 //!   one passphrase-encrypted file, and its restore into a new data directory.
 //! - [`error`]: the error kinds every use case's errors map into.
@@ -44,6 +46,7 @@ pub mod locks;
 pub mod mail;
 pub mod metrics;
 pub mod onvif;
+pub mod rotation;
 pub mod runtime;
 pub mod settings;
 pub mod setup;

@@ -27,6 +27,7 @@ use vigil_events::{Category, EventBus, NewEvent, Severity};
 
 use crate::ErrorKind;
 use crate::events::StatusWatch;
+use crate::rotation::{Rotator, Selection};
 use crate::setup::{self, SetupError};
 
 /// Reads the configuration in effect (the settings use case changes it without a restart).
@@ -36,6 +37,12 @@ pub type LiveConfig = Arc<dyn Fn() -> Config + Send + Sync>;
 const RECONCILE_EVERY: Duration = Duration::from_secs(2);
 /// How often retention runs (a full volume also frees space at once, from the recorder).
 const RETENTION_EVERY: Duration = Duration::from_secs(10);
+/// How often the password rotation schedule looks for cameras due, and how long after the
+/// start it first does (recorders connect first).
+const ROTATION_CHECK_EVERY: Duration = Duration::from_secs(3600);
+const ROTATION_FIRST_CHECK: Duration = Duration::from_secs(60);
+/// A camera the schedule tried and could not rotate is tried again after this long.
+const ROTATION_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -98,6 +105,8 @@ pub struct RuntimeOptions {
     /// Where the runtime's events go (start and stop, streams losing and regaining their
     /// camera, retention deleting video).
     pub events: Option<Arc<EventBus>>,
+    /// The audit log password rotations (start-up resolution, the schedule) are recorded in.
+    pub access: Option<Arc<vigil_access::Access>>,
 }
 
 impl Default for RuntimeOptions {
@@ -110,6 +119,7 @@ impl Default for RuntimeOptions {
             on_event: Arc::new(|_| {}),
             live_video: None,
             events: None,
+            access: None,
         }
     }
 }
@@ -340,7 +350,40 @@ pub async fn run(
     };
     let trust = crate::onvif::camera_trust(&cfg.data_dir);
     let mut trusted_cas = vigil_pki::camera_cas::generation(&cfg.data_dir.join("pki"));
-    let opener = camera_opener(trust.clone(), &store, opts.events.clone());
+    let opener = camera_opener_with(trust.clone(), &store, opts.events.clone());
+    // Before any recorder starts: a rotation a crash interrupted is settled, so every
+    // recorder connects with the password the camera has (docs/design/password-rotation.md).
+    let rotator = {
+        let mut r = Rotator::new(
+            store.clone(),
+            trust.clone(),
+            opener.clone(),
+            &server,
+        );
+        r.events = opts.events.clone();
+        r.concurrency = cfg.cameras.rotation_concurrency;
+        r
+    };
+    {
+        let trail = opts
+            .access
+            .as_deref()
+            .map(|a| crate::audit::Trail::new(a, rotation_actor("start-up")));
+        match rotator.resolve_interrupted(trail.as_ref()).await {
+            Ok(lines) => {
+                for l in lines {
+                    tracing::info!(camera = %l.camera, result = l.result.as_str(), reason = l.reason.as_deref().unwrap_or(""), "interrupted password rotation resolved");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot resolve interrupted password rotations"),
+        }
+    }
+    let mut rotation_tick = tokio::time::interval_at(
+        tokio::time::Instant::now() + ROTATION_FIRST_CHECK,
+        ROTATION_CHECK_EVERY,
+    );
+    let mut rotation_run: Option<tokio::task::JoinHandle<()>> = None;
+    let mut rotation_tried: HashMap<String, tokio::time::Instant> = HashMap::new();
     let mut running: HashMap<String, (StreamSpec, RecorderHandle)> = HashMap::new();
     let mut watch = StatusWatch::default();
     let mut told_no_camera = false;
@@ -415,6 +458,30 @@ pub async fn run(
                     }
                 }
             }
+            _ = rotation_tick.tick() => {
+                let period = opts.live.as_ref().map_or(cfg.cameras.rotate_passwords_every, |l| l().cameras.rotate_passwords_every);
+                let Some(period) = period else { continue };
+                if rotation_run.as_ref().is_some_and(|t| !t.is_finished()) { continue; }
+                let now = tokio::time::Instant::now();
+                rotation_tried.retain(|_, at| now.duration_since(*at) < ROTATION_RETRY_AFTER);
+                let due: Vec<String> = match rotator.due(period, vigil_media::store::now_us()) {
+                    Ok(c) => {
+                        let due: Vec<_> = c.into_iter().filter(|c| !rotation_tried.contains_key(&c.id)).collect();
+                        for c in &due { rotation_tried.insert(c.id.clone(), now); }
+                        due.into_iter().map(|c| c.name).collect()
+                    }
+                    Err(e) => { tracing::error!(error = %e, "cannot find the cameras due for a password rotation"); continue; }
+                };
+                if due.is_empty() { continue; }
+                tracing::info!(cameras = due.len(), "scheduled camera password rotation");
+                let (rotator, access) = (rotator.clone(), opts.access.clone());
+                rotation_run = Some(tokio::spawn(async move {
+                    let trail = access.as_deref().map(|a| crate::audit::Trail::new(a, rotation_actor("schedule")));
+                    if let Err(e) = rotator.rotate(&Selection::Cameras(due), trail.as_ref(), |_| {}).await {
+                        tracing::error!(error = %e, "scheduled password rotation");
+                    }
+                }));
+            }
             _ = retention_tick.tick() => {
                 let store = store.clone();
                 let prune_hook = prune_hook.clone();
@@ -455,6 +522,11 @@ pub async fn run(
         }
     }
     event(RuntimeEvent::ShuttingDown);
+    if let Some(run) = rotation_run.take() {
+        // A rotation stopped midway leaves its pending password, which the next start
+        // settles with the camera.
+        run.abort();
+    }
     for (_, (_, handle)) in running.drain() {
         handle.stop().await;
     }
@@ -479,7 +551,17 @@ pub async fn run(
 
 /// How every recorder connects: plain RTSP as it is, RTSPS through the verified TLS tunnel
 /// (docs/design/camera-tls.md) trusting the installation CA and the system roots.
-fn camera_opener(
+pub fn camera_opener(
+    cfg: &Config,
+    store: &Arc<Store>,
+    events: Option<Arc<EventBus>>,
+) -> Arc<dyn vigil_media::ingest::Opener> {
+    camera_opener_with(crate::onvif::camera_trust(&cfg.data_dir), store, events)
+}
+
+/// [`camera_opener`] verifying camera certificates with `trust` (shared: replacing its anchors
+/// applies to every later connection).
+fn camera_opener_with(
     trust: vigil_media::ingest_tls::TrustStore,
     store: &Arc<Store>,
     events: Option<Arc<EventBus>>,
@@ -493,6 +575,14 @@ fn camera_opener(
         trust,
         book,
     ))
+}
+
+/// Who the audit log names for the rotations `vigil serve` runs by itself.
+fn rotation_actor(what: &str) -> vigil_access::Actor {
+    vigil_access::Actor {
+        name: format!("server:password-rotation ({what})"),
+        source: "server".to_owned(),
+    }
 }
 
 /// The certificates camera streams presented, kept in the camera registry; a changed one is

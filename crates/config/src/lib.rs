@@ -49,6 +49,8 @@ pub struct Config {
     #[serde(default)]
     pub retention: RetentionConfig,
     #[serde(default)]
+    pub cameras: CamerasConfig,
+    #[serde(default)]
     pub management: ManagementConfig,
     #[serde(default)]
     pub recording: RecordingConfig,
@@ -119,6 +121,56 @@ pub struct RetentionConfig {
     pub max_age: Option<Duration>,
     /// Per camera byte budget. None means no budget beyond the volume's free space.
     pub max_bytes: Option<u64>,
+}
+
+/// Camera upkeep `vigil serve` does by itself (`[cameras]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CamerasConfig {
+    /// Cameras whose password was last rotated longer ago than this get a new one
+    /// (docs/cameras-onvif.md, "Password rotation"); `off` (None) disables the schedule.
+    #[serde(with = "rotation_period")]
+    pub rotate_passwords_every: Option<Duration>,
+    /// Cameras rotated at the same time at most, so a large site rotates in minutes
+    /// without every camera of a switch being busy at once.
+    pub rotation_concurrency: usize,
+}
+
+/// The default password rotation period: twice a year.
+pub const DEFAULT_ROTATION_PERIOD: Duration = Duration::from_secs(180 * 24 * 3600);
+/// The most cameras rotated at once.
+pub const MAX_ROTATION_CONCURRENCY: usize = 64;
+
+impl Default for CamerasConfig {
+    fn default() -> Self {
+        Self {
+            rotate_passwords_every: Some(DEFAULT_ROTATION_PERIOD),
+            rotation_concurrency: 4,
+        }
+    }
+}
+
+/// `rotate_passwords_every`: a duration ("180d"), or "off".
+mod rotation_period {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => s.serialize_str("off"),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.trim().eq_ignore_ascii_case("off") {
+            return Ok(None);
+        }
+        super::parse_duration(&text)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("{e}, or \"off\"")))
+    }
 }
 
 /// One listening socket of a role.
@@ -688,6 +740,7 @@ impl Config {
             storage: StorageConfig::default(),
             ingest: IngestConfig::default(),
             retention: RetentionConfig::default(),
+            cameras: CamerasConfig::default(),
             management: ManagementConfig::default(),
             recording: RecordingConfig::default(),
             events: EventsConfig::default(),
@@ -781,6 +834,22 @@ impl Config {
             return Err(format!(
                 "`data_dir`{} is empty: set it to the directory for recordings, e.g. \"/var/lib/vigil\"",
                 at("data_dir")
+            ));
+        }
+        if let Some(p) = self.cameras.rotate_passwords_every
+            && p < Duration::from_secs(24 * 3600)
+        {
+            return Err(format!(
+                "`cameras.rotate_passwords_every`{} is {}: rotate at most once a day (e.g. \"180d\"), or \"off\"",
+                at("cameras.rotate_passwords_every"),
+                d(p)
+            ));
+        }
+        if !(1..=MAX_ROTATION_CONCURRENCY).contains(&self.cameras.rotation_concurrency) {
+            return Err(format!(
+                "`cameras.rotation_concurrency`{} is {}: give 1 to {MAX_ROTATION_CONCURRENCY} cameras rotated at once (default 4)",
+                at("cameras.rotation_concurrency"),
+                self.cameras.rotation_concurrency
             ));
         }
         let seconds = self.storage.segment_seconds;
@@ -1300,6 +1369,14 @@ max_backoff = "{backoff}"
 {retention_age}
 {retention_bytes}
 
+[cameras]
+# Every camera added by ONVIF gets a fresh random password this often (set over the
+# verified HTTPS link, proven before it is kept; docs/cameras-onvif.md). "off" disables it;
+# `vigil camera rotate-passwords` rotates at any time.
+rotate_passwords_every = "{rotate_every}"
+# Cameras rotated at the same time at most.
+rotation_concurrency = {rotation_concurrency}
+
 [management]
 enabled = {mgmt_enabled}
 # Host names and addresses in the server certificate: the names clients use to reach this
@@ -1389,6 +1466,11 @@ allow_list = {allow_list:?}
             inactivity = d(self.ingest.inactivity_timeout),
             backoff = d(self.ingest.max_backoff),
             mgmt_enabled = self.management.enabled,
+            rotate_every = self
+                .cameras
+                .rotate_passwords_every
+                .map_or_else(|| "off".to_owned(), d),
+            rotation_concurrency = self.cameras.rotation_concurrency,
             hostnames = self.management.hostnames,
             inter = self.management.inter_server.bind,
             https = listener_tables("https", &self.management.https, None),
@@ -1814,6 +1896,43 @@ pub(crate) mod humantime_serde_compat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn password_rotation_has_a_period_or_is_off() {
+        let base = "data_dir = \"/v\"\n";
+        let c = Config::parse(base, Path::new("vigil.toml")).unwrap();
+        assert_eq!(
+            c.cameras.rotate_passwords_every,
+            Some(DEFAULT_ROTATION_PERIOD)
+        );
+        assert_eq!(c.cameras.rotation_concurrency, 4);
+        let off = format!("{base}[cameras]\nrotate_passwords_every = \"off\"\n");
+        let c = Config::parse(&off, Path::new("vigil.toml")).unwrap();
+        assert_eq!(c.cameras.rotate_passwords_every, None);
+        let text = c.to_commented_toml();
+        assert!(text.contains("rotate_passwords_every = \"off\""), "{text}");
+        assert_eq!(Config::parse(&text, Path::new("vigil.toml")).unwrap(), c);
+        let days = format!("{base}[cameras]\nrotate_passwords_every = \"90d\"\n");
+        let c = Config::parse(&days, Path::new("vigil.toml")).unwrap();
+        assert_eq!(
+            c.cameras.rotate_passwords_every,
+            Some(Duration::from_secs(90 * 86400))
+        );
+        for (bad, says) in [
+            ("rotate_passwords_every = \"often\"", "off"),
+            ("rotate_passwords_every = \"1h\"", "once a day"),
+            ("rotation_concurrency = 0", "1 to 64"),
+            ("rotation_concurrency = 1000", "1 to 64"),
+        ] {
+            let e = Config::parse(
+                &format!("{base}[cameras]\n{bad}\n"),
+                Path::new("vigil.toml"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn commented_defaults_round_trip() {

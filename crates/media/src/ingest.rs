@@ -221,6 +221,13 @@ pub trait Opener: Send + Sync {
         &'a self,
         source: &'a Source,
     ) -> BoxFuture<'a, Result<Box<dyn FrameSource>, IngestError>>;
+
+    /// Proves the camera takes the source's credentials for its stream, without recording:
+    /// by default a whole open, closed at once; RTSP stops after an authenticated DESCRIBE.
+    /// Password rotation asks this before it keeps a new password.
+    fn describe<'a>(&'a self, source: &'a Source) -> BoxFuture<'a, Result<(), IngestError>> {
+        Box::pin(async move { self.open(source).await.map(drop) })
+    }
 }
 
 /// The production [`Opener`]: RTSP over TCP (interleaved) with retina.
@@ -237,6 +244,51 @@ impl Opener for RetinaOpener {
             Ok(s)
         })
     }
+
+    fn describe<'a>(&'a self, source: &'a Source) -> BoxFuture<'a, Result<(), IngestError>> {
+        Box::pin(async move {
+            let url = plain_rtsp_url(source)?;
+            let _permit = SETUP_SLOTS
+                .acquire()
+                .await
+                .map_err(|_| IngestError::Ended)?;
+            tokio::time::timeout(
+                Duration::from_secs(15),
+                Session::describe(url, session_options(source)),
+            )
+            .await
+            .map_err(|_| {
+                IngestError::Timeout(
+                    "no answer within 15 s to connect + DESCRIBE (is the camera reachable?)".into(),
+                )
+            })?
+            .map_err(IngestError::from_retina)?;
+            Ok(())
+        })
+    }
+}
+
+/// The URL of a source retina may open itself: `rtsp://` only.
+fn plain_rtsp_url(source: &Source) -> Result<Url, IngestError> {
+    let url = validate_url(&source.url).map_err(IngestError::BadUrl)?;
+    if url.scheme() != "rtsp" {
+        // retina would speak plain RTSP to a TLS port: only the tunnel may open these.
+        return Err(IngestError::BadUrl(
+            "rtsps:// is opened through ingest_tls::TlsOpener".into(),
+        ));
+    }
+    Ok(url)
+}
+
+/// Retina's session options for a source: its credentials, never in the URL.
+fn session_options(source: &Source) -> SessionOptions {
+    let creds = source.username.as_ref().map(|u| Credentials {
+        username: u.clone(),
+        password: source.password.clone().unwrap_or_default(),
+    });
+    SessionOptions::default()
+        .creds(creds)
+        .user_agent(format!("Vigil/{}", env!("CARGO_PKG_VERSION")))
 }
 
 struct RetinaSource {
@@ -246,20 +298,8 @@ struct RetinaSource {
 }
 
 async fn open_retina(source: &Source) -> Result<RetinaSource, IngestError> {
-    let url = validate_url(&source.url).map_err(IngestError::BadUrl)?;
-    if url.scheme() != "rtsp" {
-        // retina would speak plain RTSP to a TLS port: only the tunnel may open these.
-        return Err(IngestError::BadUrl(
-            "rtsps:// is opened through ingest_tls::TlsOpener".into(),
-        ));
-    }
-    let creds = source.username.as_ref().map(|u| Credentials {
-        username: u.clone(),
-        password: source.password.clone().unwrap_or_default(),
-    });
-    let options = SessionOptions::default()
-        .creds(creds)
-        .user_agent(format!("Vigil/{}", env!("CARGO_PKG_VERSION")));
+    let url = plain_rtsp_url(source)?;
+    let options = session_options(source);
     let setup_timeout = Duration::from_secs(15);
     // At start-up every camera connects at once; cheap RTSP servers (and some cameras behind
     // one NVR) have tiny accept queues, so only a few sessions are set up at a time.

@@ -572,6 +572,19 @@ impl Opener for TlsOpener {
             }
         })
     }
+
+    /// Through the tunnel an `rtsps://` camera is opened whole (the relay lives with the
+    /// session) and closed; `rtsp://` goes to `inner`'s DESCRIBE.
+    fn describe<'a>(&'a self, source: &'a Source) -> BoxFuture<'a, Result<(), IngestError>> {
+        Box::pin(async move {
+            let url = validate_url(&source.url).map_err(IngestError::BadUrl)?;
+            if url.scheme() == "rtsps" {
+                self.open_tls(source, url).await.map(drop)
+            } else {
+                self.inner.describe(source).await
+            }
+        })
+    }
 }
 
 #[cfg(test)]

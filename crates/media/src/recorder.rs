@@ -243,7 +243,7 @@ async fn supervise(
     feed: FeedKey,
     storage: Storage,
     settings: RecorderSettings,
-    source: Source,
+    mut source: Source,
     stop: watch::Receiver<bool>,
     live: Arc<Mutex<Live>>,
     env: RecorderEnv,
@@ -419,6 +419,15 @@ async fn supervise(
             let last = tl.lock().unwrap_or_else(|p| p.into_inner()).last_end_ticks;
             now_ticks.max(last)
         };
+        // Each connection logs in with the password committed now: a password rotation
+        // (docs/design/password-rotation.md) commits while sessions run, and the session that
+        // follows must use the new one, not the one this recorder started with.
+        match store.camera_password(&camera.id) {
+            Ok(password) => source.password = password,
+            Err(e) => {
+                tracing::error!(camera = %camera.name, error = %e, "cannot read the camera's password; connecting with the one read before")
+            }
+        }
         let result =
             ingest::run_session(&*env.opener, &source, start_ticks, &ev_tx, stop.clone()).await;
         drop(ev_tx);

@@ -4,6 +4,9 @@
 //! - [`Clip`]: H.264/H.265 test clips made by ffmpeg, cached on disk and shared between tests;
 //! - [`RtspPeer`]: a GStreamer RTSP server (`tests/peers/rtsp_server.py`) that loops clips as
 //!   live camera streams, with Basic/Digest auth and RTSPS, and counts the frames it sends;
+//! - [`RotationCameras`]: cameras whose password can be rotated (`tests/peers/rotation_camera.py`:
+//!   the RTSP server with Digest auth plus an ONVIF device service over HTTPS per camera
+//!   whose SetUser changes the RTSP credentials too);
 //! - [`ffprobe_count`] and [`ffprobe_packets`]: what a recorded or exported file really holds;
 //!   [`ffmpeg_pull`]: record a stream with an independent RTSP client;
 //! - [`Tmpfs`] and [`fill_volume`]: small real volumes for disk-full tests;
@@ -33,6 +36,7 @@ pub mod ledger;
 #[cfg(feature = "onvif")]
 pub mod onvif;
 mod probe;
+mod rotation_camera;
 pub mod rsyslog;
 mod rtsp;
 pub mod seaweedfs;
@@ -43,6 +47,7 @@ mod volume;
 pub use clip::{Clip, ClipSpec, Codec};
 pub use error::Error;
 pub use probe::{Packet, Probe, ffmpeg_pull, ffprobe_count, ffprobe_duration, ffprobe_packets};
+pub use rotation_camera::{RotationCameraSpec, RotationCameras};
 pub use rtsp::{Auth, MountStats, PeerOptions, PeerStats, RtspPeer, Transport};
 pub use tools::{
     GST_PYTHON, free_port, repo_root, require_gst_rtsp_server, require_tool, try_require_tool,

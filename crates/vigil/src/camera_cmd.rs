@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use vigil_app::cameras::{self, CameraError};
 use vigil_app::onvif::{DiscoverRequest, OnvifAdd, OnvifUseError};
+use vigil_app::rotation::{Outcome, PasswordRule, Rotator, Selection};
 use vigil_media::store::{
     Camera, CameraStatus, NewCamera, NewSecondary, Store, StoreError, StreamMode, now_us,
 };
@@ -101,6 +102,41 @@ pub enum CameraCommand {
         #[arg(long, default_value_t = vigil_onvif::discovery::PORT, hide = true)]
         port: u16,
     },
+    /// Give cameras added by ONVIF a fresh random password each, set over their verified
+    /// HTTPS ONVIF link and proven (ONVIF and RTSP) before it is kept; a camera where
+    /// anything fails keeps its old password. Exit code 1 when any camera was not rotated.
+    RotatePasswords {
+        /// Every camera of this server.
+        #[arg(long, conflicts_with_all = ["server", "cameras"])]
+        all: bool,
+        /// Every camera of the recording server with this name (this server's own name).
+        #[arg(long, conflicts_with = "cameras")]
+        server: Option<String>,
+        /// The cameras to rotate, by name.
+        cameras: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What passwords a camera accepts, for rotation: their length and the symbols allowed
+    /// besides letters and digits (default 16 letters and digits).
+    PasswordRule {
+        name: String,
+        /// Characters (8-64).
+        #[arg(long, required_unless_present = "default", conflicts_with = "default")]
+        length: Option<usize>,
+        /// Symbols allowed besides letters and digits, e.g. "-_." (none by default); may
+        /// start with '-'.
+        #[arg(
+            long,
+            default_value = "",
+            conflicts_with = "default",
+            allow_hyphen_values = true
+        )]
+        symbols: String,
+        /// Back to the default rule.
+        #[arg(long)]
+        default: bool,
+    },
     /// List cameras.
     List {
         #[arg(long)]
@@ -154,6 +190,8 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
             | CameraCommand::Disable { .. }
             | CameraCommand::Enable { .. }
             | CameraCommand::Trust { .. }
+            | CameraCommand::RotatePasswords { .. }
+            | CameraCommand::PasswordRule { .. }
     );
     let access = changes
         .then(|| vigil_app::audit::open_access(&cfg))
@@ -224,6 +262,47 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
                     .as_deref()
                     .map(|c| format!(", HTTPS certificate SHA-256 {c}"))
                     .unwrap_or_else(|| ", plain HTTP (not encrypted)".into())
+            );
+        }
+        CameraCommand::RotatePasswords {
+            all,
+            server,
+            cameras,
+            json,
+        } => {
+            let selection = match (all, server) {
+                (true, _) => Selection::All,
+                (false, Some(s)) => Selection::Server(s),
+                (false, None) if cameras.is_empty() => anyhow::bail!(
+                    "say which cameras: --all, --server NAME or camera names (`vigil camera list`)"
+                ),
+                (false, None) => Selection::Cameras(cameras),
+            };
+            return rotate_passwords(&cfg, store, &selection, json, trail());
+        }
+        CameraCommand::PasswordRule {
+            name,
+            length,
+            symbols,
+            default,
+        } => {
+            let rule = match (default, length) {
+                (true, _) | (false, None) => None,
+                (false, Some(l)) => Some(PasswordRule::new(l, &symbols)?),
+            };
+            let state = vigil_app::rotation::set_rule(&store, &name, rule.as_ref(), trail())?;
+            let rule = match state.rule.as_deref() {
+                Some(text) => PasswordRule::parse(text)?,
+                None => PasswordRule::default(),
+            };
+            println!(
+                "Camera {name}: rotated passwords have {} characters: letters and digits{}",
+                rule.length,
+                if rule.symbols.is_empty() {
+                    String::new()
+                } else {
+                    format!(" and {}", rule.symbols)
+                }
             );
         }
         CameraCommand::Discover {
@@ -488,6 +567,80 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `vigil camera rotate-passwords`: a line per camera as it finishes, then the table (or
+/// the JSON report); exit code 1 when any camera was not rotated. Never a password.
+fn rotate_passwords(
+    cfg: &vigil_config::Config,
+    store: Store,
+    selection: &Selection,
+    json: bool,
+    trail: &vigil_app::audit::Trail<'_>,
+) -> anyhow::Result<()> {
+    let server = vigil_app::export::server_name(&cfg.management.hostnames);
+    let store = std::sync::Arc::new(store);
+    // The events go to the installation's event store, as the server's own would.
+    let events =
+        vigil_events::EventStore::open(&cfg.data_dir).context("cannot open the event database")?;
+    let bus = vigil_events::EventBus::start(std::sync::Arc::new(events), &server)?;
+    let rt = runtime()?;
+    let report = rt.block_on(async {
+        let opener = vigil_app::runtime::camera_opener(cfg, &store, Some(bus.clone()));
+        let mut rotator = Rotator::new(
+            store.clone(),
+            vigil_app::onvif::camera_trust(&cfg.data_dir),
+            opener,
+            &server,
+        );
+        rotator.events = Some(bus.clone());
+        rotator.concurrency = cfg.cameras.rotation_concurrency;
+        let total = rotator.select(selection)?.len();
+        let mut done = 0;
+        rotator
+            .rotate(selection, Some(trail), |line| {
+                done += 1;
+                if !json {
+                    eprintln!("[{done}/{total}] {}: {}", line.camera, describe(line));
+                }
+            })
+            .await
+    });
+    bus.flush();
+    bus.close();
+    let report = report?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("{:<20} {:<14} {:<20} REASON", "CAMERA", "RESULT", "TIME");
+        for l in &report.cameras {
+            println!(
+                "{:<20} {:<14} {:<20} {}",
+                l.camera,
+                l.result.as_str(),
+                format_us(l.time_us),
+                l.reason.as_deref().unwrap_or("-")
+            );
+        }
+        println!(
+            "{} rotated, {} kept their old password, {} not rotatable, {} failed",
+            report.count(Outcome::Rotated),
+            report.count(Outcome::KeptOld),
+            report.count(Outcome::NotRotatable),
+            report.count(Outcome::Failed)
+        );
+    }
+    if report.any_failed() {
+        return Err(crate::ExitWith(1).into());
+    }
+    Ok(())
+}
+
+fn describe(l: &vigil_app::rotation::CameraRotation) -> String {
+    match &l.reason {
+        Some(r) => format!("{} ({r})", l.result.as_str()),
+        None => l.result.as_str().to_owned(),
+    }
 }
 
 /// A current-thread runtime for the ONVIF commands' network calls.

@@ -60,6 +60,7 @@ fn table() -> BTreeMap<(&'static str, &'static str), Allowed> {
         (("DELETE", "/api/v1/cameras/{camera}"), Roles(ADMIN)),
         (("POST", "/api/v1/onvif/discover"), Roles(ADMIN)),
         (("POST", "/api/v1/onvif/cameras"), Roles(ADMIN)),
+        (("POST", "/api/v1/cameras/rotate-passwords"), Roles(ADMIN)),
         (("GET", "/api/v1/cameras/{camera}/recordings"), Roles(LIVE)),
         (("GET", "/api/v1/cameras/{camera}/playback"), Roles(LIVE)),
         (("GET", "/api/v1/cameras/{camera}/live"), Roles(LIVE)),

@@ -4,7 +4,8 @@
 //! - `index`: segment, GOP and gap rows, recorder runs, and the queries over them;
 //! - `writer`: creating segment files and appending GOPs to them;
 //! - `recovery`: reconciling files and index at start-up;
-//! - `archive`: which segments live in the archive tier and which local copies may go.
+//! - `archive`: which segments live in the archive tier and which local copies may go;
+//! - `rotation`: camera passwords during a rotation (pending, committed, abandoned).
 //!
 //! Durability order is what makes the store crash-safe: media bytes are fsynced before the
 //! index row that points to them is written, and a new file's directory entry is synced before
@@ -17,6 +18,7 @@ mod cameras;
 mod index;
 mod locks;
 mod recovery;
+mod rotation;
 mod writer;
 
 use std::fs;
@@ -40,6 +42,7 @@ pub use index::{
 };
 pub use locks::{EXPIRY, LockRow, Locks};
 pub use recovery::{InterruptedSegment, RecoveryReport};
+pub use rotation::RotationState;
 #[cfg(feature = "testing")]
 pub use writer::WriteHook;
 pub use writer::{SegmentWriter, WriteStep};
@@ -65,6 +68,12 @@ pub enum StoreError {
     DuplicateCamera(String),
     #[error("invalid camera: {0}")]
     InvalidCamera(String),
+    #[error(
+        "camera '{0}' has a password rotation in progress (started by another run, or interrupted); it is resolved at the next start of `vigil serve`, or by rotating again after a few minutes"
+    )]
+    RotationPending(String),
+    #[error("camera '{0}' has no password rotation in progress")]
+    NoRotationPending(String),
     #[error("{0}")]
     Secret(#[from] crate::secrets::SecretError),
     #[error("{0}")]
@@ -250,6 +259,15 @@ const MIGRATIONS: &[&str] = &[
          certificate TEXT,
          recorded_us INTEGER NOT NULL
      );",
+    // 6: camera password rotation (docs/design/password-rotation.md): during a rotation the
+    // new password, sealed like `password_enc`, waits in `password_pending_enc` (written
+    // before the camera is told) until it is proven and committed or abandoned;
+    // `password_pending_us` when it was written, `password_rotated_us` when a rotation last
+    // committed, `password_rule` the camera's own password constraints (`LENGTH:SYMBOLS`).
+    "ALTER TABLE cameras ADD COLUMN password_pending_enc BLOB;
+     ALTER TABLE cameras ADD COLUMN password_pending_us INTEGER;
+     ALTER TABLE cameras ADD COLUMN password_rotated_us INTEGER;
+     ALTER TABLE cameras ADD COLUMN password_rule TEXT;",
 ];
 
 /// The schema version this build writes: the number of [`MIGRATIONS`].

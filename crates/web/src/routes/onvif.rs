@@ -1,7 +1,8 @@
 //! ONVIF cameras over the API, through the same use cases as `vigil camera discover` and
 //! `vigil camera add --onvif` (vigil_app::onvif): find devices by WS-Discovery, add a camera
-//! from its device. Admins only (ManageCameras); the password of a device is accepted in the
-//! request body and never returned or logged.
+//! from its device; and password rotation, as `vigil camera rotate-passwords`
+//! (vigil_app::rotation). Admins only (ManageCameras); the password of a device is accepted
+//! in the request body and never returned or logged, and a rotated one is never shown.
 
 use std::time::Duration;
 
@@ -28,6 +29,79 @@ pub fn router() -> OpenApiRouter<SharedState> {
     OpenApiRouter::new()
         .routes(routes!(discover))
         .routes(routes!(add_camera))
+        .routes(routes!(rotate_passwords))
+}
+
+/// Which cameras to rotate: `all`, a `server` (this server's own name) or `cameras`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    #[serde(default)]
+    pub all: bool,
+    pub server: Option<String>,
+    #[serde(default)]
+    pub cameras: Vec<String>,
+}
+
+/// Give cameras added by ONVIF a fresh random password each (ManageCameras, every camera):
+/// set over the camera's verified HTTPS ONVIF link and proven (ONVIF and RTSP DESCRIBE)
+/// before it is kept; a camera where anything fails keeps its old password. The answer is the
+/// report, per camera `rotated`, `kept_old`, `not_rotatable` or `failed` with the reason;
+/// never a password.
+#[utoipa::path(post, path = "/api/v1/cameras/rotate-passwords", tag = "cameras",
+    request_body = RotateBody,
+    responses(
+        (status = 200, body = vigil_app::rotation::RotationReport),
+        (status = 400, description = "nothing or two kinds of selection; another server's name", body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, description = "a named camera does not exist", body = ErrorBody),
+    ))]
+async fn rotate_passwords(
+    State(state): State<SharedState>,
+    caller: Caller,
+    body: Result<ApiJson<RotateBody>, ApiError>,
+) -> ApiResult<Json<vigil_app::rotation::RotationReport>> {
+    use vigil_app::rotation::{Rotator, Selection};
+    caller.require(Permission::ManageCameras, None)?;
+    let ApiJson(b) = body?;
+    let selection = match (b.all, b.server, b.cameras.is_empty()) {
+        (true, None, true) => Selection::All,
+        (false, Some(s), true) => Selection::Server(s),
+        (false, None, false) => Selection::Cameras(b.cameras),
+        _ => {
+            return Err(ApiError::from_kind(
+                vigil_app::ErrorKind::InvalidInput,
+                "invalid_field",
+                "give exactly one of `all: true`, `server` (this server's name) or `cameras` (names)",
+            ));
+        }
+    };
+    if let Selection::Cameras(names) = &selection {
+        for n in names {
+            caller.require(Permission::ManageCameras, Some(n))?;
+        }
+    }
+    let cfg = state
+        .config
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let server = vigil_app::export::server_name(&cfg.management.hostnames);
+    let opener = vigil_app::runtime::camera_opener(&cfg, &state.store, Some(state.events.clone()));
+    let mut rotator = Rotator::new(
+        state.store.clone(),
+        onvif::camera_trust(&cfg.data_dir),
+        opener,
+        &server,
+    );
+    rotator.events = Some(state.events.clone());
+    rotator.concurrency = cfg.cameras.rotation_concurrency;
+    let trail = Trail::new(&state.access, caller.actor());
+    let report = rotator
+        .rotate(&selection, Some(&trail), |_| {})
+        .await
+        .map_err(ApiError::from_app)?;
+    Ok(Json(report))
 }
 
 /// What to probe.

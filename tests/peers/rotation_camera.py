@@ -1,0 +1,451 @@
+#!/usr/bin/python3
+"""Cameras whose password can be rotated, built from real parts, for Vigil's rotation tests.
+
+Each camera is a mount of one GStreamer RTSP server (the clip loops as in rtsp_server.py,
+whose clip and mount code this reuses) with RTSP Digest authentication for the camera's own
+user, and an ONVIF device service of its own over HTTPS (Python http.server + ssl, with a
+certificate the test made) that checks WS-Security PasswordDigest and answers what Vigil's
+add and rotation use: GetSystemDateAndTime, GetDeviceInformation, GetServices,
+GetCapabilities, Media GetProfiles and GetStreamUri, GetUsers and SetUser. SetUser changes
+the password on both sides at once: the ONVIF digest check and the RTSP Digest credentials
+(RTSPAuth.remove_digest/add_digest), so the old password is refused and the new one accepted
+by both; and, as many cameras do, it closes the RTSP sessions open at that moment (of every
+camera of the peer), so clients log in again.
+
+Run it with Debian's /usr/bin/python3 (GStreamer introspection). Arguments:
+  --clip FILE                 the clip every camera plays
+  --camera NAME:USER:PASSWORD[:OPTION,...]   one per camera; options:
+        setuser_fail           SetUser answers a SOAP fault and changes nothing
+        setuser_delay=SECONDS  SetUser applies the new password, then waits before answering
+  --tls-cert, --tls-key       PEM files for every camera's HTTPS
+  --state-file FILE           JSON rewritten at every change: each camera's user, current
+                              password, SetUser count and whether its ONVIF service listens
+
+Protocol with the harness (vigil_testkit::rotation_camera):
+  * stdout: `READY {json}` once everything listens: the RTSP port and each camera's ONVIF
+    port; then `APPLIED NAME` each time a SetUser was applied (before its answer is sent).
+  * stdin: commands, one a line: `unreachable NAME` closes the camera's ONVIF port (connections
+    are refused), `reachable NAME` opens it again on the same port. EOF on stdin (the parent
+    went away) stops the server.
+  * SIGTERM/SIGINT: exit 0.
+"""
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import signal
+import ssl
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rtsp_server as rs  # noqa: E402
+
+from rtsp_server import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+
+SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
+TDS = "http://www.onvif.org/ver10/device/wsdl"
+TRT = "http://www.onvif.org/ver10/media/wsdl"
+TT = "http://www.onvif.org/ver10/schema"
+WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+DIGEST = ("http://docs.oasis-open.org/wss/2004/01/"
+          "oasis-200401-wss-username-token-profile-1.0#PasswordDigest")
+# A request dated further from this clock than this is refused, as cameras do.
+MAX_SKEW = timedelta(minutes=5)
+# The largest request read.
+MAX_REQUEST = 64 * 1024
+
+
+def log(msg):
+    print(f"rotation_camera: {msg}", file=sys.stderr, flush=True)
+
+
+def esc(text):
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
+
+
+def envelope(body):
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f'<s:Envelope xmlns:s="{SOAP12}" xmlns:tds="{TDS}" xmlns:trt="{TRT}" xmlns:tt="{TT}" '
+        'xmlns:ter="http://www.onvif.org/ver10/error">'
+        f"<s:Body>{body}</s:Body></s:Envelope>"
+    )
+
+
+def fault(subcode, reason):
+    return envelope(
+        "<s:Fault><s:Code><s:Value>s:Sender</s:Value>"
+        f"<s:Subcode><s:Value>ter:{subcode}</s:Value></s:Subcode></s:Code>"
+        f'<s:Reason><s:Text xml:lang="en">{esc(reason)}</s:Text></s:Reason></s:Fault>'
+    )
+
+
+class Camera:
+    """One camera: its RTSP user (in the shared RTSPAuth) and its ONVIF service."""
+
+    def __init__(self, spec, index):
+        parts = spec.split(":", 3)
+        if len(parts) < 3 or not all(parts[:3]):
+            raise ValueError(f"--camera {spec!r}: expected NAME:USER:PASSWORD[:OPTIONS]")
+        self.name, self.user, self.password = parts[0], parts[1], parts[2]
+        self.setuser_fail = False
+        self.setuser_delay = 0.0
+        for opt in (parts[3].split(",") if len(parts) > 3 and parts[3] else []):
+            if opt == "setuser_fail":
+                self.setuser_fail = True
+            elif opt.startswith("setuser_delay="):
+                self.setuser_delay = float(opt.split("=", 1)[1])
+            else:
+                raise ValueError(f"--camera {self.name}: unknown option {opt!r}")
+        self.serial = f"ROT-{index:04d}"
+        self.lock = threading.Lock()
+        self.setuser_calls = 0
+        self.nonces = set()
+        self.port = 0
+        self.httpd = None
+        self.thread = None
+
+    def token(self):
+        token = GstRtspServer.RTSPToken()
+        token.set_string("media.factory.role", self.name)
+        return token
+
+
+class Peer:
+    def __init__(self, args):
+        self.args = args
+        self.cameras = {}
+        self.lock = threading.Lock()
+        self.state_lock = threading.Lock()
+        self.out_lock = threading.Lock()
+        self.auth = None
+        self.server = None
+        self.rtsp_port = 0
+        self.ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ssl_context.load_cert_chain(args.tls_cert, args.tls_key)
+
+    def say(self, line):
+        with self.out_lock:
+            print(line, flush=True)
+
+    def write_state(self):
+        if not self.args.state_file:
+            return
+        with self.lock:
+            doc = {
+                "rtsp_port": self.rtsp_port,
+                "cameras": {
+                    c.name: {
+                        "user": c.user,
+                        "password": c.password,
+                        "setuser_calls": c.setuser_calls,
+                        "onvif_port": c.port,
+                        "reachable": c.httpd is not None,
+                    }
+                    for c in self.cameras.values()
+                },
+            }
+        # One writer at a time: request threads change cameras concurrently.
+        with self.state_lock:
+            tmp = f"{self.args.state_file}.tmp.{os.getpid()}"
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump(doc, f, indent=1, sort_keys=True)
+            os.replace(tmp, self.args.state_file)
+
+    # ----- ONVIF over HTTPS -----
+
+    def listen(self, cam):
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *_):
+                pass
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                if length <= 0 or length > MAX_REQUEST:
+                    self.answer(400, fault("InvalidArgVal", "request size"))
+                    return
+                body = self.rfile.read(length)
+                status, text, after = peer.handle(cam, body)
+                self.answer(status, text)
+                if after:
+                    after()
+
+            def answer(self, status, text):
+                data = text.encode("utf-8")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/soap+xml; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(data)
+                self.close_connection = True
+
+        httpd = ThreadingHTTPServer(("127.0.0.1", cam.port), Handler)
+        httpd.daemon_threads = True
+        httpd.socket = self.ssl_context.wrap_socket(httpd.socket, server_side=True)
+        cam.port = httpd.server_address[1]
+        cam.httpd = httpd
+        cam.thread = threading.Thread(target=httpd.serve_forever, name=f"onvif-{cam.name}",
+                                      daemon=True)
+        cam.thread.start()
+
+    def close(self, cam):
+        httpd = cam.httpd
+        if httpd is None:
+            return
+        cam.httpd = None
+        httpd.shutdown()
+        httpd.server_close()
+
+    def authenticated(self, cam, root):
+        """Whether the request carries a valid PasswordDigest for the camera's user now."""
+        token = root.find(f".//{{{WSSE}}}UsernameToken")
+        if token is None:
+            return False
+        user = token.findtext(f"{{{WSSE}}}Username") or ""
+        pw = token.find(f"{{{WSSE}}}Password")
+        nonce_text = token.findtext(f"{{{WSSE}}}Nonce") or ""
+        created = token.findtext(f"{{{WSU}}}Created") or ""
+        if pw is None or pw.get("Type") != DIGEST or not nonce_text or not created:
+            return False
+        try:
+            nonce = base64.b64decode(nonce_text, validate=True)
+            when = datetime.fromisoformat(created.replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        if abs(datetime.now(timezone.utc) - when) > MAX_SKEW:
+            return False
+        with cam.lock:
+            expected = base64.b64encode(
+                hashlib.sha1(nonce + created.encode() + cam.password.encode()).digest()
+            ).decode()
+            if user != cam.user or (pw.text or "").strip() != expected:
+                return False
+            if nonce_text in cam.nonces:
+                return False  # a replayed request
+            cam.nonces.add(nonce_text)
+        return True
+
+    def handle(self, cam, body):
+        """(HTTP status, SOAP answer, what to do after answering)."""
+        try:
+            root = ET.fromstring(body)
+        except ET.ParseError:
+            return 400, fault("WellFormed", "not XML"), None
+        req = root.find(f"{{{SOAP12}}}Body")
+        first = next(iter(req), None) if req is not None else None
+        if first is None:
+            return 400, fault("InvalidArgVal", "empty body"), None
+        op = first.tag.split("}", 1)[-1]
+        if op == "GetSystemDateAndTime":
+            now = datetime.now(timezone.utc)
+            return 200, envelope(
+                "<tds:GetSystemDateAndTimeResponse><tds:SystemDateAndTime>"
+                "<tt:DateTimeType>NTP</tt:DateTimeType><tt:DaylightSavings>false</tt:DaylightSavings>"
+                f"<tt:UTCDateTime><tt:Date><tt:Year>{now.year}</tt:Year><tt:Month>{now.month}</tt:Month>"
+                f"<tt:Day>{now.day}</tt:Day></tt:Date><tt:Time><tt:Hour>{now.hour}</tt:Hour>"
+                f"<tt:Minute>{now.minute}</tt:Minute><tt:Second>{now.second}</tt:Second></tt:Time>"
+                "</tt:UTCDateTime></tds:SystemDateAndTime></tds:GetSystemDateAndTimeResponse>"
+            ), None
+        if not self.authenticated(cam, root):
+            return 400, fault("NotAuthorized", "Sender not Authorized"), None
+        base = f"https://127.0.0.1:{cam.port}/onvif"
+        if op == "GetDeviceInformation":
+            return 200, envelope(
+                "<tds:GetDeviceInformationResponse><tds:Manufacturer>Vigil test</tds:Manufacturer>"
+                f"<tds:Model>rotation camera</tds:Model><tds:FirmwareVersion>1.0</tds:FirmwareVersion>"
+                f"<tds:SerialNumber>{cam.serial}</tds:SerialNumber><tds:HardwareId>rot</tds:HardwareId>"
+                "</tds:GetDeviceInformationResponse>"
+            ), None
+        if op == "GetServices":
+            return 200, envelope(
+                "<tds:GetServicesResponse>"
+                f"<tds:Service><tds:Namespace>{TDS}</tds:Namespace><tds:XAddr>{base}/device_service</tds:XAddr>"
+                "<tds:Version><tt:Major>2</tt:Major><tt:Minor>0</tt:Minor></tds:Version></tds:Service>"
+                f"<tds:Service><tds:Namespace>{TRT}</tds:Namespace><tds:XAddr>{base}/media_service</tds:XAddr>"
+                "<tds:Version><tt:Major>2</tt:Major><tt:Minor>0</tt:Minor></tds:Version></tds:Service>"
+                "</tds:GetServicesResponse>"
+            ), None
+        if op == "GetCapabilities":
+            return 200, envelope(
+                "<tds:GetCapabilitiesResponse><tds:Capabilities>"
+                f"<tt:Device><tt:XAddr>{base}/device_service</tt:XAddr></tt:Device>"
+                f"<tt:Media><tt:XAddr>{base}/media_service</tt:XAddr></tt:Media>"
+                "</tds:Capabilities></tds:GetCapabilitiesResponse>"
+            ), None
+        if op == "GetProfiles":
+            return 200, envelope(
+                '<trt:GetProfilesResponse><trt:Profiles token="main" fixed="true">'
+                "<tt:Name>main</tt:Name><tt:VideoEncoderConfiguration token=\"venc\">"
+                "<tt:Name>venc</tt:Name><tt:Encoding>H264</tt:Encoding>"
+                f"<tt:Resolution><tt:Width>{self.args.width}</tt:Width><tt:Height>{self.args.height}</tt:Height></tt:Resolution>"
+                "<tt:RateControl><tt:FrameRateLimit>25</tt:FrameRateLimit><tt:BitrateLimit>1024</tt:BitrateLimit></tt:RateControl>"
+                "</tt:VideoEncoderConfiguration></trt:Profiles></trt:GetProfilesResponse>"
+            ), None
+        if op == "GetStreamUri":
+            uri = f"rtsp://127.0.0.1:{self.rtsp_port}/{cam.name}"
+            return 200, envelope(
+                "<trt:GetStreamUriResponse><trt:MediaUri>"
+                f"<tt:Uri>{esc(uri)}</tt:Uri><tt:InvalidAfterConnect>false</tt:InvalidAfterConnect>"
+                "<tt:InvalidAfterReboot>false</tt:InvalidAfterReboot><tt:Timeout>PT0S</tt:Timeout>"
+                "</trt:MediaUri></trt:GetStreamUriResponse>"
+            ), None
+        if op == "GetUsers":
+            return 200, envelope(
+                "<tds:GetUsersResponse><tds:User>"
+                f"<tt:Username>{esc(cam.user)}</tt:Username><tt:UserLevel>Administrator</tt:UserLevel>"
+                "</tds:User></tds:GetUsersResponse>"
+            ), None
+        if op == "SetUser":
+            return self.set_user(cam, first)
+        return 400, fault("ActionNotSupported", f"{op} is not supported here"), None
+
+    def set_user(self, cam, request):
+        user = request.find(f"{{{TDS}}}User")
+        name = user.findtext(f"{{{TT}}}Username") if user is not None else None
+        new = user.findtext(f"{{{TT}}}Password") if user is not None else None
+        with cam.lock:
+            cam.setuser_calls += 1
+        self.write_state()
+        if cam.setuser_fail:
+            return 400, fault("OperationProhibited", "password change is locked on this camera"), None
+        if name != cam.user:
+            return 400, fault("UsernameMissing", "no such user"), None
+        if not new:
+            return 400, fault("PasswordTooWeak", "empty password"), None
+        with cam.lock:
+            cam.password = new
+            cam.nonces.clear()
+        # The RTSP side at once: the old credentials are refused from now on.
+        self.auth.remove_digest(cam.user)
+        self.auth.add_digest(cam.user, new, cam.token())
+        # Sessions that logged in before are closed, as many cameras do after a password
+        # change: clients must log in again, with the new password.
+        GLib.idle_add(self.drop_sessions)
+        self.write_state()
+        self.say(f"APPLIED {cam.name}")
+        log(f"{cam.name}: password changed")
+        if cam.setuser_delay > 0:
+            # Applied, answer held back: the window a crash test kills the client in.
+            time.sleep(cam.setuser_delay)
+        return 200, envelope("<tds:SetUserResponse/>"), None
+
+    def drop_sessions(self):
+        self.server.client_filter(lambda _s, _c: GstRtspServer.RTSPFilterResult.REMOVE)
+        return GLib.SOURCE_REMOVE
+
+    # ----- control -----
+
+    def control(self, line):
+        words = line.split()
+        if len(words) != 2 or words[1] not in self.cameras:
+            log(f"unknown command {line.strip()!r}")
+            return
+        cam = self.cameras[words[1]]
+        if words[0] == "unreachable":
+            self.close(cam)
+        elif words[0] == "reachable" and cam.httpd is None:
+            self.listen(cam)
+        self.write_state()
+        self.say(f"DONE {line.strip()}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--clip", required=True)
+    ap.add_argument("--camera", action="append", required=True)
+    ap.add_argument("--tls-cert", required=True)
+    ap.add_argument("--tls-key", required=True)
+    ap.add_argument("--state-file")
+    ap.add_argument("--width", type=int, default=640)
+    ap.add_argument("--height", type=int, default=360)
+    args = ap.parse_args()
+
+    Gst.init(None)
+    try:
+        cams = [Camera(spec, i) for i, spec in enumerate(args.camera)]
+    except ValueError as e:
+        log(f"error: {e}")
+        return 2
+    if len({c.name for c in cams}) != len(cams) or len({c.user for c in cams}) != len(cams):
+        log("error: camera names and users must be unique")
+        return 2
+    try:
+        clip = rs.Clip(args.clip, 25.0)
+    except rs.ClipError as e:
+        log(f"error: {e}")
+        return 2
+
+    peer = Peer(args)
+    state = rs.ServerState()
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service("0")
+    points = server.get_mount_points()
+    auth = GstRtspServer.RTSPAuth()
+    auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+    mounts = []
+    for cam in cams:
+        mount = rs.Mount(f"/{cam.name}", clip, state)
+        mounts.append(mount)
+        factory = mount.factory(GstRtsp.RTSPLowerTrans.TCP)
+        # Only this camera's user may open this camera's stream.
+        role = Gst.Structure.new_from_string(
+            f"{cam.name}, media.factory.access=(boolean)true, "
+            "media.factory.construct=(boolean)true"
+        )
+        factory.add_role_from_structure(role)
+        points.add_factory(f"/{cam.name}", factory)
+        auth.add_digest(cam.user, cam.password, cam.token())
+        peer.cameras[cam.name] = cam
+    server.set_auth(auth)
+    peer.auth = auth
+    peer.server = server
+    loop = GLib.MainLoop()
+    if server.attach(None) == 0:
+        log("error: cannot listen for RTSP")
+        return 3
+    peer.rtsp_port = server.get_bound_port()
+    for cam in cams:
+        peer.listen(cam)
+    peer.write_state()
+
+    def shutdown(reason):
+        if not state.stopping.is_set():
+            log(f"stopping ({reason})")
+            state.stopping.set()
+            loop.quit()
+        return GLib.SOURCE_REMOVE
+
+    def read_stdin():
+        for line in sys.stdin:
+            if line.strip():
+                peer.control(line)
+        GLib.idle_add(shutdown, "stdin closed")
+
+    GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGTERM, shutdown, "SIGTERM")
+    GLib.unix_signal_add(GLib.PRIORITY_HIGH, signal.SIGINT, shutdown, "SIGINT")
+    threading.Thread(target=read_stdin, name="control", daemon=True).start()
+    ready = {"rtsp_port": peer.rtsp_port, "onvif_ports": {c.name: c.port for c in cams}}
+    peer.say(f"READY {json.dumps(ready)}")
+    loop.run()
+    for cam in cams:
+        peer.close(cam)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
