@@ -550,7 +550,7 @@ pub async fn run(
 }
 
 /// How every recorder connects: plain RTSP as it is, RTSPS through the verified TLS tunnel
-/// (docs/design/camera-tls.md) trusting the installation CA and the system roots.
+/// (docs/design/camera-tls.md) trusting the installation CA, the camera CAs and the system roots.
 pub fn camera_opener(
     cfg: &Config,
     store: &Arc<Store>,
