@@ -23,6 +23,8 @@
 //!   entries in.
 //! - [`cameras`]: camera administration from the command line, audited.
 //! - [`onvif`]: ONVIF cameras: discovery, and adding a camera from its device.
+//! - [`device_check`]: device allow-listing: the device at a camera's ONVIF address checked
+//!   against its recorded identity before each connection, and accepting a replaced one.
 //! - [`backup`]: backup of an installation (databases, configuration, keys, ledgers) into
 //!   one passphrase-encrypted file, and its restore into a new data directory.
 //! - [`error`]: the error kinds every use case's errors map into.
@@ -35,6 +37,7 @@ pub mod audit;
 pub mod backup;
 pub mod cameras;
 pub mod certificates;
+pub mod device_check;
 pub mod error;
 pub mod events;
 pub mod export;

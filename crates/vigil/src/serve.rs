@@ -379,6 +379,8 @@ pub async fn serve(
         // every viewer.
         live_video: api.as_ref().map(|api| api.live.clone()),
         events: api.as_ref().map(|api| api.events.clone()),
+        // Device allow-list refusals are audited (vigil_app::device_check).
+        audit: api.as_ref().map(|api| api.access.clone()),
         on_siem: api.clone().map(|api| {
             Box::new(move |monitor: vigil_app::metrics::SiemMonitor| {
                 let _ = api.siem.set(monitor);
