@@ -54,6 +54,8 @@ max_len() {
         onvif_discovery) echo 17408 ;;
         # A device answer: the committed seeds are 0.3-1.5 KiB, profiles lists grow to a few.
         onvif_soap) echo 16384 ;;
+        # WWW-Authenticate fields (MAX_CHALLENGE_BYTES is 4 KiB; a little over reaches the refusal).
+        onvif_www_authenticate) echo 4608 ;;
         *) echo 16384 ;;
     esac
 }

@@ -62,7 +62,8 @@ PIP_PACKAGES=(
 )
 # Not installed here: the ONVIF cameras of the tests (crates/testkit/src/onvif.rs) are oxvif's
 # mock devices, a crates.io dev-dependency (vigil-testkit's `onvif` feature) that cargo brings;
-# those tests are ordinary integration tests.
+# those tests are ordinary integration tests. The HTTP Digest device (tests/peers/onvif_digest.py,
+# crates/onvif/tests/digest_peer.rs) needs only Python's standard library (/usr/bin/python3).
 
 # Directories whose package.json holds test dependencies (e.g. playwright-core).
 NPM_DIRS=(web tests/browser)

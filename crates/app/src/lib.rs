@@ -25,6 +25,8 @@
 //! - [`onvif`]: ONVIF cameras: discovery, and adding a camera from its device.
 //! - [`rotation`]: camera password rotation (proven before kept, crash-safe), its schedule
 //!   and the resolution of rotations a crash interrupted.
+//! - [`device_check`]: device allow-listing: the device at a camera's ONVIF address checked
+//!   against its recorded identity before each connection, and accepting a replaced one.
 //! - [`backup`]: backup of an installation (databases, configuration, keys, ledgers) into
 //!   one passphrase-encrypted file, and its restore into a new data directory.
 //! - [`error`]: the error kinds every use case's errors map into.
@@ -38,6 +40,7 @@ pub mod backup;
 pub mod camera_cas;
 pub mod cameras;
 pub mod certificates;
+pub mod device_check;
 pub mod error;
 pub mod events;
 pub mod export;

@@ -49,6 +49,10 @@ pub enum OnvifUseError {
         "say what to probe: a subnet (an IPv4 subnet), the multicast probe of the server's local network, or both"
     )]
     NothingToProbe,
+    #[error(
+        "camera '{0}' was not added by ONVIF, so no device identity is recorded for it and there is no device to accept; add it with `vigil camera add NAME --onvif https://HOST` to have its device checked"
+    )]
+    NotOnvif(String),
 }
 
 /// The longest a discovery listens for answers after the last probe, seconds.
@@ -69,11 +73,14 @@ impl OnvifUseError {
             OnvifUseError::Onvif(
                 OnvifError::Unauthorized
                 | OnvifError::HttpAuthRequired { .. }
+                | OnvifError::HttpAuthUnsupported(_)
+                | OnvifError::DigestOverPlainHttp { .. }
                 | OnvifError::CertificateUntrusted { .. }
                 | OnvifError::CertificateChanged { .. }
                 | OnvifError::PlaintextSecret { .. },
             )
-            | OnvifUseError::NoVideoProfile(_) => ErrorKind::Conflict,
+            | OnvifUseError::NoVideoProfile(_)
+            | OnvifUseError::NotOnvif(_) => ErrorKind::Conflict,
             OnvifUseError::Onvif(_) => ErrorKind::Unavailable,
             OnvifUseError::Discovery(DiscoveryError::Socket(_))
             | OnvifUseError::Store(_)
@@ -97,6 +104,7 @@ impl OnvifUseError {
                 "invalid_onvif_address"
             }
             OnvifUseError::NoVideoProfile(_) => "onvif_no_video_profile",
+            OnvifUseError::NotOnvif(_) => "camera_not_onvif",
             OnvifUseError::BadWait(_) => "invalid_wait",
             OnvifUseError::NothingToProbe => "invalid_field",
             e if e.kind() == ErrorKind::Internal => "internal",
@@ -474,6 +482,7 @@ pub async fn add(
         .map(|u| Credentials::new(u.clone(), req.password.clone().unwrap_or_default()));
     let mut options = Options::new(trust);
     options.pin = pin;
+    options.allow_plain_http = req.allow_http;
     let client = Client::new(target.clone(), credentials, options);
 
     let info = client.device_information().await?;

@@ -21,11 +21,12 @@ use vigil_media::live::{FeedKey, LiveHub, Stream};
 use vigil_media::recorder::{self, RecorderEnv, RecorderHandle, RecorderSettings, Storage};
 use vigil_media::reserve::SpaceReserve;
 use vigil_media::retention::{self, RetentionPolicy, Urgency};
-use vigil_media::store::{Camera, RecoveryReport, Store, StoreError, StreamMode};
+use vigil_media::store::{Camera, DeviceIdentity, RecoveryReport, Store, StoreError, StreamMode};
 
 use vigil_events::{Category, EventBus, NewEvent, Severity};
 
 use crate::ErrorKind;
+use crate::device_check::{DeviceCheckOpener, DeviceChecker};
 use crate::events::StatusWatch;
 use crate::rotation::{Rotator, Selection};
 use crate::setup::{self, SetupError};
@@ -105,7 +106,8 @@ pub struct RuntimeOptions {
     /// Where the runtime's events go (start and stop, streams losing and regaining their
     /// camera, retention deleting video).
     pub events: Option<Arc<EventBus>>,
-    /// The audit log password rotations (start-up resolution, the schedule) are recorded in.
+    /// The audit log the runtime records in: password rotations it runs (start-up resolution,
+    /// the schedule) and devices refused by the device allow-list (`crate::device_check`).
     pub access: Option<Arc<vigil_access::Access>>,
 }
 
@@ -350,14 +352,19 @@ pub async fn run(
     };
     let trust = crate::onvif::camera_trust(&cfg.data_dir);
     let mut trusted_cas = vigil_pki::camera_cas::generation(&cfg.data_dir.join("pki"));
-    let opener = camera_opener_with(trust.clone(), &store, opts.events.clone());
+    let opener = camera_opener_with(
+        trust.clone(),
+        &store,
+        opts.events.clone(),
+        opts.access.clone(),
+    );
     // Before any recorder starts: a rotation a crash interrupted is settled, so every
     // recorder connects with the password the camera has (docs/design/password-rotation.md).
     let rotator = {
         let mut r = Rotator::new(
             store.clone(),
             trust.clone(),
-            opener.clone(),
+            link_opener_with(trust.clone(), &store, opts.events.clone()),
             &server,
         );
         r.events = opts.events.clone();
@@ -419,7 +426,11 @@ pub async fn run(
                         publish(e);
                     }
                 }
-                let wanted = wanted_streams(&cameras);
+                let devices: HashMap<String, DeviceIdentity> = match store.device_identities() {
+                    Ok(d) => d.into_iter().collect(),
+                    Err(e) => { tracing::error!(error = %e, "cannot read camera device identities"); continue; }
+                };
+                let wanted = wanted_streams(&cameras, &devices);
                 for (spec, handle) in stale_recorders(&mut running, &wanted) {
                     event(RuntimeEvent::CameraStopped { name: spec.camera.name.clone() });
                     handle.stop().await;
@@ -549,19 +560,50 @@ pub async fn run(
     Ok(())
 }
 
-/// How every recorder connects: plain RTSP as it is, RTSPS through the verified TLS tunnel
-/// (docs/design/camera-tls.md) trusting the installation CA, the camera CAs and the system roots.
+/// How every recorder connects: first the device allow-list's check of a camera added by
+/// ONVIF (`crate::device_check`: another device at its address is refused), then plain RTSP
+/// as it is, RTSPS through the verified TLS tunnel (docs/design/camera-tls.md), both trusting
+/// the installation CA, the camera CAs and the system roots.
 pub fn camera_opener(
     cfg: &Config,
     store: &Arc<Store>,
     events: Option<Arc<EventBus>>,
+    audit: Option<Arc<vigil_access::Access>>,
 ) -> Arc<dyn vigil_media::ingest::Opener> {
-    camera_opener_with(crate::onvif::camera_trust(&cfg.data_dir), store, events)
+    camera_opener_with(
+        crate::onvif::camera_trust(&cfg.data_dir),
+        store,
+        events,
+        audit,
+    )
 }
 
 /// [`camera_opener`] verifying camera certificates with `trust` (shared: replacing its anchors
 /// applies to every later connection).
 fn camera_opener_with(
+    trust: vigil_media::ingest_tls::TrustStore,
+    store: &Arc<Store>,
+    events: Option<Arc<EventBus>>,
+    audit: Option<Arc<vigil_access::Access>>,
+) -> Arc<dyn vigil_media::ingest::Opener> {
+    let tls = link_opener_with(trust.clone(), store, events.clone());
+    let checker = Arc::new(DeviceChecker::new(store.clone(), trust, events, audit));
+    Arc::new(DeviceCheckOpener::new(tls, checker))
+}
+
+/// The camera links without the device allow-list's check: for password rotation, which
+/// talks to the recorded ONVIF address with the recorded certificate itself, and proves a
+/// password the store has not committed yet (the check would ask the device with the old one).
+pub fn rotation_opener(
+    cfg: &Config,
+    store: &Arc<Store>,
+    events: Option<Arc<EventBus>>,
+) -> Arc<dyn vigil_media::ingest::Opener> {
+    link_opener_with(crate::onvif::camera_trust(&cfg.data_dir), store, events)
+}
+
+/// Plain RTSP as it is, RTSPS through the verified TLS tunnel with `trust`.
+fn link_opener_with(
     trust: vigil_media::ingest_tls::TrustStore,
     store: &Arc<Store>,
     events: Option<Arc<EventBus>>,
@@ -652,23 +694,32 @@ struct StreamSpec {
     camera: Camera,
     feed: FeedKey,
     recorded: bool,
+    /// The device identity recorded for the camera (added by ONVIF): accepting another
+    /// device restarts the streams a refusal stopped.
+    device: Option<DeviceIdentity>,
 }
 
 /// The streams that should be running: every enabled camera's main stream (stored), and its
 /// secondary stream when it has one (stored or live only, as set).
-fn wanted_streams(cameras: &[Camera]) -> Vec<StreamSpec> {
+fn wanted_streams(
+    cameras: &[Camera],
+    devices: &HashMap<String, DeviceIdentity>,
+) -> Vec<StreamSpec> {
     let mut out = Vec::new();
     for cam in cameras.iter().filter(|c| c.enabled) {
+        let device = devices.get(&cam.id).cloned();
         out.push(StreamSpec {
             camera: cam.main_camera(),
             feed: FeedKey::main(&cam.id),
             recorded: true,
+            device: device.clone(),
         });
         if let (Some(sec), Some(stream)) = (&cam.secondary, cam.secondary_camera()) {
             out.push(StreamSpec {
                 camera: stream,
                 feed: FeedKey::secondary(&cam.id),
                 recorded: sec.mode == StreamMode::Recorded,
+                device,
             });
         }
     }
@@ -763,7 +814,7 @@ mod tests {
             store.set_secondary(name, Some(&sub(&url, mode))).unwrap();
         }
         let cams = store.cameras().unwrap();
-        let wanted = wanted_streams(&cams);
+        let wanted = wanted_streams(&cams, &HashMap::new());
         let names = |specs: &[StreamSpec]| -> Vec<(String, Stream, bool)> {
             let mut v: Vec<_> = specs
                 .iter()
@@ -807,10 +858,11 @@ mod tests {
                 s.url = "rtsp://192.0.2.9/g-sub".into();
             }
         }
-        let mut stale: Vec<String> = stale_recorders(&mut running, &wanted_streams(&now))
-            .into_iter()
-            .map(|(s, ())| s.camera.name)
-            .collect();
+        let mut stale: Vec<String> =
+            stale_recorders(&mut running, &wanted_streams(&now, &HashMap::new()))
+                .into_iter()
+                .map(|(s, ())| s.camera.name)
+                .collect();
         stale.sort();
         assert_eq!(
             stale,
@@ -845,6 +897,33 @@ mod tests {
         assert_eq!(p.max_age_secs, Some(7 * 86400));
         assert_eq!(p.max_bytes, Some(1 << 30));
         assert_eq!(p.min_free_bytes, cfg.storage.min_free_bytes);
+    }
+
+    #[test]
+    fn accepting_another_device_restarts_the_cameras_streams() {
+        let (_tmp, store) = store_with(&["a", "b"]);
+        store
+            .set_secondary("a", Some(&sub("rtsp://192.0.2.1/a-sub", StreamMode::Live)))
+            .unwrap();
+        let cams = store.cameras().unwrap();
+        let a = cams.iter().find(|c| c.name == "a").unwrap().id.clone();
+        let identity = |serial: &str| DeviceIdentity {
+            serial: serial.into(),
+            ..Default::default()
+        };
+        let before = HashMap::from([(a.clone(), identity("SN-1"))]);
+        let mut running: HashMap<String, (StreamSpec, ())> = wanted_streams(&cams, &before)
+            .into_iter()
+            .map(|s| (s.camera.id.clone(), (s, ())))
+            .collect();
+        assert!(stale_recorders(&mut running, &wanted_streams(&cams, &before)).is_empty());
+        let after = HashMap::from([(a, identity("SN-2"))]);
+        let mut stale: Vec<String> = stale_recorders(&mut running, &wanted_streams(&cams, &after))
+            .into_iter()
+            .map(|(s, ())| s.camera.name)
+            .collect();
+        stale.sort();
+        assert_eq!(stale, ["a", "a (secondary)"]);
     }
 
     #[tokio::test]

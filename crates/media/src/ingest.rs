@@ -56,6 +56,12 @@ pub enum IngestError {
     CertificateChanged { old: String, new: String },
     #[error("TLS error: {0}")]
     Tls(String),
+    /// Something other than the device recorded for the camera answers at its address (the
+    /// application layer's device allow-list, docs/cameras-onvif.md). The text says what
+    /// differs and how an admin accepts a device replaced on purpose; nothing is played from
+    /// it, and only an admin can change that, so the recorder does not retry.
+    #[error("{0}")]
+    DeviceRefused(String),
 }
 
 impl IngestError {
@@ -80,6 +86,7 @@ impl IngestError {
             IngestError::BadUrl(_)
                 | IngestError::CertificateUntrusted { .. }
                 | IngestError::CertificateChanged { .. }
+                | IngestError::DeviceRefused(_)
         )
     }
 

@@ -11,6 +11,7 @@ use vigil_media::ingest_tls::TrustStore;
 
 use crate::OnvifError;
 use crate::device::{self, DeviceInformation, Service, User};
+use crate::digest::{self, DigestChallenge};
 use crate::http::{self, TlsRules};
 use crate::media::{self, Profile};
 use crate::soap::{self, TR2, TRT};
@@ -94,6 +95,10 @@ pub struct Options {
     /// Send a new password (SetUser) over plain http. Off: anyone on the camera network
     /// could read it.
     pub allow_plaintext_secrets: bool,
+    /// An admin allowed this device over plain http: an HTTP Digest challenge is answered
+    /// over it too. Off: a plain-http device that asks for HTTP Digest is refused
+    /// ([`OnvifError::DigestOverPlainHttp`]).
+    pub allow_plain_http: bool,
 }
 
 impl Options {
@@ -104,6 +109,7 @@ impl Options {
             timeout: Duration::from_secs(10),
             max_response: crate::MAX_RESPONSE_BYTES,
             allow_plaintext_secrets: false,
+            allow_plain_http: false,
         }
     }
 }
@@ -126,6 +132,9 @@ pub struct Client {
     /// The certificate accepted at the first https exchange; any later exchange must see it
     /// again.
     fingerprint: Mutex<Option<String>>,
+    /// The HTTP Digest challenge the device last sent, answered up front in later requests
+    /// (its nonce counted up) so each call is one exchange; a 401 renews it.
+    digest: Mutex<Option<DigestChallenge>>,
 }
 
 impl Client {
@@ -137,6 +146,7 @@ impl Client {
             clock_offset: Mutex::new(None),
             services: Mutex::new(None),
             fingerprint: Mutex::new(None),
+            digest: Mutex::new(None),
         }
     }
 
@@ -158,6 +168,7 @@ impl Client {
         url: &url::Url,
         action: &str,
         body: String,
+        authorization: Option<String>,
     ) -> Result<http::Answer, OnvifError> {
         let tls = self.target.is_https().then(|| TlsRules {
             trust: &self.options.trust,
@@ -172,6 +183,7 @@ impl Client {
             url,
             action,
             body,
+            authorization,
             tls,
             self.options.timeout,
             self.options.max_response,
@@ -202,7 +214,7 @@ impl Client {
             _ => None,
         };
         let envelope = soap::envelope(header.as_deref(), body);
-        let answer = self.exchange(url, action, envelope).await?;
+        let answer = self.exchange_authorized(url, action, envelope).await?;
         match answer.status {
             200 => parse(&answer.body),
             status => {
@@ -213,8 +225,15 @@ impl Client {
                     return Err(e);
                 }
                 match (status, answer.www_authenticate) {
+                    (401, Some(_)) if self.credentials.is_some() => Err(OnvifError::Unauthorized),
                     (401, Some(scheme)) => Err(OnvifError::HttpAuthRequired {
-                        scheme: scheme.split_whitespace().next().unwrap_or("").to_owned(),
+                        scheme: scheme
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or("")
+                            .chars()
+                            .take(32)
+                            .collect(),
                     }),
                     (401 | 403, None) => Err(OnvifError::Unauthorized),
                     (status, _) => Err(OnvifError::Http {
@@ -226,6 +245,53 @@ impl Client {
         }
     }
 
+    /// One request, answering the device's HTTP Digest challenge when it asks for one (RFC
+    /// 7616): with the challenge kept from an earlier answer up front, and after a 401 with a
+    /// usable challenge once more with it. Never over plain http unless the device was allowed
+    /// plain http. The answer the caller sees is the last one (a second 401 is a refusal of
+    /// the credentials).
+    async fn exchange_authorized(
+        &self,
+        url: &url::Url,
+        action: &str,
+        envelope: String,
+    ) -> Result<http::Answer, OnvifError> {
+        let target = http::request_target(url);
+        let first = self.digest_authorization(&target)?;
+        let answer = self.exchange(url, action, envelope.clone(), first).await?;
+        if answer.status != 401 || self.credentials.is_none() {
+            return Ok(answer);
+        }
+        let Some(header) = answer.www_authenticate.as_deref() else {
+            return Ok(answer);
+        };
+        let challenge =
+            digest::choose(header).map_err(|e| OnvifError::HttpAuthUnsupported(e.to_string()))?;
+        if !self.target.is_https() && !self.options.allow_plain_http {
+            return Err(OnvifError::DigestOverPlainHttp {
+                addr: self.target.host(),
+            });
+        }
+        *self.digest.lock().unwrap_or_else(|p| p.into_inner()) = Some(challenge);
+        let second = self.digest_authorization(&target)?;
+        self.exchange(url, action, envelope, second).await
+    }
+
+    /// The `Authorization` value for one request from the challenge kept, if any.
+    fn digest_authorization(&self, target: &str) -> Result<Option<String>, OnvifError> {
+        let Some(creds) = &self.credentials else {
+            return Ok(None);
+        };
+        let mut kept = self.digest.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(challenge) = kept.as_mut() else {
+            return Ok(None);
+        };
+        challenge
+            .authorization(creds, "POST", target)
+            .map(Some)
+            .map_err(|e| OnvifError::HttpAuthUnsupported(e.to_string()))
+    }
+
     /// Device clock minus this server's, asked once (GetSystemDateAndTime needs no
     /// credentials); 0 when the device does not say.
     async fn device_clock_offset(&self) -> i64 {
@@ -234,7 +300,10 @@ impl Client {
         }
         let (action, body) = device::GET_SYSTEM_DATE_AND_TIME;
         let envelope = soap::envelope(None, body);
-        let offset = match self.exchange(self.target.url(), action, envelope).await {
+        let offset = match self
+            .exchange_authorized(self.target.url(), action, envelope)
+            .await
+        {
             Ok(a) if a.status == 200 => match device::parse_system_date_time(&a.body) {
                 Ok(Some(t)) => (t - OffsetDateTime::now_utc()).whole_seconds(),
                 _ => 0,

@@ -27,13 +27,21 @@ pub enum OnvifError {
     )]
     CertificateChanged { old: String, new: String },
     #[error(
-        "the device refused the user name or password (WS-Security digest); check the credentials and that the device's clock is within minutes of this server's"
+        "the device refused the user name or password (WS-Security or HTTP Digest); check the credentials and that the device's clock is within minutes of this server's"
     )]
     Unauthorized,
     #[error(
-        "the device asks for HTTP authentication ({scheme}) in front of ONVIF, which this client does not send; enable WS-Security (\"ONVIF user\" authentication) on the device"
+        "the device asks for HTTP authentication ({scheme}) in front of ONVIF and no user name and password were given; give the device's credentials"
     )]
     HttpAuthRequired { scheme: String },
+    #[error(
+        "the device asks for HTTP authentication in front of ONVIF that Vigil does not answer: {0}; enable HTTP Digest (qop=auth) or WS-Security (\"ONVIF user\" authentication) on the device"
+    )]
+    HttpAuthUnsupported(String),
+    #[error(
+        "the device at {addr} asks for HTTP Digest over plain HTTP; Vigil answers it only over https://, or for a camera an admin allowed plain HTTP for (--allow-http)"
+    )]
+    DigestOverPlainHttp { addr: String },
     #[error(
         "the device answered HTTP {status} to {action}; it may not offer this service at this address"
     )]

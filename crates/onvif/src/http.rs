@@ -9,7 +9,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::Request;
-use hyper::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, WWW_AUTHENTICATE};
+use hyper::header::{
+    AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, WWW_AUTHENTICATE,
+};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -18,8 +20,11 @@ use url::Url;
 use vigil_media::ingest_tls::{CameraVerifier, Decision, TrustStore};
 
 use crate::OnvifError;
+use crate::digest::MAX_CHALLENGE_BYTES;
 
-/// What the device answered: its status, body and, on 401, how it wants to be asked.
+/// What the device answered: its status, body and, on 401, how it wants to be asked (every
+/// `WWW-Authenticate` field, joined with `, `; cut after [`MAX_CHALLENGE_BYTES`] + 1 bytes, so
+/// a longer one is refused by the Digest parser, not read further).
 pub(crate) struct Answer {
     pub status: u16,
     pub body: String,
@@ -34,12 +39,14 @@ pub(crate) struct TlsRules<'a> {
     pub seen: Option<String>,
 }
 
-/// POSTs `body` with the SOAP `action` to `url` and returns the answer and, for https, the
-/// fingerprint of the certificate accepted.
+/// POSTs `body` with the SOAP `action` to `url`, with an `Authorization` field when given
+/// (HTTP Digest), and returns the answer and, for https, the fingerprint of the certificate
+/// accepted.
 pub(crate) async fn post(
     url: &Url,
     action: &str,
     body: String,
+    authorization: Option<String>,
     tls: Option<TlsRules<'_>>,
     timeout: Duration,
     limit: usize,
@@ -63,11 +70,14 @@ pub(crate) async fn post(
             })?;
         let _ = tcp.set_nodelay(true);
         match tls {
-            None => Ok((exchange(tcp, url, action, body, limit).await?, None)),
+            None => Ok((
+                exchange(tcp, url, action, body, authorization, limit).await?,
+                None,
+            )),
             Some(rules) => {
                 let (stream, fingerprint) = handshake(tcp, &host, &addr, rules).await?;
                 Ok((
-                    exchange(stream, url, action, body, limit).await?,
+                    exchange(stream, url, action, body, authorization, limit).await?,
                     Some(fingerprint),
                 ))
             }
@@ -130,6 +140,7 @@ async fn exchange<S>(
     url: &Url,
     action: &str,
     body: String,
+    authorization: Option<String>,
     limit: usize,
 ) -> Result<Answer, OnvifError>
 where
@@ -148,11 +159,11 @@ where
         Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
         None => url.host_str().unwrap_or_default().to_owned(),
     };
-    let path = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_owned(),
-    };
-    let request = Request::post(path)
+    let mut request = Request::post(request_target(url));
+    if let Some(a) = authorization {
+        request = request.header(AUTHORIZATION, a);
+    }
+    let request = request
         .header(HOST, host)
         .header(
             CONTENT_TYPE,
@@ -163,11 +174,27 @@ where
         .map_err(|e| OnvifError::BadAddress(format!("{url}: {e}")))?;
     let response = sender.send_request(request).await.map_err(broken)?;
     let status = response.status().as_u16();
-    let www_authenticate = response
-        .headers()
-        .get(WWW_AUTHENTICATE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.chars().take(200).collect());
+    let mut www_authenticate: Option<String> = None;
+    for v in response.headers().get_all(WWW_AUTHENTICATE) {
+        let all = www_authenticate.get_or_insert_with(String::new);
+        if all.len() > MAX_CHALLENGE_BYTES {
+            break;
+        }
+        if !all.is_empty() {
+            all.push_str(", ");
+        }
+        // Not text: kept as a character the parser refuses.
+        all.push_str(v.to_str().unwrap_or("\u{0}"));
+    }
+    if let Some(all) = &mut www_authenticate
+        && all.len() > MAX_CHALLENGE_BYTES + 1
+    {
+        let mut end = MAX_CHALLENGE_BYTES + 1;
+        while !all.is_char_boundary(end) {
+            end -= 1;
+        }
+        all.truncate(end);
+    }
     if let Some(len) = response
         .headers()
         .get(CONTENT_LENGTH)
@@ -197,6 +224,15 @@ where
         body,
         www_authenticate,
     })
+}
+
+/// The request target of `url` as the request line names it (path and query): what an HTTP
+/// Digest response covers.
+pub(crate) fn request_target(url: &Url) -> String {
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    }
 }
 
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);

@@ -169,8 +169,20 @@ async fn garbage_faults_and_http_authentication_are_named() {
             .await;
     })
     .await;
+    // RFC 2069 Digest (no qop) is not answered, saying what the device offered.
     let e = client(&digest, Duration::from_secs(5))
         .users()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, OnvifError::HttpAuthUnsupported(s) if s.contains("Digest without qop")),
+        "{e:?}"
+    );
+    // Without credentials the device is said to want some.
+    let mut anonymous = Options::new(TrustStore::new(&[], false));
+    anonymous.timeout = Duration::from_secs(5);
+    let e = Client::new(Target::parse(&digest).unwrap(), None, anonymous)
+        .device_information()
         .await
         .unwrap_err();
     assert!(

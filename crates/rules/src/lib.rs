@@ -231,6 +231,35 @@ pub fn is_rule_output(e: &NewEvent) -> bool {
         && (e.kind.starts_with("alarm.") || e.kind.starts_with("rules."))
 }
 
+/// The name of the built-in rule that raises an alarm when a camera's device is not the one
+/// recorded for it (device allow-listing, docs/cameras-onvif.md).
+pub const DEVICE_MISMATCH_RULE: &str = "vigil.camera-device-mismatch";
+
+/// Rules every installation has without configuring them: events that must alarm by default.
+/// A `[[rules]]` entry of the same name replaces one (to change its priority or actions, or
+/// to switch it off with `enabled = false`). Each matches only Vigil's own events (source
+/// kind `vigil`), so an event posted from outside cannot raise these alarms.
+pub fn builtin_rules() -> Vec<RuleConfig> {
+    vec![RuleConfig {
+        name: DEVICE_MISMATCH_RULE.into(),
+        enabled: true,
+        kinds: vec!["camera.device_mismatch".into()],
+        source_kinds: vec!["vigil".into()],
+        sources: vec![],
+        cameras: vec![],
+        min_severity: None,
+        text: None,
+        regex: None,
+        schedule: vec![],
+        alarm: Some(vigil_config::rules::AlarmAction { priority: 1 }),
+        bookmark: None,
+        lock: None,
+        webhook: None,
+        email: None,
+        siem: false,
+    }]
+}
+
 /// The rules in effect, compiled.
 #[derive(Debug, Clone, Default)]
 pub struct RuleSet {
@@ -238,12 +267,18 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
-    /// Checks and compiles `rules` (the same checks as the config file's).
+    /// Checks and compiles `rules` (the same checks as the config file's), followed by the
+    /// [`builtin_rules`] none of them replaces by name.
     pub fn compile(rules: &[RuleConfig]) -> Result<RuleSet, RuleError> {
         check_rules(rules, &|_| String::new()).map_err(RuleError)?;
+        let builtin = builtin_rules()
+            .into_iter()
+            .filter(|b| !rules.iter().any(|r| r.name == b.name));
         let rules = rules
             .iter()
-            .map(|r| Rule::compile(r).map_err(|e| RuleError(format!("rule {:?}: {e}", r.name))))
+            .cloned()
+            .chain(builtin)
+            .map(|r| Rule::compile(&r).map_err(|e| RuleError(format!("rule {:?}: {e}", r.name))))
             .collect::<Result<_, _>>()?;
         Ok(RuleSet { rules })
     }
@@ -542,5 +577,39 @@ mod tests {
         assert!(e.0.contains("rules[0].regex"), "{e}");
         let e = RuleSet::compile(&[rule("a"), rule("a")]).unwrap_err();
         assert!(e.0.contains("rules[1].name"), "{e}");
+    }
+
+    #[test]
+    fn a_device_mismatch_alarms_by_default_and_a_rule_of_that_name_replaces_it() {
+        let mut mismatch = ev(
+            "camera.device_mismatch",
+            Severity::Critical,
+            "lobby: another device",
+            Some("lobby"),
+        );
+        mismatch.source = Source::new(SourceKind::Vigil, "srv1");
+        let set = RuleSet::compile(&[]).unwrap();
+        let fired: Vec<_> = set
+            .fire(&mismatch)
+            .into_iter()
+            .map(|(r, a)| (r.name().to_owned(), a))
+            .collect();
+        assert_eq!(
+            fired,
+            [(
+                DEVICE_MISMATCH_RULE.to_owned(),
+                vec![Action::Alarm { priority: 1 }]
+            )]
+        );
+        // The same kind from outside raises nothing.
+        let mut forged = mismatch.clone();
+        forged.source = Source::new(SourceKind::External, "acs-1");
+        assert!(set.fire(&forged).is_empty());
+        // An admin's rule of that name replaces it (here: switched off).
+        let mut off = rule(DEVICE_MISMATCH_RULE);
+        off.enabled = false;
+        let set = RuleSet::compile(&[off]).unwrap();
+        assert_eq!(set.rules().len(), 1);
+        assert!(set.fire(&mismatch).is_empty());
     }
 }

@@ -169,6 +169,17 @@ pub enum CameraCommand {
         #[arg(long)]
         remove: bool,
     },
+    /// Accept the device now answering at an ONVIF camera's address as the camera's device,
+    /// after replacing the camera on purpose: its identity (serial, model, HTTPS certificate)
+    /// is read with the camera's stored credentials and recorded, and the streams the device
+    /// check refused start again.
+    AcceptDevice {
+        name: String,
+        /// Accept exactly this HTTPS certificate of the new device (SHA-256 fingerprint, as
+        /// the refusal shows it), e.g. a self-signed one.
+        #[arg(long)]
+        fingerprint: Option<String>,
+    },
 }
 
 pub fn read_password_file(path: &Path) -> anyhow::Result<String> {
@@ -192,6 +203,7 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
             | CameraCommand::Trust { .. }
             | CameraCommand::RotatePasswords { .. }
             | CameraCommand::PasswordRule { .. }
+            | CameraCommand::AcceptDevice { .. }
     );
     let access = changes
         .then(|| vigil_app::audit::open_access(&cfg))
@@ -437,21 +449,21 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
         CameraCommand::List { json } => {
             let cams = store.cameras()?;
             if json {
-                let v: Vec<_> = cams
-                    .iter()
-                    .map(|c| {
-                        serde_json::json!({
+                let mut v = Vec::new();
+                for c in &cams {
+                    let device = vigil_app::device_check::device_view(&store, &c.id)?;
+                    v.push(serde_json::json!({
                             "id": c.id, "name": c.name, "url": c.url, "username": c.username,
                             "has_password": c.has_password, "enabled": c.enabled,
                             "max_age_secs": c.max_age_secs, "max_bytes": c.max_bytes,
                             "tls_pin": c.tls_pin,
+                            "device": device,
                             "secondary": c.secondary.as_ref().map(|s| serde_json::json!({
                                 "id": s.id, "url": s.url, "username": s.username,
                                 "has_password": s.has_password, "mode": s.mode.as_str(),
                             })),
-                        })
-                    })
-                    .collect();
+                    }));
+                }
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 println!("{:<20} {:<18} {:<8} URL", "NAME", "ID", "ENABLED");
@@ -459,6 +471,9 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
                     println!("{:<20} {:<18} {:<8} {}", c.name, c.id, c.enabled, c.url);
                     if let Some(line) = secondary_line(&c) {
                         println!("{line}");
+                    }
+                    if let Some(d) = vigil_app::device_check::device_view(&store, &c.id)? {
+                        println!("{}", device_line(&d));
                     }
                 }
             }
@@ -501,6 +516,25 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
                 ),
             }
         }
+        CameraCommand::AcceptDevice { name, fingerprint } => {
+            let trust = vigil_app::onvif::camera_trust(&cfg.data_dir);
+            let accepted = runtime()?
+                .block_on(vigil_app::device_check::accept_device(
+                    &store,
+                    trust,
+                    &name,
+                    fingerprint.as_deref(),
+                    trail(),
+                ))
+                .map_err(onvif_advice)?;
+            let (old, new) = (&accepted.previous, &accepted.identity);
+            println!(
+                "Camera {}: the device at {} is now its device",
+                accepted.camera, new.onvif_url
+            );
+            println!("  was: {}", identity_line(old));
+            println!("  now: {}", identity_line(new));
+        }
         CameraCommand::Status { json } => {
             let now = now_us();
             let mut rows = Vec::new();
@@ -519,6 +553,12 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
                     .map(|(c, (s, state), secondary)| {
                         let mut v = status_json(s.as_ref(), state);
                         v["name"] = c.name.clone().into();
+                        v["device"] = serde_json::to_value(
+                            vigil_app::device_check::device_view(&store, &c.id)
+                                .ok()
+                                .flatten(),
+                        )
+                        .unwrap_or_default();
                         v["link"] = link_json(&c.url, c.tls_pin.as_deref());
                         v["secondary"] = match (&c.secondary, secondary) {
                             (Some(sec), Some((s, state))) => {
@@ -538,11 +578,20 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
                     "{:<16} {:<13} {:>10} {:>6} {:<26} DETAIL",
                     "NAME", "STATE", "KBIT/S", "FPS", "LAST FRAME"
                 );
+                let devices: std::collections::HashMap<String, String> = rows
+                    .iter()
+                    .filter_map(|(c, _, _)| {
+                        let d = vigil_app::device_check::device_view(&store, &c.id).ok()??;
+                        (d.check != vigil_app::device_check::VERIFIED)
+                            .then(|| (c.name.clone(), device_line(&d)))
+                    })
+                    .collect();
                 let flat = rows.into_iter().flat_map(|(c, main, secondary)| {
                     let sub = secondary.map(|(s, state)| ("  secondary".to_owned(), s, state));
                     std::iter::once((c.name, main.0, main.1)).chain(sub)
                 });
                 for (name, s, state) in flat {
+                    let device = devices.get(&name);
                     let (kbps, fps, last, detail) = match &s {
                         Some(s) => (
                             format!("{:.0}", s.bitrate_bps / 1000.0),
@@ -562,6 +611,11 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
                         "{:<16} {:<13} {:>10} {:>6} {:<26} {}",
                         name, state, kbps, fps, last, detail
                     );
+                    // A refused or unverified device is said under the camera (the refusal
+                    // is also the failed stream's detail).
+                    if let Some(line) = device {
+                        println!("{line}");
+                    }
                 }
             }
         }
@@ -586,7 +640,7 @@ fn rotate_passwords(
     let bus = vigil_events::EventBus::start(std::sync::Arc::new(events), &server)?;
     let rt = runtime()?;
     let report = rt.block_on(async {
-        let opener = vigil_app::runtime::camera_opener(cfg, &store, Some(bus.clone()));
+        let opener = vigil_app::runtime::rotation_opener(cfg, &store, Some(bus.clone()));
         let mut rotator = Rotator::new(
             store.clone(),
             vigil_app::onvif::camera_trust(&cfg.data_dir),
@@ -641,6 +695,40 @@ fn describe(l: &vigil_app::rotation::CameraRotation) -> String {
         Some(r) => format!("{} ({r})", l.result.as_str()),
         None => l.result.as_str().to_owned(),
     }
+}
+
+/// A recorded device identity on one line.
+fn identity_line(d: &vigil_media::store::DeviceIdentity) -> String {
+    format!(
+        "{} {} firmware {} serial {}{}",
+        d.manufacturer,
+        d.model,
+        d.firmware,
+        d.serial,
+        d.certificate
+            .as_deref()
+            .map(|c| format!(", HTTPS certificate SHA-256 {c}"))
+            .unwrap_or_else(|| ", plain HTTP".into())
+    )
+}
+
+/// A camera's recorded device and its last check, indented under the camera.
+fn device_line(d: &vigil_app::device_check::DeviceView) -> String {
+    let check = match d.check.as_str() {
+        "mismatch" => "REFUSED: another device answers".to_owned(),
+        "unverified" => "UNVERIFIED: the device could not be asked".to_owned(),
+        other => other.to_owned(),
+    };
+    let mut line = format!(
+        "  device {} {} serial {} at {} ({check})",
+        d.manufacturer, d.model, d.serial, d.onvif_url
+    );
+    if d.check != vigil_app::device_check::VERIFIED
+        && let Some(detail) = &d.check_detail
+    {
+        line.push_str(&format!("\n    {detail}"));
+    }
+    line
 }
 
 /// A current-thread runtime for the ONVIF commands' network calls.

@@ -58,6 +58,10 @@ fn table() -> BTreeMap<(&'static str, &'static str), Allowed> {
         (("GET", "/api/v1/cameras/{camera}"), Roles(LIVE)),
         (("PATCH", "/api/v1/cameras/{camera}"), Roles(ADMIN)),
         (("DELETE", "/api/v1/cameras/{camera}"), Roles(ADMIN)),
+        (
+            ("POST", "/api/v1/cameras/{camera}/accept-device"),
+            Roles(ADMIN),
+        ),
         (("POST", "/api/v1/onvif/discover"), Roles(ADMIN)),
         (("POST", "/api/v1/onvif/cameras"), Roles(ADMIN)),
         (("POST", "/api/v1/cameras/rotate-passwords"), Roles(ADMIN)),

@@ -92,10 +92,67 @@ async fn admins_discover_and_add_onvif_cameras() {
         .clone();
     assert_eq!(yard["added_as"], "yard", "{found}");
 
+    // The camera answer shows the recorded device to admins; no connection checked it yet.
+    let a = h.get("/api/v1/cameras/yard", &admin).await;
+    let device = a.json()["device"].clone();
+    assert_eq!(device["serial"], "SN-API-1", "{device}");
+    assert_eq!(device["check"], "unchecked", "{device}");
+
+    // Accepting the device answering (the same one here) records it again, audited.
+    let a = h
+        .post(
+            "/api/v1/cameras/yard/accept-device",
+            &admin,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert!(!a.text().contains(PASSWORD));
+    let v = a.json();
+    assert_eq!(v["previous"]["serial"], "SN-API-1");
+    assert_eq!(v["camera"]["device"]["serial"], "SN-API-1");
+    assert_eq!(v["camera"]["device"]["check"], "unchecked");
+    // A camera added by URL has no device to accept; a bad fingerprint is refused.
+    let a = h
+        .post(
+            "/api/v1/cameras",
+            &admin,
+            Some(json!({"name": "gate", "url": "rtsp://127.0.0.1:1/x"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text());
+    let a = h
+        .post(
+            "/api/v1/cameras/gate/accept-device",
+            &admin,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text());
+    assert_eq!(a.json()["code"], "camera_not_onvif");
+    let a = h
+        .post(
+            "/api/v1/cameras/yard/accept-device",
+            &admin,
+            Some(json!({"fingerprint": "not-hex"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.text());
+
     let pw = h.user("op", Role::Operator, CameraScope::All);
     let operator = h.login("op", &pw).await;
     let a = h
         .post("/api/v1/onvif/discover", &operator, Some(sweep))
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text());
+    let a = h.get("/api/v1/cameras/yard", &operator).await;
+    assert!(a.json().get("device").is_none(), "{}", a.text());
+    let a = h
+        .post(
+            "/api/v1/cameras/yard/accept-device",
+            &operator,
+            Some(json!({})),
+        )
         .await;
     assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text());
 }

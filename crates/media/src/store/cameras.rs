@@ -152,6 +152,30 @@ pub struct DeviceIdentity {
     pub certificate: Option<String>,
 }
 
+/// The last check of the device answering at a camera's ONVIF address against its recorded
+/// [`DeviceIdentity`] (device allow-listing, done by the recording runtime before each
+/// connection; docs/cameras-onvif.md).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeviceCheck {
+    /// `verified` (the recorded device answered), `mismatch` (another device answered: its
+    /// streams are refused) or `unverified` (the device could not be asked: video is taken,
+    /// with a warning).
+    pub state: String,
+    /// What answered, as one key (serial, model, manufacturer, certificate), so a repeated
+    /// check of the same device is told from a change.
+    pub found: String,
+    /// The reason in words, with what to do.
+    pub detail: String,
+    pub checked_us: i64,
+}
+
+/// The stream id of a camera's main stream from the id of either of its streams.
+pub fn main_stream_id(stream_id: &str) -> &str {
+    stream_id
+        .strip_suffix(SECONDARY_SUFFIX)
+        .unwrap_or(stream_id)
+}
+
 /// What `camera add` supplies.
 #[derive(Debug, Clone, Default)]
 pub struct NewCamera {
@@ -483,6 +507,16 @@ impl Store {
         self.camera(&id)
     }
 
+    /// Forgets the certificates the streams of a camera (by id) presented before (not its
+    /// pin): a device accepted in place of another has certificates of its own.
+    pub fn forget_tls_seen(&self, camera_id: &str) -> Result<()> {
+        self.db().execute(
+            "UPDATE cameras SET tls_seen = NULL WHERE id = ?1 OR main_id = ?1",
+            [camera_id],
+        )?;
+        Ok(())
+    }
+
     /// The fingerprint of the certificate a stream (by id) last presented and passed
     /// verification with.
     pub fn tls_seen(&self, stream_id: &str) -> Result<Option<String>> {
@@ -556,17 +590,50 @@ impl Store {
         Ok(cam)
     }
 
-    /// Records (or replaces) the identity of the device behind a camera.
+    /// Records (or replaces) the identity of the device behind a camera; the last check of
+    /// the device is forgotten (it was made against the identity replaced).
     pub fn set_device_identity(&self, camera_id: &str, d: &DeviceIdentity) -> Result<()> {
         self.db().execute(
             "INSERT INTO camera_devices (camera_id, onvif_url, manufacturer, model, firmware, serial, certificate, recorded_us)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT(camera_id) DO UPDATE SET onvif_url=excluded.onvif_url,
                manufacturer=excluded.manufacturer, model=excluded.model, firmware=excluded.firmware,
-               serial=excluded.serial, certificate=excluded.certificate, recorded_us=excluded.recorded_us",
+               serial=excluded.serial, certificate=excluded.certificate, recorded_us=excluded.recorded_us,
+               check_state=NULL, check_found=NULL, check_detail=NULL, checked_us=NULL",
             params![camera_id, d.onvif_url, d.manufacturer, d.model, d.firmware, d.serial, d.certificate, now_us()],
         )?;
         Ok(())
+    }
+
+    /// Stores the last device check of a camera (by id) that has a recorded identity.
+    pub fn set_device_check(&self, camera_id: &str, c: &DeviceCheck) -> Result<()> {
+        self.db().execute(
+            "UPDATE camera_devices SET check_state = ?2, check_found = ?3, check_detail = ?4, checked_us = ?5
+             WHERE camera_id = ?1",
+            params![camera_id, c.state, c.found, c.detail, c.checked_us],
+        )?;
+        Ok(())
+    }
+
+    /// The last device check of a camera (by id), if one was made since its identity was
+    /// recorded.
+    pub fn device_check(&self, camera_id: &str) -> Result<Option<DeviceCheck>> {
+        Ok(self
+            .db()
+            .query_row(
+                "SELECT check_state, check_found, check_detail, checked_us FROM camera_devices
+                 WHERE camera_id = ?1 AND check_state IS NOT NULL",
+                [camera_id],
+                |r| {
+                    Ok(DeviceCheck {
+                        state: r.get(0)?,
+                        found: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                        detail: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                        checked_us: r.get::<_, Option<i64>>(3)?.unwrap_or_default(),
+                    })
+                },
+            )
+            .optional()?)
     }
 
     /// The recorded identity of every camera added by ONVIF, by camera id.

@@ -33,8 +33,9 @@ use crate::secrets::SecretBox;
 
 pub use archive::ArchivedSegment;
 pub use cameras::{
-    Camera, CameraStatus, DeviceIdentity, NewCamera, NewSecondary, STALE_STATUS_US,
-    SecondaryStream, StreamMode, StreamStatus, check_camera_name, secondary_stream_id,
+    Camera, CameraStatus, DeviceCheck, DeviceIdentity, NewCamera, NewSecondary, STALE_STATUS_US,
+    SecondaryStream, StreamMode, StreamStatus, check_camera_name, main_stream_id,
+    secondary_stream_id,
 };
 pub use index::{
     GAP_RECORDER_RESTARTED, GAP_RECORDING_STOPPED, GAP_UNCLEAN_SHUTDOWN, GapRow, GopRow,
@@ -268,6 +269,14 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE cameras ADD COLUMN password_pending_us INTEGER;
      ALTER TABLE cameras ADD COLUMN password_rotated_us INTEGER;
      ALTER TABLE cameras ADD COLUMN password_rule TEXT;",
+    // 7: device allow-listing (docs/storage-format.md, "Device identity"): the last check of
+    // the device answering at the camera's ONVIF address against the recorded identity:
+    // `check_state` verified, mismatch or unverified, `check_found` what answered (the key a
+    // change is told by), `check_detail` the reason in words, `checked_us` when.
+    "ALTER TABLE camera_devices ADD COLUMN check_state TEXT;
+     ALTER TABLE camera_devices ADD COLUMN check_found TEXT;
+     ALTER TABLE camera_devices ADD COLUMN check_detail TEXT;
+     ALTER TABLE camera_devices ADD COLUMN checked_us INTEGER;",
 ];
 
 /// The schema version this build writes: the number of [`MIGRATIONS`].

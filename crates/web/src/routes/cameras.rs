@@ -40,6 +40,7 @@ pub fn router() -> OpenApiRouter<SharedState> {
     OpenApiRouter::new()
         .routes(routes!(list_cameras, add_camera))
         .routes(routes!(get_camera, patch_camera, delete_camera))
+        .routes(routes!(accept_device))
 }
 
 /// Permissions any one of which lets a caller see a camera and its status.
@@ -196,6 +197,12 @@ pub struct CameraInfo {
     /// The camera's secondary stream (typically a lower resolution, for grids); `null` when
     /// it has none. Live video of it: `GET /api/v1/cameras/{camera}/live?stream=secondary`.
     pub secondary: Option<SecondaryInfo>,
+    /// For a camera added by ONVIF: the device recorded for it and the last check of the
+    /// device answering at its address (device allow-listing; a `mismatch` refuses its video
+    /// until `POST /api/v1/cameras/{camera}/accept-device`); only for callers with
+    /// ManageCameras.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<vigil_app::device_check::DeviceView>,
 }
 
 /// What becomes of a secondary stream's video.
@@ -343,6 +350,11 @@ pub(crate) fn camera_info(
         status,
         link: camera_link(&cam.url, cam.tls_pin.as_deref()),
         secondary,
+        device: if manage {
+            vigil_app::device_check::device_view(store, &cam.id).map_err(ApiError::internal)?
+        } else {
+            None
+        },
     })
 }
 
@@ -766,4 +778,85 @@ async fn delete_camera(
     })
     .await??;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Which certificate the device now answering may present.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptDeviceRequest {
+    /// Accept exactly this HTTPS certificate (SHA-256 fingerprint, as a refusal shows it),
+    /// e.g. the new device's self-signed one; without it the certificate must verify against
+    /// the installation trust store.
+    pub fingerprint: Option<String>,
+}
+
+/// What accepting the device did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeviceAcceptedInfo {
+    /// The identity recorded before.
+    pub previous: crate::routes::onvif::DeviceIdentityInfo,
+    /// The camera as it is now, its new `device` included.
+    pub camera: CameraInfo,
+}
+
+/// Accept the device now answering at the camera's ONVIF address as the camera's device
+/// (ManageCameras): after a camera was replaced on purpose, Vigil asks the device who it is
+/// (with the camera's stored credentials) and records that identity; the streams the device
+/// allow-list refused start again within seconds. Audited (`camera_changed`,
+/// `device_accepted`) with the old and the new identity.
+#[utoipa::path(post, path = "/api/v1/cameras/{camera}/accept-device", tag = "cameras",
+    params(CameraPath),
+    request_body = AcceptDeviceRequest,
+    responses(
+        (status = 200, body = DeviceAcceptedInfo),
+        (status = 400, description = "malformed camera name or fingerprint", body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "the camera was not added by ONVIF; the device refused the credentials, or its certificate is untrusted (pin it with `fingerprint`)", body = ErrorBody),
+        (status = 503, description = "the device cannot be reached or answers badly", body = ErrorBody),
+    ))]
+async fn accept_device(
+    State(state): State<SharedState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+    body: Result<ApiJson<AcceptDeviceRequest>, ApiError>,
+) -> ApiResult<Json<DeviceAcceptedInfo>> {
+    caller.require(Permission::ManageCameras, Some(&name))?;
+    let ApiJson(req) = body?;
+    check_camera_name(&name)?;
+    let data_dir = state
+        .config
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .data_dir
+        .clone();
+    let trust = vigil_app::onvif::camera_trust(&data_dir);
+    let trail = Trail::new(&state.access, caller.actor());
+    let accepted = vigil_app::device_check::accept_device(
+        &state.store,
+        trust,
+        &name,
+        req.fingerprint.as_deref(),
+        &trail,
+    )
+    .await
+    .map_err(ApiError::from_app)?;
+    let store = state.store.clone();
+    let camera = blocking(move || {
+        let cam = find_camera(&store, &accepted.camera)?;
+        camera_info(&store, &cam, true, now_us())
+    })
+    .await??;
+    let p = accepted.previous;
+    Ok(Json(DeviceAcceptedInfo {
+        previous: crate::routes::onvif::DeviceIdentityInfo {
+            onvif_url: p.onvif_url,
+            manufacturer: p.manufacturer,
+            model: p.model,
+            firmware: p.firmware,
+            serial: p.serial,
+            certificate: p.certificate,
+        },
+        camera,
+    }))
 }

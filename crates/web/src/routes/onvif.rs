@@ -87,7 +87,8 @@ async fn rotate_passwords(
         .unwrap_or_else(|p| p.into_inner())
         .clone();
     let server = vigil_app::export::server_name(&cfg.management.hostnames);
-    let opener = vigil_app::runtime::camera_opener(&cfg, &state.store, Some(state.events.clone()));
+    let opener =
+        vigil_app::runtime::rotation_opener(&cfg, &state.store, Some(state.events.clone()));
     let mut rotator = Rotator::new(
         state.store.clone(),
         onvif::camera_trust(&cfg.data_dir),
