@@ -235,15 +235,20 @@ pub fn is_rule_output(e: &NewEvent) -> bool {
 /// recorded for it (device allow-listing, docs/cameras-onvif.md).
 pub const DEVICE_MISMATCH_RULE: &str = "vigil.camera-device-mismatch";
 
+/// The name of the built-in rule that raises an alarm when a camera whose certificate was
+/// verified or pinned presents another one (a man in the middle or a swapped device; the link
+/// is stopped, docs/design/camera-tls.md).
+pub const CERTIFICATE_CHANGED_RULE: &str = "vigil.camera-certificate-changed";
+
 /// Rules every installation has without configuring them: events that must alarm by default.
 /// A `[[rules]]` entry of the same name replaces one (to change its priority or actions, or
 /// to switch it off with `enabled = false`). Each matches only Vigil's own events (source
 /// kind `vigil`), so an event posted from outside cannot raise these alarms.
 pub fn builtin_rules() -> Vec<RuleConfig> {
-    vec![RuleConfig {
-        name: DEVICE_MISMATCH_RULE.into(),
+    let alarm_on = |name: &str, kind: &str| RuleConfig {
+        name: name.into(),
         enabled: true,
-        kinds: vec!["camera.device_mismatch".into()],
+        kinds: vec![kind.into()],
         source_kinds: vec!["vigil".into()],
         sources: vec![],
         cameras: vec![],
@@ -257,7 +262,11 @@ pub fn builtin_rules() -> Vec<RuleConfig> {
         webhook: None,
         email: None,
         siem: false,
-    }]
+    };
+    vec![
+        alarm_on(DEVICE_MISMATCH_RULE, "camera.device_mismatch"),
+        alarm_on(CERTIFICATE_CHANGED_RULE, "camera.certificate_changed"),
+    ]
 }
 
 /// The rules in effect, compiled.
@@ -609,7 +618,34 @@ mod tests {
         let mut off = rule(DEVICE_MISMATCH_RULE);
         off.enabled = false;
         let set = RuleSet::compile(&[off]).unwrap();
-        assert_eq!(set.rules().len(), 1);
+        assert_eq!(set.rules().len(), builtin_rules().len());
         assert!(set.fire(&mismatch).is_empty());
+    }
+
+    #[test]
+    fn a_changed_camera_certificate_alarms_by_default() {
+        let mut changed = ev(
+            "camera.certificate_changed",
+            Severity::Alert,
+            "gate: the camera presented another certificate",
+            Some("gate"),
+        );
+        changed.source = Source::new(SourceKind::Vigil, "srv1");
+        let set = RuleSet::compile(&[]).unwrap();
+        let fired: Vec<_> = set
+            .fire(&changed)
+            .into_iter()
+            .map(|(r, a)| (r.name().to_owned(), a))
+            .collect();
+        assert_eq!(
+            fired,
+            [(
+                CERTIFICATE_CHANGED_RULE.to_owned(),
+                vec![Action::Alarm { priority: 1 }]
+            )]
+        );
+        let mut forged = changed.clone();
+        forged.source = Source::new(SourceKind::External, "acs-1");
+        assert!(set.fire(&forged).is_empty());
     }
 }
