@@ -588,64 +588,51 @@ mod tests {
         assert!(e.0.contains("rules[1].name"), "{e}");
     }
 
-    #[test]
-    fn a_device_mismatch_alarms_by_default_and_a_rule_of_that_name_replaces_it() {
-        let mut mismatch = ev(
-            "camera.device_mismatch",
-            Severity::Critical,
-            "lobby: another device",
-            Some("lobby"),
-        );
-        mismatch.source = Source::new(SourceKind::Vigil, "srv1");
-        let set = RuleSet::compile(&[]).unwrap();
-        let fired: Vec<_> = set
-            .fire(&mismatch)
+    /// An event of `kind` Vigil itself published for camera `lobby`.
+    fn vigil_event(kind: &str, severity: Severity) -> NewEvent {
+        let mut e = ev(kind, severity, "lobby: something changed", Some("lobby"));
+        e.source = Source::new(SourceKind::Vigil, "srv1");
+        e
+    }
+
+    /// The rules `e` fires in `set`, by name, with their actions.
+    fn fired(set: &RuleSet, e: &NewEvent) -> Vec<(String, Vec<Action>)> {
+        set.fire(e)
             .into_iter()
             .map(|(r, a)| (r.name().to_owned(), a))
-            .collect();
-        assert_eq!(
-            fired,
-            [(
-                DEVICE_MISMATCH_RULE.to_owned(),
-                vec![Action::Alarm { priority: 1 }]
-            )]
-        );
-        // The same kind from outside raises nothing.
-        let mut forged = mismatch.clone();
-        forged.source = Source::new(SourceKind::External, "acs-1");
-        assert!(set.fire(&forged).is_empty());
-        // An admin's rule of that name replaces it (here: switched off).
-        let mut off = rule(DEVICE_MISMATCH_RULE);
-        off.enabled = false;
-        let set = RuleSet::compile(&[off]).unwrap();
-        assert_eq!(set.rules().len(), builtin_rules().len());
-        assert!(set.fire(&mismatch).is_empty());
+            .collect()
     }
 
     #[test]
-    fn a_changed_camera_certificate_alarms_by_default() {
-        let mut changed = ev(
-            "camera.certificate_changed",
-            Severity::Alert,
-            "gate: the camera presented another certificate",
-            Some("gate"),
-        );
-        changed.source = Source::new(SourceKind::Vigil, "srv1");
+    fn built_in_rules_alarm_on_vigil_events_only_and_a_rule_of_their_name_replaces_them() {
         let set = RuleSet::compile(&[]).unwrap();
-        let fired: Vec<_> = set
-            .fire(&changed)
-            .into_iter()
-            .map(|(r, a)| (r.name().to_owned(), a))
-            .collect();
-        assert_eq!(
-            fired,
-            [(
-                CERTIFICATE_CHANGED_RULE.to_owned(),
-                vec![Action::Alarm { priority: 1 }]
-            )]
-        );
-        let mut forged = changed.clone();
-        forged.source = Source::new(SourceKind::External, "acs-1");
-        assert!(set.fire(&forged).is_empty());
+        for (kind, severity, name) in [
+            (
+                "camera.device_mismatch",
+                Severity::Critical,
+                DEVICE_MISMATCH_RULE,
+            ),
+            (
+                "camera.certificate_changed",
+                Severity::Alert,
+                CERTIFICATE_CHANGED_RULE,
+            ),
+        ] {
+            let own = vigil_event(kind, severity);
+            assert_eq!(
+                fired(&set, &own),
+                [(name.to_owned(), vec![Action::Alarm { priority: 1 }])]
+            );
+            // The same kind from outside raises nothing.
+            let mut forged = own.clone();
+            forged.source = Source::new(SourceKind::External, "acs-1");
+            assert!(set.fire(&forged).is_empty(), "{kind}");
+            // An admin's rule of that name replaces it (here: switched off).
+            let mut off = rule(name);
+            off.enabled = false;
+            let replaced = RuleSet::compile(&[off]).unwrap();
+            assert_eq!(replaced.rules().len(), builtin_rules().len());
+            assert!(replaced.fire(&own).is_empty(), "{kind}");
+        }
     }
 }
