@@ -407,7 +407,20 @@ pub async fn run(
                 if now_cas != trusted_cas {
                     trusted_cas = now_cas;
                     trust.replace(&crate::onvif::camera_trust(&cfg.data_dir));
-                    tracing::info!("the CAs trusted for camera certificates changed; new camera connections use them");
+                    // A stream refused for good (an untrusted certificate is a permanent
+                    // error: its recorder waits an hour) is started again below, now.
+                    let failed: Vec<String> = running
+                        .keys()
+                        .filter(|id| matches!(store.status(id), Ok(Some(s)) if s.state == "failed"))
+                        .cloned()
+                        .collect();
+                    for id in &failed {
+                        if let Some((spec, handle)) = running.remove(id) {
+                            event(RuntimeEvent::CameraStopped { name: spec.camera.name.clone() });
+                            handle.stop().await;
+                        }
+                    }
+                    tracing::info!(restarted = failed.len(), "the CAs trusted for camera certificates changed; new camera connections use them, and refused streams try again");
                 }
                 let cameras = match store.cameras() {
                     Ok(c) => c,
