@@ -310,6 +310,26 @@ impl Rotator {
         }
     }
 
+    /// A rotator for a front end (the CLI, the API) of the installation `cfg` describes: its
+    /// camera trust store, the camera links without the device check
+    /// ([`crate::runtime::rotation_opener`]), its server name and concurrency, events to `events`.
+    pub fn for_installation(
+        cfg: &vigil_config::Config,
+        store: Arc<Store>,
+        events: Arc<EventBus>,
+    ) -> Self {
+        let opener = crate::runtime::rotation_opener(cfg, &store, Some(events.clone()));
+        let mut r = Rotator::new(
+            store,
+            crate::onvif::camera_trust(&cfg.data_dir),
+            opener,
+            &crate::export::server_name(&cfg.management.hostnames),
+        );
+        r.events = Some(events);
+        r.concurrency = cfg.cameras.rotation_concurrency;
+        r
+    }
+
     /// The cameras a selection names, checked before anything is sent.
     pub fn select(&self, selection: &Selection) -> Result<Vec<Camera>, RotationError> {
         match selection {

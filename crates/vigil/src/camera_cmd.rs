@@ -640,15 +640,7 @@ fn rotate_passwords(
     let bus = vigil_events::EventBus::start(std::sync::Arc::new(events), &server)?;
     let rt = runtime()?;
     let report = rt.block_on(async {
-        let opener = vigil_app::runtime::rotation_opener(cfg, &store, Some(bus.clone()));
-        let mut rotator = Rotator::new(
-            store.clone(),
-            vigil_app::onvif::camera_trust(&cfg.data_dir),
-            opener,
-            &server,
-        );
-        rotator.events = Some(bus.clone());
-        rotator.concurrency = cfg.cameras.rotation_concurrency;
+        let rotator = Rotator::for_installation(cfg, store.clone(), bus.clone());
         let total = rotator.select(selection)?.len();
         let mut done = 0;
         rotator

@@ -86,17 +86,7 @@ async fn rotate_passwords(
         .read()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    let server = vigil_app::export::server_name(&cfg.management.hostnames);
-    let opener =
-        vigil_app::runtime::rotation_opener(&cfg, &state.store, Some(state.events.clone()));
-    let mut rotator = Rotator::new(
-        state.store.clone(),
-        onvif::camera_trust(&cfg.data_dir),
-        opener,
-        &server,
-    );
-    rotator.events = Some(state.events.clone());
-    rotator.concurrency = cfg.cameras.rotation_concurrency;
+    let rotator = Rotator::for_installation(&cfg, state.store.clone(), state.events.clone());
     let trail = Trail::new(&state.access, caller.actor());
     let report = rotator
         .rotate(&selection, Some(&trail), |_| {})
