@@ -1,6 +1,7 @@
 //! One device answer through every ONVIF SOAP parser (device service: system time, device
 //! information, services, capabilities, users, SetUser; media: Media1 and Media2 profiles and
-//! stream URIs): never a panic, and whatever is accepted keeps the limits the rest of Vigil
+//! stream URIs; Advanced Security: key pair, key status, CSR, certificate upload, certification
+//! paths and their assignment): never a panic, and whatever is accepted keeps the limits the rest of Vigil
 //! relies on (identity fields cut, URIs bounded, at most MAX_PROFILES profiles). Input: the
 //! answer's bytes (invalid UTF-8 as the HTTP layer would refuse it, so it is read lossily to
 //! still reach the XML parser).
@@ -9,6 +10,7 @@
 use libfuzzer_sys::fuzz_target;
 use vigil_onvif::device::{self, MAX_FIELD_CHARS, MAX_URI_CHARS};
 use vigil_onvif::media::{self, MAX_PROFILES};
+use vigil_onvif::security::{self, MAX_DER_BYTES, MAX_ID_CHARS};
 
 fn short(s: &str) -> bool {
     s.chars().count() <= MAX_FIELD_CHARS
@@ -67,4 +69,23 @@ fuzz_target!(|data: &[u8]| {
     {
         assert!(!uri.is_empty() && uri.chars().count() <= MAX_URI_CHARS);
     }
+    for id in [
+        security::parse_create_rsa_key_pair(&text),
+        security::parse_upload_certificate(&text),
+        security::parse_create_certification_path(&text),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        assert!(!id.is_empty() && id.chars().count() <= MAX_ID_CHARS);
+        assert!(!id.chars().any(char::is_control));
+    }
+    if let Ok(paths) = security::parse_assigned_server_certificates(&text) {
+        assert!(paths.iter().all(|p| !p.is_empty() && p.chars().count() <= MAX_ID_CHARS));
+    }
+    let _ = security::parse_get_key_status(&text);
+    if let Ok(csr) = security::parse_create_pkcs10_csr(&text) {
+        assert!(csr.len() <= MAX_DER_BYTES + 3);
+    }
+    let _ = security::parse_empty(&text, "AddServerCertificateAssignmentResponse");
 });

@@ -6,7 +6,13 @@ whose clip and mount code this reuses) with RTSP Digest authentication for the c
 user, and an ONVIF device service of its own over HTTPS (Python http.server + ssl, with a
 certificate the test made) that checks WS-Security PasswordDigest and answers what Vigil's
 add and rotation use: GetSystemDateAndTime, GetDeviceInformation, GetServices,
-GetCapabilities, Media GetProfiles and GetStreamUri, GetUsers and SetUser. SetUser changes
+GetCapabilities, Media GetProfiles and GetStreamUri, GetUsers and SetUser, and (option
+`advsec`) the ONVIF Advanced Security keystore and TLS server operations Vigil uses to install
+a certificate: CreateRSAKeyPair, GetKeyStatus, CreatePKCS10CSR (keys and CSRs made by the
+openssl command line, the private key never leaving the camera's directory), UploadCertificate
+(refused without the matching private key when asked), CreateCertificationPath,
+GetAssignedServerCertificates and Add/ReplaceServerCertificateAssignment, after which new
+HTTPS connections get the assigned chain. SetUser changes
 the password on both sides at once: the ONVIF digest check and the RTSP Digest credentials
 (RTSPAuth.remove_digest/add_digest), so the old password is refused and the new one accepted
 by both; and, as many cameras do, it closes the RTSP sessions open at that moment (of every
@@ -17,9 +23,11 @@ Run it with Debian's /usr/bin/python3 (GStreamer introspection). Arguments:
   --camera NAME:USER:PASSWORD[:OPTION,...]   one per camera; options:
         setuser_fail           SetUser answers a SOAP fault and changes nothing
         setuser_delay=SECONDS  SetUser applies the new password, then waits before answering
+        advsec                 offers the Advanced Security service
   --tls-cert, --tls-key       PEM files for every camera's HTTPS
   --state-file FILE           JSON rewritten at every change: each camera's user, current
-                              password, SetUser count and whether its ONVIF service listens
+                              password, SetUser count, whether its ONVIF service listens and
+                              the SHA-256 of the certificate its HTTPS serves
 
 Protocol with the harness (vigil_testkit::rotation_camera):
   * stdout: `READY {json}` once everything listens: the RTSP port and each camera's ONVIF
@@ -35,8 +43,11 @@ import base64
 import hashlib
 import json
 import os
+import re
 import signal
 import ssl
+import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -53,6 +64,7 @@ SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
 TDS = "http://www.onvif.org/ver10/device/wsdl"
 TRT = "http://www.onvif.org/ver10/media/wsdl"
 TT = "http://www.onvif.org/ver10/schema"
+TAS = "http://www.onvif.org/ver10/advancedsecurity/wsdl"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
 DIGEST = ("http://docs.oasis-open.org/wss/2004/01/"
@@ -76,6 +88,7 @@ def envelope(body):
     return (
         '<?xml version="1.0" encoding="UTF-8"?>'
         f'<s:Envelope xmlns:s="{SOAP12}" xmlns:tds="{TDS}" xmlns:trt="{TRT}" xmlns:tt="{TT}" '
+        f'xmlns:tas="{TAS}" '
         'xmlns:ter="http://www.onvif.org/ver10/error">'
         f"<s:Body>{body}</s:Body></s:Envelope>"
     )
@@ -89,6 +102,22 @@ def fault(subcode, reason):
     )
 
 
+def sha256_der(der):
+    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+
+
+def public_key_of_cert(der):
+    done = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-pubkey"],
+                          input=der, capture_output=True, check=False)
+    return done.stdout if done.returncode == 0 else None
+
+
+def public_key_of_key(path):
+    done = subprocess.run(["openssl", "pkey", "-in", path, "-pubout"],
+                          capture_output=True, check=False)
+    return done.stdout if done.returncode == 0 else None
+
+
 class Camera:
     """One camera: its RTSP user (in the shared RTSPAuth) and its ONVIF service."""
 
@@ -99,11 +128,14 @@ class Camera:
         self.name, self.user, self.password = parts[0], parts[1], parts[2]
         self.setuser_fail = False
         self.setuser_delay = 0.0
+        self.advsec = False
         for opt in (parts[3].split(",") if len(parts) > 3 and parts[3] else []):
             if opt == "setuser_fail":
                 self.setuser_fail = True
             elif opt.startswith("setuser_delay="):
                 self.setuser_delay = float(opt.split("=", 1)[1])
+            elif opt == "advsec":
+                self.advsec = True
             else:
                 raise ValueError(f"--camera {self.name}: unknown option {opt!r}")
         self.serial = f"ROT-{index:04d}"
@@ -113,6 +145,16 @@ class Camera:
         self.port = 0
         self.httpd = None
         self.thread = None
+        # TLS: the context new connections get, and the SHA-256 of the leaf it serves.
+        self.ssl_context = None
+        self.served_sha256 = ""
+        # Advanced Security keystore: id -> {"key": path, "status": ok|generating};
+        # id -> {"der": bytes, "key": key id or None}; path id -> [certificate ids].
+        self.keys = {}
+        self.certs = {}
+        self.paths = {}
+        self.assigned = []
+        self.next_id = 0
 
     def token(self):
         token = GstRtspServer.RTSPToken()
@@ -132,6 +174,10 @@ class Peer:
         self.rtsp_port = 0
         self.ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ssl_context.load_cert_chain(args.tls_cert, args.tls_key)
+        with open(args.tls_cert, encoding="ascii") as f:
+            self.served_sha256 = sha256_der(ssl.PEM_cert_to_DER_cert(f.read()))
+        # Keys and certificates the cameras make (removed with the process).
+        self.keystore = tempfile.TemporaryDirectory(prefix="rotation-camera-keys-")
 
     def say(self, line):
         with self.out_lock:
@@ -150,6 +196,7 @@ class Peer:
                         "setuser_calls": c.setuser_calls,
                         "onvif_port": c.port,
                         "reachable": c.httpd is not None,
+                        "certificate_sha256": c.served_sha256,
                     }
                     for c in self.cameras.values()
                 },
@@ -193,9 +240,19 @@ class Peer:
                 self.wfile.write(data)
                 self.close_connection = True
 
-        httpd = ThreadingHTTPServer(("127.0.0.1", cam.port), Handler)
-        httpd.daemon_threads = True
-        httpd.socket = self.ssl_context.wrap_socket(httpd.socket, server_side=True)
+        class TlsServer(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def get_request(self):
+                # Each connection gets the context assigned at that moment, so a certificate
+                # assignment applies from the next connection on.
+                sock, addr = self.socket.accept()
+                return cam.ssl_context.wrap_socket(sock, server_side=True), addr
+
+        if cam.ssl_context is None:
+            cam.ssl_context = self.ssl_context
+            cam.served_sha256 = self.served_sha256
+        httpd = TlsServer(("127.0.0.1", cam.port), Handler)
         cam.port = httpd.server_address[1]
         cam.httpd = httpd
         cam.thread = threading.Thread(target=httpd.serve_forever, name=f"onvif-{cam.name}",
@@ -277,7 +334,10 @@ class Peer:
                 "<tds:Version><tt:Major>2</tt:Major><tt:Minor>0</tt:Minor></tds:Version></tds:Service>"
                 f"<tds:Service><tds:Namespace>{TRT}</tds:Namespace><tds:XAddr>{base}/media_service</tds:XAddr>"
                 "<tds:Version><tt:Major>2</tt:Major><tt:Minor>0</tt:Minor></tds:Version></tds:Service>"
-                "</tds:GetServicesResponse>"
+                + (f"<tds:Service><tds:Namespace>{TAS}</tds:Namespace><tds:XAddr>{base}/security_service</tds:XAddr>"
+                   "<tds:Version><tt:Major>1</tt:Major><tt:Minor>3</tt:Minor></tds:Version></tds:Service>"
+                   if cam.advsec else "")
+                + "</tds:GetServicesResponse>"
             ), None
         if op == "GetCapabilities":
             return 200, envelope(
@@ -311,6 +371,8 @@ class Peer:
             ), None
         if op == "SetUser":
             return self.set_user(cam, first)
+        if cam.advsec and first.tag.startswith(f"{{{TAS}}}"):
+            return self.advanced_security(cam, op, first)
         return 400, fault("ActionNotSupported", f"{op} is not supported here"), None
 
     def set_user(self, cam, request):
@@ -342,6 +404,118 @@ class Peer:
             # Applied, answer held back: the window a crash test kills the client in.
             time.sleep(cam.setuser_delay)
         return 200, envelope("<tds:SetUserResponse/>"), None
+
+    # ----- Advanced Security (keystore and TLS server) -----
+
+    def new_id(self, cam, kind):
+        with cam.lock:
+            cam.next_id += 1
+            return f"{kind}-{cam.next_id}"
+
+    def advanced_security(self, cam, op, req):
+        def text(local):
+            return (req.findtext(f"{{{TAS}}}{local}") or "").strip()
+
+        def answer(body):
+            return 200, envelope(f"<tas:{op}Response>{body}</tas:{op}Response>"), None
+
+        if op == "CreateRSAKeyPair":
+            bits = text("KeyLength")
+            if bits not in ("2048", "3072", "4096"):
+                return 400, fault("InvalidArgVal", "KeyLength must be 2048, 3072 or 4096"), None
+            key_id = self.new_id(cam, "key")
+            path = os.path.join(self.keystore.name, f"{cam.name}-{key_id}.key")
+            with cam.lock:
+                cam.keys[key_id] = {"key": path, "status": "generating"}
+
+            def make():
+                done = subprocess.run(
+                    ["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                     f"rsa_keygen_bits:{bits}", "-out", path],
+                    capture_output=True, check=False)
+                with cam.lock:
+                    cam.keys[key_id]["status"] = "ok" if done.returncode == 0 else "corrupt"
+                log(f"{cam.name}: key {key_id} {cam.keys[key_id]['status']}")
+
+            threading.Thread(target=make, daemon=True).start()
+            return answer(f"<tas:KeyID>{key_id}</tas:KeyID>"
+                          "<tas:EstimatedCreationTime>PT1S</tas:EstimatedCreationTime>")
+        if op == "GetKeyStatus":
+            key = cam.keys.get(text("KeyID"))
+            if key is None:
+                return 400, fault("InvalidArgVal", "no such key"), None
+            return answer(f"<tas:KeyStatus>{key['status']}</tas:KeyStatus>")
+        if op == "CreatePKCS10CSR":
+            key = cam.keys.get(text("KeyID"))
+            subject = req.find(f"{{{TAS}}}Subject")
+            cn = (subject.findtext(f"{{{TAS}}}CommonName") or "").strip() if subject is not None else ""
+            algorithm = (req.findtext(f"{{{TAS}}}SignatureAlgorithm/{{{TAS}}}algorithm") or "").strip()
+            if key is None or key["status"] != "ok":
+                return 400, fault("InvalidKeyStatus", "the key does not exist or is not ready"), None
+            if not re.fullmatch(r"[A-Za-z0-9.:-]{1,64}", cn):
+                return 400, fault("InvalidArgVal", "CommonName"), None
+            if algorithm != "1.2.840.113549.1.1.11":
+                return 400, fault("UnsupportedSignatureAlgorithm", algorithm), None
+            done = subprocess.run(
+                ["openssl", "req", "-new", "-key", key["key"], "-subj", f"/CN={cn}",
+                 "-sha256", "-outform", "DER"],
+                capture_output=True, check=False)
+            if done.returncode != 0:
+                return 500, fault("Action", "CSR generation failed"), None
+            return answer(f"<tas:PKCS10CSR>{base64.b64encode(done.stdout).decode()}</tas:PKCS10CSR>")
+        if op == "UploadCertificate":
+            try:
+                der = base64.b64decode(text("Certificate"), validate=True)
+            except ValueError:
+                return 400, fault("InvalidArgVal", "Certificate is not base64"), None
+            pub = public_key_of_cert(der)
+            if pub is None:
+                return 400, fault("BadCertificate", "not an X.509 certificate"), None
+            key_id = next((k for k, v in cam.keys.items()
+                           if v["status"] == "ok" and public_key_of_key(v["key"]) == pub), None)
+            if key_id is None and text("PrivateKeyRequired") == "true":
+                return 400, fault("NoMatchingPrivateKey", "no key on the device matches"), None
+            cert_id = self.new_id(cam, "cert")
+            with cam.lock:
+                cam.certs[cert_id] = {"der": der, "key": key_id}
+            return answer(f"<tas:CertificateID>{cert_id}</tas:CertificateID>"
+                          f"<tas:KeyID>{key_id or ''}</tas:KeyID>")
+        if op == "CreateCertificationPath":
+            ids_node = req.find(f"{{{TAS}}}CertificateIDs")
+            ids = [(n.text or "").strip() for n in ids_node] if ids_node is not None else []
+            if not ids or any(i not in cam.certs for i in ids):
+                return 400, fault("InvalidArgVal", "unknown certificate id"), None
+            path_id = self.new_id(cam, "path")
+            with cam.lock:
+                cam.paths[path_id] = ids
+            return answer(f"<tas:CertificationPathID>{path_id}</tas:CertificationPathID>")
+        if op == "GetAssignedServerCertificates":
+            return answer("".join(f"<tas:CertificationPathID>{p}</tas:CertificationPathID>"
+                                  for p in cam.assigned))
+        if op in ("AddServerCertificateAssignment", "ReplaceServerCertificateAssignment"):
+            new = text("CertificationPathID" if op.startswith("Add") else "NewCertificationPathID")
+            if op.startswith("Replace") and text("OldCertificationPathID") not in cam.assigned:
+                return 400, fault("InvalidArgVal", "the old path is not assigned"), None
+            if new not in cam.paths:
+                return 400, fault("InvalidArgVal", "unknown certification path"), None
+            ids = cam.paths[new]
+            key_id = cam.certs[ids[0]]["key"]
+            if key_id is None:
+                return 400, fault("NoMatchingPrivateKey", "the path's first certificate has no key"), None
+            chain = os.path.join(self.keystore.name, f"{cam.name}-{new}.pem")
+            with open(chain, "w", encoding="ascii") as f:
+                for i in ids:
+                    f.write(ssl.DER_cert_to_PEM_cert(cam.certs[i]["der"]))
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(chain, cam.keys[key_id]["key"])
+            with cam.lock:
+                cam.assigned = [new]
+                cam.ssl_context = context
+                cam.served_sha256 = sha256_der(cam.certs[ids[0]]["der"])
+            self.write_state()
+            log(f"{cam.name}: HTTPS serves {new}")
+            return answer("")
+        return 400, fault("ActionNotSupported", f"{op} is not supported here"), None
 
     def drop_sessions(self):
         self.server.client_filter(lambda _s, _c: GstRtspServer.RTSPFilterResult.REMOVE)

@@ -38,6 +38,7 @@ pub mod archive;
 pub mod audit;
 pub mod backup;
 pub mod camera_cas;
+pub mod camera_certificate;
 pub mod cameras;
 pub mod certificates;
 pub mod device_check;

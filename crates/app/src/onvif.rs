@@ -53,6 +53,20 @@ pub enum OnvifUseError {
         "camera '{0}' was not added by ONVIF, so no device identity is recorded for it and there is no device to accept; add it with `vigil camera add NAME --onvif https://HOST` to have its device checked"
     )]
     NotOnvif(String),
+    #[error("the installation CA could not sign the camera's certificate request: {0}")]
+    Pki(String),
+    #[error(
+        "the camera's certificate request names {names}, not its address {host}; the certificate was not installed (check the camera's host name settings)"
+    )]
+    CsrNames { host: String, names: String },
+    #[error(
+        "camera {camera} took the new certificate (SHA-256 {issued}) but a new connection does not see it: {detail}; its recorded certificate is unchanged, check the camera's HTTPS settings and try again"
+    )]
+    NotServed {
+        camera: String,
+        issued: String,
+        detail: String,
+    },
 }
 
 /// The longest a discovery listens for answers after the last probe, seconds.
@@ -79,11 +93,15 @@ impl OnvifUseError {
                 | OnvifError::CertificateChanged { .. }
                 | OnvifError::PlaintextSecret { .. },
             )
+            | OnvifUseError::Onvif(OnvifError::NoAdvancedSecurity)
             | OnvifUseError::NoVideoProfile(_)
-            | OnvifUseError::NotOnvif(_) => ErrorKind::Conflict,
+            | OnvifUseError::NotOnvif(_)
+            | OnvifUseError::CsrNames { .. }
+            | OnvifUseError::NotServed { .. } => ErrorKind::Conflict,
             OnvifUseError::Onvif(_) => ErrorKind::Unavailable,
             OnvifUseError::Discovery(DiscoveryError::Socket(_))
             | OnvifUseError::Store(_)
+            | OnvifUseError::Pki(_)
             | OnvifUseError::Audit(_) => ErrorKind::Internal,
         }
     }
@@ -105,6 +123,9 @@ impl OnvifUseError {
             }
             OnvifUseError::NoVideoProfile(_) => "onvif_no_video_profile",
             OnvifUseError::NotOnvif(_) => "camera_not_onvif",
+            OnvifUseError::Onvif(OnvifError::NoAdvancedSecurity) => "onvif_no_advanced_security",
+            OnvifUseError::CsrNames { .. } => "camera_csr_names",
+            OnvifUseError::NotServed { .. } => "camera_certificate_not_served",
             OnvifUseError::BadWait(_) => "invalid_wait",
             OnvifUseError::NothingToProbe => "invalid_field",
             e if e.kind() == ErrorKind::Internal => "internal",

@@ -444,7 +444,10 @@ pub async fn run(
                     Err(e) => { tracing::error!(error = %e, "cannot read camera device identities"); continue; }
                 };
                 let wanted = wanted_streams(&cameras, &devices);
-                for (spec, handle) in stale_recorders(&mut running, &wanted) {
+                let flowing = |id: &str| {
+                    matches!(store.status(id), Ok(Some(s)) if matches!(s.state.as_str(), "recording" | "live"))
+                };
+                for (spec, handle) in stale_recorders(&mut running, &wanted, flowing) {
                     event(RuntimeEvent::CameraStopped { name: spec.camera.name.clone() });
                     handle.stop().await;
                 }
@@ -745,14 +748,29 @@ fn wanted_streams(
 fn stale_recorders<H>(
     running: &mut HashMap<String, (StreamSpec, H)>,
     wanted: &[StreamSpec],
+    flowing: impl Fn(&str) -> bool,
 ) -> Vec<(StreamSpec, H)> {
     let wanted: HashMap<&str, &StreamSpec> =
         wanted.iter().map(|s| (s.camera.id.as_str(), s)).collect();
-    let stale: Vec<String> = running
-        .iter()
-        .filter(|(id, (spec, _))| wanted.get(id.as_str()).is_none_or(|w| *w != spec))
-        .map(|(id, _)| id.clone())
-        .collect();
+    let mut stale = Vec::new();
+    for (id, (spec, _)) in running.iter_mut() {
+        match wanted.get(id.as_str()) {
+            Some(w) if *w == spec => {}
+            // A new device record alone (an accepted device, a certificate installed on the
+            // camera) restarts the streams its check refused; one whose video flows keeps
+            // its connection (the next connection is checked against the new record).
+            Some(w)
+                if w.device != spec.device && flowing(id) && {
+                    let mut same = (*w).clone();
+                    same.device = spec.device.clone();
+                    same == *spec
+                } =>
+            {
+                *spec = (*w).clone();
+            }
+            _ => stale.push(id.clone()),
+        }
+    }
     stale
         .into_iter()
         .filter_map(|id| running.remove(&id))
@@ -872,10 +890,12 @@ mod tests {
             }
         }
         let mut stale: Vec<String> =
-            stale_recorders(&mut running, &wanted_streams(&now, &HashMap::new()))
-                .into_iter()
-                .map(|(s, ())| s.camera.name)
-                .collect();
+            stale_recorders(&mut running, &wanted_streams(&now, &HashMap::new()), |_| {
+                false
+            })
+            .into_iter()
+            .map(|(s, ())| s.camera.name)
+            .collect();
         stale.sort();
         assert_eq!(
             stale,
@@ -913,7 +933,7 @@ mod tests {
     }
 
     #[test]
-    fn accepting_another_device_restarts_the_cameras_streams() {
+    fn a_new_device_record_restarts_the_refused_streams_only() {
         let (_tmp, store) = store_with(&["a", "b"]);
         store
             .set_secondary("a", Some(&sub("rtsp://192.0.2.1/a-sub", StreamMode::Live)))
@@ -929,12 +949,26 @@ mod tests {
             .into_iter()
             .map(|s| (s.camera.id.clone(), (s, ())))
             .collect();
-        assert!(stale_recorders(&mut running, &wanted_streams(&cams, &before)).is_empty());
+        assert!(
+            stale_recorders(&mut running, &wanted_streams(&cams, &before), |_| false).is_empty()
+        );
         let after = HashMap::from([(a, identity("SN-2"))]);
-        let mut stale: Vec<String> = stale_recorders(&mut running, &wanted_streams(&cams, &after))
+        // Streams whose video flows keep their connection; the record they run with is the
+        // new one.
+        assert!(stale_recorders(&mut running, &wanted_streams(&cams, &after), |_| true).is_empty());
+        assert!(
+            stale_recorders(&mut running, &wanted_streams(&cams, &after), |_| false).is_empty()
+        );
+        // Refused ones (not flowing) restart with it.
+        let mut running: HashMap<String, (StreamSpec, ())> = wanted_streams(&cams, &before)
             .into_iter()
-            .map(|(s, ())| s.camera.name)
+            .map(|s| (s.camera.id.clone(), (s, ())))
             .collect();
+        let mut stale: Vec<String> =
+            stale_recorders(&mut running, &wanted_streams(&cams, &after), |_| false)
+                .into_iter()
+                .map(|(s, ())| s.camera.name)
+                .collect();
         stale.sort();
         assert_eq!(stale, ["a", "a (secondary)"]);
     }

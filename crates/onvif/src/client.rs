@@ -14,6 +14,7 @@ use crate::device::{self, DeviceInformation, Service, User};
 use crate::digest::{self, DigestChallenge};
 use crate::http::{self, TlsRules};
 use crate::media::{self, Profile};
+use crate::security;
 use crate::soap::{self, TR2, TRT};
 use crate::wssec::{self, Credentials};
 
@@ -468,6 +469,138 @@ impl Client {
         let (action, body) = device::GET_USERS;
         self.call(self.target.url(), action, body, true, device::parse_users)
             .await
+    }
+
+    /// The address of the device's Advanced Security service, if it offers one.
+    pub async fn advanced_security_url(&self) -> Result<Option<Url>, OnvifError> {
+        let services = self.services().await?;
+        self.service_url(&services, security::TAS).transpose()
+    }
+
+    async fn security_url(&self) -> Result<Url, OnvifError> {
+        self.advanced_security_url()
+            .await?
+            .ok_or(OnvifError::NoAdvancedSecurity)
+    }
+
+    /// Has the device make an RSA key pair of `bits` bits (the private key never leaves it),
+    /// waits up to `wait` for it, and asks it for a PKCS#10 CSR for `CN=common_name` signed
+    /// with that key. Answers the key's id and the DER CSR.
+    pub async fn create_key_and_csr(
+        &self,
+        common_name: &str,
+        bits: u32,
+        wait: Duration,
+    ) -> Result<(String, Vec<u8>), OnvifError> {
+        let url = self.security_url().await?;
+        let (action, body) = security::create_rsa_key_pair(bits, "vigil");
+        let key = self
+            .call(
+                &url,
+                action,
+                &body,
+                true,
+                security::parse_create_rsa_key_pair,
+            )
+            .await?;
+        let started = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let (action, body) = security::get_key_status(&key);
+            let state = self
+                .call(&url, action, &body, true, security::parse_get_key_status)
+                .await?;
+            let waited = started.elapsed();
+            match state {
+                security::KeyStatus::Ok => break,
+                security::KeyStatus::Corrupt => {
+                    return Err(OnvifError::KeyNotReady {
+                        state: "corrupt",
+                        secs: waited.as_secs(),
+                    });
+                }
+                security::KeyStatus::Generating if waited >= wait => {
+                    return Err(OnvifError::KeyNotReady {
+                        state: "still being generated",
+                        secs: waited.as_secs(),
+                    });
+                }
+                security::KeyStatus::Generating => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+        let (action, body) = security::create_pkcs10_csr(&key, common_name);
+        let csr = self
+            .call(&url, action, &body, true, security::parse_create_pkcs10_csr)
+            .await?;
+        Ok((key, csr))
+    }
+
+    /// Uploads the device's certificate `leaf` (the device must hold its private key) and
+    /// the CA certificates above it, makes them a certification path and has the device's
+    /// HTTPS serve it, in place of what it served before. Answers the path's id. Connections
+    /// made after this answer see the new certificate.
+    pub async fn serve_certificate(
+        &self,
+        leaf: &[u8],
+        chain: &[Vec<u8>],
+        alias: &str,
+    ) -> Result<String, OnvifError> {
+        let url = self.security_url().await?;
+        let mut ids = Vec::with_capacity(1 + chain.len());
+        for (i, der) in std::iter::once(leaf)
+            .chain(chain.iter().map(Vec::as_slice))
+            .enumerate()
+        {
+            let (action, body) = security::upload_certificate(der, alias, i == 0);
+            ids.push(
+                self.call(
+                    &url,
+                    action,
+                    &body,
+                    true,
+                    security::parse_upload_certificate,
+                )
+                .await?,
+            );
+        }
+        let (action, body) = security::create_certification_path(&ids, alias);
+        let path = self
+            .call(
+                &url,
+                action,
+                &body,
+                true,
+                security::parse_create_certification_path,
+            )
+            .await?;
+        let (action, body) = security::get_assigned_server_certificates();
+        let assigned = self
+            .call(
+                &url,
+                action,
+                &body,
+                true,
+                security::parse_assigned_server_certificates,
+            )
+            .await?;
+        let ((action, body), answer) = match assigned.first() {
+            Some(old) => (
+                security::replace_server_certificate_assignment(old, &path),
+                "ReplaceServerCertificateAssignmentResponse",
+            ),
+            None => (
+                security::add_server_certificate_assignment(&path),
+                "AddServerCertificateAssignmentResponse",
+            ),
+        };
+        self.call(&url, action, &body, true, |t| {
+            security::parse_empty(t, answer)
+        })
+        .await?;
+        Ok(path)
     }
 
     /// Gives the existing user `username` the password `new_password`, keeping its level.

@@ -68,6 +68,14 @@ pub enum OnvifError {
     PlaintextSecret { addr: String },
     #[error("the device has no user '{0}'")]
     NoSuchUser(String),
+    #[error(
+        "the device does not offer ONVIF Advanced Security (its keystore and TLS server configuration), so Vigil cannot install a certificate on it; have it make a CSR on its own configuration page, sign it with `vigil pki sign-csr` and install the certificate there"
+    )]
+    NoAdvancedSecurity,
+    #[error(
+        "the device's new key pair is {state} after {secs} s; try again later, or check the device's keystore"
+    )]
+    KeyNotReady { state: &'static str, secs: u64 },
 }
 
 impl OnvifError {

@@ -1,7 +1,8 @@
 //! vigil-onvif: talks to ONVIF cameras. [`client::Client`] calls a device's device and media
 //! services over HTTP or HTTPS (the certificate verified and pinned by the same rules as RTSPS
 //! camera links, vigil-media's `ingest_tls::CameraVerifier`), authenticated with WS-Security
-//! UsernameToken PasswordDigest, and HTTP Digest where a device asks for it ([`digest`]); [`discovery`] finds devices by WS-Discovery (multicast on the
+//! UsernameToken PasswordDigest, and HTTP Digest where a device asks for it ([`digest`]);
+//! [`security`] has a camera make its key and serve HTTPS with a certificate Vigil's CA issued; [`discovery`] finds devices by WS-Discovery (multicast on the
 //! local segment, unicast probes over a subnet). Everything a device sends is read with size,
 //! time and node limits into typed answers or typed errors (docs/design/onvif.md).
 
@@ -12,6 +13,7 @@ pub mod discovery;
 mod error;
 mod http;
 pub mod media;
+pub mod security;
 pub mod soap;
 pub mod wssec;
 mod xml;

@@ -26,6 +26,8 @@ pub struct RotationCameraSpec {
     pub setuser_fails: bool,
     /// SetUser applies the new password, then waits this long before answering.
     pub setuser_delay: Option<Duration>,
+    /// Offers ONVIF Advanced Security (keystore, CSR, certificate upload and assignment).
+    pub advanced_security: bool,
 }
 
 impl RotationCameraSpec {
@@ -36,6 +38,7 @@ impl RotationCameraSpec {
             password: password.into(),
             setuser_fails: false,
             setuser_delay: None,
+            advanced_security: false,
         }
     }
 }
@@ -84,6 +87,9 @@ impl RotationCameras {
             }
             if let Some(d) = c.setuser_delay {
                 opts.push(format!("setuser_delay={:.3}", d.as_secs_f64()));
+            }
+            if c.advanced_security {
+                opts.push("advsec".to_owned());
             }
             cmd.arg("--camera").arg(format!(
                 "{}:{}:{}:{}",
@@ -169,6 +175,20 @@ impl RotationCameras {
             .as_str()
             .expect("camera in state")
             .to_owned()
+    }
+
+    /// The SHA-256 fingerprint (upper-case pairs, colons) of the certificate the camera's
+    /// HTTPS serves now.
+    pub fn served_certificate(&self, name: &str) -> String {
+        self.state()["cameras"][name]["certificate_sha256"]
+            .as_str()
+            .expect("camera in state")
+            .to_owned()
+    }
+
+    /// The camera's ONVIF port.
+    pub fn onvif_port(&self, name: &str) -> u16 {
+        self.onvif_ports[name]
     }
 
     /// How many SetUser requests the camera received.

@@ -180,6 +180,19 @@ pub enum CameraCommand {
         #[arg(long)]
         fingerprint: Option<String>,
     },
+    /// Give an ONVIF camera a certificate from the installation CA (ONVIF Advanced
+    /// Security): the camera makes its own key and certificate request, the CA signs it for
+    /// the camera's address, the camera serves HTTPS with it, and Vigil records it as the
+    /// camera's certificate once a new connection proves it.
+    InstallCertificate {
+        name: String,
+        /// Validity of the certificate, days.
+        #[arg(long, default_value_t = vigil_app::camera_certificate::DEFAULT_DAYS)]
+        days: u32,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub fn read_password_file(path: &Path) -> anyhow::Result<String> {
@@ -204,6 +217,7 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
             | CameraCommand::RotatePasswords { .. }
             | CameraCommand::PasswordRule { .. }
             | CameraCommand::AcceptDevice { .. }
+            | CameraCommand::InstallCertificate { .. }
     );
     let access = changes
         .then(|| vigil_app::audit::open_access(&cfg))
@@ -534,6 +548,55 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
             );
             println!("  was: {}", identity_line(old));
             println!("  now: {}", identity_line(new));
+        }
+        CameraCommand::InstallCertificate { name, days, json } => {
+            let pki = vigil_pki::Pki::open(&cfg.data_dir.join("pki"))?;
+            let trust = vigil_app::onvif::camera_trust(&cfg.data_dir);
+            if !json {
+                println!(
+                    "Camera {name}: asking it for a new key and certificate request (a camera may take up to {} s to make its key)...",
+                    vigil_app::camera_certificate::KEY_WAIT.as_secs()
+                );
+            }
+            let done = runtime()?
+                .block_on(vigil_app::camera_certificate::install(
+                    &store,
+                    &pki,
+                    trust,
+                    &name,
+                    days,
+                    trail(),
+                ))
+                .map_err(onvif_advice)?;
+            let c = &done.certificate;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "camera": done.camera,
+                        "fingerprint_sha256": c.fingerprint_sha256,
+                        "previous_fingerprint_sha256": done.previous,
+                        "subject": c.subject,
+                        "sans": c.sans,
+                        "not_after": vigil_pki::rfc3339(c.not_after),
+                        "certification_path": done.path_id,
+                    })
+                );
+            } else {
+                println!(
+                    "Camera {}: its HTTPS now serves a certificate from this installation's CA",
+                    done.camera
+                );
+                println!("  names:       {}", c.sans.join(", "));
+                println!("  valid until: {}", vigil_pki::rfc3339(c.not_after));
+                println!("  SHA-256:     {}", c.fingerprint_sha256);
+                if let Some(p) = &done.previous {
+                    println!("  replaces:    {p}");
+                }
+                println!(
+                    "  Recorded as the camera's certificate: a device presenting any other one is refused and alarmed."
+                );
+            }
         }
         CameraCommand::Status { json } => {
             let now = now_us();

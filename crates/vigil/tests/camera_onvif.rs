@@ -2,7 +2,10 @@
 //! (vigil_testkit::onvif, oxvif's mock device): added over HTTPS with a certificate from the
 //! installation CA (recording and live grid streams, identity), a self-signed device refused
 //! with its fingerprint and the flag to accept it, found again by discovery as added; the
-//! password only from a file and never printed.
+//! password only from a file and never printed. `vigil camera install-certificate` against a
+//! rotation camera with ONVIF Advanced Security (vigil_testkit::RotationCameras): the camera
+//! makes its key and CSR, serves the CA-issued certificate that openssl then verifies, and it
+//! becomes the camera's recorded certificate; a camera without the service is told so.
 
 mod common;
 
@@ -11,6 +14,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use vigil_pki::{LeafKeyType, LeafRequest, LeafUsage, Pki};
 use vigil_testkit::onvif::{OnvifDevice, OnvifPeer};
+use vigil_testkit::{Clip, RotationCameraSpec, RotationCameras};
 
 const PASSWORD: &str = "cli-Onvif-Secret";
 
@@ -179,4 +183,115 @@ fn openssl_self_signed() -> (CertificateDer<'static>, PrivateKeyDer<'static>, St
     let key = PrivateKeyDer::from_pem_file(&key).unwrap();
     let fp = vigil_pki::fingerprint_sha256(&der);
     (der, key, fp)
+}
+
+#[test]
+fn a_certificate_from_the_installation_ca_is_installed_over_onvif_advanced_security() {
+    let clip = Clip::h264(1, 25, 25, 320, 180, false);
+    let mut gate = RotationCameraSpec::new("gate", "gate-user", "Gate-secret-1");
+    gate.advanced_security = true;
+    let lamp = RotationCameraSpec::new("lamp", "lamp-user", "Lamp-secret-2");
+    let cams = RotationCameras::start(clip.path(), &[gate.clone(), lamp.clone()]);
+    let factory = cams.fingerprint().to_owned();
+    let v = Vigil::init(2);
+    for s in [&gate, &lamp] {
+        let pw = v.dir.path().join(format!("{}.pw", s.name));
+        std::fs::write(&pw, format!("{}\n", s.password)).unwrap();
+        v.ok(&[
+            "camera",
+            "add",
+            &s.name,
+            "--onvif",
+            &cams.onvif_url(&s.name),
+            "--username",
+            &s.user,
+            "--password-file",
+            pw.to_str().unwrap(),
+            "--fingerprint",
+            &factory,
+        ]);
+    }
+
+    // The person's view: what is happening, then what the camera serves now.
+    let said = v.ok(&["camera", "install-certificate", "gate"]);
+    assert!(said.contains("asking it for a new key"), "{said}");
+    assert!(
+        said.contains("its HTTPS now serves a certificate from this installation's CA"),
+        "{said}"
+    );
+    assert!(said.contains("IP:127.0.0.1"), "{said}");
+    assert!(said.contains(&format!("replaces:    {factory}")), "{said}");
+    let served = cams.served_certificate("gate");
+    assert_ne!(served, factory);
+    assert!(said.contains(&served), "{said}");
+
+    // Recorded as the camera's certificate, so the device check expects it from now on.
+    let store = vigil_media::store::Store::open(&v.data).unwrap();
+    let id = store.camera("gate").unwrap().id;
+    assert_eq!(
+        store.device_identity(&id).unwrap().unwrap().certificate,
+        Some(served.clone())
+    );
+
+    // An independent verifier: openssl with only the installation CA, checking the address.
+    let port = cams.onvif_port("gate");
+    let out = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-verify_ip", "127.0.0.1", "-verify_return_error", "-CAfile"])
+        .arg(v.data.join("pki").join("ca.crt"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = output(&out);
+    assert!(text.contains("Verify return code: 0 (ok)"), "{text}");
+
+    // Installing again replaces the assigned certificate (a renewal), JSON for scripts.
+    let again: serde_json::Value = serde_json::from_str(&v.ok(&[
+        "camera",
+        "install-certificate",
+        "gate",
+        "--json",
+        "--days",
+        "30",
+    ]))
+    .unwrap();
+    assert_eq!(again["previous_fingerprint_sha256"], served.as_str());
+    assert_eq!(
+        again["fingerprint_sha256"],
+        cams.served_certificate("gate").as_str()
+    );
+    assert_ne!(again["fingerprint_sha256"], served.as_str());
+
+    // A camera without Advanced Security: a clear refusal, nothing changed.
+    let out = v.cmd(&["camera", "install-certificate", "lamp"]);
+    assert!(!out.status.success());
+    let text = output(&out);
+    assert!(
+        text.contains("does not offer ONVIF Advanced Security")
+            && text.contains("vigil pki sign-csr"),
+        "{text}"
+    );
+    assert_eq!(cams.served_certificate("lamp"), factory);
+    let lamp_id = store.camera("lamp").unwrap().id;
+    assert_eq!(
+        store
+            .device_identity(&lamp_id)
+            .unwrap()
+            .unwrap()
+            .certificate,
+        Some(factory.clone())
+    );
+
+    // Audited, with both fingerprints, and no password anywhere.
+    let log = v.ok(&["audit-log", "query", "--jsonl"]);
+    let installs: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e.to_string().contains("certificate_installed"))
+        .collect();
+    assert_eq!(installs.len(), 2, "{log}");
+    assert!(installs[0].to_string().contains(&served));
+    for secret in [&gate.password, &lamp.password] {
+        assert!(!log.contains(secret.as_str()) && !said.contains(secret.as_str()));
+    }
 }

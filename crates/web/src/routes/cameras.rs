@@ -41,6 +41,7 @@ pub fn router() -> OpenApiRouter<SharedState> {
         .routes(routes!(list_cameras, add_camera))
         .routes(routes!(get_camera, patch_camera, delete_camera))
         .routes(routes!(accept_device))
+        .routes(routes!(install_certificate))
 }
 
 /// Permissions any one of which lets a caller see a camera and its status.
@@ -858,5 +859,88 @@ async fn accept_device(
             certificate: p.certificate,
         },
         camera,
+    }))
+}
+
+/// How long a certificate installed on a camera is valid.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstallCertificateRequest {
+    /// Validity in days (default 397; at most the CA's limit for issued certificates).
+    pub days: Option<u32>,
+}
+
+/// What installing a certificate on a camera did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CameraCertificateInstalled {
+    pub camera: String,
+    /// SHA-256 of the certificate the camera's HTTPS now serves (recorded as its identity).
+    pub fingerprint_sha256: String,
+    /// The certificate recorded before, if any.
+    pub previous_fingerprint_sha256: Option<String>,
+    pub subject: String,
+    /// The names it carries: the host of the camera's ONVIF address.
+    pub sans: Vec<String>,
+    /// RFC 3339.
+    pub not_after: String,
+    /// The camera's id for the new certification path.
+    pub certification_path: String,
+}
+
+/// Give an ONVIF camera a certificate from the installation CA (ManageCertificates and
+/// ManageCameras): over ONVIF Advanced Security the camera makes its key and CSR, the CA
+/// signs it for the camera's address, the camera serves HTTPS with it, and once a new
+/// connection verified without any pin presents exactly that certificate it is recorded as
+/// the camera's identity. Audited (`camera_changed`, `certificate_installed`). May take up
+/// to a minute while the camera makes its key.
+#[utoipa::path(post, path = "/api/v1/cameras/{camera}/install-certificate", tag = "cameras",
+    params(CameraPath),
+    request_body = InstallCertificateRequest,
+    responses(
+        (status = 200, body = CameraCertificateInstalled),
+        (status = 400, description = "malformed camera name or validity", body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "not an ONVIF camera, no Advanced Security on the device, credentials refused, or the camera did not serve the new certificate", body = ErrorBody),
+        (status = 503, description = "the device cannot be reached or answers badly", body = ErrorBody),
+    ))]
+async fn install_certificate(
+    State(state): State<SharedState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+    body: Result<ApiJson<InstallCertificateRequest>, ApiError>,
+) -> ApiResult<Json<CameraCertificateInstalled>> {
+    caller.require(Permission::ManageCertificates, None)?;
+    caller.require(Permission::ManageCameras, Some(&name))?;
+    let ApiJson(req) = body?;
+    check_camera_name(&name)?;
+    let data_dir = state
+        .config
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .data_dir
+        .clone();
+    let trust = vigil_app::onvif::camera_trust(&data_dir);
+    let trail = Trail::new(&state.access, caller.actor());
+    let done = vigil_app::camera_certificate::install(
+        &state.store,
+        state.pki.as_ref(),
+        trust,
+        &name,
+        req.days
+            .unwrap_or(vigil_app::camera_certificate::DEFAULT_DAYS),
+        &trail,
+    )
+    .await
+    .map_err(ApiError::from_app)?;
+    let c = done.certificate;
+    Ok(Json(CameraCertificateInstalled {
+        camera: done.camera,
+        fingerprint_sha256: c.fingerprint_sha256,
+        previous_fingerprint_sha256: done.previous,
+        subject: c.subject,
+        sans: c.sans,
+        not_after: vigil_pki::rfc3339(c.not_after),
+        certification_path: done.path_id,
     }))
 }
