@@ -60,12 +60,29 @@ impl OnvifPeer {
     }
 
     pub fn try_start(devices: &[OnvifDevice]) -> std::io::Result<OnvifPeer> {
+        let addresses: Vec<Ipv4Addr> = (0..devices.len())
+            .map(|i| Ipv4Addr::new(127, 0, 0, 1 + i as u8))
+            .collect();
+        Self::start_at(devices, &addresses, 0)
+    }
+
+    /// Starts device `i` at `addresses[i]`: its device service there (HTTP, a port chosen by
+    /// the kernel, announced with that address; loopback devices all serve HTTP on 127.0.0.1) and its WS-Discovery responder at
+    /// `addresses[i]:discovery_port` (0: one port the kernel chooses for all). Called from a
+    /// thread inside a network namespace, everything listens in that namespace (the runtime's
+    /// threads are started from it).
+    pub fn start_at(
+        devices: &[OnvifDevice],
+        addresses: &[Ipv4Addr],
+        discovery_port: u16,
+    ) -> std::io::Result<OnvifPeer> {
+        assert_eq!(devices.len(), addresses.len(), "one address per device");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()?;
         let (servers, responders, discovery_port) =
-            on_its_own_thread(&runtime, start_devices(devices))?;
+            on_its_own_thread(&runtime, start_devices(devices, addresses, discovery_port))?;
         Ok(OnvifPeer {
             runtime: Some(runtime),
             servers,
@@ -85,7 +102,8 @@ impl OnvifPeer {
         self.servers[i].port()
     }
 
-    /// The loopback address device `i` answers WS-Discovery probes on.
+    /// The loopback address device `i` answers WS-Discovery probes on (as started by
+    /// [`OnvifPeer::start`]).
     pub fn discovery_address(&self, i: usize) -> Ipv4Addr {
         Ipv4Addr::new(127, 0, 0, 1 + i as u8)
     }
@@ -163,9 +181,11 @@ fn tls_config(
 
 async fn start_devices(
     devices: &[OnvifDevice],
+    addresses: &[Ipv4Addr],
+    discovery_port: u16,
 ) -> std::io::Result<(Vec<MockServer>, Vec<DiscoveryResponder>, u16)> {
     let mut servers = Vec::new();
-    for d in devices {
+    for (d, ip) in devices.iter().zip(addresses) {
         let mut state = DeviceState::default();
         state.info.manufacturer = d.manufacturer.clone();
         state.info.model = d.model.clone();
@@ -182,8 +202,14 @@ async fn start_devices(
             admin.password = d.password.clone();
             state.users.push(admin);
         }
+        let mut builder = MockServer::builder();
+        if !ip.is_loopback() {
+            // Loopback devices share 127.0.0.1 for HTTP (oxvif serves only addresses an
+            // interface has); the others serve at their own address.
+            builder = builder.bind_ip(*ip).advertise_ip(*ip);
+        }
         servers.push(
-            MockServer::builder()
+            builder
                 .initial_state(state)
                 .enforce_auth(true)
                 .start()
@@ -193,9 +219,9 @@ async fn start_devices(
     // One responder per device on its own loopback address, all at the first one's port
     // (chosen by the kernel), as cameras at different addresses all answer on 3702.
     let mut responders = Vec::new();
-    let mut port = 0;
+    let mut port = discovery_port;
     for (i, (server, d)) in servers.iter().zip(devices).enumerate() {
-        let address = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 1 + i as u8), port));
+        let address = SocketAddr::from((addresses[i], port));
         let announced = DiscoveredDevice {
             endpoint: format!("urn:uuid:00000000-0000-4000-8000-{:012}", i + 1),
             types: vec!["dn:NetworkVideoTransmitter".into(), "tds:Device".into()],

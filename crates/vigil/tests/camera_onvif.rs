@@ -6,6 +6,8 @@
 //! rotation camera with ONVIF Advanced Security (vigil_testkit::RotationCameras): the camera
 //! makes its key and CSR, serves the CA-issued certificate that openssl then verifies, and it
 //! becomes the camera's recorded certificate; a camera without the service is told so.
+//! Discovery's unicast sweep reaches cameras on a subnet of their own (a network namespace
+//! joined by a veth pair, where they answer on the real port 3702), as multicast would not.
 
 mod common;
 
@@ -294,4 +296,185 @@ fn a_certificate_from_the_installation_ca_is_installed_over_onvif_advanced_secur
     for secret in [&gate.password, &lamp.password] {
         assert!(!log.contains(secret.as_str()) && !said.contains(secret.as_str()));
     }
+}
+
+/// A network namespace with cameras' addresses, joined to this one by a veth pair: this side
+/// `10.231.N.1/29`, the namespace `.2` and `.3`. Deleted (with the pair) on drop.
+struct CameraSubnet {
+    ns: String,
+    base: [u8; 3],
+}
+
+impl CameraSubnet {
+    fn new() -> CameraSubnet {
+        // SAFETY: geteuid has no preconditions.
+        let euid = unsafe { libc::geteuid() };
+        assert!(
+            euid == 0,
+            "this test makes a network namespace and needs root (CI runs as root); run it with sudo -E (euid {euid})"
+        );
+        let pid = std::process::id();
+        let ns = format!("vdisc{pid}");
+        let base = [10, 231, (pid % 250) as u8];
+        let net = |host: u8| format!("{}.{}.{}.{host}", base[0], base[1], base[2]);
+        let (near, far) = (format!("vdh{pid}"), format!("vdn{pid}"));
+        let subnet = CameraSubnet {
+            ns: ns.clone(),
+            base,
+        };
+        for args in [
+            vec!["ip", "netns", "add", &ns],
+            vec![
+                "ip", "link", "add", &near, "type", "veth", "peer", "name", &far,
+            ],
+            vec!["ip", "link", "set", &far, "netns", &ns],
+            vec!["ip", "addr", "add", &format!("{}/29", net(1)), "dev", &near],
+            vec!["ip", "link", "set", &near, "up"],
+            vec![
+                "ip",
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{}/29", net(2)),
+                "dev",
+                &far,
+            ],
+            vec![
+                "ip",
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{}/29", net(3)),
+                "dev",
+                &far,
+            ],
+            vec!["ip", "-n", &ns, "link", "set", &far, "up"],
+            vec!["ip", "-n", &ns, "link", "set", "lo", "up"],
+        ] {
+            let out = std::process::Command::new(args[0])
+                .args(&args[1..])
+                .output()
+                .expect("run ip (apt-get install -y iproute2)");
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        subnet
+    }
+
+    fn addr(&self, host: u8) -> std::net::Ipv4Addr {
+        std::net::Ipv4Addr::new(self.base[0], self.base[1], self.base[2], host)
+    }
+
+    /// Runs `f` on a thread inside the namespace (sockets it opens, and threads it starts,
+    /// live there).
+    fn inside<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        use std::os::fd::AsRawFd;
+        let path = format!("/run/netns/{}", self.ns);
+        std::thread::spawn(move || {
+            let fd = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            // SAFETY: fd is a namespace file; setns changes only this thread's namespace.
+            let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .expect("thread in the namespace")
+    }
+}
+
+impl Drop for CameraSubnet {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.ns])
+            .status();
+    }
+}
+
+#[test]
+fn a_unicast_sweep_finds_cameras_on_another_subnet_at_port_3702() {
+    let subnet = CameraSubnet::new();
+    let (a, b) = (subnet.addr(2), subnet.addr(3));
+    let peer = subnet.inside(move || {
+        OnvifPeer::start_at(
+            &[
+                OnvifDevice::new("SN-NS-2", PASSWORD),
+                OnvifDevice::new("SN-NS-3", PASSWORD),
+            ],
+            &[a, b],
+            vigil_onvif::discovery::PORT,
+        )
+        .expect("ONVIF devices in the namespace")
+    });
+    let v = Vigil::init(2);
+    let cidr = format!("{}/29", subnet.addr(0));
+    let started = std::time::Instant::now();
+    let out = v.ok(&[
+        "camera",
+        "discover",
+        "--subnet",
+        &cidr,
+        "--no-multicast",
+        "--wait",
+        "1s",
+        "--json",
+    ]);
+    let took = started.elapsed();
+    let found: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut addresses: Vec<&str> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["address"].as_str().unwrap_or(""))
+        .collect();
+    addresses.sort();
+    assert_eq!(addresses, [a.to_string(), b.to_string()], "{out}");
+    for d in found.as_array().unwrap() {
+        assert!(
+            d["model"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("VigilTest-SN-NS-"),
+            "{out}"
+        );
+        assert!(d["added_as"].is_null(), "{out}");
+    }
+    // Six addresses probed, four silent: bounded by the wait, not by the silent hosts.
+    assert!(took < std::time::Duration::from_secs(15), "{took:?}");
+
+    // Added from the other subnet, then seen as added.
+    let pw = v.dir.path().join("ns.pw");
+    std::fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    v.ok(&[
+        "camera",
+        "add",
+        "far",
+        "--onvif",
+        &peer.device_url(0),
+        "--allow-http",
+        "--username",
+        "admin",
+        "--password-file",
+        pw.to_str().unwrap(),
+    ]);
+    let table = v.ok(&[
+        "camera",
+        "discover",
+        "--subnet",
+        &cidr,
+        "--no-multicast",
+        "--wait",
+        "1s",
+    ]);
+    assert!(
+        table.contains("VigilTest-SN-NS-2") && table.contains("VigilTest-SN-NS-3"),
+        "{table}"
+    );
+    assert!(table.contains("ADDED"), "{table}");
+    drop(peer);
 }
