@@ -405,6 +405,52 @@ const scenarios = {
     await ctx.close();
   },
 
+  // Camera security from the page: passwords rotated for every ONVIF camera (one refuses and
+  // keeps its own, with the reason shown), progress while it runs; a certificate from the
+  // installation CA installed on the camera offering ONVIF Advanced Security.
+  async cameras_secure() {
+    const ctx = await context();
+    const page = await ctx.newPage();
+    await signIn(page, cfg.users.admin);
+    await page.goto(`${cfg.url}#/admin/cameras`);
+    await page.waitForSelector("table[aria-label=Cameras] tr.camera-row");
+    const { rotating_camera: porch, refusing_camera: shed } = cfg.admin;
+    const row = (cam) => page.locator(`table[aria-label=Cameras] tr.camera-row[data-camera="${cam}"]`);
+    check((await row(porch).locator("button", { hasText: "New password" }).count()) === 1, "an ONVIF camera over HTTPS offers a new password");
+    check((await row(cfg.playback.camera).locator("button", { hasText: "New password" }).count()) === 0, "a camera added by RTSP URL does not");
+    await page.locator(".admin-body .toolbar button", { hasText: "Rotate passwords" }).click();
+    const question = await page.locator("dialog[open] p").first().textContent();
+    check(question.includes("each of the 2 cameras added by ONVIF"), `the confirmation says how many: ${question}`);
+    await page.locator("dialog[open] button", { hasText: "Yes, do it" }).click();
+    // Progress while the server works (a few seconds per camera here), then the report.
+    const progress = await page.waitForSelector("dialog[open] .busy", { timeout: 5000 }).then(() => true, () => false);
+    if (progress) await shot(page, "admin-rotation-progress");
+    await page.waitForSelector("dialog[open] table[aria-label='Password rotation']", { timeout: 120000 });
+    const report = await page.locator("dialog[open] table[aria-label='Password rotation'] tbody tr").evaluateAll((rows) => rows.map((r) => [...r.querySelectorAll("td")].map((td) => td.textContent)));
+    const line = (cam) => report.find((r) => r[0] === cam) || [];
+    check(line(porch)[1] === "new password set and proven", `the rotated camera: ${JSON.stringify(line(porch))}`);
+    check(line(shed)[1] === "kept its old password" && line(shed)[2].length > 10, `the refusing camera and why: ${JSON.stringify(line(shed))}`);
+    const summary = await page.locator("dialog[open] p.summary").textContent();
+    check(summary.startsWith("1 of 2 cameras got a new password"), `the summary counts: ${summary}`);
+    await shot(page, "admin-rotation-report");
+    await page.locator("dialog[open] button", { hasText: "Done" }).click();
+    // A certificate from the installation CA on the camera that offers Advanced Security.
+    await row(porch).locator("button", { hasText: "Certificate" }).click();
+    await page.locator("dialog[open] button", { hasText: "Yes, do it" }).click();
+    const installed = page.locator(".toast", { hasText: `${porch} now serves a certificate from this installation's CA` });
+    check(await installed.waitFor({ timeout: 90000 }).then(() => true, () => false), `the certificate is installed: ${JSON.stringify(await page.locator(".toast").allTextContents())}`);
+    // The camera without it is told why, with what to do instead.
+    await row(shed).locator("button", { hasText: "Certificate" }).click();
+    await page.locator("dialog[open] button", { hasText: "Yes, do it" }).click();
+    const refused = page.locator(".toast.error", { hasText: "does not offer ONVIF Advanced Security" });
+    const told = await refused.waitFor({ timeout: 30000 }).then(() => true, () => false);
+    check(told && (await refused.first().textContent()).includes("vigil pki sign-csr"), `a camera without Advanced Security: ${JSON.stringify(await page.locator(".toast").allTextContents())}`);
+    await shot(page, "admin-camera-certificate");
+    const info = await (await (await apiOf(ctx)).get(`api/v1/cameras/${porch}`)).json();
+    check(!JSON.stringify(info).includes("Porch-initial-1"), "no password in the API answer");
+    await ctx.close();
+  },
+
   // Keyboard only: the live grid (arrows between tiles, Enter full screen, Escape back), the
   // playback timeline (arrows, Shift+arrows, +/-, Home/End, the position announced) and
   // dialogs (focus inside, Tab cycles within, Escape closes, focus returns); every control of

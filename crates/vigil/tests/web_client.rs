@@ -1,7 +1,9 @@
 //! The web client as people use it, in Debian's Chromium (driven by
 //! `tests/browser/webclient.mjs` through playwright-core) against the real `vigil serve` recording
 //! GStreamer RTSP cameras: sign-in (wrong password, TOTP), roles, hostile names shown as text,
-//! administration pages (a camera's secondary stream added, edited and removed from the page),
+//! administration pages (a camera's secondary stream added, edited and removed from the page;
+//! camera passwords rotated and a certificate installed on an ONVIF camera from the page, against
+//! vigil_testkit::RotationCameras),
 //! layouts saved on the server, keyboard use of the grid, timeline and dialogs with a label on
 //! every control, the phone layout and the idle sign-out, with zero Content-Security-Policy
 //! violations, page errors or JavaScript dialogs.
@@ -17,7 +19,9 @@ use std::time::Duration;
 
 use common::Vigil;
 use serde_json::{Value, json};
-use vigil_testkit::{Auth, Clip, RtspPeer, repo_root, require_tool};
+use vigil_testkit::{
+    Auth, Clip, RotationCameraSpec, RotationCameras, RtspPeer, repo_root, require_tool,
+};
 
 fn runner_dir() -> PathBuf {
     repo_root().join("tests").join("browser")
@@ -97,6 +101,31 @@ fn web_client_in_chromium() {
     ]);
     v.add_camera("yard", &restarting.url("d"));
     v.add_camera("stairs", &hevc_peer.url("e"));
+    // Two ONVIF cameras for the camera security scenario: one with Advanced Security whose
+    // password rotates, one that refuses SetUser and keeps its password.
+    let small_clip = small.path().to_owned();
+    let mut porch = RotationCameraSpec::new("porch", "porch-user", "Porch-initial-1");
+    porch.advanced_security = true;
+    let mut shed = RotationCameraSpec::new("shed", "shed-user", "Shed-initial-2");
+    shed.setuser_fails = true;
+    let onvif_cams = RotationCameras::start(&small_clip, &[porch.clone(), shed.clone()]);
+    for s in [&porch, &shed] {
+        let pw = v.dir.path().join(format!("{}.pw", s.name));
+        std::fs::write(&pw, format!("{}\n", s.password)).unwrap();
+        v.ok(&[
+            "camera",
+            "add",
+            &s.name,
+            "--onvif",
+            &onvif_cams.onvif_url(&s.name),
+            "--username",
+            &s.user,
+            "--password-file",
+            pw.to_str().unwrap(),
+            "--fingerprint",
+            onvif_cams.fingerprint(),
+        ]);
+    }
     let users = json!({
         "admin": add_user(&v, "boss", "admin", &[]),
         "viewer": add_user(&v, "watcher", "viewer", &["lobby"]),
@@ -134,8 +163,23 @@ fn web_client_in_chromium() {
     let scenarios: Vec<String> = match std::env::var("VIGIL_WEB_SCENARIOS") {
         Ok(list) => list.split(',').map(str::to_owned).collect(),
         Err(_) => [
-            "login", "live", "h265", "roles", "hostile", "admin", "keyboard", "phone", "totp",
-            "idle", "scrub", "sync", "marks", "evidence", "events", "lockout",
+            "login",
+            "live",
+            "h265",
+            "roles",
+            "hostile",
+            "admin",
+            "cameras_secure",
+            "keyboard",
+            "phone",
+            "totp",
+            "idle",
+            "scrub",
+            "sync",
+            "marks",
+            "evidence",
+            "events",
+            "lockout",
         ]
         .map(str::to_owned)
         .to_vec(),
@@ -159,6 +203,9 @@ fn web_client_in_chromium() {
             // edits it (keeping its password) and removes it.
             "secondary_camera": "gate",
             "secondary_url": peer.url("c2"),
+            // Rotated and given a certificate from the page; the other keeps its password.
+            "rotating_camera": "porch",
+            "refusing_camera": "shed",
         },
         "viewer_cameras": ["lobby"],
         "idle_secs": 60,
@@ -209,6 +256,20 @@ fn web_client_in_chromium() {
         "web client scenarios failed: {failed:#?}\nstderr: {stderr}\nserver log: {}",
         server.output()
     );
+    // What the camera security scenario did, as the cameras see it.
+    if scenarios.iter().any(|s| s == "cameras_secure") {
+        assert_ne!(onvif_cams.password("porch"), porch.password, "rotated");
+        assert_eq!(onvif_cams.password("shed"), shed.password, "kept");
+        assert_ne!(
+            onvif_cams.served_certificate("porch"),
+            onvif_cams.fingerprint(),
+            "the installed certificate is served"
+        );
+        assert_eq!(
+            onvif_cams.served_certificate("shed"),
+            onvif_cams.fingerprint()
+        );
+    }
     // The bundle exported from the page verifies offline against the installation's CA.
     let Some(evidence) = report["scenarios"]
         .as_array()

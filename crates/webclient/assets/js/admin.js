@@ -143,6 +143,62 @@ function formDialog(title, fields, submit, action = title) {
     h("button", { type: "submit", class: "primary", text: action }))));
 }
 
+/**
+ * Runs a long server call behind a dialog that says what is happening and for how long (the
+ * call cannot be cancelled: the server finishes it either way). Resolves with the call's
+ * result; rejects with its error.
+ * @template T
+ * @param {string} title
+ * @param {string} text
+ * @param {() => Promise<T>} work
+ * @returns {Promise<T>}
+ */
+function busy(title, text, work) {
+  const started = Date.now();
+  const elapsed = h("span", { class: "elapsed", text: "0 s" });
+  /** @type {any} */
+  let outcome = null;
+  return dialog(title, (close) => {
+    const timer = setInterval(() => { elapsed.textContent = `${Math.round((Date.now() - started) / 1000)} s`; }, 1000);
+    work().then((v) => { outcome = { v }; }, (e) => { outcome = { e }; }).finally(() => { clearInterval(timer); close(true); });
+    return h("div", { class: "busy", role: "status", "aria-live": "polite" },
+      h("span", { class: "spinner", "aria-hidden": "true" }), h("p", { text }), h("p", { class: "muted" }, "Elapsed: ", elapsed));
+  }).then(() => {
+    if (outcome && "e" in outcome) throw outcome.e;
+    return outcome?.v;
+  });
+}
+
+/** What a rotation result means, for people. */
+const ROTATION = {
+  rotated: "new password set and proven",
+  kept_old: "kept its old password",
+  not_rotatable: "cannot be rotated",
+  failed: "failed",
+};
+
+/**
+ * Shows a rotation report: counts, then one row per camera with its result and reason.
+ * @param {any} report
+ */
+function rotationReport(report) {
+  /** @type {any[]} */
+  const order = (/** @type {any} */ c) => (c.result === "not_rotatable" ? 1 : 0);
+  const cams = [...report.cameras].sort((a, b) => order(a) - order(b));
+  const rotated = cams.filter((c) => c.result === "rotated").length;
+  const fixed = cams.filter((c) => c.result === "not_rotatable").length;
+  const tried = cams.length - fixed;
+  return dialog("Password rotation", (close) => [
+    h("p", { class: "summary", text: `${rotated} of ${tried} camera${tried === 1 ? "" : "s"} got a new password.${fixed ? ` ${fixed} cannot be rotated by Vigil (listed last, with why).` : ""} A camera that was not rotated keeps a password that works; no password is shown or logged.` }),
+    table("Password rotation", ["Camera", "Result", "Why"], cams.map((c) => [
+      h("strong", { text: c.camera }),
+      h("span", { class: c.result === "rotated" ? "ok" : "warn", text: /** @type {any} */ (ROTATION)[c.result] || c.result }),
+      c.reason || "—",
+    ]), "rotation"),
+    h("div", { class: "actions" }, h("button", { type: "button", class: "primary", onclick: () => close(true), text: "Done" })),
+  ]);
+}
+
 /** @param {string} name @param {Record<string, any>} [attrs] */
 const input = (name, attrs = {}) => h("input", { name, ...attrs });
 /** @param {string} name @param {string[]} options */
@@ -206,9 +262,38 @@ export class AdminView {
       max_age: v.days ? `${v.days}d` : null,
       max_bytes: v.gib ? Number(v.gib) * 1073741824 : null,
     }), "Save").then((r) => { if (r) { toast("Retention saved."); this.refresh(); } });
+    /** @param {string[] | null} names the cameras, or null for every camera added by ONVIF */
+    const rotate = async (names) => {
+      const which = names ? `camera "${names[0]}"` : `each of the ${onvif.length} cameras added by ONVIF`;
+      if (!await confirm(`Give ${which} a fresh random password? It is set on the camera over its verified HTTPS link and proven (ONVIF and RTSP) before it is kept; a camera where anything fails keeps its old password. Recording reconnects with the new password.`)) return;
+      try {
+        const report = await busy("Rotating passwords", `Setting and proving new passwords on ${names ? names[0] : `${onvif.length} cameras`} (a few at a time)…`,
+          () => api("POST", "/api/v1/cameras/rotate-passwords", names ? { cameras: names } : { all: true }));
+        await rotationReport(report);
+      } catch (e) { toast(msg(e), "error"); }
+      this.refresh();
+    };
+    /** @param {any} c */
+    const installCertificate = async (c) => {
+      if (!await confirm(`Give "${c.name}" a certificate from this installation's CA? The camera makes its own key and request, the CA signs it for ${new URL(c.device.onvif_url).hostname}, and the camera serves HTTPS with it. Recording continues.`)) return;
+      try {
+        const r = await busy("Installing a certificate", `Asking ${c.name} for a new key and certificate request (a camera may take up to a minute to make its key)…`,
+          () => api("POST", `/api/v1/cameras/${seg(c.name)}/install-certificate`, {}));
+        toast(`${c.name} now serves a certificate from this installation's CA, valid until ${new Date(r.not_after).toLocaleDateString()}.`);
+      } catch (e) { toast(msg(e), "error"); }
+      this.refresh();
+    };
+    /** @param {any} c */
+    const acceptDevice = async (c) => {
+      if (await confirm(`Accept the device now answering at ${c.device.onvif_url} as "${c.name}"? Do this only after replacing the camera on purpose; its identity is read with the camera's stored credentials and its refused streams start again.`)) {
+        act(() => api("POST", `/api/v1/cameras/${seg(c.name)}/accept-device`, {}), "Device accepted.", () => this.refresh());
+      }
+    };
+    const onvif = cams.filter((c) => c.device);
     /** @type {(any[] | {cells: any[], attrs: Record<string, any>})[]} */
     const rows = [];
     for (const c of cams) {
+      const https = c.device?.onvif_url?.startsWith("https://");
       rows.push({
         attrs: { class: "camera-row", dataset: { camera: c.name } },
         cells: [
@@ -222,6 +307,9 @@ export class AdminView {
             rowButton(`enable:${c.name}`, c.enabled ? "Disable" : "Enable", `${c.enabled ? "Disable" : "Enable"} recording of ${c.name}`, () => act(() => api("PATCH", `/api/v1/cameras/${seg(c.name)}`, { enabled: !c.enabled }), c.enabled ? "Camera disabled." : "Camera enabled.", () => this.refresh())),
             rowButton(`retention:${c.name}`, "Retention", `Retention of ${c.name}`, () => retention(c)),
             c.secondary ? null : rowButton(`secondary:${c.name}`, "Add secondary", `Add a secondary stream to ${c.name}`, () => setSecondary(c)),
+            c.device?.check === "mismatch" ? rowButton(`accept:${c.name}`, "Accept device", `Accept the device now answering as ${c.name}`, () => acceptDevice(c), "danger") : null,
+            https ? rowButton(`password:${c.name}`, "New password", `Give ${c.name} a fresh password`, () => rotate([c.name])) : null,
+            https ? rowButton(`certificate:${c.name}`, "Certificate", `Install a certificate from this installation's CA on ${c.name}`, () => installCertificate(c)) : null,
             rowButton(`remove:${c.name}`, "Remove", `Remove camera ${c.name}`, async () => { if (await confirm(`Remove camera "${c.name}"? Its recorded video is kept until retention removes it.`)) act(() => api("DELETE", `/api/v1/cameras/${seg(c.name)}`), "Camera removed.", () => this.refresh()); }, "danger")),
         ],
       });
@@ -247,6 +335,7 @@ export class AdminView {
       h("div", { class: "toolbar" }, h("h1", { text: "Cameras", tabindex: "-1" }), h("span", { class: "spacer" }),
         // No automatic refresh: polling would keep an idle session alive.
         h("button", { type: "button", dataset: { key: "refresh" }, onclick: () => this.refresh(), text: "Refresh", title: "Show the current status" }),
+        onvif.length ? h("button", { type: "button", dataset: { key: "rotate" }, onclick: () => rotate(null), text: "Rotate passwords", title: "Give every camera added by ONVIF a fresh random password" }) : null,
         h("button", { type: "button", class: "primary", onclick: add, text: "Add camera" })),
       table("Cameras", ["Camera", "Stream", "State", "Link", "Video", "fps", "kbit/s", "Stored", "Retention", ""], rows, "cameras"));
   }
