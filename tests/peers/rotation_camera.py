@@ -88,7 +88,6 @@ def envelope(body):
     return (
         '<?xml version="1.0" encoding="UTF-8"?>'
         f'<s:Envelope xmlns:s="{SOAP12}" xmlns:tds="{TDS}" xmlns:trt="{TRT}" xmlns:tt="{TT}" '
-        f'xmlns:tas="{TAS}" '
         'xmlns:ter="http://www.onvif.org/ver10/error">'
         f"<s:Body>{body}</s:Body></s:Envelope>"
     )
@@ -417,7 +416,7 @@ class Peer:
             return (req.findtext(f"{{{TAS}}}{local}") or "").strip()
 
         def answer(body):
-            return 200, envelope(f"<tas:{op}Response>{body}</tas:{op}Response>"), None
+            return 200, envelope(f'<tas:{op}Response xmlns:tas="{TAS}">{body}</tas:{op}Response>'), None
 
         if op == "CreateRSAKeyPair":
             bits = text("KeyLength")

@@ -407,7 +407,8 @@ impl Rotator {
     /// Resolves every rotation a crash or `kill -9` left pending: the pending password is
     /// tried first (committed if the camera takes it), then the old one (the pending one is
     /// abandoned); when neither is proven both are kept for the next start, and an event is
-    /// raised. `vigil serve` runs this before its recorders start.
+    /// raised. `vigil serve` runs this before its recorders start, at most `concurrency`
+    /// cameras at once (an unreachable camera costs its time-outs, not everyone's).
     pub async fn resolve_interrupted(
         &self,
         trail: Option<&Trail<'_>>,
@@ -419,26 +420,39 @@ impl Rotator {
             .filter(|(_, s)| s.pending_since_us.is_some())
             .map(|(id, _)| id)
             .collect();
-        let mut out = Vec::new();
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
         for id in pending {
             let cam = match self.store.camera(&id) {
                 Ok(c) => c,
                 Err(StoreError::NoSuchCamera(_)) => continue,
                 Err(e) => return Err(e.into()),
             };
-            let line = match self.link(&cam) {
-                Ok(link) => {
-                    let (outcome, reason) = self.resolve(&cam, &link).await;
-                    line(
-                        &cam,
-                        outcome,
-                        Some(format!("interrupted rotation: {reason}")),
-                    )
-                }
-                Err(line) => {
+            let (me, semaphore) = (self.clone(), semaphore.clone());
+            tasks.spawn(async move {
+                let _permit = semaphore.acquire_owned().await;
+                match me.link(&cam) {
+                    Ok(link) => {
+                        let (outcome, reason) = me.resolve(&cam, &link).await;
+                        line(
+                            &cam,
+                            outcome,
+                            Some(format!("interrupted rotation: {reason}")),
+                        )
+                    }
                     // No way to ask the camera (its device record is gone): the password it
                     // was added with stays, and the pending one is kept for an admin.
-                    line
+                    Err(line) => line,
+                }
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            let line = match done {
+                Ok(line) => line,
+                Err(e) => {
+                    tracing::error!(error = %e, "the resolution of an interrupted rotation ended abnormally");
+                    continue;
                 }
             };
             if let Err(e) = self.tell(&line, trail) {
