@@ -29,6 +29,8 @@
 //!   against its recorded identity before each connection, and accepting a replaced one.
 //! - [`backup`]: backup of an installation (databases, configuration, keys, ledgers) into
 //!   one passphrase-encrypted file, and its restore into a new data directory.
+//! - [`cluster`]: recording servers under a management server: enrolment tokens, the server
+//!   list and removal, the inter-server service and a recording server's heartbeats.
 //! - [`error`]: the error kinds every use case's errors map into.
 
 pub mod access_settings;
@@ -41,6 +43,7 @@ pub mod camera_cas;
 pub mod camera_certificate;
 pub mod cameras;
 pub mod certificates;
+pub mod cluster;
 pub mod device_check;
 pub mod error;
 pub mod events;

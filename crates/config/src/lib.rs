@@ -42,6 +42,9 @@ pub struct Config {
     /// Where recordings, the database and keys are stored. Relative paths are resolved
     /// against the directory holding the config file.
     pub data_dir: PathBuf,
+    /// Which roles `vigil serve` runs (docs/cluster.md); `vigil serve --role` overrides it.
+    #[serde(default, skip_serializing_if = "Role::is_all")]
+    pub role: Role,
     #[serde(default)]
     pub storage: StorageConfig,
     #[serde(default)]
@@ -173,6 +176,55 @@ mod rotation_period {
     }
 }
 
+/// The roles one `vigil serve` process runs (docs/cluster.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything in one process, with no inter-server API: the single-box default.
+    #[default]
+    All,
+    /// API, web client, configuration, events and the inter-server API recording servers
+    /// join and report to; records nothing itself.
+    Management,
+    /// Records the cameras of its own database and serves its inter-server API (mutual TLS)
+    /// to the management server; no web client, no events inputs, no metrics listener.
+    Recording,
+}
+
+impl Role {
+    pub fn is_all(&self) -> bool {
+        *self == Role::All
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Management => "management",
+            Role::Recording => "recording",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "all" => Ok(Role::All),
+            "management" => Ok(Role::Management),
+            "recording" => Ok(Role::Recording),
+            other => Err(format!(
+                "unknown role {other:?}: use all, management or recording"
+            )),
+        }
+    }
+}
+
 /// One listening socket of a role.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -196,9 +248,9 @@ pub struct ManagementConfig {
     /// Plaintext HTTP listeners. Empty by default; when set, pages redirect to HTTPS and every
     /// credential-bearing endpoint answers 403.
     pub http: Vec<Listener>,
-    /// Inter-server API (mutual TLS): recording servers would register here and report
-    /// status. Not opened by this version, which runs the management and recording roles in
-    /// one process (docs/network-hardening.md); kept so the address stays reserved.
+    /// Inter-server API (mutual TLS): recording servers join here with a one-time token and
+    /// report status. Opened by `role = "management"` only; with `all` the address stays
+    /// reserved (docs/cluster.md).
     pub inter_server: Listener,
     /// Host names and addresses placed in the server certificate's SANs.
     pub hostnames: Vec<String>,
@@ -235,8 +287,8 @@ fn default_hostnames() -> Vec<String> {
 #[serde(deny_unknown_fields, default)]
 pub struct RecordingConfig {
     pub enabled: bool,
-    /// Inter-server API (mutual TLS). Not opened by this version (see
-    /// [`ManagementConfig::inter_server`]).
+    /// Inter-server API (mutual TLS, installation-CA client certificates only). Opened by
+    /// `role = "recording"` only; with `all` the address stays reserved (docs/cluster.md).
     pub api: Listener,
 }
 
@@ -737,6 +789,7 @@ impl Config {
     pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
+            role: Role::All,
             storage: StorageConfig::default(),
             ingest: IngestConfig::default(),
             retention: RetentionConfig::default(),
@@ -952,13 +1005,16 @@ impl Config {
             proto: "tcp",
         };
         let mut next = after_management;
-        if self.management.enabled {
+        let served = |setting: &str| sockets.iter().any(|s| s.setting == setting);
+        let inter_served = served("management.inter_server");
+        let api_served = served("recording.api");
+        if self.management.enabled && !inter_served {
             let inter = &self.management.inter_server;
             let r = reserved("management inter-server", "management.inter_server", inter);
             sockets.insert(next, r);
             next += 1;
         }
-        if self.recording.enabled {
+        if self.recording.enabled && !api_served {
             let r = reserved("recording api", "recording.api", &self.recording.api);
             sockets.insert(next, r);
         }
@@ -1309,7 +1365,7 @@ impl Config {
                 proto,
             })
         };
-        if self.management.enabled {
+        if self.runs_management() {
             for (i, l) in self.management.https.iter().enumerate() {
                 let key = format!("management.https[{i}].bind");
                 push("management https", "management.https", key, l, "tcp");
@@ -1318,12 +1374,34 @@ impl Config {
                 let key = format!("management.http[{i}].bind");
                 push("management http", "management.http", key, l, "tcp");
             }
+            if self.role == Role::Management {
+                let l = &self.management.inter_server;
+                let key = "management.inter_server.bind".to_owned();
+                let setting = "management.inter_server";
+                push("management inter-server", setting, key, l, "tcp");
+            }
         }
-        for input in self.events.inputs() {
+        if self.runs_recording() && self.role == Role::Recording {
+            let key = "recording.api.bind".to_owned();
+            push(
+                "recording api",
+                "recording.api",
+                key,
+                &self.recording.api,
+                "tcp",
+            );
+        }
+        // The events inputs and the metrics listener belong to the management process.
+        let events = if self.role == Role::Recording {
+            Vec::new()
+        } else {
+            self.events.inputs()
+        };
+        for input in events {
             let key = format!("{}.bind", input.setting);
             push(input.role, input.setting, key, input.listener, input.proto);
         }
-        if self.metrics.enabled {
+        if self.metrics.enabled && self.role != Role::Recording {
             let l = Listener {
                 bind: self.metrics.bind,
                 label: String::new(),
@@ -1331,6 +1409,17 @@ impl Config {
             push("metrics", "metrics.bind", "metrics.bind".into(), &l, "tcp");
         }
         out
+    }
+
+    /// Whether `vigil serve` runs the management role (API, web client, events): enabled and
+    /// not left out by [`Config::role`].
+    pub fn runs_management(&self) -> bool {
+        self.management.enabled && self.role != Role::Recording
+    }
+
+    /// Whether `vigil serve` records cameras: enabled and not left out by [`Config::role`].
+    pub fn runs_recording(&self) -> bool {
+        self.recording.enabled && self.role != Role::Management
     }
 
     /// The commented TOML written by `vigil init`.
@@ -1350,6 +1439,8 @@ impl Config {
 
 # Recordings, the database and keys. Relative to this file's directory if not absolute.
 data_dir = {data_dir}
+# Roles this server runs: "all" (one box), "management" or "recording" (docs/cluster.md).
+# role = "all"
 
 [storage]
 # A segment file is closed at the first keyframe after this many seconds.
@@ -1383,8 +1474,8 @@ enabled = {mgmt_enabled}
 # server (`vigil init --hostname`), then localhost, 127.0.0.1 and ::1. A change is applied
 # to the generated certificate at the next start.
 hostnames = {hostnames:?}
-# Inter-server API (mutual TLS) for recording servers on other hosts. Not opened by this
-# version: the management and recording roles run in one process (docs/network-hardening.md).
+# Inter-server API (mutual TLS) recording servers on other hosts join and report to.
+# Opened by the management role only (`role = "management"`, docs/cluster.md).
 inter_server = {{ bind = "{inter}", label = "inter-server" }}
 # HTTPS listeners; add a second one for an Internet-facing port.
 {https}
@@ -1394,8 +1485,8 @@ inter_server = {{ bind = "{inter}", label = "inter-server" }}
 
 [recording]
 enabled = {rec_enabled}
-# Inter-server API (mutual TLS) for a management server on another host. Not opened by this
-# version, like management.inter_server.
+# Inter-server API (mutual TLS, installation-CA certificates only) for the management
+# server. Opened by the recording role only (`role = "recording"`, docs/cluster.md).
 api = {{ bind = "{rec_bind}" }}
 
 [events]
@@ -1896,6 +1987,55 @@ pub(crate) mod humantime_serde_compat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_role_decides_which_inter_server_api_is_served() {
+        let settings = |c: &Config| -> Vec<&'static str> {
+            c.served_listeners().iter().map(|l| l.setting).collect()
+        };
+        let text = "data_dir = \"d\"\n[events]\nenabled = true\n";
+        let mut c = Config::parse(text, Path::new("t.toml")).unwrap();
+        assert_eq!(c.role, Role::All);
+        let all = settings(&c);
+        assert!(!all.contains(&"management.inter_server") && !all.contains(&"recording.api"));
+        assert!(c.runs_management() && c.runs_recording());
+
+        c.role = Role::Management;
+        let m = settings(&c);
+        assert!(m.contains(&"management.inter_server") && m.contains(&"management.https"));
+        assert!(
+            m.contains(&"events.tcp") && !m.contains(&"recording.api"),
+            "{m:?}"
+        );
+        assert!(c.runs_management() && !c.runs_recording());
+
+        c.role = Role::Recording;
+        assert_eq!(settings(&c), ["recording.api"]);
+        assert!(!c.runs_management() && c.runs_recording());
+
+        let parsed = Config::parse(
+            "data_dir = \"d\"\nrole = \"recording\"\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(parsed.role, Role::Recording);
+        let err = Config::parse("data_dir = \"d\"\nrole = \"boss\"\n", Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("role"), "{err}");
+        assert_eq!("management".parse::<Role>(), Ok(Role::Management));
+        assert!(
+            "x".parse::<Role>()
+                .unwrap_err()
+                .contains("all, management or recording")
+        );
+        // The written file names the role only when it is not the default.
+        assert!(
+            !toml::to_string(&Config::with_data_dir("d"))
+                .unwrap()
+                .contains("role")
+        );
+    }
 
     #[test]
     fn password_rotation_has_a_period_or_is_off() {

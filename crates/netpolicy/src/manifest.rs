@@ -401,7 +401,7 @@ mod tests {
         );
         let inter: Vec<&str> = off
             .iter()
-            .filter(|o| o.turn_on.starts_with("not available"))
+            .filter(|o| o.turn_on.starts_with("run the ") && o.turn_on.contains("docs/cluster.md"))
             .map(|o| o.what.as_str())
             .collect();
         assert_eq!(

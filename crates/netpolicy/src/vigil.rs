@@ -391,6 +391,17 @@ fn url_host_port(url: &str) -> Option<String> {
     })
 }
 
+/// A listener of another Vigil server, at `port` on whichever host runs that role.
+fn remote_listener(port: u16) -> Occurrence {
+    Occurrence {
+        port,
+        bind: None,
+        label: String::new(),
+        target: String::new(),
+        siem_format: "",
+    }
+}
+
 /// A destination at `host` and `port`; its target text is `host:port` (`[v6]:port`).
 fn destination(host: String, port: u16) -> Occurrence {
     Occurrence {
@@ -466,6 +477,15 @@ fn occurrences(setting: Setting, config: &Config) -> Vec<Occurrence> {
                 })
                 .collect();
         }
+        // The other role's inter-server API, on another host (docs/cluster.md): a recording
+        // server connects to the management's, the management to recording servers'. Its
+        // port is the one this configuration names; `vigil server join` takes the URL.
+        Setting::ManagementInterServer if config.role == vigil_config::Role::Recording => {
+            return vec![remote_listener(config.management.inter_server.bind.port())];
+        }
+        Setting::RecordingApi if config.role == vigil_config::Role::Management => {
+            return vec![remote_listener(config.recording.api.bind.port())];
+        }
         _ => {}
     }
     config
@@ -484,8 +504,8 @@ fn occurrences(setting: Setting, config: &Config) -> Vec<Occurrence> {
 
 fn is_on(switch: Switch, config: &Config) -> bool {
     match switch {
-        Switch::Management => config.management.enabled,
-        Switch::Recording => config.recording.enabled,
+        Switch::Management => config.runs_management(),
+        Switch::Recording => config.runs_recording(),
         Switch::Events => config.events.enabled,
         Switch::Metrics => config.metrics.enabled,
         Switch::SiemTarget => config.siem.enabled(),
@@ -702,8 +722,18 @@ pub fn off(config: &Config) -> Vec<Off> {
 /// stay as they are.
 fn switch_on(switch: Switch, config: &mut Config) {
     match switch {
-        Switch::Management => config.management.enabled = true,
-        Switch::Recording => config.recording.enabled = true,
+        Switch::Management => {
+            config.management.enabled = true;
+            if config.role == vigil_config::Role::Recording {
+                config.role = vigil_config::Role::All;
+            }
+        }
+        Switch::Recording => {
+            config.recording.enabled = true;
+            if config.role == vigil_config::Role::Management {
+                config.role = vigil_config::Role::All;
+            }
+        }
         Switch::Events => config.events.enabled = true,
         Switch::Metrics => config.metrics.enabled = true,
         Switch::SiemTarget | Switch::ArchiveEndpoint | Switch::SmtpServer | Switch::Webhooks => {}

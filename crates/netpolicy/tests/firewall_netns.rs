@@ -466,8 +466,9 @@ fn vigil_case() -> Case<'static> {
         allowed: flows(&[
             // Recording servers reach cameras on the camera ports, and only them.
             ("rec1", "cam1", &[554, 322, 80, 443], Tcp),
-            // The inter-server APIs (8444, 9443) are not opened by this version of vigil
-            // serve, so no host may reach them (the lab listens on them all the same).
+            // The inter-server APIs (8444, 9443) are not opened by the all-in-one role this
+            // site's configuration runs, so no host may reach them (the lab listens on them
+            // all the same; docs/cluster.md).
             // Clients reach the client-facing HTTPS ports.
             ("client", "mgmt1", &[8443, 9444], Tcp),
             ("client", "web1", &[8443, 9444], Tcp),

@@ -277,6 +277,19 @@ impl Ca {
         days: u32,
         now: OffsetDateTime,
     ) -> std::result::Result<String, CsrError> {
+        self.sign_csr_as(csr_pem, days, now, None)
+    }
+
+    /// [`Ca::sign_csr`], with the subject set to `common_name` (organisation Vigil) instead of
+    /// the request's when given: a joining recording server gets the name its token was made
+    /// for, whatever its request says.
+    pub(crate) fn sign_csr_as(
+        &self,
+        csr_pem: &str,
+        days: u32,
+        now: OffsetDateTime,
+        common_name: Option<&str>,
+    ) -> std::result::Result<String, CsrError> {
         if days == 0 || days > MAX_LEAF_DAYS {
             return Err(CsrError::BadValidity { days });
         }
@@ -324,6 +337,9 @@ impl Ca {
             },
         )?;
         let p = &mut req.params;
+        if let Some(cn) = common_name {
+            p.distinguished_name = dn(cn);
+        }
         p.is_ca = IsCa::ExplicitNoCa;
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         if is_rsa {

@@ -394,6 +394,18 @@ impl Pki {
         }
     }
 
+    /// What the inter-server listener presents (docs/design/cluster.md): the generated
+    /// server certificate followed by the CA certificate, whichever certificate the HTTPS
+    /// listeners serve, so a joining server can find the CA its token names and verify the
+    /// leaf against it.
+    pub fn inter_server_certified_key(&self) -> Result<Arc<CertifiedKey>> {
+        let mut chain = self.read_chain(SERVER_CRT)?;
+        chain.truncate(1);
+        chain.push(self.ca_cert_der.clone());
+        let signing = import::load_signing_key(&self.read_key(SERVER_KEY)?)?;
+        Ok(Arc::new(CertifiedKey::new(chain, signing)))
+    }
+
     /// TLS state for a listener, serving [`Pki::server_certified_key`].
     pub fn live_tls(&self) -> Result<LiveTls> {
         LiveTls::new(self.server_certified_key()?)
@@ -725,6 +737,27 @@ impl Pki {
     /// and the answer to whoever asked).
     pub fn sign_csr_described(&self, csr_pem: &str, days: u32) -> Result<(String, CertInfo)> {
         let pem = self.sign_csr(csr_pem, days)?;
+        let der = import::parse_cert_chain(pem.as_bytes())?
+            .into_iter()
+            .next()
+            .ok_or(CsrError::Sign("no certificate was produced".into()))?;
+        let info = CertInfo::from_der(&der, CertSource::Generated, CertRole::Server, false)
+            .map_err(PkiError::Generate)?;
+        Ok((pem, info))
+    }
+
+    /// Signs a joining Vigil server's CSR for `days` days with the subject `CN=<name>, O=Vigil`
+    /// (the request's subject is ignored; its names and key are kept) as a TLS server+client
+    /// certificate, and describes it (docs/design/cluster.md).
+    pub fn sign_member_csr(
+        &self,
+        csr_pem: &str,
+        name: &str,
+        days: u32,
+    ) -> Result<(String, CertInfo)> {
+        let pem =
+            self.load_ca()?
+                .sign_csr_as(csr_pem, days, OffsetDateTime::now_utc(), Some(name))?;
         let der = import::parse_cert_chain(pem.as_bytes())?
             .into_iter()
             .next()

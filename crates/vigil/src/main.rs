@@ -16,6 +16,7 @@ mod network_cmd;
 mod pki_cmd;
 mod recordings_cmd;
 mod serve;
+mod server_cmd;
 mod verify_cmd;
 
 use std::path::PathBuf;
@@ -75,7 +76,7 @@ enum Command {
     /// Create a data directory: configuration file, database and keys.
     Init(init_cmd::InitArgs),
     /// Record every configured camera until SIGINT/SIGTERM.
-    Serve,
+    Serve(serve::ServeArgs),
     /// All-in-one demo: records a built-in sample camera into a fresh data directory.
     Demo(serve::DemoArgs),
     /// Add, list, remove cameras and show their recording status.
@@ -106,13 +107,16 @@ enum Command {
     Backup(backup_cmd::BackupArgs),
     /// Restore a backup into a new, empty data directory.
     Restore(backup_cmd::RestoreArgs),
+    /// Recording servers under a management server: tokens, join, list, remove.
+    #[command(subcommand)]
+    Server(server_cmd::ServerCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(
         cli.log_format,
-        matches!(cli.command, Command::Serve | Command::Demo(_)),
+        matches!(cli.command, Command::Serve(_) | Command::Demo(_)),
     );
     let result = match cli.command {
         Command::Version(args) if args.sbom => {
@@ -132,7 +136,10 @@ fn main() -> ExitCode {
         Command::Init(args) => init_cmd::run(&args, &cli.config),
         Command::Backup(args) => backup_cmd::backup(&args, &cli.config),
         Command::Restore(args) => backup_cmd::restore(&args),
-        Command::Serve => serve::run_serve(&cli.config),
+        Command::Serve(args) => serve::run_serve(&cli.config, &args),
+        Command::Server(cmd) => vigil_config::Config::load(&cli.config)
+            .map_err(anyhow::Error::from)
+            .and_then(|cfg| server_cmd::run(cmd, &cfg)),
         Command::Demo(args) => serve::run_demo(&args),
         Command::Camera(cmd) => camera(cmd, &cli.config),
         Command::Recordings(args) => recordings_cmd::recordings(&args, &cli.config),

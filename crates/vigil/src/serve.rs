@@ -24,7 +24,21 @@ pub struct DemoArgs {
     pub duration: Option<Duration>,
 }
 
-pub fn run_serve(config: &Path) -> anyhow::Result<()> {
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Roles to run: all (one box, the default), management (API, web client, events,
+    /// recording servers join here; records nothing) or recording (records its cameras,
+    /// reports to the management server it joined; no web client). Overrides `role` in
+    /// vigil.toml (docs/cluster.md).
+    #[arg(long, value_parser = parse_role)]
+    pub role: Option<vigil_config::Role>,
+}
+
+fn parse_role(text: &str) -> Result<vigil_config::Role, String> {
+    text.parse()
+}
+
+pub fn run_serve(config: &Path, args: &ServeArgs) -> anyhow::Result<()> {
     // SIGTERM and SIGINT are caught from the first moment: one that arrives while the server
     // is still starting stops it cleanly once it runs, instead of killing it half-started.
     let runtime = ingest_runtime()?;
@@ -32,9 +46,26 @@ pub fn run_serve(config: &Path) -> anyhow::Result<()> {
         let _context = runtime.enter();
         shutdown_signal()?
     };
-    let cfg = Config::load(config)?;
+    let mut cfg = Config::load(config)?;
+    if let Some(role) = args.role {
+        cfg.role = role;
+        cfg.validate()
+            .map_err(|m| anyhow::anyhow!("{}: with --role {role}: {m}", config.display()))?;
+    }
     let store = Arc::new(Store::open(&cfg.data_dir)?);
     let _lock = lock_data_dir(&cfg.data_dir, "serve")?;
+    match cfg.role {
+        vigil_config::Role::All => {}
+        vigil_config::Role::Recording => return serve_recording(cfg, store, &runtime, shutdown),
+        vigil_config::Role::Management => {
+            if !cfg.management.enabled {
+                anyhow::bail!(
+                    "role management needs [management] enabled = true in {}",
+                    config.display()
+                );
+            }
+        }
+    }
     let web = Web::start(config, &cfg, store.clone(), None)?;
     let inputs = match EventInputs::start(&cfg, &web) {
         Ok(i) => i,
@@ -43,19 +74,71 @@ pub fn run_serve(config: &Path) -> anyhow::Result<()> {
             return Err(e);
         }
     };
-    let live = web.live_config();
-    let result = runtime.block_on(serve(
-        cfg,
-        store,
-        shutdown,
-        Some(live),
-        Some(web.state.clone()),
-    ));
+    let result = if cfg.role == vigil_config::Role::Management {
+        // Recording servers join and report here; this process records nothing.
+        let started = web
+            .runtime
+            .block_on(vigil_app::cluster::ManagementServer::start(
+                &cfg,
+                Some(web.state.access.clone()),
+                Some(web.state.events.clone()),
+            ));
+        match started {
+            Ok(inter) => {
+                println!(
+                    "Inter-server API (mutual TLS) listening on {}",
+                    inter.local_addr()
+                );
+                println!("Management role only: no camera is recorded by this server");
+                runtime.block_on(shutdown);
+                web.runtime.block_on(inter.shutdown());
+                println!("Stopped cleanly");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    } else {
+        let live = web.live_config();
+        runtime.block_on(serve(
+            cfg,
+            store,
+            shutdown,
+            Some(live),
+            Some(web.state.clone()),
+        ))
+    };
     if let Some(i) = inputs {
         i.stop();
     }
     web.stop();
     result
+}
+
+/// The recording role on its own: the cameras of this data directory, the inter-server API
+/// (mutual TLS) and heartbeats to the management server it joined; no web client, events
+/// inputs or metrics listener (docs/cluster.md).
+fn serve_recording(
+    cfg: Config,
+    store: Arc<Store>,
+    runtime: &tokio::runtime::Runtime,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    if !cfg.recording.enabled {
+        anyhow::bail!("role recording needs [recording] enabled = true");
+    }
+    vigil_app::setup::ensure_keys(&cfg)?;
+    runtime.block_on(async {
+        let member =
+            vigil_app::cluster::RecordingMember::start(&cfg, store.clone(), crate::VERSION).await?;
+        println!(
+            "Recording server {} API (mutual TLS) listening on {}",
+            member.name,
+            member.local_addr()
+        );
+        let result = serve(cfg, store, shutdown, None, None).await;
+        member.shutdown().await;
+        result
+    })
 }
 
 /// The events role's listeners (`vigil_intake`: syslog and generic events over TLS, opt-in

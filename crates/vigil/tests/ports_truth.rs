@@ -123,7 +123,7 @@ fn a_fresh_install_lists_exactly_what_serve_opens_and_the_audit_finds_nothing() 
     let v = common::Vigil::init(10);
     let manifest = manifest_listeners(&v);
     // A fresh install: the HTTPS API and the loopback metrics page, nothing else (the events
-    // role is off until it has senders; there is no inter-server API in this version).
+    // role is off until it has senders; the all-in-one role opens no inter-server API).
     assert_eq!(manifest.len(), 2, "{manifest:?}");
     let table = v.ok(&["ports"]);
     assert!(

@@ -59,6 +59,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
         (name = "alarms", description = "alarms raised by rules, and bookmarks"),
         (name = "rules", description = "event rules: read, replace, test"),
         (name = "certificates", description = "the CA and the server certificate"),
+        (name = "servers", description = "recording servers joined to this management server"),
         (name = "settings", description = "runtime settings"),
     )
 )]

@@ -126,11 +126,17 @@ impl Vigil {
     }
 
     pub fn serve(&self) -> Server {
+        self.serve_with(&[])
+    }
+
+    /// `vigil serve` with extra arguments (e.g. `--role recording`).
+    pub fn serve_with(&self, args: &[&str]) -> Server {
         let log = self.dir.path().join(format!("serve-{}.log", rand_suffix()));
         let child = Command::new(bin())
             .arg("--config")
             .arg(&self.config)
             .arg("serve")
+            .args(args)
             .env("VIGIL_LOG", "info")
             .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
             .stderr(Stdio::from(

@@ -22,6 +22,7 @@ pub mod locks;
 pub mod onvif;
 pub mod recordings;
 pub mod rules;
+pub mod servers;
 pub mod session;
 pub mod settings;
 pub mod tokens;
@@ -47,6 +48,7 @@ pub fn all() -> OpenApiRouter<SharedState> {
         .merge(alarms::router())
         .merge(rules::router())
         .merge(certificates::router())
+        .merge(servers::router())
         .merge(settings::router())
 }
 
