@@ -40,6 +40,7 @@ pub mod backup;
 pub mod camera_cas;
 pub mod cameras;
 pub mod certificates;
+pub mod database;
 pub mod device_check;
 pub mod error;
 pub mod events;
