@@ -53,8 +53,11 @@ pub fn status(cfg: &Config) -> Result<(DbTarget, SchemaStatus), DatabaseError> {
     Ok((target, status))
 }
 
+/// Migrations by (version, name).
+pub type Applied = Vec<(i64, &'static str)>;
+
 /// Applies pending migrations; returns those applied (empty: already up to date).
-pub fn migrate(cfg: &Config) -> Result<(DbTarget, Vec<(i64, &'static str)>), DatabaseError> {
+pub fn migrate(cfg: &Config) -> Result<(DbTarget, Applied), DatabaseError> {
     let target = target(cfg)?;
     let applied = vigil_access::migrate(&target, now_ms())?;
     Ok((target, applied))
