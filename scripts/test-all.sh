@@ -27,6 +27,9 @@ APT_PACKAGES=(
     gstreamer1.0-x
     # test clips, independent RTSP client and decoder for checking recordings and exports
     ffmpeg
+    # PostgreSQL 15 for the management database on both engines (vigil_testkit::postgres)
+    postgresql-15
+    postgresql-client-15
     # firewall tests in network namespaces
     nftables
     iproute2
@@ -159,7 +162,8 @@ fi
 ensure_nextest
 
 # Tests that need the peers installed above and are compiled out of a plain `cargo test -p`.
-PEER_FEATURES=(--features vigil-media/peer-tests --features vigil-archive/peer-tests)
+PEER_FEATURES=(--features vigil-media/peer-tests --features vigil-archive/peer-tests
+    --features vigil-db/peer-tests --features vigil-access/peer-tests --features vigil/peer-tests)
 
 status=0
 if [ "$runner" = nextest ]; then

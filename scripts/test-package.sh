@@ -48,7 +48,7 @@ binary=target/debug/vigil
 if [ ! -x "$binary" ]; then
     # The same build as the test run's, so nothing is built twice.
     log "building $binary"
-    cargo test --workspace --features vigil-media/peer-tests,vigil-archive/peer-tests --no-run
+    cargo test --workspace --features vigil-media/peer-tests,vigil-archive/peer-tests,vigil-db/peer-tests,vigil-access/peer-tests,vigil/peer-tests --no-run
 fi
 expected_version=$("$binary" --version)
 

@@ -8,9 +8,9 @@
 use std::io::Write;
 use std::str::FromStr;
 
-use rusqlite::{Connection, OptionalExtension as _, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
+use vigil_db::{Db, OptionalExtension as _, Row, Value, params};
 
 use crate::AccessError;
 use crate::clock::Timestamp;
@@ -321,17 +321,20 @@ fn entry_hash(
 
 /// Appends one entry inside its own transaction, with a full sync of its commit.
 pub(crate) fn append(
-    conn: &mut Connection,
+    conn: &mut Db,
     time: Timestamp,
     rec: &AuditRecord,
 ) -> Result<AuditEntry, AccessError> {
     let detail = canonical_json(&rec.detail);
     let kind = rec.kind.as_str();
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.set_full_sync(true)?;
     let result = (|| {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = conn.transaction()?;
+        // Appenders on other connections (the CLI, another management server) wait here, so
+        // two entries never take the same sequence number or previous hash.
+        tx.lock_exclusive("audit_head")?;
         let head: Option<(i64, Vec<u8>)> = tx
-            .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
+            .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", (), |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?;
@@ -347,7 +350,7 @@ pub(crate) fn append(
             &detail,
         );
         tx.execute(
-            "INSERT INTO audit (seq, time_ms, kind, user, source, detail, prev_hash, hash)
+            "INSERT INTO audit (seq, time_ms, kind, \"user\", source, detail, prev_hash, hash)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 seq as i64,
@@ -357,13 +360,13 @@ pub(crate) fn append(
                 rec.source,
                 detail,
                 prev_hash,
-                hash.as_slice()
+                hash
             ],
         )?;
         tx.execute(
             "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
              ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-            params![seq as i64, hash.as_slice()],
+            params![seq as i64, hash],
         )?;
         tx.commit()?;
         Ok::<_, AccessError>(AuditEntry {
@@ -378,7 +381,7 @@ pub(crate) fn append(
             hash: hex::encode(hash),
         })
     })();
-    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.set_full_sync(false)?;
     let entry = result?;
     tracing::info!(
         target: "vigil::audit",
@@ -392,19 +395,16 @@ pub(crate) fn append(
     Ok(entry)
 }
 
-fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
+fn row_to_entry(r: &Row) -> Result<AuditEntry, vigil_db::DbError> {
     let seq: i64 = r.get("seq")?;
     let time = Timestamp::from_unix_ms(r.get("time_ms")?);
     let kind: String = r.get("kind")?;
     let detail: String = r.get("detail")?;
     let prev: Vec<u8> = r.get("prev_hash")?;
     let hash: Vec<u8> = r.get("hash")?;
-    let bad = |what: &str| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            format!("audit entry {seq}: {what}").into(),
-        )
+    let bad = |what: &str| vigil_db::DbError::Conversion {
+        column: "audit".into(),
+        message: format!("audit entry {seq}: {what}"),
     };
     Ok(AuditEntry {
         seq: seq as u64,
@@ -419,30 +419,30 @@ fn row_to_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
     })
 }
 
-pub(crate) fn query(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>, AccessError> {
+pub(crate) fn query(conn: &Db, q: &AuditQuery) -> Result<Vec<AuditEntry>, AccessError> {
     let mut sql = String::from(
-        "SELECT seq, time_ms, kind, user, source, detail, prev_hash, hash FROM audit WHERE 1=1",
+        "SELECT seq, time_ms, kind, \"user\", source, detail, prev_hash, hash FROM audit WHERE 1=1",
     );
-    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
     if let Some(f) = q.from {
         sql.push_str(" AND time_ms >= ?");
-        args.push(f.unix_ms().into());
+        args.push(Value::Int(f.unix_ms()));
     }
     if let Some(t) = q.to {
         sql.push_str(" AND time_ms < ?");
-        args.push(t.unix_ms().into());
+        args.push(Value::Int(t.unix_ms()));
     }
     if let Some(u) = &q.user {
-        sql.push_str(" AND user = ?");
-        args.push(u.clone().into());
+        sql.push_str(" AND \"user\" = ?");
+        args.push(Value::Text(u.clone()));
     }
     if let Some(k) = q.kind {
         sql.push_str(" AND kind = ?");
-        args.push(k.as_str().to_owned().into());
+        args.push(Value::Text(k.as_str().to_owned()));
     }
     if let Some(s) = &q.source {
         sql.push_str(" AND source = ?");
-        args.push(s.clone().into());
+        args.push(Value::Text(s.clone()));
     }
     sql.push_str(if q.newest_first {
         " ORDER BY seq DESC"
@@ -451,16 +451,16 @@ pub(crate) fn query(conn: &Connection, q: &AuditQuery) -> Result<Vec<AuditEntry>
     });
     if let Some(l) = q.limit {
         sql.push_str(" LIMIT ?");
-        args.push(i64::try_from(l).unwrap_or(i64::MAX).into());
+        args.push(Value::Int(i64::try_from(l).unwrap_or(i64::MAX)));
     }
     let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(args), row_to_entry)?;
+    let rows = stmt.query_map(args, row_to_entry)?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
 /// Writes the matching entries as JSON lines; returns how many.
 pub(crate) fn export_jsonl(
-    conn: &Connection,
+    conn: &Db,
     q: &AuditQuery,
     out: &mut dyn Write,
 ) -> Result<usize, AccessError> {
@@ -475,55 +475,62 @@ pub(crate) fn export_jsonl(
     Ok(entries.len())
 }
 
-pub(crate) fn verify_chain(conn: &Connection) -> Result<ChainReport, AccessError> {
-    let mut stmt = conn.prepare(
-        "SELECT seq, time_ms, kind, user, source, detail, prev_hash, hash FROM audit ORDER BY seq",
-    )?;
-    let mut rows = stmt.query([])?;
+pub(crate) fn verify_chain(conn: &Db) -> Result<ChainReport, AccessError> {
     let mut expected_seq: u64 = 1;
     let mut prev = vec![0u8; 32];
-    while let Some(r) = rows.next()? {
-        let seq = r.get::<_, i64>(0)? as u64;
-        let time_ms: i64 = r.get(1)?;
-        let kind: String = r.get(2)?;
-        let user: Option<String> = r.get(3)?;
-        let source: Option<String> = r.get(4)?;
-        let detail: String = r.get(5)?;
-        let row_prev: Vec<u8> = r.get(6)?;
-        let hash: Vec<u8> = r.get(7)?;
-        if seq != expected_seq {
-            return Ok(ChainReport::Broken {
-                seq: expected_seq,
-                problem: ChainProblem::Missing,
-            });
-        }
-        if row_prev != prev {
-            return Ok(ChainReport::Broken {
+    // Read in pages so a long log is not held in memory at once.
+    let mut after: i64 = i64::MIN;
+    loop {
+        let page = conn.query(
+            "SELECT seq, time_ms, kind, \"user\", source, detail, prev_hash, hash FROM audit
+         WHERE seq > ?1 ORDER BY seq LIMIT 5000",
+            [after],
+        )?;
+        let Some(last) = page.last() else { break };
+        after = last.get(0)?;
+        for r in &page {
+            let seq = r.get::<_, i64>(0)? as u64;
+            let time_ms: i64 = r.get(1)?;
+            let kind: String = r.get(2)?;
+            let user: Option<String> = r.get(3)?;
+            let source: Option<String> = r.get(4)?;
+            let detail: String = r.get(5)?;
+            let row_prev: Vec<u8> = r.get(6)?;
+            let hash: Vec<u8> = r.get(7)?;
+            if seq != expected_seq {
+                return Ok(ChainReport::Broken {
+                    seq: expected_seq,
+                    problem: ChainProblem::Missing,
+                });
+            }
+            if row_prev != prev {
+                return Ok(ChainReport::Broken {
+                    seq,
+                    problem: ChainProblem::BadLink,
+                });
+            }
+            let computed = entry_hash(
+                &prev,
                 seq,
-                problem: ChainProblem::BadLink,
-            });
+                time_ms,
+                &kind,
+                user.as_deref(),
+                source.as_deref(),
+                &detail,
+            );
+            if computed.as_slice() != hash.as_slice() {
+                return Ok(ChainReport::Broken {
+                    seq,
+                    problem: ChainProblem::Modified,
+                });
+            }
+            prev = hash;
+            expected_seq += 1;
         }
-        let computed = entry_hash(
-            &prev,
-            seq,
-            time_ms,
-            &kind,
-            user.as_deref(),
-            source.as_deref(),
-            &detail,
-        );
-        if computed.as_slice() != hash.as_slice() {
-            return Ok(ChainReport::Broken {
-                seq,
-                problem: ChainProblem::Modified,
-            });
-        }
-        prev = hash;
-        expected_seq += 1;
     }
     let entries = expected_seq - 1;
     let head: Option<(i64, Vec<u8>)> = conn
-        .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
+        .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", (), |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
         .optional()?;

@@ -8,8 +8,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use rusqlite::{OptionalExtension as _, params};
 use serde::{Deserialize, Serialize};
+use vigil_db::{OptionalExtension as _, params};
 
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock::Timestamp;

@@ -26,7 +26,7 @@
 
 mod audit;
 mod clock;
-mod db;
+pub mod db;
 mod ids;
 mod layouts;
 pub mod password;
@@ -44,13 +44,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
-use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
+use vigil_db::{Db, DbTarget, params};
 
 pub use audit::{
     AuditEntry, AuditKind, AuditQuery, AuditRecord, ChainProblem, ChainReport, UnknownAuditKind,
 };
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp, TimestampParseError};
+pub use db::{CopyReport, copy_from_sqlite, migrate, schema_status};
 pub use ids::{
     Alert, AlertSink, AllowListError, BlockInfo, BlockPolicy, Blocked, ChannelSink, FnSink,
     IdsConfig, IdsConfigError, IdsStatus, IntrusionDetector, MIN_NOTIFICATION_THRESHOLD, MultiSink,
@@ -65,6 +66,7 @@ pub use roles::{CameraScope, Denied, Permission, Principal, Role, UnknownRole, a
 pub use sessions::{Credentials, LoginError, NewSession, SessionError, SessionInfo};
 pub use tokens::{CreatedToken, NewToken, TokenError, TokenFormatError, TokenInfo, parse_token};
 pub use users::{NewUser, TotpEnrollment, UserInfo, validate_username};
+pub use vigil_db::{self, DbTarget as DatabaseTarget};
 pub use webhook::{WebhookConfig, WebhookError, WebhookSink, WebhookStats};
 
 /// Session lifetimes.
@@ -118,7 +120,7 @@ pub struct AccessConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
     #[error("access database: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(#[from] vigil_db::DbError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -166,6 +168,14 @@ pub enum AccessError {
     Json(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+}
+
+impl AccessError {
+    /// The database could not be reached (PostgreSQL down or restarting): the caller answers
+    /// "database unavailable" (HTTP 503) and the next call tries again.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, AccessError::Db(e) if e.is_unavailable())
+    }
 }
 
 /// Who performs an administrative change, for the audit log.
@@ -217,7 +227,7 @@ pub struct AccessLogEntry {
 
 /// The access-control store. See the crate docs for the request flow.
 pub struct Access {
-    db: Mutex<Connection>,
+    db: Mutex<Db>,
     clock: Arc<dyn Clock>,
     ids: IntrusionDetector,
     sink: RwLock<Arc<dyn AlertSink>>,
@@ -251,9 +261,25 @@ impl Access {
         clock: Arc<dyn Clock>,
         sink: Arc<dyn AlertSink>,
     ) -> Result<Self, AccessError> {
+        Self::open_target_with(&DbTarget::Sqlite(path.to_owned()), config, clock, sink)
+    }
+
+    /// Opens the management database `target` names (the SQLite file or PostgreSQL) and
+    /// applies pending migrations.
+    pub fn open_target(target: &DbTarget, config: AccessConfig) -> Result<Self, AccessError> {
+        Self::open_target_with(target, config, Arc::new(SystemClock), Arc::new(TracingSink))
+    }
+
+    /// [`Access::open_target`] with an explicit clock and alert sink.
+    pub fn open_target_with(
+        target: &DbTarget,
+        config: AccessConfig,
+        clock: Arc<dyn Clock>,
+        sink: Arc<dyn AlertSink>,
+    ) -> Result<Self, AccessError> {
         config.session.validate()?;
         let ids = IntrusionDetector::new(config.ids.clone())?;
-        let conn = db::open(path)?;
+        let conn = db::open(target, clock.now().unix_ms())?;
         let access = Access {
             db: Mutex::new(conn),
             clock,
@@ -272,7 +298,7 @@ impl Access {
     pub fn begin_server_run(&self) -> Result<usize, AccessError> {
         let n = self
             .conn()
-            .execute("DELETE FROM ids_blocks WHERE until_ms IS NULL", [])?;
+            .execute("DELETE FROM ids_blocks WHERE until_ms IS NULL", ())?;
         *self
             .blocks_version
             .lock()
@@ -323,7 +349,7 @@ impl Access {
             let conn = self.conn();
             let mut stmt = conn.prepare("SELECT addr FROM ids_blocks")?;
             let addrs = stmt
-                .query_map([], |r| r.get::<_, String>(0))?
+                .query_map((), |r| r.get::<_, String>(0))?
                 .collect::<Result<Vec<_>, _>>()?;
             for addr in addrs {
                 if addr.parse::<IpAddr>().is_ok_and(|a| ids.is_allow_listed(a)) {
@@ -339,7 +365,7 @@ impl Access {
         self.clock.now()
     }
 
-    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Db> {
         self.db.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -389,15 +415,18 @@ impl Access {
         let now = self.clock.now();
         let infos = {
             let conn = self.conn();
-            let version: i64 = conn.pragma_query_value(None, "data_version", |r| r.get(0))?;
-            let mut last = self
-                .blocks_version
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if *last == version {
-                return Ok(());
+            // PostgreSQL has no cheap change counter: its table is read every time (a few
+            // rows, every few seconds).
+            if let Some(version) = conn.data_version()? {
+                let mut last = self
+                    .blocks_version
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                if *last == version {
+                    return Ok(());
+                }
+                *last = version;
             }
-            *last = version;
             let mut stmt = conn.prepare(
                 "SELECT addr, since_ms, until_ms, failures FROM ids_blocks
                  WHERE until_ms IS NULL OR until_ms > ?1",
@@ -457,8 +486,10 @@ impl Access {
             {
                 let conn = self.conn();
                 conn.execute(
-                    "INSERT OR REPLACE INTO ids_blocks (addr, since_ms, until_ms, failures)
-                     VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO ids_blocks (addr, since_ms, until_ms, failures)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (addr) DO UPDATE SET since_ms = excluded.since_ms,
+                       until_ms = excluded.until_ms, failures = excluded.failures",
                     params![
                         b.addr.to_string(),
                         b.since.unix_ms(),

@@ -7,10 +7,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use rand::Rng as _;
-use rusqlite::{OptionalExtension as _, params};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
+use vigil_db::{Db, OptionalExtension as _, params};
 
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock::{Timestamp, duration_ms};
@@ -467,10 +467,7 @@ impl Access {
     }
 }
 
-fn load_session(
-    conn: &rusqlite::Connection,
-    hash: &[u8; 32],
-) -> Result<Option<SessionRow>, AccessError> {
+fn load_session(conn: &Db, hash: &[u8; 32]) -> Result<Option<SessionRow>, AccessError> {
     Ok(conn
         .query_row(
             "SELECT s.user_id, u.username, u.role, u.all_cameras, u.disabled, s.csrf_token,
@@ -494,7 +491,7 @@ fn load_session(
         .optional()?)
 }
 
-fn principal_of(conn: &rusqlite::Connection, row: &SessionRow) -> Result<Principal, AccessError> {
+fn principal_of(conn: &Db, row: &SessionRow) -> Result<Principal, AccessError> {
     Ok(Principal::User {
         username: row.username.clone(),
         role: parse_role(&row.role)?,

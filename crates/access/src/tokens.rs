@@ -21,10 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::Rng as _;
-use rusqlite::{OptionalExtension as _, params};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
+use vigil_db::{Db, OptionalExtension as _, params};
 
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock::Timestamp;
@@ -187,15 +187,11 @@ impl TokenCache {
     }
 }
 
-fn load_token_cameras(
-    conn: &rusqlite::Connection,
-    id: &str,
-    all: bool,
-) -> Result<CameraScope, AccessError> {
+fn load_token_cameras(conn: &Db, id: &str, all: bool) -> Result<CameraScope, AccessError> {
     if all {
         return Ok(CameraScope::All);
     }
-    let mut stmt = conn.prepare_cached("SELECT camera FROM token_cameras WHERE token_id = ?1")?;
+    let mut stmt = conn.prepare("SELECT camera FROM token_cameras WHERE token_id = ?1")?;
     let cams = stmt
         .query_map([id], |r| r.get::<_, String>(0))?
         .collect::<Result<_, _>>()?;
@@ -270,7 +266,7 @@ impl Access {
              FROM api_tokens ORDER BY created_ms, id",
         )?;
         let rows = stmt
-            .query_map([], |r| {
+            .query_map((), |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
@@ -376,7 +372,7 @@ impl Access {
         // again each time cost more than the lookup itself.
         let conn = self.conn();
         let row: Option<Row> = conn
-            .prepare_cached(
+            .prepare(
                 "SELECT name, secret_hash, role, all_cameras, expires_ms, revoked_ms, last_used_ms
                  FROM api_tokens WHERE id = ?1",
             )
@@ -417,7 +413,7 @@ impl Access {
         }
         // Recording every use would be a disk write per request; a minute is precise enough.
         if last_used.is_none_or(|t| now.unix_ms() - t >= 60_000) {
-            conn.prepare_cached("UPDATE api_tokens SET last_used_ms = ?2 WHERE id = ?1")
+            conn.prepare("UPDATE api_tokens SET last_used_ms = ?2 WHERE id = ?1")
                 .and_then(|mut stmt| stmt.execute(params![id, now.unix_ms()]))
                 .map_err(AccessError::from)?;
         }
@@ -517,7 +513,7 @@ mod cache_tests {
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
         assert!(f.access.authenticate_token(&t.token, ip).is_ok());
         // Another process (the CLI) revokes it through its own connection.
-        let other = rusqlite::Connection::open(f.dir.path().join("access.db")).unwrap();
+        let other = f.raw();
         other
             .execute(
                 "UPDATE api_tokens SET revoked_ms = ?2 WHERE id = ?1",

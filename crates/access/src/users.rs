@@ -3,9 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use rusqlite::{OptionalExtension as _, Transaction, params};
 use serde::Serialize;
 use totp_rs::{Algorithm, Secret, Totp};
+use vigil_db::{Db, OptionalExtension as _, Tx, params};
 
 use crate::audit::{AuditKind, AuditRecord};
 use crate::clock::Timestamp;
@@ -98,7 +98,7 @@ pub(crate) fn totp_step(b32: &str, code: &str, now: Timestamp) -> Result<Option<
     Ok(totp.check(&code, u64::try_from(now.unix_secs()).unwrap_or(0)))
 }
 
-fn user_id(tx: &rusqlite::Connection, username: &str) -> Result<i64, AccessError> {
+fn user_id(tx: &Db, username: &str) -> Result<i64, AccessError> {
     tx.query_row(
         "SELECT id FROM users WHERE username = ?1",
         [username],
@@ -108,7 +108,7 @@ fn user_id(tx: &rusqlite::Connection, username: &str) -> Result<i64, AccessError
     .ok_or_else(|| AccessError::UnknownUser(username.to_owned()))
 }
 
-fn write_cameras(tx: &Transaction<'_>, id: i64, scope: &CameraScope) -> Result<(), AccessError> {
+fn write_cameras(tx: &Tx<'_>, id: i64, scope: &CameraScope) -> Result<(), AccessError> {
     tx.execute("DELETE FROM user_cameras WHERE user_id = ?1", [id])?;
     if let CameraScope::Only(set) = scope {
         for cam in set {
@@ -126,11 +126,7 @@ fn write_cameras(tx: &Transaction<'_>, id: i64, scope: &CameraScope) -> Result<(
     Ok(())
 }
 
-pub(crate) fn load_cameras(
-    conn: &rusqlite::Connection,
-    id: i64,
-    all: bool,
-) -> Result<CameraScope, AccessError> {
+pub(crate) fn load_cameras(conn: &Db, id: i64, all: bool) -> Result<CameraScope, AccessError> {
     if all {
         return Ok(CameraScope::All);
     }
@@ -147,7 +143,7 @@ pub(crate) fn parse_role(s: &str) -> Result<Role, AccessError> {
 }
 
 /// Enabled admins other than `except`.
-fn other_admins(conn: &rusqlite::Connection, except: &str) -> Result<i64, AccessError> {
+fn other_admins(conn: &Db, except: &str) -> Result<i64, AccessError> {
     Ok(conn.query_row(
         "SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled = 0 AND username != ?1",
         [except],
@@ -167,7 +163,7 @@ impl Access {
     ) -> Result<Option<String>, AccessError> {
         let count: i64 = self
             .conn()
-            .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))?;
+            .query_row("SELECT COUNT(*) FROM users", (), |r| r.get(0))?;
         if count > 0 {
             return Err(AccessError::AlreadyInitialized);
         }
@@ -201,20 +197,23 @@ impl Access {
         {
             let mut conn = self.conn();
             let tx = conn.transaction()?;
+            // Names differing only in case are one name; the unique index cannot say so on
+            // both engines, so creators wait for each other here.
+            tx.lock_exclusive("users")?;
             let exists: bool = tx.query_row(
-                "SELECT EXISTS(SELECT 1 FROM users WHERE username = ?1 COLLATE NOCASE)",
+                "SELECT EXISTS(SELECT 1 FROM users WHERE lower(username) = lower(?1))",
                 [&new.username],
                 |r| r.get(0),
             )?;
             if exists {
                 return Err(AccessError::UserExists(new.username.clone()));
             }
-            tx.execute(
+            let id: i64 = tx.query_row(
                 "INSERT INTO users (username, role, all_cameras, password_hash, created_ms, password_changed_ms)
-                 VALUES (?1, ?2, 0, ?3, ?4, ?4)",
+                 VALUES (?1, ?2, 0, ?3, ?4, ?4) RETURNING id",
                 params![new.username, new.role.as_str(), hash, now.unix_ms()],
+                |r| r.get(0),
             )?;
-            let id = tx.last_insert_rowid();
             write_cameras(&tx, id, &new.cameras)?;
             tx.commit()?;
         }
@@ -242,7 +241,7 @@ impl Access {
              FROM users u ORDER BY u.username",
         )?;
         let rows = stmt
-            .query_map([], |r| {
+            .query_map((), |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,

@@ -41,18 +41,20 @@ impl<'a> Trail<'a> {
 pub enum OpenError {
     #[error("{0}")]
     Settings(#[from] AccessSettingsError),
-    #[error("cannot open the audit log {}: {source}", path.display())]
-    Open {
-        path: std::path::PathBuf,
-        source: AccessError,
-    },
+    #[error("{0}")]
+    Database(#[from] crate::database::DatabaseError),
+    #[error("cannot open the audit log in {place}: {source}")]
+    Open { place: String, source: AccessError },
 }
 
 /// The access database (users, tokens, audit log) of the installation `cfg` describes, opened
 /// with its `[access]` settings.
 pub fn open_access(cfg: &Config) -> Result<Access, OpenError> {
-    let path = cfg.data_dir.join("access.db");
-    Access::open(&path, access_config(cfg)?).map_err(|source| OpenError::Open { path, source })
+    let target = crate::database::target(cfg)?;
+    Access::open_target(&target, access_config(cfg)?).map_err(|source| OpenError::Open {
+        place: crate::database::describe(&target),
+        source,
+    })
 }
 
 /// The person running this process, as the command line's audit entries and evidence bundles

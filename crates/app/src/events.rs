@@ -172,6 +172,8 @@ impl AuditFeed {
             ..Default::default()
         }) {
             Ok(e) => e,
+            // An unreachable database is reported once by vigil-db; the next pass retries.
+            Err(e) if e.is_unavailable() => return 0,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the audit log for events");
                 return 0;

@@ -44,6 +44,7 @@ pub mod camera_certificate;
 pub mod cameras;
 pub mod certificates;
 pub mod cluster;
+pub mod database;
 pub mod device_check;
 pub mod error;
 pub mod events;

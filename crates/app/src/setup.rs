@@ -193,7 +193,13 @@ pub fn create_first_admin(
     admin: &str,
     password: Option<&str>,
 ) -> Result<FirstAdmin, SetupError> {
-    let access = vigil_access::Access::open(&cfg.data_dir.join("access.db"), Default::default())
+    let target = crate::database::target(cfg).map_err(|e| match e {
+        crate::database::DatabaseError::Access(a) => SetupError::Access(a),
+        other => SetupError::Access(vigil_access::AccessError::Db(
+            vigil_access::vigil_db::DbError::Other(other.to_string()),
+        )),
+    })?;
+    let access = vigil_access::Access::open_target(&target, Default::default())
         .map_err(SetupError::Access)?;
     match access.create_first_admin(admin, password, &crate::audit::cli_actor()) {
         Ok(generated_password) => Ok(FirstAdmin {

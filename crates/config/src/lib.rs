@@ -13,10 +13,12 @@ use serde::{Deserialize, Serialize};
 
 pub mod archive;
 pub mod camera_ports;
+pub mod database;
 pub mod rules;
 pub mod smtp;
 
 pub use archive::{ArchiveConfig, ObjectLockMode, is_bucket_name, parse_archive_endpoint};
+pub use database::DatabaseConfig;
 pub use rules::RuleConfig;
 pub use smtp::{SmtpConfig, SmtpTls};
 
@@ -69,6 +71,9 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub access: AccessSettings,
+    /// Where the management data lives (`[database]`; docs/database.md): SQLite unless set.
+    #[serde(default)]
+    pub database: DatabaseConfig,
     /// Event rules (`[[rules]]`): docs/rules-and-alarms.md.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<RuleConfig>,
@@ -802,6 +807,7 @@ impl Config {
             archive: ArchiveConfig::default(),
             metrics: MetricsConfig::default(),
             access: AccessSettings::default(),
+            database: DatabaseConfig::default(),
             rules: Vec::new(),
         }
     }
@@ -828,6 +834,8 @@ impl Config {
             &mut config.smtp.password_file,
             &mut config.archive.credentials_file,
             &mut config.archive.ca_file,
+            &mut config.database.ca_file,
+            &mut config.database.password_file,
         ]
         .into_iter()
         .flatten()
@@ -974,6 +982,7 @@ impl Config {
         self.check_siem(file)?;
         rules::check_rules(&self.rules, &at)?;
         smtp::check(&self.smtp, &self.rules, &at)?;
+        database::check(&self.database, &at)?;
         archive::check(&self.archive, &at)?;
         camera_ports::camera_map(&self.events.camera_ports, &at)?;
         // The metrics listener speaks plain HTTP without authentication, which is acceptable
@@ -1529,6 +1538,7 @@ max_message_bytes = {siem_max_message}
 {siem_collectors}
 {smtp}
 {archive}
+{database}
 [metrics]
 # Prometheus text; keep it on loopback.
 enabled = {metrics_enabled}
@@ -1627,6 +1637,7 @@ allow_list = {allow_list:?}
             siem_collectors = siem_collector_tables(&self.siem),
             smtp = smtp::smtp_table(&self.smtp),
             archive = archive::archive_table(&self.archive),
+            database = database::database_table(&self.database),
             metrics_enabled = self.metrics.enabled,
             metrics_bind = self.metrics.bind,
             idle = d(self.access.session_idle_timeout),

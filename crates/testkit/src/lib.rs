@@ -20,6 +20,8 @@
 //!   buckets made with or without S3 Object Lock;
 //! - `onvif` (feature `onvif`): ONVIF cameras (oxvif's mock device) with WS-Discovery,
 //!   WS-Security digest and a SetUser that changes the password, optionally behind HTTPS;
+//! - [`postgres`]: Debian's PostgreSQL 15 as a throw-away server (one per test process, or
+//!   one per test with TLS on 127.0.0.1), stopped and restarted at will;
 //! - [`require_tool`], [`free_port`], [`repo_root`].
 //!
 //! Missing peers make tests fail with an install hint, never skip: CI installs them
@@ -35,6 +37,7 @@ pub mod external_ca;
 pub mod ledger;
 #[cfg(feature = "onvif")]
 pub mod onvif;
+pub mod postgres;
 mod probe;
 mod rotation_camera;
 pub mod rsyslog;

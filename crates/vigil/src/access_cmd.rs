@@ -1,6 +1,6 @@
 //! `vigil user|token|ids|audit ...`: local administration of users, API tokens, intrusion
-//! detection blocks and the audit log, working directly on `access.db` (whoever may open that
-//! file is trusted; every change is audited as `cli:<os user>`). The logic lives in
+//! detection blocks and the audit log, working directly on the management database (`access.db`, or
+//! PostgreSQL with `[database] url`; whoever may open it is trusted; every change is audited as `cli:<os user>`). The logic lives in
 //! `vigil-access`; this module only parses arguments and prints.
 
 use std::net::IpAddr;
@@ -155,11 +155,11 @@ fn scope_text(s: &CameraScope) -> String {
 /// Runs a command with the deployment's access settings (IDS IPv6 prefix, hash cost...).
 pub fn run_with_config(
     cmd: AccessCommand,
-    access_db: &Path,
+    target: &vigil_access::DatabaseTarget,
     config: AccessConfig,
 ) -> anyhow::Result<()> {
-    let access = Access::open(access_db, config)
-        .with_context(|| format!("cannot open {}", access_db.display()))?;
+    let access = Access::open_target(target, config)
+        .with_context(|| format!("cannot open {}", vigil_app::database::describe(target)))?;
     let actor = vigil_app::audit::cli_actor();
     let mut out = std::io::stdout().lock();
     match cmd {

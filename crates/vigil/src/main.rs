@@ -10,6 +10,7 @@ mod access_cmd;
 mod advice;
 mod backup_cmd;
 mod camera_cmd;
+mod db_cmd;
 mod init_cmd;
 mod logging;
 mod network_cmd;
@@ -103,6 +104,9 @@ enum Command {
     Audit(network_cmd::AuditArgs),
     /// The version and the source commit this binary was built from.
     Version(VersionArgs),
+    /// The management database: status, migrate, copy an access.db into PostgreSQL.
+    #[command(subcommand)]
+    Db(db_cmd::DbCommand),
     /// Back up configuration, databases, keys and ledgers (no video) into one encrypted file.
     Backup(backup_cmd::BackupArgs),
     /// Restore a backup into a new, empty data directory.
@@ -134,6 +138,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Init(args) => init_cmd::run(&args, &cli.config),
+        Command::Db(cmd) => db_cmd::run(cmd, &cli.config),
         Command::Backup(args) => backup_cmd::backup(&args, &cli.config),
         Command::Restore(args) => backup_cmd::restore(&args),
         Command::Serve(args) => serve::run_serve(&cli.config, &args),
@@ -152,7 +157,8 @@ fn main() -> ExitCode {
             .map_err(anyhow::Error::from)
             .and_then(|cfg| {
                 let access = vigil_app::access_settings::access_config(&cfg)?;
-                access_cmd::run_with_config(cmd, &cfg.data_dir.join("access.db"), access)
+                let target = vigil_app::database::target(&cfg)?;
+                access_cmd::run_with_config(cmd, &target, access)
             }),
         Command::Ports(args) => with_exit_code(network(&cli.config, |cfg, cams| {
             network_cmd::run_ports(&args, cfg, &cams)

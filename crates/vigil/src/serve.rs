@@ -255,8 +255,9 @@ impl Web {
         let (sink, webhook) = vigil_app::access_settings::alert_sink(cfg)
             .with_context(|| format!("{}", config_path.display()))?;
         let access = Arc::new(
-            vigil_access::Access::open_with(
-                &cfg.data_dir.join("access.db"),
+            vigil_access::Access::open_target_with(
+                &vigil_app::database::target(cfg)
+                    .with_context(|| format!("{}", config_path.display()))?,
                 access_config,
                 Arc::new(vigil_access::SystemClock),
                 sink,

@@ -179,6 +179,17 @@ impl From<vigil_access::AccessError> for ApiError {
     fn from(e: vigil_access::AccessError) -> Self {
         use vigil_access::AccessError as E;
         match e {
+            // The database is down or restarting (PostgreSQL): the next request tries again,
+            // recording goes on (it never uses this database). Where it failed goes to the log.
+            E::Db(ref d) if d.is_unavailable() => {
+                tracing::warn!(error = %d, "management database unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "database unavailable: the management database cannot be reached, retrying; \
+                     recording is not affected",
+                )
+            }
             E::UnknownUser(_) | E::UnknownToken(_) => ApiError::not_found(e.to_string()),
             E::UserExists(_) | E::AlreadyInitialized | E::LastAdmin(_) => {
                 ApiError::conflict(e.to_string())

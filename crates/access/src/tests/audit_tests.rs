@@ -1,3 +1,4 @@
+use super::both_backends;
 use super::*;
 
 fn fill(f: &Fixture) {
@@ -21,12 +22,17 @@ fn fill(f: &Fixture) {
 }
 
 /// Drops the append-only triggers, as someone with write access to the file could.
-fn drop_triggers(conn: &rusqlite::Connection) {
-    conn.execute_batch("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;")
-        .unwrap();
+fn drop_triggers(conn: &vigil_db::Db) {
+    conn.execute_batch(match conn.backend() {
+        vigil_db::Backend::Sqlite => "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;",
+        vigil_db::Backend::Postgres => {
+            "DROP TRIGGER audit_no_update ON audit; DROP TRIGGER audit_no_delete ON audit;"
+        }
+    })
+    .unwrap();
 }
 
-#[test]
+both_backends! {
 fn chain_of_untouched_log_verifies() {
     let f = Fixture::new();
     assert_eq!(
@@ -54,20 +60,22 @@ fn chain_of_untouched_log_verifies() {
         other => panic!("{other:?}"),
     }
 }
+}
 
-#[test]
+both_backends! {
 fn append_only_triggers_refuse_update_and_delete() {
     let f = Fixture::new();
     fill(&f);
     let conn = f.raw();
     let e = conn
-        .execute("UPDATE audit SET user = 'eve' WHERE seq = 2", [])
+        .execute("UPDATE audit SET \"user\" = 'eve' WHERE seq = 2", ())
         .unwrap_err();
     assert!(e.to_string().contains("append-only"), "{e}");
-    assert!(conn.execute("DELETE FROM audit WHERE seq = 2", []).is_err());
+    assert!(conn.execute("DELETE FROM audit WHERE seq = 2", ()).is_err());
+}
 }
 
-#[test]
+both_backends! {
 fn edited_entry_is_detected() {
     let f = Fixture::new();
     fill(&f);
@@ -75,7 +83,7 @@ fn edited_entry_is_detected() {
     drop_triggers(&conn);
     conn.execute(
         "UPDATE audit SET detail = '{\"a\":[1,2],\"camera\":\"cam-9\",\"z\":1}' WHERE seq = 3",
-        [],
+        (),
     )
     .unwrap();
     let r = f.access.verify_audit_chain().unwrap();
@@ -88,14 +96,15 @@ fn edited_entry_is_detected() {
     );
     assert!(r.to_string().contains("entry 3 was modified"), "{r}");
 }
+}
 
-#[test]
+both_backends! {
 fn edited_user_or_time_is_detected() {
     let f = Fixture::new();
     fill(&f);
     let conn = f.raw();
     drop_triggers(&conn);
-    conn.execute("UPDATE audit SET user = 'eve' WHERE seq = 1", [])
+    conn.execute("UPDATE audit SET \"user\" = 'eve' WHERE seq = 1", ())
         .unwrap();
     assert!(matches!(
         f.access.verify_audit_chain().unwrap(),
@@ -105,8 +114,8 @@ fn edited_user_or_time_is_detected() {
         }
     ));
     conn.execute(
-        "UPDATE audit SET user = 'alice', time_ms = time_ms + 1 WHERE seq = 1",
-        [],
+        "UPDATE audit SET \"user\" = 'alice', time_ms = time_ms + 1 WHERE seq = 1",
+        (),
     )
     .unwrap();
     assert!(matches!(
@@ -117,14 +126,15 @@ fn edited_user_or_time_is_detected() {
         }
     ));
 }
+}
 
-#[test]
+both_backends! {
 fn deleted_entry_is_detected() {
     let f = Fixture::new();
     fill(&f);
     let conn = f.raw();
     drop_triggers(&conn);
-    conn.execute("DELETE FROM audit WHERE seq = 2", []).unwrap();
+    conn.execute("DELETE FROM audit WHERE seq = 2", ()).unwrap();
     assert_eq!(
         f.access.verify_audit_chain().unwrap(),
         ChainReport::Broken {
@@ -133,8 +143,9 @@ fn deleted_entry_is_detected() {
         }
     );
 }
+}
 
-#[test]
+both_backends! {
 fn deleted_and_renumbered_entry_is_detected() {
     let f = Fixture::new();
     fill(&f);
@@ -152,14 +163,15 @@ fn deleted_and_renumbered_entry_is_detected() {
         }
     );
 }
+}
 
-#[test]
+both_backends! {
 fn truncated_tail_is_detected() {
     let f = Fixture::new();
     fill(&f);
     let conn = f.raw();
     drop_triggers(&conn);
-    conn.execute("DELETE FROM audit WHERE seq >= 4", [])
+    conn.execute("DELETE FROM audit WHERE seq >= 4", ())
         .unwrap();
     assert_eq!(
         f.access.verify_audit_chain().unwrap(),
@@ -169,8 +181,9 @@ fn truncated_tail_is_detected() {
         }
     );
 }
+}
 
-#[test]
+both_backends! {
 fn query_filters_by_time_user_kind_and_source() {
     let f = Fixture::new();
     fill(&f);
@@ -210,8 +223,9 @@ fn query_filters_by_time_user_kind_and_source() {
     });
     assert_eq!(newest.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![5, 4]);
 }
+}
 
-#[test]
+both_backends! {
 fn export_writes_one_json_object_per_line() {
     let f = Fixture::new();
     fill(&f);
@@ -238,6 +252,7 @@ fn export_writes_one_json_object_per_line() {
     assert_eq!(v["kind"], "playback");
     assert!(v["time_utc"].as_str().unwrap().ends_with('Z'));
 }
+}
 
 #[test]
 fn canonical_json_sorts_keys_recursively() {
@@ -258,7 +273,7 @@ fn audit_kind_parsing() {
     assert!(e.to_string().contains("login_failed"), "{e}");
 }
 
-#[test]
+both_backends! {
 fn logins_logouts_and_changes_are_audited_with_user_and_source() {
     let f = Fixture::new();
     f.add_user("alice", Role::Viewer, CameraScope::All);
@@ -281,4 +296,5 @@ fn logins_logouts_and_changes_are_audited_with_user_and_source() {
         (AuditKind::LoginSucceeded, a.clone(), src.clone())
     );
     assert_eq!(kinds[3], (AuditKind::Logout, a, src));
+}
 }

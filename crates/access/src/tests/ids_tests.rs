@@ -1,3 +1,4 @@
+use super::both_backends;
 use super::*;
 
 fn ids(threshold: u32, deadtime: Duration, block: BlockPolicy) -> IdsConfig {
@@ -52,7 +53,7 @@ fn other_bad_ids_settings_are_refused() {
     assert_eq!(c.validate(), Err(IdsConfigError::Ipv6Prefix(8)));
 }
 
-#[test]
+both_backends! {
 fn attempts_within_timeout_aggregate_into_one_access_log_entry() {
     let f = Fixture::new();
     f.add_user("alice", Role::Viewer, CameraScope::All);
@@ -72,8 +73,9 @@ fn attempts_within_timeout_aggregate_into_one_access_log_entry() {
         ("192.0.2.7", "alice")
     );
 }
+}
 
-#[test]
+both_backends! {
 fn attempts_after_timeout_or_by_other_user_or_outcome_start_new_entries() {
     let f = Fixture::new();
     f.add_user("alice", Role::Viewer, CameraScope::All);
@@ -88,8 +90,9 @@ fn attempts_after_timeout_or_by_other_user_or_outcome_start_new_entries() {
     assert_eq!(log.iter().map(|e| e.count).sum::<u64>(), 5);
     assert_eq!(log.iter().filter(|e| e.success).count(), 1);
 }
+}
 
-#[test]
+both_backends! {
 fn alert_and_block_when_threshold_is_reached() {
     let f = Fixture::with_ids(ids(5, mins(60), BlockPolicy::UntilRestart));
     f.add_user("alice", Role::Viewer, CameraScope::All);
@@ -120,8 +123,9 @@ fn alert_and_block_when_threshold_is_reached() {
     assert!(f.access.check(ip("198.51.100.10")).is_ok());
     assert!(f.login("alice", "198.51.100.10").is_ok());
 }
+}
 
-#[test]
+both_backends! {
 fn blocked_address_is_refused_before_password_work_even_with_right_password() {
     let f = Fixture::with_ids(ids(5, mins(60), BlockPolicy::UntilRestart));
     f.add_user("alice", Role::Viewer, CameraScope::All);
@@ -144,8 +148,9 @@ fn blocked_address_is_refused_before_password_work_even_with_right_password() {
         Err(TokenError::Blocked(_))
     ));
 }
+}
 
-#[test]
+both_backends! {
 fn deadtime_suppresses_alerts_until_it_has_passed() {
     let f = Fixture::with_ids(ids(5, mins(60), BlockPolicy::Off));
     for _ in 0..5 {
@@ -175,8 +180,9 @@ fn deadtime_suppresses_alerts_until_it_has_passed() {
         .unwrap();
     assert_eq!(alerts.len(), 2);
 }
+}
 
-#[test]
+both_backends! {
 fn deadtime_zero_alerts_on_every_attempt() {
     let f = Fixture::with_ids(ids(5, Duration::ZERO, BlockPolicy::Off));
     for i in 1..=7 {
@@ -184,8 +190,9 @@ fn deadtime_zero_alerts_on_every_attempt() {
         assert_eq!(f.alert_count(), i);
     }
 }
+}
 
-#[test]
+both_backends! {
 fn timed_block_expires() {
     let f = Fixture::with_ids(ids(5, mins(60), BlockPolicy::For(mins(10))));
     for _ in 0..5 {
@@ -201,8 +208,9 @@ fn timed_block_expires() {
     f.fail_login("root", "203.0.113.5");
     assert!(f.access.check(ip("203.0.113.5")).is_ok());
 }
+}
 
-#[test]
+both_backends! {
 fn allow_listed_address_is_never_blocked_but_still_alerted() {
     let mut cfg = ids(5, mins(60), BlockPolicy::UntilRestart);
     cfg.allow_list = parse_allow_list(&["10.0.0.0/8", "2001:db8::1"]).unwrap();
@@ -218,8 +226,9 @@ fn allow_listed_address_is_never_blocked_but_still_alerted() {
     // v4-mapped IPv6 form of an allow-listed address is allow-listed too.
     assert!(f.access.config().ids.is_allow_listed(ip("::ffff:10.1.1.1")));
 }
+}
 
-#[test]
+both_backends! {
 fn unblock_lifts_the_block_and_is_audited() {
     let f = Fixture::with_ids(ids(5, mins(60), BlockPolicy::UntilRestart));
     for _ in 0..5 {
@@ -242,8 +251,9 @@ fn unblock_lifts_the_block_and_is_audited() {
     f.fail_login("root", "203.0.113.5");
     assert!(f.access.check(ip("203.0.113.5")).is_ok());
 }
+}
 
-#[test]
+both_backends! {
 fn unblock_from_another_process_reaches_the_server_through_sync() {
     let f = Fixture::with_ids(ids(5, mins(60), BlockPolicy::UntilRestart));
     for _ in 0..5 {
@@ -256,8 +266,9 @@ fn unblock_from_another_process_reaches_the_server_through_sync() {
     f.access.sync_blocks().unwrap();
     assert!(f.access.check(ip("203.0.113.5")).is_ok());
 }
+}
 
-#[test]
+both_backends! {
 fn restart_lifts_until_restart_blocks_but_keeps_timed_ones() {
     let f = Fixture::with_ids(ids(5, mins(60), BlockPolicy::UntilRestart));
     for _ in 0..5 {
@@ -275,8 +286,9 @@ fn restart_lifts_until_restart_blocks_but_keeps_timed_ones() {
     assert!(restarted.check(ip("203.0.113.5")).is_ok());
     assert!(restarted.check(ip("203.0.113.6")).is_err());
 }
+}
 
-#[test]
+both_backends! {
 fn ipv6_addresses_are_tracked_per_64_prefix() {
     let f = Fixture::with_ids(ids(5, mins(60), BlockPolicy::UntilRestart));
     for i in 1..=5 {
@@ -284,6 +296,7 @@ fn ipv6_addresses_are_tracked_per_64_prefix() {
     }
     assert!(f.access.check(ip("2001:db8:1:2::ffff")).is_err());
     assert!(f.access.check(ip("2001:db8:1:3::1")).is_ok());
+}
 }
 
 #[test]
@@ -342,7 +355,7 @@ fn allow_list_parsing_rejects_garbage_with_clear_errors() {
     ));
 }
 
-#[test]
+both_backends! {
 fn alert_json_is_the_webhook_payload() {
     let f = Fixture::with_ids(ids(5, mins(60), BlockPolicy::For(mins(30))));
     for _ in 0..5 {
@@ -357,6 +370,7 @@ fn alert_json_is_the_webhook_payload() {
     assert_eq!(v["usernames"], serde_json::json!(["root"]));
     let back: Alert = serde_json::from_value(v).unwrap();
     assert_eq!(back, alert);
+}
 }
 
 #[test]
@@ -375,7 +389,7 @@ fn channel_sink_never_blocks_when_full() {
     );
 }
 
-#[test]
+both_backends! {
 fn access_log_can_be_pruned_and_bounds_user_names() {
     let f = Fixture::new();
     let long = "x".repeat(500);
@@ -396,8 +410,9 @@ fn access_log_can_be_pruned_and_bounds_user_names() {
     assert_eq!(f.access.prune_access_log(T0.plus(mins(60))).unwrap(), 1);
     assert_eq!(f.access.access_log(10).unwrap()[0].username, "bob");
 }
+}
 
-#[test]
+both_backends! {
 fn ids_settings_change_at_runtime() {
     let f = Fixture::with_ids(ids(10, mins(60), BlockPolicy::UntilRestart));
     for _ in 0..5 {
@@ -418,8 +433,9 @@ fn ids_settings_change_at_runtime() {
         "the lowered threshold applies to the next attempt"
     );
 }
+}
 
-#[test]
+both_backends! {
 fn allow_listing_a_blocked_address_at_runtime_unblocks_it_for_good() {
     let f = Fixture::with_ids(ids(5, mins(60), BlockPolicy::For(mins(60))));
     for _ in 0..5 {
@@ -435,12 +451,13 @@ fn allow_listing_a_blocked_address_at_runtime_unblocks_it_for_good() {
     assert!(f.access.check(ip("203.0.113.5")).is_ok());
     let n: i64 = f
         .raw()
-        .query_row("SELECT count(*) FROM ids_blocks", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM ids_blocks", (), |r| r.get(0))
         .unwrap();
     assert_eq!(n, 0);
 }
+}
 
-#[test]
+both_backends! {
 fn bad_runtime_ids_settings_are_refused_and_change_nothing() {
     let f = Fixture::with_ids(ids(7, mins(60), BlockPolicy::UntilRestart));
     let err = f
@@ -452,8 +469,9 @@ fn bad_runtime_ids_settings_are_refused_and_change_nothing() {
     assert_eq!(f.access.ids().config().notification_threshold, 7);
     assert_eq!(f.access.config().ids.notification_threshold, 7);
 }
+}
 
-#[test]
+both_backends! {
 fn changing_the_ipv6_prefix_rekeys_blocks() {
     let f = Fixture::with_ids(ids(5, mins(60), BlockPolicy::UntilRestart));
     for _ in 0..5 {
@@ -468,4 +486,5 @@ fn changing_the_ipv6_prefix_rekeys_blocks() {
         "same /48"
     );
     assert!(f.access.check(ip("2001:db8:2::1")).is_ok());
+}
 }

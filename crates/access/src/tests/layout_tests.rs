@@ -1,6 +1,7 @@
 //! Live-view layouts: stored per user, validated, audited when they change, deleted with the
 //! user; the schema migration from version 1 adds their table to an existing database.
 
+use super::both_backends;
 use super::*;
 
 fn layout(kind: LayoutKind, tiles: &[Option<&str>]) -> LiveLayout {
@@ -26,7 +27,7 @@ fn layout_audits(f: &Fixture) -> Vec<AuditEntry> {
         .unwrap()
 }
 
-#[test]
+both_backends! {
 fn a_layout_is_stored_per_user_and_audited_when_it_changes() {
     let f = Fixture::new();
     f.add_user("ann", Role::Viewer, CameraScope::All);
@@ -73,7 +74,7 @@ fn a_layout_is_stored_per_user_and_audited_when_it_changes() {
     f.access.remove_user("ann", &Actor::cli()).unwrap();
     let n: i64 = f
         .raw()
-        .query_row("SELECT COUNT(*) FROM user_layouts", [], |r| r.get(0))
+        .query_row("SELECT COUNT(*) FROM user_layouts", (), |r| r.get(0))
         .unwrap();
     assert_eq!(n, 0);
     assert!(matches!(
@@ -81,8 +82,9 @@ fn a_layout_is_stored_per_user_and_audited_when_it_changes() {
         Err(AccessError::UnknownUser(_))
     ));
 }
+}
 
-#[test]
+both_backends! {
 fn invalid_layouts_are_refused_and_change_nothing() {
     let f = Fixture::new();
     f.add_user("ann", Role::Viewer, CameraScope::All);
@@ -126,8 +128,9 @@ fn invalid_layouts_are_refused_and_change_nothing() {
         assert!(s.parse::<LayoutKind>().is_err(), "{s:?}");
     }
 }
+}
 
-#[test]
+both_backends! {
 fn an_unreadable_stored_layout_counts_as_none() {
     let f = Fixture::new();
     f.add_user("ann", Role::Viewer, CameraScope::All);
@@ -149,6 +152,7 @@ fn an_unreadable_stored_layout_counts_as_none() {
         assert_eq!(f.access.live_layout("ann").unwrap(), None, "{stored}");
     }
 }
+}
 
 #[test]
 fn a_version_1_database_is_migrated_once_and_a_newer_one_refused() {
@@ -156,12 +160,17 @@ fn a_version_1_database_is_migrated_once_and_a_newer_one_refused() {
     let path = dir.path().join("access.db");
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(crate::db::SCHEMA_V1).unwrap();
+        // What Vigil wrote before the migrations table: schema 1, its version in the pragma.
+        conn.execute_batch(&vigil_db::migrate::render(
+            &crate::db::SCHEMA.migrations[0],
+            vigil_db::Backend::Sqlite,
+        ))
+        .unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
         conn.execute(
             "INSERT INTO users (username, role, all_cameras, password_hash, created_ms, password_changed_ms)
              VALUES ('old', 'viewer', 1, 'x', 0, 0)",
-            [],
+            (),
         )
         .unwrap();
     }
@@ -188,9 +197,13 @@ fn a_version_1_database_is_migrated_once_and_a_newer_one_refused() {
         open().unwrap().live_layout("old").unwrap().unwrap().layout,
         l
     );
+    // A newer Vigil recorded a migration this one does not know.
     rusqlite::Connection::open(&path)
         .unwrap()
-        .pragma_update(None, "user_version", crate::db::SCHEMA_VERSION + 1)
+        .execute(
+            "INSERT INTO vigil_schema (component, version, name, applied_ms) VALUES ('access', ?1, 'future', 0)",
+            [crate::db::SCHEMA_VERSION + 1],
+        )
         .unwrap();
     assert!(matches!(
         open().unwrap_err(),
