@@ -42,7 +42,7 @@ use crate::locks::{self, LockError, NewLock};
 
 /// Events queued for the rule worker at most; beyond, the worker reads them back from the
 /// event database.
-pub const RULE_QUEUE: usize = 4096;
+pub const RULE_QUEUE: usize = 16_384;
 /// Events evaluated in one batch at most (one transaction for its alarms, one for its
 /// bookmarks).
 const RULE_BATCH: usize = 512;

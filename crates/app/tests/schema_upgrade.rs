@@ -135,7 +135,20 @@ fn the_event_database_of_every_earlier_version_is_migrated_and_keeps_its_data() 
             "{name}"
         );
         drop(store);
-        assert_eq!(user_version(&dir.path().join("events.db")), 3, "{name}");
+        assert_eq!(user_version(&dir.path().join("events.db")), 4, "{name}");
+        // Version 4's camera index holds only the events of a camera.
+        let index: String = Connection::open(dir.path().join("events.db"))
+            .unwrap()
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'events_camera'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(
+            index.contains("WHERE camera IS NOT NULL"),
+            "{name}: {index}"
+        );
         // Version 3's table of signed-post nonces works on the migrated database.
         let nonces = vigil_events::nonces::NonceStore::open(dir.path()).unwrap();
         assert!(

@@ -4,6 +4,7 @@
 //! for the same camera and source counts into it (count, last seen, latest message) instead
 //! of raising another. Semantics: docs/rules-and-alarms.md.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params, params_from_iter};
@@ -233,8 +234,50 @@ impl AlarmStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(&err)?;
         let mut out = Vec::with_capacity(requests.len());
+        // A burst fires the same rule for the same source many times in one batch: the first
+        // match of a (rule, camera, source) goes to the database, the next ones count into
+        // that alarm here, and each alarm counted into is written once at the end, with what
+        // the per-match updates would have left (same count, times, latest event, message,
+        // priority). Nothing else writes meanwhile: the transaction holds the write lock.
+        let mut touched: HashMap<(&str, Option<&str>, SourceKind, &str), Alarm> = HashMap::new();
+        let mut dirty: Vec<(&str, Option<&str>, SourceKind, &str)> = Vec::new();
         for r in requests {
-            out.push(raise_in(&tx, r, now_us).map_err(&err)?);
+            let e = &r.event.event;
+            let key = (
+                r.rule,
+                e.camera.as_deref(),
+                e.source.kind,
+                e.source.name.as_str(),
+            );
+            if let Some(a) = touched.get_mut(&key) {
+                count_into(a, r);
+                if !dirty.contains(&key) {
+                    dirty.push(key);
+                }
+                out.push(Raised::Repeated(a.clone()));
+                continue;
+            }
+            let raised = raise_in(&tx, r, now_us).map_err(&err)?;
+            touched.insert(key, raised.alarm().clone());
+            out.push(raised);
+        }
+        for key in dirty {
+            let a = &touched[&key];
+            tx.prepare_cached(
+                "UPDATE alarms SET count = ?2, last_us = ?3, last_event_id = ?4, message = ?5, \
+                 priority = ?6 WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    a.id,
+                    i64::try_from(a.count).unwrap_or(i64::MAX),
+                    a.last_us,
+                    a.last_event_id,
+                    a.message,
+                    a.priority
+                ])
+            })
+            .map_err(&err)?;
         }
         tx.commit().map_err(&err)?;
         Ok(out)
@@ -355,29 +398,34 @@ impl AlarmStore {
 fn raise_in(tx: &Connection, r: &Raise<'_>, now_us: i64) -> rusqlite::Result<Raised> {
     let (rule, priority, event) = (r.rule, r.priority, r.event);
     let e = &event.event;
+    // Cached statements: a burst of matches runs these per match, and preparing them each
+    // time cost more than running them.
     let open: Option<i64> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT id FROM alarms WHERE state != 'closed' AND rule = ?1 \
              AND coalesce(camera, '') = coalesce(?2, '') AND source_kind = ?3 AND source_name = ?4",
+        )?
+        .query_row(
             params![rule, e.camera, e.source.kind.as_str(), e.source.name],
             |r| r.get(0),
         )
         .optional()?;
     let (id, new) = match open {
         Some(id) => {
-            tx.execute(
+            tx.prepare_cached(
                 "UPDATE alarms SET count = count + 1, last_us = max(last_us, ?2), \
                  last_event_id = ?3, message = ?4, priority = min(priority, ?5) WHERE id = ?1",
-                params![id, e.time_us, event.id, e.message, priority],
-            )?;
+            )?
+            .execute(params![id, e.time_us, event.id, e.message, priority])?;
             (id, false)
         }
         None => {
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT INTO alarms (rule, priority, state, camera, source_kind, source_name, \
                  kind, message, count, first_us, last_us, first_event_id, last_event_id, created_us) \
                  VALUES (?1, ?2, 'new', ?3, ?4, ?5, ?6, ?7, 1, ?8, ?8, ?9, ?9, ?10)",
-                params![
+            )?
+            .execute(params![
                     rule,
                     priority,
                     e.camera,
@@ -401,13 +449,20 @@ fn raise_in(tx: &Connection, r: &Raise<'_>, now_us: i64) -> rusqlite::Result<Rai
     })
 }
 
+/// `r`'s match counted into the open alarm `a`, as `raise_in`'s UPDATE counts it.
+fn count_into(a: &mut Alarm, r: &Raise<'_>) {
+    let e = &r.event.event;
+    a.count += 1;
+    a.last_us = a.last_us.max(e.time_us);
+    a.last_event_id = Some(r.event.id);
+    a.message.clone_from(&e.message);
+    a.priority = a.priority.min(r.priority);
+}
+
 fn get_in(conn: &Connection, id: i64) -> rusqlite::Result<Option<Alarm>> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM alarms WHERE id = ?1"),
-        [id],
-        alarm_from_row,
-    )
-    .optional()
+    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM alarms WHERE id = ?1"))?
+        .query_row([id], alarm_from_row)
+        .optional()
 }
 
 fn alarm_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alarm> {
@@ -499,6 +554,43 @@ mod tests {
         assert_ne!(c.id, a.id);
         assert_eq!(s.get(a.id).unwrap().unwrap().count, 2);
         assert!(s.raise_all(&[], 1000).unwrap().is_empty());
+        // A later batch counts into the alarms already open: each answer is the alarm after
+        // its own match, and the database holds what match-by-match updates would leave
+        // (the latest event and message, the latest time, the most urgent priority).
+        let (e4, e5, e6) = (
+            event(4, Some("lobby"), "sw-1", 150, "four"),
+            event(5, Some("lobby"), "sw-2", 400, "five"),
+            event(6, Some("lobby"), "sw-1", 120, "six"),
+        );
+        let out = s
+            .raise_all(
+                &[
+                    raise(&e4),
+                    Raise {
+                        rule: "r",
+                        priority: 1,
+                        event: &e5,
+                    },
+                    raise(&e6),
+                ],
+                2000,
+            )
+            .unwrap();
+        let [
+            Raised::Repeated(d),
+            Raised::Repeated(f),
+            Raised::Repeated(g),
+        ] = &out[..]
+        else {
+            panic!("{out:?}")
+        };
+        assert_eq!((d.id, d.count, d.last_event_id), (a.id, 3, Some(4)));
+        assert_eq!((g.id, g.count, g.last_event_id), (a.id, 4, Some(6)));
+        assert_eq!((g.last_us, g.message.as_str()), (200, "six"));
+        assert_eq!((f.id, f.count, f.priority, f.last_us), (c.id, 2, 1, 400));
+        let stored = s.get(a.id).unwrap().unwrap();
+        assert_eq!(&stored, g);
+        assert_eq!(&s.get(c.id).unwrap().unwrap(), f);
     }
 
     #[test]

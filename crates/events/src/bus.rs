@@ -20,10 +20,14 @@ use crate::store::{EventStore, StoreError, Writer};
 
 /// Events queued for the writer at most.
 pub const QUEUE: usize = 65_536;
-/// Events stored in one transaction at most.
-const BATCH: usize = 1024;
-/// Stored events queued per live subscriber.
-const LIVE_QUEUE: usize = 4096;
+/// Events stored in one transaction at most. Large: each commit writes every page it
+/// touched (the indexes' too) to the WAL once, so a burst costs fewer page writes per event
+/// (docs/BENCHMARKS-events.md).
+const BATCH: usize = 4096;
+/// Stored events queued per live subscriber: a full writer batch several times over, so a
+/// subscriber that runs a moment later than the writer (the rule task on a busy machine) is
+/// not told it missed events and does not have to read them back from the database.
+const LIVE_QUEUE: usize = 16_384;
 /// After a failed write (full disk, locked database), the writer waits this long and tries
 /// the same batch again.
 const RETRY: Duration = Duration::from_secs(1);
@@ -291,13 +295,17 @@ fn write_loop(
         }
         if !batch.is_empty() {
             let n = batch.len() as u64;
-            match writer.insert(&batch, now_us()) {
-                Ok(stored) => {
-                    batch.clear();
+            let received_us = now_us();
+            match writer.insert_ids(&batch, received_us) {
+                Ok(ids) => {
                     stats.stored.fetch_add(n, Ordering::Relaxed);
-                    for e in stored {
+                    for (id, event) in ids.into_iter().zip(batch.drain(..)) {
                         // An error only means nobody listens.
-                        let _ = live.send(Arc::new(e));
+                        let _ = live.send(Arc::new(Event {
+                            id,
+                            received_us,
+                            event,
+                        }));
                     }
                 }
                 Err(e) => {

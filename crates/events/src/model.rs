@@ -342,7 +342,9 @@ impl NewEvent {
 }
 
 fn clean(s: &mut String, max: usize) {
-    if !s.chars().any(char::is_control) {
+    // Printable ASCII, what nearly every value is, holds no control character: a byte test
+    // the compiler vectorises, before the per-character one (U+0080..U+009F are controls too).
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) || !s.chars().any(char::is_control) {
         return;
     }
     let fits = s.len() <= max;
@@ -486,6 +488,13 @@ mod tests {
         e.check().unwrap();
         assert_eq!(e.message.len(), MAX_MESSAGE - MAX_MESSAGE % 3);
         assert!(e.attributes["v"].ends_with('x'));
+        // DEL and the C1 controls (U+0080..U+009F) are controls too; other non-ASCII text stays.
+        let mut e = ev();
+        e.message = "a\u{7f}b\u{85}c\u{9f}d".into();
+        e.attributes.insert("name".into(), "Straße ü €".into());
+        let e = e.sanitized();
+        assert_eq!(e.message, "a\u{FFFD}b\u{FFFD}c\u{FFFD}d");
+        assert_eq!(e.attributes["name"], "Straße ü €");
     }
 
     #[test]

@@ -29,8 +29,9 @@ use crate::limits::{Connection, Over, Sources};
 use crate::report::{Reporter, Subject};
 use crate::{Input, InputStats, Settings};
 
-/// Bytes read at a time: bounds the work (and the events held) per read.
-pub const READ_CHUNK: usize = 4096;
+/// Bytes read at a time: bounds the work (and the events held) per read. One TLS record
+/// at most holds 16 KiB, so a fast sender's record is taken in one read, not four.
+pub const READ_CHUNK: usize = 16_384;
 /// How long a stop waits for open connections to finish what they read.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 /// After a failed accept (out of file descriptors), wait before the next.

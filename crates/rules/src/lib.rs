@@ -156,7 +156,7 @@ impl Rule {
             && self
                 .text
                 .as_ref()
-                .is_none_or(|t| e.message.to_ascii_lowercase().contains(t.as_str()))
+                .is_none_or(|t| contains_ascii_case_insensitive(&e.message, t))
             && self.regex.as_ref().is_none_or(|r| r.is_match(&e.message))
             && self.active_at(e.time_us)
     }
@@ -314,11 +314,44 @@ impl RuleSet {
     }
 }
 
+/// Whether `haystack` contains `needle_lower` (already ASCII-lowercased), ignoring ASCII case:
+/// what `to_ascii_lowercase().contains()` answers, without a lowercased copy of every message
+/// a text rule looks at.
+fn contains_ascii_case_insensitive(haystack: &str, needle_lower: &str) -> bool {
+    let needle = needle_lower.as_bytes();
+    needle.is_empty()
+        || haystack
+            .as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use vigil_config::rules::{AlarmAction, BookmarkAction, LockAction, ScheduleWindow};
     use vigil_events::{Category, Source};
+
+    #[test]
+    fn text_search_ignores_ascii_case_like_a_lowercased_copy() {
+        for (hay, needle) in [
+            ("Duplicate ADDRESS 10.0.0.1", "duplicate address"),
+            ("duplicate addres", "duplicate address"),
+            ("", "x"),
+            ("anything", ""),
+            ("ÄRGER Duplicate address", "duplicate address"),
+            ("straße STRASSE", "strasse"),
+            ("straße", "straße"),
+            ("STRAẞE", "straße"),
+            ("ab", "abc"),
+        ] {
+            assert_eq!(
+                contains_ascii_case_insensitive(hay, needle),
+                hay.to_ascii_lowercase().contains(needle),
+                "{hay:?} {needle:?}"
+            );
+        }
+    }
 
     /// 2026-12-07 (a Monday) 00:00 UTC, in µs.
     const MONDAY: i64 = 1_796_601_600_000_000;

@@ -505,7 +505,7 @@ fn append_live(
         }
         considered = considered.max(e.id);
         if selection.selects(&e) {
-            selected.push((*e).clone());
+            selected.push(e);
         }
     }
     if considered == seen {

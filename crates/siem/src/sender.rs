@@ -49,7 +49,10 @@ const TICK: Duration = Duration::from_millis(50);
 const CURSOR_EVERY: Duration = Duration::from_millis(250);
 
 type TlsWrite = WriteHalf<tokio_rustls::client::TlsStream<Counting>>;
-type Writing = Pin<Box<dyn Future<Output = std::io::Result<(TlsWrite, u64, u64, usize)>> + Send>>;
+/// A write in progress; it hands back the write half and the frame buffer (reused for the
+/// next batch: a fresh one would grow by reallocation, copying the frames, batch after batch).
+type Writing =
+    Pin<Box<dyn Future<Output = std::io::Result<(TlsWrite, Vec<u8>, u64, u64, usize)>> + Send>>;
 
 /// A collector and how to reach and write to it.
 #[derive(Debug, Clone)]
@@ -199,7 +202,7 @@ async fn session(
                 writing = Some(Box::pin(async move {
                     w.write_all(&bytes).await?;
                     w.flush().await?;
-                    Ok((w, last_seq, counter.load(Ordering::Relaxed), count))
+                    Ok((w, bytes, last_seq, counter.load(Ordering::Relaxed), count))
                 }));
             }
         }
@@ -213,8 +216,9 @@ async fn session(
             done = async { writing.as_mut().expect("checked").await }, if writing.is_some() => {
                 writing = None;
                 match done {
-                    Ok((w, last_seq, socket_end, count)) => {
+                    Ok((w, bytes, last_seq, socket_end, count)) => {
                         wr = Some(w);
+                        frames = bytes;
                         stats.sent.fetch_add(count as u64, Ordering::Relaxed);
                         pending.push_back(Pending { socket_end, last_seq, acked_at: None });
                     }

@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use tokio::sync::watch;
-use vigil_events::Event;
+use vigil_events::{Category, Event, NewEvent, Severity, Source};
 
 /// Segment header length.
 pub const HEADER_LEN: usize = 36;
@@ -185,7 +185,38 @@ pub fn decode_record(data: &[u8]) -> Result<Option<RawRecord<'_>>, Stop> {
 
 /// The event a record's payload holds.
 pub fn decode_event(payload: &[u8]) -> Result<Event, serde_json::Error> {
-    serde_json::from_slice(payload)
+    let f: FlatEvent = serde_json::from_slice(payload)?;
+    Ok(Event {
+        id: f.id,
+        received_us: f.received_us,
+        event: NewEvent {
+            time_us: f.time_us,
+            source: f.source,
+            kind: f.kind,
+            category: f.category,
+            severity: f.severity,
+            message: f.message,
+            camera: f.camera,
+            attributes: f.attributes,
+        },
+    })
+}
+
+/// The payload's JSON as [`Event`] writes it (its `NewEvent` fields flattened in): read
+/// through this plain struct, because serde reads a flattened struct by buffering every
+/// field first, which cost the sender more than formatting the message.
+#[derive(serde::Deserialize)]
+struct FlatEvent {
+    id: i64,
+    received_us: i64,
+    time_us: i64,
+    source: Source,
+    kind: String,
+    category: Category,
+    severity: Severity,
+    message: String,
+    camera: Option<String>,
+    attributes: BTreeMap<String, String>,
 }
 
 /// What a segment file holds, as recovery reads it.
@@ -572,7 +603,11 @@ impl Spool {
     /// makes them readable. Returns what the size limit cost the collectors. `considered` is
     /// the newest event id looked at (selected or not), kept as the catch-up point. After an
     /// error, the events up to [`Spool::last_event_id`] are spooled and the others are not.
-    pub fn append(&self, events: &[Event], considered: i64) -> Result<Vec<Loss>, SpoolError> {
+    pub fn append<E: std::borrow::Borrow<Event>>(
+        &self,
+        events: &[E],
+        considered: i64,
+    ) -> Result<Vec<Loss>, SpoolError> {
         let mut losses = Vec::new();
         let mut st = self.lock();
         if events.is_empty() {
@@ -584,11 +619,15 @@ impl Spool {
         // have their age.
         let mark = (
             st.segments.back().expect("one segment at least").end_seq,
-            events[0].received_us,
+            events[0].borrow().received_us,
         );
         st.marks.push_back(mark);
+        // One payload buffer for the batch instead of a new one per event.
+        let mut payload = Vec::with_capacity(1024);
         for e in events {
-            let payload = serde_json::to_vec(e).map_err(SpoolError::Encode)?;
+            let e = e.borrow();
+            payload.clear();
+            serde_json::to_writer(&mut payload, e).map_err(SpoolError::Encode)?;
             let active = st.segments.back().expect("one segment at least");
             let seq = active.end_seq;
             let rec_len = (RECORD_HEAD + payload.len()) as u64;
@@ -1169,6 +1208,32 @@ mod tests {
         assert_eq!(rec.set_aside.len(), 1);
         assert!(rec.fresh);
         assert_eq!(spool.last_event_id(), 77);
+    }
+
+    #[test]
+    fn payloads_read_back_as_the_events_written() {
+        let mut with_camera = ev(7);
+        with_camera.event.camera = Some("lobby".into());
+        with_camera
+            .event
+            .attributes
+            .insert("mac".into(), "aa:bb\n\"x\"".into());
+        for e in [ev(1), with_camera] {
+            let payload = serde_json::to_vec(&e).unwrap();
+            assert_eq!(decode_event(&payload).unwrap(), e);
+            // What the flattened struct reads, the plain one reads too.
+            assert_eq!(serde_json::from_slice::<Event>(&payload).unwrap(), e);
+        }
+        // A field a later version adds is ignored, as it was; a missing one is an error.
+        let mut v = serde_json::to_value(ev(2)).unwrap();
+        v["later"] = serde_json::json!(1);
+        assert_eq!(
+            decode_event(&serde_json::to_vec(&v).unwrap()).unwrap(),
+            ev(2)
+        );
+        v.as_object_mut().unwrap().remove("kind");
+        assert!(decode_event(&serde_json::to_vec(&v).unwrap()).is_err());
+        assert!(decode_event(b"{").is_err());
     }
 
     #[test]
