@@ -390,9 +390,20 @@ class Peer:
         with cam.lock:
             cam.password = new
             cam.nonces.clear()
-        # The RTSP side at once: the old credentials are refused from now on.
-        self.auth.remove_digest(cam.user)
-        self.auth.add_digest(cam.user, new, cam.token())
+        # The RTSP side at once: the old credentials are refused from now on. On the GLib main
+        # loop, where the RTSP server checks credentials (RTSPAuth is not changed safely from
+        # the HTTP threads while another camera's SetUser or a login runs).
+        swapped = threading.Event()
+
+        def swap():
+            self.auth.remove_digest(cam.user)
+            self.auth.add_digest(cam.user, new, cam.token())
+            swapped.set()
+            return GLib.SOURCE_REMOVE
+
+        GLib.idle_add(swap)
+        if not swapped.wait(10):
+            log(f"{cam.name}: the RTSP credentials were not changed within 10 s")
         # Sessions that logged in before are closed, as many cameras do after a password
         # change: clients must log in again, with the new password.
         GLib.idle_add(self.drop_sessions)

@@ -183,7 +183,8 @@ const ROTATION = {
  */
 function rotationReport(report) {
   /** @type {any[]} */
-  const order = (/** @type {any} */ c) => (c.result === "not_rotatable" ? 1 : 0);
+  /** @param {any} c */
+  const order = (c) => (c.result === "not_rotatable" ? 1 : 0);
   const cams = [...report.cameras].sort((a, b) => order(a) - order(b));
   const rotated = cams.filter((c) => c.result === "rotated").length;
   const fixed = cams.filter((c) => c.result === "not_rotatable").length;
