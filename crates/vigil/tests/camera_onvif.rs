@@ -196,23 +196,7 @@ fn a_certificate_from_the_installation_ca_is_installed_over_onvif_advanced_secur
     let cams = RotationCameras::start(clip.path(), &[gate.clone(), lamp.clone()]);
     let factory = cams.fingerprint().to_owned();
     let v = Vigil::init(2);
-    for s in [&gate, &lamp] {
-        let pw = v.dir.path().join(format!("{}.pw", s.name));
-        std::fs::write(&pw, format!("{}\n", s.password)).unwrap();
-        v.ok(&[
-            "camera",
-            "add",
-            &s.name,
-            "--onvif",
-            &cams.onvif_url(&s.name),
-            "--username",
-            &s.user,
-            "--password-file",
-            pw.to_str().unwrap(),
-            "--fingerprint",
-            &factory,
-        ]);
-    }
+    v.add_rotation_cameras(&cams, &[&gate, &lamp]);
 
     // The person's view: what is happening, then what the camera serves now.
     let said = v.ok(&["camera", "install-certificate", "gate"]);

@@ -33,23 +33,7 @@ fn a_rotation_killed_between_setuser_and_commit_is_settled_at_start_and_nothing_
     specs[0].setuser_delay = Some(Duration::from_secs(20));
     let cams = RotationCameras::start(clip.path(), &specs);
     let v = Vigil::init(2);
-    for s in &specs {
-        let pw = v.dir.path().join(format!("{}.pw", s.name));
-        std::fs::write(&pw, format!("{}\n", s.password)).unwrap();
-        v.ok(&[
-            "camera",
-            "add",
-            &s.name,
-            "--onvif",
-            &cams.onvif_url(&s.name),
-            "--username",
-            &s.user,
-            "--password-file",
-            pw.to_str().unwrap(),
-            "--fingerprint",
-            cams.fingerprint(),
-        ]);
-    }
+    v.add_rotation_cameras(&cams, &specs.iter().collect::<Vec<_>>());
 
     // Rotation of the door camera, killed once the camera took the new password.
     let mut rotation = Command::new(bin())

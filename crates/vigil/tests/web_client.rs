@@ -109,23 +109,7 @@ fn web_client_in_chromium() {
     let mut shed = RotationCameraSpec::new("shed", "shed-user", "Shed-initial-2");
     shed.setuser_fails = true;
     let onvif_cams = RotationCameras::start(&small_clip, &[porch.clone(), shed.clone()]);
-    for s in [&porch, &shed] {
-        let pw = v.dir.path().join(format!("{}.pw", s.name));
-        std::fs::write(&pw, format!("{}\n", s.password)).unwrap();
-        v.ok(&[
-            "camera",
-            "add",
-            &s.name,
-            "--onvif",
-            &onvif_cams.onvif_url(&s.name),
-            "--username",
-            &s.user,
-            "--password-file",
-            pw.to_str().unwrap(),
-            "--fingerprint",
-            onvif_cams.fingerprint(),
-        ]);
-    }
+    v.add_rotation_cameras(&onvif_cams, &[&porch, &shed]);
     let users = json!({
         "admin": add_user(&v, "boss", "admin", &[]),
         "viewer": add_user(&v, "watcher", "viewer", &["lobby"]),

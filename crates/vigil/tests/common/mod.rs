@@ -125,6 +125,32 @@ impl Vigil {
         ]);
     }
 
+    /// Adds each rotation camera by ONVIF over HTTPS with its password from a file, pinning
+    /// the peer's self-signed certificate.
+    pub fn add_rotation_cameras(
+        &self,
+        cams: &vigil_testkit::RotationCameras,
+        specs: &[&vigil_testkit::RotationCameraSpec],
+    ) {
+        for s in specs {
+            let pw = self.dir.path().join(format!("{}.pw", s.name));
+            std::fs::write(&pw, format!("{}\n", s.password)).unwrap();
+            self.ok(&[
+                "camera",
+                "add",
+                &s.name,
+                "--onvif",
+                &cams.onvif_url(&s.name),
+                "--username",
+                &s.user,
+                "--password-file",
+                pw.to_str().unwrap(),
+                "--fingerprint",
+                cams.fingerprint(),
+            ]);
+        }
+    }
+
     pub fn serve(&self) -> Server {
         self.serve_with(&[])
     }

@@ -825,13 +825,7 @@ async fn accept_device(
     caller.require(Permission::ManageCameras, Some(&name))?;
     let ApiJson(req) = body?;
     check_camera_name(&name)?;
-    let data_dir = state
-        .config
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .data_dir
-        .clone();
-    let trust = vigil_app::onvif::camera_trust(&data_dir);
+    let trust = camera_trust(&state);
     let trail = Trail::new(&state.access, caller.actor());
     let accepted = vigil_app::device_check::accept_device(
         &state.store,
@@ -914,13 +908,7 @@ async fn install_certificate(
     caller.require(Permission::ManageCameras, Some(&name))?;
     let ApiJson(req) = body?;
     check_camera_name(&name)?;
-    let data_dir = state
-        .config
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .data_dir
-        .clone();
-    let trust = vigil_app::onvif::camera_trust(&data_dir);
+    let trust = camera_trust(&state);
     let trail = Trail::new(&state.access, caller.actor());
     let done = vigil_app::camera_certificate::install(
         &state.store,
@@ -943,4 +931,10 @@ async fn install_certificate(
         not_after: vigil_pki::rfc3339(c.not_after),
         certification_path: done.path_id,
     }))
+}
+
+/// The CAs a camera's certificate may chain to, for the installation this server runs.
+fn camera_trust(state: &SharedState) -> vigil_media::ingest_tls::TrustStore {
+    let config = state.config.read().unwrap_or_else(|p| p.into_inner());
+    vigil_app::onvif::camera_trust(&config.data_dir)
 }
