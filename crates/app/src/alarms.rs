@@ -135,6 +135,13 @@ impl Classified for AlarmsError {
             _ => "internal",
         }
     }
+
+    fn database_error(&self) -> Option<&vigil_access::AccessError> {
+        match self {
+            AlarmsError::Audit(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// Counters of the rule task, for metrics and status.

@@ -51,6 +51,13 @@ impl Classified for CameraCaUseError {
             CameraCaUseError::Audit(_) => "audit_failed",
         }
     }
+
+    fn database_error(&self) -> Option<&vigil_access::AccessError> {
+        match self {
+            CameraCaUseError::Audit(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// The PKI directory of an installation.

@@ -45,6 +45,13 @@ impl crate::error::Classified for CameraError {
     fn code(&self) -> &'static str {
         CameraError::code(self)
     }
+
+    fn database_error(&self) -> Option<&vigil_access::AccessError> {
+        match self {
+            CameraError::Audit(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// The security of a camera stream's link as every front end shows it. An `rtsps://` link is

@@ -47,4 +47,50 @@ impl fmt::Display for ErrorKind {
 pub trait Classified: std::error::Error {
     fn kind(&self) -> ErrorKind;
     fn code(&self) -> &'static str;
+
+    /// The management-database failure this error wraps (an audit record or a user lookup
+    /// that failed), if any; [`classify`] reads it.
+    fn database_error(&self) -> Option<&vigil_access::AccessError> {
+        None
+    }
+}
+
+/// The stable code of every failure caused by an unreachable management database.
+pub const DATABASE_UNAVAILABLE: &str = "database_unavailable";
+
+/// A use case's kind and code as front ends report them. A management database that cannot be
+/// reached (PostgreSQL down or restarting, docs/database.md) makes any use case that needed it
+/// `Unavailable` with [`DATABASE_UNAVAILABLE`] (HTTP 503: try again), not a fault of the server,
+/// whatever the use case would otherwise say about a failed audit record.
+pub fn classify(e: &(impl Classified + ?Sized)) -> (ErrorKind, &'static str) {
+    match e.database_error() {
+        Some(db) if db.is_unavailable() => (ErrorKind::Unavailable, DATABASE_UNAVAILABLE),
+        _ => (e.kind(), e.code()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cameras::CameraError;
+    use vigil_access::AccessError;
+    use vigil_access::vigil_db::DbError;
+
+    #[test]
+    fn an_unreachable_database_is_unavailable_whatever_the_use_case() {
+        let down = CameraError::Audit(AccessError::Db(DbError::Unavailable(
+            "connection refused".into(),
+        )));
+        assert_eq!(
+            classify(&down),
+            (ErrorKind::Unavailable, DATABASE_UNAVAILABLE)
+        );
+        // Any other database failure stays a fault of the server, with the use case's code.
+        let broken = CameraError::Audit(AccessError::Corrupt("bad row".into()));
+        assert_eq!(classify(&broken), (ErrorKind::Internal, "internal"));
+        assert_eq!(
+            broken.database_error().map(|e| e.is_unavailable()),
+            Some(false)
+        );
+    }
 }

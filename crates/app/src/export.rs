@@ -147,6 +147,13 @@ impl crate::error::Classified for ExportError {
     fn code(&self) -> &'static str {
         ExportError::code(self)
     }
+
+    fn database_error(&self) -> Option<&vigil_access::AccessError> {
+        match self {
+            ExportError::Audit(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl From<StoreError> for ExportError {

@@ -96,6 +96,13 @@ impl Classified for LayoutError {
             LayoutError::Access(_) | LayoutError::Store(_) => "internal",
         }
     }
+
+    fn database_error(&self) -> Option<&vigil_access::AccessError> {
+        match self {
+            LayoutError::Access(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// The user whose layout the caller may read and write: a signed-in user (not an API token)

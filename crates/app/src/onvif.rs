@@ -141,6 +141,13 @@ impl crate::error::Classified for OnvifUseError {
     fn code(&self) -> &'static str {
         OnvifUseError::code(self)
     }
+
+    fn database_error(&self) -> Option<&vigil_access::AccessError> {
+        match self {
+            OnvifUseError::Audit(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// The CAs an ONVIF or RTSPS camera certificate may chain to: the installation CA

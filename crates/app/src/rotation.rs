@@ -88,6 +88,13 @@ impl crate::error::Classified for RotationError {
     fn code(&self) -> &'static str {
         RotationError::code(self)
     }
+
+    fn database_error(&self) -> Option<&vigil_access::AccessError> {
+        match self {
+            RotationError::Audit(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// What a camera accepts as a password: its length and which symbols it takes besides

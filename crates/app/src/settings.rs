@@ -449,6 +449,13 @@ impl crate::error::Classified for SettingsError {
     fn code(&self) -> &'static str {
         SettingsError::code(self)
     }
+
+    fn database_error(&self) -> Option<&vigil_access::AccessError> {
+        match self {
+            SettingsError::Access(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 const NOT_STAGED: &str = "nothing was staged";

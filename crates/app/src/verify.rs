@@ -47,6 +47,13 @@ impl crate::error::Classified for VerifyError {
     fn code(&self) -> &'static str {
         VerifyError::code(self)
     }
+
+    fn database_error(&self) -> Option<&vigil_access::AccessError> {
+        match self {
+            VerifyError::Audit(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 impl VerifyError {

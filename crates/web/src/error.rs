@@ -111,7 +111,24 @@ impl ApiError {
 
     /// [`ApiError::from_kind`] for an application-layer error.
     pub fn from_app(e: impl Classified) -> Self {
-        Self::from_kind(e.kind(), e.code(), e)
+        let (kind, code) = vigil_app::error::classify(&e);
+        if code == vigil_app::error::DATABASE_UNAVAILABLE {
+            return ApiError::database_unavailable(e);
+        }
+        Self::from_kind(kind, code, e)
+    }
+
+    /// The management database cannot be reached (PostgreSQL down or restarting): the next
+    /// request tries again, recording goes on (it never uses this database). Where it failed
+    /// goes to the log, not to the client.
+    fn database_unavailable(e: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %e, "management database unavailable");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            vigil_app::error::DATABASE_UNAVAILABLE,
+            "database unavailable: the management database cannot be reached, retrying; \
+             recording is not affected",
+        )
     }
 }
 
@@ -179,17 +196,7 @@ impl From<vigil_access::AccessError> for ApiError {
     fn from(e: vigil_access::AccessError) -> Self {
         use vigil_access::AccessError as E;
         match e {
-            // The database is down or restarting (PostgreSQL): the next request tries again,
-            // recording goes on (it never uses this database). Where it failed goes to the log.
-            E::Db(ref d) if d.is_unavailable() => {
-                tracing::warn!(error = %d, "management database unavailable");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "database_unavailable",
-                    "database unavailable: the management database cannot be reached, retrying; \
-                     recording is not affected",
-                )
-            }
+            E::Db(ref d) if d.is_unavailable() => ApiError::database_unavailable(d),
             E::UnknownUser(_) | E::UnknownToken(_) => ApiError::not_found(e.to_string()),
             E::UserExists(_) | E::AlreadyInitialized | E::LastAdmin(_) => {
                 ApiError::conflict(e.to_string())
@@ -259,3 +266,22 @@ impl From<axum::extract::rejection::PathRejection> for ApiError {
 
 /// Result type of handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vigil_access::AccessError;
+    use vigil_access::vigil_db::DbError;
+    use vigil_app::cameras::CameraError;
+
+    #[test]
+    fn a_use_case_failing_on_an_unreachable_database_answers_503() {
+        let e = ApiError::from_app(CameraError::Audit(AccessError::Db(DbError::Unavailable(
+            "connection refused to 10.0.0.5:5432".into(),
+        ))));
+        assert_eq!(e.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.code, "database_unavailable");
+        // Where the database lives is for the log, not for the client.
+        assert!(!e.message.contains("10.0.0.5"), "{}", e.message);
+    }
+}

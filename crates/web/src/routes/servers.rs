@@ -31,6 +31,7 @@ fn cluster_error(e: ClusterError) -> ApiError {
     match e {
         ClusterError::Cluster(vigil_cluster::Error::Invalid(m)) => ApiError::bad_request(m),
         e @ ClusterError::NoSuchServer(_) => ApiError::not_found(e.to_string()),
+        ClusterError::Audit(a) if a.is_unavailable() => ApiError::from(a),
         e => ApiError::internal(e),
     }
 }
