@@ -29,6 +29,7 @@ mod clock;
 pub mod db;
 mod ids;
 mod layouts;
+mod lookup_cache;
 pub mod password;
 mod roles;
 mod sessions;
@@ -58,6 +59,7 @@ pub use ids::{
     TracingSink, WatchInfo, parse_allow_list,
 };
 pub use layouts::{LayoutKind, LiveLayout, MAX_LAYOUT_TILES, SavedLayout, UnknownLayoutKind};
+pub use lookup_cache::LOOKUP_TTL_MS;
 pub use password::{
     HashParams, MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, PasswordRejected, WeakHashParams,
     check_password_policy, generate_password, hash_is_current, hash_password, verify_password,
@@ -235,7 +237,9 @@ pub struct Access {
     /// with it. Changed at runtime by the setters, so read it through [`Access::cfg`].
     config: RwLock<AccessConfig>,
     /// Recent successful API-token lookups (see the `tokens` module).
-    token_cache: tokens::TokenCache,
+    token_cache: lookup_cache::LookupCache<tokens::CachedToken>,
+    /// Recent successful session-cookie lookups (see the `sessions` module).
+    session_cache: lookup_cache::LookupCache<sessions::CachedSession>,
     /// `PRAGMA data_version` at the last block sync, to skip reloads when nothing changed.
     blocks_version: Mutex<i64>,
 }
@@ -285,7 +289,8 @@ impl Access {
             clock,
             ids,
             sink: RwLock::new(sink),
-            token_cache: tokens::TokenCache::default(),
+            token_cache: Default::default(),
+            session_cache: Default::default(),
             config: RwLock::new(config),
             blocks_version: Mutex::new(-1),
         };

@@ -18,7 +18,7 @@ use crate::ids::Blocked;
 use crate::password::{hash_is_current, hash_password, verify_password};
 use crate::roles::Principal;
 use crate::users::{load_cameras, parse_role, totp_step};
-use crate::{Access, AccessError};
+use crate::{Access, AccessError, SessionConfig};
 
 /// What a login form sends.
 #[derive(Clone, Copy)]
@@ -171,6 +171,7 @@ fn dummy_hash(params: crate::HashParams) -> &'static str {
     })
 }
 
+#[derive(Clone)]
 struct SessionRow {
     user_id: i64,
     username: String,
@@ -327,52 +328,16 @@ impl Access {
         let hash = session_hash(session_id).ok_or(SessionError::Unknown)?;
         let now = self.clock.now();
         let cfg = self.cfg().session.clone();
-        let (row, principal) = {
-            let conn = self.conn();
-            let row = load_session(&conn, &hash)?.ok_or(SessionError::Unknown)?;
-            if row.disabled {
-                conn.execute("DELETE FROM sessions WHERE id_hash = ?1", [hash.as_slice()])
-                    .map_err(AccessError::from)?;
-                return Err(SessionError::Unknown);
-            }
-            let absolute_end = row.created.plus(cfg.absolute_lifetime);
-            let idle_end = row.last_seen.plus(cfg.idle_timeout);
-            let expired = if now >= absolute_end {
-                Some("absolute")
-            } else if now >= idle_end {
-                Some("idle")
-            } else {
-                None
-            };
-            if let Some(reason) = expired {
-                conn.execute("DELETE FROM sessions WHERE id_hash = ?1", [hash.as_slice()])
-                    .map_err(AccessError::from)?;
-                drop(conn);
-                self.audit(
-                    AuditRecord::new(
-                        AuditKind::SessionExpired,
-                        Some(&row.username),
-                        Some(&row.source),
-                    )
-                    .detail(serde_json::json!({ "reason": reason })),
-                )?;
-                return Err(if reason == "idle" {
-                    SessionError::IdleExpired(cfg.idle_timeout.as_secs() / 60)
-                } else {
-                    SessionError::AbsoluteExpired
-                });
-            }
-            // Writing on every request would cost a disk write each; a second's precision is
-            // plenty for a 15-minute timer.
-            if touch && now.since(row.last_seen) >= Duration::from_secs(1) {
-                conn.execute(
-                    "UPDATE sessions SET last_seen_ms = ?2 WHERE id_hash = ?1",
-                    params![hash.as_slice(), now.unix_ms()],
-                )
-                .map_err(AccessError::from)?;
-            }
-            let principal = principal_of(&conn, &row)?;
-            (row, principal)
+        // A hit answers without the database unless the session has run out (the database
+        // path deletes and audits it) or the idle timer is due to be written.
+        let hit = self
+            .session_cache
+            .get(&hash, now.unix_ms())
+            .filter(|c| expiry(&c.row, &cfg, now).is_none())
+            .filter(|c| !(touch && touch_due(&c.row, now)));
+        let (row, principal) = match hit {
+            Some(c) => (c.row, c.principal),
+            None => self.session_lookup_db(&hash, &cfg, now, touch)?,
         };
         let last_seen = if touch { now } else { row.last_seen };
         let idle_remaining = last_seen.plus(cfg.idle_timeout).since(now);
@@ -389,8 +354,69 @@ impl Access {
         })
     }
 
+    /// The database half of [`Access::session_lookup`]: the session's row checked (disabled
+    /// user, expiry: deleted and audited), the idle timer written when due, the result cached.
+    fn session_lookup_db(
+        &self,
+        hash: &[u8; 32],
+        cfg: &SessionConfig,
+        now: Timestamp,
+        touch: bool,
+    ) -> Result<(SessionRow, Principal), SessionError> {
+        let generation = self.session_cache.generation();
+        let conn = self.conn();
+        let mut row = load_session(&conn, hash)?.ok_or(SessionError::Unknown)?;
+        if row.disabled {
+            conn.execute("DELETE FROM sessions WHERE id_hash = ?1", [hash.as_slice()])
+                .map_err(AccessError::from)?;
+            self.session_cache.remove(hash);
+            return Err(SessionError::Unknown);
+        }
+        if let Some(reason) = expiry(&row, cfg, now) {
+            conn.execute("DELETE FROM sessions WHERE id_hash = ?1", [hash.as_slice()])
+                .map_err(AccessError::from)?;
+            drop(conn);
+            self.session_cache.remove(hash);
+            self.audit(
+                AuditRecord::new(
+                    AuditKind::SessionExpired,
+                    Some(&row.username),
+                    Some(&row.source),
+                )
+                .detail(serde_json::json!({ "reason": reason })),
+            )?;
+            return Err(if reason == "idle" {
+                SessionError::IdleExpired(cfg.idle_timeout.as_secs() / 60)
+            } else {
+                SessionError::AbsoluteExpired
+            });
+        }
+        if touch && touch_due(&row, now) {
+            conn.execute(
+                "UPDATE sessions SET last_seen_ms = ?2 WHERE id_hash = ?1",
+                params![hash.as_slice(), now.unix_ms()],
+            )
+            .map_err(AccessError::from)?;
+            row.last_seen = now;
+        }
+        let principal = principal_of(&conn, &row)?;
+        drop(conn);
+        self.session_cache.insert(
+            *hash,
+            CachedSession {
+                row: row.clone(),
+                principal: principal.clone(),
+            },
+            now.unix_ms(),
+            generation,
+        );
+        Ok((row, principal))
+    }
+
     /// Ends a session (the user logged out). Unknown ids are ignored.
     pub fn logout(&self, session_id: &str) -> Result<(), AccessError> {
+        // Sessions name users, roles and grants: none cached may outlive this change.
+        let _sessions = self.session_cache.invalidate_after();
         let Some(hash) = session_hash(session_id) else {
             return Ok(());
         };
@@ -412,6 +438,8 @@ impl Access {
 
     /// Ends every session of a user (e.g. "log out everywhere"); returns how many.
     pub fn logout_user(&self, username: &str) -> Result<usize, AccessError> {
+        // Sessions name users, roles and grants: none cached may outlive this change.
+        let _sessions = self.session_cache.invalidate_after();
         let n = self.conn().execute(
             "DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE username = ?1)",
             [username],
@@ -428,6 +456,8 @@ impl Access {
     /// Deletes sessions past their idle or absolute limit and audits each; returns how many.
     /// Run it every minute or so, so that expiry is audited even when the client is gone.
     pub fn purge_expired_sessions(&self) -> Result<usize, AccessError> {
+        // Sessions name users, roles and grants: none cached may outlive this change.
+        let _sessions = self.session_cache.invalidate_after();
         let now = self.clock.now().unix_ms();
         let cfg = self.cfg().session.clone();
         let idle = duration_ms(cfg.idle_timeout);
@@ -465,6 +495,31 @@ impl Access {
         }
         Ok(expired.len())
     }
+}
+
+/// What a successful session lookup caches (see [`crate::lookup_cache`]): the row and who it
+/// is. Changes to users, grants and sessions made through this [`Access`] empty the cache.
+#[derive(Clone)]
+pub(crate) struct CachedSession {
+    row: SessionRow,
+    principal: Principal,
+}
+
+/// Why the session has run out at `now`, if it has.
+fn expiry(row: &SessionRow, cfg: &SessionConfig, now: Timestamp) -> Option<&'static str> {
+    if now >= row.created.plus(cfg.absolute_lifetime) {
+        Some("absolute")
+    } else if now >= row.last_seen.plus(cfg.idle_timeout) {
+        Some("idle")
+    } else {
+        None
+    }
+}
+
+/// Writing the idle timer on every request would cost a disk write each; a second's precision
+/// is plenty for a 15-minute timer.
+fn touch_due(row: &SessionRow, now: Timestamp) -> bool {
+    now.since(row.last_seen) >= Duration::from_secs(1)
 }
 
 fn load_session(conn: &Db, hash: &[u8; 32]) -> Result<Option<SessionRow>, AccessError> {

@@ -5,19 +5,13 @@
 //! Format: `vgt_<id>_<secret>` with a 16-hex-digit public id (to find the row and to name the
 //! token in lists and the audit log) and a 64-hex-digit secret.
 //!
-//! Every API request authenticates its token, so successful lookups are kept in a small
-//! in-memory cache keyed by the token's SHA-256 ([`TOKEN_CACHE_TTL_MS`]): without it each
-//! request took the database lock and SQLite's file locks, which serialised the API workers
-//! (bench/https: 0.6 x nginx's request rate with the lookup, about 1.0 x without). Revoking a
-//! token in this process empties the cache at once (a generation counter keeps a lookup that
-//! raced with the revocation out of it); a change made by another process (`vigil token
-//! revoke` on the command line) is seen within the TTL. Failures are never cached, so every
-//! bad token still reaches intrusion detection.
+//! Every API request authenticates its token, so successful lookups are kept in the
+//! [`crate::lookup_cache`] (keyed by the token's SHA-256): without it each request took the
+//! database lock and SQLite's file locks, which serialised the API workers (bench/https: 0.6 x
+//! nginx's request rate with the lookup, about 1.0 x without). Revoking a token in this process
+//! empties it at once; a revocation by another process is seen within its TTL.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::RwLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::Rng as _;
@@ -136,55 +130,11 @@ fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-/// How long a successful token lookup is reused (by the [`Access`] clock). Bounds how late a
-/// revocation made by another process is noticed; revocations in this process are immediate.
-pub const TOKEN_CACHE_TTL_MS: i64 = 1_000;
-/// Entries kept at most; a full cache is emptied rather than grown (tokens are few).
-const TOKEN_CACHE_MAX: usize = 4096;
-
-struct CachedToken {
+/// What a successful token lookup caches: who the token is, and until when it is valid.
+#[derive(Clone)]
+pub(crate) struct CachedToken {
     principal: Principal,
     expires_ms: Option<i64>,
-    fetched_ms: i64,
-}
-
-/// Successful lookups of one [`Access`] (one database), keyed by the SHA-256 of the whole
-/// token.
-#[derive(Default)]
-pub(crate) struct TokenCache {
-    /// Bumped by every revocation; a lookup started under an older generation is not cached.
-    generation: AtomicU64,
-    entries: RwLock<HashMap<[u8; 32], CachedToken>>,
-}
-
-impl TokenCache {
-    fn get(&self, key: &[u8; 32], now_ms: i64) -> Option<Principal> {
-        let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
-        let e = entries.get(key)?;
-        let age = now_ms - e.fetched_ms;
-        let fresh = (0..TOKEN_CACHE_TTL_MS).contains(&age);
-        let unexpired = e.expires_ms.is_none_or(|x| now_ms < x);
-        (fresh && unexpired).then(|| e.principal.clone())
-    }
-
-    fn insert(&self, key: [u8; 32], entry: CachedToken, generation: u64) {
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        // Checked under the write lock that `invalidate` also takes: a revocation that
-        // committed after this lookup read the row has bumped the generation.
-        if self.generation.load(Ordering::Acquire) != generation {
-            return;
-        }
-        if entries.len() >= TOKEN_CACHE_MAX {
-            entries.clear();
-        }
-        entries.insert(key, entry);
-    }
-
-    fn invalidate(&self) {
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        entries.clear();
-    }
 }
 
 fn load_token_cameras(conn: &Db, id: &str, all: bool) -> Result<CameraScope, AccessError> {
@@ -327,18 +277,20 @@ impl Access {
         self.check(source)?;
         let key = token_hash(token);
         let now = self.clock.now().unix_ms();
-        if let Some(principal) = self.token_cache.get(&key, now) {
-            return Ok(principal);
+        if let Some(hit) = self.token_cache.get(&key, now)
+            && hit.expires_ms.is_none_or(|x| now < x)
+        {
+            return Ok(hit.principal);
         }
-        let generation = self.token_cache.generation.load(Ordering::Acquire);
+        let generation = self.token_cache.generation();
         let (principal, expires_ms) = self.authenticate_token_db(token, source)?;
         self.token_cache.insert(
             key,
             CachedToken {
                 principal: principal.clone(),
                 expires_ms,
-                fetched_ms: now,
             },
+            now,
             generation,
         );
         Ok(principal)
@@ -434,67 +386,6 @@ mod cache_tests {
     use super::*;
     use crate::tests::{Fixture, T0};
 
-    fn principal() -> Principal {
-        Principal::Token {
-            token_id: "0123456789abcdef".into(),
-            name: "ci".into(),
-            role: Role::Viewer,
-            cameras: CameraScope::All,
-        }
-    }
-
-    fn entry(expires_ms: Option<i64>) -> CachedToken {
-        CachedToken {
-            principal: principal(),
-            expires_ms,
-            fetched_ms: T0.unix_ms(),
-        }
-    }
-
-    #[test]
-    fn cache_answers_within_ttl_and_before_expiry_only() {
-        let c = TokenCache::default();
-        let key = [7u8; 32];
-        let t0 = T0.unix_ms();
-        c.insert(
-            key,
-            entry(Some(t0 + 500)),
-            c.generation.load(Ordering::Acquire),
-        );
-        assert_eq!(c.get(&key, t0), Some(principal()));
-        assert_eq!(c.get(&key, t0 + 500), None, "expired tokens are not served");
-        c.insert(key, entry(None), c.generation.load(Ordering::Acquire));
-        assert_eq!(c.get(&key, t0 + TOKEN_CACHE_TTL_MS - 1), Some(principal()));
-        assert_eq!(
-            c.get(&key, t0 + TOKEN_CACHE_TTL_MS),
-            None,
-            "stale after the TTL"
-        );
-        assert_eq!(
-            c.get(&key, t0 - 1),
-            None,
-            "a clock that went back is not trusted"
-        );
-        assert_eq!(c.get(&[8u8; 32], t0), None, "other tokens do not match");
-    }
-
-    #[test]
-    fn lookup_that_raced_with_a_revocation_is_not_cached() {
-        let c = TokenCache::default();
-        let key = [9u8; 32];
-        let before = c.generation.load(Ordering::Acquire);
-        c.insert(key, entry(None), before);
-        c.invalidate();
-        assert_eq!(
-            c.get(&key, T0.unix_ms()),
-            None,
-            "invalidation empties the cache"
-        );
-        // A lookup that read the row before the revocation committed inserts afterwards.
-        c.insert(key, entry(None), before);
-        assert_eq!(c.get(&key, T0.unix_ms()), None);
-    }
-
     #[test]
     fn revocation_by_another_process_is_seen_within_the_ttl() {
         let f = Fixture::new();
@@ -521,7 +412,7 @@ mod cache_tests {
             )
             .unwrap();
         f.clock
-            .advance(Duration::from_millis(TOKEN_CACHE_TTL_MS as u64));
+            .advance(Duration::from_millis(crate::LOOKUP_TTL_MS as u64));
         assert!(matches!(
             f.access.authenticate_token(&t.token, ip),
             Err(TokenError::Revoked(_))

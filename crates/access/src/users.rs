@@ -282,6 +282,8 @@ impl Access {
 
     /// Removes a user (and their sessions). The last enabled admin cannot be removed.
     pub fn remove_user(&self, username: &str, actor: &Actor) -> Result<(), AccessError> {
+        // Sessions name users, roles and grants: none cached may outlive this change.
+        let _sessions = self.session_cache.invalidate_after();
         {
             let conn = self.conn();
             let (id, role): (i64, String) = conn
@@ -310,6 +312,8 @@ impl Access {
 
     /// Changes a user's role. Takes effect on the user's next request.
     pub fn set_role(&self, username: &str, role: Role, actor: &Actor) -> Result<(), AccessError> {
+        // Sessions name users, roles and grants: none cached may outlive this change.
+        let _sessions = self.session_cache.invalidate_after();
         let old = {
             let conn = self.conn();
             let old: String = conn
@@ -347,6 +351,8 @@ impl Access {
         cameras: &CameraScope,
         actor: &Actor,
     ) -> Result<(), AccessError> {
+        // Sessions name users, roles and grants: none cached may outlive this change.
+        let _sessions = self.session_cache.invalidate_after();
         {
             let mut conn = self.conn();
             let tx = conn.transaction()?;
@@ -372,6 +378,8 @@ impl Access {
         disabled: bool,
         actor: &Actor,
     ) -> Result<(), AccessError> {
+        // Sessions name users, roles and grants: none cached may outlive this change.
+        let _sessions = self.session_cache.invalidate_after();
         {
             let conn = self.conn();
             let (id, role): (i64, String) = conn
@@ -412,6 +420,8 @@ impl Access {
         password: Option<&str>,
         actor: &Actor,
     ) -> Result<Option<String>, AccessError> {
+        // Sessions name users, roles and grants: none cached may outlive this change.
+        let _sessions = self.session_cache.invalidate_after();
         let (password, generated) = match password {
             Some(p) => {
                 check_password_policy(p, username)?;
@@ -472,6 +482,8 @@ impl Access {
         current_session: Option<&str>,
         source: std::net::IpAddr,
     ) -> Result<(), crate::LoginError> {
+        // Sessions name users, roles and grants: none cached may outlive this change.
+        let _sessions = self.session_cache.invalidate_after();
         self.confirm_password(username, current_password, source)?;
         check_password_policy(new_password, username).map_err(AccessError::from)?;
         let keep = current_session.and_then(crate::sessions::session_hash);

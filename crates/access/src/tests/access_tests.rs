@@ -466,6 +466,51 @@ fn last_admin_cannot_be_removed_demoted_or_disabled() {
 }
 
 both_backends! {
+fn a_session_ended_by_another_process_is_refused_within_the_lookup_ttl() {
+    let f = admin_fixture();
+    let s = f.login("alice", IP).unwrap();
+    // Cached by this lookup; the touch of the idle timer is not due within the second.
+    assert!(f.access.validate_session(&s.session_id).is_ok());
+    // Another process (`vigil user disable` on the command line) ends it through its own
+    // connection: this Access cannot know before its cached lookup runs out.
+    f.raw().execute("DELETE FROM sessions", ()).unwrap();
+    f.advance(Duration::from_millis(crate::LOOKUP_TTL_MS as u64));
+    assert!(matches!(
+        f.access.validate_session(&s.session_id),
+        Err(SessionError::Unknown)
+    ));
+    assert!(matches!(
+        f.access.session_status(&s.session_id),
+        Err(SessionError::Unknown)
+    ));
+}
+}
+
+both_backends! {
+fn a_cached_session_still_runs_out_on_time_and_is_audited() {
+    let f = admin_fixture();
+    let s = f.login("alice", IP).unwrap();
+    // Cached half a second before the idle timeout (the status does not restart the timer)...
+    f.advance(mins(15) - Duration::from_millis(500));
+    assert!(f.access.session_status(&s.session_id).is_ok());
+    // ...so the next lookup falls within the cached entry's TTL, but past the timeout.
+    f.advance(Duration::from_millis(600));
+    assert!(matches!(
+        f.access.session_status(&s.session_id),
+        Err(SessionError::IdleExpired(15))
+    ));
+    let expired = f
+        .access
+        .audit_query(&AuditQuery {
+            kind: Some(AuditKind::SessionExpired),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(expired.len(), 1);
+}
+}
+
+both_backends! {
 fn removing_a_user_ends_their_sessions() {
     let f = admin_fixture();
     let s = f.login("alice", IP).unwrap();
