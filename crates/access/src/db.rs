@@ -179,11 +179,7 @@ pub struct CopyReport {
     pub destination_chain: crate::ChainReport,
 }
 
-/// Moves an `access.db` into another database (PostgreSQL): both are migrated to this
-/// Vigil's schema, every table is copied in one transaction into the empty destination, and
-/// the audit chain is verified on the destination, which must end at the same head as the
-/// source's. Refuses a source whose chain is already broken (nothing to vouch for) and a
-/// destination that holds data.
+/// Moves an `access.db` into another database (PostgreSQL): see [`copy_database`].
 pub fn copy_from_sqlite(
     source: &std::path::Path,
     destination: &DbTarget,
@@ -195,7 +191,27 @@ pub fn copy_from_sqlite(
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         });
     }
-    let mut src = open(&DbTarget::Sqlite(source.to_owned()), now_ms)?;
+    copy_database(&DbTarget::Sqlite(source.to_owned()), destination, now_ms)
+}
+
+/// Copies the management data of `source` into `destination` (`vigil db copy-from-sqlite`
+/// into PostgreSQL; a backup's `access.db` out of PostgreSQL): both are migrated to this
+/// Vigil's schema, every table is copied in one transaction into the empty destination, and
+/// the audit chain is verified on the destination, which must end at the same head as the
+/// source's. The source is read in one snapshot (a repeatable-read transaction on
+/// PostgreSQL, a read transaction on SQLite), so a server writing meanwhile does not break
+/// the copy. Refuses a source whose chain is already broken (nothing to vouch for) and a
+/// destination that holds data.
+pub fn copy_database(
+    source: &DbTarget,
+    destination: &DbTarget,
+    now_ms: i64,
+) -> Result<CopyReport, AccessError> {
+    let mut src = open(source, now_ms)?;
+    src.execute_batch(match src.backend() {
+        vigil_db::Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ",
+        vigil_db::Backend::Sqlite => "BEGIN",
+    })?;
     let source_chain = crate::audit::verify_chain(&src)?;
     if !matches!(source_chain, crate::ChainReport::Intact { .. }) {
         return Err(AccessError::Corrupt(format!(
@@ -204,6 +220,7 @@ pub fn copy_from_sqlite(
     }
     let mut dst = open(destination, now_ms)?;
     let tables = vigil_db::copy::copy_tables(&mut src, &mut dst, &SCHEMA, TABLES)?;
+    src.execute_batch("COMMIT")?;
     let destination_chain = crate::audit::verify_chain(&dst)?;
     if destination_chain != source_chain {
         return Err(AccessError::Corrupt(format!(

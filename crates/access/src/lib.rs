@@ -52,7 +52,7 @@ pub use audit::{
     AuditEntry, AuditKind, AuditQuery, AuditRecord, ChainProblem, ChainReport, UnknownAuditKind,
 };
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp, TimestampParseError};
-pub use db::{CopyReport, copy_from_sqlite, migrate, schema_status};
+pub use db::{CopyReport, copy_database, copy_from_sqlite, migrate, schema_status};
 pub use ids::{
     Alert, AlertSink, AllowListError, BlockInfo, BlockPolicy, Blocked, ChannelSink, FnSink,
     IdsConfig, IdsConfigError, IdsStatus, IntrusionDetector, MIN_NOTIFICATION_THRESHOLD, MultiSink,

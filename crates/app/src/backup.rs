@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 use crate::audit::Trail;
 use crate::error::{Classified, ErrorKind};
 use format::{FormatError, OpeningReader, SealingWriter};
+use vigil_access::vigil_db::DbTarget;
 use vigil_access::{Actor, AuditKind};
 
 /// The databases of a data directory, snapshotted one by one (docs/storage-format.md).
@@ -89,6 +90,13 @@ pub enum BackupError {
     Check(String),
     #[error("cannot record the {0} in the audit log: {1}")]
     Audit(&'static str, String),
+    #[error("{0}")]
+    DatabaseSettings(#[from] crate::database::DatabaseError),
+    #[error("copy of the management data from {from}: {source}")]
+    ManagementCopy {
+        from: String,
+        source: vigil_access::AccessError,
+    },
 }
 
 impl Classified for BackupError {
@@ -98,6 +106,7 @@ impl Classified for BackupError {
             | BackupError::BadEntry(_)
             | BackupError::BadManifest(_)
             | BackupError::Config(_)
+            | BackupError::DatabaseSettings(_)
             | BackupError::RestoredConfig(_) => ErrorKind::InvalidInput,
             BackupError::Format(FormatError::WrongPassphrase) => ErrorKind::Unauthorized,
             BackupError::Format(_) => ErrorKind::InvalidInput,
@@ -105,6 +114,7 @@ impl Classified for BackupError {
             BackupError::Io { .. }
             | BackupError::Snapshot { .. }
             | BackupError::Check(_)
+            | BackupError::ManagementCopy { .. }
             | BackupError::Audit(..) => ErrorKind::Internal,
         }
     }
@@ -118,11 +128,21 @@ impl Classified for BackupError {
             BackupError::Format(_) | BackupError::BadEntry(_) | BackupError::BadManifest(_) => {
                 "bad_backup"
             }
-            BackupError::Config(_) | BackupError::RestoredConfig(_) => "bad_config",
+            BackupError::Config(_)
+            | BackupError::DatabaseSettings(_)
+            | BackupError::RestoredConfig(_) => "bad_config",
             BackupError::Io { .. }
             | BackupError::Snapshot { .. }
             | BackupError::Check(_)
+            | BackupError::ManagementCopy { .. }
             | BackupError::Audit(..) => "internal",
+        }
+    }
+
+    fn database_error(&self) -> Option<&vigil_access::AccessError> {
+        match self {
+            BackupError::ManagementCopy { source, .. } => Some(source),
+            _ => None,
         }
     }
 }
@@ -148,6 +168,10 @@ pub struct Manifest {
     pub data_dir: PathBuf,
     /// Each database in the backup and its schema version (docs/storage-format.md).
     pub databases: Vec<(String, i64)>,
+    /// Where the management data (`access.db` in the backup) was copied from when it was not
+    /// the data directory's own file: "PostgreSQL user@host:port/db" (no secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management_database: Option<String>,
 }
 
 /// What `create` wrote.
@@ -190,13 +214,42 @@ pub fn create(
         .prefix(".vigil-backup-")
         .tempdir_in(&parent)
         .map_err(io_at(&parent))?;
+    let management = crate::database::target(&cfg)?;
     let mut databases = Vec::new();
+    let mut management_database = None;
     for name in DATABASES {
+        let dest = scratch.path().join(name);
+        if name == "access.db"
+            && let DbTarget::Postgres(_) = &management
+        {
+            // The same tables, read in one snapshot, into an SQLite file: a backup restores
+            // the same way whichever database held them (docs/backup.md).
+            vigil_access::copy_database(
+                &management,
+                &DbTarget::Sqlite(dest.clone()),
+                crate::database::now_ms(),
+            )
+            .map_err(|source| BackupError::ManagementCopy {
+                from: crate::database::describe(&management),
+                source,
+            })?;
+            let copy =
+                rusqlite::Connection::open(&dest).map_err(|source| BackupError::Snapshot {
+                    path: dest.clone(),
+                    source,
+                })?;
+            let version = schema_version(&copy, &dest).map_err(|source| BackupError::Snapshot {
+                path: dest.clone(),
+                source,
+            })?;
+            databases.push((name.to_owned(), version));
+            management_database = Some(crate::database::describe(&management));
+            continue;
+        }
         let src = cfg.data_dir.join(name);
         if name != "vigil.db" && !src.exists() {
             continue;
         }
-        let dest = scratch.path().join(name);
         let version = snapshot(&src, &dest)?;
         databases.push((name.to_owned(), version));
     }
@@ -209,6 +262,7 @@ pub fn create(
             .unwrap_or(0),
         data_dir: cfg.data_dir.clone(),
         databases,
+        management_database,
     };
 
     let name = out
@@ -226,7 +280,7 @@ pub fn create(
     )
     .and_then(|files| {
         record(
-            &cfg.data_dir,
+            &management,
             actor,
             AuditKind::Export,
             "backup",
@@ -258,19 +312,17 @@ pub fn create(
     })
 }
 
-/// One audit entry in the access database of `data_dir`.
+/// One audit entry in the management database `target` (the installation's own audit log,
+/// in PostgreSQL when it is configured).
 fn record(
-    data_dir: &Path,
+    target: &DbTarget,
     actor: &Actor,
     kind: AuditKind,
     what: &'static str,
     detail: serde_json::Value,
 ) -> Result<(), BackupError> {
-    let access = vigil_access::Access::open(
-        &data_dir.join("access.db"),
-        vigil_access::AccessConfig::default(),
-    )
-    .map_err(|e| BackupError::Audit(what, e.to_string()))?;
+    let access = vigil_access::Access::open_target(target, vigil_access::AccessConfig::default())
+        .map_err(|e| BackupError::Audit(what, e.to_string()))?;
     Trail::new(&access, actor.clone())
         .record(kind, detail)
         .map_err(|e| BackupError::Audit(what, e.to_string()))
@@ -518,6 +570,10 @@ pub struct RestoreSummary {
     pub cameras: usize,
     /// Where the restored configuration is: `data_dir/vigil.toml`, naming `data_dir`.
     pub config: PathBuf,
+    /// The backup's configuration named a PostgreSQL database (`[database] url`): the restored
+    /// one uses the restored `access.db` instead; `vigil db copy-from-sqlite` moves it into a
+    /// new, empty PostgreSQL database.
+    pub postgres_dropped: bool,
 }
 
 /// Restores `file` into `data_dir`, which must not exist or be empty. The configuration is
@@ -554,7 +610,7 @@ pub fn restore(
     let result = extract(reader, file, &data_dir).and_then(|summary| {
         // The restored audit log says where its installation came back from.
         record(
-            &data_dir,
+            &DbTarget::Sqlite(data_dir.join("access.db")),
             actor,
             AuditKind::ConfigChanged,
             "restore",
@@ -658,6 +714,13 @@ fn extract(
     let mut cfg = Config::parse(&config_text, &config_path)
         .map_err(|e| BackupError::RestoredConfig(e.to_string()))?;
     cfg.data_dir = data_dir.to_owned();
+    // The restored management data is the backup's access.db. Left pointing at the
+    // PostgreSQL database the backup was taken from, the restored server would use that
+    // database's current data (or share it with the original server) instead.
+    let postgres_dropped = cfg.database.url.take().is_some();
+    if postgres_dropped {
+        cfg.database = Default::default();
+    }
     crate::settings::persist(&config_path, &cfg).map_err(BackupError::RestoredConfig)?;
     for dir in ["video", "ledger"] {
         let d = data_dir.join(dir);
@@ -696,6 +759,7 @@ fn extract(
         users,
         cameras,
         config: config_path,
+        postgres_dropped,
     })
 }
 

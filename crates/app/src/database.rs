@@ -78,7 +78,7 @@ pub fn copy_from_sqlite(
     Ok((target, report))
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     use vigil_access::Clock as _;
     vigil_access::SystemClock.now().unix_ms()
 }

@@ -49,6 +49,9 @@ pub fn backup(args: &BackupArgs, config: &Path) -> anyhow::Result<()> {
         "It holds the configuration, databases, keys, certificates and evidence ledgers of {}; no video.",
         s.manifest.data_dir.display()
     );
+    if let Some(from) = &s.manifest.management_database {
+        println!("The users, permissions, tokens and audit log were copied from {from}.");
+    }
     println!("Keep the passphrase apart from the file: without it nothing can be restored.");
     Ok(())
 }
@@ -70,6 +73,12 @@ pub fn restore(args: &RestoreArgs) -> anyhow::Result<()> {
         s.cameras
     );
     println!("Configuration: {}", s.config.display());
+    if s.postgres_dropped {
+        println!(
+            "The backup's configuration used PostgreSQL; the restored one uses the restored access.db (SQLite). To move it into a new, empty PostgreSQL database: set [database] url, then vigil --config {} db copy-from-sqlite",
+            s.config.display()
+        );
+    }
     println!(
         "Video is not in a backup: copy video/ (and ledger/, if newer) from the old data directory, then vigil --config {} serve",
         s.config.display()

@@ -326,3 +326,89 @@ fn an_access_db_moves_into_postgres_with_its_audit_chain_intact() {
     ]);
     assert!(v.ok(&["audit-log", "verify"]).contains("intact"));
 }
+
+#[test]
+fn a_backup_of_an_installation_on_postgres_restores_its_management_data() {
+    let v = Vigil::init(2);
+    let pg = PgServer::start();
+    let db = pg.create_database();
+    use_database(&v, &format!("url = \"{}\"\n", pg.socket_url(&db)));
+    v.ok(&["db", "copy-from-sqlite"]);
+    // A user that exists only in PostgreSQL, not in the old access.db.
+    let pwfile = v.dir.path().join("pw");
+    std::fs::write(&pwfile, "velvet-otter-tramline-42\n").unwrap();
+    v.ok(&[
+        "user",
+        "add",
+        "dora",
+        "--role",
+        "operator",
+        "--password-file",
+        pwfile.to_str().unwrap(),
+    ]);
+    let chain = v.ok(&["audit-log", "verify"]);
+
+    let pass = v.dir.path().join("pass");
+    std::fs::write(&pass, "a passphrase for the test backup\n").unwrap();
+    let file = v.dir.path().join("site.vbk");
+    let said = v.ok(&[
+        "backup",
+        "-o",
+        file.to_str().unwrap(),
+        "--passphrase-file",
+        pass.to_str().unwrap(),
+    ]);
+    assert!(said.contains("copied from PostgreSQL"), "{said}");
+    // The backup is on record in the installation's audit log, which is in PostgreSQL.
+    let log = v.ok(&["audit-log", "query", "--jsonl"]);
+    assert!(log.contains("\"format\":\"backup\""), "{log}");
+    assert!(
+        pg.psql(
+            &db,
+            r#"SELECT count(*) FROM audit WHERE detail LIKE '%"format":"backup"%'"#
+        )
+        .trim()
+            != "0"
+    );
+
+    let restored = v.dir.path().join("restored");
+    let out = Command::new(common::bin())
+        .args(["restore", "--data-dir"])
+        .arg(&restored)
+        .arg("--passphrase-file")
+        .arg(&pass)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("used PostgreSQL"), "{said}");
+    let config = restored.join("vigil.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.trim_start().starts_with("url = \"postgres")),
+        "{text}"
+    );
+    let run = |args: &[&str]| {
+        let out = Command::new(common::bin())
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The restored installation has PostgreSQL's users, and the same audit chain up to the
+    // backup plus the restore's own entry.
+    assert!(run(&["user", "list"]).contains("dora"));
+    let restored_chain = run(&["audit-log", "verify"]);
+    assert!(restored_chain.contains("intact"), "{restored_chain}");
+    assert!(chain.contains("intact"), "{chain}");
+}

@@ -240,6 +240,7 @@ fn inspect_wants_the_manifest_first_and_once() {
         created: 0,
         data_dir: "/var/lib/vigil".into(),
         databases: vec![("vigil.db".into(), 2)],
+        management_database: None,
     })
     .unwrap();
     let good = tar_of(&[("manifest.json", &manifest), ("data/vigil.db", b"x")]);
