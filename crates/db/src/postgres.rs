@@ -3,14 +3,15 @@
 //! from plain threads and from inside the API's async workers (a runtime nested in theirs would
 //! panic; the sync `postgres` crate does exactly that). Each call is a task on that runtime whose
 //! answer is awaited with a deadline; a lost connection makes the call fail with
-//! [`DbError::Unavailable`] and the next call (at most one attempt a second) connects again.
+//! [`DbError::Unavailable`] and a new connection is made in the background (at most one
+//! attempt a second), calls failing at once until it is up.
 //! TLS is rustls with the aws-lc-rs provider through `tokio-postgres-rustls`, which checks
 //! the certificate chain and the host name (docs/design/data-access.md).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::mpsc::{RecvTimeoutError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, sync_channel};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -22,11 +23,20 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::config::{ConfigError, PgSettings, TlsMode};
 use crate::{DbError, Result, Row, Value};
 
-/// How long one statement may take before the connection is given up as unavailable.
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one statement may take before the connection is given up as unavailable: the
+/// management statements are small, and a caller (an API request) holds the database while it
+/// waits, so a server that stopped answering (a network partition) must not hold it long.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// After a failed connection attempt, calls fail at once for this long instead of each trying
 /// again (a down database must not make every API request wait for a connect).
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// The first connection (opening, migrations) waits this long for the server.
+const FIRST_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// A reconnection runs in the background; a call waits this long for it (a database that
+/// restarted is back at once), then answers "unavailable" without waiting for the rest.
+const RECONNECT_WAIT: Duration = Duration::from_millis(200);
+/// A TCP connection whose peer acknowledges nothing for this long is closed by the kernel.
+const DEAD_CONNECTION_AFTER: Duration = Duration::from_secs(30);
 
 pub(crate) struct PgConn {
     settings: PgSettings,
@@ -38,6 +48,10 @@ pub(crate) struct PgConn {
 struct State {
     live: Option<Live>,
     last_failure: Option<(Instant, String)>,
+    /// A reconnection under way in the background: its answer arrives here.
+    connecting: Option<Receiver<Connected>>,
+    /// Connected once: later connections are made in the background.
+    was_connected: bool,
 }
 
 struct Live {
@@ -172,7 +186,10 @@ impl PgConn {
         result
     }
 
-    /// The open connection, connecting first when there is none (or it was closed).
+    /// The open connection, connecting first when there is none (or it was closed). The first
+    /// connection is waited for; after a loss, a new one is made by a background thread and
+    /// calls fail at once while it is under way (a server that does not answer SYNs must not
+    /// hold every caller for a connect timeout).
     fn live(&self) -> Result<(Arc<Client>, tokio::runtime::Handle)> {
         let mut state = self.state.borrow_mut();
         if let Some(l) = &state.live {
@@ -181,16 +198,50 @@ impl PgConn {
             }
             state.live = None;
         }
-        if let Some((at, msg)) = &state.last_failure
-            && at.elapsed() < RETRY_AFTER
-        {
-            return Err(DbError::Unavailable(msg.clone()));
-        }
-        match self.connect() {
+        // Only the call that starts a reconnection waits a moment for it; the calls after it
+        // look and go (the access layer is held while a call waits).
+        let wait = if state.connecting.is_none() {
+            if let Some((at, msg)) = &state.last_failure
+                && at.elapsed() < RETRY_AFTER
+            {
+                return Err(DbError::Unavailable(msg.clone()));
+            }
+            state.connecting = Some(self.start_connect());
+            if state.was_connected {
+                RECONNECT_WAIT
+            } else {
+                FIRST_CONNECT_TIMEOUT
+            }
+        } else if state.was_connected {
+            Duration::ZERO
+        } else {
+            FIRST_CONNECT_TIMEOUT
+        };
+        let answer = match state.connecting.as_ref().map(|rx| rx.recv_timeout(wait)) {
+            Some(Ok(answer)) => answer,
+            Some(Err(RecvTimeoutError::Timeout)) if state.was_connected => {
+                return Err(DbError::Unavailable(format!(
+                    "reconnecting to PostgreSQL at {}",
+                    self.settings.display
+                )));
+            }
+            Some(Err(RecvTimeoutError::Timeout)) => Err(format!(
+                "PostgreSQL at {} did not answer within {} s",
+                self.settings.display,
+                wait.as_secs()
+            )),
+            Some(Err(RecvTimeoutError::Disconnected)) | None => Err(format!(
+                "cannot connect to PostgreSQL at {}: the connection thread ended",
+                self.settings.display
+            )),
+        };
+        state.connecting = None;
+        match answer {
             Ok((client, runtime)) => {
                 if state.last_failure.take().is_some() {
                     tracing::info!(target: "vigil::db", "connected to PostgreSQL at {} again", self.settings.display);
                 }
+                state.was_connected = true;
                 let client = Arc::new(client);
                 state.live = Some(Live {
                     client: client.clone(),
@@ -209,39 +260,50 @@ impl PgConn {
         }
     }
 
-    fn connect(&self) -> std::result::Result<(Client, tokio::runtime::Handle), String> {
+    /// Starts connecting on a thread of its own, which then drives the connection; the answer
+    /// (the client, or why not) arrives on the returned channel. The attempt gives up after
+    /// [`FIRST_CONNECT_TIMEOUT`] (the connect timeout of the configuration, when shorter).
+    fn start_connect(&self) -> Receiver<Connected> {
         let (tx, rx) = sync_channel(1);
-        let config = self.settings.config.clone();
+        let mut config = self.settings.config.clone();
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(FIRST_CONNECT_TIMEOUT);
+        }
+        // A connection given up after a call timed out ends in the kernel too (unacknowledged
+        // data or keepalives for this long) rather than holding its thread for the default
+        // quarter of an hour of retransmissions.
+        config.tcp_user_timeout(DEAD_CONNECTION_AFTER);
+        config.keepalives_idle(DEAD_CONNECTION_AFTER);
         let tls = self.tls.clone();
         let display = self.settings.display.clone();
-        std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("vigil-postgres".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = tx.send(Err(format!("cannot start the connection thread: {e}")));
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    match tls {
-                        Some(tls) => drive(config, tls, tx, display).await,
-                        None => drive(config, tokio_postgres::NoTls, tx, display).await,
-                    }
-                });
-            })
-            .map_err(|e| format!("cannot start the connection thread: {e}"))?;
-        match rx.recv_timeout(Duration::from_secs(15)) {
-            Ok(r) => r,
-            Err(_) => Err(format!(
-                "PostgreSQL at {} did not answer within 15 s",
-                self.settings.display
-            )),
+            .spawn({
+                let tx = tx.clone();
+                move || {
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            let _ =
+                                tx.send(Err(format!("cannot start the connection thread: {e}")));
+                            return;
+                        }
+                    };
+                    rt.block_on(async move {
+                        match tls {
+                            Some(tls) => drive(config, tls, tx, display).await,
+                            None => drive(config, tokio_postgres::NoTls, tx, display).await,
+                        }
+                    });
+                }
+            });
+        if let Err(e) = spawned {
+            let _ = tx.send(Err(format!("cannot start the connection thread: {e}")));
         }
+        rx
     }
 }
 
@@ -258,7 +320,19 @@ async fn drive<T>(
     T: MakeTlsConnect<Socket>,
     T::Stream: Send + 'static,
 {
-    match config.connect(tls).await {
+    // The connect timeout of tokio-postgres bounds the TCP connect only; a peer that accepts
+    // and then stays silent (a half-open path, a stuck proxy) must not hold the attempt forever.
+    let connected = match tokio::time::timeout(FIRST_CONNECT_TIMEOUT, config.connect(tls)).await {
+        Ok(r) => r,
+        Err(_) => {
+            let _ = tx.send(Err(format!(
+                "PostgreSQL at {place} did not complete the connection within {} s",
+                FIRST_CONNECT_TIMEOUT.as_secs()
+            )));
+            return;
+        }
+    };
+    match connected {
         Ok((client, connection)) => {
             if tx
                 .send(Ok((client, tokio::runtime::Handle::current())))

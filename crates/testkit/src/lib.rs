@@ -22,6 +22,9 @@
 //!   WS-Security digest and a SetUser that changes the password, optionally behind HTTPS;
 //! - [`postgres`]: Debian's PostgreSQL 15 as a throw-away server (one per test process, or
 //!   one per test with TLS on 127.0.0.1), stopped and restarted at will;
+//! - [`ipycam`]: IPyCam (PyPI), an ONVIF camera written independently of Vigil, with
+//!   WS-Discovery, profiles, WS-Security and its own RTSP server;
+//! - [`partition`]: a loopback TCP relay that can be cut and healed (a network partition);
 //! - [`require_tool`], [`free_port`], [`repo_root`].
 //!
 //! Missing peers make tests fail with an install hint, never skip: CI installs them
@@ -33,10 +36,12 @@
 mod clip;
 mod error;
 pub mod external_ca;
+pub mod ipycam;
 #[cfg(feature = "ledger")]
 pub mod ledger;
 #[cfg(feature = "onvif")]
 pub mod onvif;
+pub mod partition;
 pub mod postgres;
 mod probe;
 mod rotation_camera;

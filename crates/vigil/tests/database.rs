@@ -2,7 +2,8 @@
 //! against a real server, TLS verify-full with a certificate from the installation's CA (a
 //! wrong host name refused), the move of an access.db with its audit chain, and PostgreSQL
 //! stopped for 20 s while `vigil serve` records a camera: the API answers 503 "database
-//! unavailable", recording goes on, and the API recovers by itself.
+//! unavailable", recording goes on, and the API recovers by itself; and a network partition
+//! (bytes stop, nothing is refused) answered with 503 within the call timeout, then at once.
 #![cfg(feature = "peer-tests")]
 
 mod common;
@@ -11,6 +12,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Vigil;
+use vigil_testkit::partition::Partition;
 use vigil_testkit::postgres::{PgServer, PgTls};
 use vigil_testkit::{Auth, Clip, RtspPeer, require_tool};
 
@@ -31,15 +33,15 @@ fn api_bind(v: &Vigil) -> String {
 
 /// (HTTP status, body) of GET `path` with the bearer token.
 fn get(v: &Vigil, bind: &str, token: &str, path: &str) -> (u16, String) {
+    get_within(v, bind, token, path, 10)
+}
+
+/// [`get`] giving up after `max_secs` (status 0).
+fn get_within(v: &Vigil, bind: &str, token: &str, path: &str, max_secs: u32) -> (u16, String) {
     let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "10",
-            "-w",
-            "\n%{http_code}",
-            "--cacert",
-        ])
+        .args(["-sS", "--max-time"])
+        .arg(max_secs.to_string())
+        .args(["-w", "\n%{http_code}", "--cacert"])
         .arg(v.data.join("pki/ca.crt"))
         .arg("-H")
         .arg(format!("Authorization: Bearer {token}"))
@@ -163,10 +165,17 @@ fn postgres_stopped_for_20_s_leaves_recording_alone_and_the_api_recovers_by_itse
     assert!(!log.contains(&token), "no token in the log");
 }
 
-#[test]
-fn tls_verify_full_with_a_vigil_ca_certificate_and_a_wrong_host_name_refused() {
+/// PostgreSQL 15 with TLS on 127.0.0.1 and a certificate for `localhost` signed by the
+/// installation's CA, a database for `v`, and its password in a 0600 file.
+struct TlsPostgres {
+    pg: PgServer,
+    db: String,
+    password: &'static str,
+    password_file: std::path::PathBuf,
+}
+
+fn tls_postgres(v: &Vigil) -> TlsPostgres {
     require_tool("openssl");
-    let v = Vigil::init(2);
     let dir = v.dir.path();
     let key = dir.join("pg.key");
     let csr = dir.join("pg.csr");
@@ -216,6 +225,23 @@ fn tls_verify_full_with_a_vigil_ca_certificate_and_a_wrong_host_name_refused() {
     std::fs::write(&pw, format!("{password}\n")).unwrap();
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o600)).unwrap();
+    TlsPostgres {
+        pg,
+        db,
+        password,
+        password_file: pw,
+    }
+}
+
+#[test]
+fn tls_verify_full_with_a_vigil_ca_certificate_and_a_wrong_host_name_refused() {
+    let v = Vigil::init(2);
+    let TlsPostgres {
+        pg,
+        db,
+        password,
+        password_file: pw,
+    } = tls_postgres(&v);
     let ca = v.data.join("pki/ca.crt");
     let original = std::fs::read_to_string(&v.config).unwrap();
     let with = |host: &str| {
@@ -411,4 +437,99 @@ fn a_backup_of_an_installation_on_postgres_restores_its_management_data() {
     let restored_chain = run(&["audit-log", "verify"]);
     assert!(restored_chain.contains("intact"), "{restored_chain}");
     assert!(chain.contains("intact"), "{chain}");
+}
+
+/// A partition (bytes stop, nothing is refused or closed) is what a stopped server is not:
+/// calls hang instead of failing. The API gives up on the database within the call timeout
+/// (10 s, docs/database.md), answers 503 at once while it reconnects in the background, and
+/// is back by itself shortly after the path heals.
+#[test]
+fn a_network_partition_from_postgres_answers_503_within_seconds_and_heals_by_itself() {
+    require_tool("curl");
+    let v = Vigil::init(2);
+    let TlsPostgres {
+        pg,
+        db,
+        password_file,
+        ..
+    } = tls_postgres(&v);
+    let path = Partition::start(([127, 0, 0, 1], pg.port).into());
+    use_database(
+        &v,
+        &format!(
+            "url = \"postgres://vigil@localhost:{}/{db}?sslmode=verify-full\"\nca_file = \"{}\"\npassword_file = \"{}\"\n",
+            path.port,
+            v.data.join("pki/ca.crt").display(),
+            password_file.display()
+        ),
+    );
+    v.ok(&["db", "migrate"]);
+    let token = create_token(&v);
+    let server = v.serve();
+    let bind = api_bind(&v);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&v, &bind, &token, "/api/v1/cameras").0 != 200 {
+        assert!(Instant::now() < deadline, "the API never answered");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    path.cut();
+    let cut = Instant::now();
+    // Every answer during the partition: (status, how long it took).
+    let mut answers: Vec<(u16, Duration)> = Vec::new();
+    while cut.elapsed() < Duration::from_secs(25) {
+        let t = Instant::now();
+        let (code, body) = get_within(&v, &bind, &token, "/api/v1/cameras", 30);
+        let took = t.elapsed();
+        // A token checked within the last second is answered from memory.
+        if code == 200 && cut.elapsed() < Duration::from_secs(2) {
+            continue;
+        }
+        assert_eq!(code, 503, "{body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["code"], "database_unavailable", "{body}");
+        answers.push((503, took));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let first = answers.first().expect("no answer during the partition").1;
+    let slowest = answers.iter().map(|a| a.1).max().unwrap();
+    let later: Vec<Duration> = answers.iter().skip(1).map(|a| a.1).collect();
+    assert!(
+        slowest <= Duration::from_secs(12),
+        "an answer took {slowest:?} (the call timeout is 10 s)"
+    );
+    assert!(
+        later.len() >= 8,
+        "only {} answers after the first",
+        later.len()
+    );
+    assert!(
+        later.iter().all(|d| *d < Duration::from_secs(2)),
+        "after the first time-out the API answers at once: {later:?}"
+    );
+
+    path.heal();
+    let healed = Instant::now();
+    let back = loop {
+        let (code, body) = get_within(&v, &bind, &token, "/api/v1/cameras", 30);
+        if code == 200 {
+            break healed.elapsed();
+        }
+        assert_eq!(code, 503, "{body}");
+        assert!(
+            healed.elapsed() < Duration::from_secs(25),
+            "the API did not recover after the partition healed: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    eprintln!(
+        "partition: first answer {first:?}, then {} answers of at most {:?}; API back {back:?} after the heal ({} connections)",
+        later.len(),
+        later.iter().max().unwrap(),
+        path.connections()
+    );
+    let errlog = server.log.with_extension("err");
+    let log = server.stop() + &std::fs::read_to_string(errlog).unwrap_or_default();
+    assert!(log.contains("database unavailable"), "{log}");
+    assert!(log.contains("again"), "the log says when it is back: {log}");
 }
