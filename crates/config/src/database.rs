@@ -23,6 +23,100 @@ pub struct DatabaseConfig {
     pub password_file: Option<PathBuf>,
 }
 
+/// PostgreSQL's own port, when the URL names none.
+pub const POSTGRES_PORT: u16 = 5432;
+
+impl DatabaseConfig {
+    /// The PostgreSQL servers the URL connects to over TCP, each `(host, port)` (a URL may
+    /// list several for failover, `host1,host2:5433`; libpq's `host=` and `port=` parameters
+    /// override the authority); none for SQLite or a unix socket. For the port manifest and
+    /// firewall rules: a URL this cannot read yields none, and opening the database reports it.
+    pub fn tcp_servers(&self) -> Vec<(String, u16)> {
+        let Some(url) = &self.url else {
+            return Vec::new();
+        };
+        let Some(rest) = url
+            .strip_prefix("postgres://")
+            .or_else(|| url.strip_prefix("postgresql://"))
+        else {
+            return Vec::new();
+        };
+        let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let authority = before_query.split('/').next().unwrap_or("");
+        let hosts = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let mut host_param = None;
+        let mut port_param = None;
+        for pair in query.split('&') {
+            match pair.split_once('=') {
+                Some(("host", v)) => host_param = Some(decode(v)),
+                Some(("port", v)) => port_param = Some(decode(v)),
+                _ => {}
+            }
+        }
+        let listed: Vec<(String, Option<String>)> = match &host_param {
+            Some(h) => h.split(',').map(|h| (h.trim().to_owned(), None)).collect(),
+            None => hosts
+                .split(',')
+                .filter(|h| !h.is_empty())
+                .map(|h| {
+                    let h = decode(h);
+                    match h.strip_prefix('[').and_then(|v6| v6.split_once(']')) {
+                        Some((ip, port)) => {
+                            (ip.to_owned(), port.strip_prefix(':').map(str::to_owned))
+                        }
+                        None => match h.rsplit_once(':') {
+                            Some((host, port)) => (host.to_owned(), Some(port.to_owned())),
+                            None => (h, None),
+                        },
+                    }
+                })
+                .collect(),
+        };
+        let ports: Vec<&str> = port_param
+            .as_deref()
+            .map(|p| p.split(',').collect())
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for (i, (host, port)) in listed.into_iter().enumerate() {
+            // A unix socket directory, or no host at all (libpq's default is a socket too).
+            if host.is_empty() || host.starts_with('/') || host.starts_with('@') {
+                continue;
+            }
+            let port = port
+                .as_deref()
+                .or_else(|| ports.get(i).or(ports.first()).copied())
+                .map_or(Some(POSTGRES_PORT), |p| p.trim().parse().ok());
+            if let Some(port) = port
+                && !out.contains(&(host.clone(), port))
+            {
+                out.push((host, port));
+            }
+        }
+        out
+    }
+}
+
+/// `%2F` and friends in a URL part (socket directories are written that way).
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Refuses what can be told from the file alone (the connection settings are checked in full
 /// when the database is opened).
 pub(crate) fn check(db: &DatabaseConfig, at: &dyn Fn(&str) -> String) -> Result<(), String> {
@@ -78,7 +172,46 @@ pub(crate) fn database_table(db: &DatabaseConfig) -> String {
 mod tests {
     use std::path::Path;
 
-    use crate::Config;
+    use crate::{Config, DatabaseConfig};
+
+    #[test]
+    fn the_servers_a_url_connects_to_over_tcp() {
+        let servers = |url: &str| {
+            DatabaseConfig {
+                url: Some(url.into()),
+                ..Default::default()
+            }
+            .tcp_servers()
+        };
+        let s = |h: &str, p: u16| (h.to_owned(), p);
+        assert_eq!(
+            servers("postgres://vigil@db.example.net/vigil?sslmode=verify-full"),
+            [s("db.example.net", 5432)]
+        );
+        assert_eq!(
+            servers(
+                "postgresql://vigil@db1:6432,db2,[fd00::5]:7000/vigil?target_session_attrs=read-write"
+            ),
+            [s("db1", 6432), s("db2", 5432), s("fd00::5", 7000)]
+        );
+        assert_eq!(
+            servers("postgres://vigil@10.1.1.1/vigil?port=6543"),
+            [s("10.1.1.1", 6543)]
+        );
+        assert_eq!(
+            servers("postgres://vigil@/vigil?host=db-a,db-b&port=5433,5434"),
+            [s("db-a", 5433), s("db-b", 5434)]
+        );
+        // Unix sockets, SQLite and what cannot be read connect to nothing over TCP.
+        assert!(servers("postgres://vigil@%2Frun%2Fpostgresql/vigil").is_empty());
+        assert!(servers("postgres://vigil@/vigil?host=/run/postgresql").is_empty());
+        assert!(servers("postgres://vigil@/vigil").is_empty());
+        assert!(servers("postgres://vigil@db:notaport/vigil").is_empty());
+        assert!(servers("mysql://vigil@db/vigil").is_empty());
+        assert!(DatabaseConfig::default().tcp_servers().is_empty());
+        // Repeated hosts are one server.
+        assert_eq!(servers("postgres://vigil@db,db:5432/v"), [s("db", 5432)]);
+    }
 
     #[test]
     fn database_round_trips_and_passwords_in_the_url_are_refused() {

@@ -46,6 +46,8 @@ enum Switch {
     SmtpServer,
     #[serde(rename = "webhooks")]
     Webhooks,
+    #[serde(rename = "database.url")]
+    DatabaseUrl,
 }
 
 /// The `vigil.toml` setting a port number (and bind address) comes from.
@@ -82,6 +84,9 @@ enum Setting {
     /// Every HTTPS webhook Vigil posts to: `access.webhook.url` and each rule's `webhook.url`.
     #[serde(rename = "webhooks")]
     Webhooks,
+    /// Each PostgreSQL server of `[database] url` (TCP only).
+    #[serde(rename = "database.url")]
+    DatabaseUrl,
 }
 
 /// A peer of a Vigil port: a catalog selector or one taken from the configuration.
@@ -102,7 +107,8 @@ impl<'de> Deserialize<'de> for Peer {
             "config:siem.target"
             | "config:archive.endpoint"
             | "config:smtp.server"
-            | "config:webhooks" => Ok(Peer::Destination),
+            | "config:webhooks"
+            | "config:database.url" => Ok(Peer::Destination),
             _ => Selector::parse(&text)
                 .map(Peer::Selector)
                 .map_err(serde::de::Error::custom),
@@ -356,6 +362,7 @@ impl Setting {
             Setting::ArchiveEndpoint => "archive.endpoint",
             Setting::SmtpServer => "smtp.server",
             Setting::Webhooks => "webhooks",
+            Setting::DatabaseUrl => "database.url",
         }
     }
 
@@ -367,6 +374,7 @@ impl Setting {
                 | Setting::ArchiveEndpoint
                 | Setting::SmtpServer
                 | Setting::Webhooks
+                | Setting::DatabaseUrl
         )
     }
 }
@@ -447,6 +455,14 @@ fn occurrences(setting: Setting, config: &Config) -> Vec<Occurrence> {
                 _ => Vec::new(),
             };
         }
+        Setting::DatabaseUrl => {
+            return config
+                .database
+                .tcp_servers()
+                .into_iter()
+                .map(|(host, port)| destination(host, port))
+                .collect();
+        }
         Setting::SmtpServer => {
             return match config.smtp.host_port() {
                 Some(Ok((host, port))) => vec![destination(host, port)],
@@ -512,6 +528,11 @@ fn is_on(switch: Switch, config: &Config) -> bool {
         Switch::ArchiveEndpoint => config.archive.enabled(),
         Switch::SmtpServer => config.smtp.server.is_some(),
         Switch::Webhooks => !occurrences(Setting::Webhooks, config).is_empty(),
+        // Only the management server reads the management data (recording servers never
+        // depend on the database to write video: docs/design/data-access.md).
+        Switch::DatabaseUrl => {
+            config.runs_management() && !occurrences(Setting::DatabaseUrl, config).is_empty()
+        }
     }
 }
 
@@ -736,7 +757,11 @@ fn switch_on(switch: Switch, config: &mut Config) {
         }
         Switch::Events => config.events.enabled = true,
         Switch::Metrics => config.metrics.enabled = true,
-        Switch::SiemTarget | Switch::ArchiveEndpoint | Switch::SmtpServer | Switch::Webhooks => {}
+        Switch::SiemTarget
+        | Switch::ArchiveEndpoint
+        | Switch::SmtpServer
+        | Switch::Webhooks
+        | Switch::DatabaseUrl => {}
     }
 }
 
@@ -952,6 +977,38 @@ mod tests {
             .iter()
             .find(|p| p.application == "RTSPS");
         assert_eq!(rtsps.unwrap().port, PortRange::single(RTSPS_PORT));
+    }
+
+    #[test]
+    fn the_management_database_is_an_outbound_flow_of_the_management_server_only() {
+        let mut c = Config::with_data_dir("/var/lib/vigil");
+        let role = |c: &Config| system(c).role("management-database").cloned();
+        assert!(role(&c).is_none(), "SQLite: no flow");
+        c.database.url = Some("postgres://vigil@%2Frun%2Fpostgresql/vigil".into());
+        assert!(role(&c).is_none(), "a unix socket: no flow");
+        c.database.url = Some(
+            "postgres://vigil@db1.example.net,10.5.5.5:6432/vigil?target_session_attrs=read-write"
+                .into(),
+        );
+        let out = role(&c).expect("listed").outbound;
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out[0].port, PortRange::single(5432));
+        assert_eq!(out[0].peers, [Selector::Host("db1.example.net".into())]);
+        assert_eq!(out[0].peers_text, "PostgreSQL db1.example.net:5432");
+        assert_eq!(out[1].port, PortRange::single(6432));
+        assert_eq!(
+            out[1].peers,
+            [Selector::Net("10.5.5.5".parse::<IpAddr>().unwrap().into())]
+        );
+        assert!(
+            out.iter()
+                .all(|p| p.encrypted && p.protocol == Protocol::Tcp)
+        );
+        // A recording server never connects to it.
+        c.role = vigil_config::Role::Recording;
+        assert!(role(&c).is_none());
+        c.role = vigil_config::Role::Management;
+        assert!(role(&c).is_some());
     }
 
     #[test]
