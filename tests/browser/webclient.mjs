@@ -451,6 +451,69 @@ const scenarios = {
     await ctx.close();
   },
 
+  // ONVIF from the page: "Find cameras" probes the test's subnet (progress while it runs) and
+  // lists the device with what it says it is; "Add" opens the form on its announced address,
+  // which is plain HTTP and refused until allowed; the admin gives its HTTPS address instead
+  // (a certificate from this installation's CA) and the camera is added from its profiles,
+  // with its identity; then removed again from the page. (Found again, a device is known as
+  // added: crates/vigil/tests/camera_onvif.rs checks that, the test device here announces
+  // another address than it serves HTTPS on.)
+  async discover() {
+    const d = cfg.admin.discover;
+    const ctx = await context();
+    const page = await ctx.newPage();
+    await signIn(page, cfg.users.admin);
+    await page.goto(`${cfg.url}#/admin/cameras`);
+    await page.waitForSelector("table[aria-label=Cameras] tr.camera-row");
+    await page.locator(".admin-body .toolbar button", { hasText: "Find cameras" }).click();
+    const dlg = page.locator("dialog[open]");
+    await dlg.locator("input[name=subnet]").fill(d.subnet);
+    await dlg.locator("input[name=multicast]").uncheck();
+    await dlg.locator("summary", { hasText: "Timing and port" }).click();
+    await dlg.locator("input[name=wait]").fill("2");
+    await dlg.locator("input[name=port]").fill(String(d.port));
+    await shot(page, "admin-discover-form");
+    await dlg.locator("button[type=submit]").click();
+    const progress = await page.waitForSelector("dialog[open] .busy", { timeout: 3000 }).then(() => true, () => false);
+    check(progress, "progress is shown while cameras are being found");
+    const found = page.locator("dialog[open] table[aria-label='ONVIF cameras found'] tbody tr");
+    await found.first().waitFor({ timeout: 30000 });
+    const rows = await found.evaluateAll((rs) => rs.map((r) => [...r.querySelectorAll("td")].map((td) => td.textContent)));
+    check(rows.length === 1 && rows[0][0] === d.address && rows[0][1].startsWith(d.model) && rows[0][5] === "Add", `the device found, with what it says it is: ${JSON.stringify(rows)}`);
+    check(rows[0][4] === "HTTP only", `it announced only plain HTTP: ${rows[0][4]}`);
+    await shot(page, "admin-discover-found");
+    await page.getByRole("button", { name: `Add the camera at ${d.address}` }).click();
+    const form = page.locator("dialog[open] form");
+    await form.locator("input[name=name]").fill(d.name);
+    check((await form.locator("input[name=address]").inputValue()).startsWith("http://127.0.0.1:"), "the form starts from the announced address");
+    await form.locator("input[name=username]").fill(d.username);
+    await form.locator("input[name=password]").fill(d.password);
+    await form.locator("button[type=submit]").click();
+    const error = form.locator("p.error");
+    await page.waitForFunction(() => (document.querySelector("dialog[open] form p.error")?.textContent || "").length > 0, null, { timeout: 15000 });
+    const said = await error.textContent();
+    check(said.includes("plain HTTP") && said.includes("allow plain HTTP"), `plain HTTP refused until allowed: ${said}`);
+    await shot(page, "admin-onvif-plain-refused");
+    await form.locator("input[name=address]").fill(d.https_address);
+    await form.locator("button[type=submit]").click();
+    const added = page.locator(".toast", { hasText: `${d.name} added: records` });
+    check(await added.waitFor({ timeout: 30000 }).then(() => true, () => false), `the camera is added: ${JSON.stringify(await page.locator(".toast, dialog[open] p.error").allTextContents())}`);
+    const toastText = await added.first().textContent();
+    check(toastText.includes(`serial ${d.serial}`) && !toastText.includes("plain HTTP"), `what was added: ${toastText}`);
+    const row = page.locator(`table[aria-label=Cameras] tr.camera-row[data-camera="${d.name}"]`);
+    await row.waitFor();
+    check((await row.locator("button", { hasText: "New password" }).count()) === 1, "the new HTTPS ONVIF camera offers a new password");
+    await shot(page, "admin-onvif-added");
+    check(!(await page.content()).includes(d.password), "the page never shows the password");
+    const info = await (await (await apiOf(ctx)).get(`api/v1/cameras/${d.name}`)).json();
+    check(info.device?.serial === d.serial && info.device?.onvif_url?.startsWith("https://"), `the API has its identity: ${JSON.stringify(info.device)}`);
+    check(!JSON.stringify(info).includes(d.password), "no password in the API answer");
+    await row.locator("button", { hasText: "Remove" }).click();
+    await page.locator("dialog[open] button", { hasText: "Yes, do it" }).click();
+    await row.waitFor({ state: "detached" });
+    await ctx.close();
+  },
+
   // Keyboard only: the live grid (arrows between tiles, Enter full screen, Escape back), the
   // playback timeline (arrows, Shift+arrows, +/-, Home/End, the position announced) and
   // dialogs (focus inside, Tab cycles within, Escape closes, focus returns); every control of
@@ -605,6 +668,23 @@ const scenarios = {
     check(Math.abs(opened.shown - opened.cursor) < 1e6, `the tile shows the cursor's instant (${opened.shown} vs ${opened.cursor})`);
     check(opened.width <= 390, `one camera across the phone (tile ${opened.width} px wide)`);
     await shot(page, "phone-playback");
+    // Administration on a phone: the cameras table scrolls within its area, the page itself
+    // never sideways; dialogs fit the screen.
+    await page.goto(`${cfg.url}#/admin/cameras`);
+    await page.waitForSelector("table[aria-label=Cameras] tr.camera-row");
+    const pageWidth = await page.evaluate(() => document.documentElement.scrollWidth);
+    check(pageWidth <= 390, `the administration page fits the phone's width (${pageWidth} px)`);
+    await shot(page, "phone-admin-cameras");
+    await page.locator(".admin-body .toolbar button", { hasText: "Find cameras" }).click();
+    const box = await page.locator("dialog[open]").boundingBox();
+    check(box && box.x >= 0 && box.x + box.width <= 390, `the dialog fits the phone (${JSON.stringify(box)})`);
+    await shot(page, "phone-admin-find");
+    await page.keyboard.press("Escape");
+    await page.locator(".admin-body .toolbar button", { hasText: "Add by ONVIF" }).click();
+    const form = await page.locator("dialog[open]").boundingBox();
+    check(form && form.x >= 0 && form.x + form.width <= 390, `the add form fits the phone (${JSON.stringify(form)})`);
+    await shot(page, "phone-admin-add-onvif");
+    await page.keyboard.press("Escape");
     await ctx.close();
   },
 

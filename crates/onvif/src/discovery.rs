@@ -126,17 +126,25 @@ pub fn parse_probe_matches(
     }
     let body = xml::child(root, soap, "Body")
         .ok_or_else(|| ProbeMatchError::NotProbeMatches("no SOAP Body".into()))?;
-    let matches = xml::child(body, WSD, "ProbeMatches").ok_or_else(|| {
-        let found = body
-            .children()
-            .find(|c| c.is_element())
-            .map(xml::qname)
-            .unwrap_or_else(|| "an empty body".into());
-        ProbeMatchError::NotProbeMatches(format!("the body holds {found}"))
-    })?;
+    // Some devices put their ProbeMatch straight into the Body, without the ProbeMatches
+    // around it (IPyCam does: testdata/ipycam-1.3.0-probe-match.xml); what it says is the
+    // same, so it is read the same.
+    let matches = xml::child(body, WSD, "ProbeMatches")
+        .or_else(|| xml::child(body, WSD, "ProbeMatch").map(|_| body))
+        .ok_or_else(|| {
+            let found = body
+                .children()
+                .find(|c| c.is_element())
+                .map(xml::qname)
+                .unwrap_or_else(|| "an empty body".into());
+            ProbeMatchError::NotProbeMatches(format!("the body holds {found}"))
+        })?;
     let mut out = Vec::new();
     for m in xml::children(matches, WSD, "ProbeMatch").take(MAX_MATCHES_PER_MESSAGE) {
+        // WS-Addressing's EndpointReference; the same quirky devices name it in the
+        // discovery namespace.
         let endpoint = xml::child(m, WSA, "EndpointReference")
+            .or_else(|| xml::child(m, WSD, "EndpointReference"))
             .and_then(|e| xml::child(e, WSA, "Address"))
             .map(xml::text)
             .filter(|t| !t.is_empty())
@@ -338,6 +346,38 @@ mod tests {
         assert_eq!(m[0].scope("name").as_deref(), Some("Lobby Cam"));
         assert_eq!(m[0].scope("hardware").as_deref(), Some("X100"));
         assert_eq!(m[0].scope("location"), None);
+    }
+
+    /// A real answer of IPyCam 1.3.0 (PyPI), captured from tests/peers/ipycam_camera.py: its
+    /// ProbeMatch stands in the Body without ProbeMatches, its EndpointReference is in the
+    /// discovery namespace, and its name scope has unencoded spaces.
+    #[test]
+    fn an_ipycam_answer_is_read_despite_its_quirks() {
+        let data = include_bytes!("../testdata/ipycam-1.3.0-probe-match.xml");
+        let m = parse_probe_matches(data, Some("urn:uuid:11111111-2222-4333-8444-555555555555"))
+            .unwrap();
+        assert_eq!(m.len(), 1);
+        assert_eq!(
+            m[0].endpoint,
+            "urn:uuid:5327beb5-dc6b-4778-bc84-4c9707d9628a"
+        );
+        assert_eq!(m[0].xaddrs, ["http://127.0.0.1:18080/onvif/device_service"]);
+        assert!(m[0].types.iter().any(|t| t == "dn:NetworkVideoTransmitter"));
+        // The scope list is split at spaces, as the standard says: the name is cut short.
+        assert_eq!(m[0].scope("name").as_deref(), Some("IPyCam"));
+        // Another probe's answer is still refused.
+        assert!(matches!(
+            parse_probe_matches(data, Some("urn:uuid:other")),
+            Err(ProbeMatchError::OtherProbe(_))
+        ));
+        // A bare ProbeMatch in another namespace is not taken for one.
+        let text = std::str::from_utf8(data)
+            .unwrap()
+            .replace("<d:ProbeMatch>", r#"<d:ProbeMatch xmlns:d="urn:other">"#);
+        assert!(matches!(
+            parse_probe_matches(text.as_bytes(), None),
+            Err(ProbeMatchError::NotProbeMatches(_))
+        ));
     }
 
     #[test]

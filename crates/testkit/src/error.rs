@@ -46,6 +46,10 @@ pub enum Error {
 
     #[error("cannot read the RTSP test server's stats file {path}: {reason}")]
     Stats { path: PathBuf, reason: String },
+
+    /// Another peer (IPyCam, ...) did not start; the text says why and how to fix it.
+    #[error("{0}")]
+    Peer(String),
 }
 
 impl Error {

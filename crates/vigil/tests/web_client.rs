@@ -3,7 +3,8 @@
 //! GStreamer RTSP cameras: sign-in (wrong password, TOTP), roles, hostile names shown as text,
 //! administration pages (a camera's secondary stream added, edited and removed from the page;
 //! camera passwords rotated and a certificate installed on an ONVIF camera from the page, against
-//! vigil_testkit::RotationCameras),
+//! vigil_testkit::RotationCameras; an ONVIF camera found by WS-Discovery and added from the page,
+//! refused over plain HTTP and added at its HTTPS address, against vigil_testkit::onvif),
 //! layouts saved on the server, keyboard use of the grid, timeline and dialogs with a label on
 //! every control, the phone layout and the idle sign-out, with zero Content-Security-Policy
 //! violations, page errors or JavaScript dialogs.
@@ -18,7 +19,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::Vigil;
+use rustls::pki_types::PrivateKeyDer;
 use serde_json::{Value, json};
+use vigil_pki::{LeafKeyType, LeafRequest, LeafUsage, Pki};
+use vigil_testkit::onvif::{OnvifDevice, OnvifPeer};
 use vigil_testkit::{
     Auth, Clip, RotationCameraSpec, RotationCameras, RtspPeer, repo_root, require_tool,
 };
@@ -110,6 +114,33 @@ fn web_client_in_chromium() {
     shed.setuser_fails = true;
     let onvif_cams = RotationCameras::start(&small_clip, &[porch.clone(), shed.clone()]);
     v.add_rotation_cameras(&onvif_cams, &[&porch, &shed]);
+    // An ONVIF camera (oxvif's mock device) to find by WS-Discovery and add from the page: it
+    // announces its plain HTTP address and also serves HTTPS with a certificate from the
+    // installation CA.
+    let discover_password = "Attic-onvif-Secret-5";
+    // At an address of its own (the other test cameras all stream from 127.0.0.1, which
+    // discovery rightly reports as added), as each camera of a site has one.
+    let mut discoverable = OnvifPeer::start_at(
+        &[OnvifDevice::new("SN-WEB-ATTIC", discover_password)],
+        &[std::net::Ipv4Addr::new(127, 0, 0, 7)],
+        0,
+    )
+    .expect("the ONVIF device to discover");
+    let leaf = Pki::open(&v.data.join("pki"))
+        .unwrap()
+        .issue_leaf(&LeafRequest {
+            common_name: "attic".into(),
+            sans: vec!["127.0.0.1".into()],
+            validity_days: 30,
+            usage: LeafUsage::TlsServer,
+            key_type: LeafKeyType::EcdsaP256,
+        })
+        .unwrap();
+    let attic_https = discoverable.serve_https(
+        0,
+        vec![leaf.cert_der.clone()],
+        PrivateKeyDer::Pkcs8(leaf.key_der.clone_key()),
+    );
     let users = json!({
         "admin": add_user(&v, "boss", "admin", &[]),
         "viewer": add_user(&v, "watcher", "viewer", &["lobby"]),
@@ -154,6 +185,7 @@ fn web_client_in_chromium() {
             "hostile",
             "admin",
             "cameras_secure",
+            "discover",
             "keyboard",
             "phone",
             "totp",
@@ -190,6 +222,19 @@ fn web_client_in_chromium() {
             // Rotated and given a certificate from the page; the other keeps its password.
             "rotating_camera": "porch",
             "refusing_camera": "shed",
+            // Found by a unicast probe, added from the page, then removed again.
+            "discover": {
+                "subnet": "127.0.0.7/32",
+                "address": "127.0.0.7",
+                "port": discoverable.discovery_port(),
+                // What its discovery answer says (it tells its serial only after a login).
+                "model": "VigilTest-SN-WEB-ATTIC",
+                "serial": "SN-WEB-ATTIC",
+                "name": "attic",
+                "username": "admin",
+                "password": discover_password,
+                "https_address": format!("https://127.0.0.1:{attic_https}"),
+            },
         },
         "viewer_cameras": ["lobby"],
         "idle_secs": 60,

@@ -200,6 +200,76 @@ function rotationReport(report) {
   ]);
 }
 
+/** A checkbox with its label. @param {string} name @param {string} text @param {boolean} [checked] */
+const checkbox = (name, text, checked = false) => h("label", { class: "check" }, h("input", { type: "checkbox", name, checked }), text);
+
+/**
+ * A camera name suggested from what a device says it is (the admin edits it).
+ * @param {{name?: string | null, model?: string | null, address: string}} d
+ */
+function suggestedName(d) {
+  const base = (d.name || d.model || `camera-${d.address}`).toLowerCase().replace(/[^a-z0-9_-]+/g, "-").replace(/^-+|-+$/g, "");
+  return (base || "camera").slice(0, 64);
+}
+
+/**
+ * The devices a discovery found: what each says it is, whether it offers HTTPS, and "Add" for
+ * the ones not added yet. Resolves with the device to add, or null.
+ * @param {any[]} found
+ * @param {string} where what was asked (for the sentence above the table)
+ */
+function discoveryResults(found, where) {
+  return dialog("ONVIF cameras found", (close) => [
+    h("p", { class: "summary", text: found.length
+      ? `${found.length} device${found.length === 1 ? "" : "s"} answered ${where}. Devices are added over HTTPS, verified against this installation's trust store; a device that offers only HTTP can be added only by saying so.`
+      : `No ONVIF device answered ${where}. Check the subnet, that the cameras have ONVIF and WS-Discovery on, and that UDP 3702 reaches them.` }),
+    found.length ? table("ONVIF cameras found", ["Address", "Device", "Serial", "Firmware", "Link", ""], found.map((d) => ({
+      attrs: { class: "device-row", dataset: { address: d.address } },
+      cells: [
+        h("strong", { text: d.address }),
+        h("div", {}, h("div", { text: [d.manufacturer, d.model].filter(Boolean).join(" ") || "unknown" }),
+          h("div", { class: "hint", text: d.identity === "device" ? "as the device says" : "from its discovery answer (it wants credentials for more)" })),
+        d.serial || "—",
+        d.firmware || "—",
+        h("span", { class: d.https ? "ok" : "warn", text: d.https ? "HTTPS" : "HTTP only" }),
+        d.added_as ? h("span", { class: "hint", text: `added as ${d.added_as}` })
+          : rowButton(`add-device:${d.address}`, "Add", `Add the camera at ${d.address}`, () => close(d), "primary"),
+      ],
+    })), "devices") : null,
+    h("div", { class: "actions" }, h("button", { type: "button", onclick: () => close(null), text: "Close" })),
+  ]);
+}
+
+/**
+ * Adds a camera from its ONVIF device: the form, then the server reads its profiles. Resolves
+ * with the API's answer (camera, streams chosen, identity), or null when cancelled.
+ * @param {{onvif_url?: string, https?: boolean, name?: string | null, model?: string | null, address?: string} | null} d
+ */
+function addOnvifCamera(d) {
+  const plain = d ? !d.https && /^http:/.test(d.onvif_url || "") : false;
+  return formDialog(d ? `Add the camera at ${d.address}` : "Add a camera by ONVIF", [
+    field("Name", input("name", { required: true, maxlength: "64", value: d && d.address ? suggestedName(/** @type {any} */ (d)) : "" }), "Letters, digits, - and _; used in URLs and exports."),
+    field("ONVIF address", input("address", { required: true, value: d?.onvif_url || "", placeholder: "https://10.0.1.20" }), "The device service; the streams are read from its profiles (the biggest is recorded, a smaller one feeds the live grid)."),
+    field("User name", input("username", { autocomplete: "off" })),
+    field("Password", input("password", { type: "password", autocomplete: "new-password" }), "Stored encrypted; never shown again. Rotate it later from this page."),
+    h("details", { class: "more", open: plain },
+      h("summary", { text: "Certificate and plain HTTP" }),
+      field("Accept this certificate (SHA-256)", input("fingerprint", { autocomplete: "off", placeholder: "AB:CD:…" }),
+        "Only for a camera whose certificate no trusted CA issued: paste the fingerprint Vigil showed when it refused the camera, after comparing it with the one the camera itself shows."),
+      checkbox("allow_http", "Allow plain HTTP: nothing on this link is encrypted or verified, and the camera is flagged as such everywhere", false)),
+  ], (v) => api("POST", "/api/v1/onvif/cameras", {
+    name: v.name, address: v.address, username: v.username || undefined, password: v.password || undefined,
+    fingerprint: v.fingerprint || undefined, allow_http: v.allow_http === "on",
+  }), "Add camera");
+}
+
+/** What an added ONVIF camera records and shows, in one sentence. @param {any} r */
+function addedSentence(r) {
+  /** @param {any} s */
+  const size = (s) => `${s.encoding} ${s.width}x${s.height}`;
+  return `${r.camera.name} added: records ${size(r.main)}${r.secondary ? `, the live grid plays ${size(r.secondary)}` : ""}; serial ${r.identity.serial || "unknown"}${r.identity.certificate ? "" : ", over plain HTTP"}.`;
+}
+
 /** @param {string} name @param {Record<string, any>} [attrs] */
 const input = (name, attrs = {}) => h("input", { name, ...attrs });
 /** @param {string} name @param {string[]} options */
@@ -290,6 +360,32 @@ export class AdminView {
         act(() => api("POST", `/api/v1/cameras/${seg(c.name)}/accept-device`, {}), "Device accepted.", () => this.refresh());
       }
     };
+    /** @param {any} d a discovered device, or null to type its address */
+    const addByOnvif = async (d) => {
+      const r = await addOnvifCamera(d);
+      if (r) { toast(addedSentence(r)); this.refresh(); }
+    };
+    const find = async () => {
+      const found = await formDialog("Find ONVIF cameras", [
+        field("Subnet", input("subnet", { placeholder: "192.168.10.0/24", autocomplete: "off" }), "Every address of this IPv4 subnet is asked (at most a /16): multicast does not cross routers. Empty: only this server's local network."),
+        checkbox("multicast", "Also ask on this server's local network (multicast)", true),
+        h("details", { class: "more" }, h("summary", { text: "Timing and port" }),
+          field("Wait for answers (seconds)", input("wait", { type: "number", min: "1", max: "30", value: "3" })),
+          field("WS-Discovery port", input("port", { type: "number", min: "1", max: "65535", value: "3702" }), "Cameras answer on 3702; change it only for a gateway that forwards another port.")),
+      ], (v) => {
+        const subnet = v.subnet.trim();
+        if (!subnet && v.multicast !== "on") throw new Error("Give a subnet, or ask on the local network.");
+        const where = [subnet ? `in ${subnet}` : "", v.multicast === "on" ? "on the local network" : ""].filter(Boolean).join(" and ");
+        return busy("Finding cameras", `Asking for ONVIF devices ${where} (${v.wait || 3} s for answers, then each one for what it is)…`,
+          () => api("POST", "/api/v1/onvif/discover", {
+            subnet: subnet || undefined, multicast: v.multicast === "on",
+            wait_seconds: Number(v.wait) || 3, port: Number(v.port) || undefined,
+          })).then((list) => ({ list, where }));
+      }, "Find");
+      if (!found) return;
+      const chosen = await discoveryResults(found.list, found.where);
+      if (chosen) await addByOnvif(chosen);
+    };
     const onvif = cams.filter((c) => c.device);
     /** @type {(any[] | {cells: any[], attrs: Record<string, any>})[]} */
     const rows = [];
@@ -337,7 +433,9 @@ export class AdminView {
         // No automatic refresh: polling would keep an idle session alive.
         h("button", { type: "button", dataset: { key: "refresh" }, onclick: () => this.refresh(), text: "Refresh", title: "Show the current status" }),
         onvif.length ? h("button", { type: "button", dataset: { key: "rotate" }, onclick: () => rotate(null), text: "Rotate passwords", title: "Give every camera added by ONVIF a fresh random password" }) : null,
-        h("button", { type: "button", class: "primary", onclick: add, text: "Add camera" })),
+        h("button", { type: "button", dataset: { key: "find" }, onclick: find, text: "Find cameras", title: "Find ONVIF cameras by WS-Discovery and add them from their profiles" }),
+        h("button", { type: "button", dataset: { key: "add-onvif" }, onclick: () => addByOnvif(null), text: "Add by ONVIF", title: "Add a camera from its ONVIF address" }),
+        h("button", { type: "button", class: "primary", onclick: add, text: "Add camera", title: "Add a camera by its RTSP URL" })),
       table("Cameras", ["Camera", "Stream", "State", "Link", "Video", "fps", "kbit/s", "Stored", "Retention", ""], rows, "cameras"));
   }
 
