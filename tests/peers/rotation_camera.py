@@ -16,7 +16,8 @@ HTTPS connections get the assigned chain. SetUser changes
 the password on both sides at once: the ONVIF digest check and the RTSP Digest credentials
 (RTSPAuth.remove_digest/add_digest), so the old password is refused and the new one accepted
 by both; and, as many cameras do, it closes the RTSP sessions open at that moment (of every
-camera of the peer), so clients log in again.
+camera of the peer, or with `--drop-sessions camera` only of that camera), so clients log in
+again.
 
 Run it with Debian's /usr/bin/python3 (GStreamer introspection). Arguments:
   --clip FILE                 the clip every camera plays
@@ -25,6 +26,8 @@ Run it with Debian's /usr/bin/python3 (GStreamer introspection). Arguments:
         setuser_delay=SECONDS  SetUser applies the new password, then waits before answering
         advsec                 offers the Advanced Security service
   --tls-cert, --tls-key       PEM files for every camera's HTTPS
+  --drop-sessions all|camera  after SetUser, close every camera's RTSP sessions (default) or
+                              only the changed camera's
   --state-file FILE           JSON rewritten at every change: each camera's user, current
                               password, SetUser count, whether its ONVIF service listens and
                               the SHA-256 of the certificate its HTTPS serves
@@ -406,7 +409,7 @@ class Peer:
             log(f"{cam.name}: the RTSP credentials were not changed within 10 s")
         # Sessions that logged in before are closed, as many cameras do after a password
         # change: clients must log in again, with the new password.
-        GLib.idle_add(self.drop_sessions)
+        GLib.idle_add(self.drop_sessions, cam.name)
         self.write_state()
         self.say(f"APPLIED {cam.name}")
         log(f"{cam.name}: password changed")
@@ -527,8 +530,33 @@ class Peer:
             return answer("")
         return 400, fault("ActionNotSupported", f"{op} is not supported here"), None
 
-    def drop_sessions(self):
-        self.server.client_filter(lambda _s, _c: GstRtspServer.RTSPFilterResult.REMOVE)
+    def drop_sessions(self, name):
+        """Closes the RTSP clients of every camera of the peer (`--drop-sessions all`, the
+        default) or only those playing camera `name` (`--drop-sessions camera`: one device per
+        camera, as a fleet benchmark needs)."""
+        keep, remove = GstRtspServer.RTSPFilterResult.KEEP, GstRtspServer.RTSPFilterResult.REMOVE
+        if self.args.drop_sessions == "all":
+            self.server.client_filter(lambda _s, _c: remove)
+            return GLib.SOURCE_REMOVE
+        path = f"/{name}"
+
+        def plays_it(client):
+            hit = []
+
+            def media(_session, sm):
+                found = sm.matches(path)
+                if found[0] if isinstance(found, tuple) else found:
+                    hit.append(True)
+                return keep
+
+            def session(_client, sess):
+                sess.filter(media)
+                return keep
+
+            client.session_filter(session)
+            return bool(hit)
+
+        self.server.client_filter(lambda _s, c: remove if plays_it(c) else keep)
         return GLib.SOURCE_REMOVE
 
     # ----- control -----
@@ -554,6 +582,9 @@ def main():
     ap.add_argument("--tls-cert", required=True)
     ap.add_argument("--tls-key", required=True)
     ap.add_argument("--state-file")
+    ap.add_argument("--drop-sessions", choices=["all", "camera"], default="all",
+                    help="after SetUser, close the RTSP sessions of every camera (default) or "
+                         "only of the camera whose password changed")
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--height", type=int, default=360)
     args = ap.parse_args()

@@ -41,6 +41,7 @@ pub mod audit;
 pub mod backup;
 pub mod camera_cas;
 pub mod camera_certificate;
+pub mod camera_password;
 pub mod cameras;
 pub mod certificates;
 pub mod cluster;

@@ -30,7 +30,7 @@ pub const MAX_LENGTH: usize = 64;
 pub const SYMBOLS: &str = "!#$%()*+,-./:;=?@[]^_{}~";
 /// A pending password younger than this may belong to a rotation still running (in this
 /// process or another); older, it was interrupted and is resolved before a new rotation.
-const PENDING_IN_FLIGHT_US: i64 = 5 * 60 * 1_000_000;
+pub(crate) const PENDING_IN_FLIGHT_US: i64 = 5 * 60 * 1_000_000;
 /// Each ONVIF request to a camera as a whole.
 const ONVIF_TIMEOUT: Duration = Duration::from_secs(10);
 /// Cameras may take a moment to apply a new password to every service: the new one is
@@ -258,6 +258,9 @@ pub struct CameraRotation {
     pub result: Outcome,
     /// Why, for every result but `rotated` (and what was done about it).
     pub reason: Option<String>,
+    /// When this camera's rotation began: it got one of the `concurrency` turns (µs since
+    /// the Unix epoch). With `time_us`, how long a camera took and how many ran at once.
+    pub started_us: i64,
     /// When this camera's rotation ended (µs since the Unix epoch).
     pub time_us: i64,
 }
@@ -381,7 +384,9 @@ impl Rotator {
             let (me, semaphore) = (self.clone(), semaphore.clone());
             tasks.spawn(async move {
                 let _permit = semaphore.acquire_owned().await;
-                me.rotate_one(&cam).await
+                let started_us = now_us();
+                let line = me.rotate_one(&cam).await;
+                CameraRotation { started_us, ..line }
             });
         }
         let mut report = RotationReport {
@@ -438,7 +443,8 @@ impl Rotator {
             let (me, semaphore) = (self.clone(), semaphore.clone());
             tasks.spawn(async move {
                 let _permit = semaphore.acquire_owned().await;
-                match me.link(&cam) {
+                let started_us = now_us();
+                let line = match me.link(&cam) {
                     Ok(link) => {
                         let (outcome, reason) = me.resolve(&cam, &link).await;
                         line(
@@ -450,7 +456,8 @@ impl Rotator {
                     // No way to ask the camera (its device record is gone): the password it
                     // was added with stays, and the pending one is kept for an admin.
                     Err(line) => line,
-                }
+                };
+                CameraRotation { started_us, ..line }
             });
         }
         let mut out = Vec::new();
@@ -720,23 +727,38 @@ impl Rotator {
 
     /// Proves a password: an authenticated ONVIF call, then an RTSP DESCRIBE of the
     /// camera's main stream.
-    async fn prove(&self, cam: &Camera, link: &Link, password: &str) -> Result<(), String> {
+    pub(crate) async fn prove(
+        &self,
+        cam: &Camera,
+        link: &Link,
+        password: &str,
+    ) -> Result<(), String> {
         self.client(link, password)
             .device_information()
             .await
             .map_err(|e| format!("ONVIF: {e}"))?;
+        self.describe(cam, &link.username, password)
+            .await
+            .map_err(|e| format!("RTSP: {e}"))
+    }
+
+    /// An RTSP DESCRIBE of the camera's main stream with these credentials, through the
+    /// recorders' opener (RTSPS verified as when recording).
+    pub(crate) async fn describe(
+        &self,
+        cam: &Camera,
+        username: &str,
+        password: &str,
+    ) -> Result<(), vigil_media::ingest::IngestError> {
         let source = Source {
             stream_id: cam.id.clone(),
             url: cam.url.clone(),
-            username: Some(link.username.clone()),
+            username: Some(username.to_owned()),
             password: Some(password.to_owned()),
             inactivity_timeout: Duration::from_secs(10),
             tls_pin: cam.tls_pin.clone(),
         };
-        self.opener
-            .describe(&source)
-            .await
-            .map_err(|e| format!("RTSP: {e}"))
+        self.opener.describe(&source).await
     }
 
     fn client(&self, link: &Link, password: &str) -> Client {
@@ -884,18 +906,22 @@ fn clip(s: &str, max: usize) -> String {
 }
 
 /// A camera's ONVIF link as a rotation uses it.
-struct Link {
-    target: Target,
-    username: String,
-    pin: Option<String>,
+pub(crate) struct Link {
+    pub(crate) target: Target,
+    pub(crate) username: String,
+    pub(crate) pin: Option<String>,
 }
 
+/// A camera's line as it ends; the task that ran it sets `started_us` (when it got its turn),
+/// until then the line spans no time.
 fn line(cam: &Camera, result: Outcome, reason: Option<String>) -> CameraRotation {
+    let time_us = now_us();
     CameraRotation {
         camera: cam.name.clone(),
         result,
         reason,
-        time_us: now_us(),
+        started_us: time_us,
+        time_us,
     }
 }
 

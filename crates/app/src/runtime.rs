@@ -108,6 +108,10 @@ pub struct RuntimeOptions {
     pub events: Option<Arc<EventBus>>,
     /// The audit log the runtime records in: password rotations it runs (start-up resolution,
     /// the schedule) and devices refused by the device allow-list (`crate::device_check`).
+    /// `vigil serve` with the API passes the API's; without one (a server without the API:
+    /// `--role recording`) the runtime opens the installation's audit log itself
+    /// ([`crate::audit::open_access`]), so what the server does on its own is audited
+    /// whichever front end runs beside it (docs/security-model.md, "Audit log").
     pub access: Option<Arc<vigil_access::Access>>,
 }
 
@@ -350,14 +354,13 @@ pub async fn run(
             .unwrap_or(0)
         })
     };
+    let access = match opts.access.clone() {
+        Some(a) => Some(a),
+        None => own_audit_log(&cfg).await,
+    };
     let trust = crate::onvif::camera_trust(&cfg.data_dir);
     let mut trusted_cas = vigil_pki::camera_cas::generation(&cfg.data_dir.join("pki"));
-    let opener = camera_opener_with(
-        trust.clone(),
-        &store,
-        opts.events.clone(),
-        opts.access.clone(),
-    );
+    let opener = camera_opener_with(trust.clone(), &store, opts.events.clone(), access.clone());
     // Before any recorder starts: a rotation a crash interrupted is settled, so every
     // recorder connects with the password the camera has (docs/design/password-rotation.md).
     let rotator = {
@@ -372,8 +375,7 @@ pub async fn run(
         r
     };
     {
-        let trail = opts
-            .access
+        let trail = access
             .as_deref()
             .map(|a| crate::audit::Trail::new(a, rotation_actor("start-up")));
         match rotator.resolve_interrupted(trail.as_ref()).await {
@@ -443,7 +445,11 @@ pub async fn run(
                     Ok(d) => d.into_iter().collect(),
                     Err(e) => { tracing::error!(error = %e, "cannot read camera device identities"); continue; }
                 };
-                let wanted = wanted_streams(&cameras, &devices);
+                let password_set: HashMap<String, i64> = match store.password_set_times() {
+                    Ok(t) => t.into_iter().collect(),
+                    Err(e) => { tracing::error!(error = %e, "cannot read when camera passwords were set"); continue; }
+                };
+                let wanted = wanted_streams(&cameras, &devices, &password_set);
                 let flowing = |id: &str| {
                     matches!(store.status(id), Ok(Some(s)) if matches!(s.state.as_str(), "recording" | "live"))
                 };
@@ -501,7 +507,7 @@ pub async fn run(
                 };
                 if due.is_empty() { continue; }
                 tracing::info!(cameras = due.len(), "scheduled camera password rotation");
-                let (rotator, access) = (rotator.clone(), opts.access.clone());
+                let (rotator, access) = (rotator.clone(), access.clone());
                 rotation_run = Some(tokio::spawn(async move {
                     let trail = access.as_deref().map(|a| crate::audit::Trail::new(a, rotation_actor("schedule")));
                     if let Err(e) = rotator.rotate(&Selection::Cameras(due), trail.as_ref(), |_| {}).await {
@@ -635,6 +641,25 @@ fn link_opener_with(
     ))
 }
 
+/// The installation's audit log for a runtime started without the API's: opened off the
+/// async threads (SQLite, or PostgreSQL with its connection). One that cannot be opened is
+/// said loudly and recording goes on: losing video is worse than an entry the log misses, and
+/// the server log still names every rotation and refused device.
+async fn own_audit_log(cfg: &Config) -> Option<Arc<vigil_access::Access>> {
+    let cfg = cfg.clone();
+    match tokio::task::spawn_blocking(move || crate::audit::open_access(&cfg)).await {
+        Ok(Ok(access)) => Some(Arc::new(access)),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot open the audit log: password rotations and refused devices of this server are logged here only");
+            None
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "opening the audit log ended abnormally");
+            None
+        }
+    }
+}
+
 /// Who the audit log names for the rotations `vigil serve` runs by itself.
 fn rotation_actor(what: &str) -> vigil_access::Actor {
     vigil_access::Actor {
@@ -713,6 +738,10 @@ struct StreamSpec {
     /// The device identity recorded for the camera (added by ONVIF): accepting another
     /// device restarts the streams a refusal stopped.
     device: Option<DeviceIdentity>,
+    /// When an admin last set the camera's password by hand (`vigil camera set-password`):
+    /// a change restarts both streams, so they log in with it now rather than at their next
+    /// back-off (a rotation's commit does not: the camera closes its sessions itself).
+    password_set_us: Option<i64>,
 }
 
 /// The streams that should be running: every enabled camera's main stream (stored), and its
@@ -720,15 +749,18 @@ struct StreamSpec {
 fn wanted_streams(
     cameras: &[Camera],
     devices: &HashMap<String, DeviceIdentity>,
+    password_set: &HashMap<String, i64>,
 ) -> Vec<StreamSpec> {
     let mut out = Vec::new();
     for cam in cameras.iter().filter(|c| c.enabled) {
         let device = devices.get(&cam.id).cloned();
+        let password_set_us = password_set.get(&cam.id).copied();
         out.push(StreamSpec {
             camera: cam.main_camera(),
             feed: FeedKey::main(&cam.id),
             recorded: true,
             device: device.clone(),
+            password_set_us,
         });
         if let (Some(sec), Some(stream)) = (&cam.secondary, cam.secondary_camera()) {
             out.push(StreamSpec {
@@ -736,6 +768,7 @@ fn wanted_streams(
                 feed: FeedKey::secondary(&cam.id),
                 recorded: sec.mode == StreamMode::Recorded,
                 device,
+                password_set_us,
             });
         }
     }
@@ -845,7 +878,7 @@ mod tests {
             store.set_secondary(name, Some(&sub(&url, mode))).unwrap();
         }
         let cams = store.cameras().unwrap();
-        let wanted = wanted_streams(&cams, &HashMap::new());
+        let wanted = wanted_streams(&cams, &HashMap::new(), &HashMap::new());
         let names = |specs: &[StreamSpec]| -> Vec<(String, Stream, bool)> {
             let mut v: Vec<_> = specs
                 .iter()
@@ -889,13 +922,14 @@ mod tests {
                 s.url = "rtsp://192.0.2.9/g-sub".into();
             }
         }
-        let mut stale: Vec<String> =
-            stale_recorders(&mut running, &wanted_streams(&now, &HashMap::new()), |_| {
-                false
-            })
-            .into_iter()
-            .map(|(s, ())| s.camera.name)
-            .collect();
+        let mut stale: Vec<String> = stale_recorders(
+            &mut running,
+            &wanted_streams(&now, &HashMap::new(), &HashMap::new()),
+            |_| false,
+        )
+        .into_iter()
+        .map(|(s, ())| s.camera.name)
+        .collect();
         stale.sort();
         assert_eq!(
             stale,
@@ -945,30 +979,52 @@ mod tests {
             ..Default::default()
         };
         let before = HashMap::from([(a.clone(), identity("SN-1"))]);
-        let mut running: HashMap<String, (StreamSpec, ())> = wanted_streams(&cams, &before)
-            .into_iter()
-            .map(|s| (s.camera.id.clone(), (s, ())))
-            .collect();
+        let mut running: HashMap<String, (StreamSpec, ())> =
+            wanted_streams(&cams, &before, &HashMap::new())
+                .into_iter()
+                .map(|s| (s.camera.id.clone(), (s, ())))
+                .collect();
         assert!(
-            stale_recorders(&mut running, &wanted_streams(&cams, &before), |_| false).is_empty()
+            stale_recorders(
+                &mut running,
+                &wanted_streams(&cams, &before, &HashMap::new()),
+                |_| false
+            )
+            .is_empty()
         );
         let after = HashMap::from([(a, identity("SN-2"))]);
         // Streams whose video flows keep their connection; the record they run with is the
         // new one.
-        assert!(stale_recorders(&mut running, &wanted_streams(&cams, &after), |_| true).is_empty());
         assert!(
-            stale_recorders(&mut running, &wanted_streams(&cams, &after), |_| false).is_empty()
+            stale_recorders(
+                &mut running,
+                &wanted_streams(&cams, &after, &HashMap::new()),
+                |_| true
+            )
+            .is_empty()
+        );
+        assert!(
+            stale_recorders(
+                &mut running,
+                &wanted_streams(&cams, &after, &HashMap::new()),
+                |_| false
+            )
+            .is_empty()
         );
         // Refused ones (not flowing) restart with it.
-        let mut running: HashMap<String, (StreamSpec, ())> = wanted_streams(&cams, &before)
-            .into_iter()
-            .map(|s| (s.camera.id.clone(), (s, ())))
-            .collect();
-        let mut stale: Vec<String> =
-            stale_recorders(&mut running, &wanted_streams(&cams, &after), |_| false)
+        let mut running: HashMap<String, (StreamSpec, ())> =
+            wanted_streams(&cams, &before, &HashMap::new())
                 .into_iter()
-                .map(|(s, ())| s.camera.name)
+                .map(|s| (s.camera.id.clone(), (s, ())))
                 .collect();
+        let mut stale: Vec<String> = stale_recorders(
+            &mut running,
+            &wanted_streams(&cams, &after, &HashMap::new()),
+            |_| false,
+        )
+        .into_iter()
+        .map(|(s, ())| s.camera.name)
+        .collect();
         stale.sort();
         assert_eq!(stale, ["a", "a (secondary)"]);
     }

@@ -3,7 +3,8 @@
 //! changes the RTSP credentials too). Ten cameras recording, one unreachable over ONVIF and
 //! one refusing SetUser: eight end up with a new password the camera proves and records on
 //! (the old one refused), two keep their old password with the reason; an interrupted
-//! rotation is settled by `vigil serve`'s start-up. No password in any report, audit entry or
+//! rotation is settled by `vigil serve`'s start-up, audited in the installation's audit log
+//! also when no API runs beside the runtime. No password in any report, audit entry or
 //! event.
 
 use std::sync::Arc;
@@ -178,6 +179,39 @@ async fn ten_cameras_eight_rotated_and_recording_two_keep_their_old_password_wit
         .await
         .unwrap();
     assert_eq!(heard.len(), 11, "progress for every camera: {heard:?}");
+    // Each line spans its camera's turn, inside the run; never more than `concurrency` (4)
+    // cameras at once (bench/cameras derives its peak concurrency from these spans).
+    for c in &report.cameras {
+        assert!(
+            report.started_us <= c.started_us
+                && c.started_us <= c.time_us
+                && c.time_us <= report.finished_us,
+            "{c:?} in {report:?}"
+        );
+    }
+    let at_once = report
+        .cameras
+        .iter()
+        .map(|c| {
+            report
+                .cameras
+                .iter()
+                .filter(|o| o.started_us <= c.started_us && c.started_us < o.time_us)
+                .count()
+        })
+        .max()
+        .unwrap();
+    assert!(
+        (1..=4).contains(&at_once),
+        "{at_once} cameras at once: {report:?}"
+    );
+    let slowest = report
+        .cameras
+        .iter()
+        .map(|c| c.time_us - c.started_us)
+        .max()
+        .unwrap();
+    assert!(slowest > 0, "a rotation that took no time: {report:?}");
     let by = |n: &str| {
         report
             .cameras
@@ -342,6 +376,32 @@ async fn an_interrupted_rotation_is_settled_at_start_up_with_the_password_the_ca
     assert_eq!(s.store.pending_password(&id("cam2")).unwrap(), None);
     let _ = stop.send(());
     task.await.unwrap();
+    // The runtime ran without an API (as `vigil serve --role recording` does) and was given
+    // no audit log: it opened the installation's own, and the start-up resolution is there.
+    let installation =
+        vigil_app::audit::open_access(&Config::with_data_dir(s.dir.path().join("data"))).unwrap();
+    let entries = installation
+        .audit_query(&AuditQuery {
+            kind: Some(AuditKind::CameraPasswordRotation),
+            ..AuditQuery::default()
+        })
+        .unwrap();
+    assert_eq!(entries.len(), 1, "{entries:#?}");
+    let e = &entries[0];
+    assert_eq!(
+        (e.user.as_deref(), e.source.as_deref()),
+        (Some("server:password-rotation (start-up)"), Some("server"))
+    );
+    assert_eq!(e.detail["camera"], "cam2");
+    assert_eq!(e.detail["result"], "rotated");
+    assert!(
+        !e.detail.to_string().contains("Pending2pw"),
+        "no password in the audit log"
+    );
+    assert!(matches!(
+        installation.verify_audit_chain().unwrap(),
+        vigil_access::ChainReport::Intact { .. }
+    ));
 }
 
 /// Changes the camera's password the way a rotation does, with ONVIF SetUser.

@@ -10,6 +10,7 @@ mod access_cmd;
 mod advice;
 mod backup_cmd;
 mod camera_cmd;
+mod camera_security_cmd;
 mod db_cmd;
 mod init_cmd;
 mod logging;

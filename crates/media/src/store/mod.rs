@@ -277,6 +277,10 @@ const MIGRATIONS: &[&str] = &[
      ALTER TABLE camera_devices ADD COLUMN check_found TEXT;
      ALTER TABLE camera_devices ADD COLUMN check_detail TEXT;
      ALTER TABLE camera_devices ADD COLUMN checked_us INTEGER;",
+    // 8: a camera password set by hand (`vigil camera set-password`, docs/cameras-onvif.md):
+    // `password_set_us` when; the recording runtime restarts the camera's streams when it
+    // changes, so they log in with it at once instead of at their next back-off.
+    "ALTER TABLE cameras ADD COLUMN password_set_us INTEGER;",
 ];
 
 /// The schema version this build writes: the number of [`MIGRATIONS`].

@@ -121,6 +121,54 @@ impl Store {
         })
     }
 
+    /// Replaces the camera's (by id) password with one an admin set by hand and proved,
+    /// also for its secondary stream when that logs in as the same user; drops a pending
+    /// rotation (the password the camera has now is this one) and records when, which
+    /// restarts the camera's recorders (`vigil_app::runtime`). The rotation schedule still
+    /// counts from the last rotation: a hand-set password is not a generated one.
+    pub fn set_camera_password(&self, camera_id: &str, password: &str) -> Result<()> {
+        let sealed = self.secrets.seal(password.as_bytes())?;
+        self.durably(|tx| {
+            let user: Option<Option<String>> = tx
+                .query_row(
+                    "SELECT username FROM cameras WHERE id = ?1 AND main_id IS NULL",
+                    [camera_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let user = user.ok_or_else(|| StoreError::NoSuchCamera(camera_id.to_owned()))?;
+            if user.is_none() {
+                return Err(StoreError::InvalidCamera(
+                    "a password without a user name".into(),
+                ));
+            }
+            tx.execute(
+                "UPDATE cameras SET password_enc = ?2, password_pending_enc = NULL,
+                   password_pending_us = NULL, password_set_us = ?3
+                 WHERE id = ?1",
+                params![camera_id, sealed, now_us()],
+            )?;
+            tx.execute(
+                "UPDATE cameras SET password_enc = ?3
+                 WHERE id = ?1 AND main_id = ?2 AND username IS ?4",
+                params![secondary_stream_id(camera_id), camera_id, sealed, user],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// When each camera's password was last set by hand ([`Store::set_camera_password`]),
+    /// by camera id; cameras whose password never was are left out.
+    pub fn password_set_times(&self) -> Result<Vec<(String, i64)>> {
+        let db = self.db();
+        let mut stmt = db.prepare(
+            "SELECT id, password_set_us FROM cameras
+             WHERE main_id IS NULL AND password_set_us IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// The rotation state of every camera, by camera id.
     pub fn rotation_states(&self) -> Result<Vec<(String, RotationState)>> {
         let db = self.db();

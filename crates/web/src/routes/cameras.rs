@@ -42,6 +42,7 @@ pub fn router() -> OpenApiRouter<SharedState> {
         .routes(routes!(get_camera, patch_camera, delete_camera))
         .routes(routes!(accept_device))
         .routes(routes!(install_certificate))
+        .routes(routes!(set_password))
 }
 
 /// Permissions any one of which lets a caller see a camera and its status.
@@ -931,6 +932,64 @@ async fn install_certificate(
         not_after: vigil_pki::rfc3339(c.not_after),
         certification_path: done.path_id,
     }))
+}
+
+/// A camera password set on the camera outside Vigil.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPasswordRequest {
+    /// The password the camera now has (never returned, logged or audited).
+    pub password: String,
+}
+
+impl std::fmt::Debug for SetPasswordRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SetPasswordRequest { password: <redacted> }")
+    }
+}
+
+/// Store a camera password changed outside Vigil (ManageCameras): on the camera's own page,
+/// or for a camera added by RTSP URL, which rotation cannot reach. The camera proves the
+/// password first (an authenticated ONVIF call for a camera added by ONVIF, and an RTSP
+/// DESCRIBE of its stream); only then it is stored (for the secondary stream too when that
+/// logs in as the same user) and the camera's streams reconnect with it. Audited
+/// (`camera_changed`, `password_set`), never the password.
+#[utoipa::path(post, path = "/api/v1/cameras/{camera}/password", tag = "cameras",
+    params(CameraPath),
+    request_body = SetPasswordRequest,
+    responses(
+        (status = 200, body = vigil_app::camera_password::PasswordSet),
+        (status = 400, description = "malformed camera name; an empty, too long or control-character password", body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "the camera refused the password (nothing stored), has no user name, or a rotation of it is running", body = ErrorBody),
+    ))]
+async fn set_password(
+    State(state): State<SharedState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+    body: Result<ApiJson<SetPasswordRequest>, ApiError>,
+) -> ApiResult<Json<vigil_app::camera_password::PasswordSet>> {
+    caller.require(Permission::ManageCameras, Some(&name))?;
+    let ApiJson(req) = body?;
+    let password = zeroize::Zeroizing::new(req.password);
+    check_camera_name(&name)?;
+    let cfg = state
+        .config
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let rotator = vigil_app::rotation::Rotator::for_installation(
+        &cfg,
+        state.store.clone(),
+        state.events.clone(),
+    );
+    let trail = Trail::new(&state.access, caller.actor());
+    let done = rotator
+        .set_password(&name, &password, &trail)
+        .await
+        .map_err(ApiError::from_app)?;
+    Ok(Json(done))
 }
 
 /// The CAs a camera's certificate may chain to, for the installation this server runs.
