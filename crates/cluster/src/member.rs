@@ -155,7 +155,10 @@ impl Membership {
 
     /// Keeps the ids of the assigned cameras (ids only: no definition, no credential).
     pub fn save_assigned(data_dir: &Path, ids: &[String]) -> Result<()> {
-        let path = dir(data_dir).join(ASSIGNED);
+        let d = dir(data_dir);
+        // Present once joined; made here too so that the list is never silently lost.
+        std::fs::create_dir_all(&d).map_err(io("cannot create", &d))?;
+        let path = d.join(ASSIGNED);
         let tmp = path.with_extension("json.tmp");
         std::fs::write(&tmp, serde_json::to_vec(ids).unwrap_or_default())
             .map_err(io("cannot write", &tmp))?;
