@@ -137,12 +137,14 @@ pub struct ServerView {
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub joined: OffsetDateTime,
     /// The last heartbeat's report: version, cameras_recording, cameras_total,
-    /// disk_free_bytes, disk_total_bytes.
+    /// disk_free_bytes, disk_total_bytes, api_port.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub status: Option<serde_json::Value>,
+    /// Cameras assigned to it (`vigil camera assign`).
+    pub cameras: usize,
 }
 
-fn view(row: ServerRow, now: OffsetDateTime) -> ServerView {
+fn view(row: ServerRow, now: OffsetDateTime, cameras: usize) -> ServerView {
     // The stored state is the management server's last sweep; when it is not running, a
     // stale "online" must not be shown.
     let state = match row.state {
@@ -164,16 +166,28 @@ fn view(row: ServerRow, now: OffsetDateTime) -> ServerView {
         certificate_sha256: row.cert_sha256,
         joined: row.joined,
         status: row.status,
+        cameras,
     }
 }
 
 /// Every server the management server knows, current ones first.
 pub fn servers(cfg: &Config) -> Result<Vec<ServerView>, ClusterError> {
     let now = OffsetDateTime::now_utc();
-    Ok(Registry::open(&cfg.data_dir)?
+    let registry = Registry::open(&cfg.data_dir)?;
+    let mut counts: std::collections::HashMap<String, usize> = Default::default();
+    for a in registry.assignments()? {
+        *counts.entry(a.server).or_default() += 1;
+    }
+    Ok(registry
         .servers()?
         .into_iter()
-        .map(|r| view(r, now))
+        .map(|r| {
+            let n = match r.removed {
+                None => counts.get(&r.name).copied().unwrap_or(0),
+                Some(_) => 0,
+            };
+            view(r, now, n)
+        })
         .collect())
 }
 
@@ -185,7 +199,9 @@ pub fn remove_server(
     name: &str,
 ) -> Result<ServerView, ClusterError> {
     let now = OffsetDateTime::now_utc();
-    let row = Registry::open(&cfg.data_dir)?
+    let mut registry = Registry::open(&cfg.data_dir)?;
+    let unassigned = registry.assigned_to(name)?;
+    let row = registry
         .remove(name, now)?
         .ok_or_else(|| ClusterError::NoSuchServer(name.to_owned()))?;
     trail.record(
@@ -194,9 +210,10 @@ pub fn remove_server(
             "operation": "server_removed",
             "server": row.name,
             "certificate_sha256": row.cert_sha256,
+            "cameras_unassigned": unassigned,
         }),
     )?;
-    Ok(view(row, now))
+    Ok(view(row, now, 0))
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -212,6 +229,10 @@ struct ManagementService {
     access: Option<Arc<Access>>,
     events: Option<Arc<EventBus>>,
     server_name: String,
+    /// The management server's cameras: what assigned cameras are defined by.
+    store: Option<Arc<Store>>,
+    /// Keys the assignments revision (crate::assignments::revision).
+    revision_key: [u8; 32],
 }
 
 impl ManagementService {
@@ -378,7 +399,23 @@ impl ManagementService {
                     self.event(&name, true, &format!(" (version {})", hb.version));
                 }
                 let revoked = registry.revoked(now).unwrap_or_default();
-                Reply::json(200, &HeartbeatReply { name, revoked })
+                let assignments = self.store.as_ref().and_then(|store| {
+                    match crate::assignments::definitions(store, &registry, &name) {
+                        Ok(defs) => Some(crate::assignments::revision(&self.revision_key, &defs)),
+                        Err(e) => {
+                            tracing::error!(server = %name, error = %e, "cannot read the server's assigned cameras");
+                            None
+                        }
+                    }
+                });
+                Reply::json(
+                    200,
+                    &HeartbeatReply {
+                        name,
+                        revoked,
+                        assignments,
+                    },
+                )
             }
             Ok(None) => Reply::error(
                 403,
@@ -388,6 +425,49 @@ impl ManagementService {
             Err(e) => {
                 tracing::error!(error = %e, "heartbeat not recorded");
                 Reply::error(500, "internal", "the registry cannot be written")
+            }
+        }
+    }
+
+    /// `GET /v1/assignments`: the full definitions of the caller's cameras, credentials
+    /// included; only to the server holding the certificate (never logged).
+    fn assignments(&self, request: &Request) -> Reply {
+        let Some(fp) = &request.peer.cert_sha256 else {
+            return Reply::error(
+                401,
+                "certificate_required",
+                "assignments need this server's certificate: join first with vigil server join",
+            );
+        };
+        let Some(store) = &self.store else {
+            return Reply::error(404, "not_found", "this server assigns no cameras");
+        };
+        let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        let name = match registry.server_by_cert(fp) {
+            Ok(Some(n)) => n,
+            Ok(None) => {
+                return Reply::error(
+                    403,
+                    "not_a_member",
+                    "this certificate belongs to no joined server: join again with a new token",
+                );
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the registry");
+                return Reply::error(500, "internal", "the registry cannot be read");
+            }
+        };
+        match crate::assignments::definitions(store, &registry, &name) {
+            Ok(cameras) => Reply::json(
+                200,
+                &protocol::Assignments {
+                    revision: crate::assignments::revision(&self.revision_key, &cameras),
+                    cameras,
+                },
+            ),
+            Err(e) => {
+                tracing::error!(server = %name, error = %e, "cannot read the server's assigned cameras");
+                Reply::error(500, "internal", "the assigned cameras cannot be read")
             }
         }
     }
@@ -420,6 +500,7 @@ impl Handler for ManagementService {
         match (request.method.as_str(), request.path.as_str()) {
             ("POST", protocol::PATH_ENROL) => self.enrol(&request),
             ("POST", protocol::PATH_HEARTBEAT) => self.heartbeat(&request),
+            ("GET", protocol::PATH_ASSIGNMENTS) => self.assignments(&request),
             _ => Reply::error(404, "not_found", "no such inter-server request"),
         }
     }
@@ -455,6 +536,7 @@ impl ManagementServer {
     /// Binds `cfg.management.inter_server` (call inside a tokio runtime).
     pub async fn start(
         cfg: &Config,
+        store: Option<Arc<Store>>,
         access: Option<Arc<Access>>,
         events: Option<Arc<EventBus>>,
     ) -> Result<ManagementServer, ClusterError> {
@@ -470,6 +552,13 @@ impl ManagementServer {
             access,
             events,
             server_name: crate::export::server_name(&cfg.management.hostnames),
+            store,
+            revision_key: {
+                let mut k = [0u8; 32];
+                aws_lc_rs::rand::fill(&mut k)
+                    .map_err(|_| ClusterError::Cluster(vigil_cluster::Error::Random))?;
+                k
+            },
         });
         let addr = cfg.management.inter_server.bind;
         let listener = Listener::bind(addr, tls, revoked, service.clone())
@@ -497,7 +586,7 @@ impl ManagementServer {
 }
 
 /// What a recording server reports about itself.
-fn status(store: &Store, data_dir: &Path, version: &str) -> Heartbeat {
+fn status(store: &Store, data_dir: &Path, version: &str, api_port: Option<u16>) -> Heartbeat {
     let cameras = store.cameras().unwrap_or_default();
     let enabled: Vec<_> = cameras.iter().filter(|c| c.enabled).collect();
     let recording = enabled
@@ -519,14 +608,20 @@ fn status(store: &Store, data_dir: &Path, version: &str) -> Heartbeat {
             .unwrap_or(0)
             .min(total),
         disk_total_bytes: total,
+        api_port,
     }
 }
 
-/// A recording server's API on 9443: its status, to installation certificates only.
+/// A recording server's API on 9443: its status, to installation certificates only; recorded
+/// video of its cameras, to the management server's certificate only.
 struct RecordingApi {
     store: Arc<Store>,
     data_dir: std::path::PathBuf,
     version: String,
+    archive: vigil_config::ArchiveConfig,
+    /// SHA-256 of the certificate the management server presented on the last heartbeat
+    /// connection; `None` before the first one.
+    management_cert: Arc<Mutex<Option<String>>>,
 }
 
 impl Handler for RecordingApi {
@@ -539,8 +634,38 @@ impl Handler for RecordingApi {
             );
         }
         match (request.method.as_str(), request.path.as_str()) {
-            ("GET", protocol::PATH_STATUS) => {
-                Reply::json(200, &status(&self.store, &self.data_dir, &self.version))
+            ("GET", protocol::PATH_STATUS) => Reply::json(
+                200,
+                &status(&self.store, &self.data_dir, &self.version, None),
+            ),
+            ("GET", path) if path.starts_with(protocol::PATH_CAMERAS) => {
+                let management = self
+                    .management_cert
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                // Other recording servers hold certificates of the installation too; video
+                // goes only to the server this one reports to.
+                match management {
+                    Some(m) if request.peer.cert_sha256.as_deref() == Some(m.as_str()) => {
+                        crate::remote_video::serve(
+                            &self.store,
+                            &self.archive,
+                            path,
+                            request.query.as_deref(),
+                        )
+                    }
+                    Some(_) => Reply::error(
+                        403,
+                        "not_management",
+                        "recorded video is served to the management server only",
+                    ),
+                    None => Reply::error(
+                        503,
+                        "not_connected",
+                        "this recording server has not reached its management server yet",
+                    ),
+                }
             }
             _ => Reply::error(404, "not_found", "no such inter-server request"),
         }
@@ -570,20 +695,22 @@ impl RecordingMember {
         let verifier = RevokingVerifier::new(&member.ca, revoked.clone(), false)?;
         let tls = vigil_cluster::tls::server_config(identity.clone(), verifier)?;
         let api = Arc::new(RecordingApi {
-            store: store.clone(),
-            data_dir: data_dir.clone(),
+            store,
+            data_dir,
             version: version.to_owned(),
+            archive: cfg.archive.clone(),
+            management_cert: Arc::new(Mutex::new(None)),
         });
         let addr = cfg.recording.api.bind;
-        let listener = Listener::bind(addr, tls, revoked.clone(), api)
+        let listener = Listener::bind(addr, tls, revoked.clone(), api.clone())
             .await
             .map_err(|source| ClusterError::Bind { addr, source })?;
         let client = Arc::new(vigil_cluster::tls::member_client_config(
             &member.ca, identity,
         )?);
         let name = member.name.clone();
-        let version = version.to_owned();
-        let reporter = tokio::spawn(report(member, client, store, data_dir, version, revoked));
+        let api_port = listener.local_addr().port();
+        let reporter = tokio::spawn(report(member, client, api, revoked, api_port));
         Ok(RecordingMember {
             listener,
             reporter,
@@ -606,12 +733,15 @@ impl RecordingMember {
 async fn report(
     member: Membership,
     client: Arc<rustls::ClientConfig>,
-    store: Arc<Store>,
-    data_dir: std::path::PathBuf,
-    version: String,
+    api: Arc<RecordingApi>,
     revoked: Arc<RevocationSet>,
+    api_port: u16,
 ) {
+    let (store, data_dir, version) = (api.store.clone(), api.data_dir.clone(), api.version.clone());
+    let management_cert = api.management_cert.clone();
     let mut conn: Option<Connection> = None;
+    // The assignments revision applied last; none at start, so the first heartbeat fetches.
+    let mut applied: Option<String> = None;
     let mut last_error: Option<String> = None;
     let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -619,7 +749,11 @@ async fn report(
         tick.tick().await;
         let hb = {
             let (store, data_dir, version) = (store.clone(), data_dir.clone(), version.clone());
-            match tokio::task::spawn_blocking(move || status(&store, &data_dir, &version)).await {
+            match tokio::task::spawn_blocking(move || {
+                status(&store, &data_dir, &version, Some(api_port))
+            })
+            .await
+            {
                 Ok(h) => h,
                 Err(_) => continue,
             }
@@ -638,7 +772,40 @@ async fn report(
                 .call(Method::POST, protocol::PATH_HEARTBEAT, Some(body))
                 .await
                 .map_err(|e: ClientError| e.to_string())?;
-            protocol::parse_heartbeat_reply(&answer).map_err(|e| e.to_string())
+            // The certificate that answered a heartbeat (verified against the installation
+            // CA for the management server's name) is the one video is served to.
+            if let Some(fp) = c.peer_cert_sha256() {
+                *management_cert.lock().unwrap_or_else(|e| e.into_inner()) = Some(fp.to_owned());
+            }
+            let reply = protocol::parse_heartbeat_reply(&answer).map_err(|e| e.to_string())?;
+            if let Some(rev) = reply
+                .assignments
+                .as_ref()
+                .filter(|r| applied.as_ref() != Some(*r))
+            {
+                let answer = c
+                    .call_limited(
+                        Method::GET,
+                        protocol::PATH_ASSIGNMENTS,
+                        None,
+                        protocol::MAX_ASSIGNMENTS_BODY,
+                    )
+                    .await
+                    .map_err(|e: ClientError| format!("fetching the camera assignments: {e}"))?;
+                let assignments = protocol::parse_assignments(&answer)
+                    .map_err(|e| format!("the camera assignments are refused: {e}"))?;
+                let (store, dir) = (store.clone(), data_dir.clone());
+                let count = assignments.cameras.len();
+                let done = tokio::task::spawn_blocking(move || {
+                    crate::assignments::apply(&store, &dir, &assignments)
+                })
+                .await
+                .map_err(|_| "applying the camera assignments failed".to_string())?;
+                report_applied(count, &done);
+                // Refused cameras are tried again with the next revision, not every 5 s.
+                applied = Some(rev.clone());
+            }
+            Ok(reply)
         }
         .await;
         match result {
@@ -662,6 +829,31 @@ async fn report(
                 last_error = Some(e);
             }
         }
+    }
+}
+
+/// Says what applying assignments did (names only: definitions hold credentials).
+fn report_applied(count: usize, done: &crate::assignments::Applied) {
+    if done.is_empty() {
+        return;
+    }
+    let names = |v: &[String]| v.join(", ");
+    tracing::info!(
+        assigned = count,
+        added = %names(&done.added),
+        changed = %names(&done.changed),
+        stopped = %names(&done.stopped),
+        "camera assignments applied"
+    );
+    println!(
+        "Camera assignments applied: {count} assigned; added [{}], changed [{}], stopped [{}]",
+        names(&done.added),
+        names(&done.changed),
+        names(&done.stopped)
+    );
+    for (name, why) in &done.refused {
+        tracing::error!(camera = %name, reason = %why, "assigned camera not applied");
+        eprintln!("error: assigned camera {name} not applied: {why}");
     }
 }
 

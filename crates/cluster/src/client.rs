@@ -99,6 +99,14 @@ impl Target {
 pub struct Connection {
     target: Target,
     sender: SendRequest<Full<Bytes>>,
+    peer_cert_sha256: Option<String>,
+}
+
+/// A 2xx answer with its headers.
+#[derive(Debug)]
+pub struct Answer {
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
 }
 
 /// The error and its causes in one line (rustls alerts sit deep in hyper's error chain).
@@ -154,6 +162,12 @@ impl Connection {
                     target: name.clone(),
                     message: explain(&chain(&e)),
                 })?;
+            let peer = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| crate::cert_sha256(c));
             let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
                 .await
                 .map_err(|e| ClientError::Tls {
@@ -163,9 +177,9 @@ impl Connection {
             tokio::spawn(async move {
                 let _ = conn.await;
             });
-            Ok(sender)
+            Ok((sender, peer))
         };
-        let sender = tokio::time::timeout(CONNECT_TIMEOUT, work)
+        let (sender, peer_cert_sha256) = tokio::time::timeout(CONNECT_TIMEOUT, work)
             .await
             .map_err(|_| ClientError::Timeout {
                 target: name.clone(),
@@ -174,7 +188,13 @@ impl Connection {
         Ok(Connection {
             target: target.clone(),
             sender,
+            peer_cert_sha256,
         })
+    }
+
+    /// SHA-256 (hex) of the certificate the other side presented.
+    pub fn peer_cert_sha256(&self) -> Option<&str> {
+        self.peer_cert_sha256.as_deref()
     }
 
     /// Whether the other side closed the connection.
@@ -190,6 +210,30 @@ impl Connection {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Bytes, ClientError> {
+        self.call_limited(method, path, body, MAX_BODY).await
+    }
+
+    /// [`Connection::call`] for an answer of at most `limit` bytes (the assignments answer
+    /// is larger than the other messages).
+    pub async fn call_limited(
+        &mut self,
+        method: hyper::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<Bytes, ClientError> {
+        Ok(self.fetch(method, path, body, limit).await?.body)
+    }
+
+    /// [`Connection::call_limited`] keeping the answer's headers (recorded video carries its
+    /// times in them).
+    pub async fn fetch(
+        &mut self,
+        method: hyper::Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<Answer, ClientError> {
         let name = self.target.to_string();
         let host = match self.target.host.contains(':') {
             true => format!("[{}]:{}", self.target.host, self.target.port),
@@ -214,21 +258,23 @@ impl Connection {
                 .await
                 .map_err(|e| tls_err(&e))?;
             let status = response.status().as_u16();
-            let body = Limited::new(response.into_body(), MAX_BODY)
+            let (parts, body) = response.into_parts();
+            let body = Limited::new(body, limit)
                 .collect()
                 .await
                 .map_err(|e| tls_err(&*e))?
                 .to_bytes();
-            Ok::<_, ClientError>((status, body))
+            Ok::<_, ClientError>((status, parts.headers, body))
         };
-        let (status, body) = tokio::time::timeout(ANSWER_TIMEOUT, work)
-            .await
-            .map_err(|_| ClientError::Timeout {
-                target: name.clone(),
-                secs: ANSWER_TIMEOUT.as_secs(),
-            })??;
+        let (status, headers, body) =
+            tokio::time::timeout(ANSWER_TIMEOUT, work)
+                .await
+                .map_err(|_| ClientError::Timeout {
+                    target: name.clone(),
+                    secs: ANSWER_TIMEOUT.as_secs(),
+                })??;
         if (200..300).contains(&status) {
-            return Ok(body);
+            return Ok(Answer { headers, body });
         }
         let (code, message) = match serde_json::from_slice::<ErrorReply>(&body) {
             Ok(e) => (e.error, e.message.chars().take(500).collect()),

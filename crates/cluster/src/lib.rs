@@ -20,7 +20,7 @@ pub mod registry;
 pub mod tls;
 pub mod token;
 
-pub use registry::{Registry, ServerRow, ServerState, TokenRow};
+pub use registry::{AssignRefusal, Assignment, Registry, ServerRow, ServerState, TokenRow};
 pub use token::{JoinToken, TokenError};
 
 /// Errors of this crate that are not a refusal of outside input.

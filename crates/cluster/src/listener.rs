@@ -41,14 +41,19 @@ pub struct Peer {
 pub struct Request {
     pub method: hyper::Method,
     pub path: String,
+    /// The query string after `?`, if any (undecoded).
+    pub query: Option<String>,
     pub peer: Peer,
     pub body: Bytes,
 }
 
-/// A JSON answer.
+/// An answer: JSON, or recorded video with its headers.
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
+    pub content_type: &'static str,
+    /// Further headers (names in lower case).
+    pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
 }
 
@@ -56,7 +61,23 @@ impl Reply {
     pub fn json(status: u16, value: &impl serde::Serialize) -> Reply {
         Reply {
             status,
+            content_type: "application/json",
+            headers: Vec::new(),
             body: serde_json::to_vec(value).unwrap_or_default(),
+        }
+    }
+
+    /// A `200` answer of `content_type` bytes with `headers`.
+    pub fn bytes(
+        content_type: &'static str,
+        headers: Vec<(&'static str, String)>,
+        body: Vec<u8>,
+    ) -> Reply {
+        Reply {
+            status: 200,
+            content_type,
+            headers,
+            body,
         }
     }
 
@@ -245,6 +266,7 @@ async fn respond(
             let request = Request {
                 method: parts.method,
                 path: parts.uri.path().to_owned(),
+                query: parts.uri.query().map(str::to_owned),
                 peer,
                 body: collected.to_bytes(),
             };
@@ -258,9 +280,13 @@ async fn respond(
             format!("the request body is larger than {MAX_BODY} bytes"),
         ),
     };
-    hyper::Response::builder()
+    let mut builder = hyper::Response::builder()
         .status(reply.status)
-        .header("content-type", "application/json")
+        .header("content-type", reply.content_type);
+    for (name, value) in reply.headers {
+        builder = builder.header(name, value);
+    }
+    builder
         .body(Full::new(Bytes::from(reply.body)))
         .unwrap_or_else(|_| hyper::Response::new(Full::new(Bytes::new())))
 }

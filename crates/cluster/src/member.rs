@@ -30,6 +30,7 @@ const KEY: &str = "member.key";
 const CRT: &str = "member.crt";
 const CA: &str = "ca.crt";
 const REVOKED: &str = "revoked.json";
+const ASSIGNED: &str = "assigned.json";
 const META: &str = "member.json";
 
 /// `DATA_DIR/cluster`.
@@ -140,6 +141,28 @@ impl Membership {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default()
+    }
+
+    /// The ids of the cameras the management server assigned to this server at some point
+    /// (empty before the first assignments): those it may disable when they are assigned
+    /// away, unlike cameras added on this server itself.
+    pub fn assigned(data_dir: &Path) -> Vec<String> {
+        std::fs::read(dir(data_dir).join(ASSIGNED))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Keeps the ids of the assigned cameras (ids only: no definition, no credential).
+    pub fn save_assigned(data_dir: &Path, ids: &[String]) -> Result<()> {
+        let d = dir(data_dir);
+        // Present once joined; made here too so that the list is never silently lost.
+        std::fs::create_dir_all(&d).map_err(io("cannot create", &d))?;
+        let path = d.join(ASSIGNED);
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec(ids).unwrap_or_default())
+            .map_err(io("cannot write", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io("cannot replace", &path))
     }
 
     /// Keeps the revocation list for the next start.

@@ -44,6 +44,13 @@ CREATE TABLE IF NOT EXISTS servers (
     revoked_us INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS servers_current_name ON servers(name) WHERE revoked_us IS NULL;
+CREATE TABLE IF NOT EXISTS assignments (
+    camera_id TEXT PRIMARY KEY,
+    server TEXT NOT NULL,
+    assigned_us INTEGER NOT NULL,
+    failover_server TEXT
+);
+CREATE INDEX IF NOT EXISTS assignments_by_server ON assignments(server);
 ";
 
 /// Why an enrolment was refused (what the joining server is told, and the audit log).
@@ -67,6 +74,34 @@ pub enum Refusal {
     NameTaken(String),
     #[error("the certificate request was refused: {0}")]
     BadRequest(String),
+}
+
+/// Why a camera cannot be assigned to a server.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AssignRefusal {
+    #[error(
+        "no recording server named {0:?} is joined (see vigil server list; a server joins with vigil server join)"
+    )]
+    Unknown(String),
+    #[error(
+        "recording server {0:?} was removed (its certificate is revoked); assign the camera to a current server (vigil server list)"
+    )]
+    Removed(String),
+    #[error(
+        "no recording server is online to choose from (vigil server list); start one or name a server with --server"
+    )]
+    NoneOnline,
+}
+
+/// A camera's assignment: the recording server that records it. `failover_server` is kept
+/// for the failover step (docs/design/cluster.md, "Failover later"); nothing sets it yet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Assignment {
+    pub camera_id: String,
+    pub server: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub assigned: OffsetDateTime,
+    pub failover_server: Option<String>,
 }
 
 /// A stored token, without its secret.
@@ -144,6 +179,13 @@ pub struct Issued {
     /// Its DER (fingerprint, expiry).
     pub cert_der: Vec<u8>,
     pub not_after: OffsetDateTime,
+}
+
+/// Whether `s` is a camera id as stores make them: `cam-` and 12 lower-case hex digits.
+pub fn is_camera_id(s: &str) -> bool {
+    s.strip_prefix("cam-").is_some_and(|hex| {
+        hex.len() == 12 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
 }
 
 /// Checks a server name: 1 to 63 letters, digits, '-', '_' or '.', starting with a letter or
@@ -414,19 +456,32 @@ impl Registry {
         rows.collect::<rusqlite::Result<_>>().map_err(self.db())
     }
 
-    /// Removes the current server called `name`: its certificate is revoked from now on.
-    /// Returns the removed row, `None` when no current server has that name.
-    pub fn remove(&self, name: &str, now: OffsetDateTime) -> Result<Option<ServerRow>> {
-        let changed = self
+    /// Removes the current server called `name`: its certificate is revoked from now on and
+    /// its cameras are unassigned (a removed server can no longer fetch them, and a server
+    /// that joins later under the same name is another machine). Returns the removed row,
+    /// `None` when no current server has that name.
+    pub fn remove(&mut self, name: &str, now: OffsetDateTime) -> Result<Option<ServerRow>> {
+        let path = self.path.clone();
+        let db = |source| Error::Db {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
             .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let changed = tx
             .execute(
                 "UPDATE servers SET revoked_us = ?1, state = 'removed' WHERE name = ?2 AND revoked_us IS NULL",
                 params![us(now), name],
             )
-            .map_err(self.db())?;
+            .map_err(db)?;
         if changed == 0 {
             return Ok(None);
         }
+        tx.execute("DELETE FROM assignments WHERE server = ?1", [name])
+            .map_err(db)?;
+        tx.commit().map_err(db)?;
         Ok(self
             .servers()?
             .into_iter()
@@ -443,6 +498,148 @@ impl Registry {
             .map_err(self.db())?;
         let rows = stmt.query_map([us(now)], |r| r.get(0)).map_err(self.db())?;
         rows.collect::<rusqlite::Result<_>>().map_err(self.db())
+    }
+}
+
+impl Registry {
+    /// Assigns the camera `camera_id` to the current server `server` (replacing an earlier
+    /// assignment). Refuses an unknown or removed server.
+    pub fn assign(
+        &mut self,
+        camera_id: &str,
+        server: &str,
+        now: OffsetDateTime,
+    ) -> Result<std::result::Result<Assignment, AssignRefusal>> {
+        let path = self.path.clone();
+        let db = |source| Error::Db {
+            path: path.clone(),
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let (current, removed): (bool, bool) = tx
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM servers WHERE name = ?1 AND revoked_us IS NULL),
+                        EXISTS(SELECT 1 FROM servers WHERE name = ?1 AND revoked_us IS NOT NULL)",
+                [server],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(db)?;
+        if !current {
+            return Ok(Err(if removed {
+                AssignRefusal::Removed(server.to_owned())
+            } else {
+                AssignRefusal::Unknown(server.to_owned())
+            }));
+        }
+        tx.execute(
+            "INSERT INTO assignments (camera_id, server, assigned_us) VALUES (?1, ?2, ?3)
+             ON CONFLICT(camera_id) DO UPDATE SET server = excluded.server, assigned_us = excluded.assigned_us",
+            params![camera_id, server, us(now)],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(Ok(Assignment {
+            camera_id: camera_id.to_owned(),
+            server: server.to_owned(),
+            assigned: from_us(us(now)),
+            failover_server: None,
+        }))
+    }
+
+    /// Assigns the camera to the online server with the fewest cameras (ties: by name): the
+    /// "automatic by load" of issue 15, kept to one figure an admin can check in
+    /// `vigil server list`. A server is online when heard from within `online_within`.
+    pub fn assign_auto(
+        &mut self,
+        camera_id: &str,
+        now: OffsetDateTime,
+        online_within: Duration,
+    ) -> Result<std::result::Result<Assignment, AssignRefusal>> {
+        let cutoff = us(now) - online_within.as_micros() as i64;
+        let chosen: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT s.name FROM servers s
+                 WHERE s.revoked_us IS NULL AND s.last_seen_us >= ?1 AND s.state = 'online'
+                 ORDER BY (SELECT COUNT(*) FROM assignments a WHERE a.server = s.name AND a.camera_id != ?2), s.name
+                 LIMIT 1",
+                params![cutoff, camera_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.db())?;
+        match chosen {
+            Some(server) => self.assign(camera_id, &server, now),
+            None => Ok(Err(AssignRefusal::NoneOnline)),
+        }
+    }
+
+    /// Ends the camera's assignment; returns the server it had.
+    pub fn unassign(&self, camera_id: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "DELETE FROM assignments WHERE camera_id = ?1 RETURNING server",
+                [camera_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.db())
+    }
+
+    /// Every assignment, by camera id.
+    pub fn assignments(&self) -> Result<Vec<Assignment>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT camera_id, server, assigned_us, failover_server FROM assignments ORDER BY camera_id")
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Assignment {
+                    camera_id: r.get(0)?,
+                    server: r.get(1)?,
+                    assigned: from_us(r.get(2)?),
+                    failover_server: r.get(3)?,
+                })
+            })
+            .map_err(self.db())?;
+        rows.collect::<rusqlite::Result<_>>().map_err(self.db())
+    }
+
+    /// The camera ids assigned to `server`.
+    pub fn assigned_to(&self, server: &str) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT camera_id FROM assignments WHERE server = ?1 ORDER BY camera_id")
+            .map_err(self.db())?;
+        let rows = stmt.query_map([server], |r| r.get(0)).map_err(self.db())?;
+        rows.collect::<rusqlite::Result<_>>().map_err(self.db())
+    }
+
+    /// Forgets the assignments of cameras that no longer exist (removed on the management
+    /// server); returns how many.
+    pub fn retain_cameras(&self, camera_ids: &[String]) -> Result<usize> {
+        let mut gone = 0;
+        for a in self.assignments()? {
+            if !camera_ids.contains(&a.camera_id) {
+                gone += self.unassign(&a.camera_id)?.map_or(0, |_| 1);
+            }
+        }
+        Ok(gone)
+    }
+
+    /// The name of the current server holding the certificate `cert_sha256`.
+    pub fn server_by_cert(&self, cert_sha256: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT name FROM servers WHERE cert_sha256 = ?1 AND revoked_us IS NULL",
+                [cert_sha256],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.db())
     }
 }
 
@@ -524,6 +721,88 @@ mod tests {
             .unwrap();
         let r = reg.enrol(&t4, "x", now, |_| Ok(issued(7, now))).unwrap();
         assert_eq!(r.err(), Some(Refusal::NameTaken("rec1".into())));
+    }
+
+    #[test]
+    fn assignments_refuse_unknown_and_removed_servers_and_follow_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut reg = Registry::open(dir.path()).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let status = serde_json::json!({"version": "t"});
+        for (n, tag) in [("rec1", 21u8), ("rec2", 22)] {
+            let (token, _) = reg
+                .create_token(n, Duration::from_secs(60), [1; 32], now)
+                .unwrap();
+            reg.enrol(&token, "a", now, |_| Ok(issued(tag, now)))
+                .unwrap()
+                .unwrap();
+        }
+        // Nobody has reported yet: automatic assignment has no server to choose.
+        let r = reg
+            .assign_auto("cam-000000000001", now, Duration::from_secs(15))
+            .unwrap();
+        assert_eq!(r.unwrap_err(), AssignRefusal::NoneOnline);
+        for tag in [21u8, 22] {
+            reg.heartbeat(&crate::cert_sha256(&[tag; 8]), "a", &status, now)
+                .unwrap()
+                .unwrap();
+        }
+        let r = reg.assign("cam-000000000001", "nope", now).unwrap();
+        assert_eq!(r.unwrap_err(), AssignRefusal::Unknown("nope".into()));
+        let a = reg
+            .assign("cam-000000000001", "rec2", now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.server, "rec2");
+        // rec1 has fewer cameras, then they are even and the name decides.
+        let a = reg
+            .assign_auto("cam-000000000002", now, Duration::from_secs(15))
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.server, "rec1");
+        let a = reg
+            .assign_auto("cam-000000000003", now, Duration::from_secs(15))
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.server, "rec1");
+        // Re-choosing for a camera does not count the camera itself.
+        let a = reg
+            .assign_auto("cam-000000000003", now, Duration::from_secs(15))
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.server, "rec1");
+        assert_eq!(
+            reg.assigned_to("rec1").unwrap(),
+            ["cam-000000000002", "cam-000000000003"]
+        );
+        // A silent server is not chosen.
+        let later = now + Duration::from_secs(60);
+        let r = reg
+            .assign_auto("cam-000000000004", later, Duration::from_secs(15))
+            .unwrap();
+        assert_eq!(r.unwrap_err(), AssignRefusal::NoneOnline);
+        assert_eq!(
+            reg.unassign("cam-000000000002").unwrap().as_deref(),
+            Some("rec1")
+        );
+        assert_eq!(reg.unassign("cam-000000000002").unwrap(), None);
+        // Removal unassigns the server's cameras and refuses new assignments to it.
+        reg.remove("rec1", now).unwrap().unwrap();
+        assert!(reg.assigned_to("rec1").unwrap().is_empty());
+        let r = reg.assign("cam-000000000001", "rec1", now).unwrap();
+        assert_eq!(r.unwrap_err(), AssignRefusal::Removed("rec1".into()));
+        assert_eq!(
+            reg.server_by_cert(&crate::cert_sha256(&[22; 8]))
+                .unwrap()
+                .as_deref(),
+            Some("rec2")
+        );
+        assert_eq!(
+            reg.server_by_cert(&crate::cert_sha256(&[21; 8])).unwrap(),
+            None
+        );
+        assert_eq!(reg.retain_cameras(&[]).unwrap(), 1);
+        assert!(reg.assignments().unwrap().is_empty());
     }
 
     #[test]

@@ -290,3 +290,104 @@ pub fn member_client_config(
     config.resumption = rustls::client::Resumption::disabled();
     Ok(config)
 }
+
+/// The management server's check of a recording server it fetches video from: the leaf must
+/// be exactly the certificate it issued to that server at enrolment (its SHA-256 from the
+/// registry). Host names are not checked: the server is reached at the address its heartbeats
+/// come from, which its certificate need not name, and the pin is narrower than any name
+/// (another recording server of the installation, with a valid certificate of its own, is
+/// refused).
+#[derive(Debug)]
+pub struct PinnedVerifier {
+    cert_sha256: String,
+}
+
+impl ServerCertVerifier for PinnedVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        if crate::cert_sha256(end_entity) != self.cert_sha256 {
+            return Err(rustls::Error::General(
+                "the recording server presented another certificate than the one it was issued when it joined".into(),
+            ));
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        let p = vigil_pki::tls::crypto_provider();
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &p.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        let p = vigil_pki::tls::crypto_provider();
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &p.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vigil_pki::tls::crypto_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The management server's client configuration towards one recording server: presents
+/// `identity` (its inter-server certificate) and accepts only the certificate `cert_sha256`.
+pub fn pinned_client_config(
+    cert_sha256: &str,
+    identity: Arc<rustls::sign::CertifiedKey>,
+) -> Result<ClientConfig> {
+    let mut config = ClientConfig::builder_with_provider(vigil_pki::tls::crypto_provider())
+        .with_protocol_versions(vigil_pki::tls::PROTOCOL_VERSIONS)
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedVerifier {
+            cert_sha256: cert_sha256.to_owned(),
+        }))
+        .with_client_cert_resolver(Arc::new(ClientIdentity(identity)));
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(config)
+}
+
+#[derive(Debug)]
+struct ClientIdentity(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for ClientIdentity {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}

@@ -121,6 +121,21 @@ pub enum CameraCommand {
         #[arg(long)]
         json: bool,
     },
+    /// On a management server: choose the recording server that records a camera
+    /// (docs/cluster.md, "Assigning cameras"). The server fetches the camera's definition with
+    /// its next heartbeat (within 5 s) and starts recording; the server it had stops.
+    Assign {
+        name: String,
+        /// The recording server (as `vigil server list` names it).
+        #[arg(long, required_unless_present_any = ["auto", "unassign"], conflicts_with_all = ["auto", "unassign"])]
+        server: Option<String>,
+        /// The online recording server with the fewest cameras.
+        #[arg(long, conflicts_with = "unassign")]
+        auto: bool,
+        /// No recording server: the camera is recorded nowhere until assigned again.
+        #[arg(long)]
+        unassign: bool,
+    },
     /// Stop recording a camera without removing it.
     Disable { name: String },
     /// Resume recording a disabled camera.
@@ -156,6 +171,7 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
             | CameraCommand::SetSecondary { .. }
             | CameraCommand::Remove { .. }
             | CameraCommand::Disable { .. }
+            | CameraCommand::Assign { .. }
             | CameraCommand::Enable { .. }
             | CameraCommand::Trust { .. }
             | CameraCommand::Security(_)
@@ -365,6 +381,7 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
         }
         CameraCommand::List { json } => {
             let cams = store.cameras()?;
+            let assigned = vigil_app::assignments::by_camera(&cfg)?;
             if json {
                 let mut v = Vec::new();
                 for c in &cams {
@@ -374,6 +391,7 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
                             "has_password": c.has_password, "enabled": c.enabled,
                             "max_age_secs": c.max_age_secs, "max_bytes": c.max_bytes,
                             "tls_pin": c.tls_pin,
+                            "recording_server": assigned.get(&c.id),
                             "device": device,
                             "secondary": c.secondary.as_ref().map(|s| serde_json::json!({
                                 "id": s.id, "url": s.url, "username": s.username,
@@ -383,9 +401,30 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
                 }
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!("{:<20} {:<18} {:<8} URL", "NAME", "ID", "ENABLED");
+                // The recording server column only where cameras can be assigned.
+                let cluster = cfg.role == vigil_config::Role::Management;
+                let server = |c: &Camera| {
+                    if !cluster {
+                        return String::new();
+                    }
+                    let s = assigned.get(&c.id).map_or("-", String::as_str);
+                    format!("{s:<16} ")
+                };
+                let head = if cluster {
+                    format!("{:<16} ", "SERVER")
+                } else {
+                    String::new()
+                };
+                println!("{:<20} {:<18} {:<8} {head}URL", "NAME", "ID", "ENABLED");
                 for c in cams {
-                    println!("{:<20} {:<18} {:<8} {}", c.name, c.id, c.enabled, c.url);
+                    println!(
+                        "{:<20} {:<18} {:<8} {}{}",
+                        c.name,
+                        c.id,
+                        c.enabled,
+                        server(&c),
+                        c.url
+                    );
                     if let Some(line) = secondary_line(&c) {
                         println!("{line}");
                     }
@@ -409,6 +448,35 @@ pub fn run(cmd: CameraCommand, config: &Path) -> anyhow::Result<()> {
                     " (recordings kept on disk)"
                 }
             );
+        }
+        CameraCommand::Assign {
+            name,
+            server,
+            auto,
+            unassign,
+        } => {
+            use vigil_app::assignments::Target;
+            let target = match (server, auto, unassign) {
+                (Some(s), _, _) => Target::Server(s),
+                (None, true, _) => Target::Auto,
+                _ => Target::Unassigned,
+            };
+            let done = vigil_app::assignments::assign(&cfg, &store, trail(), &name, &target)?;
+            match (&done.server, &done.previous) {
+                (Some(s), Some(p)) if s != p => println!(
+                    "Camera {} assigned to recording server {s} (was {p}; it stops recording the camera within a heartbeat, 5 s)",
+                    done.camera
+                ),
+                (Some(s), _) => println!(
+                    "Camera {} assigned to recording server {s}; it starts recording within a heartbeat (5 s)",
+                    done.camera
+                ),
+                (None, Some(p)) => println!(
+                    "Camera {} unassigned: {p} stops recording it within a heartbeat (5 s); no server records it now",
+                    done.camera
+                ),
+                (None, None) => println!("Camera {} was not assigned", done.camera),
+            }
         }
         CameraCommand::Disable { name } => {
             cameras::set_enabled(&store, &name, false, trail())?;

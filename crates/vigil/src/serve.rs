@@ -80,6 +80,7 @@ pub fn run_serve(config: &Path, args: &ServeArgs) -> anyhow::Result<()> {
             .runtime
             .block_on(vigil_app::cluster::ManagementServer::start(
                 &cfg,
+                Some(store.clone()),
                 Some(web.state.access.clone()),
                 Some(web.state.events.clone()),
             ));

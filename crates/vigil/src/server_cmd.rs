@@ -156,8 +156,8 @@ pub fn run(cmd: ServerCommand, cfg: &Config) -> anyhow::Result<()> {
                 return Ok(());
             }
             println!(
-                "{:<20} {:<8} {:<26} {:<26} {:<10} ADDRESS",
-                "NAME", "STATE", "LAST SEEN", "CERTIFICATE EXPIRES", "RECORDING"
+                "{:<20} {:<8} {:<26} {:<26} {:<8} {:<10} ADDRESS",
+                "NAME", "STATE", "LAST SEEN", "CERTIFICATE EXPIRES", "CAMERAS", "RECORDING"
             );
             for s in servers {
                 let recording = s
@@ -172,11 +172,12 @@ pub fn run(cmd: ServerCommand, cfg: &Config) -> anyhow::Result<()> {
                     })
                     .unwrap_or_else(|| "-".into());
                 println!(
-                    "{:<20} {:<8} {:<26} {:<26} {:<10} {}",
+                    "{:<20} {:<8} {:<26} {:<26} {:<8} {:<10} {}",
                     s.name,
                     s.state,
                     s.last_seen.map(time).unwrap_or_else(|| "never".into()),
                     time(s.certificate_expires),
+                    s.cameras,
                     recording,
                     s.address.unwrap_or_default()
                 );

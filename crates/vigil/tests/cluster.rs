@@ -557,3 +557,333 @@ fn recording_servers_join_report_and_are_removed() {
     drop(r2);
     m.stop();
 }
+
+/// Joins a recording server (its own data directory, API on a free loopback port) to the
+/// management server at `url` under `name`.
+fn joined_recording_server(mgmt: &Vigil, url: &str, name: &str) -> Vigil {
+    let v = Vigil::init(2);
+    let api = vigil_testkit::free_port();
+    v.set_config(
+        "api = { bind = \"0.0.0.0:9443\" }",
+        &format!("api = {{ bind = \"127.0.0.1:{api}\" }}"),
+    );
+    let token = mgmt.dir.path().join(format!("{name}.token"));
+    mgmt.ok(&[
+        "server",
+        "token",
+        "create",
+        name,
+        "--output",
+        token.to_str().unwrap(),
+    ]);
+    v.ok(&[
+        "server",
+        "join",
+        url,
+        "--token-file",
+        token.to_str().unwrap(),
+    ]);
+    v
+}
+
+/// `vigil verify CAMERA` on a server: verified (exit 0); the signers it names.
+fn verified_signers(v: &Vigil, camera: &str) -> Value {
+    let out = v.cmd(&["verify", camera, "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    assert!(
+        report["signers"].as_array().is_some_and(|s| s.len() == 1),
+        "{report:#}"
+    );
+    report["signers"].clone()
+}
+
+fn camera_row(v: &Vigil, name: &str) -> Value {
+    serde_json::from_str::<Value>(&v.ok(&["camera", "list", "--json"]))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .cloned()
+        .unwrap_or_else(|| panic!("no camera {name}"))
+}
+
+/// The HTTPS API port of a server (its `[api]` bind on loopback).
+fn api_port(v: &Vigil) -> String {
+    std::fs::read_to_string(&v.config)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("bind = \"127.0.0.1:"))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_owned()
+}
+
+/// GET `path` on a server's HTTPS API with curl (a real client) and the bearer token:
+/// (status, response headers, body).
+fn api_get(v: &Vigil, token: &str, path: &str, extra: &[&str]) -> (u16, String, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (head, body) = (dir.path().join("head"), dir.path().join("body"));
+    let out = Command::new(vigil_testkit::require_tool("curl"))
+        .args(["-sS", "--max-time", "30", "-w", "%{http_code}", "-D"])
+        .arg(&head)
+        .arg("-o")
+        .arg(&body)
+        .arg("--cacert")
+        .arg(v.data.join("pki/ca.crt"))
+        .arg("-H")
+        .arg(format!("Authorization: Bearer {token}"))
+        .args(extra)
+        .arg(format!("https://127.0.0.1:{}{path}", api_port(v)))
+        .output()
+        .unwrap();
+    let code = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    (
+        code,
+        std::fs::read_to_string(&head).unwrap_or_default(),
+        std::fs::read(&body).unwrap_or_default(),
+    )
+}
+
+fn api_token(v: &Vigil) -> String {
+    let said = v.ok(&["token", "create", "assign-check", "--role", "operator"]);
+    said.lines()
+        .find_map(|l| l.strip_prefix("token (shown once, store it now): "))
+        .unwrap_or_else(|| panic!("{said}"))
+        .trim()
+        .to_owned()
+}
+
+/// A camera added on the management server (with RTSP digest credentials) and assigned to a
+/// recording server is recorded there, in that server's data directory and signed with its
+/// key; reassigned, it moves; the management server never sees its video. Unknown and removed
+/// servers are refused, and automatic assignment picks the online server with fewer cameras.
+#[test]
+fn assigned_cameras_record_on_their_recording_server_and_move_when_reassigned() {
+    use vigil_testkit::{Auth, Clip, RtspPeer};
+    const PASSWORD: &str = "digest-Secret-42";
+    let peer = RtspPeer::start(
+        &[("cam", Clip::h264(10, 30, 30, 640, 360, false))],
+        Auth::digest("viewer", PASSWORD),
+    );
+    let mgmt = Vigil::init(2);
+    let inter = vigil_testkit::free_port();
+    mgmt.set_config(
+        "inter_server = { bind = \"0.0.0.0:8444\"",
+        &format!("inter_server = {{ bind = \"127.0.0.1:{inter}\""),
+    );
+    mgmt.set_config("# role = \"all\"", "role = \"management\"");
+    let url = format!("https://127.0.0.1:{inter}");
+    mgmt.add_camera_with_password("door", &peer.url("cam"), "viewer", PASSWORD);
+    let m = mgmt.serve();
+    wait_log(&m, "Inter-server API (mutual TLS) listening on");
+    let rec1 = joined_recording_server(&mgmt, &url, "rec1");
+    let rec2 = joined_recording_server(&mgmt, &url, "rec2");
+
+    // Refusals before the recording servers run: an unknown server, no server online for
+    // --auto.
+    let err = fails(&mgmt, &["camera", "assign", "door", "--server", "nope"]);
+    assert!(err.contains("no recording server named \"nope\""), "{err}");
+    let err = fails(&mgmt, &["camera", "assign", "door", "--auto"]);
+    assert!(err.contains("no recording server is online"), "{err}");
+    // Only a management server assigns.
+    let err = fails(&rec1, &["camera", "assign", "door", "--server", "rec1"]);
+    assert!(err.contains("management server"), "{err}");
+
+    let r1 = rec1.serve_with(&["--role", "recording"]);
+    let r2 = rec2.serve_with(&["--role", "recording"]);
+    wait_for("both servers online", Duration::from_secs(30), || {
+        ["rec1", "rec2"]
+            .iter()
+            .all(|n| server_state(&mgmt, n).is_some_and(|s| s["state"] == "online"))
+    });
+
+    // Assigned to rec1: it records there within a heartbeat or two.
+    let assigned = Instant::now();
+    let out = mgmt.ok(&["camera", "assign", "door", "--server", "rec1"]);
+    assert!(out.contains("assigned to recording server rec1"), "{out}");
+    assert_eq!(camera_row(&mgmt, "door")["recording_server"], "rec1");
+    let table = mgmt.ok(&["camera", "list"]);
+    assert!(
+        table.contains("SERVER") && table.contains("rec1"),
+        "{table}"
+    );
+    assert_eq!(server_state(&mgmt, "rec1").unwrap()["cameras"], 1);
+    assert_eq!(server_state(&mgmt, "rec2").unwrap()["cameras"], 0);
+    wait_log(&r1, "Camera assignments applied");
+    rec1.wait_recorded("door", 4.0, Duration::from_secs(60));
+    eprintln!(
+        "door recorded 4 s on rec1 {:?} after the assignment",
+        assigned.elapsed()
+    );
+    let door_id = camera_row(&mgmt, "door")["id"].as_str().unwrap().to_owned();
+    assert_eq!(camera_row(&rec1, "door")["id"], door_id.as_str());
+    assert!(
+        !rec1.segment_files().is_empty()
+            && rec1.segment_files()[0].starts_with(rec1.data.join("video").join(&door_id)),
+        "{:?}",
+        rec1.segment_files()
+    );
+    // The management server records nothing itself.
+    assert!(
+        std::fs::read_dir(mgmt.data.join("video"))
+            .map(|d| d
+                .flatten()
+                .all(|e| std::fs::read_dir(e.path()).unwrap().next().is_none()))
+            .unwrap_or(true),
+        "video on the management server"
+    );
+    // The password travelled sealed: not in rec1's database in clear, nor in any log.
+    let db = std::fs::read(rec1.data.join("vigil.db")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&db).contains(PASSWORD),
+        "password in clear in the recording server's database"
+    );
+
+    // Through the management server's API: its recorded ranges and a playback of them, from
+    // rec1 over mutual TLS (the management server keeps no video of its own).
+    let token = api_token(&mgmt);
+    let (code, _, body) = api_get(&mgmt, &token, "/api/v1/cameras/door/recordings", &[]);
+    let answer: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(code, 200, "{answer}");
+    let ranges = answer["ranges"].as_array().unwrap();
+    assert!(!ranges.is_empty(), "{answer}");
+    let (start, end) = (
+        ranges[0]["start"].as_str().unwrap().to_owned(),
+        ranges[0]["end"].as_str().unwrap().to_owned(),
+    );
+    let playback = format!(
+        "/api/v1/cameras/door/playback?from={}&to={}",
+        start.replace('+', "%2B"),
+        end.replace('+', "%2B")
+    );
+    let relayed = Instant::now();
+    let (code, head, mp4) = api_get(&mgmt, &token, &playback, &[]);
+    eprintln!(
+        "playback of {start}..{end} through the management server: {} bytes in {:?}",
+        mp4.len(),
+        relayed.elapsed()
+    );
+    assert_eq!(code, 200, "{head} {}", String::from_utf8_lossy(&mp4));
+    let head_lc = head.to_ascii_lowercase();
+    assert!(head_lc.contains("content-type: video/mp4"), "{head}");
+    assert!(head_lc.contains("vigil-media-start:"), "{head}");
+    assert_eq!(&mp4[4..8], b"ftyp", "not an MP4");
+    assert!(mp4.len() > 10_000, "{} bytes", mp4.len());
+    // The same bytes as rec1 plays itself: a seeking player's Range request gets a slice.
+    let (code, head, part) = api_get(&mgmt, &token, &playback, &["-H", "Range: bytes=100-1099"]);
+    assert_eq!(code, 206, "{head}");
+    assert_eq!(part, mp4[100..1100]);
+    // Fragmented as recorded: movie fragments with their media.
+    for fourcc in [b"moov", b"moof", b"mdat"] {
+        assert!(
+            mp4.windows(4).any(|w| w == fourcc),
+            "no {} box",
+            String::from_utf8_lossy(fourcc)
+        );
+    }
+    // Export and verification stay on the recording server, and say so.
+    let (code, _, body) = api_get(
+        &mgmt,
+        &token,
+        &playback.replace("/playback?", "/export?"),
+        &[],
+    );
+    let err = String::from_utf8_lossy(&body);
+    assert_eq!(code, 409, "{err}");
+    assert!(
+        err.contains("on_recording_server") && err.contains("rec1"),
+        "{err}"
+    );
+    // rec1 serves video to the management server's certificate only: rec2's, of the same
+    // installation, is refused.
+    let rec1_api: u16 = server_state(&mgmt, "rec1").unwrap()["status"]["api_port"]
+        .as_u64()
+        .unwrap() as u16;
+    let path = format!("/v1/cameras/{door_id}/recordings?from_us=0&to_us=9000000000000000");
+    let ca = rec1.data.join("cluster/ca.crt");
+    let rec2_id = (
+        rec2.data.join("cluster/member.crt"),
+        rec2.data.join("cluster/member.key"),
+    );
+    let mut c = connect(rec1_api, client(&ca, Some(rec2_id)));
+    let (status, body) = request(&mut c, "GET", &path, "").unwrap();
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("not_management"), "{body}");
+    let mgmt_id = (
+        mgmt.data.join("pki/server.crt"),
+        mgmt.data.join("pki/server.key"),
+    );
+    let mut c = connect(rec1_api, client(&ca, Some(mgmt_id)));
+    let (status, body) = request(&mut c, "GET", &path, "").unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"ranges\":[["), "{body}");
+
+    // Reassigned to rec2: rec2 records, rec1 stops.
+    let out = mgmt.ok(&["camera", "assign", "door", "--server", "rec2"]);
+    assert!(out.contains("was rec1"), "{out}");
+    wait_log(&r2, "Camera assignments applied");
+    rec2.wait_recorded("door", 4.0, Duration::from_secs(60));
+    rec1.wait_status(
+        "door",
+        |s| s["state"] == "disabled",
+        Duration::from_secs(30),
+    );
+    let before = rec1.recorded_secs("door");
+    std::thread::sleep(Duration::from_secs(4));
+    let after = rec1.recorded_secs("door");
+    assert!(
+        after - before < 0.5,
+        "rec1 kept recording: {before} -> {after}"
+    );
+    assert_eq!(server_state(&mgmt, "rec1").unwrap()["cameras"], 0);
+    // Automatic: rec1 has fewer cameras now.
+    let out = mgmt.ok(&["camera", "assign", "door", "--auto"]);
+    assert!(out.contains("rec1"), "{out}");
+    mgmt.ok(&["camera", "assign", "door", "--server", "rec2"]);
+    // Stopped, rec1's recording is signed whole by its own key.
+    let (r1_log, r2_log) = (r1.log.clone(), r2.log.clone());
+    r1.stop();
+    let rec1_signers = verified_signers(&rec1, "door");
+
+    // A removed server is refused, and its cameras are unassigned.
+    mgmt.ok(&["server", "remove", "rec1"]);
+    let err = fails(&mgmt, &["camera", "assign", "door", "--server", "rec1"]);
+    assert!(err.contains("was removed"), "{err}");
+    let out = mgmt.ok(&["camera", "assign", "door", "--unassign"]);
+    assert!(out.contains("unassigned"), "{out}");
+    rec2.wait_status(
+        "door",
+        |s| s["state"] == "disabled",
+        Duration::from_secs(30),
+    );
+    r2.stop();
+    let rec2_signers = verified_signers(&rec2, "door");
+    assert_ne!(
+        rec1_signers, rec2_signers,
+        "both servers signed with one key"
+    );
+
+    // Audited on the management server.
+    let audit = mgmt.ok(&["audit-log", "query", "--kind", "camera_changed", "--jsonl"]);
+    for op in ["camera_assigned", "camera_unassigned"] {
+        assert!(audit.contains(op), "no {op} in {audit}");
+    }
+    let audit = mgmt.ok(&["audit-log", "query", "--kind", "playback", "--jsonl"]);
+    assert!(
+        audit.contains("door"),
+        "relayed playback not audited: {audit}"
+    );
+    let mut logs = m.output();
+    for log in [r1_log, r2_log] {
+        for f in [log.clone(), log.with_extension("err")] {
+            logs += &std::fs::read_to_string(f).unwrap();
+        }
+    }
+    assert!(!logs.contains(PASSWORD), "a camera password in a log");
+    m.stop();
+}

@@ -67,6 +67,7 @@ fn table() -> BTreeMap<(&'static str, &'static str), Allowed> {
             Roles(ADMIN),
         ),
         (("POST", "/api/v1/cameras/{camera}/password"), Roles(ADMIN)),
+        (("POST", "/api/v1/cameras/{camera}/assign"), Roles(ADMIN)),
         (("POST", "/api/v1/onvif/discover"), Roles(ADMIN)),
         (("POST", "/api/v1/onvif/cameras"), Roles(ADMIN)),
         (("POST", "/api/v1/cameras/rotate-passwords"), Roles(ADMIN)),

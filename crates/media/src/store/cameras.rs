@@ -279,6 +279,96 @@ impl Store {
         self.camera_by_id(&id)
     }
 
+    /// Writes a camera defined elsewhere under the id it has there: a recording server keeps
+    /// the cameras its management server assigned to it this way (docs/design/cluster.md,
+    /// "Assignments"). A new id is inserted (a name already used by another camera of this
+    /// server is refused); a known one gets the new URL, credentials, retention, pin, secondary
+    /// stream and enabled flag, keeping its numbering, time origin and recordings. Returns the
+    /// camera as stored and whether anything changed.
+    pub fn put_camera_with_id(
+        &self,
+        id: &str,
+        new: &NewCamera,
+        enabled: bool,
+        tls_pin: Option<&str>,
+    ) -> Result<(Camera, bool)> {
+        if !is_camera_id(id) {
+            return Err(StoreError::InvalidCamera(format!(
+                "camera id {id:?} is not of the form cam-<12 hex digits>"
+            )));
+        }
+        check_camera_name(&new.name)?;
+        crate::ingest::validate_url(&new.url).map_err(StoreError::InvalidCamera)?;
+        if new.password.is_some() && new.username.is_none() {
+            return Err(StoreError::InvalidCamera(
+                "a password was given without a user name".into(),
+            ));
+        }
+        if let Some(sec) = &new.secondary {
+            check_secondary(sec)?;
+        }
+        let before = self.camera_by_id(id).ok();
+        let password_before = match &before {
+            Some(_) => self.camera_password(id)?,
+            None => None,
+        };
+        let sec_password_before = match before.as_ref().and_then(|c| c.secondary.as_ref()) {
+            Some(s) => self.camera_password(&s.id)?,
+            None => None,
+        };
+        let password_enc = new
+            .password
+            .as_deref()
+            .map(|p| self.secrets.seal(p.as_bytes()))
+            .transpose()?;
+        let now = now_us();
+        {
+            let mut db = self.db();
+            let tx = db.transaction()?;
+            let res = tx.execute(
+                "INSERT INTO cameras (id, name, url, username, password_enc, enabled, max_age_secs, max_bytes, tls_pin, time_origin_us, created_us)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
+                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, url = excluded.url,
+                   username = excluded.username, password_enc = excluded.password_enc,
+                   enabled = excluded.enabled, max_age_secs = excluded.max_age_secs,
+                   max_bytes = excluded.max_bytes, tls_pin = excluded.tls_pin",
+                params![id, new.name, new.url, new.username, password_enc, enabled, new.max_age_secs, new.max_bytes, tls_pin, now],
+            );
+            match res {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    return Err(StoreError::DuplicateCamera(new.name.clone()));
+                }
+                r => r?,
+            };
+            match &new.secondary {
+                Some(sec) => self.put_secondary(&tx, id, sec)?,
+                None if before.as_ref().is_some_and(|c| c.secondary.is_some()) => {
+                    let sid = secondary_stream_id(id);
+                    tx.execute(
+                        "UPDATE cameras SET url = '', username = NULL, password_enc = NULL, stream_mode = 'removed'
+                         WHERE id = ?1",
+                        [&sid],
+                    )?;
+                    tx.execute("DELETE FROM camera_status WHERE camera_id = ?1", [&sid])?;
+                }
+                None => {}
+            }
+            tx.commit()?;
+        }
+        let dir = self.camera_dir(id);
+        fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let after = self.camera_by_id(id)?;
+        let sec_password_after = new.secondary.as_ref().and_then(|s| s.password.clone());
+        // A changed password alone leaves `Camera` equal, so it is compared here: the caller
+        // restarts the stream's session for it.
+        let changed = before.as_ref() != Some(&after)
+            || password_before != new.password
+            || sec_password_before != sec_password_after;
+        Ok((after, changed))
+    }
+
     /// The cameras, by name, each with its secondary stream.
     pub fn cameras(&self) -> Result<Vec<Camera>> {
         let db = self.db();

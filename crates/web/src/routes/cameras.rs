@@ -43,6 +43,7 @@ pub fn router() -> OpenApiRouter<SharedState> {
         .routes(routes!(accept_device))
         .routes(routes!(install_certificate))
         .routes(routes!(set_password))
+        .routes(routes!(assign_camera))
 }
 
 /// Permissions any one of which lets a caller see a camera and its status.
@@ -205,6 +206,11 @@ pub struct CameraInfo {
     /// ManageCameras.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<vigil_app::device_check::DeviceView>,
+    /// On a management server: the recording server that records the camera
+    /// (`POST /api/v1/cameras/{camera}/assign`), `null` when unassigned; only for callers
+    /// with ManageCameras, absent elsewhere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording_server: Option<Option<String>>,
 }
 
 /// What becomes of a secondary stream's video.
@@ -357,7 +363,40 @@ pub(crate) fn camera_info(
         } else {
             None
         },
+        recording_server: None,
     })
+}
+
+/// Fills [`CameraInfo::recording_server`] for admins of a management server.
+fn with_assignment(
+    cfg: &vigil_config::Config,
+    assigned: &std::collections::HashMap<String, String>,
+    cam: &Camera,
+    manage: bool,
+    mut info: CameraInfo,
+) -> CameraInfo {
+    if manage && cfg.role == vigil_config::Role::Management {
+        info.recording_server = Some(assigned.get(&cam.id).cloned());
+    }
+    info
+}
+
+fn config_of(state: &SharedState) -> vigil_config::Config {
+    state
+        .config
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+}
+
+fn assign_error(e: vigil_app::assignments::AssignError) -> ApiError {
+    use vigil_app::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::NotFound => ApiError::not_found(e.to_string()),
+        ErrorKind::InvalidInput => ApiError::bad_request(e.to_string()),
+        ErrorKind::Conflict => ApiError::conflict(e.to_string()),
+        _ => ApiError::internal(e),
+    }
 }
 
 /// A retention age: seconds as a number, or a duration string as the CLI takes it (`30d`).
@@ -593,9 +632,11 @@ async fn list_cameras(
         )));
     }
     let store = state.store.clone();
+    let cfg = config_of(&state);
     let list = blocking(move || {
         let now = now_us();
         let mut out = Vec::new();
+        let assigned = vigil_app::assignments::by_camera(&cfg).map_err(ApiError::internal)?;
         for cam in store.cameras().map_err(ApiError::internal)? {
             if !caller.principal.can_see_camera(&cam.name)
                 || require_any(&caller, &SEE, &cam.name).is_err()
@@ -605,7 +646,8 @@ async fn list_cameras(
             let manage = caller
                 .require(Permission::ManageCameras, Some(&cam.name))
                 .is_ok();
-            out.push(camera_info(&store, &cam, manage, now)?);
+            let info = camera_info(&store, &cam, manage, now)?;
+            out.push(with_assignment(&cfg, &assigned, &cam, manage, info));
         }
         Ok::<_, ApiError>(out)
     })
@@ -682,12 +724,74 @@ async fn get_camera(
         .require(Permission::ManageCameras, Some(&name))
         .is_ok();
     let store = state.store.clone();
+    let cfg = config_of(&state);
     let info = blocking(move || {
         let cam = find_camera(&store, &name)?;
-        camera_info(&store, &cam, manage, now_us())
+        let assigned = vigil_app::assignments::by_camera(&cfg).map_err(ApiError::internal)?;
+        let info = camera_info(&store, &cam, manage, now_us())?;
+        Ok::<_, ApiError>(with_assignment(&cfg, &assigned, &cam, manage, info))
     })
     .await??;
     Ok(Json(info))
+}
+
+/// Which recording server records a camera.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignRequest {
+    /// The recording server's name; `null` (with `auto` false) unassigns the camera.
+    pub server: Option<String>,
+    /// Choose the online recording server with the fewest cameras.
+    #[serde(default)]
+    pub auto: bool,
+}
+
+/// On a management server: assign a camera to a recording server, automatically by load or
+/// not at all (ManageCameras). The server fetches the camera with its next heartbeat (5 s)
+/// and records it; the server it had stops. Audited.
+#[utoipa::path(post, path = "/api/v1/cameras/{camera}/assign", tag = "cameras",
+    params(CameraPath),
+    request_body = AssignRequest,
+    responses(
+        (status = 200, body = vigil_app::assignments::AssignmentView),
+        (status = 400, description = "unknown or removed server, or both `server` and `auto`", body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "not a management server, or no server online for `auto`", body = ErrorBody),
+    ))]
+async fn assign_camera(
+    State(state): State<SharedState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+    body: Result<ApiJson<AssignRequest>, ApiError>,
+) -> ApiResult<Json<vigil_app::assignments::AssignmentView>> {
+    caller.require(Permission::ManageCameras, Some(&name))?;
+    let ApiJson(req) = body?;
+    check_camera_name(&name)?;
+    use vigil_app::assignments::Target;
+    let target = match (req.server, req.auto) {
+        (Some(_), true) => {
+            return Err(ApiError::bad_request(
+                "give either `server` or `auto`, not both",
+            ));
+        }
+        (Some(s), false) => Target::Server(s),
+        (None, true) => Target::Auto,
+        (None, false) => Target::Unassigned,
+    };
+    let (store, access, actor, cfg) = (
+        state.store.clone(),
+        state.access.clone(),
+        caller.actor(),
+        config_of(&state),
+    );
+    let view = blocking(move || {
+        let cam = find_camera(&store, &name)?;
+        let trail = Trail::new(&access, actor);
+        vigil_app::assignments::assign(&cfg, &store, &trail, &cam.id, &target).map_err(assign_error)
+    })
+    .await??;
+    Ok(Json(view))
 }
 
 /// Enable or disable recording, change retention, set, replace or remove (`null`) the

@@ -221,6 +221,29 @@ async fn recordings(
     caller.require(Permission::Playback, Some(&name))?;
     check_camera_name(&name)?;
     let (from, to) = time_range(q.from.as_deref(), q.to.as_deref(), false)?;
+    if let Some(remote) = held_elsewhere(&state, &name, q.stream, from, to).await? {
+        let r = vigil_app::remote_video::recordings(
+            &remote.cfg,
+            &remote.holder,
+            &remote.id,
+            remote.query,
+        )
+        .await
+        .map_err(remote_error)?;
+        return Ok(Json(RecordingsAnswer {
+            camera: remote.stream.name,
+            ranges: r
+                .ranges
+                .into_iter()
+                .map(|(s, e)| Span::new(s, e, None))
+                .collect(),
+            gaps: r
+                .gaps
+                .into_iter()
+                .map(|g| Span::new(g.start_us, g.end_us, Some(g.reason)))
+                .collect(),
+        }));
+    }
     let store = state.store.clone();
     let answer = blocking(move || {
         let cam = recorded_stream(&store, &name, q.stream)?;
@@ -267,6 +290,86 @@ fn recorded_stream(
             ),
             e => ApiError::internal(e),
         })
+}
+
+/// An assigned camera's stream whose video its recording server holds (docs/cluster.md,
+/// "Assigning cameras").
+struct Remote {
+    cfg: vigil_config::Config,
+    holder: vigil_app::remote_video::Holder,
+    /// The camera's id (its main stream's), the same on both servers.
+    id: String,
+    /// The requested stream as this server defines it.
+    stream: Camera,
+    query: vigil_cluster::protocol::VideoQuery,
+}
+
+/// On a management server, where the camera `name` is assigned to a recording server: that
+/// server and the request for it. `None` when the video is in this server's own store.
+async fn held_elsewhere(
+    state: &SharedState,
+    name: &str,
+    stream: Option<StreamParam>,
+    from: i64,
+    to: i64,
+) -> ApiResult<Option<Remote>> {
+    let cfg = state
+        .config
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if cfg.role != vigil_config::Role::Management {
+        return Ok(None);
+    }
+    let (store, name) = (state.store.clone(), name.to_owned());
+    blocking(move || {
+        let camera = find_camera(&store, &name)?;
+        let Some(holder) =
+            vigil_app::remote_video::holder(&cfg, &camera.id).map_err(remote_error)?
+        else {
+            return Ok(None);
+        };
+        let stream_camera = recorded_stream(&store, &name, stream)?;
+        Ok(Some(Remote {
+            cfg,
+            holder,
+            id: camera.id,
+            stream: stream_camera,
+            query: vigil_cluster::protocol::VideoQuery {
+                from_us: from.max(0),
+                to_us: to,
+                secondary: stream == Some(StreamParam::Secondary),
+            },
+        }))
+    })
+    .await?
+}
+
+/// What is not relayed yet: export and verification run on the recording server itself
+/// (docs/cluster.md, "Assigning cameras").
+fn on_recording_server(remote: &Remote, what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "on_recording_server",
+        format!(
+            "camera '{}' is recorded by recording server {}: its video is {what} there (vigil export / vigil verify on that server); this server relays its recordings and playback only",
+            remote.stream.name, remote.holder.server
+        ),
+    )
+}
+
+/// A recording server's refusal or absence, in the API's terms.
+fn remote_error(e: vigil_app::remote_video::RemoteError) -> ApiError {
+    // The recording server's codes for what it refuses, kept for clients that act on them.
+    let code = match e.remote_code() {
+        Some("no_recordings") => "no_recordings",
+        Some("camera_not_found") => "camera_not_found",
+        Some("no_secondary_stream") => "no_secondary_stream",
+        Some("range_too_large") => "range_too_large",
+        Some("codec_change") => "codec_change",
+        _ => "recording_server_unavailable",
+    };
+    ApiError::from_kind(e.kind(), code, e)
 }
 
 /// The MP4 layout of a stream's range; the stream is resolved first so that an unknown
@@ -431,8 +534,30 @@ fn header_value(s: &str) -> HeaderValue {
 /// The MP4 answer for `part` (the first of `starts.len()` parts): 200 with the whole body,
 /// 206 with the requested range, or 416. Returns the response and whether it starts at byte 0
 /// (a new playback, for the audit log).
+/// What an MP4 answer is made of: this server's recorded pieces, or the bytes a recording
+/// server sent.
+struct Mp4Answer {
+    pieces: Vec<Piece>,
+    total: u64,
+    etag: String,
+    start_us: i64,
+    end_us: i64,
+}
+
+impl From<Mp4Part> for Mp4Answer {
+    fn from(p: Mp4Part) -> Self {
+        Mp4Answer {
+            pieces: p.pieces,
+            total: p.total,
+            etag: p.etag,
+            start_us: p.start_us,
+            end_us: p.end_us,
+        }
+    }
+}
+
 fn mp4_response(
-    part: Mp4Part,
+    part: Mp4Answer,
     starts: &[i64],
     method: &Method,
     headers: &HeaderMap,
@@ -536,17 +661,39 @@ async fn playback(
     caller.require(Permission::Playback, Some(&name))?;
     check_camera_name(&name)?;
     let (from, to) = time_range(q.from.as_deref(), q.to.as_deref(), true)?;
-    let store = state.store.clone();
-    let archive = state.archive_config();
-    let layout =
-        blocking(move || mp4_layout(&store, &name, q.stream, from, to, &archive)).await??;
-    let starts = layout.part_starts();
-    let camera = layout.camera.name;
-    let part = layout
-        .parts
-        .into_iter()
-        .next()
-        .expect("a layout has a part");
+    let (camera, part, starts) = match held_elsewhere(&state, &name, q.stream, from, to).await? {
+        Some(remote) => {
+            let (h, body) = vigil_app::remote_video::playback(
+                &remote.cfg,
+                &remote.holder,
+                &remote.id,
+                remote.query,
+            )
+            .await
+            .map_err(remote_error)?;
+            let part = Mp4Answer {
+                total: body.len() as u64,
+                pieces: vec![Piece::Bytes(body)],
+                etag: h.etag,
+                start_us: h.media_start_us,
+                end_us: h.media_end_us,
+            };
+            (remote.stream.name, part, h.part_starts_us)
+        }
+        None => {
+            let store = state.store.clone();
+            let archive = state.archive_config();
+            let layout =
+                blocking(move || mp4_layout(&store, &name, q.stream, from, to, &archive)).await??;
+            let starts = layout.part_starts();
+            let part = layout
+                .parts
+                .into_iter()
+                .next()
+                .expect("a layout has a part");
+            (layout.camera.name, Mp4Answer::from(part), starts)
+        }
+    };
     let detail = json!({
         "camera": camera, "from": format_us(from), "to": format_us(to),
         "media_start": format_us(part.start_us), "media_end": format_us(part.end_us),
@@ -641,6 +788,9 @@ async fn export(
         }
     };
     let (from, to) = time_range(q.from.as_deref(), q.to.as_deref(), true)?;
+    if let Some(remote) = held_elsewhere(&state, &name, q.stream, from, to).await? {
+        return Err(on_recording_server(&remote, "exported"));
+    }
     if bundle {
         return export_bundle(state, caller, method, name, q.stream, from, to).await;
     }
@@ -661,7 +811,7 @@ async fn export(
     });
     let starts = [part.start_us];
     let (resp, new_download) = mp4_response(
-        part,
+        part.into(),
         &starts,
         &method,
         &headers,
@@ -860,6 +1010,13 @@ async fn verify(
         from_us: parse_end("from", q.from.as_deref(), now)?,
         to_us: parse_end("to", q.to.as_deref(), now)?,
     };
+    let (from, to) = (
+        range.from_us.unwrap_or(0),
+        range.to_us.unwrap_or(i64::MAX / 2),
+    );
+    if let Some(remote) = held_elsewhere(&state, &name, None, from, to).await? {
+        return Err(on_recording_server(&remote, "verified"));
+    }
     let ca_pem = state
         .pki
         .lock()
