@@ -541,7 +541,7 @@ fn interrupted_import(p: &Site, bundle: &Path, named: bool) -> i64 {
         let half = vigil_media::store::importing_path(&p.store, &p.camera.id, seq);
         fs::write(
             &half,
-            &fs::read(bundle.join(bundle::RECORDED_INIT_FILE)).unwrap(),
+            fs::read(bundle.join(bundle::RECORDED_INIT_FILE)).unwrap(),
         )
         .unwrap();
         return seq;
