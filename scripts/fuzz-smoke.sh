@@ -47,7 +47,7 @@ max_len() {
         media_time) echo 256 ;;
         samplecam_request) echo 4096 ;;
         access_parsers | web_request) echo 8192 ;;
-        samplecam_clip | media_segment | signing_ledger | syslog_framing) echo 65536 ;;
+        samplecam_clip | media_segment | signing_ledger | signing_handover | syslog_framing) echo 65536 ;;
         # One message of the default 8 KiB limit after the 8-byte arrival time.
         syslog_parse) echo 8200 ;;
         # One WS-Discovery datagram (MAX_MESSAGE is 16 KiB; a little over reaches the refusal).

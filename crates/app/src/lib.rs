@@ -51,6 +51,7 @@ pub mod device_check;
 pub mod error;
 pub mod events;
 pub mod export;
+pub mod handover;
 pub mod layout;
 pub mod locks;
 pub mod mail;

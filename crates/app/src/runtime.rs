@@ -161,9 +161,16 @@ pub async fn run(
     let event = opts.on_event.clone();
     let report = {
         let store = store.clone();
-        tokio::task::spawn_blocking(move || store.recover())
-            .await?
-            .map_err(RuntimeError::Recovery)?
+        tokio::task::spawn_blocking(move || {
+            // Before recovery, which would otherwise adopt an interrupted import's segment
+            // file as the camera's own (docs/design/handover.md).
+            if let Err(e) = crate::handover::settle(&store) {
+                tracing::error!(error = %e, "cannot check for interrupted footage imports");
+            }
+            store.recover()
+        })
+        .await?
+        .map_err(RuntimeError::Recovery)?
     };
     tracing::info!(
         "start-up recovery checked {} segments: {} GOPs re-indexed, {} bytes of torn data truncated, {} interrupted segments closed, {} stray files adopted and {} removed, {} missing files dropped from the index",

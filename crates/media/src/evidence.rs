@@ -236,6 +236,22 @@ impl Evidence {
             })
     }
 
+    /// Records a handover (another server's signed video imported into segment
+    /// `fact.segment`) in the camera's ledger, durably and signed: the last step of an import
+    /// (docs/design/handover.md).
+    pub fn handover(
+        &self,
+        camera_id: &str,
+        fact: vigil_signing::HandoverFact,
+    ) -> Result<(), EvidenceError> {
+        let w = self.writer(camera_id)?;
+        let mut w = w.lock().unwrap_or_else(|p| p.into_inner());
+        w.handover(fact).map_err(|source| EvidenceError::Ledger {
+            path: ledger_path(&self.data_dir, camera_id),
+            source,
+        })
+    }
+
     /// Signs and closes every open ledger (clean shutdown).
     pub fn close_all(&self) {
         let writers: Vec<_> = self

@@ -1478,5 +1478,6 @@ fn check_recording(
         events,
         checked,
         signers: outcome.signers,
+        parts: Vec::new(),
     })
 }

@@ -53,6 +53,9 @@ pub(crate) struct ChainChecker<'a> {
     pub signers: Vec<String>,
     /// The ledger ended with a clean shutdown record (and its signature).
     last_two: [u8; 2],
+    /// Excerpt mode: only this key may sign (a handover's excerpt, whose signer the
+    /// receiving server's signed fact names).
+    pub only_key: Option<KeyId>,
 }
 
 /// What the checker concluded.
@@ -132,6 +135,7 @@ impl<'a> ChainChecker<'a> {
             records: 0,
             signers: Vec::new(),
             last_two: [0, 0],
+            only_key: None,
         }
     }
 
@@ -331,6 +335,20 @@ impl<'a> ChainChecker<'a> {
                     pruned_at_us: *pruned_at_us,
                 },
             )),
+            Body::Handover(h) => self.events.push((
+                rec.seq,
+                Event::Handover {
+                    segment: h.segment,
+                    from_us: h.from_us,
+                    to_us: h.to_us,
+                    source_server: h.source_server.clone(),
+                    source_key: hex::encode(h.source_key),
+                    source_camera: h.source_camera.clone(),
+                    recipient: h.recipient.clone(),
+                    by: h.by.clone(),
+                    at_us: h.at_us,
+                },
+            )),
             Body::EvidenceLock(l) => self.events.push((
                 rec.seq,
                 Event::EvidenceLock {
@@ -407,7 +425,7 @@ impl<'a> ChainChecker<'a> {
         let at = self.pending_time.or(self.last_time);
         let allowed = match self.mode {
             Mode::Full => self.active.as_ref() == Some(key_id),
-            Mode::Excerpt => true,
+            Mode::Excerpt => self.only_key.is_none_or(|k| &k == key_id),
         };
         let key = match (allowed, self.keys.get(key_id)) {
             (true, Some(Ok(k))) => k.clone(),

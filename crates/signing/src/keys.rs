@@ -315,6 +315,11 @@ pub fn fingerprint(der: &[u8]) -> String {
     hex::encode(Sha256::digest(der))
 }
 
+/// [`fingerprint`] as bytes.
+pub fn fingerprint_bytes(der: &[u8]) -> Hash {
+    Sha256::digest(der).into()
+}
+
 /// A SHA-256 fingerprint as people copy it, to 64 lowercase hex digits (the form of
 /// [`fingerprint`]), or `None` when it is not one. Accepted: `AB:CD:…` (OpenSSL, `vigil pki
 /// status`), plain hex, a `sha256:`/`SHA256:` prefix, a whole `sha256 Fingerprint=…` line of

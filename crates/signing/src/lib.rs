@@ -15,6 +15,7 @@
 pub mod bundle;
 mod chain;
 pub mod generation;
+pub mod handover;
 pub mod keys;
 pub mod mp4;
 pub mod prefetch;
@@ -24,8 +25,8 @@ pub mod verify;
 pub mod writer;
 
 pub use keys::{CaCert, KeyError, SigningIdentity};
-pub use record::{FragmentRecord, Hash, LockAction, LockFact};
-pub use report::{Checked, Event, Failure, FailureKind, Report, UnsignedSpan};
+pub use record::{FragmentRecord, HandoverFact, Hash, LockAction, LockFact};
+pub use report::{Checked, Event, Failure, FailureKind, Report, SignedPart, UnsignedSpan};
 pub use verify::{
     IndexedGop, TimeRange, VerifyError, verify_recording, verify_recording_with_index,
 };

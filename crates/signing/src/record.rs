@@ -48,6 +48,7 @@ pub mod kind {
     pub const SEGMENT_RECOVERED: u8 = 0x0B;
     pub const PREDECESSOR: u8 = 0x0C;
     pub const EVIDENCE_LOCK: u8 = 0x0D;
+    pub const HANDOVER: u8 = 0x0E;
 }
 
 /// What an evidence-lock record says happened to a lock (its `action` byte).
@@ -191,6 +192,41 @@ pub struct FragmentRecord {
     pub frames: u32,
 }
 
+/// A handover's signed fact (docs/design/handover.md): video of this camera that another
+/// recording server recorded and signed (during a failover) was imported into segment
+/// `segment` of this camera, and the receiving server vouches for having checked it with the
+/// named key. F's ledger excerpt, whose length and SHA-256 the fact binds, is kept beside the
+/// segment (`video/<camera>/<segment>.handover/`), so the imported part verifies with F's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandoverFact {
+    /// When the import was recorded.
+    pub at_us: i64,
+    /// This camera's segment number that holds the imported video.
+    pub segment: u64,
+    /// Recorded start of the first and end of the last imported fragment.
+    pub from_us: i64,
+    pub to_us: i64,
+    /// The server that recorded and signed the imported video, as the trust list names it.
+    pub source_server: String,
+    /// Its signing key: SHA-256 of the raw Ed25519 public key (the ledger's key id).
+    pub source_key: Hash,
+    /// SHA-256 of the DER of the CA certificate that issued the source key's certificate.
+    pub source_ca: Hash,
+    /// The camera id the source server's ledger (and so its signatures) names.
+    pub source_camera: String,
+    /// Seqs, in the source ledger, of the first and last imported fragment records: every
+    /// fragment record of the excerpt between them (inclusive) is imported, in order.
+    pub first_record: u64,
+    pub last_record: u64,
+    /// Length and SHA-256 of the source server's ledger excerpt kept beside the segment.
+    pub excerpt_len: u64,
+    pub excerpt_sha256: Hash,
+    /// This server, which imported the video and signs this fact.
+    pub recipient: String,
+    /// Who imported: `cli:<user>`, `api:<user>`, `cluster`.
+    pub by: String,
+}
+
 /// Decoded payload of a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
@@ -262,6 +298,8 @@ pub enum Body {
     Predecessor(Predecessor),
     /// An evidence lock was set, released or expired.
     EvidenceLock(LockFact),
+    /// Another server's signed video of this camera was imported (see [`HandoverFact`]).
+    Handover(HandoverFact),
 }
 
 impl Body {
@@ -280,6 +318,7 @@ impl Body {
             Body::SegmentRecovered { .. } => kind::SEGMENT_RECOVERED,
             Body::Predecessor(_) => kind::PREDECESSOR,
             Body::EvidenceLock(_) => kind::EVIDENCE_LOCK,
+            Body::Handover(_) => kind::HANDOVER,
         }
     }
 
@@ -304,6 +343,7 @@ impl Body {
             Body::SegmentRecovered { .. } => None,
             Body::Predecessor(_) => None,
             Body::EvidenceLock(l) => Some(l.at_us),
+            Body::Handover(_) => None,
         }
     }
 }
@@ -323,6 +363,7 @@ pub fn type_name(code: u8) -> &'static str {
         kind::SEGMENT_RECOVERED => "segment-recovered",
         kind::PREDECESSOR => "predecessor",
         kind::EVIDENCE_LOCK => "evidence-lock",
+        kind::HANDOVER => "handover",
         _ => "unknown",
     }
 }
@@ -463,6 +504,22 @@ fn encode_payload(body: &Body, out: &mut Vec<u8>) {
             out.extend_from_slice(&l.at_us.to_be_bytes());
             string(out, &l.by);
             string(out, &l.reason);
+        }
+        Body::Handover(h) => {
+            out.extend_from_slice(&h.at_us.to_be_bytes());
+            out.extend_from_slice(&h.segment.to_be_bytes());
+            out.extend_from_slice(&h.from_us.to_be_bytes());
+            out.extend_from_slice(&h.to_us.to_be_bytes());
+            string(out, &h.source_server);
+            out.extend_from_slice(&h.source_key);
+            out.extend_from_slice(&h.source_ca);
+            string(out, &h.source_camera);
+            out.extend_from_slice(&h.first_record.to_be_bytes());
+            out.extend_from_slice(&h.last_record.to_be_bytes());
+            out.extend_from_slice(&h.excerpt_len.to_be_bytes());
+            out.extend_from_slice(&h.excerpt_sha256);
+            string(out, &h.recipient);
+            string(out, &h.by);
         }
     }
 }
@@ -684,6 +741,32 @@ pub fn decode_body(body: &[u8], stored_hash: &Hash) -> Result<(u64, Hash, Body),
             by: c.string("by")?,
             reason: c.string("reason")?,
         }),
+        kind::HANDOVER => {
+            let h = HandoverFact {
+                at_us: c.i64("time")?,
+                segment: c.u64("segment")?,
+                from_us: c.i64("range start")?,
+                to_us: c.i64("range end")?,
+                source_server: c.string("source server")?,
+                source_key: c.hash("source key id")?,
+                source_ca: c.hash("source CA fingerprint")?,
+                source_camera: c.string("source camera id")?,
+                first_record: c.u64("first record")?,
+                last_record: c.u64("last record")?,
+                excerpt_len: c.u64("excerpt length")?,
+                excerpt_sha256: c.hash("excerpt hash")?,
+                recipient: c.string("recipient")?,
+                by: c.string("by")?,
+            };
+            // A fact whose range or record span runs backwards describes no video.
+            if h.to_us < h.from_us || h.last_record < h.first_record {
+                return Err(DecodeError::Malformed {
+                    kind: "handover",
+                    what: "range or record span runs backwards",
+                });
+            }
+            Body::Handover(h)
+        }
         other => return Err(DecodeError::UnknownType(other)),
     };
     c.end()?;

@@ -166,6 +166,57 @@ pub enum Event {
         segment: u64,
         at_us: i64,
     },
+    /// Video of `from_us`..`to_us` recorded and signed by `source_server` (key
+    /// `source_key`) was imported into segment `segment`; `recipient` checked it and signed
+    /// this fact (docs/design/handover.md).
+    Handover {
+        segment: u64,
+        from_us: i64,
+        to_us: i64,
+        source_server: String,
+        source_key: String,
+        source_camera: String,
+        recipient: String,
+        by: String,
+        at_us: i64,
+    },
+}
+
+/// A stretch of verified video and who signed it: this server's own recording, or video a
+/// handover brought in, signed by the server that recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SignedPart {
+    pub from_us: i64,
+    pub to_us: i64,
+    /// The server whose key signed the video (from its signing certificate, or the handover
+    /// fact's source server).
+    pub signed_by: String,
+    /// For imported video: the server whose signed handover fact brought it in.
+    pub handover_recorded_by: Option<String>,
+}
+
+impl SignedPart {
+    fn describe(&self) -> String {
+        let by = match &self.handover_recorded_by {
+            Some(r) => format!("{} (handover recorded by {r})", self.signed_by),
+            None => self.signed_by.clone(),
+        };
+        format!(
+            "{}\u{2013}{} signed by {by}",
+            crate::fmt_time(self.from_us),
+            crate::fmt_time(self.to_us)
+        )
+    }
+}
+
+/// The server name in a Vigil signing certificate's subject ("CN=vigil recording signing key:
+/// rec-1, O=Vigil" -> "rec-1"); other subjects as they are.
+pub fn signer_name(subject: &str) -> String {
+    subject
+        .split(", ")
+        .find_map(|p| p.strip_prefix("CN=vigil recording signing key: "))
+        .unwrap_or(subject)
+        .to_string()
 }
 
 /// How much was checked.
@@ -203,6 +254,9 @@ pub struct Report {
     pub checked: Checked,
     /// Subjects of the certificates whose signatures were checked.
     pub signers: Vec<String>,
+    /// Verified video in time order, by who signed it (adjacent video of one signer merged).
+    /// Empty when nothing verified or the verifier does not tell parts apart (bundles).
+    pub parts: Vec<SignedPart>,
 }
 
 impl Report {
@@ -227,7 +281,16 @@ impl Report {
             "{} segments, {} fragments, {} bytes{span}",
             c.segments, c.fragments, c.bytes
         );
+        let imported = self.parts.iter().any(|p| p.handover_recorded_by.is_some());
         match &self.failure {
+            None if imported => format!(
+                "verified: {}; {what}",
+                self.parts
+                    .iter()
+                    .map(SignedPart::describe)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             None => format!("verified: {what}"),
             Some(f) => format!("{f} (checked {what})"),
         }

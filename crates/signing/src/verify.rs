@@ -21,7 +21,9 @@ use crate::record::{
     Body, FragmentRecord, Hash, InterruptedWrite, Predecessor, ReadError, RecordReader,
     RetireReason,
 };
-use crate::report::{Checked, Event, Failure, FailureKind, Report, UnsignedSpan};
+use crate::report::{
+    Checked, Event, Failure, FailureKind, Report, SignedPart, UnsignedSpan, signer_name,
+};
 
 /// A time range in unix microseconds; `None` ends are open. Verification widens it to whole
 /// segments.
@@ -109,6 +111,9 @@ struct SegModel {
     interrupted: bool,
     /// A segment-recovered record (written after the restart) sealed the interrupted segment.
     recovered: bool,
+    /// Video another server recorded and signed, imported by a handover record (whose seq is
+    /// `open_seq`, `close` and every fragment's): (source server, receiving server).
+    imported: Option<(String, String)>,
 }
 
 impl SegModel {
@@ -186,6 +191,9 @@ struct Gen {
     interrupted: Vec<(InterruptedWrite, Option<i64>)>,
     /// A retired file that does not start like a ledger.
     not_a_ledger: bool,
+    /// The first imported segment whose handover material does not check, with the seq of
+    /// its handover record.
+    handover_failure: Option<(u64, Failure)>,
 }
 
 struct Retirement {
@@ -211,6 +219,7 @@ impl Gen {
             file_failure: None,
             interrupted: Vec::new(),
             not_a_ledger: false,
+            handover_failure: None,
         }
     }
 
@@ -246,6 +255,7 @@ fn file_name(p: &Path) -> String {
 /// `vouch` is the last record a signed predecessor record of the next generation names.
 fn read_generation(
     path: &Path,
+    segment_dir: &Path,
     retired: bool,
     range: TimeRange,
     trust: &[CaCert],
@@ -289,6 +299,7 @@ fn read_generation(
     let mut interrupted = Vec::new();
     let mut last_time: Option<i64> = None;
     let mut vouch_matches = false;
+    let mut handover_failure: Option<(u64, Failure)> = None;
     loop {
         let rec = reader.next_record().map_err(ledger_io)?;
         let Some(rec) = rec else { break };
@@ -327,6 +338,7 @@ fn read_generation(
                         pruned: false,
                         interrupted: false,
                         recovered: false,
+                        imported: None,
                     },
                 );
                 open = Some(segment);
@@ -378,6 +390,56 @@ fn read_generation(
                     s.frags = Vec::new();
                 }
             }
+            Body::Handover(h) => {
+                // The imported segment is modelled like an own one, its records taken from
+                // the source server's excerpt once that checks with the key the fact names.
+                let mut model = SegModel {
+                    open_seq: rec.seq,
+                    start_us: h.from_us,
+                    init_len: 0,
+                    init_hash: [0; 32],
+                    frags: Vec::new(),
+                    end_us: h.to_us,
+                    close: Some(rec.seq),
+                    pruned: false,
+                    interrupted: false,
+                    recovered: false,
+                    imported: Some((h.source_server.clone(), h.recipient.clone())),
+                };
+                let failed = |f: Failure, model: &mut SegModel| {
+                    // Not checked further: the material's failure is the finding.
+                    model.pruned = true;
+                    (rec.seq, f)
+                };
+                if segs.contains_key(&h.segment) {
+                    let f = Failure {
+                        kind: FailureKind::Inserted,
+                        at_us: Some(h.from_us),
+                        segment: Some(h.segment),
+                        detail: format!(
+                            "a handover record names segment {:016x}, which this server recorded itself",
+                            h.segment
+                        ),
+                    };
+                    handover_failure.get_or_insert((rec.seq, f));
+                    continue;
+                }
+                if range.overlaps(h.from_us, h.to_us) {
+                    let dir = crate::handover::material_dir(segment_dir, h.segment);
+                    match crate::handover::read_material(&dir, &h) {
+                        Ok(imp) => {
+                            model.init_len = imp.init_len;
+                            model.init_hash = imp.init_sha256;
+                            model.frags = imp.fragments.into_iter().map(|f| (rec.seq, f)).collect();
+                        }
+                        Err(f) => {
+                            let f = failed(f, &mut model);
+                            handover_failure.get_or_insert(f);
+                        }
+                    }
+                }
+                segs.insert(h.segment, model);
+            }
             _ => {}
         }
     }
@@ -408,6 +470,7 @@ fn read_generation(
     g.segs = segs;
     g.crash_after = crash_after;
     g.interrupted = interrupted;
+    g.handover_failure = handover_failure;
     Ok(g)
 }
 
@@ -436,6 +499,7 @@ fn only_zeros(path: &Path) -> std::io::Result<bool> {
 fn read_generations(
     camera_id: &str,
     ledger_path: &Path,
+    segment_dir: &Path,
     range: TimeRange,
     trust: &[CaCert],
 ) -> Result<(Vec<Gen>, Vec<Failure>), VerifyError> {
@@ -449,7 +513,7 @@ fn read_generations(
         .iter()
         .map(|(_, p)| (file_name(p), p.clone()))
         .collect();
-    let mut current = read_generation(ledger_path, false, range, trust, None)?;
+    let mut current = read_generation(ledger_path, segment_dir, false, range, trust, None)?;
     // A broken chain says more than the camera id it may have been forged with.
     current.other_camera = current
         .other_camera
@@ -499,7 +563,7 @@ fn read_generations(
             break;
         };
         let vouch = pred.last().filter(|_| retirement.signed);
-        let mut g = read_generation(path, true, range, trust, vouch)?;
+        let mut g = read_generation(path, segment_dir, true, range, trust, vouch)?;
         let (len, sha) =
             crate::generation::hash_file(path).map_err(|source| VerifyError::LedgerIo {
                 path: path.clone(),
@@ -588,7 +652,7 @@ fn verify(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Report, VerifyError> {
     // Pass 1: the ledgers.
-    let (gens, unnamed) = read_generations(camera_id, ledger_path, range, trust)?;
+    let (gens, unnamed) = read_generations(camera_id, ledger_path, segment_dir, range, trust)?;
     let current = gens.last().expect("the current ledger");
 
     let mut ctx = Ctx {
@@ -897,6 +961,16 @@ fn verify(
             .as_ref()
             .filter(|(mgi, _)| *mgi == gi)
             .map(|(_, f)| f.clone());
+        // Imported video whose material does not check is a media finding of its own time.
+        let handover = g
+            .handover_failure
+            .as_ref()
+            .filter(|(seq, f)| !g.outcome.is_untrusted(*seq) && relevant(f))
+            .map(|(_, f)| f.clone());
+        let media = match (media, handover) {
+            (Some(m), Some(h)) => Some(if h.at_us < m.at_us { h } else { m }),
+            (m, h) => m.or(h),
+        };
         let dup = duplicate
             .as_ref()
             .filter(|(dgi, _)| *dgi == gi)
@@ -953,6 +1027,11 @@ fn verify(
         events.extend(generation_events(g, range));
     }
     events.extend(events_codec);
+    let parts = if failure.is_none() {
+        signed_parts(&gens, &owner, &in_range)
+    } else {
+        Vec::new()
+    };
 
     Ok(Report {
         camera_id: current.outcome.camera_id.clone().unwrap_or_default(),
@@ -961,7 +1040,61 @@ fn verify(
         events,
         checked: ctx.checked,
         signers,
+        parts,
     })
+}
+
+/// Who signed the verified segments in range, in time order, adjacent parts of one signer
+/// merged: the generation's signing key's server for own video, the source server for video a
+/// handover imported.
+fn signed_parts(gens: &[Gen], owner: &BTreeMap<u64, usize>, in_range: &[u64]) -> Vec<SignedPart> {
+    let mut parts: Vec<SignedPart> = in_range
+        .iter()
+        .filter_map(|seq| {
+            let g = &gens[*owner.get(seq)?];
+            let m = g.segs.get(seq)?;
+            if m.frags.is_empty() {
+                return None;
+            }
+            let from_us = m.frags.iter().map(|(_, f)| f.start_us).min()?;
+            let to_us = m
+                .frags
+                .iter()
+                .map(|(_, f)| f.start_us.saturating_add(f.duration_us as i64))
+                .max()?;
+            let (signed_by, handover_recorded_by) = match &m.imported {
+                Some((source, recipient)) => (source.clone(), Some(recipient.clone())),
+                None => (
+                    g.outcome
+                        .signers
+                        .iter()
+                        .map(|s| signer_name(s))
+                        .collect::<Vec<_>>()
+                        .join(" and "),
+                    None,
+                ),
+            };
+            Some(SignedPart {
+                from_us,
+                to_us,
+                signed_by,
+                handover_recorded_by,
+            })
+        })
+        .collect();
+    parts.sort_by_key(|p| p.from_us);
+    let mut merged: Vec<SignedPart> = Vec::new();
+    for p in parts {
+        if let Some(last) = merged.last_mut()
+            && last.signed_by == p.signed_by
+            && last.handover_recorded_by == p.handover_recorded_by
+        {
+            last.to_us = last.to_us.max(p.to_us);
+            continue;
+        }
+        merged.push(p);
+    }
+    merged
 }
 
 /// The signed events of one generation in range, its retirement and interrupted writes.
@@ -986,6 +1119,7 @@ fn generation_events(g: &Gen, range: TimeRange) -> Vec<Event> {
                 None => range.overlaps(*pruned_at_us, *pruned_at_us),
             },
             Event::EvidenceLock { from_us, to_us, .. } => range.overlaps(*from_us, *to_us),
+            Event::Handover { from_us, to_us, .. } => range.overlaps(*from_us, *to_us),
             Event::UncleanShutdown {
                 detected_at_us,
                 recovered_from_us,
@@ -1311,7 +1445,14 @@ fn check_index(
     }
     let mut found: Vec<Failure> = Vec::new();
     let mut seen: HashSet<(u64, u32)> = HashSet::new();
-    let newest_row = rows.iter().map(|r| r.gop).max();
+    // Imported GOPs are numbered apart from the recorder's counter (and written with their
+    // rows before their handover fact), so only own rows tell how far the index had got.
+    let imported = |seq: &u64| gen_of(seq).is_some_and(|g| g.segs[seq].imported.is_some());
+    let newest_row = rows
+        .iter()
+        .filter(|r| !imported(&r.segment))
+        .map(|r| r.gop)
+        .max();
     for row in rows {
         let key = (row.segment, row.gop);
         let what = format!("GOP {} of segment {:016x}", row.gop, row.segment);
@@ -1375,7 +1516,7 @@ fn check_index(
     }
     for (key, f) in &signed {
         // Rows are read before the ledger: GOPs newer than the newest row may just be new.
-        if !seen.contains(key) && newest_row.is_some_and(|n| f.gop < n) {
+        if !seen.contains(key) && (imported(&f.segment) || newest_row.is_some_and(|n| f.gop < n)) {
             found.push(Failure {
                 kind: FailureKind::Missing,
                 at_us: Some(f.start_us),

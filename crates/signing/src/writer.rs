@@ -347,7 +347,8 @@ fn replay(path: &Path, file: &File) -> Result<Replay, LedgerError> {
             Body::Gap { .. }
             | Body::Prune { .. }
             | Body::Predecessor(_)
-            | Body::EvidenceLock(_) => {}
+            | Body::EvidenceLock(_)
+            | Body::Handover(_) => {}
         }
         if rec.seq == 0 && !matches!(rec.body, Body::Genesis { .. }) {
             st.damage = damaged("the first record is not a genesis record".into());
@@ -878,6 +879,17 @@ impl LedgerWriter {
             return Ok(());
         };
         i.append_durable(Body::EvidenceLock(fact))?;
+        i.sign()
+    }
+
+    /// Another server's signed video was imported into a segment of this camera: the handover
+    /// fact is recorded durably and signed at once, and it is the last step of an import
+    /// (docs/design/handover.md), so an import without it is incomplete.
+    pub fn handover(&mut self, fact: crate::record::HandoverFact) -> Result<(), LedgerError> {
+        let Some(i) = self.inner.as_mut() else {
+            return Ok(());
+        };
+        i.append_durable(Body::Handover(fact))?;
         i.sign()
     }
 

@@ -221,7 +221,8 @@ impl Store {
     }
 
     /// GOPs overlapping `[from_us, to_us)`, starting with the one holding `from_us` (the
-    /// keyframe at or before it), in recording order.
+    /// keyframe at or before it), in time order (the recording order of the camera's own GOPs;
+    /// imported GOPs, numbered apart, fall in by time: docs/design/handover.md).
     pub fn gops_in_range(&self, camera_id: &str, from_us: i64, to_us: i64) -> Result<Vec<GopRow>> {
         let db = self.db();
         let first: Option<i64> = db
@@ -236,7 +237,7 @@ impl Store {
         let mut stmt = db.prepare(
             "SELECT camera_id, seq, gop_no, start_us, duration_us, offset, len, frames, sha256
              FROM gops WHERE camera_id = ?1 AND start_us >= ?2 AND start_us < ?3
-             ORDER BY gop_no",
+             ORDER BY start_us, gop_no",
         )?;
         let rows = stmt.query_map(params![camera_id, lower, to_us], gop_from_row)?;
         let mut out: Vec<GopRow> = rows.collect::<Result<_, _>>()?;

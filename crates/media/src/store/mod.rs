@@ -15,6 +15,7 @@
 
 mod archive;
 mod cameras;
+mod import;
 mod index;
 mod locks;
 mod recovery;
@@ -37,6 +38,7 @@ pub use cameras::{
     SecondaryStream, StreamMode, StreamStatus, check_camera_name, main_stream_id,
     secondary_stream_id,
 };
+pub use import::{ImportedGop, codec_of, imported_gop_no, importing_path};
 pub use index::{
     GAP_RECORDER_RESTARTED, GAP_RECORDING_STOPPED, GAP_UNCLEAN_SHUTDOWN, GapRow, GopRow,
     Interruption, SegmentRow,

@@ -216,7 +216,7 @@ impl Store {
 }
 
 /// The sample entry type in an init segment ("avc1", "hvc1"...), for the index.
-fn codec_of_init(init: &[u8]) -> String {
+pub(super) fn codec_of_init(init: &[u8]) -> String {
     for kind in [b"avc1", b"avc3", b"hvc1", b"hev1"] {
         if init.windows(4).any(|w| w == kind) {
             return String::from_utf8_lossy(kind).into_owned();

@@ -27,6 +27,13 @@ pub enum WriteStep {
     GopSync,
     /// The GOP's bytes are synced; its index row is next.
     GopIndex,
+    /// An imported segment (store/import.rs): a GOP's bytes are to be appended to the hidden
+    /// file it is written into.
+    ImportWrite,
+    /// The hidden file is complete and synced; giving it the segment's name is next.
+    ImportName,
+    /// The file has its name and the directory is synced; the index rows are next.
+    ImportIndex,
 }
 
 /// Called at every [`WriteStep`] with the segment file's path.
@@ -41,7 +48,7 @@ impl Store {
     }
 
     /// Passes a [`WriteStep`]; without the `testing` feature this is always `Ok`.
-    fn write_step(&self, step: WriteStep, path: &Path) -> std::io::Result<()> {
+    pub(super) fn write_step(&self, step: WriteStep, path: &Path) -> std::io::Result<()> {
         #[cfg(feature = "testing")]
         {
             let hook = self
@@ -215,7 +222,7 @@ fn write_all_vectored(file: &mut File, pieces: &[&[u8]]) -> std::io::Result<()> 
     Ok(())
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
+pub(super) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(dir))
